@@ -1,0 +1,60 @@
+"""Atomic file writes: a temp file in the same folder, fsync, then rename over the target.
+
+A reader never sees half a file, and an interrupted or failed write (full disk) leaves the
+previous version untouched. A full disk becomes one line naming the file.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from harness.errors import HarnessError
+
+
+@contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temp path to write; on success it replaces `target`, on failure it is removed."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        if error.errno == errno.ENOSPC:
+            raise HarnessError(
+                f"{target}: disk full while writing; free space or point --cache-dir/--output elsewhere "
+                "(nothing already written was lost)"
+            ) from None
+        raise
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(target: Path, text: str) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json_atomic(target: Path, payload: Any) -> None:
+    write_text_atomic(target, json.dumps(payload, indent=2, sort_keys=False) + "\n")
+
+
+def save_npy_atomic(target: Path, array: np.ndarray) -> None:
+    with atomic_path(target) as tmp:
+        with open(tmp, "wb") as handle:
+            np.save(handle, array)

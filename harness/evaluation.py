@@ -1,0 +1,58 @@
+"""What the engine hands a task family and what it gets back.
+
+A family is pure: `evaluate(TaskData, params) -> Evaluation`, arrays in, metrics out; no file
+I/O, no model loading, no printing. The engine imports no family: the CLI passes the table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, Sequence
+
+import numpy as np
+from pydantic import BaseModel
+
+
+@dataclass
+class SplitArrays:
+    embeddings: np.ndarray  # (n, dim) float32
+    labels: np.ndarray  # (n,) int64 class indices
+
+
+@dataclass
+class TaskData:
+    splits: dict[str, SplitArrays]
+    class_names: list[str]
+
+
+class MetricSummary(BaseModel):
+    mean: float
+    std: float  # over seeds (0.0 for deterministic metrics)
+    ci95: tuple[float, float] | None = None  # bootstrap percentile interval on the test split
+
+
+@dataclass
+class Evaluation:
+    metrics: dict[str, MetricSummary]
+    n_samples: dict[str, int]
+    seeds: list[int]
+    details: dict[str, Any] = field(default_factory=dict)  # e.g. distance, steps, eval split
+
+
+class TaskFamily(Protocol):
+    name: ClassVar[str]
+    Params: ClassVar[type[BaseModel]]
+
+    @staticmethod
+    def metric_names(params: Any) -> Sequence[str]: ...
+
+    def evaluate(self, data: TaskData, params: Any) -> Evaluation: ...
+
+
+def summarise(per_seed: Sequence[float], ci95: tuple[float, float] | None) -> MetricSummary:
+    values = np.asarray(per_seed, dtype=np.float64)
+    return MetricSummary(
+        mean=float(values.mean()),
+        std=float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+        ci95=ci95,
+    )

@@ -1,0 +1,112 @@
+"""Embedding extraction: DataLoader workers prepare tiles, the main process runs the encoder.
+
+Workers decode and resize (uint8, cheap to pass between processes); the main process scales,
+normalises and runs the frozen encoder under inference_mode (bf16 autocast on CUDA).
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from harness.embedding_cache import CachedEmbeddings, EmbeddingCache
+from harness.models.encoder import ImageEncoder
+from harness.models.instruments import InstrumentEncoder
+from harness.models.transform import TileTransform
+from harness.progress import progress_bar
+from harness.sources.base import TileSource
+
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    batch_size: int = 32
+    num_workers: int = 2
+    device: str = "cpu"
+
+
+def resolve_device(requested: str) -> str:
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        from harness.errors import HarnessError
+
+        raise HarnessError("--device cuda: no CUDA device is visible; use --device cpu or auto")
+    return requested
+
+
+class PreparedTiles(Dataset):
+    def __init__(self, images: Sequence[Any], transform: TileTransform, start: int):
+        self.images = images
+        self.transform = transform
+        self.start = start
+
+    def __len__(self) -> int:
+        return len(self.images) - self.start
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.transform.prepare(self.images[self.start + index])
+
+
+def embed_split(
+    encoder: ImageEncoder | InstrumentEncoder,
+    source: TileSource,
+    fingerprint: str,
+    split: str,
+    cache: EmbeddingCache,
+    options: ExtractOptions,
+) -> tuple[CachedEmbeddings, bool]:
+    """(embeddings, computed_now). Reads the cache; extracts (resuming) only what is missing."""
+    key = cache.key(encoder.cache_identity(), fingerprint, split)
+    cached = cache.load(key)
+    if cached is not None:
+        return cached, False
+    with cache.lock(key):
+        cached = cache.load(key)  # another process may have finished it meanwhile
+        if cached is not None:
+            return cached, False
+        meta = {"model": encoder.info.name, "weights_sha256": encoder.info.weights_sha256,
+                "dataset": source.name, "dataset_fingerprint": fingerprint, "split": split}
+        started = time.perf_counter()
+        if isinstance(encoder, InstrumentEncoder):
+            n = len(source.labels(split))
+            writer = cache.writer(key, n)
+            writer.add(encoder.embed(n, source.latents(split), item_key=f"{fingerprint}:{split}"), encoder.info.name)
+        else:
+            images = source.images(split)
+            writer = cache.writer(key, len(images))
+            _run_image_encoder(encoder, images, writer, options, f"{source.name}/{split}")
+        elapsed = time.perf_counter() - started
+        computed = writer.n_items - writer.start
+        meta.update({"embed_s": round(elapsed, 3), "resumed_from": writer.start,
+                     "items_per_s": round(computed / elapsed, 2) if elapsed > 0 and computed else None,
+                     "device": options.device, "batch_size": options.batch_size})
+        return writer.finish(meta), True
+
+
+def _run_image_encoder(encoder: ImageEncoder, images, writer, options: ExtractOptions, label: str) -> None:
+    dataset = PreparedTiles(images, encoder.transform, writer.start)
+    if len(dataset) == 0:
+        return
+    loader = DataLoader(
+        dataset, batch_size=options.batch_size, shuffle=False, num_workers=options.num_workers,
+        pin_memory=options.device == "cuda", prefetch_factor=4 if options.num_workers else None,
+    )
+    device = torch.device(options.device)
+    module = encoder.module
+    if device.type == "cuda":
+        module = module.to(memory_format=torch.channels_last)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    with progress_bar(f"embedding {label} with {encoder.info.name}", len(images)) as advance:
+        advance(writer.start)
+        with torch.inference_mode(), autocast:
+            for batch in loader:
+                x = encoder.transform.normalise(batch.to(device, non_blocking=True))
+                embeddings = module(x).float().cpu().numpy()
+                writer.add(embeddings, encoder.info.name)
+                advance(len(batch))
+

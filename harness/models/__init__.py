@@ -1,0 +1,1 @@
+"""Encoders: anything that turns a tile (or a synthetic item) into one embedding vector."""

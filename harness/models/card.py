@@ -1,0 +1,51 @@
+"""The model card that travels with every encoder: how to build it and how to feed it.
+
+Like timm's pretrained_cfg, but with the pooling and embedding dim a benchmark must fix. A
+submitted checkpoint carries one (card.yaml); known FMs have one in `zoo.py`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from harness.errors import HarnessError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+Pooling = Literal["cls", "mean-patch", "cls+mean"]
+
+
+class ModelCard(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    base: str | None = None  # a known model (see `harness list`) whose card this one extends
+    architecture: str | None = None  # timm model name
+    timm_kwargs: dict[str, Any] = {}
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    input_size: int = 224
+    pooling: Pooling = "cls"
+    embed_dim: int | None = None  # checked against the network when given
+    hub_id: str | None = None
+    licence: str = ""
+    notes: str = ""
+
+
+def read_card(path: Path) -> ModelCard:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise HarnessError(f"{path}: cannot read model card: {str(error).splitlines()[0]}") from None
+    try:
+        return ModelCard.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+        raise HarnessError(f"{path}: model card key '{key}': {message}") from None

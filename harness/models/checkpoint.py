@@ -1,0 +1,130 @@
+"""A local checkpoint: weights + model card, as a model author submits them.
+
+Layout: a directory holding `card.yaml` and one weights file (`model.safetensors` preferred;
+`*.safetensors`, `pytorch_model.bin`, `*.pt`, `*.pth`), or a weights file with a `card.yaml`
+beside it. Weights are untrusted: safetensors is read as tensors only; torch files go through
+torch.load(weights_only=True), which refuses pickled code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+
+from harness.errors import HarnessError
+from harness.models.card import ModelCard, read_card
+from harness.models.encoder import ImageEncoder
+from harness.models.zoo import LOCAL_ARCHITECTURES, find_known_model
+
+WEIGHT_PATTERNS = ("model.safetensors", "*.safetensors", "pytorch_model.bin", "*.pt", "*.pth", "*.bin")
+CARD_NAMES = ("card.yaml", "card.yml", "model_card.yaml")
+HEAD_PREFIXES = ("head.", "fc.", "classifier.", "head_dist.")
+WRAPPER_PREFIXES = ("module.", "model.", "backbone.", "encoder.")
+
+
+def locate_checkpoint(path: Path) -> tuple[Path, Path]:
+    """(weights file, card file) for a checkpoint directory or a weights file."""
+    folder = path if path.is_dir() else path.parent
+    if path.is_dir():
+        weights = next((f for pattern in WEIGHT_PATTERNS for f in sorted(path.glob(pattern)) if f.is_file()), None)
+        if weights is None:
+            raise HarnessError(f"{path}: no weights file (model.safetensors, *.pt, *.pth) in this directory")
+    else:
+        weights = path
+    card = next((folder / name for name in CARD_NAMES if (folder / name).is_file()), None)
+    if card is None:
+        raise HarnessError(
+            f"{folder}: no card.yaml beside the weights: write one with architecture (a timm name), "
+            "pooling, mean, std, input_size and embed_dim"
+        )
+    return weights, card
+
+
+def resolve_card(card: ModelCard, card_path: Path) -> ModelCard:
+    """A card with `base: <known model>` inherits that model's fields it does not set."""
+    if card.base is None:
+        if card.architecture is None:
+            raise HarnessError(f"{card_path}: model card key 'architecture': required (a timm model name)")
+        return card
+    base = find_known_model(card.base)
+    if base is None:
+        raise HarnessError(f"{card_path}: model card key 'base': unknown model '{card.base}' (see `harness list`)")
+    merged = base.model_dump()
+    merged.update(card.model_dump(include=card.model_fields_set))
+    if str(merged.get("architecture", "")).startswith(("hf-hub:", "transformers:", "conch:")):
+        # the weights are local: build the timm architecture without asking the Hub for it
+        local = LOCAL_ARCHITECTURES.get(base.name or "")
+        if local is None:
+            raise HarnessError(
+                f"{card_path}: model card key 'architecture': required with base '{card.base}' "
+                "(the timm model name in the model's config.json on the Hub)"
+            )
+        merged["architecture"] = local
+    return ModelCard.model_validate(merged)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_state_dict(weights: Path) -> dict[str, torch.Tensor]:
+    """Tensors only, from safetensors or a weights-only torch file; never executes a pickle."""
+    try:
+        if weights.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(weights))
+        else:
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - corrupt, truncated or malicious files all land here
+        first_line = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        raise HarnessError(
+            f"{weights}: cannot read this checkpoint as tensors ({first_line}); "
+            "save the weights with safetensors.torch.save_file(model.state_dict(), 'model.safetensors')"
+        ) from None
+    for key in ("state_dict", "model", "teacher"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise HarnessError(f"{weights}: the checkpoint is not a state dict of tensors")
+    for prefix in WRAPPER_PREFIXES:
+        if state and all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+    return state
+
+
+def load_state_strictly(backbone: torch.nn.Module, state: dict[str, torch.Tensor], weights: Path, architecture: str) -> None:
+    """Every backbone key must be present with the right shape; classifier heads are ignored."""
+    expected = backbone.state_dict()
+    state = {k: v for k, v in state.items() if not (k.startswith(HEAD_PREFIXES) and k not in expected)}
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong_shape = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    if missing or unexpected or wrong_shape:
+        parts = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape)):
+            if keys:
+                parts.append(f"{len(keys)} {label} (e.g. {keys[0]})")
+        raise HarnessError(
+            f"{weights}: keys do not match architecture '{architecture}': {', '.join(parts)}; "
+            "check 'architecture' and 'timm_kwargs' in card.yaml"
+        )
+    backbone.load_state_dict(state, strict=True)
+
+
+def load_checkpoint_encoder(path: Path, options) -> ImageEncoder:
+    from harness.models.loading import build_timm, finish_encoder
+
+    weights, card_path = locate_checkpoint(path)
+    card = resolve_card(read_card(card_path), card_path)
+    state = read_state_dict(weights)
+    backbone = build_timm(card.architecture, card.timm_kwargs, pretrained=False)
+    load_state_strictly(backbone, state, weights, card.architecture)
+    spec = card.name or str(path)
+    return finish_encoder(spec, backbone, card, "checkpoint", sha256_file(weights), options.device)

@@ -1,0 +1,69 @@
+"""The encoder object the rest of the harness sees, for images and for instrument models."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from harness.models.card import ModelCard, Pooling
+from harness.models.transform import TileTransform
+
+WeightsKind = Literal["pretrained", "random-init", "checkpoint", "instrument"]
+
+
+@dataclass
+class EncoderInfo:
+    """What a result records about the model (and what keys the embedding cache)."""
+
+    name: str  # the spec the user gave, e.g. "timm:vit_small_patch16_224" or a path
+    weights: WeightsKind
+    weights_sha256: str
+    n_parameters: int
+    embed_dim: int
+
+    @property
+    def slug(self) -> str:
+        """Folder name for this model's results: the spec made filesystem-safe."""
+        base = re.sub(r"[^A-Za-z0-9._-]+", "--", self.name.strip("/")).strip("-") or "model"
+        return f"{base}-random-init" if self.weights == "random-init" else base
+
+
+class PooledBackbone(nn.Module):
+    """A timm backbone whose tokens are pooled into one embedding as the card says.
+
+    ViT-like backbones give (B, N, D) tokens with `num_prefix_tokens` leading (CLS + registers);
+    CNNs give (B, C, H, W) feature maps, pooled by spatial mean.
+    """
+
+    def __init__(self, backbone: nn.Module, pooling: Pooling):
+        super().__init__()
+        self.backbone = backbone
+        self.pooling = pooling
+        self.num_prefix_tokens = int(getattr(backbone, "num_prefix_tokens", 0))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        tokens = self.backbone.forward_features(images)
+        if tokens.ndim == 4:  # CNN feature map
+            return tokens.mean(dim=(2, 3))
+        cls = tokens[:, 0]
+        patches = tokens[:, self.num_prefix_tokens :]
+        if self.pooling == "cls":
+            return cls
+        if self.pooling == "mean-patch":
+            return patches.mean(dim=1)
+        return torch.cat([cls, patches.mean(dim=1)], dim=1)
+
+
+@dataclass
+class ImageEncoder:
+    info: EncoderInfo
+    card: ModelCard
+    module: PooledBackbone
+    transform: TileTransform
+
+    def cache_identity(self) -> str:
+        return f"{self.info.weights_sha256}|{self.card.pooling}|{self.transform.identity()}"

@@ -1,0 +1,60 @@
+"""Instrument models for the synthetic suite: they read no pixels.
+
+`random-noise` gives each item a fixed random vector: every metric's chance floor.
+`synth-oracle` returns the generator's ground-truth latent (tissue class one-hot + factors):
+the ceiling. Together they check the wiring of every metric end to end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from harness.models.encoder import EncoderInfo
+
+NOISE_DIM = 384
+INSTRUMENT_VERSION = "1"
+
+
+class NotApplicable(Exception):
+    """The model cannot embed this dataset (recorded as skipped, with this reason)."""
+
+
+@dataclass
+class InstrumentEncoder:
+    info: EncoderInfo
+
+    def cache_identity(self) -> str:
+        return f"instrument:{self.info.name}:v{INSTRUMENT_VERSION}"
+
+    def embed(self, n_items: int, latents: np.ndarray | None, item_key: str) -> np.ndarray:
+        raise NotImplementedError
+
+
+class RandomNoise(InstrumentEncoder):
+    def embed(self, n_items: int, latents: np.ndarray | None, item_key: str) -> np.ndarray:
+        seed = int.from_bytes(hashlib.sha256(item_key.encode()).digest()[:8], "little")
+        return np.random.default_rng(seed).standard_normal((n_items, NOISE_DIM)).astype(np.float32)
+
+
+class SynthOracle(InstrumentEncoder):
+    def embed(self, n_items: int, latents: np.ndarray | None, item_key: str) -> np.ndarray:
+        if latents is None:
+            raise NotApplicable("synth-oracle embeds only synthetic datasets (it returns their latent)")
+        return np.asarray(latents, dtype=np.float32)
+
+
+def _info(name: str, dim: int) -> EncoderInfo:
+    digest = hashlib.sha256(f"{name}:v{INSTRUMENT_VERSION}".encode()).hexdigest()
+    return EncoderInfo(name=name, weights="instrument", weights_sha256=digest, n_parameters=0, embed_dim=dim)
+
+
+def make_instrument(name: str, latent_dim: int) -> InstrumentEncoder:
+    if name == "random-noise":
+        return RandomNoise(_info(name, NOISE_DIM))
+    return SynthOracle(_info(name, latent_dim))
+
+
+INSTRUMENTS = ("random-noise", "synth-oracle")

@@ -1,0 +1,23 @@
+"""Progress bars for long work (rich), quiet when stderr is not a terminal unless asked."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+console = Console(stderr=True)
+
+
+@contextmanager
+def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    """Yield advance(n). Rendered live on a terminal; in logs, a line at start and end."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as progress:
+        if not console.is_terminal:
+            console.print(f"{description}: {total} items ...")
+        task = progress.add_task(description, total=total)
+        yield lambda n: progress.advance(task, n)

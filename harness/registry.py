@@ -1,0 +1,256 @@
+"""tasks.yaml: the declarative registry of datasets, tasks and suites, and its one schema.
+
+Every key a user can write is declared here (pydantic, `extra="forbid"`), so a typo is an error
+that names the file, the entry and the key, never a silently ignored setting. A user's own YAML
+(`--include PATH`) is read with the same schema and merged into the built-in registry.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal, Mapping, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from harness.errors import HarnessError
+
+SPLITS = ("train", "val", "test")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SynthDataset(_Strict):
+    """Generated on first use by the built-in procedural generator (no download)."""
+
+    source: Literal["synth"]
+    generator: Literal["tiles"]
+    params: dict[str, Any] = {}
+    mpp: float = 0.5
+    description: str = ""
+
+
+class HubDataset(_Strict):
+    """A Hugging Face Hub dataset repository of parquet shards, pinned to a revision."""
+
+    source: Literal["hf"]
+    hub_id: str
+    revision: str
+    data_files: dict[str, str]  # harness split -> glob inside the repo, e.g. "data/train-*.parquet"
+    image_column: str = "image"
+    label_column: str = "label"
+    classes: list[str]  # class names in label-index order
+    mpp: float | None = None
+    license: str = ""
+    homepage: str = ""
+    download_gb: float | None = None
+    description: str = ""
+
+
+class ImageFolderDataset(_Strict):
+    """<data-root>/<path>/<split>/<class>/<image>: for data behind a registration form."""
+
+    source: Literal["imagefolder"]
+    path: str
+    splits: list[str]
+    classes: list[str] | None = None  # default: sorted class folder names of the first split
+    mpp: float | None = None
+    license: str = ""
+    homepage: str = ""
+    instructions: str = ""  # how to obtain the data and arrange it in this layout
+    description: str = ""
+
+
+DatasetSpec = Annotated[Union[SynthDataset, HubDataset, ImageFolderDataset], Field(discriminator="source")]
+
+
+class TaskSpec(_Strict):
+    family: str
+    dataset: str
+    version: int = 1
+    main_score: str
+    params: dict[str, Any] = {}
+    description: str = ""
+    protocol_note: str = ""  # where and why the task deviates from PROTOCOLS.md
+
+
+class RegistryFile(_Strict):
+    datasets: dict[str, DatasetSpec] = {}
+    tasks: dict[str, TaskSpec] = {}
+    suites: dict[str, list[str]] = {}
+    include: list[str] = []  # further YAML files, relative to this one
+
+
+@dataclass
+class Registry:
+    datasets: dict[str, DatasetSpec] = field(default_factory=dict)
+    tasks: dict[str, TaskSpec] = field(default_factory=dict)
+    suites: dict[str, list[str]] = field(default_factory=dict)
+    origin: dict[str, Path] = field(default_factory=dict)  # "tasks:<name>" -> file it came from
+
+    def families(self) -> list[str]:
+        return sorted({task.family for task in self.tasks.values()})
+
+    def select(self, expression: str) -> list[str]:
+        """Task names for `--tasks`: comma-separated task, family or suite names, or `all`."""
+        chosen: list[str] = []
+        for token in (part.strip() for part in expression.split(",")):
+            if not token:
+                continue
+            if token == "all":
+                names = list(self.tasks)
+            elif token in self.tasks:
+                names = [token]
+            elif token in self.suites:
+                names = self.suites[token]
+            elif token in self.families():
+                names = [name for name, task in self.tasks.items() if task.family == token]
+            else:
+                known = list(self.tasks) + list(self.suites) + self.families() + ["all"]
+                close = difflib.get_close_matches(token, known, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise HarnessError(
+                    f"unknown task, family or suite '{token}'{hint}: run `harness list` to see them"
+                )
+            chosen.extend(name for name in names if name not in chosen)
+        if not chosen:
+            raise HarnessError("--tasks selected no task: give task, family or suite names, or `all`")
+        return chosen
+
+
+def default_registry_path() -> Path:
+    """The registry shipped with the harness (the repository's top-level tasks.yaml)."""
+    override = os.environ.get("HARNESS_TASKS_FILE")
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parent.parent / "tasks.yaml"
+
+
+def load_registry(
+    paths: list[Path] | None = None,
+    families: Mapping[str, Any] | None = None,
+) -> Registry:
+    """Read the built-in registry plus `paths` (each may `include:` more), then check that
+    every reference resolves and, when `families` is given, every task's family parameters."""
+    registry = Registry()
+    seen: set[Path] = set()
+    for path in [default_registry_path(), *(paths or [])]:
+        _merge_file(registry, Path(path), seen)
+    _check_references(registry)
+    if families is not None:
+        check_task_params(registry, families)
+    return registry
+
+
+def _merge_file(registry: Registry, path: Path, seen: set[Path]) -> None:
+    path = path.expanduser().resolve()
+    if path in seen:
+        return
+    seen.add(path)
+    parsed = _parse_file(path)
+    for name, spec in parsed.datasets.items():
+        _add(registry, "datasets", name, spec, path)
+    for name, spec in parsed.tasks.items():
+        _add(registry, "tasks", name, spec, path)
+    for name, members in parsed.suites.items():
+        _add(registry, "suites", name, members, path)
+    for child in parsed.include:
+        _merge_file(registry, path.parent / child, seen)
+
+
+def _add(registry: Registry, section: str, name: str, value: Any, path: Path) -> None:
+    table = getattr(registry, section)
+    if name in table:
+        first = registry.origin[f"{section}:{name}"]
+        raise HarnessError(f"{path}: {section[:-1]} '{name}' is already defined in {first}: rename it")
+    table[name] = value
+    registry.origin[f"{section}:{name}"] = path
+
+
+def _parse_file(path: Path) -> RegistryFile:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise HarnessError(f"{path}: registry file not found: check the path given to --include") from None
+    except OSError as error:
+        raise HarnessError(f"{path}: cannot read registry file: {error.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise HarnessError(f"{path}: malformed YAML{where}: {problem}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise HarnessError(f"{path}: expected a mapping with datasets/tasks/suites, got {type(raw).__name__}")
+    try:
+        return RegistryFile.model_validate(raw)
+    except ValidationError as error:
+        raise HarnessError(f"{path}: {describe_validation_error(error)}") from None
+
+
+def first_problem(error: ValidationError) -> tuple[list[str], str]:
+    """Location and plain-words message of the first problem in a pydantic error."""
+    first = error.errors()[0]
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown key (not in the schema; check its spelling)"
+    elif first["type"] == "missing":
+        message = "required key is missing"
+    return [str(part) for part in first["loc"]], message
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """'<section> '<name>': key '<key>': <message>' for a registry file."""
+    loc, message = first_problem(error)
+    if len(loc) >= 2 and loc[0] in ("datasets", "tasks", "suites"):
+        section, name, rest = loc[0][:-1], loc[1], loc[2:]
+        if section == "dataset" and rest and rest[0] in ("synth", "hf", "imagefolder"):
+            rest = rest[1:]  # pydantic names the union member; the user never wrote it
+        key = f": key '{'.'.join(rest)}'" if rest else ""
+        return f"{section} '{name}'{key}: {message}"
+    return f"key '{'.'.join(loc)}': {message}" if loc else message
+
+
+def _check_references(registry: Registry) -> None:
+    for name, task in registry.tasks.items():
+        if task.dataset not in registry.datasets:
+            raise HarnessError(
+                f"{registry.origin['tasks:' + name]}: task '{name}': key 'dataset': "
+                f"unknown dataset '{task.dataset}' (declare it under datasets:)"
+            )
+    for name, members in registry.suites.items():
+        for member in members:
+            if member not in registry.tasks:
+                raise HarnessError(
+                    f"{registry.origin['suites:' + name]}: suite '{name}': unknown task '{member}'"
+                )
+
+
+def check_task_params(registry: Registry, families: Mapping[str, Any]) -> None:
+    """Each task names a known family, valid family parameters and one of its metrics."""
+    for name, task in registry.tasks.items():
+        where = f"{registry.origin['tasks:' + name]}: task '{name}'"
+        family = families.get(task.family)
+        if family is None:
+            raise HarnessError(
+                f"{where}: key 'family': unknown family '{task.family}' (known: {', '.join(sorted(families))})"
+            )
+        try:
+            params = family.Params.model_validate(task.params)
+        except ValidationError as error:
+            loc, message = first_problem(error)
+            raise HarnessError(f"{where}: key '{'.'.join(['params', *loc])}': {message}") from None
+        metrics = family.metric_names(params)
+        if task.main_score not in metrics:
+            raise HarnessError(
+                f"{where}: key 'main_score': '{task.main_score}' is not a metric of family "
+                f"'{task.family}' (one of: {', '.join(metrics)})"
+            )

@@ -1,0 +1,94 @@
+"""Result files: one JSON per (model, task) at <output>/<model-slug>/<task>.json.
+
+The schema below is the contract with the leaderboard (documented in the README). Files are
+written atomically; a file that does not parse is reported and treated as absent.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from harness import __version__
+from harness.atomic_write import write_json_atomic
+from harness.evaluation import MetricSummary
+
+RESULT_SCHEMA_VERSION = 1
+Status = Literal["ok", "skipped", "failed"]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelRecord(_Record):
+    name: str
+    weights: str | None = None  # pretrained | random-init | checkpoint | instrument
+    weights_sha256: str | None = None
+    n_parameters: int | None = None
+    embed_dim: int | None = None
+
+
+class DatasetRecord(_Record):
+    name: str
+    source: str
+    fingerprint: str | None = None
+
+
+class MainScore(_Record):
+    name: str
+    value: float | None = None
+
+
+class Timings(_Record):
+    embed_s: float = 0.0  # time spent obtaining embeddings in this run (cache hits ~0)
+    eval_s: float = 0.0
+    items_per_s: float | None = None  # extraction throughput when the embeddings were computed
+
+
+class TaskResult(_Record):
+    schema_version: int = RESULT_SCHEMA_VERSION
+    task: str
+    task_version: int
+    family: str
+    status: Status
+    reason: str | None = None
+    model: ModelRecord
+    dataset: DatasetRecord
+    main_score: MainScore
+    metrics: dict[str, MetricSummary] = {}
+    n_samples: dict[str, int] = {}
+    seeds: list[int] = []
+    details: dict[str, Any] = {}
+    timings: Timings = Timings()
+    harness_version: str = __version__
+    date: str = ""
+
+
+def now_utc() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class ResultStore:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def path(self, model_slug: str, task: str) -> Path:
+        return self.root / model_slug / f"{task}.json"
+
+    def read(self, path: Path) -> TaskResult | None:
+        try:
+            return TaskResult.model_validate(json.loads(path.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, ValidationError):
+            return None  # unreadable: it will be recomputed and replaced
+
+    def write(self, model_slug: str, result: TaskResult) -> Path:
+        path = self.path(model_slug, result.task)
+        write_json_atomic(path, result.model_dump(mode="json"))
+        return path

@@ -1,0 +1,199 @@
+"""`harness run`: for each model and task, embeddings (cached) -> family -> result file.
+
+A task whose data is absent is recorded as skipped with the command that gets it; a task that
+raises is recorded as failed with its reason and the run goes on. The runner knows no family:
+it receives the table from the CLI.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from harness.embedding_cache import EmbeddingCache
+from harness.errors import HarnessError
+from harness.evaluation import SplitArrays, TaskData
+from harness.extraction import ExtractOptions, embed_split
+from harness.hub_access import hub_reachable
+from harness.models.encoder import EncoderInfo
+from harness.models.instruments import NotApplicable
+from harness.models.loading import DEFAULT_MODEL, Encoder, LoadOptions, load_encoder
+from harness.progress import console
+from harness.registry import Registry, TaskSpec
+from harness.results import DatasetRecord, MainScore, ModelRecord, ResultStore, TaskResult, Timings, now_utc
+from harness.sources import DataContext, TileSource, open_source
+
+
+@dataclass
+class RunConfig:
+    models: list[str]
+    tasks: list[str]
+    output: Path
+    context: DataContext
+    load: LoadOptions = LoadOptions()
+    extract: ExtractOptions = ExtractOptions()
+    overwrite: bool = False
+    download: bool = False
+    verbose: bool = False
+
+
+@dataclass
+class TaskOutcome:
+    model: str
+    task: str
+    status: str
+    main_score: str | None = None
+    value: float | None = None
+    std: float | None = None
+    ci95: tuple[float, float] | None = None
+    reason: str | None = None
+    reused: bool = False  # an earlier run's result, not recomputed
+
+
+@dataclass
+class Runner:
+    registry: Registry
+    families: Mapping[str, Any]
+    config: RunConfig
+    _sources: dict[str, TileSource] = field(default_factory=dict)
+    _fingerprints: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.store = ResultStore(self.config.output)
+        self.cache = EmbeddingCache(self.config.context.cache_dir)
+
+    def run(self) -> list[TaskOutcome]:
+        outcomes: list[TaskOutcome] = []
+        for spec in self.config.models:
+            outcomes += self._run_model(spec)
+        return outcomes
+
+    # --- one model ------------------------------------------------------------------
+    def _planned_slug(self, spec: str, options: LoadOptions) -> str:
+        random_init = options.random_init or (options.random_fallback and not hub_reachable())
+        weights = "random-init" if random_init else "pretrained"
+        return EncoderInfo(spec, weights, "", 0, 0).slug
+
+    def _run_model(self, spec: str) -> list[TaskOutcome]:
+        options = self.config.load
+        if spec == DEFAULT_MODEL and not options.random_init:
+            options = LoadOptions(random_init=False, random_fallback=True, device=options.device)
+        slug = self._planned_slug(spec, options)
+        encoder: Encoder | None = None
+        outcomes = []
+        for index, task_name in enumerate(self.config.tasks):
+            task = self.registry.tasks[task_name]
+            previous = self.store.read(self.store.path(slug, task_name))
+            if (not self.config.overwrite and previous is not None and previous.status == "ok"
+                    and previous.task_version == task.version and previous.model.name == spec):
+                outcomes.append(_outcome_from(previous, reused=True))
+                continue
+            source = self._source(task.dataset)
+            availability = source.availability()
+            if not availability.ok and self.config.download:
+                console.print(source.download())
+                availability = source.availability()
+            if not availability.ok:
+                outcomes.append(self._record(slug, task_name, task, ModelRecord(name=spec), source,
+                                             status="skipped", reason=availability.reason))
+                continue
+            if encoder is None:
+                try:
+                    encoder = load_encoder(spec, options)
+                except HarnessError as error:
+                    console.print(f"[red]error[/red]: {error}")
+                    outcomes += [TaskOutcome(spec, name, "failed", reason=str(error))
+                                 for name in self.config.tasks[index:]]
+                    return outcomes
+                if encoder.info.weights == "random-init" and options.random_fallback:
+                    console.print(f"note: {spec}: pretrained weights unreachable offline; scoring a random "
+                                  "initialisation (results are labelled random-init)")
+                slug = encoder.info.slug
+            outcomes.append(self._evaluate(slug, task_name, task, encoder, source))
+        return outcomes
+
+    def _source(self, dataset: str) -> TileSource:
+        if dataset not in self._sources:
+            self._sources[dataset] = open_source(dataset, self.registry.datasets[dataset], self.config.context)
+        return self._sources[dataset]
+
+    # --- one task -------------------------------------------------------------------
+    def _evaluate(self, slug: str, name: str, task: TaskSpec, encoder: Encoder, source: TileSource) -> TaskOutcome:
+        info = encoder.info
+        model = ModelRecord(name=info.name, weights=info.weights, weights_sha256=info.weights_sha256,
+                            n_parameters=info.n_parameters, embed_dim=info.embed_dim)
+        family = self.families[task.family]
+        try:
+            source.prepare()
+            fingerprint = self._fingerprint(source)
+            started = time.perf_counter()
+            splits, throughputs = {}, []
+            for split in source.split_names():
+                cached, _ = embed_split(encoder, source, fingerprint, split, self.cache, self.config.extract)
+                splits[split] = SplitArrays(cached.embeddings, source.labels(split))
+                if cached.meta.get("items_per_s"):
+                    throughputs.append((cached.meta["n_items"], cached.meta["items_per_s"]))
+            embed_s = time.perf_counter() - started
+            model = model.model_copy(update={"embed_dim": int(next(iter(splits.values())).embeddings.shape[1])})
+            started = time.perf_counter()
+            params = family.Params.model_validate(task.params)
+            evaluation = family().evaluate(TaskData(splits=splits, class_names=source.class_names()), params)
+            eval_s = time.perf_counter() - started
+        except NotApplicable as error:
+            return self._record(slug, name, task, model, source, status="skipped", reason=str(error))
+        except Exception as error:  # noqa: BLE001 - recorded as a failed task; the run goes on
+            if self.config.verbose:
+                traceback.print_exc()
+            reason = one_line(error)
+            console.print(f"[red]failed[/red] {info.name} / {name}: {reason}")
+            return self._record(slug, name, task, model, source, status="failed", reason=reason)
+        items = sum(n for n, _ in throughputs)
+        items_per_s = items / sum(n / rate for n, rate in throughputs) if throughputs else None
+        main = evaluation.metrics[task.main_score]
+        result = TaskResult(
+            task=name, task_version=task.version, family=task.family, status="ok", model=model,
+            dataset=DatasetRecord(name=task.dataset, source=source.spec.source, fingerprint=fingerprint),
+            main_score=MainScore(name=task.main_score, value=main.mean), metrics=evaluation.metrics,
+            n_samples=evaluation.n_samples, seeds=evaluation.seeds, details=evaluation.details,
+            timings=Timings(embed_s=round(embed_s, 3), eval_s=round(eval_s, 3),
+                            items_per_s=round(items_per_s, 2) if items_per_s else None),
+            date=now_utc(),
+        )
+        self.store.write(slug, result)
+        return _outcome_from(result)
+
+    def _fingerprint(self, source: TileSource) -> str:
+        if source.name not in self._fingerprints:
+            self._fingerprints[source.name] = source.fingerprint()
+        return self._fingerprints[source.name]
+
+    def _record(self, slug, name, task, model, source, status, reason) -> TaskOutcome:
+        result = TaskResult(
+            task=name, task_version=task.version, family=task.family, status=status, reason=reason,
+            model=model, dataset=DatasetRecord(name=task.dataset, source=source.spec.source),
+            main_score=MainScore(name=task.main_score), date=now_utc(),
+        )
+        self.store.write(slug, result)
+        return _outcome_from(result)
+
+
+def _outcome_from(result: TaskResult, reused: bool = False) -> TaskOutcome:
+    main = result.metrics.get(result.main_score.name)
+    return TaskOutcome(
+        model=result.model.name, task=result.task, status=result.status, main_score=result.main_score.name,
+        value=main.mean if main else None, std=main.std if main else None,
+        ci95=main.ci95 if main else None, reason=result.reason, reused=reused,
+    )
+
+
+def one_line(error: BaseException) -> str:
+    """The message of an error as one line (DataLoader workers wrap it in a traceback)."""
+    text = str(error).strip() or type(error).__name__
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    last = lines[-1] if lines else text
+    for prefix in ("harness.errors.HarnessError: ",):
+        last = last.removeprefix(prefix)
+    return last if len(lines) > 1 else lines[0]

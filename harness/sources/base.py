@@ -1,0 +1,86 @@
+"""The interface every tile source offers the runner."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class DataContext:
+    cache_dir: Path  # generated data and embeddings
+    data_root: Path  # user-provided datasets (image folders, slides)
+
+
+@dataclass(frozen=True)
+class Availability:
+    ok: bool
+    reason: str = ""  # why not, and the command or steps that get the data
+
+
+class TileSource(ABC):
+    def __init__(self, name: str, spec: Any, context: DataContext):
+        self.name = name
+        self.spec = spec
+        self.context = context
+
+    @abstractmethod
+    def availability(self) -> Availability: ...
+
+    def prepare(self) -> None:
+        """Make the data usable (generate, index). Called once before reading."""
+
+    @abstractmethod
+    def fingerprint(self) -> str:
+        """Changes whenever the items or their order change (part of the cache key)."""
+
+    @abstractmethod
+    def split_names(self) -> list[str]: ...
+
+    @abstractmethod
+    def class_names(self) -> list[str]: ...
+
+    @abstractmethod
+    def labels(self, split: str) -> np.ndarray: ...
+
+    @abstractmethod
+    def images(self, split: str) -> Sequence[Any]:
+        """Map-style, picklable sequence of RGB tiles (HWC uint8 arrays or PIL images)."""
+
+    def latents(self, split: str) -> np.ndarray | None:
+        """Ground-truth latents (synthetic data only)."""
+        return None
+
+    def download(self) -> str:
+        """Fetch the data; return what was done. Sources that cannot fetch explain how."""
+        return f"{self.name}: nothing to download"
+
+
+def digest(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class NpyImages:
+    """Images in a (N, H, W, 3) .npy file, memory-mapped lazily in each process."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._array: np.ndarray | None = None
+        self._length = int(np.load(path, mmap_mode="r").shape[0])
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        if self._array is None:
+            self._array = np.load(self.path, mmap_mode="r")
+        return np.asarray(self._array[index])
+
+    def __getstate__(self) -> dict:
+        return {"path": self.path, "_array": None, "_length": self._length}

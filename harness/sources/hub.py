@@ -1,0 +1,137 @@
+"""A Hugging Face Hub dataset of parquet shards, pinned to a revision.
+
+Never downloaded implicitly: `harness download TASK` calls snapshot_download; a run finds the
+files through the local Hub cache (local_files_only, no network) and reads them with
+`datasets.load_dataset("parquet", data_files=...)`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+
+import numpy as np
+
+from harness.errors import HarnessError
+from harness.registry import HubDataset
+from harness.sources.base import Availability, TileSource, digest
+
+
+class HubImages:
+    def __init__(self, table, column: str):
+        self.table = table
+        self.column = column
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __getitem__(self, index: int):
+        return self.table[int(index)][self.column]
+
+
+class HubTileSource(TileSource):
+    spec: HubDataset
+
+    def __init__(self, name, spec, context):
+        super().__init__(name, spec, context)
+        self._tables: dict = {}
+
+    # --- locating files -------------------------------------------------------------
+    def _snapshot(self) -> Path | None:
+        from huggingface_hub import snapshot_download
+
+        try:
+            folder = snapshot_download(
+                self.spec.hub_id, repo_type="dataset", revision=self.spec.revision,
+                local_files_only=True, allow_patterns=list(self.spec.data_files.values()),
+            )
+        except Exception:  # noqa: BLE001 - not in the local cache
+            return None
+        return Path(folder)
+
+    def _files(self, snapshot: Path, split: str) -> list[Path]:
+        pattern = self.spec.data_files[split]
+        return sorted(
+            path for path in snapshot.rglob("*")
+            if path.is_file() and fnmatch.fnmatch(path.relative_to(snapshot).as_posix(), pattern)
+        )
+
+    def availability(self) -> Availability:
+        snapshot = self._snapshot()
+        missing = [s for s in self.spec.data_files if snapshot is None or not self._files(snapshot, s)]
+        if not missing:
+            return Availability(ok=True)
+        size = f", ~{self.spec.download_gb:g} GB" if self.spec.download_gb else ""
+        return Availability(
+            ok=False,
+            reason=f"{self.spec.hub_id}@{self.spec.revision} is not in the local Hub cache "
+                   f"(splits {', '.join(missing)}{size}); get it with `harness download {self.name}`",
+        )
+
+    def fingerprint(self) -> str:
+        snapshot = self._snapshot()
+        files = {s: [(p.name, p.stat().st_size) for p in self._files(snapshot, s)] for s in self.spec.data_files} \
+            if snapshot else {}
+        return digest({"hub_id": self.spec.hub_id, "revision": self.spec.revision,
+                       "commit": snapshot.name if snapshot else None, "files": files})
+
+    # --- reading --------------------------------------------------------------------
+    def _table(self, split: str):
+        if split not in self._tables:
+            from datasets import load_dataset
+
+            snapshot = self._snapshot()
+            if snapshot is None:
+                raise HarnessError(self.availability().reason)
+            files = [str(p) for p in self._files(snapshot, split)]
+            table = load_dataset("parquet", data_files={split: files}, split=split)
+            for column in (self.spec.image_column, self.spec.label_column):
+                if column not in table.column_names:
+                    raise HarnessError(
+                        f"{self.spec.hub_id}: split '{split}' has no column '{column}' "
+                        f"(columns: {', '.join(table.column_names)}); fix image_column/label_column in tasks.yaml"
+                    )
+            self._tables[split] = table
+        return self._tables[split]
+
+    def split_names(self) -> list[str]:
+        return list(self.spec.data_files)
+
+    def class_names(self) -> list[str]:
+        return list(self.spec.classes)
+
+    def labels(self, split: str) -> np.ndarray:
+        values = self._table(split)[self.spec.label_column]
+        return encode_labels(values, self.spec.classes, f"{self.spec.hub_id} split '{split}'")
+
+    def images(self, split: str) -> HubImages:
+        return HubImages(self._table(split), self.spec.image_column)
+
+    def download(self) -> str:
+        from huggingface_hub import snapshot_download
+
+        from harness.hub_access import hub_reachable
+
+        if not hub_reachable():
+            raise HarnessError(f"{self.name}: the Hugging Face Hub is unreachable; connect and retry")
+        folder = snapshot_download(
+            self.spec.hub_id, repo_type="dataset", revision=self.spec.revision,
+            allow_patterns=list(self.spec.data_files.values()),
+        )
+        return f"{self.name}: {self.spec.hub_id}@{self.spec.revision} downloaded to {folder}"
+
+
+def encode_labels(values, classes: list[str], where: str) -> np.ndarray:
+    """Labels as class indices: ints stay, bools become 0/1, strings map through `classes`."""
+    array = np.asarray(values)
+    if array.dtype == bool:
+        return array.astype(np.int64)
+    if np.issubdtype(array.dtype, np.integer):
+        if len(array) and (array.min() < 0 or array.max() >= len(classes)):
+            raise HarnessError(f"{where}: label {array.max()} outside the {len(classes)} declared classes")
+        return array.astype(np.int64)
+    index = {name: i for i, name in enumerate(classes)}
+    unknown = sorted({str(v) for v in array} - set(index))
+    if unknown:
+        raise HarnessError(f"{where}: labels {unknown[:3]} are not among the declared classes {classes}")
+    return np.array([index[str(v)] for v in array], dtype=np.int64)

@@ -1,0 +1,62 @@
+"""Content-based retrieval: test embeddings query the train embeddings by cosine similarity.
+
+acc@k: any of the top k shares the query's class; mv@k: the majority class of the top k is the
+query's (ties go to the best-ranked tied class); map@k: average precision over the top k,
+normalised by the relevant items retrieved (torchmetrics RetrievalMAP(top_k=k)). Deterministic,
+so std is 0; the 95% CI is a bootstrap over queries.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness.bootstrap import N_RESAMPLES, bootstrap_mean_ci
+from harness.evaluation import Evaluation, TaskData, summarise
+from harness.metrics import average_precision_at_k, cosine_top_k, hit_at_k, majority_vote_at_k
+
+
+class RetrievalParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ks: list[int] = Field(default_factory=lambda: [1, 3, 5, 10])
+    query_split: str = "test"
+    database_split: str = "train"
+    bootstrap_resamples: int = N_RESAMPLES
+
+
+class Retrieval:
+    name: ClassVar[str] = "retrieval"
+    Params: ClassVar[type[BaseModel]] = RetrievalParams
+
+    @staticmethod
+    def metric_names(params: RetrievalParams) -> list[str]:
+        return [f"{kind}@{k}" for kind in ("acc", "mv", "map") for k in params.ks]
+
+    def evaluate(self, data: TaskData, params: RetrievalParams) -> Evaluation:
+        for split in (params.query_split, params.database_split):
+            if split not in data.splits:
+                raise ValueError(f"retrieval needs a '{split}' split; the dataset has {sorted(data.splits)}")
+        queries = data.splits[params.query_split]
+        database = data.splits[params.database_split]
+        ranked = cosine_top_k(queries.embeddings, database.embeddings, max(params.ks))
+        neighbour_labels = database.labels[ranked]
+        relevant = neighbour_labels == queries.labels[:, None]
+
+        metrics = {}
+        for k in params.ks:
+            for kind, per_query in (
+                ("acc", hit_at_k(relevant, k)),
+                ("mv", majority_vote_at_k(neighbour_labels, queries.labels, k)),
+                ("map", average_precision_at_k(relevant, k)),
+            ):
+                ci = bootstrap_mean_ci(per_query, n_resamples=params.bootstrap_resamples)
+                metrics[f"{kind}@{k}"] = summarise([per_query.mean()], ci)
+        return Evaluation(
+            metrics=metrics,
+            n_samples={"queries": len(queries.labels), "database": len(database.labels)},
+            seeds=[],
+            details={"distance": "cosine", "query_split": params.query_split,
+                     "database_split": params.database_split},
+        )

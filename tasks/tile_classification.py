@@ -1,0 +1,120 @@
+"""Tile / ROI classification: linear probe (5 seeds) and cosine kNN on frozen embeddings.
+
+Protocol (PROTOCOLS.md): train on train, select on val, report on test; when the dataset has
+no val split a stratified `val_fraction` of train is held out; with no test split, val is
+reported and the selection split is held out of train. Headline: balanced accuracy.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness.bootstrap import N_RESAMPLES, bootstrap_ci
+from harness.evaluation import Evaluation, MetricSummary, SplitArrays, TaskData, summarise
+from harness.linear_probe import LinearProbeConfig, fit_linear_probe
+from harness.metrics import balanced_accuracy, macro_auroc, macro_f1
+
+
+class TileClassificationParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4])
+    lr: float = 3e-4
+    weight_decay: float = 0.0
+    batch_size: int = 256
+    max_steps: int = 12_500
+    eval_every: int = 250
+    patience: int = 1_250
+    knn_k: list[int] = Field(default_factory=lambda: [1, 20])
+    val_fraction: float = 0.1
+    bootstrap_resamples: int = N_RESAMPLES
+
+
+PROBE_METRICS = {
+    "balanced_accuracy": lambda y, pred, scores: balanced_accuracy(y, pred),
+    "macro_f1": lambda y, pred, scores: macro_f1(y, pred),
+    "macro_auroc": lambda y, pred, scores: macro_auroc(y, scores),
+}
+
+
+class TileClassification:
+    name: ClassVar[str] = "tile_classification"
+    Params: ClassVar[type[BaseModel]] = TileClassificationParams
+
+    @staticmethod
+    def metric_names(params: TileClassificationParams) -> list[str]:
+        return [*PROBE_METRICS, *(f"knn{k}_balanced_accuracy" for k in params.knn_k)]
+
+    def evaluate(self, data: TaskData, params: TileClassificationParams) -> Evaluation:
+        from scipy.special import softmax
+        from sklearn.neighbors import KNeighborsClassifier
+
+        train, val, test, eval_split = fit_val_test_splits(data.splits, params.val_fraction)
+        n_classes = len(data.class_names)
+        config = LinearProbeConfig(
+            lr=params.lr, weight_decay=params.weight_decay, batch_size=params.batch_size,
+            max_steps=params.max_steps, eval_every=params.eval_every, patience=params.patience,
+        )
+        predictions, scores, steps = [], [], []
+        for seed in params.seeds:
+            probe = fit_linear_probe(
+                train.embeddings, train.labels, val.embeddings, val.labels, n_classes, config, seed
+            )
+            logits = probe.predict_logits(test.embeddings)
+            predictions.append(logits.argmax(1))
+            scores.append(softmax(logits, axis=1))  # AUROC ranks probabilities, not raw logits
+            steps.append(probe.best_step)
+
+        y = test.labels
+        metrics: dict[str, MetricSummary] = {}
+        for metric_name, metric in PROBE_METRICS.items():
+            per_seed = [metric(y, pred, score) for pred, score in zip(predictions, scores)]
+
+            def over_seeds(idx: np.ndarray, metric=metric) -> float:
+                return float(np.mean([metric(y[idx], p[idx], s[idx]) for p, s in zip(predictions, scores)]))
+
+            ci = bootstrap_ci(over_seeds, len(y), n_resamples=params.bootstrap_resamples)
+            metrics[metric_name] = summarise(per_seed, ci)
+
+        for k in params.knn_k:
+            knn = KNeighborsClassifier(n_neighbors=min(k, len(train.labels)), metric="cosine", algorithm="brute")
+            pred = knn.fit(train.embeddings, train.labels).predict(test.embeddings)
+            ci = bootstrap_ci(lambda idx: balanced_accuracy(y[idx], pred[idx]), len(y),
+                              n_resamples=params.bootstrap_resamples)
+            metrics[f"knn{k}_balanced_accuracy"] = summarise([balanced_accuracy(y, pred)], ci)
+
+        return Evaluation(
+            metrics=metrics,
+            n_samples={"train": len(train.labels), "val": len(val.labels), "test": len(y)},
+            seeds=list(params.seeds),
+            details={"eval_split": eval_split, "probe_best_steps": steps, "knn_distance": "cosine"},
+        )
+
+
+def fit_val_test_splits(
+    splits: dict[str, SplitArrays], val_fraction: float
+) -> tuple[SplitArrays, SplitArrays, SplitArrays, str]:
+    """(train, selection, evaluation, evaluation split name) following the protocol above."""
+    if "train" not in splits:
+        raise ValueError("the dataset has no train split")
+    train = splits["train"]
+    val = splits.get("val")
+    test = splits.get("test")
+    eval_split = "test"
+    if test is None:
+        if val is None:
+            raise ValueError("the dataset needs a val or test split to report on")
+        test, val, eval_split = val, None, "val"
+    if val is None:
+        from sklearn.model_selection import train_test_split
+
+        index = np.arange(len(train.labels))
+        fit_idx, val_idx = train_test_split(
+            index, test_size=val_fraction, stratify=train.labels, random_state=0
+        )
+        val = SplitArrays(train.embeddings[val_idx], train.labels[val_idx])
+        train = SplitArrays(train.embeddings[fit_idx], train.labels[fit_idx])
+    return train, val, test, eval_split
