@@ -37,8 +37,9 @@ class CachedEmbeddings:
 
 
 class EmbeddingCache:
-    def __init__(self, cache_dir: Path):
+    def __init__(self, cache_dir: Path, shard_size: int = DEFAULT_SHARD_SIZE):
         self.root = Path(cache_dir) / "embeddings"
+        self.shard_size = shard_size
 
     @staticmethod
     def key(encoder_identity: str, dataset_fingerprint: str, split: str) -> str:
@@ -62,8 +63,8 @@ class EmbeddingCache:
         with FileLock(str(folder / ".lock")):
             yield
 
-    def writer(self, key: str, n_items: int, shard_size: int = DEFAULT_SHARD_SIZE) -> "ShardWriter":
-        return ShardWriter(self.folder(key), n_items, shard_size)
+    def writer(self, key: str, n_items: int) -> "ShardWriter":
+        return ShardWriter(self.folder(key), n_items, self.shard_size)
 
 
 class ShardWriter:

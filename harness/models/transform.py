@@ -32,7 +32,7 @@ class TileTransform:
                 array = np.asarray(
                     Image.fromarray(array).resize((self.input_size, self.input_size), Image.BICUBIC)
                 )
-        return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
+        return torch.from_numpy(np.array(array, dtype=np.uint8)).permute(2, 0, 1)  # a writable copy
 
     def normalise(self, batch: torch.Tensor) -> torch.Tensor:
         """Main-process side: (B, 3, S, S) uint8 -> float, scaled to [0, 1], mean/std normalised."""

@@ -1,0 +1,48 @@
+"""Shared fixtures. The Hub is unreachable here: HF_HUB_OFFLINE=1 makes every Hub call fail
+fast (instead of retrying ~20 s) and must be set before huggingface_hub is imported."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("HARNESS_CACHE", str(Path(os.environ.get("PYTEST_TMP", "/tmp")) / "harness-test-cache"))
+
+TINY_REGISTRY = """
+datasets:
+  tiny-tiles:
+    source: synth
+    generator: tiles
+    params: {tile_size: 64, per_class: {train: 6, val: 3, test: 4}, seed: 3}
+tasks:
+  tiny-tiles:
+    family: tile_classification
+    dataset: tiny-tiles
+    main_score: balanced_accuracy
+    params: {max_steps: 200, eval_every: 50, patience: 100, seeds: [0, 1], bootstrap_resamples: 100}
+  tiny-retrieval:
+    family: retrieval
+    dataset: tiny-tiles
+    main_score: map@5
+    params: {bootstrap_resamples: 100}
+suites:
+  tiny: [tiny-tiles, tiny-retrieval]
+"""
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    """One cache for the session, so the synthetic data is generated once."""
+    path = tmp_path_factory.mktemp("cache")
+    os.environ["HARNESS_CACHE"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_registry_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("registry") / "tiny.yaml"
+    path.write_text(TINY_REGISTRY)
+    return path

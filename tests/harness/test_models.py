@@ -1,0 +1,151 @@
+"""Model loading: checkpoints are untrusted, errors are one actionable line."""
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+
+from harness.errors import HarnessError
+from harness.models.loading import LoadOptions, build_timm, load_encoder
+from harness.models.transform import TileTransform
+
+ARCH = "vit_tiny_patch16_224"
+
+
+def write_checkpoint(folder: Path, state: dict, name="model.safetensors", card_extra="") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    if name.endswith(".safetensors"):
+        save_file(state, str(folder / name))
+    else:
+        torch.save(state, folder / name)
+    (folder / "card.yaml").write_text(f"architecture: {ARCH}\npooling: cls\nembed_dim: 192\n{card_extra}")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trained_state():
+    torch.manual_seed(123)
+    model = timm.create_model(ARCH, num_classes=0)
+    return {k: v.contiguous() for k, v in model.state_dict().items()}
+
+
+def embed(encoder, n=2):
+    images = torch.randint(0, 255, (n, 3, 224, 224), dtype=torch.uint8)
+    with torch.inference_mode():
+        return encoder.module(encoder.transform.normalise(images))
+
+
+def test_safetensors_checkpoint_loads_with_its_card(tmp_path, trained_state):
+    encoder = load_encoder(str(write_checkpoint(tmp_path / "ckpt", trained_state)))
+    assert encoder.info.weights == "checkpoint" and encoder.info.embed_dim == 192
+    assert len(encoder.info.weights_sha256) == 64
+    loaded = encoder.module.backbone.state_dict()
+    assert torch.equal(loaded["blocks.0.attn.qkv.weight"], trained_state["blocks.0.attn.qkv.weight"])
+    assert embed(encoder).shape == (2, 192)
+
+
+def test_weights_only_torch_file_and_ddp_prefix(tmp_path, trained_state):
+    state = {f"module.{k}": v for k, v in trained_state.items()}
+    encoder = load_encoder(str(write_checkpoint(tmp_path / "pt", {"state_dict": state}, name="weights.pt")))
+    assert torch.equal(encoder.module.backbone.state_dict()["cls_token"], trained_state["cls_token"])
+
+
+class Payload:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch PWNED_BY_PICKLE",))
+
+
+def test_malicious_pickle_is_refused_without_running(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "evil"
+    folder.mkdir()
+    with open(folder / "model.pt", "wb") as handle:
+        pickle.dump({"weights": Payload()}, handle)
+    (folder / "card.yaml").write_text(f"architecture: {ARCH}\n")
+    with pytest.raises(HarnessError, match="cannot read this checkpoint as tensors.*safetensors") as info:
+        load_encoder(str(folder))
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "PWNED_BY_PICKLE").exists()
+
+
+def test_wrong_keys_name_the_mismatch(tmp_path, trained_state):
+    state = dict(trained_state)
+    state.pop("blocks.0.attn.qkv.weight")
+    state["extra.weight"] = torch.zeros(1)
+    with pytest.raises(HarnessError, match=r"1 missing \(e.g. blocks.0.attn.qkv.weight\).*1 unexpected") as info:
+        load_encoder(str(write_checkpoint(tmp_path / "bad", state)))
+    assert "card.yaml" in str(info.value)
+
+
+def test_corrupt_file_and_missing_card(tmp_path):
+    folder = tmp_path / "corrupt"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"\x00garbage")
+    with pytest.raises(HarnessError, match="no card.yaml"):
+        load_encoder(str(folder))
+    (folder / "card.yaml").write_text(f"architecture: {ARCH}\n")
+    with pytest.raises(HarnessError, match="model.safetensors: cannot read this checkpoint"):
+        load_encoder(str(folder))
+
+
+def test_card_errors(tmp_path, trained_state):
+    folder = write_checkpoint(tmp_path / "dim", trained_state)
+    (folder / "card.yaml").write_text(f"architecture: {ARCH}\nembed_dim: 384\n")
+    with pytest.raises(HarnessError, match="declares embed_dim 384 but the network gives 192"):
+        load_encoder(str(folder))
+    (folder / "card.yaml").write_text(f"architecture: {ARCH}\npoolng: cls\n")
+    with pytest.raises(HarnessError, match="card key 'poolng': unknown key"):
+        load_encoder(str(folder))
+
+
+def test_cls_plus_mean_pooling_doubles_the_dim(tmp_path, trained_state):
+    folder = write_checkpoint(tmp_path / "cm", trained_state)
+    (folder / "card.yaml").write_text(f"architecture: {ARCH}\npooling: cls+mean\n")
+    encoder = load_encoder(str(folder))
+    assert encoder.info.embed_dim == 384 and embed(encoder).shape == (2, 384)
+
+
+def test_timm_pretrained_path_reads_a_local_weights_file(tmp_path, trained_state):
+    """The real timm pretrained loader, pointed at a local file (as with a Hub cache hit)."""
+    save_file(trained_state, str(tmp_path / "w.safetensors"))
+    model = build_timm(ARCH, {}, pretrained=True, weights_file=tmp_path / "w.safetensors")
+    assert torch.equal(model.state_dict()["pos_embed"], trained_state["pos_embed"])
+
+
+def test_offline_timm_without_random_init_is_one_actionable_line():
+    with pytest.raises(HarnessError) as info:
+        load_encoder("timm:resnet18")
+    message = str(info.value)
+    assert "\n" not in message and "--random-init" in message and "HF_TOKEN" in message
+
+
+def test_random_init_is_reproducible_and_labelled():
+    a = load_encoder(f"timm:{ARCH}", LoadOptions(random_init=True))
+    b = load_encoder(f"timm:{ARCH}", LoadOptions(random_init=True))
+    assert a.info.weights == "random-init" and a.info.slug.endswith("-random-init")
+    assert a.info.weights_sha256 == b.info.weights_sha256
+    assert a.transform.mean == tuple(timm.create_model(ARCH).pretrained_cfg["mean"])
+
+
+def test_cnn_backbone_is_mean_pooled():
+    encoder = load_encoder("timm:resnet18", LoadOptions(random_init=True))
+    assert encoder.info.embed_dim == 512 and embed(encoder).shape == (2, 512)
+
+
+def test_unknown_model_spec():
+    with pytest.raises(HarnessError, match="unknown model 'nonsense'"):
+        load_encoder("nonsense")
+
+
+def test_transform_resizes_and_normalises():
+    transform = TileTransform(224, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    tile = np.full((96, 96, 3), 255, np.uint8)
+    prepared = transform.prepare(tile)
+    assert prepared.shape == (3, 224, 224) and prepared.dtype == torch.uint8
+    assert torch.allclose(transform.normalise(prepared[None]), torch.full((1, 3, 224, 224), 2.0))

@@ -1,0 +1,112 @@
+"""Dataset sources read real files: Hub parquet shards from the local Hub cache, image folders."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from harness.errors import HarnessError
+from harness.registry import HubDataset, ImageFolderDataset
+from harness.sources import DataContext, open_source
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def tile(value: int, size: int = 32) -> Image.Image:
+    return Image.fromarray(np.full((size, size, 3), value, np.uint8))
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch):
+    """A Hub dataset repo as `snapshot_download` leaves it in the cache."""
+    import huggingface_hub.constants
+    from datasets import ClassLabel, Dataset, Features
+    from datasets import Image as ImageFeature
+
+    cache = tmp_path / "hub"
+    repo = cache / "datasets--lab--tiles"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(COMMIT)
+    data = repo / "snapshots" / COMMIT / "data"
+    data.mkdir(parents=True)
+    features = Features({"image": ImageFeature(), "label": ClassLabel(names=["benign", "tumour"])})
+    for split, n in (("train", 6), ("test", 4)):
+        rows = {"image": [tile(40 * i) for i in range(n)], "label": [i % 2 for i in range(n)]}
+        Dataset.from_dict(rows, features=features).to_parquet(str(data / f"{split}-00000-of-00001.parquet"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    return cache
+
+
+def hub_spec(**overrides) -> HubDataset:
+    fields = dict(source="hf", hub_id="lab/tiles", revision="main",
+                  data_files={"train": "data/train-*.parquet", "test": "data/test-*.parquet"},
+                  classes=["benign", "tumour"])
+    fields.update(overrides)
+    return HubDataset(**fields)
+
+
+def context(tmp_path) -> DataContext:
+    return DataContext(cache_dir=tmp_path / "cache", data_root=tmp_path / "data")
+
+
+def test_hub_dataset_reads_parquet_from_the_local_hub_cache(hub_cache, tmp_path):
+    source = open_source("tiles", hub_spec(), context(tmp_path))
+    assert source.availability().ok
+    assert source.labels("train").tolist() == [0, 1, 0, 1, 0, 1]
+    images = source.images("test")
+    assert len(images) == 4 and np.asarray(images[2]).mean() == 80
+    assert source.fingerprint() == open_source("tiles", hub_spec(), context(tmp_path)).fingerprint()
+
+
+def test_hub_dataset_absent_is_skipped_with_the_command(hub_cache, tmp_path):
+    source = open_source("other", hub_spec(hub_id="lab/absent", download_gb=3), context(tmp_path))
+    availability = source.availability()
+    assert not availability.ok
+    assert "harness download other" in availability.reason and "~3 GB" in availability.reason
+
+
+def test_hub_dataset_wrong_column_is_named(hub_cache, tmp_path):
+    source = open_source("tiles", hub_spec(label_column="diagnosis"), context(tmp_path))
+    with pytest.raises(HarnessError, match="no column 'diagnosis'.*columns: image, label"):
+        source.labels("train")
+
+
+def test_hub_download_offline_is_one_line(hub_cache, tmp_path):
+    with pytest.raises(HarnessError, match="unreachable"):
+        open_source("tiles", hub_spec(hub_id="lab/absent"), context(tmp_path)).download()
+
+
+def make_folder(root: Path, layout: dict) -> None:
+    for split, classes in layout.items():
+        for name, count in classes.items():
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                tile(10 * i).save(folder / f"{i}.png")
+
+
+def test_image_folder_labels_follow_class_folders(tmp_path):
+    make_folder(tmp_path / "data" / "mine", {"train": {"a": 2, "b": 3}, "test": {"a": 1, "b": 1}})
+    spec = ImageFolderDataset(source="imagefolder", path="mine", splits=["train", "test"])
+    source = open_source("mine", spec, context(tmp_path))
+    assert source.availability().ok and source.class_names() == ["a", "b"]
+    assert source.labels("train").tolist() == [0, 0, 1, 1, 1]
+    assert np.asarray(source.images("train")[3]).shape == (32, 32, 3)
+
+
+def test_image_folder_absent_explains_how_to_get_it(tmp_path):
+    spec = ImageFolderDataset(source="imagefolder", path="mhist", splits=["train"], homepage="https://x.org",
+                              instructions="Request access.")
+    reason = open_source("mhist", spec, context(tmp_path)).availability().reason
+    assert "mhist" in reason and "https://x.org" in reason and "Request access." in reason
+
+
+def test_unreadable_image_is_named(tmp_path):
+    make_folder(tmp_path / "data" / "mine", {"train": {"a": 1}})
+    broken = tmp_path / "data" / "mine" / "train" / "a" / "broken.png"
+    broken.write_bytes(b"not a png")
+    source = open_source("mine", ImageFolderDataset(source="imagefolder", path="mine", splits=["train"]),
+                         context(tmp_path))
+    with pytest.raises(HarnessError, match="broken.png: unreadable image"):
+        source.images("train")[1]

@@ -1,0 +1,56 @@
+"""The tile family on plain arrays: separable data scores high, noise scores at chance."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import balanced_accuracy_score
+from sklearn.neighbors import KNeighborsClassifier
+
+from harness.evaluation import SplitArrays, TaskData
+from tasks.tile_classification import TileClassification, TileClassificationParams
+
+FAST = dict(max_steps=2000, eval_every=100, patience=500, seeds=[0, 1, 2], bootstrap_resamples=200)
+
+
+def blobs(n_per_class: int, n_classes: int, dim: int, separation: float, seed: int) -> SplitArrays:
+    rng = np.random.default_rng(seed)
+    centres = np.random.default_rng(99).normal(size=(n_classes, dim)) * separation
+    labels = np.repeat(np.arange(n_classes), n_per_class)
+    return SplitArrays((centres[labels] + rng.normal(size=(len(labels), dim))).astype(np.float32), labels)
+
+
+def data(separation: float, splits=("train", "val", "test")) -> TaskData:
+    sizes = {"train": 60, "val": 20, "test": 40}
+    return TaskData({s: blobs(sizes[s], 4, 16, separation, seed=i) for i, s in enumerate(splits)},
+                    class_names=list("abcd"))
+
+
+def test_separable_classes_score_near_one():
+    params = TileClassificationParams(**FAST)
+    result = TileClassification().evaluate(data(separation=3.0), params)
+    accuracy = result.metrics["balanced_accuracy"]
+    assert accuracy.mean > 0.95 and accuracy.ci95[0] <= accuracy.mean <= accuracy.ci95[1]
+    assert result.metrics["macro_auroc"].mean > 0.98
+    assert result.seeds == [0, 1, 2] and result.n_samples == {"train": 240, "val": 80, "test": 160}
+
+
+def test_noise_scores_at_chance():
+    result = TileClassification().evaluate(data(separation=0.0), TileClassificationParams(**FAST))
+    assert abs(result.metrics["balanced_accuracy"].mean - 0.25) < 0.1
+    assert abs(result.metrics["macro_auroc"].mean - 0.5) < 0.1
+
+
+def test_knn_matches_sklearn_cosine_knn():
+    task = data(separation=1.0)
+    result = TileClassification().evaluate(task, TileClassificationParams(**FAST))
+    train, test = task.splits["train"], task.splits["test"]
+    for k in (1, 20):
+        knn = KNeighborsClassifier(n_neighbors=k, metric="cosine").fit(train.embeddings, train.labels)
+        expected = balanced_accuracy_score(test.labels, knn.predict(test.embeddings))
+        assert result.metrics[f"knn{k}_balanced_accuracy"].mean == pytest.approx(expected)
+
+
+def test_missing_val_is_held_out_of_train_and_missing_test_reports_val():
+    no_val = TileClassification().evaluate(data(3.0, splits=("train", "test")), TileClassificationParams(**FAST))
+    assert no_val.n_samples["val"] == 24 and no_val.n_samples["train"] == 216
+    no_test = TileClassification().evaluate(data(3.0, splits=("train", "val")), TileClassificationParams(**FAST))
+    assert no_test.details["eval_split"] == "val" and no_test.n_samples["test"] == 80

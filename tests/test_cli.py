@@ -1,0 +1,144 @@
+"""`harness` end to end: the run, its result files, reuse, skips, failures and error lines."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from harness.cli import main
+
+RESULT_KEYS = {"schema_version", "task", "task_version", "family", "status", "reason", "model", "dataset",
+               "main_score", "metrics", "n_samples", "seeds", "details", "timings", "harness_version", "date"}
+
+
+def read(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def run(*args: str) -> int:
+    return main(["run", *args])
+
+
+def test_instruments_bound_the_synthetic_suite(cache_dir, tmp_path):
+    """The ceiling and the floor: synth-oracle near 1, random-noise at chance (1/6)."""
+    out = tmp_path / "results"
+    assert run("--model", "synth-oracle", "--model", "random-noise", "--tasks", "synth-tiles,synth-retrieval",
+               "--output", str(out)) == 0
+    oracle_tiles = read(out / "synth-oracle" / "synth-tiles.json")
+    assert oracle_tiles["metrics"]["balanced_accuracy"]["mean"] >= 0.95
+    assert read(out / "synth-oracle" / "synth-retrieval.json")["metrics"]["acc@1"]["mean"] >= 0.95
+    noise = read(out / "random-noise" / "synth-tiles.json")
+    assert abs(noise["metrics"]["balanced_accuracy"]["mean"] - 1 / 6) <= 0.05
+    assert noise["model"]["weights"] == "instrument" and noise["seeds"] == [0, 1, 2, 3, 4]
+
+
+def test_result_files_follow_the_schema_and_are_reused(cache_dir, tiny_registry_file, tmp_path, capsys):
+    out = tmp_path / "results"
+    args = ("--model", "timm:vit_tiny_patch16_224", "--random-init", "--tasks", "tiny",
+            "--include", str(tiny_registry_file), "--output", str(out), "--workers", "0")
+    assert run(*args) == 0
+    path = out / "timm--vit_tiny_patch16_224-random-init" / "tiny-tiles.json"
+    result = read(path)
+    assert set(result) == RESULT_KEYS
+    assert result["status"] == "ok" and result["model"]["weights"] == "random-init"
+    assert result["model"]["n_parameters"] > 5_000_000 and result["model"]["embed_dim"] == 192
+    assert result["main_score"] == {"name": "balanced_accuracy", "value": result["metrics"]["balanced_accuracy"]["mean"]}
+    low, high = result["metrics"]["balanced_accuracy"]["ci95"]
+    assert low <= result["main_score"]["value"] <= high
+    assert result["timings"]["items_per_s"] > 0 and result["timings"]["embed_s"] > 0
+    assert len(result["dataset"]["fingerprint"]) == 16
+    capsys.readouterr()
+
+    mtime = path.stat().st_mtime_ns
+    assert run(*args) == 0
+    assert path.stat().st_mtime_ns == mtime  # already scored: not recomputed
+    assert "earlier result" in capsys.readouterr().out
+
+    assert run(*args, "--overwrite") == 0
+    again = read(path)
+    assert again["date"] >= result["date"] and path.stat().st_mtime_ns != mtime
+    assert again["timings"]["embed_s"] < result["timings"]["embed_s"] / 5  # embeddings came from the cache
+    assert again["metrics"] == result["metrics"]  # same embeddings, same seeds: same numbers
+
+
+def test_absent_real_data_is_skipped_with_the_command(cache_dir, tmp_path):
+    out = tmp_path / "results"
+    assert run("--model", "random-noise", "--tasks", "bach,mhist", "--output", str(out)) == 0
+    bach = read(out / "random-noise" / "bach.json")
+    assert bach["status"] == "skipped" and "harness download bach" in bach["reason"]
+    assert bach["main_score"]["value"] is None and bach["metrics"] == {}
+    assert "--data-root" in read(out / "random-noise" / "mhist.json")["reason"]
+
+
+def test_a_failing_task_is_recorded_and_the_run_goes_on(cache_dir, tiny_registry_file, tmp_path):
+    for split in ("train", "test"):
+        for name in ("a", "b"):
+            folder = tmp_path / "data" / "broken" / split / name
+            folder.mkdir(parents=True)
+            for i in range(3):
+                Image.fromarray(np.full((32, 32, 3), 50 * i, np.uint8)).save(folder / f"{i}.png")
+    (tmp_path / "data" / "broken" / "test" / "b" / "bad.png").write_bytes(b"truncated")
+    registry = tmp_path / "broken.yaml"
+    registry.write_text(
+        f"include: [{tiny_registry_file}]\n"
+        "datasets:\n  broken:\n    source: imagefolder\n    path: broken\n    splits: [train, test]\n"
+        "tasks:\n  broken-tiles:\n    family: retrieval\n    dataset: broken\n    main_score: map@5\n"
+    )
+    out = tmp_path / "results"
+    code = run("--model", "timm:resnet18", "--random-init", "--tasks", "broken-tiles,tiny-retrieval",
+               "--include", str(registry), "--data-root", str(tmp_path / "data"), "--output", str(out),
+               "--workers", "0")
+    assert code == 1
+    failed = read(out / "timm--resnet18-random-init" / "broken-tiles.json")
+    assert failed["status"] == "failed" and "bad.png: unreadable image" in failed["reason"]
+    assert read(out / "timm--resnet18-random-init" / "tiny-retrieval.json")["status"] == "ok"
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--tasks", "synth-tilez"], "did you mean 'synth-tiles'"),
+    (["--model", "/no/such/checkpoint"], "no such file or directory"),
+])
+def test_usage_errors_are_one_line(args, expected, tmp_path, capsys):
+    assert run(*args, "--output", str(tmp_path)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and expected in err and "\n" not in err
+
+
+def test_malformed_include_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tasks: {x: [\n")
+    assert run("--include", str(bad), "--output", str(tmp_path)) == 2
+    err = capsys.readouterr().err.strip()
+    assert str(bad) in err and "malformed YAML" in err and "\n" not in err
+
+
+def test_unreadable_checkpoint_is_one_line(cache_dir, tiny_registry_file, tmp_path, capsys):
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"\x00\x01")
+    (folder / "card.yaml").write_text("architecture: vit_tiny_patch16_224\n")
+    code = run("--model", str(folder), "--tasks", "tiny-tiles", "--include", str(tiny_registry_file),
+               "--output", str(tmp_path / "results"))
+    assert code == 1
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+    assert len(lines) == 1 and "model.safetensors: cannot read this checkpoint" in lines[0]
+
+
+def test_default_run_of_the_readme(cache_dir, tmp_path):
+    """`harness run --tasks all` as the README runs it: every task gets a result file."""
+    env = dict(os.environ, HARNESS_CACHE=str(cache_dir), HF_HUB_OFFLINE="1")
+    harness = Path(sys.executable).parent / "harness"
+    done = subprocess.run([str(harness), "run", "--tasks", "all"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    folder = tmp_path / "results" / "timm--vit_tiny_patch16_224-random-init"
+    results = {p.stem: read(p) for p in folder.glob("*.json")}
+    assert {"synth-tiles", "synth-retrieval", "bach", "crc-100k", "pcam", "crc-retrieval"} <= set(results)
+    assert results["synth-tiles"]["status"] == "ok" and results["synth-tiles"]["model"]["weights"] == "random-init"
+    assert all(r["status"] == "skipped" for name, r in results.items() if not name.startswith("synth"))
+    assert "random-init" in done.stderr + done.stdout
