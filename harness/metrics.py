@@ -9,46 +9,77 @@ from __future__ import annotations
 import numpy as np
 
 
+def _weights(n: int, weights: np.ndarray | None) -> np.ndarray:
+    """(B, n) item weights: one row of ones, or B bootstrap multiplicity rows."""
+    return np.ones((1, n)) if weights is None else np.atleast_2d(weights).astype(np.float64)
+
+
+def confusion_matrices(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int,
+                       weights: np.ndarray | None = None) -> np.ndarray:
+    """(B, C, C) weighted confusion counts [true, predicted], one matrix per weight row."""
+    cells = np.asarray(y_true) * n_classes + np.asarray(y_pred)
+    onehot = np.zeros((len(cells), n_classes * n_classes))
+    onehot[np.arange(len(cells)), cells] = 1.0
+    return (_weights(len(cells), weights) @ onehot).reshape(-1, n_classes, n_classes)
+
+
+def balanced_accuracy_from_confusion(cm: np.ndarray) -> np.ndarray:
+    """Mean recall over the classes present in y_true (sklearn's definition), per matrix."""
+    support = cm.sum(axis=2)
+    correct = np.diagonal(cm, axis1=1, axis2=2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = np.where(support > 0, correct / support, np.nan)
+    return np.nanmean(recall, axis=1)
+
+
+def macro_f1_from_confusion(cm: np.ndarray) -> np.ndarray:
+    """Mean F1 over the labels in y_true or y_pred (sklearn's default labels), per matrix."""
+    true_pos = np.diagonal(cm, axis1=1, axis2=2)
+    denominator = cm.sum(axis=1) + cm.sum(axis=2)  # predicted + actual
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.where(denominator > 0, 2.0 * true_pos / denominator, np.nan)
+    return np.nanmean(f1, axis=1)
+
+
+def _n_classes(*label_arrays: np.ndarray) -> int:
+    return int(max(int(np.max(a)) for a in label_arrays if len(a))) + 1
+
+
 def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Mean per-class recall over the classes present in y_true (sklearn's definition)."""
-    classes, true_index = np.unique(y_true, return_inverse=True)
-    correct = np.bincount(true_index, weights=(y_true == y_pred), minlength=len(classes))
-    support = np.bincount(true_index, minlength=len(classes))
-    return float(np.mean(correct / support))
+    return float(balanced_accuracy_from_confusion(confusion_matrices(y_true, y_pred, _n_classes(y_true, y_pred)))[0])
 
 
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Unweighted mean F1 over the labels in y_true or y_pred (sklearn's default labels)."""
-    labels = np.union1d(y_true, y_pred)
-    scores = []
-    for label in labels:
-        true_pos = np.sum((y_true == label) & (y_pred == label))
-        predicted = np.sum(y_pred == label)
-        actual = np.sum(y_true == label)
-        denominator = predicted + actual
-        scores.append(0.0 if denominator == 0 else 2.0 * true_pos / denominator)
-    return float(np.mean(scores))
+    return float(macro_f1_from_confusion(confusion_matrices(y_true, y_pred, _n_classes(y_true, y_pred)))[0])
 
 
-def macro_auroc(y_true: np.ndarray, scores: np.ndarray) -> float:
+def macro_auroc(y_true: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None):
     """One-vs-rest AUROC averaged over classes that have both positives and negatives.
 
-    scores: (n, n_classes) class probabilities or logits. Ties count one half (Mann-Whitney).
+    scores: (n, n_classes) class probabilities. Ties count one half (Mann-Whitney U). With
+    `weights` (B, n) it returns B values, one per weighted (e.g. bootstrap) copy of the data.
     """
-    from scipy.stats import rankdata  # slow to import; only needed here
-
-    n_classes = scores.shape[1]
-    ranks = rankdata(scores, axis=0)
-    aucs = []
-    for label in range(n_classes):
-        positive = y_true == label
-        n_pos = int(positive.sum())
-        n_neg = len(y_true) - n_pos
-        if n_pos == 0 or n_neg == 0:
-            continue
-        rank_sum = ranks[positive, label].sum()
-        aucs.append((rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
-    return float(np.mean(aucs)) if aucs else float("nan")
+    y_true = np.asarray(y_true)
+    w = _weights(len(y_true), weights)
+    per_class = []
+    for label in range(scores.shape[1]):
+        order = np.argsort(scores[:, label], kind="stable")
+        ranked = scores[order, label]
+        new_value = np.r_[True, ranked[1:] != ranked[:-1]]
+        group = np.cumsum(new_value) - 1  # tie group of each sorted item
+        positive = y_true[order] == label
+        w_pos, w_neg = w[:, order] * positive, w[:, order] * ~positive
+        neg_per_group = np.add.reduceat(w_neg, np.flatnonzero(new_value), axis=1)
+        neg_below = np.cumsum(neg_per_group, axis=1) - neg_per_group
+        wins = (w_pos * (neg_below[:, group] + 0.5 * neg_per_group[:, group])).sum(axis=1)
+        pairs = w_pos.sum(axis=1) * w_neg.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per_class.append(np.where(pairs > 0, wins / pairs, np.nan))
+    stacked = np.stack(per_class, axis=1)
+    valid = np.isfinite(stacked)
+    count = valid.sum(axis=1)
+    values = np.where(count > 0, np.where(valid, stacked, 0.0).sum(axis=1) / np.maximum(count, 1), np.nan)
+    return float(values[0]) if weights is None else values
 
 
 # --- retrieval -------------------------------------------------------------------------

@@ -15,7 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from harness.bootstrap import N_RESAMPLES, bootstrap_ci
 from harness.evaluation import Evaluation, MetricSummary, SplitArrays, TaskData, summarise
 from harness.linear_probe import LinearProbeConfig, fit_linear_probe
-from harness.metrics import balanced_accuracy, macro_auroc, macro_f1
+from harness.metrics import (
+    balanced_accuracy,
+    balanced_accuracy_from_confusion,
+    confusion_matrices,
+    macro_auroc,
+    macro_f1_from_confusion,
+)
 
 
 class TileClassificationParams(BaseModel):
@@ -33,10 +39,19 @@ class TileClassificationParams(BaseModel):
     bootstrap_resamples: int = N_RESAMPLES
 
 
+def _confusion(y, pred, weights):
+    return confusion_matrices(y, pred, _n_classes_of(y, pred), weights)
+
+
+def _n_classes_of(y: np.ndarray, pred: np.ndarray) -> int:
+    return int(max(y.max(), pred.max())) + 1
+
+
+# name -> metric(y, predictions, probabilities, weights) -> one value per weight row
 PROBE_METRICS = {
-    "balanced_accuracy": lambda y, pred, scores: balanced_accuracy(y, pred),
-    "macro_f1": lambda y, pred, scores: macro_f1(y, pred),
-    "macro_auroc": lambda y, pred, scores: macro_auroc(y, scores),
+    "balanced_accuracy": lambda y, pred, proba, w: balanced_accuracy_from_confusion(_confusion(y, pred, w)),
+    "macro_f1": lambda y, pred, proba, w: macro_f1_from_confusion(_confusion(y, pred, w)),
+    "macro_auroc": lambda y, pred, proba, w: np.atleast_1d(macro_auroc(y, proba, w)),
 }
 
 
@@ -71,10 +86,10 @@ class TileClassification:
         y = test.labels
         metrics: dict[str, MetricSummary] = {}
         for metric_name, metric in PROBE_METRICS.items():
-            per_seed = [metric(y, pred, score) for pred, score in zip(predictions, scores)]
+            per_seed = [float(metric(y, pred, score, None)[0]) for pred, score in zip(predictions, scores)]
 
-            def over_seeds(idx: np.ndarray, metric=metric) -> float:
-                return float(np.mean([metric(y[idx], p[idx], s[idx]) for p, s in zip(predictions, scores)]))
+            def over_seeds(weights: np.ndarray, metric=metric) -> np.ndarray:
+                return np.mean([metric(y, p, s, weights) for p, s in zip(predictions, scores)], axis=0)
 
             ci = bootstrap_ci(over_seeds, len(y), n_resamples=params.bootstrap_resamples)
             metrics[metric_name] = summarise(per_seed, ci)
@@ -82,8 +97,8 @@ class TileClassification:
         for k in params.knn_k:
             knn = KNeighborsClassifier(n_neighbors=min(k, len(train.labels)), metric="cosine", algorithm="brute")
             pred = knn.fit(train.embeddings, train.labels).predict(test.embeddings)
-            ci = bootstrap_ci(lambda idx: balanced_accuracy(y[idx], pred[idx]), len(y),
-                              n_resamples=params.bootstrap_resamples)
+            ci = bootstrap_ci(lambda w, pred=pred: balanced_accuracy_from_confusion(
+                confusion_matrices(y, pred, n_classes, w)), len(y), n_resamples=params.bootstrap_resamples)
             metrics[f"knn{k}_balanced_accuracy"] = summarise([balanced_accuracy(y, pred)], ci)
 
         return Evaluation(

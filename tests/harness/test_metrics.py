@@ -7,10 +7,13 @@ from scipy.special import softmax
 from sklearn.metrics import balanced_accuracy_score, f1_score, roc_auc_score
 from torchmetrics.retrieval import RetrievalHitRate, RetrievalMAP
 
-from harness.bootstrap import bootstrap_ci, bootstrap_mean_ci
+from harness.bootstrap import bootstrap_ci, bootstrap_mean_ci, resample_weights
 from harness.metrics import (
     average_precision_at_k,
     balanced_accuracy,
+    balanced_accuracy_from_confusion,
+    confusion_matrices,
+    macro_f1_from_confusion,
     cosine_top_k,
     hit_at_k,
     macro_auroc,
@@ -109,4 +112,20 @@ def test_bootstrap_interval_covers_estimate_and_narrows():
     assert low_s <= small.mean() <= high_s and low_l <= large.mean() <= high_l
     assert high_l - low_l < (high_s - low_s) / 3
     # same seed, same interval
-    assert bootstrap_ci(lambda idx: small[idx].mean(), 50) == bootstrap_ci(lambda idx: small[idx].mean(), 50)
+    statistic = lambda w: w @ small / len(small)  # noqa: E731
+    assert bootstrap_ci(statistic, 50) == bootstrap_ci(statistic, 50)
+
+
+def test_weighted_metrics_equal_metrics_on_the_resampled_items(predictions):
+    """A bootstrap weight row (multiplicities) must give what indexing the resample gives."""
+    y, pred, proba = predictions
+    weights = next(resample_weights(len(y), n_resamples=3, seed=7))
+    rng = np.random.default_rng(7)  # the same draws resample_weights made
+    draws = rng.integers(0, len(y), (3, len(y)))
+    cm = confusion_matrices(y, pred, 5, weights)
+    aurocs = macro_auroc(y, proba, weights)
+    for row, idx in enumerate(draws):
+        np.testing.assert_array_equal(np.bincount(idx, minlength=len(y)), weights[row])
+        assert balanced_accuracy_from_confusion(cm)[row] == pytest.approx(balanced_accuracy_score(y[idx], pred[idx]))
+        assert macro_f1_from_confusion(cm)[row] == pytest.approx(f1_score(y[idx], pred[idx], average="macro"))
+        assert aurocs[row] == pytest.approx(roc_auc_score(y[idx], proba[idx], multi_class="ovr"))
