@@ -16,7 +16,9 @@ from pydantic import BaseModel
 @dataclass
 class SplitArrays:
     embeddings: np.ndarray  # (n, dim) float32
-    labels: np.ndarray  # (n,) int64 class indices
+    labels: np.ndarray | None  # (n,) int64 class indices, when the dataset has labels
+    records: list[dict] | None = None  # text annotations: {"image": i, "question", "answer"} or {"image": i, "report"}
+    text_embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # record field -> (n_records, d)
 
 
 @dataclass

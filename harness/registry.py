@@ -31,6 +31,7 @@ class SynthDataset(_Strict):
     source: Literal["synth"]
     generator: Literal["tiles"]
     params: dict[str, Any] = {}
+    annotations: Literal["vqa", "reports"] | None = None  # text generated from each tile's truth
     mpp: float = 0.5
     description: str = ""
 
@@ -43,8 +44,11 @@ class HubDataset(_Strict):
     revision: str
     data_files: dict[str, str]  # harness split -> glob inside the repo, e.g. "data/train-*.parquet"
     image_column: str = "image"
-    label_column: str = "label"
-    classes: list[str]  # class names in label-index order
+    label_column: str | None = "label"
+    classes: list[str] = []  # class names in label-index order
+    question_column: str | None = None  # VQA datasets: one question and answer per row
+    answer_column: str | None = None
+    text_column: str | None = None  # captioning / report datasets: one text per row
     mpp: float | None = None
     license: str = ""
     homepage: str = ""

@@ -25,6 +25,7 @@ from harness.progress import console
 from harness.registry import Registry, TaskSpec
 from harness.results import DatasetRecord, MainScore, ModelRecord, ResultStore, TaskResult, Timings, now_utc
 from harness.sources import DataContext, TileSource, open_source
+from harness.text_encoder import embed_texts
 
 
 @dataclass
@@ -131,9 +132,13 @@ class Runner:
             fingerprint = self._fingerprint(source)
             started = time.perf_counter()
             splits, throughputs = {}, []
+            text_fields = getattr(family, "text_fields", ())
             for split in source.split_names():
                 cached, _ = embed_split(encoder, source, fingerprint, split, self.cache, self.config.extract)
-                splits[split] = SplitArrays(cached.embeddings, source.labels(split))
+                records = source.records(split)
+                texts = {f: embed_texts([r[f] for r in records], self.config.context.cache_dir)
+                         for f in text_fields} if records else {}
+                splits[split] = SplitArrays(cached.embeddings, source.labels(split), records, texts)
                 if cached.meta.get("items_per_s"):
                     throughputs.append((cached.meta["n_items"], cached.meta["items_per_s"]))
             embed_s = time.perf_counter() - started

@@ -3,7 +3,12 @@
 Adding a family = a module here with a class like those below, and a line in FAMILIES.
 """
 
+from tasks.report_generation import ReportGeneration
 from tasks.retrieval import Retrieval
 from tasks.tile_classification import TileClassification
+from tasks.vqa import VisualQuestionAnswering
 
-FAMILIES = {family.name: family for family in (TileClassification, Retrieval)}
+FAMILIES = {
+    family.name: family
+    for family in (TileClassification, Retrieval, VisualQuestionAnswering, ReportGeneration)
+}

@@ -37,6 +37,23 @@ def test_instruments_bound_the_synthetic_suite(cache_dir, tmp_path):
     assert noise["model"]["weights"] == "instrument" and noise["seeds"] == [0, 1, 2, 3, 4]
 
 
+def test_instruments_bound_vqa_and_report_generation(cache_dir, tmp_path):
+    """Issue 4's bars: oracle VQA >= 0.90 and CIDEr-D >= 2x noise; noise VQA at the question-type prior."""
+    out = tmp_path / "results"
+    assert run("--model", "synth-oracle", "--model", "random-noise", "--tasks", "synth-vqa,synth-report",
+               "--output", str(out)) == 0
+    assert read(out / "synth-oracle" / "synth-vqa.json")["metrics"]["overall_accuracy"]["mean"] >= 0.90
+    noise_vqa = read(out / "random-noise" / "synth-vqa.json")
+    baseline = noise_vqa["details"]["majority_baseline"]["overall_accuracy"]
+    assert abs(noise_vqa["metrics"]["overall_accuracy"]["mean"] - baseline) <= 0.05
+    oracle_report = read(out / "synth-oracle" / "synth-report.json")
+    noise_report = read(out / "random-noise" / "synth-report.json")
+    assert oracle_report["main_score"]["name"] == "cider_d"
+    assert oracle_report["main_score"]["value"] >= 2 * noise_report["main_score"]["value"]
+    generated = oracle_report["details"]["examples"][0]["generated"]
+    assert isinstance(generated, str) and len(generated.split()) >= 6 and generated.endswith(".")
+
+
 def test_result_files_follow_the_schema_and_are_reused(cache_dir, tiny_registry_file, tmp_path, capsys):
     out = tmp_path / "results"
     args = ("--model", "timm:vit_tiny_patch16_224", "--random-init", "--tasks", "tiny",
@@ -138,7 +155,9 @@ def test_default_run_of_the_readme(cache_dir, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     folder = tmp_path / "results" / "timm--vit_tiny_patch16_224-random-init"
     results = {p.stem: read(p) for p in folder.glob("*.json")}
-    assert {"synth-tiles", "synth-retrieval", "bach", "crc-100k", "pcam", "crc-retrieval"} <= set(results)
-    assert results["synth-tiles"]["status"] == "ok" and results["synth-tiles"]["model"]["weights"] == "random-init"
+    assert {"synth-tiles", "synth-retrieval", "synth-vqa", "synth-report", "bach", "crc-100k", "pcam",
+            "crc-retrieval", "path-vqa"} <= set(results)
+    assert all(results[t]["status"] == "ok" for t in ("synth-tiles", "synth-retrieval", "synth-vqa", "synth-report"))
+    assert results["synth-tiles"]["model"]["weights"] == "random-init"
     assert all(r["status"] == "skipped" for name, r in results.items() if not name.startswith("synth"))
     assert "random-init" in done.stderr + done.stdout

@@ -11,6 +11,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from harness.errors import HarnessError
+
 
 @dataclass(frozen=True)
 class DataContext:
@@ -47,11 +49,15 @@ class TileSource(ABC):
     def class_names(self) -> list[str]: ...
 
     @abstractmethod
-    def labels(self, split: str) -> np.ndarray: ...
+    def labels(self, split: str) -> np.ndarray | None: ...
 
     @abstractmethod
     def images(self, split: str) -> Sequence[Any]:
         """Map-style, picklable sequence of RGB tiles (HWC uint8 arrays or PIL images)."""
+
+    def records(self, split: str) -> list[dict] | None:
+        """Text annotations of the split's images (VQA pairs or reports), if the dataset has them."""
+        return None
 
     def latents(self, split: str) -> np.ndarray | None:
         """Ground-truth latents (synthetic data only)."""
@@ -84,3 +90,15 @@ class NpyImages:
 
     def __getstate__(self) -> dict:
         return {"path": self.path, "_array": None, "_length": self._length}
+
+
+def check_text_records(records: list[dict], fields: tuple[str, ...], where: str) -> list[dict]:
+    """Every record has a non-empty string in each text field, or one line naming the record."""
+    for i, record in enumerate(records):
+        for name in fields:
+            value = record.get(name)
+            if not isinstance(value, str) or not value.strip():
+                raise HarnessError(
+                    f"{where}: record {i} has an empty or non-text {name} ({value!r}); fix or drop that row"
+                )
+    return records

