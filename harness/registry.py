@@ -70,7 +70,27 @@ class ImageFolderDataset(_Strict):
     description: str = ""
 
 
-DatasetSpec = Annotated[Union[SynthDataset, HubDataset, ImageFolderDataset], Field(discriminator="source")]
+class CsvDataset(_Strict):
+    """<data-root>/<path>: a CSV with one row per image (path relative to the CSV) and its split,
+    plus a label, a question and answer, or a text (report) per row."""
+
+    source: Literal["csv"]
+    path: str
+    image_column: str = "image"
+    split_column: str = "split"
+    label_column: str | None = None
+    classes: list[str] = []  # default: sorted label values
+    question_column: str | None = None
+    answer_column: str | None = None
+    text_column: str | None = None
+    mpp: float | None = None
+    license: str = ""
+    homepage: str = ""
+    instructions: str = ""
+    description: str = ""
+
+
+DatasetSpec = Annotated[Union[SynthDataset, HubDataset, ImageFolderDataset, CsvDataset], Field(discriminator="source")]
 
 
 class TaskSpec(_Strict):
@@ -216,7 +236,7 @@ def describe_validation_error(error: ValidationError) -> str:
     loc, message = first_problem(error)
     if len(loc) >= 2 and loc[0] in ("datasets", "tasks", "suites"):
         section, name, rest = loc[0][:-1], loc[1], loc[2:]
-        if section == "dataset" and rest and rest[0] in ("synth", "hf", "imagefolder"):
+        if section == "dataset" and rest and rest[0] in ("synth", "hf", "imagefolder", "csv"):
             rest = rest[1:]  # pydantic names the union member; the user never wrote it
         key = f": key '{'.'.join(rest)}'" if rest else ""
         return f"{section} '{name}'{key}: {message}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.registry import DatasetSpec, HubDataset, ImageFolderDataset, SynthDataset
+from harness.registry import CsvDataset, DatasetSpec, HubDataset, ImageFolderDataset, SynthDataset
 from harness.sources.base import DataContext, TileSource
 
 
@@ -19,6 +19,10 @@ def open_source(name: str, spec: DatasetSpec, context: DataContext) -> TileSourc
         from harness.sources.image_folder import ImageFolderSource
 
         return ImageFolderSource(name, spec, context)
+    if isinstance(spec, CsvDataset):
+        from harness.sources.csv_table import CsvTableSource
+
+        return CsvTableSource(name, spec, context)
     raise TypeError(f"no source for {type(spec).__name__}")
 
 

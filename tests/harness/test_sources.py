@@ -110,3 +110,42 @@ def test_unreadable_image_is_named(tmp_path):
                          context(tmp_path))
     with pytest.raises(HarnessError, match="broken.png: unreadable image"):
         source.images("train")[1]
+
+
+def write_table(root: Path, rows: list[str]) -> Path:
+    (root / "imgs").mkdir(parents=True)
+    for i in range(4):
+        tile(30 * i).save(root / "imgs" / f"{i}.png")
+    path = root / "table.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_csv_table_with_reports(tmp_path):
+    from harness.registry import CsvDataset
+
+    write_table(tmp_path / "data" / "cohort", ["image,split,report,grade",
+                                                "imgs/0.png,train,Low grade tumour.,low",
+                                                "imgs/1.png,train,High grade tumour.,high",
+                                                "imgs/2.png,test,Low grade tumour.,low"])
+    spec = CsvDataset(source="csv", path="cohort/table.csv", text_column="report", label_column="grade")
+    source = open_source("cohort", spec, context(tmp_path))
+    assert source.availability().ok and source.split_names() == ["test", "train"]
+    assert source.class_names() == ["high", "low"] and source.labels("train").tolist() == [1, 0]
+    assert source.records("test") == [{"image": 0, "report": "Low grade tumour."}]
+    assert np.asarray(source.images("train")[1]).mean() == 30
+
+
+def test_csv_table_errors_name_the_file(tmp_path):
+    from harness.registry import CsvDataset
+
+    write_table(tmp_path / "data" / "cohort", ["image,split,question,answer",
+                                                "imgs/0.png,train,Is it?,yes", "imgs/1.png,train,Is it?,"])
+    spec = CsvDataset(source="csv", path="cohort/table.csv", question_column="question", answer_column="answer")
+    with pytest.raises(HarnessError, match=r"table.csv split 'train': record 1 has an empty or non-text answer"):
+        open_source("cohort", spec, context(tmp_path)).records("train")
+    wrong = CsvDataset(source="csv", path="cohort/table.csv", text_column="report")
+    with pytest.raises(HarnessError, match=r"missing column\(s\) \['report'\]"):
+        open_source("cohort", wrong, context(tmp_path)).records("train")
+    absent = CsvDataset(source="csv", path="nowhere.csv", text_column="report", instructions="Make one.")
+    assert "Make one." in open_source("x", absent, context(tmp_path)).availability().reason

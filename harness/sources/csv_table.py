@@ -1,0 +1,85 @@
+"""A CSV table of images: one row per image with its split and a label, a question and answer,
+or a report. Image paths are relative to the CSV's folder."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from harness.errors import HarnessError
+from harness.registry import CsvDataset
+from harness.sources.base import Availability, TileSource, check_text_records, digest
+from harness.sources.hub import encode_labels
+from harness.sources.image_folder import FolderImages
+
+
+class CsvTableSource(TileSource):
+    spec: CsvDataset
+
+    @property
+    def table_path(self) -> Path:
+        return (self.context.data_root / self.spec.path).expanduser()
+
+    def availability(self) -> Availability:
+        if self.table_path.is_file():
+            return Availability(ok=True)
+        how = f" {self.spec.instructions.strip()}" if self.spec.instructions else ""
+        return Availability(ok=False, reason=f"no table at {self.table_path}.{how} Put it there or pass --data-root")
+
+    @cached_property
+    def rows(self) -> list[dict[str, str]]:
+        try:
+            with open(self.table_path, newline="", encoding="utf-8") as handle:
+                rows = list(csv.DictReader(handle))
+        except (OSError, UnicodeDecodeError, csv.Error) as error:
+            raise HarnessError(f"{self.table_path}: cannot read the table ({error})") from None
+        spec = self.spec
+        wanted = [spec.image_column, spec.split_column, spec.label_column, spec.question_column,
+                  spec.answer_column, spec.text_column]
+        missing = [c for c in wanted if c and rows and c not in rows[0]]
+        if not rows or missing:
+            columns = ", ".join(rows[0]) if rows else "none"
+            raise HarnessError(f"{self.table_path}: missing column(s) {missing or wanted[:2]} (columns: {columns}); "
+                               "fix the *_column keys of this dataset in your YAML")
+        return rows
+
+    def _split_rows(self, split: str) -> list[dict[str, str]]:
+        return [row for row in self.rows if row[self.spec.split_column] == split]
+
+    def split_names(self) -> list[str]:
+        return sorted({row[self.spec.split_column] for row in self.rows})
+
+    def class_names(self) -> list[str]:
+        if self.spec.classes or not self.spec.label_column:
+            return list(self.spec.classes)
+        return sorted({row[self.spec.label_column] for row in self.rows})
+
+    def fingerprint(self) -> str:
+        return digest({"table": hashlib.sha256(self.table_path.read_bytes()).hexdigest()})
+
+    def labels(self, split: str) -> np.ndarray | None:
+        if not self.spec.label_column:
+            return None
+        values = [row[self.spec.label_column] for row in self._split_rows(split)]
+        return encode_labels(values, self.class_names(), f"{self.table_path} split '{split}'")
+
+    def images(self, split: str) -> FolderImages:
+        folder = self.table_path.parent
+        return FolderImages([folder / row[self.spec.image_column] for row in self._split_rows(split)])
+
+    def records(self, split: str) -> list[dict] | None:
+        spec, rows = self.spec, self._split_rows(split)
+        where = f"{self.table_path} split '{split}'"
+        if spec.question_column and spec.answer_column:
+            records = [{"image": i, "kind": "closed" if row[spec.answer_column].strip().lower() in ("yes", "no")
+                        else "open", "question": row[spec.question_column], "answer": row[spec.answer_column]}
+                       for i, row in enumerate(rows)]
+            return check_text_records(records, ("question", "answer"), where)
+        if spec.text_column:
+            return check_text_records([{"image": i, "report": row[spec.text_column]} for i, row in enumerate(rows)],
+                                      ("report",), where)
+        return None
