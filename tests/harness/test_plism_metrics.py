@@ -1,0 +1,61 @@
+"""plismbench metrics against a brute-force reference (full matrix, argsort) on small arrays."""
+
+import numpy as np
+import pytest
+
+from harness.plism_metrics import leaderboard_score, pair_groups, pair_metrics, summarise_groups
+
+
+def brute_force(a, b, ks=(1, 3, 5, 10)):
+    pooled = np.concatenate([a, b])
+    pooled = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+    n = len(a)
+    sims = pooled @ pooled.T
+    np.fill_diagonal(sims, -np.inf)
+    order = np.argsort(-sims, axis=1)
+    twins = np.r_[np.arange(n, 2 * n), np.arange(n)]
+    cosine = np.mean([pooled[i] @ pooled[i + n] for i in range(n)])
+    return {"cosine": cosine, **{f"top_{k}": np.mean([twins[q] in order[q, :k] for q in range(2 * n)]) for k in ks}}
+
+
+@pytest.mark.parametrize("noise", [0.1, 0.5, 2.0])
+def test_pair_metrics_match_brute_force_in_chunks(noise):
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(70, 16))
+    b = a + noise * rng.normal(size=a.shape)
+    ours = pair_metrics(a, b, chunk_size=17)
+    reference = brute_force(a, b)
+    assert ours.keys() == reference.keys()
+    for key in ours:
+        assert ours[key] == pytest.approx(reference[key], abs=1e-6)
+
+
+def test_identical_slides_score_one_and_independent_slides_score_chance():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(500, 32))
+    same = pair_metrics(a, a.copy())
+    assert same["cosine"] == pytest.approx(1.0) and same["top_1"] == 1.0
+    noise = pair_metrics(a, rng.normal(size=(500, 32)))
+    assert noise["top_10"] == pytest.approx(10 / 999, abs=0.01)  # chance: k of the 2n - 1 others
+
+
+def test_pair_groups():
+    domains = [("he1", "s1"), ("he1", "s2"), ("he2", "s1"), ("he2", "s2")]
+    groups = pair_groups(domains)
+    assert groups["inter_scanner"] == [(0, 1), (2, 3)]
+    assert groups["inter_staining"] == [(0, 2), (1, 3)]
+    assert groups["both"] == [(0, 3), (1, 2)]
+    assert len(groups["all"]) == 6
+
+
+def test_summary_and_leaderboard_score():
+    domains = [("he1", "s1"), ("he1", "s2"), ("he2", "s1"), ("he2", "s2")]
+    groups = pair_groups(domains)
+    per_pair = {pair: {"cosine": 0.5 + 0.1 * i, "top_10": 0.1 * i} for i, pair in enumerate(groups["all"])}
+    summary = summarise_groups(per_pair, groups)
+    assert summary["inter_scanner"]["top_10"]["median"] == pytest.approx(np.median([per_pair[(0, 1)]["top_10"],
+                                                                                   per_pair[(2, 3)]["top_10"]]))
+    expected = np.mean([np.median([v["cosine"] for v in per_pair.values()]),
+                        summary["inter_scanner"]["top_10"]["median"], summary["inter_staining"]["top_10"]["median"],
+                        summary["both"]["top_10"]["median"]])
+    assert leaderboard_score(summary) == pytest.approx(expected)
