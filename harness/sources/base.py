@@ -102,3 +102,15 @@ def check_text_records(records: list[dict], fields: tuple[str, ...], where: str)
                     f"{where}: record {i} has an empty or non-text {name} ({value!r}); fix or drop that row"
                 )
     return records
+
+
+def records_from_columns(questions, answers, texts, where: str) -> list[dict] | None:
+    """Records of a table with one image per row: question/answer pairs (yes/no answers are
+    closed questions) or texts (reports), checked for empty values."""
+    if questions is not None and answers is not None:
+        records = [{"image": i, "kind": "closed" if str(a).strip().lower() in ("yes", "no") else "open",
+                    "question": q, "answer": a} for i, (q, a) in enumerate(zip(questions, answers))]
+        return check_text_records(records, ("question", "answer"), where)
+    if texts is not None:
+        return check_text_records([{"image": i, "report": t} for i, t in enumerate(texts)], ("report",), where)
+    return None

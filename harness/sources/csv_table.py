@@ -12,7 +12,7 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.registry import CsvDataset
-from harness.sources.base import Availability, TileSource, check_text_records, digest
+from harness.sources.base import Availability, TileSource, digest, records_from_columns
 from harness.sources.hub import encode_labels
 from harness.sources.image_folder import FolderImages
 
@@ -73,13 +73,6 @@ class CsvTableSource(TileSource):
 
     def records(self, split: str) -> list[dict] | None:
         spec, rows = self.spec, self._split_rows(split)
-        where = f"{self.table_path} split '{split}'"
-        if spec.question_column and spec.answer_column:
-            records = [{"image": i, "kind": "closed" if row[spec.answer_column].strip().lower() in ("yes", "no")
-                        else "open", "question": row[spec.question_column], "answer": row[spec.answer_column]}
-                       for i, row in enumerate(rows)]
-            return check_text_records(records, ("question", "answer"), where)
-        if spec.text_column:
-            return check_text_records([{"image": i, "report": row[spec.text_column]} for i, row in enumerate(rows)],
-                                      ("report",), where)
-        return None
+        column = lambda name: [row[name] for row in rows] if name else None  # noqa: E731
+        return records_from_columns(column(spec.question_column), column(spec.answer_column),
+                                    column(spec.text_column), f"{self.table_path} split '{split}'")

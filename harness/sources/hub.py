@@ -14,7 +14,7 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.registry import HubDataset
-from harness.sources.base import Availability, TileSource, digest
+from harness.sources.base import Availability, TileSource, digest, records_from_columns
 
 
 class HubImages:
@@ -111,17 +111,12 @@ class HubTileSource(TileSource):
     def records(self, split: str) -> list[dict] | None:
         """One record per row: its image is the row's image."""
         spec = self.spec
-        if spec.question_column and spec.answer_column:
-            table = self._table(split)
-            rows = zip(table[spec.question_column], table[spec.answer_column])
-            records = [{"image": i, "kind": "closed" if str(a).strip().lower() in ("yes", "no") else "open",
-                        "question": q, "answer": a} for i, (q, a) in enumerate(rows)]
-            return check_text_records(records, ("question", "answer"), f"{spec.hub_id} split '{split}'")
-        if spec.text_column:
-            texts = self._table(split)[spec.text_column]
-            return check_text_records([{"image": i, "report": t} for i, t in enumerate(texts)], ("report",),
-                                      f"{spec.hub_id} split '{split}'")
-        return None
+        if not (spec.question_column and spec.answer_column) and not spec.text_column:
+            return None
+        table = self._table(split)
+        column = lambda name: table[name] if name else None  # noqa: E731
+        return records_from_columns(column(spec.question_column), column(spec.answer_column),
+                                    column(spec.text_column), f"{spec.hub_id} split '{split}'")
 
     def images(self, split: str) -> HubImages:
         return HubImages(self._table(split), self.spec.image_column)

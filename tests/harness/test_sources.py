@@ -149,3 +149,27 @@ def test_csv_table_errors_name_the_file(tmp_path):
         open_source("cohort", wrong, context(tmp_path)).records("train")
     absent = CsvDataset(source="csv", path="nowhere.csv", text_column="report", instructions="Make one.")
     assert "Make one." in open_source("x", absent, context(tmp_path)).availability().reason
+
+
+def test_hub_vqa_dataset_gives_question_answer_records(hub_cache, tmp_path):
+    from datasets import Dataset, Features, Value
+    from datasets import Image as ImageFeature
+
+    data = hub_cache / "datasets--lab--vqa" / "snapshots" / COMMIT / "data"
+    data.mkdir(parents=True)
+    (hub_cache / "datasets--lab--vqa" / "refs").mkdir()
+    (hub_cache / "datasets--lab--vqa" / "refs" / "main").write_text(COMMIT)
+    features = Features({"image": ImageFeature(), "question": Value("string"), "answer": Value("string")})
+    rows = {"image": [tile(0), tile(9)], "question": ["Is this tumour?", "What organ?"], "answer": ["yes", "colon"]}
+    Dataset.from_dict(rows, features=features).to_parquet(str(data / "train-0.parquet"))
+    rows["answer"][1] = ""
+    Dataset.from_dict(rows, features=features).to_parquet(str(data / "test-0.parquet"))
+    spec = hub_spec(hub_id="lab/vqa", label_column=None, classes=[], question_column="question", answer_column="answer")
+    source = open_source("vqa", spec, context(tmp_path))
+    assert source.labels("train") is None
+    assert source.records("train") == [
+        {"image": 0, "kind": "closed", "question": "Is this tumour?", "answer": "yes"},
+        {"image": 1, "kind": "open", "question": "What organ?", "answer": "colon"},
+    ]
+    with pytest.raises(HarnessError, match="lab/vqa split 'test': record 1 has an empty or non-text answer"):
+        source.records("test")
