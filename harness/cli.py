@@ -3,6 +3,7 @@
     harness run [--tasks all] [--model SPEC ...] [--include FILE ...]
     harness list [--include FILE ...]
     harness download TASK [TASK ...]
+    harness leaderboard [--results DIR] [--port N] [--host ADDR]
 """
 
 from __future__ import annotations
@@ -85,6 +86,24 @@ class HarnessCLI:
         return 0
 
 
+    def leaderboard(self, args) -> int:
+        import subprocess
+
+        app = Path(__file__).resolve().parent.parent / "leaderboard" / "app.py"
+        if not app.exists():
+            raise HarnessError(f"{app}: the leaderboard app is missing from this installation")
+        try:
+            import streamlit  # noqa: F401
+        except ImportError:
+            raise HarnessError("the leaderboard needs Streamlit: pip install -e '.[app]'") from None
+        env = dict(os.environ, HARNESS_RESULTS=str(Path(args.results).resolve()))
+        command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
+                   "--server.address", args.host, "--server.headless", "true",
+                   "--browser.gatherUsageStats", "false"]
+        print(f"leaderboard of {args.results} at http://{args.host}:{args.port}", file=sys.stderr)
+        return subprocess.call(command, env=env)
+
+
 def build_parser() -> argparse.ArgumentParser:
     cli = HarnessCLI()
     parser = argparse.ArgumentParser(prog="harness", description="Benchmark pathology foundation models.")
@@ -120,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("names", nargs="+", metavar="NAME", help="dataset, task, family or suite names")
     common(download)
     download.set_defaults(handler=cli.download)
+
+    board = verbs.add_parser("leaderboard", help="browse results in the Streamlit app")
+    board.add_argument("--results", default="results", help="results folder (default ./results)")
+    board.add_argument("--port", type=int, default=8501)
+    board.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
+    board.set_defaults(handler=cli.leaderboard)
     return parser
 
 

@@ -1,0 +1,77 @@
+"""The leaderboard app (Streamlit). Reads only result files: `harness leaderboard --results DIR`.
+
+Run directly: HARNESS_RESULTS=results streamlit run leaderboard/app.py
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from leaderboard.aggregate import build_leaderboard, load_results
+
+RESULTS = Path(os.environ.get("HARNESS_RESULTS", "results"))
+
+st.set_page_config(page_title="Pathology FM leaderboard", layout="wide")
+st.title("Pathology foundation-model leaderboard")
+
+results, warnings = load_results(RESULTS) if RESULTS.is_dir() else ([], [])
+for warning in warnings:
+    st.warning(warning)
+if not results:
+    st.info(f"No results in `{RESULTS}` yet. Score a model first, for example: "
+            "`harness run --model synth-oracle --model random-noise --tasks all`, "
+            f"then `harness leaderboard --results {RESULTS}`.")
+    st.stop()
+
+# --- filters -----------------------------------------------------------------------------
+families = sorted({r.family for _, r in results})
+chosen_families = st.sidebar.multiselect("Families", families, default=families)
+tasks = sorted({r.task for _, r in results if r.family in chosen_families})
+chosen_tasks = st.sidebar.multiselect("Tasks", tasks, default=tasks)
+sizes = {slug: r.model.n_parameters or 0 for slug, r in results}
+largest_m = max(1, int(max(sizes.values()) / 1e6 + 1))
+max_params_m = st.sidebar.slider("Largest model shown (M parameters)", 0, largest_m, largest_m)
+
+shown = [(slug, r) for slug, r in results
+         if r.task in chosen_tasks and sizes[slug] <= max_params_m * 1e6]
+if not shown:
+    st.info("No result matches these filters.")
+    st.stop()
+board = build_leaderboard(shown)
+
+# --- overview ----------------------------------------------------------------------------
+common = board.common_tasks
+st.caption(
+    f"Ranks and means use only the tasks that every model shown has scored ({len(common)} of "
+    f"{len(board.tasks)}: {', '.join(common) or 'none'}). Means use tasks whose main score is in "
+    "[0, 1]; CIDEr-D enters ranks only. A cell that is not a number says why it is missing."
+)
+overview = pd.DataFrame(board.overview())
+st.subheader("Overview")
+st.dataframe(overview, hide_index=True, use_container_width=True)
+
+# --- per task ----------------------------------------------------------------------------
+st.subheader("Per task")
+task = st.selectbox("Task", board.tasks)
+rows = []
+for model in board.models:
+    cell = board.cells[(model, task)]
+    low, high = cell.ci95 if cell.ci95 else (None, None)
+    rows.append({"model": board.model_info[model]["name"], "status": cell.status, "score": cell.value,
+                 "ci95 low": low, "ci95 high": high, "reason": cell.reason or ""})
+st.caption(f"main score: {board.main_scores[task]} (mean over seeds, bootstrap 95% CI on test)")
+st.dataframe(pd.DataFrame(rows).sort_values("score", ascending=False), hide_index=True, use_container_width=True)
+
+# --- score vs cost -----------------------------------------------------------------------
+st.subheader("Score against size and speed")
+scatter = overview.dropna(subset=["mean"])
+if scatter.empty:
+    st.info("No common bounded task to plot: widen the filters.")
+else:
+    left, right = st.columns(2)
+    left.scatter_chart(scatter, x="parameters", y="mean", color="model")
+    right.scatter_chart(scatter.dropna(subset=["items_per_s"]), x="items_per_s", y="mean", color="model")

@@ -1,0 +1,56 @@
+"""The Streamlit app's views, run by Streamlit's own AppTest (no browser)."""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.leaderboard.test_aggregate import write_result
+
+APP = str(Path(__file__).resolve().parents[2] / "leaderboard" / "app.py")
+
+
+def run_app(monkeypatch, folder: Path) -> AppTest:
+    monkeypatch.setenv("HARNESS_RESULTS", str(folder))
+    app = AppTest.from_file(APP, default_timeout=60)
+    app.run()
+    assert not app.exception
+    return app
+
+
+def test_empty_folder_gives_a_hint_not_an_error(monkeypatch, tmp_path):
+    app = run_app(monkeypatch, tmp_path / "nothing")
+    assert "harness run" in app.info[0].value and not app.dataframe
+
+
+@pytest.fixture
+def results(tmp_path):
+    write_result(tmp_path, "big", "t1", "tile_classification", 0.9, params=300_000_000)
+    write_result(tmp_path, "big", "t2", "retrieval", 0.7, main="map@5", params=300_000_000)
+    write_result(tmp_path, "small", "t1", "tile_classification", 0.8, params=5_000_000)
+    write_result(tmp_path, "small", "t2", "retrieval", status="skipped", reason="no data", main="map@5",
+                 params=5_000_000)
+    (tmp_path / "small" / "bad.json").write_text("[]")
+    return tmp_path
+
+
+def test_overview_ranks_models_and_shows_gaps(monkeypatch, results):
+    app = run_app(monkeypatch, results)
+    assert any("bad.json" in w.value for w in app.warning)
+    overview = app.dataframe[0].value
+    assert list(overview["model"]) == ["big", "small"]
+    assert overview.loc[overview["model"] == "small", "t2"].item() == "skipped: no data"
+    assert "1 of 2: t1" in app.caption[0].value
+
+
+def test_filters_and_per_task_view(monkeypatch, results):
+    app = run_app(monkeypatch, results)
+    app.sidebar.slider[0].set_value(10).run()  # hide the 300M model
+    assert list(app.dataframe[0].value["model"]) == ["small"]
+    app.sidebar.slider[0].set_value(301).run()
+    app.selectbox[0].select("t1").run()
+    per_task = app.dataframe[1].value
+    assert list(per_task["model"]) == ["big", "small"]
+    assert per_task["ci95 low"].iloc[0] == pytest.approx(0.89)
+    app.sidebar.multiselect[0].set_value(["retrieval"]).run()
+    assert "t1" not in app.dataframe[0].value.columns
