@@ -130,7 +130,8 @@ def build_leaderboard(results: list[tuple[str, TaskResult]], warnings: list[str]
                 cells[(model, task)] = Cell(result.status, reason=result.reason)
         ok = [r for r in by_model[model].values() if r.status == "ok"]
         first = ok[0] if ok else next(iter(by_model[model].values()))
-        rates = [r.timings.items_per_s for r in ok if r.timings.items_per_s]
+        # instruments read no pixels: their "throughput" is not a speed anyone could compare
+        rates = [r.timings.items_per_s for r in ok if r.timings.items_per_s and r.model.weights != "instrument"]
         info[model] = {"name": first.model.name, "weights": first.model.weights,
                        "n_parameters": first.model.n_parameters, "embed_dim": first.model.embed_dim,
                        "items_per_s": float(np.median(rates)) if rates else None}

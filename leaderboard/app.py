@@ -51,6 +51,7 @@ st.caption(
     "[0, 1]; CIDEr-D enters ranks only. A cell that is not a number says why it is missing."
 )
 overview = pd.DataFrame(board.overview())
+overview = overview.drop(columns=[c for c in overview if c.startswith("mean:") and overview[c].isna().all()])
 st.subheader("Overview")
 st.dataframe(overview, hide_index=True, use_container_width=True)
 

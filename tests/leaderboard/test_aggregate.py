@@ -60,7 +60,7 @@ def test_overview_shows_gaps_with_reasons(results):
     assert rows["c"]["t2"] == "failed: disk full"
     assert rows["c"]["t3"] == "missing: not run for this model"
     assert rows["b"]["t2"] == pytest.approx(0.9)
-    assert rows["a"]["borda_rank"] == 1 and rows["a"]["parameters"] == 1000
+    assert rows["a"]["borda_rank"] == 1 and rows["a"]["parameters"] == 1000 and rows["a"]["items_per_s"] == 10.0
 
 
 def test_ties_share_rank_and_borda_points(tmp_path):
