@@ -73,23 +73,25 @@ class Runner:
         return outcomes
 
     # --- one model ------------------------------------------------------------------
-    def _planned_slug(self, spec: str, options: LoadOptions) -> str:
+    def _planned_slug(self, name: str, options: LoadOptions) -> str:
         random_init = options.random_init or (options.random_fallback and not hub_reachable())
         weights = "random-init" if random_init else "pretrained"
-        return EncoderInfo(spec, weights, "", 0, 0).slug
+        return EncoderInfo(name, weights, "", 0, 0).slug
 
     def _run_model(self, spec: str) -> list[TaskOutcome]:
         options = self.config.load
         if spec == DEFAULT_MODEL and not options.random_init:
             options = LoadOptions(random_init=False, random_fallback=True, device=options.device)
-        slug = self._planned_slug(spec, options)
+        name, checkpoint_sha = local_checkpoint_identity(spec) or (spec, None)
+        slug = self._planned_slug(name, options)
         encoder: Encoder | None = None
         outcomes = []
         for index, task_name in enumerate(self.config.tasks):
             task = self.registry.tasks[task_name]
             previous = self.store.read(self.store.path(slug, task_name))
             if (not self.config.overwrite and previous is not None and previous.status == "ok"
-                    and previous.task_version == task.version and previous.model.name == spec):
+                    and previous.task_version == task.version and previous.model.name == name
+                    and checkpoint_sha in (None, previous.model.weights_sha256)):
                 outcomes.append(_outcome_from(previous, reused=True))
                 continue
             source = self._source(task.dataset)
@@ -98,7 +100,7 @@ class Runner:
                 console.print(source.download())
                 availability = source.availability()
             if not availability.ok:
-                outcomes.append(self._record(slug, task_name, task, ModelRecord(name=spec), source,
+                outcomes.append(self._record(slug, task_name, task, ModelRecord(name=name), source,
                                              status="skipped", reason=availability.reason))
                 continue
             if encoder is None:
@@ -183,6 +185,25 @@ class Runner:
         )
         self.store.write(slug, result)
         return _outcome_from(result)
+
+
+def local_checkpoint_identity(spec: str) -> tuple[str, str] | None:
+    """(model name, sha256 of the weights file) of a local checkpoint, read without loading it;
+    None for other specs. The name is the card's `name` (else the path), as the result records it;
+    the hash lets a result scored from other weights at the same path be recomputed, not reused."""
+    from harness.models.card import read_card
+    from harness.models.checkpoint import locate_checkpoint, sha256_file
+    from harness.models.instruments import INSTRUMENTS
+    from harness.models.zoo import find_known_model
+
+    path = Path(spec).expanduser()
+    if spec in INSTRUMENTS or spec.startswith(("timm:", "hf-hub:")) or find_known_model(spec) or not path.exists():
+        return None
+    try:
+        weights, card = locate_checkpoint(path)
+        return (read_card(card).name or str(path)), sha256_file(weights)
+    except HarnessError:
+        return None  # loading the model reports the problem
 
 
 def _outcome_from(result: TaskResult, reused: bool = False) -> TaskOutcome:

@@ -161,3 +161,32 @@ def test_default_run_of_the_readme(cache_dir, tmp_path):
     assert results["synth-tiles"]["model"]["weights"] == "random-init"
     assert all(r["status"] == "skipped" for name, r in results.items() if not name.startswith("synth"))
     assert "random-init" in done.stderr + done.stdout
+
+
+def test_a_replaced_checkpoint_is_rescored_not_reused(cache_dir, tiny_registry_file, tmp_path):
+    import timm
+    import torch
+    from safetensors.torch import save_file
+
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / "card.yaml").write_text("name: my-model\narchitecture: vit_tiny_patch16_224\n")
+
+    def save(seed):
+        torch.manual_seed(seed)
+        state = timm.create_model("vit_tiny_patch16_224", num_classes=0).state_dict()
+        save_file({k: v.contiguous() for k, v in state.items()}, str(folder / "model.safetensors"))
+
+    out = tmp_path / "results"
+    args = ("--model", str(folder), "--tasks", "tiny-retrieval", "--include", str(tiny_registry_file),
+            "--output", str(out), "--workers", "0")
+    save(1)
+    assert run(*args) == 0
+    result_path = out / "my-model" / "tiny-retrieval.json"
+    first, mtime = read(result_path), result_path.stat().st_mtime_ns
+    assert first["model"]["name"] == "my-model" and first["model"]["weights"] == "checkpoint"
+    assert run(*args) == 0 and result_path.stat().st_mtime_ns == mtime  # same weights: reused
+    save(2)
+    assert run(*args) == 0
+    assert result_path.stat().st_mtime_ns != mtime
+    assert read(result_path)["model"]["weights_sha256"] != first["model"]["weights_sha256"]
