@@ -58,3 +58,12 @@ def summarise(per_seed: Sequence[float], ci95: tuple[float, float] | None) -> Me
         std=float(values.std(ddof=1)) if len(values) > 1 else 0.0,
         ci95=ci95,
     )
+
+
+def record_image_features(train: SplitArrays, split: SplitArrays) -> np.ndarray:
+    """(n_records, dim) image embedding of each record of `split`, standardised with the train
+    images' mean and std (so image features sit on the scale of the text features)."""
+    images = np.asarray(train.embeddings, dtype=np.float32)
+    mean, std = images.mean(axis=0), images.std(axis=0) + 1e-6
+    standardised = (np.asarray(split.embeddings, dtype=np.float32) - mean) / std
+    return standardised[[record["image"] for record in split.records]]

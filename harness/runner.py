@@ -20,7 +20,7 @@ from harness.extraction import ExtractOptions, embed_split
 from harness.hub_access import hub_reachable
 from harness.models.encoder import EncoderInfo
 from harness.models.instruments import NotApplicable
-from harness.models.loading import DEFAULT_MODEL, Encoder, LoadOptions, load_encoder
+from harness.models.loading import DEFAULT_MODEL, Encoder, LoadOptions, load_encoder, local_checkpoint_path
 from harness.progress import console
 from harness.registry import Registry, TaskSpec
 from harness.results import DatasetRecord, MainScore, ModelRecord, ResultStore, TaskResult, Timings, now_utc
@@ -193,11 +193,9 @@ def local_checkpoint_identity(spec: str) -> tuple[str, str] | None:
     the hash lets a result scored from other weights at the same path be recomputed, not reused."""
     from harness.models.card import read_card
     from harness.models.checkpoint import locate_checkpoint, sha256_file
-    from harness.models.instruments import INSTRUMENTS
-    from harness.models.zoo import find_known_model
 
-    path = Path(spec).expanduser()
-    if spec in INSTRUMENTS or spec.startswith(("timm:", "hf-hub:")) or find_known_model(spec) or not path.exists():
+    path = local_checkpoint_path(spec)
+    if path is None:
         return None
     try:
         weights, card = locate_checkpoint(path)

@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.bootstrap import N_RESAMPLES, bootstrap_ci, bootstrap_mean_ci
-from harness.evaluation import Evaluation, MetricSummary, TaskData, summarise
+from harness.evaluation import Evaluation, MetricSummary, TaskData, record_image_features, summarise
 from harness.metrics import cosine_top_k
 from harness.text_metrics import bleu_from_statistics, bleu_statistics, cider_d_scores, rouge_l_scores, tokenize
 
@@ -169,10 +169,7 @@ class ReportGeneration:
         train_tokens = [tokenize(r["report"]) for r in train.records]
         test_tokens = [tokenize(r["report"]) for r in test.records]
         vocab = Vocabulary(train_tokens)
-        train_images = np.asarray(train.embeddings, dtype=np.float32)
-        mean, std = train_images.mean(axis=0), train_images.std(axis=0) + 1e-6
-        x_train = ((train_images - mean) / std)[[r["image"] for r in train.records]]
-        x_test = ((np.asarray(test.embeddings, dtype=np.float32) - mean) / std)[[r["image"] for r in test.records]]
+        x_train, x_test = record_image_features(train, train), record_image_features(train, test)
         length = min(params.max_tokens, max(len(t) for t in train_tokens) + 2)  # pad to the longest report
         y_train = np.array([vocab.encode(t, length) for t in train_tokens], dtype=np.int64)
 

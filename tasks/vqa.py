@@ -19,8 +19,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.bootstrap import N_RESAMPLES, bootstrap_mean_ci
-from harness.evaluation import Evaluation, SplitArrays, TaskData, summarise
+from harness.evaluation import Evaluation, SplitArrays, TaskData, record_image_features, summarise
 from harness.text_metrics import token_f1
+from harness.torch_threads import single_thread
 
 
 class VqaParams(BaseModel):
@@ -38,10 +39,10 @@ class VqaParams(BaseModel):
     bootstrap_resamples: int = N_RESAMPLES
 
 
-def _features(split: SplitArrays, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    images = (np.asarray(split.embeddings, dtype=np.float32) - mean) / std
-    index = np.array([r["image"] for r in split.records])
-    return np.concatenate([images[index], split.text_embeddings["question"]], axis=1).astype(np.float32)
+def _features(train: SplitArrays, split: SplitArrays) -> np.ndarray:
+    """[standardised image embedding ; question embedding] per record."""
+    images = record_image_features(train, split)
+    return np.concatenate([images, split.text_embeddings["question"]], axis=1).astype(np.float32)
 
 
 def _train_mlp(x: np.ndarray, y: np.ndarray, n_answers: int, params: VqaParams, seed: int):
@@ -77,9 +78,7 @@ class VisualQuestionAnswering:
         train, test = data.splits.get(params.train_split), data.splits.get(params.test_split)
         if train is None or test is None or not train.records or not test.records:
             raise ValueError(f"vqa needs question/answer records in '{params.train_split}' and '{params.test_split}'")
-        images = np.asarray(train.embeddings, dtype=np.float32)
-        mean, std = images.mean(axis=0), images.std(axis=0) + 1e-6  # image features on the question's scale
-        x_train, x_test = _features(train, mean, std), _features(test, mean, std)
+        x_train, x_test = _features(train, train), _features(train, test)
         answers = sorted({r["answer"] for r in train.records})
         answer_index = {a: i for i, a in enumerate(answers)}
         y_train = np.array([answer_index[r["answer"]] for r in train.records], dtype=np.int64)
@@ -87,17 +86,13 @@ class VisualQuestionAnswering:
         closed = np.array([r.get("kind", "open") == "closed" for r in test.records])
 
         exact, f1 = [], []
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # small MLP: threads cost more than they give
-        try:
+        with single_thread():
             for seed in params.seeds:
                 model = _train_mlp(x_train, y_train, len(answers), params, seed)
                 with torch.no_grad():
                     predicted = [answers[i] for i in model(torch.from_numpy(x_test)).argmax(1).tolist()]
                 exact.append(np.array([p == t for p, t in zip(predicted, truth)], dtype=np.float64))
                 f1.append(np.array([token_f1(p, t) for p, t in zip(predicted, truth)]))
-        finally:
-            torch.set_num_threads(threads)
 
         exact_per_seed, f1_per_seed = np.stack(exact), np.stack(f1)
         metrics = {}

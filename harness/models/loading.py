@@ -39,6 +39,17 @@ class LoadOptions:
     device: str = "cpu"
 
 
+def _is_named_model(spec: str) -> bool:
+    """An instrument, a timm or Hub name, or a known FM: anything but a path."""
+    return spec in INSTRUMENTS or spec.startswith(("timm:", "hf-hub:")) or find_known_model(spec) is not None
+
+
+def local_checkpoint_path(spec: str) -> Path | None:
+    """The path of a local checkpoint spec; None for named models and missing paths."""
+    path = Path(spec).expanduser()
+    return path if not _is_named_model(spec) and path.exists() else None
+
+
 def load_encoder(spec: str, options: LoadOptions = LoadOptions()) -> Encoder:
     if spec in INSTRUMENTS:
         return make_instrument(spec, LATENT_DIM)
@@ -49,8 +60,8 @@ def load_encoder(spec: str, options: LoadOptions = LoadOptions()) -> Encoder:
         return _load_known(spec, known, options)
     if spec.startswith("hf-hub:"):
         return _load_timm(spec, spec, ModelCard(hub_id=spec.removeprefix("hf-hub:")), options)
-    path = Path(spec).expanduser()
-    if path.exists():
+    path = local_checkpoint_path(spec)
+    if path is not None:
         from harness.models.checkpoint import load_checkpoint_encoder
 
         return load_checkpoint_encoder(path, options)
@@ -62,9 +73,9 @@ def load_encoder(spec: str, options: LoadOptions = LoadOptions()) -> Encoder:
 
 def check_model_spec(spec: str) -> None:
     """Cheap validation before a run starts (no weights are read)."""
-    if spec in INSTRUMENTS or spec.startswith(("timm:", "hf-hub:")) or find_known_model(spec):
+    if _is_named_model(spec):
         return
-    if not Path(spec).expanduser().exists():
+    if local_checkpoint_path(spec) is None:
         raise HarnessError(
             f"model '{spec}' is not a known model and no such file or directory exists: "
             "check the path, or see `harness list` for model names"

@@ -114,3 +114,19 @@ def records_from_columns(questions, answers, texts, where: str) -> list[dict] | 
     if texts is not None:
         return check_text_records([{"image": i, "report": t} for i, t in enumerate(texts)], ("report",), where)
     return None
+
+
+def encode_labels(values, classes: list[str], where: str) -> np.ndarray:
+    """Labels as class indices: ints stay, bools become 0/1, strings map through `classes`."""
+    array = np.asarray(values)
+    if array.dtype == bool:
+        return array.astype(np.int64)
+    if np.issubdtype(array.dtype, np.integer):
+        if len(array) and (array.min() < 0 or array.max() >= len(classes)):
+            raise HarnessError(f"{where}: label {array.max()} outside the {len(classes)} declared classes")
+        return array.astype(np.int64)
+    index = {name: i for i, name in enumerate(classes)}
+    unknown = sorted({str(v) for v in array} - set(index))
+    if unknown:
+        raise HarnessError(f"{where}: labels {unknown[:3]} are not among the declared classes {classes}")
+    return np.array([index[str(v)] for v in array], dtype=np.int64)

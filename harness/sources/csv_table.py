@@ -12,8 +12,7 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.registry import CsvDataset
-from harness.sources.base import Availability, TileSource, digest, records_from_columns
-from harness.sources.hub import encode_labels
+from harness.sources.base import Availability, TileSource, digest, encode_labels, records_from_columns
 from harness.sources.image_folder import FolderImages
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.registry import HubDataset
-from harness.sources.base import Availability, TileSource, digest, records_from_columns
+from harness.sources.base import Availability, TileSource, digest, encode_labels, records_from_columns
 
 
 class HubImages:
@@ -134,18 +134,3 @@ class HubTileSource(TileSource):
         )
         return f"{self.name}: {self.spec.hub_id}@{self.spec.revision} downloaded to {folder}"
 
-
-def encode_labels(values, classes: list[str], where: str) -> np.ndarray:
-    """Labels as class indices: ints stay, bools become 0/1, strings map through `classes`."""
-    array = np.asarray(values)
-    if array.dtype == bool:
-        return array.astype(np.int64)
-    if np.issubdtype(array.dtype, np.integer):
-        if len(array) and (array.min() < 0 or array.max() >= len(classes)):
-            raise HarnessError(f"{where}: label {array.max()} outside the {len(classes)} declared classes")
-        return array.astype(np.int64)
-    index = {name: i for i, name in enumerate(classes)}
-    unknown = sorted({str(v) for v in array} - set(index))
-    if unknown:
-        raise HarnessError(f"{where}: labels {unknown[:3]} are not among the declared classes {classes}")
-    return np.array([index[str(v)] for v in array], dtype=np.int64)
