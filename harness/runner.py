@@ -120,7 +120,8 @@ class Runner:
 
     def _source(self, dataset: str) -> TileSource:
         if dataset not in self._sources:
-            self._sources[dataset] = open_source(dataset, self.registry.datasets[dataset], self.config.context)
+            self._sources[dataset] = open_source(dataset, self.registry.datasets[dataset], self.config.context,
+                                                 self.registry.datasets)
         return self._sources[dataset]
 
     # --- one task -------------------------------------------------------------------
@@ -133,7 +134,7 @@ class Runner:
             source.prepare()
             fingerprint = self._fingerprint(source)
             started = time.perf_counter()
-            splits, throughputs = {}, []
+            splits, throughputs, precisions = {}, [], set()
             text_fields = getattr(family, "text_fields", ())
             for split in source.split_names():
                 cached, _ = embed_split(encoder, source, fingerprint, split, self.cache, self.config.extract)
@@ -141,6 +142,7 @@ class Runner:
                 texts = {f: embed_texts([r[f] for r in records], self.config.context.cache_dir)
                          for f in text_fields} if records else {}
                 splits[split] = SplitArrays(cached.embeddings, source.labels(split), records, texts)
+                precisions.add(cached.meta.get("precision"))
                 if cached.meta.get("items_per_s"):
                     throughputs.append((cached.meta["n_items"], cached.meta["items_per_s"]))
             embed_s = time.perf_counter() - started
@@ -166,7 +168,8 @@ class Runner:
             main_score=MainScore(name=task.main_score, value=main.mean), metrics=evaluation.metrics,
             n_samples=evaluation.n_samples, seeds=evaluation.seeds, details=evaluation.details,
             timings=Timings(embed_s=round(embed_s, 3), eval_s=round(eval_s, 3),
-                            items_per_s=round(items_per_s, 2) if items_per_s else None),
+                            items_per_s=round(items_per_s, 2) if items_per_s else None,
+                            precision=next(iter(precisions)) if len(precisions) == 1 else None),
             date=now_utc(),
         )
         self.store.write(slug, result)

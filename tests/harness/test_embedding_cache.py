@@ -44,6 +44,18 @@ def test_second_call_reads_the_cache(tmp_path, tiny_source, encoder):
     assert other_split.embeddings.shape == (12, 192)
 
 
+def test_bf16_embeddings_are_cached_apart_and_close_to_fp32(tmp_path, tiny_source, encoder):
+    cache = EmbeddingCache(tmp_path)
+    fp32, _ = embed_split(encoder, tiny_source, tiny_source.fingerprint(), "test", cache, OPTIONS)
+    bf16_options = ExtractOptions(batch_size=4, num_workers=0, precision="bf16")
+    bf16, computed = embed_split(encoder, tiny_source, tiny_source.fingerprint(), "test", cache, bf16_options)
+    assert computed and bf16.meta["precision"] == "bf16" and fp32.meta["precision"] == "fp32"
+    assert not np.array_equal(fp32.embeddings, bf16.embeddings)
+    a, b = np.asarray(fp32.embeddings), np.asarray(bf16.embeddings)
+    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cosine.min() > 0.99
+
+
 def test_interrupted_extraction_resumes_from_finished_shards(tmp_path, tiny_source, encoder, monkeypatch):
     import harness.embedding_cache as module
 
