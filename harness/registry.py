@@ -29,7 +29,7 @@ class SynthDataset(_Strict):
     """Generated on first use by the built-in procedural generator (no download)."""
 
     source: Literal["synth"]
-    generator: Literal["tiles"]
+    generator: Literal["tiles", "plism"]  # tile suite, or aligned staining x scanner domains
     params: dict[str, Any] = {}
     annotations: Literal["vqa", "reports"] | None = None  # text generated from each tile's truth
     mpp: float = 0.5
@@ -49,6 +49,9 @@ class HubDataset(_Strict):
     question_column: str | None = None  # VQA datasets: one question and answer per row
     answer_column: str | None = None
     text_column: str | None = None  # captioning / report datasets: one text per row
+    split_column: str | None = None  # splits = this column's values (e.g. one per slide); one data_files entry
+    order_column: str | None = None  # with split_column: rows of a split sorted by this column
+    items_per_split: int | None = None  # with split_column: the first N rows of each split in that order
     mpp: float | None = None
     license: str = ""
     homepage: str = ""
@@ -90,7 +93,24 @@ class CsvDataset(_Strict):
     description: str = ""
 
 
-DatasetSpec = Annotated[Union[SynthDataset, HubDataset, ImageFolderDataset, CsvDataset], Field(discriminator="source")]
+PerturbationName = Literal["hed_jitter", "gaussian_blur", "jpeg", "gamma", "flip", "rot90"]
+
+
+class TransformedDataset(_Strict):
+    """Items of another dataset's split, clean and under each perturbation (harness/perturbations.py):
+    splits `clean` and one per transform, item i of every split being the same tile."""
+
+    source: Literal["transformed"]
+    base: str  # a dataset declared in the registry
+    split: str = "test"
+    max_items: int | None = 128  # evenly spaced over the split; null = all
+    transforms: list[PerturbationName] = ["hed_jitter", "gaussian_blur", "jpeg", "gamma", "flip", "rot90"]
+    seed: int = 0
+    description: str = ""
+
+
+DatasetSpec = Annotated[Union[SynthDataset, HubDataset, ImageFolderDataset, CsvDataset, TransformedDataset],
+                        Field(discriminator="source")]
 
 
 class TaskSpec(_Strict):
@@ -236,7 +256,7 @@ def describe_validation_error(error: ValidationError) -> str:
     loc, message = first_problem(error)
     if len(loc) >= 2 and loc[0] in ("datasets", "tasks", "suites"):
         section, name, rest = loc[0][:-1], loc[1], loc[2:]
-        if section == "dataset" and rest and rest[0] in ("synth", "hf", "imagefolder", "csv"):
+        if section == "dataset" and rest and rest[0] in ("synth", "hf", "imagefolder", "csv", "transformed"):
             rest = rest[1:]  # pydantic names the union member; the user never wrote it
         key = f": key '{'.'.join(rest)}'" if rest else ""
         return f"{section} '{name}'{key}: {message}"
@@ -244,6 +264,13 @@ def describe_validation_error(error: ValidationError) -> str:
 
 
 def _check_references(registry: Registry) -> None:
+    for name, dataset in registry.datasets.items():
+        if isinstance(dataset, TransformedDataset) and (dataset.base not in registry.datasets
+                                                        or isinstance(registry.datasets[dataset.base], TransformedDataset)):
+            raise HarnessError(
+                f"{registry.origin['datasets:' + name]}: dataset '{name}': key 'base': "
+                f"'{dataset.base}' is not a declared dataset of tiles (declare it under datasets:)"
+            )
     for name, task in registry.tasks.items():
         if task.dataset not in registry.datasets:
             raise HarnessError(

@@ -10,6 +10,9 @@ import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("HARNESS_CACHE", str(Path(os.environ.get("PYTEST_TMP", "/tmp")) / "harness-test-cache"))
+# The cache the README's run uses (CI runs it first with this HARNESS_CACHE): tests of the full
+# synthetic suite reuse its generated data and embeddings instead of recomputing them.
+SUITE_CACHE = Path(os.environ["HARNESS_CACHE"])
 
 TINY_REGISTRY = """
 datasets:
@@ -39,6 +42,13 @@ def cache_dir(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("cache")
     os.environ["HARNESS_CACHE"] = str(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def suite_cache() -> Path:
+    """A persistent cache for tests of the full-size synthetic suite (see SUITE_CACHE)."""
+    SUITE_CACHE.mkdir(parents=True, exist_ok=True)
+    return SUITE_CACHE
 
 
 @pytest.fixture(scope="session")

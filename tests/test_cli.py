@@ -24,11 +24,11 @@ def run(*args: str) -> int:
     return main(["run", *args])
 
 
-def test_instruments_bound_the_synthetic_suite(cache_dir, tmp_path):
+def test_instruments_bound_the_synthetic_suite(suite_cache, tmp_path):
     """The ceiling and the floor: synth-oracle near 1, random-noise at chance (1/6)."""
     out = tmp_path / "results"
     assert run("--model", "synth-oracle", "--model", "random-noise", "--tasks", "synth-tiles,synth-retrieval",
-               "--output", str(out)) == 0
+               "--output", str(out), "--cache-dir", str(suite_cache)) == 0
     oracle_tiles = read(out / "synth-oracle" / "synth-tiles.json")
     assert oracle_tiles["metrics"]["balanced_accuracy"]["mean"] >= 0.95
     assert read(out / "synth-oracle" / "synth-retrieval.json")["metrics"]["acc@1"]["mean"] >= 0.95
@@ -37,11 +37,11 @@ def test_instruments_bound_the_synthetic_suite(cache_dir, tmp_path):
     assert noise["model"]["weights"] == "instrument" and noise["seeds"] == [0, 1, 2, 3, 4]
 
 
-def test_instruments_bound_vqa_and_report_generation(cache_dir, tmp_path):
+def test_instruments_bound_vqa_and_report_generation(suite_cache, tmp_path):
     """Issue 4's bars: oracle VQA >= 0.90 and CIDEr-D >= 2x noise; noise VQA at the question-type prior."""
     out = tmp_path / "results"
     assert run("--model", "synth-oracle", "--model", "random-noise", "--tasks", "synth-vqa,synth-report",
-               "--output", str(out)) == 0
+               "--output", str(out), "--cache-dir", str(suite_cache)) == 0
     assert read(out / "synth-oracle" / "synth-vqa.json")["metrics"]["overall_accuracy"]["mean"] >= 0.90
     noise_vqa = read(out / "random-noise" / "synth-vqa.json")
     baseline = noise_vqa["details"]["majority_baseline"]["overall_accuracy"]
@@ -52,6 +52,25 @@ def test_instruments_bound_vqa_and_report_generation(cache_dir, tmp_path):
     assert oracle_report["main_score"]["value"] >= 2 * noise_report["main_score"]["value"]
     generated = oracle_report["details"]["examples"][0]["generated"]
     assert isinstance(generated, str) and len(generated.split()) >= 6 and generated.endswith(".")
+
+
+def test_instruments_bound_stain_robustness_and_invariance(suite_cache, tmp_path):
+    """Issue 5's bars: the domain-invariant latent scores >= 0.95, random noise <= 0.01 on every top-10."""
+    out = tmp_path / "results"
+    assert run("--model", "synth-oracle", "--model", "random-noise", "--tasks", "robustness",
+               "--output", str(out), "--cache-dir", str(suite_cache)) == 0
+    oracle = read(out / "synth-oracle" / "synth-plism.json")
+    assert oracle["main_score"]["value"] >= 0.95
+    assert oracle["n_samples"] == {"slides": 12, "tiles_per_slide": 600, "pairs": 66}
+    assert oracle["details"]["groups"]["inter_scanner"]["top_10"]["n_pairs"] == 12
+    assert abs(oracle["metrics"]["cross_domain_drop"]["mean"]) < 0.02
+    noise = read(out / "random-noise" / "synth-plism.json")
+    top10 = {k: v["mean"] for k, v in noise["metrics"].items() if k.startswith("top_10_")}
+    assert len(top10) == 4 and max(top10.values()) <= 0.01
+    assert abs(noise["metrics"]["cross_domain_balanced_accuracy"]["mean"] - 1 / 6) <= 0.05
+    assert read(out / "synth-oracle" / "synth-invariance.json")["main_score"]["value"] == pytest.approx(1.0)
+    assert abs(read(out / "random-noise" / "synth-invariance.json")["main_score"]["value"]) < 0.05
+    assert read(out / "random-noise" / "plism.json")["status"] == "skipped"
 
 
 def test_result_files_follow_the_schema_and_are_reused(cache_dir, tiny_registry_file, tmp_path, capsys):
@@ -146,9 +165,9 @@ def test_unreadable_checkpoint_is_one_line(cache_dir, tiny_registry_file, tmp_pa
     assert len(lines) == 1 and "model.safetensors: cannot read this checkpoint" in lines[0]
 
 
-def test_default_run_of_the_readme(cache_dir, tmp_path):
+def test_default_run_of_the_readme(suite_cache, tmp_path):
     """`harness run --tasks all` as the README runs it: every task gets a result file."""
-    env = dict(os.environ, HARNESS_CACHE=str(cache_dir), HF_HUB_OFFLINE="1")
+    env = dict(os.environ, HARNESS_CACHE=str(suite_cache), HF_HUB_OFFLINE="1")
     harness = Path(sys.executable).parent / "harness"
     done = subprocess.run([str(harness), "run", "--tasks", "all"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)
@@ -157,7 +176,8 @@ def test_default_run_of_the_readme(cache_dir, tmp_path):
     results = {p.stem: read(p) for p in folder.glob("*.json")}
     assert {"synth-tiles", "synth-retrieval", "synth-vqa", "synth-report", "bach", "crc-100k", "pcam",
             "crc-retrieval", "path-vqa"} <= set(results)
-    assert all(results[t]["status"] == "ok" for t in ("synth-tiles", "synth-retrieval", "synth-vqa", "synth-report"))
+    synthetic = ("synth-tiles", "synth-retrieval", "synth-vqa", "synth-report", "synth-plism", "synth-invariance")
+    assert all(results[t]["status"] == "ok" for t in synthetic)
     assert results["synth-tiles"]["model"]["weights"] == "random-init"
     assert all(r["status"] == "skipped" for name, r in results.items() if not name.startswith("synth"))
     assert "random-init" in done.stderr + done.stdout

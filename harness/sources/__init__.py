@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from harness.registry import CsvDataset, DatasetSpec, HubDataset, ImageFolderDataset, SynthDataset
+from typing import Mapping
+
+from harness.registry import CsvDataset, DatasetSpec, HubDataset, ImageFolderDataset, SynthDataset, TransformedDataset
 from harness.sources.base import DataContext, TileSource
 
 
-def open_source(name: str, spec: DatasetSpec, context: DataContext) -> TileSource:
+def open_source(name: str, spec: DatasetSpec, context: DataContext,
+                datasets: Mapping[str, DatasetSpec] | None = None) -> TileSource:
+    """The source of one dataset; `datasets` (the registry's) resolves a transformed dataset's base."""
     if isinstance(spec, SynthDataset):
         from harness.sources.synthetic import SyntheticTileSource
 
@@ -23,6 +27,12 @@ def open_source(name: str, spec: DatasetSpec, context: DataContext) -> TileSourc
         from harness.sources.csv_table import CsvTableSource
 
         return CsvTableSource(name, spec, context)
+    if isinstance(spec, TransformedDataset):
+        from harness.sources.transformed import TransformedSource
+
+        if datasets is None or spec.base not in datasets:
+            raise ValueError(f"dataset '{name}': its base '{spec.base}' is not among the given datasets")
+        return TransformedSource(name, spec, context, open_source(spec.base, datasets[spec.base], context, datasets))
     raise TypeError(f"no source for {type(spec).__name__}")
 
 

@@ -76,27 +76,56 @@ class HubTileSource(TileSource):
                        "commit": snapshot.name if snapshot else None, "files": files})
 
     # --- reading --------------------------------------------------------------------
+    def _file_table(self, key: str):
+        """The rows of one data_files entry, their columns checked."""
+        from datasets import load_dataset
+
+        snapshot = self._snapshot()
+        if snapshot is None:
+            raise HarnessError(self.availability().reason)
+        files = [str(p) for p in self._files(snapshot, key)]
+        table = load_dataset("parquet", data_files={"rows": files}, split="rows")  # any key, even `all`
+        spec = self.spec
+        columns = (spec.image_column, spec.label_column, spec.question_column, spec.answer_column,
+                   spec.text_column, spec.split_column, spec.order_column)
+        for column in (c for c in columns if c):
+            if column not in table.column_names:
+                raise HarnessError(
+                    f"{spec.hub_id}: '{key}' has no column '{column}' (columns: {', '.join(table.column_names)}); "
+                    "fix the dataset's column keys in tasks.yaml"
+                )
+        return table
+
     def _table(self, split: str):
         if split not in self._tables:
-            from datasets import load_dataset
-
-            snapshot = self._snapshot()
-            if snapshot is None:
-                raise HarnessError(self.availability().reason)
-            files = [str(p) for p in self._files(snapshot, split)]
-            table = load_dataset("parquet", data_files={split: files}, split=split)
-            columns = (self.spec.image_column, self.spec.label_column, self.spec.question_column,
-                       self.spec.answer_column, self.spec.text_column)
-            for column in (c for c in columns if c):
-                if column not in table.column_names:
-                    raise HarnessError(
-                        f"{self.spec.hub_id}: split '{split}' has no column '{column}' "
-                        f"(columns: {', '.join(table.column_names)}); fix image_column/label_column in tasks.yaml"
-                    )
-            self._tables[split] = table
+            if self.spec.split_column:
+                self._tables[split] = self._whole().select(self._split_rows()[split])
+            else:
+                self._tables[split] = self._file_table(split)
         return self._tables[split]
 
+    def _whole(self):
+        if "__whole__" not in self._tables:
+            self._tables["__whole__"] = self._file_table(next(iter(self.spec.data_files)))
+        return self._tables["__whole__"]
+
+    def _split_rows(self) -> dict[str, list[int]]:
+        """split_column value -> its row indices, in order_column order, capped at items_per_split."""
+        if "__rows__" not in self._tables:
+            whole = self._whole()
+            keys = np.asarray(whole[self.spec.split_column]).astype(str)
+            order = np.asarray(whole[self.spec.order_column]) if self.spec.order_column else np.arange(len(keys))
+            rows = {}
+            for value in sorted(set(keys)):
+                index = np.flatnonzero(keys == value)
+                index = index[np.argsort(order[index], kind="stable")][: self.spec.items_per_split]
+                rows[value] = index.tolist()
+            self._tables["__rows__"] = rows
+        return self._tables["__rows__"]
+
     def split_names(self) -> list[str]:
+        if self.spec.split_column:
+            return list(self._split_rows())
         return list(self.spec.data_files)
 
     def class_names(self) -> list[str]:

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import json
 import numpy as np
+from pydantic import ValidationError
 
-from harness.registry import SynthDataset
+from harness.errors import HarnessError
+
+from harness.registry import SynthDataset, first_problem
 from harness.sources.base import Availability, NpyImages, TileSource, check_text_records, digest
 from harness.synth.annotations import report_records, vqa_records
+from harness.synth.domains import domain_name
+from harness.synth.plism_suite import PLISM_GENERATOR_VERSION, SyntheticPlismParams, build_plism_suite
 from harness.synth.tile_suite import GENERATOR_VERSION, SyntheticTileParams, build_tile_suite
+
+# generator name -> (parameters, builder, version)
+GENERATORS = {
+    "tiles": (SyntheticTileParams, build_tile_suite, GENERATOR_VERSION),
+    "plism": (SyntheticPlismParams, build_plism_suite, PLISM_GENERATOR_VERSION),
+}
 
 
 class SyntheticTileSource(TileSource):
@@ -16,7 +27,12 @@ class SyntheticTileSource(TileSource):
 
     def __init__(self, name, spec, context):
         super().__init__(name, spec, context)
-        self.params = SyntheticTileParams.model_validate(spec.params)
+        params_type, self._build, self._version = GENERATORS[spec.generator]
+        try:
+            self.params = params_type.model_validate(spec.params)
+        except ValidationError as error:
+            loc, message = first_problem(error)
+            raise HarnessError(f"dataset '{name}': key 'params.{'.'.join(loc)}': {message}") from None
         # named by the images alone: datasets that differ only in annotations share tiles and embeddings
         self.folder = context.cache_dir / "synthetic" / f"{spec.generator}-{self.fingerprint()}"
 
@@ -25,16 +41,18 @@ class SyntheticTileSource(TileSource):
 
     def prepare(self) -> None:
         if not (self.folder / "meta.json").exists():
-            build_tile_suite(self.folder, self.params)
+            self._build(self.folder, self.params)
 
     def fingerprint(self) -> str:
-        return digest({"generator": self.spec.generator, "version": GENERATOR_VERSION,
+        return digest({"generator": self.spec.generator, "version": self._version,
                        "params": self.params.model_dump()})
 
     def _meta(self) -> dict:
         return json.loads((self.folder / "meta.json").read_text())
 
     def split_names(self) -> list[str]:
+        if isinstance(self.params, SyntheticPlismParams):
+            return [domain_name(stain, scanner) for stain, scanner in self.params.domains()]
         return list(self.params.per_class)
 
     def class_names(self) -> list[str]:

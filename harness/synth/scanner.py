@@ -31,10 +31,14 @@ class Scanner:
         image = light
         if self.blur_sigma > 0:
             image = gaussian_filter(image, sigma=(self.blur_sigma, self.blur_sigma, 0))
-        image = image @ np.asarray(self.colour_matrix, dtype=np.float32).T
-        image = np.clip(image, 0.0, 1.0) ** (1.0 / self.gamma)
+        colour = np.asarray(self.colour_matrix, dtype=np.float32)
+        if not np.array_equal(colour, np.eye(3)):
+            image = image @ colour.T
+        image = np.clip(image, 0.0, 1.0)
+        if self.gamma != 1.0:
+            image = image ** np.float32(1.0 / self.gamma)
         if self.noise_std > 0:
-            image = image + rng.normal(0.0, self.noise_std, image.shape).astype(np.float32)
+            image = image + np.float32(self.noise_std) * rng.standard_normal(image.shape, dtype=np.float32)
         rgb = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
         if self.jpeg_quality is not None:
             buffer = io.BytesIO()

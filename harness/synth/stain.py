@@ -37,7 +37,8 @@ class Staining:
 
     def render(self, maps: TissueMaps) -> np.ndarray:
         """(H, W, 3) float32 transmitted intensity in [0, 1]."""
-        return np.power(10.0, -self.optical_density(maps)).astype(np.float32)
+        od = self.optical_density(maps).astype(np.float32, copy=False)
+        return np.exp(od * np.float32(-np.log(10.0)))  # 10^-OD
 
 
 # Ruifrok & Johnston's H&E vectors: the reference staining every synthetic tile uses by default.

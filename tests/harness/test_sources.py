@@ -173,3 +173,55 @@ def test_hub_vqa_dataset_gives_question_answer_records(hub_cache, tmp_path):
     ]
     with pytest.raises(HarnessError, match="lab/vqa split 'test': record 1 has an empty or non-text answer"):
         source.records("test")
+
+
+def test_transformed_dataset_views_its_base_split(tmp_path):
+    from harness.registry import SynthDataset, TransformedDataset
+    from harness.synth.tile_suite import SyntheticTileParams
+
+    datasets = {
+        "base": SynthDataset(source="synth", generator="tiles",
+                             params=SyntheticTileParams(tile_size=32, per_class={"test": 3}).model_dump()),
+        "view": TransformedDataset(source="transformed", base="base", max_items=5, transforms=["rot90", "jpeg"]),
+    }
+    source = open_source("view", datasets["view"], context(tmp_path), datasets)
+    source.prepare()
+    base = open_source("base", datasets["base"], context(tmp_path))
+    indices = np.linspace(0, 17, 5).round().astype(int)
+    assert source.split_names() == ["clean", "rot90", "jpeg"]
+    assert source.labels("rot90").tolist() == base.labels("test")[indices].tolist()
+    np.testing.assert_array_equal(source.latents("jpeg"), base.latents("test")[indices])
+    clean, rotated = source.images("clean"), source.images("rot90")
+    assert len(clean) == 5
+    np.testing.assert_array_equal(clean[2], base.images("test")[indices[2]])
+    assert any(np.array_equal(rotated[2], np.rot90(clean[2], k)) for k in (1, 2, 3))
+    np.testing.assert_array_equal(rotated[2], source.images("rot90")[2])  # seeded per item
+    other = datasets["view"].model_copy(update={"transforms": ["rot90"]})
+    assert open_source("view", other, context(tmp_path), datasets).fingerprint() != source.fingerprint()
+
+
+def test_hub_dataset_split_by_a_column_gives_one_split_per_slide(hub_cache, tmp_path):
+    """PLISM's layout: one table, a slide_id per row; each slide's tiles in tile_id order, capped."""
+    from datasets import Dataset, Features, Value
+    from datasets import Image as ImageFeature
+
+    repo = hub_cache / "datasets--lab--plism"
+    data = repo / "snapshots" / COMMIT / "data"
+    data.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(COMMIT)
+    features = Features({"png": ImageFeature(), "slide_id": Value("string"), "tile_id": Value("int64")})
+    slides = ["GV_S60", "GIV_AT2", "GV_S60", "GIV_AT2", "GV_S60", "GIV_AT2"]
+    tiles = [2, 0, 0, 2, 1, 1]
+    rows = {"png": [tile(10 * t + 100 * (s == "GV_S60")) for s, t in zip(slides, tiles)],
+            "slide_id": slides, "tile_id": tiles}
+    Dataset.from_dict(rows, features=features).to_parquet(str(data / "tiles-0.parquet"))
+    spec = hub_spec(hub_id="lab/plism", data_files={"all": "data/*.parquet"}, image_column="png",
+                    label_column=None, classes=[], split_column="slide_id", order_column="tile_id",
+                    items_per_split=2)
+    source = open_source("plism", spec, context(tmp_path))
+    assert source.availability().ok
+    assert source.split_names() == ["GIV_AT2", "GV_S60"]
+    images = source.images("GV_S60")
+    assert len(images) == 2 and [np.asarray(images[i]).mean() for i in range(2)] == [100, 110]
+    assert source.labels("GV_S60") is None

@@ -56,3 +56,24 @@ def test_latent_is_one_hot_plus_factors():
     latent = TissueFactors("adipose", 0.25, 0.75).latent()
     assert latent.shape == (LATENT_DIM,) and latent[TISSUE_CLASSES.index("adipose")] == 1.0
     assert latent[:len(TISSUE_CLASSES)].sum() == 1.0 and latent[-2:].tolist() == [0.25, 0.75]
+
+
+def test_aligned_suite_renders_the_same_tissue_in_every_domain(tmp_path):
+    from harness.synth.plism_suite import SyntheticPlismParams, build_plism_suite
+
+    params = SyntheticPlismParams(tile_size=48, n_tiles=12, stainings=["standard", "faded"],
+                                  scanners=["reference", "soft-warm"])
+    build_plism_suite(tmp_path / "plism", params, workers=1)
+    domains = ["standard@reference", "standard@soft-warm", "faded@reference", "faded@soft-warm"]
+    assert sorted(p.name for p in (tmp_path / "plism").iterdir() if p.is_dir()) == sorted(domains)
+    images = {d: np.load(tmp_path / "plism" / d / "images.npy").astype(np.float32).mean(axis=3) for d in domains}
+    labels = [np.load(tmp_path / "plism" / d / "labels.npy") for d in domains]
+    assert all(np.array_equal(labels[0], other) for other in labels[1:])
+    reference = images["standard@reference"]
+    for domain in domains[1:]:
+        assert not np.allclose(images[domain], reference)
+        # tile i is the same tissue: its pixels correlate with tile i of the reference far more than with tile i+1
+        same = np.mean([np.corrcoef(images[domain][i].ravel(), reference[i].ravel())[0, 1] for i in range(12)])
+        other = np.mean([np.corrcoef(images[domain][i].ravel(), reference[(i + 1) % 12].ravel())[0, 1]
+                         for i in range(12)])
+        assert same > 0.6 and same > other + 0.4

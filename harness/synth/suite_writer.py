@@ -1,0 +1,67 @@
+"""Writing a generated dataset: one folder per split (images.npy, labels.npy, latents.npy).
+
+Rendering runs in worker processes that fill memory-mapped image arrays; the dataset is built
+under a temporary name and renamed when complete, so an interrupted generation is simply redone.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from numpy.lib.format import open_memmap
+
+from harness.progress import progress_bar
+
+
+def write_suite(
+    target: Path,
+    splits: dict[str, tuple[np.ndarray, np.ndarray]],  # split -> (labels, latents)
+    tile_size: int,
+    render_job: Callable[[Path, Any], int],  # (temporary folder, job) -> tiles rendered
+    jobs: Sequence[Any],
+    meta: dict,
+    workers: int | None = None,
+) -> None:
+    tmp = target.with_name(target.name + f".tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        for split, (labels, latents) in splits.items():
+            folder = tmp / split
+            folder.mkdir(parents=True)
+            open_memmap(folder / "images.npy", mode="w+", dtype=np.uint8,
+                        shape=(len(labels), tile_size, tile_size, 3)).flush()
+            np.save(folder / "labels.npy", np.asarray(labels, np.int64))
+            np.save(folder / "latents.npy", np.asarray(latents, np.float32))
+        total = sum(len(labels) for labels, _ in splits.values())
+        workers = workers or min(2, os.cpu_count() or 1)
+        run = _Job(render_job, tmp)
+        with progress_bar(f"generating {target.name}", total) as advance:
+            if workers > 1:
+                with mp.get_context("fork").Pool(workers) as pool:
+                    for done in pool.imap_unordered(run, jobs):
+                        advance(done)
+            else:
+                for job in jobs:
+                    advance(run(job))
+        (tmp / "meta.json").write_text(json.dumps({**meta, "splits": {s: len(l) for s, (l, _) in splits.items()}},
+                                                  indent=2))
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class _Job:
+    def __init__(self, render_job, folder: Path):
+        self.render_job = render_job
+        self.folder = folder
+
+    def __call__(self, job) -> int:
+        return self.render_job(self.folder, job)
