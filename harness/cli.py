@@ -3,7 +3,11 @@
     harness run [--tasks all] [--model SPEC ...] [--include FILE ...]
     harness list [--include FILE ...]
     harness download TASK [TASK ...]
-    harness leaderboard [--results DIR] [--port N] [--host ADDR]
+    harness leaderboard [--results DIR | --hub ORG/REPO] [--port N] [--host ADDR]
+    harness push --repo ORG/REPO [--results DIR] [--private]  |  harness push --space ORG/NAME --repo ORG/REPO
+    harness pull --repo ORG/REPO [--output DIR]
+    harness submit CHECKPOINT --card card.yaml [--requests DIR]
+    harness queue run|list [--requests DIR] [--tasks ...]
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ class HarnessCLI:
         return DataContext(cache_dir=cache, data_root=Path(data_root).expanduser())
 
     def run(self, args) -> int:
-        from harness.extraction import ExtractOptions, resolve_device
+        from harness.extraction import ExtractOptions, resolve_device, resolve_precision
         from harness.hub_access import configure_offline_mode
         from harness.models.loading import DEFAULT_MODEL, LoadOptions, check_model_spec
         from harness.run_summary import print_summary
@@ -56,7 +60,8 @@ class HarnessCLI:
         config = RunConfig(
             models=models, tasks=task_names, output=Path(args.output), context=self._context(args),
             load=LoadOptions(random_init=args.random_init, device=device),
-            extract=ExtractOptions(batch_size=args.batch_size, num_workers=args.workers, device=device),
+            extract=ExtractOptions(batch_size=args.batch_size, num_workers=args.workers, device=device,
+                                   precision=resolve_precision(args.precision, device)),
             overwrite=args.overwrite, download=args.download, verbose=args.verbose,
         )
         outcomes = Runner(registry, families, config).run()
@@ -82,7 +87,7 @@ class HarnessCLI:
             names = [name] if name in registry.datasets else [registry.tasks[t].dataset for t in registry.select(name)]
             datasets.update(dict.fromkeys(names))
         for dataset in datasets:
-            print(open_source(dataset, registry.datasets[dataset], context).download())
+            print(open_source(dataset, registry.datasets[dataset], context, registry.datasets).download())
         return 0
 
 
@@ -97,11 +102,77 @@ class HarnessCLI:
         except ImportError:
             raise HarnessError("the leaderboard needs Streamlit: pip install -e '.[app]'") from None
         env = dict(os.environ, HARNESS_RESULTS=str(Path(args.results).resolve()))
+        if args.hub:
+            env["HARNESS_HUB_REPO"] = args.hub
         command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
                    "--server.address", args.host, "--server.headless", "true",
                    "--browser.gatherUsageStats", "false"]
-        print(f"leaderboard of {args.results} at http://{args.host}:{args.port}", file=sys.stderr)
+        print(f"leaderboard of {args.hub or args.results} at http://{args.host}:{args.port}", file=sys.stderr)
         return subprocess.call(command, env=env)
+
+    def push(self, args) -> int:
+        from leaderboard.hub_results import push_results, push_space
+
+        if args.space:
+            url = push_space(args.space, args.repo, private=args.private)
+            print(f"Space {args.space} (reading dataset {args.repo}) uploaded: {url}")
+        else:
+            url, n = push_results(Path(args.results), args.repo, private=args.private)
+            print(f"{n} result files and the leaderboard table pushed to dataset {args.repo}: {url}")
+        return 0
+
+    def submit(self, args) -> int:
+        from harness.submissions import RequestStore, submit
+
+        request = submit(Path(args.checkpoint), Path(args.card), RequestStore(self._requests(args)), args.tasks)
+        print(f"{request.id}: PENDING (weights sha256 {request.weights_sha256[:12]}, {request.embed_dim}-d, "
+              f"{request.n_parameters:,} parameters); score it with `harness queue run`")
+        return 0
+
+    def queue(self, args) -> int:
+        from rich.table import Table
+
+        from harness.progress import console
+        from harness.submissions import RequestStore, run_queue
+
+        store = RequestStore(self._requests(args))
+        if args.action == "run":
+            run_queue(store, lambda request, checkpoint: self._score_request(args, request, checkpoint),
+                      log=console.print)
+        requests, warnings = store.all()
+        table = Table(title=f"requests in {store.root}")
+        for column in ("id", "status", "model", "tasks", "attempts", "updated", "reason"):
+            table.add_column(column)
+        for r in requests:
+            table.add_row(r.id, r.status, r.model_name, r.tasks, str(r.attempts), r.updated, r.reason or "")
+        console.print(table)
+        return EXIT_TASK_FAILED if args.action == "run" and any(r.status == "FAILED" for r in requests) else 0
+
+    @staticmethod
+    def _requests(args) -> Path:
+        return Path(args.requests or os.environ.get("HARNESS_REQUESTS") or "requests")
+
+    def _score_request(self, args, request, checkpoint: Path) -> dict:
+        from harness.extraction import ExtractOptions, resolve_device, resolve_precision
+        from harness.hub_access import configure_offline_mode
+        from harness.models.loading import LoadOptions
+        from harness.runner import RunConfig, Runner
+
+        configure_offline_mode()
+        registry, families = self._registry(args)
+        device = resolve_device("auto")
+        config = RunConfig(models=[str(checkpoint)], tasks=registry.select(args.tasks or request.tasks),
+                           output=Path(args.output), context=self._context(args), load=LoadOptions(device=device),
+                           extract=ExtractOptions(device=device, precision=resolve_precision("auto", device)))
+        outcomes = Runner(registry, families, config).run()
+        return {o.task: (o.status, o.reason) for o in outcomes}
+
+    def pull(self, args) -> int:
+        from leaderboard.hub_results import pull_results
+
+        n = pull_results(args.repo, Path(args.output), revision=args.revision)
+        print(f"{n} result files from dataset {args.repo} in {args.output}")
+        return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "random-noise or synth-oracle; repeatable (default: timm:vit_tiny_patch16_224)")
     run.add_argument("--output", default="results", help="results folder (default ./results)")
     run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    run.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                     help="encoder forward precision; auto = bf16 where the hardware has native bf16 "
+                          "(CUDA, AVX512-BF16/AMX CPUs), else fp32")
     run.add_argument("--batch-size", type=int, default=32)
     run.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="DataLoader workers")
     run.add_argument("--random-init", action="store_true", help="score untrained weights (labelled random-init)")
@@ -144,7 +218,37 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--results", default="results", help="results folder (default ./results)")
     board.add_argument("--port", type=int, default=8501)
     board.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
+    board.add_argument("--hub", metavar="ORG/REPO", help="read a results dataset on the Hub instead")
     board.set_defaults(handler=cli.leaderboard)
+
+    push = verbs.add_parser("push", help="upload results (or the leaderboard Space) to the Hugging Face Hub")
+    push.add_argument("--repo", required=True, metavar="ORG/REPO", help="results dataset repository")
+    push.add_argument("--results", default="results", help="results folder (default ./results)")
+    push.add_argument("--space", metavar="ORG/NAME", help="publish the leaderboard app as a Streamlit Space "
+                                                          "reading --repo, instead of pushing results")
+    push.add_argument("--private", action="store_true", help="create the repository private")
+    push.set_defaults(handler=cli.push)
+
+    submission = verbs.add_parser("submit", help="validate a checkpoint and add it to the submission queue")
+    submission.add_argument("checkpoint", help="weights file (safetensors preferred) or a folder holding it")
+    submission.add_argument("--card", required=True, help="model card (architecture, pooling, embed_dim, name)")
+    submission.add_argument("--tasks", default="all", help="what the request is scored on (default all)")
+    submission.add_argument("--requests", help="requests folder (default $HARNESS_REQUESTS or ./requests)")
+    submission.set_defaults(handler=cli.submit)
+
+    queue = verbs.add_parser("queue", help="score pending submissions (run) or show them (list)")
+    queue.add_argument("action", choices=["run", "list"])
+    queue.add_argument("--requests", help="requests folder (default $HARNESS_REQUESTS or ./requests)")
+    queue.add_argument("--tasks", help="override each request's tasks")
+    queue.add_argument("--output", default="results", help="results folder (default ./results)")
+    common(queue)
+    queue.set_defaults(handler=cli.queue)
+
+    pull = verbs.add_parser("pull", help="download results from a Hub dataset")
+    pull.add_argument("--repo", required=True, metavar="ORG/REPO")
+    pull.add_argument("--output", default="results", help="results folder (default ./results)")
+    pull.add_argument("--revision", help="a commit, branch or tag (default main)")
+    pull.set_defaults(handler=cli.pull)
     return parser
 
 

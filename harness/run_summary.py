@@ -43,7 +43,7 @@ def print_registry(registry, families, context) -> None:
         tasks.add_column(column)
     for name, task in registry.tasks.items():
         spec = registry.datasets[task.dataset]
-        availability = open_source(task.dataset, spec, context).availability()
+        availability = open_source(task.dataset, spec, context, registry.datasets).availability()
         tasks.add_row(name, task.family, task.dataset, spec.source, task.main_score, str(task.version),
                       "present" if availability.ok else "[yellow]absent[/yellow]")
     stdout.print(tasks)

@@ -77,13 +77,21 @@ class Leaderboard:
     def _bounded(self, task: str) -> bool:
         return self.main_scores[task] not in UNBOUNDED_SCORES
 
+    def coverage(self, model: str) -> str:
+        """'<scored>/<tasks>' and what the gaps are, e.g. '6/18 (12 skipped)'."""
+        statuses = [self.cells[(model, t)].status for t in self.tasks]
+        gaps = {s: statuses.count(s) for s in ("skipped", "failed", "missing") if s in statuses}
+        text = f"{statuses.count('ok')}/{len(self.tasks)}"
+        return text + (f" ({', '.join(f'{n} {s}' for s, n in gaps.items())})" if gaps else "")
+
     def overview(self) -> list[dict]:
         """Rows sorted by average rank: model info, rank, Borda, means, then one column per task."""
         average_rank, borda = self.average_rank(), self.borda()
         borda_order = sorted(self.models, key=lambda m: -borda[m])
         rows = []
         for model in sorted(self.models, key=lambda m: (np.nan_to_num(average_rank[m], nan=np.inf), m)):
-            row = {"model": self.model_info[model]["name"], "weights": self.model_info[model]["weights"],
+            row = {"model": self.model_info[model]["name"], "coverage": self.coverage(model),
+                   "weights": self.model_info[model]["weights"],
                    "parameters": self.model_info[model]["n_parameters"],
                    "embed_dim": self.model_info[model]["embed_dim"],
                    "items_per_s": self.model_info[model]["items_per_s"],
@@ -114,7 +122,7 @@ def build_leaderboard(results: list[tuple[str, TaskResult]], warnings: list[str]
     for slug, result in results:
         by_model[slug][result.task] = result
     models = sorted(by_model)
-    tasks = sorted({r.task for _, r in results if r.status == "ok"})
+    tasks = sorted({r.task for _, r in results})  # a task nobody could score still shows why
     families = {r.task: r.family for _, r in results}
     main_names = {r.task: r.main_score.name for _, r in results}
     cells, info = {}, {}
@@ -137,3 +145,25 @@ def build_leaderboard(results: list[tuple[str, TaskResult]], warnings: list[str]
                        "items_per_s": float(np.median(rates)) if rates else None}
     return Leaderboard(models, tasks, {t: families[t] for t in tasks}, cells, info,
                        {t: main_names[t] for t in tasks}, list(warnings or []))
+
+
+# The columns the robustness panel shows, per family (others stay in the result files)
+ROBUSTNESS_COLUMNS = {
+    "stain_robustness": ["plism_score", "cosine_all", "top_10_inter_scanner", "top_10_inter_staining",
+                         "top_10_both", "in_domain_balanced_accuracy", "cross_domain_drop"],
+    "transform_invariance": ["mean_cosine", "cosine_hed_jitter", "cosine_gaussian_blur", "cosine_jpeg",
+                             "cosine_gamma", "cosine_flip", "cosine_rot90"],
+}
+
+
+def robustness_tables(results: list[tuple[str, TaskResult]]) -> dict[str, list[dict]]:
+    """task -> one row per model: the robustness metrics of that task (None where not reported)."""
+    tables: dict[str, list[dict]] = defaultdict(list)
+    for _, result in sorted(results, key=lambda item: (item[1].task, item[1].model.name)):
+        columns = ROBUSTNESS_COLUMNS.get(result.family)
+        if columns is None or result.status != "ok":
+            continue
+        row = {"model": result.model.name}
+        row.update({c: result.metrics[c].mean if c in result.metrics else None for c in columns})
+        tables[result.task].append(row)
+    return dict(tables)

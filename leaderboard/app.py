@@ -1,6 +1,8 @@
-"""The leaderboard app (Streamlit). Reads only result files: `harness leaderboard --results DIR`.
+"""The leaderboard app (Streamlit). Reads only result files: `harness leaderboard --results DIR`,
+or a results dataset on the Hub: `harness leaderboard --hub ORG/REPO`.
 
 Run directly: HARNESS_RESULTS=results streamlit run leaderboard/app.py
+(or HARNESS_HUB_REPO=org/repo).
 """
 
 from __future__ import annotations
@@ -11,12 +13,35 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from leaderboard.aggregate import build_leaderboard, load_results
+from leaderboard.aggregate import build_leaderboard, load_results, robustness_tables
 
-RESULTS = Path(os.environ.get("HARNESS_RESULTS", "results"))
+HUB_REPO = os.environ.get("HARNESS_HUB_REPO")  # a results dataset on the Hub (harness push --repo)
 
 st.set_page_config(page_title="Pathology FM leaderboard", layout="wide")
 st.title("Pathology foundation-model leaderboard")
+
+
+@st.cache_resource(ttl=600, show_spinner="Fetching results from the Hub")
+def pulled(repo: str) -> Path:
+    """The Hub dataset's result files in a local folder (refreshed every 10 minutes)."""
+    import tempfile
+
+    from leaderboard.hub_results import pull_results
+
+    folder = Path(tempfile.mkdtemp(prefix="harness-results-"))
+    pull_results(repo, folder)
+    return folder
+
+
+if HUB_REPO:
+    try:
+        RESULTS = pulled(HUB_REPO)
+    except Exception as error:  # noqa: BLE001 - shown in the page
+        st.error(f"Cannot read the results of {HUB_REPO}: {error}")
+        st.stop()
+    st.caption(f"Results: Hugging Face dataset `{HUB_REPO}`")
+else:
+    RESULTS = Path(os.environ.get("HARNESS_RESULTS", "results"))
 
 results, warnings = load_results(RESULTS) if RESULTS.is_dir() else ([], [])
 for warning in warnings:
@@ -76,3 +101,15 @@ else:
     left, right = st.columns(2)
     left.scatter_chart(scatter, x="parameters", y="mean", color="model")
     right.scatter_chart(scatter.dropna(subset=["items_per_s"]), x="items_per_s", y="mean", color="model")
+
+# --- robustness ----------------------------------------------------------------------------
+tables = robustness_tables(shown)
+if tables:
+    st.subheader("Robustness")
+    st.caption("Stain/scanner robustness (plismbench): medians over slide pairs; plism_score = mean of cosine "
+               "(all) and top-10 inter-scanner, inter-staining and both. cross_domain_drop: balanced accuracy "
+               "lost when the probe trained on one domain is tested on the others. Transform invariance: "
+               "cosine between clean and perturbed embeddings of the same tile.")
+    for robustness_task, rows in tables.items():
+        st.markdown(f"**{robustness_task}**")
+        st.dataframe(pd.DataFrame(rows).dropna(axis=1, how="all"), hide_index=True, use_container_width=True)

@@ -56,3 +56,16 @@ def tiny_registry_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("registry") / "tiny.yaml"
     path.write_text(TINY_REGISTRY)
     return path
+
+
+@pytest.fixture(scope="session")
+def instrument_results(suite_cache, tmp_path_factory) -> Path:
+    """`harness run --model synth-oracle --model random-noise --tasks all`, once per session: the
+    instruments' bounds on every synthetic task, and real tasks recorded as skipped."""
+    from harness.cli import main
+
+    out = tmp_path_factory.mktemp("instrument-results")
+    code = main(["run", "--model", "synth-oracle", "--model", "random-noise", "--tasks", "all",
+                 "--output", str(out), "--cache-dir", str(suite_cache)])
+    assert code == 0
+    return out

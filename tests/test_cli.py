@@ -24,11 +24,9 @@ def run(*args: str) -> int:
     return main(["run", *args])
 
 
-def test_instruments_bound_the_synthetic_suite(suite_cache, tmp_path):
+def test_instruments_bound_the_synthetic_suite(instrument_results):
     """The ceiling and the floor: synth-oracle near 1, random-noise at chance (1/6)."""
-    out = tmp_path / "results"
-    assert run("--model", "synth-oracle", "--model", "random-noise", "--tasks", "synth-tiles,synth-retrieval",
-               "--output", str(out), "--cache-dir", str(suite_cache)) == 0
+    out = instrument_results
     oracle_tiles = read(out / "synth-oracle" / "synth-tiles.json")
     assert oracle_tiles["metrics"]["balanced_accuracy"]["mean"] >= 0.95
     assert read(out / "synth-oracle" / "synth-retrieval.json")["metrics"]["acc@1"]["mean"] >= 0.95
@@ -37,11 +35,9 @@ def test_instruments_bound_the_synthetic_suite(suite_cache, tmp_path):
     assert noise["model"]["weights"] == "instrument" and noise["seeds"] == [0, 1, 2, 3, 4]
 
 
-def test_instruments_bound_vqa_and_report_generation(suite_cache, tmp_path):
+def test_instruments_bound_vqa_and_report_generation(instrument_results):
     """Issue 4's bars: oracle VQA >= 0.90 and CIDEr-D >= 2x noise; noise VQA at the question-type prior."""
-    out = tmp_path / "results"
-    assert run("--model", "synth-oracle", "--model", "random-noise", "--tasks", "synth-vqa,synth-report",
-               "--output", str(out), "--cache-dir", str(suite_cache)) == 0
+    out = instrument_results
     assert read(out / "synth-oracle" / "synth-vqa.json")["metrics"]["overall_accuracy"]["mean"] >= 0.90
     noise_vqa = read(out / "random-noise" / "synth-vqa.json")
     baseline = noise_vqa["details"]["majority_baseline"]["overall_accuracy"]
@@ -54,11 +50,9 @@ def test_instruments_bound_vqa_and_report_generation(suite_cache, tmp_path):
     assert isinstance(generated, str) and len(generated.split()) >= 6 and generated.endswith(".")
 
 
-def test_instruments_bound_stain_robustness_and_invariance(suite_cache, tmp_path):
+def test_instruments_bound_stain_robustness_and_invariance(instrument_results):
     """Issue 5's bars: the domain-invariant latent scores >= 0.95, random noise <= 0.01 on every top-10."""
-    out = tmp_path / "results"
-    assert run("--model", "synth-oracle", "--model", "random-noise", "--tasks", "robustness",
-               "--output", str(out), "--cache-dir", str(suite_cache)) == 0
+    out = instrument_results
     oracle = read(out / "synth-oracle" / "synth-plism.json")
     assert oracle["main_score"]["value"] >= 0.95
     assert oracle["n_samples"] == {"slides": 12, "tiles_per_slide": 600, "pairs": 66}

@@ -59,6 +59,7 @@ def test_overview_shows_gaps_with_reasons(results):
     assert [row["model"] for row in board.overview()][0] == "a"
     assert rows["c"]["t2"] == "failed: disk full"
     assert rows["c"]["t3"] == "missing: not run for this model"
+    assert rows["c"]["coverage"] == "2/4 (1 failed, 1 missing)" and rows["a"]["coverage"] == "4/4"
     assert rows["b"]["t2"] == pytest.approx(0.9)
     assert rows["a"]["borda_rank"] == 1 and rows["a"]["parameters"] == 1000 and rows["a"]["items_per_s"] == 10.0
 
@@ -76,3 +77,13 @@ def test_no_common_task_gives_no_rank(tmp_path):
     board = build_leaderboard(*load_results(tmp_path))
     assert board.common_tasks == [] and all(np.isnan(v) for v in board.average_rank().values())
     assert board.mean("x") is None
+
+
+def test_a_task_no_model_could_score_still_shows_why(tmp_path):
+    write_result(tmp_path, "x", "t", "tile_classification", 0.5)
+    write_result(tmp_path, "x", "real", "tile_classification", status="skipped", reason="no data here")
+    board = build_leaderboard(*load_results(tmp_path))
+    [row] = board.overview()
+    assert board.tasks == ["real", "t"] and board.common_tasks == ["t"]
+    assert row["real"] == "skipped: no data here" and row["coverage"] == "1/2 (1 skipped)"
+    assert row["mean"] == 0.5

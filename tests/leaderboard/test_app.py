@@ -54,3 +54,24 @@ def test_filters_and_per_task_view(monkeypatch, results):
     assert per_task["ci95 low"].iloc[0] == pytest.approx(0.89)
     app.sidebar.multiselect[0].set_value(["retrieval"]).run()
     assert "t1" not in app.dataframe[0].value.columns
+
+
+def test_robustness_panel_shows_plism_groups_and_invariance(monkeypatch, tmp_path):
+    import json
+
+    write_result(tmp_path, "fm", "t1", "tile_classification", 0.8)
+    write_result(tmp_path, "fm", "synth-plism", "stain_robustness", 0.4, main="plism_score")
+    path = tmp_path / "fm" / "synth-plism.json"
+    result = json.loads(path.read_text())
+    result["metrics"]["top_10_inter_scanner"] = {"mean": 0.25, "std": 0.0}
+    result["metrics"]["cross_domain_drop"] = {"mean": 0.12, "std": 0.01}
+    path.write_text(json.dumps(result))
+    write_result(tmp_path, "fm", "synth-invariance", "transform_invariance", 0.97, main="mean_cosine")
+    app = run_app(monkeypatch, tmp_path)
+    headers = [h.value for h in app.subheader]
+    assert "Robustness" in headers
+    plism = next(d.value for d in app.dataframe if "plism_score" in d.value.columns)
+    assert plism["top_10_inter_scanner"].item() == 0.25 and plism["cross_domain_drop"].item() == 0.12
+    assert "top_10_both" not in plism.columns  # not reported: no empty column
+    invariance = next(d.value for d in app.dataframe if "mean_cosine" in d.value.columns)
+    assert invariance["mean_cosine"].item() == 0.97

@@ -1,0 +1,226 @@
+"""A loopback stand-in for the Hugging Face Hub endpoints that `huggingface_hub` calls.
+
+The real Hub is unreachable here, so tests point the real client at this server (HF_ENDPOINT)
+bound to 127.0.0.1. It implements what push/pull need and nothing more:
+
+  POST /api/repos/create                                   create_repo (409 if it exists)
+  POST /api/validate-yaml                                  README front matter must parse as YAML
+  POST /api/{type}s/{repo}/preupload/{rev}                 upload modes: every file "regular"
+  POST /api/{type}s/{repo}/commit/{rev}                    NDJSON commit (base64 file contents)
+  GET  /api/{type}s/{repo}[/revision/{rev}]                repo_info (siblings)
+  GET  /api/{type}s/{repo}/tree/{rev}[/{path}]             list_repo_tree
+  HEAD/GET /[{type}s/]{repo}/resolve/{rev}/{path}          file download
+
+Writes, and reads of a private repo, need `Authorization: Bearer <token>`. Every request is
+logged (method, path, and whether an Authorization header came), never the header itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote, urlparse
+
+PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
+
+
+@dataclass
+class Repo:
+    repo_type: str
+    private: bool
+    sdk: str | None = None
+    files: dict[str, bytes] = field(default_factory=dict)
+    commits: list[str] = field(default_factory=list)
+
+    @property
+    def sha(self) -> str:
+        return self.commits[-1] if self.commits else "0" * 40
+
+
+class HubStandIn:
+    def __init__(self, token: str):
+        self.token = token
+        self.repos: dict[tuple[str, str], Repo] = {}
+        self.log: list[tuple[str, str, bool]] = []
+        self.bodies: list[bytes] = []  # every request body, to check no secret was sent in one
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> "HubStandIn":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    # --- request handling -------------------------------------------------------------
+    def _handler(self):
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def do_GET(self):
+                hub._dispatch(self, "GET")
+
+            def do_HEAD(self):
+                hub._dispatch(self, "HEAD")
+
+            def do_POST(self):
+                hub._dispatch(self, "POST")
+
+        return Handler
+
+    def _authorised(self, request) -> bool:
+        return request.headers.get("Authorization") == f"Bearer {self.token}"
+
+    def _dispatch(self, request, method: str) -> None:
+        path = unquote(urlparse(request.path).path)
+        length = int(request.headers.get("Content-Length") or 0)
+        body = request.rfile.read(length) if length else b""
+        self.bodies.append(body)
+        self.log.append((method, path, "Authorization" in request.headers))
+        routes = [
+            ("POST", r"/api/repos/create", self._create),
+            ("POST", r"/api/validate-yaml", self._validate_yaml),
+            ("POST", r"/api/(?P<type>model|dataset|space)s/(?P<repo>[^/]+/[^/]+)/preupload/(?P<rev>[^/]+)",
+             self._preupload),
+            ("POST", r"/api/(?P<type>model|dataset|space)s/(?P<repo>[^/]+/[^/]+)/commit/(?P<rev>[^/]+)", self._commit),
+            ("GET", r"/api/(?P<type>model|dataset|space)s/(?P<repo>[^/]+/[^/]+)/tree/(?P<rev>[^/]+)(?:/(?P<sub>.*))?",
+             self._tree),
+            ("GET", r"/api/(?P<type>model|dataset|space)s/(?P<repo>[^/]+/[^/]+)(?:/revision/(?P<rev>[^/]+))?",
+             self._info),
+            ("GET|HEAD", r"/(?:(?P<type>dataset|space)s/)?(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)",
+             self._resolve),
+        ]
+        for methods, pattern, route in routes:
+            match = re.fullmatch(pattern, path)
+            if match and method in methods.split("|"):
+                route(request, method, body, **match.groupdict())
+                return
+        self._reply(request, 404, {"error": f"stand-in: no route for {method} {path}"})
+
+    def _reply(self, request, status: int, payload=None, raw: bytes | None = None, headers=None, head=False):
+        data = raw if raw is not None else json.dumps(payload).encode()
+        request.send_response(status)
+        request.send_header("Content-Type", "application/octet-stream" if raw is not None else "application/json")
+        request.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            request.send_header(key, value)
+        if status >= 400 and raw is None:
+            request.send_header("X-Error-Message", payload.get("error", ""))
+        request.end_headers()
+        if not head:
+            request.wfile.write(data)
+
+    def _repo(self, request, repo_type: str | None, repo_id: str, write: bool) -> Repo | None:
+        repo = self.repos.get((repo_type or "model", repo_id))
+        if repo is None:
+            self._reply(request, 404, {"error": f"Repository {repo_id} not found"},
+                        headers={"X-Error-Code": "RepoNotFound"})
+            return None
+        if (write or repo.private) and not self._authorised(request):
+            self._reply(request, 401, {"error": "Invalid credentials in Authorization header"})
+            return None
+        return repo
+
+    # --- routes -----------------------------------------------------------------------
+    def _create(self, request, method, body):
+        if not self._authorised(request):
+            return self._reply(request, 401, {"error": "Invalid credentials in Authorization header"})
+        spec = json.loads(body)
+        repo_type = spec.get("type") or "model"
+        repo_id = f"{spec['organization']}/{spec['name']}" if spec.get("organization") else spec["name"]
+        url = f"{self.endpoint}/{PREFIX[repo_type]}{repo_id}"
+        if (repo_type, repo_id) in self.repos:
+            return self._reply(request, 409, {"error": "You already created this repo", "url": url})
+        private = spec.get("visibility", "private" if spec.get("private") else "public") != "public"
+        self.repos[(repo_type, repo_id)] = Repo(repo_type, private, spec.get("sdk"))
+        self._reply(request, 200, {"url": url, "name": repo_id})
+
+    def _validate_yaml(self, request, method, body):
+        import yaml
+
+        content = json.loads(body)["content"]
+        match = re.match(r"^---\n(.*?)\n---", content, re.S)
+        try:
+            meta = yaml.safe_load(match.group(1)) if match else {}
+        except yaml.YAMLError as error:
+            return self._reply(request, 400, {"errors": [{"message": str(error)}], "error": "invalid YAML"})
+        warnings = [] if meta else [{"message": "empty or missing yaml metadata in repo card"}]
+        self._reply(request, 200, {"errors": [], "warnings": warnings})
+
+    def _preupload(self, request, method, body, type, repo, rev):
+        if self._repo(request, type, repo, write=True) is None:
+            return
+        files = json.loads(body)["files"]
+        self._reply(request, 200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
+                                             for f in files]})
+
+    def _commit(self, request, method, body, type, repo, rev):
+        target = self._repo(request, type, repo, write=True)
+        if target is None:
+            return
+        for line in body.decode().splitlines():
+            if not line.strip():
+                continue
+            item = json.loads(line)
+            value = item["value"]
+            if item["key"] == "file":
+                target.files[value["path"]] = base64.b64decode(value["content"])
+            elif item["key"] in ("deletedFile", "deletedFolder"):
+                for name in [p for p in target.files if p == value["path"] or p.startswith(value["path"] + "/")]:
+                    del target.files[name]
+            elif item["key"] == "lfsFile":
+                return self._reply(request, 400, {"error": "stand-in: LFS uploads are not implemented"})
+        sha = hashlib.sha1(body + str(len(target.commits)).encode()).hexdigest()
+        target.commits.append(sha)
+        url = f"{self.endpoint}/{PREFIX[type]}{repo}/commit/{sha}"
+        self._reply(request, 200, {"commitUrl": url, "commitOid": sha, "success": True, "pullRequestUrl": None})
+
+    def _info(self, request, method, body, type, repo, rev=None):
+        target = self._repo(request, type, repo, write=False)
+        if target is None:
+            return
+        self._reply(request, 200, {
+            "id": repo, "_id": repo, "sha": target.sha, "private": target.private, "sdk": target.sdk,
+            "siblings": [{"rfilename": name, "size": len(data)} for name, data in sorted(target.files.items())],
+            "lastModified": "2026-11-22T00:00:00.000Z", "tags": [], "downloads": 0, "likes": 0,
+        })
+
+    def _tree(self, request, method, body, type, repo, rev, sub=None):
+        target = self._repo(request, type, repo, write=False)
+        if target is None:
+            return
+        sub = (sub or "").strip("/")
+        entries = [{"type": "file", "path": name, "size": len(data), "oid": _git_oid(data)}
+                   for name, data in sorted(target.files.items()) if not sub or name.startswith(sub + "/")]
+        self._reply(request, 200, entries)
+
+    def _resolve(self, request, method, body, type, repo, rev, file):
+        target = self._repo(request, type, repo, write=False)
+        if target is None:
+            return
+        if file not in target.files:
+            return self._reply(request, 404, {"error": f"Entry not found: {file}"},
+                               headers={"X-Error-Code": "EntryNotFound"})
+        data = target.files[file]
+        self._reply(request, 200, raw=data, head=method == "HEAD",
+                    headers={"X-Repo-Commit": target.sha, "ETag": f'"{_git_oid(data)}"'})
+
+
+def _git_oid(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()

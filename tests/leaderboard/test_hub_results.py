@@ -1,0 +1,139 @@
+"""Results through the Hub: the real huggingface_hub client against a loopback stand-in.
+
+The CLI runs in a subprocess so huggingface_hub reads HF_ENDPOINT (the stand-in) at import,
+as it would for a user; the token is passed the usual way (HF_TOKEN) and must never be echoed.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import __version__
+from tests.hub_standin import HubStandIn
+from tests.leaderboard.test_aggregate import write_result
+
+TOKEN = "hf_standin_secret_4242"
+HARNESS = str(Path(sys.executable).parent / "harness")
+
+
+@pytest.fixture
+def hub():
+    with HubStandIn(token=TOKEN) as server:
+        yield server
+
+
+def hub_env(hub, tmp_path, token=TOKEN) -> dict:
+    env = dict(os.environ, HF_ENDPOINT=hub.endpoint, HF_HUB_OFFLINE="0", HF_HOME=str(tmp_path / "hf-home"),
+               HF_HUB_DISABLE_TELEMETRY="1")
+    env.pop("HF_TOKEN", None)
+    if token:
+        env["HF_TOKEN"] = token
+    return env
+
+
+def harness(env, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([HARNESS, *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def results(tmp_path):
+    folder = tmp_path / "results"
+    write_result(folder, "big", "t1", "tile_classification", 0.9, params=300_000_000)
+    write_result(folder, "big", "t2", "retrieval", 0.7, main="map@5", params=300_000_000)
+    write_result(folder, "small", "t1", "tile_classification", 0.8, params=5_000_000)
+    write_result(folder, "small", "t2", "retrieval", status="skipped", reason="no data", main="map@5")
+    return folder
+
+
+def test_push_then_pull_round_trips_results_byte_for_byte(hub, results, tmp_path):
+    env = hub_env(hub, tmp_path)
+    pushed = harness(env, "push", "--repo", "lab/fm-results", "--results", str(results), "--private")
+    assert pushed.returncode == 0, pushed.stderr
+    assert "4 result files" in pushed.stdout
+    repo = hub.repos[("dataset", "lab/fm-results")]
+    assert repo.private and {"README.md", "leaderboard.parquet", "results/big/t1.json"} <= set(repo.files)
+
+    pulled = harness(env, "pull", "--repo", "lab/fm-results", "--output", str(tmp_path / "pulled"))
+    assert pulled.returncode == 0, pulled.stderr
+    originals = sorted(p.relative_to(results) for p in results.glob("*/*.json"))
+    copies = sorted(p.relative_to(tmp_path / "pulled") for p in (tmp_path / "pulled").glob("*/*.json"))
+    assert copies == originals and len(copies) == 4
+    for path in originals:
+        assert (tmp_path / "pulled" / path).read_bytes() == (results / path).read_bytes()
+
+    # the flat table the dataset card points `datasets` at
+    import pandas as pd
+    table_path = tmp_path / "table.parquet"
+    table_path.write_bytes(repo.files["leaderboard.parquet"])
+    table = pd.read_parquet(table_path)
+    assert len(table) == 4 and table.loc[(table.model == "big") & (table.task == "t1"), "value"].item() == 0.9
+
+    # writes carried the token; nothing echoed it, nothing uploaded it
+    assert all(authorised for method, _, authorised in hub.log if method == "POST")
+    for text in (pushed.stdout, pushed.stderr, pulled.stdout, pulled.stderr):
+        assert TOKEN not in text
+    assert not any(TOKEN.encode() in body for body in hub.bodies)
+
+
+def test_a_removed_result_disappears_on_the_next_push(hub, results, tmp_path):
+    env = hub_env(hub, tmp_path)
+    assert harness(env, "push", "--repo", "lab/r", "--results", str(results)).returncode == 0
+    (results / "small" / "t2.json").unlink()
+    assert harness(env, "push", "--repo", "lab/r", "--results", str(results)).returncode == 0
+    files = hub.repos[("dataset", "lab/r")].files
+    assert "results/small/t1.json" in files and "results/small/t2.json" not in files
+
+
+def test_push_without_a_token_is_one_actionable_line(hub, results, tmp_path):
+    done = harness(hub_env(hub, tmp_path, token=None), "push", "--repo", "lab/r", "--results", str(results))
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "HTTP 401" in lines[0] and "hf auth login" in lines[0]
+
+
+def test_pull_of_a_missing_repo_is_one_line(hub, tmp_path):
+    done = harness(hub_env(hub, tmp_path), "pull", "--repo", "lab/absent", "--output", str(tmp_path / "out"))
+    assert done.returncode == 2 and "lab/absent: repository not found" in done.stderr
+
+
+APP_TABLE = """
+import json, sys
+from streamlit.testing.v1 import AppTest
+app = AppTest.from_file(sys.argv[1], default_timeout=60)
+app.run()
+assert not app.exception, app.exception
+print(app.dataframe[0].value.to_json(orient="records"))
+"""
+
+
+def app_overview(env, app_file: Path) -> list[dict]:
+    done = subprocess.run([sys.executable, "-c", APP_TABLE, str(app_file)], env=env, capture_output=True,
+                          text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_space_upload_runs_the_same_table_from_its_own_files(hub, results, tmp_path):
+    env = hub_env(hub, tmp_path)
+    assert harness(env, "push", "--repo", "lab/fm-results", "--results", str(results)).returncode == 0
+    done = harness(env, "push", "--space", "lab/fm-board", "--repo", "lab/fm-results")
+    assert done.returncode == 0, done.stderr
+    space = hub.repos[("space", "lab/fm-board")]
+    assert space.sdk == "streamlit"
+    readme = space.files["README.md"].decode()
+    assert "sdk: streamlit" in readme and "app_file: app.py" in readme
+    assert space.files["requirements.txt"].decode().strip() == f"pathology-harness[app]=={__version__}"
+
+    # run the Space's app.py from the uploaded bytes, against the Hub: same table as the local results
+    folder = tmp_path / "space"
+    folder.mkdir()
+    for name, data in space.files.items():
+        (folder / name).write_bytes(data)
+    from_space = app_overview(env, folder / "app.py")
+    local_env = dict(env, HARNESS_RESULTS=str(results))
+    local = app_overview(local_env, Path(__file__).resolve().parents[2] / "leaderboard" / "app.py")
+    assert from_space == local and [row["model"] for row in local] == ["big", "small"]

@@ -1,0 +1,152 @@
+"""The submission queue: validation refuses bad checkpoints, the queue scores, survives a kill,
+and never scores the same weights twice."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from harness.cli import main
+from tests.harness.test_models import ARCH
+
+HARNESS = str(Path(sys.executable).parent / "harness")
+CARD = f"name: lab/tiny-fm\narchitecture: {ARCH}\npooling: cls\nembed_dim: 192\n"
+
+
+@pytest.fixture(scope="module")
+def state():
+    import timm
+
+    torch.manual_seed(7)
+    return {k: v.contiguous() for k, v in timm.create_model(ARCH, num_classes=0).state_dict().items()}
+
+
+def author_files(folder: Path, state: dict, card: str = CARD) -> tuple[Path, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(folder / "model.safetensors"))
+    (folder / "card.yaml").write_text(card)
+    return folder / "model.safetensors", folder / "card.yaml"
+
+
+def requests_of(store: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((store / "requests").glob("*.json"))]
+
+
+def submit(weights, card, store, capsys=None) -> int:
+    return main(["submit", str(weights), "--card", str(card), "--requests", str(store), "--tasks", "tiny-tiles"])
+
+
+def test_submit_validates_and_files_a_pending_request(tmp_path, state, capsys):
+    weights, card = author_files(tmp_path / "author", state)
+    assert submit(weights, card, tmp_path / "store") == 0
+    [request] = requests_of(tmp_path / "store")
+    assert request["status"] == "PENDING" and request["embed_dim"] == 192 and request["model_name"] == "lab/tiny-fm"
+    import hashlib
+    assert request["weights_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    stored = tmp_path / "store" / "checkpoints" / request["id"] / "model.safetensors"
+    assert stored.read_bytes() == weights.read_bytes()
+
+    # the same weights again (even renamed) are refused: never scored twice
+    (tmp_path / "again").mkdir()
+    (tmp_path / "again" / "renamed.safetensors").write_bytes(weights.read_bytes())
+    capsys.readouterr()
+    assert submit(tmp_path / "again" / "renamed.safetensors", card, tmp_path / "store") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"already submitted as '{request['id']}' (PENDING)" in err[0]
+
+
+class Payload:
+    def __reduce__(self):
+        return (os.system, (f"touch {Path(os.environ['PAYLOAD_MARKER'])}",))
+
+
+@pytest.mark.parametrize("problem, expected", [
+    ("pickle", "cannot read this checkpoint"),
+    ("wrong-keys", "missing"),
+    ("nan", "NaN or inf"),
+    ("wrong-dim", "declares embed_dim 384"),
+    ("no-dim", "must declare embed_dim"),
+])
+def test_bad_submissions_are_refused_with_one_line(tmp_path, state, capsys, monkeypatch, problem, expected):
+    marker = tmp_path / "payload-ran"
+    monkeypatch.setenv("PAYLOAD_MARKER", str(marker))
+    folder, card_text = tmp_path / "author", CARD
+    folder.mkdir()
+    if problem == "pickle":
+        weights = folder / "model.pt"
+        torch.save({"state": Payload()}, weights)
+    else:
+        bad = dict(state)
+        if problem == "wrong-keys":
+            bad.pop("cls_token")
+        if problem == "nan":
+            bad["norm.weight"] = torch.full_like(state["norm.weight"], float("nan"))
+        if problem == "wrong-dim":
+            card_text = CARD.replace("embed_dim: 192", "embed_dim: 384")
+        if problem == "no-dim":
+            card_text = CARD.replace("embed_dim: 192\n", "")
+        weights = folder / "model.safetensors"
+        save_file(bad, str(weights))
+    (folder / "card.yaml").write_text(card_text)
+    capsys.readouterr()
+    assert submit(weights, folder / "card.yaml", tmp_path / "store") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expected in err[0], err
+    assert not marker.exists()  # the pickle's payload never ran
+    assert requests_of(tmp_path / "store") == []
+
+
+def queue_run(store, out, registry, cache, **kwargs):
+    return subprocess.Popen([HARNESS, "queue", "run", "--requests", str(store), "--output", str(out),
+                             "--include", str(registry), "--cache-dir", str(cache)],
+                            env=dict(os.environ, HF_HUB_OFFLINE="1"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, **kwargs)
+
+
+def test_queue_scores_survives_a_kill_and_is_idempotent(tmp_path, state, tiny_registry_file, monkeypatch):
+    weights, card = author_files(tmp_path / "author", state)
+    store, out, cache = tmp_path / "store", tmp_path / "results", tmp_path / "cache"
+    assert submit(weights, card, store) == 0
+
+    # kill the queue while it scores the request
+    first = queue_run(store, out, tiny_registry_file, cache)
+    deadline = time.time() + 120
+    while time.time() < deadline and requests_of(store)[0]["status"] != "RUNNING":
+        time.sleep(0.05)
+    assert requests_of(store)[0]["status"] == "RUNNING"
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    assert all(json.loads(p.read_text()) for p in out.glob("*/*.json"))  # nothing half-written
+
+    second = queue_run(store, out, tiny_registry_file, cache)
+    stdout, stderr = second.communicate(timeout=300)
+    assert second.returncode == 0, stderr[-2000:]
+    [request] = requests_of(store)
+    assert request["status"] == "FINISHED" and request["attempts"] == 2
+    assert request["results"] == {"tiny-tiles": "ok"}
+    assert "retrying" in stdout + stderr
+    [result_file] = out.glob("*/tiny-tiles.json")
+    result = json.loads(result_file.read_text())
+    assert result["model"]["name"] == "lab/tiny-fm" and result["model"]["weights_sha256"] == request["weights_sha256"]
+
+    # again: nothing left to do, nothing rescored
+    mtime = result_file.stat().st_mtime_ns
+    third = queue_run(store, out, tiny_registry_file, cache)
+    third.communicate(timeout=120)
+    assert third.returncode == 0 and result_file.stat().st_mtime_ns == mtime
+    assert requests_of(store)[0]["attempts"] == 2
+
+    # the finished submission shows in the leaderboard app
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("HARNESS_RESULTS", str(out))
+    app = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "leaderboard" / "app.py"), default_timeout=60)
+    app.run()
+    assert list(app.dataframe[0].value["model"]) == ["lab/tiny-fm"]
