@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -50,6 +51,8 @@ class HarnessCLI:
         from harness.run_summary import print_summary
         from harness.runner import RunConfig, Runner
 
+        if args.nproc and args.nproc > 1:
+            return launch_torchrun(args.nproc)
         configure_offline_mode()
         registry, families = self._registry(args)
         task_names = registry.select(args.tasks)
@@ -64,7 +67,10 @@ class HarnessCLI:
                                    precision=resolve_precision(args.precision, device)),
             overwrite=args.overwrite, download=args.download, verbose=args.verbose,
         )
-        outcomes = Runner(registry, families, config).run()
+        with distributed_group():
+            outcomes = Runner(registry, families, config).run()
+            if int(os.environ.get("RANK", 0)) != 0:
+                return 0
         print_summary(outcomes, Path(args.output))
         return EXIT_TASK_FAILED if any(o.status == "failed" for o in outcomes) else 0
 
@@ -175,6 +181,43 @@ class HarnessCLI:
         return 0
 
 
+@contextmanager
+def distributed_group():
+    """Under torchrun (WORLD_SIZE > 1): a gloo process group for the run, CPU threads shared out."""
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if world <= 1:
+        yield
+        return
+    import torch
+    import torch.distributed as dist
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+    dist.init_process_group("gloo")
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+def launch_torchrun(nproc: int) -> int:
+    """`harness run --nproc N ...` = `torchrun --nproc_per_node N -m harness run ...` (without --nproc)."""
+    import subprocess
+
+    argv, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip:
+            skip = False
+            continue
+        if arg == "--nproc":
+            skip = True
+            continue
+        if not arg.startswith("--nproc="):
+            argv.append(arg)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+               "-m", "harness", *argv]
+    return subprocess.call(command)
+
+
 def build_parser() -> argparse.ArgumentParser:
     cli = HarnessCLI()
     parser = argparse.ArgumentParser(prog="harness", description="Benchmark pathology foundation models.")
@@ -198,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "(CUDA, AVX512-BF16/AMX CPUs), else fp32")
     run.add_argument("--batch-size", type=int, default=32)
     run.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="DataLoader workers")
+    run.add_argument("--nproc", type=int, help="processes to split slide extraction across (launches torchrun; "
+                                                "gloo on CPU)")
     run.add_argument("--random-init", action="store_true", help="score untrained weights (labelled random-init)")
     run.add_argument("--overwrite", action="store_true", help="recompute results that already exist")
     run.add_argument("--download", action="store_true", help="fetch missing Hub datasets first")

@@ -82,6 +82,11 @@ class ShardWriter:
         self._next_shard = self.start // shard_size
         self._received = self.start
 
+    @property
+    def received(self) -> int:
+        """Items received so far, counting those finished before a resume."""
+        return self._received
+
     def _expected_rows(self, shard: int) -> int:
         return min(self.shard_size, self.n_items - shard * self.shard_size)
 

@@ -22,9 +22,23 @@ class SplitArrays:
 
 
 @dataclass
+class SlideBags:
+    """Whole-slide datasets: one bag of tile embeddings per slide that could be embedded."""
+
+    features: list[np.ndarray]  # per slide: (n_tiles, dim)
+    patients: list[str]
+    labels: np.ndarray | None = None  # class index per slide
+    times: np.ndarray | None = None  # survival time per slide (its patient's)
+    events: np.ndarray | None = None  # bool: event observed
+    folds: np.ndarray | None = None  # predefined fold per slide
+    failed: dict[str, str] = field(default_factory=dict)  # slide -> why it has no bag
+
+
+@dataclass
 class TaskData:
     splits: dict[str, SplitArrays]
     class_names: list[str]
+    slides: SlideBags | None = None
 
 
 class MetricSummary(BaseModel):

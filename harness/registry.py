@@ -25,12 +25,22 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class TilingSpec(_Strict):
+    """How whole slides become tiles (PROTOCOLS.md: 0.5 um/px, 256 px, no overlap, tissue only)."""
+
+    target_mpp: float = 0.5
+    tile_size: int = 256
+    min_tissue: float = 0.5  # fraction of a tile the tissue mask must cover
+    max_tiles: int | None = None  # per slide: an evenly spaced subsample of the kept tiles
+
+
 class SynthDataset(_Strict):
     """Generated on first use by the built-in procedural generator (no download)."""
 
     source: Literal["synth"]
-    generator: Literal["tiles", "plism"]  # tile suite, or aligned staining x scanner domains
+    generator: Literal["tiles", "plism", "slides"]  # tile suite, aligned stain x scanner domains, or WSIs
     params: dict[str, Any] = {}
+    tiling: TilingSpec = TilingSpec()  # slides only
     annotations: Literal["vqa", "reports"] | None = None  # text generated from each tile's truth
     mpp: float = 0.5
     description: str = ""
@@ -109,7 +119,29 @@ class TransformedDataset(_Strict):
     description: str = ""
 
 
-DatasetSpec = Annotated[Union[SynthDataset, HubDataset, ImageFolderDataset, CsvDataset, TransformedDataset],
+class WsiDataset(_Strict):
+    """<root>/<path>: a CSV with one row per slide (file path relative to the CSV, patient id, and
+    a label or survival time + event, optional fold); slides are read with OpenSlide."""
+
+    source: Literal["wsi"]
+    path: str
+    root_env: str | None = None  # an environment variable naming this dataset's root (else --data-root)
+    slide_column: str = "slide"
+    patient_column: str = "patient"
+    label_column: str | None = None
+    classes: list[str] = []  # default: sorted label values
+    time_column: str | None = None
+    event_column: str | None = None  # 1 = event observed, 0 = censored
+    fold_column: str | None = None  # predefined folds (0..k-1); default: patient-grouped k folds
+    tiling: TilingSpec = TilingSpec()
+    license: str = ""
+    homepage: str = ""
+    instructions: str = ""
+    description: str = ""
+
+
+DatasetSpec = Annotated[Union[SynthDataset, HubDataset, ImageFolderDataset, CsvDataset, TransformedDataset,
+                              WsiDataset],
                         Field(discriminator="source")]
 
 
@@ -256,7 +288,7 @@ def describe_validation_error(error: ValidationError) -> str:
     loc, message = first_problem(error)
     if len(loc) >= 2 and loc[0] in ("datasets", "tasks", "suites"):
         section, name, rest = loc[0][:-1], loc[1], loc[2:]
-        if section == "dataset" and rest and rest[0] in ("synth", "hf", "imagefolder", "csv", "transformed"):
+        if section == "dataset" and rest and rest[0] in ("synth", "hf", "imagefolder", "csv", "transformed", "wsi"):
             rest = rest[1:]  # pydantic names the union member; the user never wrote it
         key = f": key '{'.'.join(rest)}'" if rest else ""
         return f"{section} '{name}'{key}: {message}"

@@ -15,7 +15,9 @@ from typing import Any, Mapping
 
 from harness.embedding_cache import EmbeddingCache
 from harness.errors import HarnessError
-from harness.evaluation import SplitArrays, TaskData
+import numpy as np
+
+from harness.evaluation import SlideBags, SplitArrays, TaskData
 from harness.extraction import ExtractOptions, embed_split
 from harness.hub_access import hub_reachable
 from harness.models.encoder import EncoderInfo
@@ -25,6 +27,7 @@ from harness.progress import console
 from harness.registry import Registry, TaskSpec
 from harness.results import DatasetRecord, MainScore, ModelRecord, ResultStore, TaskResult, Timings, now_utc
 from harness.sources import DataContext, TileSource, open_source
+from harness.sources.slide_table import SlideSource
 from harness.text_encoder import embed_texts
 
 
@@ -65,6 +68,7 @@ class Runner:
     def __post_init__(self):
         self.store = ResultStore(self.config.output)
         self.cache = EmbeddingCache(self.config.context.cache_dir)
+        self.rank = distributed_rank()
 
     def run(self) -> list[TaskOutcome]:
         outcomes: list[TaskOutcome] = []
@@ -95,6 +99,8 @@ class Runner:
                 outcomes.append(_outcome_from(previous, reused=True))
                 continue
             source = self._source(task.dataset)
+            if self.rank != 0 and not isinstance(source, SlideSource):
+                continue  # under torchrun, only slide extraction is split across ranks; rank 0 does the rest
             availability = source.availability()
             if not availability.ok and self.config.download:
                 console.print(source.download())
@@ -133,6 +139,8 @@ class Runner:
         try:
             source.prepare()
             fingerprint = self._fingerprint(source)
+            if isinstance(source, SlideSource):
+                return self._evaluate_slides(slug, name, task, encoder, source, fingerprint, model)
             started = time.perf_counter()
             splits, throughputs, precisions = {}, [], set()
             text_fields = getattr(family, "text_fields", ())
@@ -175,12 +183,55 @@ class Runner:
         self.store.write(slug, result)
         return _outcome_from(result)
 
+    def _evaluate_slides(self, slug, name, task, encoder, source: SlideSource, fingerprint, model) -> TaskOutcome:
+        """Slide tasks: embed every slide (split across ranks under torchrun), rank 0 evaluates."""
+        from harness.models.instruments import InstrumentEncoder
+        from harness.slides.extraction import embed_slides, instrument_slides
+
+        table = source.table()
+        started = time.perf_counter()
+        if isinstance(encoder, InstrumentEncoder):
+            embedded = instrument_slides(encoder, source, table.paths, fingerprint)
+        else:
+            embedded = embed_slides(encoder, table.paths, source.tiling, self.cache, self.config.extract, source.name)
+        embed_s = time.perf_counter() - started
+        if self.rank != 0:
+            return TaskOutcome(encoder.info.name, name, "embedded")
+        for path, reason in embedded.failed.items():
+            console.print(f"[yellow]slide failed[/yellow] {path}: {reason}")
+        pick = lambda values: None if values is None else np.asarray(values)[embedded.kept]  # noqa: E731
+        bags = SlideBags(features=embedded.features, patients=[table.patients[i] for i in embedded.kept],
+                         labels=pick(table.labels), times=pick(table.times), events=pick(table.events),
+                         folds=pick(table.folds), failed=embedded.failed)
+        if embedded.features:
+            model = model.model_copy(update={"embed_dim": int(embedded.features[0].shape[1])})
+        started = time.perf_counter()
+        family = self.families[task.family]
+        evaluation = family().evaluate(TaskData(splits={}, class_names=source.class_names(), slides=bags),
+                                       family.Params.model_validate(task.params))
+        eval_s = time.perf_counter() - started
+        evaluation.n_samples["failed_slides"] = len(embedded.failed)
+        main = evaluation.metrics[task.main_score]
+        result = TaskResult(
+            task=name, task_version=task.version, family=task.family, status="ok", model=model,
+            dataset=DatasetRecord(name=task.dataset, source=source.spec.source, fingerprint=fingerprint),
+            main_score=MainScore(name=task.main_score, value=main.mean), metrics=evaluation.metrics,
+            n_samples=evaluation.n_samples, seeds=evaluation.seeds, details=evaluation.details,
+            timings=Timings(embed_s=round(embed_s, 3), eval_s=round(eval_s, 3), items_per_s=embedded.items_per_s,
+                            precision=None if isinstance(encoder, InstrumentEncoder) else self.config.extract.precision),
+            date=now_utc(),
+        )
+        self.store.write(slug, result)
+        return _outcome_from(result)
+
     def _fingerprint(self, source: TileSource) -> str:
         if source.name not in self._fingerprints:
             self._fingerprints[source.name] = source.fingerprint()
         return self._fingerprints[source.name]
 
     def _record(self, slug, name, task, model, source, status, reason) -> TaskOutcome:
+        if self.rank != 0:  # under torchrun only rank 0 writes results
+            return TaskOutcome(model.name, name, status, reason=reason)
         result = TaskResult(
             task=name, task_version=task.version, family=task.family, status=status, reason=reason,
             model=model, dataset=DatasetRecord(name=task.dataset, source=source.spec.source),
@@ -188,6 +239,12 @@ class Runner:
         )
         self.store.write(slug, result)
         return _outcome_from(result)
+
+
+def distributed_rank() -> int:
+    import torch.distributed as dist
+
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
 def local_checkpoint_identity(spec: str) -> tuple[str, str] | None:

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from harness.registry import CsvDataset, DatasetSpec, HubDataset, ImageFolderDataset, SynthDataset, TransformedDataset
+from harness.registry import (CsvDataset, DatasetSpec, HubDataset, ImageFolderDataset, SynthDataset,
+                              TransformedDataset, WsiDataset)
 from harness.sources.base import DataContext, TileSource
 
 
 def open_source(name: str, spec: DatasetSpec, context: DataContext,
                 datasets: Mapping[str, DatasetSpec] | None = None) -> TileSource:
     """The source of one dataset; `datasets` (the registry's) resolves a transformed dataset's base."""
+    if isinstance(spec, SynthDataset) and spec.generator == "slides":
+        from harness.sources.synthetic_slides import SyntheticSlideSource
+
+        return SyntheticSlideSource(name, spec, context)
+    if isinstance(spec, WsiDataset):
+        from harness.sources.slide_table import SlideSource
+
+        return SlideSource(name, spec, context)
     if isinstance(spec, SynthDataset):
         from harness.sources.synthetic import SyntheticTileSource
 

@@ -1,4 +1,5 @@
-"""Writing a generated dataset: one folder per split (images.npy, labels.npy, latents.npy).
+"""Writing a generated dataset: tiles (one folder per split: images.npy, labels.npy, latents.npy)
+or any other layout (slides) through `build_atomically`.
 
 Rendering runs in worker processes that fill memory-mapped image arrays; the dataset is built
 under a temporary name and renamed when complete, so an interrupted generation is simply redone.
@@ -28,17 +29,37 @@ def write_suite(
     meta: dict,
     workers: int | None = None,
 ) -> None:
+    """A tile dataset: memory-mapped images filled by the workers, labels and latents per split."""
+
+    def allocate(folder: Path) -> None:
+        for split, (labels, latents) in splits.items():
+            (folder / split).mkdir(parents=True)
+            open_memmap(folder / split / "images.npy", mode="w+", dtype=np.uint8,
+                        shape=(len(labels), tile_size, tile_size, 3)).flush()
+            np.save(folder / split / "labels.npy", np.asarray(labels, np.int64))
+            np.save(folder / split / "latents.npy", np.asarray(latents, np.float32))
+
+    total = sum(len(labels) for labels, _ in splits.values())
+    meta = {**meta, "splits": {s: len(labels) for s, (labels, _) in splits.items()}}
+    build_atomically(target, allocate, render_job, jobs, total, meta, workers)
+
+
+def build_atomically(
+    target: Path,
+    prepare: Callable[[Path], None],  # lays out the temporary folder
+    render_job: Callable[[Path, Any], int],  # (temporary folder, job) -> items rendered
+    jobs: Sequence[Any],
+    total: int,
+    meta: dict,
+    workers: int | None = None,
+) -> None:
+    """Build a generated dataset under a temporary name with worker processes, write meta.json
+    last and rename: an interrupted generation leaves nothing that looks finished."""
     tmp = target.with_name(target.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        for split, (labels, latents) in splits.items():
-            folder = tmp / split
-            folder.mkdir(parents=True)
-            open_memmap(folder / "images.npy", mode="w+", dtype=np.uint8,
-                        shape=(len(labels), tile_size, tile_size, 3)).flush()
-            np.save(folder / "labels.npy", np.asarray(labels, np.int64))
-            np.save(folder / "latents.npy", np.asarray(latents, np.float32))
-        total = sum(len(labels) for labels, _ in splits.values())
+        tmp.mkdir(parents=True)
+        prepare(tmp)
         workers = workers or min(2, os.cpu_count() or 1)
         run = _Job(render_job, tmp)
         with progress_bar(f"generating {target.name}", total) as advance:
@@ -49,8 +70,7 @@ def write_suite(
             else:
                 for job in jobs:
                     advance(run(job))
-        (tmp / "meta.json").write_text(json.dumps({**meta, "splits": {s: len(l) for s, (l, _) in splits.items()}},
-                                                  indent=2))
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)

@@ -1,0 +1,31 @@
+"""Patient-level k folds for slide tasks: no patient's slides on both sides of a split."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def patient_folds(patients: list[str], strata: np.ndarray, n_folds: int,
+                  predefined: np.ndarray | None = None, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train slide indices, test slide indices) per fold. Predefined folds are used as given
+    (checked for patient leakage); otherwise StratifiedGroupKFold on `strata` (label, or event
+    for survival), grouped by patient, shuffled with `seed`."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    patients = np.asarray(patients)
+    if predefined is not None:
+        folds = []
+        for fold in np.unique(predefined):
+            test = np.flatnonzero(predefined == fold)
+            train = np.flatnonzero(predefined != fold)
+            shared = set(patients[test]) & set(patients[train])
+            if shared:
+                raise ValueError(f"fold {fold} shares patient(s) {sorted(shared)[:3]} between train and test: "
+                                 "assign each patient's slides to one fold")
+            folds.append((train, test))
+        return folds
+    n_groups = len(set(patients))
+    if n_groups < n_folds:
+        raise ValueError(f"{n_groups} patients cannot fill {n_folds} folds")
+    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    return [(train, test) for train, test in splitter.split(np.zeros(len(patients)), strata, groups=patients)]

@@ -1,0 +1,215 @@
+"""Slide features: tile every slide, embed its tiles, cache (features, coords) per slide.
+
+One DataLoader runs over the tiles of all slides not yet cached, so worker processes (which
+open each slide with OpenSlide and call read_region) keep the encoder fed across slide
+boundaries; each slide's features stream to its own cache entry (512-tile shards) as they
+arrive, so memory stays flat whatever the slide count. A slide that cannot be opened, has no
+mpp, has no tissue, or fails while its tiles are read is reported by name and left out; the
+others go on.
+
+Under torchrun (WORLD_SIZE > 1) each rank embeds the slides whose index % world_size is its
+rank, so every slide lands in the shared cache exactly once; after a barrier all ranks read
+the whole set (and rank 0 evaluates).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from harness.atomic_write import save_npy_atomic
+from harness.embedding_cache import EmbeddingCache
+from harness.extraction import ExtractOptions
+from harness.progress import progress_bar
+from harness.registry import TilingSpec
+from harness.slides.tiling import SlideError, SlideTiling, open_slide, plan_tiles
+from harness.sources.base import digest
+
+
+@dataclass
+class SlideFeatures:
+    features: list[np.ndarray]  # per slide kept: (n_tiles, dim)
+    coords: list[np.ndarray]  # per slide kept: (n_tiles, 2) level-0 (x, y)
+    kept: list[int]  # index of each kept slide in the dataset's slide list
+    failed: dict[str, str] = field(default_factory=dict)  # slide path -> reason
+    items_per_s: float | None = None
+
+
+def slide_fingerprint(path: Path, tiling: TilingSpec) -> str:
+    """Changes when the file or the tiling changes (size and mtime, not a hash of gigabytes)."""
+    stat = Path(path).stat()
+    return digest({"path": str(Path(path).resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                   "tiling": tiling.model_dump()})
+
+
+class SlideTiles(Dataset):
+    """(slide number, tile tensor, ok) for every tile of the given slides, slide after slide."""
+
+    def __init__(self, tilings: list[SlideTiling], transform):
+        self.tilings = tilings
+        self.transform = transform
+        self.index = np.concatenate([np.stack([np.full(len(t.coords), s), np.arange(len(t.coords))], 1)
+                                     for s, t in enumerate(tilings)]) if tilings else np.zeros((0, 2), int)
+        self._open: dict[int, object] = {}
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int):
+        s, t = (int(v) for v in self.index[i])
+        tiling = self.tilings[s]
+        try:
+            if s not in self._open:
+                for old in self._open.values():
+                    old.close()
+                self._open = {s: open_slide(tiling.path)}
+            x, y = tiling.coords[t]
+            region = self._open[s].read_region((int(x), int(y)), tiling.level, (tiling.read_size, tiling.read_size))
+            return s, self.transform.prepare(region.convert("RGB")), True
+        except Exception:  # noqa: BLE001 - a corrupt region: the slide is reported, the others go on
+            size = self.transform.input_size
+            return s, torch.zeros((3, size, size), dtype=torch.uint8), False
+
+    def __getstate__(self):
+        return {**self.__dict__, "_open": {}}
+
+
+def embed_slides(encoder, paths: list[Path], tiling: TilingSpec, cache: EmbeddingCache,
+                 options: ExtractOptions, label: str) -> SlideFeatures:
+    identity = f"{encoder.cache_identity()}|{options.precision}"
+    keys = []
+    failed: dict[str, str] = {}
+    for path in paths:
+        try:
+            keys.append(cache.key(identity, slide_fingerprint(path, tiling), "slide"))
+        except OSError as error:
+            keys.append(None)
+            failed[str(path)] = f"cannot open: {error.strerror or error}"
+    rank, world = _rank_and_world()
+    todo = [i for i, key in enumerate(keys) if key and cache.load(key) is None and i % world == rank]
+    rate = _extract(encoder, [paths[i] for i in todo], [keys[i] for i in todo], tiling, cache, options,
+                    label, failed)
+    _barrier()
+    features, coords, kept = [], [], []
+    for i, (path, key) in enumerate(zip(paths, keys)):
+        entry = cache.load(key) if key else None
+        if entry is None:
+            failed.setdefault(str(path), _failure_note(cache, key) or "not embedded (see the run's log)")
+            continue
+        features.append(np.asarray(entry.embeddings))
+        coords.append(np.load(cache.folder(key) / "coords.npy"))
+        kept.append(i)
+    return SlideFeatures(features, coords, kept, failed, rate)
+
+
+def _extract(encoder, paths, keys, tiling, cache, options, label, failed) -> float | None:
+    """Tile and embed `paths` (not cached yet); failures are recorded in `failed` and on disk."""
+    if not paths:
+        return None
+    planned, planned_keys = [], []
+    with progress_bar(f"tiling {label}", len(paths)) as advance:
+        for path, key in zip(paths, keys):
+            try:
+                planned.append(plan_tiles(path, tiling))
+                planned_keys.append(key)
+            except SlideError as error:
+                failed[str(path)] = str(error)
+                _record_failure(cache, key, str(error))
+            advance(1)
+    dataset = SlideTiles(planned, encoder.transform)
+    if len(dataset) == 0:
+        return None
+    loader = DataLoader(dataset, batch_size=options.batch_size, num_workers=options.num_workers,
+                        prefetch_factor=4 if options.num_workers else None)
+    device = torch.device(options.device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if options.precision == "bf16" else nullcontext()
+    writers: dict[int, object] = {}
+    seen: dict[int, int] = {}
+    broken: set[int] = set()
+    started = time.perf_counter()
+    with progress_bar(f"embedding {label} with {encoder.info.name}", len(dataset)) as advance, \
+            torch.inference_mode(), autocast:
+        for slide_ids, batch, ok in loader:
+            out = encoder.module(encoder.transform.normalise(batch.to(device))).float().cpu().numpy()
+            for s in np.unique(slide_ids.numpy()):
+                rows = slide_ids.numpy() == s
+                s = int(s)
+                if s in broken:
+                    continue
+                if not ok[rows].all():
+                    broken.add(s)
+                    failed[planned[s].path] = "cannot read a tile region (corrupt file?)"
+                    _record_failure(cache, planned_keys[s], failed[planned[s].path])
+                    continue
+                if s not in writers:
+                    writers[s], seen[s] = cache.writer(planned_keys[s], len(planned[s].coords)), 0
+                new = out[rows][max(0, writers[s].start - seen[s]):]  # a resumed slide skips finished shards
+                seen[s] += int(rows.sum())
+                if len(new):
+                    writers[s].add(new, f"{encoder.info.name} on {Path(planned[s].path).name}")
+                if seen[s] == len(planned[s].coords):
+                    _finish(cache, planned_keys[s], writers.pop(s), planned[s], encoder)
+            advance(len(batch))
+    elapsed = time.perf_counter() - started
+    return round(len(dataset) / elapsed, 2) if elapsed > 0 else None
+
+
+def _finish(cache: EmbeddingCache, key: str, writer, tiling: SlideTiling, encoder) -> None:
+    save_npy_atomic(cache.folder(key) / "coords.npy", tiling.coords)
+    writer.finish({"model": encoder.info.name, "slide": tiling.path, "level": tiling.level,
+                   "read_size": tiling.read_size, "mpp": tiling.mpp, "rank": _rank_and_world()[0]})
+
+
+def _record_failure(cache: EmbeddingCache, key: str | None, reason: str) -> None:
+    """Other ranks (and the report) learn why a slide has no features."""
+    if key:
+        folder = cache.folder(key)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "failed.txt").write_text(reason)
+
+
+def _failure_note(cache: EmbeddingCache, key: str | None) -> str | None:
+    path = cache.folder(key) / "failed.txt" if key else None
+    return path.read_text() if path and path.exists() else None
+
+
+def _rank_and_world() -> tuple[int, int]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return int(os.environ.get("RANK", 0)), 1
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def instrument_slides(encoder, source, paths: list[Path], fingerprint: str) -> SlideFeatures:
+    """Instrument models on slides: the tiling is real, the features are the instrument's."""
+    from harness.models.instruments import NotApplicable, SynthOracle
+
+    features, coords, kept, failed = [], [], [], {}
+    for i, path in enumerate(paths):
+        try:
+            tiling = plan_tiles(path, source.tiling)
+        except SlideError as error:
+            failed[str(path)] = str(error)
+            continue
+        latents = source.tile_latents(i, tiling.coords)
+        if isinstance(encoder, SynthOracle) and latents is None:
+            raise NotApplicable("synth-oracle embeds only synthetic datasets (it returns their latent)")
+        features.append(encoder.embed(len(tiling.coords), latents, item_key=f"{fingerprint}:{Path(path).name}"))
+        coords.append(tiling.coords)
+        kept.append(i)
+    return SlideFeatures(features, coords, kept, failed)

@@ -1,0 +1,131 @@
+"""Whole-slide datasets: a CSV of slides (path, patient, label or survival) read with OpenSlide.
+
+A slide source is not a tile source: the runner asks it for the slide table and embeds each
+slide's tiles (harness/slides/extraction.py). The CSV sits under the dataset's root
+(`root_env` if set, else --data-root); slide paths are relative to the CSV. A missing slide
+file is not an error here: it is reported as a failed slide when embedding.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from harness.errors import HarnessError
+from harness.registry import SynthDataset, TilingSpec, WsiDataset
+from harness.sources.base import Availability, DataContext, digest
+
+
+@dataclass
+class SlideTable:
+    paths: list[Path]
+    patients: list[str]
+    labels: np.ndarray | None  # class indices
+    times: np.ndarray | None
+    events: np.ndarray | None  # bool: event observed
+    folds: np.ndarray | None  # predefined fold per slide
+
+
+@dataclass(frozen=True)
+class SlideColumns:
+    slide: str = "slide"
+    patient: str = "patient"
+    label: str | None = None
+    time: str | None = None
+    event: str | None = None
+    fold: str | None = None
+
+
+class SlideSource:
+    def __init__(self, name: str, spec: WsiDataset | SynthDataset, context: DataContext):
+        self.name = name
+        self.spec = spec
+        self.context = context
+        self.columns = self._columns()
+        self.classes = list(getattr(spec, "classes", []))
+
+    def _columns(self) -> SlideColumns:
+        spec = self.spec
+        return SlideColumns(spec.slide_column, spec.patient_column, spec.label_column, spec.time_column,
+                            spec.event_column, spec.fold_column)
+
+    @property
+    def tiling(self) -> TilingSpec:
+        return self.spec.tiling
+
+    @property
+    def csv_path(self) -> Path:
+        root = os.environ.get(self.spec.root_env) if self.spec.root_env else None
+        return Path(root or self.context.data_root).expanduser() / self.spec.path
+
+    def availability(self) -> Availability:
+        if self.csv_path.is_file():
+            return Availability(ok=True)
+        where = f" (or set {self.spec.root_env})" if self.spec.root_env else ""
+        return Availability(ok=False, reason=f"no slide table at {self.csv_path}: point --data-root at the folder "
+                                             f"holding {self.spec.path}{where}. {self.spec.instructions}".strip())
+
+    def prepare(self) -> None:
+        self.table()
+
+    def fingerprint(self) -> str:
+        content = hashlib.sha256(self.csv_path.read_bytes()).hexdigest()
+        return digest({"table": content, "tiling": self.tiling.model_dump(), "spec": self.spec.model_dump()})
+
+    def class_names(self) -> list[str]:
+        if self.classes:
+            return self.classes
+        return sorted({row[self.columns.label] for row in self._rows()}) if self.columns.label else []
+
+    def _rows(self) -> list[dict]:
+        try:
+            with open(self.csv_path, newline="", encoding="utf-8") as handle:
+                rows = list(csv.DictReader(handle))
+        except OSError as error:
+            raise HarnessError(f"{self.csv_path}: cannot read the slide table: {error.strerror}") from None
+        c = self.columns
+        needed = [name for name in (c.slide, c.patient, c.label, c.time, c.event, c.fold) if name]
+        missing = [c for c in needed if rows and c not in rows[0]]
+        if not rows or missing:
+            raise HarnessError(f"{self.csv_path}: " + (f"missing column(s) {missing}" if rows else "no rows")
+                               + f"; the dataset '{self.name}' expects columns {needed}")
+        return rows
+
+    def table(self) -> SlideTable:
+        rows, c = self._rows(), self.columns
+        where = f"{self.csv_path}"
+
+        def column(name, convert):
+            if not name:
+                return None
+            try:
+                return np.array([convert(row[name]) for row in rows])
+            except ValueError:
+                raise HarnessError(f"{where}: column '{name}' has a value that is not a number") from None
+
+        labels = None
+        if c.label:
+            classes = self.class_names()
+            unknown = sorted({row[c.label] for row in rows} - set(classes))
+            if unknown:
+                raise HarnessError(f"{where}: labels {unknown[:3]} are not among the classes {classes}")
+            labels = np.array([classes.index(row[c.label]) for row in rows], dtype=np.int64)
+        events = column(c.event, float)
+        return SlideTable(
+            paths=[self.csv_path.parent / row[c.slide] for row in rows],
+            patients=[row[c.patient] for row in rows],
+            labels=labels, times=column(c.time, float), events=None if events is None else events.astype(bool),
+            folds=column(c.fold, int),
+        )
+
+    def tile_latents(self, slide: int, coords: np.ndarray) -> np.ndarray | None:
+        """Ground truth per tile (synthetic slides only)."""
+        return None
+
+    def download(self) -> str:
+        return f"{self.name}: slides are not downloaded by the harness. {self.availability().reason}"

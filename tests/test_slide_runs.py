@@ -1,0 +1,89 @@
+"""Slide tasks end to end: bad slides are named and counted while the run goes on, and
+`--nproc 2` (torchrun, gloo) splits the slides and gives the 1-process results."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.synth.slide_suite import SyntheticSlideParams, build_slide_suite
+from tests.harness.test_slides import write_blank_slide
+
+HARNESS = str(Path(sys.executable).parent / "harness")
+REGISTRY = """
+datasets:
+  cohort:
+    source: wsi
+    path: cohort/slides.csv
+    label_column: label
+    classes: [benign, low-grade, high-grade]
+tasks:
+  cohort-grade:
+    family: slide_classification
+    dataset: cohort
+    main_score: balanced_accuracy
+    params: {folds: 3, epochs: 5, probe_max_steps: 200, bootstrap_resamples: 100}
+"""
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory) -> tuple[Path, Path]:
+    """9 good synthetic slides (3 per grade), a corrupt file, a blank slide and a missing one."""
+    root = tmp_path_factory.mktemp("wsi")
+    suite = root / "suite"
+    build_slide_suite(suite, SyntheticSlideParams(n_patients=9, second_slide_fraction=0.0, seed=4), workers=1)
+    shutil.copytree(suite / "slides", root / "cohort" / "slides")
+    lines = (suite / "slides.csv").read_text().splitlines()
+    header = lines[0]
+    rows = [",".join(line.split(",")[:3]) for line in lines[1:]]
+    (root / "cohort" / "slides" / "corrupt.svs").write_bytes(b"II*\x00" + os.urandom(2048))
+    write_blank_slide(root / "cohort" / "slides" / "blank.tiff")
+    rows += ["slides/corrupt.svs,X1,benign", "slides/blank.tiff,X2,low-grade", "slides/missing.tiff,X3,high-grade"]
+    (root / "cohort" / "slides.csv").write_text("\n".join([",".join(header.split(",")[:3]), *rows]) + "\n")
+    registry = root / "cohort.yaml"
+    registry.write_text(REGISTRY)
+    return root, registry
+
+
+def args(root, registry, cache, out):
+    return ["run", "--model", "timm:vit_tiny_patch16_224", "--random-init", "--tasks", "cohort-grade",
+            "--include", str(registry), "--data-root", str(root), "--cache-dir", str(cache), "--output", str(out),
+            "--precision", "fp32"]
+
+
+def result_of(out: Path) -> dict:
+    return json.loads(next(out.glob("*/cohort-grade.json")).read_text())
+
+
+def test_bad_slides_are_named_counted_and_the_run_goes_on(cohort, tmp_path):
+    root, registry = cohort
+    assert main(args(root, registry, tmp_path / "cache", tmp_path / "out")) == 0
+    result = result_of(tmp_path / "out")
+    assert result["status"] == "ok" and result["n_samples"]["slides"] == 9
+    assert result["n_samples"]["failed_slides"] == 3
+    failed = {Path(k).name: v for k, v in result["details"]["failed_slides"].items()}
+    assert failed["corrupt.svs"].startswith("cannot open")
+    assert failed["blank.tiff"].startswith("no tissue")
+    assert failed["missing.tiff"].startswith("cannot open")
+
+
+def test_two_torchrun_processes_split_slides_and_match_one(cohort, tmp_path):
+    root, registry = cohort
+    assert main(args(root, registry, tmp_path / "cache1", tmp_path / "out1")) == 0
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    done = subprocess.run([HARNESS, *args(root, registry, tmp_path / "cache2", tmp_path / "out2"), "--nproc", "2"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    one, two = result_of(tmp_path / "out1"), result_of(tmp_path / "out2")
+    assert two["n_samples"] == one["n_samples"]
+    for name, metric in one["metrics"].items():
+        assert two["metrics"][name]["mean"] == pytest.approx(metric["mean"], abs=1e-6), name
+    metas = [json.loads(p.read_text()) for p in (tmp_path / "cache2" / "embeddings").glob("*/meta.json")]
+    assert len(metas) == 9 and len({m["slide"] for m in metas}) == 9  # each slide embedded exactly once
+    assert {m["rank"] for m in metas} == {0, 1}  # by both ranks
+    assert len(list((tmp_path / "out2").glob("*/*.json"))) == 1  # only rank 0 wrote results
