@@ -7,16 +7,19 @@ bags' tile mean and std. The loss is the caller's (class-balanced cross-entropy,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from harness.torch_threads import single_thread
 
 
-@dataclass(frozen=True)
-class AbmilConfig:
+class AbmilConfig(BaseModel):
+    """The ABMIL head and its training; a slide family's `params: {abmil: {...}}`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     hidden: int = 128
     dropout: float = 0.25
     lr: float = 1e-3

@@ -169,16 +169,19 @@ class Runner:
             return self._record(slug, name, task, model, source, status="failed", reason=reason)
         items = sum(n for n, _ in throughputs)
         items_per_s = items / sum(n / rate for n, rate in throughputs) if throughputs else None
+        timings = Timings(embed_s=round(embed_s, 3), eval_s=round(eval_s, 3),
+                          items_per_s=round(items_per_s, 2) if items_per_s else None,
+                          precision=next(iter(precisions)) if len(precisions) == 1 else None)
+        return self._write_ok(slug, name, task, model, source, fingerprint, evaluation, timings)
+
+    def _write_ok(self, slug, name, task, model, source, fingerprint, evaluation, timings: Timings) -> TaskOutcome:
         main = evaluation.metrics[task.main_score]
         result = TaskResult(
             task=name, task_version=task.version, family=task.family, status="ok", model=model,
             dataset=DatasetRecord(name=task.dataset, source=source.spec.source, fingerprint=fingerprint),
             main_score=MainScore(name=task.main_score, value=main.mean), metrics=evaluation.metrics,
             n_samples=evaluation.n_samples, seeds=evaluation.seeds, details=evaluation.details,
-            timings=Timings(embed_s=round(embed_s, 3), eval_s=round(eval_s, 3),
-                            items_per_s=round(items_per_s, 2) if items_per_s else None,
-                            precision=next(iter(precisions)) if len(precisions) == 1 else None),
-            date=now_utc(),
+            timings=timings, date=now_utc(),
         )
         self.store.write(slug, result)
         return _outcome_from(result)
@@ -211,18 +214,9 @@ class Runner:
                                        family.Params.model_validate(task.params))
         eval_s = time.perf_counter() - started
         evaluation.n_samples["failed_slides"] = len(embedded.failed)
-        main = evaluation.metrics[task.main_score]
-        result = TaskResult(
-            task=name, task_version=task.version, family=task.family, status="ok", model=model,
-            dataset=DatasetRecord(name=task.dataset, source=source.spec.source, fingerprint=fingerprint),
-            main_score=MainScore(name=task.main_score, value=main.mean), metrics=evaluation.metrics,
-            n_samples=evaluation.n_samples, seeds=evaluation.seeds, details=evaluation.details,
-            timings=Timings(embed_s=round(embed_s, 3), eval_s=round(eval_s, 3), items_per_s=embedded.items_per_s,
-                            precision=None if isinstance(encoder, InstrumentEncoder) else self.config.extract.precision),
-            date=now_utc(),
-        )
-        self.store.write(slug, result)
-        return _outcome_from(result)
+        timings = Timings(embed_s=round(embed_s, 3), eval_s=round(eval_s, 3), items_per_s=embedded.items_per_s,
+                          precision=None if isinstance(encoder, InstrumentEncoder) else self.config.extract.precision)
+        return self._write_ok(slug, name, task, model, source, fingerprint, evaluation, timings)
 
     def _fingerprint(self, source: TileSource) -> str:
         if source.name not in self._fingerprints:

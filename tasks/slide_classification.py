@@ -27,12 +27,7 @@ class SlideClassificationParams(BaseModel):
 
     folds: int = 5
     seed: int = 0
-    hidden: int = 128
-    dropout: float = 0.25
-    lr: float = 1e-3
-    weight_decay: float = 1e-5
-    epochs: int = 20
-    max_bag: int = 2048
+    abmil: AbmilConfig = Field(default_factory=AbmilConfig)
     probe_max_steps: int = 2000
     bootstrap_resamples: int = N_RESAMPLES
 
@@ -59,8 +54,7 @@ class SlideClassification:
         slides = _require(data.slides)
         y, k = slides.labels, len(data.class_names)
         folds = patient_folds(slides.patients, y, params.folds, slides.folds, params.seed)
-        config = AbmilConfig(params.hidden, params.dropout, params.lr, params.weight_decay, params.epochs,
-                             params.max_bag)
+        config = params.abmil
         pooled = np.stack([bag.mean(axis=0) for bag in slides.features])
         out_of_fold = {"abmil": np.zeros((len(y), k)), "meanpool": np.zeros((len(y), k))}
         per_fold = {f"{prefix}{m}": [] for prefix in ("", "meanpool_") for m in METRICS}

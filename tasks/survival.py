@@ -31,12 +31,7 @@ class SurvivalParams(BaseModel):
     l1_ratio: float = 0.5
     inner_folds: int = 3
     n_bins: int = 4
-    hidden: int = 128
-    dropout: float = 0.25
-    lr: float = 1e-3
-    weight_decay: float = 1e-5
-    epochs: int = 20
-    max_bag: int = 2048
+    abmil: AbmilConfig = Field(default_factory=AbmilConfig)
 
 
 def harrell_c(event: np.ndarray, time: np.ndarray, risk: np.ndarray) -> float:
@@ -119,8 +114,7 @@ class Survival:
         patients = np.asarray(slides.patients)
         folds = patient_folds(slides.patients, event.astype(int), params.folds, slides.folds, params.seed)
         pooled = np.stack([bag.mean(axis=0) for bag in slides.features]).astype(np.float64)
-        config = AbmilConfig(params.hidden, params.dropout, params.lr, params.weight_decay, params.epochs,
-                             params.max_bag)
+        config = params.abmil
         per_fold = {"c_index": [], "c_index_abmil": []}
         chosen = []
         for f, (train, test) in enumerate(folds):

@@ -27,7 +27,7 @@ tasks:
     family: slide_classification
     dataset: cohort
     main_score: balanced_accuracy
-    params: {folds: 3, epochs: 5, probe_max_steps: 200, bootstrap_resamples: 100}
+    params: {folds: 3, abmil: {epochs: 5}, probe_max_steps: 200, bootstrap_resamples: 100}
 """
 
 

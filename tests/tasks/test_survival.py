@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from harness.abmil import AbmilConfig
 from harness.evaluation import SlideBags, TaskData
 from tasks.survival import (Survival, SurvivalParams, coxnet_risk, harrell_c, nll_discrete_loss, patient_c_index,
                             select_alpha)
@@ -67,7 +68,7 @@ def bags_with_risk(informative: bool, n: int = 60, seed: int = 0) -> SlideBags:
 
 
 def test_survival_family_finds_signal_and_not_noise():
-    params = SurvivalParams(epochs=10)
+    params = SurvivalParams(abmil=AbmilConfig(epochs=10))
     signal = Survival().evaluate(TaskData({}, [], bags_with_risk(True)), params)
     noise = Survival().evaluate(TaskData({}, [], bags_with_risk(False)), params)
     assert signal.metrics["c_index"].mean > 0.7 and signal.metrics["c_index_abmil"].mean > 0.65
