@@ -66,6 +66,7 @@ class HarnessCLI:
             extract=ExtractOptions(batch_size=args.batch_size, num_workers=args.workers, device=device,
                                    precision=resolve_precision(args.precision, device)),
             overwrite=args.overwrite, download=args.download, verbose=args.verbose,
+            dims=_dims(args.dims),
         )
         with distributed_group():
             outcomes = Runner(registry, families, config).run()
@@ -173,12 +174,66 @@ class HarnessCLI:
         outcomes = Runner(registry, families, config).run()
         return {o.task: (o.status, o.reason) for o in outcomes}
 
+    def distill(self, args) -> int:
+        from distillers.config import read_config
+        from distillers.run import distill
+        from harness.extraction import ExtractOptions, resolve_device, resolve_precision
+        from harness.hub_access import configure_offline_mode
+
+        configure_offline_mode()
+        config = read_config(Path(args.config))
+        registry, families = self._registry(args)
+        device = resolve_device(args.device)
+        extract = ExtractOptions(device=device, precision=resolve_precision("auto", device))
+        out = Path(args.output)
+        with distributed_group():
+            record = distill(config, out, registry, self._context(args), extract)
+            if int(os.environ.get("RANK", 0)) != 0:
+                return 0
+        print(f"student written to {out} ({record['steps']} steps, loss {record['loss_first']:.3f} -> "
+              f"{record['loss_last']:.3f})")
+        if args.score:
+            return self._score_student(args, config, out, record)
+        return 0
+
+    def _score_student(self, args, config, student_dir: Path, record: dict) -> int:
+        from distillers.scoring import compare
+        from harness.models.encoder import EncoderInfo
+        from harness.run_summary import print_summary
+        from harness.runner import RunConfig, Runner
+
+        registry, families = self._registry(args)
+        tasks = registry.select(args.score)
+        teachers = [t.model for t in config.teachers]
+        run = RunConfig(models=[*teachers, str(student_dir)], tasks=tasks, output=Path(args.results),
+                        context=self._context(args))
+        outcomes = Runner(registry, families, run).run()
+        print_summary(outcomes, Path(args.results))
+        slug = lambda name, weights: EncoderInfo(name, weights, "", 0, 0).slug  # noqa: E731
+        student_name = config.name or student_dir.name
+        teacher_slugs = {t: slug(t, "instrument" if t.startswith(("synth-", "random-")) else "pretrained")
+                         for t in teachers}
+        report = compare(Path(args.results), slug(student_name, "checkpoint"), teacher_slugs, tasks, record)
+        for name, row in report["teachers"].items():
+            print(f"retention vs {name}: median {row['median_retention']}")
+        return 0
+
     def pull(self, args) -> int:
         from leaderboard.hub_results import pull_results
 
         n = pull_results(args.repo, Path(args.output), revision=args.revision)
         print(f"{n} result files from dataset {args.repo} in {args.output}")
         return 0
+
+
+def _dims(text: str | None) -> list[int] | None:
+    """--dims 64,128,full -> [64, 128, None]: the full embedding is `full` (default: full only)."""
+    if not text:
+        return None
+    try:
+        return [None if part.strip() == "full" else int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise HarnessError(f"--dims {text}: give comma-separated dimensions, e.g. 64,128,full") from None
 
 
 @contextmanager
@@ -241,6 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "(CUDA, AVX512-BF16/AMX CPUs), else fp32")
     run.add_argument("--batch-size", type=int, default=32)
     run.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="DataLoader workers")
+    run.add_argument("--dims", help="also score embeddings truncated to these dims (Matryoshka students), "
+                                    "e.g. 64,128,full; results go to <model>-d<k>/")
     run.add_argument("--nproc", type=int, help="processes to split slide extraction across (launches torchrun; "
                                                 "gloo on CPU)")
     run.add_argument("--random-init", action="store_true", help="score untrained weights (labelled random-init)")
@@ -288,6 +345,15 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_argument("--output", default="results", help="results folder (default ./results)")
     common(queue)
     queue.set_defaults(handler=cli.queue)
+
+    distil = verbs.add_parser("distill", help="distil teachers into a small student (distillers/)")
+    distil.add_argument("--config", required=True, help="distill.yaml (see distillers/config.py)")
+    distil.add_argument("--output", required=True, help="the student directory to write")
+    distil.add_argument("--score", metavar="TASKS", help="then score teachers and student on these tasks")
+    distil.add_argument("--results", default="results", help="results folder for --score (default ./results)")
+    distil.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    common(distil)
+    distil.set_defaults(handler=cli.distill)
 
     pull = verbs.add_parser("pull", help="download results from a Hub dataset")
     pull.add_argument("--repo", required=True, metavar="ORG/REPO")

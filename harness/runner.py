@@ -42,6 +42,7 @@ class RunConfig:
     overwrite: bool = False
     download: bool = False
     verbose: bool = False
+    dims: list[int | None] | None = None  # also score each model with its embeddings truncated to these dims
 
 
 @dataclass
@@ -69,12 +70,28 @@ class Runner:
         self.store = ResultStore(self.config.output)
         self.cache = EmbeddingCache(self.config.context.cache_dir)
         self.rank = distributed_rank()
+        self._truncate: int | None = None
 
     def run(self) -> list[TaskOutcome]:
         outcomes: list[TaskOutcome] = []
         for spec in self.config.models:
-            outcomes += self._run_model(spec)
+            for dims in self.config.dims or [None]:
+                self._truncate = dims
+                outcomes += self._run_model(spec)
         return outcomes
+
+    def _named(self, name: str, slug: str) -> tuple[str, str]:
+        """Model name and result folder of a truncated (Matryoshka) evaluation: '<name>@<k>d'."""
+        if self._truncate is None:
+            return name, slug
+        return f"{name}@{self._truncate}d", f"{slug}-d{self._truncate}"
+
+    def _cut(self, embeddings: np.ndarray) -> np.ndarray:
+        if self._truncate is None:
+            return embeddings
+        if self._truncate > embeddings.shape[1]:
+            raise ValueError(f"--dims {self._truncate}: the embeddings have only {embeddings.shape[1]} dims")
+        return np.asarray(embeddings)[:, : self._truncate]
 
     # --- one model ------------------------------------------------------------------
     def _planned_slug(self, name: str, options: LoadOptions) -> str:
@@ -87,7 +104,7 @@ class Runner:
         if spec == DEFAULT_MODEL and not options.random_init:
             options = LoadOptions(random_init=False, random_fallback=True, device=options.device)
         name, checkpoint_sha = local_checkpoint_identity(spec) or (spec, None)
-        slug = self._planned_slug(name, options)
+        name, slug = self._named(name, self._planned_slug(name, options))
         encoder: Encoder | None = None
         outcomes = []
         for index, task_name in enumerate(self.config.tasks):
@@ -120,7 +137,7 @@ class Runner:
                 if encoder.info.weights == "random-init" and options.random_fallback:
                     console.print(f"note: {spec}: pretrained weights unreachable offline; scoring a random "
                                   "initialisation (results are labelled random-init)")
-                slug = encoder.info.slug
+                _, slug = self._named(name, encoder.info.slug)
             outcomes.append(self._evaluate(slug, task_name, task, encoder, source))
         return outcomes
 
@@ -133,7 +150,7 @@ class Runner:
     # --- one task -------------------------------------------------------------------
     def _evaluate(self, slug: str, name: str, task: TaskSpec, encoder: Encoder, source: TileSource) -> TaskOutcome:
         info = encoder.info
-        model = ModelRecord(name=info.name, weights=info.weights, weights_sha256=info.weights_sha256,
+        model = ModelRecord(name=self._named(info.name, slug)[0], weights=info.weights, weights_sha256=info.weights_sha256,
                             n_parameters=info.n_parameters, embed_dim=info.embed_dim)
         family = self.families[task.family]
         try:
@@ -149,7 +166,7 @@ class Runner:
                 records = source.records(split)
                 texts = {f: embed_texts([r[f] for r in records], self.config.context.cache_dir)
                          for f in text_fields} if records else {}
-                splits[split] = SplitArrays(cached.embeddings, source.labels(split), records, texts)
+                splits[split] = SplitArrays(self._cut(cached.embeddings), source.labels(split), records, texts)
                 precisions.add(cached.meta.get("precision"))
                 if cached.meta.get("items_per_s"):
                     throughputs.append((cached.meta["n_items"], cached.meta["items_per_s"]))
@@ -203,11 +220,11 @@ class Runner:
         for path, reason in embedded.failed.items():
             console.print(f"[yellow]slide failed[/yellow] {path}: {reason}")
         pick = lambda values: None if values is None else np.asarray(values)[embedded.kept]  # noqa: E731
-        bags = SlideBags(features=embedded.features, patients=[table.patients[i] for i in embedded.kept],
+        bags = SlideBags(features=[self._cut(f) for f in embedded.features], patients=[table.patients[i] for i in embedded.kept],
                          labels=pick(table.labels), times=pick(table.times), events=pick(table.events),
                          folds=pick(table.folds), failed=embedded.failed)
-        if embedded.features:
-            model = model.model_copy(update={"embed_dim": int(embedded.features[0].shape[1])})
+        if bags.features:
+            model = model.model_copy(update={"embed_dim": int(bags.features[0].shape[1])})
         started = time.perf_counter()
         family = self.families[task.family]
         evaluation = family().evaluate(TaskData(splits={}, class_names=source.class_names(), slides=bags),

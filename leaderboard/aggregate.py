@@ -167,3 +167,51 @@ def robustness_tables(results: list[tuple[str, TaskResult]]) -> dict[str, list[d
         row.update({c: result.metrics[c].mean if c in result.metrics else None for c in columns})
         tables[result.task].append(row)
     return dict(tables)
+
+
+def load_distillation_reports(folder: Path) -> tuple[list[dict], list[str]]:
+    """The teacher-vs-student reports `harness distill --score` writes (<slug>/distillation.json)."""
+    reports, warnings = [], []
+    for path in sorted(Path(folder).glob("*/distillation.json")):
+        try:
+            report = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(report, dict) or "teachers" not in report:
+                raise ValueError("no 'teachers' table")
+            reports.append(report)
+        except (OSError, ValueError) as error:
+            warnings.append(f"{path}: skipped, not a distillation report ({str(error).splitlines()[0][:100]})")
+    return reports, warnings
+
+
+def retention_rows(report: dict) -> list[dict]:
+    """One row per (teacher, task) of a distillation report, plus the size and speed ratios."""
+    rows = []
+    for teacher, table in report["teachers"].items():
+        params, speed = table.get("parameters", {}), table.get("items_per_s", {})
+        for task, row in table.get("tasks", {}).items():
+            rows.append({"student": report["student"], "teacher": teacher, "task": task, "teacher score": row["teacher"],
+                         "student score": row["student"], "retention %": row["retention"],
+                         "median retention %": table.get("median_retention"),
+                         "parameters (student / teacher)": _ratio(params.get("student"), params.get("teacher")),
+                         "throughput (student / teacher)": _ratio(speed.get("student"), speed.get("teacher"))})
+    return rows
+
+
+def _ratio(a, b) -> float | None:
+    return float(a) / float(b) if a and b else None
+
+
+def matryoshka_curves(results: list[tuple[str, TaskResult]]) -> list[dict]:
+    """Score against embedding dim for models scored at truncated dims (`harness run --dims`):
+    rows of model, task, dim, score (the untruncated result at its full dim)."""
+    import re
+
+    ok = [r for _, r in results if r.status == "ok"]
+    truncated = {re.sub(r"@\d+d$", "", r.model.name) for r in ok if re.search(r"@\d+d$", r.model.name)}
+    rows = []
+    for r in ok:
+        match = re.fullmatch(r"(.*)@(\d+)d", r.model.name)
+        base, dim = (match[1], int(match[2])) if match else (r.model.name, r.model.embed_dim)
+        if base in truncated and dim:
+            rows.append({"model": base, "task": r.task, "dim": dim, "score": r.main_score.value})
+    return sorted(rows, key=lambda row: (row["model"], row["task"], row["dim"]))

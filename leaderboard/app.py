@@ -13,7 +13,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from leaderboard.aggregate import build_leaderboard, load_results, robustness_tables
+from leaderboard.aggregate import (build_leaderboard, load_distillation_reports, load_results, matryoshka_curves,
+                                   retention_rows, robustness_tables)
 
 HUB_REPO = os.environ.get("HARNESS_HUB_REPO")  # a results dataset on the Hub (harness push --repo)
 
@@ -113,3 +114,27 @@ if tables:
     for robustness_task, rows in tables.items():
         st.markdown(f"**{robustness_task}**")
         st.dataframe(pd.DataFrame(rows).dropna(axis=1, how="all"), hide_index=True, use_container_width=True)
+
+# --- students and teachers -----------------------------------------------------------------
+reports, report_warnings = load_distillation_reports(RESULTS)
+for warning in report_warnings:
+    st.warning(warning)
+if reports:
+    st.subheader("Students and their teachers")
+    st.caption("retention = student score / teacher score x 100 on the same task and run; parameters are the "
+               "backbones'; throughput is embedding items/s on the machine that scored them.")
+    for report in reports:
+        st.markdown(f"**{report['student']}** ({report.get('method')})")
+        st.dataframe(pd.DataFrame(retention_rows(report)), hide_index=True, use_container_width=True)
+        if report.get("fidelity"):
+            st.caption("fidelity on held-out tiles: " + "; ".join(
+                f"{teacher}: 1 - mean cos {v['one_minus_mean_cosine']:.3f}, Var/MSE {v['variance_over_mse']:.2f}"
+                for teacher, v in report["fidelity"].items()))
+
+# --- Matryoshka ------------------------------------------------------------------------------
+curves = pd.DataFrame(matryoshka_curves(shown))
+if not curves.empty:
+    st.subheader("Score against embedding dim (Matryoshka)")
+    for (model_name, curve_task), curve in curves.groupby(["model", "task"]):
+        st.markdown(f"**{model_name}** on {curve_task}")
+        st.line_chart(curve, x="dim", y="score")

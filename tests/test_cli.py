@@ -204,3 +204,14 @@ def test_a_replaced_checkpoint_is_rescored_not_reused(cache_dir, tiny_registry_f
     assert run(*args) == 0
     assert result_path.stat().st_mtime_ns != mtime
     assert read(result_path)["model"]["weights_sha256"] != first["model"]["weights_sha256"]
+
+
+def test_dims_scores_truncated_embeddings_as_their_own_models(cache_dir, tiny_registry_file, tmp_path):
+    out = tmp_path / "results"
+    assert run("--model", "random-noise", "--dims", "16,full", "--tasks", "tiny-retrieval", "--include",
+               str(tiny_registry_file), "--output", str(out)) == 0
+    truncated = read(out / "random-noise-d16" / "tiny-retrieval.json")
+    assert truncated["model"]["name"] == "random-noise@16d" and truncated["model"]["embed_dim"] == 16
+    assert read(out / "random-noise" / "tiny-retrieval.json")["model"]["embed_dim"] == 384
+    assert run("--model", "random-noise", "--dims", "1000", "--tasks", "tiny-retrieval", "--include",
+               str(tiny_registry_file), "--output", str(tmp_path / "too-wide")) == 1

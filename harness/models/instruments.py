@@ -46,6 +46,22 @@ class SynthOracle(InstrumentEncoder):
         return np.asarray(latents, dtype=np.float32)
 
 
+class PartialOracle(InstrumentEncoder):
+    """One factor of the generator's latent, for distillation checks: `synth-oracle-tissue` is the
+    tissue one-hot, `synth-oracle-grade` cellularity and atypia, each binned into 4 one-hot bins
+    (so cosine similarity sees their level, not just a direction)."""
+
+    def embed(self, n_items: int, latents: np.ndarray | None, item_key: str) -> np.ndarray:
+        if latents is None:
+            raise NotApplicable(f"{self.info.name} embeds only synthetic datasets (it returns part of their latent)")
+        latents = np.asarray(latents, dtype=np.float32)
+        n_classes = latents.shape[1] - 2
+        if self.info.name == "synth-oracle-tissue":
+            return latents[:, :n_classes]
+        bins = np.clip((latents[:, n_classes:] * 4).astype(int), 0, 3)
+        return np.concatenate([np.eye(4, dtype=np.float32)[bins[:, 0]], np.eye(4, dtype=np.float32)[bins[:, 1]]], 1)
+
+
 def _info(name: str, dim: int) -> EncoderInfo:
     digest = hashlib.sha256(f"{name}:v{INSTRUMENT_VERSION}".encode()).hexdigest()
     return EncoderInfo(name=name, weights="instrument", weights_sha256=digest, n_parameters=0, embed_dim=dim)
@@ -54,7 +70,11 @@ def _info(name: str, dim: int) -> EncoderInfo:
 def make_instrument(name: str, latent_dim: int) -> InstrumentEncoder:
     if name == "random-noise":
         return RandomNoise(_info(name, NOISE_DIM))
+    if name == "synth-oracle-tissue":
+        return PartialOracle(_info(name, latent_dim - 2))
+    if name == "synth-oracle-grade":
+        return PartialOracle(_info(name, 8))
     return SynthOracle(_info(name, latent_dim))
 
 
-INSTRUMENTS = ("random-noise", "synth-oracle")
+INSTRUMENTS = ("random-noise", "synth-oracle", "synth-oracle-tissue", "synth-oracle-grade")

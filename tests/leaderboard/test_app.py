@@ -75,3 +75,30 @@ def test_robustness_panel_shows_plism_groups_and_invariance(monkeypatch, tmp_pat
     assert "top_10_both" not in plism.columns  # not reported: no empty column
     invariance = next(d.value for d in app.dataframe if "mean_cosine" in d.value.columns)
     assert invariance["mean_cosine"].item() == 0.97
+
+
+def test_student_and_matryoshka_views(monkeypatch, tmp_path):
+    import json
+
+    write_result(tmp_path, "teacher", "t1", "tile_classification", 0.9, params=300_000_000)
+    write_result(tmp_path, "student", "t1", "tile_classification", 0.81, params=5_000_000)
+    for dim, value in ((32, 0.6), (64, 0.75)):
+        write_result(tmp_path, f"student-d{dim}", "t1", "tile_classification", value)
+        path = tmp_path / f"student-d{dim}" / "t1.json"
+        result = json.loads(path.read_text())
+        result["model"]["name"], result["model"]["embed_dim"] = f"student@{dim}d", dim
+        path.write_text(json.dumps(result))
+    report = {"student": "student", "method": "feature_kd", "teachers": {"teacher": {
+        "tasks": {"t1": {"student": 0.81, "teacher": 0.9, "retention": 90.0}}, "median_retention": 90.0,
+        "parameters": {"student": 5_000_000, "teacher": 300_000_000}, "items_per_s": {"student": 60, "teacher": 5}}},
+        "fidelity": {"teacher": {"one_minus_mean_cosine": 0.1, "variance_over_mse": 3.0}}}
+    (tmp_path / "student" / "distillation.json").write_text(json.dumps(report))
+    app = run_app(monkeypatch, tmp_path)
+    headers = [h.value for h in app.subheader]
+    assert "Students and their teachers" in headers and "Score against embedding dim (Matryoshka)" in headers
+    retention = next(d.value for d in app.dataframe if "retention %" in d.value.columns)
+    assert retention["retention %"].item() == 90.0
+    assert retention["throughput (student / teacher)"].item() == pytest.approx(12.0)
+    from leaderboard.aggregate import load_results, matryoshka_curves
+    rows = matryoshka_curves(load_results(tmp_path)[0])
+    assert [(r["dim"], r["score"]) for r in rows] == [(8, 0.81), (32, 0.6), (64, 0.75)]

@@ -1,0 +1,61 @@
+"""`harness distill --config distill.yaml`: what to distil, into what, on which tiles, how long.
+
+Every key is declared here (unknown keys are errors, as in tasks.yaml).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from harness.errors import HarnessError
+from harness.registry import first_problem
+
+
+class TeacherSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str  # any model spec `harness run --model` takes
+    weight: float = 1.0  # its share of the loss (multi-teacher)
+    random_init: bool = False  # untrained teacher weights: for speed measurements only
+
+
+class DistillConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["feature_kd", "multi_teacher", "logit_kd"] = "feature_kd"
+    teachers: list[TeacherSpec]
+    student: str = "vit_tiny_patch16_224"  # a timm architecture, trained from scratch
+    student_input_size: int = 112  # the student's input side (ViTs take img_size)
+    dataset: str = "synth-plism"  # a registry dataset: its tiles are the distillation data
+    splits: list[str] | None = None  # default: every split of the dataset
+    steps: int = 300
+    batch_size: int = 32
+    lr: float = 5e-4
+    weight_decay: float = 0.05
+    warmup_steps: int = 30
+    grad_clip: float = 1.0
+    augment: bool = True  # flips and 90-degree rotations of the student's input (tissue is orientation-free)
+    matryoshka_dims: list[int] = Field(default_factory=list)  # nested dims, e.g. [32, 64, 128]; [] = off
+    adaptor_hidden: int = 256
+    tau: float = 2.0  # logit_kd temperature
+    alpha: float = 0.5  # logit_kd: weight of the label cross-entropy
+    label_dataset: str = "synth-tiles"  # logit_kd: where the teachers' task heads are fitted
+    checkpoint_every: int = 50
+    seed: int = 0
+    name: str | None = None  # the student's model name (default: the output folder's name)
+
+
+def read_config(path: Path) -> DistillConfig:
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise HarnessError(f"{path}: cannot read the distillation config: {str(error).splitlines()[0]}") from None
+    try:
+        return DistillConfig.model_validate(raw)
+    except ValidationError as error:
+        loc, message = first_problem(error)
+        raise HarnessError(f"{path}: key '{'.'.join(loc)}': {message}") from None

@@ -1,0 +1,84 @@
+"""The three distillers: what heads sit on the student and what loss each step minimises.
+
+feature_kd     one teacher; an adaptor MLP maps the student's summary token to the teacher's
+               (standardised) summary embedding; cosine loss (CLS-only mode: the loop trains on
+               cached teacher summaries; `losses.feature_kd_loss` also has the patch-token term).
+multi_teacher  one adaptor per teacher, PHI-S-standardised targets, per-teacher weights; with
+               Matryoshka dims each nested m gets its own adaptor from the first m student dims.
+logit_kd       Hinton KD from teachers' task heads (a linear probe per teacher on a labelled
+               dataset; an ensemble is the mean of their softmaxes) into a student head.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from distillers.losses import hinton_kd_loss, matryoshka_loss
+
+
+def nested_dims(matryoshka: list[int], full: int) -> list[int]:
+    """The nested prefixes the loss is applied to: the Matryoshka dims and always the full one."""
+    return sorted({*(m for m in matryoshka if m < full), full})
+
+
+def adaptor(d_in: int, d_out: int, hidden: int) -> nn.Module:
+    return nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(), nn.Linear(hidden, d_out))
+
+
+class FeatureKD:
+    def __init__(self, config, targets):
+        self.config, self.targets = config, targets
+
+    def heads(self, student_dim: int) -> nn.ModuleDict:
+        dims = nested_dims(self.config.matryoshka_dims, student_dim)
+        return nn.ModuleDict({
+            f"t{i}": nn.ModuleDict({str(m): adaptor(m, t.standardised.shape[1], self.config.adaptor_hidden)
+                                    for m in dims})
+            for i, t in enumerate(self.targets)
+        })
+
+    def batch_targets(self, index: np.ndarray) -> list[torch.Tensor]:
+        return [torch.from_numpy(t.standardised[index]) for t in self.targets]
+
+    def loss(self, heads: nn.ModuleDict, summary: torch.Tensor, index: np.ndarray, labels=None) -> torch.Tensor:
+        dims = nested_dims(self.config.matryoshka_dims, summary.shape[1])
+        total = sum(t.weight for t in self.targets)
+        parts = [t.weight / total * matryoshka_loss(summary, target, heads[f"t{i}"], dims)
+                 for i, (t, target) in enumerate(zip(self.targets, self.batch_targets(index)))]
+        return torch.stack(parts).sum()
+
+
+class MultiTeacher(FeatureKD):
+    """Same loss as FeatureKD summed over teachers with their weights (FeatureKD with one teacher)."""
+
+
+class LogitKD:
+    def __init__(self, config, targets, teacher_probs: np.ndarray, labels: np.ndarray | None):
+        self.config, self.targets = config, targets
+        self.teacher_probs, self.labels = teacher_probs, labels
+
+    def heads(self, student_dim: int) -> nn.ModuleDict:
+        return nn.ModuleDict({"classifier": nn.Linear(student_dim, self.teacher_probs.shape[1])})
+
+    def loss(self, heads: nn.ModuleDict, summary: torch.Tensor, index: np.ndarray, labels=None) -> torch.Tensor:
+        probs = torch.from_numpy(self.teacher_probs[index])
+        y = torch.from_numpy(self.labels[index]) if self.labels is not None else None
+        return hinton_kd_loss(heads["classifier"](summary), probs, y, tau=self.config.tau, alpha=self.config.alpha)
+
+
+def teacher_probabilities(config, targets, fit_embeddings: list[tuple[np.ndarray, np.ndarray]], n_classes: int):
+    """Each teacher's task head (a linear probe on its embeddings of the labelled train split),
+    applied to the distillation tiles at temperature tau; the ensemble is the mean of softmaxes."""
+    from scipy.special import softmax
+
+    from harness.linear_probe import LinearProbeConfig, fit_linear_probe
+
+    probs = []
+    for t, (x, y) in zip(targets, fit_embeddings):
+        mean, std = x.mean(0), x.std(0) + 1e-6
+        probe = fit_linear_probe((x - mean) / std, y, (x - mean) / std, y, n_classes,
+                                 LinearProbeConfig(lr=1e-2, max_steps=500, eval_every=100, patience=500), config.seed)
+        probs.append(softmax(probe.predict_logits((t.raw - mean) / std) / config.tau, axis=1))
+    return np.mean(probs, axis=0).astype(np.float32)

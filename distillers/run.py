@@ -1,0 +1,151 @@
+"""`harness distill`: teacher targets -> the shared training loop -> a student directory.
+
+Distillation data are the tiles of a registry dataset (every split, or those named); one tile
+in ten is held out of training to measure fidelity (how well the student's adaptor reproduces
+each teacher on tiles it never trained on).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from distillers.config import DistillConfig
+from distillers.methods import FeatureKD, LogitKD, MultiTeacher, teacher_probabilities
+from distillers.student import write_student
+from distillers.teachers import teacher_targets
+from distillers.training_loop import prepare_batch, train, weights_digest
+from harness.errors import HarnessError
+from harness.extraction import ExtractOptions
+from harness.models.loading import LoadOptions
+from harness.registry import Registry
+from harness.sources import DataContext, open_source
+
+HELD_OUT_EVERY = 10
+
+
+class JoinedImages:
+    """The tiles of several splits as one sequence (global index -> split, row)."""
+
+    def __init__(self, parts):
+        self.parts = parts
+        self.offsets = np.cumsum([0, *(len(p) for p in parts)])
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def __getitem__(self, i: int):
+        part = int(np.searchsorted(self.offsets, i, side="right") - 1)
+        return self.parts[part][int(i - self.offsets[part])]
+
+
+class TrainingView:
+    """The training tiles only (held-out tiles removed), indexed 0..n_train-1."""
+
+    def __init__(self, images, keep: np.ndarray):
+        self.images, self.keep = images, keep
+
+    def __len__(self) -> int:
+        return len(self.keep)
+
+    def __getitem__(self, i: int):
+        return self.images[int(self.keep[i])]
+
+
+def distill(config: DistillConfig, out_dir: Path, registry: Registry, context: DataContext,
+            extract: ExtractOptions, stop_after: int | None = None) -> dict:
+    if config.method == "feature_kd" and len(config.teachers) != 1:
+        raise HarnessError("method feature_kd takes one teacher; use multi_teacher for several")
+    if config.dataset not in registry.datasets:
+        raise HarnessError(f"distillation dataset '{config.dataset}' is not in the registry (see `harness list`)")
+    source = open_source(config.dataset, registry.datasets[config.dataset], context, registry.datasets)
+    source.prepare()
+    splits = config.splits or source.split_names()
+    images = JoinedImages([source.images(s) for s in splits])
+    load = LoadOptions(device=extract.device)
+    targets = teacher_targets(config.teachers, source, splits, context, extract, load)
+    n = len(images)
+    held_out = np.arange(0, n, HELD_OUT_EVERY)
+    keep = np.setdiff1d(np.arange(n), held_out)
+    for t in targets:  # the method indexes training tiles 0..n_train-1
+        t.train_standardised = t.standardised[keep]
+    method = _method(config, targets, source, splits, registry, context, extract, load, keep)
+    outcome = train(config, TrainingView(images, keep), method, out_dir, device=extract.device, stop_after=stop_after)
+    record = {"method": config.method, "teachers": [{"model": t.name, "weight": t.weight, "dim": t.raw.shape[1],
+                                                     "n_parameters": t.n_parameters} for t in targets],
+              "student": config.student, "embed_dim": outcome["dim"], "matryoshka_dims": config.matryoshka_dims,
+              "steps": outcome["steps"], "loss_first": outcome["losses"][0] if outcome["losses"] else None,
+              "loss_last": float(np.mean(outcome["losses"][-10:])) if outcome["losses"] else None,
+              "weights_digest": weights_digest(outcome["student"]), "config": config.model_dump(),
+              "distillation_tiles": {"dataset": config.dataset, "splits": splits, "train": len(keep),
+                                     "held_out": len(held_out)}}
+    _write_rank_digest(out_dir, record["weights_digest"])
+    if config.method != "logit_kd":
+        record["fidelity"] = fidelity(outcome["modules"], targets, images, held_out, config)
+    if stop_after is None or outcome["steps"] >= config.steps:
+        write_student(out_dir, outcome["student"], config, outcome["dim"], record)
+    return record
+
+
+def _method(config, targets, source, splits, registry, context, extract, load, keep):
+    if config.method in ("feature_kd", "multi_teacher"):
+        view = [_TrainTargets(t) for t in targets]
+        return (FeatureKD if config.method == "feature_kd" else MultiTeacher)(config, view)
+    # logit_kd: teachers' task heads fitted on the labelled dataset's train split
+    from harness.embedding_cache import EmbeddingCache
+    from harness.extraction import embed_split
+    from harness.models.loading import load_encoder
+
+    labelled = open_source(config.label_dataset, registry.datasets[config.label_dataset], context, registry.datasets)
+    labelled.prepare()
+    cache = EmbeddingCache(context.cache_dir)
+    fit = []
+    for spec in config.teachers:
+        encoder = load_encoder(spec.model, load)
+        x = np.asarray(embed_split(encoder, labelled, labelled.fingerprint(), "train", cache, extract)[0].embeddings)
+        fit.append((x, labelled.labels("train")))
+    probs = teacher_probabilities(config, targets, fit, len(labelled.class_names()))[keep]
+    labels = None
+    if all(source.labels(s) is not None for s in splits) and source.class_names() == labelled.class_names():
+        labels = np.concatenate([source.labels(s) for s in splits])[keep]
+    return LogitKD(config, targets, probs, labels)
+
+
+class _TrainTargets:
+    """A teacher's targets restricted to the training tiles (what the loss indexes)."""
+
+    def __init__(self, targets):
+        self.name, self.weight, self.standardised = targets.name, targets.weight, targets.train_standardised
+
+
+def fidelity(modules, targets, images, held_out: np.ndarray, config) -> dict:
+    """Per teacher on the held-out tiles: 1 - mean cosine between the student's adaptor output and
+    the teacher's standardised target, and Var(teacher) / MSE (higher is better)."""
+    modules.eval()
+    out = {}
+    with torch.no_grad():
+        summaries = torch.cat([modules.student(prepare_batch(images, held_out[i:i + 64], None,
+                                                             config.student_input_size))
+                               for i in range(0, len(held_out), 64)]).float()
+        full = str(summaries.shape[1])
+        for i, t in enumerate(targets):
+            predicted = modules.heads[f"t{i}"][full](summaries[:, :int(full)]).numpy()
+            target = t.standardised[held_out]
+            cosine = np.sum(predicted * target, 1) / (np.linalg.norm(predicted, axis=1) * np.linalg.norm(target, axis=1)
+                                                      + 1e-12)
+            mse = float(np.mean((predicted - target) ** 2))
+            out[t.name] = {"one_minus_mean_cosine": float(1 - cosine.mean()),
+                           "variance_over_mse": float(target.var(axis=0).sum() / target.shape[1] / max(mse, 1e-12))}
+    return out
+
+
+def _write_rank_digest(out_dir: Path, digest: str) -> None:
+    """Under torchrun each rank records the digest of its final weights (they must agree)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        path = Path(out_dir) / "checkpoint" / f"weights-rank{dist.get_rank()}.sha256"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(digest)

@@ -1,0 +1,53 @@
+"""Students against their teachers, on the same run: retention, size, speed, fidelity.
+
+retention(task) = student main score / teacher main score x 100 (per teacher); the median over
+tasks is the headline. Parameters are the backbone's; throughput is items/s of embedding on
+this device (from the result files); fidelity comes from distill.json (held-out tiles).
+Written to <results>/<student>/distillation.json for the leaderboard's teacher-vs-student view.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from harness.atomic_write import write_text_atomic
+from harness.results import ResultStore
+
+
+def compare(results: Path, student_slug: str, teacher_slugs: dict[str, str], tasks: list[str],
+            distill_record: dict) -> dict:
+    store = ResultStore(results)
+    student = {t: store.read(store.path(student_slug, t)) for t in tasks}
+    report = {"student": student_slug, "teachers": {}, "matryoshka_dims": distill_record.get("matryoshka_dims", []),
+              "fidelity": distill_record.get("fidelity", {}), "method": distill_record.get("method")}
+    for teacher_name, teacher_slug in teacher_slugs.items():
+        rows, retention = {}, []
+        for task in tasks:
+            s, t = student[task], store.read(store.path(teacher_slug, task))
+            if not (s and t and s.status == t.status == "ok" and t.main_score.value):
+                continue
+            value = 100.0 * s.main_score.value / t.main_score.value
+            retention.append(value)
+            rows[task] = {"student": s.main_score.value, "teacher": t.main_score.value, "retention": value}
+        any_student = next((r for r in student.values() if r and r.status == "ok"), None)
+        any_teacher = next((store.read(store.path(teacher_slug, t)) for t in tasks), None)
+        report["teachers"][teacher_name] = {
+            "tasks": rows, "median_retention": float(np.median(retention)) if retention else None,
+            "parameters": {"student": any_student.model.n_parameters if any_student else None,
+                           "teacher": any_teacher.model.n_parameters if any_teacher else None},
+            "embed_dim": {"student": any_student.model.embed_dim if any_student else None,
+                          "teacher": any_teacher.model.embed_dim if any_teacher else None},
+            "items_per_s": {"student": _rate(student.values()),
+                            "teacher": _rate(store.read(store.path(teacher_slug, t)) for t in tasks)},
+        }
+    write_text_atomic(Path(results) / student_slug / "distillation.json", json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _rate(results) -> float | None:
+    rates = [r.timings.items_per_s for r in results
+             if r and r.status == "ok" and r.timings.items_per_s and r.model.weights != "instrument"]
+    return float(np.median(rates)) if rates else None

@@ -1,0 +1,33 @@
+"""The student directory: what `harness run --model <dir>` scores like any submitted checkpoint.
+
+  model.safetensors   the student backbone's weights (timm names)
+  card.yaml           the same model card a submitted checkpoint carries
+  distill.json        teachers, method, nested (Matryoshka) dims, training config and losses
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+from safetensors.torch import save_file
+
+from harness.atomic_write import atomic_path, write_text_atomic
+
+
+def write_student(folder: Path, student, config, dim: int, record: dict) -> Path:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in student.backbone.state_dict().items()}
+    with atomic_path(folder / "model.safetensors") as tmp:
+        save_file(state, str(tmp))
+    card = {"name": config.name or folder.name, "architecture": config.student, "pooling": "cls",
+            "embed_dim": dim, "input_size": config.student_input_size,
+            "notes": f"distilled by pathology-harness ({config.method}) from "
+                     + ", ".join(t.model for t in config.teachers)}
+    if "vit" in config.student or "deit" in config.student:
+        card["timm_kwargs"] = {"img_size": config.student_input_size}
+    write_text_atomic(folder / "card.yaml", yaml.safe_dump(card, sort_keys=False))
+    write_text_atomic(folder / "distill.json", json.dumps(record, indent=2) + "\n")
+    return folder

@@ -1,0 +1,146 @@
+"""The one training loop every distiller uses.
+
+AdamW with linear warm-up then cosine decay, gradient clipping, bf16 autocast and channels_last
+on CUDA (CPU in tests), a checkpoint every `checkpoint_every` steps that a rerun resumes from
+(step, student, heads, optimiser and schedule; loaded with weights_only=True). Batches are drawn
+from (seed, step), so a resumed run sees exactly the batches an uninterrupted one would.
+Under torchrun (WORLD_SIZE > 1) the student and heads are wrapped in DistributedDataParallel
+(gloo on CPU); each rank takes its share of every batch and rank 0 writes the checkpoints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from harness.atomic_write import atomic_path
+from harness.models.card import IMAGENET_MEAN, IMAGENET_STD
+from harness.models.encoder import PooledBackbone
+from harness.progress import progress_bar
+
+
+def build_student(architecture: str, input_size: int, seed: int) -> PooledBackbone:
+    import timm
+
+    torch.manual_seed(seed)
+    kwargs = {"img_size": input_size} if "vit" in architecture or "deit" in architecture else {}
+    return PooledBackbone(timm.create_model(architecture, pretrained=False, num_classes=0, **kwargs), "cls")
+
+
+class StudentWithHeads(nn.Module):
+    """Student + the method's heads: forward(images, tile indices) -> the method's loss."""
+
+    def __init__(self, student: PooledBackbone, heads: nn.ModuleDict, method):
+        super().__init__()
+        self.student, self.heads, self.method = student, heads, method
+
+    def forward(self, images: torch.Tensor, index: np.ndarray) -> torch.Tensor:
+        return self.method.loss(self.heads, self.student(images).float(), index)
+
+
+def schedule(warmup: int, total: int):
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+    return factor
+
+
+def batch_of(seed: int, step: int, n_items: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(tile indices, per-tile augmentation codes 0..7: rot90 k and flip) of one step."""
+    rng = np.random.default_rng([seed, step])
+    return rng.choice(n_items, size=min(batch_size, n_items), replace=False), rng.integers(0, 8, batch_size)
+
+
+def prepare_batch(images, index: np.ndarray, codes: np.ndarray | None, size: int) -> torch.Tensor:
+    """uint8 tiles -> (B, 3, size, size) normalised float, optionally rotated/flipped."""
+    x = torch.from_numpy(np.stack([np.asarray(images[int(i)]) for i in index])).permute(0, 3, 1, 2).float() / 255
+    if x.shape[-1] != size:
+        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
+                                            align_corners=False)
+    if codes is not None:
+        x = torch.stack([torch.rot90(t, int(c) % 4, dims=(1, 2)).flip(2) if c >= 4 else
+                         torch.rot90(t, int(c) % 4, dims=(1, 2)) for t, c in zip(x, codes)])
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def train(config, images, method, out_dir: Path, device: str = "cpu", stop_after: int | None = None) -> dict:
+    """Train student + heads; returns {"student": PooledBackbone, "losses": [...], "steps": n}.
+    `stop_after` ends the run early after that many steps (checkpointed), as an interruption would."""
+    import torch.distributed as dist
+
+    distributed = dist.is_available() and dist.is_initialized()
+    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+    student = build_student(config.student, config.student_input_size, config.seed)
+    with torch.no_grad():
+        dim = student(torch.zeros(1, 3, config.student_input_size, config.student_input_size)).shape[1]
+    torch.manual_seed(config.seed + 1)
+    modules = StudentWithHeads(student, method.heads(dim), method).to(device)
+    if device.startswith("cuda"):
+        modules = modules.to(memory_format=torch.channels_last)
+    optimiser = torch.optim.AdamW(modules.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, schedule(config.warmup_steps, config.steps))
+    state_path = Path(out_dir) / "checkpoint" / "state.pt"
+    start, losses = 0, []
+    if state_path.exists():
+        state = torch.load(state_path, map_location=device, weights_only=True)
+        modules.load_state_dict(state["modules"])
+        optimiser.load_state_dict(state["optimiser"])
+        scheduler.load_state_dict(state["scheduler"])
+        start, losses = int(state["step"]), [float(v) for v in state["losses"]]
+    model = nn.parallel.DistributedDataParallel(modules) if distributed else modules
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else nullcontext()
+    modules.train()
+    end = config.steps if stop_after is None else min(config.steps, start + stop_after)
+    with progress_bar(f"distilling {config.student} ({config.method})", config.steps) as advance:
+        advance(start)
+        for step in range(start, end):
+            index, codes = batch_of(config.seed, step, len(images), config.batch_size)
+            mine = slice(rank, None, world)  # this rank's share of the batch
+            x = prepare_batch(images, index[mine], codes[mine] if config.augment else None,
+                              config.student_input_size).to(device)
+            with autocast:
+                loss = model(x, index[mine])
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()  # DDP averages the gradients across ranks here
+            nn.utils.clip_grad_norm_(modules.parameters(), config.grad_clip)
+            optimiser.step()
+            scheduler.step()
+            losses.append(float(loss.detach()))
+            advance(1)
+            if rank == 0 and ((step + 1) % config.checkpoint_every == 0 or step + 1 == end):
+                save_state(state_path, modules, optimiser, scheduler, step + 1, losses)
+    if distributed:
+        dist.barrier()
+    return {"student": student, "modules": modules, "losses": losses, "steps": end, "dim": dim}
+
+
+def save_state(path: Path, modules, optimiser, scheduler, step: int, losses: list[float]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        torch.save({"modules": modules.state_dict(), "optimiser": optimiser.state_dict(),
+                    "scheduler": scheduler.state_dict(), "step": torch.tensor(step),
+                    "losses": torch.tensor(losses, dtype=torch.float64)}, tmp)
+
+
+def weights_digest(module: nn.Module) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def world_info() -> tuple[int, int]:
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))

@@ -1,0 +1,72 @@
+"""The shared training loop: a resumed run equals an uninterrupted one, two torchrun ranks end
+with identical weights, and the written student loads through `harness run`."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from distillers.config import DistillConfig
+from distillers.run import distill
+from harness.extraction import ExtractOptions
+from harness.registry import load_registry
+from harness.sources import DataContext
+from tasks import FAMILIES
+
+HARNESS = str(Path(sys.executable).parent / "harness")
+CONFIG = dict(method="multi_teacher", teachers=[{"model": "synth-oracle-tissue"},
+                                                 {"model": "synth-oracle-grade", "weight": 0.5}],
+              student="vit_tiny_patch16_224", student_input_size=32, dataset="tiny-tiles", steps=8, batch_size=8,
+              warmup_steps=2, checkpoint_every=2, matryoshka_dims=[32, 64], augment=True)
+
+
+def run(tmp_path, registry_file, out, stop_after=None, **overrides):
+    registry = load_registry([registry_file], FAMILIES)
+    context = DataContext(cache_dir=tmp_path / "cache", data_root=tmp_path / "data")
+    return distill(DistillConfig(**{**CONFIG, **overrides}), out, registry, context, ExtractOptions(num_workers=0),
+                   stop_after=stop_after)
+
+
+def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, tiny_registry_file):
+    whole = run(tmp_path, tiny_registry_file, tmp_path / "whole")
+    first = run(tmp_path, tiny_registry_file, tmp_path / "resumed", stop_after=3)  # as if killed after step 3
+    assert first["steps"] == 3 and not (tmp_path / "resumed" / "model.safetensors").exists()
+    second = run(tmp_path, tiny_registry_file, tmp_path / "resumed")
+    assert second["steps"] == 8
+    assert second["weights_digest"] == whole["weights_digest"]
+    assert second["loss_last"] == pytest.approx(whole["loss_last"], rel=1e-6)
+    assert set(whole["fidelity"]) == {"synth-oracle-tissue", "synth-oracle-grade"}
+
+
+def test_the_student_loads_and_is_scored_through_harness_run(tmp_path, tiny_registry_file):
+    from harness.cli import main
+
+    run(tmp_path, tiny_registry_file, tmp_path / "student", name="lab/tiny-student")
+    record = json.loads((tmp_path / "student" / "distill.json").read_text())
+    assert record["matryoshka_dims"] == [32, 64] and record["embed_dim"] == 192
+    assert [t["model"] for t in record["teachers"]] == ["synth-oracle-tissue", "synth-oracle-grade"]
+    out = tmp_path / "results"
+    assert main(["run", "--model", str(tmp_path / "student"), "--tasks", "tiny-tiles", "--include",
+                 str(tiny_registry_file), "--output", str(out), "--cache-dir", str(tmp_path / "cache")]) == 0
+    result = json.loads((out / "lab--tiny-student" / "tiny-tiles.json").read_text())
+    assert result["status"] == "ok" and result["model"]["weights"] == "checkpoint"
+    assert result["model"]["embed_dim"] == 192
+
+
+def test_two_torchrun_ranks_end_with_identical_weights(tmp_path, tiny_registry_file):
+    config = tmp_path / "distill.yaml"
+    import yaml
+
+    config.write_text(yaml.safe_dump(CONFIG))
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           "-m", "harness", "distill", "--config", str(config), "--output", str(tmp_path / "ddp"),
+                           "--include", str(tiny_registry_file), "--cache-dir", str(tmp_path / "cache"),
+                           "--device", "cpu"], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    digests = [(tmp_path / "ddp" / "checkpoint" / f"weights-rank{r}.sha256").read_text() for r in (0, 1)]
+    assert digests[0] == digests[1]
+    assert (tmp_path / "ddp" / "model.safetensors").exists()
