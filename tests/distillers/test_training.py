@@ -70,3 +70,26 @@ def test_two_torchrun_ranks_end_with_identical_weights(tmp_path, tiny_registry_f
     digests = [(tmp_path / "ddp" / "checkpoint" / f"weights-rank{r}.sha256").read_text() for r in (0, 1)]
     assert digests[0] == digests[1]
     assert (tmp_path / "ddp" / "model.safetensors").exists()
+
+
+def test_logit_kd_from_an_ensemble_of_task_heads(tmp_path, tiny_registry_file):
+    from distillers.methods import teacher_probabilities
+
+    record = run(tmp_path, tiny_registry_file, tmp_path / "logit", method="logit_kd", label_dataset="tiny-tiles",
+                 matryoshka_dims=[], steps=4)
+    assert record["method"] == "logit_kd" and record["steps"] == 4 and "fidelity" not in record
+    assert (tmp_path / "logit" / "model.safetensors").exists()
+
+    class Teacher:  # the ensemble is the mean of the teachers' tempered softmaxes
+        def __init__(self, raw):
+            self.raw = raw
+
+    import numpy as np
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(60, 4)), np.arange(60) % 3
+    x[np.arange(60), y] += 3
+    config = DistillConfig(**{**CONFIG, "method": "logit_kd", "tau": 2.0})
+    one = teacher_probabilities(config, [Teacher(x)], [(x, y)], 3)
+    two = teacher_probabilities(config, [Teacher(x), Teacher(x[:, ::-1].copy())], [(x, y), (x[:, ::-1].copy(), y)], 3)
+    np.testing.assert_allclose(one.sum(1), 1, rtol=1e-5)
+    assert (one.argmax(1) == y).mean() > 0.9 and two.shape == (60, 3)
