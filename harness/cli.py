@@ -182,6 +182,10 @@ class HarnessCLI:
 
         configure_offline_mode()
         config = read_config(Path(args.config))
+        untrained = [t.model for t in config.teachers if t.random_init]
+        if args.score and untrained:  # checked before training, not after
+            raise HarnessError(f"--score: teacher {untrained[0]} has random_init (a speed-only setting) and cannot "
+                               "be scored as a teacher; drop --score or the random_init")
         registry, families = self._registry(args)
         device = resolve_device(args.device)
         extract = ExtractOptions(device=device, precision=resolve_precision("auto", device))

@@ -93,3 +93,29 @@ def test_logit_kd_from_an_ensemble_of_task_heads(tmp_path, tiny_registry_file):
     two = teacher_probabilities(config, [Teacher(x), Teacher(x[:, ::-1].copy())], [(x, y), (x[:, ::-1].copy(), y)], 3)
     np.testing.assert_allclose(one.sum(1), 1, rtol=1e-5)
     assert (one.argmax(1) == y).mean() > 0.9 and two.shape == (60, 3)
+
+
+def test_distill_score_writes_the_teacher_student_report(tmp_path, tiny_registry_file):
+    import yaml
+
+    from harness.cli import main
+
+    config = tmp_path / "distill.yaml"
+    config.write_text(yaml.safe_dump({**CONFIG, "method": "feature_kd", "teachers": [{"model": "synth-oracle-tissue"}],
+                                      "steps": 4, "name": "tiny-student"}))
+    assert main(["distill", "--config", str(config), "--output", str(tmp_path / "student"), "--score",
+                 "tiny-tiles", "--results", str(tmp_path / "results"), "--include", str(tiny_registry_file),
+                 "--cache-dir", str(tmp_path / "cache"), "--device", "cpu"]) == 0
+    report = json.loads((tmp_path / "results" / "tiny-student" / "distillation.json").read_text())
+    row = report["teachers"]["synth-oracle-tissue"]
+    task = row["tasks"]["tiny-tiles"]
+    assert task["retention"] == pytest.approx(100 * task["student"] / task["teacher"])
+    assert row["median_retention"] == pytest.approx(task["retention"])
+    assert row["parameters"]["teacher"] == 0 and row["items_per_s"]["teacher"] is None  # instruments have no speed
+    assert "synth-oracle-tissue" in report["fidelity"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**CONFIG, "teachers": [{"model": "timm:vit_tiny_patch16_224", "random_init": True}],
+                                   "method": "feature_kd"}))
+    assert main(["distill", "--config", str(bad), "--output", str(tmp_path / "x"), "--score", "tiny-tiles",
+                 "--include", str(tiny_registry_file), "--cache-dir", str(tmp_path / "cache")]) == 2
+    assert not (tmp_path / "x").exists()  # refused before any training
