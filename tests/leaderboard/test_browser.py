@@ -67,6 +67,7 @@ def test_leaderboard_renders_in_chromium(instrument_results, tmp_path):
         wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, '[data-testid="stApp"]')))
         wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, '[data-testid="stDataFrame"]')))
         wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), "tasks that every model shown has scored"))
+        wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), "Robustness"))  # the page's last panels
         body = driver.find_element(By.TAG_NAME, "body").text
         assert "Pathology foundation-model leaderboard" in body and "Robustness" in body
         # the grid's accessible table: rows in rank order, real tasks' cells say why they are empty
