@@ -32,6 +32,18 @@ class TilingSpec(_Strict):
     tile_size: int = 256
     min_tissue: float = 0.5  # fraction of a tile the tissue mask must cover
     max_tiles: int | None = None  # per slide: an evenly spaced subsample of the kept tiles
+    # A coarser grid that must cover the tissue a finer one keeps (a model reading 5x tiles of a
+    # 20x dataset): the tissue rule is applied to `tile_size` tiles at this resolution, and a tile
+    # is kept when it holds the centre of at least one of them.
+    tissue_mpp: float | None = None
+
+    def at_mpp(self, mpp: float | None) -> "TilingSpec":
+        """This grid as a model reading tiles at `mpp` um/px sees it (None: unchanged). Coarser than
+        the dataset's grid, the model's tiles cover exactly the tissue the dataset's grid keeps."""
+        if mpp is None or mpp == self.target_mpp:
+            return self
+        tissue = self.tissue_mpp or self.target_mpp
+        return self.model_copy(update={"target_mpp": mpp, "tissue_mpp": tissue if mpp > tissue else None})
 
 
 class SynthDataset(_Strict):

@@ -48,6 +48,7 @@ class Timings(_Record):
     embed_s: float = 0.0  # time spent obtaining embeddings in this run (cache hits ~0)
     eval_s: float = 0.0
     items_per_s: float | None = None  # extraction throughput when the embeddings were computed
+    slides_per_min: float | None = None  # slide tasks: slides tiled + embedded per minute, when computed
     precision: str | None = None  # of the image encoder's forward pass (fp32 or bf16)
 
 

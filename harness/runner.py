@@ -210,10 +210,12 @@ class Runner:
 
         table = source.table()
         started = time.perf_counter()
+        tiling = source.tiling
         if isinstance(encoder, InstrumentEncoder):
             embedded = instrument_slides(encoder, source, table.paths, fingerprint)
         else:
-            embedded = embed_slides(encoder, table.paths, source.tiling, self.cache, self.config.extract, source.name)
+            tiling = source.tiling.at_mpp(encoder.card.slide_mpp)
+            embedded = embed_slides(encoder, table.paths, tiling, self.cache, self.config.extract, source.name)
         embed_s = time.perf_counter() - started
         if self.rank != 0:
             return TaskOutcome(encoder.info.name, name, "embedded")
@@ -231,7 +233,12 @@ class Runner:
                                        family.Params.model_validate(task.params))
         eval_s = time.perf_counter() - started
         evaluation.n_samples["failed_slides"] = len(embedded.failed)
+        evaluation.n_samples["tiles"] = int(sum(len(f) for f in embedded.features))
+        evaluation.details["tiling"] = {"mpp": tiling.target_mpp, "tile_size": tiling.tile_size,
+                                        "tiles_per_slide": round(float(np.mean([len(f) for f in embedded.features])), 2)
+                                        if embedded.features else None}
         timings = Timings(embed_s=round(embed_s, 3), eval_s=round(eval_s, 3), items_per_s=embedded.items_per_s,
+                          slides_per_min=embedded.slides_per_min,
                           precision=None if isinstance(encoder, InstrumentEncoder) else self.config.extract.precision)
         return self._write_ok(slug, name, task, model, source, fingerprint, evaluation, timings)
 

@@ -32,6 +32,7 @@ class ModelCard(BaseModel):
     input_size: int = 224
     pooling: Pooling = "cls"
     embed_dim: int | None = None  # checked against the network when given
+    slide_mpp: float | None = None  # um/px it reads slide tiles at (None: the dataset's grid, 0.5)
     hub_id: str | None = None
     licence: str = ""
     notes: str = ""

@@ -38,7 +38,8 @@ class SlideFeatures:
     coords: list[np.ndarray]  # per slide kept: (n_tiles, 2) level-0 (x, y)
     kept: list[int]  # index of each kept slide in the dataset's slide list
     failed: dict[str, str] = field(default_factory=dict)  # slide path -> reason
-    items_per_s: float | None = None
+    items_per_s: float | None = None  # tiles/s of the embedding loop, when computed in this run
+    slides_per_min: float | None = None  # slides tiled + embedded per minute, when computed in this run
 
 
 def slide_fingerprint(path: Path, tiling: TilingSpec) -> str:
@@ -93,8 +94,10 @@ def embed_slides(encoder, paths: list[Path], tiling: TilingSpec, cache: Embeddin
             failed[str(path)] = f"cannot open: {error.strerror or error}"
     rank, world = _rank_and_world()
     todo = [i for i, key in enumerate(keys) if key and cache.load(key) is None and i % world == rank]
+    started = time.perf_counter()
     rate = _extract(encoder, [paths[i] for i in todo], [keys[i] for i in todo], tiling, cache, options,
                     label, failed)
+    per_min = 60 * len(todo) / (time.perf_counter() - started) if rate else None
     _barrier()
     features, coords, kept = [], [], []
     for i, (path, key) in enumerate(zip(paths, keys)):
@@ -105,7 +108,7 @@ def embed_slides(encoder, paths: list[Path], tiling: TilingSpec, cache: Embeddin
         features.append(np.asarray(entry.embeddings))
         coords.append(np.load(cache.folder(key) / "coords.npy"))
         kept.append(i)
-    return SlideFeatures(features, coords, kept, failed, rate)
+    return SlideFeatures(features, coords, kept, failed, rate, round(per_min, 2) if per_min else None)
 
 
 def _extract(encoder, paths, keys, tiling, cache, options, label, failed) -> float | None:

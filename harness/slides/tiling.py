@@ -3,6 +3,8 @@
 The grid lives in level-0 pixels: a tile covers `tile_size * target_mpp / mpp0` level-0 px. It
 is read at the finest level no coarser than the target (so a tile is never upsampled) and
 resized to `tile_size`. A tile is kept when at least `min_tissue` of it is tissue in the mask.
+A grid coarser than its dataset's (`tissue_mpp` set: a model that reads 5x tiles) keeps the
+tiles that hold a kept tile of the finer grid, so both cover the same tissue.
 """
 
 from __future__ import annotations
@@ -55,16 +57,25 @@ def slide_mpp(slide) -> float:
     return mpp
 
 
+def read_geometry(slide, target_mpp: float, tile_size: int) -> tuple[float, int, int]:
+    """(tile side in level-0 px, pyramid level to read from, read size at that level) for tiles of
+    `tile_size` px at `target_mpp`: the finest level no coarser than the target."""
+    mpp = slide_mpp(slide)
+    side0 = tile_size * target_mpp / mpp
+    finest_ok = [lvl for lvl, d in enumerate(slide.level_downsamples) if d * mpp <= target_mpp * 1.01]
+    level = max(finest_ok) if finest_ok else 0
+    return side0, level, int(round(side0 / slide.level_downsamples[level]))
+
+
 def plan_tiles(path: str | Path, params: TilingSpec) -> SlideTiling:
     slide = open_slide(path)
     try:
         mpp = slide_mpp(slide)
-        side0 = params.tile_size * params.target_mpp / mpp  # tile side in level-0 px
-        finest_ok = [lvl for lvl, d in enumerate(slide.level_downsamples) if d * mpp <= params.target_mpp * 1.01]
-        level = max(finest_ok) if finest_ok else 0
-        read_size = int(round(side0 / slide.level_downsamples[level]))
-        # the mask is read at the coarsest level that still gives a tile MASK_PX_PER_TILE mask pixels a side
-        coarse_ok = [lvl for lvl, d in enumerate(slide.level_downsamples) if side0 / d >= MASK_PX_PER_TILE]
+        side0, level, read_size = read_geometry(slide, params.target_mpp, params.tile_size)
+        # the tissue rule runs on this grid, or on the finer grid this one must cover (tissue_mpp)
+        test_side0 = params.tile_size * (params.tissue_mpp or params.target_mpp) / mpp
+        # the mask is read at the coarsest level that still gives a tested tile MASK_PX_PER_TILE px a side
+        coarse_ok = [lvl for lvl, d in enumerate(slide.level_downsamples) if test_side0 / d >= MASK_PX_PER_TILE]
         thumb_level = max(coarse_ok) if coarse_ok else 0
         width, height = slide.level_dimensions[thumb_level]
         try:
@@ -74,20 +85,29 @@ def plan_tiles(path: str | Path, params: TilingSpec) -> SlideTiling:
         mask = tissue_mask(thumbnail)
         scale = slide.level_downsamples[thumb_level]
         w0, h0 = slide.level_dimensions[0]
-        xs = np.arange(0, w0 - side0 + 1, side0)
-        ys = np.arange(0, h0 - side0 + 1, side0)
-        kept = []
-        for y in ys:
-            for x in xs:
-                x0, y0 = int(x / scale), int(y / scale)
-                x1, y1 = max(int((x + side0) / scale), x0 + 1), max(int((y + side0) / scale), y0 + 1)
-                if mask[y0:y1, x0:x1].mean() >= params.min_tissue:
-                    kept.append((int(round(x)), int(round(y))))
-        if not kept:
+        kept = _tissue_tiles(mask, scale, w0, h0, test_side0, params.min_tissue)
+        if params.tissue_mpp is not None:  # this grid's tiles holding the centre of a kept finer tile
+            cells = np.unique(np.floor((kept + test_side0 / 2) / side0).astype(np.int64), axis=0)
+            inside = (cells[:, 0] + 1) * side0 <= w0 + 1e-6
+            inside &= (cells[:, 1] + 1) * side0 <= h0 + 1e-6
+            kept = np.round(cells[inside] * side0)
+        if not len(kept):
             raise SlideError("no tissue found (the mask keeps no tile): check the slide or lower min_tissue")
-        coords = np.array(kept, dtype=np.int64)
+        coords = kept.astype(np.int64)
         if params.max_tiles is not None and len(coords) > params.max_tiles:
             coords = coords[np.linspace(0, len(coords) - 1, params.max_tiles).round().astype(int)]
         return SlideTiling(str(path), coords, level, read_size, params.tile_size, mpp)
     finally:
         slide.close()
+
+
+def _tissue_tiles(mask: np.ndarray, scale: float, w0: int, h0: int, side0: float, min_tissue: float) -> np.ndarray:
+    """(n, 2) level-0 (x, y) corners of the grid tiles (side `side0`) whose mask covers min_tissue."""
+    kept = []
+    for y in np.arange(0, h0 - side0 + 1, side0):
+        for x in np.arange(0, w0 - side0 + 1, side0):
+            x0, y0 = int(x / scale), int(y / scale)
+            x1, y1 = max(int((x + side0) / scale), x0 + 1), max(int((y + side0) / scale), y0 + 1)
+            if mask[y0:y1, x0:x1].mean() >= min_tissue:
+                kept.append((int(round(x)), int(round(y))))
+    return np.array(kept, dtype=np.float64).reshape(-1, 2)

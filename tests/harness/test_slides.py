@@ -56,6 +56,20 @@ def test_target_resolution_picks_level_and_read_size(synthetic_slides):
     assert np.all(tiling.coords % 256 == 0)  # a 128 px tile at 1 um/px covers 256 level-0 px
 
 
+def test_a_coarser_model_grid_covers_the_tissue_the_dataset_grid_keeps(synthetic_slides):
+    """A model reading 256 px at 1 um/px (a 5x-style student on a 20x dataset) keeps the coarse
+    tiles that hold a kept 0.5 um/px tile, and only those: the same tissue, 4x fewer tiles."""
+    dataset = TilingSpec()
+    model = dataset.at_mpp(1.0)
+    assert model.target_mpp == 1.0 and model.tissue_mpp == 0.5 and dataset.at_mpp(None) is dataset
+    for path in sorted((synthetic_slides / "slides").glob("*.tiff")):
+        fine, coarse = plan_tiles(path, dataset), plan_tiles(path, model)
+        expected = {(int(x) // 512 * 512, int(y) // 512 * 512) for x, y in fine.coords}
+        assert {(int(x), int(y)) for x, y in coarse.coords} == expected
+        assert coarse.level == 1 and coarse.read_size == 256
+        assert len(coarse.coords) < len(fine.coords) or len(fine.coords) == 1
+
+
 def test_otsu_splits_two_populations():
     rng = np.random.default_rng(0)
     values = np.concatenate([rng.normal(0.1, 0.02, 1000), rng.normal(0.6, 0.05, 500)])
