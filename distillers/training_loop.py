@@ -35,14 +35,21 @@ def build_student(architecture: str, input_size: int, seed: int) -> PooledBackbo
 
 
 class StudentWithHeads(nn.Module):
-    """Student + the method's heads: forward(images, tile indices) -> the method's loss."""
+    """Student + the method's heads: forward(images, item indices, augmentation codes) -> the
+    method's loss. A method with `uses_patch_grid` also gets the student's spatial token map
+    (B, D, h, w) and the codes, to orient its spatial targets like the student's input."""
 
     def __init__(self, student: PooledBackbone, heads: nn.ModuleDict, method):
         super().__init__()
         self.student, self.heads, self.method = student, heads, method
 
-    def forward(self, images: torch.Tensor, index: np.ndarray) -> torch.Tensor:
-        return self.method.loss(self.heads, self.student(images).float(), index)
+    def forward(self, images: torch.Tensor, index: np.ndarray, codes: np.ndarray | None = None) -> torch.Tensor:
+        tokens = self.student.backbone.forward_features(images)
+        summary = self.student.pool(tokens).float()
+        if getattr(self.method, "uses_patch_grid", False):
+            return self.method.loss(self.heads, summary, index, grid=self.student.patch_grid(tokens).float(),
+                                    codes=codes)
+        return self.method.loss(self.heads, summary, index)
 
 
 def schedule(warmup: int, total: int):
@@ -61,6 +68,13 @@ def batch_of(seed: int, step: int, n_items: int, batch_size: int) -> tuple[np.nd
     return rng.choice(n_items, size=min(batch_size, n_items), replace=False), rng.integers(0, 8, batch_size)
 
 
+def orient(grid: torch.Tensor, code: int) -> torch.Tensor:
+    """Augmentation code 0..7 applied to a (C, H, W) image or token map: rot90 by code % 4, then a
+    horizontal flip when code >= 4."""
+    rotated = torch.rot90(grid, int(code) % 4, dims=(1, 2))
+    return rotated.flip(2) if code >= 4 else rotated
+
+
 def prepare_batch(images, index: np.ndarray, codes: np.ndarray | None, size: int) -> torch.Tensor:
     """uint8 tiles -> (B, 3, size, size) normalised float, optionally rotated/flipped."""
     x = torch.from_numpy(np.stack([np.asarray(images[int(i)]) for i in index])).permute(0, 3, 1, 2).float() / 255
@@ -68,8 +82,7 @@ def prepare_batch(images, index: np.ndarray, codes: np.ndarray | None, size: int
         x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
                                             align_corners=False)
     if codes is not None:
-        x = torch.stack([torch.rot90(t, int(c) % 4, dims=(1, 2)).flip(2) if c >= 4 else
-                         torch.rot90(t, int(c) % 4, dims=(1, 2)) for t, c in zip(x, codes)])
+        x = torch.stack([orient(t, c) for t, c in zip(x, codes)])
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     return (x - mean) / std
@@ -111,7 +124,7 @@ def train(config, images, method, out_dir: Path, device: str = "cpu", stop_after
             x = prepare_batch(images, index[mine], codes[mine] if config.augment else None,
                               config.student_input_size).to(device)
             with autocast:
-                loss = model(x, index[mine])
+                loss = model(x, index[mine], codes[mine] if config.augment else None)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()  # DDP averages the gradients across ranks here
             nn.utils.clip_grad_norm_(modules.parameters(), config.grad_clip)

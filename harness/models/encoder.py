@@ -46,7 +46,10 @@ class PooledBackbone(nn.Module):
         self.num_prefix_tokens = int(getattr(backbone, "num_prefix_tokens", 0))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        tokens = self.backbone.forward_features(images)
+        return self.pool(self.backbone.forward_features(images))
+
+    def pool(self, tokens: torch.Tensor) -> torch.Tensor:
+        """forward_features output -> one embedding per image, as the card's pooling says."""
         if tokens.ndim == 4:  # CNN feature map
             return tokens.mean(dim=(2, 3))
         cls = tokens[:, 0]
@@ -56,6 +59,14 @@ class PooledBackbone(nn.Module):
         if self.pooling == "mean-patch":
             return patches.mean(dim=1)
         return torch.cat([cls, patches.mean(dim=1)], dim=1)
+
+    def patch_grid(self, tokens: torch.Tensor) -> torch.Tensor:
+        """forward_features output -> the spatial token map (B, D, h, w) (a square ViT grid)."""
+        if tokens.ndim == 4:
+            return tokens
+        patches = tokens[:, self.num_prefix_tokens :]
+        side = int(round(patches.shape[1] ** 0.5))
+        return patches.transpose(1, 2).reshape(patches.shape[0], patches.shape[2], side, side)
 
 
 @dataclass
