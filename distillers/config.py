@@ -26,11 +26,11 @@ class TeacherSpec(BaseModel):
 class DistillConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    method: Literal["feature_kd", "multi_teacher", "logit_kd"] = "feature_kd"
+    method: Literal["feature_kd", "multi_teacher", "logit_kd", "cross_magnification"] = "feature_kd"
     teachers: list[TeacherSpec]
     student: str = "vit_tiny_patch16_224"  # a timm architecture, trained from scratch
     student_input_size: int = 112  # the student's input side (ViTs take img_size)
-    dataset: str = "synth-plism"  # a registry dataset: its tiles are the distillation data
+    dataset: str = "synth-plism"  # a registry dataset: its tiles (cross_magnification: its slides) are the data
     splits: list[str] | None = None  # default: every split of the dataset
     steps: int = 300
     batch_size: int = 32
@@ -44,6 +44,12 @@ class DistillConfig(BaseModel):
     tau: float = 2.0  # logit_kd temperature
     alpha: float = 0.5  # logit_kd: weight of the label cross-entropy
     label_dataset: str = "synth-tiles"  # logit_kd: where the teachers' task heads are fitted
+    # cross_magnification: the student reads slides at student_mpp (a whole multiple of the
+    # dataset's grid mpp); its tile covers a k x k block of teacher tiles
+    student_mpp: float = 2.0
+    patch_weight: float = 1.0  # weight of the spatial term (student token map vs the block's teacher tiles)
+    region_stride: int = 1  # training blocks start every this many grid tiles (1: all overlapping blocks)
+    min_region_tiles: int = 4  # a block needs this many tissue tiles to be a training region
     checkpoint_every: int = 50
     seed: int = 0
     name: str | None = None  # the student's model name (default: the output folder's name)

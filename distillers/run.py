@@ -1,8 +1,9 @@
 """`harness distill`: teacher targets -> the shared training loop -> a student directory.
 
-Distillation data are the tiles of a registry dataset (every split, or those named); one tile
-in ten is held out of training to measure fidelity (how well the student's adaptor reproduces
-each teacher on tiles it never trained on).
+Distillation data are the tiles of a registry dataset (every split, or those named), or for
+cross_magnification the regions of a slide dataset (distillers/cross_magnification.py); one
+tile in ten (one slide in ten) is held out of training to measure fidelity (how well the
+student's adaptor reproduces each teacher on items it never trained on).
 """
 
 from __future__ import annotations
@@ -62,16 +63,18 @@ def distill(config: DistillConfig, out_dir: Path, registry: Registry, context: D
         raise HarnessError(f"distillation dataset '{config.dataset}' is not in the registry (see `harness list`)")
     source = open_source(config.dataset, registry.datasets[config.dataset], context, registry.datasets)
     source.prepare()
-    splits = config.splits or source.split_names()
-    images = JoinedImages([source.images(s) for s in splits])
-    load = LoadOptions(device=extract.device)
-    targets = teacher_targets(config.teachers, source, splits, context, extract, load)
-    n = len(images)
-    held_out = np.arange(0, n, HELD_OUT_EVERY)
-    keep = np.setdiff1d(np.arange(n), held_out)
-    for t in targets:  # the method indexes training tiles 0..n_train-1
+    regions = None
+    if config.method == "cross_magnification":
+        from distillers.cross_magnification import region_data
+
+        regions = region_data(config, source, context, extract)
+        images, targets, held_out, description = regions.images, regions.targets, regions.held_out, regions.description
+    else:
+        images, targets, held_out, description = _tile_data(config, source, context, extract)
+    keep = np.setdiff1d(np.arange(len(images)), held_out)
+    for t in targets:  # the method indexes training items 0..n_train-1
         t.train_standardised = t.standardised[keep]
-    method = _method(config, targets, source, splits, registry, context, extract, load, keep)
+    method = _method(config, targets, source, registry, context, extract, keep, regions)
     outcome = train(config, TrainingView(images, keep), method, out_dir, device=extract.device, stop_after=stop_after)
     record = {"method": config.method, "teachers": [{"model": t.name, "weight": t.weight, "dim": t.raw.shape[1],
                                                      "n_parameters": t.n_parameters} for t in targets],
@@ -79,8 +82,7 @@ def distill(config: DistillConfig, out_dir: Path, registry: Registry, context: D
               "steps": outcome["steps"], "loss_first": outcome["losses"][0] if outcome["losses"] else None,
               "loss_last": float(np.mean(outcome["losses"][-10:])) if outcome["losses"] else None,
               "weights_digest": weights_digest(outcome["student"]), "config": config.model_dump(),
-              "distillation_tiles": {"dataset": config.dataset, "splits": splits, "train": len(keep),
-                                     "held_out": len(held_out)}}
+              "distillation_tiles": description}
     _write_rank_digest(out_dir, record["weights_digest"])
     if config.method != "logit_kd":
         record["fidelity"] = fidelity(outcome["modules"], targets, images, held_out, config)
@@ -89,7 +91,23 @@ def distill(config: DistillConfig, out_dir: Path, registry: Registry, context: D
     return record
 
 
-def _method(config, targets, source, splits, registry, context, extract, load, keep):
+def _tile_data(config, source, context, extract):
+    """The dataset's tiles (every split, or those named), each teacher's targets, the held-out tiles."""
+    splits = config.splits or source.split_names()
+    images = JoinedImages([source.images(s) for s in splits])
+    targets = teacher_targets(config.teachers, source, splits, context, extract, LoadOptions(device=extract.device))
+    held_out = np.arange(0, len(images), HELD_OUT_EVERY)
+    description = {"dataset": config.dataset, "splits": splits, "train": len(images) - len(held_out),
+                   "held_out": len(held_out)}
+    return images, targets, held_out, description
+
+
+def _method(config, targets, source, registry, context, extract, keep, regions):
+    if config.method == "cross_magnification":
+        from distillers.cross_magnification import CrossMagnification
+
+        return CrossMagnification(config, [_TrainTargets(t) for t in targets], regions.tile_targets,
+                                  regions.cells[keep], regions.k)
     if config.method in ("feature_kd", "multi_teacher"):
         view = [_TrainTargets(t) for t in targets]
         return (FeatureKD if config.method == "feature_kd" else MultiTeacher)(config, view)
@@ -98,6 +116,8 @@ def _method(config, targets, source, splits, registry, context, extract, load, k
     from harness.extraction import embed_split
     from harness.models.loading import load_encoder
 
+    splits = config.splits or source.split_names()
+    load = LoadOptions(device=extract.device)
     labelled = open_source(config.label_dataset, registry.datasets[config.label_dataset], context, registry.datasets)
     labelled.prepare()
     cache = EmbeddingCache(context.cache_dir)

@@ -2,7 +2,9 @@
 
 retention(task) = student main score / teacher main score x 100 (per teacher); the median over
 tasks is the headline. Parameters are the backbone's; throughput is items/s of embedding on
-this device (from the result files); fidelity comes from distill.json (held-out tiles).
+this device (from the result files); on slide tasks also tiles per slide and slides/min (a
+cross-magnification student reads far fewer tiles); fidelity comes from distill.json (held-out
+items).
 Written to <results>/<student>/distillation.json for the leaderboard's teacher-vs-student view.
 """
 
@@ -43,11 +45,24 @@ def compare(results: Path, student_slug: str, teacher_slugs: dict[str, str], tas
             "items_per_s": {"student": _rate(student.values()),
                             "teacher": _rate(store.read(store.path(teacher_slug, t)) for t in tasks)},
         }
+        teacher_results = [store.read(store.path(teacher_slug, t)) for t in tasks]
+        if any(_tiles_per_slide([r]) for r in student.values()):  # slide tasks: the speed that counts
+            report["teachers"][teacher_name]["tiles_per_slide"] = {"student": _tiles_per_slide(student.values()),
+                                                                   "teacher": _tiles_per_slide(teacher_results)}
+            report["teachers"][teacher_name]["slides_per_min"] = {
+                "student": _rate(student.values(), "slides_per_min"), "teacher": _rate(teacher_results, "slides_per_min")}
     write_text_atomic(Path(results) / student_slug / "distillation.json", json.dumps(report, indent=2) + "\n")
     return report
 
 
-def _rate(results) -> float | None:
-    rates = [r.timings.items_per_s for r in results
-             if r and r.status == "ok" and r.timings.items_per_s and r.model.weights != "instrument"]
+def _rate(results, field: str = "items_per_s") -> float | None:
+    """Median throughput over the results that measured it (instruments have no speed)."""
+    rates = [getattr(r.timings, field) for r in results
+             if r and r.status == "ok" and getattr(r.timings, field) and r.model.weights != "instrument"]
     return float(np.median(rates)) if rates else None
+
+
+def _tiles_per_slide(results) -> float | None:
+    counts = [r.details["tiling"]["tiles_per_slide"] for r in results
+              if r and r.status == "ok" and (r.details.get("tiling") or {}).get("tiles_per_slide")]
+    return float(np.median(counts)) if counts else None

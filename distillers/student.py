@@ -26,6 +26,8 @@ def write_student(folder: Path, student, config, dim: int, record: dict) -> Path
             "embed_dim": dim, "input_size": config.student_input_size,
             "notes": f"distilled by pathology-harness ({config.method}) from "
                      + ", ".join(t.model for t in config.teachers)}
+    if config.method == "cross_magnification":
+        card["slide_mpp"] = config.student_mpp  # it reads slide tiles at the magnification it was taught
     if "vit" in config.student or "deit" in config.student:
         card["timm_kwargs"] = {"img_size": config.student_input_size}
     write_text_atomic(folder / "card.yaml", yaml.safe_dump(card, sort_keys=False))

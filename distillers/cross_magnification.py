@@ -1,0 +1,209 @@
+"""Cross-magnification distillation (XMAG style, arXiv 2509.23097; written from the paper's idea).
+
+The teacher embeds the tiles of a slide dataset's grid (256 px at 0.5 um/px: "20x"); the student
+sees one tile at `student_mpp` (2.0 um/px: "5x") covering a k x k block of them, with
+k = student_mpp / the grid's mpp. Its targets:
+  summary  the mean of the teacher's embeddings of the block's tissue tiles (the region embedding),
+           through an adaptor, 1 - cos (and Matryoshka dims as in feature_kd);
+  spatial  each teacher tile of the block against the student's token map pooled to k x k,
+           through a second adaptor: 0.9 (1 - cos) + 0.1 SmoothL1 on the cells that hold
+           tissue, times `patch_weight`; with augmentation the targets turn with the input.
+Regions are the k x k blocks of the grid (every `region_stride` tiles) that lie inside the slide
+and hold at least `min_region_tiles` tissue tiles. Targets are PHI-S standardised with the
+statistics of the teacher's tiles. Every tenth slide is held out to measure fidelity.
+Scored on slide tasks the student reads `student_mpp` tiles (its card's `slide_mpp`), about
+k^2 times fewer per slide than the teacher.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from distillers.losses import PhiS, patch_loss
+from distillers.methods import FeatureKD, adaptor
+from distillers.teachers import TeacherTargets
+from distillers.training_loop import orient
+from harness.errors import HarnessError
+from harness.models.card import IMAGENET_MEAN, IMAGENET_STD
+from harness.models.loading import LoadOptions, load_encoder
+from harness.models.transform import TileTransform
+from harness.progress import progress_bar
+from harness.slides.extraction import SlideFeatures, SlideTiles, embed_slides, instrument_slides
+from harness.slides.tiling import SlideError, SlideTiling, open_slide, read_geometry, slide_mpp
+from harness.sources.slide_table import SlideSource
+
+HELD_OUT_EVERY = 10
+
+
+@dataclass
+class Regions:
+    """The student's tiles and, for each, the teacher tiles it covers."""
+
+    tilings: list[SlideTiling]  # per slide: region corners, read at the student's mpp
+    slide_of: np.ndarray  # (n,) position of each region's slide in `tilings`
+    cells: np.ndarray  # (n, k*k) row-major block -> row in the slide's teacher tiles, -1 = no tissue
+    k: int
+
+
+def block_side(student_mpp: float, grid_mpp: float) -> int:
+    k = student_mpp / grid_mpp
+    if k < 2 or abs(k - round(k)) > 1e-6:
+        raise HarnessError(f"student_mpp {student_mpp} must be a whole multiple (2 or more) of the dataset's "
+                           f"tiling target_mpp {grid_mpp}: e.g. {2 * grid_mpp:g} or {4 * grid_mpp:g}")
+    return int(round(k))
+
+
+def build_regions(paths, teacher_coords: list[np.ndarray], grid_mpp: float, tile_size: int, student_mpp: float,
+                  stride: int = 1, min_tiles: int = 1) -> Regions:
+    """Every k x k block of each slide's tile grid (corners every `stride` tiles) that fits inside
+    the slide and holds at least `min_tiles` of the teacher's tiles (`teacher_coords`: level-0
+    top-left corners on the grid, as the tiling kept them)."""
+    k = block_side(student_mpp, grid_mpp)
+    tilings, slide_of, cells = [], [], []
+    for path, coords in zip(paths, teacher_coords):
+        slide = open_slide(path)
+        try:
+            mpp = slide_mpp(slide)
+            side0, _, _ = read_geometry(slide, grid_mpp, tile_size)
+            _, level, read_size = read_geometry(slide, student_mpp, tile_size)
+            w0, h0 = slide.level_dimensions[0]
+        finally:
+            slide.close()
+        where = {(int(gy), int(gx)): row for row, (gx, gy) in enumerate(np.round(coords / side0).astype(int))}
+        n_x, n_y = int(w0 // side0 + 1e-6), int(h0 // side0 + 1e-6)
+        corners = []
+        for wy in range(0, n_y - k + 1, stride):
+            for wx in range(0, n_x - k + 1, stride):
+                block = [where.get((wy + dy, wx + dx), -1) for dy in range(k) for dx in range(k)]
+                if sum(b >= 0 for b in block) >= min_tiles:
+                    corners.append((int(round(wx * side0)), int(round(wy * side0))))
+                    cells.append(block)
+        if corners:
+            slide_of += [len(tilings)] * len(corners)
+            tilings.append(SlideTiling(str(path), np.array(corners, np.int64), level, read_size, tile_size, mpp))
+    return Regions(tilings, np.array(slide_of, np.int64), np.array(cells, np.int64).reshape(-1, k * k), k)
+
+
+def read_regions(regions: Regions, input_size: int, num_workers: int) -> np.ndarray:
+    """(n, S, S, 3) uint8: each region read as `harness run` reads the student's slide tiles
+    (OpenSlide at the finest level no coarser than student_mpp, bicubic to the input size)."""
+    dataset = SlideTiles(regions.tilings, TileTransform(input_size, IMAGENET_MEAN, IMAGENET_STD))
+    out = np.empty((len(dataset), input_size, input_size, 3), np.uint8)
+    loader = DataLoader(dataset, batch_size=64, num_workers=num_workers)
+    done = 0
+    with progress_bar("reading the student's regions", len(dataset)) as advance:
+        for slide_ids, batch, ok in loader:
+            if not bool(ok.all()):
+                bad = regions.tilings[int(slide_ids[~ok][0])].path
+                raise HarnessError(f"{bad}: cannot read a region (corrupt file?): drop it from the slide table")
+            out[done:done + len(batch)] = batch.permute(0, 2, 3, 1).numpy()
+            done += len(batch)
+            advance(len(batch))
+    return out
+
+
+@dataclass
+class RegionData:
+    images: np.ndarray  # (n_regions, S, S, 3) the student's input
+    targets: list[TeacherTargets]  # per region: the pooled teacher embedding (raw and PHI-S)
+    tile_targets: np.ndarray  # (n_teacher_tiles, d) PHI-S of every teacher tile (all slides stacked)
+    cells: np.ndarray  # (n_regions, k*k) rows of tile_targets, -1 = no tissue
+    k: int
+    held_out: np.ndarray
+    description: dict
+
+
+def region_data(config, source, context, extract) -> RegionData:
+    if not isinstance(source, SlideSource):
+        raise HarnessError(f"method cross_magnification reads whole slides: dataset '{config.dataset}' is not a "
+                           "slide dataset; use a wsi dataset or synthetic slides (e.g. synth-slides-large)")
+    if len(config.teachers) != 1:
+        raise HarnessError("method cross_magnification takes one teacher")
+    spec = config.teachers[0]
+    block_side(config.student_mpp, source.tiling.target_mpp)
+    table = source.table()
+    embedded, n_parameters = _teacher_tiles(spec, source, table.paths, context, extract)
+    for path, reason in embedded.failed.items():
+        print(f"slide left out of distillation: {path}: {reason}")
+    paths = [table.paths[i] for i in embedded.kept]
+    try:
+        regions = build_regions(paths, embedded.coords, source.tiling.target_mpp, source.tiling.tile_size,
+                                config.student_mpp, config.region_stride, config.min_region_tiles)
+    except SlideError as error:
+        raise HarnessError(f"dataset '{config.dataset}': {error}") from None
+    if not len(regions.cells):
+        raise HarnessError(f"dataset '{config.dataset}': no {regions.k}x{regions.k} block of tiles holds "
+                           f"{config.min_region_tiles} tissue tiles: lower min_region_tiles or student_mpp")
+    tiles_raw = np.concatenate(embedded.features).astype(np.float32)
+    offsets = np.cumsum([0, *(len(f) for f in embedded.features)])[:-1]
+    cells = np.where(regions.cells >= 0, regions.cells + offsets[regions.slide_of][:, None], -1)
+    phis = PhiS(tiles_raw)
+    present = cells >= 0
+    pooled = (tiles_raw[np.where(present, cells, 0)] * present[..., None]).sum(1) / present.sum(1, keepdims=True)
+    targets = [TeacherTargets(spec.model, spec.weight, pooled, phis(pooled), n_parameters)]
+    n_slides = len(regions.tilings)
+    if n_slides >= HELD_OUT_EVERY:  # enough slides: hold out whole slides (their regions overlap)
+        held_out = np.flatnonzero(regions.slide_of % HELD_OUT_EVERY == 0)
+    else:
+        held_out = np.arange(0, len(cells), HELD_OUT_EVERY)
+    images = read_regions(regions, config.student_input_size, extract.num_workers)
+    description = {"dataset": config.dataset, "slides": n_slides, "regions": len(cells), "block": regions.k,
+                   "teacher_tiles": len(tiles_raw), "teacher_mpp": source.tiling.target_mpp,
+                   "student_mpp": config.student_mpp, "train": len(cells) - len(held_out),
+                   "held_out": len(held_out), "failed_slides": len(embedded.failed)}
+    return RegionData(images, targets, phis(tiles_raw), cells, regions.k, held_out, description)
+
+
+def _teacher_tiles(spec, source, paths, context, extract) -> tuple[SlideFeatures, int]:
+    """The teacher's embedding of every tile of the dataset's grid (cached per slide)."""
+    from harness.embedding_cache import EmbeddingCache
+    from harness.models.instruments import InstrumentEncoder
+
+    encoder = load_encoder(spec.model, LoadOptions(random_init=spec.random_init, device=extract.device))
+    if isinstance(encoder, InstrumentEncoder):
+        return instrument_slides(encoder, source, paths, source.fingerprint()), encoder.info.n_parameters
+    features = embed_slides(encoder, paths, source.tiling, EmbeddingCache(context.cache_dir), extract, source.name)
+    return features, encoder.info.n_parameters
+
+
+class CrossMagnification(FeatureKD):
+    """FeatureKD's summary loss on pooled region targets, plus the spatial term."""
+
+    uses_patch_grid = True
+
+    def __init__(self, config, targets, tile_targets: np.ndarray, cells: np.ndarray, k: int):
+        super().__init__(config, targets)
+        self.tile_targets = torch.from_numpy(tile_targets)
+        self.cells, self.k = cells, k
+
+    def heads(self, student_dim: int):
+        heads = super().heads(student_dim)
+        heads["spatial"] = adaptor(student_dim, self.tile_targets.shape[1], self.config.adaptor_hidden)
+        return heads
+
+    def loss(self, heads, summary, index, grid=None, codes=None) -> torch.Tensor:
+        loss = super().loss(heads, summary, index)
+        if grid is None or self.config.patch_weight <= 0:
+            return loss
+        student = F.adaptive_avg_pool2d(grid, self.k)  # (B, D, k, k)
+        target, mask = self.spatial_targets(index, codes)
+        rows = mask.flatten()
+        student_cells = heads["spatial"](student.permute(0, 2, 3, 1).reshape(-1, student.shape[1]))[rows]
+        teacher_cells = target.permute(0, 2, 3, 1).reshape(-1, target.shape[1])[rows]
+        return loss + self.config.patch_weight * patch_loss(student_cells, teacher_cells)
+
+    def spatial_targets(self, index: np.ndarray, codes: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, d, k, k) teacher tiles of each region and (B, k, k) tissue mask, oriented like the
+        student's input (same rot90/flip code)."""
+        cells = torch.from_numpy(self.cells[index]).view(-1, self.k, self.k)
+        mask = cells >= 0
+        target = self.tile_targets[cells.clamp(min=0)].permute(0, 3, 1, 2)  # (B, d, k, k)
+        if codes is not None:
+            target = torch.stack([orient(t, c) for t, c in zip(target, codes)])
+            mask = torch.stack([orient(m[None], c)[0] for m, c in zip(mask, codes)])
+        return target, mask
