@@ -194,6 +194,10 @@ def retention_rows(report: dict) -> list[dict]:
                          "median retention %": table.get("median_retention"),
                          "parameters (student / teacher)": _ratio(params.get("student"), params.get("teacher")),
                          "throughput (student / teacher)": _ratio(speed.get("student"), speed.get("teacher"))})
+            if "tiles_per_slide" in table:  # slide tasks (a cross-magnification student reads fewer tiles)
+                tiles, slides = table["tiles_per_slide"], table.get("slides_per_min", {})
+                rows[-1]["tiles per slide (student / teacher)"] = _ratio(tiles.get("student"), tiles.get("teacher"))
+                rows[-1]["slides/min (student / teacher)"] = _ratio(slides.get("student"), slides.get("teacher"))
     return rows
 
 

@@ -99,6 +99,11 @@ def test_student_and_matryoshka_views(monkeypatch, tmp_path):
     retention = next(d.value for d in app.dataframe if "retention %" in d.value.columns)
     assert retention["retention %"].item() == 90.0
     assert retention["throughput (student / teacher)"].item() == pytest.approx(12.0)
+    from leaderboard.aggregate import retention_rows
+    report["teachers"]["teacher"].update(tiles_per_slide={"student": 1.0, "teacher": 8.0},
+                                         slides_per_min={"student": 300.0, "teacher": 15.0})
+    row = retention_rows(report)[0]
+    assert row["tiles per slide (student / teacher)"] == 0.125 and row["slides/min (student / teacher)"] == 20.0
     from leaderboard.aggregate import load_results, matryoshka_curves
     rows = matryoshka_curves(load_results(tmp_path)[0])
     assert [(r["dim"], r["score"]) for r in rows] == [(8, 0.81), (32, 0.6), (64, 0.75)]
