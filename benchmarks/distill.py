@@ -7,7 +7,10 @@ Prints, from one run on this machine (CPU unless CUDA is visible):
   teacher targets (once)    seconds to embed the distillation tiles with the teacher, cached
   harness loop              steps/s of `distill` (tile reading, resizing, augmentation, adaptor,
                             loss, clipping, schedule, checkpoints) on cached teacher targets
-  ratios                    harness / raw student, harness / (raw student + teacher)
+  harness online loop       steps/s of `distill` with teacher_forward: online (the teacher embeds
+                            every augmented batch; summary + patch-token terms), start-up excluded
+  ratios                    harness / raw student, harness / (raw student + teacher),
+                            harness online / (raw student + teacher)
 
 Student vit_tiny at 112 px, teacher vit_small at 224 px (random weights: speed only), batch 32,
 synth-tiles train split as the distillation tiles.
@@ -75,12 +78,22 @@ def main() -> None:
         started = time.perf_counter()
         distill(config, Path(tmp) / "student", registry, context, extract)
         harness = args.steps / (time.perf_counter() - started)
+        online = config.model_copy(update={"teacher_forward": "online", "fit_tiles": 256})
+        elapsed = []
+        for steps in (1, args.steps + 1):  # the difference leaves out start-up and the PHI-S fit
+            started = time.perf_counter()
+            distill(online.model_copy(update={"steps": steps}), Path(tmp) / f"online{steps}", registry, context,
+                    extract)
+            elapsed.append(time.perf_counter() - started)
+        harness_online = args.steps / (elapsed[1] - elapsed[0])
     print(f"raw student step        {raw:7.2f} steps/s")
     print(f"raw student + teacher   {raw_teacher:7.2f} steps/s")
     print(f"teacher targets (once)  {targets_s:7.1f} s (tile generation, teacher embedding, one step)")
     print(f"harness loop            {harness:7.2f} steps/s (cached teacher targets)")
+    print(f"harness online loop     {harness_online:7.2f} steps/s (teacher on every batch, patch-token term)")
     print(f"harness / raw student            {harness / raw:5.2f}")
     print(f"harness / (raw student+teacher)  {harness / raw_teacher:5.2f}")
+    print(f"harness online / (raw student+teacher)  {harness_online / raw_teacher:5.2f}")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,11 @@ class DistillConfig(BaseModel):
     warmup_steps: int = 30
     grad_clip: float = 1.0
     augment: bool = True  # flips and 90-degree rotations of the student's input (tissue is orientation-free)
+    # cached: teacher summary embeddings computed once (through the embedding cache) and reused for
+    #         every view of a tile; CLS-only. online: the frozen teachers embed each batch's view,
+    #         and the patch-token term is trained too (feature_kd, multi_teacher; not instruments)
+    teacher_forward: Literal["cached", "online"] = "cached"
+    fit_tiles: int = 1024  # online: training tiles the teachers' PHI-S statistics are fitted on
     matryoshka_dims: list[int] = Field(default_factory=list)  # nested dims, e.g. [32, 64, 128]; [] = off
     adaptor_hidden: int = 256
     tau: float = 2.0  # logit_kd temperature
@@ -47,7 +52,7 @@ class DistillConfig(BaseModel):
     # cross_magnification: the student reads slides at student_mpp (a whole multiple of the
     # dataset's grid mpp); its tile covers a k x k block of teacher tiles
     student_mpp: float = 2.0
-    patch_weight: float = 1.0  # weight of the spatial term (student token map vs the block's teacher tiles)
+    patch_weight: float = 1.0  # lambda of the patch-token term (online) / the spatial term (cross_magnification)
     region_stride: int = 1  # training blocks start every this many grid tiles (1: all overlapping blocks)
     min_region_tiles: int = 4  # a block needs this many tissue tiles to be a training region
     checkpoint_every: int = 50

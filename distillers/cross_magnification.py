@@ -124,6 +124,8 @@ def region_data(config, source, context, extract) -> RegionData:
                            "slide dataset; use a wsi dataset or synthetic slides (e.g. synth-slides-large)")
     if len(config.teachers) != 1:
         raise HarnessError("method cross_magnification takes one teacher")
+    if config.teacher_forward != "cached":
+        raise HarnessError("method cross_magnification uses cached teacher tiles: set teacher_forward: cached")
     spec = config.teachers[0]
     block_side(config.student_mpp, source.tiling.target_mpp)
     table = source.table()
@@ -174,10 +176,9 @@ def _teacher_tiles(spec, source, paths, context, extract) -> tuple[SlideFeatures
 class CrossMagnification(FeatureKD):
     """FeatureKD's summary loss on pooled region targets, plus the spatial term."""
 
-    uses_patch_grid = True
-
     def __init__(self, config, targets, tile_targets: np.ndarray, cells: np.ndarray, k: int):
         super().__init__(config, targets)
+        self.uses_patch_grid = True
         self.tile_targets = torch.from_numpy(tile_targets)
         self.cells, self.k = cells, k
 

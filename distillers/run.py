@@ -16,7 +16,7 @@ import torch
 from distillers.config import DistillConfig
 from distillers.methods import FeatureKD, LogitKD, MultiTeacher, teacher_probabilities
 from distillers.student import write_student
-from distillers.teachers import teacher_targets
+from distillers.teachers import TeacherTargets, teacher_targets
 from distillers.training_loop import prepare_batch, train, weights_digest
 from harness.errors import HarnessError
 from harness.extraction import ExtractOptions
@@ -63,18 +63,25 @@ def distill(config: DistillConfig, out_dir: Path, registry: Registry, context: D
         raise HarnessError(f"distillation dataset '{config.dataset}' is not in the registry (see `harness list`)")
     source = open_source(config.dataset, registry.datasets[config.dataset], context, registry.datasets)
     source.prepare()
-    regions = None
+    regions = online = None
     if config.method == "cross_magnification":
         from distillers.cross_magnification import region_data
 
         regions = region_data(config, source, context, extract)
         images, targets, held_out, description = regions.images, regions.targets, regions.held_out, regions.description
     else:
-        images, targets, held_out, description = _tile_data(config, source, context, extract)
+        images, held_out, description = _tiles(config, source)
+        if config.teacher_forward == "online":
+            online, targets = _online_teachers(config, images, held_out, extract.device)
+        else:
+            targets = teacher_targets(config.teachers, source, description["splits"], context, extract,
+                                      LoadOptions(device=extract.device))
     keep = np.setdiff1d(np.arange(len(images)), held_out)
-    for t in targets:  # the method indexes training items 0..n_train-1
-        t.train_standardised = t.standardised[keep]
-    method = _method(config, targets, source, registry, context, extract, keep, regions)
+    # fidelity targets on the held-out items; the method indexes training items 0..n_train-1
+    held_out_targets = [t.standardised if online else t.standardised[held_out] for t in targets]
+    for t in targets:
+        t.train_standardised = None if online else t.standardised[keep]
+    method = _method(config, targets, source, registry, context, extract, keep, regions, online)
     outcome = train(config, TrainingView(images, keep), method, out_dir, device=extract.device, stop_after=stop_after)
     record = {"method": config.method, "teachers": [{"model": t.name, "weight": t.weight, "dim": t.raw.shape[1],
                                                      "n_parameters": t.n_parameters} for t in targets],
@@ -85,24 +92,42 @@ def distill(config: DistillConfig, out_dir: Path, registry: Registry, context: D
               "distillation_tiles": description}
     _write_rank_digest(out_dir, record["weights_digest"])
     if config.method != "logit_kd":
-        record["fidelity"] = fidelity(outcome["modules"], targets, images, held_out, config)
+        record["fidelity"] = fidelity(outcome["modules"], [t.name for t in targets], held_out_targets, images,
+                                      held_out, config)
     if stop_after is None or outcome["steps"] >= config.steps:
         write_student(out_dir, outcome["student"], config, outcome["dim"], record)
     return record
 
 
-def _tile_data(config, source, context, extract):
-    """The dataset's tiles (every split, or those named), each teacher's targets, the held-out tiles."""
+def _tiles(config, source):
+    """The dataset's tiles (every split, or those named) and the held-out ones (one in ten)."""
     splits = config.splits or source.split_names()
     images = JoinedImages([source.images(s) for s in splits])
-    targets = teacher_targets(config.teachers, source, splits, context, extract, LoadOptions(device=extract.device))
     held_out = np.arange(0, len(images), HELD_OUT_EVERY)
     description = {"dataset": config.dataset, "splits": splits, "train": len(images) - len(held_out),
-                   "held_out": len(held_out)}
-    return images, targets, held_out, description
+                   "held_out": len(held_out), "teacher_forward": config.teacher_forward}
+    return images, held_out, description
 
 
-def _method(config, targets, source, registry, context, extract, keep, regions):
+def _online_teachers(config, images, held_out, device):
+    """Teachers that run on every batch: PHI-S fitted on `fit_tiles` training tiles; their targets
+    here are the held-out tiles' (for fidelity)."""
+    from distillers.online_teachers import OnlineTeachers
+
+    if config.method not in ("feature_kd", "multi_teacher"):
+        raise HarnessError(f"teacher_forward: online is for feature_kd and multi_teacher, not {config.method}")
+    online = OnlineTeachers(config.teachers, device)
+    train_tiles = np.setdiff1d(np.arange(len(images)), held_out)
+    fit = np.sort(np.random.default_rng(config.seed).choice(train_tiles, min(config.fit_tiles, len(train_tiles)),
+                                                            replace=False))
+    online.fit(images, fit)
+    held = online.summaries(images, held_out)
+    targets = [TeacherTargets(spec.model, spec.weight, raw=h, standardised=h, n_parameters=n)
+               for spec, h, n in zip(config.teachers, held, online.n_parameters)]
+    return online, targets
+
+
+def _method(config, targets, source, registry, context, extract, keep, regions, online):
     if config.method == "cross_magnification":
         from distillers.cross_magnification import CrossMagnification
 
@@ -110,7 +135,7 @@ def _method(config, targets, source, registry, context, extract, keep, regions):
                                   regions.cells[keep], regions.k)
     if config.method in ("feature_kd", "multi_teacher"):
         view = [_TrainTargets(t) for t in targets]
-        return (FeatureKD if config.method == "feature_kd" else MultiTeacher)(config, view)
+        return (FeatureKD if config.method == "feature_kd" else MultiTeacher)(config, view, online)
     # logit_kd: teachers' task heads fitted on the labelled dataset's train split
     from harness.embedding_cache import EmbeddingCache
     from harness.extraction import embed_split
@@ -138,11 +163,13 @@ class _TrainTargets:
 
     def __init__(self, targets):
         self.name, self.weight, self.standardised = targets.name, targets.weight, targets.train_standardised
+        self.dim = targets.standardised.shape[1]
 
 
-def fidelity(modules, targets, images, held_out: np.ndarray, config) -> dict:
-    """Per teacher on the held-out tiles: 1 - mean cosine between the student's adaptor output and
-    the teacher's standardised target, and Var(teacher) / MSE (higher is better)."""
+def fidelity(modules, names: list[str], targets: list[np.ndarray], images, held_out: np.ndarray, config) -> dict:
+    """Per teacher on the held-out items: 1 - mean cosine between the student's adaptor output and
+    the teacher's standardised target (`targets`, one row per held-out item), and Var(teacher) / MSE
+    (higher is better)."""
     modules.eval()
     out = {}
     with torch.no_grad():
@@ -150,14 +177,13 @@ def fidelity(modules, targets, images, held_out: np.ndarray, config) -> dict:
                                                              config.student_input_size))
                                for i in range(0, len(held_out), 64)]).float()
         full = str(summaries.shape[1])
-        for i, t in enumerate(targets):
+        for i, (name, target) in enumerate(zip(names, targets)):
             predicted = modules.heads[f"t{i}"][full](summaries[:, :int(full)]).numpy()
-            target = t.standardised[held_out]
             cosine = np.sum(predicted * target, 1) / (np.linalg.norm(predicted, axis=1) * np.linalg.norm(target, axis=1)
                                                       + 1e-12)
             mse = float(np.mean((predicted - target) ** 2))
-            out[t.name] = {"one_minus_mean_cosine": float(1 - cosine.mean()),
-                           "variance_over_mse": float(target.var(axis=0).sum() / target.shape[1] / max(mse, 1e-12))}
+            out[name] = {"one_minus_mean_cosine": float(1 - cosine.mean()),
+                         "variance_over_mse": float(target.var(axis=0).sum() / target.shape[1] / max(mse, 1e-12))}
     return out
 
 

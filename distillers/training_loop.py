@@ -75,17 +75,25 @@ def orient(grid: torch.Tensor, code: int) -> torch.Tensor:
     return rotated.flip(2) if code >= 4 else rotated
 
 
-def prepare_batch(images, index: np.ndarray, codes: np.ndarray | None, size: int) -> torch.Tensor:
-    """uint8 tiles -> (B, 3, size, size) normalised float, optionally rotated/flipped."""
+def oriented_tiles(images, index: np.ndarray, codes: np.ndarray | None) -> torch.Tensor:
+    """uint8 tiles -> (B, 3, H, W) float in [0, 1] at their own size, rotated/flipped by `codes`."""
     x = torch.from_numpy(np.stack([np.asarray(images[int(i)]) for i in index])).permute(0, 3, 1, 2).float() / 255
+    if codes is not None:
+        x = torch.stack([orient(t, c) for t, c in zip(x, codes)])
+    return x
+
+
+def model_input(x: torch.Tensor, size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
+    """(B, 3, H, W) in [0, 1] -> resized to `size` and normalised for one network."""
     if x.shape[-1] != size:
         x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
                                             align_corners=False)
-    if codes is not None:
-        x = torch.stack([orient(t, c) for t, c in zip(x, codes)])
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (x - mean) / std
+    return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+
+
+def prepare_batch(images, index: np.ndarray, codes: np.ndarray | None, size: int) -> torch.Tensor:
+    """uint8 tiles -> (B, 3, size, size) normalised float, optionally rotated/flipped."""
+    return model_input(oriented_tiles(images, index, codes), size)
 
 
 def train(config, images, method, out_dir: Path, device: str = "cpu", stop_after: int | None = None) -> dict:
@@ -121,8 +129,10 @@ def train(config, images, method, out_dir: Path, device: str = "cpu", stop_after
         for step in range(start, end):
             index, codes = batch_of(config.seed, step, len(images), config.batch_size)
             mine = slice(rank, None, world)  # this rank's share of the batch
-            x = prepare_batch(images, index[mine], codes[mine] if config.augment else None,
-                              config.student_input_size).to(device)
+            tiles = oriented_tiles(images, index[mine], codes[mine] if config.augment else None)
+            if getattr(method, "online", None) is not None:  # online teachers embed this very view (no_grad)
+                method.observe(tiles.to(device))
+            x = model_input(tiles, config.student_input_size).to(device)
             with autocast:
                 loss = model(x, index[mine], codes[mine] if config.augment else None)
             optimiser.zero_grad(set_to_none=True)

@@ -88,7 +88,7 @@ def test_spatial_targets_turn_with_the_students_input():
     config = DistillConfig(**{**CONFIG, "teachers": [{"model": "t"}]})
 
     class Target:
-        weight, standardised = 1.0, np.zeros((1, 3), np.float32)
+        weight, dim, standardised = 1.0, 3, np.zeros((1, 3), np.float32)
 
     method = CrossMagnification(config, [Target()], tile_targets, np.arange(k * k)[None], k)
     for code in range(8):
@@ -109,7 +109,7 @@ def test_the_loss_matches_a_hand_computation():
     pooled = np.stack([tiles[[0, 1, 2]].mean(0), tiles[[3, 4]].mean(0)])
 
     class Target:
-        weight, standardised = 1.0, pooled
+        weight, dim, standardised = 1.0, d, pooled
 
     config = DistillConfig(**{**CONFIG, "teachers": [{"model": "t"}], "patch_weight": 0.5})
     method = CrossMagnification(config, [Target()], tiles, cells, k)
