@@ -13,9 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from harness.models.encoder import EncoderInfo
+from harness.synth.tissue import TISSUE_CLASSES
 
 NOISE_DIM = 384
-INSTRUMENT_VERSION = "1"
+INSTRUMENT_VERSION = "2"
 
 
 class NotApplicable(Exception):
@@ -47,9 +48,13 @@ class SynthOracle(InstrumentEncoder):
 
 
 class PartialOracle(InstrumentEncoder):
-    """One factor of the generator's latent, for distillation checks: `synth-oracle-tissue` is the
-    tissue one-hot, `synth-oracle-grade` cellularity and atypia, each binned into 4 one-hot bins
-    (so cosine similarity sees their level, not just a direction)."""
+    """One factor of the generator's latent, for distillation checks (one-hot bins, so cosine
+    similarity sees a level, not just a direction):
+      synth-oracle-tissue  the tissue one-hot;
+      synth-oracle-grade   cellularity in 4 bins (every class draws its cells denser or sparser),
+                           and atypia in 4 bins on tumour tiles, the only class whose nuclei show it
+                           clearly; other tiles get a fifth bin, "not shown" (their atypia value is
+                           not in the pixels, so no image model could learn it)."""
 
     def embed(self, n_items: int, latents: np.ndarray | None, item_key: str) -> np.ndarray:
         if latents is None:
@@ -59,7 +64,8 @@ class PartialOracle(InstrumentEncoder):
         if self.info.name == "synth-oracle-tissue":
             return latents[:, :n_classes]
         bins = np.clip((latents[:, n_classes:] * 4).astype(int), 0, 3)
-        return np.concatenate([np.eye(4, dtype=np.float32)[bins[:, 0]], np.eye(4, dtype=np.float32)[bins[:, 1]]], 1)
+        atypia = np.where(latents[:, TISSUE_CLASSES.index("tumour")] > 0, bins[:, 1], 4)
+        return np.concatenate([np.eye(4, dtype=np.float32)[bins[:, 0]], np.eye(5, dtype=np.float32)[atypia]], 1)
 
 
 def _info(name: str, dim: int) -> EncoderInfo:
@@ -73,7 +79,7 @@ def make_instrument(name: str, latent_dim: int) -> InstrumentEncoder:
     if name == "synth-oracle-tissue":
         return PartialOracle(_info(name, latent_dim - 2))
     if name == "synth-oracle-grade":
-        return PartialOracle(_info(name, 8))
+        return PartialOracle(_info(name, 9))
     return SynthOracle(_info(name, latent_dim))
 
 

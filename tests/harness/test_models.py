@@ -149,3 +149,19 @@ def test_transform_resizes_and_normalises():
     prepared = transform.prepare(tile)
     assert prepared.shape == (3, 224, 224) and prepared.dtype == torch.uint8
     assert torch.allclose(transform.normalise(prepared[None]), torch.full((1, 3, 224, 224), 2.0))
+
+
+def test_partial_oracles_carry_only_what_the_pixels_show():
+    """synth-oracle-tissue is the class one-hot; synth-oracle-grade bins cellularity for every tile
+    but atypia only on tumour tiles (the one class whose nuclei show it); elsewhere 'not shown'."""
+    from harness.models.instruments import make_instrument
+    from harness.synth.tissue import LATENT_DIM, TISSUE_CLASSES, TissueFactors
+
+    factors = [TissueFactors("tumour", 0.1, 0.9), TissueFactors("stroma", 0.6, 0.9), TissueFactors("tumour", 0.99, 0.0)]
+    latents = np.stack([f.latent() for f in factors])
+    tissue = make_instrument("synth-oracle-tissue", LATENT_DIM).embed(3, latents, "k")
+    grade = make_instrument("synth-oracle-grade", LATENT_DIM).embed(3, latents, "k")
+    assert tissue.argmax(1).tolist() == [TISSUE_CLASSES.index(f.tissue) for f in factors]
+    assert grade.shape == (3, 9) and (grade.sum(1) == 2).all()
+    assert grade[:, :4].argmax(1).tolist() == [0, 2, 3]  # cellularity 0.1, 0.6, 0.99 in quarters
+    assert grade[:, 4:].argmax(1).tolist() == [3, 4, 0]  # tumour atypia 0.9; stroma: not shown; 0.0
