@@ -10,7 +10,8 @@ k = student_mpp / the grid's mpp. Its targets:
            tissue, times `patch_weight`; with augmentation the targets turn with the input.
 Regions are the k x k blocks of the grid (every `region_stride` tiles) that lie inside the slide
 and hold at least `min_region_tiles` tissue tiles. Targets are PHI-S standardised with the
-statistics of the teacher's tiles. Every tenth slide is held out to measure fidelity.
+statistics of the teacher's tiles. Every tenth slide is held out to measure fidelity
+(distillers/slide_tiles.py).
 Scored on slide tasks the student reads `student_mpp` tiles (its card's `slide_mpp`), about
 k^2 times fewer per slide than the teacher.
 """
@@ -26,19 +27,16 @@ from torch.utils.data import DataLoader
 
 from distillers.losses import PhiS, patch_loss
 from distillers.methods import FeatureKD, adaptor
+from distillers.slide_tiles import held_out_items, teacher_slide_features
 from distillers.teachers import TeacherTargets
 from distillers.training_loop import orient
 from harness.errors import HarnessError
 from harness.models.card import IMAGENET_MEAN, IMAGENET_STD
-from harness.models.loading import LoadOptions, load_encoder
 from harness.models.transform import TileTransform
 from harness.progress import progress_bar
-from harness.slides.extraction import SlideFeatures, SlideTiles, embed_slides, instrument_slides
+from harness.slides.extraction import SlideTiles
 from harness.slides.tiling import SlideError, SlideTiling, open_slide, read_geometry, slide_mpp
 from harness.sources.slide_table import SlideSource
-
-HELD_OUT_EVERY = 10
-
 
 @dataclass
 class Regions:
@@ -129,7 +127,7 @@ def region_data(config, source, context, extract) -> RegionData:
     spec = config.teachers[0]
     block_side(config.student_mpp, source.tiling.target_mpp)
     table = source.table()
-    embedded, n_parameters = _teacher_tiles(spec, source, table.paths, context, extract)
+    embedded, n_parameters = teacher_slide_features(spec, source, table.paths, context, extract)
     for path, reason in embedded.failed.items():
         print(f"slide left out of distillation: {path}: {reason}")
     paths = [table.paths[i] for i in embedded.kept]
@@ -149,28 +147,13 @@ def region_data(config, source, context, extract) -> RegionData:
     pooled = (tiles_raw[np.where(present, cells, 0)] * present[..., None]).sum(1) / present.sum(1, keepdims=True)
     targets = [TeacherTargets(spec.model, spec.weight, pooled, phis(pooled), n_parameters)]
     n_slides = len(regions.tilings)
-    if n_slides >= HELD_OUT_EVERY:  # enough slides: hold out whole slides (their regions overlap)
-        held_out = np.flatnonzero(regions.slide_of % HELD_OUT_EVERY == 0)
-    else:
-        held_out = np.arange(0, len(cells), HELD_OUT_EVERY)
+    held_out = held_out_items(regions.slide_of)  # whole slides: their regions overlap
     images = read_regions(regions, config.student_input_size, extract.num_workers)
     description = {"dataset": config.dataset, "slides": n_slides, "regions": len(cells), "block": regions.k,
                    "teacher_tiles": len(tiles_raw), "teacher_mpp": source.tiling.target_mpp,
                    "student_mpp": config.student_mpp, "train": len(cells) - len(held_out),
                    "held_out": len(held_out), "failed_slides": len(embedded.failed)}
     return RegionData(images, targets, phis(tiles_raw), cells, regions.k, held_out, description)
-
-
-def _teacher_tiles(spec, source, paths, context, extract) -> tuple[SlideFeatures, int]:
-    """The teacher's embedding of every tile of the dataset's grid (cached per slide)."""
-    from harness.embedding_cache import EmbeddingCache
-    from harness.models.instruments import InstrumentEncoder
-
-    encoder = load_encoder(spec.model, LoadOptions(random_init=spec.random_init, device=extract.device))
-    if isinstance(encoder, InstrumentEncoder):
-        return instrument_slides(encoder, source, paths, source.fingerprint()), encoder.info.n_parameters
-    features = embed_slides(encoder, paths, source.tiling, EmbeddingCache(context.cache_dir), extract, source.name)
-    return features, encoder.info.n_parameters
 
 
 class CrossMagnification(FeatureKD):

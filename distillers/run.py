@@ -23,6 +23,7 @@ from harness.extraction import ExtractOptions
 from harness.models.loading import LoadOptions
 from harness.registry import Registry
 from harness.sources import DataContext, open_source
+from harness.sources.slide_table import SlideSource
 
 HELD_OUT_EVERY = 10
 
@@ -69,6 +70,14 @@ def distill(config: DistillConfig, out_dir: Path, registry: Registry, context: D
 
         regions = region_data(config, source, context, extract)
         images, targets, held_out, description = regions.images, regions.targets, regions.held_out, regions.description
+    elif isinstance(source, SlideSource):  # the tiles of the dataset's slide grid
+        from distillers.slide_tiles import slide_teacher_targets, slide_tiles
+
+        images, held_out, description = slide_tiles(config, source)
+        if config.teacher_forward == "online":
+            online, targets = _online_teachers(config, images, held_out, extract.device)
+        else:
+            targets = slide_teacher_targets(config.teachers, source, images, context, extract)
     else:
         images, held_out, description = _tiles(config, source)
         if config.teacher_forward == "online":
@@ -153,7 +162,8 @@ def _method(config, targets, source, registry, context, extract, keep, regions, 
         fit.append((x, labelled.labels("train")))
     probs = teacher_probabilities(config, targets, fit, len(labelled.class_names()))[keep]
     labels = None
-    if all(source.labels(s) is not None for s in splits) and source.class_names() == labelled.class_names():
+    if not isinstance(source, SlideSource) and all(source.labels(s) is not None for s in splits) \
+            and source.class_names() == labelled.class_names():
         labels = np.concatenate([source.labels(s) for s in splits])[keep]
     return LogitKD(config, targets, probs, labels)
 

@@ -1,0 +1,75 @@
+"""Tiles from whole slides as distillation data: tile i of the data is the tile the teachers'
+target i was computed on, whole slides are held out, and a run on a slide dataset trains."""
+
+import json
+
+import numpy as np
+import torch
+import yaml
+
+from distillers.config import DistillConfig, TeacherSpec
+from distillers.slide_tiles import held_out_items, slide_teacher_targets, slide_tiles
+from harness.extraction import ExtractOptions
+from harness.models.loading import LoadOptions, load_encoder
+from harness.registry import load_registry
+from harness.sources import DataContext, open_source
+from tasks import FAMILIES
+
+REGISTRY = """
+datasets:
+  few-slides:
+    source: synth
+    generator: slides
+    params: {n_patients: 3, second_slide_fraction: 0.0, grid: 4, seed: 6}
+"""
+
+
+def test_tile_i_is_the_tile_teacher_target_i_was_computed_on(tmp_path):
+    registry_file = tmp_path / "r.yaml"
+    registry_file.write_text(REGISTRY)
+    registry = load_registry([registry_file], FAMILIES)
+    context = DataContext(cache_dir=tmp_path / "cache", data_root=tmp_path / "data")
+    source = open_source("few-slides", registry.datasets["few-slides"], context, registry.datasets)
+    source.prepare()
+    config = DistillConfig(teachers=[{"model": "timm:vit_tiny_patch16_224", "random_init": True}],
+                           dataset="few-slides")
+    images, held_out, description = slide_tiles(config, source)
+    assert description["slides"] == 3 and len(images) == description["tiles"] > 10
+    assert held_out.tolist() == list(range(0, len(images), 10))  # under ten slides: one tile in ten
+    extract = ExtractOptions(num_workers=0, precision="fp32")
+    [targets] = slide_teacher_targets(config.teachers, source, images, context, extract)
+    assert targets.raw.shape == (len(images), 192)
+    encoder = load_encoder("timm:vit_tiny_patch16_224", LoadOptions(random_init=True))
+    picks = [0, len(images) // 2, len(images) - 1]
+    batch = torch.stack([encoder.transform.prepare(images[i]) for i in picks])
+    with torch.no_grad():
+        direct = encoder.module(encoder.transform.normalise(batch)).numpy()
+    cosine = (direct * targets.raw[picks]).sum(1) / np.linalg.norm(direct, axis=1) / np.linalg.norm(
+        targets.raw[picks], axis=1)
+    assert (cosine > 0.999).all()
+    teacher = TeacherSpec(model="synth-oracle-tissue")  # instruments take the same grid
+    [tissue] = slide_teacher_targets([teacher], source, images, context, extract)
+    assert tissue.raw.shape == (len(images), 6) and (tissue.raw.sum(1) == 1).all()
+
+
+def test_whole_slides_are_held_out_when_there_are_ten_or_more():
+    slide_of = np.repeat(np.arange(12), 5)
+    assert np.unique(slide_of[held_out_items(slide_of)]).tolist() == [0, 10]
+    assert held_out_items(np.repeat(np.arange(3), 7)).tolist() == [0, 10, 20]
+
+
+def test_feature_kd_on_a_slide_dataset(tmp_path):
+    from harness.cli import main
+
+    registry = tmp_path / "r.yaml"
+    registry.write_text(REGISTRY)
+    config = tmp_path / "kd.yaml"
+    config.write_text(yaml.safe_dump(dict(method="multi_teacher", teachers=[{"model": "synth-oracle-tissue"},
+                                                                             {"model": "synth-oracle-grade"}],
+                                          dataset="few-slides", student_input_size=32, steps=3, batch_size=8,
+                                          warmup_steps=1, checkpoint_every=10)))
+    assert main(["distill", "--config", str(config), "--output", str(tmp_path / "student"), "--include",
+                 str(registry), "--cache-dir", str(tmp_path / "cache"), "--device", "cpu"]) == 0
+    record = json.loads((tmp_path / "student" / "distill.json").read_text())
+    assert record["steps"] == 3 and record["distillation_tiles"]["slides"] == 3
+    assert set(record["fidelity"]) == {"synth-oracle-tissue", "synth-oracle-grade"}
