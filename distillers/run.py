@@ -97,6 +97,7 @@ def distill(config: DistillConfig, out_dir: Path, registry: Registry, context: D
               "student": config.student, "embed_dim": outcome["dim"], "matryoshka_dims": config.matryoshka_dims,
               "steps": outcome["steps"], "loss_first": outcome["losses"][0] if outcome["losses"] else None,
               "loss_last": float(np.mean(outcome["losses"][-10:])) if outcome["losses"] else None,
+              "loss_curve": loss_curve(outcome["losses"], config.checkpoint_every),
               "weights_digest": weights_digest(outcome["student"]), "config": config.model_dump(),
               "distillation_tiles": description}
     _write_rank_digest(out_dir, record["weights_digest"])
@@ -106,6 +107,12 @@ def distill(config: DistillConfig, out_dir: Path, registry: Registry, context: D
     if stop_after is None or outcome["steps"] >= config.steps:
         write_student(out_dir, outcome["student"], config, outcome["dim"], record)
     return record
+
+
+def loss_curve(losses: list[float], every: int) -> list[dict]:
+    """Mean loss over each stretch of `every` steps: [{"step": last step, "loss": mean}, ...]."""
+    return [{"step": min(i + every, len(losses)), "loss": float(np.mean(losses[i:i + every]))}
+            for i in range(0, len(losses), every)]
 
 
 def _tiles(config, source):

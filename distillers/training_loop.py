@@ -23,7 +23,7 @@ from torch import nn
 from harness.atomic_write import atomic_path
 from harness.models.card import IMAGENET_MEAN, IMAGENET_STD
 from harness.models.encoder import PooledBackbone
-from harness.progress import progress_bar
+from harness.progress import console, progress_bar
 
 
 def build_student(architecture: str, input_size: int, seed: int) -> PooledBackbone:
@@ -144,6 +144,9 @@ def train(config, images, method, out_dir: Path, device: str = "cpu", stop_after
             advance(1)
             if rank == 0 and ((step + 1) % config.checkpoint_every == 0 or step + 1 == end):
                 save_state(state_path, modules, optimiser, scheduler, step + 1, losses)
+                recent = losses[-config.checkpoint_every:]
+                console.print(f"step {step + 1}/{config.steps}  loss {np.mean(recent):.4f} "
+                              f"(mean of the last {len(recent)})  lr {scheduler.get_last_lr()[0]:.2e}")
     if distributed:
         dist.barrier()
     return {"student": student, "modules": modules, "losses": losses, "steps": end, "dim": dim}

@@ -39,6 +39,8 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, tiny_registry_file)
     assert second["weights_digest"] == whole["weights_digest"]
     assert second["loss_last"] == pytest.approx(whole["loss_last"], rel=1e-6)
     assert set(whole["fidelity"]) == {"synth-oracle-tissue", "synth-oracle-grade"}
+    assert [point["step"] for point in whole["loss_curve"]] == [2, 4, 6, 8]  # checkpoint_every 2
+    assert whole["loss_curve"] == second["loss_curve"]  # the resumed run kept the first run's losses
 
 
 def test_the_student_loads_and_is_scored_through_harness_run(tmp_path, tiny_registry_file):
