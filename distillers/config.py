@@ -60,13 +60,31 @@ class DistillConfig(BaseModel):
     name: str | None = None  # the student's model name (default: the output folder's name)
 
 
-def read_config(path: Path) -> DistillConfig:
-    try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise HarnessError(f"{path}: cannot read the distillation config: {str(error).splitlines()[0]}") from None
+def read_config(path: Path | None, teachers: list[str] | None = None, settings: list[str] | None = None
+                ) -> DistillConfig:
+    """The config file (optional), then flags over it: `--teacher MODEL` (repeatable) replaces the
+    teachers, `--set KEY=VALUE` (a YAML value: `--set matryoshka_dims=[32,64]`) sets one key."""
+    raw: dict = {}
+    if path is not None:
+        try:
+            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as error:
+            raise HarnessError(f"{path}: cannot read the distillation config: {str(error).splitlines()[0]}") from None
+        if not isinstance(raw, dict):
+            raise HarnessError(f"{path}: a distillation config is a mapping of keys (see distillers/config.py)")
+    for item in settings or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise HarnessError(f"--set {item}: expected KEY=VALUE, e.g. --set steps=100")
+        try:
+            raw[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise HarnessError(f"--set {item}: the value is not valid YAML") from None
+    if teachers:
+        raw["teachers"] = [{"model": model} for model in teachers]
+    where = " + ".join([*([str(path)] if path is not None else []), *(["flags"] if settings or teachers else [])])
     try:
         return DistillConfig.model_validate(raw)
     except ValidationError as error:
         loc, message = first_problem(error)
-        raise HarnessError(f"{path}: key '{'.'.join(loc)}': {message}") from None
+        raise HarnessError(f"{where}: key '{'.'.join(loc)}': {message}") from None

@@ -181,7 +181,7 @@ class HarnessCLI:
         from harness.hub_access import configure_offline_mode
 
         configure_offline_mode()
-        config = read_config(Path(args.config))
+        config = read_config(Path(args.config) if args.config else None, args.teacher, args.set)
         untrained = [t.model for t in config.teachers if t.random_init]
         if args.score and untrained:  # checked before training, not after
             raise HarnessError(f"--score: teacher {untrained[0]} has random_init (a speed-only setting) and cannot "
@@ -351,7 +351,11 @@ def build_parser() -> argparse.ArgumentParser:
     queue.set_defaults(handler=cli.queue)
 
     distil = verbs.add_parser("distill", help="distil teachers into a small student (distillers/)")
-    distil.add_argument("--config", required=True, help="distill.yaml (see distillers/config.py)")
+    distil.add_argument("--config", help="distill.yaml (see distillers/config.py); the flags below override it")
+    distil.add_argument("--teacher", action="append", metavar="MODEL", help="a teacher (repeat for several); "
+                        "replaces the config's teachers")
+    distil.add_argument("--set", action="append", metavar="KEY=VALUE", help="any config key, e.g. --set steps=100 "
+                        "--set method=multi_teacher --set matryoshka_dims=[32,64] (repeatable)")
     distil.add_argument("--output", required=True, help="the student directory to write")
     distil.add_argument("--score", metavar="TASKS", help="then score teachers and student on these tasks")
     distil.add_argument("--results", default="results", help="results folder for --score (default ./results)")

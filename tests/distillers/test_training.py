@@ -121,3 +121,24 @@ def test_distill_score_writes_the_teacher_student_report(tmp_path, tiny_registry
     assert main(["distill", "--config", str(bad), "--output", str(tmp_path / "x"), "--score", "tiny-tiles",
                  "--include", str(tiny_registry_file), "--cache-dir", str(tmp_path / "cache")]) == 2
     assert not (tmp_path / "x").exists()  # refused before any training
+
+
+def test_settings_come_from_the_file_and_flags_override_them(tmp_path):
+    from distillers.config import read_config
+    from harness.errors import HarnessError
+
+    path = tmp_path / "d.yaml"
+    path.write_text("method: feature_kd\nteachers: [{model: synth-oracle}]\nsteps: 50\n")
+    assert read_config(path).steps == 50
+    config = read_config(path, ["synth-oracle-tissue", "synth-oracle-grade"], ["steps=7", "method=multi_teacher",
+                                                                            "matryoshka_dims=[16, 32]"])
+    assert (config.steps, config.method, config.matryoshka_dims) == (7, "multi_teacher", [16, 32])
+    assert [t.model for t in config.teachers] == ["synth-oracle-tissue", "synth-oracle-grade"]
+    assert read_config(None, ["synth-oracle"], ["student_input_size=64"]).student_input_size == 64
+    for teachers, settings, message in [(None, ["stepz=3"], "flags: key 'stepz'"), (None, ["steps"], "KEY=VALUE"),
+                                        (["x"], ["steps=many"], "key 'steps'")]:
+        with pytest.raises(HarnessError, match=message):
+            read_config(path if teachers is None else None, teachers, settings)
+    path.write_text("steps: [unclosed\n")
+    with pytest.raises(HarnessError, match="cannot read the distillation config"):
+        read_config(path)
