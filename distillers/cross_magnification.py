@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from distillers.losses import PhiS, patch_loss
-from distillers.methods import FeatureKD, adaptor
+from distillers.feature_kd import FeatureKD, adaptor
 from distillers.slide_tiles import held_out_items, teacher_slide_features
 from distillers.teachers import TeacherTargets
 from distillers.training_loop import orient

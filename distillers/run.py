@@ -14,7 +14,9 @@ import numpy as np
 import torch
 
 from distillers.config import DistillConfig
-from distillers.methods import FeatureKD, LogitKD, MultiTeacher, teacher_probabilities
+from distillers.feature_kd import FeatureKD
+from distillers.logit_kd import LogitKD, teacher_probabilities
+from distillers.multi_teacher import MultiTeacher
 from distillers.student import write_student
 from distillers.teachers import TeacherTargets, teacher_targets
 from distillers.training_loop import prepare_batch, train, weights_digest

@@ -12,7 +12,7 @@ from torch import nn
 
 from distillers.config import DistillConfig
 from distillers.losses import cosine_distance, resize_tokens
-from distillers.methods import FeatureKD
+from distillers.feature_kd import FeatureKD
 from distillers.online_teachers import TeacherView
 from distillers.training_loop import model_input, train
 

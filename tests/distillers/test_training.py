@@ -75,7 +75,7 @@ def test_two_torchrun_ranks_end_with_identical_weights(tmp_path, tiny_registry_f
 
 
 def test_logit_kd_from_an_ensemble_of_task_heads(tmp_path, tiny_registry_file):
-    from distillers.methods import teacher_probabilities
+    from distillers.logit_kd import teacher_probabilities
 
     record = run(tmp_path, tiny_registry_file, tmp_path / "logit", method="logit_kd", label_dataset="tiny-tiles",
                  matryoshka_dims=[], steps=4)

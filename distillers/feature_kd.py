@@ -1,13 +1,9 @@
-"""The three distillers: what heads sit on the student and what loss each step minimises.
-
-feature_kd     one teacher; an adaptor MLP maps the student's summary token to the teacher's
-               (standardised) summary embedding; cosine loss. With cached teacher summaries
-               (teacher_forward: cached) that is all (CLS-only); with online teachers the
-               patch-token term 0.9 (1 - cos) + 0.1 SmoothL1 is added (distillers/online_teachers.py).
-multi_teacher  one adaptor per teacher, PHI-S-standardised targets, per-teacher weights; with
-               Matryoshka dims each nested m gets its own adaptor from the first m student dims.
-logit_kd       Hinton KD from teachers' task heads (a linear probe per teacher on a labelled
-               dataset; an ensemble is the mean of their softmaxes) into a student head.
+"""feature_kd: one teacher; an adaptor MLP maps the student's summary token to the teacher's
+(PHI-S standardised) summary embedding; loss 1 - cos, also on the first m dims for each nested
+Matryoshka m (an adaptor per m). With cached teacher summaries (teacher_forward: cached) that is
+all (CLS-only mode); with online teachers (distillers/online_teachers.py) the patch-token term
+0.9 (1 - cos) + 0.1 SmoothL1 against the teacher's token map resized to the student's grid is
+added, weighted by patch_weight. Other methods build on these heads and this loss.
 """
 
 from __future__ import annotations
@@ -16,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from distillers.losses import hinton_kd_loss, matryoshka_loss, patch_loss, resize_tokens
+from distillers.losses import matryoshka_loss, patch_loss, resize_tokens
 
 
 def nested_dims(matryoshka: list[int], full: int) -> list[int]:
@@ -71,37 +67,3 @@ class FeatureKD:
                 target = resize_tokens(view.patches, grid.shape[-1])
                 parts.append(t.weight / total * self.config.patch_weight * patch_loss(heads[f"p{i}"](tokens), target))
         return torch.stack(parts).sum()
-
-
-class MultiTeacher(FeatureKD):
-    """Same loss as FeatureKD summed over teachers with their weights (FeatureKD with one teacher)."""
-
-
-class LogitKD:
-    def __init__(self, config, targets, teacher_probs: np.ndarray, labels: np.ndarray | None):
-        self.config, self.targets = config, targets
-        self.teacher_probs, self.labels = teacher_probs, labels
-
-    def heads(self, student_dim: int) -> nn.ModuleDict:
-        return nn.ModuleDict({"classifier": nn.Linear(student_dim, self.teacher_probs.shape[1])})
-
-    def loss(self, heads: nn.ModuleDict, summary: torch.Tensor, index: np.ndarray, labels=None) -> torch.Tensor:
-        probs = torch.from_numpy(self.teacher_probs[index])
-        y = torch.from_numpy(self.labels[index]) if self.labels is not None else None
-        return hinton_kd_loss(heads["classifier"](summary), probs, y, tau=self.config.tau, alpha=self.config.alpha)
-
-
-def teacher_probabilities(config, targets, fit_embeddings: list[tuple[np.ndarray, np.ndarray]], n_classes: int):
-    """Each teacher's task head (a linear probe on its embeddings of the labelled train split),
-    applied to the distillation tiles at temperature tau; the ensemble is the mean of softmaxes."""
-    from scipy.special import softmax
-
-    from harness.linear_probe import LinearProbeConfig, fit_linear_probe
-
-    probs = []
-    for t, (x, y) in zip(targets, fit_embeddings):
-        mean, std = x.mean(0), x.std(0) + 1e-6
-        probe = fit_linear_probe((x - mean) / std, y, (x - mean) / std, y, n_classes,
-                                 LinearProbeConfig(lr=1e-2, max_steps=500, eval_every=100, patience=500), config.seed)
-        probs.append(softmax(probe.predict_logits((t.raw - mean) / std) / config.tau, axis=1))
-    return np.mean(probs, axis=0).astype(np.float32)
