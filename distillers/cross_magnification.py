@@ -23,20 +23,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
-from distillers.losses import PhiS, patch_loss
 from distillers.feature_kd import FeatureKD, adaptor
-from distillers.slide_tiles import held_out_items, teacher_slide_features
+from distillers.losses import PhiS, patch_loss
+from distillers.slide_tiles import SlideTileImages, held_out_items, teacher_slide_features
 from distillers.teachers import TeacherTargets
 from distillers.training_loop import orient
 from harness.errors import HarnessError
-from harness.models.card import IMAGENET_MEAN, IMAGENET_STD
-from harness.models.transform import TileTransform
-from harness.progress import progress_bar
-from harness.slides.extraction import SlideTiles
 from harness.slides.tiling import SlideError, SlideTiling, open_slide, read_geometry, slide_mpp
 from harness.sources.slide_table import SlideSource
+
 
 @dataclass
 class Regions:
@@ -87,27 +83,9 @@ def build_regions(paths, teacher_coords: list[np.ndarray], grid_mpp: float, tile
     return Regions(tilings, np.array(slide_of, np.int64), np.array(cells, np.int64).reshape(-1, k * k), k)
 
 
-def read_regions(regions: Regions, input_size: int, num_workers: int) -> np.ndarray:
-    """(n, S, S, 3) uint8: each region read as `harness run` reads the student's slide tiles
-    (OpenSlide at the finest level no coarser than student_mpp, bicubic to the input size)."""
-    dataset = SlideTiles(regions.tilings, TileTransform(input_size, IMAGENET_MEAN, IMAGENET_STD))
-    out = np.empty((len(dataset), input_size, input_size, 3), np.uint8)
-    loader = DataLoader(dataset, batch_size=64, num_workers=num_workers)
-    done = 0
-    with progress_bar("reading the student's regions", len(dataset)) as advance:
-        for slide_ids, batch, ok in loader:
-            if not bool(ok.all()):
-                bad = regions.tilings[int(slide_ids[~ok][0])].path
-                raise HarnessError(f"{bad}: cannot read a region (corrupt file?): drop it from the slide table")
-            out[done:done + len(batch)] = batch.permute(0, 2, 3, 1).numpy()
-            done += len(batch)
-            advance(len(batch))
-    return out
-
-
 @dataclass
 class RegionData:
-    images: np.ndarray  # (n_regions, S, S, 3) the student's input
+    images: SlideTileImages  # the student's input: region i as (S, S, 3) uint8, read on demand
     targets: list[TeacherTargets]  # per region: the pooled teacher embedding (raw and PHI-S)
     tile_targets: np.ndarray  # (n_teacher_tiles, d) PHI-S of every teacher tile (all slides stacked)
     cells: np.ndarray  # (n_regions, k*k) rows of tile_targets, -1 = no tissue
@@ -148,7 +126,7 @@ def region_data(config, source, context, extract) -> RegionData:
     targets = [TeacherTargets(spec.model, spec.weight, pooled, phis(pooled), n_parameters)]
     n_slides = len(regions.tilings)
     held_out = held_out_items(regions.slide_of)  # whole slides: their regions overlap
-    images = read_regions(regions, config.student_input_size, extract.num_workers)
+    images = SlideTileImages(regions.tilings, config.student_input_size)
     description = {"dataset": config.dataset, "slides": n_slides, "regions": len(cells), "block": regions.k,
                    "teacher_tiles": len(tiles_raw), "teacher_mpp": source.tiling.target_mpp,
                    "student_mpp": config.student_mpp, "train": len(cells) - len(held_out),

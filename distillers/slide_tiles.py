@@ -21,17 +21,20 @@ from harness.models.loading import LoadOptions, load_encoder
 from harness.models.transform import TileTransform
 from harness.progress import progress_bar
 from harness.slides.extraction import SlideFeatures, SlideTiles, embed_slides, instrument_slides
-from harness.slides.tiling import SlideError, SlideTiling, plan_tiles
+from harness.slides.tiling import SlideError, SlideTiling, open_slide, plan_tiles
 
 HELD_OUT_EVERY = 10
 
 
 class SlideTileImages:
-    """The grid tiles of several slides as one sequence of uint8 (tile_size, tile_size, 3) arrays."""
+    """Tiles of several slides as one sequence of uint8 (size, size, 3) arrays, read on demand as
+    `harness run` reads them (OpenSlide read_region at the tiling's level, bicubic to `size`).
+    Items come in any order, so up to MAX_OPEN slides stay open (least recently used closed)."""
 
-    def __init__(self, tilings: list[SlideTiling]):
+    def __init__(self, tilings: list[SlideTiling], size: int | None = None):
         self.tilings = tilings
-        self.reader = SlideTiles(tilings, TileTransform(tilings[0].tile_size, IMAGENET_MEAN, IMAGENET_STD))
+        self.reader = _RandomAccessTiles(tilings, TileTransform(size or tilings[0].tile_size, IMAGENET_MEAN,
+                                                                IMAGENET_STD))
         self.slide_of = self.reader.index[:, 0]
 
     def __len__(self) -> int:
@@ -43,6 +46,19 @@ class SlideTileImages:
             raise HarnessError(f"{self.tilings[slide].path}: cannot read a tile region (corrupt file?): "
                                "drop the slide from the table")
         return tile.permute(1, 2, 0).numpy()
+
+
+class _RandomAccessTiles(SlideTiles):
+    MAX_OPEN = 32
+
+    def _handle(self, s: int):
+        if s in self._open:
+            self._open[s] = self._open.pop(s)  # most recently used last
+        else:
+            if len(self._open) >= self.MAX_OPEN:
+                self._open.pop(next(iter(self._open))).close()
+            self._open[s] = open_slide(self.tilings[s].path)
+        return self._open[s]
 
 
 def held_out_items(slide_of: np.ndarray) -> np.ndarray:

@@ -66,16 +66,20 @@ class SlideTiles(Dataset):
         s, t = (int(v) for v in self.index[i])
         tiling = self.tilings[s]
         try:
-            if s not in self._open:
-                for old in self._open.values():
-                    old.close()
-                self._open = {s: open_slide(tiling.path)}
             x, y = tiling.coords[t]
-            region = self._open[s].read_region((int(x), int(y)), tiling.level, (tiling.read_size, tiling.read_size))
+            region = self._handle(s).read_region((int(x), int(y)), tiling.level, (tiling.read_size, tiling.read_size))
             return s, self.transform.prepare(region.convert("RGB")), True
         except Exception:  # noqa: BLE001 - a corrupt region: the slide is reported, the others go on
             size = self.transform.input_size
             return s, torch.zeros((3, size, size), dtype=torch.uint8), False
+
+    def _handle(self, s: int):
+        """The open slide s (tiles come slide after slide: one slide open at a time)."""
+        if s not in self._open:
+            for old in self._open.values():
+                old.close()
+            self._open = {s: open_slide(self.tilings[s].path)}
+        return self._open[s]
 
     def __getstate__(self):
         return {**self.__dict__, "_open": {}}

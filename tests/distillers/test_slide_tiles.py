@@ -73,3 +73,23 @@ def test_feature_kd_on_a_slide_dataset(tmp_path):
     record = json.loads((tmp_path / "student" / "distill.json").read_text())
     assert record["steps"] == 3 and record["distillation_tiles"]["slides"] == 3
     assert set(record["fidelity"]) == {"synth-oracle-tissue", "synth-oracle-grade"}
+
+
+def test_tiles_read_in_any_order_with_few_slides_open(tmp_path, monkeypatch):
+    from distillers import slide_tiles as module
+
+    registry_file = tmp_path / "r.yaml"
+    registry_file.write_text(REGISTRY)
+    registry = load_registry([registry_file], FAMILIES)
+    context = DataContext(cache_dir=tmp_path / "cache", data_root=tmp_path / "data")
+    source = open_source("few-slides", registry.datasets["few-slides"], context, registry.datasets)
+    source.prepare()
+    images, _, _ = slide_tiles(DistillConfig(teachers=[{"model": "synth-oracle"}], dataset="few-slides"), source)
+    in_order = [images[i] for i in range(len(images))]
+    monkeypatch.setattr(module._RandomAccessTiles, "MAX_OPEN", 2)
+    shuffled = module.SlideTileImages(images.tilings)
+    for i in np.random.default_rng(0).permutation(len(images)):
+        assert np.array_equal(shuffled[i], in_order[i])
+    assert len(shuffled.reader._open) <= 2
+    small = module.SlideTileImages(images.tilings, 32)[0]
+    assert small.shape == (32, 32, 3) and small.dtype == np.uint8
