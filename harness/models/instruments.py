@@ -16,7 +16,7 @@ from harness.models.encoder import EncoderInfo
 from harness.synth.tissue import TISSUE_CLASSES
 
 NOISE_DIM = 384
-INSTRUMENT_VERSION = "2"
+INSTRUMENT_VERSION = "3"
 
 
 class NotApplicable(Exception):
@@ -48,13 +48,14 @@ class SynthOracle(InstrumentEncoder):
 
 
 class PartialOracle(InstrumentEncoder):
-    """One factor of the generator's latent, for distillation checks (one-hot bins, so cosine
-    similarity sees a level, not just a direction):
+    """One factor of the generator's latent, for distillation checks:
       synth-oracle-tissue  the tissue one-hot;
-      synth-oracle-grade   cellularity in 4 bins (every class draws its cells denser or sparser),
-                           and atypia in 4 bins on tumour tiles, the only class whose nuclei show it
-                           clearly; other tiles get a fifth bin, "not shown" (their atypia value is
-                           not in the pixels, so no image model could learn it)."""
+      synth-oracle-grade   cellularity c as the unit vector at angle c * pi/2 (every class draws its
+                           cells denser or sparser), and atypia likewise on tumour tiles, the only
+                           class whose nuclei show it clearly; other tiles get a third axis, "not
+                           shown" (their atypia is not in the pixels, so no image model could learn
+                           it). On a quarter circle, cosine similarity falls smoothly with the
+                           difference in level, so nearby levels are near targets."""
 
     def embed(self, n_items: int, latents: np.ndarray | None, item_key: str) -> np.ndarray:
         if latents is None:
@@ -63,9 +64,10 @@ class PartialOracle(InstrumentEncoder):
         n_classes = latents.shape[1] - 2
         if self.info.name == "synth-oracle-tissue":
             return latents[:, :n_classes]
-        bins = np.clip((latents[:, n_classes:] * 4).astype(int), 0, 3)
-        atypia = np.where(latents[:, TISSUE_CLASSES.index("tumour")] > 0, bins[:, 1], 4)
-        return np.concatenate([np.eye(4, dtype=np.float32)[bins[:, 0]], np.eye(5, dtype=np.float32)[atypia]], 1)
+        cellularity, atypia = (latents[:, n_classes + i] * np.pi / 2 for i in (0, 1))
+        tumour = (latents[:, TISSUE_CLASSES.index("tumour")] > 0).astype(np.float32)
+        return np.stack([np.cos(cellularity), np.sin(cellularity), tumour * np.cos(atypia), tumour * np.sin(atypia),
+                         1 - tumour], axis=1).astype(np.float32)
 
 
 def _info(name: str, dim: int) -> EncoderInfo:
@@ -79,7 +81,7 @@ def make_instrument(name: str, latent_dim: int) -> InstrumentEncoder:
     if name == "synth-oracle-tissue":
         return PartialOracle(_info(name, latent_dim - 2))
     if name == "synth-oracle-grade":
-        return PartialOracle(_info(name, 9))
+        return PartialOracle(_info(name, 5))
     return SynthOracle(_info(name, latent_dim))
 
 

@@ -152,16 +152,22 @@ def test_transform_resizes_and_normalises():
 
 
 def test_partial_oracles_carry_only_what_the_pixels_show():
-    """synth-oracle-tissue is the class one-hot; synth-oracle-grade bins cellularity for every tile
-    but atypia only on tumour tiles (the one class whose nuclei show it); elsewhere 'not shown'."""
+    """synth-oracle-tissue is the class one-hot; synth-oracle-grade places cellularity on a quarter
+    circle for every tile, atypia only on tumour tiles (the one class whose nuclei show it), and
+    marks the others 'not shown'; closer levels give higher cosine."""
     from harness.models.instruments import make_instrument
     from harness.synth.tissue import LATENT_DIM, TISSUE_CLASSES, TissueFactors
 
-    factors = [TissueFactors("tumour", 0.1, 0.9), TissueFactors("stroma", 0.6, 0.9), TissueFactors("tumour", 0.99, 0.0)]
+    factors = [TissueFactors("tumour", 0.1, 0.9), TissueFactors("stroma", 0.6, 0.9), TissueFactors("tumour", 0.2, 0.8),
+               TissueFactors("tumour", 0.9, 0.1)]
     latents = np.stack([f.latent() for f in factors])
-    tissue = make_instrument("synth-oracle-tissue", LATENT_DIM).embed(3, latents, "k")
-    grade = make_instrument("synth-oracle-grade", LATENT_DIM).embed(3, latents, "k")
+    tissue = make_instrument("synth-oracle-tissue", LATENT_DIM).embed(4, latents, "k")
+    grade = make_instrument("synth-oracle-grade", LATENT_DIM).embed(4, latents, "k")
     assert tissue.argmax(1).tolist() == [TISSUE_CLASSES.index(f.tissue) for f in factors]
-    assert grade.shape == (3, 9) and (grade.sum(1) == 2).all()
-    assert grade[:, :4].argmax(1).tolist() == [0, 2, 3]  # cellularity 0.1, 0.6, 0.99 in quarters
-    assert grade[:, 4:].argmax(1).tolist() == [3, 4, 0]  # tumour atypia 0.9; stroma: not shown; 0.0
+    assert grade.shape == (4, 5)
+    np.testing.assert_allclose(grade[:, :2], np.stack([np.cos(np.pi / 2 * np.array([0.1, 0.6, 0.2, 0.9])),
+                                                       np.sin(np.pi / 2 * np.array([0.1, 0.6, 0.2, 0.9]))], 1),
+                               rtol=1e-6)
+    assert grade[1, 2:].tolist() == [0, 0, 1] and grade[0, 4] == 0  # stroma: atypia not shown
+    cosine = grade @ grade.T / np.outer(np.linalg.norm(grade, axis=1), np.linalg.norm(grade, axis=1))
+    assert cosine[0, 2] > cosine[0, 3] and cosine[0, 2] > cosine[0, 1]  # near levels are near
