@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+from filelock import FileLock
 from numpy.lib.format import open_memmap
 
 from harness.progress import progress_bar
@@ -54,7 +55,16 @@ def build_atomically(
     workers: int | None = None,
 ) -> None:
     """Build a generated dataset under a temporary name with worker processes, write meta.json
-    last and rename: an interrupted generation leaves nothing that looks finished."""
+    last and rename: an interrupted generation leaves nothing that looks finished. A file lock
+    makes concurrent processes (torchrun ranks) build it once: the others wait and reuse it."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target.with_name(target.name + ".lock"))):
+        if (target / "meta.json").exists():  # another process built it while this one waited
+            return
+        _build(target, prepare, render_job, jobs, total, meta, workers)
+
+
+def _build(target, prepare, render_job, jobs, total, meta, workers) -> None:
     tmp = target.with_name(target.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:

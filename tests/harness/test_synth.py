@@ -77,3 +77,34 @@ def test_aligned_suite_renders_the_same_tissue_in_every_domain(tmp_path):
         other = np.mean([np.corrcoef(images[domain][i].ravel(), reference[(i + 1) % 12].ravel())[0, 1]
                          for i in range(12)])
         assert same > 0.6 and same > other + 0.4
+
+
+def _build_slowly(target, marker):
+    import time
+
+    from harness.synth.suite_writer import build_atomically
+
+    def render(folder, job):
+        time.sleep(0.3)
+        (folder / f"item{job}.txt").write_text("x")
+        marker.write_text("built")
+        return 1
+
+    build_atomically(target, lambda folder: None, render, [0, 1], 2, {"generator": "test"}, workers=1)
+
+
+def test_concurrent_processes_build_a_suite_once_and_both_see_it(tmp_path):
+    """torchrun ranks prepare the same synthetic data at once: one builds, the other waits."""
+    import multiprocessing as mp
+
+    target = tmp_path / "suite"
+    processes = [mp.get_context("fork").Process(target=_build_slowly, args=(target, tmp_path / f"built{i}"))
+                 for i in range(2)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(60)
+    assert [p.exitcode for p in processes] == [0, 0]
+    assert len(list(tmp_path.glob("built*"))) == 1  # rendered by one process only
+    assert (target / "meta.json").exists() and sorted(f.name for f in target.glob("item*")) == ["item0.txt",
+                                                                                             "item1.txt"]
