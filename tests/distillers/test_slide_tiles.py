@@ -24,13 +24,19 @@ datasets:
 """
 
 
-def test_tile_i_is_the_tile_teacher_target_i_was_computed_on(tmp_path):
+def few_slides(tmp_path):
+    """The few-slides dataset, generated, and its data context."""
     registry_file = tmp_path / "r.yaml"
     registry_file.write_text(REGISTRY)
     registry = load_registry([registry_file], FAMILIES)
     context = DataContext(cache_dir=tmp_path / "cache", data_root=tmp_path / "data")
     source = open_source("few-slides", registry.datasets["few-slides"], context, registry.datasets)
     source.prepare()
+    return source, context
+
+
+def test_tile_i_is_the_tile_teacher_target_i_was_computed_on(tmp_path):
+    source, context = few_slides(tmp_path)
     config = DistillConfig(teachers=[{"model": "timm:vit_tiny_patch16_224", "random_init": True}],
                            dataset="few-slides")
     images, held_out, description = slide_tiles(config, source)
@@ -78,12 +84,7 @@ def test_feature_kd_on_a_slide_dataset(tmp_path):
 def test_tiles_read_in_any_order_with_few_slides_open(tmp_path, monkeypatch):
     from distillers import slide_tiles as module
 
-    registry_file = tmp_path / "r.yaml"
-    registry_file.write_text(REGISTRY)
-    registry = load_registry([registry_file], FAMILIES)
-    context = DataContext(cache_dir=tmp_path / "cache", data_root=tmp_path / "data")
-    source = open_source("few-slides", registry.datasets["few-slides"], context, registry.datasets)
-    source.prepare()
+    source, context = few_slides(tmp_path)
     images, _, _ = slide_tiles(DistillConfig(teachers=[{"model": "synth-oracle"}], dataset="few-slides"), source)
     in_order = [images[i] for i in range(len(images))]
     monkeypatch.setattr(module._RandomAccessTiles, "MAX_OPEN", 2)
