@@ -95,3 +95,9 @@ class PhiS:
 
     def __call__(self, targets: np.ndarray) -> np.ndarray:
         return ((np.asarray(targets, dtype=np.float64) - self.mean) @ self.rotation / self.scale).astype(np.float32)
+
+    def on_tensor(self, targets: torch.Tensor) -> torch.Tensor:
+        """The same map on a float tensor, on its device (no copy to numpy: used every training step)."""
+        mean = torch.as_tensor(self.mean, dtype=torch.float32, device=targets.device)
+        rotation = torch.as_tensor(self.rotation, dtype=torch.float32, device=targets.device)
+        return (targets.float() - mean) @ rotation / self.scale

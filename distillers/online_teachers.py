@@ -88,13 +88,8 @@ class OnlineTeachers:
             self.patch_phis.append(PhiS(tokens))
 
     def __call__(self, x01: torch.Tensor) -> list[TeacherView]:
-        views = []
-        for (summary, patches), s_phis, p_phis in zip(self.raw(x01), self.summary_phis, self.patch_phis):
-            b, n, d = patches.shape
-            views.append(TeacherView(torch.from_numpy(s_phis(summary.cpu().numpy())).to(summary.device),
-                                     torch.from_numpy(p_phis(patches.reshape(-1, d).cpu().numpy()))
-                                     .reshape(b, n, d).to(summary.device)))
-        return views
+        return [TeacherView(s_phis.on_tensor(summary), p_phis.on_tensor(patches))
+                for (summary, patches), s_phis, p_phis in zip(self.raw(x01), self.summary_phis, self.patch_phis)]
 
     def summaries(self, images, index: np.ndarray, batch_size: int = 64) -> list[np.ndarray]:
         """Standardised summary targets of these (un-augmented) tiles, per teacher."""

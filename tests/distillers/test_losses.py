@@ -73,3 +73,10 @@ def test_phi_s_gives_every_dimension_unit_variance(dim):
     assert variances.mean() == pytest.approx(1.0, rel=1e-3)
     if dim == 8:  # Sylvester Hadamard: exactly equal variances
         np.testing.assert_allclose(variances, 1.0, rtol=1e-3)
+
+
+def test_phis_on_a_tensor_matches_the_numpy_map():
+    x = np.random.default_rng(3).normal(size=(200, 6)) * [1, 2, 3, 4, 5, 6]
+    phis = PhiS(x)
+    np.testing.assert_allclose(phis.on_tensor(torch.tensor(x[:5, None, :])).numpy()[:, 0], phis(x[:5]),
+                               rtol=1e-4, atol=1e-5)
