@@ -1,6 +1,7 @@
 """Cross-magnification distillation: regions are the blocks of teacher tiles the student's
 coarse tile covers, the spatial targets turn with the student's input, the loss matches a hand
-computation, and the student reads its slides at its own magnification when scored."""
+computation, the student reads its slides at its own magnification when scored, and a corrupt
+slide is named and left out."""
 
 import json
 
@@ -160,3 +161,26 @@ def test_a_student_distilled_across_magnifications_reads_slides_at_its_own(tmp_p
     for bad, message in [({"dataset": "xm-tiles"}, "not a slide dataset"), ({"student_mpp": 0.75}, "whole multiple")]:
         config.write_text(yaml.safe_dump({**CONFIG, **bad}))
         assert main(["distill", "--config", str(config), "--output", str(tmp_path / "bad"), *common]) == 2
+
+
+def test_a_corrupt_slide_is_named_and_left_out_of_the_regions(tmp_path, capsys):
+    from distillers.cross_magnification import region_data
+    from harness.extraction import ExtractOptions
+    from harness.registry import load_registry
+    from harness.sources import DataContext, open_source
+    from tasks import FAMILIES
+
+    registry_file = tmp_path / "xm.yaml"
+    registry_file.write_text(REGISTRY)
+    registry = load_registry([registry_file], FAMILIES)
+    context = DataContext(cache_dir=tmp_path / "cache", data_root=tmp_path / "data")
+    source = open_source("xm-slides", registry.datasets["xm-slides"], context, registry.datasets)
+    source.prepare()
+    paths = source.table().paths
+    paths[1].write_bytes(b"II*\x00" + b"\x00" * 64)  # a TIFF header and nothing behind it
+    data = region_data(DistillConfig(**CONFIG), source, context, ExtractOptions(num_workers=0, precision="fp32"))
+    out = capsys.readouterr().out
+    assert f"slide left out of distillation: {paths[1]}" in out
+    assert data.description["failed_slides"] == 1 and data.description["slides"] == len(paths) - 1
+    assert str(paths[1]) not in {tiling.path for tiling in data.images.tilings}
+    assert len(data.targets[0].raw) == len(data.cells) == data.description["regions"] > 0
