@@ -212,7 +212,7 @@ def instrument_slides(encoder, source, paths: list[Path], fingerprint: str) -> S
         except SlideError as error:
             failed[str(path)] = str(error)
             continue
-        latents = source.tile_latents(i, tiling.coords)
+        latents = source.tile_latents(path, tiling.coords)
         if isinstance(encoder, SynthOracle) and latents is None:
             raise NotApplicable("synth-oracle embeds only synthetic datasets (it returns their latent)")
         features.append(encoder.embed(len(tiling.coords), latents, item_key=f"{fingerprint}:{Path(path).name}"))

@@ -123,8 +123,8 @@ class SlideSource:
             folds=column(c.fold, int),
         )
 
-    def tile_latents(self, slide: int, coords: np.ndarray) -> np.ndarray | None:
-        """Ground truth per tile (synthetic slides only)."""
+    def tile_latents(self, slide: Path, coords: np.ndarray) -> np.ndarray | None:
+        """Ground truth per tile of the slide at this path (synthetic slides only)."""
         return None
 
     def download(self) -> str:

@@ -26,7 +26,6 @@ class SyntheticSlideSource(SlideSource):
         self.classes = list(GRADES)
         generator = digest({"version": SLIDE_GENERATOR_VERSION, "params": self.params.model_dump()})
         self.folder = context.cache_dir / "synthetic" / f"slides-{generator}"
-        self._paths: list[Path] | None = None
 
     def _columns(self) -> SlideColumns:
         return SlideColumns("slide", "patient", "label", "time", "event", None)
@@ -45,10 +44,8 @@ class SyntheticSlideSource(SlideSource):
     def fingerprint(self) -> str:
         return digest({"slides": self.folder.name, "tiling": self.tiling.model_dump()})
 
-    def tile_latents(self, slide: int, coords: np.ndarray) -> np.ndarray:
-        if self._paths is None:  # read the slide table once, not once per slide
-            self._paths = self.table().paths
-        grid = np.load(self._paths[slide].with_suffix(".latents.npy"))
+    def tile_latents(self, slide: Path, coords: np.ndarray) -> np.ndarray:
+        grid = np.load(Path(slide).with_suffix(".latents.npy"))
         side = int(round(self.tiling.tile_size * self.tiling.target_mpp / MPP))  # tile side in level-0 px
         return latents_under(grid, coords, side, self.params.cell)
 

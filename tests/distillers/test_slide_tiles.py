@@ -2,8 +2,10 @@
 target i was computed on, whole slides are held out, and a run on a slide dataset trains."""
 
 import json
+from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import yaml
 
@@ -94,3 +96,32 @@ def test_tiles_read_in_any_order_with_few_slides_open(tmp_path, monkeypatch):
     assert len(shuffled.reader._open) <= 2
     small = module.SlideTileImages(images.tilings, 32)[0]
     assert small.shape == (32, 32, 3) and small.dtype == np.uint8
+
+
+def test_a_slide_left_out_does_not_shift_the_other_slides_targets(tmp_path, capsys):
+    from harness.synth.slide_suite import tile_latents
+
+    source, context = few_slides(tmp_path)
+    paths = source.table().paths
+    paths[0].write_bytes(b"II*\x00" + b"\x00" * 64)  # a TIFF header and nothing behind it
+    images, _, description = slide_tiles(DistillConfig(teachers=[{"model": "synth-oracle"}], dataset="few-slides"),
+                                         source)
+    assert description["failed_slides"] == 1 and f"slide left out of distillation: {paths[0]}" in capsys.readouterr().out
+    extract = ExtractOptions(num_workers=0, precision="fp32")
+    [oracle] = slide_teacher_targets([TeacherSpec(model="synth-oracle")], source, images, context, extract)
+    truth = np.concatenate([tile_latents(np.load(paths[i].with_suffix(".latents.npy")), t.coords, 256, 256)
+                            for i, t in zip([1, 2], images.tilings)])
+    assert [t.path for t in images.tilings] == [str(paths[1]), str(paths[2])]
+    assert np.allclose(oracle.raw, truth)  # slide 1's tiles get slide 1's latents, not slide 0's
+
+
+def test_a_slide_unreadable_after_tiling_is_named(tmp_path):
+    from harness.errors import HarnessError
+
+    source, _ = few_slides(tmp_path)
+    images, _, _ = slide_tiles(DistillConfig(teachers=[{"model": "synth-oracle"}], dataset="few-slides"), source)
+    first_of_last = int(np.flatnonzero(images.slide_of == 2)[0])
+    images[0]  # noqa: B018 - slide 0 is fine
+    Path(images.tilings[2].path).write_bytes(b"II*\x00" + b"\x00" * 64)
+    with pytest.raises(HarnessError, match=f"{images.tilings[2].path}: cannot read a tile region"):
+        images[first_of_last]
