@@ -1,5 +1,6 @@
 """Tiles from whole slides as distillation data: tile i of the data is the tile the teachers'
-target i was computed on, whole slides are held out, and a run on a slide dataset trains."""
+target i was computed on, whole slides are held out, a run on a slide dataset trains, and a slide
+left out, unreadable after tiling or changed on disk is named without shifting the others."""
 
 import json
 from pathlib import Path
@@ -125,3 +126,16 @@ def test_a_slide_unreadable_after_tiling_is_named(tmp_path):
     Path(images.tilings[2].path).write_bytes(b"II*\x00" + b"\x00" * 64)
     with pytest.raises(HarnessError, match=f"{images.tilings[2].path}: cannot read a tile region"):
         images[first_of_last]
+
+
+def test_a_slide_changed_on_disk_after_tiling_is_named(tmp_path):
+    from harness.errors import HarnessError
+
+    source, context = few_slides(tmp_path)
+    images, _, _ = slide_tiles(DistillConfig(teachers=[{"model": "synth-oracle"}], dataset="few-slides"), source)
+    first, second = (Path(t.path) for t in images.tilings[:2])
+    assert not np.array_equal(images.tilings[0].coords, images.tilings[1].coords)  # the grids differ
+    first.write_bytes(second.read_bytes())  # another slide under the first one's name
+    extract = ExtractOptions(num_workers=0, precision="fp32")
+    with pytest.raises(HarnessError, match=f"tiled {first} differently from the distillation grid"):
+        slide_teacher_targets([TeacherSpec(model="synth-oracle-tissue")], source, images, context, extract)
