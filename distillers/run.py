@@ -186,24 +186,30 @@ class _TrainTargets:
 
 
 def fidelity(modules, names: list[str], targets: list[np.ndarray], images, held_out: np.ndarray, config) -> dict:
-    """Per teacher on the held-out items: 1 - mean cosine between the student's adaptor output and
-    the teacher's standardised target (`targets`, one row per held-out item), and Var(teacher) / MSE
-    (higher is better)."""
+    """Per teacher, `fidelity_scores` of the student's adaptor output on the held-out items against
+    the teacher's standardised target (`targets`, one row per held-out item)."""
     modules.eval()
-    out = {}
     with torch.no_grad():
         summaries = torch.cat([modules.student(prepare_batch(images, held_out[i:i + 64], None,
                                                              config.student_input_size))
                                for i in range(0, len(held_out), 64)]).float()
         full = str(summaries.shape[1])
-        for i, (name, target) in enumerate(zip(names, targets)):
-            predicted = modules.heads[f"t{i}"][full](summaries[:, :int(full)]).numpy()
-            cosine = np.sum(predicted * target, 1) / (np.linalg.norm(predicted, axis=1) * np.linalg.norm(target, axis=1)
-                                                      + 1e-12)
-            mse = float(np.mean((predicted - target) ** 2))
-            out[name] = {"one_minus_mean_cosine": float(1 - cosine.mean()),
-                         "variance_over_mse": float(target.var(axis=0).sum() / target.shape[1] / max(mse, 1e-12))}
-    return out
+        return {name: fidelity_scores(modules.heads[f"t{i}"][full](summaries[:, :int(full)]).numpy(), target)
+                for i, (name, target) in enumerate(zip(names, targets))}
+
+
+def fidelity_scores(predicted: np.ndarray, target: np.ndarray) -> dict:
+    """1 - mean cosine, and Var(target) / MSE (higher is better). The summary losses (1 - cos) train
+    the direction only, so the prediction is first put on the target's scale by one least-squares
+    scalar s = <p, t> / <p, p> over all items; s = 0 is allowed, so on zero-mean targets a prediction
+    that carries nothing scores 1."""
+    predicted, target = predicted.astype(np.float64), target.astype(np.float64)
+    cosine = np.sum(predicted * target, 1) / (np.linalg.norm(predicted, axis=1) * np.linalg.norm(target, axis=1)
+                                              + 1e-12)
+    scale = np.sum(predicted * target) / max(float(np.sum(predicted * predicted)), 1e-12)
+    mse = float(np.mean((scale * predicted - target) ** 2))
+    return {"one_minus_mean_cosine": float(1 - cosine.mean()),
+            "variance_over_mse": float(target.var(axis=0).mean() / max(mse, 1e-12))}
 
 
 def _write_rank_digest(out_dir: Path, digest: str) -> None:

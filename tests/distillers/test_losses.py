@@ -1,4 +1,4 @@
-"""Each distillation loss against a value computed by hand."""
+"""Each distillation loss, and the fidelity scores, against a value computed by hand."""
 
 import numpy as np
 import pytest
@@ -80,3 +80,17 @@ def test_phis_on_a_tensor_matches_the_numpy_map():
     phis = PhiS(x)
     np.testing.assert_allclose(phis.on_tensor(torch.tensor(x[:5, None, :])).numpy()[:, 0], phis(x[:5]),
                                rtol=1e-4, atol=1e-5)
+
+
+def test_fidelity_scores_by_hand():
+    from distillers.run import fidelity_scores
+
+    target = np.array([[1, 0], [0, 1], [-1, 0], [0, -1]], dtype=np.float32)  # zero mean, variance 0.5 a dim
+    predicted = np.array([[2, 2], [0, 2], [-2, 0], [0, -2]], dtype=np.float32)
+    # cosines 1/sqrt(2), 1, 1, 1; scale s = 8 / 20 = 0.4; squared residuals 0.68 + 3 x 0.04 over 8 entries
+    scores = fidelity_scores(predicted, target)
+    assert scores["one_minus_mean_cosine"] == pytest.approx(1 - (2 ** -0.5 + 3) / 4)
+    assert scores["variance_over_mse"] == pytest.approx(0.5 / 0.1)
+    assert fidelity_scores(10 * predicted, target) == pytest.approx(scores)  # the cosine loss leaves the scale free
+    nothing = fidelity_scores(target[[1, 2, 3, 0]], target)  # each prediction orthogonal to its target
+    assert nothing == pytest.approx({"one_minus_mean_cosine": 1.0, "variance_over_mse": 1.0})
