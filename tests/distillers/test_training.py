@@ -1,5 +1,6 @@
 """The shared training loop: a resumed run equals an uninterrupted one, two torchrun ranks end
-with identical weights, and the written student loads through `harness run`."""
+with identical weights, and the written student loads through `harness run` and the submission
+queue."""
 
 import json
 import os
@@ -56,6 +57,17 @@ def test_the_student_loads_and_is_scored_through_harness_run(tmp_path, tiny_regi
     result = json.loads((out / "lab--tiny-student" / "tiny-tiles.json").read_text())
     assert result["status"] == "ok" and result["model"]["weights"] == "checkpoint"
     assert result["model"]["embed_dim"] == 192
+    # a model author submits the student directory as it is; the queue scores it like `harness run`
+    common = ["--include", str(tiny_registry_file), "--cache-dir", str(tmp_path / "cache")]
+    requests, queued = tmp_path / "requests", tmp_path / "queued"
+    assert main(["submit", str(tmp_path / "student"), "--card", str(tmp_path / "student" / "card.yaml"),
+                 "--tasks", "tiny-tiles", "--requests", str(requests)]) == 0
+    assert main(["queue", "run", "--requests", str(requests), "--output", str(queued), *common]) == 0
+    [request] = [json.loads(p.read_text()) for p in (requests / "requests").glob("*.json")]
+    assert request["status"] == "FINISHED"
+    scored = json.loads((queued / "lab--tiny-student" / "tiny-tiles.json").read_text())
+    assert scored["model"]["weights_sha256"] == result["model"]["weights_sha256"]
+    assert scored["main_score"] == result["main_score"]
 
 
 def test_two_torchrun_ranks_end_with_identical_weights(tmp_path, tiny_registry_file):
