@@ -25,17 +25,18 @@ def compare(results: Path, student_slug: str, teacher_slugs: dict[str, str], tas
     student = {t: store.read(store.path(student_slug, t)) for t in tasks}
     report = {"student": student_slug, "teachers": {}, "matryoshka_dims": distill_record.get("matryoshka_dims", []),
               "fidelity": distill_record.get("fidelity", {}), "method": distill_record.get("method")}
+    any_student = next((r for r in student.values() if r and r.status == "ok"), None)
     for teacher_name, teacher_slug in teacher_slugs.items():
+        teacher = {t: store.read(store.path(teacher_slug, t)) for t in tasks}
         rows, retention = {}, []
         for task in tasks:
-            s, t = student[task], store.read(store.path(teacher_slug, task))
+            s, t = student[task], teacher[task]
             if not (s and t and s.status == t.status == "ok" and t.main_score.value):
                 continue
             value = 100.0 * s.main_score.value / t.main_score.value
             retention.append(value)
             rows[task] = {"student": s.main_score.value, "teacher": t.main_score.value, "retention": value}
-        any_student = next((r for r in student.values() if r and r.status == "ok"), None)
-        any_teacher = next((store.read(store.path(teacher_slug, t)) for t in tasks), None)
+        any_teacher = next((r for r in teacher.values() if r and r.status == "ok"), None)
         report["teachers"][teacher_name] = {
             "tasks": rows, "median_retention": float(np.median(retention)) if retention else None,
             "parameters": {"student": any_student.model.n_parameters if any_student else None,
@@ -43,14 +44,13 @@ def compare(results: Path, student_slug: str, teacher_slugs: dict[str, str], tas
             "embed_dim": {"student": any_student.model.embed_dim if any_student else None,
                           "teacher": any_teacher.model.embed_dim if any_teacher else None},
             "items_per_s": {"student": _rate(student.values()),
-                            "teacher": _rate(store.read(store.path(teacher_slug, t)) for t in tasks)},
+                            "teacher": _rate(teacher.values())},
         }
-        teacher_results = [store.read(store.path(teacher_slug, t)) for t in tasks]
         if any(_tiles_per_slide([r]) for r in student.values()):  # slide tasks: the speed that counts
             report["teachers"][teacher_name]["tiles_per_slide"] = {"student": _tiles_per_slide(student.values()),
-                                                                   "teacher": _tiles_per_slide(teacher_results)}
+                                                                   "teacher": _tiles_per_slide(teacher.values())}
             report["teachers"][teacher_name]["slides_per_min"] = {
-                "student": _rate(student.values(), "slides_per_min"), "teacher": _rate(teacher_results, "slides_per_min")}
+                "student": _rate(student.values(), "slides_per_min"), "teacher": _rate(teacher.values(), "slides_per_min")}
     write_text_atomic(Path(results) / student_slug / "distillation.json", json.dumps(report, indent=2) + "\n")
     return report
 

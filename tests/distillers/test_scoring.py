@@ -1,0 +1,37 @@
+"""Students against teachers on hand-made result files: retention per task and its median, and
+sizes and speeds taken from whichever results exist."""
+
+import json
+
+import pytest
+
+from distillers.scoring import compare
+
+
+def write_result(root, model, task, value, params, rate):
+    result = {
+        "task": task, "task_version": 1, "family": "tile_classification", "status": "ok", "reason": None,
+        "model": {"name": model, "weights": "checkpoint", "weights_sha256": "0" * 64, "n_parameters": params,
+                  "embed_dim": 8 if model == "student" else 64},
+        "dataset": {"name": task, "source": "synth"},
+        "main_score": {"name": "balanced_accuracy", "value": value},
+        "timings": {"embed_s": 1.0, "eval_s": 1.0, "items_per_s": rate},
+    }
+    (root / model).mkdir(parents=True, exist_ok=True)
+    (root / model / f"{task}.json").write_text(json.dumps(result))
+
+
+def test_retention_and_sizes_when_the_teacher_lacks_the_first_task(tmp_path):
+    for task, student, teacher in [("t1", 0.5, None), ("t2", 0.6, 0.8), ("t3", 0.9, 0.9), ("t4", 0.7, 0.5)]:
+        write_result(tmp_path, "student", task, student, 10, 200.0)
+        if teacher is not None:  # the teacher was never scored on t1
+            write_result(tmp_path, "teacher", task, teacher, 1000, 20.0 if task != "t4" else 40.0)
+    report = compare(tmp_path, "student", {"big": "teacher"}, ["t1", "t2", "t3", "t4"], {"fidelity": {"big": {}}})
+    row = report["teachers"]["big"]
+    assert set(row["tasks"]) == {"t2", "t3", "t4"}  # t1: the teacher has no score
+    assert row["tasks"]["t2"]["retention"] == pytest.approx(75.0)
+    assert row["median_retention"] == pytest.approx(100.0)  # median of 75, 100, 140
+    assert row["parameters"] == {"student": 10, "teacher": 1000}
+    assert row["embed_dim"] == {"student": 8, "teacher": 64}
+    assert row["items_per_s"] == {"student": 200.0, "teacher": 20.0}  # median of 20, 20, 40
+    assert json.loads((tmp_path / "student" / "distillation.json").read_text()) == report
