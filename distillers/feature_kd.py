@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from distillers.losses import matryoshka_loss, patch_loss, resize_tokens
+from harness.errors import HarnessError
 
 
 def nested_dims(matryoshka: list[int], full: int) -> list[int]:
@@ -36,6 +37,10 @@ class FeatureKD:
         self._views = None  # the online teachers' view of the current batch
 
     def heads(self, student_dim: int) -> nn.ModuleDict:
+        too_large = [m for m in self.config.matryoshka_dims if m > student_dim]
+        if too_large:
+            raise HarnessError(f"matryoshka_dims {too_large}: larger than the {self.config.student} student's "
+                               f"{student_dim}-d embedding")
         dims = nested_dims(self.config.matryoshka_dims, student_dim)
         heads = nn.ModuleDict({
             f"t{i}": nn.ModuleDict({str(m): adaptor(m, t.dim, self.config.adaptor_hidden) for m in dims})

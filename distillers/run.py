@@ -66,6 +66,7 @@ def distill(config: DistillConfig, out_dir: Path, registry: Registry, context: D
         raise HarnessError(f"distillation dataset '{config.dataset}' is not in the registry (see `harness list`)")
     source = open_source(config.dataset, registry.datasets[config.dataset], context, registry.datasets)
     source.prepare()
+    _refuse_settings_that_cannot_work(config, registry, source)
     regions = online = None
     if config.method == "cross_magnification":
         from distillers.cross_magnification import region_data
@@ -109,6 +110,27 @@ def distill(config: DistillConfig, out_dir: Path, registry: Registry, context: D
     if stop_after is None or outcome["steps"] >= config.steps:
         write_student(out_dir, outcome["student"], config, outcome["dim"], record)
     return record
+
+
+def _refuse_settings_that_cannot_work(config: DistillConfig, registry: Registry, source) -> None:
+    """Settings that would fail later (or be ignored), refused before any teacher runs."""
+    import timm
+
+    if not timm.is_model(config.student):
+        raise HarnessError(f"student '{config.student}' is not a timm architecture: pick one from "
+                           "timm.list_models(), e.g. vit_tiny_patch16_224 or resnet18")
+    if config.method == "logit_kd" and config.label_dataset not in registry.datasets:
+        raise HarnessError(f"label_dataset '{config.label_dataset}' is not in the registry (see `harness list`)")
+    if config.method == "logit_kd" and config.matryoshka_dims:
+        raise HarnessError("matryoshka_dims applies to feature losses; logit_kd trains one classifier head: drop it")
+    if config.splits and isinstance(source, SlideSource):
+        raise HarnessError(f"dataset '{config.dataset}' is a slide dataset: its slides are the data, it has no "
+                           "splits to pick; drop splits")
+    if config.splits:
+        unknown = [s for s in config.splits if s not in source.split_names()]
+        if unknown:
+            raise HarnessError(f"dataset '{config.dataset}' has no split {', '.join(unknown)} "
+                               f"(its splits: {', '.join(source.split_names())})")
 
 
 def loss_curve(losses: list[float], every: int) -> list[dict]:

@@ -82,6 +82,8 @@ def test_feature_kd_on_a_slide_dataset(tmp_path):
     record = json.loads((tmp_path / "student" / "distill.json").read_text())
     assert record["steps"] == 3 and record["distillation_tiles"]["slides"] == 3
     assert set(record["fidelity"]) == {"synth-oracle-tissue", "synth-oracle-grade"}
+    assert main(["distill", "--config", str(config), "--set", "splits=[train]", "--output", str(tmp_path / "split"),
+                 "--include", str(registry), "--cache-dir", str(tmp_path / "cache")]) == 2  # slides have no splits
 
 
 def test_tiles_read_in_any_order_with_few_slides_open(tmp_path, monkeypatch):

@@ -4,6 +4,7 @@ queue."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -154,3 +155,26 @@ def test_settings_come_from_the_file_and_flags_override_them(tmp_path):
     path.write_text("steps: [unclosed\n")
     with pytest.raises(HarnessError, match="cannot read the distillation config"):
         read_config(path)
+
+
+def test_settings_that_cannot_work_are_refused_in_one_line_before_training(tmp_path, tiny_registry_file, capsys):
+    from harness.cli import main
+
+    common = ["--include", str(tiny_registry_file), "--cache-dir", str(tmp_path / "cache"), "--device", "cpu",
+              "--teacher", "synth-oracle-tissue", "--set", "dataset=tiny-tiles", "--set", "student_input_size=32",
+              "--set", "steps=2", "--set", "batch_size=4"]
+    for settings, message in [
+        (["student=not_a_net"], "student 'not_a_net' is not a timm architecture"),
+        (["method=logit_kd", "label_dataset=nope"], "label_dataset 'nope' is not in the registry"),
+        (["method=logit_kd", "matryoshka_dims=[16]"], "logit_kd trains one classifier head"),
+        (["splits=[train,tset]"], r"dataset 'tiny-tiles' has no split tset \(its splits: train, val, test\)"),
+        (["matryoshka_dims=[64,500]"], r"matryoshka_dims \[500\]: larger than the vit_tiny_patch16_224 student's "
+                                       "192-d embedding"),
+        (["steps=0"], "key 'steps': Input should be greater than or equal to 1"),
+        (["alpha=1.5"], "key 'alpha'"),
+    ]:
+        out = tmp_path / "student"
+        code = main(["distill", *common, *[f for s in settings for f in ("--set", s)], "--output", str(out)])
+        errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+        assert code == 2 and len(errors) == 1 and re.search(message, errors[0]), (settings, errors)
+        assert not (out / "model.safetensors").exists()
