@@ -3,7 +3,9 @@
 AdamW with linear warm-up then cosine decay, gradient clipping, bf16 autocast and channels_last
 on CUDA (CPU in tests), a checkpoint every `checkpoint_every` steps that a rerun resumes from
 (step, student, heads, optimiser and schedule; loaded with weights_only=True). Batches are drawn
-from (seed, step), so a resumed run sees exactly the batches an uninterrupted one would.
+from (seed, step), so a resumed run sees exactly the batches an uninterrupted one would. The
+checkpoint records the settings it was trained with; a rerun with other settings (another
+teacher, lr, step count...) is refused rather than continued from it.
 Under torchrun (WORLD_SIZE > 1) the student and heads are wrapped in DistributedDataParallel
 (gloo on CPU); each rank takes its share of every batch and rank 0 writes the checkpoints.
 """
@@ -11,6 +13,7 @@ Under torchrun (WORLD_SIZE > 1) the student and heads are wrapped in Distributed
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 from contextlib import nullcontext
@@ -21,6 +24,7 @@ import torch
 from torch import nn
 
 from harness.atomic_write import atomic_path
+from harness.errors import HarnessError
 from harness.models.card import IMAGENET_MEAN, IMAGENET_STD
 from harness.models.encoder import PooledBackbone
 from harness.progress import console, progress_bar
@@ -115,7 +119,7 @@ def train(config, images, method, out_dir: Path, device: str = "cpu", stop_after
     state_path = Path(out_dir) / "checkpoint" / "state.pt"
     start, losses = 0, []
     if state_path.exists():
-        state = torch.load(state_path, map_location=device, weights_only=True)
+        state = _load_state(state_path, config, device)
         modules.load_state_dict(state["modules"])
         optimiser.load_state_dict(state["optimiser"])
         scheduler.load_state_dict(state["scheduler"])
@@ -143,7 +147,7 @@ def train(config, images, method, out_dir: Path, device: str = "cpu", stop_after
             losses.append(float(loss.detach()))
             advance(1)
             if rank == 0 and ((step + 1) % config.checkpoint_every == 0 or step + 1 == end):
-                save_state(state_path, modules, optimiser, scheduler, step + 1, losses)
+                save_state(state_path, modules, optimiser, scheduler, step + 1, losses, config)
                 recent = losses[-config.checkpoint_every:]
                 console.print(f"step {step + 1}/{config.steps}  loss {np.mean(recent):.4f} "
                               f"(mean of the last {len(recent)})  lr {scheduler.get_last_lr()[0]:.2e}")
@@ -152,12 +156,34 @@ def train(config, images, method, out_dir: Path, device: str = "cpu", stop_after
     return {"student": student, "modules": modules, "losses": losses, "steps": end, "dim": dim}
 
 
-def save_state(path: Path, modules, optimiser, scheduler, step: int, losses: list[float]) -> None:
+def training_settings(config) -> dict:
+    """What a checkpoint must agree on to be resumed (not how often it is written, nor the name)."""
+    return config.model_dump(mode="json", exclude={"checkpoint_every", "name"})
+
+
+def save_state(path: Path, modules, optimiser, scheduler, step: int, losses: list[float], config) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         torch.save({"modules": modules.state_dict(), "optimiser": optimiser.state_dict(),
                     "scheduler": scheduler.state_dict(), "step": torch.tensor(step),
-                    "losses": torch.tensor(losses, dtype=torch.float64)}, tmp)
+                    "losses": torch.tensor(losses, dtype=torch.float64),
+                    "settings": json.dumps(training_settings(config), sort_keys=True)}, tmp)
+
+
+def _load_state(path: Path, config, device: str) -> dict:
+    """The checkpoint to resume from, if it belongs to this very distillation."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+        saved = json.loads(state["settings"])
+    except Exception as error:  # noqa: BLE001 - truncated, corrupt, or not ours: the file is left alone
+        raise HarnessError(f"{path}: cannot resume from this checkpoint ({type(error).__name__}): delete "
+                           f"{path.parent} to start over") from None
+    now = training_settings(config)
+    changed = sorted(key for key in saved.keys() | now.keys() if saved.get(key) != now.get(key))
+    if changed:
+        raise HarnessError(f"{path}: a checkpoint of another distillation (different {', '.join(changed)}): "
+                           f"use another --output, or delete {path.parent} to start over")
+    return state
 
 
 def weights_digest(module: nn.Module) -> str:

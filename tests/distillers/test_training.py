@@ -178,3 +178,19 @@ def test_settings_that_cannot_work_are_refused_in_one_line_before_training(tmp_p
         errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
         assert code == 2 and len(errors) == 1 and re.search(message, errors[0]), (settings, errors)
         assert not (out / "model.safetensors").exists()
+
+
+def test_a_checkpoint_of_other_settings_is_refused_not_continued(tmp_path, tiny_registry_file):
+    from harness.errors import HarnessError
+
+    out = tmp_path / "student"
+    run(tmp_path, tiny_registry_file, out, stop_after=2)
+    state = out / "checkpoint" / "state.pt"
+    before = state.read_bytes()
+    with pytest.raises(HarnessError, match=r"another distillation \(different lr, steps\)"):
+        run(tmp_path, tiny_registry_file, out, lr=1e-3, steps=12)
+    assert state.read_bytes() == before  # nothing overwritten
+    assert run(tmp_path, tiny_registry_file, out, checkpoint_every=4)["steps"] == 8  # how often it saves may change
+    state.write_bytes(before[: len(before) // 2])  # a truncated checkpoint
+    with pytest.raises(HarnessError, match="cannot resume from this checkpoint"):
+        run(tmp_path, tiny_registry_file, out)
