@@ -99,6 +99,8 @@ def _load_timm(spec: str, architecture: str, card: ModelCard, options: LoadOptio
                               state_dict_sha256(backbone), options.device)
     try:
         backbone = build_timm(architecture, card.timm_kwargs, pretrained=True)
+    except HarnessError:  # already one line (an architecture timm does not have)
+        raise
     except Exception as error:  # noqa: BLE001 - every failure becomes one actionable line
         if options.random_fallback:
             backbone = build_timm(architecture, card.timm_kwargs, pretrained=False)

@@ -141,6 +141,9 @@ def test_cnn_backbone_is_mean_pooled():
 def test_unknown_model_spec():
     with pytest.raises(HarnessError, match="unknown model 'nonsense'"):
         load_encoder("nonsense")
+    for options in (LoadOptions(), LoadOptions(random_init=True)):  # not blamed on the unreachable Hub
+        with pytest.raises(HarnessError, match="timm has no architecture 'not_a_net'"):
+            load_encoder("timm:not_a_net", options)
 
 
 def test_transform_resizes_and_normalises():
