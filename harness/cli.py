@@ -187,6 +187,8 @@ class HarnessCLI:
             raise HarnessError(f"--score: teacher {untrained[0]} has random_init (a speed-only setting) and cannot "
                                "be scored as a teacher; drop --score or the random_init")
         registry, families = self._registry(args)
+        if args.score:
+            registry.select(args.score)  # an unknown task is refused now, not after training
         device = resolve_device(args.device)
         extract = ExtractOptions(device=device, precision=resolve_precision("auto", device))
         out = Path(args.output)

@@ -134,6 +134,9 @@ def test_distill_score_writes_the_teacher_student_report(tmp_path, tiny_registry
     assert main(["distill", "--config", str(bad), "--output", str(tmp_path / "x"), "--score", "tiny-tiles",
                  "--include", str(tiny_registry_file), "--cache-dir", str(tmp_path / "cache")]) == 2
     assert not (tmp_path / "x").exists()  # refused before any training
+    assert main(["distill", "--config", str(config), "--output", str(tmp_path / "y"), "--score", "tiny-tilez",
+                 "--include", str(tiny_registry_file), "--cache-dir", str(tmp_path / "cache")]) == 2
+    assert not (tmp_path / "y").exists()  # an unknown task too
 
 
 def test_settings_come_from_the_file_and_flags_override_them(tmp_path):
