@@ -38,10 +38,18 @@ from harness.sources.slide_table import SlideSource
 class Regions:
     """The student's tiles and, for each, the teacher tiles it covers."""
 
-    tilings: list[SlideTiling]  # per slide: region corners, read at the student's mpp
+    tilings: list[SlideTiling]  # per slide with a region: region corners, read at the student's mpp
     slide_of: np.ndarray  # (n,) position of each region's slide in `tilings`
     cells: np.ndarray  # (n, k*k) row-major block -> row in the slide's teacher tiles, -1 = no tissue
     k: int
+    slide_index: np.ndarray  # (len(tilings),) each tiling's position in the `paths` it was built from
+
+
+def stacked_cells(regions: Regions, tiles_per_slide: list[int]) -> np.ndarray:
+    """regions.cells as rows of every slide's teacher tiles stacked in `paths` order (-1 stays -1).
+    Slides without a region have no tiling, so a tiling's position is not its slide's."""
+    first_row = np.cumsum([0, *tiles_per_slide])[:-1][regions.slide_index[regions.slide_of]]
+    return np.where(regions.cells >= 0, regions.cells + first_row[:, None], -1)
 
 
 def block_side(student_mpp: float, grid_mpp: float) -> int:
@@ -58,8 +66,8 @@ def build_regions(paths, teacher_coords: list[np.ndarray], grid_mpp: float, tile
     the slide and holds at least `min_tiles` of the teacher's tiles (`teacher_coords`: level-0
     top-left corners on the grid, as the tiling kept them)."""
     k = block_side(student_mpp, grid_mpp)
-    tilings, slide_of, cells = [], [], []
-    for path, coords in zip(paths, teacher_coords):
+    tilings, slide_of, cells, slide_index = [], [], [], []
+    for s, (path, coords) in enumerate(zip(paths, teacher_coords)):
         slide = open_slide(path)
         try:
             mpp = slide_mpp(slide)
@@ -79,8 +87,10 @@ def build_regions(paths, teacher_coords: list[np.ndarray], grid_mpp: float, tile
                     cells.append(block)
         if corners:
             slide_of += [len(tilings)] * len(corners)
+            slide_index.append(s)
             tilings.append(SlideTiling(str(path), np.array(corners, np.int64), level, read_size, tile_size, mpp))
-    return Regions(tilings, np.array(slide_of, np.int64), np.array(cells, np.int64).reshape(-1, k * k), k)
+    return Regions(tilings, np.array(slide_of, np.int64), np.array(cells, np.int64).reshape(-1, k * k), k,
+                   np.array(slide_index, np.int64))
 
 
 @dataclass
@@ -118,8 +128,7 @@ def region_data(config, source, context, extract) -> RegionData:
         raise HarnessError(f"dataset '{config.dataset}': no {regions.k}x{regions.k} block of tiles holds "
                            f"{config.min_region_tiles} tissue tiles: lower min_region_tiles or student_mpp")
     tiles_raw = np.concatenate(embedded.features).astype(np.float32)
-    offsets = np.cumsum([0, *(len(f) for f in embedded.features)])[:-1]
-    cells = np.where(regions.cells >= 0, regions.cells + offsets[regions.slide_of][:, None], -1)
+    cells = stacked_cells(regions, [len(f) for f in embedded.features])
     phis = PhiS(tiles_raw)
     present = cells >= 0
     pooled = (tiles_raw[np.where(present, cells, 0)] * present[..., None]).sum(1) / present.sum(1, keepdims=True)

@@ -1,7 +1,7 @@
 """Cross-magnification distillation: regions are the blocks of teacher tiles the student's
 coarse tile covers, the spatial targets turn with the student's input, the loss matches a hand
 computation, the student reads its slides at its own magnification when scored, and a corrupt
-slide is named and left out."""
+slide, or one without a region, is left out without shifting the others' targets."""
 
 import json
 
@@ -12,7 +12,7 @@ import yaml
 from torch import nn
 
 from distillers.config import DistillConfig
-from distillers.cross_magnification import CrossMagnification, block_side, build_regions
+from distillers.cross_magnification import CrossMagnification, block_side, build_regions, stacked_cells
 from distillers.losses import cosine_distance
 from distillers.training_loop import prepare_batch
 from harness.errors import HarnessError
@@ -76,6 +76,25 @@ def test_regions_are_the_blocks_of_teacher_tiles_the_student_tile_covers(slides)
     assert block_side(1.0, 0.5) == 2
     with pytest.raises(HarnessError, match="whole multiple"):
         block_side(0.75, 0.5)
+
+
+def test_a_slide_without_a_region_does_not_shift_the_other_slides_targets(slides):
+    coords = [plan_tiles(p, TilingSpec()).coords for p in slides]
+    coords[0] = coords[0][:1]  # one tissue tile: no block of slide 0 holds two
+    regions = build_regions(slides, coords, 0.5, 256, student_mpp=2.0, stride=1, min_tiles=2)
+    assert regions.slide_index.tolist() == [1, 2] and len(regions.tilings) == 2
+    rows = stacked_cells(regions, [len(c) for c in coords])
+    every_tile = np.concatenate(coords)  # the teacher's tiles, slide after slide
+    corners = np.concatenate([t.coords for t in regions.tilings])  # one per region, in region order
+    assert (rows[rows >= 0] >= len(coords[0])).all()  # nothing points into slide 0
+    for region, (corner, block) in enumerate(zip(corners, rows)):
+        slide = regions.slide_index[regions.slide_of[region]]
+        first, last = sum(len(c) for c in coords[:slide]), sum(len(c) for c in coords[:slide + 1])
+        for cell, row in enumerate(block):
+            if row >= 0:
+                dy, dx = divmod(cell, 4)
+                assert first <= row < last  # the region's own slide
+                assert tuple(every_tile[row]) == (corner[0] + 256 * dx, corner[1] + 256 * dy)
 
 
 def test_spatial_targets_turn_with_the_students_input():
