@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.atomic_write import write_text_atomic
-from harness.results import ResultStore
+from harness.results import DISTILLATION_REPORT, ResultStore
 
 
 def compare(results: Path, student_slug: str, teacher_slugs: dict[str, str], tasks: list[str],
@@ -51,7 +51,7 @@ def compare(results: Path, student_slug: str, teacher_slugs: dict[str, str], tas
                                                                    "teacher": _tiles_per_slide(teacher.values())}
             report["teachers"][teacher_name]["slides_per_min"] = {
                 "student": _rate(student.values(), "slides_per_min"), "teacher": _rate(teacher.values(), "slides_per_min")}
-    write_text_atomic(Path(results) / student_slug / "distillation.json", json.dumps(report, indent=2) + "\n")
+    write_text_atomic(Path(results) / student_slug / DISTILLATION_REPORT, json.dumps(report, indent=2) + "\n")
     return report
 
 

@@ -18,6 +18,9 @@ from harness.atomic_write import write_json_atomic
 from harness.evaluation import MetricSummary
 
 RESULT_SCHEMA_VERSION = 1
+# Beside the result files, <output>/<student>/ may hold the report `harness distill --score`
+# writes; it is not a result file, and readers of result files pass over it.
+DISTILLATION_REPORT = "distillation.json"
 Status = Literal["ok", "skipped", "failed"]
 
 
@@ -31,6 +34,9 @@ class ModelRecord(_Record):
     weights_sha256: str | None = None
     n_parameters: int | None = None
     embed_dim: int | None = None
+    hub_id: str | None = None  # where the weights live on the Hub (a Hub submission, a known FM)
+    revision: str | None = None  # the commit sha they were read at
+    licence: str | None = None
 
 
 class DatasetRecord(_Record):
@@ -42,6 +48,9 @@ class DatasetRecord(_Record):
 class MainScore(_Record):
     name: str
     value: float | None = None
+    # the bootstrap replicates of its CI (harness/bootstrap.py): the same resamples of the same
+    # test items for every model, so the leaderboard can bootstrap ranks as paired comparisons
+    replicates: list[float] | None = None
 
 
 class Timings(_Record):

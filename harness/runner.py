@@ -150,8 +150,11 @@ class Runner:
     # --- one task -------------------------------------------------------------------
     def _evaluate(self, slug: str, name: str, task: TaskSpec, encoder: Encoder, source: TileSource) -> TaskOutcome:
         info = encoder.info
+        card = getattr(encoder, "card", None)  # instruments have none
         model = ModelRecord(name=self._named(info.name, slug)[0], weights=info.weights, weights_sha256=info.weights_sha256,
-                            n_parameters=info.n_parameters, embed_dim=info.embed_dim)
+                            n_parameters=info.n_parameters, embed_dim=info.embed_dim,
+                            hub_id=card.hub_id if card else None, revision=card.revision if card else None,
+                            licence=(card.licence or None) if card else None)
         family = self.families[task.family]
         try:
             source.prepare()
@@ -196,7 +199,9 @@ class Runner:
         result = TaskResult(
             task=name, task_version=task.version, family=task.family, status="ok", model=model,
             dataset=DatasetRecord(name=task.dataset, source=source.spec.source, fingerprint=fingerprint),
-            main_score=MainScore(name=task.main_score, value=main.mean), metrics=evaluation.metrics,
+            main_score=MainScore(name=task.main_score, value=main.mean,
+                                 replicates=[round(v, 6) for v in main.replicates] if main.replicates else None),
+            metrics=evaluation.metrics,
             n_samples=evaluation.n_samples, seeds=evaluation.seeds, details=evaluation.details,
             timings=timings, date=now_utc(),
         )

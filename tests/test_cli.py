@@ -77,9 +77,14 @@ def test_result_files_follow_the_schema_and_are_reused(cache_dir, tiny_registry_
     assert set(result) == RESULT_KEYS
     assert result["status"] == "ok" and result["model"]["weights"] == "random-init"
     assert result["model"]["n_parameters"] > 5_000_000 and result["model"]["embed_dim"] == 192
-    assert result["main_score"] == {"name": "balanced_accuracy", "value": result["metrics"]["balanced_accuracy"]["mean"]}
+    main = result["main_score"]
+    assert main["name"] == "balanced_accuracy" and main["value"] == result["metrics"]["balanced_accuracy"]["mean"]
     low, high = result["metrics"]["balanced_accuracy"]["ci95"]
-    assert low <= result["main_score"]["value"] <= high
+    assert low <= main["value"] <= high
+    # the main score keeps the bootstrap replicates its CI was taken from (the leaderboard's rank intervals)
+    import numpy as np
+    assert len(main["replicates"]) == 100  # the tiny task's bootstrap_resamples
+    assert np.percentile(main["replicates"], [2.5, 97.5]) == pytest.approx([low, high], abs=1e-6)
     assert result["timings"]["items_per_s"] > 0 and result["timings"]["embed_s"] > 0
     assert len(result["dataset"]["fingerprint"]) == 16
     capsys.readouterr()

@@ -34,6 +34,7 @@ class ModelCard(BaseModel):
     embed_dim: int | None = None  # checked against the network when given
     slide_mpp: float | None = None  # um/px it reads slide tiles at (None: the dataset's grid, 0.5)
     hub_id: str | None = None
+    revision: str | None = None  # the Hub commit the weights were read at (a Hub submission)
     licence: str = ""
     notes: str = ""
 
