@@ -1,9 +1,16 @@
-"""Result files -> one leaderboard: models x tasks, family means, average rank and Borda rank.
+"""Result files -> one leaderboard: models x tasks, family means, average rank and Borda rank,
+and how sure those ranks are.
 
 Partial coverage is explicit. Means and ranks are computed only on the tasks that every
 compared model scored (`common_tasks`); a model missing a task shows the gap and its reason in
-its cell, and nothing is averaged over fewer tasks. Ranks are scale-free; means use only tasks
-whose main score lies in [0, 1] (CIDEr-D does not), and the table says which were used.
+its cell, and nothing is averaged over fewer tasks. A task that no shown model scored is left
+out of the table (`unscored_tasks` keeps why). Ranks are scale-free; means use only tasks whose
+main score lies in [0, 1] (CIDEr-D does not), and the table says which were used.
+
+Rank uncertainty: each result keeps the bootstrap replicates of its main score, drawn from
+resamples that depend only on the number of test items and the seed (harness/bootstrap.py).
+On the same test items, replicate b of every model is the same resample, so re-ranking the
+models on each replicate is a paired bootstrap of the average rank.
 """
 
 from __future__ import annotations
@@ -17,9 +24,10 @@ import numpy as np
 from pydantic import ValidationError
 from scipy.stats import rankdata
 
-from harness.results import TaskResult
+from harness.results import DISTILLATION_REPORT, TaskResult
 
 UNBOUNDED_SCORES = {"cider_d"}  # main scores outside [0, 1]: they enter ranks, not means
+SEPARATED = 0.95  # two models are told apart when one ranks ahead in at least this share of resamples
 
 
 @dataclass
@@ -28,17 +36,50 @@ class Cell:
     value: float | None = None
     ci95: tuple[float, float] | None = None
     reason: str | None = None
+    std: float | None = None
+    replicates: np.ndarray | None = None  # bootstrap replicates of the main score
+    fingerprint: str | None = None  # of the dataset it was scored on
+
+    @property
+    def label(self) -> str:
+        """What the table shows: the score with its 95% CI, or why there is none."""
+        if self.status != "ok" or self.value is None:
+            return f"{self.status}: {self.reason or 'no result'}"
+        if self.ci95:
+            return f"{self.value:.3f} [{self.ci95[0]:.3f}, {self.ci95[1]:.3f}]"
+        return f"{self.value:.3f} ± {self.std:.3f}" if self.std else f"{self.value:.3f}"
+
+
+@dataclass
+class RankUncertainty:
+    """Average rank over the common tasks, bootstrapped (paired resamples of the test items)."""
+
+    models: list[str]
+    point: np.ndarray  # (n_models,) average rank
+    low: np.ndarray  # 2.5th percentile over resamples
+    high: np.ndarray  # 97.5th percentile
+    ahead: np.ndarray  # (n, n): share of resamples where model i's average rank is better than j's (ties 1/2)
+    paired_tasks: list[str]  # tasks whose replicates were resampled
+    fixed_tasks: list[str]  # common tasks without comparable replicates: their ranks stay as measured
+    n_resamples: int
+
+    def tied_with(self, model: str) -> list[str]:
+        """Models this one cannot be told apart from (neither ranks ahead in >= 95% of resamples)."""
+        i = self.models.index(model)
+        return [m for j, m in enumerate(self.models)
+                if j != i and 1 - SEPARATED < self.ahead[i, j] < SEPARATED]
 
 
 @dataclass
 class Leaderboard:
     models: list[str]  # result folder names (model slugs)
-    tasks: list[str]
+    tasks: list[str]  # tasks at least one model scored
     families: dict[str, str]  # task -> family
     cells: dict[tuple[str, str], Cell]
-    model_info: dict[str, dict]  # slug -> name, weights, n_parameters, embed_dim, items_per_s
+    model_info: dict[str, dict]  # slug -> name, weights, n_parameters, embed_dim, items_per_s, hub_id, ...
     main_scores: dict[str, str]  # task -> name of its main score
     warnings: list[str] = field(default_factory=list)
+    unscored_tasks: dict[str, str] = field(default_factory=dict)  # task no model scored -> why (first reason)
 
     @property
     def common_tasks(self) -> list[str]:
@@ -55,6 +96,34 @@ class Leaderboard:
             return {m: float("nan") for m in self.models}
         ranks = np.stack([rankdata([-self.score(m, t) for m in self.models]) for t in tasks])
         return dict(zip(self.models, ranks.mean(axis=0).tolist()))
+
+    def rank_uncertainty(self, level: float = 0.95) -> RankUncertainty | None:
+        """Bootstrap interval of each model's average rank; None without a common task."""
+        tasks = self.common_tasks
+        if not tasks or len(self.models) < 2:
+            return None
+        draws: dict[str, np.ndarray] = {}
+        for task in tasks:
+            cells = [self.cells[(m, task)] for m in self.models]
+            lengths = {len(c.replicates) if c.replicates is not None else 0 for c in cells}
+            if 0 not in lengths and len(lengths) == 1 and len({c.fingerprint for c in cells}) == 1:
+                draws[task] = np.stack([c.replicates for c in cells])  # (n_models, B), paired by resample
+        n_resamples = min((d.shape[1] for d in draws.values()), default=1)
+        total = np.zeros((n_resamples, len(self.models)))
+        for task in tasks:
+            if task in draws:
+                scores = draws[task][:, :n_resamples].T  # (B, n_models)
+            else:
+                scores = np.tile([self.score(m, task) for m in self.models], (n_resamples, 1))
+            total += rankdata(-scores, axis=1)
+        ranks = total / len(tasks)
+        tail = (1 - level) / 2 * 100
+        low, high = np.percentile(ranks, [tail, 100 - tail], axis=0)
+        ahead = ((ranks[:, :, None] < ranks[:, None, :]).mean(axis=0)
+                 + 0.5 * (ranks[:, :, None] == ranks[:, None, :]).mean(axis=0))
+        point = np.array([self.average_rank()[m] for m in self.models])
+        return RankUncertainty(list(self.models), point, low, high, ahead, [t for t in tasks if t in draws],
+                               [t for t in tasks if t not in draws], n_resamples if draws else 0)
 
     def borda(self) -> dict[str, float]:
         """Borda count over common tasks: per task, a model gets one point per model it beats
@@ -78,38 +147,53 @@ class Leaderboard:
         return self.main_scores[task] not in UNBOUNDED_SCORES
 
     def coverage(self, model: str) -> str:
-        """'<scored>/<tasks>' and what the gaps are, e.g. '6/18 (12 skipped)'."""
+        """'<scored>/<tasks>' and what the gaps are, e.g. '6/8 (2 skipped)'."""
         statuses = [self.cells[(model, t)].status for t in self.tasks]
         gaps = {s: statuses.count(s) for s in ("skipped", "failed", "missing") if s in statuses}
         text = f"{statuses.count('ok')}/{len(self.tasks)}"
         return text + (f" ({', '.join(f'{n} {s}' for s, n in gaps.items())})" if gaps else "")
 
+    def ranked_models(self) -> list[str]:
+        average_rank = self.average_rank()
+        return sorted(self.models, key=lambda m: (np.nan_to_num(average_rank[m], nan=np.inf), m))
+
     def overview(self) -> list[dict]:
-        """Rows sorted by average rank: model info, rank, Borda, means, then one column per task."""
+        """Rows in rank order, scores first: rank, model, means, one column per task (a number, or
+        None where the model has no score: `cell_labels` says why), then the model's metadata."""
         average_rank, borda = self.average_rank(), self.borda()
         borda_order = sorted(self.models, key=lambda m: -borda[m])
+        uncertainty = self.rank_uncertainty()
         rows = []
-        for model in sorted(self.models, key=lambda m: (np.nan_to_num(average_rank[m], nan=np.inf), m)):
-            row = {"model": self.model_info[model]["name"], "coverage": self.coverage(model),
-                   "weights": self.model_info[model]["weights"],
-                   "parameters": self.model_info[model]["n_parameters"],
-                   "embed_dim": self.model_info[model]["embed_dim"],
-                   "items_per_s": self.model_info[model]["items_per_s"],
-                   "average_rank": average_rank[model], "borda_rank": borda_order.index(model) + 1,
-                   "borda_points": borda[model], "mean": self.mean(model)}
+        for model in self.ranked_models():
+            info = self.model_info[model]
+            row = {"average_rank": average_rank[model]}
+            if uncertainty is not None:
+                i = uncertainty.models.index(model)
+                row["rank_ci_low"], row["rank_ci_high"] = float(uncertainty.low[i]), float(uncertainty.high[i])
+            row.update({"model": info["name"], "mean": self.mean(model)})
             for family in sorted(set(self.families.values())):
                 row[f"mean:{family}"] = self.mean(model, family)
             for task in self.tasks:
-                cell = self.cells[(model, task)]
-                row[task] = cell.value if cell.status == "ok" else f"{cell.status}: {cell.reason or 'no result'}"
+                row[task] = self.cells[(model, task)].value if self.cells[(model, task)].status == "ok" else None
+            row.update({"borda_rank": borda_order.index(model) + 1, "borda_points": borda[model],
+                        "coverage": self.coverage(model), "parameters": info["n_parameters"],
+                        "embed_dim": info["embed_dim"], "items_per_s": info["items_per_s"],
+                        "weights": info["weights"], "licence": info["licence"], "hub_id": info["hub_id"],
+                        "revision": info["revision"], "date": info["date"]})
             rows.append(row)
         return rows
+
+    def cell_labels(self) -> list[dict]:
+        """Per overview row (same order): task -> the text its cell shows (score [CI], or why missing)."""
+        return [{task: self.cells[(model, task)].label for task in self.tasks} for model in self.ranked_models()]
 
 
 def load_results(folder: Path) -> tuple[list[tuple[str, TaskResult]], list[str]]:
     """(model slug, result) for every result file; malformed files become warnings."""
     results, warnings = [], []
     for path in sorted(Path(folder).glob("*/*.json")):
+        if path.name == DISTILLATION_REPORT:  # a distillation report, read by load_distillation_reports
+            continue
         try:
             results.append((path.parent.name, TaskResult.model_validate(json.loads(path.read_text(encoding="utf-8")))))
         except (OSError, ValueError, ValidationError) as error:
@@ -122,7 +206,10 @@ def build_leaderboard(results: list[tuple[str, TaskResult]], warnings: list[str]
     for slug, result in results:
         by_model[slug][result.task] = result
     models = sorted(by_model)
-    tasks = sorted({r.task for _, r in results})  # a task nobody could score still shows why
+    all_tasks = sorted({r.task for _, r in results})
+    scored = {r.task for _, r in results if r.status == "ok"}
+    tasks = [t for t in all_tasks if t in scored]
+    unscored = {t: next(f"{r.status}: {r.reason}" for _, r in results if r.task == t) for t in all_tasks if t not in scored}
     families = {r.task: r.family for _, r in results}
     main_names = {r.task: r.main_score.name for _, r in results}
     cells, info = {}, {}
@@ -133,18 +220,29 @@ def build_leaderboard(results: list[tuple[str, TaskResult]], warnings: list[str]
                 cells[(model, task)] = Cell("missing", reason="not run for this model")
             elif result.status == "ok":
                 main = result.metrics.get(result.main_score.name)
-                cells[(model, task)] = Cell("ok", result.main_score.value, main.ci95 if main else None)
+                replicates = result.main_score.replicates
+                cells[(model, task)] = Cell("ok", result.main_score.value, main.ci95 if main else None,
+                                            std=main.std if main else None,
+                                            replicates=np.asarray(replicates) if replicates else None,
+                                            fingerprint=result.dataset.fingerprint)
             else:
                 cells[(model, task)] = Cell(result.status, reason=result.reason)
-        ok = [r for r in by_model[model].values() if r.status == "ok"]
-        first = ok[0] if ok else next(iter(by_model[model].values()))
-        # instruments read no pixels: their "throughput" is not a speed anyone could compare
-        rates = [r.timings.items_per_s for r in ok if r.timings.items_per_s and r.model.weights != "instrument"]
-        info[model] = {"name": first.model.name, "weights": first.model.weights,
-                       "n_parameters": first.model.n_parameters, "embed_dim": first.model.embed_dim,
-                       "items_per_s": float(np.median(rates)) if rates else None}
+        info[model] = _model_info(list(by_model[model].values()))
     return Leaderboard(models, tasks, {t: families[t] for t in tasks}, cells, info,
-                       {t: main_names[t] for t in tasks}, list(warnings or []))
+                       {t: main_names[t] for t in tasks}, list(warnings or []), unscored)
+
+
+def _model_info(results: list[TaskResult]) -> dict:
+    ok = [r for r in results if r.status == "ok"]
+    known = ok or results
+    first = known[0]
+    # instruments read no pixels: their "throughput" is not a speed anyone could compare
+    rates = [r.timings.items_per_s for r in ok if r.timings.items_per_s and r.model.weights != "instrument"]
+    pick = lambda key: next((getattr(r.model, key) for r in known if getattr(r.model, key)), None)  # noqa: E731
+    return {"name": first.model.name, "weights": first.model.weights, "n_parameters": pick("n_parameters"),
+            "embed_dim": pick("embed_dim"), "items_per_s": float(np.median(rates)) if rates else None,
+            "hub_id": pick("hub_id"), "revision": pick("revision"), "licence": pick("licence"),
+            "date": max((r.date for r in results if r.date), default=None)}
 
 
 # The columns the robustness panel shows, per family (others stay in the result files)

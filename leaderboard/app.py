@@ -1,8 +1,11 @@
 """The leaderboard app (Streamlit). Reads only result files: `harness leaderboard --results DIR`,
 or a results dataset on the Hub: `harness leaderboard --hub ORG/REPO`.
 
-Run directly: HARNESS_RESULTS=results streamlit run leaderboard/app.py
-(or HARNESS_HUB_REPO=org/repo).
+Run directly: HARNESS_RESULTS=results streamlit run leaderboard/app.py (or HARNESS_HUB_REPO=org/repo).
+The queue tab reads HARNESS_REQUESTS_REPO (a Hub requests dataset) or HARNESS_REQUESTS (a folder).
+
+Tabs: Leaderboard (scores first), Per task, Size and speed, Robustness, Students, Queue, About.
+Imports nothing heavy (no torch): the Space installs only what this file needs.
 """
 
 from __future__ import annotations
@@ -13,10 +16,18 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from harness import __version__
+from leaderboard import charts
 from leaderboard.aggregate import (build_leaderboard, load_distillation_reports, load_results, matryoshka_curves,
                                    retention_rows, robustness_tables)
+from leaderboard.formatting import FAMILY_TITLES, parameters_label, protocol_markdown
 
 HUB_REPO = os.environ.get("HARNESS_HUB_REPO")  # a results dataset on the Hub (harness push --repo)
+REQUESTS_REPO = os.environ.get("HARNESS_REQUESTS_REPO")  # a requests dataset on the Hub (harness submit hf-hub:...)
+REQUESTS_DIR = os.environ.get("HARNESS_REQUESTS")  # or a local requests folder (harness submit PATH)
+METADATA = ["borda_rank", "coverage", "parameters", "embed_dim", "items_per_s", "weights", "licence", "hub_id",
+            "revision", "date"]
+DEFAULT_METADATA = ["coverage", "parameters", "embed_dim", "items_per_s", "weights"]
 
 st.set_page_config(page_title="Pathology FM leaderboard", layout="wide")
 st.title("Pathology foundation-model leaderboard")
@@ -34,17 +45,30 @@ def pulled(repo: str) -> Path:
     return folder
 
 
-if HUB_REPO:
-    try:
-        RESULTS = pulled(HUB_REPO)
-    except Exception as error:  # noqa: BLE001 - shown in the page
-        st.error(f"Cannot read the results of {HUB_REPO}: {error}")
-        st.stop()
-    st.caption(f"Results: Hugging Face dataset `{HUB_REPO}`")
-else:
-    RESULTS = Path(os.environ.get("HARNESS_RESULTS", "results"))
+@st.cache_data(ttl=120, show_spinner="Reading the submission queue")
+def queue_rows(repo: str | None, folder: str | None) -> list[dict]:
+    from harness.submissions import queue_table
 
-results, warnings = load_results(RESULTS) if RESULTS.is_dir() else ([], [])
+    return queue_table(repo, folder)
+
+
+def load() -> tuple[Path, list, list[str]]:
+    if HUB_REPO:
+        try:
+            folder = pulled(HUB_REPO)
+        except Exception as error:  # noqa: BLE001 - shown in the page
+            st.error(f"Cannot read the results of {HUB_REPO}: {error}")
+            st.stop()
+        st.caption(f"Results: Hugging Face dataset [{HUB_REPO}](https://huggingface.co/datasets/{HUB_REPO}) · "
+                   f"pathology-harness {__version__}")
+    else:
+        folder = Path(os.environ.get("HARNESS_RESULTS", "results"))
+        st.caption(f"Results: `{folder}` · pathology-harness {__version__}")
+    results, warnings = load_results(folder) if folder.is_dir() else ([], [])
+    return folder, results, warnings
+
+
+RESULTS, results, warnings = load()
 for warning in warnings:
     st.warning(warning)
 if not results:
@@ -53,88 +77,197 @@ if not results:
             f"then `harness leaderboard --results {RESULTS}`.")
     st.stop()
 
-# --- filters -----------------------------------------------------------------------------
+# --- filters (sidebar) ----------------------------------------------------------------------
+search = st.sidebar.text_input("Search models", placeholder="name contains…")
 families = sorted({r.family for _, r in results})
-chosen_families = st.sidebar.multiselect("Families", families, default=families)
-tasks = sorted({r.task for _, r in results if r.family in chosen_families})
-chosen_tasks = st.sidebar.multiselect("Tasks", tasks, default=tasks)
+chosen_families = st.sidebar.multiselect("Families", families, default=families,
+                                         format_func=lambda f: FAMILY_TITLES.get(f, f))
 sizes = {slug: r.model.n_parameters or 0 for slug, r in results}
 largest_m = max(1, int(max(sizes.values()) / 1e6 + 1))
 max_params_m = st.sidebar.slider("Largest model shown (M parameters)", 0, largest_m, largest_m)
+metadata_columns = st.sidebar.multiselect("Model columns", METADATA, default=DEFAULT_METADATA)
+show_tasks = st.sidebar.toggle("One column per task", value=True)
 
 shown = [(slug, r) for slug, r in results
-         if r.task in chosen_tasks and sizes[slug] <= max_params_m * 1e6]
+         if r.family in chosen_families and sizes[slug] <= max_params_m * 1e6
+         and search.strip().lower() in r.model.name.lower()]
 if not shown:
     st.info("No result matches these filters.")
     st.stop()
 board = build_leaderboard(shown)
-
-# --- overview ----------------------------------------------------------------------------
-common = board.common_tasks
-st.caption(
-    f"Ranks and means use only the tasks that every model shown has scored ({len(common)} of "
-    f"{len(board.tasks)}: {', '.join(common) or 'none'}). Means use tasks whose main score is in "
-    "[0, 1]; CIDEr-D enters ranks only. A cell that is not a number says why it is missing."
-)
 overview = pd.DataFrame(board.overview())
-overview = overview.drop(columns=[c for c in overview if c.startswith("mean:") and overview[c].isna().all()])
-st.subheader("Overview")
-st.dataframe(overview, hide_index=True, use_container_width=True)
+labels = pd.DataFrame(board.cell_labels(), columns=board.tasks)
+uncertainty = board.rank_uncertainty()
 
-# --- per task ----------------------------------------------------------------------------
-st.subheader("Per task")
-task = st.selectbox("Task", board.tasks)
-rows = []
-for model in board.models:
-    cell = board.cells[(model, task)]
-    low, high = cell.ci95 if cell.ci95 else (None, None)
-    rows.append({"model": board.model_info[model]["name"], "status": cell.status, "score": cell.value,
-                 "ci95 low": low, "ci95 high": high, "reason": cell.reason or ""})
-st.caption(f"main score: {board.main_scores[task]} (mean over seeds, bootstrap 95% CI on test)")
-st.dataframe(pd.DataFrame(rows).sort_values("score", ascending=False), hide_index=True, use_container_width=True)
+tabs = st.tabs(["Leaderboard", "Per task", "Size and speed", "Robustness", "Students", "Queue", "About"])
 
-# --- score vs cost -----------------------------------------------------------------------
-st.subheader("Score against size and speed")
-scatter = overview.dropna(subset=["mean"])
-if scatter.empty:
-    st.info("No common bounded task to plot: widen the filters.")
-else:
-    left, right = st.columns(2)
-    left.scatter_chart(scatter, x="parameters", y="mean", color="model")
-    right.scatter_chart(scatter.dropna(subset=["items_per_s"]), x="items_per_s", y="mean", color="model")
+# --- leaderboard: scores first --------------------------------------------------------------
+with tabs[0]:
+    common = board.common_tasks
+    st.caption(
+        f"Models by average rank over the {len(common)} of {len(board.tasks)} tasks that every model shown has "
+        f"scored ({', '.join(common) or 'none'}). `mean` averages those whose main score lies in [0, 1] "
+        "(CIDEr-D enters ranks only). A task cell shows its main score with the bootstrap 95% CI, or why it is "
+        "missing; the rank shows its bootstrap 95% interval. Click a column header to sort."
+    )
+    family_means = [c for c in overview if c.startswith("mean:") and overview[c].notna().any()]
+    columns = ["average_rank", "model", "mean", *family_means, *(board.tasks if show_tasks else []),
+               *metadata_columns]
+    table = overview[columns].copy()
+    table.insert(0, "#", range(1, len(table) + 1))
+    if "hub_id" in table:
+        table["hub_id"] = table["hub_id"].map(lambda hub_id: f"https://huggingface.co/{hub_id}" if hub_id else None)
+    # cells keep their numbers (so columns sort as numbers); what they show is set per cell
+    styled = table.style.format(na_rep="—", precision=3)
+    for row in range(len(table)):
+        for task in board.tasks if show_tasks else []:
+            styled = styled.format(lambda _, text=labels.at[row, task]: text, subset=pd.IndexSlice[[row], [task]])
+        if uncertainty is not None:
+            text = (f"{overview.at[row, 'average_rank']:.2f} [{overview.at[row, 'rank_ci_low']:.1f}, "
+                    f"{overview.at[row, 'rank_ci_high']:.1f}]")
+            styled = styled.format(lambda _, text=text: text, subset=pd.IndexSlice[[row], ["average_rank"]])
+    if "parameters" in columns:
+        styled = styled.format(parameters_label, subset=["parameters"], na_rep="—")
+    config = {
+        "#": st.column_config.NumberColumn("#", width="small"),
+        "average_rank": st.column_config.NumberColumn("rank [95% CI]", help="average rank over the common tasks"),
+        "mean": st.column_config.NumberColumn("mean", help="mean main score over the common bounded tasks"),
+        "items_per_s": st.column_config.NumberColumn("tiles/s", help="embedding throughput (median over tasks)"),
+        "hub_id": st.column_config.LinkColumn("Hub", display_text=r"https://huggingface\.co/(.*)"),
+        **{c: st.column_config.NumberColumn(c.removeprefix("mean:"), help=f"mean over {c.removeprefix('mean:')} tasks")
+           for c in family_means},
+    }
+    st.dataframe(styled, hide_index=True, width="stretch", column_config=config)
+    if board.unscored_tasks:
+        with st.expander(f"{len(board.unscored_tasks)} tasks no shown model has scored (not in the table)"):
+            st.dataframe(pd.DataFrame([{"task": t, "why": why} for t, why in board.unscored_tasks.items()]),
+                         hide_index=True, width="stretch")
 
-# --- robustness ----------------------------------------------------------------------------
-tables = robustness_tables(shown)
-if tables:
-    st.subheader("Robustness")
-    st.caption("Stain/scanner robustness (plismbench): medians over slide pairs; plism_score = mean of cosine "
-               "(all) and top-10 inter-scanner, inter-staining and both. cross_domain_drop: balanced accuracy "
-               "lost when the probe trained on one domain is tested on the others. Transform invariance: "
-               "cosine between clean and perturbed embeddings of the same tile.")
+    st.subheader("How sure are the ranks?")
+    if uncertainty is None:
+        st.info("Rank intervals need at least two models with a common task.")
+    else:
+        st.caption(
+            f"Each model's average rank recomputed on {uncertainty.n_resamples} bootstrap resamples of the test "
+            "items. The resamples depend only on the number of test items, so every model is re-scored on the same "
+            f"resample (a paired bootstrap). Resampled: {', '.join(uncertainty.paired_tasks) or 'none'}; ranked as "
+            f"measured (no per-item replicates): {', '.join(uncertainty.fixed_tasks) or 'none'}. Two models are told "
+            "apart when one ranks ahead in at least 95% of the resamples."
+        )
+        names = {slug: board.model_info[slug]["name"] for slug in uncertainty.models}
+        frame = pd.DataFrame({"model": [names[m] for m in uncertainty.models], "rank": uncertainty.point,
+                              "low": uncertainty.low, "high": uncertainty.high})
+        st.altair_chart(charts.rank_intervals(frame), width="stretch")
+        ties = sorted({tuple(sorted((names[a], names[b]))) for a in uncertainty.models for b in uncertainty.tied_with(a)})
+        st.markdown("**Cannot be told apart:** " + ("; ".join(f"{a} ~ {b}" for a, b in ties) if ties
+                                                     else "none: every pair of models is separated."))
+
+# --- per task ---------------------------------------------------------------------------------
+with tabs[1]:
+    task = st.selectbox("Task", board.tasks, format_func=lambda t: f"{t} ({board.families[t]})")
+    rows = []
+    for model in board.ranked_models():
+        cell = board.cells[(model, task)]
+        low, high = cell.ci95 if cell.ci95 else (None, None)
+        rows.append({"model": board.model_info[model]["name"], "status": cell.status, "score": cell.value,
+                     "ci95 low": low, "ci95 high": high, "std": cell.std, "reason": cell.reason or ""})
+    per_task = pd.DataFrame(rows).sort_values("score", ascending=False, na_position="last")
+    st.caption(f"main score: {board.main_scores[task]} (mean over seeds or folds; bootstrap 95% CI on the test items)")
+    st.altair_chart(charts.task_bars(per_task, board.main_scores[task]), width="stretch")
+    st.dataframe(per_task, hide_index=True, width="stretch",
+                 column_config={c: st.column_config.NumberColumn(format="%.4f")
+                                for c in ("score", "ci95 low", "ci95 high", "std")})
+
+# --- score against size and speed -----------------------------------------------------------
+with tabs[2]:
+    costs = overview.assign(parameters_m=overview["parameters"] / 1e6)
+    if costs["mean"].notna().sum() == 0:
+        st.info("No common bounded task to plot: widen the filters.")
+    else:
+        st.caption("Mean main score over the common bounded tasks against size and speed (log axes). The dashed "
+                   "step line is the Pareto frontier: no model beats a frontier model on both axes.")
+        left, right = st.columns(2)
+        with left:
+            st.markdown("**Score against parameters**")
+            st.altair_chart(charts.score_against_cost(costs, "parameters_m", "parameters (M, log)"), width="stretch")
+        with right:
+            st.markdown("**Score against time per tile**")
+            speed = costs.assign(ms_per_tile=1000.0 / costs["items_per_s"])
+            if speed["ms_per_tile"].notna().any():
+                st.altair_chart(charts.score_against_cost(speed, "ms_per_tile", "ms per tile (log; lower is faster)"),
+                                width="stretch")
+            else:
+                st.info("No throughput recorded (instruments read no pixels).")
+
+# --- robustness --------------------------------------------------------------------------------
+with tabs[3]:
+    tables = robustness_tables(shown)
+    if not tables:
+        st.info("No stain/scanner robustness or transform-invariance results among the models shown.")
+    st.caption("Stain/scanner robustness (plismbench): medians over slide pairs; plism_score = mean of cosine (all) "
+               "and top-10 inter-scanner, inter-staining and both. cross_domain_drop: balanced accuracy lost when "
+               "the probe trained on one domain is tested on the others. Transform invariance: cosine between "
+               "clean and perturbed embeddings of the same tile.")
     for robustness_task, rows in tables.items():
+        frame = pd.DataFrame(rows).dropna(axis=1, how="all")
         st.markdown(f"**{robustness_task}**")
-        st.dataframe(pd.DataFrame(rows).dropna(axis=1, how="all"), hide_index=True, use_container_width=True)
+        parts = [c for c in frame.columns if c != "model" and c not in ("in_domain_balanced_accuracy",)]
+        long = frame.melt(id_vars="model", value_vars=parts, var_name="measure", value_name="value")
+        st.altair_chart(charts.grouped_bars(long, "measure", "value", "median over pairs / mean cosine"))
+        st.dataframe(frame, hide_index=True, width="stretch")
 
-# --- students and teachers -----------------------------------------------------------------
-reports, report_warnings = load_distillation_reports(RESULTS)
-for warning in report_warnings:
-    st.warning(warning)
-if reports:
-    st.subheader("Students and their teachers")
-    st.caption("retention = student score / teacher score x 100 on the same task and run; parameters are the "
-               "backbones'; throughput is embedding items/s on the machine that scored them.")
+# --- students and their teachers ---------------------------------------------------------------
+with tabs[4]:
+    reports, report_warnings = load_distillation_reports(RESULTS)
+    for warning in report_warnings:
+        st.warning(warning)
+    curves = pd.DataFrame(matryoshka_curves(shown))
+    if not reports and curves.empty:
+        st.info("No distilled students yet: `harness distill --config distill.yaml --output students/tiny --score "
+                "synthetic` writes the teacher-vs-student report shown here.")
+    if reports:
+        st.caption("retention = student score / teacher score x 100 on the same task and run; parameters are the "
+                   "backbones'; throughput is embedding tiles/s on the machine that scored them.")
     for report in reports:
         st.markdown(f"**{report['student']}** ({report.get('method')})")
-        st.dataframe(pd.DataFrame(retention_rows(report)), hide_index=True, use_container_width=True)
+        rows = pd.DataFrame(retention_rows(report))
+        if not rows.empty:
+            st.altair_chart(charts.task_bars(rows.rename(columns={"retention %": "score"}).assign(
+                **{"model": rows["teacher"] + " · " + rows["task"], "ci95 low": None, "ci95 high": None}),
+                "retention % (student / teacher)"), width="stretch")
+        st.dataframe(rows, hide_index=True, width="stretch")
         if report.get("fidelity"):
             st.caption("fidelity on held-out tiles: " + "; ".join(
                 f"{teacher}: 1 - mean cos {v['one_minus_mean_cosine']:.3f}, Var/MSE {v['variance_over_mse']:.2f}"
                 for teacher, v in report["fidelity"].items()))
+    if not curves.empty:
+        st.subheader("Score against embedding dims (Matryoshka)")
+        for curve_task, curve in curves.groupby("task"):
+            st.markdown(f"**{curve_task}**")
+            st.altair_chart(charts.dims_curves(curve), width="stretch")
 
-# --- Matryoshka ------------------------------------------------------------------------------
-curves = pd.DataFrame(matryoshka_curves(shown))
-if not curves.empty:
-    st.subheader("Score against embedding dim (Matryoshka)")
-    for (model_name, curve_task), curve in curves.groupby(["model", "task"]):
-        st.markdown(f"**{model_name}** on {curve_task}")
-        st.line_chart(curve, x="dim", y="score")
+# --- submission queue ------------------------------------------------------------------------
+with tabs[5]:
+    if not (REQUESTS_REPO or REQUESTS_DIR):
+        st.info("No submission queue is configured for this board (HARNESS_REQUESTS_REPO or HARNESS_REQUESTS).")
+    else:
+        try:
+            queue = queue_rows(REQUESTS_REPO, REQUESTS_DIR)
+        except Exception as error:  # noqa: BLE001 - shown in the page
+            st.error(f"Cannot read the queue: {error}")
+            queue = None
+        if queue is not None:
+            source = f"Hub dataset `{REQUESTS_REPO}`" if REQUESTS_REPO else f"`{REQUESTS_DIR}`"
+            counts = pd.Series([r["status"] for r in queue]).value_counts().to_dict() if queue else {}
+            st.caption(f"Requests in {source}: " + (", ".join(f"{n} {s}" for s, n in counts.items()) or "none yet"))
+            st.dataframe(pd.DataFrame(queue), hide_index=True, width="stretch")
+    st.markdown(
+        "**Submit a model**: put `model.safetensors` and a `card.yaml` in a Hub model repository, then\n\n"
+        "```bash\nharness submit hf-hub:ORG/MODEL --revision main --requests-repo "
+        f"{REQUESTS_REPO or 'ORG/REQUESTS'} --tasks all\n```\n"
+        "The request pins the revision to its commit; a backend (`harness queue run`) scores it and pushes the "
+        "results here.")
+
+# --- about -----------------------------------------------------------------------------------
+with tabs[6]:
+    st.markdown(protocol_markdown())

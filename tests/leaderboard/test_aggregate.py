@@ -10,15 +10,16 @@ from leaderboard.aggregate import build_leaderboard, load_results
 
 
 def write_result(root: Path, model: str, task: str, family: str, value=None, status="ok", main="balanced_accuracy",
-                 reason=None, params=1000):
+                 reason=None, params=1000, replicates=None, weights="checkpoint", items_per_s=10.0):
     result = {
         "task": task, "task_version": 1, "family": family, "status": status, "reason": reason,
-        "model": {"name": model, "weights": "checkpoint", "weights_sha256": "0" * 64, "n_parameters": params,
+        "model": {"name": model, "weights": weights, "weights_sha256": "0" * 64, "n_parameters": params,
                   "embed_dim": 8},
-        "dataset": {"name": task, "source": "synth"},
-        "main_score": {"name": main, "value": value},
+        "dataset": {"name": task, "source": "synth", "fingerprint": f"fp-{task}"},
+        "main_score": {"name": main, "value": value,
+                       "replicates": None if replicates is None else [float(v) for v in replicates]},
         "metrics": {main: {"mean": value, "std": 0.0, "ci95": [value - 0.01, value + 0.01]}} if value is not None else {},
-        "timings": {"embed_s": 1.0, "eval_s": 1.0, "items_per_s": 10.0},
+        "timings": {"embed_s": 1.0, "eval_s": 1.0, "items_per_s": items_per_s},
     }
     (root / model).mkdir(parents=True, exist_ok=True)
     (root / model / f"{task}.json").write_text(json.dumps(result))
@@ -56,9 +57,12 @@ def test_partial_coverage_ranks_only_common_tasks(results):
 def test_overview_shows_gaps_with_reasons(results):
     board = build_leaderboard(*load_results(results))
     rows = {row["model"]: row for row in board.overview()}
+    labels = dict(zip([row["model"] for row in board.overview()], board.cell_labels()))
     assert [row["model"] for row in board.overview()][0] == "a"
-    assert rows["c"]["t2"] == "failed: disk full"
-    assert rows["c"]["t3"] == "missing: not run for this model"
+    # cells stay numbers (None where missing); the label says why, and shows the CI where there is one
+    assert rows["c"]["t2"] is None and labels["c"]["t2"] == "failed: disk full"
+    assert rows["c"]["t3"] is None and labels["c"]["t3"] == "missing: not run for this model"
+    assert labels["b"]["t2"] == "0.900 [0.890, 0.910]"
     assert rows["c"]["coverage"] == "2/4 (1 failed, 1 missing)" and rows["a"]["coverage"] == "4/4"
     assert rows["b"]["t2"] == pytest.approx(0.9)
     assert rows["a"]["borda_rank"] == 1 and rows["a"]["parameters"] == 1000 and rows["a"]["items_per_s"] == 10.0
@@ -84,6 +88,63 @@ def test_a_task_no_model_could_score_still_shows_why(tmp_path):
     write_result(tmp_path, "x", "real", "tile_classification", status="skipped", reason="no data here")
     board = build_leaderboard(*load_results(tmp_path))
     [row] = board.overview()
-    assert board.tasks == ["real", "t"] and board.common_tasks == ["t"]
-    assert row["real"] == "skipped: no data here" and row["coverage"] == "1/2 (1 skipped)"
-    assert row["mean"] == 0.5
+    # a task no model scored is no column (it would be a column of reasons): it is listed with why
+    assert board.tasks == ["t"] and board.common_tasks == ["t"] and "real" not in row
+    assert board.unscored_tasks == {"real": "skipped: no data here"}
+    assert row["coverage"] == "1/1" and row["mean"] == 0.5
+
+
+def test_a_distillation_report_is_not_read_as_a_result(tmp_path):
+    write_result(tmp_path, "student", "t", "tile_classification", 0.5)
+    (tmp_path / "student" / "distillation.json").write_text(json.dumps({"student": "student", "teachers": {}}))
+    loaded, warnings = load_results(tmp_path)
+    assert warnings == [] and [r.task for _, r in loaded] == ["t"]
+
+
+def paired_results(tmp_path, offsets: dict[str, float], noise: dict[str, int] | None = None, n=400):
+    """Two tasks; each model's replicates = a shared resample effect + its offset (+ its own noise)."""
+    rng = np.random.default_rng(0)
+    for task in ("t1", "t2"):
+        shared = rng.normal(0, 0.05, n)
+        for model, offset in offsets.items():
+            own = np.random.default_rng(noise[model]).normal(0, 0.05, n) if noise and model in noise else 0.0
+            replicates = 0.7 + offset + shared + own
+            write_result(tmp_path, model, task, "tile_classification", float(np.mean(replicates)),
+                         replicates=replicates)
+    return build_leaderboard(*load_results(tmp_path))
+
+
+def test_paired_replicates_tell_apart_models_whose_intervals_overlap(tmp_path):
+    # b is 0.01 ahead of a on every resample: its CI overlaps a's (sd 0.05) but it always ranks ahead
+    board = paired_results(tmp_path, {"a": 0.0, "b": 0.01, "c": -0.3})
+    uncertainty = board.rank_uncertainty()
+    assert uncertainty.paired_tasks == ["t1", "t2"] and uncertainty.n_resamples == 400
+    i = {m: uncertainty.models.index(m) for m in "abc"}
+    assert uncertainty.ahead[i["b"], i["a"]] == 1.0 and uncertainty.tied_with("a") == []
+    assert uncertainty.low[i["b"]] == uncertainty.high[i["b"]] == 1.0
+
+
+def test_unpaired_noise_leaves_close_models_tied(tmp_path):
+    # the same gap, but each model's replicates carry their own noise (sd 0.05): b and a cannot be told apart
+    board = paired_results(tmp_path, {"a": 0.0, "b": 0.01, "c": -0.3}, noise={"a": 1, "b": 2})
+    uncertainty = board.rank_uncertainty()
+    assert uncertainty.tied_with("a") == ["b"] and uncertainty.tied_with("c") == []
+    i = {m: uncertainty.models.index(m) for m in "abc"}
+    assert uncertainty.low[i["a"]] == 1.0 and uncertainty.high[i["a"]] == 2.0
+    assert uncertainty.low[i["c"]] == uncertainty.high[i["c"]] == 3.0
+    # the rank interval is the percentile interval of the per-resample average rank
+    from scipy.stats import rankdata
+    reps = {m: np.array([json.loads((tmp_path / m / f"{t}.json").read_text())["main_score"]["replicates"]
+                         for t in ("t1", "t2")]) for m in "abc"}
+    ranks = np.mean([rankdata(-np.stack([reps[m][k] for m in "abc"]), axis=0) for k in range(2)], axis=0)
+    assert np.percentile(ranks[i["a"]], 97.5) == uncertainty.high[i["a"]]
+    ahead = np.mean(ranks[0] < ranks[1]) + 0.5 * np.mean(ranks[0] == ranks[1])
+    assert uncertainty.ahead[0, 1] == pytest.approx(ahead)
+
+
+def test_tasks_without_replicates_keep_their_measured_rank(tmp_path):
+    write_result(tmp_path, "a", "t", "survival", 0.7, main="c_index")
+    write_result(tmp_path, "b", "t", "survival", 0.6, main="c_index")
+    uncertainty = build_leaderboard(*load_results(tmp_path)).rank_uncertainty()
+    assert uncertainty.fixed_tasks == ["t"] and uncertainty.n_resamples == 0
+    assert list(uncertainty.low) == list(uncertainty.high) == [1.0, 2.0]

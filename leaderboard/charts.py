@@ -1,0 +1,82 @@
+"""The leaderboard's plots (Altair): tables in, chart specifications out, no Streamlit.
+
+Every chart is built from a plain DataFrame so it can be checked without a browser: the tests
+read the Vega-Lite spec (`chart.to_dict()`) and the frontier computed here.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+
+def pareto_frontier(frame: pd.DataFrame, cost: str, score: str) -> pd.DataFrame:
+    """Rows no other row beats on both axes (lower cost, higher score), in order of cost."""
+    ordered = frame.dropna(subset=[cost, score]).sort_values([cost, score], ascending=[True, False])
+    best, keep = float("-inf"), []
+    for index, row in ordered.iterrows():
+        if row[score] > best:
+            keep.append(index)
+            best = row[score]
+    return ordered.loc[keep]
+
+
+def score_against_cost(frame: pd.DataFrame, cost: str, cost_title: str, score: str = "mean",
+                       score_title: str = "mean main score") -> alt.LayerChart:
+    """Each model a labelled point on a log cost axis, with the Pareto frontier as a step line.
+    For throughput (higher is better) pass the cost as seconds per item or similar."""
+    data = frame.dropna(subset=[cost, score])[["model", cost, score]]
+    x = alt.X(f"{cost}:Q", scale=alt.Scale(type="log"), title=cost_title)
+    y = alt.Y(f"{score}:Q", title=score_title, scale=alt.Scale(zero=False))
+    points = alt.Chart(data).mark_circle(size=90).encode(
+        x=x, y=y, color=alt.Color("model:N", legend=None),
+        tooltip=["model", alt.Tooltip(f"{cost}:Q", format=",.3~g"), alt.Tooltip(f"{score}:Q", format=".3f")])
+    labels = alt.Chart(data).mark_text(align="left", dx=7, dy=-7, fontSize=11).encode(x=x, y=y, text="model:N")
+    frontier = alt.Chart(pareto_frontier(data, cost, score)).mark_line(
+        interpolate="step-after", strokeDash=[4, 3], color="gray").encode(x=x, y=y)
+    return (frontier + points + labels).properties(height=340)
+
+
+def task_bars(frame: pd.DataFrame, score_title: str) -> alt.LayerChart:
+    """One bar per model with its 95% CI as an error bar (columns model, score, ci95 low/high)."""
+    data = frame.dropna(subset=["score"])
+    y = alt.Y("model:N", sort="-x", title=None)
+    bars = alt.Chart(data).mark_bar().encode(
+        x=alt.X("score:Q", title=score_title), y=y,
+        tooltip=["model", alt.Tooltip("score:Q", format=".4f"), alt.Tooltip("ci95 low:Q", format=".4f"),
+                 alt.Tooltip("ci95 high:Q", format=".4f")])
+    errors = alt.Chart(data.dropna(subset=["ci95 low", "ci95 high"])).mark_errorbar(ticks=True).encode(
+        x=alt.X("ci95 low:Q", title=score_title), x2="ci95 high:Q", y=y)
+    return (bars + errors).properties(height=max(120, 32 * len(data)))
+
+
+def rank_intervals(frame: pd.DataFrame) -> alt.LayerChart:
+    """Average rank with its bootstrap 95% interval per model (columns model, rank, low, high)."""
+    y = alt.Y("model:N", sort=alt.EncodingSortField("rank", order="ascending"), title=None)
+    title = "average rank (1 = best), 95% bootstrap interval"
+    x = alt.X("rank:Q", title=title, scale=alt.Scale(zero=False))
+    rules = alt.Chart(frame).mark_rule(strokeWidth=3).encode(x=alt.X("low:Q", title=title), x2="high:Q", y=y)
+    points = alt.Chart(frame).mark_point(filled=True, size=80).encode(
+        x=x, y=y, tooltip=["model", alt.Tooltip("rank:Q", format=".2f"), alt.Tooltip("low:Q", format=".2f"),
+                           alt.Tooltip("high:Q", format=".2f")])
+    return (rules + points).properties(height=max(120, 30 * len(frame)))
+
+
+def grouped_bars(frame: pd.DataFrame, group: str, value: str, value_title: str) -> alt.Chart:
+    """plismbench-style panel: one bar per model within each group (e.g. the four score parts)."""
+    return alt.Chart(frame.dropna(subset=[value])).mark_bar().encode(
+        x=alt.X("model:N", title=None, axis=alt.Axis(labels=False, ticks=False)),
+        y=alt.Y(f"{value}:Q", title=value_title),
+        color=alt.Color("model:N"),
+        column=alt.Column(f"{group}:N", title=None, header=alt.Header(labelOrient="bottom")),
+        tooltip=["model", group, alt.Tooltip(f"{value}:Q", format=".3f")],
+    ).properties(width=110, height=220)
+
+
+def dims_curves(frame: pd.DataFrame) -> alt.Chart:
+    """Matryoshka: score against the number of embedding dims kept (log axis), a line per model."""
+    return alt.Chart(frame).mark_line(point=True).encode(
+        x=alt.X("dim:Q", scale=alt.Scale(type="log", base=2), title="embedding dims kept"),
+        y=alt.Y("score:Q", title="main score", scale=alt.Scale(zero=False)),
+        color="model:N", tooltip=["model", "task", "dim", alt.Tooltip("score:Q", format=".3f")],
+    ).properties(height=260)

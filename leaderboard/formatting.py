@@ -1,0 +1,33 @@
+"""How the app writes numbers and names: parameters as 86M / 1.1B, family titles, the About text."""
+
+from __future__ import annotations
+
+import math
+from importlib.resources import files
+
+FAMILY_TITLES = {
+    "tile_classification": "tile classification",
+    "retrieval": "retrieval",
+    "slide_classification": "slide classification",
+    "survival": "survival",
+    "vqa": "VQA",
+    "report_generation": "report generation",
+    "stain_robustness": "stain/scanner robustness",
+    "transform_invariance": "transform invariance",
+}
+
+
+def parameters_label(count) -> str:
+    """86_000_000 -> '86M', 1_130_000_000 -> '1.1B', 5_500 -> '5.5K'; None or NaN -> '—'."""
+    if count is None or (isinstance(count, float) and math.isnan(count)):
+        return "—"
+    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if count >= scale:
+            value = count / scale
+            return f"{value:.1f}{suffix}" if value < 10 else f"{value:.0f}{suffix}"
+    return str(int(count))
+
+
+def protocol_markdown() -> str:
+    """The About tab: protocols, how to submit, how to cite (leaderboard/about.md, shipped in the package)."""
+    return files("leaderboard").joinpath("about.md").read_text(encoding="utf-8")
