@@ -16,6 +16,7 @@ models on each replicate is a paired bootstrap of the average rank.
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,8 +65,11 @@ class RankUncertainty:
     n_resamples: int
 
     def tied_with(self, model: str) -> list[str]:
-        """Models this one cannot be told apart from (neither ranks ahead in >= 95% of resamples)."""
+        """Models this one cannot be told apart from (neither ranks ahead in >= 95% of resamples).
+        Without any resampled task (n_resamples 0) nothing can be told apart: every other model."""
         i = self.models.index(model)
+        if self.n_resamples == 0:
+            return [m for m in self.models if m != model]
         return [m for j, m in enumerate(self.models)
                 if j != i and 1 - SEPARATED < self.ahead[i, j] < SEPARATED]
 
@@ -303,17 +307,22 @@ def _ratio(a, b) -> float | None:
     return float(a) / float(b) if a and b else None
 
 
+TRUNCATED = re.compile(r"(.*)@(\d+)d")  # `harness run --dims`: the model's name @ the dims kept
+
+
+def is_truncated(model_name: str) -> bool:
+    return TRUNCATED.fullmatch(model_name) is not None
+
+
 def matryoshka_curves(results: list[tuple[str, TaskResult]]) -> list[dict]:
     """Score against embedding dim for models scored at truncated dims (`harness run --dims`):
     rows of model, task, dim, score (the untruncated result at its full dim)."""
-    import re
-
     ok = [r for _, r in results if r.status == "ok"]
-    truncated = {re.sub(r"@\d+d$", "", r.model.name) for r in ok if re.search(r"@\d+d$", r.model.name)}
+    truncated = {(TRUNCATED.fullmatch(r.model.name)[1], r.task) for r in ok if is_truncated(r.model.name)}
     rows = []
     for r in ok:
-        match = re.fullmatch(r"(.*)@(\d+)d", r.model.name)
+        match = TRUNCATED.fullmatch(r.model.name)
         base, dim = (match[1], int(match[2])) if match else (r.model.name, r.model.embed_dim)
-        if base in truncated and dim:
+        if (base, r.task) in truncated and dim:
             rows.append({"model": base, "task": r.task, "dim": dim, "score": r.main_score.value})
     return sorted(rows, key=lambda row: (row["model"], row["task"], row["dim"]))

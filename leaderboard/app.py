@@ -18,9 +18,9 @@ import streamlit as st
 
 from harness import __version__
 from leaderboard import charts
-from leaderboard.aggregate import (build_leaderboard, load_distillation_reports, load_results, matryoshka_curves,
-                                   retention_rows, robustness_tables)
-from leaderboard.formatting import FAMILY_TITLES, parameters_label, protocol_markdown
+from leaderboard.aggregate import (build_leaderboard, is_truncated, load_distillation_reports, load_results,
+                                   matryoshka_curves, retention_rows, robustness_tables)
+from leaderboard.formatting import FAMILY_TITLES, LEAD_WIDTHS, TASK_WIDTHS, parameters_label, protocol_markdown
 
 HUB_REPO = os.environ.get("HARNESS_HUB_REPO")  # a results dataset on the Hub (harness push --repo)
 REQUESTS_REPO = os.environ.get("HARNESS_REQUESTS_REPO")  # a requests dataset on the Hub (harness submit hf-hub:...)
@@ -82,15 +82,21 @@ search = st.sidebar.text_input("Search models", placeholder="name contains…")
 families = sorted({r.family for _, r in results})
 chosen_families = st.sidebar.multiselect("Families", families, default=families,
                                          format_func=lambda f: FAMILY_TITLES.get(f, f))
-sizes = {slug: r.model.n_parameters or 0 for slug, r in results}
+sizes: dict[str, int] = {}
+for slug, result in results:  # a skipped result records no size: take the largest any result gives
+    sizes[slug] = max(sizes.get(slug, 0), result.model.n_parameters or 0)
 largest_m = max(1, int(max(sizes.values()) / 1e6 + 1))
 max_params_m = st.sidebar.slider("Largest model shown (M parameters)", 0, largest_m, largest_m)
 metadata_columns = st.sidebar.multiselect("Model columns", METADATA, default=DEFAULT_METADATA)
 show_tasks = st.sidebar.toggle("One column per task", value=True)
+show_truncated = st.sidebar.toggle("Truncated embeddings (name@Nd) as models", value=False,
+                                   help="Matryoshka students scored at fewer dims (`harness run --dims`); their "
+                                        "curves are in the Students tab")
 
 shown = [(slug, r) for slug, r in results
          if r.family in chosen_families and sizes[slug] <= max_params_m * 1e6
-         and search.strip().lower() in r.model.name.lower()]
+         and search.strip().lower() in r.model.name.lower()
+         and (show_truncated or not is_truncated(r.model.name))]
 if not shown:
     st.info("No result matches these filters.")
     st.stop()
@@ -128,10 +134,13 @@ with tabs[0]:
             styled = styled.format(lambda _, text=text: text, subset=pd.IndexSlice[[row], ["average_rank"]])
     if "parameters" in columns:
         styled = styled.format(parameters_label, subset=["parameters"], na_rep="—")
-    config = {
-        "#": st.column_config.NumberColumn("#", width="small"),
-        "average_rank": st.column_config.NumberColumn("rank [95% CI]", help="average rank over the common tasks"),
-        "mean": st.column_config.NumberColumn("mean", help="mean main score over the common bounded tasks"),
+    config = {  # fixed widths for the leading columns (the browser test clicks their headers)
+        "#": st.column_config.NumberColumn("#", width=LEAD_WIDTHS[0]),
+        "average_rank": st.column_config.NumberColumn("rank [95% CI]", help="average rank over the common tasks",
+                                                      width=LEAD_WIDTHS[1]),
+        "model": st.column_config.TextColumn("model", width=LEAD_WIDTHS[2]),
+        "mean": st.column_config.NumberColumn("mean", help="mean main score over the common bounded tasks",
+                                              width=LEAD_WIDTHS[3]),
         "items_per_s": st.column_config.NumberColumn("tiles/s", help="embedding throughput (median over tasks)"),
         "hub_id": st.column_config.LinkColumn("Hub", display_text=r"https://huggingface\.co/(.*)"),
         **{c: st.column_config.NumberColumn(c.removeprefix("mean:"), help=f"mean over {c.removeprefix('mean:')} tasks")
@@ -146,6 +155,10 @@ with tabs[0]:
     st.subheader("How sure are the ranks?")
     if uncertainty is None:
         st.info("Rank intervals need at least two models with a common task.")
+    elif uncertainty.n_resamples == 0:
+        st.info("No common task has bootstrap replicates from every model on the same test items (results written "
+                f"before this harness kept them, or tasks scored over folds: {', '.join(uncertainty.fixed_tasks)}). "
+                "The ranks above are as measured; how sure they are cannot be said from these results.")
     else:
         st.caption(
             f"Each model's average rank recomputed on {uncertainty.n_resamples} bootstrap resamples of the test "
@@ -174,9 +187,11 @@ with tabs[1]:
     per_task = pd.DataFrame(rows).sort_values("score", ascending=False, na_position="last")
     st.caption(f"main score: {board.main_scores[task]} (mean over seeds or folds; bootstrap 95% CI on the test items)")
     st.altair_chart(charts.task_bars(per_task, board.main_scores[task]), width="stretch")
-    st.dataframe(per_task, hide_index=True, width="stretch",
-                 column_config={c: st.column_config.NumberColumn(format="%.4f")
-                                for c in ("score", "ci95 low", "ci95 high", "std")})
+    st.dataframe(per_task, hide_index=True, width="content", column_config={
+        "model": st.column_config.TextColumn("model", width=TASK_WIDTHS[0]),
+        "status": st.column_config.TextColumn("status", width=TASK_WIDTHS[1]),
+        "score": st.column_config.NumberColumn("score", format="%.4f", width=TASK_WIDTHS[2]),
+        **{c: st.column_config.NumberColumn(format="%.4f") for c in ("ci95 low", "ci95 high", "std")}})
 
 # --- score against size and speed -----------------------------------------------------------
 with tabs[2]:
@@ -211,17 +226,19 @@ with tabs[3]:
     for robustness_task, rows in tables.items():
         frame = pd.DataFrame(rows).dropna(axis=1, how="all")
         st.markdown(f"**{robustness_task}**")
-        parts = [c for c in frame.columns if c != "model" and c not in ("in_domain_balanced_accuracy",)]
+        # the score and its parts (higher is more robust); the probe's accuracies are in the table
+        parts = [c for c in frame.columns if c != "model" and "balanced_accuracy" not in c and c != "cross_domain_drop"]
         long = frame.melt(id_vars="model", value_vars=parts, var_name="measure", value_name="value")
         st.altair_chart(charts.grouped_bars(long, "measure", "value", "median over pairs / mean cosine"))
-        st.dataframe(frame, hide_index=True, width="stretch")
+        st.dataframe(frame, hide_index=True, width="stretch",
+                     column_config={c: st.column_config.NumberColumn(format="%.3f") for c in frame if c != "model"})
 
 # --- students and their teachers ---------------------------------------------------------------
 with tabs[4]:
     reports, report_warnings = load_distillation_reports(RESULTS)
     for warning in report_warnings:
         st.warning(warning)
-    curves = pd.DataFrame(matryoshka_curves(shown))
+    curves = pd.DataFrame(matryoshka_curves([(slug, r) for slug, r in results if r.family in chosen_families]))
     if not reports and curves.empty:
         st.info("No distilled students yet: `harness distill --config distill.yaml --output students/tiny --score "
                 "synthetic` writes the teacher-vs-student report shown here.")
@@ -235,7 +252,9 @@ with tabs[4]:
             st.altair_chart(charts.task_bars(rows.rename(columns={"retention %": "score"}).assign(
                 **{"model": rows["teacher"] + " · " + rows["task"], "ci95 low": None, "ci95 high": None}),
                 "retention % (student / teacher)"), width="stretch")
-        st.dataframe(rows, hide_index=True, width="stretch")
+        st.dataframe(rows, hide_index=True, width="stretch", column_config={
+            c: st.column_config.NumberColumn(format="%.1f" if "%" in c else "%.3f")
+            for c in rows.columns if c not in ("student", "teacher", "task")})
         if report.get("fidelity"):
             st.caption("fidelity on held-out tiles: " + "; ".join(
                 f"{teacher}: 1 - mean cos {v['one_minus_mean_cosine']:.3f}, Var/MSE {v['variance_over_mse']:.2f}"

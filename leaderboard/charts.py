@@ -27,7 +27,7 @@ def score_against_cost(frame: pd.DataFrame, cost: str, cost_title: str, score: s
     For throughput (higher is better) pass the cost as seconds per item or similar."""
     data = frame.dropna(subset=[cost, score])[["model", cost, score]]
     x = alt.X(f"{cost}:Q", scale=alt.Scale(type="log"), title=cost_title)
-    y = alt.Y(f"{score}:Q", title=score_title, scale=alt.Scale(zero=False))
+    y = alt.Y(f"{score}:Q", title=score_title, scale=alt.Scale(zero=False), axis=alt.Axis(format=".2f"))
     points = alt.Chart(data).mark_circle(size=90).encode(
         x=x, y=y, color=alt.Color("model:N", legend=None),
         tooltip=["model", alt.Tooltip(f"{cost}:Q", format=",.3~g"), alt.Tooltip(f"{score}:Q", format=".3f")])
@@ -40,35 +40,43 @@ def score_against_cost(frame: pd.DataFrame, cost: str, cost_title: str, score: s
 def task_bars(frame: pd.DataFrame, score_title: str) -> alt.LayerChart:
     """One bar per model with its 95% CI as an error bar (columns model, score, ci95 low/high)."""
     data = frame.dropna(subset=["score"])
-    y = alt.Y("model:N", sort="-x", title=None)
+    y = alt.Y("model:N", sort="-x", title=None, axis=alt.Axis(labelLimit=320))
     bars = alt.Chart(data).mark_bar().encode(
         x=alt.X("score:Q", title=score_title), y=y,
         tooltip=["model", alt.Tooltip("score:Q", format=".4f"), alt.Tooltip("ci95 low:Q", format=".4f"),
                  alt.Tooltip("ci95 high:Q", format=".4f")])
     errors = alt.Chart(data.dropna(subset=["ci95 low", "ci95 high"])).mark_errorbar(ticks=True).encode(
         x=alt.X("ci95 low:Q", title=score_title), x2="ci95 high:Q", y=y)
-    return (bars + errors).properties(height=max(120, 32 * len(data)))
+    return (bars + errors).properties(height=_rows_height(len(data)))
 
 
 def rank_intervals(frame: pd.DataFrame) -> alt.LayerChart:
     """Average rank with its bootstrap 95% interval per model (columns model, rank, low, high)."""
-    y = alt.Y("model:N", sort=alt.EncodingSortField("rank", order="ascending"), title=None)
+    y = alt.Y("model:N", sort=alt.EncodingSortField("rank", order="ascending"), title=None,
+              axis=alt.Axis(labelLimit=320))
     title = "average rank (1 = best), 95% bootstrap interval"
     x = alt.X("rank:Q", title=title, scale=alt.Scale(zero=False))
     rules = alt.Chart(frame).mark_rule(strokeWidth=3).encode(x=alt.X("low:Q", title=title), x2="high:Q", y=y)
     points = alt.Chart(frame).mark_point(filled=True, size=80).encode(
         x=x, y=y, tooltip=["model", alt.Tooltip("rank:Q", format=".2f"), alt.Tooltip("low:Q", format=".2f"),
                            alt.Tooltip("high:Q", format=".2f")])
-    return (rules + points).properties(height=max(120, 30 * len(frame)))
+    return (rules + points).properties(height=_rows_height(len(frame)))
+
+
+def _rows_height(rows: int) -> int:
+    """Streamlit fits the whole chart, axes included, into the height: room for the axis + a band per row."""
+    return 80 + 34 * max(rows, 1)
 
 
 def grouped_bars(frame: pd.DataFrame, group: str, value: str, value_title: str) -> alt.Chart:
-    """plismbench-style panel: one bar per model within each group (e.g. the four score parts)."""
+    """plismbench-style panel: one bar per model within each group (e.g. the four score parts),
+    groups in the order they first appear in the frame."""
+    order = list(dict.fromkeys(frame[group]))
     return alt.Chart(frame.dropna(subset=[value])).mark_bar().encode(
         x=alt.X("model:N", title=None, axis=alt.Axis(labels=False, ticks=False)),
         y=alt.Y(f"{value}:Q", title=value_title),
-        color=alt.Color("model:N"),
-        column=alt.Column(f"{group}:N", title=None, header=alt.Header(labelOrient="bottom")),
+        color=alt.Color("model:N", legend=alt.Legend(orient="bottom", labelLimit=400)),
+        column=alt.Column(f"{group}:N", title=None, sort=order, header=alt.Header(labelOrient="bottom")),
         tooltip=["model", group, alt.Tooltip(f"{value}:Q", format=".3f")],
     ).properties(width=110, height=220)
 

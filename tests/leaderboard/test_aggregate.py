@@ -148,3 +148,4 @@ def test_tasks_without_replicates_keep_their_measured_rank(tmp_path):
     uncertainty = build_leaderboard(*load_results(tmp_path)).rank_uncertainty()
     assert uncertainty.fixed_tasks == ["t"] and uncertainty.n_resamples == 0
     assert list(uncertainty.low) == list(uncertainty.high) == [1.0, 2.0]
+    assert uncertainty.tied_with("a") == ["b"]  # nothing resampled: no pair can be called separated

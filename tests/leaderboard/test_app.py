@@ -140,5 +140,6 @@ def test_student_and_matryoshka_views(monkeypatch, tmp_path):
     row = retention_rows(report)[0]
     assert row["tiles per slide (student / teacher)"] == 0.125 and row["slides/min (student / teacher)"] == 20.0
     from leaderboard.aggregate import load_results, matryoshka_curves
+    write_result(tmp_path, "student", "t2", "retrieval", 0.5, main="map@5")  # no truncated run: no curve
     rows = matryoshka_curves(load_results(tmp_path)[0])
-    assert [(r["dim"], r["score"]) for r in rows] == [(8, 0.81), (32, 0.6), (64, 0.75)]
+    assert [(r["task"], r["dim"], r["score"]) for r in rows] == [("t1", 8, 0.81), ("t1", 32, 0.6), ("t1", 64, 0.75)]
