@@ -7,7 +7,8 @@
     harness push --repo ORG/REPO [--results DIR] [--private]  |  harness push --space ORG/NAME --repo ORG/REPO
     harness pull --repo ORG/REPO [--output DIR]
     harness submit CHECKPOINT --card card.yaml [--requests DIR]
-    harness queue run|list [--requests DIR] [--tasks ...]
+    harness submit hf-hub:ORG/MODEL [--revision REV] --requests-repo ORG/REQUESTS [--tasks ...]
+    harness queue run|list [--requests DIR | --requests-repo ORG/REQUESTS --results-repo ORG/RESULTS]
 """
 
 from __future__ import annotations
@@ -99,30 +100,35 @@ class HarnessCLI:
 
 
     def leaderboard(self, args) -> int:
-        import subprocess
+        from importlib.util import find_spec
 
-        app = Path(__file__).resolve().parent.parent / "leaderboard" / "app.py"
-        if not app.exists():
-            raise HarnessError(f"{app}: the leaderboard app is missing from this installation")
-        try:
-            import streamlit  # noqa: F401
-        except ImportError:
-            raise HarnessError("the leaderboard needs Streamlit: pip install -e '.[app]'") from None
+        spec = find_spec("leaderboard.app")
+        if spec is None or spec.origin is None:
+            raise HarnessError("the leaderboard app (leaderboard/app.py) is missing from this installation")
+        if find_spec("streamlit") is None:
+            raise HarnessError("the leaderboard needs Streamlit: pip install 'pathology-harness[app]'")
         env = dict(os.environ, HARNESS_RESULTS=str(Path(args.results).resolve()))
-        if args.hub:
-            env["HARNESS_HUB_REPO"] = args.hub
-        command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
+        for key, value in (("HARNESS_HUB_REPO", args.hub), ("HARNESS_REQUESTS_REPO", args.requests_repo),
+                           ("HARNESS_REQUESTS", args.requests)):
+            if value:
+                env[key] = value
+        command = [sys.executable, "-m", "streamlit", "run", spec.origin, "--server.port", str(args.port),
                    "--server.address", args.host, "--server.headless", "true",
                    "--browser.gatherUsageStats", "false"]
-        print(f"leaderboard of {args.hub or args.results} at http://{args.host}:{args.port}", file=sys.stderr)
-        return subprocess.call(command, env=env)
+        print(f"leaderboard of {args.hub or args.results} at http://{args.host}:{args.port}", file=sys.stderr,
+              flush=True)
+        # the server replaces this process: a signal to `harness leaderboard` reaches Streamlit itself
+        os.execve(sys.executable, command, env)
 
     def push(self, args) -> int:
-        from leaderboard.hub_results import push_results, push_space
+        from leaderboard.hub_results import push_results
 
         if args.space:
-            url = push_space(args.space, args.repo, private=args.private)
-            print(f"Space {args.space} (reading dataset {args.repo}) uploaded: {url}")
+            from leaderboard.space import default_source, push_space
+
+            source = args.source or default_source()
+            url = push_space(args.space, args.repo, source, requests_repo=args.requests_repo, private=args.private)
+            print(f"Docker Space {args.space} (reading dataset {args.repo}; harness from {source}) uploaded: {url}")
         else:
             url, n = push_results(Path(args.results), args.repo, private=args.private)
             print(f"{n} result files and the leaderboard table pushed to dataset {args.repo}: {url}")
@@ -131,29 +137,76 @@ class HarnessCLI:
     def submit(self, args) -> int:
         from harness.submissions import RequestStore, submit
 
+        if args.checkpoint.startswith("hf-hub:"):
+            return self._submit_hub(args)
+        if args.card is None:
+            raise HarnessError(f"{args.checkpoint}: a local submission needs --card card.yaml")
         request = submit(Path(args.checkpoint), Path(args.card), RequestStore(self._requests(args)), args.tasks)
         print(f"{request.id}: PENDING (weights sha256 {request.weights_sha256[:12]}, {request.embed_dim}-d, "
               f"{request.n_parameters:,} parameters); score it with `harness queue run`")
+        return 0
+
+    def _submit_hub(self, args) -> int:
+        from harness.hub_queue import HubRequestStore, submit_from_hub
+
+        if not args.requests_repo:
+            raise HarnessError(f"{args.checkpoint}: a Hub submission needs --requests-repo ORG/REQUESTS (the queue's "
+                               "dataset)")
+        registry, _ = self._registry(args)
+        registry.select(args.tasks)  # unknown tasks are refused before anything is written
+        request = submit_from_hub(args.checkpoint.removeprefix("hf-hub:"), args.revision,
+                                  HubRequestStore(args.requests_repo), args.tasks)
+        print(f"{request.id}: PENDING in {args.requests_repo} ({request.hub_id} at commit {request.commit_sha}, "
+              f"tasks {request.tasks})")
         return 0
 
     def queue(self, args) -> int:
         from rich.table import Table
 
         from harness.progress import console
-        from harness.submissions import RequestStore, run_queue
+        from harness.run_summary import stdout
+        from harness.submissions import RequestStore, queue_table, run_queue
 
-        store = RequestStore(self._requests(args))
-        if args.action == "run":
-            run_queue(store, lambda request, checkpoint: self._score_request(args, request, checkpoint),
+        if args.requests_repo:
+            if args.action == "run":
+                self._run_hub_queue(args)
+            rows, where = queue_table(args.requests_repo, None), f"dataset {args.requests_repo}"
+        else:
+            store = RequestStore(self._requests(args))
+            if args.action == "run":
+                run_queue(store, lambda request, checkpoint: self._score_request(args, request, checkpoint),
+                          log=console.print)
+            rows, where = queue_table(None, store.root), str(store.root)
+        table = Table(title=f"requests in {where}")
+        for column in ("model", "revision", "status", "tasks", "attempts", "updated", "reason"):
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*(str(row[c]) if row[c] is not None else "" for c in
+                            ("model", "revision", "status", "tasks", "attempts", "updated", "reason")))
+        stdout.print(table)
+        return EXIT_TASK_FAILED if args.action == "run" and any(r["status"] == "FAILED" for r in rows) else 0
+
+    def _run_hub_queue(self, args) -> None:
+        import socket
+
+        from harness.hub_queue import HubRequestStore, run_hub_queue
+        from harness.models.encoder import EncoderInfo
+        from harness.progress import console
+        from leaderboard.hub_results import push_model_results
+
+        if not args.results_repo:
+            raise HarnessError("queue run --requests-repo: give --results-repo ORG/RESULTS, where results are pushed")
+        output = Path(args.output)
+
+        def publish(request) -> None:
+            slug = EncoderInfo(request.hub_id, "checkpoint", "", 0, 0).slug
+            n = push_model_results(output, {slug}, args.results_repo)
+            console.print(f"{request.id}: {n} result files pushed to {args.results_repo}")
+
+        run_hub_queue(HubRequestStore(args.requests_repo), args.backend_id or socket.gethostname(),
+                      Path(args.workdir or self._requests(args)),
+                      lambda request, checkpoint: self._score_request(args, request, checkpoint), publish,
                       log=console.print)
-        requests, warnings = store.all()
-        table = Table(title=f"requests in {store.root}")
-        for column in ("id", "status", "model", "tasks", "attempts", "updated", "reason"):
-            table.add_column(column)
-        for r in requests:
-            table.add_row(r.id, r.status, r.model_name, r.tasks, str(r.attempts), r.updated, r.reason or "")
-        console.print(table)
-        return EXIT_TASK_FAILED if args.action == "run" and any(r.status == "FAILED" for r in requests) else 0
 
     @staticmethod
     def _requests(args) -> Path:
@@ -327,21 +380,30 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--port", type=int, default=8501)
     board.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
     board.add_argument("--hub", metavar="ORG/REPO", help="read a results dataset on the Hub instead")
+    board.add_argument("--requests-repo", metavar="ORG/REQUESTS", help="show this Hub submission queue")
+    board.add_argument("--requests", help="or show this local requests folder")
     board.set_defaults(handler=cli.leaderboard)
 
     push = verbs.add_parser("push", help="upload results (or the leaderboard Space) to the Hugging Face Hub")
     push.add_argument("--repo", required=True, metavar="ORG/REPO", help="results dataset repository")
     push.add_argument("--results", default="results", help="results folder (default ./results)")
-    push.add_argument("--space", metavar="ORG/NAME", help="publish the leaderboard app as a Streamlit Space "
+    push.add_argument("--space", metavar="ORG/NAME", help="publish the leaderboard app as a Docker Space "
                                                           "reading --repo, instead of pushing results")
+    push.add_argument("--source", help="with --space: where the Space pip-installs the harness from (default: "
+                                       "git+<origin>@<HEAD commit> of this checkout)")
+    push.add_argument("--requests-repo", metavar="ORG/REQUESTS", help="with --space: the queue its Queue tab shows")
     push.add_argument("--private", action="store_true", help="create the repository private")
     push.set_defaults(handler=cli.push)
 
     submission = verbs.add_parser("submit", help="validate a checkpoint and add it to the submission queue")
-    submission.add_argument("checkpoint", help="weights file (safetensors preferred) or a folder holding it")
-    submission.add_argument("--card", required=True, help="model card (architecture, pooling, embed_dim, name)")
+    submission.add_argument("checkpoint", help="hf-hub:ORG/MODEL (a Hub model repo with safetensors weights and "
+                                               "card.yaml), or a local weights file / folder")
+    submission.add_argument("--card", help="local submissions: model card (architecture, pooling, embed_dim, name)")
+    submission.add_argument("--revision", help="hf-hub: a branch, tag or commit (default main); pinned to its commit")
+    submission.add_argument("--requests-repo", metavar="ORG/REQUESTS", help="hf-hub: the queue's Hub dataset")
     submission.add_argument("--tasks", default="all", help="what the request is scored on (default all)")
-    submission.add_argument("--requests", help="requests folder (default $HARNESS_REQUESTS or ./requests)")
+    submission.add_argument("--requests", help="local queue folder (default $HARNESS_REQUESTS or ./requests)")
+    common(submission)
     submission.set_defaults(handler=cli.submit)
 
     queue = verbs.add_parser("queue", help="score pending submissions (run) or show them (list)")
@@ -349,6 +411,12 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_argument("--requests", help="requests folder (default $HARNESS_REQUESTS or ./requests)")
     queue.add_argument("--tasks", help="override each request's tasks")
     queue.add_argument("--output", default="results", help="results folder (default ./results)")
+    queue.add_argument("--requests-repo", metavar="ORG/REQUESTS", help="a Hub requests dataset instead of a folder")
+    queue.add_argument("--results-repo", metavar="ORG/RESULTS", help="with --requests-repo: push results here")
+    queue.add_argument("--backend-id", help="this backend's name in claims (default the host name); a restarted "
+                                            "backend resumes its own RUNNING claims")
+    queue.add_argument("--workdir", help="with --requests-repo: where downloaded checkpoints go (default "
+                                         "$HARNESS_REQUESTS or ./requests)")
     common(queue)
     queue.set_defaults(handler=cli.queue)
 

@@ -13,6 +13,8 @@ import socket
 from functools import lru_cache
 from urllib.parse import urlparse
 
+from harness.errors import HarnessError
+
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -39,3 +41,32 @@ def configure_offline_mode() -> bool:
     if not online:
         os.environ["HF_HUB_OFFLINE"] = "1"
     return online
+
+
+def hub_call(what: str, repo_id: str, call):
+    """Run a Hub call; turn its HTTP and connection errors into one line (`hub_error`)."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        return call()
+    except (HfHubHTTPError, OSError) as error:
+        raise hub_error(what, repo_id, error) from None
+
+
+def hub_error(what: str, repo_id: str, error: Exception) -> HarnessError:
+    """One actionable line for a failed Hub call: not found, refused (token), other status, unreachable."""
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+    if isinstance(error, RepositoryNotFoundError):
+        return HarnessError(f"{repo_id}: repository not found on the Hub (or not visible with your token): "
+                            "check the name, or log in with `hf auth login` / HF_TOKEN")
+    if isinstance(error, HfHubHTTPError):
+        status = error.response.status_code if error.response is not None else "?"
+        if status in (401, 403):
+            return HarnessError(f"{repo_id}: {what} refused (HTTP {status}): set HF_TOKEN or run `hf auth login` "
+                                "with a token that can write to this repository")
+        return HarnessError(f"{repo_id}: {what} failed (HTTP {status}): {str(error).splitlines()[0]}")
+    if isinstance(error, OSError):  # connection refused, DNS, offline mode
+        return HarnessError(f"{repo_id}: {what} failed: cannot reach the Hub ({error.__class__.__name__}); "
+                            "check the connection or HF_ENDPOINT")
+    return HarnessError(f"{repo_id}: {what} failed: {type(error).__name__}: {str(error).splitlines()[0][:160]}")

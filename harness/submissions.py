@@ -41,15 +41,21 @@ class Request(BaseModel):
     id: str
     status: Status
     model_name: str
-    weights_sha256: str
-    embed_dim: int
-    n_parameters: int
+    weights_sha256: str | None = None  # local submissions: checked at submit; Hub ones: the backend's download
+    embed_dim: int | None = None
+    n_parameters: int | None = None
     tasks: str  # the --tasks expression it is scored on
     submitted: str
     updated: str
     attempts: int = 0
     reason: str | None = None  # why it FAILED
     results: dict[str, str] = {}  # task -> status, once scored
+    # Hub submissions (harness/hub_queue.py)
+    hub_id: str | None = None  # ORG/MODEL
+    revision: str | None = None  # what the author asked for (a branch, tag or sha)
+    commit_sha: str | None = None  # that revision resolved at submit time: what is scored
+    card: dict | None = None  # the model card (the repo's card.yaml, or {base: <known model>})
+    claimed_by: str | None = None  # the backend scoring it (RUNNING)
 
 
 def now() -> str:
@@ -205,3 +211,16 @@ def _slug(name: str) -> str:
 def _mkdir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def queue_table(requests_repo: str | None, folder: str | Path | None) -> list[dict]:
+    """The queue as rows for a table (the app's Queue tab): a Hub requests dataset, or a folder."""
+    if requests_repo:
+        from harness.hub_queue import HubRequestStore
+
+        _, requests = HubRequestStore(requests_repo).snapshot()
+    else:
+        requests, _ = RequestStore(Path(folder)).all()
+    return [{"model": r.hub_id or r.model_name, "revision": (r.commit_sha or "")[:12] or None, "status": r.status,
+             "tasks": r.tasks, "submitted": r.submitted, "updated": r.updated, "attempts": r.attempts,
+             "reason": r.reason or ""} for r in sorted(requests, key=lambda r: (r.submitted, r.id))]

@@ -1,8 +1,9 @@
-"""Results on the Hugging Face Hub: push a results folder to a dataset repo, pull it back, and
-publish the leaderboard app as a Streamlit Space that reads that dataset.
+"""Results on the Hugging Face Hub: push a results folder to a dataset repo, pull it back, or
+add one model's results to it (the queue backend). The Space that shows it: leaderboard/space.py.
 
 Dataset repo layout:
   results/<model-slug>/<task>.json   the result files, byte for byte
+  results/<student>/distillation.json  teacher-vs-student reports (harness distill --score)
   leaderboard.parquet                one row per (model, task): the flat table for pandas/datasets
   README.md                          a dataset card pointing `datasets` at the parquet
 
@@ -18,7 +19,9 @@ from pathlib import Path
 
 from harness import __version__
 from harness.errors import HarnessError
-from leaderboard.aggregate import build_leaderboard, load_results
+from harness.hub_access import hub_call, hub_error
+from harness.results import DISTILLATION_REPORT
+from leaderboard.aggregate import build_leaderboard, load_distillation_reports, load_results
 
 RESULTS_PREFIX = "results"
 TABLE_FILE = "leaderboard.parquet"
@@ -28,26 +31,6 @@ def _api():
     from huggingface_hub import HfApi
 
     return HfApi()
-
-
-def _hub_call(what: str, repo_id: str, call):
-    """Run a Hub call; turn its HTTP errors into one line (status and the Hub's message)."""
-    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
-
-    try:
-        return call()
-    except RepositoryNotFoundError:
-        raise HarnessError(f"{repo_id}: repository not found on the Hub (or not visible with your token): "
-                           "check the name, or log in with `hf auth login` / HF_TOKEN") from None
-    except HfHubHTTPError as error:
-        status = error.response.status_code if error.response is not None else "?"
-        if status in (401, 403):
-            raise HarnessError(f"{repo_id}: {what} refused (HTTP {status}): set HF_TOKEN or run `hf auth login` "
-                               "with a token that can write to this repository") from None
-        raise HarnessError(f"{repo_id}: {what} failed (HTTP {status}): {str(error).splitlines()[0]}") from None
-    except OSError as error:  # connection refused, DNS, offline mode
-        raise HarnessError(f"{repo_id}: {what} failed: cannot reach the Hub ({error.__class__.__name__}); "
-                           "check the connection or HF_ENDPOINT") from None
 
 
 def flat_table(results_dir: Path):
@@ -71,38 +54,82 @@ def flat_table(results_dir: Path):
     return pd.DataFrame(rows), board.warnings
 
 
-def push_results(results_dir: Path, repo_id: str, private: bool = False) -> tuple[str, int]:
-    """Upload every valid result file, the flat parquet and a card in one commit; (url, n files)."""
-    results_dir = Path(results_dir)
-    table, warnings = flat_table(results_dir)
+def _stage(results_dir: Path, staging: Path, repo_id: str, slugs: set[str] | None = None) -> int:
+    """Copy the valid result files (and distillation reports) of `results_dir` into `staging` under
+    results/, with the flat table and the dataset card built from all of them; the number of
+    result files. `slugs`: copy only these models' files (the table still covers everything)."""
+    table, _ = flat_table(results_dir)
     if table.empty:
         raise HarnessError(f"{results_dir}: no result files to push; run `harness run ...` first")
+    valid = {(row.model_slug, f"{row.task}.json") for row in table.itertuples()}
+    reports, _ = load_distillation_reports(results_dir)
+    valid |= {(path.parent.name, DISTILLATION_REPORT) for path in results_dir.glob(f"*/{DISTILLATION_REPORT}")
+              if reports}
+    copied = 0
+    for path in sorted(results_dir.glob("*/*.json")):
+        if (path.parent.name, path.name) in valid and (slugs is None or path.parent.name in slugs):
+            target = staging / RESULTS_PREFIX / path.parent.name / path.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+            copied += path.name != DISTILLATION_REPORT
+    table.to_parquet(staging / TABLE_FILE, index=False)
+    (staging / "README.md").write_text(_dataset_card(repo_id, table))
+    return copied
+
+
+def push_results(results_dir: Path, repo_id: str, private: bool = False) -> tuple[str, int]:
+    """Upload every valid result file, the flat parquet and a card in one commit; (url, n files).
+    The dataset then mirrors the folder: results deleted locally are deleted on the Hub."""
     api = _api()
     with tempfile.TemporaryDirectory() as staging:
-        staging = Path(staging)
-        valid = {(row.model_slug, row.task) for row in table.itertuples()}
-        for path in sorted(results_dir.glob("*/*.json")):
-            if (path.parent.name, path.stem) in valid:
-                target = staging / RESULTS_PREFIX / path.parent.name / path.name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(path, target)
-        table.to_parquet(staging / TABLE_FILE, index=False)
-        (staging / "README.md").write_text(_dataset_card(repo_id, table))
-        _hub_call("creating the dataset repo", repo_id,
-                  lambda: api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True))
-        commit = _hub_call("uploading results", repo_id, lambda: api.upload_folder(
+        n = _stage(Path(results_dir), Path(staging), repo_id)
+        hub_call("creating the dataset repo", repo_id,
+                 lambda: api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True))
+        commit = hub_call("uploading results", repo_id, lambda: api.upload_folder(
             repo_id=repo_id, repo_type="dataset", folder_path=staging,
-            commit_message=f"harness {__version__}: {len(valid)} results",
+            commit_message=f"harness {__version__}: {n} results",
             delete_patterns=[f"{RESULTS_PREFIX}/**"],  # results removed locally disappear on the Hub too
         ))
-    return str(commit), len(valid)
+    return str(commit), n
+
+
+def push_model_results(results_dir: Path, slugs: set[str], repo_id: str, attempts: int = 5) -> int:
+    """Add these models' result files to the dataset without touching anyone else's (the queue
+    backend): the dataset's results are pulled, these overlaid, the table rebuilt from all, and
+    one commit made on top of the head that was read (re-done if another commit slipped in)."""
+    from huggingface_hub import CommitOperationAdd
+    from huggingface_hub.errors import HfHubHTTPError
+
+    api = _api()
+    hub_call("creating the dataset repo", repo_id, lambda: api.create_repo(repo_id, repo_type="dataset", exist_ok=True))
+    for _ in range(attempts):
+        head = hub_call("reading results", repo_id, lambda: api.repo_info(repo_id, repo_type="dataset")).sha
+        with tempfile.TemporaryDirectory() as merged, tempfile.TemporaryDirectory() as staging:
+            merged, staging = Path(merged), Path(staging)
+            if head and set(head) != {"0"}:
+                pull_results(repo_id, merged, revision=head)
+            for slug in slugs:
+                for path in (Path(results_dir) / slug).glob("*.json"):
+                    (merged / slug).mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(path, merged / slug / path.name)
+            n = _stage(merged, staging, repo_id, slugs)
+            operations = [CommitOperationAdd(path_in_repo=str(p.relative_to(staging)), path_or_fileobj=str(p))
+                          for p in sorted(staging.rglob("*")) if p.is_file()]
+            try:
+                api.create_commit(repo_id, operations, commit_message=f"results of {', '.join(sorted(slugs))}",
+                                  repo_type="dataset", parent_commit=head if head and set(head) != {"0"} else None)
+                return n
+            except HfHubHTTPError as error:
+                if error.response is None or error.response.status_code != 412:
+                    raise hub_error("uploading results", repo_id, error) from None
+    raise HarnessError(f"{repo_id}: could not add the results: the dataset kept changing ({attempts} tries)")
 
 
 def pull_results(repo_id: str, output: Path, revision: str | None = None) -> int:
     """Download the repo's result files into `output`/<slug>/<task>.json; the number of files."""
     from huggingface_hub import snapshot_download
 
-    folder = _hub_call("downloading results", repo_id, lambda: snapshot_download(
+    folder = hub_call("downloading results", repo_id, lambda: snapshot_download(
         repo_id, repo_type="dataset", revision=revision, allow_patterns=[f"{RESULTS_PREFIX}/*/*.json"]))
     source = Path(folder) / RESULTS_PREFIX
     files = sorted(source.glob("*/*.json")) if source.is_dir() else []
@@ -111,49 +138,6 @@ def pull_results(repo_id: str, output: Path, revision: str | None = None) -> int
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
     return len(files)
-
-
-SPACE_APP = '''"""Pathology FM leaderboard Space: the harness's leaderboard app on the results dataset {repo}."""
-
-import os
-import runpy
-
-os.environ.setdefault("HARNESS_HUB_REPO", "{repo}")
-runpy.run_module("leaderboard.app", run_name="__main__")
-'''
-
-
-def space_files(results_repo: str, title: str = "Pathology FM leaderboard") -> dict[str, str]:
-    """README (Space front matter), app.py and requirements.txt of the leaderboard Space."""
-    import streamlit
-
-    readme = (
-        "---\n"
-        f"title: {title}\n"
-        "sdk: streamlit\n"
-        f"sdk_version: {streamlit.__version__}\n"
-        "app_file: app.py\n"
-        "pinned: false\n"
-        "---\n\n"
-        f"# {title}\n\nThe leaderboard of pathology-harness {__version__} results stored in the dataset "
-        f"[{results_repo}](https://huggingface.co/datasets/{results_repo}). Push new results with "
-        f"`harness push --repo {results_repo}`; this app reads them on start (and every 10 minutes).\n"
-    )
-    requirements = f"pathology-harness[app]=={__version__}\n"
-    return {"README.md": readme, "app.py": SPACE_APP.format(repo=results_repo), "requirements.txt": requirements}
-
-
-def push_space(space_id: str, results_repo: str, private: bool = False) -> str:
-    api = _api()
-    with tempfile.TemporaryDirectory() as staging:
-        for name, text in space_files(results_repo).items():
-            (Path(staging) / name).write_text(text)
-        _hub_call("creating the Space", space_id, lambda: api.create_repo(
-            space_id, repo_type="space", space_sdk="streamlit", private=private, exist_ok=True))
-        commit = _hub_call("uploading the Space", space_id, lambda: api.upload_folder(
-            repo_id=space_id, repo_type="space", folder_path=staging,
-            commit_message=f"leaderboard app (pathology-harness {__version__}) on {results_repo}"))
-    return str(commit)
 
 
 def _dataset_card(repo_id: str, table) -> str:

@@ -11,6 +11,11 @@ bound to 127.0.0.1. It implements what push/pull need and nothing more:
   GET  /api/{type}s/{repo}/tree/{rev}[/{path}]             list_repo_tree
   HEAD/GET /[{type}s/]{repo}/resolve/{rev}/{path}          file download
 
+Revisions are real: every commit keeps a snapshot of the files, and `main` or a commit sha
+resolves to it (an unknown revision is a 404 RevisionNotFound). A commit whose header names a
+`parentCommit` that is no longer the head is refused with 412, as the Hub does: that is what
+makes a claim on a request atomic.
+
 Writes, and reads of a private repo, need `Authorization: Bearer <token>`. Every request is
 logged (method, path, and whether an Authorization header came), never the header itself.
 """
@@ -36,10 +41,19 @@ class Repo:
     sdk: str | None = None
     files: dict[str, bytes] = field(default_factory=dict)
     commits: list[str] = field(default_factory=list)
+    snapshots: dict[str, dict[str, bytes]] = field(default_factory=dict)  # commit sha -> files at it
 
     @property
     def sha(self) -> str:
         return self.commits[-1] if self.commits else "0" * 40
+
+    def at(self, revision: str | None) -> tuple[str, dict[str, bytes]] | None:
+        """(commit sha, files) of a branch name or commit sha; None if there is no such revision."""
+        if revision in (None, "main"):
+            return self.sha, self.files
+        if revision in self.snapshots:
+            return revision, self.snapshots[revision]
+        return None
 
 
 class HubStandIn:
@@ -126,6 +140,12 @@ class HubStandIn:
         if not head:
             request.wfile.write(data)
 
+    def _revision(self, request, repo: Repo, rev: str | None) -> tuple[str, dict[str, bytes]] | None:
+        found = repo.at(rev)
+        if found is None:
+            self._reply(request, 404, {"error": f"Invalid rev id: {rev}"}, headers={"X-Error-Code": "RevisionNotFound"})
+        return found
+
     def _repo(self, request, repo_type: str | None, repo_id: str, write: bool) -> Repo | None:
         repo = self.repos.get((repo_type or "model", repo_id))
         if repo is None:
@@ -174,10 +194,11 @@ class HubStandIn:
         target = self._repo(request, type, repo, write=True)
         if target is None:
             return
-        for line in body.decode().splitlines():
-            if not line.strip():
-                continue
-            item = json.loads(line)
+        items = [json.loads(line) for line in body.decode().splitlines() if line.strip()]
+        header = next((item["value"] for item in items if item["key"] == "header"), {})
+        if header.get("parentCommit") and header["parentCommit"] != target.sha:
+            return self._reply(request, 412, {"error": "A commit has happened since. Please refresh and try again."})
+        for item in items:
             value = item["value"]
             if item["key"] == "file":
                 target.files[value["path"]] = base64.b64decode(value["content"])
@@ -188,38 +209,44 @@ class HubStandIn:
                 return self._reply(request, 400, {"error": "stand-in: LFS uploads are not implemented"})
         sha = hashlib.sha1(body + str(len(target.commits)).encode()).hexdigest()
         target.commits.append(sha)
+        target.snapshots[sha] = dict(target.files)
         url = f"{self.endpoint}/{PREFIX[type]}{repo}/commit/{sha}"
         self._reply(request, 200, {"commitUrl": url, "commitOid": sha, "success": True, "pullRequestUrl": None})
 
     def _info(self, request, method, body, type, repo, rev=None):
         target = self._repo(request, type, repo, write=False)
-        if target is None:
+        found = target and self._revision(request, target, rev)
+        if not found:
             return
+        sha, files = found
         self._reply(request, 200, {
-            "id": repo, "_id": repo, "sha": target.sha, "private": target.private, "sdk": target.sdk,
-            "siblings": [{"rfilename": name, "size": len(data)} for name, data in sorted(target.files.items())],
+            "id": repo, "_id": repo, "sha": sha, "private": target.private, "sdk": target.sdk,
+            "siblings": [{"rfilename": name, "size": len(data)} for name, data in sorted(files.items())],
             "lastModified": "2026-11-22T00:00:00.000Z", "tags": [], "downloads": 0, "likes": 0,
         })
 
     def _tree(self, request, method, body, type, repo, rev, sub=None):
         target = self._repo(request, type, repo, write=False)
-        if target is None:
+        found = target and self._revision(request, target, rev)
+        if not found:
             return
         sub = (sub or "").strip("/")
         entries = [{"type": "file", "path": name, "size": len(data), "oid": _git_oid(data)}
-                   for name, data in sorted(target.files.items()) if not sub or name.startswith(sub + "/")]
+                   for name, data in sorted(found[1].items()) if not sub or name.startswith(sub + "/")]
         self._reply(request, 200, entries)
 
     def _resolve(self, request, method, body, type, repo, rev, file):
         target = self._repo(request, type, repo, write=False)
-        if target is None:
+        found = target and self._revision(request, target, rev)
+        if not found:
             return
-        if file not in target.files:
+        sha, files = found
+        if file not in files:
             return self._reply(request, 404, {"error": f"Entry not found: {file}"},
                                headers={"X-Error-Code": "EntryNotFound"})
-        data = target.files[file]
+        data = files[file]
         self._reply(request, 200, raw=data, head=method == "HEAD",
-                    headers={"X-Repo-Commit": target.sha, "ETag": f'"{_git_oid(data)}"'})
+                    headers={"X-Repo-Commit": sha, "ETag": f'"{_git_oid(data)}"'})
 
 
 def _git_oid(data: bytes) -> str:

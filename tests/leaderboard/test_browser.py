@@ -1,23 +1,37 @@
-"""The leaderboard in a real browser: `harness leaderboard` on loopback, headless Chromium."""
+"""The leaderboard as a visitor meets it: the Space's app, installed the way its Dockerfile does
+(no torch), run against the Hub stand-in, opened in headless Chromium, every tab looked at.
 
+The results dataset holds real instrument results (every synthetic task, real tasks skipped), a
+random-init network, a distilled student with its Matryoshka dims and its teacher report, and a
+failed task. Screenshots of every view are saved in the test's temporary folder.
+"""
+
+import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+import venv
 from pathlib import Path
 
 import pytest
 
+from tests.hub_standin import HubStandIn, Repo
+from tests.leaderboard.test_aggregate import write_result
+from tests.leaderboard.test_hub_results import TOKEN, harness, hub_env
 
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-pytestmark = pytest.mark.skipif(
+needs_chromium = pytest.mark.skipif(
     not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)),
     reason="needs Debian's chromium and chromium-driver (.ci/run installs them)",
 )
+TABS = ["Leaderboard", "Per task", "Size and speed", "Robustness", "Students", "Queue", "About"]
 
 
 def free_port() -> int:
@@ -26,9 +40,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_healthy(url: str, timeout_s: float = 60) -> None:
+def wait_healthy(url: str, process: subprocess.Popen, timeout_s: float = 90) -> None:
     deadline = time.time() + timeout_s
     while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the app exited with {process.returncode}")
         try:
             if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
                 return
@@ -37,50 +53,231 @@ def wait_healthy(url: str, timeout_s: float = 60) -> None:
     raise TimeoutError(f"{url} did not become healthy")
 
 
-def test_leaderboard_renders_in_chromium(instrument_results, tmp_path):
-    """Issue 7's bar: after `harness run --model synth-oracle --model random-noise --tasks all`,
-    `harness leaderboard` shows both models ranked, with the gaps (skipped real tasks) visible."""
+@pytest.fixture(scope="module")
+def space_venv(tmp_path_factory) -> Path:
+    """A fresh venv with what the Space's Dockerfile installs: requirements.txt, then the harness
+    with --no-deps (from this checkout, where the Space would use its pinned git URL)."""
+    from leaderboard.space import pinned_requirements
+
+    folder = tmp_path_factory.mktemp("space-venv")
+    (folder / "requirements.txt").write_text(pinned_requirements())
+    venv.create(folder / "venv", with_pip=True)
+    python = folder / "venv" / "bin" / "python"
+    for command in (["-m", "pip", "install", "-q", "-r", str(folder / "requirements.txt")],
+                    ["-m", "pip", "install", "-q", "--no-deps", str(ROOT)]):
+        done = subprocess.run([str(python), *command], capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stderr[-3000:]
+    return python
+
+
+def test_the_space_install_has_no_torch(space_venv):
+    for heavy in ("torch", "timm", "openslide", "sksurv"):
+        done = subprocess.run([str(space_venv), "-c", f"import {heavy}"], capture_output=True, text=True)
+        assert done.returncode != 0 and "ModuleNotFoundError" in done.stderr, heavy
+    done = subprocess.run([str(space_venv), "-c", "import leaderboard.aggregate, leaderboard.charts, "
+                           "harness.hub_queue, harness.submissions; print('ok')"], capture_output=True, text=True)
+    assert done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def rich_results(instrument_results: Path, folder: Path, cache: Path) -> Path:
+    """Instruments (real), a random-init network (real), a distilled student (hand-made results
+    with a teacher report from distillers.scoring), a failed task."""
+    shutil.copytree(instrument_results, folder)
+    done = subprocess.run([str(Path(sys.executable).parent / "harness"), "run", "--model", "timm:vit_tiny_patch16_224",
+                           "--random-init", "--tasks", "synth-tiles,synth-retrieval,synth-invariance", "--output",
+                           str(folder), "--cache-dir", str(cache)], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    # the student: the random-init network's results scaled, replicates and all (so ranks stay paired)
+    network = folder / "timm--vit_tiny_patch16_224-random-init"
+    for task in ("synth-tiles", "synth-retrieval"):
+        for slug, name, share, dim in (("students--tiny", "students/tiny", 1.05, 192),
+                                       ("students--tiny-d16", "students/tiny@16d", 0.8, 16),
+                                       ("students--tiny-d64", "students/tiny@64d", 0.95, 64)):
+            result = json.loads((network / f"{task}.json").read_text())
+            main = result["main_score"]
+            main["value"] *= share
+            main["replicates"] = [v * share for v in main["replicates"]]
+            metric = result["metrics"][main["name"]]
+            metric.update(mean=main["value"], ci95=[v * share for v in metric["ci95"]])
+            result["model"].update(name=name, weights="checkpoint", n_parameters=5_500_000, embed_dim=dim)
+            (folder / slug).mkdir(exist_ok=True)
+            (folder / slug / f"{task}.json").write_text(json.dumps(result))
+    write_result(folder, "students--tiny", "synth-slides", "slide_classification", status="failed",
+                 reason="a slide could not be read (disk error)")
+    # a CIDEr-D above 10: sorted as text, "12.0" would come before "4.1"
+    write_result(folder, "students--tiny", "synth-report", "report_generation", 12.0, main="cider_d",
+                 params=5_500_000)
+    for task in ("synth-slides", "synth-report"):
+        path = folder / "students--tiny" / f"{task}.json"
+        path.write_text(path.read_text().replace('"name": "students--tiny"', '"name": "students/tiny"'))
+    from distillers.scoring import compare
+
+    compare(folder, "students--tiny", {"synth-oracle": "synth-oracle"}, ["synth-tiles", "synth-retrieval"],
+            {"method": "feature_kd", "student": {"name": "students/tiny"}, "fidelity": {}})
+    return folder
+
+
+def requests_repo(hub: HubStandIn) -> None:
+    """A queue with one finished and one pending request, as `harness submit hf-hub:` writes them."""
+    from harness.submissions import Request
+
+    repo = Repo("dataset", private=False)
+    for i, status in enumerate(("FINISHED", "PENDING")):
+        request = Request(id=f"lab--fm{i}--{i:012d}", status=status, model_name=f"lab/fm{i}", hub_id=f"lab/fm{i}",
+                          revision="main", commit_sha=f"{i}" * 40, tasks="all", submitted=f"2026-11-2{i}T00:00:00+00:00",
+                          updated=f"2026-11-2{i}T00:00:00+00:00")
+        repo.files[f"requests/{request.id}.json"] = request.model_dump_json().encode()
+    repo.commits.append("a" * 40)
+    repo.snapshots["a" * 40] = dict(repo.files)
+    hub.repos[("dataset", "lab/requests")] = repo
+
+
+@needs_chromium
+def test_every_view_of_the_space_in_chromium(space_venv, instrument_results, suite_cache, tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    results = instrument_results
+    from leaderboard.formatting import LEAD_WIDTHS, TASK_WIDTHS
+    from leaderboard.space import write_space
+
+    results = rich_results(instrument_results, tmp_path / "results", suite_cache)
+    with HubStandIn(token=TOKEN) as hub:
+        env = hub_env(hub, tmp_path)
+        pushed = harness(env, "push", "--repo", "lab/results", "--results", str(results), "--private")
+        assert pushed.returncode == 0, pushed.stderr
+        assert "results/students--tiny/distillation.json" in hub.repos[("dataset", "lab/results")].files
+        requests_repo(hub)
+        space = write_space(tmp_path / "space", "lab/results", "pathology-harness @ git+https://example.org/x@" + "0" * 40,
+                            requests_repo="lab/requests")
+        port = free_port()
+        # the Dockerfile's CMD, from the torch-free venv; the private dataset is read with HF_TOKEN
+        server = subprocess.Popen([str(space_venv.parent / "streamlit"), "run", "app.py", f"--server.port={port}",
+                                   "--server.address=127.0.0.1", "--server.headless=true",
+                                   "--browser.gatherUsageStats=false"], cwd=space, env=env,
+                                  stdout=open(tmp_path / "app.log", "w"), stderr=subprocess.STDOUT)
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync", "--no-first-run",
+                     f"--user-data-dir={tempfile.mkdtemp()}", "--window-size=1600,1400"):
+            options.add_argument(flag)
+        driver = None
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_healthy(url, server)
+            driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+            driver.get(url)
+            wait = WebDriverWait(driver, 90)
+            wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, '[data-testid="stApp"]')))
+            wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, '[data-testid="stDataFrame"]')))
+            wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), "How sure are the ranks?"))
+            time.sleep(2)
+
+            # no banner above the tabs (a distillation report is not a "broken result file")
+            banners = [a.text for a in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stAlert"]')
+                       if not a.find_elements(By.XPATH, 'ancestor::*[@data-testid="stTabPanel"]')]
+            assert banners == []
+
+            overview = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stDataFrame"]')[0]
+            models = [row[2] for row in table_rows(overview)]
+            assert models[0] == "synth-oracle" and "students/tiny" in models and "random-noise" in models
+            assert "bach" not in overview.get_attribute("textContent")  # no model scored it: no column
+
+            # numbers sort as numbers: a click on the `mean` header sorts the rows by it, ascending
+            canvas = overview.find_element(By.CSS_SELECTOR, "canvas")
+            click_header(driver, canvas, sum(LEAD_WIDTHS[:3]) + LEAD_WIDTHS[3] // 2)
+            means = [float(row[3]) for row in table_rows(overview)]
+            assert means == sorted(means) and len(means) == len(models)
+            click_header(driver, canvas, sum(LEAD_WIDTHS[:3]) + LEAD_WIDTHS[3] // 2)
+
+            shots = {}
+            for name in TABS:
+                tab = next(t for t in driver.find_elements(By.CSS_SELECTOR, '[role="tab"]') if t.text == name)
+                tab.click()
+                panel = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, ACTIVE_PANEL)))
+                time.sleep(1.5)  # let charts and the grid canvas paint
+                shots[name] = tmp_path / f"view-{name.lower().replace(' ', '-')}.png"
+                assert driver.save_screenshot(str(shots[name]))
+                text = panel.text
+                charts = [c for c in panel.find_elements(By.CSS_SELECTOR, '[data-testid="stVegaLiteChart"]')
+                          if c.size["height"] > 50]
+                if name in ("Leaderboard", "Per task", "Size and speed", "Robustness", "Students"):
+                    assert charts, f"no chart drawn in {name}"
+                    assert all(c.find_elements(By.CSS_SELECTOR, "canvas, svg") for c in charts), name
+                if name == "Leaderboard":
+                    assert "Cannot be told apart" in text
+                if name == "Per task":  # pick CIDEr-D and sort its scores with a click
+                    box = panel.find_element(By.CSS_SELECTOR, '[data-testid="stSelectbox"] input')
+                    box.send_keys("synth-report")
+                    box.send_keys(Keys.ENTER)
+                    wait.until(lambda d: "cider_d" in active_panel(d).text)
+                    time.sleep(1.5)
+                    grid = next(g for g in active_panel(driver).find_elements(By.CSS_SELECTOR, '[data-testid="stDataFrame"]'))
+                    click_header(driver, grid.find_element(By.CSS_SELECTOR, "canvas"), sum(TASK_WIDTHS[:2]) + TASK_WIDTHS[2] // 2)
+                    scores = [float(row[2]) for row in table_rows(grid) if row[2]]
+                    assert 12.0 in scores and scores == sorted(scores), scores
+                    assert driver.save_screenshot(str(tmp_path / "view-per-task-cider.png"))
+                if name == "Robustness":
+                    assert "synth-plism" in text and "synth-invariance" in text
+                if name == "Students":
+                    assert "students/tiny" in text and "Matryoshka" in text
+                if name == "Queue":
+                    [queue] = panel.find_elements(By.CSS_SELECTOR, '[data-testid="stDataFrame"]')
+                    assert [(row[0], row[2]) for row in table_rows(queue)] == [("lab/fm0", "FINISHED"),
+                                                                             ("lab/fm1", "PENDING")]
+                    assert "1 FINISHED, 1 PENDING" in text
+                if name == "About":
+                    assert "How to cite" in text
+            assert all(p.stat().st_size > 10_000 for p in shots.values())
+        finally:
+            if driver is not None:
+                driver.quit()
+            server.terminate()
+            server.wait(timeout=20)
+        log = (tmp_path / "app.log").read_text()
+        assert "Traceback" not in log, log[-3000:]  # e.g. no Arrow fallback for a mixed-type column
+        assert TOKEN not in log
+
+
+ACTIVE_PANEL = '[data-testid="stTabPanel"][role="tabpanel"]'  # inactive panels carry no role
+
+
+def active_panel(driver):
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.CSS_SELECTOR, ACTIVE_PANEL)
+
+
+def table_rows(grid) -> list[list[str]]:
+    """A Streamlit dataframe's rows as shown (the grid's accessible table follows its sort order)."""
+    from selenium.webdriver.common.by import By
+
+    return [[cell.get_attribute("textContent") for cell in row.find_elements(By.TAG_NAME, "td")]
+            for row in grid.find_elements(By.CSS_SELECTOR, "tbody tr")]
+
+
+def click_header(driver, canvas, x: int) -> None:
+    """Click the grid's header row (drawn on its canvas) x pixels from the left edge, then let it re-sort."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    ActionChains(driver).move_to_element_with_offset(canvas, int(x - canvas.rect["width"] / 2),
+                                                     int(17 - canvas.rect["height"] / 2)).click().perform()
+    time.sleep(1.0)
+
+
+def test_sigterm_to_harness_leaderboard_frees_the_port(tmp_path):
+    """`harness leaderboard` becomes the Streamlit server: stopping it leaves nothing holding the port."""
+    write_result(tmp_path / "results", "m", "t", "tile_classification", 0.5)
     port = free_port()
-    harness = shutil.which("harness", path=str(Path(sys.executable).parent))
-    server = subprocess.Popen([harness, "leaderboard", "--results", str(results), "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 f"--user-data-dir={tempfile.mkdtemp()}", "--window-size=1600,1200"):
-        options.add_argument(flag)
-    driver = None
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_healthy(url)
-        driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-        driver.get(url)
-        wait = WebDriverWait(driver, 60)
-        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, '[data-testid="stApp"]')))
-        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, '[data-testid="stDataFrame"]')))
-        wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), "tasks that every model shown has scored"))
-        wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), "Robustness"))  # the page's last panels
-        body = driver.find_element(By.TAG_NAME, "body").text
-        assert "Pathology foundation-model leaderboard" in body and "Robustness" in body
-        # the grid's accessible table: rows in rank order, real tasks' cells say why they are empty
-        overview = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stDataFrame"]')[0]
-        rows = [[cell.get_attribute("textContent") for cell in row.find_elements(By.TAG_NAME, "td")]
-                for row in overview.find_elements(By.CSS_SELECTOR, "tbody tr")]
-        assert [row[0] for row in rows[:2]] == ["synth-oracle", "random-noise"]
-        assert rows[0][1] == rows[1][1] and "skipped" in rows[0][1], rows[0]  # coverage, e.g. 6/18 (12 skipped)
-        time.sleep(2)  # let the table canvas paint before the screenshot
-        assert driver.save_screenshot(str(tmp_path / "leaderboard.png"))
-        assert (tmp_path / "leaderboard.png").stat().st_size > 10_000
-    finally:
-        if driver is not None:
-            driver.quit()
-        server.terminate()
-        server.wait(timeout=20)
+    process = subprocess.Popen([str(Path(sys.executable).parent / "harness"), "leaderboard", "--results",
+                                str(tmp_path / "results"), "--port", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_healthy(f"http://127.0.0.1:{port}", process)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) is not None
+    with socket.socket() as probe:  # nothing left listening
+        assert probe.connect_ex(("127.0.0.1", port)) != 0

@@ -4,7 +4,6 @@ The CLI runs in a subprocess so huggingface_hub reads HF_ENDPOINT (the stand-in)
 as it would for a user; the token is passed the usual way (HF_TOKEN) and must never be echoed.
 """
 
-import json
 import os
 import subprocess
 import sys
@@ -12,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from harness import __version__
 from tests.hub_standin import HubStandIn
 from tests.leaderboard.test_aggregate import write_result
 
@@ -98,42 +96,3 @@ def test_push_without_a_token_is_one_actionable_line(hub, results, tmp_path):
 def test_pull_of_a_missing_repo_is_one_line(hub, tmp_path):
     done = harness(hub_env(hub, tmp_path), "pull", "--repo", "lab/absent", "--output", str(tmp_path / "out"))
     assert done.returncode == 2 and "lab/absent: repository not found" in done.stderr
-
-
-APP_TABLE = """
-import json, sys
-from streamlit.testing.v1 import AppTest
-app = AppTest.from_file(sys.argv[1], default_timeout=60)
-app.run()
-assert not app.exception, app.exception
-print(app.dataframe[0].value.to_json(orient="records"))
-"""
-
-
-def app_overview(env, app_file: Path) -> list[dict]:
-    done = subprocess.run([sys.executable, "-c", APP_TABLE, str(app_file)], env=env, capture_output=True,
-                          text=True, timeout=180)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def test_space_upload_runs_the_same_table_from_its_own_files(hub, results, tmp_path):
-    env = hub_env(hub, tmp_path)
-    assert harness(env, "push", "--repo", "lab/fm-results", "--results", str(results)).returncode == 0
-    done = harness(env, "push", "--space", "lab/fm-board", "--repo", "lab/fm-results")
-    assert done.returncode == 0, done.stderr
-    space = hub.repos[("space", "lab/fm-board")]
-    assert space.sdk == "streamlit"
-    readme = space.files["README.md"].decode()
-    assert "sdk: streamlit" in readme and "app_file: app.py" in readme
-    assert space.files["requirements.txt"].decode().strip() == f"pathology-harness[app]=={__version__}"
-
-    # run the Space's app.py from the uploaded bytes, against the Hub: same table as the local results
-    folder = tmp_path / "space"
-    folder.mkdir()
-    for name, data in space.files.items():
-        (folder / name).write_bytes(data)
-    from_space = app_overview(env, folder / "app.py")
-    local_env = dict(env, HARNESS_RESULTS=str(results))
-    local = app_overview(local_env, Path(__file__).resolve().parents[2] / "leaderboard" / "app.py")
-    assert from_space == local and [row["model"] for row in local] == ["big", "small"]

@@ -1,0 +1,206 @@
+"""The public leaderboard loop against the loopback Hub stand-in, with the real huggingface_hub
+client in every step: an author's model repo -> `harness submit hf-hub:` -> `harness queue run`
+(claimed, killed, resumed) -> results pushed -> `harness push --space` -> the app reading the
+results dataset shows the model.
+
+Every Hub call runs in a subprocess, so huggingface_hub reads HF_ENDPOINT at import as it would
+for a user (the test process itself is offline: conftest sets HF_HUB_OFFLINE=1).
+"""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from safetensors.torch import save_file
+
+from tests.hub_standin import HubStandIn
+from tests.leaderboard.test_hub_results import TOKEN, harness, hub_env
+from tests.test_submissions import CARD, state  # noqa: F401 - the module-scoped weights fixture
+
+HARNESS = str(Path(sys.executable).parent / "harness")
+
+
+@pytest.fixture
+def hub():
+    with HubStandIn(token=TOKEN) as server:
+        yield server
+
+
+def hub_python(env: dict, code: str, *args: str) -> str:
+    """Run `code` with huggingface_hub configured as a user's would be (env); its stdout."""
+    done = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+UPLOAD = """
+import sys
+from huggingface_hub import HfApi
+api = HfApi()
+repo, folder, repo_type = sys.argv[1], sys.argv[2], sys.argv[3]
+api.create_repo(repo, repo_type=repo_type, exist_ok=True)
+print(api.upload_folder(repo_id=repo, folder_path=folder, repo_type=repo_type, commit_message="upload").oid)
+"""
+
+CLAIM_RACE = """
+import sys
+from harness.hub_queue import ClaimConflict, HubRequestStore
+store = HubRequestStore(sys.argv[1])
+head, [request] = store.snapshot()
+request.status, request.claimed_by = "RUNNING", "backend-a"
+store.write(request, head, "claim by a")
+request.claimed_by = "backend-b"
+try:
+    store.write(request, head, "claim by b")   # read the same head: must be refused
+    print("both claims accepted")
+except ClaimConflict:
+    print("second claim refused")
+"""
+
+
+def request_file(hub: HubStandIn, repo: str = "lab/requests") -> dict:
+    files = hub.repos[("dataset", repo)].files
+    [name] = [n for n in files if n.startswith("requests/")]
+    return json.loads(files[name])
+
+
+def model_repo(env, tmp_path, state, name="lab/tiny-fm", card=CARD, weights_name="model.safetensors") -> str:
+    folder = tmp_path / name.replace("/", "_")
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(folder / weights_name))
+    if card:
+        (folder / "card.yaml").write_text(card)
+    return hub_python(env, UPLOAD, name, str(folder), "model").strip()
+
+
+def test_submit_queue_push_space_and_app(hub, tmp_path, state, tiny_registry_file):  # noqa: F811
+    env = hub_env(hub, tmp_path)
+    (tmp_path / "queue-readme").mkdir()
+    (tmp_path / "queue-readme" / "README.md").write_text("---\ntags: [requests]\n---\n# requests\n")
+    hub_python(env, UPLOAD, "lab/requests", str(tmp_path / "queue-readme"), "dataset")
+    pinned = model_repo(env, tmp_path, state)
+    registry = ["--include", str(tiny_registry_file)]
+
+    # --- submit: checked against the Hub before anything is queued -------------------------
+    done = harness(env, "submit", "hf-hub:lab/tiny-fm", "--revision", "no-such-branch", "--requests-repo",
+                   "lab/requests", "--tasks", "tiny-tiles", *registry)
+    assert done.returncode == 2 and "revision 'no-such-branch' not found" in done.stderr
+    model_repo(env, tmp_path, state, name="lab/pickled", weights_name="pytorch_model.bin")
+    done = harness(env, "submit", "hf-hub:lab/pickled", "--requests-repo", "lab/requests", "--tasks", "tiny-tiles",
+                   *registry)
+    assert done.returncode == 2 and "no .safetensors weights" in done.stderr and "pytorch_model.bin" in done.stderr
+    model_repo(env, tmp_path, state, name="lab/no-card", card=None)
+    done = harness(env, "submit", "hf-hub:lab/no-card", "--requests-repo", "lab/requests", "--tasks", "tiny-tiles",
+                   *registry)
+    assert done.returncode == 2 and "no card.yaml" in done.stderr
+    done = harness(env, "submit", "hf-hub:lab/tiny-fm", "--requests-repo", "lab/requests", "--tasks", "no-such-task",
+                   *registry)
+    assert done.returncode == 2 and "no-such-task" in done.stderr
+    assert not [n for n in hub.repos[("dataset", "lab/requests")].files if n.startswith("requests/")]
+
+    done = harness(env, "submit", "hf-hub:lab/tiny-fm", "--revision", "main", "--requests-repo", "lab/requests",
+                   "--tasks", "tiny-tiles", *registry)
+    assert done.returncode == 0, done.stderr
+    request = request_file(hub)
+    assert request["status"] == "PENDING" and request["commit_sha"] == pinned and request["revision"] == "main"
+    assert request["card"]["embed_dim"] == 192 and request["tasks"] == "tiny-tiles"
+    again = harness(env, "submit", "hf-hub:lab/tiny-fm", "--requests-repo", "lab/requests", "--tasks", "tiny-tiles",
+                    *registry)
+    assert again.returncode == 2 and "already submitted" in again.stderr
+
+    # the author pushes other weights to main afterwards: the request still scores the pinned commit
+    first_weights = hub.repos[("model", "lab/tiny-fm")].snapshots[pinned]["model.safetensors"]
+    changed = {k: v + 1.0 if k == "norm.weight" else v for k, v in state.items()}
+    model_repo(env, tmp_path / "v2", changed)
+    assert hub.repos[("model", "lab/tiny-fm")].files["model.safetensors"] != first_weights
+
+    # --- two backends read the same head: the second claim is refused -----------------------
+    assert hub_python(env, CLAIM_RACE, "lab/requests").strip() == "second claim refused"
+    assert request_file(hub)["claimed_by"] == "backend-a"
+    # backend-a "died" just now (its lease is fresh): backend-b leaves the request alone
+    out, cache, work = tmp_path / "results", tmp_path / "cache", tmp_path / "work"
+    backend = ["queue", "run", "--requests-repo", "lab/requests", "--results-repo", "lab/results", "--output",
+               str(out), "--cache-dir", str(cache), "--workdir", str(work), *registry]
+    done = harness(env, *backend, "--backend-id", "backend-b")
+    assert done.returncode == 0, done.stderr
+    assert request_file(hub)["status"] == "RUNNING" and request_file(hub)["claimed_by"] == "backend-a"
+
+    # --- backend-a restarts, is killed while scoring, and resumes on the next start -----------
+    first = subprocess.Popen([HARNESS, *backend, "--backend-id", "backend-a"], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and request_file(hub)["attempts"] < 1:
+        time.sleep(0.1)
+    while time.time() < deadline and not (work / "checkpoints").exists():
+        time.sleep(0.1)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    assert request_file(hub)["status"] == "RUNNING"
+
+    done = harness(env, *backend, "--backend-id", "backend-a")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "resuming" in done.stdout + done.stderr
+    request = request_file(hub)
+    assert request["status"] == "FINISHED" and request["results"] == {"tiny-tiles": "ok"}
+    assert request["attempts"] == 2 and request["reason"] is None
+
+    # --- results on the Hub: the pinned weights, recorded with their Hub id and commit ----------
+    results = hub.repos[("dataset", "lab/results")].files
+    result = json.loads(results["results/lab--tiny-fm/tiny-tiles.json"])
+    assert result["model"]["weights_sha256"] == hashlib.sha256(first_weights).hexdigest()
+    assert result["model"]["hub_id"] == "lab/tiny-fm" and result["model"]["revision"] == pinned
+    assert len(result["main_score"]["replicates"]) == 100  # the tiny task's bootstrap resamples
+    assert "leaderboard.parquet" in results
+
+    # --- the Space: a Docker Space reading the results and the queue ---------------------------
+    source = "pathology-harness @ git+https://example.org/lab/pathology-harness@" + "0" * 40
+    done = harness(env, "push", "--space", "lab/board", "--repo", "lab/results", "--requests-repo", "lab/requests",
+                   "--source", source)
+    assert done.returncode == 0, done.stderr
+    space = hub.repos[("space", "lab/board")]
+    assert space.sdk == "docker"
+    readme = space.files["README.md"].decode()
+    assert "sdk: docker" in readme and "app_port: 8501" in readme and "HF_TOKEN" in readme
+    dockerfile = space.files["Dockerfile"].decode()
+    assert f'pip install --no-cache-dir --user --no-deps "{source}"' in dockerfile and "EXPOSE 8501" in dockerfile
+    requirements = space.files["requirements.txt"].decode().split()
+    assert any(r.startswith("streamlit==") for r in requirements)
+    assert not any(r.split("==")[0] in ("torch", "timm", "openslide-python", "scikit-survival") for r in requirements)
+
+    # --- the app, run from the Space's own app.py against the Hub, shows the model ----------------
+    folder = tmp_path / "space"
+    folder.mkdir()
+    for name, data in space.files.items():
+        (folder / name).write_bytes(data)
+    tables = app_tables(env, folder / "app.py")
+    [row] = tables["overview"]
+    assert row["model"] == "lab/tiny-fm" and row["tiny-tiles"] == pytest.approx(result["main_score"]["value"])
+    [queued] = tables["queue"]
+    assert queued["model"] == "lab/tiny-fm" and queued["status"] == "FINISHED" and queued["revision"] == pinned[:12]
+    assert TOKEN not in done.stdout + done.stderr
+
+
+APP_TABLES = """
+import json, sys
+from streamlit.testing.v1 import AppTest
+app = AppTest.from_file(sys.argv[1], default_timeout=90)
+app.run()
+assert not app.exception, app.exception
+assert not app.warning and not app.error, [e.value for e in [*app.warning, *app.error]]
+queue = next(d.value for d in app.dataframe if "submitted" in d.value.columns)
+print(json.dumps({"overview": json.loads(app.dataframe[0].value.to_json(orient="records")),
+                  "queue": json.loads(queue.to_json(orient="records"))}))
+"""
+
+
+def app_tables(env, app_file: Path) -> dict:
+    done = subprocess.run([sys.executable, "-c", APP_TABLES, str(app_file)], env=env, capture_output=True,
+                          text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
