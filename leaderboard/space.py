@@ -66,9 +66,9 @@ def pinned_requirements() -> str:
     return "\n".join(lines) + "\n"
 
 
-def default_source() -> str:
+def default_source(here: Path | None = None) -> str:
     """`pathology-harness @ git+<origin>@<HEAD commit>` of the checkout this harness runs from."""
-    here = Path(__file__).resolve().parent
+    here = here or Path(__file__).resolve().parent
 
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(here), *args], capture_output=True, text=True,
@@ -82,7 +82,7 @@ def default_source() -> str:
                            "checkout with an 'origin' remote): pass --source, e.g. "
                            "'pathology-harness @ git+https://github.com/ORG/REPO@COMMIT'") from None
     if dirty:
-        raise HarnessError(f"{here.parent}: uncommitted changes would not be in the Space; commit and push them, "
+        raise HarnessError(f"{here}: uncommitted changes would not be in the Space; commit and push them, "
                            "or pass --source")
     if url.startswith("git@"):  # git@host:org/repo.git -> https://host/org/repo.git
         url = "https://" + url.removeprefix("git@").replace(":", "/", 1)

@@ -96,3 +96,24 @@ def test_push_without_a_token_is_one_actionable_line(hub, results, tmp_path):
 def test_pull_of_a_missing_repo_is_one_line(hub, tmp_path):
     done = harness(hub_env(hub, tmp_path), "pull", "--repo", "lab/absent", "--output", str(tmp_path / "out"))
     assert done.returncode == 2 and "lab/absent: repository not found" in done.stderr
+
+
+def test_the_space_installs_the_harness_from_a_pinned_commit(tmp_path):
+    from harness.errors import HarnessError
+    from leaderboard.space import default_source
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "one")
+    with pytest.raises(HarnessError, match="pass --source"):  # no origin: nowhere the Space could install from
+        default_source(tmp_path)
+    git("remote", "add", "origin", "git@github.com:lab/pathology-harness.git")
+    commit = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    assert default_source(tmp_path) == f"pathology-harness @ git+https://github.com/lab/pathology-harness.git@{commit}"
+    (tmp_path / "tracked.txt").write_text("a")
+    git("add", "tracked.txt")
+    with pytest.raises(HarnessError, match="uncommitted changes"):  # they would not be in the Space
+        default_source(tmp_path)
