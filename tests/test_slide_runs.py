@@ -12,7 +12,7 @@ import pytest
 
 from harness.cli import main
 from harness.synth.slide_suite import SyntheticSlideParams, build_slide_suite
-from tests.harness.test_slides import write_blank_slide
+from tests.harness.test_slides import with_resolution, write_blank_slide
 
 HARNESS = str(Path(sys.executable).parent / "harness")
 REGISTRY = """
@@ -33,7 +33,8 @@ tasks:
 
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory) -> tuple[Path, Path]:
-    """9 good synthetic slides (3 per grade), a corrupt file, a blank slide and a missing one."""
+    """9 good synthetic slides (3 per grade), a corrupt file, a blank slide, a missing one, and one that
+    claims 352.8 um/px (as openslide-python's boxes.tiff does)."""
     root = tmp_path_factory.mktemp("wsi")
     suite = root / "suite"
     build_slide_suite(suite, SyntheticSlideParams(n_patients=9, second_slide_fraction=0.0, seed=4), workers=1)
@@ -43,7 +44,9 @@ def cohort(tmp_path_factory) -> tuple[Path, Path]:
     rows = [",".join(line.split(",")[:3]) for line in lines[1:]]
     (root / "cohort" / "slides" / "corrupt.svs").write_bytes(b"II*\x00" + os.urandom(2048))
     write_blank_slide(root / "cohort" / "slides" / "blank.tiff")
-    rows += ["slides/corrupt.svs,X1,benign", "slides/blank.tiff,X2,low-grade", "slides/missing.tiff,X3,high-grade"]
+    with_resolution(sorted((suite / "slides").glob("*.tiff"))[0], root / "cohort" / "slides" / "boxes.tiff", 352.8)
+    rows += ["slides/corrupt.svs,X1,benign", "slides/blank.tiff,X2,low-grade", "slides/missing.tiff,X3,high-grade",
+             "slides/boxes.tiff,X4,benign"]
     (root / "cohort" / "slides.csv").write_text("\n".join([",".join(header.split(",")[:3]), *rows]) + "\n")
     registry = root / "cohort.yaml"
     registry.write_text(REGISTRY)
@@ -65,8 +68,9 @@ def test_bad_slides_are_named_counted_and_the_run_goes_on(cohort, tmp_path):
     assert main(args(root, registry, tmp_path / "cache", tmp_path / "out")) == 0
     result = result_of(tmp_path / "out")
     assert result["status"] == "ok" and result["n_samples"]["slides"] == 9
-    assert result["n_samples"]["failed_slides"] == 3
+    assert result["n_samples"]["failed_slides"] == 4
     failed = {Path(k).name: v for k, v in result["details"]["failed_slides"].items()}
+    assert failed["boxes.tiff"].startswith("implausible resolution: 352.8 um/px")
     assert failed["corrupt.svs"].startswith("cannot open")
     assert failed["blank.tiff"].startswith("no tissue")
     assert failed["missing.tiff"].startswith("cannot open")

@@ -18,6 +18,11 @@ from harness.registry import TilingSpec
 from harness.slides.tissue_mask import tissue_mask
 
 MASK_PX_PER_TILE = 8
+# What a slide may claim before it is refused (a file whose tags are wrong would otherwise be
+# planned as millions of 0-px tiles and run for hours): level-0 um/px from 0.05 (beyond any
+# optical scanner) to 20 (a 0.5x overview), and at most this many grid cells at the target.
+MPP_RANGE = (0.05, 20.0)
+MAX_GRID_CELLS = 2_000_000
 
 
 class SlideError(Exception):
@@ -52,8 +57,9 @@ def slide_mpp(slide) -> float:
     except (TypeError, ValueError):
         raise SlideError("no resolution (openslide.mpp-x) in the file: rescan or convert with the resolution set") \
             from None
-    if not mpp > 0:
-        raise SlideError(f"invalid resolution mpp-x={value}")
+    if not MPP_RANGE[0] <= mpp <= MPP_RANGE[1]:
+        raise SlideError(f"implausible resolution: {mpp:g} um/px (openslide.mpp-x; a scan has "
+                         f"{MPP_RANGE[0]:g} to {MPP_RANGE[1]:g}): fix the file's resolution tags")
     return mpp
 
 
@@ -64,7 +70,11 @@ def read_geometry(slide, target_mpp: float, tile_size: int) -> tuple[float, int,
     side0 = tile_size * target_mpp / mpp
     finest_ok = [lvl for lvl, d in enumerate(slide.level_downsamples) if d * mpp <= target_mpp * 1.01]
     level = max(finest_ok) if finest_ok else 0
-    return side0, level, int(round(side0 / slide.level_downsamples[level]))
+    read_size = int(round(side0 / slide.level_downsamples[level]))
+    if read_size < 1:
+        raise SlideError(f"a {tile_size} px tile at {target_mpp} um/px is {side0:.3g} px of this slide "
+                         f"({mpp:g} um/px): nothing to read")
+    return side0, level, read_size
 
 
 def plan_tiles(path: str | Path, params: TilingSpec) -> SlideTiling:
@@ -72,6 +82,11 @@ def plan_tiles(path: str | Path, params: TilingSpec) -> SlideTiling:
     try:
         mpp = slide_mpp(slide)
         side0, level, read_size = read_geometry(slide, params.target_mpp, params.tile_size)
+        w0, h0 = slide.level_dimensions[0]
+        cells = (w0 // side0) * (h0 // side0)
+        if cells > MAX_GRID_CELLS:
+            raise SlideError(f"{w0} x {h0} px at {mpp:g} um/px makes {cells:,.0f} tiles of {params.tile_size} px at "
+                             f"{params.target_mpp} um/px (at most {MAX_GRID_CELLS:,}): check the resolution tags")
         # the tissue rule runs on this grid, or on the finer grid this one must cover (tissue_mpp)
         test_side0 = params.tile_size * (params.tissue_mpp or params.target_mpp) / mpp
         # the mask is read at the coarsest level that still gives a tested tile MASK_PX_PER_TILE px a side
@@ -84,7 +99,6 @@ def plan_tiles(path: str | Path, params: TilingSpec) -> SlideTiling:
             raise SlideError(f"cannot read: {type(error).__name__}: {error}") from None
         mask = tissue_mask(thumbnail)
         scale = slide.level_downsamples[thumb_level]
-        w0, h0 = slide.level_dimensions[0]
         kept = _tissue_tiles(mask, scale, w0, h0, test_side0, params.min_tissue)
         if params.tissue_mpp is not None:  # this grid's tiles holding the centre of a kept finer tile
             cells = np.unique(np.floor((kept + test_side0 / 2) / side0).astype(np.int64), axis=0)

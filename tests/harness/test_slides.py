@@ -110,6 +110,33 @@ def test_unreadable_and_empty_slides_are_named(tmp_path, synthetic_slides):
         plan_tiles(no_mpp, TilingSpec())
 
 
+def with_resolution(source: Path, target: Path, mpp: float) -> Path:
+    """The same pyramid (pixels, levels) with other resolution tags: level i says mpp * 2**i um/px."""
+    import tifffile
+
+    with tifffile.TiffFile(source) as tif:
+        levels = [page.asarray() for page in tif.pages]
+    with tifffile.TiffWriter(target) as out:
+        for i, image in enumerate(levels):
+            out.write(image, tile=(128, 128), photometric="rgb", subfiletype=1 if i else 0, metadata=None,
+                      resolution=(1e4 / (mpp * 2**i),) * 2, resolutionunit="CENTIMETER")
+    return target
+
+
+def test_a_slide_claiming_an_absurd_resolution_is_refused_at_once(tmp_path, synthetic_slides):
+    """openslide-python's boxes.tiff says 352.8 um/px: planned as it claims, it is millions of
+    0-px tiles. Refused instead, in milliseconds, whatever else the file holds."""
+    import time
+
+    good = sorted((synthetic_slides / "slides").glob("*.tiff"))[0]
+    for mpp in (352.8, 0.001):
+        started = time.perf_counter()
+        with pytest.raises(SlideError, match="implausible resolution"):
+            plan_tiles(with_resolution(good, tmp_path / f"{mpp}.tiff", mpp), TilingSpec())
+        assert time.perf_counter() - started < 5
+    assert len(plan_tiles(with_resolution(good, tmp_path / "ok.tiff", 0.5), TilingSpec()).coords) > 0
+
+
 def write_blank_slide(path: Path, resolution: bool = True) -> Path:
     import tifffile
 
