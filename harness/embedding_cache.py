@@ -76,10 +76,9 @@ class ShardWriter:
         self.n_items = n_items
         self.shard_size = shard_size
         self.shards.mkdir(parents=True, exist_ok=True)
-        self.start = self._finished_items()
+        self._next_shard, self.start = self._finished()
         self._buffer: list[np.ndarray] = []
         self._buffered = 0
-        self._next_shard = self.start // shard_size
         self._received = self.start
 
     @property
@@ -90,8 +89,10 @@ class ShardWriter:
     def _expected_rows(self, shard: int) -> int:
         return min(self.shard_size, self.n_items - shard * self.shard_size)
 
-    def _finished_items(self) -> int:
-        done = 0
+    def _finished(self) -> tuple[int, int]:
+        """(complete shards, items in them) at the start: the leading run of shards of the right
+        length (counted, not derived from the items, so a short last shard counts too)."""
+        shards = items = 0
         for shard in range((self.n_items + self.shard_size - 1) // self.shard_size):
             path = self.shards / f"{shard:05d}.npy"
             try:
@@ -100,8 +101,8 @@ class ShardWriter:
                 break
             if rows != self._expected_rows(shard):
                 break
-            done += rows
-        return done
+            shards, items = shards + 1, items + rows
+        return shards, items
 
     def add(self, embeddings: np.ndarray, what: str = "") -> None:
         if not np.isfinite(embeddings).all():

@@ -112,3 +112,36 @@ def test_key_changes_with_weights_transform_data_and_split():
     base = key("w|cls|t", "data", "train")
     assert len({base, key("w2|cls|t", "data", "train"), key("w|cls|t2", "data", "train"),
                 key("w|cls|t", "data2", "train"), key("w|cls|t", "data", "test")}) == 5
+
+
+@pytest.mark.parametrize("state", ["no shards", "first shard", "all shards", "all shards + array",
+                                   "complete, shards left", "half-written temp file"])
+def test_resumption_is_right_at_every_point_of_the_write_sequence(tmp_path, state):
+    """Build the on-disk state a kill leaves at each step of extraction (600 items, shards of 512:
+    the last one short), then finish the entry as the next run would: the same array every time."""
+    n, dim = 600, 4
+    expected = np.arange(n * dim, dtype=np.float32).reshape(n, dim)
+    cache = EmbeddingCache(tmp_path, shard_size=512)
+    folder = cache.folder("k")
+    shards = folder / "shards"
+    shards.mkdir(parents=True)
+    if state != "no shards":
+        save_npy_atomic(shards / "00000.npy", expected[:512])
+    if state not in ("no shards", "first shard", "half-written temp file"):
+        save_npy_atomic(shards / "00001.npy", expected[512:])
+    if state == "all shards + array":
+        save_npy_atomic(folder / "embeddings.npy", expected)  # killed before meta.json
+    if state == "half-written temp file":
+        (shards / ".00001.npy.abc.tmp").write_bytes(b"\x93NUMPY half")
+    if state == "complete, shards left":
+        cache.writer("k", n).finish({})  # killed while removing the shards: the entry is complete
+        save_npy_atomic(shards / "00000.npy", expected[:512])
+        assert cache.load("k") is not None
+        return
+    writer = cache.writer("k", n)
+    assert writer.start == {"no shards": 0, "first shard": 512, "half-written temp file": 512}.get(state, n)
+    if writer.start < n:
+        writer.add(expected[writer.start:])
+    finished = writer.finish({})
+    np.testing.assert_array_equal(np.asarray(finished.embeddings), expected)
+    np.testing.assert_array_equal(np.asarray(cache.load("k").embeddings), expected)
