@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import HarnessError
+from harness.yaml_files import parse_yaml, read_yaml
 from harness.registry import first_problem
 
 
@@ -67,20 +67,14 @@ def read_config(path: Path | None, teachers: list[str] | None = None, settings: 
     teachers, `--set KEY=VALUE` (a YAML value: `--set matryoshka_dims=[32,64]`) sets one key."""
     raw: dict = {}
     if path is not None:
-        try:
-            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as error:
-            raise HarnessError(f"{path}: cannot read the distillation config: {str(error).splitlines()[0]}") from None
+        raw = read_yaml(Path(path), "distillation config") or {}
         if not isinstance(raw, dict):
             raise HarnessError(f"{path}: a distillation config is a mapping of keys (see distillers/config.py)")
     for item in settings or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise HarnessError(f"--set {item}: expected KEY=VALUE, e.g. --set steps=100")
-        try:
-            raw[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise HarnessError(f"--set {item}: the value is not valid YAML") from None
+        raw[key.strip()] = parse_yaml(value, f"--set {item}")
     if teachers:
         raw["teachers"] = [{"model": model} for model in teachers]
     where = " + ".join([*([str(path)] if path is not None else []), *(["flags"] if settings or teachers else [])])

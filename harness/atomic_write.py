@@ -19,6 +19,17 @@ import numpy as np
 from harness.errors import HarnessError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates files readable by their owner only; a finished file gets the mode any other
+# file written here would get (0666 less the umask), so a shared results folder stays readable
+FILE_MODE = 0o666 & ~_umask()
+
+
 @contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temp path to write; on success it replaces `target`, on failure it is removed."""
@@ -31,6 +42,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, target)
     except OSError as error:
         tmp.unlink(missing_ok=True)

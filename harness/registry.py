@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping, Union
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import HarnessError
+from harness.yaml_files import read_yaml
 
 SPLITS = ("train", "val", "test")
 
@@ -28,14 +28,14 @@ class _Strict(BaseModel):
 class TilingSpec(_Strict):
     """How whole slides become tiles (PROTOCOLS.md: 0.5 um/px, 256 px, no overlap, tissue only)."""
 
-    target_mpp: float = 0.5
-    tile_size: int = 256
-    min_tissue: float = 0.5  # fraction of a tile the tissue mask must cover
-    max_tiles: int | None = None  # per slide: an evenly spaced subsample of the kept tiles
+    target_mpp: float = Field(0.5, gt=0, le=100)
+    tile_size: int = Field(256, ge=8, le=4096)
+    min_tissue: float = Field(0.5, ge=0, le=1)  # fraction of a tile the tissue mask must cover
+    max_tiles: int | None = Field(None, ge=1)  # per slide: an evenly spaced subsample of the kept tiles
     # A coarser grid that must cover the tissue a finer one keeps (a model reading 5x tiles of a
     # 20x dataset): the tissue rule is applied to `tile_size` tiles at this resolution, and a tile
     # is kept when it holds the centre of at least one of them.
-    tissue_mpp: float | None = None
+    tissue_mpp: float | None = Field(None, gt=0, le=100)
 
     def at_mpp(self, mpp: float | None) -> "TilingSpec":
         """This grid as a model reading tiles at `mpp` um/px sees it (None: unchanged). Coarser than
@@ -261,19 +261,7 @@ def _add(registry: Registry, section: str, name: str, value: Any, path: Path) ->
 
 
 def _parse_file(path: Path) -> RegistryFile:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise HarnessError(f"{path}: registry file not found: check the path given to --include") from None
-    except OSError as error:
-        raise HarnessError(f"{path}: cannot read registry file: {error.strerror}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise HarnessError(f"{path}: malformed YAML{where}: {problem}") from None
+    raw = read_yaml(path, "registry file")
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

@@ -255,6 +255,11 @@ class Runner:
     def _record(self, slug, name, task, model, source, status, reason) -> TaskOutcome:
         if self.rank != 0:  # under torchrun only rank 0 writes results
             return TaskOutcome(model.name, name, status, reason=reason)
+        path = self.store.path(slug, name)
+        previous = self.store.read(path) if status != "ok" else None
+        if previous is not None and previous.status == "ok":  # e.g. --overwrite, then the rerun failed
+            console.print(f"[yellow]kept[/yellow] the earlier ok result {path}: this run {status} ({reason})")
+            return TaskOutcome(model.name, name, status, reason=f"{reason} (the earlier ok result {path} is kept)")
         result = TaskResult(
             task=name, task_version=task.version, family=task.family, status=status, reason=reason,
             model=model, dataset=DatasetRecord(name=task.dataset, source=source.spec.source),

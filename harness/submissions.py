@@ -111,8 +111,13 @@ def submit(checkpoint: Path, card: Path, store: RequestStore, tasks: str) -> Req
         staged.mkdir()
         shutil.copyfile(weights, staged / weights.name)
         shutil.copyfile(card, staged / "card.yaml")
-        locate_checkpoint(staged)  # the same layout rules a run applies
-        encoder = validate_checkpoint(staged)
+        try:
+            locate_checkpoint(staged)  # the same layout rules a run applies
+            encoder = validate_checkpoint(staged)
+        except HarnessError as error:  # name the author's files, not the staging copy that is about to go
+            message = str(error).replace(str(staged / weights.name), str(weights))
+            raise HarnessError(message.replace(str(staged / "card.yaml"), str(card)).replace(str(staged), str(checkpoint))
+                               ) from None
         request_id = f"{_slug(encoder.card.name or weights.stem)}-{sha256[:12]}"
         target = store.checkpoint_dir(request_id)
         if target.exists():

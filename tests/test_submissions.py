@@ -40,7 +40,12 @@ def requests_of(store: Path) -> list[dict]:
 
 
 def submit(weights, card, store, capsys=None) -> int:
-    return main(["submit", str(weights), "--card", str(card), "--requests", str(store), "--tasks", "tiny-tiles"])
+    from tests.conftest import TINY_REGISTRY
+
+    registry = Path(store).parent / "tiny-registry.yaml"
+    registry.write_text(TINY_REGISTRY)
+    return main(["submit", str(weights), "--card", str(card), "--requests", str(store), "--tasks", "tiny-tiles",
+                 "--include", str(registry)])
 
 
 def test_submit_validates_and_files_a_pending_request(tmp_path, state, capsys):
@@ -68,7 +73,7 @@ class Payload:
 
 
 @pytest.mark.parametrize("problem, expected", [
-    ("pickle", "cannot read this checkpoint"),
+    ("pickle", "holds pickled Python objects"),
     ("wrong-keys", "missing"),
     ("nan", "NaN or inf"),
     ("wrong-dim", "declares embed_dim 384"),

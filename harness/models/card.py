@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from harness.errors import HarnessError
+from harness.yaml_files import read_yaml
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -40,10 +40,9 @@ class ModelCard(BaseModel):
 
 
 def read_card(path: Path) -> ModelCard:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise HarnessError(f"{path}: cannot read model card: {str(error).splitlines()[0]}") from None
+    raw = read_yaml(path, "model card") or {}
+    if not isinstance(raw, dict):
+        raise HarnessError(f"{path}: a model card is a mapping of keys (architecture, pooling, embed_dim, ...)")
     try:
         return ModelCard.model_validate(raw)
     except ValidationError as error:

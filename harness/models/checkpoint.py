@@ -83,6 +83,14 @@ def read_state_dict(weights: Path) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(weights, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - corrupt, truncated or malicious files all land here
+        import pickle
+
+        if isinstance(error, pickle.UnpicklingError) or "Weights only load failed" in str(error):
+            # torch's own hint (re-run with weights_only=False) would switch the protection off: not that
+            raise HarnessError(
+                f"{weights}: the file holds pickled Python objects besides tensors (loading it could run code), so "
+                "it is never loaded; where you trust it, convert it: safetensors.torch.save_file("
+                "model.state_dict(), 'model.safetensors')") from None
         first_line = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
         raise HarnessError(
             f"{weights}: cannot read this checkpoint as tensors ({first_line}); "

@@ -72,14 +72,29 @@ def load_encoder(spec: str, options: LoadOptions = LoadOptions()) -> Encoder:
 
 
 def check_model_spec(spec: str) -> None:
-    """Cheap validation before a run starts (no weights are read)."""
+    """Cheap validation before a run starts (no weights are read): a usage error exits 2 at once
+    instead of failing every task of the model."""
+    if not spec.strip():
+        raise HarnessError("--model '': empty model spec (an empty path would mean the current folder)")
+    if spec.startswith("timm:"):
+        import timm
+
+        if not timm.is_model(spec.removeprefix("timm:")):
+            raise HarnessError(f"model '{spec}': timm has no architecture '{spec.removeprefix('timm:')}': "
+                               "see timm.list_models()")
     if _is_named_model(spec):
         return
-    if local_checkpoint_path(spec) is None:
+    path = local_checkpoint_path(spec)
+    if path is None:
         raise HarnessError(
             f"model '{spec}' is not a known model and no such file or directory exists: "
             "check the path, or see `harness list` for model names"
         )
+    from harness.models.card import read_card
+    from harness.models.checkpoint import locate_checkpoint
+
+    _, card = locate_checkpoint(path)  # a folder without weights or card.yaml
+    read_card(card)  # a card that is not UTF-8, not YAML, or has unknown keys
 
 
 def _load_known(spec: str, card: ModelCard, options: LoadOptions) -> Encoder:
@@ -124,6 +139,12 @@ def build_timm(architecture: str, timm_kwargs: dict[str, Any], pretrained: bool,
         if "Unknown model" in str(error):
             raise HarnessError(f"timm has no architecture '{architecture}': see timm.list_models()") from None
         raise
+    except (TypeError, ValueError, AttributeError, AssertionError) as error:  # a kwarg the architecture refuses
+        if not timm_kwargs:
+            raise
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise HarnessError(f"cannot build '{architecture}' with timm_kwargs {timm_kwargs}: {first}; fix timm_kwargs "
+                           "in the model card") from None
 
 
 def resolve_layer_names(timm_kwargs: dict[str, Any]) -> dict[str, Any]:

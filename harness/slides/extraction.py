@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from filelock import FileLock
 from torch.utils.data import DataLoader, Dataset
 
 from harness.atomic_write import save_npy_atomic
@@ -97,11 +98,17 @@ def embed_slides(encoder, paths: list[Path], tiling: TilingSpec, cache: Embeddin
             keys.append(None)
             failed[str(path)] = f"cannot open: {error.strerror or error}"
     rank, world = _rank_and_world()
-    todo = [i for i, key in enumerate(keys) if key and cache.load(key) is None and i % world == rank]
-    started = time.perf_counter()
-    rate = _extract(encoder, [paths[i] for i in todo], [keys[i] for i in todo], tiling, cache, options,
-                    label, failed)
-    per_min = 60 * len(todo) / (time.perf_counter() - started) if rate else None
+    mine = [i for i, key in enumerate(keys) if key and i % world == rank]
+    todo = [i for i in mine if cache.load(keys[i]) is None]
+    rate = per_min = None
+    if todo:
+        # a second run over the same slides waits here, then finds them cached (as the tile path does)
+        with FileLock(str(_mkdir(cache.root) / f"slides-{digest(sorted(keys[i] for i in mine))}.lock")):
+            todo = [i for i in todo if cache.load(keys[i]) is None]
+            started = time.perf_counter()
+            rate = _extract(encoder, [paths[i] for i in todo], [keys[i] for i in todo], tiling, cache, options,
+                            label, failed)
+            per_min = 60 * len(todo) / (time.perf_counter() - started) if rate else None
     _barrier()
     features, coords, kept = [], [], []
     for i, (path, key) in enumerate(zip(paths, keys)):
@@ -219,3 +226,8 @@ def instrument_slides(encoder, source, paths: list[Path], fingerprint: str) -> S
         coords.append(tiling.coords)
         kept.append(i)
     return SlideFeatures(features, coords, kept, failed)
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path

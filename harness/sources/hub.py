@@ -153,13 +153,13 @@ class HubTileSource(TileSource):
     def download(self) -> str:
         from huggingface_hub import snapshot_download
 
-        from harness.hub_access import hub_reachable
+        from harness.hub_access import hub_call, hub_reachable
 
         if not hub_reachable():
             raise HarnessError(f"{self.name}: the Hugging Face Hub is unreachable; connect and retry")
-        folder = snapshot_download(
+        folder = hub_call(f"downloading dataset '{self.name}'", self.spec.hub_id, lambda: snapshot_download(
             self.spec.hub_id, repo_type="dataset", revision=self.spec.revision,
             allow_patterns=list(self.spec.data_files.values()),
-        )
+        ))
         return f"{self.name}: {self.spec.hub_id}@{self.spec.revision} downloaded to {folder}"
 

@@ -100,13 +100,23 @@ class SlideSource:
         rows, c = self._rows(), self.columns
         where = f"{self.csv_path}"
 
-        def column(name, convert):
+        def column(name, convert, check=None, expect="a number"):
+            """One column as numbers; a bad cell names the CSV, its line and the column."""
             if not name:
                 return None
-            try:
-                return np.array([convert(row[name]) for row in rows])
-            except ValueError:
-                raise HarnessError(f"{where}: column '{name}' has a value that is not a number") from None
+            values = []
+            for line, row in enumerate(rows, start=2):  # line 1 is the header
+                cell = row.get(name)
+                try:
+                    value = convert(cell)
+                    if not np.isfinite(value) or (check and not check(value)):
+                        raise ValueError
+                except (TypeError, ValueError):
+                    shown = "empty" if cell in (None, "") else repr(cell)
+                    raise HarnessError(f"{where}: line {line}, column '{name}': {shown} is not {expect}; fix the "
+                                       "table") from None
+                values.append(value)
+            return np.array(values)
 
         labels = None
         if c.label:
@@ -115,12 +125,12 @@ class SlideSource:
             if unknown:
                 raise HarnessError(f"{where}: labels {unknown[:3]} are not among the classes {classes}")
             labels = np.array([classes.index(row[c.label]) for row in rows], dtype=np.int64)
-        events = column(c.event, float)
+        events = column(c.event, float, lambda v: v in (0, 1), "0 or 1 (1 = the event was observed)")
         return SlideTable(
             paths=[self.csv_path.parent / row[c.slide] for row in rows],
             patients=[row[c.patient] for row in rows],
-            labels=labels, times=column(c.time, float), events=None if events is None else events.astype(bool),
-            folds=column(c.fold, int),
+            labels=labels, times=column(c.time, float, lambda v: v >= 0, "a time >= 0"),
+            events=None if events is None else events.astype(bool), folds=column(c.fold, int),
         )
 
     def tile_latents(self, slide: Path, coords: np.ndarray) -> np.ndarray | None:

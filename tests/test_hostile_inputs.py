@@ -1,0 +1,248 @@
+"""Hostile inputs, one row each: what the user gives, the exit code, and the one line that says
+what is wrong. A new refusal is a new row of REFUSALS.
+
+Exit codes: 2 = usage or configuration error (nothing ran), 1 = a task failed (the others ran).
+"""
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from harness.cli import main
+from tests.conftest import TINY_REGISTRY
+
+TINY_ARCH_CARD = "architecture: vit_tiny_patch16_224\npooling: cls\nembed_dim: 192\n"
+
+
+def checkpoint(folder: Path, card: str | bytes, state: dict | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(state or {"x": torch.zeros(2)}, str(folder / "model.safetensors"))
+    (folder / "card.yaml").write_bytes(card if isinstance(card, bytes) else card.encode())
+    return folder
+
+
+def registry(folder: Path, text: str | bytes, name="extra.yaml") -> Path:
+    path = folder / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+TILING_TASK = """
+datasets:
+  cohort:
+    source: wsi
+    path: cohort/slides.csv
+    label_column: label
+    classes: [a, b]
+    tiling: {{{tiling}}}
+tasks:
+  cohort-task:
+    family: slide_classification
+    dataset: cohort
+    main_score: balanced_accuracy
+"""
+
+DUPLICATED = """datasets:
+  tiny-tiles:
+    source: synth
+    generator: tiles
+tasks:
+  twice:
+    family: tile_classification
+    dataset: tiny-tiles
+    main_score: balanced_accuracy
+  twice:
+    family: retrieval
+    dataset: tiny-tiles
+    main_score: map@5
+"""
+
+
+def rows(tmp: Path):
+    """(id, argv, exit code, text the single stderr line must hold)."""
+    yield ("bad timm_kwargs (unknown key)", ["run", "--model", str(checkpoint(tmp / "kw", TINY_ARCH_CARD
+                                                                          + "timm_kwargs: {no_such_kwarg: 3}\n"))],
+           1, "cannot build 'vit_tiny_patch16_224' with timm_kwargs {'no_such_kwarg': 3}")
+    yield ("bad timm_kwargs (wrong type)", ["run", "--model", str(checkpoint(tmp / "kw2", TINY_ARCH_CARD
+                                                                          + "timm_kwargs: {depth: twelve}\n"))],
+           1, "with timm_kwargs {'depth': 'twelve'}")
+    yield ("submit with bad timm_kwargs", ["submit", str(checkpoint(tmp / "kw3", TINY_ARCH_CARD
+                                                                   + "timm_kwargs: {no_such_kwarg: 3}\n")),
+                                           "--card", str(tmp / "kw3" / "card.yaml"), "--requests", str(tmp / "q")],
+           2, "fix timm_kwargs in the model card")
+    yield ("binary --include", ["list", "--include", str(registry(tmp, b"\xff\xfe\x00bin\x9c"))],
+           2, "is not UTF-8 text")
+    yield ("binary card.yaml", ["run", "--model", str(checkpoint(tmp / "bin", b"\x89PNG\r\n\x1a\n\xff"))],
+           2, "model card is not UTF-8 text")
+    yield ("a task defined twice in one file", ["list", "--include", str(registry(tmp, DUPLICATED, "dup.yaml"))],
+           2, "line 10, column 3: key 'twice' appears twice (lines 6 and 10)")
+    for key, value in (("tile_size", 0), ("target_mpp", -1), ("min_tissue", 2.0)):
+        yield (f"tiling {key}: {value}",
+               ["list", "--include", str(registry(tmp, TILING_TASK.format(tiling=f"{key}: {value}"), f"{key}.yaml"))],
+               2, f"key 'tiling.{key}'")
+    yield ("unknown timm architecture", ["run", "--model", "timm:no_such_net"], 2, "timm has no architecture 'no_such_net'")
+    (tmp / "empty").mkdir()
+    yield ("empty checkpoint folder", ["run", "--model", str(tmp / "empty")], 2, "no weights file")
+    yield ("empty model spec", ["run", "--model", ""], 2, "empty model spec")
+    import timm
+
+    weights = {k: v.contiguous() for k, v in timm.create_model("vit_tiny_patch16_224", num_classes=0).state_dict().items()}
+    yield ("submit an unknown task", ["submit", str(checkpoint(tmp / "ok", TINY_ARCH_CARD, weights)), "--card",
+                                      str(tmp / "ok" / "card.yaml"), "--tasks", "no-such-task", "--requests",
+                                      str(tmp / "q")], 2, "no-such-task")
+
+
+def test_each_refusal_is_one_line_with_its_exit_code(tmp_path, capsys, cache_dir):
+    failures = []
+    for name, argv, code, text in rows(tmp_path):
+        capsys.readouterr()
+        extra = ["--tasks", "tiny-tiles", "--include", str(registry(tmp_path, TINY_REGISTRY, "tiny.yaml")),
+                 "--output", str(tmp_path / "out"), "--cache-dir", str(cache_dir)] if argv[0] == "run" else []
+        try:
+            got = main(argv + extra)
+        except Exception as error:  # noqa: BLE001 - a traceback is a failed row, the other rows still run
+            got = f"{type(error).__name__} raised"
+        err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        lines = [line for line in err if line.startswith(("error:", "failed"))] or err
+        if got != code or len(lines) != 1 or text not in lines[0]:
+            failures.append(f"{name}: exit {got} (want {code}), stderr {err}")
+    assert not failures, "\n".join(failures)
+
+
+def test_a_model_that_cannot_be_built_is_one_failure_and_the_run_goes_on(tmp_path, cache_dir, capsys):
+    bad = checkpoint(tmp_path / "bad", TINY_ARCH_CARD + "timm_kwargs: {no_such_kwarg: 3}\n")
+    out = tmp_path / "out"
+    code = main(["run", "--model", str(bad), "--model", "random-noise", "--tasks", "tiny-tiles", "--include",
+                 str(registry(tmp_path, TINY_REGISTRY)), "--output", str(out), "--cache-dir", str(cache_dir)])
+    assert code == 1
+    assert json.loads((out / "random-noise" / "tiny-tiles.json").read_text())["status"] == "ok"
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_failed_rerun_never_replaces_an_ok_result(tmp_path, cache_dir, capsys, monkeypatch):
+    args = ["run", "--model", "random-noise", "--tasks", "tiny-tiles", "--include",
+            str(registry(tmp_path, TINY_REGISTRY)), "--output", str(tmp_path / "out"), "--cache-dir", str(cache_dir)]
+    assert main(args) == 0
+    path = tmp_path / "out" / "random-noise" / "tiny-tiles.json"
+    before = path.read_bytes()
+    from tasks.tile_classification import TileClassification
+
+    def broken(self, data, params):
+        raise RuntimeError("the probe ran out of memory")
+
+    monkeypatch.setattr(TileClassification, "evaluate", broken)
+    capsys.readouterr()
+    assert main([*args, "--overwrite"]) == 1
+    assert path.read_bytes() == before  # the earlier ok result is kept
+    captured = capsys.readouterr()
+    assert "kept the earlier ok result" in captured.out + captured.err
+    # and the file is as readable as any other the user writes (0666 less the umask), not owner-only
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~current_umask()
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+SURVIVAL = """
+datasets:
+  cohort:
+    source: wsi
+    path: cohort/slides.csv
+    time_column: time
+    event_column: event
+tasks:
+  cohort-survival:
+    family: survival
+    dataset: cohort
+    main_score: c_index
+"""
+
+
+@pytest.mark.parametrize("row, expected", [
+    ("s2.tiff,p2,12.5", "line 3, column 'event': empty is not 0 or 1"),
+    ("s2.tiff,p2,nan,1", "line 3, column 'time': 'nan' is not a time >= 0"),
+    ("s2.tiff,p2,3.0,yes", "line 3, column 'event': 'yes' is not 0 or 1"),
+])
+def test_a_bad_survival_table_names_the_csv_line_and_column(tmp_path, cache_dir, row, expected):
+    from harness.registry import load_registry
+    from harness.sources import DataContext, open_source
+
+    (tmp_path / "cohort").mkdir()
+    csv = tmp_path / "cohort" / "slides.csv"
+    csv.write_text(f"slide,patient,time,event\ns1.tiff,p1,10.0,1\n{row}\n")
+    reg = load_registry([registry(tmp_path, SURVIVAL)])
+    source = open_source("cohort", reg.datasets["cohort"], DataContext(cache_dir=cache_dir, data_root=tmp_path),
+                         reg.datasets)
+    from harness.errors import HarnessError
+
+    with pytest.raises(HarnessError) as error:
+        source.table()
+    assert str(csv) in str(error.value) and expected in str(error.value)
+
+
+def test_download_refused_by_the_hub_is_one_line(tmp_path):
+    from tests.hub_standin import HubStandIn, Repo
+    from tests.leaderboard.test_hub_results import harness, hub_env
+
+    spec = registry(tmp_path, """
+datasets:
+  gated:
+    source: hf
+    hub_id: lab/gated-tiles
+    revision: main
+    data_files: {train: train.parquet}
+    image_column: image
+    label_column: label
+    classes: [a, b]
+""")
+    with HubStandIn(token="hf_right") as hub:
+        hub.repos[("dataset", "lab/gated-tiles")] = Repo("dataset", private=True)
+        done = harness(hub_env(hub, tmp_path, token="hf_wrong"), "download", "gated", "--include", str(spec),
+                       "--cache-dir", str(tmp_path / "cache"))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr[-2000:]
+    assert "HTTP 401" in lines[0] and "HF_TOKEN" in lines[0]
+
+
+def test_two_concurrent_runs_embed_each_slide_once(tmp_path):
+    """The slide path takes the cache's lock as the tile path does: the second run waits, then finds
+    every slide cached and embeds none."""
+    from harness.synth.slide_suite import SyntheticSlideParams, build_slide_suite
+
+    suite = tmp_path / "suite"
+    build_slide_suite(suite, SyntheticSlideParams(n_patients=4, second_slide_fraction=0.0, seed=5), workers=1)
+    spec = registry(tmp_path, """
+datasets:
+  cohort:
+    source: wsi
+    path: suite/slides.csv
+    label_column: label
+    classes: [benign, low-grade, high-grade]
+tasks:
+  cohort-grade:
+    family: slide_classification
+    dataset: cohort
+    main_score: balanced_accuracy
+    params: {folds: 2, abmil: {epochs: 1}, probe_max_steps: 50, bootstrap_resamples: 20}
+""")
+    harness = str(Path(sys.executable).parent / "harness")
+    runs = [subprocess.Popen([harness, "run", "--model", "timm:vit_tiny_patch16_224", "--random-init", "--tasks",
+                              "cohort-grade", "--include", str(spec), "--data-root", str(tmp_path), "--cache-dir",
+                              str(tmp_path / "cache"), "--output", str(tmp_path / f"out{i}"), "--workers", "0"],
+                             env=dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1"), stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    logs = [run.communicate(timeout=600)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], logs
+    assert sum("embedding cohort" in log for log in logs) == 1, logs  # one run embedded, the other waited
+    metas = [json.loads(p.read_text()) for p in (tmp_path / "cache" / "embeddings").glob("*/meta.json")]
+    assert len(metas) == 4
