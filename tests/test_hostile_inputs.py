@@ -219,22 +219,12 @@ def test_two_concurrent_runs_embed_each_slide_once(tmp_path):
     every slide cached and embeds none."""
     from harness.synth.slide_suite import SyntheticSlideParams, build_slide_suite
 
-    suite = tmp_path / "suite"
-    build_slide_suite(suite, SyntheticSlideParams(n_patients=4, second_slide_fraction=0.0, seed=5), workers=1)
-    spec = registry(tmp_path, """
-datasets:
-  cohort:
-    source: wsi
-    path: suite/slides.csv
-    label_column: label
-    classes: [benign, low-grade, high-grade]
-tasks:
-  cohort-grade:
-    family: slide_classification
-    dataset: cohort
-    main_score: balanced_accuracy
-    params: {folds: 2, abmil: {epochs: 1}, probe_max_steps: 50, bootstrap_resamples: 20}
-""")
+    from tests.test_slide_runs import REGISTRY
+
+    build_slide_suite(tmp_path / "cohort", SyntheticSlideParams(n_patients=4, second_slide_fraction=0.0, seed=5),
+                      workers=1)
+    quick = "{folds: 2, abmil: {epochs: 1}, probe_max_steps: 50, bootstrap_resamples: 20}"
+    spec = registry(tmp_path, REGISTRY.replace(REGISTRY[REGISTRY.index("{folds"):].strip(), quick))
     harness = str(Path(sys.executable).parent / "harness")
     runs = [subprocess.Popen([harness, "run", "--model", "timm:vit_tiny_patch16_224", "--random-init", "--tasks",
                               "cohort-grade", "--include", str(spec), "--data-root", str(tmp_path), "--cache-dir",
