@@ -220,3 +220,12 @@ def test_dims_scores_truncated_embeddings_as_their_own_models(cache_dir, tiny_re
     assert read(out / "random-noise" / "tiny-retrieval.json")["model"]["embed_dim"] == 384
     assert run("--model", "random-noise", "--dims", "1000", "--tasks", "tiny-retrieval", "--include",
                str(tiny_registry_file), "--output", str(tmp_path / "too-wide")) == 1
+
+
+def test_colour_stats_scores_like_any_image_model(cache_dir, tiny_registry_file, tmp_path):
+    out = tmp_path / "results"
+    assert run("--model", "colour-stats", "--tasks", "tiny", "--include", str(tiny_registry_file), "--output",
+               str(out), "--workers", "0") == 0
+    result = read(out / "colour-stats" / "tiny-tiles.json")
+    assert result["status"] == "ok" and result["model"]["weights"] == "instrument"
+    assert result["model"]["n_parameters"] == 0 and result["model"]["embed_dim"] == 30

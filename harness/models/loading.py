@@ -101,6 +101,12 @@ def _load_known(spec: str, card: ModelCard, options: LoadOptions) -> Encoder:
     loader = (card.architecture or "").split(":", 1)[0]
     if loader == "hf-hub":
         return _load_timm(spec, card.architecture, card, options)
+    if loader == "builtin":  # colour-stats: a fixed function of the pixels, nothing to load or initialise
+        from harness.models.colour_statistics import ColourStatistics
+
+        backbone = ColourStatistics()
+        sha = hashlib.sha256(f"{card.architecture}:bins{backbone.num_features}".encode()).hexdigest()
+        return finish_encoder(spec, backbone, card, "instrument", sha, options.device)
     if options.random_init:
         raise HarnessError(f"model '{spec}': --random-init is supported for timm architectures only")
     backbone = build_foreign_backbone(card, spec)

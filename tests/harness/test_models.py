@@ -174,3 +174,19 @@ def test_partial_oracles_carry_only_what_the_pixels_show():
     assert grade[1, 2:].tolist() == [0, 0, 1] and grade[0, 4] == 0  # stroma: atypia not shown
     cosine = grade @ grade.T / np.outer(np.linalg.norm(grade, axis=1), np.linalg.norm(grade, axis=1))
     assert cosine[0, 2] > cosine[0, 3] and cosine[0, 2] > cosine[0, 1]  # near levels are near
+
+
+def test_colour_stats_is_the_colour_statistics_of_the_tile():
+    """colour-stats: per channel mean, std and an 8-bin histogram of the pixels in [0, 1], as numpy
+    computes them on the same 64 px tile; no weights, labelled an instrument."""
+    encoder = load_encoder("colour-stats")
+    assert encoder.info.weights == "instrument" and encoder.info.n_parameters == 0 and encoder.info.embed_dim == 30
+    rng = np.random.default_rng(0)
+    tile = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    with torch.inference_mode():
+        embedding = encoder.module(encoder.transform.normalise(encoder.transform.prepare(tile)[None]))[0].numpy()
+    pixels = tile.reshape(-1, 3).astype(np.float64) / 255
+    histograms = [np.histogram(np.minimum(pixels[:, c] * 8, 7.999), bins=8, range=(0, 8))[0] / len(pixels)
+                  for c in range(3)]
+    expected = np.concatenate([pixels.mean(0), pixels.std(0, ddof=1), *histograms])
+    np.testing.assert_allclose(embedding, expected, atol=1e-5)
