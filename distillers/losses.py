@@ -1,4 +1,4 @@
-"""Distillation losses, written from the formulas in PROTOCOLS.md ("Distillation and students").
+"""Distillation losses, written from the formulas in docs/protocols.md ("Distillation and students").
 
 feature KD (RADIO / GPFM style), h = the student's adaptor:
     L = (1 - cos(h(s_cls), t_cls)) + lambda * [0.9 (1 - cos) + 0.1 SmoothL1](h(s_patch), resize(t_patch))

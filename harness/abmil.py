@@ -1,6 +1,6 @@
 """Gated attention-based MIL (Ilse et al., 2018): a bag of tile embeddings -> one prediction.
 
-Training follows PROTOCOLS.md: AdamW (lr 1e-3, weight decay 1e-5), 20 epochs, cosine schedule,
+Training follows docs/protocols.md: AdamW (lr 1e-3, weight decay 1e-5), 20 epochs, cosine schedule,
 one bag per step with at most 2,048 tiles sampled per bag, inputs standardised with the training
 bags' tile mean and std. The loss is the caller's (class-balanced cross-entropy, survival NLL).
 """

@@ -1,6 +1,6 @@
 """A linear probe on frozen embeddings: one linear layer, AdamW, early stopping on validation.
 
-Defaults are eva's protocol (PROTOCOLS.md): lr 3e-4, batch 256, up to 12,500 steps, the
+Defaults are eva's protocol (docs/protocols.md): lr 3e-4, batch 256, up to 12,500 steps, the
 checkpoint with the best validation balanced accuracy is kept.
 """
 

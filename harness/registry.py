@@ -26,7 +26,7 @@ class _Strict(BaseModel):
 
 
 class TilingSpec(_Strict):
-    """How whole slides become tiles (PROTOCOLS.md: 0.5 um/px, 256 px, no overlap, tissue only)."""
+    """How whole slides become tiles (docs/protocols.md: 0.5 um/px, 256 px, no overlap, tissue only)."""
 
     target_mpp: float = Field(0.5, gt=0, le=100)
     tile_size: int = Field(256, ge=8, le=4096)
@@ -164,7 +164,7 @@ class TaskSpec(_Strict):
     main_score: str
     params: dict[str, Any] = {}
     description: str = ""
-    protocol_note: str = ""  # where and why the task deviates from PROTOCOLS.md
+    protocol_note: str = ""  # where and why the task deviates from docs/protocols.md
 
 
 class RegistryFile(_Strict):

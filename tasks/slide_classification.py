@@ -1,6 +1,6 @@
 """Slide-level classification: gated ABMIL on tile embeddings, and a mean-pooled linear probe.
 
-Protocol (PROTOCOLS.md): patient-grouped k folds (5 unless the dataset defines folds); ABMIL with
+Protocol (docs/protocols.md): patient-grouped k folds (5 unless the dataset defines folds); ABMIL with
 class-balanced cross-entropy; the baseline is a linear probe (tile protocol) on the mean of each
 slide's tile embeddings. Each metric's mean and std are over folds; the 95% CI is a bootstrap
 over slides of the pooled out-of-fold predictions (every slide is predicted once, by the fold

@@ -1,6 +1,6 @@
 """Survival from slides: CoxNet on pooled slide embeddings, and a discrete-time ABMIL head.
 
-Protocol (PROTOCOLS.md): patient-grouped 5 folds stratified by event. CoxNet (scikit-survival
+Protocol (docs/protocols.md): patient-grouped 5 folds stratified by event. CoxNet (scikit-survival
 CoxnetSurvivalAnalysis, l1_ratio 0.5) on the standardised mean tile embedding of each slide, its
 alpha chosen from {0.01, 0.02, 0.07} by an inner patient-grouped 3-fold C-index on the training
 fold. The discrete-time ABMIL head predicts hazards over 4 bins (quartiles of the training

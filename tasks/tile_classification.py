@@ -1,6 +1,6 @@
 """Tile / ROI classification: linear probe (5 seeds) and cosine kNN on frozen embeddings.
 
-Protocol (PROTOCOLS.md): train on train, select on val, report on test; when the dataset has
+Protocol (docs/protocols.md): train on train, select on val, report on test; when the dataset has
 no val split a stratified `val_fraction` of train is held out; with no test split, val is
 reported and the selection split is held out of train. Headline: balanced accuracy.
 """
