@@ -212,11 +212,14 @@ class Registry:
 
 
 def default_registry_path() -> Path:
-    """The registry shipped with the harness (the repository's top-level tasks.yaml)."""
+    """The registry shipped with the harness: the package's `tasks.yaml`. In the repository that is
+    a link to the top-level tasks.yaml (one copy); a built wheel holds the file itself."""
     override = os.environ.get("HARNESS_TASKS_FILE")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parent.parent / "tasks.yaml"
+    from importlib.resources import files
+
+    return Path(str(files("harness").joinpath("tasks.yaml")))
 
 
 def load_registry(

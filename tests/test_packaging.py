@@ -1,0 +1,57 @@
+"""The harness as a user installs it: a built wheel, installed non-editable, run from another folder.
+
+The wheel is installed with `pip install --no-deps --target` and put first on PYTHONPATH, so the
+installed copy (not this checkout) is what runs, with the dependencies of the test environment
+(a fresh venv would reinstall torch, ~2 minutes, for no extra coverage of the harness's files).
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("wheel")
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(ROOT), "-w",
+                            str(folder / "dist")], capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stderr[-3000:]
+    [wheel] = (folder / "dist").glob("pathology_harness-*.whl")
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
+                           str(folder / "site"), str(wheel)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return folder / "site"
+
+
+def in_another_folder(site: Path, tmp_path: Path, *args: str, code: str | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(site), HF_HUB_OFFLINE="1")
+    env.pop("HARNESS_TASKS_FILE", None)
+    command = [sys.executable, "-c", code] if code else [sys.executable, "-m", "harness", *args]
+    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_the_wheel_carries_the_registry_and_the_app(installed, tmp_path):
+    where = in_another_folder(installed, tmp_path, code=(
+        "import harness, leaderboard.formatting as f; from harness.registry import default_registry_path as p; "
+        "print(harness.__file__); print(p()); print(len(f.protocol_markdown()))"))
+    assert where.returncode == 0, where.stderr[-2000:]
+    module, registry, about = where.stdout.split()
+    assert module.startswith(str(installed)) and registry.startswith(str(installed))  # not this checkout
+    assert Path(registry).read_text() == (ROOT / "tasks.yaml").read_text() and int(about) > 1000
+    listed = in_another_folder(installed, tmp_path, "list")
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert "synth-tiles" in listed.stdout and "colour-stats" in listed.stdout
+
+
+def test_the_installed_wheel_scores_a_synthetic_task(installed, tmp_path, suite_cache):
+    done = in_another_folder(installed, tmp_path, "run", "--model", "random-noise", "--tasks", "synth-retrieval",
+                             "--output", "out", "--cache-dir", str(suite_cache))
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((tmp_path / "out" / "random-noise" / "synth-retrieval.json").read_text())
+    assert result["status"] == "ok" and 0 <= result["main_score"]["value"] < 0.5
