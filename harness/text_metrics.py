@@ -1,10 +1,14 @@
-"""Text-generation and answer metrics, on our tokenisation (lowercase words and punctuation).
+"""Text-generation and answer metrics on raw text, each tokenised as its reference implementation
+tokenises (our own tokeniser, `tokenize`, is for the decoder's vocabulary and answers only).
 
-BLEU-n is corpus BLEU without smoothing (Papineni et al.; equals sacrebleu with
-tokenize='none', smooth_method='none' on the same tokens). ROUGE-L is the mean LCS F-measure
-(equals rouge-score's rougeL F on alphanumeric text). CIDEr-D follows coco-caption exactly,
-including its length penalty on the bigram count (sigma 6) and x10 scaling. Tests check each
-against those packages.
+- BLEU-n: corpus BLEU without smoothing on sacrebleu's default `13a` tokens (case kept); equals
+  sacrebleu's BLEU(tokenize="13a", smooth_method="none") on the same raw text.
+- ROUGE-L: the mean LCS F-measure on rouge-score's tokens (lower case, non-alphanumerics to
+  spaces, no stemming); equals rouge-score's rougeL F.
+- CIDEr-D: coco-caption's, on coco-caption's tokens (its PTB tokeniser lower-cased, then its
+  punctuation list removed), with its length penalty on the bigram count (sigma 6) and x10
+  scaling; equals PTBTokenizer + Cider on the same raw text.
+Tests check each against those packages on raw text with punctuation and casing.
 """
 
 from __future__ import annotations
@@ -19,7 +23,53 @@ _TOKEN = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")
 
 
 def tokenize(text: str) -> list[str]:
+    """Lower-case words and single punctuation marks: the report decoder's vocabulary units."""
     return _TOKEN.findall(text.lower())
+
+
+# mteval-v13a, as sacrebleu's default tokeniser (punctuation split off; "." and "," kept inside numbers)
+_13A = [
+    (re.compile(r"([\{-\~\[-\` -\&\(-\+\:-\@\/])"), r" \1 "),
+    (re.compile(r"([^0-9])([\.,])"), r"\1 \2 "),
+    (re.compile(r"([\.,])([^0-9])"), r" \1 \2"),
+    (re.compile(r"([0-9])(-)"), r"\1 \2 "),
+]
+
+
+def bleu_tokens(text: str) -> list[str]:
+    line = text.replace("<skipped>", "").replace("-\n", "").replace("\n", " ")
+    if "&" in line:
+        line = line.replace("&quot;", '"').replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">")
+    line = f" {line} "
+    for pattern, replacement in _13A:
+        line = pattern.sub(replacement, line)
+    return line.split()
+
+
+def rouge_tokens(text: str) -> list[str]:
+    """rouge-score's tokeniser: lower case, every run of non-alphanumerics is a space."""
+    return re.sub(r"[^a-z0-9]+", " ", text.lower()).split()
+
+
+# coco-caption: Stanford's PTB tokeniser, lower-cased, then this punctuation list removed. The list
+# is upper case, so the lower-cased bracket tokens (-lrb- ...) stay, as they do in coco-caption.
+_PTB_BRACKETS = {"(": "-LRB-", ")": "-RRB-", "[": "-LSB-", "]": "-RSB-", "{": "-LCB-", "}": "-RCB-"}
+_COCO_PUNCTUATION = {"''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-", ".", "?", "!", ",", ":", "-", "--",
+                     "...", ";", '"'}
+_PTB = re.compile(r"-[LR][RSC]B-"                               # brackets, already spelled out
+                  r"|[A-Za-z0-9]+?(?=n't\b)|n't\b"                # are|n't, ca|n't
+                  r"|'(?:s|re|ve|ll|d|m)\b"                       # 's 're ... split off their word
+                  r"|[A-Z]+&[A-Z]+"                                # H&E, AT&T (not h&e: that is h & e)
+                  r"|[A-Za-z0-9]+(?:[-/.][A-Za-z0-9]+)*"           # words, hyphenated words, 3.5, 1/3
+                  r"|\.\.\.|--|\S")
+
+
+def cider_tokens(text: str) -> list[str]:
+    """coco-caption's tokens: PTB tokens of the text as written, then lower-cased, then its
+    punctuation list removed (case-sensitive, so -lrb- and -rrb- stay, as they do there)."""
+    for bracket, name in _PTB_BRACKETS.items():
+        text = text.replace(bracket, f" {name} ")
+    return [t for t in (token.lower() for token in _PTB.findall(text)) if t not in _COCO_PUNCTUATION]
 
 
 def _ngrams(tokens: list[str], n: int) -> Counter:

@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from harness.bootstrap import N_RESAMPLES, bootstrap_ci, bootstrap_mean_ci
 from harness.evaluation import Evaluation, MetricSummary, TaskData, record_image_features, summarise
 from harness.metrics import cosine_top_k
-from harness.text_metrics import bleu_from_statistics, bleu_statistics, cider_d_scores, rouge_l_scores, tokenize
+from harness.text_metrics import (bleu_from_statistics, bleu_statistics, bleu_tokens, cider_d_scores, cider_tokens,
+                                  rouge_l_scores, rouge_tokens, tokenize)
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ["<pad>", "<bos>", "<eos>", "<unk>"]
@@ -128,15 +129,17 @@ def _train_and_decode(x_train, y_train, x_test, vocab_size: int, params: ReportP
     return tokens[:, 1:].tolist()
 
 
-def score_reports(hypotheses: list[list[list[str]]], references: list[list[str]], resamples: int) -> dict[str, MetricSummary]:
-    """Metrics over seeds (one hypothesis list per seed) with bootstrap CIs on test items."""
-    refs_nested = [[r] for r in references]
+def score_reports(hypotheses: list[list[str]], references: list[str], resamples: int) -> dict[str, MetricSummary]:
+    """Metrics over seeds (one list of report texts per seed) with bootstrap CIs on test items. Each
+    metric tokenises the raw texts as its reference implementation does (harness/text_metrics.py)."""
+    tokens = {name: [tokenizer(r) for r in references] for name, tokenizer in
+              (("bleu", bleu_tokens), ("rouge", rouge_tokens), ("cider", cider_tokens))}
     per_seed: dict[str, list[float]] = {m: [] for m in TEXT_METRICS}
     stats, rouge, cider = [], [], []
-    for hyps in hypotheses:
-        stats.append(bleu_statistics(hyps, references))
-        rouge.append(rouge_l_scores(hyps, references))
-        cider.append(cider_d_scores(hyps, refs_nested))
+    for texts in hypotheses:
+        stats.append(bleu_statistics([bleu_tokens(t) for t in texts], tokens["bleu"]))
+        rouge.append(rouge_l_scores([rouge_tokens(t) for t in texts], tokens["rouge"]))
+        cider.append(cider_d_scores([cider_tokens(t) for t in texts], [[r] for r in tokens["cider"]]))
         for order in range(1, 5):
             per_seed[f"bleu{order}"].append(float(bleu_from_statistics(stats[-1].sum(0), order)[0]))
         per_seed["rouge_l"].append(float(rouge[-1].mean()))
@@ -173,15 +176,17 @@ class ReportGeneration:
         length = min(params.max_tokens, max(len(t) for t in train_tokens) + 2)  # pad to the longest report
         y_train = np.array([vocab.encode(t, length) for t in train_tokens], dtype=np.int64)
 
-        generated = []
+        generated = []  # per seed, the decoded reports as text (what a reader sees, and what is scored)
         for seed in params.seeds:
             ids = _train_and_decode(x_train, y_train, x_test, len(vocab.tokens), params, seed, length)
-            generated.append([vocab.decode(row) for row in ids])
+            generated.append([detokenize(vocab.decode(row)) for row in ids])
 
-        metrics = score_reports(generated, test_tokens, params.bootstrap_resamples)
+        references = [r["report"] for r in test.records]
+        metrics = score_reports(generated, references, params.bootstrap_resamples)
         nearest = cosine_top_k(test.embeddings[[r["image"] for r in test.records]],
                                train.embeddings[[r["image"] for r in train.records]], 1)[:, 0]
-        baseline = score_reports([[train_tokens[i] for i in nearest]], test_tokens, params.bootstrap_resamples)
+        baseline = score_reports([[train.records[i]["report"] for i in nearest]], references,
+                                 params.bootstrap_resamples)
         metrics.update({f"nn_{name}": value for name, value in baseline.items()})
         return Evaluation(
             metrics=metrics,
@@ -189,6 +194,6 @@ class ReportGeneration:
                        "vocabulary": len(vocab.tokens)},
             seeds=list(params.seeds),
             details={"decoding": "greedy", "examples": [
-                {"generated": detokenize(generated[0][i]), "reference": test.records[i]["report"]}
+                {"generated": generated[0][i], "reference": test.records[i]["report"]}
                 for i in range(min(3, len(test_tokens)))]},
         )

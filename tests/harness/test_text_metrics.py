@@ -1,4 +1,8 @@
-"""Our text metrics against sacrebleu, rouge-score and coco-caption (pycocoevalcap)."""
+"""Our text metrics on raw text against sacrebleu, rouge-score and coco-caption (pycocoevalcap,
+its PTB tokeniser included): each metric must tokenise as its reference does, punctuation,
+casing, brackets, hyphens, numbers and contractions included."""
+
+import shutil
 
 import numpy as np
 import pytest
@@ -6,45 +10,76 @@ import sacrebleu
 from pycocoevalcap.cider.cider import Cider
 from rouge_score import rouge_scorer
 
-from harness.text_metrics import cider_d_scores, corpus_bleu, rouge_l_scores, token_f1, tokenize
+from harness.text_metrics import (bleu_tokens, cider_d_scores, cider_tokens, corpus_bleu, rouge_l_scores,
+                                  rouge_tokens, token_f1, tokenize)
+from tasks.report_generation import score_reports
 
 REFERENCES = [
-    "sections show sheets of atypical epithelial cells . cellularity is high .",
-    "the tissue consists of mature adipose tissue . nuclei are small and uniform .",
-    "sections show a dense lymphoid infiltrate . the specimen is densely cellular .",
-    "the tissue consists of necrotic debris with nuclear dust .",
+    "Sections show sheets of atypical epithelial cells. Cellularity is high.",
+    "The tissue consists of mature adipose tissue; nuclei are small and uniform.",
+    "Sections show a dense lymphoid infiltrate (grade 2), 3.5 mm across. The specimen is densely cellular.",
+    "The tissue consists of necrotic debris with nuclear dust, and the patient's margins aren't involved.",
+    "Well-differentiated glands: H&E shows 1/3 of crypts with goblet cells!",
 ]
 HYPOTHESES = [
-    "sections show sheets of atypical cells . cellularity is high .",
-    "the tissue consists of adipose tissue . nuclei are small .",
-    "sections show a dense infiltrate of lymphocytes . cellularity is high .",
-    "necrotic debris with dust is seen in the tissue .",
+    "Sections show sheets of atypical cells. Cellularity is high.",
+    "The tissue consists of adipose tissue. Nuclei are small.",
+    "Sections show a dense infiltrate of lymphocytes (grade 2). Cellularity is high.",
+    "Necrotic debris with dust is seen in the tissue; margins aren't involved.",
+    "well-differentiated glands, h&e shows crypts with goblet cells.",
 ]
+needs_java = pytest.mark.skipif(shutil.which("java") is None, reason="coco-caption's PTB tokeniser needs Java")
+
+
+def ptb(texts: list[str]) -> list[str]:
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    tokenized = PTBTokenizer().tokenize({i: [{"caption": t}] for i, t in enumerate(texts)})
+    return [tokenized[i][0] for i in range(len(texts))]
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4])
-def test_bleu_matches_sacrebleu(n):
-    bleu = sacrebleu.metrics.BLEU(max_ngram_order=n, tokenize="none", smooth_method="none", effective_order=False)
+def test_bleu_matches_sacrebleu_on_raw_text(n):
+    bleu = sacrebleu.metrics.BLEU(max_ngram_order=n, smooth_method="none", effective_order=False)  # 13a default
     expected = bleu.corpus_score(HYPOTHESES, [REFERENCES]).score / 100
-    ours = corpus_bleu([h.split() for h in HYPOTHESES], [r.split() for r in REFERENCES], max_n=n)
+    ours = corpus_bleu([bleu_tokens(h) for h in HYPOTHESES], [bleu_tokens(r) for r in REFERENCES], max_n=n)
     assert ours == pytest.approx(expected, abs=1e-9)
 
 
-def test_rouge_l_matches_rouge_score():
+def test_rouge_l_matches_rouge_score_on_raw_text():
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
-    hyps = [h.replace(" .", "") for h in HYPOTHESES]  # rouge-score drops punctuation: compare on words
-    refs = [r.replace(" .", "") for r in REFERENCES]
-    expected = [scorer.score(r, h)["rougeL"].fmeasure for h, r in zip(hyps, refs)]
-    np.testing.assert_allclose(rouge_l_scores([h.split() for h in hyps], [r.split() for r in refs]), expected)
+    expected = [scorer.score(r, h)["rougeL"].fmeasure for h, r in zip(HYPOTHESES, REFERENCES)]
+    ours = rouge_l_scores([rouge_tokens(h) for h in HYPOTHESES], [rouge_tokens(r) for r in REFERENCES])
+    np.testing.assert_allclose(ours, expected)
 
 
-def test_cider_d_matches_coco_caption():
-    gts = {i: [r] for i, r in enumerate(REFERENCES)}
-    res = {i: [h] for i, h in enumerate(HYPOTHESES)}
+@needs_java
+def test_our_tokens_are_coco_captions_tokens():
+    punctuation_free = [" ".join(cider_tokens(t)) for t in REFERENCES + HYPOTHESES]
+    assert punctuation_free == ptb(REFERENCES + HYPOTHESES)
+
+
+@needs_java
+def test_cider_d_matches_coco_caption_on_raw_text():
+    gts = {i: [r] for i, r in enumerate(ptb(REFERENCES))}
+    res = {i: [h] for i, h in enumerate(ptb(HYPOTHESES))}
     expected_mean, expected = Cider().compute_score(gts, res)
-    ours = cider_d_scores([h.split() for h in HYPOTHESES], [[r.split()] for r in REFERENCES])
+    ours = cider_d_scores([cider_tokens(h) for h in HYPOTHESES], [[cider_tokens(r)] for r in REFERENCES])
     np.testing.assert_allclose(ours, expected, rtol=1e-9)
     assert ours.mean() == pytest.approx(expected_mean)
+
+
+@needs_java
+def test_the_report_family_scores_raw_text_as_the_references_do():
+    metrics = score_reports([HYPOTHESES], REFERENCES, resamples=20)
+    expected_cider, _ = Cider().compute_score({i: [r] for i, r in enumerate(ptb(REFERENCES))},
+                                              {i: [h] for i, h in enumerate(ptb(HYPOTHESES))})
+    assert metrics["cider_d"].mean == pytest.approx(expected_cider)
+    bleu = sacrebleu.metrics.BLEU(smooth_method="none", effective_order=False)
+    assert metrics["bleu4"].mean == pytest.approx(bleu.corpus_score(HYPOTHESES, [REFERENCES]).score / 100)
+    scorer = rouge_scorer.RougeScorer(["rougeL"])
+    assert metrics["rouge_l"].mean == pytest.approx(
+        np.mean([scorer.score(r, h)["rougeL"].fmeasure for h, r in zip(HYPOTHESES, REFERENCES)]))
 
 
 def test_tokenize_and_token_f1():
