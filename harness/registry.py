@@ -74,6 +74,9 @@ class HubDataset(_Strict):
     split_column: str | None = None  # splits = this column's values (e.g. one per slide); one data_files entry
     order_column: str | None = None  # with split_column: rows of a split sorted by this column
     items_per_split: int | None = None  # with split_column: the first N rows of each split in that order
+    # with split_column + order_column (PLISM's tile_id): plismbench's selection, rows sorted by the
+    # tile coordinates in the id, then its subset file of this size (harness/data/plismbench)
+    plismbench_subset: Literal[460, 2713, 5426, 8139, 16278] | None = None
     mpp: float | None = None
     license: str = ""
     homepage: str = ""

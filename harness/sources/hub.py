@@ -72,8 +72,11 @@ class HubTileSource(TileSource):
         snapshot = self._snapshot()
         files = {s: [(p.name, p.stat().st_size) for p in self._files(snapshot, s)] for s in self.spec.data_files} \
             if snapshot else {}
+        selection = {key: getattr(self.spec, key) for key in ("split_column", "order_column", "items_per_split",
+                                                              "plismbench_subset") if getattr(self.spec, key)}
         return digest({"hub_id": self.spec.hub_id, "revision": self.spec.revision,
-                       "commit": snapshot.name if snapshot else None, "files": files})
+                       "commit": snapshot.name if snapshot else None, "files": files,
+                       **({"selection": selection} if selection else {})})
 
     # --- reading --------------------------------------------------------------------
     def _file_table(self, key: str):
@@ -110,7 +113,8 @@ class HubTileSource(TileSource):
         return self._tables["__whole__"]
 
     def _split_rows(self) -> dict[str, list[int]]:
-        """split_column value -> its row indices, in order_column order, capped at items_per_split."""
+        """split_column value -> its row indices: in order_column order, capped at items_per_split;
+        or, with plismbench_subset, plismbench's selection (`plismbench_rows`)."""
         if "__rows__" not in self._tables:
             whole = self._whole()
             keys = np.asarray(whole[self.spec.split_column]).astype(str)
@@ -118,6 +122,10 @@ class HubTileSource(TileSource):
             rows = {}
             for value in sorted(set(keys)):
                 index = np.flatnonzero(keys == value)
+                if self.spec.plismbench_subset:
+                    rows[value] = index[plismbench_rows(order[index], self.spec.plismbench_subset,
+                                                        f"{self.spec.hub_id} split '{value}'")].tolist()
+                    continue
                 index = index[np.argsort(order[index], kind="stable")][: self.spec.items_per_split]
                 rows[value] = index.tolist()
             self._tables["__rows__"] = rows
@@ -163,3 +171,25 @@ class HubTileSource(TileSource):
         ))
         return f"{self.name}: {self.spec.hub_id}@{self.spec.revision} downloaded to {folder}"
 
+
+PLISM_TILES_PER_SLIDE = 16278
+
+
+def plismbench_rows(tile_ids: np.ndarray, subset: int, where: str) -> np.ndarray:
+    """plismbench's selection of one slide's rows: sort them by the tile coordinates in their ids
+    (`<slide>_<a>_<x>_<y>`: by x, then y), then take the rows its `tiles_subset_<N>.npy` lists
+    (harness/data/plismbench; N = 16,278 keeps them all). Positions into `tile_ids`."""
+    if len(tile_ids) != PLISM_TILES_PER_SLIDE:
+        raise HarnessError(f"{where}: {len(tile_ids)} tiles, not PLISM's {PLISM_TILES_PER_SLIDE}: plismbench's "
+                           "subsets index a whole slide")
+    try:
+        parts = np.array([[int(p) for p in str(tile_id).split("_")[1:4]] for tile_id in tile_ids])
+    except ValueError:
+        raise HarnessError(f"{where}: a tile id is not <slide>_<int>_<int>_<int> (e.g. {tile_ids[0]!r})") from None
+    by_coordinates = np.lexsort((parts[:, 2], parts[:, 1]))  # x first, then y
+    if subset == PLISM_TILES_PER_SLIDE:
+        return by_coordinates
+    from importlib.resources import files
+
+    chosen = np.load(str(files("harness").joinpath(f"data/plismbench/tiles_subset_{subset}.npy")))
+    return by_coordinates[chosen]

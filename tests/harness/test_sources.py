@@ -225,3 +225,48 @@ def test_hub_dataset_split_by_a_column_gives_one_split_per_slide(hub_cache, tmp_
     images = source.images("GV_S60")
     assert len(images) == 2 and [np.asarray(images[i]).mean() for i in range(2)] == [100, 110]
     assert source.labels("GV_S60") is None
+
+
+def test_real_plism_selection_is_plismbench_s_on_a_made_up_slide(tmp_path, monkeypatch):
+    """Two made-up PLISM slides of 16,278 rows in shuffled order: the rows the source keeps are the
+    rows plismbench keeps (sort by the x and y in the tile id, pandas sort_values(["x", "y"]),
+    then tiles_subset_8139.npy), as pandas computes them independently here."""
+    import huggingface_hub.constants
+    import pandas as pd
+
+    from harness.sources.hub import plismbench_rows
+
+    cache = tmp_path / "hub"
+    repo = cache / "datasets--lab--plism-full"
+    data = repo / "snapshots" / COMMIT / "data"
+    data.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(COMMIT)
+    rng = np.random.default_rng(0)
+    cells = rng.permutation(130 * 130)[:16278]
+    frames = []
+    for slide in ("GV_S60", "GIV_AT2"):
+        order = rng.permutation(16278)
+        x, y = cells[order] // 130 * 224, cells[order] % 130 * 224
+        frames.append(pd.DataFrame({"slide_id": slide, "tile_id": [f"{slide.replace('_', '')}_0_{a}_{b}" for a, b in
+                                                                    zip(x, y)], "png": b"x", "x": x, "y": y}))
+    table = pd.concat(frames, ignore_index=True)
+    table["row"] = np.arange(len(table))
+    table.to_parquet(data / "tiles-0.parquet")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    subset = np.load(Path(__file__).resolve().parents[2] / "harness" / "data" / "plismbench" / "tiles_subset_8139.npy")
+    spec = hub_spec(hub_id="lab/plism-full", data_files={"all": "data/*.parquet"}, image_column="png",
+                    label_column=None, classes=[], split_column="slide_id", order_column="tile_id",
+                    plismbench_subset=8139)
+    source = open_source("plism", spec, context(tmp_path))
+    for slide in ("GV_S60", "GIV_AT2"):
+        expected = table[table.slide_id == slide].sort_values(["x", "y"]).iloc[subset]["row"].tolist()
+        assert source._table(slide)["row"] == expected
+    assert len(source._table("GV_S60")) == 8139
+    everything = plismbench_rows(table[table.slide_id == "GV_S60"]["tile_id"].to_numpy(), 16278, "t")
+    assert sorted(everything.tolist()) == list(range(16278))
+    # the selection is part of the dataset's identity: another subset is another fingerprint
+    other = open_source("plism", hub_spec(**{**spec.model_dump(), "plismbench_subset": 5426}), context(tmp_path))
+    assert other.fingerprint() != source.fingerprint()
+    with pytest.raises(HarnessError, match="not PLISM's 16278"):
+        plismbench_rows(np.array(["a_0_1_2"]), 8139, "lab/x split 's'")
