@@ -70,3 +70,8 @@ def hub_error(what: str, repo_id: str, error: Exception) -> HarnessError:
         return HarnessError(f"{repo_id}: {what} failed: cannot reach the Hub ({error.__class__.__name__}); "
                             "check the connection or HF_ENDPOINT")
     return HarnessError(f"{repo_id}: {what} failed: {type(error).__name__}: {str(error).splitlines()[0][:160]}")
+
+
+def is_commit(revision: str) -> bool:
+    """A full commit sha (pinned), not a branch or tag that can move."""
+    return len(revision) == 40 and all(c in "0123456789abcdef" for c in revision.lower())

@@ -43,6 +43,8 @@ class DatasetRecord(_Record):
     name: str
     source: str
     fingerprint: str | None = None
+    revision: str | None = None  # a Hub dataset: the commit its files were read at
+    pinned: bool | None = None  # a Hub dataset: whether tasks.yaml names that commit (not a branch)
 
 
 class MainScore(_Record):

@@ -38,13 +38,18 @@ def print_registry(registry, families, context) -> None:
     from harness.models.zoo import KNOWN_MODELS
     from harness.sources import open_source
 
+    from harness.hub_access import is_commit
+
     tasks = Table(title="tasks")
     for column in ("task", "family", "dataset", "source", "main score", "version", "data"):
         tasks.add_column(column)
     for name, task in registry.tasks.items():
         spec = registry.datasets[task.dataset]
         availability = open_source(task.dataset, spec, context, registry.datasets).availability()
-        tasks.add_row(name, task.family, task.dataset, spec.source, task.main_score, str(task.version),
+        revision = getattr(spec, "revision", None)  # Hub datasets: pinned to a commit, or a branch that can move
+        source = spec.source if revision is None else (
+            f"{spec.source}@{revision[:12]}" if is_commit(revision) else f"{spec.source}@{revision} [yellow](unpinned)[/yellow]")
+        tasks.add_row(name, task.family, task.dataset, source, task.main_score, str(task.version),
                       "present" if availability.ok else "[yellow]absent[/yellow]")
     stdout.print(tasks)
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from harness.evaluation import SlideBags, SplitArrays, TaskData
 from harness.extraction import ExtractOptions, embed_split
-from harness.hub_access import hub_reachable
+from harness.hub_access import hub_reachable, is_commit
 from harness.models.encoder import EncoderInfo
 from harness.models.instruments import NotApplicable
 from harness.models.loading import DEFAULT_MODEL, Encoder, LoadOptions, load_encoder, local_checkpoint_path
@@ -198,7 +198,7 @@ class Runner:
         main = evaluation.metrics[task.main_score]
         result = TaskResult(
             task=name, task_version=task.version, family=task.family, status="ok", model=model,
-            dataset=DatasetRecord(name=task.dataset, source=source.spec.source, fingerprint=fingerprint),
+            dataset=dataset_record(task.dataset, source, fingerprint),
             main_score=MainScore(name=task.main_score, value=main.mean,
                                  replicates=[round(v, 6) for v in main.replicates] if main.replicates else None),
             metrics=evaluation.metrics,
@@ -267,6 +267,13 @@ class Runner:
         )
         self.store.write(slug, result)
         return _outcome_from(result)
+
+
+def dataset_record(name: str, source: TileSource, fingerprint: str | None) -> DatasetRecord:
+    revision = source.revision()
+    asked = getattr(source.spec, "revision", None)
+    return DatasetRecord(name=name, source=source.spec.source, fingerprint=fingerprint, revision=revision,
+                         pinned=None if asked is None else is_commit(asked))
 
 
 def distributed_rank() -> int:

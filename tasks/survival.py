@@ -63,12 +63,14 @@ def coxnet_risk(x_train, event, time, x_test, alpha: float, l1_ratio: float) -> 
 
 
 def select_alpha(x, event, time, groups, alphas, l1_ratio, inner_folds, seed) -> float:
-    """The alpha with the best mean inner-fold C-index (patient-grouped folds)."""
-    from sklearn.model_selection import GroupKFold
+    """The alpha with the best mean inner-fold C-index: patient-grouped folds, stratified by event
+    and shuffled with `seed` (as the outer folds are)."""
+    from sklearn.model_selection import StratifiedGroupKFold
 
     scores = {a: [] for a in alphas}
-    splitter = GroupKFold(n_splits=min(inner_folds, len(set(groups))))
-    for train, test in splitter.split(x, event, groups=groups):
+    n_splits = max(2, min(inner_folds, len(set(groups)), int(event.sum()), int((~event.astype(bool)).sum())))
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    for train, test in splitter.split(x, event.astype(int), groups=groups):
         if not event[test].any():
             continue
         for alpha in alphas:

@@ -59,6 +59,10 @@ class TileSource(ABC):
         """Text annotations of the split's images (VQA pairs or reports), if the dataset has them."""
         return None
 
+    def revision(self) -> str | None:
+        """The commit the data was read at, for sources that have one (a Hub dataset)."""
+        return None
+
     def latents(self, split: str) -> np.ndarray | None:
         """Ground-truth latents (synthetic data only)."""
         return None

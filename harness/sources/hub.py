@@ -142,8 +142,16 @@ class HubTileSource(TileSource):
     def labels(self, split: str) -> np.ndarray | None:
         if self.spec.label_column is None:
             return None
-        values = self._table(split)[self.spec.label_column]
+        table = self._table(split)
+        values = table[self.spec.label_column]
+        names = getattr(table.features.get(self.spec.label_column), "names", None)
+        if names:  # a ClassLabel column: its integers mean its own names, whatever order `classes` has
+            values = [names[int(v)] for v in values]
         return encode_labels(values, self.spec.classes, f"{self.spec.hub_id} split '{split}'")
+
+    def revision(self) -> str | None:
+        snapshot = self._snapshot()
+        return snapshot.name if snapshot else None
 
     def records(self, split: str) -> list[dict] | None:
         """One record per row: its image is the row's image."""

@@ -270,3 +270,17 @@ def test_real_plism_selection_is_plismbench_s_on_a_made_up_slide(tmp_path, monke
     assert other.fingerprint() != source.fingerprint()
     with pytest.raises(HarnessError, match="not PLISM's 16278"):
         plismbench_rows(np.array(["a_0_1_2"]), 8139, "lab/x split 's'")
+
+
+def test_class_label_integers_mean_their_own_names_and_the_commit_is_recorded(hub_cache, tmp_path):
+    """The fixture's ClassLabel is [benign, tumour]; a task that lists its classes the other way
+    round still gets each tile's true class (by name, not by position)."""
+    from harness.runner import dataset_record
+
+    swapped = open_source("tiles", hub_spec(classes=["tumour", "benign"]), context(tmp_path))
+    assert swapped.labels("train").tolist() == [1, 0, 1, 0, 1, 0]  # benign is index 1 here
+    assert swapped.revision() == COMMIT
+    record = dataset_record("tiles", swapped, "fp")
+    assert record.revision == COMMIT and record.pinned is False  # tasks.yaml says `main`
+    pinned = open_source("tiles", hub_spec(revision=COMMIT), context(tmp_path))
+    assert dataset_record("tiles", pinned, "fp").pinned is True

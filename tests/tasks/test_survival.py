@@ -74,3 +74,27 @@ def test_survival_family_finds_signal_and_not_noise():
     assert signal.metrics["c_index"].mean > 0.7 and signal.metrics["c_index_abmil"].mean > 0.65
     assert abs(noise.metrics["c_index"].mean - 0.5) < 0.1
     assert signal.n_samples["folds"] == 5 and len(signal.details["coxnet_alpha_per_fold"]) == 5
+
+
+def test_alpha_selection_uses_its_seed_and_event_stratified_shuffled_folds(monkeypatch):
+    """The inner folds are StratifiedGroupKFold(shuffle=True, random_state=seed) on the events, so
+    each keeps the event rate; another seed draws other folds."""
+    import sklearn.model_selection
+
+    seen = []
+    original = sklearn.model_selection.StratifiedGroupKFold
+
+    class Recording(original):
+        def split(self, x, y=None, groups=None):
+            for train, test in super().split(x, y, groups):
+                seen.append((self.random_state, self.shuffle, float(np.mean(y[test]))))
+                yield train, test
+
+    monkeypatch.setattr(sklearn.model_selection, "StratifiedGroupKFold", Recording)
+    rng = np.random.default_rng(0)
+    x, time = rng.normal(size=(60, 4)), rng.exponential(1.0, 60)
+    event = np.arange(60) % 3 == 0  # a third observed
+    for seed in (0, 1):
+        select_alpha(x, event, time, np.arange(60), [0.01, 0.07], 0.5, 3, seed)
+    assert {(s, shuffle) for s, shuffle, _ in seen} == {(0, True), (1, True)}
+    assert all(abs(rate - 1 / 3) < 0.06 for _, _, rate in seen)  # every inner fold keeps the event rate
