@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import HarnessError
 from harness.yaml_files import read_yaml
@@ -30,10 +30,17 @@ class ModelCard(BaseModel):
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     input_size: int = 224
+    interpolation: Literal["bicubic", "bilinear"] = "bicubic"  # of the resize to input_size
+    crop_pct: float = Field(1.0, gt=0, le=1)  # <1: resize to input_size / crop_pct, then centre-crop
     pooling: Pooling = "cls"
     embed_dim: int | None = None  # checked against the network when given
     slide_mpp: float | None = None  # um/px it reads slide tiles at (None: the dataset's grid, 0.5)
     hub_id: str | None = None
+    # the architecture built without the Hub (random weights, or a local checkpoint with `base:`):
+    # "timm:<name>" with local_kwargs its complete create_model arguments, or "transformers:dinov2"
+    # with local_kwargs its Dinov2Config
+    local_architecture: str | None = None
+    local_kwargs: dict[str, Any] = {}
     revision: str | None = None  # the Hub commit the weights were read at (a Hub submission)
     licence: str = ""
     notes: str = ""

@@ -16,7 +16,7 @@ import torch
 from harness.errors import HarnessError
 from harness.models.card import ModelCard, read_card
 from harness.models.encoder import ImageEncoder
-from harness.models.zoo import LOCAL_ARCHITECTURES, find_known_model
+from harness.models.zoo import find_known_model
 
 WEIGHT_PATTERNS = ("model.safetensors", "*.safetensors", "pytorch_model.bin", "*.pt", "*.pth", "*.bin")
 CARD_NAMES = ("card.yaml", "card.yml", "model_card.yaml")
@@ -54,14 +54,15 @@ def resolve_card(card: ModelCard, card_path: Path) -> ModelCard:
     merged = base.model_dump()
     merged.update(card.model_dump(include=card.model_fields_set))
     if str(merged.get("architecture", "")).startswith(("hf-hub:", "transformers:", "conch:")):
-        # the weights are local: build the timm architecture without asking the Hub for it
-        local = LOCAL_ARCHITECTURES.get(base.name or "")
-        if local is None:
+        # the weights are local: build the architecture the zoo declares, without asking the Hub for it
+        local = base.local_architecture or ""
+        if not local.startswith("timm:"):
             raise HarnessError(
                 f"{card_path}: model card key 'architecture': required with base '{card.base}' "
-                "(the timm model name in the model's config.json on the Hub)"
+                "(a timm model name; local checkpoints of this base are not built from the zoo)"
             )
-        merged["architecture"] = local
+        merged["architecture"] = local.removeprefix("timm:")
+        merged["timm_kwargs"] = {**base.local_kwargs, **card.timm_kwargs}
     return ModelCard.model_validate(merged)
 
 

@@ -11,11 +11,17 @@ from torch import nn
 
 
 class TransformersBackbone(nn.Module):
-    def __init__(self, hub_id: str):
+    def __init__(self, hub_id: str | None = None, dinov2_config: dict | None = None):
+        """From the Hub (`hub_id`), or built offline with random weights from a DINOv2 config."""
         super().__init__()
-        from transformers import AutoModel  # optional dependency
+        if dinov2_config is not None:
+            from transformers import Dinov2Config, Dinov2Model
 
-        self.model = AutoModel.from_pretrained(hub_id)  # no trust_remote_code: DINOv2 is built in
+            self.model = Dinov2Model(Dinov2Config(**dinov2_config))
+        else:
+            from transformers import AutoModel  # optional dependency
+
+            self.model = AutoModel.from_pretrained(hub_id)  # no trust_remote_code: DINOv2 is built in
         config = self.model.config
         self.num_features = int(config.hidden_size)
         self.num_prefix_tokens = 1 + int(getattr(config, "num_register_tokens", 0) or 0)

@@ -99,7 +99,7 @@ def check_model_spec(spec: str) -> None:
 
 def _load_known(spec: str, card: ModelCard, options: LoadOptions) -> Encoder:
     loader = (card.architecture or "").split(":", 1)[0]
-    if loader == "hf-hub":
+    if loader == "hf-hub" and not (options.random_init and card.local_architecture):
         return _load_timm(spec, card.architecture, card, options)
     if loader == "builtin":  # colour-stats: a fixed function of the pixels, nothing to load or initialise
         from harness.models.colour_statistics import ColourStatistics
@@ -108,7 +108,10 @@ def _load_known(spec: str, card: ModelCard, options: LoadOptions) -> Encoder:
         sha = hashlib.sha256(f"{card.architecture}:bins{backbone.num_features}".encode()).hexdigest()
         return finish_encoder(spec, backbone, card, "instrument", sha, options.device)
     if options.random_init:
-        raise HarnessError(f"model '{spec}': --random-init is supported for timm architectures only")
+        if card.local_architecture is None:
+            raise HarnessError(f"model '{spec}': no local architecture to initialise at random (see zoo.py)")
+        backbone = build_local_backbone(card)
+        return finish_encoder(spec, backbone, card, "random-init", state_dict_sha256(backbone), options.device)
     backbone = build_foreign_backbone(card, spec)
     return finish_encoder(spec, backbone, card, "pretrained", state_dict_sha256(backbone), options.device)
 
@@ -153,6 +156,20 @@ def build_timm(architecture: str, timm_kwargs: dict[str, Any], pretrained: bool,
                            "in the model card") from None
 
 
+def build_local_backbone(card: ModelCard) -> nn.Module:
+    """A known model's architecture with random weights, built without the Hub (zoo.py's
+    local_architecture). Under `with torch.device("meta")` nothing is allocated."""
+    loader, _, name = (card.local_architecture or "").partition(":")
+    if loader == "timm":
+        return build_timm(name, card.local_kwargs, pretrained=False)
+    if loader == "transformers" and name == "dinov2":
+        from harness.models.foreign import TransformersBackbone
+
+        torch.manual_seed(0)
+        return TransformersBackbone(dinov2_config=card.local_kwargs)
+    raise HarnessError(f"model '{card.name}': no local architecture (local_architecture: {card.local_architecture})")
+
+
 def resolve_layer_names(timm_kwargs: dict[str, Any]) -> dict[str, Any]:
     """Cards store layer classes by name (YAML cannot hold a class): map them back."""
     import timm.layers
@@ -178,6 +195,12 @@ def card_from_timm(backbone: nn.Module, card: ModelCard) -> ModelCard:
         update["std"] = tuple(cfg["std"])
     if "input_size" not in card.model_fields_set and cfg.get("input_size"):
         update["input_size"] = int(cfg["input_size"][-1])
+    if "interpolation" not in card.model_fields_set and cfg.get("interpolation") in ("bicubic", "bilinear"):
+        update["interpolation"] = cfg["interpolation"]
+    # a Hub model's own crop (its author's eval transform); not ImageNet's for a bare timm name, nor
+    # over a known model's card, which states its transform
+    if card.hub_id and card.name is None and "crop_pct" not in card.model_fields_set and cfg.get("crop_pct"):
+        update["crop_pct"] = min(1.0, float(cfg["crop_pct"]))
     return card.model_copy(update=update)
 
 
@@ -197,7 +220,7 @@ def finish_encoder(
         )
     n_parameters = sum(p.numel() for p in backbone.parameters())
     info = EncoderInfo(name=spec, weights=weights, weights_sha256=sha256, n_parameters=n_parameters, embed_dim=dim)
-    transform = TileTransform(card.input_size, tuple(card.mean), tuple(card.std))
+    transform = TileTransform(card.input_size, tuple(card.mean), tuple(card.std), card.interpolation, card.crop_pct)
     return ImageEncoder(info=info, card=card.model_copy(update={"embed_dim": dim}), module=module, transform=transform)
 
 
