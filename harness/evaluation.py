@@ -45,6 +45,7 @@ class MetricSummary(BaseModel):
     mean: float
     std: float  # over seeds (0.0 for deterministic metrics)
     ci95: tuple[float, float] | None = None  # bootstrap percentile interval on the test split
+    values: list[float] | None = None  # one per seed (or fold): what mean and std summarise
     # the bootstrap replicate values behind ci95 (not written: the result keeps the main score's)
     replicates: list[float] | None = Field(default=None, exclude=True)
 
@@ -72,6 +73,7 @@ def summarise(per_seed: Sequence[float], ci95: tuple[float, float] | None) -> Me
     return MetricSummary(
         mean=float(values.mean()),
         std=float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+        values=[round(float(v), 6) for v in values],
         ci95=None if ci95 is None else (float(ci95[0]), float(ci95[1])),
         replicates=None if getattr(ci95, "replicates", None) is None else ci95.replicates.tolist(),
     )

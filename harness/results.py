@@ -17,7 +17,8 @@ from harness import __version__
 from harness.atomic_write import write_json_atomic
 from harness.evaluation import MetricSummary
 
-RESULT_SCHEMA_VERSION = 1
+RESULT_SCHEMA_VERSION = 2  # 2: metric values per seed/fold, main-score replicates, params, environment,
+# dataset and model revisions. Version 1 files are read as they are (the new fields stay empty).
 # Beside the result files, <output>/<student>/ may hold the report `harness distill --score`
 # writes; it is not a result file, and readers of result files pass over it.
 DISTILLATION_REPORT = "distillation.json"
@@ -78,6 +79,8 @@ class TaskResult(_Record):
     seeds: list[int] = []
     details: dict[str, Any] = {}
     timings: Timings = Timings()
+    params: dict[str, Any] = {}  # the family's parameters as the task ran them (defaults filled in)
+    environment: dict[str, Any] = {}  # python, torch, timm, harness versions, device, precision, git commit
     harness_version: str = __version__
     date: str = ""
 

@@ -195,7 +195,10 @@ class Runner:
         return self._write_ok(slug, name, task, model, source, fingerprint, evaluation, timings)
 
     def _write_ok(self, slug, name, task, model, source, fingerprint, evaluation, timings: Timings) -> TaskOutcome:
+        from harness.provenance import environment
+
         main = evaluation.metrics[task.main_score]
+        params = self.families[task.family].Params.model_validate(task.params).model_dump(mode="json")
         result = TaskResult(
             task=name, task_version=task.version, family=task.family, status="ok", model=model,
             dataset=dataset_record(task.dataset, source, fingerprint),
@@ -203,7 +206,8 @@ class Runner:
                                  replicates=[round(v, 6) for v in main.replicates] if main.replicates else None),
             metrics=evaluation.metrics,
             n_samples=evaluation.n_samples, seeds=evaluation.seeds, details=evaluation.details,
-            timings=timings, date=now_utc(),
+            timings=timings, params=params,
+            environment=environment(self.config.extract.device, timings.precision), date=now_utc(),
         )
         self.store.write(slug, result)
         return _outcome_from(result)

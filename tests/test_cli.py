@@ -13,7 +13,8 @@ from PIL import Image
 from harness.cli import main
 
 RESULT_KEYS = {"schema_version", "task", "task_version", "family", "status", "reason", "model", "dataset",
-               "main_score", "metrics", "n_samples", "seeds", "details", "timings", "harness_version", "date"}
+               "main_score", "metrics", "n_samples", "seeds", "details", "timings", "params", "environment",
+               "harness_version", "date"}
 
 
 def read(path: Path) -> dict:
@@ -87,6 +88,14 @@ def test_result_files_follow_the_schema_and_are_reused(cache_dir, tiny_registry_
     assert np.percentile(main["replicates"], [2.5, 97.5]) == pytest.approx([low, high], abs=1e-6)
     assert result["timings"]["items_per_s"] > 0 and result["timings"]["embed_s"] > 0
     assert len(result["dataset"]["fingerprint"]) == 16
+    # provenance: per-seed values, the parameters as run (defaults filled in), the software and its commit
+    assert result["schema_version"] == 2
+    assert len(result["metrics"]["balanced_accuracy"]["values"]) == 2 == len(result["seeds"])
+    assert np.mean(result["metrics"]["balanced_accuracy"]["values"]) == pytest.approx(main["value"], abs=1e-6)
+    assert result["params"]["max_steps"] == 200 and result["params"]["lr"] == 3e-4  # set, and default
+    env = result["environment"]
+    assert env["torch"] and env["timm"] and env["device"] == "cpu" and env["precision"] == result["timings"]["precision"]
+    assert env["git_commit"] is None or len(env["git_commit"].removesuffix("-dirty")) == 40
     capsys.readouterr()
 
     mtime = path.stat().st_mtime_ns

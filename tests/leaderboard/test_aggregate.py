@@ -149,3 +149,16 @@ def test_tasks_without_replicates_keep_their_measured_rank(tmp_path):
     assert uncertainty.fixed_tasks == ["t"] and uncertainty.n_resamples == 0
     assert list(uncertainty.low) == list(uncertainty.high) == [1.0, 2.0]
     assert uncertainty.tied_with("a") == ["b"]  # nothing resampled: no pair can be called separated
+
+
+def test_version_1_result_files_are_still_read(tmp_path):
+    """Files written before schema 2 (no per-seed values, replicates, params, environment, revisions)."""
+    write_result(tmp_path, "old", "t", "tile_classification", 0.7)
+    path = tmp_path / "old" / "t.json"
+    result = json.loads(path.read_text())
+    result["schema_version"] = 1
+    path.write_text(json.dumps(result))
+    [(_, loaded)], warnings = load_results(tmp_path)
+    assert warnings == [] and loaded.schema_version == 1 and loaded.params == {} and loaded.environment == {}
+    assert loaded.metrics["balanced_accuracy"].values is None and loaded.dataset.revision is None
+    assert build_leaderboard([("old", loaded)]).score("old", "t") == 0.7
