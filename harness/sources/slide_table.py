@@ -133,6 +133,10 @@ class SlideSource:
             events=None if events is None else events.astype(bool), folds=column(c.fold, int),
         )
 
+    def revision(self) -> str | None:
+        """Slide tables have no commit (a Hub dataset's revision() does)."""
+        return None
+
     def tile_latents(self, slide: Path, coords: np.ndarray) -> np.ndarray | None:
         """Ground truth per tile of the slide at this path (synthetic slides only)."""
         return None
