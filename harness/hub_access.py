@@ -43,6 +43,14 @@ def configure_offline_mode() -> bool:
     return online
 
 
+def hub_api():
+    """The huggingface_hub client (token and endpoint from where huggingface_hub looks: HF_TOKEN,
+    `hf auth login`, HF_ENDPOINT)."""
+    from huggingface_hub import HfApi
+
+    return HfApi()
+
+
 def hub_call(what: str, repo_id: str, call):
     """Run a Hub call; turn its HTTP and connection errors into one line (`hub_error`)."""
     from huggingface_hub.errors import HfHubHTTPError

@@ -25,7 +25,7 @@ from typing import Callable
 import yaml
 
 from harness.errors import HarnessError
-from harness.hub_access import hub_call, hub_error
+from harness.hub_access import hub_api, hub_call, hub_error
 from harness.submissions import ACTIVE, Request, now
 
 PREFIX = "requests"
@@ -35,11 +35,6 @@ PICKLED = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 class ClaimConflict(Exception):
     """The requests dataset moved since it was read (another backend or submitter committed)."""
 
-
-def _api():
-    from huggingface_hub import HfApi
-
-    return HfApi()
 
 
 class HubRequestStore:
@@ -53,7 +48,7 @@ class HubRequestStore:
         from huggingface_hub import snapshot_download
 
         info = hub_call("reading the requests", self.repo_id,
-                        lambda: _api().repo_info(self.repo_id, repo_type="dataset"))
+                        lambda: hub_api().repo_info(self.repo_id, repo_type="dataset"))
         if not info.sha or set(info.sha) == {"0"}:
             return None, []
         folder = Path(hub_call("reading the requests", self.repo_id, lambda: snapshot_download(
@@ -75,7 +70,7 @@ class HubRequestStore:
         data = (request.model_dump_json(indent=2) + "\n").encode()
         operation = CommitOperationAdd(path_in_repo=f"{PREFIX}/{request.id}.json", path_or_fileobj=data)
         try:
-            _api().create_commit(self.repo_id, [operation], commit_message=message, repo_type="dataset",
+            hub_api().create_commit(self.repo_id, [operation], commit_message=message, repo_type="dataset",
                                  parent_commit=parent)
         except HfHubHTTPError as error:
             if error.response is not None and error.response.status_code == 412:
@@ -105,7 +100,7 @@ def submit_from_hub(hub_id: str, revision: str | None, store: HubRequestStore, t
     from harness.models.card import read_card
     from harness.models.zoo import find_known_model
 
-    api = _api()
+    api = hub_api()
     try:
         info = api.model_info(hub_id, revision=revision)
     except RevisionNotFoundError:

@@ -12,18 +12,32 @@ from pathlib import Path
 from harness import __version__
 
 
+def checkout_state(folder: Path) -> tuple[str, bool, str | None] | None:
+    """(HEAD commit, has uncommitted changes to tracked files, origin URL or None) of the git checkout
+    holding `folder`; None when it is not in one (an installed wheel) or git is missing."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=10,
+                              check=True).stdout.strip()
+
+    try:
+        commit, dirty = git("rev-parse", "HEAD"), bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return None
+    try:
+        origin = git("remote", "get-url", "origin")
+    except (OSError, subprocess.SubprocessError):
+        origin = None
+    return commit, dirty, origin
+
+
 @lru_cache(maxsize=1)
 def git_commit() -> str | None:
     """The harness checkout's commit (with '-dirty' when it has uncommitted changes); None for an
     installed wheel or without git."""
-    here = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
+    state = checkout_state(Path(__file__).resolve().parent)
+    if state is None:
         return None
+    commit, dirty, _ = state
     return f"{commit}-dirty" if dirty else commit
 
 

@@ -19,18 +19,13 @@ from pathlib import Path
 
 from harness import __version__
 from harness.errors import HarnessError
-from harness.hub_access import hub_call, hub_error
+from harness.hub_access import hub_api, hub_call, hub_error
 from harness.results import DISTILLATION_REPORT
 from leaderboard.aggregate import build_leaderboard, load_distillation_reports, load_results
 
 RESULTS_PREFIX = "results"
 TABLE_FILE = "leaderboard.parquet"
 
-
-def _api():
-    from huggingface_hub import HfApi
-
-    return HfApi()
 
 
 def flat_table(results_dir: Path):
@@ -80,7 +75,7 @@ def _stage(results_dir: Path, staging: Path, repo_id: str, slugs: set[str] | Non
 def push_results(results_dir: Path, repo_id: str, private: bool = False) -> tuple[str, int]:
     """Upload every valid result file, the flat parquet and a card in one commit; (url, n files).
     The dataset then mirrors the folder: results deleted locally are deleted on the Hub."""
-    api = _api()
+    api = hub_api()
     with tempfile.TemporaryDirectory() as staging:
         n = _stage(Path(results_dir), Path(staging), repo_id)
         hub_call("creating the dataset repo", repo_id,
@@ -100,7 +95,7 @@ def push_model_results(results_dir: Path, slugs: set[str], repo_id: str, attempt
     from huggingface_hub import CommitOperationAdd
     from huggingface_hub.errors import HfHubHTTPError
 
-    api = _api()
+    api = hub_api()
     hub_call("creating the dataset repo", repo_id, lambda: api.create_repo(repo_id, repo_type="dataset", exist_ok=True))
     for _ in range(attempts):
         head = hub_call("reading results", repo_id, lambda: api.repo_info(repo_id, repo_type="dataset")).sha

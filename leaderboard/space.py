@@ -13,14 +13,13 @@ secrets) holding a read token; huggingface_hub reads it from the environment.
 
 from __future__ import annotations
 
-import subprocess
 import tempfile
 from importlib import metadata
 from pathlib import Path
 
 from harness import __version__
 from harness.errors import HarnessError
-from harness.hub_access import hub_call
+from harness.hub_access import hub_api, hub_call
 
 # What `leaderboard/app.py` imports, directly or through harness.results / harness.submissions /
 # leaderboard.*: nothing else is installed in the Space.
@@ -68,19 +67,15 @@ def pinned_requirements() -> str:
 
 def default_source(here: Path | None = None) -> str:
     """`pathology-harness @ git+<origin>@<HEAD commit>` of the checkout this harness runs from."""
+    from harness.provenance import checkout_state
+
     here = here or Path(__file__).resolve().parent
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(here), *args], capture_output=True, text=True,
-                              check=True).stdout.strip()
-
-    try:
-        url, commit = git("remote", "get-url", "origin"), git("rev-parse", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no")
-    except (OSError, subprocess.CalledProcessError):
+    state = checkout_state(here)
+    if state is None or state[2] is None:
         raise HarnessError("cannot tell where the Space should install the harness from (this is not a git "
                            "checkout with an 'origin' remote): pass --source, e.g. "
-                           "'pathology-harness @ git+https://github.com/ORG/REPO@COMMIT'") from None
+                           "'pathology-harness @ git+https://github.com/ORG/REPO@COMMIT'")
+    commit, dirty, url = state
     if dirty:
         raise HarnessError(f"{here}: uncommitted changes would not be in the Space; commit and push them, "
                            "or pass --source")
@@ -129,9 +124,7 @@ def write_space(folder: Path, results_repo: str, source: str, requests_repo: str
 
 def push_space(space_id: str, results_repo: str, source: str, requests_repo: str | None = None,
                private: bool = False) -> str:
-    from huggingface_hub import HfApi
-
-    api = HfApi()
+    api = hub_api()
     with tempfile.TemporaryDirectory() as staging:
         write_space(Path(staging), results_repo, source, requests_repo)
         hub_call("creating the Space", space_id, lambda: api.create_repo(
