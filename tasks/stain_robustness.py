@@ -95,8 +95,9 @@ def cross_domain_drop(splits: dict[str, SplitArrays], params: StainRobustnessPar
     source = splits[train_domain]
     n = len(source.labels)
     fit_pool, held_out = np.arange(0, n, 2), np.arange(1, n, 2)
-    fit_idx, val_idx = train_test_split(fit_pool, test_size=0.1, stratify=source.labels[fit_pool], random_state=0)
     n_classes = int(max(s.labels.max() for s in splits.values())) + 1
+    n_val = max(int(round(0.1 * len(fit_pool))), len(np.unique(source.labels[fit_pool])))  # a stratified split needs one per class
+    fit_idx, val_idx = train_test_split(fit_pool, test_size=n_val, stratify=source.labels[fit_pool], random_state=0)
     config = LinearProbeConfig(lr=params.lr, max_steps=params.max_steps, patience=params.patience)
     per_domain = {name: [] for name in names}
     for seed in params.seeds:
