@@ -1,7 +1,10 @@
 """Students against their teachers, on the same run: retention, size, speed, fidelity.
 
 retention(task) = student main score / teacher main score x 100 (per teacher); the median over
-tasks is the headline. Parameters are the backbone's; throughput is items/s of embedding on
+tasks is the headline. Where the results folder also holds `random-noise` on a task, the
+normalised retention (student - noise) / (teacher - noise) x 100 is given too, so a saturated task
+cannot decide the median: its median is taken over the tasks the teacher informs (it closes at
+least a quarter of the noise-to-`synth-oracle` gap; without an oracle result, it beats noise). Parameters are the backbone's; throughput is items/s of embedding on
 this device (from the result files); on slide tasks also tiles per slide and slides/min (a
 cross-magnification student reads far fewer tiles); fidelity comes from distill.json (held-out
 items).
@@ -26,9 +29,10 @@ def compare(results: Path, student_slug: str, teacher_slugs: dict[str, str], tas
     report = {"student": student_slug, "teachers": {}, "matryoshka_dims": distill_record.get("matryoshka_dims", []),
               "fidelity": distill_record.get("fidelity", {}), "method": distill_record.get("method")}
     any_student = next((r for r in student.values() if r and r.status == "ok"), None)
+    noise, oracle = _scores(store, NOISE, tasks), _scores(store, ORACLE, tasks)
     for teacher_name, teacher_slug in teacher_slugs.items():
         teacher = {t: store.read(store.path(teacher_slug, t)) for t in tasks}
-        rows, retention = {}, []
+        rows, retention, normalised = {}, [], []
         for task in tasks:
             s, t = student[task], teacher[task]
             if not (s and t and s.status == t.status == "ok" and t.main_score.value):
@@ -36,9 +40,18 @@ def compare(results: Path, student_slug: str, teacher_slugs: dict[str, str], tas
             value = 100.0 * s.main_score.value / t.main_score.value
             retention.append(value)
             rows[task] = {"student": s.main_score.value, "teacher": t.main_score.value, "retention": value}
+            floor = noise.get(task)
+            if floor is not None and t.main_score.value != floor:
+                gap = t.main_score.value - floor
+                informs = gap >= 0.25 * (oracle[task] - floor) if task in oracle else gap > 0
+                rows[task].update(noise=floor, normalised_retention=100.0 * (s.main_score.value - floor) / gap,
+                                  teacher_informs=bool(informs))
+                if informs:
+                    normalised.append(rows[task]["normalised_retention"])
         any_teacher = next((r for r in teacher.values() if r and r.status == "ok"), None)
         report["teachers"][teacher_name] = {
             "tasks": rows, "median_retention": float(np.median(retention)) if retention else None,
+            "median_normalised_retention": float(np.median(normalised)) if normalised else None,
             "parameters": {"student": any_student.model.n_parameters if any_student else None,
                            "teacher": any_teacher.model.n_parameters if any_teacher else None},
             "embed_dim": {"student": any_student.model.embed_dim if any_student else None,
@@ -53,6 +66,14 @@ def compare(results: Path, student_slug: str, teacher_slugs: dict[str, str], tas
                 "student": _rate(student.values(), "slides_per_min"), "teacher": _rate(teacher.values(), "slides_per_min")}
     write_text_atomic(Path(results) / student_slug / DISTILLATION_REPORT, json.dumps(report, indent=2) + "\n")
     return report
+
+
+NOISE, ORACLE = "random-noise", "synth-oracle"  # the floor and the ceiling, by their result slugs
+
+
+def _scores(store: ResultStore, slug: str, tasks: list[str]) -> dict[str, float]:
+    results = {task: store.read(store.path(slug, task)) for task in tasks}
+    return {task: r.main_score.value for task, r in results.items() if r and r.status == "ok"}
 
 
 def _rate(results, field: str = "items_per_s") -> float | None:

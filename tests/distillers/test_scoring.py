@@ -35,3 +35,23 @@ def test_retention_and_sizes_when_the_teacher_lacks_the_first_task(tmp_path):
     assert row["embed_dim"] == {"student": 8, "teacher": 64}
     assert row["items_per_s"] == {"student": 200.0, "teacher": 20.0}  # median of 20, 20, 40
     assert json.loads((tmp_path / "student" / "distillation.json").read_text()) == report
+
+
+def test_normalised_retention_measures_from_the_noise_floor_over_the_tasks_the_teacher_informs(tmp_path):
+    """(student - noise) / (teacher - noise): a saturated task where noise is already high cannot
+    lift the median; a task the teacher barely informs (under a quarter of the noise-to-oracle
+    gap) is left out of it."""
+    rows = [  # task, student, teacher, noise, oracle
+        ("saturated", 0.95, 0.96, 0.90, 1.0),  # plain retention 99%, normalised 83%
+        ("learnt", 0.60, 0.80, 0.40, 1.0),  # normalised 50%
+        ("uninformed", 0.45, 0.42, 0.40, 1.0),  # the teacher closes 3% of the gap: not informs
+    ]
+    for task, student, teacher, noise, oracle in rows:
+        for model, value in (("student", student), ("teacher", teacher), ("random-noise", noise),
+                             ("synth-oracle", oracle)):
+            write_result(tmp_path, model, task, value, 10, 1.0)
+    report = compare(tmp_path, "student", {"t": "teacher"}, [r[0] for r in rows], {})["teachers"]["t"]
+    assert report["tasks"]["saturated"]["normalised_retention"] == pytest.approx(100 * 0.05 / 0.06)
+    assert report["tasks"]["uninformed"]["teacher_informs"] is False
+    assert report["median_normalised_retention"] == pytest.approx((100 * 0.05 / 0.06 + 50.0) / 2)
+    assert report["median_retention"] == pytest.approx(100 * 0.95 / 0.96)
