@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from harness.models.encoder import EncoderInfo
-from harness.synth.tissue import TISSUE_CLASSES
+from harness.synth.tissue import LATENT_FACTORS, TISSUE_CLASSES
 
 NOISE_DIM = 384
-INSTRUMENT_VERSION = "3"
+INSTRUMENT_VERSION = "5"
 
 
 class NotApplicable(Exception):
@@ -40,34 +40,49 @@ class RandomNoise(InstrumentEncoder):
         return np.random.default_rng(seed).standard_normal((n_items, NOISE_DIM)).astype(np.float32)
 
 
+ORACLE_CENTRES = np.linspace(0.0, 1.0, 7, dtype=np.float32)
+
+
 class SynthOracle(InstrumentEncoder):
+    """The latent as a linear probe can read it: the tissue one-hot, and each continuous factor
+    (cellularity, atypia, mitoses) as Gaussian bumps at 7 levels, so that a class that is a band
+    of a factor (grade 2 is middling atypia) is linearly separable from its neighbours."""
+
     def embed(self, n_items: int, latents: np.ndarray | None, item_key: str) -> np.ndarray:
         if latents is None:
             raise NotApplicable("synth-oracle embeds only synthetic datasets (it returns their latent)")
-        return np.asarray(latents, dtype=np.float32)
+        return oracle_features(np.asarray(latents, dtype=np.float32))
+
+
+def oracle_features(latents: np.ndarray) -> np.ndarray:
+    n_classes = len(TISSUE_CLASSES)
+    factors = latents[:, n_classes:, None]  # (n, factors, 1)
+    bumps = np.exp(-(((factors - ORACLE_CENTRES) / 0.1) ** 2))  # (n, factors, levels)
+    return np.concatenate([latents[:, :n_classes], bumps.reshape(len(latents), -1)], axis=1).astype(np.float32)
 
 
 class PartialOracle(InstrumentEncoder):
-    """One factor of the generator's latent, for distillation checks:
+    """One part of the generator's latent, for distillation checks:
       synth-oracle-tissue  the tissue one-hot;
-      synth-oracle-grade   cellularity c as the unit vector at angle c * pi/2 (every class draws its
-                           cells denser or sparser), and atypia likewise on tumour tiles, the only
-                           class whose nuclei show it clearly; other tiles get a third axis, "not
-                           shown" (their atypia is not in the pixels, so no image model could learn
-                           it). On a quarter circle, cosine similarity falls smoothly with the
-                           difference in level, so nearby levels are near targets."""
+      synth-oracle-grade   the fine factors: cellularity c as the unit vector at angle c * pi/2
+                           (every class draws its cells denser or sparser), and atypia and the
+                           mitotic count likewise on tumour tiles, the only class whose nuclei
+                           show them; other tiles get a last axis, "not shown" (their atypia is not
+                           in the pixels, so no image model could learn it). On a quarter circle,
+                           cosine similarity falls smoothly with the difference in level, so nearby
+                           levels are near targets."""
 
     def embed(self, n_items: int, latents: np.ndarray | None, item_key: str) -> np.ndarray:
         if latents is None:
             raise NotApplicable(f"{self.info.name} embeds only synthetic datasets (it returns part of their latent)")
         latents = np.asarray(latents, dtype=np.float32)
-        n_classes = latents.shape[1] - 2
+        n_classes = len(TISSUE_CLASSES)
         if self.info.name == "synth-oracle-tissue":
             return latents[:, :n_classes]
-        cellularity, atypia = (latents[:, n_classes + i] * np.pi / 2 for i in (0, 1))
+        cellularity, atypia, mitoses = (latents[:, n_classes + i] * np.pi / 2 for i in range(len(LATENT_FACTORS)))
         tumour = (latents[:, TISSUE_CLASSES.index("tumour")] > 0).astype(np.float32)
         return np.stack([np.cos(cellularity), np.sin(cellularity), tumour * np.cos(atypia), tumour * np.sin(atypia),
-                         1 - tumour], axis=1).astype(np.float32)
+                         tumour * np.cos(mitoses), tumour * np.sin(mitoses), 1 - tumour], axis=1).astype(np.float32)
 
 
 def _info(name: str, dim: int) -> EncoderInfo:
@@ -79,10 +94,10 @@ def make_instrument(name: str, latent_dim: int) -> InstrumentEncoder:
     if name == "random-noise":
         return RandomNoise(_info(name, NOISE_DIM))
     if name == "synth-oracle-tissue":
-        return PartialOracle(_info(name, latent_dim - 2))
+        return PartialOracle(_info(name, len(TISSUE_CLASSES)))
     if name == "synth-oracle-grade":
-        return PartialOracle(_info(name, 5))
-    return SynthOracle(_info(name, latent_dim))
+        return PartialOracle(_info(name, 7))
+    return SynthOracle(_info(name, len(TISSUE_CLASSES) + len(LATENT_FACTORS) * len(ORACLE_CENTRES)))
 
 
 INSTRUMENTS = ("random-noise", "synth-oracle", "synth-oracle-tissue", "synth-oracle-grade")

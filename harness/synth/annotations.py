@@ -1,6 +1,6 @@
 """Text about synthetic tiles, generated from their ground truth: VQA pairs and reports.
 
-Both are functions of a tile's latent (tissue one-hot, cellularity, atypia) and a seed, so a
+Both are functions of a tile's latent (tissue one-hot, cellularity, atypia, mitoses) and a seed, so a
 model that sees the tissue can answer and describe it, and one that does not cannot.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.synth.tissue import TISSUE_CLASSES
+from harness.synth.tissue import LATENT_FACTORS, TISSUE_CLASSES
 
 LEVELS = ("low", "moderate", "high")
 
@@ -18,8 +18,10 @@ def _level(value: float) -> str:
 
 
 def _decode(latent: np.ndarray) -> tuple[str, str, str]:
-    tissue = TISSUE_CLASSES[int(np.argmax(latent[: len(TISSUE_CLASSES)]))]
-    return tissue, _level(float(latent[-2])), _level(float(latent[-1]))
+    n = len(TISSUE_CLASSES)
+    tissue = TISSUE_CLASSES[int(np.argmax(latent[:n]))]
+    cellularity, atypia = (float(latent[n + LATENT_FACTORS.index(f)]) for f in ("cellularity", "atypia"))
+    return tissue, _level(cellularity), _level(atypia)
 
 
 def vqa_records(latents: np.ndarray, seed: int) -> list[dict]:
@@ -41,11 +43,13 @@ def vqa_records(latents: np.ndarray, seed: int) -> list[dict]:
         records.append({"image": index, "kind": "closed", "type": "predominant-tissue",
                         "question": f"Which tissue predominates: {options[0]}, {options[1]} or {options[2]}?",
                         "answer": tissue})
-        kind, question, answer = [
+        open_questions = [
             ("tissue", "What tissue is shown?", tissue),
             ("cellularity", "What is the cellularity?", f"{cellularity} cellularity"),
             ("grade", "What is the nuclear grade?", f"{grade} grade"),
-        ][index % 3]
+        ]
+        # atypia shows only in tumour nuclei: the grade is asked of tumour tiles alone
+        kind, question, answer = open_questions[index % (3 if tissue == "tumour" else 2)]
         records.append({"image": index, "kind": "open", "type": kind, "question": question, "answer": answer})
     return records
 

@@ -8,6 +8,10 @@ drawn underneath is identical, so tile i of every domain is pixel-aligned.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import numpy as np
+
 from harness.synth.scanner import REFERENCE_SCANNER, Scanner
 from harness.synth.stain import STANDARD_HE, Staining
 
@@ -47,3 +51,34 @@ SCANNERS: dict[str, Scanner] = {
 def domain_name(staining: str, scanner: str) -> str:
     """The split name of one domain (one 'slide' of the aligned suite)."""
     return f"{staining}@{scanner}"
+
+
+def random_acquisition(rng: np.random.Generator) -> tuple[Staining, Scanner]:
+    """A staining and a scanner for one item, drawn independently of its label: one of the named
+    stainings and scanners, then jittered continuously (stain hue and uptake, mounting medium,
+    focus, tone curve, colour profile and exposure, sensor noise, compression). Every synthetic
+    tile and slide gets its own, so colour carries no label: a model must read morphology."""
+    stain = STAININGS[str(rng.choice(list(STAININGS)))]
+    scanner = SCANNERS[str(rng.choice(list(SCANNERS)))]
+
+    def hue(vector: tuple[float, float, float]) -> tuple[float, float, float]:
+        v = np.abs(np.asarray(vector) / np.linalg.norm(vector) + rng.normal(0.0, 0.05, 3))
+        return tuple(float(x) for x in v / np.linalg.norm(v))
+
+    staining = replace(
+        stain, name=f"{stain.name}~", hematoxylin=hue(stain.hematoxylin), eosin=hue(stain.eosin),
+        hematoxylin_strength=stain.hematoxylin_strength * float(rng.lognormal(0.0, 0.18)),
+        eosin_strength=stain.eosin_strength * float(rng.lognormal(0.0, 0.18)),
+        glass_od=stain.glass_od + float(rng.uniform(0.0, 0.05)),
+    )
+    profile = np.asarray(scanner.colour_matrix) * (1 + rng.normal(0.0, 0.02, (3, 1)))
+    profile = profile * float(rng.uniform(0.93, 1.05))  # exposure
+    acquisition = replace(
+        scanner, name=f"{scanner.name}~",
+        blur_sigma=scanner.blur_sigma + float(rng.uniform(0.0, 1.0)),  # focus
+        gamma=scanner.gamma * float(rng.lognormal(0.0, 0.08)),
+        colour_matrix=tuple(tuple(float(x) for x in row) for row in profile),
+        noise_std=scanner.noise_std + float(rng.uniform(0.0, 0.015)),
+        jpeg_quality=int(rng.integers(60, 96)) if rng.random() < 0.7 else scanner.jpeg_quality,
+    )
+    return staining, acquisition

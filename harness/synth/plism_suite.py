@@ -25,7 +25,7 @@ class SyntheticPlismParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tile_size: int = 224
-    n_tiles: int = 640  # per domain; top-10 chance level is 10 / (2 n - 1)
+    n_tiles: int = 100  # per domain; top-10 chance level is 10 / (2 n - 1)
     stainings: list[str] = Field(default_factory=lambda: list(STAININGS)[:4])
     scanners: list[str] = Field(default_factory=lambda: list(SCANNERS))
     seed: int = 0

@@ -2,12 +2,17 @@
 
 Each patient has a composition (tumour, lymphocyte and stroma fractions) and a grade; each of
 their slides is a `grid x grid` mosaic of `cell`-px fields at 0.5 um/px: a connected blob of
-tissue fields drawn from that composition (the rest is bare glass), rendered through the
-standard staining and reference scanner, written as a tiled JPEG pyramid (3 levels, mpp set).
+tissue fields drawn from that composition (the rest is bare glass), rendered through the slide's
+own staining and scanner (drawn per slide, independently of the patient), written as a tiled
+JPEG pyramid (3 levels, mpp set).
 
-  label:   benign (no tumour), low-grade or high-grade tumour (tumour nuclei atypia < 0.4 or > 0.6)
+  label:    benign (no tumour), low-grade or high-grade tumour: tumour nuclei drawn as grade 1
+            or grade 3 of the tile suite's grade task (atypia bands), with 0-2 or 3-8 mitoses
   survival: hazard exp(5 tumour fraction + 2.5 high grade - 4 lymphocyte fraction); exponential
             times, uniform censoring (about 35-40% censored)
+
+Many patients with few fields each: synth-slides has 450 patients and 3-4 tissue fields per
+slide, so a chance-level model's C-index and balanced accuracy lie close to chance.
 
 Fields are aligned with the default tile grid (256 px at 0.5 um/px), so each tile's latent is
 its field's, which `synth-oracle` returns. Generated once into the cache.
@@ -19,14 +24,16 @@ import csv
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from harness.synth.domains import random_acquisition
 from harness.synth.scanner import REFERENCE_SCANNER
 from harness.synth.stain import STANDARD_HE
 from harness.synth.suite_writer import build_atomically
-from harness.synth.tissue import LATENT_DIM, TISSUE_CLASSES, TissueFactors, draw_tissue
+from harness.synth.tile_suite import grade_atypia
+from harness.synth.tissue import LATENT_DIM, MAX_MITOSES, TissueFactors, draw_tissue
 
-SLIDE_GENERATOR_VERSION = 2
+SLIDE_GENERATOR_VERSION = 3
 GRADES = ("benign", "low-grade", "high-grade")
 MPP = 0.5
 
@@ -34,12 +41,30 @@ MPP = 0.5
 class SyntheticSlideParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    n_patients: int = 60
-    second_slide_fraction: float = 0.2  # patients with two slides
-    grid: int = 4  # fields per side
+    n_patients: int = 450
+    second_slide_fraction: float = 0.1  # patients with two slides
+    grid: int = 3  # fields per side
     cell: int = 256  # field side in px (one default tile)
-    min_tissue_fields: int = 7
+    min_tissue_fields: int = Field(3, ge=1)
+    max_tissue_fields: int | None = None  # default: grid * grid - 3
+    grade_spread: float = 0.6  # width of the grade 1 / grade 3 atypia bands (see tile_suite)
+    nuisance: bool = True  # each slide its own staining and scanner (else the standard ones)
+
+    @model_validator(mode="after")
+    def _fields_fit(self) -> "SyntheticSlideParams":
+        field_count_range(self)
+        return self
     seed: int = 0
+
+
+def field_count_range(params: SyntheticSlideParams) -> tuple[int, int]:
+    """(fewest, most) tissue fields of a slide; a one-line error when they cannot be drawn."""
+    most = params.grid * params.grid - 3 if params.max_tissue_fields is None else params.max_tissue_fields
+    most = min(most, params.grid * params.grid)
+    if most < params.min_tissue_fields:
+        raise ValueError(f"min_tissue_fields {params.min_tissue_fields} exceeds the {most} fields a slide can hold "
+                         f"(max_tissue_fields, grid {params.grid} x {params.grid})")
+    return params.min_tissue_fields, most
 
 
 def plan_patients(params: SyntheticSlideParams) -> list[dict]:
@@ -72,21 +97,24 @@ def _tissue_blob(rng: np.random.Generator, grid: int, n: int) -> np.ndarray:
     return mask
 
 
-def _field_factors(patient: dict, rng: np.random.Generator, n: int) -> list[TissueFactors]:
+def _field_factors(patient: dict, rng: np.random.Generator, n: int, spread: float) -> list[TissueFactors]:
     n_tumour = int(round(patient["tumour"] * n)) if patient["grade"] != "benign" else 0
     n_tumour = max(n_tumour, 1) if patient["grade"] != "benign" else 0
     n_lymph = int(round(patient["lymph"] * n))
     rest = n - n_tumour - n_lymph
-    others = rng.choice(["stroma", "adipose", "mucosa", "necrosis"], size=max(rest, 0), p=[0.5, 0.2, 0.2, 0.1])
+    # no adipose: the tissue mask drops fat, and a field count that varied with the label would let
+    # a model that sees nothing (random-noise) guess the label from the bag size
+    others = rng.choice(["stroma", "mucosa", "necrosis"], size=max(rest, 0), p=[0.6, 0.25, 0.15])
     kinds = ["tumour"] * n_tumour + ["lymphocytes"] * n_lymph + list(others)
     rng.shuffle(kinds)
     factors = []
     for kind in kinds[:n]:
         if kind == "tumour":
-            atypia = rng.uniform(0.0, 0.4) if patient["grade"] == "low-grade" else rng.uniform(0.6, 1.0)
+            high = patient["grade"] == "high-grade"
+            factors.append(TissueFactors("tumour", float(rng.uniform(0.3, 1.0)), grade_atypia(2 if high else 0, spread, rng),
+                                         int(rng.integers(3, MAX_MITOSES + 1) if high else rng.integers(0, 3))))
         else:
-            atypia = rng.uniform(0.0, 1.0)
-        factors.append(TissueFactors(str(kind), float(rng.uniform(0.3, 1.0)), float(atypia)))
+            factors.append(TissueFactors(str(kind), float(rng.uniform(0.3, 1.0)), float(rng.uniform(0.0, 1.0))))
     return factors
 
 
@@ -97,10 +125,14 @@ def render_slide(job: tuple[Path, dict, int, SyntheticSlideParams]) -> None:
     path, patient, index, params = job
     rng = np.random.default_rng([params.seed, 22, index])
     grid, cell = params.grid, params.cell
-    blob = _tissue_blob(rng, grid, int(rng.integers(params.min_tissue_fields, grid * grid - 3)))
-    factors = iter(_field_factors(patient, rng, int(blob.sum())))
+    fewest, most = field_count_range(params)
+    n_fields = int(rng.integers(fewest, most + 1))
+    blob = _tissue_blob(rng, grid, n_fields)
+    factors = iter(_field_factors(patient, rng, int(blob.sum()), params.grade_spread))
+    staining, scanner = (random_acquisition(np.random.default_rng([params.seed, 23, index])) if params.nuisance
+                         else (STANDARD_HE, REFERENCE_SCANNER))
     image = np.full((grid * cell, grid * cell, 3), 255, np.uint8)
-    glass = REFERENCE_SCANNER.acquire(np.full((cell, cell, 3), 10 ** -STANDARD_HE.glass_od, np.float32), rng)
+    glass = scanner.acquire(np.full((cell, cell, 3), 10 ** -staining.glass_od, np.float32), rng)
     latents = np.zeros((grid, grid, LATENT_DIM), np.float32)
     for y in range(grid):
         for x in range(grid):
@@ -110,7 +142,7 @@ def render_slide(job: tuple[Path, dict, int, SyntheticSlideParams]) -> None:
                 continue
             f = next(factors)
             maps = draw_tissue(f, rng, (cell, cell))
-            image[region] = REFERENCE_SCANNER.acquire(STANDARD_HE.render(maps), rng)
+            image[region] = scanner.acquire(staining.render(maps), rng)
             latents[y, x] = f.latent()
     with tifffile.TiffWriter(path) as tif:
         level = image
@@ -159,4 +191,3 @@ def tile_latents(latent_grid: np.ndarray, coords: np.ndarray, tile_side: int, ce
     return latent_grid[rows, cols]
 
 
-assert len(TISSUE_CLASSES) + 2 == LATENT_DIM

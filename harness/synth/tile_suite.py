@@ -1,24 +1,43 @@
-"""The synthetic tile dataset: N tiles per class and split, with labels and latents.
+"""The synthetic tile datasets: N tiles per class and split, with labels and latents.
 
-Generated once into the cache (two worker processes, under a minute for the default size) and
-then read as memory-mapped arrays (see suite_writer).
+Three questions can be asked of the same generator (`task`):
+  tissue   six tissues (coarse: architecture and colour both differ, as in real tissue);
+  grade    tumour tiles of three nuclear grades: the classes differ only in how atypia shapes the
+           nuclei (size, pleomorphism, outline, chromatin, nucleoli), not in colour or density;
+           `spread` sets the difficulty: each grade draws atypia from a band of that fraction
+           of its third of [0, 1] (1: neighbouring grades touch; small: far apart);
+  mitosis  tumour tiles with no, one or two, or three to five mitotic figures among a fixed
+           number of look-alike apoptotic bodies (only the figure's shape tells them apart).
+Every tile draws its own staining and scanner (`random_acquisition`), independently of its label,
+unless `nuisance` is false (one standard staining and the reference scanner).
+
+Generated once into the cache (two worker processes) and then read as memory-mapped arrays.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.synth.scanner import REFERENCE_SCANNER
-from harness.synth.stain import STANDARD_HE
+from harness.synth.domains import random_acquisition
+from harness.synth.scanner import REFERENCE_SCANNER, Scanner
+from harness.synth.stain import STANDARD_HE, Staining
 from harness.synth.suite_writer import write_suite
-from harness.synth.tissue import LATENT_DIM, TISSUE_CLASSES, TissueFactors, draw_tissue
+from harness.synth.tissue import LATENT_DIM, MAX_MITOSES, TISSUE_CLASSES, TissueFactors, draw_tissue
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
+TASK_CLASSES: dict[str, tuple[str, ...]] = {
+    "tissue": TISSUE_CLASSES,
+    "grade": ("grade 1", "grade 2", "grade 3"),
+    "mitosis": ("none", "a third", "two thirds"),
+}
+MITOSIS_COUNTS = ((0,), (3, 4), (7, 8))  # of the 10-12 dark bodies of a tumour field
+assert max(MITOSIS_COUNTS[-1]) == MAX_MITOSES
 
 
 class SyntheticTileParams(BaseModel):
@@ -26,6 +45,9 @@ class SyntheticTileParams(BaseModel):
 
     tile_size: int = 224
     per_class: dict[str, int] = Field(default_factory=lambda: {"train": 100, "val": 40, "test": 80})
+    task: Literal["tissue", "grade", "mitosis"] = "tissue"
+    spread: float = Field(0.6, gt=0.0, le=1.0)  # grade: width of each grade's atypia band
+    nuisance: bool = True  # per-tile staining and scanner, independent of the label
     seed: int = 0
 
 
@@ -33,35 +55,62 @@ class SyntheticTileParams(BaseModel):
 class TileRecipe:
     split: str
     index: int
+    label: int
     factors: TissueFactors
 
 
+def grade_atypia(grade: int, spread: float, rng: np.random.Generator) -> float:
+    """Atypia of a grade-k tumour: uniform in a band of width spread/3 centred in [k/3, (k+1)/3]."""
+    centre = (2 * grade + 1) / 6
+    return float(centre + rng.uniform(-0.5, 0.5) * spread / 3)
+
+
+def draw_factors(task: str, label: int, spread: float, rng: np.random.Generator) -> TissueFactors:
+    cellularity = float(rng.uniform(0.0, 1.0))
+    if task == "tissue":
+        tissue = TISSUE_CLASSES[label]
+        return TissueFactors(tissue, cellularity, float(rng.uniform(0.0, 1.0)),
+                             int(rng.integers(0, MAX_MITOSES + 1)) if tissue == "tumour" else 0)
+    if task == "grade":
+        return TissueFactors("tumour", cellularity, grade_atypia(label, spread, rng),
+                             int(rng.integers(0, MAX_MITOSES + 1)))
+    return TissueFactors("tumour", cellularity, float(rng.uniform(0.0, 1.0)), int(rng.choice(MITOSIS_COUNTS[label])))
+
+
 def plan_tiles(params: SyntheticTileParams) -> dict[str, list[TileRecipe]]:
-    """Which tissue and factors every tile gets (class-balanced, shuffled, deterministic)."""
+    """Which label and factors every tile gets (class-balanced, shuffled, deterministic)."""
+    n_classes = len(TASK_CLASSES[params.task])
     plan = {}
     for split, per_class in params.per_class.items():
         rng = np.random.default_rng([params.seed, SPLIT_CODES.get(split, 9), 0])
-        classes = np.repeat(np.arange(len(TISSUE_CLASSES)), per_class)
-        rng.shuffle(classes)
-        factors = rng.uniform(0.0, 1.0, (len(classes), 2))
-        plan[split] = [
-            TileRecipe(split, i, TissueFactors(TISSUE_CLASSES[c], float(f[0]), float(f[1])))
-            for i, (c, f) in enumerate(zip(classes, factors))
-        ]
+        labels = np.repeat(np.arange(n_classes), per_class)
+        rng.shuffle(labels)
+        plan[split] = [TileRecipe(split, i, int(c), draw_factors(params.task, int(c), params.spread, rng))
+                       for i, c in enumerate(labels)]
     return plan
 
 
-def render_tile(recipe: TileRecipe, seed: int, size: int) -> np.ndarray:
-    rng = np.random.default_rng([seed, SPLIT_CODES.get(recipe.split, 9), 1, recipe.index])
-    maps = draw_tissue(recipe.factors, rng, (size, size))
-    return REFERENCE_SCANNER.acquire(STANDARD_HE.render(maps), rng)
+def tile_acquisition(params: SyntheticTileParams, split: str, index: int) -> tuple[Staining, Scanner, np.random.Generator]:
+    """The staining and scanner of tile `index`: from a random stream of its own, seeded by its
+    place in the split and never by its label or tissue (plus that stream, for sensor noise)."""
+    optics = np.random.default_rng([params.seed, SPLIT_CODES.get(split, 9), 2, index])
+    staining, scanner = random_acquisition(optics) if params.nuisance else (STANDARD_HE, REFERENCE_SCANNER)
+    return staining, scanner, optics
 
 
-def _render_chunk(folder: Path, job: tuple[str, list[TileRecipe], int, int]) -> int:
-    split, recipes, seed, size = job
+def render_tile(recipe: TileRecipe, params: SyntheticTileParams) -> np.ndarray:
+    code = SPLIT_CODES.get(recipe.split, 9)
+    maps = draw_tissue(recipe.factors, np.random.default_rng([params.seed, code, 1, recipe.index]),
+                       (params.tile_size, params.tile_size))
+    staining, scanner, optics = tile_acquisition(params, recipe.split, recipe.index)
+    return scanner.acquire(staining.render(maps), optics)
+
+
+def _render_chunk(folder: Path, job: tuple[str, list[TileRecipe], SyntheticTileParams]) -> int:
+    split, recipes, params = job
     images = np.load(folder / split / "images.npy", mmap_mode="r+")
     for recipe in recipes:
-        images[recipe.index] = render_tile(recipe, seed, size)
+        images[recipe.index] = render_tile(recipe, params)
     images.flush()
     return len(recipes)
 
@@ -72,9 +121,8 @@ def build_tile_suite(target: Path, params: SyntheticTileParams, workers: int | N
     splits, jobs = {}, []
     for split, recipes in plan.items():
         latents = np.stack([r.factors.latent() for r in recipes]) if recipes else np.zeros((0, LATENT_DIM))
-        splits[split] = (np.array([TISSUE_CLASSES.index(r.factors.tissue) for r in recipes]), latents)
-        jobs += [(split, recipes[start : start + 16], params.seed, params.tile_size)
-                 for start in range(0, len(recipes), 16)]
+        splits[split] = (np.array([r.label for r in recipes]), latents)
+        jobs += [(split, recipes[start : start + 16], params) for start in range(0, len(recipes), 16)]
     meta = {"generator": "tiles", "version": GENERATOR_VERSION, "params": params.model_dump(),
-            "classes": list(TISSUE_CLASSES)}
+            "classes": list(TASK_CLASSES[params.task])}
     write_suite(target, splits, params.tile_size, _render_chunk, jobs, meta, workers)

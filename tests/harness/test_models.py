@@ -156,24 +156,43 @@ def test_transform_resizes_and_normalises():
 
 def test_partial_oracles_carry_only_what_the_pixels_show():
     """synth-oracle-tissue is the class one-hot; synth-oracle-grade places cellularity on a quarter
-    circle for every tile, atypia only on tumour tiles (the one class whose nuclei show it), and
-    marks the others 'not shown'; closer levels give higher cosine."""
+    circle for every tile, atypia and mitoses only on tumour tiles (the one class whose nuclei
+    show them), and marks the others 'not shown'; closer levels give higher cosine."""
     from harness.models.instruments import make_instrument
     from harness.synth.tissue import LATENT_DIM, TISSUE_CLASSES, TissueFactors
 
-    factors = [TissueFactors("tumour", 0.1, 0.9), TissueFactors("stroma", 0.6, 0.9), TissueFactors("tumour", 0.2, 0.8),
-               TissueFactors("tumour", 0.9, 0.1)]
+    factors = [TissueFactors("tumour", 0.1, 0.9, 1), TissueFactors("stroma", 0.6, 0.9),
+               TissueFactors("tumour", 0.2, 0.8, 1), TissueFactors("tumour", 0.9, 0.1, 4)]
     latents = np.stack([f.latent() for f in factors])
     tissue = make_instrument("synth-oracle-tissue", LATENT_DIM).embed(4, latents, "k")
     grade = make_instrument("synth-oracle-grade", LATENT_DIM).embed(4, latents, "k")
     assert tissue.argmax(1).tolist() == [TISSUE_CLASSES.index(f.tissue) for f in factors]
-    assert grade.shape == (4, 5)
+    assert grade.shape == (4, 7)
     np.testing.assert_allclose(grade[:, :2], np.stack([np.cos(np.pi / 2 * np.array([0.1, 0.6, 0.2, 0.9])),
                                                        np.sin(np.pi / 2 * np.array([0.1, 0.6, 0.2, 0.9]))], 1),
                                rtol=1e-6)
-    assert grade[1, 2:].tolist() == [0, 0, 1] and grade[0, 4] == 0  # stroma: atypia not shown
+    assert grade[1, 2:].tolist() == [0, 0, 0, 0, 1] and grade[0, 6] == 0  # stroma: atypia, mitoses not shown
     cosine = grade @ grade.T / np.outer(np.linalg.norm(grade, axis=1), np.linalg.norm(grade, axis=1))
     assert cosine[0, 2] > cosine[0, 3] and cosine[0, 2] > cosine[0, 1]  # near levels are near
+
+
+def test_synth_oracle_makes_every_band_of_a_factor_linearly_separable():
+    """A grade is a band of atypia (grade 2: middling): on synth-oracle's embedding a linear
+    classifier separates the three bands exactly, and the bumps are one-hot-like at the centres."""
+    from sklearn.linear_model import LogisticRegression
+
+    from harness.models.instruments import make_instrument
+    from harness.synth.tile_suite import grade_atypia
+    from harness.synth.tissue import LATENT_DIM, TissueFactors
+
+    rng = np.random.default_rng(0)
+    grades = np.repeat([0, 1, 2], 40)
+    latents = np.stack([TissueFactors("tumour", 0.5, grade_atypia(g, 0.6, rng)).latent() for g in grades])
+    oracle = make_instrument("synth-oracle", LATENT_DIM).embed(len(latents), latents, "k")
+    scalar = latents[:, [7]]
+    fit = lambda x: LogisticRegression(C=100, max_iter=2000).fit(x, grades).score(x, grades)  # noqa: E731
+    assert fit(oracle) == 1.0
+    assert oracle.shape == (120, 6 + 3 * 7) and np.allclose(oracle[:, 6 + 7 + 3], np.exp(-((scalar[:, 0] - 0.5) / 0.1) ** 2))
 
 
 def test_colour_stats_is_the_colour_statistics_of_the_tile():

@@ -20,7 +20,8 @@ REAL_SLIDE = Path(os.environ.get("HARNESS_TEST_SLIDE", Path(__file__).resolve().
 @pytest.fixture(scope="module")
 def synthetic_slides(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("slides") / "suite"
-    build_slide_suite(folder, SyntheticSlideParams(n_patients=6, second_slide_fraction=0.0, seed=1), workers=1)
+    build_slide_suite(folder, SyntheticSlideParams(n_patients=6, second_slide_fraction=0.0, grid=4, min_tissue_fields=7,
+                                                   max_tissue_fields=12, nuisance=False, seed=1), workers=1)
     return folder
 
 
@@ -36,8 +37,10 @@ def test_synthetic_slides_are_pyramids_openslide_reads_with_mpp(synthetic_slides
 
 
 def test_tiles_are_the_tissue_fields(synthetic_slides):
-    """Every field but fat is kept, and no glass: adipose is white membranes on glass, unsaturated,
-    so a saturation mask drops it (as CLAM-style masks do on real slides)."""
+    """In the standard staining every field but fat is kept, and no glass: adipose is white
+    membranes on glass, unsaturated, so a saturation mask drops it (as CLAM-style masks do on real
+    slides). (Under some of the suite's random stainings pale stroma falls below the slide's Otsu
+    threshold too: see the README's synthetic-suite notes.)"""
     adipose = TISSUE_CLASSES.index("adipose")
     for path in sorted((synthetic_slides / "slides").glob("*.tiff")):
         tiling = plan_tiles(path, TilingSpec())

@@ -1,17 +1,19 @@
 """The synthetic generator: deterministic, physically rendered, classes that differ."""
 
+
 import numpy as np
 
 from harness.synth.scanner import REFERENCE_SCANNER, Scanner
 from harness.synth.stain import STANDARD_HE, Staining
-from harness.synth.tile_suite import SyntheticTileParams, plan_tiles, render_tile
-from harness.synth.tissue import LATENT_DIM, TISSUE_CLASSES, TissueFactors, TissueMaps, draw_tissue
+from harness.synth.tile_suite import SyntheticTileParams, plan_tiles, render_tile, tile_acquisition
+from harness.synth.tissue import LATENT_DIM, MAX_MITOSES, TISSUE_CLASSES, TissueFactors, TissueMaps, draw_tissue
 
 
 def test_same_recipe_same_pixels():
-    recipe = plan_tiles(SyntheticTileParams(per_class={"train": 1}))["train"][0]
-    np.testing.assert_array_equal(render_tile(recipe, 0, 64), render_tile(recipe, 0, 64))
-    assert not np.array_equal(render_tile(recipe, 0, 64), render_tile(recipe, 1, 64))
+    params = SyntheticTileParams(tile_size=64, per_class={"train": 1})
+    recipe = plan_tiles(params)["train"][0]
+    np.testing.assert_array_equal(render_tile(recipe, params), render_tile(recipe, params))
+    assert not np.array_equal(render_tile(recipe, params), render_tile(recipe, params.model_copy(update={"seed": 1})))
 
 
 def test_plan_is_class_balanced():
@@ -19,6 +21,38 @@ def test_plan_is_class_balanced():
     for split, per_class in (("train", 3), ("test", 2)):
         counts = np.bincount([TISSUE_CLASSES.index(r.factors.tissue) for r in plan[split]])
         assert counts.tolist() == [per_class] * len(TISSUE_CLASSES)
+
+
+def test_staining_and_scanner_are_drawn_per_tile_whatever_its_label():
+    """Every tile has its own staining and scanner, and their distribution is the same in every
+    class: the class means of stain uptake, blur and gamma agree within sampling noise."""
+    params = SyntheticTileParams(tile_size=32, per_class={"train": 60})
+    recipes = plan_tiles(params)["train"]
+    drawn = [tile_acquisition(params, "train", r.index)[:2] for r in recipes]
+    values = np.array([(s.hematoxylin_strength, s.eosin_strength, c.blur_sigma, c.gamma) for s, c in drawn])
+    labels = np.array([r.label for r in recipes])
+    assert len({tuple(v) for v in values}) == len(recipes)  # one draw per tile
+    class_means = np.stack([values[labels == k].mean(0) for k in range(6)])
+    assert (np.ptp(class_means, axis=0) < 4 * values.std(0) / np.sqrt(60)).all()
+    clean = params.model_copy(update={"nuisance": False})
+    assert {tile_acquisition(clean, "train", i)[:2] for i in range(3)} == {(STANDARD_HE, REFERENCE_SCANNER)}
+
+
+def test_grades_differ_in_nuclear_size_not_in_nuclear_area():
+    """What the grade task promises: grade changes nuclear size and pleomorphism while the
+    fraction of the field that is nucleus stays put (so does its colour)."""
+    from scipy import ndimage
+
+    def field(atypia, seed):
+        maps = draw_tissue(TissueFactors("tumour", 0.5, atypia, 0), np.random.default_rng(seed), (224, 224))
+        nuclei, count = ndimage.label(maps.hematoxylin > 0.35)
+        sizes = np.bincount(nuclei.ravel())[1:]
+        return float((maps.hematoxylin > 0.35).mean()), float(np.median(sizes[sizes > 20]))
+
+    low = np.array([field(0.1, s) for s in range(6)])
+    high = np.array([field(0.9, s) for s in range(6)])
+    assert high[:, 1].mean() > 1.6 * low[:, 1].mean()  # grade 3 nuclei are larger
+    assert abs(high[:, 0].mean() - low[:, 0].mean()) < 0.25 * low[:, 0].mean()  # same nuclear area
 
 
 def test_beer_lambert_rendering():
@@ -53,9 +87,9 @@ def test_tissue_classes_differ_in_what_they_draw():
 
 
 def test_latent_is_one_hot_plus_factors():
-    latent = TissueFactors("adipose", 0.25, 0.75).latent()
-    assert latent.shape == (LATENT_DIM,) and latent[TISSUE_CLASSES.index("adipose")] == 1.0
-    assert latent[:len(TISSUE_CLASSES)].sum() == 1.0 and latent[-2:].tolist() == [0.25, 0.75]
+    latent = TissueFactors("tumour", 0.25, 0.75, 2).latent()
+    assert latent.shape == (LATENT_DIM,) and latent[TISSUE_CLASSES.index("tumour")] == 1.0
+    assert latent[:len(TISSUE_CLASSES)].sum() == 1.0 and np.allclose(latent[-3:], [0.25, 0.75, 2 / MAX_MITOSES])
 
 
 def test_aligned_suite_renders_the_same_tissue_in_every_domain(tmp_path):
