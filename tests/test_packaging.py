@@ -53,8 +53,13 @@ def test_the_wheel_carries_the_registry_and_the_app(installed, tmp_path):
 
 
 def test_the_installed_wheel_scores_a_synthetic_task(installed, tmp_path, suite_cache):
-    done = in_another_folder(installed, tmp_path, "run", "--model", "random-noise", "--tasks", "synth-retrieval",
-                             "--output", "out", "--cache-dir", str(suite_cache))
+    """From the wheel: the instrument floor, and synth-reference, whose checkpoint ships inside the
+    package, scored like a submitted checkpoint."""
+    done = in_another_folder(installed, tmp_path, "run", "--model", "random-noise", "--model", "synth-reference",
+                             "--tasks", "synth-grade", "--output", "out", "--cache-dir", str(suite_cache))
     assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads((tmp_path / "out" / "random-noise" / "synth-retrieval.json").read_text())
-    assert result["status"] == "ok" and 0 <= result["main_score"]["value"] < 0.5
+    noise = json.loads((tmp_path / "out" / "random-noise" / "synth-grade.json").read_text())
+    assert noise["status"] == "ok" and 0 <= noise["main_score"]["value"] < 0.5
+    reference = json.loads((tmp_path / "out" / "synth-reference" / "synth-grade.json").read_text())
+    assert reference["status"] == "ok" and reference["main_score"]["value"] > 0.8  # chance: 1/3
+    assert reference["model"]["weights"] == "checkpoint" and 1_000_000 < reference["model"]["n_parameters"] < 1_500_000

@@ -107,6 +107,13 @@ def _load_known(spec: str, card: ModelCard, options: LoadOptions) -> Encoder:
         backbone = ColourStatistics()
         sha = hashlib.sha256(f"{card.architecture}:bins{backbone.num_features}".encode()).hexdigest()
         return finish_encoder(spec, backbone, card, "instrument", sha, options.device)
+    if loader == "package":  # a checkpoint shipped inside the harness (synth-reference)
+        from importlib.resources import as_file, files
+
+        from harness.models.checkpoint import load_checkpoint_encoder
+
+        with as_file(files("harness").joinpath(card.architecture.split(":", 1)[1])) as folder:
+            return load_checkpoint_encoder(folder, options)
     if options.random_init:
         if card.local_architecture is None:
             raise HarnessError(f"model '{spec}': no local architecture to initialise at random (see zoo.py)")

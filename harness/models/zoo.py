@@ -23,6 +23,10 @@ KNOWN_MODELS: dict[str, ModelCard] = {
         ModelCard(name="colour-stats", architecture="builtin:colour-stats", mean=(0.0, 0.0, 0.0),
                   std=(1.0, 1.0, 1.0), input_size=64, pooling="mean-patch", embed_dim=30, licence="Apache-2.0",
                   notes="no weights: per-channel colour mean, std and 8-bin histogram (a colour-only baseline)"),
+        ModelCard(name="synth-reference", architecture="package:data/synth-reference", pooling="mean-patch",
+                  embed_dim=160, licence="Apache-2.0",
+                  notes="a 1.2M-parameter CNN trained on synthetic tiles of another seed "
+                        "(harness/synth/reference_training.py): the trained reference of the synthetic bracket"),
         ModelCard(name="uni", hub_id="MahmoodLab/UNI", architecture="hf-hub:MahmoodLab/UNI",
                   timm_kwargs={"init_values": 1e-5, "dynamic_img_size": True},
                   mean=IMAGENET_MEAN, std=IMAGENET_STD, pooling="cls", embed_dim=1024,
