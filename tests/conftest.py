@@ -61,14 +61,23 @@ def tiny_registry_file(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def instrument_results(suite_cache, tmp_path_factory) -> Path:
     """`harness run --model synth-oracle --model random-noise --tasks all`, once per session: the
-    instruments' bounds on every synthetic task, and real tasks recorded as skipped; and
-    colour-stats on the two morphology-only tasks."""
+    instruments' bounds on every synthetic task, and real tasks recorded as skipped."""
     from harness.cli import main
 
     out = tmp_path_factory.mktemp("instrument-results")
     code = main(["run", "--model", "synth-oracle", "--model", "random-noise", "--tasks", "all",
                  "--output", str(out), "--cache-dir", str(suite_cache)])
     assert code == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def colour_results(suite_cache, tmp_path_factory) -> Path:
+    """colour-stats on the two morphology-only tasks (a folder of its own: the leaderboard tests
+    read instrument_results, whose models all share every task)."""
+    from harness.cli import main
+
+    out = tmp_path_factory.mktemp("colour-results")
     code = main(["run", "--model", "colour-stats", "--tasks", "synth-grade,synth-mitosis",
                  "--output", str(out), "--cache-dir", str(suite_cache)])
     assert code == 0

@@ -49,12 +49,12 @@ def test_instruments_bound_the_synthetic_suite(instrument_results):
     assert read(out / "synth-oracle" / "synth-slides.json")["main_score"]["value"] >= 0.95
 
 
-def test_colour_alone_cannot_solve_the_fine_tasks(instrument_results):
+def test_colour_alone_cannot_solve_the_fine_tasks(colour_results):
     """Staining and scanner are drawn per tile, independently of the label: a classifier on colour
     statistics scores near chance where only morphology differs (grade, mitoses)."""
     for task in ("synth-grade", "synth-mitosis"):
         metric, chance = TILE_TASKS[task]
-        colour = read(instrument_results / "colour-stats" / f"{task}.json")
+        colour = read(colour_results / "colour-stats" / f"{task}.json")
         assert abs(colour["metrics"][metric]["mean"] - chance) <= 0.05, task
 
 

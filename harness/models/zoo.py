@@ -25,7 +25,7 @@ KNOWN_MODELS: dict[str, ModelCard] = {
                   notes="no weights: per-channel colour mean, std and 8-bin histogram (a colour-only baseline)"),
         ModelCard(name="synth-reference", architecture="package:data/synth-reference", pooling="mean-patch",
                   embed_dim=160, licence="Apache-2.0",
-                  notes="a 1.2M-parameter CNN trained on synthetic tiles of another seed "
+                  notes="a 577k-parameter CNN trained on synthetic tiles of another seed "
                         "(harness/synth/reference_training.py): the trained reference of the synthetic bracket"),
         ModelCard(name="uni", hub_id="MahmoodLab/UNI", architecture="hf-hub:MahmoodLab/UNI",
                   timm_kwargs={"init_values": 1e-5, "dynamic_img_size": True},
