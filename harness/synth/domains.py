@@ -82,3 +82,8 @@ def random_acquisition(rng: np.random.Generator) -> tuple[Staining, Scanner]:
         jpeg_quality=int(rng.integers(60, 96)) if rng.random() < 0.7 else scanner.jpeg_quality,
     )
     return staining, acquisition
+
+
+def item_acquisition(rng: np.random.Generator, nuisance: bool) -> tuple[Staining, Scanner]:
+    """An item's staining and scanner: its own random draw, or the standard ones without nuisance."""
+    return random_acquisition(rng) if nuisance else (STANDARD_HE, REFERENCE_SCANNER)

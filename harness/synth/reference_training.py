@@ -16,7 +16,7 @@ Usage: python -m harness.synth.reference_training --out harness/data/synth-refer
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from torch.nn import functional
 
 from harness.models.card import IMAGENET_MEAN, IMAGENET_STD
 from harness.progress import progress_bar
-from harness.synth.tile_suite import TASK_CLASSES, SyntheticTileParams, plan_tiles, render_tile
+from harness.synth.tile_suite import TASK_CLASSES, SyntheticTileParams, build_tile_suite
 
 ARCHITECTURE = "resnet18"
 TIMM_KWARGS = {"layers": [1, 1, 1, 1], "channels": [24, 48, 96, 160], "stem_width": 24}
@@ -37,19 +37,11 @@ TASKS = ("tissue", "grade", "mitosis")
 
 
 def draw_training_tiles(task: str, per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(images, labels) of a freshly generated tile dataset, built by the suite's own writer."""
     params = SyntheticTileParams(task=task, per_class={"train": per_class}, seed=seed)
-    recipes = plan_tiles(params)["train"]
-    with mp.get_context("fork").Pool(2) as pool, progress_bar(f"drawing {task} tiles", len(recipes)) as advance:
-        images = []
-        for image in pool.imap(_render, [(r, params) for r in recipes], chunksize=8):
-            images.append(image)
-            advance(1)
-    return np.stack(images), np.array([r.label for r in recipes])
-
-
-def _render(job) -> np.ndarray:
-    recipe, params = job
-    return render_tile(recipe, params)
+    with tempfile.TemporaryDirectory() as folder:
+        build_tile_suite(Path(folder) / task, params)
+        return np.load(Path(folder) / task / "train" / "images.npy"), np.load(Path(folder) / task / "train" / "labels.npy")
 
 
 def build_backbone() -> nn.Module:

@@ -26,9 +26,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from harness.synth.domains import random_acquisition
-from harness.synth.scanner import REFERENCE_SCANNER
-from harness.synth.stain import STANDARD_HE
+from harness.synth.domains import item_acquisition
 from harness.synth.suite_writer import build_atomically
 from harness.synth.tile_suite import grade_atypia
 from harness.synth.tissue import LATENT_DIM, MAX_MITOSES, TissueFactors, draw_tissue
@@ -129,8 +127,7 @@ def render_slide(job: tuple[Path, dict, int, SyntheticSlideParams]) -> None:
     n_fields = int(rng.integers(fewest, most + 1))
     blob = _tissue_blob(rng, grid, n_fields)
     factors = iter(_field_factors(patient, rng, int(blob.sum()), params.grade_spread))
-    staining, scanner = (random_acquisition(np.random.default_rng([params.seed, 23, index])) if params.nuisance
-                         else (STANDARD_HE, REFERENCE_SCANNER))
+    staining, scanner = item_acquisition(np.random.default_rng([params.seed, 23, index]), params.nuisance)
     image = np.full((grid * cell, grid * cell, 3), 255, np.uint8)
     glass = scanner.acquire(np.full((cell, cell, 3), 10 ** -staining.glass_od, np.float32), rng)
     latents = np.zeros((grid, grid, LATENT_DIM), np.float32)

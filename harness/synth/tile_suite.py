@@ -8,7 +8,7 @@ Three questions can be asked of the same generator (`task`):
            of its third of [0, 1] (1: neighbouring grades touch; small: far apart);
   mitosis  tumour tiles with no, one or two, or three to five mitotic figures among a fixed
            number of look-alike apoptotic bodies (only the figure's shape tells them apart).
-Every tile draws its own staining and scanner (`random_acquisition`), independently of its label,
+Every tile draws its own staining and scanner (`domains.random_acquisition`), independently of its label,
 unless `nuisance` is false (one standard staining and the reference scanner).
 
 Generated once into the cache (two worker processes) and then read as memory-mapped arrays.
@@ -23,9 +23,9 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.synth.domains import random_acquisition
-from harness.synth.scanner import REFERENCE_SCANNER, Scanner
-from harness.synth.stain import STANDARD_HE, Staining
+from harness.synth.domains import item_acquisition
+from harness.synth.scanner import Scanner
+from harness.synth.stain import Staining
 from harness.synth.suite_writer import write_suite
 from harness.synth.tissue import LATENT_DIM, MAX_MITOSES, TISSUE_CLASSES, TissueFactors, draw_tissue
 
@@ -94,7 +94,7 @@ def tile_acquisition(params: SyntheticTileParams, split: str, index: int) -> tup
     """The staining and scanner of tile `index`: from a random stream of its own, seeded by its
     place in the split and never by its label or tissue (plus that stream, for sensor noise)."""
     optics = np.random.default_rng([params.seed, SPLIT_CODES.get(split, 9), 2, index])
-    staining, scanner = random_acquisition(optics) if params.nuisance else (STANDARD_HE, REFERENCE_SCANNER)
+    staining, scanner = item_acquisition(optics, params.nuisance)
     return staining, scanner, optics
 
 
