@@ -30,15 +30,14 @@ TILE_TASKS = {"synth-tiles": ("balanced_accuracy", 1 / 6), "synth-grade": ("bala
 
 
 def test_instruments_bound_the_synthetic_suite(instrument_results):
-    """The ceiling and the floor on every synthetic tile task: synth-oracle near 1 (0.95 on the
-    six tissues and mitoses; grade measures 0.949, one probe seed of five stopping early, so it is
-    held to 0.9 here), random-noise within 0.05 of chance. With 450 patients, noise's slide
-    balanced accuracy and C-index are single draws with a standard error of about 0.02-0.03 (they
-    measured 0.384 and 0.473, then 0.537 for another draw of the noise): held to 0.06 and 0.05."""
+    """The ceiling and the floor on every synthetic tile task: synth-oracle at least 0.95,
+    random-noise within 0.05 of chance. With 450 patients, noise's slide balanced accuracy and
+    C-index are single draws with a standard error of about 0.02-0.03 (this build of the suite
+    draws 0.342 and 0.502; earlier builds 0.384 / 0.473 and 0.321 / 0.537): held to 0.06 and
+    0.05, so that a new draw after an unrelated change does not fail by chance."""
     out = instrument_results
     for task, (metric, chance) in TILE_TASKS.items():
-        ceiling = 0.9 if task == "synth-grade" else 0.95
-        assert read(out / "synth-oracle" / f"{task}.json")["metrics"][metric]["mean"] >= ceiling, task
+        assert read(out / "synth-oracle" / f"{task}.json")["metrics"][metric]["mean"] >= 0.95, task
         noise = read(out / "random-noise" / f"{task}.json")
         assert abs(noise["metrics"][metric]["mean"] - chance) <= 0.05, task
     assert read(out / "synth-oracle" / "synth-retrieval.json")["metrics"]["acc@1"]["mean"] >= 0.95
@@ -59,9 +58,10 @@ def test_colour_alone_cannot_solve_the_fine_tasks(colour_results):
 
 
 def test_instruments_bound_vqa_and_report_generation(instrument_results):
-    """Issue 4's bars: oracle VQA >= 0.90 and CIDEr-D >= 2x noise; noise VQA at the question-type prior."""
+    """Oracle VQA >= 0.95 (cellularity and atypia are drawn in bands, so the levels the questions
+    name are separable) and CIDEr-D >= 2x noise; noise VQA at the question-type prior."""
     out = instrument_results
-    assert read(out / "synth-oracle" / "synth-vqa.json")["metrics"]["overall_accuracy"]["mean"] >= 0.90
+    assert read(out / "synth-oracle" / "synth-vqa.json")["metrics"]["overall_accuracy"]["mean"] >= 0.95
     noise_vqa = read(out / "random-noise" / "synth-vqa.json")
     baseline = noise_vqa["details"]["majority_baseline"]["overall_accuracy"]
     assert abs(noise_vqa["metrics"]["overall_accuracy"]["mean"] - baseline) <= 0.05

@@ -18,7 +18,7 @@ from harness.synth.domains import SCANNERS, STAININGS, domain_name
 from harness.synth.suite_writer import write_suite
 from harness.synth.tissue import TISSUE_CLASSES, TissueFactors, draw_tissue
 
-PLISM_GENERATOR_VERSION = 2
+PLISM_GENERATOR_VERSION = 3
 
 
 class SyntheticPlismParams(BaseModel):

@@ -28,10 +28,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.synth.domains import item_acquisition
 from harness.synth.suite_writer import build_atomically
-from harness.synth.tile_suite import grade_atypia
+from harness.synth.tile_suite import banded_level
 from harness.synth.tissue import LATENT_DIM, MAX_MITOSES, TissueFactors, draw_tissue
 
-SLIDE_GENERATOR_VERSION = 3
+SLIDE_GENERATOR_VERSION = 4
 GRADES = ("benign", "low-grade", "high-grade")
 MPP = 0.5
 
@@ -109,7 +109,7 @@ def _field_factors(patient: dict, rng: np.random.Generator, n: int, spread: floa
     for kind in kinds[:n]:
         if kind == "tumour":
             high = patient["grade"] == "high-grade"
-            factors.append(TissueFactors("tumour", float(rng.uniform(0.3, 1.0)), grade_atypia(2 if high else 0, spread, rng),
+            factors.append(TissueFactors("tumour", float(rng.uniform(0.3, 1.0)), banded_level(2 if high else 0, spread, rng),
                                          int(rng.integers(3, MAX_MITOSES + 1) if high else rng.integers(0, 3))))
         else:
             factors.append(TissueFactors(str(kind), float(rng.uniform(0.3, 1.0)), float(rng.uniform(0.0, 1.0))))

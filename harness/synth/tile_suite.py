@@ -6,8 +6,11 @@ Three questions can be asked of the same generator (`task`):
            nuclei (size, pleomorphism, outline, chromatin, nucleoli), not in colour or density;
            `spread` sets the difficulty: each grade draws atypia from a band of that fraction
            of its third of [0, 1] (1: neighbouring grades touch; small: far apart);
-  mitosis  tumour tiles with no, one or two, or three to five mitotic figures among a fixed
-           number of look-alike apoptotic bodies (only the figure's shape tells them apart).
+  mitosis  tumour tiles with no, three or four, or seven or eight mitotic figures among 10-12
+           look-alike dark bodies (the rest apoptotic: only the figure's shape tells them apart).
+Cellularity (and atypia, where it is not the label) is drawn in the same way, in one of three
+bands (low, moderate, high) of width `spread`, so the levels the VQA and report tasks name are
+separated by a gap, as a pathologist's "low" and "high" are.
 Every tile draws its own staining and scanner (`domains.random_acquisition`), independently of its label,
 unless `nuisance` is false (one standard staining and the reference scanner).
 
@@ -29,7 +32,7 @@ from harness.synth.stain import Staining
 from harness.synth.suite_writer import write_suite
 from harness.synth.tissue import LATENT_DIM, MAX_MITOSES, TISSUE_CLASSES, TissueFactors, draw_tissue
 
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 TASK_CLASSES: dict[str, tuple[str, ...]] = {
     "tissue": TISSUE_CLASSES,
@@ -46,7 +49,7 @@ class SyntheticTileParams(BaseModel):
     tile_size: int = 224
     per_class: dict[str, int] = Field(default_factory=lambda: {"train": 100, "val": 40, "test": 80})
     task: Literal["tissue", "grade", "mitosis"] = "tissue"
-    spread: float = Field(0.6, gt=0.0, le=1.0)  # grade: width of each grade's atypia band
+    spread: float = Field(0.6, gt=0.0, le=1.0)  # width of each level's band (grade's atypia, cellularity)
     nuisance: bool = True  # per-tile staining and scanner, independent of the label
     seed: int = 0
 
@@ -59,22 +62,24 @@ class TileRecipe:
     factors: TissueFactors
 
 
-def grade_atypia(grade: int, spread: float, rng: np.random.Generator) -> float:
-    """Atypia of a grade-k tumour: uniform in a band of width spread/3 centred in [k/3, (k+1)/3]."""
-    centre = (2 * grade + 1) / 6
+def banded_level(level: int, spread: float, rng: np.random.Generator) -> float:
+    """A factor at level k of three (a grade-k tumour's atypia, a tile's cellularity): uniform in a
+    band of width spread/3 centred in [k/3, (k+1)/3]."""
+    centre = (2 * level + 1) / 6
     return float(centre + rng.uniform(-0.5, 0.5) * spread / 3)
 
 
 def draw_factors(task: str, label: int, spread: float, rng: np.random.Generator) -> TissueFactors:
-    cellularity = float(rng.uniform(0.0, 1.0))
+    cellularity = banded_level(int(rng.integers(3)), spread, rng)
     if task == "tissue":
         tissue = TISSUE_CLASSES[label]
-        return TissueFactors(tissue, cellularity, float(rng.uniform(0.0, 1.0)),
+        return TissueFactors(tissue, cellularity, banded_level(int(rng.integers(3)), spread, rng),
                              int(rng.integers(0, MAX_MITOSES + 1)) if tissue == "tumour" else 0)
     if task == "grade":
-        return TissueFactors("tumour", cellularity, grade_atypia(label, spread, rng),
+        return TissueFactors("tumour", cellularity, banded_level(label, spread, rng),
                              int(rng.integers(0, MAX_MITOSES + 1)))
-    return TissueFactors("tumour", cellularity, float(rng.uniform(0.0, 1.0)), int(rng.choice(MITOSIS_COUNTS[label])))
+    return TissueFactors("tumour", cellularity, banded_level(int(rng.integers(3)), spread, rng),
+                         int(rng.choice(MITOSIS_COUNTS[label])))
 
 
 def plan_tiles(params: SyntheticTileParams) -> dict[str, list[TileRecipe]]:

@@ -121,8 +121,8 @@ class Nuclei:
         x0, x1 = max(int(cx) - r, 0), min(int(cx) + r + 1, w)
         if y0 >= y1 or x0 >= x1:
             return
-        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-        dy, dx = yy - cy, xx - cx
+        dy = np.arange(y0, y1, dtype=np.float32)[:, None] - cy  # (rows, 1) and (1, cols): broadcast,
+        dx = np.arange(x0, x1, dtype=np.float32)[None, :] - cx  # the same values as a full grid
         c, s = np.cos(theta), np.sin(theta)
         u, v = dx * c + dy * s, -dx * s + dy * c
         rho = np.sqrt((u / a) ** 2 + (v / b) ** 2)
@@ -132,7 +132,7 @@ class Nuclei:
             p1, p2 = rng.uniform(0, 2 * np.pi, size=2)
             rho = rho / (1 + irregularity * (0.6 * np.sin(k1 * phi + p1) + 0.4 * np.sin(k2 * phi + p2)))
         inside = np.clip((1.0 - rho) * 5.0, 0.0, 1.0)  # soft edge
-        rim = membrane * np.exp(-((rho - 0.88) / 0.1) ** 2)  # chromatin condensed at the membrane
+        rim = membrane * np.exp(-((rho - 0.88) / 0.1) ** 2) if membrane else 0.0  # chromatin condensed at the membrane
         chromatin = 1.0 + self.contrast * self.texture[y0:y1, x0:x1] if textured else 1.0
         value = intensity * inside * (chromatin + rim)
         if nucleolus:
@@ -255,7 +255,9 @@ def _stroma(maps: TissueMaps, f: TissueFactors, rng: np.random.Generator) -> Non
     bundles = fibres(rng, shape, theta, rng.uniform(14, 30), rng.uniform(1.2, 2.5))
     thickness = 1 + 0.6 * smooth_noise(rng, shape, 20)  # bundles of uneven thickness
     collagen = np.clip(bundles * thickness + 0.3, 0, None) ** 0.8
-    maps.eosin[:] = np.clip(0.1 + 0.15 * collagen, 0, 0.6) * (1 + 0.1 * smooth_noise(rng, shape, 1.0))
+    # collagen is strongly eosinophilic: even the gaps between bundles stay pink, so a pale staining
+    # does not drop stroma from a slide's tissue mask
+    maps.eosin[:] = np.clip(0.18 + 0.22 * collagen, 0, 0.8) * (1 + 0.1 * smooth_noise(rng, shape, 1.0))
     nuclei = Nuclei(rng, shape, coarseness=0.1, out_of_focus=0.3)
     for cy, cx in rng.uniform(0, 1, (int(_lerp(8, 30, f.cellularity)), 2)) * (h, w):
         length = rng.uniform(7, 13)

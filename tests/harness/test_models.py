@@ -178,21 +178,23 @@ def test_partial_oracles_carry_only_what_the_pixels_show():
 
 def test_synth_oracle_makes_every_band_of_a_factor_linearly_separable():
     """A grade is a band of atypia (grade 2: middling): on synth-oracle's embedding a linear
-    classifier separates the three bands exactly, and the bumps are one-hot-like at the centres."""
+    classifier separates the three bands exactly, and the bumps are one-hot-like at the centres
+    (times the oracle's scale)."""
     from sklearn.linear_model import LogisticRegression
 
-    from harness.models.instruments import make_instrument
-    from harness.synth.tile_suite import grade_atypia
+    from harness.models.instruments import ORACLE_SCALE, make_instrument
+    from harness.synth.tile_suite import banded_level
     from harness.synth.tissue import LATENT_DIM, TissueFactors
 
     rng = np.random.default_rng(0)
     grades = np.repeat([0, 1, 2], 40)
-    latents = np.stack([TissueFactors("tumour", 0.5, grade_atypia(g, 0.6, rng)).latent() for g in grades])
+    latents = np.stack([TissueFactors("tumour", 0.5, banded_level(g, 0.6, rng)).latent() for g in grades])
     oracle = make_instrument("synth-oracle", LATENT_DIM).embed(len(latents), latents, "k")
     scalar = latents[:, [7]]
     fit = lambda x: LogisticRegression(C=100, max_iter=2000).fit(x, grades).score(x, grades)  # noqa: E731
     assert fit(oracle) == 1.0
-    assert oracle.shape == (120, 6 + 3 * 7) and np.allclose(oracle[:, 6 + 7 + 3], np.exp(-((scalar[:, 0] - 0.5) / 0.1) ** 2))
+    assert oracle.shape == (120, 6 + 3 * 7) and np.allclose(
+        oracle[:, 6 + 7 + 3], ORACLE_SCALE * np.exp(-((scalar[:, 0] - 0.5) / 0.1) ** 2))
 
 
 def test_colour_stats_is_the_colour_statistics_of_the_tile():
