@@ -70,3 +70,9 @@ def save_npy_atomic(target: Path, array: np.ndarray) -> None:
     with atomic_path(target) as tmp:
         with open(tmp, "wb") as handle:
             np.save(handle, array)
+
+
+def write_parquet_atomic(target: Path, frame) -> None:
+    """A pandas DataFrame as parquet (pyarrow), atomically."""
+    with atomic_path(target) as tmp:
+        frame.to_parquet(tmp, index=False)

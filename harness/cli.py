@@ -67,7 +67,7 @@ class HarnessCLI:
             extract=ExtractOptions(batch_size=args.batch_size, num_workers=args.workers, device=device,
                                    precision=resolve_precision(args.precision, device)),
             overwrite=args.overwrite, download=args.download, verbose=args.verbose,
-            dims=_dims(args.dims),
+            dims=_dims(args.dims), log_samples=args.log_samples,
         )
         with distributed_group():
             outcomes = Runner(registry, families, config).run()
@@ -362,6 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "gloo on CPU)")
     run.add_argument("--random-init", action="store_true", help="score untrained weights (labelled random-init)")
     run.add_argument("--overwrite", action="store_true", help="recompute results that already exist")
+    run.add_argument("--log-samples", action="store_true",
+                     help="also write each result's per-item predictions beside it (<task>.samples.parquet), "
+                          "for paired comparisons of two models")
     run.add_argument("--download", action="store_true", help="fetch missing Hub datasets first")
     run.add_argument("--verbose", action="store_true", help="print tracebacks of failed tasks")
     common(run)

@@ -27,6 +27,7 @@ class SlideBags:
 
     features: list[np.ndarray]  # per slide: (n_tiles, dim)
     patients: list[str]
+    names: list[str] | None = None  # per slide: its file name (what per-item samples are keyed by)
     labels: np.ndarray | None = None  # class index per slide
     times: np.ndarray | None = None  # survival time per slide (its patient's)
     events: np.ndarray | None = None  # bool: event observed
@@ -56,6 +57,10 @@ class Evaluation:
     n_samples: dict[str, int]
     seeds: list[int]
     details: dict[str, Any] = field(default_factory=dict)  # e.g. distance, steps, eval split
+    # per-item predictions, one row per item (and seed, head or fold), with the per-item values of
+    # the metrics that are means over items: what `harness run --log-samples` writes beside the
+    # result, so that two models can be compared item by item (a paired test)
+    samples: list[dict[str, Any]] | None = None
 
 
 class TaskFamily(Protocol):

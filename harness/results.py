@@ -17,11 +17,13 @@ from harness import __version__
 from harness.atomic_write import write_json_atomic
 from harness.evaluation import MetricSummary
 
-RESULT_SCHEMA_VERSION = 2  # 2: metric values per seed/fold, main-score replicates, params, environment,
-# dataset and model revisions. Version 1 files are read as they are (the new fields stay empty).
+RESULT_SCHEMA_VERSION = 3  # 2: metric values per seed/fold, main-score replicates, params, environment,
+# dataset and model revisions; 3: `samples`, the per-item predictions file (--log-samples).
+# Older files are read as they are (the new fields stay empty).
 # Beside the result files, <output>/<student>/ may hold the report `harness distill --score`
 # writes; it is not a result file, and readers of result files pass over it.
 DISTILLATION_REPORT = "distillation.json"
+SAMPLES_SUFFIX = ".samples.parquet"  # per-item predictions beside <task>.json (--log-samples)
 Status = Literal["ok", "skipped", "failed"]
 
 
@@ -81,6 +83,7 @@ class TaskResult(_Record):
     timings: Timings = Timings()
     params: dict[str, Any] = {}  # the family's parameters as the task ran them (defaults filled in)
     environment: dict[str, Any] = {}  # python, torch, timm, harness versions, device, precision, git commit
+    samples: str | None = None  # --log-samples: the per-item predictions beside this file (<task>.samples.parquet)
     harness_version: str = __version__
     date: str = ""
 
@@ -95,6 +98,9 @@ class ResultStore:
 
     def path(self, model_slug: str, task: str) -> Path:
         return self.root / model_slug / f"{task}.json"
+
+    def samples_path(self, model_slug: str, task: str) -> Path:
+        return self.root / model_slug / f"{task}{SAMPLES_SUFFIX}"
 
     def read(self, path: Path) -> TaskResult | None:
         try:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from harness.atomic_write import write_parquet_atomic
 from harness.embedding_cache import EmbeddingCache
 from harness.errors import HarnessError
 import numpy as np
@@ -43,6 +44,7 @@ class RunConfig:
     download: bool = False
     verbose: bool = False
     dims: list[int | None] | None = None  # also score each model with its embeddings truncated to these dims
+    log_samples: bool = False  # write each result's per-item predictions beside it (<task>.samples.parquet)
 
 
 @dataclass
@@ -112,7 +114,8 @@ class Runner:
             previous = self.store.read(self.store.path(slug, task_name))
             if (not self.config.overwrite and previous is not None and previous.status == "ok"
                     and previous.task_version == task.version and previous.model.name == name
-                    and checkpoint_sha in (None, previous.model.weights_sha256)):
+                    and checkpoint_sha in (None, previous.model.weights_sha256)
+                    and (not self.config.log_samples or self._has_samples(slug, previous))):
                 outcomes.append(_outcome_from(previous, reused=True))
                 continue
             source = self._source(task.dataset)
@@ -209,8 +212,18 @@ class Runner:
             timings=timings, params=params,
             environment=environment(self.config.extract.device, timings.precision), date=now_utc(),
         )
-        self.store.write(slug, result)
+        if self.config.log_samples and evaluation.samples:
+            import pandas as pd  # only when asked: pandas is not on the path of a plain run
+
+            path = self.store.samples_path(slug, name)
+            write_parquet_atomic(path, pd.DataFrame(evaluation.samples))
+            result.samples = path.name
+        self.store.write(slug, result)  # after the samples: a result that names them finds them
         return _outcome_from(result)
+
+    def _has_samples(self, slug: str, previous: TaskResult) -> bool:
+        """--log-samples reuses an earlier result only if its samples were written too."""
+        return previous.samples is not None and self.store.samples_path(slug, previous.task).exists()
 
     def _evaluate_slides(self, slug, name, task, encoder, source: SlideSource, fingerprint, model) -> TaskOutcome:
         """Slide tasks: embed every slide (split across ranks under torchrun), rank 0 evaluates."""
@@ -232,6 +245,7 @@ class Runner:
             console.print(f"[yellow]slide failed[/yellow] {path}: {reason}")
         pick = lambda values: None if values is None else np.asarray(values)[embedded.kept]  # noqa: E731
         bags = SlideBags(features=[self._cut(f) for f in embedded.features], patients=[table.patients[i] for i in embedded.kept],
+                         names=[Path(table.paths[i]).name for i in embedded.kept],
                          labels=pick(table.labels), times=pick(table.times), events=pick(table.events),
                          folds=pick(table.folds), failed=embedded.failed)
         if bags.features:

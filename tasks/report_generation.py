@@ -129,9 +129,11 @@ def _train_and_decode(x_train, y_train, x_test, vocab_size: int, params: ReportP
     return tokens[:, 1:].tolist()
 
 
-def score_reports(hypotheses: list[list[str]], references: list[str], resamples: int) -> dict[str, MetricSummary]:
-    """Metrics over seeds (one list of report texts per seed) with bootstrap CIs on test items. Each
-    metric tokenises the raw texts as its reference implementation does (harness/text_metrics.py)."""
+def score_reports(hypotheses: list[list[str]], references: list[str], resamples: int
+                  ) -> tuple[dict[str, MetricSummary], dict[str, list[np.ndarray]]]:
+    """Metrics over seeds (one list of report texts per seed) with bootstrap CIs on test items, and
+    the per-report ROUGE-L and CIDEr-D of each seed. Each metric tokenises the raw texts as its
+    reference implementation does (harness/text_metrics.py)."""
     tokens = {name: [tokenizer(r) for r in references] for name, tokenizer in
               (("bleu", bleu_tokens), ("rouge", rouge_tokens), ("cider", cider_tokens))}
     per_seed: dict[str, list[float]] = {m: [] for m in TEXT_METRICS}
@@ -154,7 +156,7 @@ def score_reports(hypotheses: list[list[str]], references: list[str], resamples:
     for name, values in (("rouge_l", rouge), ("cider_d", cider)):
         ci = bootstrap_mean_ci(np.mean(values, axis=0), n_resamples=resamples)
         metrics[name] = summarise(per_seed[name], ci)
-    return metrics
+    return metrics, {"rouge_l": rouge, "cider_d": cider}
 
 
 class ReportGeneration:
@@ -182,11 +184,15 @@ class ReportGeneration:
             generated.append([detokenize(vocab.decode(row)) for row in ids])
 
         references = [r["report"] for r in test.records]
-        metrics = score_reports(generated, references, params.bootstrap_resamples)
+        metrics, per_report = score_reports(generated, references, params.bootstrap_resamples)
         nearest = cosine_top_k(test.embeddings[[r["image"] for r in test.records]],
                                train.embeddings[[r["image"] for r in train.records]], 1)[:, 0]
-        baseline = score_reports([[train.records[i]["report"] for i in nearest]], references,
-                                 params.bootstrap_resamples)
+        baseline, _ = score_reports([[train.records[i]["report"] for i in nearest]], references,
+                                    params.bootstrap_resamples)
+        samples = [{"item": i, "seed": seed, "image": test.records[i].get("image"), "reference": references[i],
+                    "generated": texts[i], "rouge_l": float(per_report["rouge_l"][k][i]),
+                    "cider_d": float(per_report["cider_d"][k][i])}
+                   for k, (seed, texts) in enumerate(zip(params.seeds, generated)) for i in range(len(references))]
         metrics.update({f"nn_{name}": value for name, value in baseline.items()})
         return Evaluation(
             metrics=metrics,
@@ -196,4 +202,5 @@ class ReportGeneration:
             details={"decoding": "greedy", "examples": [
                 {"generated": generated[0][i], "reference": test.records[i]["report"]}
                 for i in range(min(3, len(test_tokens)))]},
+            samples=samples,
         )

@@ -45,6 +45,8 @@ class Retrieval:
         relevant = neighbour_labels == queries.labels[:, None]
 
         metrics = {}
+        samples = [{"item": i, "label": int(label), "neighbours": ranked[i].tolist()}
+                   for i, label in enumerate(queries.labels)]
         for k in params.ks:
             for kind, per_query in (
                 ("acc", hit_at_k(relevant, k)),
@@ -53,10 +55,13 @@ class Retrieval:
             ):
                 ci = bootstrap_mean_ci(per_query, n_resamples=params.bootstrap_resamples)
                 metrics[f"{kind}@{k}"] = summarise([per_query.mean()], ci)
+                for row, value in zip(samples, per_query):
+                    row[f"{kind}@{k}"] = float(value)
         return Evaluation(
             metrics=metrics,
             n_samples={"queries": len(queries.labels), "database": len(database.labels)},
             seeds=[],
             details={"distance": "cosine", "query_split": params.query_split,
                      "database_split": params.database_split},
+            samples=samples,
         )

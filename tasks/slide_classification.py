@@ -73,6 +73,14 @@ class SlideClassification:
             for kind, prefix in (("abmil", ""), ("meanpool", "meanpool_")):
                 for m, metric in METRICS.items():
                     per_fold[prefix + m].append(float(metric(y[test], out_of_fold[kind][test], None, k)[0]))
+        fold_of = np.zeros(len(y), int)
+        for f, (_, test) in enumerate(folds):
+            fold_of[test] = f
+        names = slides.names or [str(i) for i in range(len(y))]
+        samples = [{"slide": names[i], "patient": str(slides.patients[i]), "fold": int(fold_of[i]), "label": int(y[i]),
+                    "prediction": int(out_of_fold["abmil"][i].argmax()),
+                    "prediction_meanpool": int(out_of_fold["meanpool"][i].argmax()),
+                    "probabilities": out_of_fold["abmil"][i].round(6).tolist()} for i in range(len(y))]
         metrics = {}
         for kind, prefix in (("abmil", ""), ("meanpool", "meanpool_")):
             for m, metric in METRICS.items():
@@ -85,6 +93,7 @@ class SlideClassification:
             seeds=[params.seed + f for f in range(len(folds))],
             details={"head": "gated ABMIL", "per_fold": per_fold, "failed_slides": slides.failed,
                      "tiles_per_slide": float(np.mean([len(b) for b in slides.features]))},
+            samples=samples,
         )
 
 

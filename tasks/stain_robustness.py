@@ -71,9 +71,12 @@ class StainRobustness:
             drop_metrics, drop_details = cross_domain_drop(data.splits, params)
             metrics.update(drop_metrics)
             details["cross_domain"] = drop_details
+        # plismbench's unit is the slide pair: one row per pair, with its metrics
+        samples = [{"slide_a": slides[i], "slide_b": slides[j], **values} for (i, j), values in per_pair.items()]
         return Evaluation(metrics=metrics, n_samples={"slides": len(slides), "tiles_per_slide": n_tiles,
                                                        "pairs": len(groups["all"])},
-                          seeds=list(params.seeds) if "cross_domain" in details else [], details=details)
+                          seeds=list(params.seeds) if "cross_domain" in details else [], details=details,
+                          samples=samples)
 
 
 def _domain(split: str, pattern: str) -> tuple[str, str]:

@@ -118,7 +118,8 @@ class Survival:
         pooled = np.stack([bag.mean(axis=0) for bag in slides.features]).astype(np.float64)
         config = params.abmil
         per_fold = {"c_index": [], "c_index_abmil": []}
-        chosen = []
+        chosen, samples = [], []
+        names = slides.names or [str(i) for i in range(len(event))]
         for f, (train, test) in enumerate(folds):
             alpha = select_alpha(pooled[train], event[train], time[train], patients[train], params.alphas,
                                  params.l1_ratio, params.inner_folds, params.seed)
@@ -137,6 +138,9 @@ class Survival:
             hazards = 1 / (1 + np.exp(-np.stack([predict(slides.features[i]) for i in test])))
             abmil_risk = -np.cumprod(1 - hazards, axis=1).sum(axis=1)
             per_fold["c_index_abmil"].append(patient_c_index(patients[test], event[test], time[test], abmil_risk))
+            samples += [{"slide": names[i], "patient": str(patients[i]), "fold": f, "time": float(time[i]),
+                         "event": bool(event[i]), "risk": float(r), "risk_abmil": float(ra)}
+                        for i, r, ra in zip(test, risk, abmil_risk)]
         return Evaluation(
             metrics={name: summarise(values, None) for name, values in per_fold.items()},
             n_samples={"slides": len(event), "patients": len(set(slides.patients)), "events": int(event.sum()),
@@ -144,6 +148,7 @@ class Survival:
             seeds=[params.seed + f for f in range(len(folds))],
             details={"per_fold": per_fold, "coxnet_alpha_per_fold": chosen, "censored_fraction": float(1 - event.mean()),
                      "failed_slides": slides.failed, "fusion": "patient risk = mean of slide risks"},
+            samples=samples,
         )
 
 

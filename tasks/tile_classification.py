@@ -94,18 +94,23 @@ class TileClassification:
             ci = bootstrap_ci(over_seeds, len(y), n_resamples=params.bootstrap_resamples)
             metrics[metric_name] = summarise(per_seed, ci)
 
+        samples = [{"item": i, "head": "probe", "seed": seed, "label": int(y[i]), "prediction": int(pred[i])}
+                   for seed, pred in zip(params.seeds, predictions) for i in range(len(y))]
         for k in params.knn_k:
             knn = KNeighborsClassifier(n_neighbors=min(k, len(train.labels)), metric="cosine", algorithm="brute")
             pred = knn.fit(train.embeddings, train.labels).predict(test.embeddings)
             ci = bootstrap_ci(lambda w, pred=pred: balanced_accuracy_from_confusion(
                 confusion_matrices(y, pred, n_classes, w)), len(y), n_resamples=params.bootstrap_resamples)
             metrics[f"knn{k}_balanced_accuracy"] = summarise([balanced_accuracy(y, pred)], ci)
+            samples += [{"item": i, "head": f"knn{k}", "seed": None, "label": int(y[i]), "prediction": int(pred[i])}
+                        for i in range(len(y))]
 
         return Evaluation(
             metrics=metrics,
             n_samples={"train": len(train.labels), "val": len(val.labels), "test": len(y)},
             seeds=list(params.seeds),
             details={"eval_split": eval_split, "probe_best_steps": steps, "knn_distance": "cosine"},
+            samples=samples,
         )
 
 

@@ -42,12 +42,13 @@ class TransformInvariance:
             raise ValueError(f"transform invariance needs a '{params.reference_split}' split; "
                              f"the dataset has {sorted(data.splits)}")
         clean = _unit(data.splits[params.reference_split].embeddings)
-        metrics, per_transform = {}, []
+        metrics, per_transform, samples = {}, [], []
         for split, arrays in data.splits.items():
             if split == params.reference_split:
                 continue
             cosine = np.einsum("ij,ij->i", clean, _unit(arrays.embeddings))
             per_transform.append(cosine)
+            samples += [{"item": i, "transform": split, "cosine": float(c)} for i, c in enumerate(cosine)]
             metrics[f"cosine_{split}"] = summarise([cosine.mean()],
                                                    bootstrap_mean_ci(cosine, n_resamples=params.bootstrap_resamples))
         if not per_transform:
@@ -55,4 +56,5 @@ class TransformInvariance:
         mean = np.mean(per_transform, axis=0)  # per tile, over transforms
         metrics["mean_cosine"] = summarise([mean.mean()], bootstrap_mean_ci(mean, n_resamples=params.bootstrap_resamples))
         return Evaluation(metrics=metrics, n_samples={"tiles": len(clean), "transforms": len(per_transform)},
-                          seeds=[], details={"transforms": [s for s in data.splits if s != params.reference_split]})
+                          seeds=[], details={"transforms": [s for s in data.splits if s != params.reference_split]},
+                          samples=samples)

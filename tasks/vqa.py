@@ -85,7 +85,7 @@ class VisualQuestionAnswering:
         truth = [r["answer"] for r in test.records]
         closed = np.array([r.get("kind", "open") == "closed" for r in test.records])
 
-        exact, f1 = [], []
+        exact, f1, samples = [], [], []
         with single_thread():
             for seed in params.seeds:
                 model = _train_mlp(x_train, y_train, len(answers), params, seed)
@@ -93,6 +93,10 @@ class VisualQuestionAnswering:
                     predicted = [answers[i] for i in model(torch.from_numpy(x_test)).argmax(1).tolist()]
                 exact.append(np.array([p == t for p, t in zip(predicted, truth)], dtype=np.float64))
                 f1.append(np.array([token_f1(p, t) for p, t in zip(predicted, truth)]))
+                samples += [{"item": i, "seed": seed, "image": record.get("image"), "type": question_type(record),
+                             "kind": record.get("kind", "open"), "question": record.get("question"),
+                             "answer": record["answer"], "prediction": p, "exact": bool(e), "token_f1": float(t)}
+                            for i, (record, p, e, t) in enumerate(zip(test.records, predicted, exact[-1], f1[-1]))]
 
         exact_per_seed, f1_per_seed = np.stack(exact), np.stack(f1)
         metrics = {}
@@ -122,6 +126,7 @@ class VisualQuestionAnswering:
                                         "overall_accuracy": float(np.mean([t == prior for t in truth]))},
                      "unseen_test_answers": int(sum(t not in answer_index for t in truth)),
                      "text_encoder": "all-MiniLM-L6-v2"},
+            samples=samples,
         )
 
 

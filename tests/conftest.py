@@ -60,13 +60,14 @@ def tiny_registry_file(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def instrument_results(suite_cache, tmp_path_factory) -> Path:
-    """`harness run --model synth-oracle --model random-noise --tasks all`, once per session: the
-    instruments' bounds on every synthetic task, and real tasks recorded as skipped."""
+    """`harness run --model synth-oracle --model random-noise --tasks all --log-samples`, once per
+    session: the instruments' bounds on every synthetic task, real tasks recorded as skipped, and
+    the per-item samples beside each result."""
     from harness.cli import main
 
     out = tmp_path_factory.mktemp("instrument-results")
     code = main(["run", "--model", "synth-oracle", "--model", "random-noise", "--tasks", "all",
-                 "--output", str(out), "--cache-dir", str(suite_cache)])
+                 "--output", str(out), "--cache-dir", str(suite_cache), "--log-samples"])
     assert code == 0
     return out
 

@@ -71,7 +71,7 @@ def test_cider_d_matches_coco_caption_on_raw_text():
 
 @needs_java
 def test_the_report_family_scores_raw_text_as_the_references_do():
-    metrics = score_reports([HYPOTHESES], REFERENCES, resamples=20)
+    metrics, _ = score_reports([HYPOTHESES], REFERENCES, resamples=20)
     expected_cider, _ = Cider().compute_score({i: [r] for i, r in enumerate(ptb(REFERENCES))},
                                               {i: [h] for i, h in enumerate(ptb(HYPOTHESES))})
     assert metrics["cider_d"].mean == pytest.approx(expected_cider)

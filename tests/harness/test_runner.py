@@ -1,0 +1,83 @@
+"""The runner's per-item samples (`harness run --log-samples`): written beside each result, named
+by it, and enough to recompute the result's metrics with reference libraries item by item."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import balanced_accuracy_score
+from sksurv.metrics import concordance_index_censored
+
+
+def _result_and_samples(folder: Path, task: str) -> tuple[dict, pd.DataFrame]:
+    result = json.loads((folder / f"{task}.json").read_text())
+    assert result["schema_version"] == 3 and result["samples"] == f"{task}.samples.parquet"
+    return result, pd.read_parquet(folder / result["samples"])
+
+
+def test_samples_recompute_every_family_metric(instrument_results):
+    """From the samples alone, with sklearn and scikit-survival, each family's metric is what the
+    result says: per seed, per fold or over items."""
+    noise = instrument_results / "random-noise"
+
+    result, samples = _result_and_samples(noise, "synth-tiles")
+    probe = samples[samples["head"] == "probe"]
+    per_seed = [balanced_accuracy_score(g["label"], g["prediction"]) for _, g in probe.groupby("seed")]
+    assert np.allclose(per_seed, result["metrics"]["balanced_accuracy"]["values"], atol=1e-6)
+    assert len(probe) == len(result["seeds"]) * result["n_samples"]["test"]
+
+    result, samples = _result_and_samples(noise, "synth-retrieval")
+    assert np.isclose(samples["map@5"].mean(), result["main_score"]["value"])
+    assert len(samples["neighbours"].iloc[0]) >= 5
+
+    result, samples = _result_and_samples(noise, "synth-vqa")
+    per_seed = samples.groupby("seed")["exact"].mean().to_numpy()
+    assert np.allclose(per_seed, result["metrics"]["overall_accuracy"]["values"], atol=1e-6)
+    assert ((samples["answer"] == samples["prediction"]) == samples["exact"]).all()
+
+    result, samples = _result_and_samples(noise, "synth-report")
+    assert np.allclose(samples.groupby("seed")["cider_d"].mean(), result["metrics"]["cider_d"]["values"], atol=1e-6)
+
+    result, samples = _result_and_samples(noise, "synth-slides")
+    per_fold = [balanced_accuracy_score(g["label"], g["prediction"]) for _, g in samples.groupby("fold")]
+    assert np.allclose(per_fold, result["details"]["per_fold"]["balanced_accuracy"], atol=1e-6)
+    assert samples["slide"].is_unique and samples["slide"].str.endswith(".tiff").all()
+
+    result, samples = _result_and_samples(noise, "synth-survival")
+    for fold, group in samples.groupby("fold"):
+        patients = group.groupby("patient").agg(event=("event", "first"), time=("time", "first"), risk=("risk", "mean"))
+        c = concordance_index_censored(patients["event"].to_numpy(), patients["time"].to_numpy(), patients["risk"].to_numpy())[0]
+        assert np.isclose(c, result["details"]["per_fold"]["c_index"][fold], atol=1e-9)
+
+    result, samples = _result_and_samples(noise, "synth-invariance")
+    assert np.isclose(samples.groupby("item")["cosine"].mean().mean(), result["main_score"]["value"], atol=1e-6)
+
+    result, samples = _result_and_samples(noise, "synth-plism")
+    assert len(samples) == result["n_samples"]["pairs"] and {"slide_a", "slide_b", "top_10"} <= set(samples)
+
+
+def test_log_samples_recomputes_a_result_that_has_none(suite_cache, tmp_path):
+    """A result written without samples is recomputed under --log-samples (not reused without
+    them); once they exist, a rerun reuses both; a version 2 file (no `samples` key) still reads."""
+    from harness.cli import main
+    from harness.results import ResultStore
+
+    run = ["run", "--model", "random-noise", "--tasks", "synth-retrieval", "--output", str(tmp_path),
+           "--cache-dir", str(suite_cache)]
+    assert main(run) == 0
+    first = json.loads((tmp_path / "random-noise" / "synth-retrieval.json").read_text())
+    assert first["samples"] is None and not (tmp_path / "random-noise" / "synth-retrieval.samples.parquet").exists()
+    assert main([*run, "--log-samples"]) == 0
+    second = json.loads((tmp_path / "random-noise" / "synth-retrieval.json").read_text())
+    assert second["samples"] == "synth-retrieval.samples.parquet" and second["date"] >= first["date"]
+    written = (tmp_path / "random-noise" / second["samples"]).stat().st_mtime_ns
+    assert main([*run, "--log-samples"]) == 0
+    assert (tmp_path / "random-noise" / second["samples"]).stat().st_mtime_ns == written  # reused
+
+    old = {k: v for k, v in second.items() if k != "samples"} | {"schema_version": 2}
+    path = tmp_path / "old" / "synth-retrieval.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(old))
+    read = ResultStore(tmp_path).read(path)
+    assert read is not None and read.samples is None and read.main_score.value == second["main_score"]["value"]
