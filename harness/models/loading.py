@@ -138,8 +138,31 @@ def _load_timm(spec: str, architecture: str, card: ModelCard, options: LoadOptio
             return finish_encoder(spec, backbone, card_from_timm(backbone, card), "random-init",
                                   state_dict_sha256(backbone), options.device)
         raise HarnessError(explain_weights_failure(spec, card.hub_id, error)) from None
+    if card.hub_id and card.revision is None:
+        card = card.model_copy(update={"revision": hub_weights_revision(card.hub_id)})
     return finish_encoder(spec, backbone, card_from_timm(backbone, card), "pretrained",
                           state_dict_sha256(backbone), options.device)
+
+
+HUB_WEIGHT_FILES = ("model.safetensors", "open_clip_model.safetensors", "pytorch_model.bin",
+                    "open_clip_pytorch_model.bin")  # what timm reads from an hf-hub repo, in its order
+
+
+def hub_weights_revision(hub_id: str) -> str | None:
+    """The commit whose weights timm has just read from the Hub: the name of the local cache's
+    snapshot folder that holds them (the cache keeps one folder per commit). None when it cannot
+    be told (the weights came from elsewhere)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    from harness.hub_access import is_commit
+
+    repo, _, revision = hub_id.partition("@")
+    for filename in HUB_WEIGHT_FILES:
+        found = try_to_load_from_cache(repo, filename, revision=revision or None)
+        if isinstance(found, str):
+            commit = Path(found).parent.name
+            return commit if is_commit(commit) else None
+    return None
 
 
 def build_timm(architecture: str, timm_kwargs: dict[str, Any], pretrained: bool, weights_file: Path | None = None) -> nn.Module:

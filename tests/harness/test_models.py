@@ -211,3 +211,40 @@ def test_colour_stats_is_the_colour_statistics_of_the_tile():
                   for c in range(3)]
     expected = np.concatenate([pixels.mean(0), pixels.std(0, ddof=1), *histograms])
     np.testing.assert_allclose(embedding, expected, atol=1e-5)
+
+
+def test_hf_hub_weights_record_the_commit_they_were_read_at(tmp_path, monkeypatch, suite_cache):
+    """`hf-hub:ORG/NAME` loads through timm and huggingface_hub from the local Hub cache (offline);
+    the result records the model's Hub id and the commit of the snapshot the weights came from,
+    and a second commit under `main` is what the next load records."""
+    import json as json_module
+
+    import huggingface_hub.constants
+    import timm
+    from safetensors.torch import save_file
+
+    from harness.cli import main
+
+    repo = tmp_path / "hub" / "models--lab--tiny-vit"
+    (repo / "refs").mkdir(parents=True)
+    backbone = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=0)
+    config = {"architecture": "vit_tiny_patch16_224", "num_classes": 0,
+              "pretrained_cfg": {"input_size": [3, 224, 224], "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5],
+                                 "interpolation": "bicubic", "crop_pct": 1.0, "num_classes": 0}}
+    commits = ["1" * 40, "2" * 40]
+    for commit in commits:
+        snapshot = repo / "snapshots" / commit
+        snapshot.mkdir(parents=True)
+        save_file({k: v.contiguous() for k, v in backbone.state_dict().items()}, str(snapshot / "model.safetensors"))
+        (snapshot / "config.json").write_text(json_module.dumps(config))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    for commit in commits:
+        (repo / "refs" / "main").write_text(commit)
+        out = tmp_path / f"results-{commit[0]}"
+        assert main(["run", "--model", "hf-hub:lab/tiny-vit", "--tasks", "synth-retrieval", "--output", str(out),
+                     "--cache-dir", str(suite_cache)]) == 0
+        record = json_module.loads((out / "hf-hub--lab--tiny-vit" / "synth-retrieval.json").read_text())["model"]
+        assert record["weights"] == "pretrained" and record["hub_id"] == "lab/tiny-vit"
+        assert record["revision"] == commit
