@@ -9,7 +9,8 @@ several training seeds:
   multi      multi_teacher from both, equal weights
   reference  feature_kd from synth-reference, the trained network (a teacher that reads pixels)
 
-then scores every student, the teachers, random-noise and synth-oracle on the synthetic suite,
+plus the same vit_tiny untrained (lr 0, training seed 0: where the students start from), then
+scores every student, the teachers, random-noise and synth-oracle on the synthetic suite,
 and prints per task
 
   normalised retention = (student - noise) / (teacher - noise) x 100
@@ -47,9 +48,11 @@ ARMS = {
     "reference": ("feature_kd", ["synth-reference"]),
 }
 PARTIAL = ("synth-oracle-tissue", "synth-oracle-grade")
+PARTIAL_ARMS = ("tissue", "fine", "multi")
 TASKS = ("synth-tiles", "synth-grade", "synth-mitosis", "synth-retrieval", "synth-vqa", "synth-slides",
          "synth-survival", "synth-report", "synth-plism", "synth-invariance")
 NOISE, ORACLE = "random-noise", "synth-oracle"
+UNTRAINED = "untrained-s0"  # the student architecture with lr 0: what training starts from
 
 
 def harness(*args: str) -> None:
@@ -67,6 +70,9 @@ def train_and_score(out: Path, seeds: list[int], steps: int) -> None:
             harness("distill", *[a for t in teachers for a in ("--teacher", t)], "--set", f"method={method}",
                     "--set", "dataset=synth-distill-tiles", "--set", f"seed={seed}", "--set", f"steps={steps}",
                     "--output", str(student), "--score", ",".join(TASKS), "--results", str(results))
+    harness("distill", "--teacher", "synth-oracle-tissue", "--set", "lr=0", "--set", "steps=1", "--set", "seed=0",
+            "--set", "dataset=synth-distill-tiles", "--output", str(out / "students" / UNTRAINED),
+            "--score", ",".join(TASKS), "--results", str(results))
 
 
 def score_table(results: Path, slugs: list[str]) -> dict[str, dict[str, float]]:
@@ -95,7 +101,7 @@ def normalised(student: dict, teacher: dict, noise: dict, oracle: dict) -> dict[
 
 def report(out: Path, seeds: list[int]) -> None:
     students = [f"{arm}-s{seed}" for seed in seeds for arm in ARMS]
-    table = score_table(out / "results", [NOISE, ORACLE, *PARTIAL, "synth-reference", *students])
+    table = score_table(out / "results", [NOISE, ORACLE, *PARTIAL, "synth-reference", *students, UNTRAINED])
     noise, oracle = table[NOISE], table[ORACLE]
     best_partial = {task: max(table[t][task] for t in PARTIAL) for task in TASKS
                     if all(task in table[t] for t in PARTIAL)}
@@ -105,6 +111,7 @@ def report(out: Path, seeds: list[int]) -> None:
     print("| --- " * (len(TASKS) + 1) + "|")
     rows = [(name, [table[name]]) for name in (ORACLE, *PARTIAL, "synth-reference", NOISE)]
     rows += [(f"student: {arm}", [table[f"{arm}-s{seed}"] for seed in seeds]) for arm in ARMS]
+    rows.append(("vit_tiny untrained (seed 0)", [table[UNTRAINED]]))
     for name, runs in rows:
         cells = []
         for task in TASKS:
@@ -150,6 +157,11 @@ def report(out: Path, seeds: list[int]) -> None:
                  for t in TASKS]
         print(f"| {arm} | " + " | ".join(cells) + " | "
               + ", ".join(f"{np.median(list(r.values())):.0f}" for r in per_seed) + " |")
+    counted = set().union(*(normalised(table[f"{arm}-s{s}"], best_partial, noise, oracle) for arm in PARTIAL_ARMS
+                            for s in seeds))
+    closed = {t: v for t, v in normalised(table[UNTRAINED], oracle, noise, oracle).items() if t in counted}
+    print("| untrained (seed 0) | " + " | ".join(f"{closed[t]:.0f}" if t in closed else "-" for t in TASKS)
+          + f" | {np.median(list(closed.values())):.0f} |")
 
 
 def main() -> None:
