@@ -34,6 +34,10 @@ class SlideBags:
     folds: np.ndarray | None = None  # predefined fold per slide
     failed: dict[str, str] = field(default_factory=dict)  # slide -> why it has no bag
 
+    def slide_names(self) -> list[str]:
+        """What per-item samples are keyed by: the file names, or positions when none were given."""
+        return self.names or [str(i) for i in range(len(self.features))]
+
 
 @dataclass
 class TaskData:

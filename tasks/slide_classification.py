@@ -58,7 +58,9 @@ class SlideClassification:
         pooled = np.stack([bag.mean(axis=0) for bag in slides.features])
         out_of_fold = {"abmil": np.zeros((len(y), k)), "meanpool": np.zeros((len(y), k))}
         per_fold = {f"{prefix}{m}": [] for prefix in ("", "meanpool_") for m in METRICS}
+        fold_of = np.zeros(len(y), int)  # the fold each slide is tested in
         for f, (train, test) in enumerate(folds):
+            fold_of[test] = f
             weights = _balanced_weights(y[train], k)
             bags = [slides.features[i] for i in train]
 
@@ -73,10 +75,7 @@ class SlideClassification:
             for kind, prefix in (("abmil", ""), ("meanpool", "meanpool_")):
                 for m, metric in METRICS.items():
                     per_fold[prefix + m].append(float(metric(y[test], out_of_fold[kind][test], None, k)[0]))
-        fold_of = np.zeros(len(y), int)
-        for f, (_, test) in enumerate(folds):
-            fold_of[test] = f
-        names = slides.names or [str(i) for i in range(len(y))]
+        names = slides.slide_names()
         samples = [{"slide": names[i], "patient": str(slides.patients[i]), "fold": int(fold_of[i]), "label": int(y[i]),
                     "prediction": int(out_of_fold["abmil"][i].argmax()),
                     "prediction_meanpool": int(out_of_fold["meanpool"][i].argmax()),

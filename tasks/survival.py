@@ -119,7 +119,7 @@ class Survival:
         config = params.abmil
         per_fold = {"c_index": [], "c_index_abmil": []}
         chosen, samples = [], []
-        names = slides.names or [str(i) for i in range(len(event))]
+        names = slides.slide_names()
         for f, (train, test) in enumerate(folds):
             alpha = select_alpha(pooled[train], event[train], time[train], patients[train], params.alphas,
                                  params.l1_ratio, params.inner_folds, params.seed)
