@@ -28,7 +28,7 @@ import torch  # noqa: E402
 
 from harness.cli import default_cache_dir, main  # noqa: E402
 from harness.embedding_cache import EmbeddingCache  # noqa: E402
-from harness.extraction import ExtractOptions, embed_split  # noqa: E402
+from harness.tile_embedding import ExtractOptions, embed_split  # noqa: E402
 from harness.models.loading import LoadOptions, load_encoder  # noqa: E402
 from harness.registry import SynthDataset  # noqa: E402
 from harness.sources import DataContext, open_source  # noqa: E402

@@ -16,7 +16,7 @@ import tracemalloc
 
 import numpy as np
 
-from harness.plism_metrics import pair_metrics
+from harness.scoring.plism_metrics import pair_metrics
 
 
 def main() -> None:

@@ -35,10 +35,10 @@ MEMORY_PROBE = """
 import resource, sys
 from pathlib import Path
 from harness.embedding_cache import EmbeddingCache
-from harness.extraction import ExtractOptions
+from harness.tile_embedding import ExtractOptions
 from harness.models.loading import LoadOptions, load_encoder
 from harness.registry import TilingSpec
-from harness.slides.extraction import embed_slides
+from harness.slides.slide_embedding import embed_slides
 paths = [Path(p) for p in sys.argv[2:]]
 encoder = load_encoder("timm:vit_tiny_patch16_224", LoadOptions(random_init=True))
 done = embed_slides(encoder, paths, TilingSpec(), EmbeddingCache(Path(sys.argv[1])),
@@ -83,7 +83,7 @@ def pipeline_rate(path: Path, workers: int) -> tuple[float, int]:
     from torch.utils.data import DataLoader
 
     from harness.models.transform import TileTransform
-    from harness.slides.extraction import SlideTiles
+    from harness.slides.slide_embedding import SlideTiles
 
     started = time.perf_counter()
     tiling = plan_tiles(path, TilingSpec())

@@ -24,10 +24,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 from harness.embedding_cache import EmbeddingCache  # noqa: E402
-from harness.extraction import ExtractOptions, resolve_precision  # noqa: E402
+from harness.tile_embedding import ExtractOptions, resolve_precision  # noqa: E402
 from harness.models.loading import LoadOptions, load_encoder  # noqa: E402
 from harness.registry import TilingSpec  # noqa: E402
-from harness.slides.extraction import embed_slides  # noqa: E402
+from harness.slides.slide_embedding import embed_slides  # noqa: E402
 from harness.synth.slide_suite import SyntheticSlideParams, build_slide_suite  # noqa: E402
 
 

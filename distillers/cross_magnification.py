@@ -31,7 +31,7 @@ from distillers.teachers import TeacherTargets
 from distillers.training_loop import orient
 from harness.errors import HarnessError
 from harness.slides.tiling import SlideError, SlideTiling, open_slide, read_geometry, slide_mpp
-from harness.sources.slide_table import SlideSource
+from harness.sources.slide_source import SlideSource
 
 
 @dataclass

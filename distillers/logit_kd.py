@@ -31,7 +31,7 @@ def teacher_probabilities(config, targets, fit_embeddings: list[tuple[np.ndarray
     applied to the distillation tiles at temperature tau; the ensemble is the mean of softmaxes."""
     from scipy.special import softmax
 
-    from harness.linear_probe import LinearProbeConfig, fit_linear_probe
+    from harness.scoring.linear_probe import LinearProbeConfig, fit_linear_probe
 
     probs = []
     for t, (x, y) in zip(targets, fit_embeddings):

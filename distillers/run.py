@@ -21,11 +21,11 @@ from distillers.student import write_student
 from distillers.teachers import TeacherTargets, teacher_targets
 from distillers.training_loop import prepare_batch, train, weights_digest
 from harness.errors import HarnessError
-from harness.extraction import ExtractOptions
+from harness.tile_embedding import ExtractOptions
 from harness.models.loading import LoadOptions
 from harness.registry import Registry
 from harness.sources import DataContext, open_source
-from harness.sources.slide_table import SlideSource
+from harness.sources.slide_source import SlideSource
 
 HELD_OUT_EVERY = 10
 
@@ -178,7 +178,7 @@ def _method(config, targets, source, registry, context, extract, keep, regions, 
         return (FeatureKD if config.method == "feature_kd" else MultiTeacher)(config, view, online)
     # logit_kd: teachers' task heads fitted on the labelled dataset's train split
     from harness.embedding_cache import EmbeddingCache
-    from harness.extraction import embed_split
+    from harness.tile_embedding import embed_split
     from harness.models.loading import load_encoder
 
     splits = config.splits or source.split_names()

@@ -20,7 +20,7 @@ from harness.models.card import IMAGENET_MEAN, IMAGENET_STD
 from harness.models.loading import LoadOptions, load_encoder
 from harness.models.transform import TileTransform
 from harness.progress import progress_bar
-from harness.slides.extraction import SlideFeatures, SlideTiles, embed_slides, instrument_slides
+from harness.slides.slide_embedding import SlideFeatures, SlideTiles, embed_slides, instrument_slides
 from harness.slides.tiling import SlideError, SlideTiling, open_slide, plan_tiles
 
 HELD_OUT_EVERY = 10

@@ -10,7 +10,7 @@ import numpy as np
 
 from distillers.losses import PhiS
 from harness.embedding_cache import EmbeddingCache
-from harness.extraction import ExtractOptions, embed_split
+from harness.tile_embedding import ExtractOptions, embed_split
 from harness.models.loading import LoadOptions, load_encoder
 from harness.sources import DataContext, TileSource
 

@@ -46,7 +46,7 @@ class HarnessCLI:
         return DataContext(cache_dir=cache, data_root=Path(data_root).expanduser())
 
     def run(self, args) -> int:
-        from harness.extraction import ExtractOptions, resolve_device, resolve_precision
+        from harness.tile_embedding import ExtractOptions, resolve_device, resolve_precision
         from harness.hub_access import configure_offline_mode
         from harness.models.loading import DEFAULT_MODEL, LoadOptions, check_model_spec
         from harness.run_summary import print_summary
@@ -214,7 +214,7 @@ class HarnessCLI:
         return Path(args.requests or os.environ.get("HARNESS_REQUESTS") or "requests")
 
     def _score_request(self, args, request, checkpoint: Path) -> dict:
-        from harness.extraction import ExtractOptions, resolve_device, resolve_precision
+        from harness.tile_embedding import ExtractOptions, resolve_device, resolve_precision
         from harness.hub_access import configure_offline_mode
         from harness.models.loading import LoadOptions
         from harness.runner import RunConfig, Runner
@@ -231,7 +231,7 @@ class HarnessCLI:
     def distill(self, args) -> int:
         from distillers.config import read_config
         from distillers.run import distill
-        from harness.extraction import ExtractOptions, resolve_device, resolve_precision
+        from harness.tile_embedding import ExtractOptions, resolve_device, resolve_precision
         from harness.hub_access import configure_offline_mode
 
         configure_offline_mode()

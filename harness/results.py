@@ -53,7 +53,7 @@ class DatasetRecord(_Record):
 class MainScore(_Record):
     name: str
     value: float | None = None
-    # the bootstrap replicates of its CI (harness/bootstrap.py): the same resamples of the same
+    # the bootstrap replicates of its CI (harness/scoring/bootstrap.py): the same resamples of the same
     # test items for every model, so the leaderboard can bootstrap ranks as paired comparisons
     replicates: list[float] | None = None
 

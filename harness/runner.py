@@ -19,7 +19,7 @@ from harness.errors import HarnessError
 import numpy as np
 
 from harness.evaluation import SlideBags, SplitArrays, TaskData
-from harness.extraction import ExtractOptions, embed_split
+from harness.tile_embedding import ExtractOptions, embed_split
 from harness.hub_access import hub_reachable, is_commit
 from harness.models.encoder import EncoderInfo
 from harness.models.instruments import NotApplicable
@@ -28,7 +28,7 @@ from harness.progress import console
 from harness.registry import Registry, TaskSpec
 from harness.results import DatasetRecord, MainScore, ModelRecord, ResultStore, TaskResult, Timings, now_utc
 from harness.sources import DataContext, TileSource, open_source
-from harness.sources.slide_table import SlideSource
+from harness.sources.slide_source import SlideSource
 from harness.text_encoder import embed_texts
 
 
@@ -228,7 +228,7 @@ class Runner:
     def _evaluate_slides(self, slug, name, task, encoder, source: SlideSource, fingerprint, model) -> TaskOutcome:
         """Slide tasks: embed every slide (split across ranks under torchrun), rank 0 evaluates."""
         from harness.models.instruments import InstrumentEncoder
-        from harness.slides.extraction import embed_slides, instrument_slides
+        from harness.slides.slide_embedding import embed_slides, instrument_slides
 
         table = source.table()
         started = time.perf_counter()

@@ -8,7 +8,7 @@ out of the table (`unscored_tasks` keeps why). Ranks are scale-free; means use o
 main score lies in [0, 1] (CIDEr-D does not), and the table says which were used.
 
 Rank uncertainty: each result keeps the bootstrap replicates of its main score, drawn from
-resamples that depend only on the number of test items and the seed (harness/bootstrap.py).
+resamples that depend only on the number of test items and the seed (harness/scoring/bootstrap.py).
 On the same test items, replicate b of every model is the same resample, so re-ranking the
 models on each replicate is a paired bootstrap of the average rank.
 """

@@ -16,10 +16,10 @@ from typing import ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.bootstrap import N_RESAMPLES, bootstrap_ci, bootstrap_mean_ci
+from harness.scoring.bootstrap import N_RESAMPLES, bootstrap_ci, bootstrap_mean_ci
 from harness.evaluation import Evaluation, MetricSummary, TaskData, record_image_features, summarise
-from harness.metrics import cosine_top_k
-from harness.text_metrics import (bleu_from_statistics, bleu_statistics, bleu_tokens, cider_d_scores, cider_tokens,
+from harness.scoring.metrics import cosine_top_k
+from harness.scoring.text_metrics import (bleu_from_statistics, bleu_statistics, bleu_tokens, cider_d_scores, cider_tokens,
                                   rouge_l_scores, rouge_tokens, tokenize)
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
@@ -133,7 +133,7 @@ def score_reports(hypotheses: list[list[str]], references: list[str], resamples:
                   ) -> tuple[dict[str, MetricSummary], dict[str, list[np.ndarray]]]:
     """Metrics over seeds (one list of report texts per seed) with bootstrap CIs on test items, and
     the per-report ROUGE-L and CIDEr-D of each seed. Each metric tokenises the raw texts as its
-    reference implementation does (harness/text_metrics.py)."""
+    reference implementation does (harness/scoring/text_metrics.py)."""
     tokens = {name: [tokenizer(r) for r in references] for name, tokenizer in
               (("bleu", bleu_tokens), ("rouge", rouge_tokens), ("cider", cider_tokens))}
     per_seed: dict[str, list[float]] = {m: [] for m in TEXT_METRICS}

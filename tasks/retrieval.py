@@ -12,9 +12,9 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.bootstrap import N_RESAMPLES, bootstrap_mean_ci
+from harness.scoring.bootstrap import N_RESAMPLES, bootstrap_mean_ci
 from harness.evaluation import Evaluation, TaskData, summarise
-from harness.metrics import average_precision_at_k, cosine_top_k, hit_at_k, majority_vote_at_k
+from harness.scoring.metrics import average_precision_at_k, cosine_top_k, hit_at_k, majority_vote_at_k
 
 
 class RetrievalParams(BaseModel):

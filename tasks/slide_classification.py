@@ -14,12 +14,12 @@ from typing import ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.abmil import AbmilConfig, train_abmil
-from harness.bootstrap import N_RESAMPLES, bootstrap_ci
+from harness.scoring.abmil import AbmilConfig, train_abmil
+from harness.scoring.bootstrap import N_RESAMPLES, bootstrap_ci
 from harness.evaluation import Evaluation, SlideBags, TaskData, summarise
-from harness.linear_probe import LinearProbeConfig, fit_linear_probe
-from harness.metrics import balanced_accuracy_from_confusion, confusion_matrices, macro_auroc, macro_f1_from_confusion
-from harness.patient_folds import patient_folds
+from harness.scoring.linear_probe import LinearProbeConfig, fit_linear_probe
+from harness.scoring.metrics import balanced_accuracy_from_confusion, confusion_matrices, macro_auroc, macro_f1_from_confusion
+from harness.scoring.patient_folds import patient_folds
 
 
 class SlideClassificationParams(BaseModel):

@@ -1,7 +1,7 @@
 """Stain / scanner robustness on aligned slides (plismbench), plus the cross-domain task drop.
 
 Each split is one slide (a staining x scanner domain) holding the same tiles in the same order.
-plismbench metrics (harness/plism_metrics.py) run over every slide pair; a group's value is the
+plismbench metrics (harness/scoring/plism_metrics.py) run over every slide pair; a group's value is the
 median over its pairs (q1/q3 in details), and `plism_score` is the mean of four medians.
 
 Cross-domain drop (beyond the anchors): a linear probe is trained on one domain's tiles (half of
@@ -18,9 +18,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.evaluation import Evaluation, MetricSummary, SplitArrays, TaskData, summarise
-from harness.linear_probe import LinearProbeConfig, fit_linear_probe
-from harness.metrics import balanced_accuracy
-from harness.plism_metrics import GROUPS, KS, leaderboard_score, pair_groups, pair_metrics, summarise_groups
+from harness.scoring.linear_probe import LinearProbeConfig, fit_linear_probe
+from harness.scoring.metrics import balanced_accuracy
+from harness.scoring.plism_metrics import GROUPS, KS, leaderboard_score, pair_groups, pair_metrics, summarise_groups
 
 
 class StainRobustnessParams(BaseModel):

@@ -17,9 +17,9 @@ from typing import ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.abmil import AbmilConfig, train_abmil
+from harness.scoring.abmil import AbmilConfig, train_abmil
 from harness.evaluation import Evaluation, SlideBags, TaskData, summarise
-from harness.patient_folds import patient_folds
+from harness.scoring.patient_folds import patient_folds
 
 
 class SurvivalParams(BaseModel):

@@ -12,10 +12,10 @@ from typing import ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.bootstrap import N_RESAMPLES, bootstrap_ci
+from harness.scoring.bootstrap import N_RESAMPLES, bootstrap_ci
 from harness.evaluation import Evaluation, MetricSummary, SplitArrays, TaskData, summarise
-from harness.linear_probe import LinearProbeConfig, fit_linear_probe
-from harness.metrics import (
+from harness.scoring.linear_probe import LinearProbeConfig, fit_linear_probe
+from harness.scoring.metrics import (
     balanced_accuracy,
     balanced_accuracy_from_confusion,
     confusion_matrices,

@@ -12,7 +12,7 @@ from typing import ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from harness.bootstrap import N_RESAMPLES, bootstrap_mean_ci
+from harness.scoring.bootstrap import N_RESAMPLES, bootstrap_mean_ci
 from harness.evaluation import Evaluation, TaskData, summarise
 from harness.perturbations import PERTURBATIONS
 

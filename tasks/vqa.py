@@ -18,10 +18,10 @@ from typing import ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.bootstrap import N_RESAMPLES, bootstrap_mean_ci
+from harness.scoring.bootstrap import N_RESAMPLES, bootstrap_mean_ci
 from harness.evaluation import Evaluation, SplitArrays, TaskData, record_image_features, summarise
-from harness.text_metrics import token_f1
-from harness.torch_threads import single_thread
+from harness.scoring.text_metrics import token_f1
+from harness.scoring.torch_threads import single_thread
 
 
 class VqaParams(BaseModel):

@@ -8,33 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.registries import TINY_REGISTRY
+
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("HARNESS_CACHE", str(Path(os.environ.get("PYTEST_TMP", "/tmp")) / "harness-test-cache"))
 # The cache the README's run uses (CI runs it first with this HARNESS_CACHE): tests of the full
 # synthetic suite reuse its generated data and embeddings instead of recomputing them.
 SUITE_CACHE = Path(os.environ["HARNESS_CACHE"])
-
-TINY_REGISTRY = """
-datasets:
-  tiny-tiles:
-    source: synth
-    generator: tiles
-    params: {tile_size: 64, per_class: {train: 6, val: 3, test: 4}, seed: 3}
-tasks:
-  tiny-tiles:
-    family: tile_classification
-    dataset: tiny-tiles
-    main_score: balanced_accuracy
-    params: {max_steps: 200, eval_every: 50, patience: 100, seeds: [0, 1], bootstrap_resamples: 100}
-  tiny-retrieval:
-    family: retrieval
-    dataset: tiny-tiles
-    main_score: map@5
-    params: {bootstrap_resamples: 100}
-suites:
-  tiny: [tiny-tiles, tiny-retrieval]
-"""
-
 
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory) -> Path:
@@ -83,3 +63,11 @@ def colour_results(suite_cache, tmp_path_factory) -> Path:
                  "--output", str(out), "--cache-dir", str(suite_cache)])
     assert code == 0
     return out
+
+
+@pytest.fixture(scope="module")
+def tiny_fm_state():
+    """A model author's weights: a seeded random vit_tiny state dict (tests/support/checkpoints.py)."""
+    from tests.support.checkpoints import tiny_fm_state as make
+
+    return make()

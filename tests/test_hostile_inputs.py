@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import save_file
 
 from harness.cli import main
-from tests.conftest import TINY_REGISTRY
+from tests.support.registries import TINY_REGISTRY
 
 TINY_ARCH_CARD = "architecture: vit_tiny_patch16_224\npooling: cls\nembed_dim: 192\n"
 
@@ -191,8 +191,8 @@ def test_a_bad_survival_table_names_the_csv_line_and_column(tmp_path, cache_dir,
 
 
 def test_download_refused_by_the_hub_is_one_line(tmp_path):
-    from tests.hub_standin import HubStandIn, Repo
-    from tests.leaderboard.test_hub_results import harness, hub_env
+    from tests.support.hub_standin import HubStandIn, Repo
+    from tests.support.hub_cli import harness, hub_env
 
     spec = registry(tmp_path, """
 datasets:
@@ -219,7 +219,7 @@ def test_two_concurrent_runs_embed_each_slide_once(tmp_path):
     every slide cached and embeds none."""
     from harness.synth.slide_suite import SyntheticSlideParams, build_slide_suite
 
-    from tests.test_slide_runs import REGISTRY
+    from tests.support.registries import SLIDE_REGISTRY as REGISTRY
 
     build_slide_suite(tmp_path / "cohort", SyntheticSlideParams(n_patients=4, second_slide_fraction=0.0, seed=5),
                       workers=1)

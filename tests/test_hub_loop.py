@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from safetensors.torch import save_file
 
-from tests.hub_standin import HubStandIn
-from tests.leaderboard.test_hub_results import TOKEN, harness, hub_env
-from tests.test_submissions import CARD, state  # noqa: F401 - the module-scoped weights fixture
+from tests.support.hub_standin import HubStandIn
+from tests.support.hub_cli import TOKEN, harness, hub_env
+from tests.support.checkpoints import CARD
 
 HARNESS = str(Path(sys.executable).parent / "harness")
 
@@ -70,32 +70,32 @@ def request_file(hub: HubStandIn, repo: str = "lab/requests") -> dict:
     return json.loads(files[name])
 
 
-def model_repo(env, tmp_path, state, name="lab/tiny-fm", card=CARD, weights_name="model.safetensors") -> str:
+def model_repo(env, tmp_path, tiny_fm_state, name="lab/tiny-fm", card=CARD, weights_name="model.safetensors") -> str:
     folder = tmp_path / name.replace("/", "_")
     folder.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(folder / weights_name))
+    save_file(tiny_fm_state, str(folder / weights_name))
     if card:
         (folder / "card.yaml").write_text(card)
     return hub_python(env, UPLOAD, name, str(folder), "model").strip()
 
 
-def test_submit_queue_push_space_and_app(hub, tmp_path, state, tiny_registry_file):  # noqa: F811
+def test_submit_queue_push_space_and_app(hub, tmp_path, tiny_fm_state, tiny_registry_file):
     env = hub_env(hub, tmp_path)
     (tmp_path / "queue-readme").mkdir()
     (tmp_path / "queue-readme" / "README.md").write_text("---\ntags: [requests]\n---\n# requests\n")
     hub_python(env, UPLOAD, "lab/requests", str(tmp_path / "queue-readme"), "dataset")
-    pinned = model_repo(env, tmp_path, state)
+    pinned = model_repo(env, tmp_path, tiny_fm_state)
     registry = ["--include", str(tiny_registry_file)]
 
     # --- submit: checked against the Hub before anything is queued -------------------------
     done = harness(env, "submit", "hf-hub:lab/tiny-fm", "--revision", "no-such-branch", "--requests-repo",
                    "lab/requests", "--tasks", "tiny-tiles", *registry)
     assert done.returncode == 2 and "revision 'no-such-branch' not found" in done.stderr
-    model_repo(env, tmp_path, state, name="lab/pickled", weights_name="pytorch_model.bin")
+    model_repo(env, tmp_path, tiny_fm_state, name="lab/pickled", weights_name="pytorch_model.bin")
     done = harness(env, "submit", "hf-hub:lab/pickled", "--requests-repo", "lab/requests", "--tasks", "tiny-tiles",
                    *registry)
     assert done.returncode == 2 and "no .safetensors weights" in done.stderr and "pytorch_model.bin" in done.stderr
-    model_repo(env, tmp_path, state, name="lab/no-card", card=None)
+    model_repo(env, tmp_path, tiny_fm_state, name="lab/no-card", card=None)
     done = harness(env, "submit", "hf-hub:lab/no-card", "--requests-repo", "lab/requests", "--tasks", "tiny-tiles",
                    *registry)
     assert done.returncode == 2 and "no card.yaml" in done.stderr
@@ -116,7 +116,7 @@ def test_submit_queue_push_space_and_app(hub, tmp_path, state, tiny_registry_fil
 
     # the author pushes other weights to main afterwards: the request still scores the pinned commit
     first_weights = hub.repos[("model", "lab/tiny-fm")].snapshots[pinned]["model.safetensors"]
-    changed = {k: v + 1.0 if k == "norm.weight" else v for k, v in state.items()}
+    changed = {k: v + 1.0 if k == "norm.weight" else v for k, v in tiny_fm_state.items()}
     model_repo(env, tmp_path / "v2", changed)
     assert hub.repos[("model", "lab/tiny-fm")].files["model.safetensors"] != first_weights
 

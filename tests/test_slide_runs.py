@@ -12,25 +12,10 @@ import pytest
 
 from harness.cli import main
 from harness.synth.slide_suite import SyntheticSlideParams, build_slide_suite
-from tests.harness.test_slides import with_resolution, write_blank_slide
+from tests.support.registries import SLIDE_REGISTRY as REGISTRY
+from tests.support.slide_files import with_resolution, write_blank_slide
 
 HARNESS = str(Path(sys.executable).parent / "harness")
-REGISTRY = """
-datasets:
-  cohort:
-    source: wsi
-    path: cohort/slides.csv
-    label_column: label
-    classes: [benign, low-grade, high-grade]
-tasks:
-  cohort-grade:
-    family: slide_classification
-    dataset: cohort
-    main_score: balanced_accuracy
-    params: {folds: 3, abmil: {epochs: 5}, probe_max_steps: 200, bootstrap_resamples: 100}
-"""
-
-
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory) -> tuple[Path, Path]:
     """9 good synthetic slides (3 per grade), a corrupt file, a blank slide, a missing one, and one that

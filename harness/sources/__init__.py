@@ -17,7 +17,7 @@ def open_source(name: str, spec: DatasetSpec, context: DataContext,
 
         return SyntheticSlideSource(name, spec, context)
     if isinstance(spec, WsiDataset):
-        from harness.sources.slide_table import SlideSource
+        from harness.sources.slide_source import SlideSource
 
         return SlideSource(name, spec, context)
     if isinstance(spec, SynthDataset):

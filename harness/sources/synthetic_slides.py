@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from harness.errors import HarnessError
 from harness.registry import first_problem
 from harness.sources.base import Availability, digest
-from harness.sources.slide_table import SlideColumns, SlideSource
+from harness.sources.slide_source import SlideColumns, SlideSource
 from harness.synth.slide_suite import GRADES, MPP, SLIDE_GENERATOR_VERSION, SyntheticSlideParams, build_slide_suite
 from harness.synth.slide_suite import tile_latents as latents_under
 

@@ -184,7 +184,7 @@ def test_a_student_distilled_across_magnifications_reads_slides_at_its_own(tmp_p
 
 def test_a_corrupt_slide_is_named_and_left_out_of_the_regions(tmp_path, capsys):
     from distillers.cross_magnification import region_data
-    from harness.extraction import ExtractOptions
+    from harness.tile_embedding import ExtractOptions
     from harness.registry import load_registry
     from harness.sources import DataContext, open_source
     from tasks import FAMILIES

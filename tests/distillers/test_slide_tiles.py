@@ -12,7 +12,7 @@ import yaml
 
 from distillers.config import DistillConfig, TeacherSpec
 from distillers.slide_tiles import held_out_items, slide_teacher_targets, slide_tiles
-from harness.extraction import ExtractOptions
+from harness.tile_embedding import ExtractOptions
 from harness.models.loading import LoadOptions, load_encoder
 from harness.registry import load_registry
 from harness.sources import DataContext, open_source

@@ -13,7 +13,7 @@ import pytest
 
 from distillers.config import DistillConfig
 from distillers.run import distill
-from harness.extraction import ExtractOptions
+from harness.tile_embedding import ExtractOptions
 from harness.registry import load_registry
 from harness.sources import DataContext
 from tasks import FAMILIES

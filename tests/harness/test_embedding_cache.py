@@ -9,7 +9,7 @@ import pytest
 from harness.atomic_write import save_npy_atomic
 from harness.embedding_cache import EmbeddingCache
 from harness.errors import HarnessError
-from harness.extraction import ExtractOptions, embed_split
+from harness.tile_embedding import ExtractOptions, embed_split
 from harness.models.loading import LoadOptions, load_encoder
 from harness.registry import SynthDataset
 from harness.sources import DataContext, open_source

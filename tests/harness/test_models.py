@@ -12,9 +12,7 @@ from safetensors.torch import save_file
 from harness.errors import HarnessError
 from harness.models.loading import LoadOptions, build_timm, load_encoder
 from harness.models.transform import TileTransform
-
-ARCH = "vit_tiny_patch16_224"
-
+from tests.support.checkpoints import ARCH
 
 def write_checkpoint(folder: Path, state: dict, name="model.safetensors", card_extra="") -> Path:
     folder.mkdir(parents=True, exist_ok=True)

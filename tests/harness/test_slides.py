@@ -12,6 +12,7 @@ from harness.slides.tiling import SlideError, open_slide, plan_tiles
 from harness.slides.tissue_mask import otsu_threshold, saturation, tissue_mask
 from harness.synth.slide_suite import SyntheticSlideParams, build_slide_suite, tile_latents
 from harness.synth.tissue import TISSUE_CLASSES
+from tests.support.slide_files import with_resolution, write_blank_slide
 
 REAL_SLIDE = Path(os.environ.get("HARNESS_TEST_SLIDE", Path(__file__).resolve().parents[1] / "data" /
                                  "cmu_small_region.svs"))
@@ -113,19 +114,6 @@ def test_unreadable_and_empty_slides_are_named(tmp_path, synthetic_slides):
         plan_tiles(no_mpp, TilingSpec())
 
 
-def with_resolution(source: Path, target: Path, mpp: float) -> Path:
-    """The same pyramid (pixels, levels) with other resolution tags: level i says mpp * 2**i um/px."""
-    import tifffile
-
-    with tifffile.TiffFile(source) as tif:
-        levels = [page.asarray() for page in tif.pages]
-    with tifffile.TiffWriter(target) as out:
-        for i, image in enumerate(levels):
-            out.write(image, tile=(128, 128), photometric="rgb", subfiletype=1 if i else 0, metadata=None,
-                      resolution=(1e4 / (mpp * 2**i),) * 2, resolutionunit="CENTIMETER")
-    return target
-
-
 def test_a_slide_claiming_an_absurd_resolution_is_refused_at_once(tmp_path, synthetic_slides):
     """openslide-python's boxes.tiff says 352.8 um/px: planned as it claims, it is millions of
     0-px tiles. Refused instead, in milliseconds, whatever else the file holds."""
@@ -140,14 +128,3 @@ def test_a_slide_claiming_an_absurd_resolution_is_refused_at_once(tmp_path, synt
     assert len(plan_tiles(with_resolution(good, tmp_path / "ok.tiff", 0.5), TilingSpec()).coords) > 0
 
 
-def write_blank_slide(path: Path, resolution: bool = True) -> Path:
-    import tifffile
-
-    rng = np.random.default_rng(0)
-    image = (245 + rng.integers(0, 5, (512, 512, 3))).astype(np.uint8)
-    with tifffile.TiffWriter(path) as tif:
-        for i in range(3):
-            extra = {"resolution": (1e4 / (0.5 * 2**i),) * 2, "resolutionunit": "CENTIMETER"} if resolution else {}
-            tif.write(image[:: 2**i, :: 2**i], tile=(128, 128), photometric="rgb", subfiletype=1 if i else 0,
-                      metadata=None, **extra)
-    return path

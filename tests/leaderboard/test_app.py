@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.leaderboard.test_aggregate import write_result
+from tests.support.result_files import write_result
 
 APP = str(Path(__file__).resolve().parents[2] / "leaderboard" / "app.py")
 

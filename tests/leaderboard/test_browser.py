@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.hub_standin import HubStandIn, Repo
-from tests.leaderboard.test_aggregate import write_result
-from tests.leaderboard.test_hub_results import TOKEN, harness, hub_env
+from tests.support.hub_standin import HubStandIn, Repo
+from tests.support.result_files import write_result
+from tests.support.hub_cli import TOKEN, harness, hub_env
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"

@@ -4,37 +4,18 @@ The CLI runs in a subprocess so huggingface_hub reads HF_ENDPOINT (the stand-in)
 as it would for a user; the token is passed the usual way (HF_TOKEN) and must never be echoed.
 """
 
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from tests.hub_standin import HubStandIn
-from tests.leaderboard.test_aggregate import write_result
-
-TOKEN = "hf_standin_secret_4242"
-HARNESS = str(Path(sys.executable).parent / "harness")
-
+from tests.support.hub_standin import HubStandIn
+from tests.support.result_files import write_result
+from tests.support.hub_cli import TOKEN, harness, hub_env
 
 @pytest.fixture
 def hub():
     with HubStandIn(token=TOKEN) as server:
         yield server
-
-
-def hub_env(hub, tmp_path, token=TOKEN) -> dict:
-    env = dict(os.environ, HF_ENDPOINT=hub.endpoint, HF_HUB_OFFLINE="0", HF_HOME=str(tmp_path / "hf-home"),
-               HF_HUB_DISABLE_TELEMETRY="1")
-    env.pop("HF_TOKEN", None)
-    if token:
-        env["HF_TOKEN"] = token
-    return env
-
-
-def harness(env, *args) -> subprocess.CompletedProcess:
-    return subprocess.run([HARNESS, *args], env=env, capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from harness.evaluation import SlideBags, TaskData
-from harness.patient_folds import patient_folds
+from harness.scoring.patient_folds import patient_folds
 from tasks.slide_classification import SlideClassification, SlideClassificationParams
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from harness.evaluation import SplitArrays, TaskData
 from tasks.stain_robustness import StainRobustness, StainRobustnessParams
-from tests.harness.test_plism_metrics import brute_force
+from tests.support.plism_reference import brute_force
 
 STAININGS, SCANNERS = ("he1", "he2"), ("s1", "s2", "s3")
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.abmil import AbmilConfig
+from harness.scoring.abmil import AbmilConfig
 from harness.evaluation import SlideBags, TaskData
 from tasks.survival import (Survival, SurvivalParams, coxnet_risk, harrell_c, nll_discrete_loss, patient_c_index,
                             select_alpha)

@@ -14,25 +14,9 @@ import torch
 from safetensors.torch import save_file
 
 from harness.cli import main
-from tests.harness.test_models import ARCH
+from tests.support.checkpoints import CARD, author_files
 
 HARNESS = str(Path(sys.executable).parent / "harness")
-CARD = f"name: lab/tiny-fm\narchitecture: {ARCH}\npooling: cls\nembed_dim: 192\n"
-
-
-@pytest.fixture(scope="module")
-def state():
-    import timm
-
-    torch.manual_seed(7)
-    return {k: v.contiguous() for k, v in timm.create_model(ARCH, num_classes=0).state_dict().items()}
-
-
-def author_files(folder: Path, state: dict, card: str = CARD) -> tuple[Path, Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(folder / "model.safetensors"))
-    (folder / "card.yaml").write_text(card)
-    return folder / "model.safetensors", folder / "card.yaml"
 
 
 def requests_of(store: Path) -> list[dict]:
@@ -40,7 +24,7 @@ def requests_of(store: Path) -> list[dict]:
 
 
 def submit(weights, card, store, capsys=None) -> int:
-    from tests.conftest import TINY_REGISTRY
+    from tests.support.registries import TINY_REGISTRY
 
     registry = Path(store).parent / "tiny-registry.yaml"
     registry.write_text(TINY_REGISTRY)
@@ -48,8 +32,8 @@ def submit(weights, card, store, capsys=None) -> int:
                  "--include", str(registry)])
 
 
-def test_submit_validates_and_files_a_pending_request(tmp_path, state, capsys):
-    weights, card = author_files(tmp_path / "author", state)
+def test_submit_validates_and_files_a_pending_request(tmp_path, tiny_fm_state, capsys):
+    weights, card = author_files(tmp_path / "author", tiny_fm_state)
     assert submit(weights, card, tmp_path / "store") == 0
     [request] = requests_of(tmp_path / "store")
     assert request["status"] == "PENDING" and request["embed_dim"] == 192 and request["model_name"] == "lab/tiny-fm"
@@ -79,7 +63,7 @@ class Payload:
     ("wrong-dim", "declares embed_dim 384"),
     ("no-dim", "must declare embed_dim"),
 ])
-def test_bad_submissions_are_refused_with_one_line(tmp_path, state, capsys, monkeypatch, problem, expected):
+def test_bad_submissions_are_refused_with_one_line(tmp_path, tiny_fm_state, capsys, monkeypatch, problem, expected):
     marker = tmp_path / "payload-ran"
     monkeypatch.setenv("PAYLOAD_MARKER", str(marker))
     folder, card_text = tmp_path / "author", CARD
@@ -88,11 +72,11 @@ def test_bad_submissions_are_refused_with_one_line(tmp_path, state, capsys, monk
         weights = folder / "model.pt"
         torch.save({"state": Payload()}, weights)
     else:
-        bad = dict(state)
+        bad = dict(tiny_fm_state)
         if problem == "wrong-keys":
             bad.pop("cls_token")
         if problem == "nan":
-            bad["norm.weight"] = torch.full_like(state["norm.weight"], float("nan"))
+            bad["norm.weight"] = torch.full_like(tiny_fm_state["norm.weight"], float("nan"))
         if problem == "wrong-dim":
             card_text = CARD.replace("embed_dim: 192", "embed_dim: 384")
         if problem == "no-dim":
@@ -117,8 +101,8 @@ def queue_run(store, out, registry, cache, **kwargs):
                             stderr=subprocess.PIPE, text=True, start_new_session=True, **kwargs)
 
 
-def test_queue_scores_survives_a_kill_and_is_idempotent(tmp_path, state, tiny_registry_file, monkeypatch):
-    weights, card = author_files(tmp_path / "author", state)
+def test_queue_scores_survives_a_kill_and_is_idempotent(tmp_path, tiny_fm_state, tiny_registry_file, monkeypatch):
+    weights, card = author_files(tmp_path / "author", tiny_fm_state)
     store, out, cache = tmp_path / "store", tmp_path / "results", tmp_path / "cache"
     assert submit(weights, card, store) == 0
 

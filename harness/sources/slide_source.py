@@ -1,7 +1,7 @@
 """Whole-slide datasets: a CSV of slides (path, patient, label or survival) read with OpenSlide.
 
 A slide source is not a tile source: the runner asks it for the slide table and embeds each
-slide's tiles (harness/slides/extraction.py). The CSV sits under the dataset's root
+slide's tiles (harness/slides/slide_embedding.py). The CSV sits under the dataset's root
 (`root_env` if set, else --data-root); slide paths are relative to the CSV. A missing slide
 file is not an error here: it is reported as a failed slide when embedding.
 """

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harness.metrics import balanced_accuracy
-from harness.torch_threads import single_thread
+from harness.scoring.metrics import balanced_accuracy
+from harness.scoring.torch_threads import single_thread
 
 if TYPE_CHECKING:
     from torch import nn

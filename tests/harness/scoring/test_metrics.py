@@ -7,8 +7,8 @@ from scipy.special import softmax
 from sklearn.metrics import balanced_accuracy_score, f1_score, roc_auc_score
 from torchmetrics.retrieval import RetrievalHitRate, RetrievalMAP
 
-from harness.bootstrap import bootstrap_ci, bootstrap_mean_ci, resample_weights
-from harness.metrics import (
+from harness.scoring.bootstrap import bootstrap_ci, bootstrap_mean_ci, resample_weights
+from harness.scoring.metrics import (
     average_precision_at_k,
     balanced_accuracy,
     balanced_accuracy_from_confusion,

@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from harness.torch_threads import single_thread
+from harness.scoring.torch_threads import single_thread
 
 
 class AbmilConfig(BaseModel):

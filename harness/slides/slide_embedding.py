@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from harness.atomic_write import save_npy_atomic
 from harness.embedding_cache import EmbeddingCache
-from harness.extraction import ExtractOptions
+from harness.tile_embedding import ExtractOptions
 from harness.progress import progress_bar
 from harness.registry import TilingSpec
 from harness.slides.tiling import SlideError, SlideTiling, open_slide, plan_tiles

@@ -10,7 +10,7 @@ import sacrebleu
 from pycocoevalcap.cider.cider import Cider
 from rouge_score import rouge_scorer
 
-from harness.text_metrics import (bleu_tokens, cider_d_scores, cider_tokens, corpus_bleu, rouge_l_scores,
+from harness.scoring.text_metrics import (bleu_tokens, cider_d_scores, cider_tokens, corpus_bleu, rouge_l_scores,
                                   rouge_tokens, token_f1, tokenize)
 from tasks.report_generation import score_reports
 

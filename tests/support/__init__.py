@@ -1,0 +1,1 @@
+"""What several test modules share: files, registries, the Hub stand-in. No tests here."""
