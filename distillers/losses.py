@@ -41,16 +41,6 @@ def resize_tokens(tokens: torch.Tensor, grid: int) -> torch.Tensor:
     return resized.reshape(b, d, grid * grid).transpose(1, 2)
 
 
-def feature_kd_loss(student_summary, teacher_summary, student_patches=None, teacher_patches=None,
-                    patch_weight: float = 1.0) -> torch.Tensor:
-    """Summary-token cosine loss, plus the patch-token term when both token maps are given."""
-    loss = cosine_distance(student_summary, teacher_summary)
-    if student_patches is not None and teacher_patches is not None and patch_weight > 0:
-        grid = int(round(math.sqrt(student_patches.shape[1])))
-        loss = loss + patch_weight * patch_loss(student_patches, resize_tokens(teacher_patches, grid))
-    return loss
-
-
 def matryoshka_loss(embedding: torch.Tensor, target: torch.Tensor, adaptors: dict, dims: list[int]) -> torch.Tensor:
     """Mean over nested m of 1 - cos(adaptor_m(embedding[:, :m]), target)."""
     return torch.stack([cosine_distance(adaptors[str(m)](embedding[:, :m]), target) for m in dims]).mean()

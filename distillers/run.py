@@ -19,8 +19,10 @@ from distillers.logit_kd import LogitKD, teacher_probabilities
 from distillers.multi_teacher import MultiTeacher
 from distillers.student import write_student
 from distillers.teachers import TeacherTargets, teacher_targets
-from distillers.training_loop import prepare_batch, train, weights_digest
+from distillers.training_loop import prepare_batch, train
 from harness.errors import HarnessError
+from harness.models.building import state_dict_sha256
+from harness.process_group import rank_and_world
 from harness.tile_embedding import ExtractOptions
 from harness.models.loading import LoadOptions
 from harness.registry import Registry
@@ -101,7 +103,7 @@ def distill(config: DistillConfig, out_dir: Path, registry: Registry, context: D
               "steps": outcome["steps"], "loss_first": outcome["losses"][0] if outcome["losses"] else None,
               "loss_last": float(np.mean(outcome["losses"][-10:])) if outcome["losses"] else None,
               "loss_curve": loss_curve(outcome["losses"], config.checkpoint_every),
-              "weights_digest": weights_digest(outcome["student"]), "config": config.model_dump(),
+              "weights_digest": state_dict_sha256(outcome["student"]), "config": config.model_dump(),
               "distillation_tiles": description}
     _write_rank_digest(out_dir, record["weights_digest"])
     if config.method != "logit_kd":
@@ -236,9 +238,8 @@ def fidelity_scores(predicted: np.ndarray, target: np.ndarray) -> dict:
 
 def _write_rank_digest(out_dir: Path, digest: str) -> None:
     """Under torchrun each rank records the digest of its final weights (they must agree)."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        path = Path(out_dir) / "checkpoint" / f"weights-rank{dist.get_rank()}.sha256"
+    rank, world = rank_and_world()
+    if world > 1:
+        path = Path(out_dir) / "checkpoint" / f"weights-rank{rank}.sha256"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(digest)

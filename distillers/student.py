@@ -16,6 +16,12 @@ from safetensors.torch import save_file
 from harness.atomic_write import atomic_path, write_text_atomic
 
 
+def student_timm_kwargs(architecture: str, input_size: int) -> dict:
+    """What a student of `architecture` is built with beyond timm's defaults: ViTs (and DeiTs) take
+    the input side as img_size (their position embeddings are sized by it); CNNs need nothing."""
+    return {"img_size": input_size} if "vit" in architecture or "deit" in architecture else {}
+
+
 def write_student(folder: Path, student, config, dim: int, record: dict) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -28,8 +34,8 @@ def write_student(folder: Path, student, config, dim: int, record: dict) -> Path
                      + ", ".join(t.model for t in config.teachers)}
     if config.method == "cross_magnification":
         card["slide_mpp"] = config.student_mpp  # it reads slide tiles at the magnification it was taught
-    if "vit" in config.student or "deit" in config.student:
-        card["timm_kwargs"] = {"img_size": config.student_input_size}
+    if student_timm_kwargs(config.student, config.student_input_size):
+        card["timm_kwargs"] = student_timm_kwargs(config.student, config.student_input_size)
     write_text_atomic(folder / "card.yaml", yaml.safe_dump(card, sort_keys=False))
     write_text_atomic(folder / "distill.json", json.dumps(record, indent=2) + "\n")
     return folder

@@ -12,10 +12,8 @@ Under torchrun (WORLD_SIZE > 1) the student and heads are wrapped in Distributed
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import os
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -26,15 +24,18 @@ from torch import nn
 from harness.atomic_write import atomic_path
 from harness.errors import HarnessError
 from harness.models.card import IMAGENET_MEAN, IMAGENET_STD
+from distillers.student import student_timm_kwargs
 from harness.models.encoder import PooledBackbone
-from harness.progress import console, progress_bar
+from harness.process_group import barrier, rank_and_world
+from harness.progress import progress_bar
+from harness.terminal import console
 
 
 def build_student(architecture: str, input_size: int, seed: int) -> PooledBackbone:
     import timm
 
     torch.manual_seed(seed)
-    kwargs = {"img_size": input_size} if "vit" in architecture or "deit" in architecture else {}
+    kwargs = student_timm_kwargs(architecture, input_size)
     return PooledBackbone(timm.create_model(architecture, pretrained=False, num_classes=0, **kwargs), "cls")
 
 
@@ -103,10 +104,8 @@ def prepare_batch(images, index: np.ndarray, codes: np.ndarray | None, size: int
 def train(config, images, method, out_dir: Path, device: str = "cpu", stop_after: int | None = None) -> dict:
     """Train student + heads; returns {"student": PooledBackbone, "losses": [...], "steps": n}.
     `stop_after` ends the run early after that many steps (checkpointed), as an interruption would."""
-    import torch.distributed as dist
-
-    distributed = dist.is_available() and dist.is_initialized()
-    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+    rank, world = rank_and_world()
+    distributed = world > 1
     student = build_student(config.student, config.student_input_size, config.seed)
     with torch.no_grad():
         dim = student(torch.zeros(1, 3, config.student_input_size, config.student_input_size)).shape[1]
@@ -151,8 +150,7 @@ def train(config, images, method, out_dir: Path, device: str = "cpu", stop_after
                 recent = losses[-config.checkpoint_every:]
                 console.print(f"step {step + 1}/{config.steps}  loss {np.mean(recent):.4f} "
                               f"(mean of the last {len(recent)})  lr {scheduler.get_last_lr()[0]:.2e}")
-    if distributed:
-        dist.barrier()
+    barrier()
     return {"student": student, "modules": modules, "losses": losses, "steps": end, "dim": dim}
 
 
@@ -186,13 +184,3 @@ def _load_state(path: Path, config, device: str) -> dict:
     return state
 
 
-def weights_digest(module: nn.Module) -> str:
-    digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
-
-
-def world_info() -> tuple[int, int]:
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))

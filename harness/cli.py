@@ -16,10 +16,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.process_group import distributed_group, process_rank
 
 EXIT_TASK_FAILED = 1
 EXIT_USAGE = 2
@@ -48,7 +48,7 @@ class HarnessCLI:
     def run(self, args) -> int:
         from harness.tile_embedding import ExtractOptions, resolve_device, resolve_precision
         from harness.hub_access import configure_offline_mode
-        from harness.models.loading import DEFAULT_MODEL, LoadOptions, check_model_spec
+        from harness.models.model_spec import DEFAULT_MODEL, LoadOptions, resolve_model
         from harness.run_summary import print_summary
         from harness.runner import RunConfig, Runner
 
@@ -59,7 +59,7 @@ class HarnessCLI:
         task_names = registry.select(args.tasks)
         models = args.model or [DEFAULT_MODEL]
         for spec in models:
-            check_model_spec(spec)
+            resolve_model(spec)  # a usage error exits 2 now, not as a failure of every task
         device = resolve_device(args.device)
         config = RunConfig(
             models=models, tasks=task_names, output=Path(args.output), context=self._context(args),
@@ -71,7 +71,7 @@ class HarnessCLI:
         )
         with distributed_group():
             outcomes = Runner(registry, families, config).run()
-            if int(os.environ.get("RANK", 0)) != 0:
+            if process_rank() != 0:
                 return 0
         print_summary(outcomes, Path(args.output))
         return EXIT_TASK_FAILED if any(o.status == "failed" for o in outcomes) else 0
@@ -164,8 +164,8 @@ class HarnessCLI:
     def queue(self, args) -> int:
         from rich.table import Table
 
-        from harness.progress import console
-        from harness.run_summary import stdout
+        from harness.terminal import console
+        from harness.terminal import stdout
         from harness.submissions import RequestStore, queue_table, run_queue
 
         if args.requests_repo:
@@ -191,8 +191,8 @@ class HarnessCLI:
         import socket
 
         from harness.hub_queue import HubRequestStore, run_hub_queue
-        from harness.models.encoder import EncoderInfo
-        from harness.progress import console
+        from harness.models.model_spec import model_slug
+        from harness.terminal import console
         from leaderboard.hub_results import push_model_results
 
         if not args.results_repo:
@@ -200,7 +200,7 @@ class HarnessCLI:
         output = Path(args.output)
 
         def publish(request) -> None:
-            slug = EncoderInfo(request.hub_id, "checkpoint", "", 0, 0).slug
+            slug = model_slug(request.hub_id, "checkpoint")
             n = push_model_results(output, {slug}, args.results_repo)
             console.print(f"{request.id}: {n} result files pushed to {args.results_repo}")
 
@@ -216,7 +216,7 @@ class HarnessCLI:
     def _score_request(self, args, request, checkpoint: Path) -> dict:
         from harness.tile_embedding import ExtractOptions, resolve_device, resolve_precision
         from harness.hub_access import configure_offline_mode
-        from harness.models.loading import LoadOptions
+        from harness.models.model_spec import LoadOptions
         from harness.runner import RunConfig, Runner
 
         configure_offline_mode()
@@ -248,7 +248,7 @@ class HarnessCLI:
         out = Path(args.output)
         with distributed_group():
             record = distill(config, out, registry, self._context(args), extract)
-            if int(os.environ.get("RANK", 0)) != 0:
+            if process_rank() != 0:
                 return 0
         print(f"student written to {out} ({record['steps']} steps, loss {record['loss_first']:.3f} -> "
               f"{record['loss_last']:.3f})")
@@ -258,7 +258,7 @@ class HarnessCLI:
 
     def _score_student(self, args, config, student_dir: Path, record: dict) -> int:
         from distillers.scoring import compare
-        from harness.models.encoder import EncoderInfo
+        from harness.models.model_spec import resolve_model
         from harness.run_summary import print_summary
         from harness.runner import RunConfig, Runner
 
@@ -269,11 +269,11 @@ class HarnessCLI:
                         context=self._context(args))
         outcomes = Runner(registry, families, run).run()
         print_summary(outcomes, Path(args.results))
-        slug = lambda name, weights: EncoderInfo(name, weights, "", 0, 0).slug  # noqa: E731
+        folders = {outcome.model: outcome.slug for outcome in outcomes if outcome.slug}
         student_name = config.name or student_dir.name
-        teacher_slugs = {t: slug(t, "instrument" if t.startswith(("synth-", "random-")) else "pretrained")
-                         for t in teachers}
-        report = compare(Path(args.results), slug(student_name, "checkpoint"), teacher_slugs, tasks, record)
+        teacher_slugs = {t: folders.get(t, resolve_model(t).slug) for t in teachers}
+        student_slug = folders.get(student_name, resolve_model(str(student_dir)).slug)
+        report = compare(Path(args.results), student_slug, teacher_slugs, tasks, record)
         for name, row in report["teachers"].items():
             print(f"retention vs {name}: median {row['median_retention']}")
         return 0
@@ -294,24 +294,6 @@ def _dims(text: str | None) -> list[int] | None:
         return [None if part.strip() == "full" else int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise HarnessError(f"--dims {text}: give comma-separated dimensions, e.g. 64,128,full") from None
-
-
-@contextmanager
-def distributed_group():
-    """Under torchrun (WORLD_SIZE > 1): a gloo process group for the run, CPU threads shared out."""
-    world = int(os.environ.get("WORLD_SIZE", 1))
-    if world <= 1:
-        yield
-        return
-    import torch
-    import torch.distributed as dist
-
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
-    dist.init_process_group("gloo")
-    try:
-        yield
-    finally:
-        dist.destroy_process_group()
 
 
 def launch_torchrun(nproc: int) -> int:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from filelock import FileLock
 
 from harness.atomic_write import save_npy_atomic, write_json_atomic
 from harness.errors import HarnessError
+from harness.timestamps import utc_timestamp
 
 CACHE_FORMAT = 1
 DEFAULT_SHARD_SIZE = 512
@@ -133,7 +133,7 @@ class ShardWriter:
         embeddings = np.concatenate(parts) if parts else np.zeros((0, meta.get("embed_dim", 0)), np.float32)
         save_npy_atomic(self.folder / "embeddings.npy", embeddings)
         full_meta = {"format": CACHE_FORMAT, "n_items": self.n_items, "dim": int(embeddings.shape[1]),
-                     "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **meta}
+                     "created": utc_timestamp(), **meta}
         write_json_atomic(self.folder / "meta.json", full_meta)
         shutil.rmtree(self.shards, ignore_errors=True)
         return CachedEmbeddings(np.load(self.folder / "embeddings.npy", mmap_mode="r"), full_meta)

@@ -26,7 +26,8 @@ import yaml
 
 from harness.errors import HarnessError
 from harness.hub_access import hub_api, hub_call, hub_error
-from harness.submissions import ACTIVE, Request, now
+from harness.submissions import ACTIVE, Request
+from harness.timestamps import parse_timestamp, utc_timestamp
 
 PREFIX = "requests"
 PICKLED = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
@@ -66,7 +67,7 @@ class HubRequestStore:
         from huggingface_hub import CommitOperationAdd
         from huggingface_hub.errors import HfHubHTTPError
 
-        request.updated = now()
+        request.updated = utc_timestamp()
         data = (request.model_dump_json(indent=2) + "\n").encode()
         operation = CommitOperationAdd(path_in_repo=f"{PREFIX}/{request.id}.json", path_or_fileobj=data)
         try:
@@ -132,7 +133,7 @@ def submit_from_hub(hub_id: str, revision: str | None, store: HubRequestStore, t
             raise HarnessError(f"hf-hub:{hub_id}@{sha[:12]}: already submitted as '{earlier.id}' ({earlier.status}); "
                                "a commit is scored once")
     request = Request(id=rid, status="PENDING", model_name=hub_id, hub_id=hub_id, revision=revision or "main",
-                      commit_sha=sha, card=card, tasks=tasks, submitted=now(), updated=now())
+                      commit_sha=sha, card=card, tasks=tasks, submitted=utc_timestamp(), updated=utc_timestamp())
     try:
         store.write(request, head, f"submit {hub_id}@{sha[:12]}")
     except ClaimConflict:
@@ -164,7 +165,7 @@ def fetch_checkpoint(request: Request, folder: Path) -> Path:
 
 def _stale(request: Request, lease: timedelta) -> bool:
     try:
-        return datetime.now(timezone.utc) - datetime.fromisoformat(request.updated) > lease
+        return datetime.now(timezone.utc) - parse_timestamp(request.updated) > lease
     except ValueError:
         return True
 

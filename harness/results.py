@@ -7,7 +7,6 @@ written atomically; a file that does not parse is reported and treated as absent
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -86,10 +85,6 @@ class TaskResult(_Record):
     samples: str | None = None  # --log-samples: the per-item predictions beside this file (<task>.samples.parquet)
     harness_version: str = __version__
     date: str = ""
-
-
-def now_utc() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 class ResultStore:

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 
-stdout = Console()
-if not stdout.is_terminal:
-    stdout = Console(width=160)  # logs and pipes: do not fold the table to 80 columns
+from harness.terminal import stdout
 
 
 def print_summary(outcomes, output: Path) -> None:

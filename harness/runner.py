@@ -20,16 +20,18 @@ import numpy as np
 
 from harness.evaluation import SlideBags, SplitArrays, TaskData
 from harness.tile_embedding import ExtractOptions, embed_split
-from harness.hub_access import hub_reachable, is_commit
-from harness.models.encoder import EncoderInfo
+from harness.hub_access import is_commit
 from harness.models.instruments import NotApplicable
-from harness.models.loading import DEFAULT_MODEL, Encoder, LoadOptions, load_encoder, local_checkpoint_path
-from harness.progress import console
+from harness.models.loading import Encoder, load_encoder
+from harness.models.model_spec import DEFAULT_MODEL, LoadOptions, resolve_model
+from harness.process_group import process_rank
+from harness.terminal import console
 from harness.registry import Registry, TaskSpec
-from harness.results import DatasetRecord, MainScore, ModelRecord, ResultStore, TaskResult, Timings, now_utc
+from harness.results import DatasetRecord, MainScore, ModelRecord, ResultStore, TaskResult, Timings
 from harness.sources import DataContext, TileSource, open_source
 from harness.sources.slide_source import SlideSource
 from harness.text_encoder import embed_texts
+from harness.timestamps import utc_timestamp
 
 
 @dataclass
@@ -58,6 +60,7 @@ class TaskOutcome:
     ci95: tuple[float, float] | None = None
     reason: str | None = None
     reused: bool = False  # an earlier run's result, not recomputed
+    slug: str | None = None  # the model's results folder (<output>/<slug>/<task>.json)
 
 
 @dataclass
@@ -71,7 +74,7 @@ class Runner:
     def __post_init__(self):
         self.store = ResultStore(self.config.output)
         self.cache = EmbeddingCache(self.config.context.cache_dir)
-        self.rank = distributed_rank()
+        self.rank = process_rank()
         self._truncate: int | None = None
 
     def run(self) -> list[TaskOutcome]:
@@ -82,13 +85,13 @@ class Runner:
                 outcomes += self._run_model(spec)
         return outcomes
 
-    def _named(self, name: str, slug: str) -> tuple[str, str]:
+    def _truncated_identity(self, name: str, slug: str) -> tuple[str, str]:
         """Model name and result folder of a truncated (Matryoshka) evaluation: '<name>@<k>d'."""
         if self._truncate is None:
             return name, slug
         return f"{name}@{self._truncate}d", f"{slug}-d{self._truncate}"
 
-    def _cut(self, embeddings: np.ndarray) -> np.ndarray:
+    def _truncated(self, embeddings: np.ndarray) -> np.ndarray:
         if self._truncate is None:
             return embeddings
         if self._truncate > embeddings.shape[1]:
@@ -96,17 +99,16 @@ class Runner:
         return np.asarray(embeddings)[:, : self._truncate]
 
     # --- one model ------------------------------------------------------------------
-    def _planned_slug(self, name: str, options: LoadOptions) -> str:
-        random_init = options.random_init or (options.random_fallback and not hub_reachable())
-        weights = "random-init" if random_init else "pretrained"
-        return EncoderInfo(name, weights, "", 0, 0).slug
-
     def _run_model(self, spec: str) -> list[TaskOutcome]:
         options = self.config.load
         if spec == DEFAULT_MODEL and not options.random_init:
             options = LoadOptions(random_init=False, random_fallback=True, device=options.device)
-        name, checkpoint_sha = local_checkpoint_identity(spec) or (spec, None)
-        name, slug = self._named(name, self._planned_slug(name, options))
+        try:
+            model = resolve_model(spec, options)
+        except HarnessError as error:
+            console.print(f"[red]error[/red]: {error}")
+            return [TaskOutcome(spec, task, "failed", reason=str(error)) for task in self.config.tasks]
+        name, slug = self._truncated_identity(model.name, model.slug)
         encoder: Encoder | None = None
         outcomes = []
         for index, task_name in enumerate(self.config.tasks):
@@ -114,12 +116,12 @@ class Runner:
             previous = self.store.read(self.store.path(slug, task_name))
             if (not self.config.overwrite and previous is not None and previous.status == "ok"
                     and previous.task_version == task.version and previous.model.name == name
-                    and checkpoint_sha in (None, previous.model.weights_sha256)
+                    and model.weights_sha256 in (None, previous.model.weights_sha256)
                     and (not self.config.log_samples or self._has_samples(slug, previous))):
-                outcomes.append(_outcome_from(previous, reused=True))
+                outcomes.append(_outcome_from(previous, slug, reused=True))
                 continue
             source = self._source(task.dataset)
-            if self.rank != 0 and not isinstance(source, SlideSource):
+            if self.rank != 0 and source.kind != "slides":
                 continue  # under torchrun, only slide extraction is split across ranks; rank 0 does the rest
             availability = source.availability()
             if not availability.ok and self.config.download:
@@ -131,7 +133,7 @@ class Runner:
                 continue
             if encoder is None:
                 try:
-                    encoder = load_encoder(spec, options)
+                    encoder = load_encoder(model, options)
                 except HarnessError as error:
                     console.print(f"[red]error[/red]: {error}")
                     outcomes += [TaskOutcome(spec, name, "failed", reason=str(error))
@@ -140,7 +142,7 @@ class Runner:
                 if encoder.info.weights == "random-init" and options.random_fallback:
                     console.print(f"note: {spec}: pretrained weights unreachable offline; scoring a random "
                                   "initialisation (results are labelled random-init)")
-                _, slug = self._named(name, encoder.info.slug)
+                _, slug = self._truncated_identity(name, encoder.info.slug)
             outcomes.append(self._evaluate(slug, task_name, task, encoder, source))
         return outcomes
 
@@ -154,7 +156,7 @@ class Runner:
     def _evaluate(self, slug: str, name: str, task: TaskSpec, encoder: Encoder, source: TileSource) -> TaskOutcome:
         info = encoder.info
         card = getattr(encoder, "card", None)  # instruments have none
-        model = ModelRecord(name=self._named(info.name, slug)[0], weights=info.weights, weights_sha256=info.weights_sha256,
+        model = ModelRecord(name=self._truncated_identity(info.name, slug)[0], weights=info.weights, weights_sha256=info.weights_sha256,
                             n_parameters=info.n_parameters, embed_dim=info.embed_dim,
                             hub_id=card.hub_id if card else None, revision=card.revision if card else None,
                             licence=(card.licence or None) if card else None)
@@ -172,7 +174,7 @@ class Runner:
                 records = source.records(split)
                 texts = {f: embed_texts([r[f] for r in records], self.config.context.cache_dir)
                          for f in text_fields} if records else {}
-                splits[split] = SplitArrays(self._cut(cached.embeddings), source.labels(split), records, texts)
+                splits[split] = SplitArrays(self._truncated(cached.embeddings), source.labels(split), records, texts)
                 precisions.add(cached.meta.get("precision"))
                 if cached.meta.get("items_per_s"):
                     throughputs.append((cached.meta["n_items"], cached.meta["items_per_s"]))
@@ -210,7 +212,7 @@ class Runner:
             metrics=evaluation.metrics,
             n_samples=evaluation.n_samples, seeds=evaluation.seeds, details=evaluation.details,
             timings=timings, params=params,
-            environment=environment(self.config.extract.device, timings.precision), date=now_utc(),
+            environment=environment(self.config.extract.device, timings.precision), date=utc_timestamp(),
         )
         if self.config.log_samples and evaluation.samples:
             import pandas as pd  # only when asked: pandas is not on the path of a plain run
@@ -219,7 +221,7 @@ class Runner:
             write_parquet_atomic(path, pd.DataFrame(evaluation.samples))
             result.samples = path.name
         self.store.write(slug, result)  # after the samples: a result that names them finds them
-        return _outcome_from(result)
+        return _outcome_from(result, slug)
 
     def _has_samples(self, slug: str, previous: TaskResult) -> bool:
         """--log-samples reuses an earlier result only if its samples were written too."""
@@ -244,7 +246,7 @@ class Runner:
         for path, reason in embedded.failed.items():
             console.print(f"[yellow]slide failed[/yellow] {path}: {reason}")
         pick = lambda values: None if values is None else np.asarray(values)[embedded.kept]  # noqa: E731
-        bags = SlideBags(features=[self._cut(f) for f in embedded.features], patients=[table.patients[i] for i in embedded.kept],
+        bags = SlideBags(features=[self._truncated(f) for f in embedded.features], patients=[table.patients[i] for i in embedded.kept],
                          names=[Path(table.paths[i]).name for i in embedded.kept],
                          labels=pick(table.labels), times=pick(table.times), events=pick(table.events),
                          folds=pick(table.folds), failed=embedded.failed)
@@ -281,10 +283,10 @@ class Runner:
         result = TaskResult(
             task=name, task_version=task.version, family=task.family, status=status, reason=reason,
             model=model, dataset=DatasetRecord(name=task.dataset, source=source.spec.source),
-            main_score=MainScore(name=task.main_score), date=now_utc(),
+            main_score=MainScore(name=task.main_score), date=utc_timestamp(),
         )
         self.store.write(slug, result)
-        return _outcome_from(result)
+        return _outcome_from(result, slug)
 
 
 def dataset_record(name: str, source: TileSource, fingerprint: str | None) -> DatasetRecord:
@@ -294,35 +296,12 @@ def dataset_record(name: str, source: TileSource, fingerprint: str | None) -> Da
                          pinned=None if asked is None else is_commit(asked))
 
 
-def distributed_rank() -> int:
-    import torch.distributed as dist
-
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-
-
-def local_checkpoint_identity(spec: str) -> tuple[str, str] | None:
-    """(model name, sha256 of the weights file) of a local checkpoint, read without loading it;
-    None for other specs. The name is the card's `name` (else the path), as the result records it;
-    the hash lets a result scored from other weights at the same path be recomputed, not reused."""
-    from harness.models.card import read_card
-    from harness.models.checkpoint import locate_checkpoint, sha256_file
-
-    path = local_checkpoint_path(spec)
-    if path is None:
-        return None
-    try:
-        weights, card = locate_checkpoint(path)
-        return (read_card(card).name or str(path)), sha256_file(weights)
-    except HarnessError:
-        return None  # loading the model reports the problem
-
-
-def _outcome_from(result: TaskResult, reused: bool = False) -> TaskOutcome:
+def _outcome_from(result: TaskResult, slug: str, reused: bool = False) -> TaskOutcome:
     main = result.metrics.get(result.main_score.name)
     return TaskOutcome(
         model=result.model.name, task=result.task, status=result.status, main_score=result.main_score.name,
         value=main.mean if main else None, std=main.std if main else None,
-        ci95=main.ci95 if main else None, reason=result.reason, reused=reused,
+        ci95=main.ci95 if main else None, reason=result.reason, reused=reused, slug=slug,
     )
 
 

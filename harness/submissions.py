@@ -20,10 +20,8 @@ embeddings resume from their last shard, so a retry loses nothing and half-write
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Literal
 
@@ -32,6 +30,7 @@ from pydantic import BaseModel, ValidationError
 
 from harness.atomic_write import write_text_atomic
 from harness.errors import HarnessError
+from harness.timestamps import utc_timestamp
 
 Status = Literal["PENDING", "RUNNING", "FINISHED", "FAILED"]
 ACTIVE = ("PENDING", "RUNNING", "FINISHED")  # a request in one of these holds its weights' sha256
@@ -58,10 +57,6 @@ class Request(BaseModel):
     claimed_by: str | None = None  # the backend scoring it (RUNNING)
 
 
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
 class RequestStore:
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -78,7 +73,7 @@ class RequestStore:
         return FileLock(str(path))
 
     def save(self, request: Request) -> None:
-        request.updated = now()
+        request.updated = utc_timestamp()
         write_text_atomic(self.request_path(request.id), request.model_dump_json(indent=2) + "\n")
 
     def all(self) -> tuple[list[Request], list[str]]:
@@ -94,12 +89,13 @@ class RequestStore:
 
 def submit(checkpoint: Path, card: Path, store: RequestStore, tasks: str) -> Request:
     """Validate the checkpoint and file a PENDING request (the checkpoint is copied into the store)."""
-    from harness.models.checkpoint import locate_checkpoint, sha256_file
+    from harness.models.checkpoint import find_weights, sha256_file
+    from harness.models.encoder import model_slug
 
     checkpoint, card = Path(checkpoint), Path(card)
     if not card.is_file():
         raise HarnessError(f"{card}: model card not found; write one with architecture, pooling and embed_dim")
-    weights = locate_weights(checkpoint)
+    weights = find_weights(checkpoint)
     sha256 = sha256_file(weights)
     requests, _ = store.all()
     for earlier in requests:
@@ -112,13 +108,12 @@ def submit(checkpoint: Path, card: Path, store: RequestStore, tasks: str) -> Req
         shutil.copyfile(weights, staged / weights.name)
         shutil.copyfile(card, staged / "card.yaml")
         try:
-            locate_checkpoint(staged)  # the same layout rules a run applies
             encoder = validate_checkpoint(staged)
         except HarnessError as error:  # name the author's files, not the staging copy that is about to go
             message = str(error).replace(str(staged / weights.name), str(weights))
             raise HarnessError(message.replace(str(staged / "card.yaml"), str(card)).replace(str(staged), str(checkpoint))
                                ) from None
-        request_id = f"{_slug(encoder.card.name or weights.stem)}-{sha256[:12]}"
+        request_id = f"{model_slug(encoder.card.name or weights.stem)}-{sha256[:12]}"
         target = store.checkpoint_dir(request_id)
         if target.exists():
             shutil.rmtree(target)  # left by a FAILED submission of the same weights
@@ -126,36 +121,22 @@ def submit(checkpoint: Path, card: Path, store: RequestStore, tasks: str) -> Req
         staged.rename(target)
     request = Request(id=request_id, status="PENDING", model_name=encoder.card.name or str(target),
                       weights_sha256=sha256, embed_dim=encoder.info.embed_dim,
-                      n_parameters=encoder.info.n_parameters, tasks=tasks, submitted=now(), updated=now())
+                      n_parameters=encoder.info.n_parameters, tasks=tasks, submitted=utc_timestamp(), updated=utc_timestamp())
     store.save(request)
     return request
-
-
-def locate_weights(checkpoint: Path) -> Path:
-    from harness.models.checkpoint import WEIGHT_PATTERNS
-
-    if checkpoint.is_file():
-        return checkpoint
-    if checkpoint.is_dir():
-        for pattern in WEIGHT_PATTERNS:
-            found = sorted(checkpoint.glob(pattern))
-            if found:
-                return found[0]
-    raise HarnessError(f"{checkpoint}: no weights file (model.safetensors, *.safetensors, *.bin, *.pt, *.pth)")
 
 
 def validate_checkpoint(folder: Path):
     """Load as a run would, then one forward pass: finite outputs of the declared dim."""
     import torch
 
-    from harness.models.checkpoint import locate_checkpoint
-    from harness.models.card import read_card
-    from harness.models.loading import LoadOptions, load_encoder
+    from harness.models.loading import load_encoder
+    from harness.models.model_spec import LoadOptions, resolve_model
 
-    _, card_path = locate_checkpoint(folder)
-    if read_card(card_path).embed_dim is None:
-        raise HarnessError(f"{card_path}: a submission must declare embed_dim (the dimension of its embedding)")
-    encoder = load_encoder(str(folder), LoadOptions(device="cpu"))
+    model = resolve_model(str(folder))  # the layout and card rules a run applies
+    if model.card.embed_dim is None:
+        raise HarnessError(f"{model.card_path}: a submission must declare embed_dim (the dimension of its embedding)")
+    encoder = load_encoder(model, LoadOptions(device="cpu"))
     size = encoder.transform.input_size
     images = torch.randint(0, 256, (2, 3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
@@ -207,10 +188,6 @@ def run_queue(store: RequestStore, score: Callable[[Request, Path], dict[str, tu
         finally:
             lock.release()
     return done
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-").lower() or "model"
 
 
 def _mkdir(path: Path) -> Path:

@@ -15,6 +15,7 @@ import torch
 
 from harness.errors import HarnessError
 from harness.models.card import ModelCard, read_card
+from harness.models.building import build_timm, finish_encoder
 from harness.models.encoder import ImageEncoder
 from harness.models.zoo import find_known_model
 
@@ -24,15 +25,23 @@ HEAD_PREFIXES = ("head.", "fc.", "classifier.", "head_dist.")
 WRAPPER_PREFIXES = ("module.", "model.", "backbone.", "encoder.")
 
 
-def locate_checkpoint(path: Path) -> tuple[Path, Path]:
-    """(weights file, card file) for a checkpoint directory or a weights file."""
-    folder = path if path.is_dir() else path.parent
+def find_weights(path: Path) -> Path:
+    """The weights file of a checkpoint: the file itself, or the first match in a directory."""
     if path.is_dir():
         weights = next((f for pattern in WEIGHT_PATTERNS for f in sorted(path.glob(pattern)) if f.is_file()), None)
         if weights is None:
-            raise HarnessError(f"{path}: no weights file (model.safetensors, *.pt, *.pth) in this directory")
-    else:
-        weights = path
+            raise HarnessError(f"{path}: no weights file (model.safetensors, *.safetensors, *.bin, *.pt, *.pth) "
+                               "in this directory")
+        return weights
+    if path.is_file():
+        return path
+    raise HarnessError(f"{path}: no such file or directory")
+
+
+def locate_checkpoint(path: Path) -> tuple[Path, Path]:
+    """(weights file, card file) for a checkpoint directory or a weights file."""
+    folder = path if path.is_dir() else path.parent
+    weights = find_weights(path)
     card = next((folder / name for name in CARD_NAMES if (folder / name).is_file()), None)
     if card is None:
         raise HarnessError(
@@ -127,13 +136,10 @@ def load_state_strictly(backbone: torch.nn.Module, state: dict[str, torch.Tensor
     backbone.load_state_dict(state, strict=True)
 
 
-def load_checkpoint_encoder(path: Path, options) -> ImageEncoder:
-    from harness.models.loading import build_timm, finish_encoder
-
-    weights, card_path = locate_checkpoint(path)
+def load_checkpoint_encoder(weights: Path, card_path: Path, name: str, sha256: str, device: str) -> ImageEncoder:
+    """The encoder of a located checkpoint (model_spec.resolve_model found its files, name and hash)."""
     card = resolve_card(read_card(card_path), card_path)
     state = read_state_dict(weights)
     backbone = build_timm(card.architecture, card.timm_kwargs, pretrained=False)
     load_state_strictly(backbone, state, weights, card.architecture)
-    spec = card.name or str(path)
-    return finish_encoder(spec, backbone, card, "checkpoint", sha256_file(weights), options.device)
+    return finish_encoder(name, backbone, card, "checkpoint", sha256, device)

@@ -15,6 +15,13 @@ from harness.models.transform import TileTransform
 WeightsKind = Literal["pretrained", "random-init", "checkpoint", "instrument"]
 
 
+def model_slug(name: str, weights: WeightsKind | None = None) -> str:
+    """The folder of a model's results: its name made filesystem-safe (case kept, runs of other
+    characters become '--'), with '-random-init' for untrained weights. The one slug rule."""
+    base = re.sub(r"[^A-Za-z0-9._-]+", "--", name.strip("/")).strip("-") or "model"
+    return f"{base}-random-init" if weights == "random-init" else base
+
+
 @dataclass
 class EncoderInfo:
     """What a result records about the model (and what keys the embedding cache)."""
@@ -27,9 +34,8 @@ class EncoderInfo:
 
     @property
     def slug(self) -> str:
-        """Folder name for this model's results: the spec made filesystem-safe."""
-        base = re.sub(r"[^A-Za-z0-9._-]+", "--", self.name.strip("/")).strip("-") or "model"
-        return f"{base}-random-init" if self.weights == "random-init" else base
+        """Folder name for this model's results."""
+        return model_slug(self.name, self.weights)
 
 
 class PooledBackbone(nn.Module):

@@ -103,11 +103,6 @@ def bleu_from_statistics(summed: np.ndarray, order: int, max_n: int = 4) -> np.n
     return np.where((hyp_len > 0) & (matches > 0).all(axis=1), bleu, 0.0)
 
 
-def corpus_bleu(hypotheses: list[list[str]], references: list[list[str]], max_n: int = 4) -> float:
-    """Corpus BLEU-max_n with one reference per hypothesis, in [0, 1]."""
-    return float(bleu_from_statistics(bleu_statistics(hypotheses, references, max_n).sum(axis=0), max_n, max_n)[0])
-
-
 def _lcs(a: list[str], b: list[str]) -> int:
     previous = [0] * (len(b) + 1)
     for x in a:

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from harness.atomic_write import save_npy_atomic
 from harness.embedding_cache import EmbeddingCache
 from harness.tile_embedding import ExtractOptions
+from harness.process_group import barrier, rank_and_world
 from harness.progress import progress_bar
 from harness.registry import TilingSpec
 from harness.slides.tiling import SlideError, SlideTiling, open_slide, plan_tiles
@@ -97,7 +98,7 @@ def embed_slides(encoder, paths: list[Path], tiling: TilingSpec, cache: Embeddin
         except OSError as error:
             keys.append(None)
             failed[str(path)] = f"cannot open: {error.strerror or error}"
-    rank, world = _rank_and_world()
+    rank, world = rank_and_world()
     mine = [i for i, key in enumerate(keys) if key and i % world == rank]
     todo = [i for i in mine if cache.load(keys[i]) is None]
     rate = per_min = None
@@ -109,7 +110,7 @@ def embed_slides(encoder, paths: list[Path], tiling: TilingSpec, cache: Embeddin
             rate = _extract(encoder, [paths[i] for i in todo], [keys[i] for i in todo], tiling, cache, options,
                             label, failed)
             per_min = 60 * len(todo) / (time.perf_counter() - started) if rate else None
-    _barrier()
+    barrier()
     features, coords, kept = [], [], []
     for i, (path, key) in enumerate(zip(paths, keys)):
         entry = cache.load(key) if key else None
@@ -177,7 +178,7 @@ def _extract(encoder, paths, keys, tiling, cache, options, label, failed) -> flo
 def _finish(cache: EmbeddingCache, key: str, writer, tiling: SlideTiling, encoder) -> None:
     save_npy_atomic(cache.folder(key) / "coords.npy", tiling.coords)
     writer.finish({"model": encoder.info.name, "slide": tiling.path, "level": tiling.level,
-                   "read_size": tiling.read_size, "mpp": tiling.mpp, "rank": _rank_and_world()[0]})
+                   "read_size": tiling.read_size, "mpp": tiling.mpp, "rank": rank_and_world()[0]})
 
 
 def _record_failure(cache: EmbeddingCache, key: str | None, reason: str) -> None:
@@ -191,21 +192,6 @@ def _record_failure(cache: EmbeddingCache, key: str | None, reason: str) -> None
 def _failure_note(cache: EmbeddingCache, key: str | None) -> str | None:
     path = cache.folder(key) / "failed.txt" if key else None
     return path.read_text() if path and path.exists() else None
-
-
-def _rank_and_world() -> tuple[int, int]:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1  # no process group: this process embeds every slide
-
-
-def _barrier() -> None:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
 
 
 def instrument_slides(encoder, source, paths: list[Path], fingerprint: str) -> SlideFeatures:

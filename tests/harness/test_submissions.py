@@ -138,6 +138,6 @@ def test_queue_scores_survives_a_kill_and_is_idempotent(tmp_path, tiny_fm_state,
     from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv("HARNESS_RESULTS", str(out))
-    app = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "leaderboard" / "app.py"), default_timeout=60)
+    app = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "leaderboard" / "app.py"), default_timeout=60)
     app.run()
     assert list(app.dataframe[0].value["model"]) == ["lab/tiny-fm"]

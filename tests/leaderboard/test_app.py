@@ -80,12 +80,13 @@ def test_filters_and_per_task_view(monkeypatch, results):
 
 
 def test_the_queue_tab_lists_local_requests(monkeypatch, results, tmp_path):
-    from harness.submissions import Request, RequestStore, now
+    from harness.submissions import Request, RequestStore
+    from harness.timestamps import utc_timestamp
 
     store = RequestStore(tmp_path / "requests")
     for i, status in enumerate(["FINISHED", "PENDING"]):
         store.save(Request(id=f"r{i}", status=status, model_name=f"lab/m{i}", tasks="all", submitted=f"2026-01-0{i + 1}",
-                           updated=now()))
+                           updated=utc_timestamp()))
     monkeypatch.setenv("HARNESS_REQUESTS", str(tmp_path / "requests"))
     app = run_app(monkeypatch, results)
     queue = next(d.value for d in app.dataframe if "submitted" in d.value.columns)

@@ -10,8 +10,8 @@ import sacrebleu
 from pycocoevalcap.cider.cider import Cider
 from rouge_score import rouge_scorer
 
-from harness.scoring.text_metrics import (bleu_tokens, cider_d_scores, cider_tokens, corpus_bleu, rouge_l_scores,
-                                  rouge_tokens, token_f1, tokenize)
+from harness.scoring.text_metrics import (bleu_from_statistics, bleu_statistics, bleu_tokens, cider_d_scores,
+                                          cider_tokens, rouge_l_scores, rouge_tokens, token_f1, tokenize)
 from tasks.report_generation import score_reports
 
 REFERENCES = [
@@ -42,7 +42,8 @@ def ptb(texts: list[str]) -> list[str]:
 def test_bleu_matches_sacrebleu_on_raw_text(n):
     bleu = sacrebleu.metrics.BLEU(max_ngram_order=n, smooth_method="none", effective_order=False)  # 13a default
     expected = bleu.corpus_score(HYPOTHESES, [REFERENCES]).score / 100
-    ours = corpus_bleu([bleu_tokens(h) for h in HYPOTHESES], [bleu_tokens(r) for r in REFERENCES], max_n=n)
+    statistics = bleu_statistics([bleu_tokens(h) for h in HYPOTHESES], [bleu_tokens(r) for r in REFERENCES])
+    ours = float(bleu_from_statistics(statistics.sum(axis=0), n)[0])  # as report_generation sums them
     assert ours == pytest.approx(expected, abs=1e-9)
 
 

@@ -1,0 +1,120 @@
+"""`--model SPEC` resolved once: what the model is, what results will call it and where they go.
+
+Every caller asks this module (the CLI before a run, the runner, submissions, the distillers'
+scoring, the Hub queue), as timm's `parse_model_name` is asked for a model string. SPEC is one of:
+
+  random-noise | synth-oracle[-tissue|-grade]   instrument models (synthetic suite)
+  timm:<name>                                   a timm architecture (pretrained weights from the Hub)
+  hf-hub:<org>/<repo>                           a timm model hosted on the Hub
+  <known name>                                  a model of zoo.py, e.g. uni, virchow2, colour-stats
+  <path>                                        a local checkpoint directory or file (checkpoint.py)
+
+Resolving reads no weights; only a checkpoint's hash (`weights_sha256`) reads its file, once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from harness.errors import HarnessError
+from harness.models.card import ModelCard
+from harness.models.encoder import WeightsKind, model_slug
+from harness.models.instruments import INSTRUMENTS
+from harness.models.zoo import find_known_model
+
+DEFAULT_MODEL = "timm:vit_tiny_patch16_224"
+
+ModelSource = Literal["instrument", "timm", "hf-hub", "known", "checkpoint"]
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    random_init: bool = False  # score the architecture untrained (labelled random-init)
+    random_fallback: bool = False  # the default model: random-init when weights are unreachable
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    spec: str  # as the user wrote it
+    source: ModelSource
+    name: str  # what results record: the spec, or a checkpoint card's `name`
+    weights: WeightsKind  # the weights the run plans to score (a fallback may still turn pretrained to random-init)
+    card: ModelCard | None = None  # a known model's zoo card, or a checkpoint's own card (before `base:` is merged)
+    checkpoint: Path | None = None  # the weights file of a local checkpoint
+    card_path: Path | None = field(default=None, compare=False)
+
+    @property
+    def slug(self) -> str:
+        return model_slug(self.name, self.weights)
+
+    @cached_property
+    def weights_sha256(self) -> str | None:
+        """sha256 of a checkpoint's weights file (read once); None for other models, whose hash is
+        that of the built network (known only after loading)."""
+        if self.checkpoint is None:
+            return None
+        from harness.models.checkpoint import sha256_file
+
+        return sha256_file(self.checkpoint)
+
+
+def resolve_model(spec: str, options: LoadOptions = LoadOptions()) -> ModelSpec:
+    """SPEC -> ModelSpec, or one line saying what is wrong with it (no weights are read)."""
+    if not spec.strip():
+        raise HarnessError("--model '': empty model spec (an empty path would mean the current folder)")
+    if spec in INSTRUMENTS:
+        return ModelSpec(spec, "instrument", spec, "instrument")
+    if spec.startswith("timm:"):
+        import timm
+
+        if not timm.is_model(spec.removeprefix("timm:")):
+            raise HarnessError(f"model '{spec}': timm has no architecture '{spec.removeprefix('timm:')}': "
+                               "see timm.list_models()")
+        return ModelSpec(spec, "timm", spec, _planned(options))
+    known = find_known_model(spec)
+    if known is not None:
+        loader, _, where = (known.architecture or "").partition(":")
+        if loader == "builtin":  # colour-stats: a fixed function of the pixels
+            return ModelSpec(spec, "known", spec, "instrument", card=known)
+        if loader == "package":  # a checkpoint shipped inside the harness (synth-reference)
+            from importlib.resources import files
+
+            return _checkpoint(spec, Path(str(files("harness").joinpath(where))))
+        return ModelSpec(spec, "known", spec, _planned(options), card=known)
+    if spec.startswith("hf-hub:"):
+        return ModelSpec(spec, "hf-hub", spec, _planned(options), card=ModelCard(hub_id=spec.removeprefix("hf-hub:")))
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise HarnessError(
+            f"unknown model '{spec}': not a known model and no such file or directory; give timm:<name>, "
+            "hf-hub:<org>/<repo>, a known model (see `harness list`), random-noise, synth-oracle, or the path "
+            "of a checkpoint"
+        )
+    return _checkpoint(spec, path)
+
+
+def _checkpoint(spec: str, path: Path) -> ModelSpec:
+    from harness.models.card import read_card
+    from harness.models.checkpoint import locate_checkpoint
+
+    weights, card_path = locate_checkpoint(path)  # a folder without weights or card.yaml
+    card = read_card(card_path)  # a card that is not UTF-8, not YAML, or has unknown keys
+    return ModelSpec(spec, "checkpoint", card.name or str(path), "checkpoint", card=card, checkpoint=weights,
+                     card_path=card_path)
+
+
+def _planned(options: LoadOptions) -> WeightsKind:
+    """Hub weights, unless untrained ones are asked for, or allowed as a fallback and the Hub is
+    unreachable (the loader may still find them in the local cache: it has the last word)."""
+    if options.random_init:
+        return "random-init"
+    if options.random_fallback:
+        from harness.hub_access import hub_reachable
+
+        if not hub_reachable():
+            return "random-init"
+    return "pretrained"
