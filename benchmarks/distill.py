@@ -78,7 +78,7 @@ def main() -> None:
         started = time.perf_counter()
         distill(config, Path(tmp) / "student", registry, context, extract)
         harness = args.steps / (time.perf_counter() - started)
-        online = config.model_copy(update={"teacher_forward": "online", "fit_tiles": 256})
+        online = config.model_copy(update={"params": {"teacher_forward": "online", "fit_tiles": 256}})
         elapsed = []
         for steps in (1, args.steps + 1):  # the difference leaves out start-up and the PHI-S fit
             started = time.perf_counter()

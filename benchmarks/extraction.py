@@ -26,12 +26,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from harness.cli import default_cache_dir, main  # noqa: E402
+from harness.cli import main  # noqa: E402
 from harness.embedding_cache import EmbeddingCache  # noqa: E402
 from harness.tile_embedding import ExtractOptions, embed_split  # noqa: E402
 from harness.models.loading import LoadOptions, load_encoder  # noqa: E402
 from harness.registry import SynthDataset  # noqa: E402
 from harness.sources import DataContext, open_source  # noqa: E402
+from harness.sources.base import default_cache_dir  # noqa: E402
 
 
 def raw_forward_rate(encoder, images, batch_size: int) -> float:

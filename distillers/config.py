@@ -6,12 +6,13 @@ Every key is declared here (unknown keys are errors, as in tasks.yaml).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harness.errors import HarnessError
 from harness.yaml_files import parse_yaml, read_yaml
+from distillers.method import METHODS
 from harness.registry import first_problem
 
 
@@ -24,9 +25,13 @@ class TeacherSpec(BaseModel):
 
 
 class DistillConfig(BaseModel):
+    """The settings every method shares (the training loop's), plus `params`: the method's own
+    settings, declared by its `Params` (distillers/method.py). A method's keys may also be written
+    at the top level (`tau: 3`, `--set tau=3`): they are moved into `params`."""
+
     model_config = ConfigDict(extra="forbid")
 
-    method: Literal["feature_kd", "multi_teacher", "logit_kd", "cross_magnification"] = "feature_kd"
+    method: str = "feature_kd"  # a registered method (distillers/__init__.py)
     teachers: list[TeacherSpec] = Field(min_length=1)
     student: str = "vit_tiny_patch16_224"  # a timm architecture, trained from scratch
     student_input_size: int = Field(112, ge=16)  # the student's input side (ViTs take img_size)
@@ -39,26 +44,35 @@ class DistillConfig(BaseModel):
     warmup_steps: int = Field(30, ge=0)
     grad_clip: float = Field(1.0, gt=0)
     augment: bool = True  # flips and 90-degree rotations of the student's input (tissue is orientation-free)
-    # cached: teacher summary embeddings computed once (through the embedding cache) and reused for
-    #         every view of a tile; CLS-only. online: the frozen teachers embed each batch's view,
-    #         and the patch-token term is trained too (feature_kd, multi_teacher; not instruments)
-    teacher_forward: Literal["cached", "online"] = "cached"
-    fit_tiles: int = Field(1024, ge=1)  # online: training tiles the teachers' PHI-S statistics are fitted on
-    # nested dims, e.g. [32, 64, 128], each below the student's embedding dim; [] = off
-    matryoshka_dims: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list)
-    adaptor_hidden: int = Field(256, ge=1)
-    tau: float = Field(2.0, gt=0)  # logit_kd temperature
-    alpha: float = Field(0.5, ge=0, le=1)  # logit_kd: weight of the label cross-entropy
-    label_dataset: str = "synth-tiles"  # logit_kd: where the teachers' task heads are fitted
-    # cross_magnification: the student reads slides at student_mpp (a whole multiple of the
-    # dataset's grid mpp); its tile covers a k x k block of teacher tiles
-    student_mpp: float = Field(2.0, gt=0)
-    patch_weight: float = Field(1.0, ge=0)  # lambda of the patch-token term (online) / the spatial term (cross_magnification)
-    region_stride: int = Field(1, ge=1)  # training blocks start every this many grid tiles (1: all overlapping blocks)
-    min_region_tiles: int = Field(4, ge=1)  # a block needs this many tissue tiles to be a training region
     checkpoint_every: int = Field(50, ge=1)
     seed: int = 0
     name: str | None = None  # the student's model name (default: the output folder's name)
+    params: dict[str, Any] = {}  # the method's own settings (see its Params)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _method_keys_into_params(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            return raw
+        method = METHODS.get(raw.get("method", "feature_kd"))
+        own = set(method.Params.model_fields) if method else set()
+        lifted = {key: value for key, value in raw.items() if key in own and key not in cls.model_fields}
+        if not lifted:
+            return raw
+        rest = {key: value for key, value in raw.items() if key not in lifted}
+        return {**rest, "params": {**lifted, **(raw.get("params") or {})}}
+
+    @field_validator("method")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        if name not in METHODS:
+            raise ValueError(f"unknown method '{name}' (one of: {', '.join(METHODS)})")
+        return name
+
+    @property
+    def method_params(self) -> BaseModel:
+        """`params` validated by the method's Params (read_config reports a bad key with its file)."""
+        return METHODS[self.method].Params.model_validate(self.params)
 
 
 def read_config(path: Path | None, teachers: list[str] | None = None, settings: list[str] | None = None
@@ -79,7 +93,13 @@ def read_config(path: Path | None, teachers: list[str] | None = None, settings: 
         raw["teachers"] = [{"model": model} for model in teachers]
     where = " + ".join([*([str(path)] if path is not None else []), *(["flags"] if settings or teachers else [])])
     try:
-        return DistillConfig.model_validate(raw)
+        config = DistillConfig.model_validate(raw)
+        config.method_params  # noqa: B018 - validated now, so that a bad key is named with its file
     except ValidationError as error:
         loc, message = first_problem(error)
+        key = loc[-1] if loc else ""
+        owners = [name for name, method in METHODS.items() if key in method.Params.model_fields]
+        if message.startswith("unknown key") and owners:
+            message = f"a setting of {' and '.join(owners)}, not of {raw.get('method', 'feature_kd')}"
         raise HarnessError(f"{where}: key '{'.'.join(loc)}': {message}") from None
+    return config

@@ -19,19 +19,35 @@ k^2 times fewer per slide than the teacher.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
 
 from distillers.feature_kd import FeatureKD, adaptor
+from distillers.method import DistillationRun, Prepared, register_method
+from distillers.training_items import TrainTargets
 from distillers.losses import PhiS, patch_loss
 from distillers.slide_tiles import SlideTileImages, held_out_items, teacher_slide_features
 from distillers.teachers import TeacherTargets
 from distillers.training_loop import orient
 from harness.errors import HarnessError
 from harness.slides.tiling import SlideError, SlideTiling, open_slide, read_geometry, slide_mpp
-from harness.sources.slide_source import SlideSource
+
+
+class CrossMagnificationParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # the student reads slides at student_mpp (a whole multiple of the dataset's grid mpp); its
+    # tile covers a k x k block of teacher tiles
+    student_mpp: float = Field(2.0, gt=0)
+    patch_weight: float = Field(1.0, ge=0)  # lambda of the spatial term
+    region_stride: int = Field(1, ge=1)  # training blocks start every this many grid tiles (1: all overlapping blocks)
+    min_region_tiles: int = Field(4, ge=1)  # a block needs this many tissue tiles to be a training region
+    matryoshka_dims: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list)  # as in feature_kd
+    adaptor_hidden: int = Field(256, ge=1)
 
 
 @dataclass
@@ -105,15 +121,11 @@ class RegionData:
 
 
 def region_data(config, source, context, extract) -> RegionData:
-    if not isinstance(source, SlideSource):
+    if source.kind != "slides":
         raise HarnessError(f"method cross_magnification reads whole slides: dataset '{config.dataset}' is not a "
                            "slide dataset; use a wsi dataset or synthetic slides (e.g. synth-slides-large)")
-    if len(config.teachers) != 1:
-        raise HarnessError("method cross_magnification takes one teacher")
-    if config.teacher_forward != "cached":
-        raise HarnessError("method cross_magnification uses cached teacher tiles: set teacher_forward: cached")
-    spec = config.teachers[0]
-    block_side(config.student_mpp, source.tiling.target_mpp)
+    spec, params = config.teachers[0], config.method_params
+    block_side(params.student_mpp, source.tiling.target_mpp)
     table = source.table()
     embedded, n_parameters = teacher_slide_features(spec, source, table.paths, context, extract)
     for path, reason in embedded.failed.items():
@@ -121,12 +133,12 @@ def region_data(config, source, context, extract) -> RegionData:
     paths = [table.paths[i] for i in embedded.kept]
     try:
         regions = build_regions(paths, embedded.coords, source.tiling.target_mpp, source.tiling.tile_size,
-                                config.student_mpp, config.region_stride, config.min_region_tiles)
+                                params.student_mpp, params.region_stride, params.min_region_tiles)
     except SlideError as error:
         raise HarnessError(f"dataset '{config.dataset}': {error}") from None
     if not len(regions.cells):
         raise HarnessError(f"dataset '{config.dataset}': no {regions.k}x{regions.k} block of tiles holds "
-                           f"{config.min_region_tiles} tissue tiles: lower min_region_tiles or student_mpp")
+                           f"{params.min_region_tiles} tissue tiles: lower min_region_tiles or student_mpp")
     tiles_raw = np.concatenate(embedded.features).astype(np.float32)
     cells = stacked_cells(regions, [len(f) for f in embedded.features])
     phis = PhiS(tiles_raw)
@@ -138,13 +150,34 @@ def region_data(config, source, context, extract) -> RegionData:
     images = SlideTileImages(regions.tilings, config.student_input_size)
     description = {"dataset": config.dataset, "slides": n_slides, "regions": len(cells), "block": regions.k,
                    "teacher_tiles": len(tiles_raw), "teacher_mpp": source.tiling.target_mpp,
-                   "student_mpp": config.student_mpp, "train": len(cells) - len(held_out),
+                   "student_mpp": params.student_mpp, "train": len(cells) - len(held_out),
                    "held_out": len(held_out), "failed_slides": len(embedded.failed)}
     return RegionData(images, targets, phis(tiles_raw), cells, regions.k, held_out, description)
 
 
+@register_method
 class CrossMagnification(FeatureKD):
     """FeatureKD's summary loss on pooled region targets, plus the spatial term."""
+
+    name = "cross_magnification"
+    Params = CrossMagnificationParams
+    teachers = "one"
+
+    @classmethod
+    def prepare(cls, run: DistillationRun) -> Prepared:
+        data = region_data(run.config, run.source, run.context, run.extract)
+        return Prepared(data.images, data.held_out, data.description, data.targets,
+                        extra={"tile_targets": data.tile_targets, "cells": data.cells, "k": data.k})
+
+    @classmethod
+    def build(cls, run: DistillationRun, prepared: Prepared, keep: np.ndarray) -> "CrossMagnification":
+        extra = prepared.extra
+        return cls(run.config, [TrainTargets(t, keep) for t in prepared.targets], extra["tile_targets"],
+                   extra["cells"][keep], extra["k"])
+
+    @classmethod
+    def card(cls, params: CrossMagnificationParams) -> dict:
+        return {"slide_mpp": params.student_mpp}  # it reads slide tiles at the magnification it was taught
 
     def __init__(self, config, targets, tile_targets: np.ndarray, cells: np.ndarray, k: int):
         super().__init__(config, targets)
@@ -154,19 +187,19 @@ class CrossMagnification(FeatureKD):
 
     def heads(self, student_dim: int):
         heads = super().heads(student_dim)
-        heads["spatial"] = adaptor(student_dim, self.tile_targets.shape[1], self.config.adaptor_hidden)
+        heads["spatial"] = adaptor(student_dim, self.tile_targets.shape[1], self.params.adaptor_hidden)
         return heads
 
     def loss(self, heads, summary, index, grid=None, codes=None) -> torch.Tensor:
         loss = super().loss(heads, summary, index)
-        if grid is None or self.config.patch_weight <= 0:
+        if grid is None or self.params.patch_weight <= 0:
             return loss
         student = F.adaptive_avg_pool2d(grid, self.k)  # (B, D, k, k)
         target, mask = self.spatial_targets(index, codes)
         rows = mask.flatten()
         student_cells = heads["spatial"](student.permute(0, 2, 3, 1).reshape(-1, student.shape[1]))[rows]
         teacher_cells = target.permute(0, 2, 3, 1).reshape(-1, target.shape[1])[rows]
-        return loss + self.config.patch_weight * patch_loss(student_cells, teacher_cells)
+        return loss + self.params.patch_weight * patch_loss(student_cells, teacher_cells)
 
     def spatial_targets(self, index: np.ndarray, codes: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, d, k, k) teacher tiles of each region and (B, k, k) tissue mask, oriented like the

@@ -7,23 +7,77 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from distillers.losses import hinton_kd_loss
+from distillers.method import DistillationMethod, DistillationRun, Prepared, register_method
+from distillers.training_items import training_items
+from harness.errors import HarnessError
 
 
-class LogitKD:
+class LogitKDParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tau: float = Field(2.0, gt=0)  # temperature
+    alpha: float = Field(0.5, ge=0, le=1)  # weight of the label cross-entropy
+    label_dataset: str = "synth-tiles"  # where the teachers' task heads are fitted (its train split)
+
+
+@register_method
+class LogitKD(DistillationMethod):
+    name = "logit_kd"
+    Params = LogitKDParams
+    teachers = "several"  # an ensemble: the mean of the teachers' tempered softmaxes
+    fidelity = False  # one classifier head, no adaptor per teacher
+
+    @classmethod
+    def prepare(cls, run: DistillationRun) -> Prepared:
+        label_dataset = run.config.method_params.label_dataset
+        if label_dataset not in run.registry.datasets:
+            raise HarnessError(f"label_dataset '{label_dataset}' is not in the registry (see `harness list`)")
+        return training_items(run)
+
+    @classmethod
+    def build(cls, run: DistillationRun, prepared: Prepared, keep: np.ndarray) -> "LogitKD":
+        """The teachers' task heads, fitted on the labelled dataset's train split, applied to the items."""
+        from harness.embedding_cache import EmbeddingCache
+        from harness.models.loading import load_encoder
+        from harness.models.model_spec import LoadOptions
+        from harness.sources import open_source
+        from harness.tile_embedding import embed_split
+
+        config, source, params = run.config, run.source, run.config.method_params
+        labelled = open_source(params.label_dataset, run.registry.datasets[params.label_dataset], run.context,
+                               run.registry.datasets)
+        labelled.prepare()
+        cache = EmbeddingCache(run.context.cache_dir)
+        fit = []
+        for spec in config.teachers:
+            encoder = load_encoder(spec.model, LoadOptions(device=run.extract.device))
+            x = np.asarray(embed_split(encoder, labelled, labelled.fingerprint(), "train", cache, run.extract)[0]
+                           .embeddings)
+            fit.append((x, labelled.labels("train")))
+        probs = teacher_probabilities(config, prepared.targets, fit, len(labelled.class_names()))[keep]
+        labels = None
+        splits = config.splits or (source.split_names() if source.kind == "tiles" else [])
+        if source.kind == "tiles" and all(source.labels(s) is not None for s in splits) \
+                and source.class_names() == labelled.class_names():
+            labels = np.concatenate([source.labels(s) for s in splits])[keep]
+        return cls(config, prepared.targets, probs, labels)
+
     def __init__(self, config, targets, teacher_probs: np.ndarray, labels: np.ndarray | None):
-        self.config, self.targets = config, targets
+        self.config, self.targets, self.params = config, targets, config.method_params
         self.teacher_probs, self.labels = teacher_probs, labels
 
     def heads(self, student_dim: int) -> nn.ModuleDict:
         return nn.ModuleDict({"classifier": nn.Linear(student_dim, self.teacher_probs.shape[1])})
 
-    def loss(self, heads: nn.ModuleDict, summary: torch.Tensor, index: np.ndarray, labels=None) -> torch.Tensor:
+    def loss(self, heads: nn.ModuleDict, summary: torch.Tensor, index: np.ndarray, grid=None, codes=None
+             ) -> torch.Tensor:
         probs = torch.from_numpy(self.teacher_probs[index])
         y = torch.from_numpy(self.labels[index]) if self.labels is not None else None
-        return hinton_kd_loss(heads["classifier"](summary), probs, y, tau=self.config.tau, alpha=self.config.alpha)
+        return hinton_kd_loss(heads["classifier"](summary), probs, y, tau=self.params.tau, alpha=self.params.alpha)
 
 
 def teacher_probabilities(config, targets, fit_embeddings: list[tuple[np.ndarray, np.ndarray]], n_classes: int):
@@ -38,5 +92,5 @@ def teacher_probabilities(config, targets, fit_embeddings: list[tuple[np.ndarray
         mean, std = x.mean(0), x.std(0) + 1e-6
         probe = fit_linear_probe((x - mean) / std, y, (x - mean) / std, y, n_classes,
                                  LinearProbeConfig(lr=1e-2, max_steps=500, eval_every=100, patience=500), config.seed)
-        probs.append(softmax(probe.predict_logits((t.raw - mean) / std) / config.tau, axis=1))
+        probs.append(softmax(probe.predict_logits((t.raw - mean) / std) / config.method_params.tau, axis=1))
     return np.mean(probs, axis=0).astype(np.float32)

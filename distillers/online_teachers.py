@@ -32,13 +32,12 @@ class TeacherView:
 
 class OnlineTeachers:
     def __init__(self, specs, device: str):
-        from harness.models.instruments import InstrumentEncoder
 
         self.specs, self.device = specs, device
         self.encoders = []
         for spec in specs:
             encoder = load_encoder(spec.model, LoadOptions(random_init=spec.random_init, device=device))
-            if isinstance(encoder, InstrumentEncoder):
+            if not encoder.reads_pixels:
                 raise HarnessError(f"teacher '{spec.model}' is an instrument (no network to run on each batch): "
                                    "use teacher_forward: cached")
             encoder.module.eval().requires_grad_(False)

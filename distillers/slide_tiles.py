@@ -20,7 +20,7 @@ from harness.models.card import IMAGENET_MEAN, IMAGENET_STD
 from harness.models.loading import LoadOptions, load_encoder
 from harness.models.transform import TileTransform
 from harness.progress import progress_bar
-from harness.slides.slide_embedding import SlideFeatures, SlideTiles, embed_slides, instrument_slides
+from harness.slides.slide_embedding import SlideFeatures, SlideTiles, slide_features
 from harness.slides.tiling import SlideError, SlideTiling, open_slide, plan_tiles
 
 HELD_OUT_EVERY = 10
@@ -86,20 +86,17 @@ def slide_tiles(config, source) -> tuple[SlideTileImages, np.ndarray, dict]:
     images = SlideTileImages(tilings)
     held_out = held_out_items(images.slide_of)
     description = {"dataset": config.dataset, "slides": len(tilings), "tiles": len(images),
-                   "train": len(images) - len(held_out), "held_out": len(held_out), "failed_slides": len(failed),
-                   "teacher_forward": config.teacher_forward}
+                   "train": len(images) - len(held_out), "held_out": len(held_out), "failed_slides": len(failed)}
     return images, held_out, description
 
 
 def teacher_slide_features(spec, source, paths: list[Path], context, extract) -> tuple[SlideFeatures, int]:
     """A teacher's embedding of every grid tile of these slides (cached per slide), and its size."""
     from harness.embedding_cache import EmbeddingCache
-    from harness.models.instruments import InstrumentEncoder
 
     encoder = load_encoder(spec.model, LoadOptions(random_init=spec.random_init, device=extract.device))
-    if isinstance(encoder, InstrumentEncoder):
-        return instrument_slides(encoder, source, paths, source.fingerprint()), encoder.info.n_parameters
-    features = embed_slides(encoder, paths, source.tiling, EmbeddingCache(context.cache_dir), extract, source.name)
+    features = slide_features(encoder, source, paths, source.tiling, EmbeddingCache(context.cache_dir), extract,
+                              source.fingerprint())
     return features, encoder.info.n_parameters
 
 

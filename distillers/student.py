@@ -22,7 +22,7 @@ def student_timm_kwargs(architecture: str, input_size: int) -> dict:
     return {"img_size": input_size} if "vit" in architecture or "deit" in architecture else {}
 
 
-def write_student(folder: Path, student, config, dim: int, record: dict) -> Path:
+def write_student(folder: Path, student, config, dim: int, record: dict, method_card: dict | None = None) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in student.backbone.state_dict().items()}
@@ -32,8 +32,7 @@ def write_student(folder: Path, student, config, dim: int, record: dict) -> Path
             "embed_dim": dim, "input_size": config.student_input_size,
             "notes": f"distilled by pathology-harness ({config.method}) from "
                      + ", ".join(t.model for t in config.teachers)}
-    if config.method == "cross_magnification":
-        card["slide_mpp"] = config.student_mpp  # it reads slide tiles at the magnification it was taught
+    card.update(method_card or {})  # what the method adds (cross_magnification: the slide_mpp it was taught at)
     if student_timm_kwargs(config.student, config.student_input_size):
         card["timm_kwargs"] = student_timm_kwargs(config.student, config.student_input_size)
     write_text_atomic(folder / "card.yaml", yaml.safe_dump(card, sort_keys=False))

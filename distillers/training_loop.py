@@ -51,7 +51,7 @@ class StudentWithHeads(nn.Module):
     def forward(self, images: torch.Tensor, index: np.ndarray, codes: np.ndarray | None = None) -> torch.Tensor:
         tokens = self.student.backbone.forward_features(images)
         summary = self.student.pool(tokens).float()
-        if getattr(self.method, "uses_patch_grid", False):
+        if self.method.uses_patch_grid:
             return self.method.loss(self.heads, summary, index, grid=self.student.patch_grid(tokens).float(),
                                     codes=codes)
         return self.method.loss(self.heads, summary, index)
@@ -133,7 +133,7 @@ def train(config, images, method, out_dir: Path, device: str = "cpu", stop_after
             index, codes = batch_of(config.seed, step, len(images), config.batch_size)
             mine = slice(rank, None, world)  # this rank's share of the batch
             tiles = oriented_tiles(images, index[mine], codes[mine] if config.augment else None)
-            if getattr(method, "online", None) is not None:  # online teachers embed this very view (no_grad)
+            if method.observes_batches:  # online teachers embed this very view (no_grad)
                 method.observe(tiles.to(device))
             x = model_input(tiles, config.student_input_size).to(device)
             with autocast:

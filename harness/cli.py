@@ -25,10 +25,6 @@ EXIT_TASK_FAILED = 1
 EXIT_USAGE = 2
 
 
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "harness")).expanduser()
-
-
 class HarnessCLI:
     """Each public method is a verb; its arguments are declared in `build_parser`."""
 
@@ -40,6 +36,7 @@ class HarnessCLI:
 
     def _context(self, args):
         from harness.sources import DataContext
+        from harness.sources.base import default_cache_dir
 
         cache = Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_dir()
         data_root = args.data_root or os.environ.get("HARNESS_DATA_ROOT") or cache / "data"

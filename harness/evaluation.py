@@ -1,16 +1,18 @@
-"""What the engine hands a task family and what it gets back.
+"""What the engine hands a task family, what it gets back, and what a family is.
 
 A family is pure: `evaluate(TaskData, params) -> Evaluation`, arrays in, metrics out; no file
-I/O, no model loading, no printing. The engine imports no family: the CLI passes the table.
+I/O, no model loading, no printing. It describes its metrics (direction, bounds, display group),
+and results carry those descriptions, so that no reader needs to know a family or a metric by
+name. The engine imports no family: the CLI passes the table (tasks/__init__.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 @dataclass
@@ -67,14 +69,45 @@ class Evaluation:
     samples: list[dict[str, Any]] | None = None
 
 
-class TaskFamily(Protocol):
+class MetricInfo(BaseModel):
+    """How to read one metric: which way is better, its range, where the app shows it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    higher_is_better: bool = True
+    bounds: tuple[float | None, float | None] = (0.0, 1.0)  # None: unbounded on that side (CIDEr-D above)
+    group: str = "score"  # display group; the app shows "robustness" metrics in its robustness panel
+
+    @property
+    def bounded(self) -> bool:
+        """Both ends finite: such scores can be averaged with others (unbounded ones only ranked)."""
+        return None not in self.bounds
+
+
+SCORE = MetricInfo()  # a score in [0, 1], higher is better (accuracy, AUROC, C-index, map@k ...)
+
+
+class TaskFamily:
+    """What every family is. A family subclasses this, sets `name`, `title` and `Params`, and
+    implements `metrics` and `evaluate`; registering it (tasks/__init__.py) makes its tasks
+    valid in tasks.yaml."""
+
     name: ClassVar[str]
+    title: ClassVar[str]  # how people read the name (the app's headings)
     Params: ClassVar[type[BaseModel]]
+    text_fields: ClassVar[tuple[str, ...]] = ()  # record fields the runner embeds with the text encoder
 
     @staticmethod
-    def metric_names(params: Any) -> Sequence[str]: ...
+    def metrics(params: Any) -> dict[str, MetricInfo]:
+        """Every metric `evaluate` returns under these parameters, described."""
+        raise NotImplementedError
 
-    def evaluate(self, data: TaskData, params: Any) -> Evaluation: ...
+    @classmethod
+    def metric_names(cls, params: Any) -> list[str]:
+        return list(cls.metrics(params))
+
+    def evaluate(self, data: TaskData, params: Any) -> Evaluation:
+        raise NotImplementedError
 
 
 def summarise(per_seed: Sequence[float], ci95: tuple[float, float] | None) -> MetricSummary:

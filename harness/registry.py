@@ -11,7 +11,7 @@ import difflib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping, Union
+from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -152,9 +152,15 @@ class WsiDataset(_Strict):
     description: str = ""
 
 
-DatasetSpec = Annotated[Union[SynthDataset, HubDataset, ImageFolderDataset, CsvDataset, TransformedDataset,
-                              WsiDataset],
-                        Field(discriminator="source")]
+DatasetSpec = BaseModel  # one of DATASET_SCHEMAS' classes, chosen by the dataset's `source:` key
+
+# A dataset's `source:` -> the schema of its keys. A source kind registers its schema here along
+# with how to open it (harness/sources/__init__.py, register_source_kind); the registry derives
+# the choices and its error messages from this table.
+DATASET_SCHEMAS: dict[str, type[BaseModel]] = {
+    "synth": SynthDataset, "hf": HubDataset, "imagefolder": ImageFolderDataset, "csv": CsvDataset,
+    "transformed": TransformedDataset, "wsi": WsiDataset,
+}
 
 
 class TaskSpec(_Strict):
@@ -168,7 +174,7 @@ class TaskSpec(_Strict):
 
 
 class RegistryFile(_Strict):
-    datasets: dict[str, DatasetSpec] = {}
+    datasets: dict[str, dict[str, Any]] = {}  # each validated by its source's schema (parse_dataset)
     tasks: dict[str, TaskSpec] = {}
     suites: dict[str, list[str]] = {}
     include: list[str] = []  # further YAML files, relative to this one
@@ -244,8 +250,8 @@ def _merge_file(registry: Registry, path: Path, seen: set[Path]) -> None:
         return
     seen.add(path)
     parsed = _parse_file(path)
-    for name, spec in parsed.datasets.items():
-        _add(registry, "datasets", name, spec, path)
+    for name, raw in parsed.datasets.items():
+        _add(registry, "datasets", name, parse_dataset(name, raw, path), path)
     for name, spec in parsed.tasks.items():
         _add(registry, "tasks", name, spec, path)
     for name, members in parsed.suites.items():
@@ -275,6 +281,20 @@ def _parse_file(path: Path) -> RegistryFile:
         raise HarnessError(f"{path}: {describe_validation_error(error)}") from None
 
 
+def parse_dataset(name: str, raw: dict[str, Any], path: Path) -> DatasetSpec:
+    """One dataset entry, validated by the schema its `source:` names."""
+    source = raw.get("source")
+    schema = DATASET_SCHEMAS.get(source) if isinstance(source, str) else None
+    if schema is None:
+        problem = "required key is missing" if source is None else f"unknown source '{source}'"
+        raise HarnessError(f"{path}: dataset '{name}': key 'source': {problem} (one of: {', '.join(DATASET_SCHEMAS)})")
+    try:
+        return schema.model_validate(raw)
+    except ValidationError as error:
+        loc, message = first_problem(error)
+        raise HarnessError(f"{path}: dataset '{name}': key '{'.'.join(loc)}': {message}") from None
+
+
 def first_problem(error: ValidationError) -> tuple[list[str], str]:
     """Location and plain-words message of the first problem in a pydantic error."""
     first = error.errors()[0]
@@ -291,8 +311,6 @@ def describe_validation_error(error: ValidationError) -> str:
     loc, message = first_problem(error)
     if len(loc) >= 2 and loc[0] in ("datasets", "tasks", "suites"):
         section, name, rest = loc[0][:-1], loc[1], loc[2:]
-        if section == "dataset" and rest and rest[0] in ("synth", "hf", "imagefolder", "csv", "transformed", "wsi"):
-            rest = rest[1:]  # pydantic names the union member; the user never wrote it
         key = f": key '{'.'.join(rest)}'" if rest else ""
         return f"{section} '{name}'{key}: {message}"
     return f"key '{'.'.join(loc)}': {message}" if loc else message
@@ -300,8 +318,8 @@ def describe_validation_error(error: ValidationError) -> str:
 
 def _check_references(registry: Registry) -> None:
     for name, dataset in registry.datasets.items():
-        if isinstance(dataset, TransformedDataset) and (dataset.base not in registry.datasets
-                                                        or isinstance(registry.datasets[dataset.base], TransformedDataset)):
+        base = getattr(dataset, "base", None)  # a dataset made from another one (transformed)
+        if base is not None and (base not in registry.datasets or getattr(registry.datasets[base], "base", None)):
             raise HarnessError(
                 f"{registry.origin['datasets:' + name]}: dataset '{name}': key 'base': "
                 f"'{dataset.base}' is not a declared dataset of tiles (declare it under datasets:)"

@@ -14,11 +14,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from harness import __version__
 from harness.atomic_write import write_json_atomic
-from harness.evaluation import MetricSummary
+from harness.evaluation import MetricInfo, MetricSummary
 
-RESULT_SCHEMA_VERSION = 3  # 2: metric values per seed/fold, main-score replicates, params, environment,
-# dataset and model revisions; 3: `samples`, the per-item predictions file (--log-samples).
-# Older files are read as they are (the new fields stay empty).
+RESULT_SCHEMA_VERSION = 4  # 2: metric values per seed/fold, main-score replicates, params, environment,
+# dataset and model revisions; 3: `samples`, the per-item predictions file (--log-samples);
+# 4: `metric_info` (each metric's direction, bounds and display group, as its family declares
+# them) and `family_title`. Older files are read as they are (the new fields stay empty).
 # Beside the result files, <output>/<student>/ may hold the report `harness distill --score`
 # writes; it is not a result file, and readers of result files pass over it.
 DISTILLATION_REPORT = "distillation.json"
@@ -70,12 +71,14 @@ class TaskResult(_Record):
     task: str
     task_version: int
     family: str
+    family_title: str | None = None  # how the family reads in headings, e.g. "stain/scanner robustness"
     status: Status
     reason: str | None = None
     model: ModelRecord
     dataset: DatasetRecord
     main_score: MainScore
     metrics: dict[str, MetricSummary] = {}
+    metric_info: dict[str, MetricInfo] = {}  # every metric of the family under these params, described
     n_samples: dict[str, int] = {}
     seeds: list[int] = []
     details: dict[str, Any] = {}

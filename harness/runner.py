@@ -11,14 +11,14 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 from harness.atomic_write import write_parquet_atomic
 from harness.embedding_cache import EmbeddingCache
 from harness.errors import HarnessError
 import numpy as np
 
-from harness.evaluation import SlideBags, SplitArrays, TaskData
+from harness.evaluation import SlideBags, SplitArrays, TaskData, TaskFamily
 from harness.tile_embedding import ExtractOptions, embed_split
 from harness.hub_access import is_commit
 from harness.models.instruments import NotApplicable
@@ -29,7 +29,6 @@ from harness.terminal import console
 from harness.registry import Registry, TaskSpec
 from harness.results import DatasetRecord, MainScore, ModelRecord, ResultStore, TaskResult, Timings
 from harness.sources import DataContext, TileSource, open_source
-from harness.sources.slide_source import SlideSource
 from harness.text_encoder import embed_texts
 from harness.timestamps import utc_timestamp
 
@@ -66,7 +65,7 @@ class TaskOutcome:
 @dataclass
 class Runner:
     registry: Registry
-    families: Mapping[str, Any]
+    families: Mapping[str, type[TaskFamily]]
     config: RunConfig
     _sources: dict[str, TileSource] = field(default_factory=dict)
     _fingerprints: dict[str, str] = field(default_factory=dict)
@@ -155,25 +154,24 @@ class Runner:
     # --- one task -------------------------------------------------------------------
     def _evaluate(self, slug: str, name: str, task: TaskSpec, encoder: Encoder, source: TileSource) -> TaskOutcome:
         info = encoder.info
-        card = getattr(encoder, "card", None)  # instruments have none
-        model = ModelRecord(name=self._truncated_identity(info.name, slug)[0], weights=info.weights, weights_sha256=info.weights_sha256,
-                            n_parameters=info.n_parameters, embed_dim=info.embed_dim,
-                            hub_id=card.hub_id if card else None, revision=card.revision if card else None,
-                            licence=(card.licence or None) if card else None)
+        card = encoder.card
+        model = ModelRecord(name=self._truncated_identity(info.name, slug)[0], weights=info.weights,
+                            weights_sha256=info.weights_sha256, n_parameters=info.n_parameters,
+                            embed_dim=info.embed_dim, hub_id=card.hub_id, revision=card.revision,
+                            licence=card.licence or None)
         family = self.families[task.family]
         try:
             source.prepare()
             fingerprint = self._fingerprint(source)
-            if isinstance(source, SlideSource):
+            if source.kind == "slides":
                 return self._evaluate_slides(slug, name, task, encoder, source, fingerprint, model)
             started = time.perf_counter()
             splits, throughputs, precisions = {}, [], set()
-            text_fields = getattr(family, "text_fields", ())
             for split in source.split_names():
                 cached, _ = embed_split(encoder, source, fingerprint, split, self.cache, self.config.extract)
                 records = source.records(split)
                 texts = {f: embed_texts([r[f] for r in records], self.config.context.cache_dir)
-                         for f in text_fields} if records else {}
+                         for f in family.text_fields} if records else {}
                 splits[split] = SplitArrays(self._truncated(cached.embeddings), source.labels(split), records, texts)
                 precisions.add(cached.meta.get("precision"))
                 if cached.meta.get("items_per_s"):
@@ -203,15 +201,17 @@ class Runner:
         from harness.provenance import environment
 
         main = evaluation.metrics[task.main_score]
-        params = self.families[task.family].Params.model_validate(task.params).model_dump(mode="json")
+        family = self.families[task.family]
+        params = family.Params.model_validate(task.params)
         result = TaskResult(
-            task=name, task_version=task.version, family=task.family, status="ok", model=model,
+            task=name, task_version=task.version, family=task.family, family_title=family.title, status="ok",
+            model=model, metric_info=family.metrics(params),
             dataset=dataset_record(task.dataset, source, fingerprint),
             main_score=MainScore(name=task.main_score, value=main.mean,
                                  replicates=[round(v, 6) for v in main.replicates] if main.replicates else None),
             metrics=evaluation.metrics,
             n_samples=evaluation.n_samples, seeds=evaluation.seeds, details=evaluation.details,
-            timings=timings, params=params,
+            timings=timings, params=params.model_dump(mode="json"),
             environment=environment(self.config.extract.device, timings.precision), date=utc_timestamp(),
         )
         if self.config.log_samples and evaluation.samples:
@@ -227,19 +227,14 @@ class Runner:
         """--log-samples reuses an earlier result only if its samples were written too."""
         return previous.samples is not None and self.store.samples_path(slug, previous.task).exists()
 
-    def _evaluate_slides(self, slug, name, task, encoder, source: SlideSource, fingerprint, model) -> TaskOutcome:
+    def _evaluate_slides(self, slug, name, task, encoder, source, fingerprint, model) -> TaskOutcome:
         """Slide tasks: embed every slide (split across ranks under torchrun), rank 0 evaluates."""
-        from harness.models.instruments import InstrumentEncoder
-        from harness.slides.slide_embedding import embed_slides, instrument_slides
+        from harness.slides.slide_embedding import slide_features
 
         table = source.table()
         started = time.perf_counter()
-        tiling = source.tiling
-        if isinstance(encoder, InstrumentEncoder):
-            embedded = instrument_slides(encoder, source, table.paths, fingerprint)
-        else:
-            tiling = source.tiling.at_mpp(encoder.card.slide_mpp)
-            embedded = embed_slides(encoder, table.paths, tiling, self.cache, self.config.extract, source.name)
+        tiling = source.tiling.at_mpp(encoder.card.slide_mpp)  # the grid as the model reads it
+        embedded = slide_features(encoder, source, table.paths, tiling, self.cache, self.config.extract, fingerprint)
         embed_s = time.perf_counter() - started
         if self.rank != 0:
             return TaskOutcome(encoder.info.name, name, "embedded")
@@ -264,7 +259,7 @@ class Runner:
                                         if embedded.features else None}
         timings = Timings(embed_s=round(embed_s, 3), eval_s=round(eval_s, 3), items_per_s=embedded.items_per_s,
                           slides_per_min=embedded.slides_per_min,
-                          precision=None if isinstance(encoder, InstrumentEncoder) else self.config.extract.precision)
+                          precision=self.config.extract.precision if encoder.reads_pixels else None)
         return self._write_ok(slug, name, task, model, source, fingerprint, evaluation, timings)
 
     def _fingerprint(self, source: TileSource) -> str:
@@ -280,8 +275,10 @@ class Runner:
         if previous is not None and previous.status == "ok":  # e.g. --overwrite, then the rerun failed
             console.print(f"[yellow]kept[/yellow] the earlier ok result {path}: this run {status} ({reason})")
             return TaskOutcome(model.name, name, status, reason=f"{reason} (the earlier ok result {path} is kept)")
+        family = self.families[task.family]
         result = TaskResult(
-            task=name, task_version=task.version, family=task.family, status=status, reason=reason,
+            task=name, task_version=task.version, family=task.family, family_title=family.title, status=status,
+            reason=reason, metric_info=family.metrics(family.Params.model_validate(task.params)),
             model=model, dataset=DatasetRecord(name=task.dataset, source=source.spec.source),
             main_score=MainScore(name=task.main_score), date=utc_timestamp(),
         )

@@ -74,7 +74,7 @@ def embed_split(
 ) -> tuple[CachedEmbeddings, bool]:
     """(embeddings, computed_now). Reads the cache; extracts (resuming) only what is missing."""
     identity = encoder.cache_identity()
-    if not isinstance(encoder, InstrumentEncoder):
+    if encoder.reads_pixels:
         identity += f"|{options.precision}"
     key = cache.key(identity, fingerprint, split)
     cached = cache.load(key)
@@ -87,7 +87,7 @@ def embed_split(
         meta = {"model": encoder.info.name, "weights_sha256": encoder.info.weights_sha256,
                 "dataset": source.name, "dataset_fingerprint": fingerprint, "split": split}
         started = time.perf_counter()
-        if isinstance(encoder, InstrumentEncoder):
+        if not encoder.reads_pixels:
             n = len(source.images(split))
             writer = cache.writer(key, n)
             writer.add(encoder.embed(n, source.latents(split), item_key=f"{fingerprint}:{split}"), encoder.info.name)
@@ -100,7 +100,7 @@ def embed_split(
         meta.update({"embed_s": round(elapsed, 3), "resumed_from": writer.start,
                      "items_per_s": round(computed / elapsed, 2) if elapsed > 0 and computed else None,
                      "device": options.device, "batch_size": options.batch_size,
-                     "precision": None if isinstance(encoder, InstrumentEncoder) else options.precision})
+                     "precision": options.precision if encoder.reads_pixels else None})
         return writer.finish(meta), True
 
 

@@ -4,8 +4,10 @@ and how sure those ranks are.
 Partial coverage is explicit. Means and ranks are computed only on the tasks that every
 compared model scored (`common_tasks`); a model missing a task shows the gap and its reason in
 its cell, and nothing is averaged over fewer tasks. A task that no shown model scored is left
-out of the table (`unscored_tasks` keeps why). Ranks are scale-free; means use only tasks whose
-main score lies in [0, 1] (CIDEr-D does not), and the table says which were used.
+out of the table (`unscored_tasks` keeps why). Ranks are scale-free and follow each main score's
+declared direction; means use only tasks whose main score is bounded (CIDEr-D is not), and the
+table says which were used. What a metric is (direction, bounds, display group) comes from the
+result files, which carry their family's description: nothing here knows a family or a metric.
 
 Rank uncertainty: each result keeps the bootstrap replicates of its main score, drawn from
 resamples that depend only on the number of test items and the seed (harness/scoring/bootstrap.py).
@@ -25,9 +27,9 @@ import numpy as np
 from pydantic import ValidationError
 from scipy.stats import rankdata
 
+from harness.evaluation import MetricInfo
 from harness.results import DISTILLATION_REPORT, TaskResult
 
-UNBOUNDED_SCORES = {"cider_d"}  # main scores outside [0, 1]: they enter ranks, not means
 SEPARATED = 0.95  # two models are told apart when one ranks ahead in at least this share of resamples
 
 
@@ -82,6 +84,8 @@ class Leaderboard:
     cells: dict[tuple[str, str], Cell]
     model_info: dict[str, dict]  # slug -> name, weights, n_parameters, embed_dim, items_per_s, hub_id, ...
     main_scores: dict[str, str]  # task -> name of its main score
+    main_info: dict[str, MetricInfo] = field(default_factory=dict)  # task -> its main score's description
+    family_titles: dict[str, str] = field(default_factory=dict)  # family -> how it reads in headings
     warnings: list[str] = field(default_factory=list)
     unscored_tasks: dict[str, str] = field(default_factory=dict)  # task no model scored -> why (first reason)
 
@@ -98,7 +102,7 @@ class Leaderboard:
         tasks = self.common_tasks
         if not tasks:
             return {m: float("nan") for m in self.models}
-        ranks = np.stack([rankdata([-self.score(m, t) for m in self.models]) for t in tasks])
+        ranks = np.stack([rankdata([-self._sign(t) * self.score(m, t) for m in self.models]) for t in tasks])
         return dict(zip(self.models, ranks.mean(axis=0).tolist()))
 
     def rank_uncertainty(self, level: float = 0.95) -> RankUncertainty | None:
@@ -119,7 +123,7 @@ class Leaderboard:
                 scores = draws[task][:, :n_resamples].T  # (B, n_models)
             else:
                 scores = np.tile([self.score(m, task) for m in self.models], (n_resamples, 1))
-            total += rankdata(-scores, axis=1)
+            total += rankdata(-self._sign(task) * scores, axis=1)
         ranks = total / len(tasks)
         tail = (1 - level) / 2 * 100
         low, high = np.percentile(ranks, [tail, 100 - tail], axis=0)
@@ -134,7 +138,7 @@ class Leaderboard:
         and half a point per tie (MTEB's aggregation)."""
         points = dict.fromkeys(self.models, 0.0)
         for task in self.common_tasks:
-            values = {m: self.score(m, task) for m in self.models}
+            values = {m: self._sign(task) * self.score(m, task) for m in self.models}
             for m in self.models:
                 points[m] += sum(1.0 if values[m] > values[o] else 0.5 if values[m] == values[o] else 0.0
                                  for o in self.models if o != m)
@@ -147,8 +151,15 @@ class Leaderboard:
         tasks = self.mean_tasks(family)
         return float(np.mean([self.score(model, t) for t in tasks])) if tasks else None
 
+    def _info(self, task: str) -> MetricInfo:
+        return self.main_info.get(task, MetricInfo())
+
     def _bounded(self, task: str) -> bool:
-        return self.main_scores[task] not in UNBOUNDED_SCORES
+        return self._info(task).bounded
+
+    def _sign(self, task: str) -> float:
+        """+1 where higher is better, -1 where lower is: sign * score is then higher-is-better."""
+        return 1.0 if self._info(task).higher_is_better else -1.0
 
     def coverage(self, model: str) -> str:
         """'<scored>/<tasks>' and what the gaps are, e.g. '6/8 (2 skipped)'."""
@@ -216,6 +227,8 @@ def build_leaderboard(results: list[tuple[str, TaskResult]], warnings: list[str]
     unscored = {t: next(f"{r.status}: {r.reason}" for _, r in results if r.task == t) for t in all_tasks if t not in scored}
     families = {r.task: r.family for _, r in results}
     main_names = {r.task: r.main_score.name for _, r in results}
+    main_info = {t: _main_info(t, main_names[t], [r for _, r in results if r.task == t]) for t in tasks}
+    titles = {r.family: r.family_title or r.family.replace("_", " ") for _, r in results}
     cells, info = {}, {}
     for model in models:
         for task in tasks:
@@ -233,7 +246,18 @@ def build_leaderboard(results: list[tuple[str, TaskResult]], warnings: list[str]
                 cells[(model, task)] = Cell(result.status, reason=result.reason)
         info[model] = _model_info(list(by_model[model].values()))
     return Leaderboard(models, tasks, {t: families[t] for t in tasks}, cells, info,
-                       {t: main_names[t] for t in tasks}, list(warnings or []), unscored)
+                       {t: main_names[t] for t in tasks}, main_info, titles, list(warnings or []), unscored)
+
+
+def _main_info(task: str, main: str, results: list[TaskResult]) -> MetricInfo:
+    """The main score's description as its results carry it. Files older than schema 4 carry none:
+    higher is taken as better, and the score as bounded if every value lies in [0, 1]."""
+    described = next((r.metric_info[main] for r in results if main in r.metric_info), None)
+    if described is not None:
+        return described
+    values = [r.main_score.value for r in results if r.status == "ok" and r.main_score.value is not None]
+    inside = all(0.0 <= v <= 1.0 for v in values)
+    return MetricInfo(bounds=(0.0, 1.0) if inside else (None, None))
 
 
 def _model_info(results: list[TaskResult]) -> dict:
@@ -249,21 +273,13 @@ def _model_info(results: list[TaskResult]) -> dict:
             "date": max((r.date for r in results if r.date), default=None)}
 
 
-# The columns the robustness panel shows, per family (others stay in the result files)
-ROBUSTNESS_COLUMNS = {
-    "stain_robustness": ["plism_score", "cosine_all", "top_10_inter_scanner", "top_10_inter_staining",
-                         "top_10_both", "in_domain_balanced_accuracy", "cross_domain_drop"],
-    "transform_invariance": ["mean_cosine", "cosine_hed_jitter", "cosine_gaussian_blur", "cosine_jpeg",
-                             "cosine_gamma", "cosine_flip", "cosine_rot90"],
-}
-
-
-def robustness_tables(results: list[tuple[str, TaskResult]]) -> dict[str, list[dict]]:
-    """task -> one row per model: the robustness metrics of that task (None where not reported)."""
+def group_tables(results: list[tuple[str, TaskResult]], group: str) -> dict[str, list[dict]]:
+    """task -> one row per model: the metrics its family puts in display `group` (e.g. the
+    robustness panel), None where not reported. Results older than schema 4 declare no groups."""
     tables: dict[str, list[dict]] = defaultdict(list)
     for _, result in sorted(results, key=lambda item: (item[1].task, item[1].model.name)):
-        columns = ROBUSTNESS_COLUMNS.get(result.family)
-        if columns is None or result.status != "ok":
+        columns = [name for name, info in result.metric_info.items() if info.group == group]
+        if not columns or result.status != "ok":
             continue
         row = {"model": result.model.name}
         row.update({c: result.metrics[c].mean if c in result.metrics else None for c in columns})

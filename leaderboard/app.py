@@ -19,8 +19,8 @@ import streamlit as st
 from harness import __version__
 from leaderboard import charts
 from leaderboard.aggregate import (build_leaderboard, is_truncated, load_distillation_reports, load_results,
-                                   matryoshka_curves, retention_rows, robustness_tables)
-from leaderboard.formatting import FAMILY_TITLES, LEAD_WIDTHS, TASK_WIDTHS, parameters_label, protocol_markdown
+                                   group_tables, matryoshka_curves, retention_rows)
+from leaderboard.formatting import LEAD_WIDTHS, TASK_WIDTHS, parameters_label, protocol_markdown
 
 HUB_REPO = os.environ.get("HARNESS_HUB_REPO")  # a results dataset on the Hub (harness push --repo)
 REQUESTS_REPO = os.environ.get("HARNESS_REQUESTS_REPO")  # a requests dataset on the Hub (harness submit hf-hub:...)
@@ -80,8 +80,9 @@ if not results:
 # --- filters (sidebar) ----------------------------------------------------------------------
 search = st.sidebar.text_input("Search models", placeholder="name contains…")
 families = sorted({r.family for _, r in results})
+family_titles = {r.family: r.family_title or r.family.replace("_", " ") for _, r in results}
 chosen_families = st.sidebar.multiselect("Families", families, default=families,
-                                         format_func=lambda f: FAMILY_TITLES.get(f, f))
+                                         format_func=lambda f: family_titles.get(f, f))
 sizes: dict[str, int] = {}
 for slug, result in results:  # a skipped result records no size: take the largest any result gives
     sizes[slug] = max(sizes.get(slug, 0), result.model.n_parameters or 0)
@@ -143,7 +144,8 @@ with tabs[0]:
                                               width=LEAD_WIDTHS[3]),
         "items_per_s": st.column_config.NumberColumn("tiles/s", help="embedding throughput (median over tasks)"),
         "hub_id": st.column_config.LinkColumn("Hub", display_text=r"https://huggingface\.co/(.*)"),
-        **{c: st.column_config.NumberColumn(c.removeprefix("mean:"), help=f"mean over {c.removeprefix('mean:')} tasks")
+        **{c: st.column_config.NumberColumn(family_titles.get(c.removeprefix("mean:"), c.removeprefix("mean:")),
+                                            help=f"mean over {family_titles.get(c.removeprefix('mean:'))} tasks")
            for c in family_means},
     }
     st.dataframe(styled, hide_index=True, width="stretch", column_config=config)
@@ -216,22 +218,22 @@ with tabs[2]:
 
 # --- robustness --------------------------------------------------------------------------------
 with tabs[3]:
-    tables = robustness_tables(shown)
+    tables = group_tables(shown, "robustness")
     if not tables:
-        st.info("No stain/scanner robustness or transform-invariance results among the models shown.")
-    st.caption("Stain/scanner robustness (plismbench): medians over slide pairs; plism_score = mean of cosine (all) "
-               "and top-10 inter-scanner, inter-staining and both. cross_domain_drop: balanced accuracy lost when "
-               "the probe trained on one domain is tested on the others. Transform invariance: cosine between "
-               "clean and perturbed embeddings of the same tile.")
+        st.info("No robustness results among the models shown.")
+    st.caption("The robustness metrics each family declares (the protocols are in the About tab). The chart shows "
+               "those where higher is more robust; the table also those where lower is (marked ↓).")
+    lower = {name for _, r in shown for name, info in r.metric_info.items()
+             if info.group == "robustness" and not info.higher_is_better}
     for robustness_task, rows in tables.items():
         frame = pd.DataFrame(rows).dropna(axis=1, how="all")
         st.markdown(f"**{robustness_task}**")
-        # the score and its parts (higher is more robust); the probe's accuracies are in the table
-        parts = [c for c in frame.columns if c != "model" and "balanced_accuracy" not in c and c != "cross_domain_drop"]
+        parts = [c for c in frame.columns if c != "model" and c not in lower]
         long = frame.melt(id_vars="model", value_vars=parts, var_name="measure", value_name="value")
         st.altair_chart(charts.grouped_bars(long, "measure", "value", "median over pairs / mean cosine"))
         st.dataframe(frame, hide_index=True, width="stretch",
-                     column_config={c: st.column_config.NumberColumn(format="%.3f") for c in frame if c != "model"})
+                     column_config={c: st.column_config.NumberColumn(f"{c} ↓" if c in lower else c, format="%.3f")
+                                    for c in frame if c != "model"})
 
 # --- students and their teachers ---------------------------------------------------------------
 with tabs[4]:

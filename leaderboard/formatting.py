@@ -1,5 +1,4 @@
-"""How the app writes numbers and names: parameters as 86M / 1.1B, family titles, fixed column
-widths, the About text."""
+"""How the app writes numbers: parameters as 86M / 1.1B, fixed column widths, the About text."""
 
 from __future__ import annotations
 
@@ -8,17 +7,6 @@ from importlib.resources import files
 
 LEAD_WIDTHS = (40, 130, 230, 70)  # px of the overview's first columns: #, rank, model, mean
 TASK_WIDTHS = (230, 80, 90)  # px of the per-task table's model, status, score
-
-FAMILY_TITLES = {
-    "tile_classification": "tile classification",
-    "retrieval": "retrieval",
-    "slide_classification": "slide classification",
-    "survival": "survival",
-    "vqa": "VQA",
-    "report_generation": "report generation",
-    "stain_robustness": "stain/scanner robustness",
-    "transform_invariance": "transform invariance",
-}
 
 
 def parameters_label(count) -> str:

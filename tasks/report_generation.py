@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.scoring.bootstrap import N_RESAMPLES, bootstrap_ci, bootstrap_mean_ci
-from harness.evaluation import Evaluation, MetricSummary, TaskData, record_image_features, summarise
+from harness.evaluation import Evaluation, MetricInfo, MetricSummary, SCORE, TaskData, TaskFamily, record_image_features, summarise
 from harness.scoring.metrics import cosine_top_k
 from harness.scoring.text_metrics import (bleu_from_statistics, bleu_statistics, bleu_tokens, cider_d_scores, cider_tokens,
                                   rouge_l_scores, rouge_tokens, tokenize)
@@ -159,13 +159,16 @@ def score_reports(hypotheses: list[list[str]], references: list[str], resamples:
     return metrics, {"rouge_l": rouge, "cider_d": cider}
 
 
-class ReportGeneration:
+class ReportGeneration(TaskFamily):
     name: ClassVar[str] = "report_generation"
+    title: ClassVar[str] = "report generation"
     Params: ClassVar[type[BaseModel]] = ReportParams
 
     @staticmethod
-    def metric_names(params: ReportParams) -> list[str]:
-        return [*TEXT_METRICS, *(f"nn_{m}" for m in TEXT_METRICS)]
+    def metrics(params: ReportParams) -> dict[str, MetricInfo]:
+        # CIDEr-D is a tf-idf weighted n-gram similarity x 10: above 1 for close texts, no upper bound used
+        info = {m: MetricInfo(bounds=(0.0, None)) if m == "cider_d" else SCORE for m in TEXT_METRICS}
+        return {**info, **{f"nn_{m}": value for m, value in info.items()}}
 
     def evaluate(self, data: TaskData, params: ReportParams) -> Evaluation:
         train, test = data.splits.get(params.train_split), data.splits.get(params.test_split)

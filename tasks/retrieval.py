@@ -13,7 +13,7 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.scoring.bootstrap import N_RESAMPLES, bootstrap_mean_ci
-from harness.evaluation import Evaluation, TaskData, summarise
+from harness.evaluation import Evaluation, MetricInfo, SCORE, TaskData, TaskFamily, summarise
 from harness.scoring.metrics import average_precision_at_k, cosine_top_k, hit_at_k, majority_vote_at_k
 
 
@@ -26,13 +26,14 @@ class RetrievalParams(BaseModel):
     bootstrap_resamples: int = N_RESAMPLES
 
 
-class Retrieval:
+class Retrieval(TaskFamily):
     name: ClassVar[str] = "retrieval"
+    title: ClassVar[str] = "retrieval"
     Params: ClassVar[type[BaseModel]] = RetrievalParams
 
     @staticmethod
-    def metric_names(params: RetrievalParams) -> list[str]:
-        return [f"{kind}@{k}" for kind in ("acc", "mv", "map") for k in params.ks]
+    def metrics(params: RetrievalParams) -> dict[str, MetricInfo]:
+        return {f"{kind}@{k}": SCORE for kind in ("acc", "mv", "map") for k in params.ks}
 
     def evaluate(self, data: TaskData, params: RetrievalParams) -> Evaluation:
         for split in (params.query_split, params.database_split):

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness.scoring.abmil import AbmilConfig, train_abmil
 from harness.scoring.bootstrap import N_RESAMPLES, bootstrap_ci
-from harness.evaluation import Evaluation, SlideBags, TaskData, summarise
+from harness.evaluation import Evaluation, MetricInfo, SCORE, SlideBags, TaskData, TaskFamily, summarise
 from harness.scoring.linear_probe import LinearProbeConfig, fit_linear_probe
 from harness.scoring.metrics import balanced_accuracy_from_confusion, confusion_matrices, macro_auroc, macro_f1_from_confusion
 from harness.scoring.patient_folds import patient_folds
@@ -40,13 +40,14 @@ METRICS = {
 }
 
 
-class SlideClassification:
+class SlideClassification(TaskFamily):
     name: ClassVar[str] = "slide_classification"
+    title: ClassVar[str] = "slide classification"
     Params: ClassVar[type[BaseModel]] = SlideClassificationParams
 
     @staticmethod
-    def metric_names(params: SlideClassificationParams) -> list[str]:
-        return [*METRICS, *(f"meanpool_{m}" for m in METRICS)]
+    def metrics(params: SlideClassificationParams) -> dict[str, MetricInfo]:
+        return {name: SCORE for name in [*METRICS, *(f"meanpool_{m}" for m in METRICS)]}
 
     def evaluate(self, data: TaskData, params: SlideClassificationParams) -> Evaluation:
         from scipy.special import softmax

@@ -17,7 +17,7 @@ from typing import ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.evaluation import Evaluation, MetricSummary, SplitArrays, TaskData, summarise
+from harness.evaluation import Evaluation, MetricInfo, MetricSummary, SCORE, SplitArrays, TaskData, TaskFamily, summarise
 from harness.scoring.linear_probe import LinearProbeConfig, fit_linear_probe
 from harness.scoring.metrics import balanced_accuracy
 from harness.scoring.plism_metrics import GROUPS, KS, leaderboard_score, pair_groups, pair_metrics, summarise_groups
@@ -39,15 +39,27 @@ class StainRobustnessParams(BaseModel):
 CROSS_DOMAIN_METRICS = ("in_domain_balanced_accuracy", "cross_domain_balanced_accuracy", "cross_domain_drop")
 
 
-class StainRobustness:
+class StainRobustness(TaskFamily):
     name: ClassVar[str] = "stain_robustness"
+    title: ClassVar[str] = "stain/scanner robustness"
     Params: ClassVar[type[BaseModel]] = StainRobustnessParams
 
     @staticmethod
-    def metric_names(params: StainRobustnessParams) -> list[str]:
-        per_pair = ["cosine", *(f"top_{k}" for k in params.ks)]
-        names = [f"{metric}_{group}" for group in GROUPS for metric in per_pair]
-        return ["plism_score", *names, *(CROSS_DOMAIN_METRICS if params.cross_domain else ())]
+    def metrics(params: StainRobustnessParams) -> dict[str, MetricInfo]:
+        cosine = MetricInfo(bounds=(-1.0, 1.0))
+        panel = {"cosine_all", "top_10_inter_scanner", "top_10_inter_staining", "top_10_both"}  # plismbench's four
+        info = {"plism_score": MetricInfo(bounds=(-1.0, 1.0), group="robustness")}
+        for group in GROUPS:
+            for metric in ["cosine", *(f"top_{k}" for k in params.ks)]:
+                name = f"{metric}_{group}"
+                described = cosine if metric == "cosine" else SCORE
+                info[name] = described.model_copy(update={"group": "robustness"}) if name in panel else described
+        if params.cross_domain:
+            info["in_domain_balanced_accuracy"] = MetricInfo(group="robustness")
+            info["cross_domain_balanced_accuracy"] = SCORE
+            # in-domain minus cross-domain accuracy: a drop, so lower is better
+            info["cross_domain_drop"] = MetricInfo(higher_is_better=False, bounds=(-1.0, 1.0), group="robustness")
+        return info
 
     def evaluate(self, data: TaskData, params: StainRobustnessParams) -> Evaluation:
         slides = list(data.splits)

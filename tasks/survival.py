@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.scoring.abmil import AbmilConfig, train_abmil
-from harness.evaluation import Evaluation, SlideBags, TaskData, summarise
+from harness.evaluation import Evaluation, MetricInfo, SCORE, SlideBags, TaskData, TaskFamily, summarise
 from harness.scoring.patient_folds import patient_folds
 
 
@@ -102,13 +102,14 @@ def nll_discrete_loss(logits, bin_index: int, observed: bool):
     return -torch.log(survival[bin_index])
 
 
-class Survival:
+class Survival(TaskFamily):
     name: ClassVar[str] = "survival"
+    title: ClassVar[str] = "survival"
     Params: ClassVar[type[BaseModel]] = SurvivalParams
 
     @staticmethod
-    def metric_names(params: SurvivalParams) -> list[str]:
-        return ["c_index", "c_index_abmil"]
+    def metrics(params: SurvivalParams) -> dict[str, MetricInfo]:
+        return {"c_index": SCORE, "c_index_abmil": SCORE}
 
     def evaluate(self, data: TaskData, params: SurvivalParams) -> Evaluation:
         slides = _require(data.slides)

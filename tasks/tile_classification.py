@@ -13,7 +13,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.scoring.bootstrap import N_RESAMPLES, bootstrap_ci
-from harness.evaluation import Evaluation, MetricSummary, SplitArrays, TaskData, summarise
+from harness.evaluation import Evaluation, MetricInfo, MetricSummary, SCORE, SplitArrays, TaskData, TaskFamily, summarise
 from harness.scoring.linear_probe import LinearProbeConfig, fit_linear_probe
 from harness.scoring.metrics import (
     balanced_accuracy,
@@ -55,13 +55,14 @@ PROBE_METRICS = {
 }
 
 
-class TileClassification:
+class TileClassification(TaskFamily):
     name: ClassVar[str] = "tile_classification"
+    title: ClassVar[str] = "tile classification"
     Params: ClassVar[type[BaseModel]] = TileClassificationParams
 
     @staticmethod
-    def metric_names(params: TileClassificationParams) -> list[str]:
-        return [*PROBE_METRICS, *(f"knn{k}_balanced_accuracy" for k in params.knn_k)]
+    def metrics(params: TileClassificationParams) -> dict[str, MetricInfo]:
+        return {name: SCORE for name in [*PROBE_METRICS, *(f"knn{k}_balanced_accuracy" for k in params.knn_k)]}
 
     def evaluate(self, data: TaskData, params: TileClassificationParams) -> Evaluation:
         from scipy.special import softmax

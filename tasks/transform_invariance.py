@@ -13,7 +13,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from harness.scoring.bootstrap import N_RESAMPLES, bootstrap_mean_ci
-from harness.evaluation import Evaluation, TaskData, summarise
+from harness.evaluation import Evaluation, MetricInfo, TaskData, TaskFamily, summarise
 from harness.perturbations import PERTURBATIONS
 
 
@@ -29,13 +29,15 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-class TransformInvariance:
+class TransformInvariance(TaskFamily):
     name: ClassVar[str] = "transform_invariance"
+    title: ClassVar[str] = "transform invariance"
     Params: ClassVar[type[BaseModel]] = TransformInvarianceParams
 
     @staticmethod
-    def metric_names(params: TransformInvarianceParams) -> list[str]:
-        return ["mean_cosine", *(f"cosine_{name}" for name in PERTURBATIONS)]
+    def metrics(params: TransformInvarianceParams) -> dict[str, MetricInfo]:
+        cosine = MetricInfo(bounds=(-1.0, 1.0), group="robustness")
+        return {name: cosine for name in ["mean_cosine", *(f"cosine_{name}" for name in PERTURBATIONS)]}
 
     def evaluate(self, data: TaskData, params: TransformInvarianceParams) -> Evaluation:
         if params.reference_split not in data.splits:

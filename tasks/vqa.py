@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.scoring.bootstrap import N_RESAMPLES, bootstrap_mean_ci
-from harness.evaluation import Evaluation, SplitArrays, TaskData, record_image_features, summarise
+from harness.evaluation import Evaluation, MetricInfo, SCORE, SplitArrays, TaskData, TaskFamily, record_image_features, summarise
 from harness.scoring.text_metrics import token_f1
 from harness.scoring.torch_threads import single_thread
 
@@ -63,14 +63,15 @@ def _train_mlp(x: np.ndarray, y: np.ndarray, n_answers: int, params: VqaParams, 
     return model.eval()
 
 
-class VisualQuestionAnswering:
+class VisualQuestionAnswering(TaskFamily):
     name: ClassVar[str] = "vqa"
+    title: ClassVar[str] = "VQA"
     Params: ClassVar[type[BaseModel]] = VqaParams
     text_fields: ClassVar[tuple[str, ...]] = ("question",)
 
     @staticmethod
-    def metric_names(params: VqaParams) -> list[str]:
-        return ["overall_accuracy", "closed_accuracy", "open_exact_match", "open_token_f1"]
+    def metrics(params: VqaParams) -> dict[str, MetricInfo]:
+        return {name: SCORE for name in ["overall_accuracy", "closed_accuracy", "open_exact_match", "open_token_f1"]}
 
     def evaluate(self, data: TaskData, params: VqaParams) -> Evaluation:
         import torch

@@ -14,7 +14,7 @@ from harness.cli import main
 
 RESULT_KEYS = {"schema_version", "task", "task_version", "family", "status", "reason", "model", "dataset",
                "main_score", "metrics", "n_samples", "seeds", "details", "timings", "params", "environment",
-               "harness_version", "date", "samples"}
+               "harness_version", "date", "samples", "metric_info", "family_title"}
 
 
 def read(path: Path) -> dict:
@@ -46,6 +46,24 @@ def test_instruments_bound_the_synthetic_suite(instrument_results):
     assert abs(slides["main_score"]["value"] - 1 / 3) <= 0.06 and slides["n_samples"]["patients"] == 450
     assert abs(read(out / "random-noise" / "synth-survival.json")["main_score"]["value"] - 0.5) <= 0.05
     assert read(out / "synth-oracle" / "synth-slides.json")["main_score"]["value"] >= 0.95
+
+
+def test_every_result_describes_exactly_the_metrics_it_reports(instrument_results):
+    """Each family declares its metrics (direction, bounds, display group) and the result carries
+    the declaration: one description per reported metric, no more, and every value in its bounds."""
+    results = [read(path) for path in sorted(instrument_results.glob("*/*.json"))]
+    ok = [r for r in results if r["status"] == "ok"]
+    assert len({r["family"] for r in ok}) == 8  # every built-in family ran
+    for result in ok:
+        assert set(result["metric_info"]) == set(result["metrics"]), (result["task"], result["model"]["name"])
+        for name, info in result["metric_info"].items():
+            low, high = info["bounds"]
+            value = result["metrics"][name]["mean"]
+            assert (low is None or value >= low - 1e-9) and (high is None or value <= high + 1e-9), (name, value)
+        assert result["family_title"]
+    assert {r["metric_info"][r["main_score"]["name"]]["higher_is_better"] for r in ok} == {True}
+    drops = [r["metric_info"]["cross_domain_drop"] for r in ok if "cross_domain_drop" in r["metric_info"]]
+    assert drops and not any(d["higher_is_better"] for d in drops)  # a drop: lower is better
 
 
 def test_colour_alone_cannot_solve_the_fine_tasks(colour_results):
@@ -111,7 +129,7 @@ def test_result_files_follow_the_schema_and_are_reused(cache_dir, tiny_registry_
     assert result["timings"]["items_per_s"] > 0 and result["timings"]["embed_s"] > 0
     assert len(result["dataset"]["fingerprint"]) == 16
     # provenance: per-seed values, the parameters as run (defaults filled in), the software and its commit
-    assert result["schema_version"] == 3 and result["samples"] is None  # no --log-samples
+    assert result["schema_version"] == 4 and result["samples"] is None  # no --log-samples
     assert len(result["metrics"]["balanced_accuracy"]["values"]) == 2 == len(result["seeds"])
     assert np.mean(result["metrics"]["balanced_accuracy"]["values"]) == pytest.approx(main["value"], abs=1e-6)
     assert result["params"]["max_steps"] == 200 and result["params"]["lr"] == 3e-4  # set, and default

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
@@ -77,10 +77,13 @@ class PooledBackbone(nn.Module):
 
 @dataclass
 class ImageEncoder:
+    """A network that reads pixels: tiles go through `transform` and `module`."""
+
     info: EncoderInfo
     card: ModelCard
     module: PooledBackbone
     transform: TileTransform
+    reads_pixels: ClassVar[bool] = True  # instruments (instruments.py) read the generator's truth instead
 
     def cache_identity(self) -> str:
         return f"{self.info.weights_sha256}|{self.card.pooling}|{self.transform.identity()}"

@@ -8,10 +8,12 @@ the ceiling. Together they check the wiring of every metric end to end.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
+from harness.models.card import ModelCard
 from harness.models.encoder import EncoderInfo
 from harness.synth.tissue import LATENT_FACTORS, TISSUE_CLASSES
 
@@ -25,7 +27,11 @@ class NotApplicable(Exception):
 
 @dataclass
 class InstrumentEncoder:
+    """A model of the synthetic suite's truth: it reads each item's latents, not its pixels."""
+
     info: EncoderInfo
+    card: ModelCard = field(default_factory=ModelCard)  # nothing to declare: no transform, no Hub id
+    reads_pixels: ClassVar[bool] = False
 
     def cache_identity(self) -> str:
         return f"instrument:{self.info.name}:v{INSTRUMENT_VERSION}"

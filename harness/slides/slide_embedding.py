@@ -194,10 +194,18 @@ def _failure_note(cache: EmbeddingCache, key: str | None) -> str | None:
     return path.read_text() if path and path.exists() else None
 
 
-def instrument_slides(encoder, source, paths: list[Path], fingerprint: str) -> SlideFeatures:
-    """Instrument models on slides: the tiling is real, the features are the instrument's."""
-    from harness.models.instruments import NotApplicable, SynthOracle
+def slide_features(encoder, source, paths: list[Path], tiling: TilingSpec, cache: EmbeddingCache,
+                   options: ExtractOptions, fingerprint: str) -> SlideFeatures:
+    """Every slide's tile features: a network embeds the tiles of `tiling` (cached per slide); an
+    instrument returns the generator's truth for each tile of the dataset's own grid."""
+    if encoder.reads_pixels:
+        return embed_slides(encoder, paths, tiling, cache, options, source.name)
+    return instrument_slides(encoder, source, paths, fingerprint)
 
+
+def instrument_slides(encoder, source, paths: list[Path], fingerprint: str) -> SlideFeatures:
+    """Instrument models on slides: the tiling is real, the features are the instrument's (which
+    raises NotApplicable on slides without latents)."""
     features, coords, kept, failed = [], [], [], {}
     for i, path in enumerate(paths):
         try:
@@ -206,8 +214,6 @@ def instrument_slides(encoder, source, paths: list[Path], fingerprint: str) -> S
             failed[str(path)] = str(error)
             continue
         latents = source.tile_latents(path, tiling.coords)
-        if isinstance(encoder, SynthOracle) and latents is None:
-            raise NotApplicable("synth-oracle embeds only synthetic datasets (it returns their latent)")
         features.append(encoder.embed(len(tiling.coords), latents, item_key=f"{fingerprint}:{Path(path).name}"))
         coords.append(tiling.coords)
         kept.append(i)

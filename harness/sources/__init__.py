@@ -1,48 +1,73 @@
-"""Dataset sources: where a registry dataset's tiles, labels (and latents) come from."""
+"""Dataset sources: where a registry dataset's items, labels (and latents) come from.
+
+A source kind is registered by the name a dataset's `source:` key gives, with the schema of its
+keys and a function that opens it. Adding a kind is one module and one call:
+
+    register_source_kind("myformat", MyFormatDataset, lambda name, spec, context, datasets:
+                         MyFormatSource(name, spec, context))
+
+after which `source: myformat` datasets validate in tasks.yaml and run like any other.
+"""
 
 from __future__ import annotations
 
-from typing import Mapping
+from importlib import import_module
+from typing import Callable, Mapping
 
-from harness.registry import (CsvDataset, DatasetSpec, HubDataset, ImageFolderDataset, SynthDataset,
-                              TransformedDataset, WsiDataset)
-from harness.sources.base import DataContext, TileSource
+from pydantic import BaseModel
+
+from harness.registry import DATASET_SCHEMAS, DatasetSpec
+from harness.sources.base import DataContext, Source, TileSource
+
+# (dataset name, its spec, the data context, the registry's datasets) -> an unopened source
+SourceOpener = Callable[[str, DatasetSpec, DataContext, Mapping[str, DatasetSpec]], Source]
+
+_OPENERS: dict[str, SourceOpener] = {}
+
+
+def register_source_kind(name: str, schema: type[BaseModel], opener: SourceOpener) -> None:
+    """Declare `source: <name>`: its keys (a pydantic model with a `source: Literal[name]` field)
+    and how a dataset of that kind is opened."""
+    DATASET_SCHEMAS[name] = schema
+    _OPENERS[name] = opener
 
 
 def open_source(name: str, spec: DatasetSpec, context: DataContext,
-                datasets: Mapping[str, DatasetSpec] | None = None) -> TileSource:
-    """The source of one dataset; `datasets` (the registry's) resolves a transformed dataset's base."""
-    if isinstance(spec, SynthDataset) and spec.generator == "slides":
+                datasets: Mapping[str, DatasetSpec] | None = None) -> Source:
+    """The source of one dataset; `datasets` (the registry's) resolves a dataset built on another."""
+    opener = _OPENERS.get(spec.source)
+    if opener is None:
+        raise ValueError(f"dataset '{name}': no source kind '{spec.source}' is registered")
+    return opener(name, spec, context, datasets or {})
+
+
+def _class(module: str, cls: str) -> SourceOpener:
+    """An opener that imports its module only when a dataset of that kind is opened."""
+    return lambda name, spec, context, datasets: getattr(import_module(module), cls)(name, spec, context)
+
+
+def _synthetic(name, spec, context, datasets) -> Source:
+    if spec.generator == "slides":
         from harness.sources.synthetic_slides import SyntheticSlideSource
 
         return SyntheticSlideSource(name, spec, context)
-    if isinstance(spec, WsiDataset):
-        from harness.sources.slide_source import SlideSource
+    from harness.sources.synthetic import SyntheticTileSource
 
-        return SlideSource(name, spec, context)
-    if isinstance(spec, SynthDataset):
-        from harness.sources.synthetic import SyntheticTileSource
-
-        return SyntheticTileSource(name, spec, context)
-    if isinstance(spec, HubDataset):
-        from harness.sources.hub import HubTileSource
-
-        return HubTileSource(name, spec, context)
-    if isinstance(spec, ImageFolderDataset):
-        from harness.sources.image_folder import ImageFolderSource
-
-        return ImageFolderSource(name, spec, context)
-    if isinstance(spec, CsvDataset):
-        from harness.sources.csv_table import CsvTableSource
-
-        return CsvTableSource(name, spec, context)
-    if isinstance(spec, TransformedDataset):
-        from harness.sources.transformed import TransformedSource
-
-        if datasets is None or spec.base not in datasets:
-            raise ValueError(f"dataset '{name}': its base '{spec.base}' is not among the given datasets")
-        return TransformedSource(name, spec, context, open_source(spec.base, datasets[spec.base], context, datasets))
-    raise TypeError(f"no source for {type(spec).__name__}")
+    return SyntheticTileSource(name, spec, context)
 
 
-__all__ = ["DataContext", "TileSource", "open_source"]
+def _transformed(name, spec, context, datasets) -> Source:
+    from harness.sources.transformed import TransformedSource
+
+    if spec.base not in datasets:
+        raise ValueError(f"dataset '{name}': its base '{spec.base}' is not among the given datasets")
+    return TransformedSource(name, spec, context, open_source(spec.base, datasets[spec.base], context, datasets))
+
+
+for _name, _opener in {"synth": _synthetic, "hf": _class("harness.sources.hub", "HubTileSource"),
+                       "imagefolder": _class("harness.sources.image_folder", "ImageFolderSource"),
+                       "csv": _class("harness.sources.csv_table", "CsvTableSource"),
+                       "transformed": _transformed, "wsi": _class("harness.sources.slide_source", "SlideSource")}.items():
+    register_source_kind(_name, DATASET_SCHEMAS[_name], _opener)
+
+__all__ = ["DataContext", "Source", "SourceOpener", "TileSource", "open_source", "register_source_kind"]

@@ -1,17 +1,30 @@
-"""The interface every tile source offers the runner."""
+"""The interface every dataset source offers the runner: a `Source` of one of two kinds.
+
+  tiles    a TileSource: splits of images (with labels, text records, latents), embedded per split
+  slides   a SlideSource (slide_source.py): a table of whole slides, tiled and embedded per slide
+
+The runner asks `source.kind`; it never asks which class a source is. Source kinds are
+registered by the name a dataset's `source:` key gives (harness/sources/__init__.py).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, ClassVar, Literal, Sequence
 
 import numpy as np
 
 from harness.errors import HarnessError
+
+
+def default_cache_dir() -> Path:
+    """Where generated data and embeddings go unless --cache-dir says: $HARNESS_CACHE, else ~/.cache/harness."""
+    return Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "harness")).expanduser()
 
 
 @dataclass(frozen=True)
@@ -26,7 +39,11 @@ class Availability:
     reason: str = ""  # why not, and the command or steps that get the data
 
 
-class TileSource(ABC):
+class Source(ABC):
+    """What every source offers, whatever its kind."""
+
+    kind: ClassVar[Literal["tiles", "slides"]]
+
     def __init__(self, name: str, spec: Any, context: DataContext):
         self.name = name
         self.spec = spec
@@ -43,10 +60,24 @@ class TileSource(ABC):
         """Changes whenever the items or their order change (part of the cache key)."""
 
     @abstractmethod
-    def split_names(self) -> list[str]: ...
+    def class_names(self) -> list[str]: ...
+
+    def revision(self) -> str | None:
+        """The commit the data was read at, for sources that have one (a Hub dataset)."""
+        return None
+
+    def download(self) -> str:
+        """Fetch the data; return what was done. Sources that cannot fetch explain how."""
+        return f"{self.name}: nothing to download"
+
+
+class TileSource(Source):
+    """Images in named splits: each split is embedded once per model and cached."""
+
+    kind = "tiles"
 
     @abstractmethod
-    def class_names(self) -> list[str]: ...
+    def split_names(self) -> list[str]: ...
 
     @abstractmethod
     def labels(self, split: str) -> np.ndarray | None: ...
@@ -59,17 +90,9 @@ class TileSource(ABC):
         """Text annotations of the split's images (VQA pairs or reports), if the dataset has them."""
         return None
 
-    def revision(self) -> str | None:
-        """The commit the data was read at, for sources that have one (a Hub dataset)."""
-        return None
-
     def latents(self, split: str) -> np.ndarray | None:
         """Ground-truth latents (synthetic data only)."""
         return None
-
-    def download(self) -> str:
-        """Fetch the data; return what was done. Sources that cannot fetch explain how."""
-        return f"{self.name}: nothing to download"
 
 
 def digest(payload: Any) -> str:

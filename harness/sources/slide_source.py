@@ -18,7 +18,7 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.registry import SynthDataset, TilingSpec, WsiDataset
-from harness.sources.base import Availability, DataContext, digest
+from harness.sources.base import Availability, DataContext, Source, digest
 
 
 @dataclass
@@ -41,11 +41,13 @@ class SlideColumns:
     fold: str | None = None
 
 
-class SlideSource:
+class SlideSource(Source):
+    """Whole slides listed in a table (one row per slide: file, patient, label or survival)."""
+
+    kind = "slides"
+
     def __init__(self, name: str, spec: WsiDataset | SynthDataset, context: DataContext):
-        self.name = name
-        self.spec = spec
-        self.context = context
+        super().__init__(name, spec, context)
         self.columns = self._columns()
         self.classes = list(getattr(spec, "classes", []))
 
@@ -132,10 +134,6 @@ class SlideSource:
             labels=labels, times=column(c.time, float, lambda v: v >= 0, "a time >= 0"),
             events=None if events is None else events.astype(bool), folds=column(c.fold, int),
         )
-
-    def revision(self) -> str | None:
-        """Slide tables have no commit (a Hub dataset's revision() does)."""
-        return None
 
     def tile_latents(self, slide: Path, coords: np.ndarray) -> np.ndarray | None:
         """Ground truth per tile of the slide at this path (synthetic slides only)."""

@@ -28,7 +28,8 @@ CONFIG = dict(method="multi_teacher", teachers=[{"model": "synth-oracle-tissue"}
 def run(tmp_path, registry_file, out, stop_after=None, **overrides):
     registry = load_registry([registry_file], FAMILIES)
     context = DataContext(cache_dir=tmp_path / "cache", data_root=tmp_path / "data")
-    return distill(DistillConfig(**{**CONFIG, **overrides}), out, registry, context, ExtractOptions(num_workers=0),
+    settings = {key: value for key, value in {**CONFIG, **overrides}.items() if value is not None}  # None: drop it
+    return distill(DistillConfig(**settings), out, registry, context, ExtractOptions(num_workers=0),
                    stop_after=stop_after)
 
 
@@ -91,7 +92,7 @@ def test_logit_kd_from_an_ensemble_of_task_heads(tmp_path, tiny_registry_file):
     from distillers.logit_kd import teacher_probabilities
 
     record = run(tmp_path, tiny_registry_file, tmp_path / "logit", method="logit_kd", label_dataset="tiny-tiles",
-                 matryoshka_dims=[], steps=4)
+                 matryoshka_dims=None, steps=4)  # not a setting of logit_kd
     assert record["method"] == "logit_kd" and record["steps"] == 4 and "fidelity" not in record
     assert (tmp_path / "logit" / "model.safetensors").exists()
 
@@ -103,7 +104,8 @@ def test_logit_kd_from_an_ensemble_of_task_heads(tmp_path, tiny_registry_file):
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(60, 4)), np.arange(60) % 3
     x[np.arange(60), y] += 3
-    config = DistillConfig(**{**CONFIG, "method": "logit_kd", "tau": 2.0})
+    shared = {key: value for key, value in CONFIG.items() if key != "matryoshka_dims"}  # not a logit_kd setting
+    config = DistillConfig(**{**shared, "method": "logit_kd", "tau": 2.0})
     one = teacher_probabilities(config, [Teacher(x)], [(x, y)], 3)
     two = teacher_probabilities(config, [Teacher(x), Teacher(x[:, ::-1].copy())], [(x, y), (x[:, ::-1].copy(), y)], 3)
     np.testing.assert_allclose(one.sum(1), 1, rtol=1e-5)
@@ -148,7 +150,8 @@ def test_settings_come_from_the_file_and_flags_override_them(tmp_path):
     assert read_config(path).steps == 50
     config = read_config(path, ["synth-oracle-tissue", "synth-oracle-grade"], ["steps=7", "method=multi_teacher",
                                                                             "matryoshka_dims=[16, 32]"])
-    assert (config.steps, config.method, config.matryoshka_dims) == (7, "multi_teacher", [16, 32])
+    assert (config.steps, config.method, config.method_params.matryoshka_dims) == (7, "multi_teacher", [16, 32])
+    assert config.params == {"matryoshka_dims": [16, 32]}  # a method's key written at the top level moves into params
     assert [t.model for t in config.teachers] == ["synth-oracle-tissue", "synth-oracle-grade"]
     assert read_config(None, ["synth-oracle"], ["student_input_size=64"]).student_input_size == 64
     for teachers, settings, message in [(None, ["stepz=3"], "flags: key 'stepz'"), (None, ["steps"], "KEY=VALUE"),
@@ -169,7 +172,7 @@ def test_settings_that_cannot_work_are_refused_in_one_line_before_training(tmp_p
     for settings, message in [
         (["student=not_a_net"], "student 'not_a_net' is not a timm architecture"),
         (["method=logit_kd", "label_dataset=nope"], "label_dataset 'nope' is not in the registry"),
-        (["method=logit_kd", "matryoshka_dims=[16]"], "logit_kd trains one classifier head"),
+        (["method=logit_kd", "matryoshka_dims=[16]"], "key 'matryoshka_dims': a setting of feature_kd and multi_teacher and cross_magnification, not of logit_kd"),
         (["splits=[train,tset]"], r"dataset 'tiny-tiles' has no split tset \(its splits: train, val, test\)"),
         (["matryoshka_dims=[64,500]"], r"matryoshka_dims \[500\]: larger than the vit_tiny_patch16_224 student's "
                                        "192-d embedding"),

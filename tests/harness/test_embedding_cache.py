@@ -1,4 +1,4 @@
-"""Embeddings are computed once, resume after an interruption, and never hold NaN."""
+"""The embedding cache: keys, atomic writes on a full disk, and resumption at every point of a write."""
 
 import errno
 from pathlib import Path
@@ -9,87 +9,6 @@ import pytest
 from harness.atomic_write import save_npy_atomic
 from harness.embedding_cache import EmbeddingCache
 from harness.errors import HarnessError
-from harness.tile_embedding import ExtractOptions, embed_split
-from harness.models.loading import LoadOptions, load_encoder
-from harness.registry import SynthDataset
-from harness.sources import DataContext, open_source
-
-
-@pytest.fixture(scope="module")
-def tiny_source(cache_dir):
-    spec = SynthDataset(source="synth", generator="tiles",
-                        params={"tile_size": 64, "per_class": {"train": 5, "test": 2}, "seed": 11})
-    source = open_source("cache-test", spec, DataContext(cache_dir=cache_dir, data_root=cache_dir / "data"))
-    source.prepare()
-    return source
-
-
-@pytest.fixture(scope="module")
-def encoder():
-    return load_encoder("timm:vit_tiny_patch16_224", LoadOptions(random_init=True))
-
-
-OPTIONS = ExtractOptions(batch_size=4, num_workers=0)
-
-
-def test_second_call_reads_the_cache(tmp_path, tiny_source, encoder):
-    cache = EmbeddingCache(tmp_path)
-    first, computed = embed_split(encoder, tiny_source, tiny_source.fingerprint(), "train", cache, OPTIONS)
-    assert computed and first.embeddings.shape == (30, 192)
-    again, computed_again = embed_split(encoder, tiny_source, tiny_source.fingerprint(), "train", cache, OPTIONS)
-    assert not computed_again
-    assert isinstance(again.embeddings, np.memmap)
-    np.testing.assert_array_equal(first.embeddings, again.embeddings)
-    other_split, _ = embed_split(encoder, tiny_source, tiny_source.fingerprint(), "test", cache, OPTIONS)
-    assert other_split.embeddings.shape == (12, 192)
-
-
-def test_bf16_embeddings_are_cached_apart_and_close_to_fp32(tmp_path, tiny_source, encoder):
-    cache = EmbeddingCache(tmp_path)
-    fp32, _ = embed_split(encoder, tiny_source, tiny_source.fingerprint(), "test", cache, OPTIONS)
-    bf16_options = ExtractOptions(batch_size=4, num_workers=0, precision="bf16")
-    bf16, computed = embed_split(encoder, tiny_source, tiny_source.fingerprint(), "test", cache, bf16_options)
-    assert computed and bf16.meta["precision"] == "bf16" and fp32.meta["precision"] == "fp32"
-    assert not np.array_equal(fp32.embeddings, bf16.embeddings)
-    a, b = np.asarray(fp32.embeddings), np.asarray(bf16.embeddings)
-    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
-    assert cosine.min() > 0.99
-
-
-def test_interrupted_extraction_resumes_from_finished_shards(tmp_path, tiny_source, encoder, monkeypatch):
-    import harness.embedding_cache as module
-
-    reference, _ = embed_split(encoder, tiny_source, tiny_source.fingerprint(), "train",
-                               EmbeddingCache(tmp_path / "reference"), OPTIONS)
-
-    cache = EmbeddingCache(tmp_path / "interrupted", shard_size=8)
-    real_add, calls = module.ShardWriter.add, []
-
-    def add_then_die(self, embeddings, what=""):
-        calls.append(len(embeddings))
-        if len(calls) == 5:  # after 16 items: two shards of 8 are on disk
-            raise KeyboardInterrupt
-        real_add(self, embeddings, what)
-
-    monkeypatch.setattr(module.ShardWriter, "add", add_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        embed_split(encoder, tiny_source, tiny_source.fingerprint(), "train", cache, OPTIONS)
-    monkeypatch.setattr(module.ShardWriter, "add", real_add)
-
-    resumed, computed = embed_split(encoder, tiny_source, tiny_source.fingerprint(), "train", cache, OPTIONS)
-    assert computed and resumed.meta["resumed_from"] == 16
-    np.testing.assert_allclose(resumed.embeddings, reference.embeddings, rtol=1e-4, atol=1e-5)
-
-
-def test_nan_embeddings_are_refused_and_nothing_is_cached(tmp_path, tiny_source, encoder, monkeypatch):
-    import torch
-
-    monkeypatch.setattr(encoder.module, "forward", lambda x: torch.full((len(x), 192), float("nan")))
-    cache = EmbeddingCache(tmp_path)
-    with pytest.raises(HarnessError, match="NaN or infinite embeddings"):
-        embed_split(encoder, tiny_source, tiny_source.fingerprint(), "test", cache, OPTIONS)
-    key = cache.key(encoder.cache_identity(), tiny_source.fingerprint(), "test")
-    assert cache.load(key) is None
 
 
 def test_full_disk_keeps_the_previous_file(tmp_path, monkeypatch):

@@ -97,14 +97,23 @@ def test_the_queue_tab_lists_local_requests(monkeypatch, results, tmp_path):
 def test_robustness_panel_shows_plism_groups_and_invariance(monkeypatch, tmp_path):
     import json
 
+    from tasks import FAMILIES
+
+    def described(family: str) -> dict:  # the metric descriptions a run writes (schema 4)
+        cls = FAMILIES[family]
+        return {name: info.model_dump(mode="json") for name, info in cls.metrics(cls.Params()).items()}
+
     write_result(tmp_path, "fm", "t1", "tile_classification", 0.8)
     write_result(tmp_path, "fm", "synth-plism", "stain_robustness", 0.4, main="plism_score")
     path = tmp_path / "fm" / "synth-plism.json"
     result = json.loads(path.read_text())
     result["metrics"]["top_10_inter_scanner"] = {"mean": 0.25, "std": 0.0}
     result["metrics"]["cross_domain_drop"] = {"mean": 0.12, "std": 0.01}
+    result["metric_info"] = described("stain_robustness")
     path.write_text(json.dumps(result))
     write_result(tmp_path, "fm", "synth-invariance", "transform_invariance", 0.97, main="mean_cosine")
+    path = tmp_path / "fm" / "synth-invariance.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "metric_info": described("transform_invariance")}))
     app = run_app(monkeypatch, tmp_path)
     plism = next(d.value for d in app.dataframe if "plism_score" in d.value.columns)
     assert plism["top_10_inter_scanner"].item() == 0.25 and plism["cross_domain_drop"].item() == 0.12

@@ -1,0 +1,46 @@
+"""Result files (harness/results.py): the store writes and reads them; an unreadable file reads as
+absent (it will be recomputed); files of every earlier schema still read, their new fields empty."""
+
+import json
+
+from harness.evaluation import MetricInfo, MetricSummary
+from harness.results import (RESULT_SCHEMA_VERSION, DatasetRecord, MainScore, ModelRecord, ResultStore,
+                             TaskResult)
+
+
+def a_result(**changes) -> TaskResult:
+    result = TaskResult(task="t", task_version=2, family="report_generation", family_title="report generation",
+                        status="ok", model=ModelRecord(name="m", weights="instrument"),
+                        dataset=DatasetRecord(name="d", source="synth", fingerprint="f"),
+                        main_score=MainScore(name="cider_d", value=1.7),
+                        metrics={"cider_d": MetricSummary(mean=1.7, std=0.0, values=[1.7])},
+                        metric_info={"cider_d": MetricInfo(bounds=(0.0, None))}, date="2026-11-30T13:44:51Z")
+    return result.model_copy(update=changes)
+
+
+def test_a_written_result_reads_back_equal(tmp_path):
+    store = ResultStore(tmp_path)
+    path = store.write("m", a_result())
+    assert path == tmp_path / "m" / "t.json" and store.read(path) == a_result()
+    written = json.loads(path.read_text())
+    assert written["schema_version"] == RESULT_SCHEMA_VERSION == 4
+    assert written["metric_info"]["cider_d"] == {"higher_is_better": True, "bounds": [0.0, None], "group": "score"}
+    assert not MetricInfo(bounds=(0.0, None)).bounded and MetricInfo().bounded
+
+
+def test_an_unreadable_file_reads_as_absent(tmp_path):
+    store = ResultStore(tmp_path)
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "t.json").write_text('{"task": "t", "status": "ok"')  # cut short by a crash
+    assert store.read(tmp_path / "m" / "t.json") is None
+    assert store.read(tmp_path / "m" / "absent.json") is None
+
+
+def test_a_schema_3_file_reads_without_metric_descriptions(tmp_path):
+    store = ResultStore(tmp_path)
+    path = store.write("m", a_result())
+    old = {k: v for k, v in json.loads(path.read_text()).items() if k not in ("metric_info", "family_title")}
+    path.write_text(json.dumps(old | {"schema_version": 3}))
+    loaded = store.read(path)
+    assert loaded.schema_version == 3 and loaded.metric_info == {} and loaded.family_title is None
+    assert loaded.metrics == a_result().metrics

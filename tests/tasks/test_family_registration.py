@@ -1,0 +1,73 @@
+"""A family of one's own: one class and one registration, and its tasks validate, run, and carry
+the metric descriptions it declares into the result, which the leaderboard then follows (here a
+lower-is-better score, so the ranking turns around). Nothing else is edited."""
+
+import json
+from typing import ClassVar
+
+import numpy as np
+import pytest
+from pydantic import BaseModel, ConfigDict
+
+from harness.evaluation import Evaluation, MetricInfo, TaskData, TaskFamily, summarise
+from tasks import FAMILIES, register_family
+
+
+class SpreadParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    split: str = "test"
+
+
+class EmbeddingSpread(TaskFamily):
+    """Mean distance of a split's embeddings from their centroid: lower is tighter."""
+
+    name = "embedding_spread"
+    title = "embedding spread"
+    Params: ClassVar[type[BaseModel]] = SpreadParams
+
+    @staticmethod
+    def metrics(params: SpreadParams) -> dict[str, MetricInfo]:
+        return {"spread": MetricInfo(higher_is_better=False, bounds=(0.0, None))}
+
+    def evaluate(self, data: TaskData, params: SpreadParams) -> Evaluation:
+        x = np.asarray(data.splits[params.split].embeddings, dtype=np.float64)
+        spread = float(np.linalg.norm(x - x.mean(0), axis=1).mean())
+        return Evaluation({"spread": summarise([spread], None)}, {params.split: len(x)}, [0])
+
+
+@pytest.fixture
+def spread_family():
+    register_family(EmbeddingSpread)
+    yield
+    FAMILIES.pop("embedding_spread")
+
+
+REGISTRY = """
+tasks:
+  toy-spread:
+    family: embedding_spread
+    dataset: tiny-tiles
+    main_score: spread
+"""
+
+
+def test_a_registered_family_runs_and_its_metric_description_reaches_the_board(spread_family, tmp_path,
+                                                                               tiny_registry_file):
+    from harness.cli import main
+    from leaderboard.aggregate import build_leaderboard, load_results
+
+    registry = tmp_path / "spread.yaml"
+    registry.write_text(REGISTRY)
+    out = tmp_path / "results"
+    assert main(["run", "--model", "random-noise", "--model", "synth-oracle", "--tasks", "toy-spread",
+                 "--include", str(tiny_registry_file), "--include", str(registry), "--output", str(out),
+                 "--cache-dir", str(tmp_path / "cache")]) == 0
+    noise = json.loads((out / "random-noise" / "toy-spread.json").read_text())
+    assert noise["family_title"] == "embedding spread"
+    assert noise["metric_info"]["spread"] == {"higher_is_better": False, "bounds": [0.0, None], "group": "score"}
+    board = build_leaderboard(*load_results(out))
+    spreads = {m: board.score(m, "toy-spread") for m in board.models}
+    assert spreads["random-noise"] > spreads["synth-oracle"]  # noise spreads wide; the oracle is a few bumps
+    assert board.ranked_models()[0] == "synth-oracle"  # lower is better: the tighter one ranks first
+    assert board.mean("synth-oracle") is None  # unbounded: ranked, never averaged
