@@ -12,6 +12,13 @@ inter-staining, top-10 both.
 
 Memory: queries are processed in chunks, so at most chunk x 2n similarities exist at once,
 never the 2n x 2n matrix.
+
+All pairs of many slides (`all_pair_metrics`, what the family runs): a query's rank splits into
+the tiles of its own slide that are closer than its twin and the tiles of the other slide that
+are. The first part needs the slide's within-slide similarities, the same in every pair the slide
+takes part in (90 of them in PLISM): they are computed once per slide. Per pair only the cross
+block A B^T is computed, once, and read row-wise (A's queries) and column-wise (B's). That is a
+quarter of the floating-point work of pooling the 2n tiles per pair.
 """
 
 from __future__ import annotations
@@ -49,6 +56,72 @@ def pair_metrics(a: np.ndarray, b: np.ndarray, ks: Sequence[int] = KS, chunk_siz
         for k in ks:
             hits[k] += int((rank < k).sum())
     return {"cosine": cosine, **{f"top_{k}": hits[k] / (2 * n) for k in ks}}
+
+
+def all_pair_metrics(slides: Sequence[np.ndarray], pairs: Iterable[tuple[int, int]], ks: Sequence[int] = KS,
+                     chunk_size: int = 1024) -> dict[tuple[int, int], dict[str, float]]:
+    """pair (i, j) -> pair_metrics(slides[i], slides[j]) for every pair, each slide's within-slide
+    similarities computed once. Slides are visited in order; when slide s is visited, the cross
+    blocks of its pairs with later slides are computed (its queries' cross counts now, the partner's
+    kept for when the partner is visited), then all of s's thresholds are counted against its
+    within-slide similarities in one pass."""
+    units = [_unit(s) for s in slides]
+    if len({u.shape for u in units}) > 1:
+        raise ValueError(f"aligned slides need the same tiles: shapes {sorted({u.shape for u in units})}")
+    n = len(units[0])
+    pairs = sorted({(min(i, j), max(i, j)) for i, j in pairs})
+    later: dict[int, list[int]] = {s: [] for s in range(len(units))}
+    for i, j in pairs:
+        later[i].append(j)
+    waiting: dict[int, list[tuple[tuple[int, int], np.ndarray, np.ndarray]]] = {s: [] for s in range(len(units))}
+    hits = {pair: np.zeros(len(ks), np.int64) for pair in pairs}
+    cosine: dict[tuple[int, int], float] = {}
+    for s, anchor in enumerate(units):
+        if not later[s] and not waiting[s]:
+            continue
+        queries = list(waiting.pop(s))  # (pair, twin similarity per tile, cross count per tile)
+        for j in later[s]:
+            twin = np.einsum("ij,ij->i", anchor, units[j])
+            rows, columns = _cross_counts(anchor, units[j], twin, chunk_size)
+            cosine[(s, j)] = float(twin.mean())
+            queries.append(((s, j), twin, rows))
+            waiting[j].append(((s, j), twin, columns))
+        within = _within_counts(anchor, np.stack([q[1] for q in queries]), chunk_size)
+        for (pair, _, cross), inside in zip(queries, within):
+            rank = cross + inside  # tiles strictly closer than the twin, from both slides
+            hits[pair] += np.array([(rank < k).sum() for k in ks])
+    return {pair: {"cosine": cosine[pair], **{f"top_{k}": int(h) / (2 * n) for k, h in zip(ks, hits[pair])}}
+            for pair in pairs}
+
+
+def _cross_counts(a: np.ndarray, b: np.ndarray, twin: np.ndarray, chunk_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per tile of a, the tiles of b closer to it than its twin; per tile of b, the tiles of a closer
+    to it than its twin (the twin itself is not counted). One pass over the cross block a b^T."""
+    rows = np.zeros(len(a), np.int64)
+    columns = np.zeros(len(b), np.int64)
+    for start in range(0, len(a), chunk_size):
+        stop = min(start + chunk_size, len(a))
+        block = a[start:stop] @ b.T
+        local = np.arange(stop - start)
+        block[local, local + start] = -np.inf  # the twin: counted by neither side
+        rows[start:stop] = (block > twin[start:stop, None]).sum(axis=1)
+        columns += (block > twin[None, :]).sum(axis=0)
+    return rows, columns
+
+
+def _within_counts(a: np.ndarray, thresholds: np.ndarray, chunk_size: int) -> np.ndarray:
+    """(q, n): for each row of thresholds and each tile i of a, the other tiles of a whose
+    similarity to tile i exceeds thresholds[., i]. The within-slide block is computed once, in row
+    chunks, and every threshold row is counted against each chunk."""
+    counts = np.zeros(thresholds.shape, np.int64)
+    rows_per_chunk = max(1, chunk_size // max(1, len(thresholds)))  # keeps (q, chunk, n) comparisons bounded
+    for start in range(0, len(a), rows_per_chunk):
+        stop = min(start + rows_per_chunk, len(a))
+        block = a[start:stop] @ a.T
+        local = np.arange(stop - start)
+        block[local, local + start] = -np.inf  # a tile never retrieves itself
+        counts[:, start:stop] = (block[None] > thresholds[:, start:stop, None]).sum(axis=2)
+    return counts
 
 
 def pair_groups(domains: Sequence[tuple[str, str]]) -> dict[str, list[tuple[int, int]]]:

@@ -48,3 +48,23 @@ def test_summary_and_leaderboard_score():
                         summary["inter_scanner"]["top_10"]["median"], summary["inter_staining"]["top_10"]["median"],
                         summary["both"]["top_10"]["median"]])
     assert leaderboard_score(summary) == pytest.approx(expected)
+
+
+def test_all_pairs_equal_each_pair_computed_alone():
+    """Within-slide similarities computed once per slide and the cross block once per pair give
+    each pair's pooled-query metrics (five slides, all ten pairs, chunks that do not divide n)."""
+    from harness.scoring.plism_metrics import all_pair_metrics
+
+    rng = np.random.default_rng(3)
+    base = rng.normal(size=(53, 12))
+    slides = [base + noise * rng.normal(size=base.shape) for noise in (0.2, 0.5, 0.8, 1.5, 3.0)]
+    pairs = [(i, j) for i in range(5) for j in range(i + 1, 5)]
+    together = all_pair_metrics(slides, pairs, chunk_size=16)
+    assert set(together) == set(pairs)
+    for i, j in pairs:
+        alone = pair_metrics(slides[i], slides[j], chunk_size=16)
+        assert together[(i, j)].keys() == alone.keys()
+        for key in alone:
+            assert together[(i, j)][key] == pytest.approx(alone[key], abs=1e-6), (i, j, key)
+    assert together[(0, 1)]["top_10"] > together[(3, 4)]["top_10"]  # closer slides retrieve their twins
+
