@@ -43,7 +43,7 @@ class HarnessCLI:
         return DataContext(cache_dir=cache, data_root=Path(data_root).expanduser())
 
     def run(self, args) -> int:
-        from harness.tile_embedding import ExtractOptions, resolve_device, resolve_precision
+        from harness.tile_embedding import ExtractOptions, resolve_device, resolve_precision, resolve_workers
         from harness.hub_access import configure_offline_mode
         from harness.models.model_spec import DEFAULT_MODEL, LoadOptions, resolve_model
         from harness.run_summary import print_summary
@@ -61,7 +61,8 @@ class HarnessCLI:
         config = RunConfig(
             models=models, tasks=task_names, output=Path(args.output), context=self._context(args),
             load=LoadOptions(random_init=args.random_init, device=device),
-            extract=ExtractOptions(batch_size=args.batch_size, num_workers=args.workers, device=device,
+            extract=ExtractOptions(batch_size=args.batch_size, num_workers=resolve_workers(args.workers, device),
+                                   device=device,
                                    precision=resolve_precision(args.precision, device)),
             overwrite=args.overwrite, download=args.download, verbose=args.verbose,
             dims=_dims(args.dims), log_samples=args.log_samples,
@@ -211,7 +212,7 @@ class HarnessCLI:
         return Path(args.requests or os.environ.get("HARNESS_REQUESTS") or "requests")
 
     def _score_request(self, args, request, checkpoint: Path) -> dict:
-        from harness.tile_embedding import ExtractOptions, resolve_device, resolve_precision
+        from harness.tile_embedding import ExtractOptions, resolve_device, resolve_precision, resolve_workers
         from harness.hub_access import configure_offline_mode
         from harness.models.model_spec import LoadOptions
         from harness.runner import RunConfig, Runner
@@ -221,14 +222,15 @@ class HarnessCLI:
         device = resolve_device("auto")
         config = RunConfig(models=[str(checkpoint)], tasks=registry.select(args.tasks or request.tasks),
                            output=Path(args.output), context=self._context(args), load=LoadOptions(device=device),
-                           extract=ExtractOptions(device=device, precision=resolve_precision("auto", device)))
+                           extract=ExtractOptions(device=device, precision=resolve_precision("auto", device),
+                                                  num_workers=resolve_workers(None, device)))
         outcomes = Runner(registry, families, config).run()
         return {o.task: (o.status, o.reason) for o in outcomes}
 
     def distill(self, args) -> int:
         from distillers.config import read_config
         from distillers.run import distill
-        from harness.tile_embedding import ExtractOptions, resolve_device, resolve_precision
+        from harness.tile_embedding import ExtractOptions, resolve_device, resolve_precision, resolve_workers
         from harness.hub_access import configure_offline_mode
 
         configure_offline_mode()
@@ -241,7 +243,8 @@ class HarnessCLI:
         if args.score:
             registry.select(args.score)  # an unknown task is refused now, not after training
         device = resolve_device(args.device)
-        extract = ExtractOptions(device=device, precision=resolve_precision("auto", device))
+        extract = ExtractOptions(device=device, precision=resolve_precision("auto", device),
+                                 num_workers=resolve_workers(None, device))
         out = Path(args.output)
         with distributed_group():
             record = distill(config, out, registry, self._context(args), extract)
@@ -334,7 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="encoder forward precision; auto = bf16 where the hardware has native bf16 "
                           "(CUDA, AVX512-BF16/AMX CPUs), else fp32")
     run.add_argument("--batch-size", type=int, default=32)
-    run.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="DataLoader workers")
+    run.add_argument("--workers", type=int, default=None,
+                     help="DataLoader workers that decode and resize tiles (default: none on CPU, where the "
+                          "model's threads already use every core; up to 8 on CUDA)")
     run.add_argument("--dims", help="also score embeddings truncated to these dims (Matryoshka students), "
                                     "e.g. 64,128,full; results go to <model>-d<k>/")
     run.add_argument("--nproc", type=int, help="processes to split slide extraction across (launches torchrun; "

@@ -9,6 +9,7 @@ and bf16 embeddings never mix.
 
 from __future__ import annotations
 
+import os
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from harness.sources.base import TileSource
 @dataclass(frozen=True)
 class ExtractOptions:
     batch_size: int = 32
-    num_workers: int = 2
+    num_workers: int = 0  # DataLoader workers; resolve_workers picks the default for a device
     device: str = "cpu"
     precision: str = "fp32"  # "fp32" or "bf16" (resolve_precision turns "auto" into one of them)
 
@@ -43,12 +44,70 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
+def resolve_workers(requested: int | None, device: str) -> int:
+    """Workers that decode and resize tiles beside the model. On CPU none: the model's threads
+    already use every core, and workers would take their time from it (measured on 2 cores: the
+    default run 186 s without workers, 193 s with 2; benchmarks/extraction.py). On CUDA the CPU is
+    free to feed the device: up to 8, one core left to the main process."""
+    if requested is not None:
+        return requested
+    return 0 if device == "cpu" else max(1, min(8, (os.cpu_count() or 2) - 1))
+
+
 def resolve_precision(requested: str, device: str) -> str:
     if requested != "auto":
         return requested
     if device == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+
+
+class DevicePrefetcher:
+    """A DataLoader's uint8 image batches, already on the device (a batch is the images tensor, or
+    a tuple whose element `images_at` is). On CUDA the next batch is copied (pinned memory,
+    non_blocking) on a side stream while the current one is embedded, so the device does not wait
+    for the copy; elsewhere each batch is moved when it is needed."""
+
+    def __init__(self, loader, device: torch.device, images_at: int | None = None):
+        self.loader, self.device, self.images_at = loader, device, images_at
+
+    def _images(self, batch) -> torch.Tensor:
+        return batch if self.images_at is None else batch[self.images_at]
+
+    def _with(self, batch, images: torch.Tensor):
+        if self.images_at is None:
+            return images
+        return (*batch[: self.images_at], images, *batch[self.images_at + 1:])
+
+    def __iter__(self):
+        if self.device.type != "cuda":
+            for batch in self.loader:
+                yield self._with(batch, self._images(batch).to(self.device))
+            return
+        stream = torch.cuda.Stream(self.device)
+        batches = iter(self.loader)
+
+        def copy_next():
+            batch = next(batches, None)
+            if batch is None:
+                return None
+            with torch.cuda.stream(stream):
+                return self._with(batch, self._images(batch).to(self.device, non_blocking=True))
+
+        upcoming = copy_next()
+        while upcoming is not None:
+            torch.cuda.current_stream(self.device).wait_stream(stream)
+            current = upcoming
+            self._images(current).record_stream(torch.cuda.current_stream(self.device))  # the compute stream's now
+            upcoming = copy_next()
+            yield current
+
+
+def device_input(encoder: ImageEncoder, images: torch.Tensor) -> torch.Tensor:
+    """uint8 images on the device -> the model's input: scaled and normalised there, channels_last
+    on CUDA (the module is converted to match)."""
+    x = encoder.transform.normalise(images)
+    return x.contiguous(memory_format=torch.channels_last) if images.device.type == "cuda" else x
 
 
 class PreparedTiles(Dataset):
@@ -120,8 +179,8 @@ def _run_image_encoder(encoder: ImageEncoder, images, writer, options: ExtractOp
     with progress_bar(f"embedding {label} with {encoder.info.name}", len(images)) as advance:
         advance(writer.start)
         with torch.inference_mode(), autocast:
-            for batch in loader:
-                x = encoder.transform.normalise(batch.to(device, non_blocking=True))
+            for batch in DevicePrefetcher(loader, device):
+                x = device_input(encoder, batch)  # uint8 crossed the bus, not float
                 embeddings = module(x).float().cpu().numpy()
                 writer.add(embeddings, encoder.info.name)
                 advance(len(batch))

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from harness.atomic_write import save_npy_atomic
 from harness.embedding_cache import EmbeddingCache
-from harness.tile_embedding import ExtractOptions
+from harness.tile_embedding import DevicePrefetcher, ExtractOptions, device_input
 from harness.process_group import barrier, rank_and_world
 from harness.progress import progress_bar
 from harness.registry import TilingSpec
@@ -141,8 +141,9 @@ def _extract(encoder, paths, keys, tiling, cache, options, label, failed) -> flo
     if len(dataset) == 0:
         return None
     loader = DataLoader(dataset, batch_size=options.batch_size, num_workers=options.num_workers,
-                        prefetch_factor=4 if options.num_workers else None)
+                        pin_memory=options.device == "cuda", prefetch_factor=4 if options.num_workers else None)
     device = torch.device(options.device)
+    module = encoder.module.to(memory_format=torch.channels_last) if device.type == "cuda" else encoder.module
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if options.precision == "bf16" else nullcontext()
     writers: dict[int, object] = {}
     seen: dict[int, int] = {}
@@ -150,8 +151,8 @@ def _extract(encoder, paths, keys, tiling, cache, options, label, failed) -> flo
     started = time.perf_counter()
     with progress_bar(f"embedding {label} with {encoder.info.name}", len(dataset)) as advance, \
             torch.inference_mode(), autocast:
-        for slide_ids, batch, ok in loader:
-            out = encoder.module(encoder.transform.normalise(batch.to(device))).float().cpu().numpy()
+        for slide_ids, batch, ok in DevicePrefetcher(loader, device, images_at=1):
+            out = module(device_input(encoder, batch)).float().cpu().numpy()
             for s in np.unique(slide_ids.numpy()):
                 rows = slide_ids.numpy() == s
                 s = int(s)

@@ -87,3 +87,39 @@ def test_nan_embeddings_are_refused_and_nothing_is_cached(tmp_path, tiny_source,
         embed_split(encoder, tiny_source, tiny_source.fingerprint(), "test", cache, OPTIONS)
     key = cache.key(encoder.cache_identity(), tiny_source.fingerprint(), "test")
     assert cache.load(key) is None
+
+
+def test_the_device_path_hands_the_model_what_the_cpu_path_does():
+    """What can be checked without a GPU: the prefetcher yields every batch unchanged (a tensor, or
+    the images inside a tuple), uint8 on the device, and device_input scales and normalises them
+    exactly as the transform does, in float32 of the same shape."""
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from harness.models.transform import TileTransform
+    from harness.tile_embedding import DevicePrefetcher, device_input
+
+    images = torch.randint(0, 256, (10, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    ids = torch.arange(10)
+    device = torch.device("cpu")
+    plain = list(DevicePrefetcher(DataLoader(images, batch_size=4), device))
+    assert [b.shape[0] for b in plain] == [4, 4, 2] and torch.equal(torch.cat(plain), images)
+    assert all(b.dtype == torch.uint8 and b.device == device for b in plain)
+    tupled = list(DevicePrefetcher(DataLoader(TensorDataset(ids, images), batch_size=4), device, images_at=1))
+    assert torch.equal(torch.cat([t[0] for t in tupled]), ids) and torch.equal(torch.cat([t[1] for t in tupled]), images)
+
+    class Encoder:
+        transform = TileTransform(8, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+    x = device_input(Encoder(), images)
+    expected = (images.float() / 255.0 - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) \
+        / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    assert x.dtype == torch.float32 and x.shape == images.shape and torch.allclose(x, expected, atol=1e-6)
+
+
+def test_workers_default_to_none_on_cpu_and_to_several_on_cuda():
+    from harness.tile_embedding import resolve_workers
+
+    assert resolve_workers(None, "cpu") == 0  # the model's threads use every core already
+    assert 1 <= resolve_workers(None, "cuda") <= 8
+    assert resolve_workers(3, "cpu") == 3  # --workers wins
