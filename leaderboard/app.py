@@ -113,8 +113,9 @@ with tabs[0]:
     common = board.common_tasks
     st.caption(
         f"Models by average rank over the {len(common)} of {len(board.tasks)} tasks that every model shown has "
-        f"scored ({', '.join(common) or 'none'}). `mean` averages those whose main score lies in [0, 1] "
-        "(CIDEr-D enters ranks only). A task cell shows its main score with the bootstrap 95% CI, or why it is "
+        f"scored ({', '.join(common) or 'none'}), each ranked in the direction its family declares. `mean` "
+        f"averages those whose main score is bounded ({', '.join(board.mean_tasks()) or 'none'}); unbounded "
+        "scores enter ranks only. A task cell shows its main score with the bootstrap 95% CI, or why it is "
         "missing; the rank shows its bootstrap 95% interval. Click a column header to sort."
     )
     family_means = [c for c in overview if c.startswith("mean:") and overview[c].notna().any()]
