@@ -303,6 +303,8 @@ def first_problem(error: ValidationError) -> tuple[list[str], str]:
         message = "unknown key (not in the schema; check its spelling)"
     elif first["type"] == "missing":
         message = "required key is missing"
+    elif first["type"] == "value_error":
+        message = message.removeprefix("Value error, ")  # our own validators' messages, as written
     return [str(part) for part in first["loc"]], message
 
 

@@ -178,6 +178,7 @@ def test_settings_that_cannot_work_are_refused_in_one_line_before_training(tmp_p
                                        "192-d embedding"),
         (["steps=0"], "key 'steps': Input should be greater than or equal to 1"),
         (["alpha=1.5"], "key 'alpha'"),
+        (["method=nope"], r"key 'method': unknown method 'nope' \(one of: feature_kd, multi_teacher"),
     ]:
         out = tmp_path / "student"
         code = main(["distill", *common, *[f for s in settings for f in ("--set", s)], "--output", str(out)])
