@@ -19,3 +19,12 @@ def register_plugin(table: dict[str, T], plugin: T, base: type, kind: str) -> T:
         raise ValueError(f"{kind} '{plugin.name}' is already registered ({known.__module__}.{known.__qualname__})")
     table[plugin.name] = plugin
     return plugin
+
+
+def load_plugin_modules(group: str) -> list:
+    """Import what other installed packages declare under the entry-point `group`
+    (pathology_harness.families, .sources, .methods): each names a module that registers its
+    plug-ins when imported, or a class the caller registers. Returns the loaded objects."""
+    from importlib.metadata import entry_points
+
+    return [entry.load() for entry in entry_points(group=group)]

@@ -2,16 +2,14 @@
 
 A family is a `harness.evaluation.TaskFamily` subclass. Adding one is a module and one call,
 `register_family(MyFamily)`, here for the built-in ones, or in the module itself for a family of
-your own (or through the `pathology_harness.families` entry point of another package, which the
-harness loads with the table).
+your own, or through the `pathology_harness.families` entry point of another installed package
+(a family class, or a module that registers its families), which the harness loads with the table.
 """
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
-
 from harness.evaluation import TaskFamily
-from harness.plugins import register_plugin
+from harness.plugins import load_plugin_modules, register_plugin
 from tasks.report_generation import ReportGeneration
 from tasks.retrieval import Retrieval
 from tasks.slide_classification import SlideClassification
@@ -33,5 +31,6 @@ for _family in (TileClassification, Retrieval, SlideClassification, Survival, Vi
                 ReportGeneration, StainRobustness, TransformInvariance):
     register_family(_family)
 
-for _entry in entry_points(group="pathology_harness.families"):  # families of other packages
-    register_family(_entry.load())
+for _loaded in load_plugin_modules("pathology_harness.families"):  # families of other installed packages
+    if isinstance(_loaded, type):
+        register_family(_loaded)  # a family class; a module registers its own on import

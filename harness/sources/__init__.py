@@ -6,7 +6,9 @@ keys and a function that opens it. Adding a kind is one module and one call:
     register_source_kind("myformat", MyFormatDataset, lambda name, spec, context, datasets:
                          MyFormatSource(name, spec, context))
 
-after which `source: myformat` datasets validate in tasks.yaml and run like any other.
+after which `source: myformat` datasets validate in tasks.yaml and run like any other. For
+`harness` itself to see it, declare that module under the `pathology_harness.sources` entry
+point of your package: it is imported with this one.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Callable, Mapping
 
 from pydantic import BaseModel
 
+from harness.plugins import load_plugin_modules
 from harness.registry import DATASET_SCHEMAS, DatasetSpec
 from harness.sources.base import DataContext, Source, TileSource
 
@@ -69,5 +72,7 @@ for _name, _opener in {"synth": _synthetic, "hf": _class("harness.sources.hub", 
                        "csv": _class("harness.sources.csv_table", "CsvTableSource"),
                        "transformed": _transformed, "wsi": _class("harness.sources.slide_source", "SlideSource")}.items():
     register_source_kind(_name, DATASET_SCHEMAS[_name], _opener)
+
+load_plugin_modules("pathology_harness.sources")  # modules of other installed packages that register kinds
 
 __all__ = ["DataContext", "Source", "SourceOpener", "TileSource", "open_source", "register_source_kind"]

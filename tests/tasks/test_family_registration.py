@@ -71,3 +71,54 @@ def test_a_registered_family_runs_and_its_metric_description_reaches_the_board(s
     assert spreads["random-noise"] > spreads["synth-oracle"]  # noise spreads wide; the oracle is a few bumps
     assert board.ranked_models()[0] == "synth-oracle"  # lower is better: the tighter one ranks first
     assert board.mean("synth-oracle") is None  # unbounded: ranked, never averaged
+
+
+PLUGIN = '''
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from harness.evaluation import Evaluation, MetricInfo, TaskFamily, summarise
+
+
+class CentroidNormParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CentroidNorm(TaskFamily):
+    name = "centroid_norm"
+    title = "centroid norm"
+    Params = CentroidNormParams
+
+    @staticmethod
+    def metrics(params):
+        return {"norm": MetricInfo(bounds=(0.0, None))}
+
+    def evaluate(self, data, params):
+        x = np.asarray(data.splits["test"].embeddings, dtype=np.float64)
+        return Evaluation({"norm": summarise([float(np.linalg.norm(x.mean(0)))], None)}, {"test": len(x)}, [0])
+'''
+
+
+def test_a_family_of_another_installed_package_reaches_the_command(tmp_path, tiny_registry_file):
+    """Through the pathology_harness.families entry point, as `pip install` of a plug-in package
+    would declare it: `harness run` in a fresh process sees the family without any edit here."""
+    import os
+    import subprocess
+    import sys
+
+    site = tmp_path / "site"
+    (site / "toy_plugin-0.1.dist-info").mkdir(parents=True)
+    (site / "toy_plugin-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-plugin\nVersion: 0.1\n")
+    (site / "toy_plugin-0.1.dist-info" / "entry_points.txt").write_text(
+        "[pathology_harness.families]\ncentroid_norm = toy_plugin_family:CentroidNorm\n")
+    (site / "toy_plugin_family.py").write_text(PLUGIN)
+    registry = tmp_path / "norm.yaml"
+    registry.write_text("tasks:\n  toy-norm: {family: centroid_norm, dataset: tiny-tiles, main_score: norm}\n")
+    out = tmp_path / "results"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--model", "synth-oracle", "--tasks", "toy-norm",
+                           "--include", str(tiny_registry_file), "--include", str(registry), "--output", str(out),
+                           "--cache-dir", str(tmp_path / "cache")], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads((out / "synth-oracle" / "toy-norm.json").read_text())
+    assert result["family_title"] == "centroid norm" and result["main_score"]["value"] > 0
