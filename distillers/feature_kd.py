@@ -62,6 +62,10 @@ class FeatureKD(DistillationMethod):
         return training_items(run, online=params.teacher_forward == "online", fit_tiles=params.fit_tiles)
 
     @classmethod
+    def nested_dims(cls, params) -> list[int]:
+        return list(params.matryoshka_dims)
+
+    @classmethod
     def build(cls, run: DistillationRun, prepared: Prepared, keep: np.ndarray) -> "FeatureKD":
         keep_rows = None if prepared.online else keep  # online targets are the held-out items' only
         return cls(run.config, [TrainTargets(t, keep_rows) for t in prepared.targets], prepared.online)

@@ -68,6 +68,11 @@ class DistillationMethod:
         raise NotImplementedError
 
     @classmethod
+    def nested_dims(cls, params: BaseModel) -> list[int]:
+        """The Matryoshka dims the student is trained at besides its full one (scored by --dims)."""
+        return []
+
+    @classmethod
     def card(cls, params: BaseModel) -> dict:
         """Keys the student's card.yaml gains from this method (e.g. the magnification it reads)."""
         return {}

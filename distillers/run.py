@@ -60,7 +60,7 @@ def distill(config: DistillConfig, out_dir: Path, registry: Registry, context: D
     record = {"method": config.method, "teachers": [{"model": t.name, "weight": t.weight, "dim": t.raw.shape[1],
                                                      "n_parameters": t.n_parameters} for t in prepared.targets],
               "student": config.student, "embed_dim": outcome["dim"],
-              "matryoshka_dims": getattr(config.method_params, "matryoshka_dims", []),
+              "matryoshka_dims": method.nested_dims(config.method_params),
               "steps": outcome["steps"], "loss_first": outcome["losses"][0] if outcome["losses"] else None,
               "loss_last": float(np.mean(outcome["losses"][-10:])) if outcome["losses"] else None,
               "loss_curve": loss_curve(outcome["losses"], config.checkpoint_every),

@@ -108,7 +108,7 @@ def submit(checkpoint: Path, card: Path, store: RequestStore, tasks: str) -> Req
         shutil.copyfile(weights, staged / weights.name)
         shutil.copyfile(card, staged / "card.yaml")
         try:
-            encoder = validate_checkpoint(staged)
+            encoder = validate_checkpoint(staged, sha256)  # a copy of the file just hashed: not hashed again
         except HarnessError as error:  # name the author's files, not the staging copy that is about to go
             message = str(error).replace(str(staged / weights.name), str(weights))
             raise HarnessError(message.replace(str(staged / "card.yaml"), str(card)).replace(str(staged), str(checkpoint))
@@ -126,14 +126,18 @@ def submit(checkpoint: Path, card: Path, store: RequestStore, tasks: str) -> Req
     return request
 
 
-def validate_checkpoint(folder: Path):
-    """Load as a run would, then one forward pass: finite outputs of the declared dim."""
+def validate_checkpoint(folder: Path, sha256: str | None = None):
+    """Load as a run would, then one forward pass: finite outputs of the declared dim. `sha256`: the
+    weights file's hash when the caller has taken it (a checkpoint can be gigabytes)."""
+    import dataclasses
+
     import torch
 
     from harness.models.loading import load_encoder
     from harness.models.model_spec import LoadOptions, resolve_model
 
-    model = resolve_model(str(folder))  # the layout and card rules a run applies
+    # the layout and card rules a run applies; the hash, when given, is not taken again
+    model = dataclasses.replace(resolve_model(str(folder)), known_sha256=sha256)
     if model.card.embed_dim is None:
         raise HarnessError(f"{model.card_path}: a submission must declare embed_dim (the dimension of its embedding)")
     encoder = load_encoder(model, LoadOptions(device="cpu"))

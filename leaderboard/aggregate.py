@@ -227,7 +227,10 @@ def build_leaderboard(results: list[tuple[str, TaskResult]], warnings: list[str]
     unscored = {t: next(f"{r.status}: {r.reason}" for _, r in results if r.task == t) for t in all_tasks if t not in scored}
     families = {r.task: r.family for _, r in results}
     main_names = {r.task: r.main_score.name for _, r in results}
-    main_info = {t: _main_info(t, main_names[t], [r for _, r in results if r.task == t]) for t in tasks}
+    by_task: dict[str, list[TaskResult]] = defaultdict(list)
+    for _, result in results:
+        by_task[result.task].append(result)
+    main_info = {t: _main_info(t, main_names[t], by_task[t]) for t in tasks}
     titles = {r.family: r.family_title or r.family.replace("_", " ") for _, r in results}
     cells, info = {}, {}
     for model in models:

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from harness.errors import HarnessError
-from harness.models.card import ModelCard, read_card
+from harness.models.card import ModelCard
 from harness.models.building import build_timm, finish_encoder
 from harness.models.encoder import ImageEncoder
 from harness.models.zoo import find_known_model
@@ -136,9 +136,11 @@ def load_state_strictly(backbone: torch.nn.Module, state: dict[str, torch.Tensor
     backbone.load_state_dict(state, strict=True)
 
 
-def load_checkpoint_encoder(weights: Path, card_path: Path, name: str, sha256: str, device: str) -> ImageEncoder:
-    """The encoder of a located checkpoint (model_spec.resolve_model found its files, name and hash)."""
-    card = resolve_card(read_card(card_path), card_path)
+def load_checkpoint_encoder(weights: Path, card: ModelCard, card_path: Path, name: str, sha256: str,
+                            device: str) -> ImageEncoder:
+    """The encoder of a located checkpoint (model_spec.resolve_model found its files, read its card
+    and knows its name and hash)."""
+    card = resolve_card(card, card_path)
     state = read_state_dict(weights)
     backbone = build_timm(card.architecture, card.timm_kwargs, pretrained=False)
     load_state_strictly(backbone, state, weights, card.architecture)

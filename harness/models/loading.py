@@ -37,7 +37,7 @@ def load_encoder(spec: str | ModelSpec, options: LoadOptions = LoadOptions()) ->
         return _load_known(model.spec, model.card, options)
     from harness.models.checkpoint import load_checkpoint_encoder
 
-    return load_checkpoint_encoder(model.checkpoint, model.card_path, model.name, model.weights_sha256,
+    return load_checkpoint_encoder(model.checkpoint, model.card, model.card_path, model.name, model.weights_sha256,
                                    options.device)
 
 

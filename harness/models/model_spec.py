@@ -46,6 +46,7 @@ class ModelSpec:
     card: ModelCard | None = None  # a known model's zoo card, or a checkpoint's own card (before `base:` is merged)
     checkpoint: Path | None = None  # the weights file of a local checkpoint
     card_path: Path | None = field(default=None, compare=False)
+    known_sha256: str | None = field(default=None, compare=False, repr=False)  # the checkpoint's hash, if already taken
 
     @property
     def slug(self) -> str:
@@ -57,6 +58,8 @@ class ModelSpec:
         that of the built network (known only after loading)."""
         if self.checkpoint is None:
             return None
+        if self.known_sha256 is not None:
+            return self.known_sha256
         from harness.models.checkpoint import sha256_file
 
         return sha256_file(self.checkpoint)
