@@ -19,8 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from harness.scoring.bootstrap import N_RESAMPLES, bootstrap_ci, bootstrap_mean_ci
 from harness.evaluation import Evaluation, MetricInfo, MetricSummary, SCORE, TaskData, TaskFamily, record_image_features, summarise
 from harness.scoring.metrics import cosine_top_k
+from harness.scoring.head_optimiser import head_adamw
+from harness.scoring.parallel_fits import map_fits
+from harness.scoring.torch_threads import single_thread
 from harness.scoring.text_metrics import (bleu_from_statistics, bleu_statistics, bleu_tokens, cider_d_scores, cider_tokens,
-                                  rouge_l_scores, rouge_tokens, tokenize)
+                                          rouge_l_scores, rouge_tokens, tokenize)
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ["<pad>", "<bos>", "<eos>", "<unk>"]
@@ -106,7 +109,7 @@ def _train_and_decode(x_train, y_train, x_test, vocab_size: int, params: ReportP
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     model = _build_decoder(x_train.shape[1], vocab_size, params)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=1e-4)
+    optimiser = head_adamw(model.parameters(), lr=params.lr, weight_decay=1e-4)
     xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)
     model.train()
     for _ in range(params.epochs):
@@ -181,10 +184,12 @@ class ReportGeneration(TaskFamily):
         length = min(params.max_tokens, max(len(t) for t in train_tokens) + 2)  # pad to the longest report
         y_train = np.array([vocab.encode(t, length) for t in train_tokens], dtype=np.int64)
 
-        generated = []  # per seed, the decoded reports as text (what a reader sees, and what is scored)
-        for seed in params.seeds:
-            ids = _train_and_decode(x_train, y_train, x_test, len(vocab.tokens), params, seed, length)
-            generated.append([detokenize(vocab.decode(row)) for row in ids])
+        def fit_seed(k: int) -> list[list[int]]:
+            with single_thread():
+                return _train_and_decode(x_train, y_train, x_test, len(vocab.tokens), params, params.seeds[k], length)
+
+        # per seed, the decoded reports as text (what a reader sees, and what is scored)
+        generated = [[detokenize(vocab.decode(row)) for row in ids] for ids in map_fits(fit_seed, len(params.seeds))]
 
         references = [r["report"] for r in test.records]
         metrics, per_report = score_reports(generated, references, params.bootstrap_resamples)

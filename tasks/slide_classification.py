@@ -15,6 +15,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.scoring.abmil import AbmilConfig, train_abmil
+from harness.scoring.parallel_fits import map_fits
 from harness.scoring.bootstrap import N_RESAMPLES, bootstrap_ci
 from harness.evaluation import Evaluation, MetricInfo, SCORE, SlideBags, TaskData, TaskFamily, summarise
 from harness.scoring.linear_probe import LinearProbeConfig, fit_linear_probe
@@ -60,20 +61,24 @@ class SlideClassification(TaskFamily):
         out_of_fold = {"abmil": np.zeros((len(y), k)), "meanpool": np.zeros((len(y), k))}
         per_fold = {f"{prefix}{m}": [] for prefix in ("", "meanpool_") for m in METRICS}
         fold_of = np.zeros(len(y), int)  # the fold each slide is tested in
-        for f, (train, test) in enumerate(folds):
-            fold_of[test] = f
-            weights = _balanced_weights(y[train], k)
-            bags = [slides.features[i] for i in train]
 
-            def loss_of(logits, i, train=train, weights=weights):
+        def fit_fold(f: int) -> dict[str, np.ndarray]:
+            train, test = folds[f]
+            weights, labels = _balanced_weights(y[train], k), y[train]
+
+            def loss_of(logits, i):
                 import torch
 
-                return torch.nn.functional.cross_entropy(logits[None], torch.tensor([y[train][i]]), weight=weights)
+                return torch.nn.functional.cross_entropy(logits[None], torch.tensor([labels[i]]), weight=weights)
 
-            predict = train_abmil(bags, loss_of, k, config, seed=params.seed + f)
-            out_of_fold["abmil"][test] = softmax(np.stack([predict(slides.features[i]) for i in test]), axis=1)
-            out_of_fold["meanpool"][test] = _mean_pool_probe(pooled, y, train, test, k, params, seed=params.seed + f)
+            predict = train_abmil([slides.features[i] for i in train], loss_of, k, config, seed=params.seed + f)
+            return {"abmil": softmax(np.stack([predict(slides.features[i]) for i in test]), axis=1),
+                    "meanpool": _mean_pool_probe(pooled, y, train, test, k, params, seed=params.seed + f)}
+
+        for f, ((_, test), predicted) in enumerate(zip(folds, map_fits(fit_fold, len(folds)))):
+            fold_of[test] = f
             for kind, prefix in (("abmil", ""), ("meanpool", "meanpool_")):
+                out_of_fold[kind][test] = predicted[kind]
                 for m, metric in METRICS.items():
                     per_fold[prefix + m].append(float(metric(y[test], out_of_fold[kind][test], None, k)[0]))
         names = slides.slide_names()

@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.scoring.abmil import AbmilConfig, train_abmil
+from harness.scoring.parallel_fits import map_fits
 from harness.evaluation import Evaluation, MetricInfo, SCORE, SlideBags, TaskData, TaskFamily, summarise
 from harness.scoring.patient_folds import patient_folds
 
@@ -121,23 +122,27 @@ class Survival(TaskFamily):
         per_fold = {"c_index": [], "c_index_abmil": []}
         chosen, samples = [], []
         names = slides.slide_names()
-        for f, (train, test) in enumerate(folds):
+
+        def fit_fold(f: int) -> tuple[float, np.ndarray, np.ndarray]:
+            """(CoxNet's alpha, CoxNet's and ABMIL's risk of each test slide)."""
+            train, test = folds[f]
             alpha = select_alpha(pooled[train], event[train], time[train], patients[train], params.alphas,
                                  params.l1_ratio, params.inner_folds, params.seed)
-            chosen.append(alpha)
             risk = coxnet_risk(pooled[train], event[train], time[train], pooled[test], alpha, params.l1_ratio)
-            per_fold["c_index"].append(patient_c_index(patients[test], event[test], time[test], risk))
-
             edges = np.quantile(time[train][event[train]], np.linspace(0, 1, params.n_bins + 1)[1:-1])
-            bins = np.digitize(time[train], edges)
+            bins, observed = np.digitize(time[train], edges), event[train]
 
-            def loss_of(logits, i, bins=bins, observed=event[train]):
+            def loss_of(logits, i):
                 return nll_discrete_loss(logits, int(bins[i]), bool(observed[i]))
 
             predict = train_abmil([slides.features[i] for i in train], loss_of, params.n_bins, config,
                                   seed=params.seed + f)
             hazards = 1 / (1 + np.exp(-np.stack([predict(slides.features[i]) for i in test])))
-            abmil_risk = -np.cumprod(1 - hazards, axis=1).sum(axis=1)
+            return alpha, risk, -np.cumprod(1 - hazards, axis=1).sum(axis=1)
+
+        for f, ((_, test), (alpha, risk, abmil_risk)) in enumerate(zip(folds, map_fits(fit_fold, len(folds)))):
+            chosen.append(alpha)
+            per_fold["c_index"].append(patient_c_index(patients[test], event[test], time[test], risk))
             per_fold["c_index_abmil"].append(patient_c_index(patients[test], event[test], time[test], abmil_risk))
             samples += [{"slide": names[i], "patient": str(patients[i]), "fold": f, "time": float(time[i]),
                          "event": bool(event[i]), "risk": float(r), "risk_abmil": float(ra)}

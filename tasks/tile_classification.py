@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from harness.scoring.bootstrap import N_RESAMPLES, bootstrap_ci
 from harness.evaluation import Evaluation, MetricInfo, MetricSummary, SCORE, SplitArrays, TaskData, TaskFamily, summarise
 from harness.scoring.linear_probe import LinearProbeConfig, fit_linear_probe
+from harness.scoring.parallel_fits import map_fits
 from harness.scoring.metrics import (
     balanced_accuracy,
     balanced_accuracy_from_confusion,
@@ -74,15 +75,17 @@ class TileClassification(TaskFamily):
             lr=params.lr, weight_decay=params.weight_decay, batch_size=params.batch_size,
             max_steps=params.max_steps, eval_every=params.eval_every, patience=params.patience,
         )
+
+        def fit_seed(k: int) -> tuple[np.ndarray, int]:
+            probe = fit_linear_probe(train.embeddings, train.labels, val.embeddings, val.labels, n_classes, config,
+                                     params.seeds[k])
+            return probe.predict_logits(test.embeddings), probe.best_step
+
         predictions, scores, steps = [], [], []
-        for seed in params.seeds:
-            probe = fit_linear_probe(
-                train.embeddings, train.labels, val.embeddings, val.labels, n_classes, config, seed
-            )
-            logits = probe.predict_logits(test.embeddings)
+        for logits, best_step in map_fits(fit_seed, len(params.seeds)):
             predictions.append(logits.argmax(1))
             scores.append(softmax(logits, axis=1))  # AUROC ranks probabilities, not raw logits
-            steps.append(probe.best_step)
+            steps.append(best_step)
 
         y = test.labels
         metrics: dict[str, MetricSummary] = {}

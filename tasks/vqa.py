@@ -21,7 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from harness.scoring.bootstrap import N_RESAMPLES, bootstrap_mean_ci
 from harness.evaluation import Evaluation, MetricInfo, SCORE, SplitArrays, TaskData, TaskFamily, record_image_features, summarise
 from harness.scoring.text_metrics import token_f1
+from harness.scoring.parallel_fits import map_fits
 from harness.scoring.torch_threads import single_thread
+from harness.scoring.head_optimiser import head_adamw
 
 
 class VqaParams(BaseModel):
@@ -53,7 +55,7 @@ def _train_mlp(x: np.ndarray, y: np.ndarray, n_answers: int, params: VqaParams, 
     generator = torch.Generator().manual_seed(seed)
     model = nn.Sequential(nn.Linear(x.shape[1], params.hidden), nn.ReLU(), nn.Dropout(params.dropout),
                           nn.Linear(params.hidden, n_answers))
-    optimiser = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+    optimiser = head_adamw(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     for _ in range(params.epochs):
         for batch in torch.randperm(len(xt), generator=generator).split(params.batch_size):
@@ -86,18 +88,20 @@ class VisualQuestionAnswering(TaskFamily):
         truth = [r["answer"] for r in test.records]
         closed = np.array([r.get("kind", "open") == "closed" for r in test.records])
 
-        exact, f1, samples = [], [], []
-        with single_thread():
-            for seed in params.seeds:
-                model = _train_mlp(x_train, y_train, len(answers), params, seed)
+        def fit_seed(k: int) -> list[str]:
+            with single_thread():
+                model = _train_mlp(x_train, y_train, len(answers), params, params.seeds[k])
                 with torch.no_grad():
-                    predicted = [answers[i] for i in model(torch.from_numpy(x_test)).argmax(1).tolist()]
-                exact.append(np.array([p == t for p, t in zip(predicted, truth)], dtype=np.float64))
-                f1.append(np.array([token_f1(p, t) for p, t in zip(predicted, truth)]))
-                samples += [{"item": i, "seed": seed, "image": record.get("image"), "type": question_type(record),
-                             "kind": record.get("kind", "open"), "question": record.get("question"),
-                             "answer": record["answer"], "prediction": p, "exact": bool(e), "token_f1": float(t)}
-                            for i, (record, p, e, t) in enumerate(zip(test.records, predicted, exact[-1], f1[-1]))]
+                    return [answers[i] for i in model(torch.from_numpy(x_test)).argmax(1).tolist()]
+
+        exact, f1, samples = [], [], []
+        for seed, predicted in zip(params.seeds, map_fits(fit_seed, len(params.seeds))):
+            exact.append(np.array([p == t for p, t in zip(predicted, truth)], dtype=np.float64))
+            f1.append(np.array([token_f1(p, t) for p, t in zip(predicted, truth)]))
+            samples += [{"item": i, "seed": seed, "image": record.get("image"), "type": question_type(record),
+                         "kind": record.get("kind", "open"), "question": record.get("question"),
+                         "answer": record["answer"], "prediction": p, "exact": bool(e), "token_f1": float(t)}
+                        for i, (record, p, e, t) in enumerate(zip(test.records, predicted, exact[-1], f1[-1]))]
 
         exact_per_seed, f1_per_seed = np.stack(exact), np.stack(f1)
         metrics = {}

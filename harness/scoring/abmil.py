@@ -13,6 +13,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from harness.scoring.torch_threads import single_thread
+from harness.scoring.head_optimiser import head_adamw
 
 
 class AbmilConfig(BaseModel):
@@ -68,7 +69,7 @@ def train_abmil(bags: Sequence[np.ndarray], loss_of: Callable, n_out: int, confi
         scale = Standardiser(bags)
         tensors = [torch.from_numpy(scale(b)) for b in bags]
         model = make_abmil(tensors[0].shape[1], n_out, config)
-        optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        optimiser = head_adamw(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         steps = config.epochs * len(tensors)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(steps, 1))
         model.train()

@@ -14,6 +14,7 @@ import numpy as np
 
 from harness.scoring.metrics import balanced_accuracy
 from harness.scoring.torch_threads import single_thread
+from harness.scoring.head_optimiser import head_adamw
 
 if TYPE_CHECKING:
     from torch import nn
@@ -66,7 +67,7 @@ def _fit(x_train, y_train, x_val, y_val, n_classes: int, config: LinearProbeConf
     yt = torch.as_tensor(np.asarray(y_train), dtype=torch.int64)
     xv = torch.from_numpy(np.array(x_val, dtype=np.float32))
     layer = nn.Linear(xt.shape[1], n_classes)
-    optimiser = torch.optim.AdamW(layer.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimiser = head_adamw(layer.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     loss_fn = nn.CrossEntropyLoss()
 
     best = (-1.0, 0)  # (val balanced accuracy, step)
