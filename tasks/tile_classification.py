@@ -20,6 +20,7 @@ from harness.scoring.metrics import (
     balanced_accuracy,
     balanced_accuracy_from_confusion,
     confusion_matrices,
+    cosine_knn_predict,
     macro_auroc,
     macro_f1_from_confusion,
 )
@@ -67,7 +68,6 @@ class TileClassification(TaskFamily):
 
     def evaluate(self, data: TaskData, params: TileClassificationParams) -> Evaluation:
         from scipy.special import softmax
-        from sklearn.neighbors import KNeighborsClassifier
 
         train, val, test, eval_split = fit_val_test_splits(data.splits, params.val_fraction)
         n_classes = len(data.class_names)
@@ -101,8 +101,7 @@ class TileClassification(TaskFamily):
         samples = [{"item": i, "head": "probe", "seed": seed, "label": int(y[i]), "prediction": int(pred[i])}
                    for seed, pred in zip(params.seeds, predictions) for i in range(len(y))]
         for k in params.knn_k:
-            knn = KNeighborsClassifier(n_neighbors=min(k, len(train.labels)), metric="cosine", algorithm="brute")
-            pred = knn.fit(train.embeddings, train.labels).predict(test.embeddings)
+            pred = cosine_knn_predict(train.embeddings, train.labels, test.embeddings, k)
             ci = bootstrap_ci(lambda w, pred=pred: balanced_accuracy_from_confusion(
                 confusion_matrices(y, pred, n_classes, w)), len(y), n_resamples=params.bootstrap_resamples)
             metrics[f"knn{k}_balanced_accuracy"] = summarise([balanced_accuracy(y, pred)], ci)

@@ -9,6 +9,7 @@ from torchmetrics.retrieval import RetrievalHitRate, RetrievalMAP
 
 from harness.scoring.bootstrap import bootstrap_ci, bootstrap_mean_ci, resample_weights
 from harness.scoring.metrics import (
+    cosine_knn_predict,
     average_precision_at_k,
     balanced_accuracy,
     balanced_accuracy_from_confusion,
@@ -68,6 +69,26 @@ def test_cosine_top_k_matches_brute_force_in_chunks():
     dn = database / np.linalg.norm(database, axis=1, keepdims=True)
     expected = np.argsort(-(qn @ dn.T), axis=1)[:, :7]
     np.testing.assert_array_equal(cosine_top_k(queries, database, 7, chunk_size=5), expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cosine_knn_predicts_what_sklearn_predicts_ties_included(dtype):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    rng = np.random.default_rng(0)
+    for trial in range(40):
+        n, d = int(rng.integers(5, 200)), int(rng.integers(2, 48))
+        x = rng.standard_normal((n, d)).astype(dtype)
+        y = rng.integers(0, int(rng.integers(2, 7)), n) * 3 + 1  # labels that are not 0..k-1
+        test = rng.standard_normal((int(rng.integers(1, 120)), d)).astype(dtype)
+        if trial % 2:  # exact distance ties: duplicated train rows, test rows equal to train rows
+            x[: n // 2] = x[n // 2 : 2 * (n // 2)]
+            test[:3] = x[:3]
+        if trial % 4 == 0:  # coarse values: many tied distances and votes, and all-zero rows
+            x, test = np.round(x / 2), np.round(test / 2)
+        for k in (1, 4, 20):
+            expected = KNeighborsClassifier(n_neighbors=min(k, n), metric="cosine", algorithm="brute").fit(x, y)
+            np.testing.assert_array_equal(cosine_knn_predict(x, y, test, k), expected.predict(test))
 
 
 def test_cosine_top_k_excludes_self():
