@@ -6,7 +6,8 @@ Prints, from one run on this machine:
                    faster memory format (the best forward this machine does)
   harness          images/s of embed_split on the same images (DataLoader workers, transform,
                    normalisation, NaN check, sharded cache writes)
-  ratio            harness / raw (>= 0.95: the pipeline keeps the model busy)
+  ratio            harness / raw (>= 0.95: the pipeline keeps the model busy): the median over
+                   back-to-back pairs in alternating order, with a bootstrap 95% CI of that median
   forward share    of the harness's own wall time, the part inside the model's forward (the same
                    question asked within one run, free of the machine's drift between runs)
   cold / warm      wall time of `harness run --tasks synth-tiles,synth-retrieval` with an empty
@@ -125,7 +126,7 @@ def main_benchmark() -> None:
     parser.add_argument("--n", type=int, default=600, help="tiles for the throughput comparison")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=None, help="default: the harness's (none on CPU)")
-    parser.add_argument("--repeats", type=int, default=5, help="back-to-back raw/harness pairs")
+    parser.add_argument("--repeats", type=int, default=16, help="back-to-back raw/harness pairs")
     parser.add_argument("--throughput-only", action="store_true", help="skip the cold/warm synthetic runs")
     parser.add_argument("--raw-only", action="store_true", help=argparse.SUPPRESS)  # the reference's own process
     parser.add_argument("--threads", type=int, default=None, help=argparse.SUPPRESS)
@@ -141,11 +142,16 @@ def main_benchmark() -> None:
     n_tiles = len(source.labels("test"))
 
     # The machine's speed drifts by +-20% between runs: measure raw and harness back to back,
-    # several times, and report the median of the per-pair ratios (and the spread).
+    # several times, in alternating order (raw first, then harness first: a drift within a pair
+    # favours neither), and report the median of the per-pair ratios (and the spread).
     raws, ends, shares = [], [], []
-    for _ in range(args.repeats):
-        raws.append(raw_forward_rate(args.model, args.n, args.batch_size))
-        rate, share = harness_rate(encoder, source, args.batch_size, args.workers)
+    for repeat in range(args.repeats):
+        if repeat % 2:
+            rate, share = harness_rate(encoder, source, args.batch_size, args.workers)
+            raws.append(raw_forward_rate(args.model, args.n, args.batch_size))
+        else:
+            raws.append(raw_forward_rate(args.model, args.n, args.batch_size))
+            rate, share = harness_rate(encoder, source, args.batch_size, args.workers)
         ends.append(rate)
         shares.append(share)
     ratios = np.array(ends) / np.array(raws)
@@ -154,8 +160,11 @@ def main_benchmark() -> None:
           f"{args.workers} workers, torch threads {torch.get_num_threads()}")
     print(f"raw forward       {raw:8.1f} images/s (median)")
     print(f"harness pipeline  {end_to_end:8.1f} images/s (median)")
-    print(f"ratio             {np.median(ratios):8.3f}  (median of {len(ratios)} back-to-back pairs; "
-          f"range {ratios.min():.3f} to {ratios.max():.3f})")
+    resampled = np.median(np.random.default_rng(0).choice(ratios, (2000, len(ratios))), axis=1)
+    low, high = np.percentile(resampled, [2.5, 97.5])
+    print(f"ratio             {np.median(ratios):8.3f}  (median of {len(ratios)} back-to-back pairs, bootstrap 95% CI "
+          f"{low:.3f} to {high:.3f}; range {ratios.min():.3f} to {ratios.max():.3f})")
+    print("  per pair        " + " ".join(f"{r:.3f}" for r in ratios))
     print(f"forward share     {np.median(shares):8.3f}  (of the harness's wall time, inside the model's forward; "
           f"range {min(shares):.3f} to {max(shares):.3f})")
     if args.throughput_only:
