@@ -20,7 +20,7 @@ from harness import __version__
 from leaderboard import charts
 from leaderboard.aggregate import (build_leaderboard, is_truncated, load_distillation_reports, load_results,
                                    group_tables, matryoshka_curves, retention_rows)
-from leaderboard.formatting import LEAD_WIDTHS, TASK_WIDTHS, parameters_label, protocol_markdown
+from leaderboard.formatting import LEAD_WIDTHS, MISSING, TASK_WIDTHS, parameters_label, protocol_markdown
 
 HUB_REPO = os.environ.get("HARNESS_HUB_REPO")  # a results dataset on the Hub (harness push --repo)
 REQUESTS_REPO = os.environ.get("HARNESS_REQUESTS_REPO")  # a requests dataset on the Hub (harness submit hf-hub:...)
@@ -115,8 +115,9 @@ with tabs[0]:
         f"Models by average rank over the {len(common)} of {len(board.tasks)} tasks that every model shown has "
         f"scored ({', '.join(common) or 'none'}), each ranked in the direction its family declares. `mean` "
         f"averages those whose main score is bounded ({', '.join(board.mean_tasks()) or 'none'}); unbounded "
-        "scores enter ranks only. A task cell shows its main score with the bootstrap 95% CI, or why it is "
-        "missing; the rank shows its bootstrap 95% interval. Click a column header to sort."
+        f"scores enter ranks only. A task cell shows its main score with the bootstrap 95% CI; {MISSING} marks a "
+        "task the model has not scored (the Per task tab says why). The rank shows its bootstrap 95% interval. "
+        "Click a column header to sort."
     )
     family_means = [c for c in overview if c.startswith("mean:") and overview[c].notna().any()]
     columns = ["average_rank", "model", "mean", *family_means, *(board.tasks if show_tasks else []),
@@ -126,7 +127,7 @@ with tabs[0]:
     if "hub_id" in table:
         table["hub_id"] = table["hub_id"].map(lambda hub_id: f"https://huggingface.co/{hub_id}" if hub_id else None)
     # cells keep their numbers (so columns sort as numbers); what they show is set per cell
-    styled = table.style.format(na_rep="—", precision=3)
+    styled = table.style.format(na_rep=MISSING, precision=3)
     for row in range(len(table)):
         for task in board.tasks if show_tasks else []:
             styled = styled.format(lambda _, text=labels.at[row, task]: text, subset=pd.IndexSlice[[row], [task]])
@@ -135,7 +136,7 @@ with tabs[0]:
                     f"{overview.at[row, 'rank_ci_high']:.1f}]")
             styled = styled.format(lambda _, text=text: text, subset=pd.IndexSlice[[row], ["average_rank"]])
     if "parameters" in columns:
-        styled = styled.format(parameters_label, subset=["parameters"], na_rep="—")
+        styled = styled.format(parameters_label, subset=["parameters"], na_rep=MISSING)
     config = {  # fixed widths for the leading columns (the browser test clicks their headers)
         "#": st.column_config.NumberColumn("#", width=LEAD_WIDTHS[0]),
         "average_rank": st.column_config.NumberColumn("rank [95% CI]", help="average rank over the common tasks",
@@ -149,11 +150,11 @@ with tabs[0]:
                                             help=f"mean over {family_titles.get(c.removeprefix('mean:'))} tasks")
            for c in family_means},
     }
-    st.dataframe(styled, hide_index=True, width="stretch", column_config=config)
+    st.dataframe(styled, hide_index=True, placeholder=MISSING, width="stretch", column_config=config)
     if board.unscored_tasks:
         with st.expander(f"{len(board.unscored_tasks)} tasks no shown model has scored (not in the table)"):
             st.dataframe(pd.DataFrame([{"task": t, "why": why} for t, why in board.unscored_tasks.items()]),
-                         hide_index=True, width="stretch")
+                         hide_index=True, placeholder=MISSING, width="stretch")
 
     st.subheader("How sure are the ranks?")
     if uncertainty is None:
@@ -190,7 +191,7 @@ with tabs[1]:
     per_task = pd.DataFrame(rows).sort_values("score", ascending=False, na_position="last")
     st.caption(f"main score: {board.main_scores[task]} (mean over seeds or folds; bootstrap 95% CI on the test items)")
     st.altair_chart(charts.task_bars(per_task, board.main_scores[task]), width="stretch")
-    st.dataframe(per_task, hide_index=True, width="content", column_config={
+    st.dataframe(per_task, hide_index=True, placeholder=MISSING, width="content", column_config={
         "model": st.column_config.TextColumn("model", width=TASK_WIDTHS[0]),
         "status": st.column_config.TextColumn("status", width=TASK_WIDTHS[1]),
         "score": st.column_config.NumberColumn("score", format="%.4f", width=TASK_WIDTHS[2]),
@@ -232,7 +233,7 @@ with tabs[3]:
         parts = [c for c in frame.columns if c != "model" and c not in lower]
         long = frame.melt(id_vars="model", value_vars=parts, var_name="measure", value_name="value")
         st.altair_chart(charts.grouped_bars(long, "measure", "value", "median over pairs / mean cosine"))
-        st.dataframe(frame, hide_index=True, width="stretch",
+        st.dataframe(frame, hide_index=True, placeholder=MISSING, width="stretch",
                      column_config={c: st.column_config.NumberColumn(f"{c} ↓" if c in lower else c, format="%.3f")
                                     for c in frame if c != "model"})
 
@@ -255,7 +256,7 @@ with tabs[4]:
             st.altair_chart(charts.task_bars(rows.rename(columns={"retention %": "score"}).assign(
                 **{"model": rows["teacher"] + " · " + rows["task"], "ci95 low": None, "ci95 high": None}),
                 "retention % (student / teacher)"), width="stretch")
-        st.dataframe(rows, hide_index=True, width="stretch", column_config={
+        st.dataframe(rows, hide_index=True, placeholder=MISSING, width="stretch", column_config={
             c: st.column_config.NumberColumn(format="%.1f" if "%" in c else "%.3f")
             for c in rows.columns if c not in ("student", "teacher", "task")})
         if report.get("fidelity"):
@@ -282,7 +283,7 @@ with tabs[5]:
             source = f"Hub dataset `{REQUESTS_REPO}`" if REQUESTS_REPO else f"`{REQUESTS_DIR}`"
             counts = pd.Series([r["status"] for r in queue]).value_counts().to_dict() if queue else {}
             st.caption(f"Requests in {source}: " + (", ".join(f"{n} {s}" for s, n in counts.items()) or "none yet"))
-            st.dataframe(pd.DataFrame(queue), hide_index=True, width="stretch")
+            st.dataframe(pd.DataFrame(queue), hide_index=True, placeholder=MISSING, width="stretch")
     st.markdown(
         "**Submit a model**: put `model.safetensors` and a `card.yaml` in a Hub model repository, then\n\n"
         "```bash\nharness submit hf-hub:ORG/MODEL --revision main --requests-repo "

@@ -7,6 +7,7 @@ from importlib.resources import files
 
 LEAD_WIDTHS = (40, 130, 230, 70)  # px of the overview's first columns: #, rank, model, mean
 TASK_WIDTHS = (230, 80, 90)  # px of the per-task table's model, status, score
+MISSING = "—"  # what a table shows for a value that is not there (a task not scored, a CI not computed)
 
 
 def parameters_label(count) -> str:

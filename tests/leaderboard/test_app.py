@@ -42,8 +42,11 @@ def test_overview_ranks_models_and_shows_gaps(monkeypatch, results):
     assert [w.value for w in app.warning if "bad.json" not in w.value] == []  # one banner: the broken file
     overview = app.dataframe[0].value
     assert list(overview["model"]) == ["big", "small"]
-    # numeric columns stay numeric (a missing score is NaN, its reason is the cell's display text)
+    # numeric columns stay numeric: a missing score is NaN, shown as a dash (the browser's grid ignores a
+    # Styler's display text on a missing value and would print "None"); the caption says where the reason is
     assert pd.api.types.is_float_dtype(overview["t2"]) and pd.isna(overview.loc[1, "t2"])
+    assert {d.proto.placeholder for d in app.dataframe} == {"—"}
+    assert "— marks a task the model has not scored (the Per task tab says why)" in app.caption[1].value
     assert pd.api.types.is_numeric_dtype(overview["average_rank"]) and overview.loc[0, "t1"] == 0.9
     # scores come first, metadata after; a task no model scored is not a column
     assert list(overview.columns[:4]) == ["#", "average_rank", "model", "mean"] and "real" not in overview
