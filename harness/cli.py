@@ -212,7 +212,7 @@ class HarnessCLI:
         return Path(args.requests or os.environ.get("HARNESS_REQUESTS") or "requests")
 
     def _score_request(self, args, request, checkpoint: Path) -> dict:
-        from harness.tile_embedding import ExtractOptions, resolve_device, resolve_precision, resolve_workers
+        from harness.tile_embedding import default_extract_options, resolve_device
         from harness.hub_access import configure_offline_mode
         from harness.models.model_spec import LoadOptions
         from harness.runner import RunConfig, Runner
@@ -222,15 +222,14 @@ class HarnessCLI:
         device = resolve_device("auto")
         config = RunConfig(models=[str(checkpoint)], tasks=registry.select(args.tasks or request.tasks),
                            output=Path(args.output), context=self._context(args), load=LoadOptions(device=device),
-                           extract=ExtractOptions(device=device, precision=resolve_precision("auto", device),
-                                                  num_workers=resolve_workers(None, device)))
+                           extract=default_extract_options(device))
         outcomes = Runner(registry, families, config).run()
         return {o.task: (o.status, o.reason) for o in outcomes}
 
     def distill(self, args) -> int:
         from distillers.config import read_config
         from distillers.run import distill
-        from harness.tile_embedding import ExtractOptions, resolve_device, resolve_precision, resolve_workers
+        from harness.tile_embedding import default_extract_options, resolve_device
         from harness.hub_access import configure_offline_mode
 
         configure_offline_mode()
@@ -243,8 +242,7 @@ class HarnessCLI:
         if args.score:
             registry.select(args.score)  # an unknown task is refused now, not after training
         device = resolve_device(args.device)
-        extract = ExtractOptions(device=device, precision=resolve_precision("auto", device),
-                                 num_workers=resolve_workers(None, device))
+        extract = default_extract_options(device)
         out = Path(args.output)
         with distributed_group():
             record = distill(config, out, registry, self._context(args), extract)

@@ -46,8 +46,8 @@ def resolve_device(requested: str) -> str:
 
 def resolve_workers(requested: int | None, device: str) -> int:
     """Workers that decode and resize tiles beside the model. On CPU none: the model's threads
-    already use every core, and workers would take their time from it (measured on 2 cores: the
-    default run 186 s without workers, 193 s with 2; benchmarks/extraction.py). On CUDA the CPU is
+    already use every core, and the forward is ~99% of extraction's wall time (the forward share
+    `benchmarks/extraction.py` prints), so workers could only take time from it. On CUDA the CPU is
     free to feed the device: up to 8, one core left to the main process."""
     if requested is not None:
         return requested
@@ -60,6 +60,12 @@ def resolve_precision(requested: str, device: str) -> str:
     if device == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+
+
+def default_extract_options(device: str) -> ExtractOptions:
+    """What a command without extraction flags uses on `device`: auto precision, default workers."""
+    return ExtractOptions(device=device, precision=resolve_precision("auto", device),
+                          num_workers=resolve_workers(None, device))
 
 
 class DevicePrefetcher:

@@ -103,33 +103,34 @@ def _build_decoder(embed_dim: int, vocab_size: int, params: ReportParams):
 
 def _train_and_decode(x_train, y_train, x_test, vocab_size: int, params: ReportParams, seed: int,
                       length: int) -> list[list[int]]:
-    import torch
-    from torch import nn
+    with single_thread():  # like every head: the same numbers on any number of cores
+        import torch
+        from torch import nn
 
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    model = _build_decoder(x_train.shape[1], vocab_size, params)
-    optimiser = head_adamw(model.parameters(), lr=params.lr, weight_decay=1e-4)
-    xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)
-    model.train()
-    for _ in range(params.epochs):
-        for batch in torch.randperm(len(xt), generator=generator).split(params.batch_size):
-            logits = model(xt[batch], yt[batch][:, :-1])  # teacher forcing: predict the next token
-            loss = nn.functional.cross_entropy(logits.reshape(-1, vocab_size), yt[batch][:, 1:].reshape(-1),
-                                               ignore_index=PAD)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-    model.eval()
-    with torch.no_grad():
-        tokens = torch.full((len(x_test), 1), BOS, dtype=torch.long)
-        prefix_input = torch.from_numpy(x_test)
-        for _ in range(length - 1):
-            next_token = model(prefix_input, tokens)[:, -1].argmax(-1, keepdim=True)
-            tokens = torch.cat([tokens, next_token], dim=1)
-            if (tokens == EOS).any(dim=1).all():
-                break
-    return tokens[:, 1:].tolist()
+        torch.manual_seed(seed)
+        generator = torch.Generator().manual_seed(seed)
+        model = _build_decoder(x_train.shape[1], vocab_size, params)
+        optimiser = head_adamw(model.parameters(), lr=params.lr, weight_decay=1e-4)
+        xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)
+        model.train()
+        for _ in range(params.epochs):
+            for batch in torch.randperm(len(xt), generator=generator).split(params.batch_size):
+                logits = model(xt[batch], yt[batch][:, :-1])  # teacher forcing: predict the next token
+                loss = nn.functional.cross_entropy(logits.reshape(-1, vocab_size), yt[batch][:, 1:].reshape(-1),
+                                                   ignore_index=PAD)
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+        model.eval()
+        with torch.no_grad():
+            tokens = torch.full((len(x_test), 1), BOS, dtype=torch.long)
+            prefix_input = torch.from_numpy(x_test)
+            for _ in range(length - 1):
+                next_token = model(prefix_input, tokens)[:, -1].argmax(-1, keepdim=True)
+                tokens = torch.cat([tokens, next_token], dim=1)
+                if (tokens == EOS).any(dim=1).all():
+                    break
+        return tokens[:, 1:].tolist()
 
 
 def score_reports(hypotheses: list[list[str]], references: list[str], resamples: int
@@ -185,8 +186,7 @@ class ReportGeneration(TaskFamily):
         y_train = np.array([vocab.encode(t, length) for t in train_tokens], dtype=np.int64)
 
         def fit_seed(k: int) -> list[list[int]]:
-            with single_thread():
-                return _train_and_decode(x_train, y_train, x_test, len(vocab.tokens), params, params.seeds[k], length)
+            return _train_and_decode(x_train, y_train, x_test, len(vocab.tokens), params, params.seeds[k], length)
 
         # per seed, the decoded reports as text (what a reader sees, and what is scored)
         generated = [[detokenize(vocab.decode(row)) for row in ids] for ids in map_fits(fit_seed, len(params.seeds))]
