@@ -21,6 +21,8 @@ from pathlib import Path
 from harness.errors import HarnessError
 from harness.process_group import distributed_group, process_rank
 
+from harness.models.card import DEFAULT_MAX_PARAMETERS
+
 EXIT_TASK_FAILED = 1
 EXIT_USAGE = 2
 
@@ -46,6 +48,7 @@ class HarnessCLI:
         from harness.tile_embedding import ExtractOptions, resolve_device, resolve_precision, resolve_workers
         from harness.hub_access import configure_offline_mode
         from harness.models.model_spec import DEFAULT_MODEL, LoadOptions, resolve_model
+        from harness.results import ResultStore
         from harness.run_summary import print_summary
         from harness.runner import RunConfig, Runner
 
@@ -57,10 +60,11 @@ class HarnessCLI:
         models = args.model or [DEFAULT_MODEL]
         for spec in models:
             resolve_model(spec)  # a usage error exits 2 now, not as a failure of every task
+        ResultStore(Path(args.output)).check_writable()  # now, not after the work is done
         device = resolve_device(args.device)
         config = RunConfig(
             models=models, tasks=task_names, output=Path(args.output), context=self._context(args),
-            load=LoadOptions(random_init=args.random_init, device=device),
+            load=LoadOptions(random_init=args.random_init, device=device, max_parameters=args.max_parameters),
             extract=ExtractOptions(batch_size=args.batch_size, num_workers=resolve_workers(args.workers, device),
                                    device=device,
                                    precision=resolve_precision(args.precision, device)),
@@ -166,6 +170,10 @@ class HarnessCLI:
         from harness.terminal import stdout
         from harness.submissions import RequestStore, queue_table, run_queue
 
+        if args.action == "run":
+            from harness.results import ResultStore
+
+            ResultStore(Path(args.output)).check_writable()
         if args.requests_repo:
             if args.action == "run":
                 self._run_hub_queue(args)
@@ -174,7 +182,7 @@ class HarnessCLI:
             store = RequestStore(self._requests(args))
             if args.action == "run":
                 run_queue(store, lambda request, checkpoint: self._score_request(args, request, checkpoint),
-                          log=console.print)
+                          log=plain_log)
             rows, where = queue_table(None, store.root), str(store.root)
         table = Table(title=f"requests in {where}")
         for column in ("model", "revision", "status", "tasks", "attempts", "updated", "reason"):
@@ -205,7 +213,7 @@ class HarnessCLI:
         run_hub_queue(HubRequestStore(args.requests_repo), args.backend_id or socket.gethostname(),
                       Path(args.workdir or self._requests(args)),
                       lambda request, checkpoint: self._score_request(args, request, checkpoint), publish,
-                      log=console.print)
+                      log=plain_log)
 
     @staticmethod
     def _requests(args) -> Path:
@@ -221,7 +229,8 @@ class HarnessCLI:
         registry, families = self._registry(args)
         device = resolve_device("auto")
         config = RunConfig(models=[str(checkpoint)], tasks=registry.select(args.tasks or request.tasks),
-                           output=Path(args.output), context=self._context(args), load=LoadOptions(device=device),
+                           output=Path(args.output), context=self._context(args),
+                           load=LoadOptions(device=device, max_parameters=args.max_parameters),
                            extract=default_extract_options(device))
         outcomes = Runner(registry, families, config).run()
         return {o.task: (o.status, o.reason) for o in outcomes}
@@ -279,9 +288,53 @@ class HarnessCLI:
     def pull(self, args) -> int:
         from leaderboard.hub_results import pull_results
 
-        n = pull_results(args.repo, Path(args.output), revision=args.revision)
+        n, skipped = pull_results(args.repo, Path(args.output), revision=args.revision)
+        for line in skipped:
+            print(f"warning: {line}", file=sys.stderr)
         print(f"{n} result files from dataset {args.repo} in {args.output}")
         return 0
+
+
+def plain_log(text: str) -> None:
+    """A queue backend's log line: request ids, reasons and tracebacks are data, printed as they are
+    (no rich markup read in them)."""
+    from harness.terminal import console
+
+    console.print(text, markup=False, highlight=False)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (a batch size or worker count of 0 or -1 is a usage error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: give 1 or more")
+    return value
+
+
+def worker_count(text: str) -> int:
+    """argparse type: DataLoader workers, 0 (decode in the main process) to 64."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if not 0 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"{value}: give 0 to 64")
+    return value
+
+
+def parameter_count(text: str) -> int:
+    """--max-parameters: 3e9, 3000000000 or 3B / 500M."""
+    scale = {"K": 1e3, "M": 1e6, "B": 1e9}.get(text[-1:].upper(), 1)
+    try:
+        value = float(text[:-1] if scale != 1 else text) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a parameter count (e.g. 3e9 or 3B)") from None
+    if not 1 <= value <= 1e13:
+        raise argparse.ArgumentTypeError(f"'{text}': give a count between 1 and 1e13")
+    return int(value)
 
 
 def _dims(text: str | None) -> list[int] | None:
@@ -334,13 +387,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                      help="encoder forward precision; auto = bf16 where the hardware has native bf16 "
                           "(CUDA, AVX512-BF16/AMX CPUs), else fp32")
-    run.add_argument("--batch-size", type=int, default=32)
-    run.add_argument("--workers", type=int, default=None,
+    run.add_argument("--batch-size", type=positive_int, default=32)
+    run.add_argument("--workers", type=worker_count, default=None, metavar="N",
                      help="DataLoader workers that decode and resize tiles (default: none on CPU, where the "
                           "model's threads already use every core; up to 8 on CUDA)")
     run.add_argument("--dims", help="also score embeddings truncated to these dims (Matryoshka students), "
                                     "e.g. 64,128,full; results go to <model>-d<k>/")
-    run.add_argument("--nproc", type=int, help="processes to split slide extraction across (launches torchrun; "
+    run.add_argument("--max-parameters", type=parameter_count, default=DEFAULT_MAX_PARAMETERS, metavar="N",
+                     help="refuse a checkpoint card whose architecture has more parameters (checked on the meta "
+                          "device before anything is allocated; default 2.5B; e.g. 5e9 or 5B)")
+    run.add_argument("--nproc", type=positive_int, help="processes to split slide extraction across (launches torchrun; "
                                                 "gloo on CPU)")
     run.add_argument("--random-init", action="store_true", help="score untrained weights (labelled random-init)")
     run.add_argument("--overwrite", action="store_true", help="recompute results that already exist")
@@ -396,6 +452,8 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_argument("action", choices=["run", "list"])
     queue.add_argument("--requests", help="requests folder (default $HARNESS_REQUESTS or ./requests)")
     queue.add_argument("--tasks", help="override each request's tasks")
+    queue.add_argument("--max-parameters", type=parameter_count, default=DEFAULT_MAX_PARAMETERS, metavar="N",
+                       help="refuse a submitted card whose architecture has more parameters (default 2.5B)")
     queue.add_argument("--output", default="results", help="results folder (default ./results)")
     queue.add_argument("--requests-repo", metavar="ORG/REQUESTS", help="a Hub requests dataset instead of a folder")
     queue.add_argument("--results-repo", metavar="ORG/RESULTS", help="with --requests-repo: push results here")

@@ -18,6 +18,7 @@ until it is older than the lease.
 from __future__ import annotations
 
 import shutil
+import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
@@ -26,7 +27,8 @@ import yaml
 
 from harness.errors import HarnessError
 from harness.hub_access import hub_api, hub_call, hub_error
-from harness.submissions import ACTIVE, Request
+from harness.submissions import (ACTIVE, HUB_ID, MAX_REQUEST_BYTES, Invalid, InvalidRequest, Request, give_up,
+                                 outcome_of, parse_request, request_id)
 from harness.timestamps import parse_timestamp, utc_timestamp
 
 PREFIX = "requests"
@@ -44,23 +46,25 @@ class HubRequestStore:
     def __init__(self, repo_id: str):
         self.repo_id = repo_id
 
-    def snapshot(self) -> tuple[str | None, list[Request]]:
-        """(head commit, requests at it); (None, []) for a dataset that has no commit yet."""
+    def snapshot(self) -> tuple[str | None, list[Request], list[Invalid]]:
+        """(head commit, requests at it, request files not acted on); (None, [], []) for a dataset
+        that has no commit yet."""
         from huggingface_hub import snapshot_download
 
         info = hub_call("reading the requests", self.repo_id,
                         lambda: hub_api().repo_info(self.repo_id, repo_type="dataset"))
         if not info.sha or set(info.sha) == {"0"}:
-            return None, []
+            return None, [], []
         folder = Path(hub_call("reading the requests", self.repo_id, lambda: snapshot_download(
             self.repo_id, repo_type="dataset", revision=info.sha, allow_patterns=[f"{PREFIX}/*.json"])))
-        requests = []
+        requests, invalid = [], []
         for path in sorted((folder / PREFIX).glob("*.json")):
             try:
-                requests.append(Request.model_validate_json(path.read_text(encoding="utf-8")))
-            except ValueError:
-                continue  # not a request file: never scored, never fatal
-        return info.sha, sorted(requests, key=lambda r: (r.submitted, r.id))
+                with open(path, "rb") as handle:
+                    requests.append(parse_request(path.name, handle.read(MAX_REQUEST_BYTES + 1), hub=True))
+            except (OSError, InvalidRequest) as error:
+                invalid.append(Invalid(path.name, str(error)))
+        return info.sha, sorted(requests, key=lambda r: (r.submitted, r.id)), invalid
 
     def write(self, request: Request, parent: str | None, message: str) -> None:
         """Commit one request file on top of `parent`; ClaimConflict if the head has moved."""
@@ -81,7 +85,7 @@ class HubRequestStore:
     def update(self, request: Request, message: str, attempts: int = 5) -> None:
         """Write the request on the current head, re-reading if another commit slipped in."""
         for _ in range(attempts):
-            head, _ = self.snapshot()
+            head, _, _ = self.snapshot()
             try:
                 return self.write(request, head, message)
             except ClaimConflict:
@@ -89,18 +93,12 @@ class HubRequestStore:
         raise HarnessError(f"{self.repo_id}: could not update request {request.id}: the dataset kept changing")
 
 
-def request_id(hub_id: str, sha: str) -> str:
-    return f"{hub_id.replace('/', '--')}--{sha[:12]}"
-
-
 def submit_from_hub(hub_id: str, revision: str | None, store: HubRequestStore, tasks: str) -> Request:
     """Check a Hub model (repo, revision, safetensors weights, card) and file a PENDING request."""
-    from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import RevisionNotFoundError
 
-    from harness.models.card import read_card
-    from harness.models.zoo import find_known_model
-
+    if not HUB_ID.fullmatch(hub_id) or ".." in hub_id:
+        raise HarnessError(f"hf-hub:{hub_id}: not a model repository id: give ORG/MODEL")
     api = hub_api()
     try:
         info = api.model_info(hub_id, revision=revision)
@@ -116,24 +114,21 @@ def submit_from_hub(hub_id: str, revision: str | None, store: HubRequestStore, t
         raise HarnessError(f"hf-hub:{hub_id}@{sha[:12]}: no .safetensors weights"
                            + (f" ({pickled[0]} is a pickle format, which is never loaded)" if pickled else "")
                            + ": upload model.safetensors (safetensors.torch.save_file(model.state_dict(), ...))")
-    if "card.yaml" in files:
-        path = Path(hf_hub_download(hub_id, "card.yaml", revision=sha))
-        card = read_card(path).model_dump(exclude_defaults=True)
-        if card.get("embed_dim") is None and card.get("base") is None:
-            raise HarnessError(f"hf-hub:{hub_id}@{sha[:12]}: card.yaml must declare embed_dim (or a known base)")
-    elif find_known_model(hub_id) is not None:
-        card = {"base": find_known_model(hub_id).name}
-    else:
-        raise HarnessError(f"hf-hub:{hub_id}@{sha[:12]}: no card.yaml in the repository and not a known model: add "
-                           "card.yaml (architecture, pooling, mean, std, input_size, embed_dim)")
-    head, requests = store.snapshot()
+    with tempfile.TemporaryDirectory() as folder:  # the card is refused now, not when a backend takes it
+        from harness.models.building import check_architecture_budget
+        from harness.models.card import read_card
+        from harness.models.checkpoint import resolve_card
+
+        path = card_at_commit(hub_id, sha, files, Path(folder))
+        check_architecture_budget(resolve_card(read_card(path), path), f"hf-hub:{hub_id}@{sha[:12]}")
+    head, requests, _ = store.snapshot()
     rid = request_id(hub_id, sha)
     for earlier in requests:
         if earlier.hub_id == hub_id and earlier.commit_sha == sha and earlier.status in ACTIVE:
             raise HarnessError(f"hf-hub:{hub_id}@{sha[:12]}: already submitted as '{earlier.id}' ({earlier.status}); "
                                "a commit is scored once")
     request = Request(id=rid, status="PENDING", model_name=hub_id, hub_id=hub_id, revision=revision or "main",
-                      commit_sha=sha, card=card, tasks=tasks, submitted=utc_timestamp(), updated=utc_timestamp())
+                      commit_sha=sha, tasks=tasks, submitted=utc_timestamp(), updated=utc_timestamp())
     try:
         store.write(request, head, f"submit {hub_id}@{sha[:12]}")
     except ClaimConflict:
@@ -141,25 +136,52 @@ def submit_from_hub(hub_id: str, revision: str | None, store: HubRequestStore, t
     return request
 
 
+def card_at_commit(hub_id: str, sha: str, files: list[str], folder: Path) -> Path:
+    """The model card as the repository holds it at `sha`, written to `folder`/card.yaml with the
+    Hub id and commit it was read at; a known model without one gets {base: <known model>}. Its
+    keys and bounds are checked as a run checks them (read_card)."""
+    from huggingface_hub import hf_hub_download
+
+    from harness.models.card import read_card
+    from harness.models.zoo import find_known_model
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if "card.yaml" in files:
+        downloaded = Path(hub_call("reading the model card", hub_id, lambda: hf_hub_download(
+            hub_id, "card.yaml", revision=sha)))
+        card = read_card(downloaded, label=f"hf-hub:{hub_id}@{sha[:12]}/card.yaml").model_dump(exclude_defaults=True)
+        if card.get("embed_dim") is None and card.get("base") is None:
+            raise HarnessError(f"hf-hub:{hub_id}@{sha[:12]}: card.yaml must declare embed_dim (or a known base)")
+    elif find_known_model(hub_id) is not None:
+        card = {"base": find_known_model(hub_id).name}
+    else:
+        raise HarnessError(f"hf-hub:{hub_id}@{sha[:12]}: no card.yaml in the repository and not a known model: add "
+                           "card.yaml (architecture, pooling, mean, std, input_size, embed_dim)")
+    card.update(name=hub_id, hub_id=hub_id, revision=sha)
+    path = folder / "card.yaml"
+    path.write_text(yaml.safe_dump(card, sort_keys=False))
+    return path
+
+
 def fetch_checkpoint(request: Request, folder: Path) -> Path:
-    """The request's weights at its pinned commit, with a card naming the Hub id and commit, as a
-    local checkpoint folder (what `harness run --model PATH` and the queue score)."""
+    """The request's weights and card at its pinned commit, as a local checkpoint folder (what
+    `harness run --model PATH` and the queue score). Nothing of the request but its repository
+    and commit is used."""
     from huggingface_hub import snapshot_download
 
-    downloaded = Path(hub_call("downloading the weights", request.hub_id, lambda: snapshot_download(
-        request.hub_id, revision=request.commit_sha, allow_patterns=["*.safetensors"])))
+    hub_id, sha = request.hub_id, request.commit_sha
+    downloaded = Path(hub_call("downloading the weights", hub_id, lambda: snapshot_download(
+        hub_id, revision=sha, allow_patterns=["*.safetensors", "card.yaml"])))
     weights = sorted(downloaded.glob("*.safetensors"))
     if not weights:
-        raise HarnessError(f"hf-hub:{request.hub_id}@{request.commit_sha[:12]}: no .safetensors weights at this commit")
-    folder.mkdir(parents=True, exist_ok=True)
+        raise HarnessError(f"hf-hub:{hub_id}@{sha[:12]}: no .safetensors weights at this commit")
+    card_at_commit(hub_id, sha, [p.name for p in downloaded.iterdir()], folder)
     preferred = next((w for w in weights if w.name == "model.safetensors"), weights[0])
     target = folder / "model.safetensors"
     if not target.exists():  # copied under another name, then renamed: a kill never leaves half a file
         partial = folder / "model.safetensors.partial"
         shutil.copyfile(preferred, partial)
         partial.replace(target)
-    card = dict(request.card or {}, name=request.hub_id, hub_id=request.hub_id, revision=request.commit_sha)
-    (folder / "card.yaml").write_text(yaml.safe_dump(card, sort_keys=False))
     return folder
 
 
@@ -179,8 +201,13 @@ def run_hub_queue(store: HubRequestStore, backend: str, workdir: Path,
     checkpoint_dir)` -> task -> (status, reason); `publish(request)` pushes its results."""
     done: list[Request] = []
     seen: set[str] = set()
+    listed: set[str] = set()
     while True:
-        head, requests = store.snapshot()
+        head, requests, invalid = store.snapshot()
+        for name, why in invalid:
+            if name not in listed:
+                log(f"warning: {store.repo_id}/{PREFIX}/{name}: not acted on ({why})")
+                listed.add(name)
         mine = [r for r in requests if r.status == "RUNNING" and r.claimed_by == backend and r.id not in seen]
         pending = [r for r in requests if r.id not in seen and (
             r.status == "PENDING" or (r.status == "RUNNING" and r.claimed_by != backend and _stale(r, lease)))]
@@ -189,25 +216,36 @@ def run_hub_queue(store: HubRequestStore, backend: str, workdir: Path,
         request = (mine or pending)[0]
         if request.status == "RUNNING":
             log(f"{request.id}: resuming (claimed by {request.claimed_by}, attempt {request.attempts})")
+        if give_up(request):  # it stopped the backend each time it was scored: failed, not claimed again
+            if _write_claim(store, request, head, f"failed {request.id}", log):
+                seen.add(request.id)
+                log(f"{request.id}: FAILED ({request.reason})")
+                done.append(request)
+            continue
         request.status, request.claimed_by, request.attempts = "RUNNING", backend, request.attempts + 1
-        try:
-            store.write(request, head, f"claim {request.id} ({backend})")
-        except ClaimConflict:
-            log(f"{request.id}: the queue changed while claiming; reading it again")
+        if not _write_claim(store, request, head, f"claim {request.id} ({backend})", log):
             continue
         seen.add(request.id)
         log(f"{request.id}: RUNNING on {backend}")
-        try:
-            checkpoint = fetch_checkpoint(request, workdir / "checkpoints" / request.id)
-            outcome = score(request, checkpoint)
-            request.results = {task: status for task, (status, _) in outcome.items()}
-            failed = {task: reason for task, (status, reason) in outcome.items() if status == "failed"}
+
+        def scored(request=request) -> dict[str, tuple[str, str | None]]:
+            outcome = score(request, fetch_checkpoint(request, workdir / "checkpoints" / request.id))
             if any(status != "failed" for status, _ in outcome.values()):
                 publish(request)
-        except HarnessError as error:
-            failed = {"*": str(error)}
-        request.status = "FAILED" if failed else "FINISHED"
-        request.reason = "; ".join(f"{t}: {r}" for t, r in failed.items()) or None
+            return outcome
+
+        outcome_of(request, scored, log)
         store.update(request, f"{request.status.lower()} {request.id}")
         log(f"{request.id}: {request.status}" + (f" ({request.reason})" if request.reason else ""))
         done.append(request)
+
+
+def _write_claim(store: HubRequestStore, request: Request, head: str | None, message: str,
+                 log: Callable[[str], None]) -> bool:
+    """Commit the request on the head it was read at; False (and read again) if the queue moved."""
+    try:
+        store.write(request, head, message)
+        return True
+    except ClaimConflict:
+        log(f"{request.id}: the queue changed while claiming; reading it again")
+        return False

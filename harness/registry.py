@@ -7,6 +7,8 @@ that names the file, the entry and the key, never a silently ignored setting. A 
 
 from __future__ import annotations
 
+import re
+
 import difflib
 import os
 from dataclasses import dataclass, field
@@ -260,8 +262,14 @@ def _merge_file(registry: Registry, path: Path, seen: set[Path]) -> None:
         _merge_file(registry, path.parent / child, seen)
 
 
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # a task's name is its result file's name: no path in it
+
+
 def _add(registry: Registry, section: str, name: str, value: Any, path: Path) -> None:
     table = getattr(registry, section)
+    if not NAME.fullmatch(str(name)) or ".." in str(name):
+        raise HarnessError(f"{path}: {section[:-1]} '{str(name)[:60]}': a name is letters, digits, '.', '_' and '-' "
+                           "(at most 100, no separator, no '..'): rename it")
     if name in table:
         first = registry.origin[f"{section}:{name}"]
         raise HarnessError(f"{path}: {section[:-1]} '{name}' is already defined in {first}: rename it")

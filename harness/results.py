@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness import __version__
 from harness.atomic_write import write_json_atomic
@@ -32,14 +32,15 @@ class _Record(BaseModel):
 
 
 class ModelRecord(_Record):
-    name: str
-    weights: str | None = None  # pretrained | random-init | checkpoint | instrument
-    weights_sha256: str | None = None
-    n_parameters: int | None = None
-    embed_dim: int | None = None
-    hub_id: str | None = None  # where the weights live on the Hub (a Hub submission, a known FM)
-    revision: str | None = None  # the commit sha they were read at
-    licence: str | None = None
+    # bounded: a result file is read by the board, where a 1e30 or a 10 MB name must not land
+    name: str = Field(min_length=1, max_length=1000)
+    weights: str | None = Field(None, max_length=40)  # pretrained | random-init | checkpoint | instrument
+    weights_sha256: str | None = Field(None, max_length=64)
+    n_parameters: int | None = Field(None, ge=0, le=10**13)
+    embed_dim: int | None = Field(None, ge=0, le=10**7)
+    hub_id: str | None = Field(None, max_length=200)  # where the weights live on the Hub (a Hub submission, a known FM)
+    revision: str | None = Field(None, max_length=200)  # the commit sha they were read at
+    licence: str | None = Field(None, max_length=200)
 
 
 class DatasetRecord(_Record):
@@ -68,12 +69,12 @@ class Timings(_Record):
 
 class TaskResult(_Record):
     schema_version: int = RESULT_SCHEMA_VERSION
-    task: str
+    task: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
     task_version: int
-    family: str
-    family_title: str | None = None  # how the family reads in headings, e.g. "stain/scanner robustness"
+    family: str = Field(max_length=100)
+    family_title: str | None = Field(None, max_length=200)  # how the family reads in headings, e.g. "stain/scanner robustness"
     status: Status
-    reason: str | None = None
+    reason: str | None = Field(None, max_length=20_000)
     model: ModelRecord
     dataset: DatasetRecord
     main_score: MainScore
@@ -93,6 +94,22 @@ class TaskResult(_Record):
 class ResultStore:
     def __init__(self, root: Path):
         self.root = Path(root)
+
+    def check_writable(self, flag: str = "--output") -> None:
+        """Refuse, in one line and before any work, a results folder that cannot be written: a file
+        in its place, no permission, a read-only file system."""
+        import tempfile
+
+        from harness.errors import HarnessError
+
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".write-check-"):
+                pass
+        except OSError as error:
+            why = error.strerror or type(error).__name__
+            raise HarnessError(f"{flag} {self.root}: cannot write results there ({why}); give a folder you can "
+                               "write to") from None
 
     def path(self, model_slug: str, task: str) -> Path:
         return self.root / model_slug / f"{task}.json"

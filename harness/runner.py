@@ -7,11 +7,14 @@ it receives the table from the CLI.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
+
+from rich.markup import escape
 
 from harness.atomic_write import write_parquet_atomic
 from harness.embedding_cache import EmbeddingCache
@@ -101,12 +104,11 @@ class Runner:
     def _run_model(self, spec: str) -> list[TaskOutcome]:
         options = self.config.load
         if spec == DEFAULT_MODEL and not options.random_init:
-            options = LoadOptions(random_init=False, random_fallback=True, device=options.device)
+            options = dataclasses.replace(options, random_fallback=True)
         try:
             model = resolve_model(spec, options)
-        except HarnessError as error:
-            console.print(f"[red]error[/red]: {error}")
-            return [TaskOutcome(spec, task, "failed", reason=str(error)) for task in self.config.tasks]
+        except Exception as error:  # noqa: BLE001 - one model's failure; the other models are still scored
+            return self._model_failed(spec, self.config.tasks, error)
         name, slug = self._truncated_identity(model.name, model.slug)
         encoder: Encoder | None = None
         outcomes = []
@@ -133,17 +135,23 @@ class Runner:
             if encoder is None:
                 try:
                     encoder = load_encoder(model, options)
-                except HarnessError as error:
-                    console.print(f"[red]error[/red]: {error}")
-                    outcomes += [TaskOutcome(spec, name, "failed", reason=str(error))
-                                 for name in self.config.tasks[index:]]
-                    return outcomes
+                except Exception as error:  # noqa: BLE001 - one model's failure; the other models are still scored
+                    return outcomes + self._model_failed(spec, self.config.tasks[index:], error)
                 if encoder.info.weights == "random-init" and options.random_fallback:
-                    console.print(f"note: {spec}: pretrained weights unreachable offline; scoring a random "
+                    console.print(f"note: {escape(spec)}: pretrained weights unreachable offline; scoring a random "
                                   "initialisation (results are labelled random-init)")
                 _, slug = self._truncated_identity(name, encoder.info.slug)
             outcomes.append(self._evaluate(slug, task_name, task, encoder, source))
         return outcomes
+
+    def _model_failed(self, spec: str, tasks: list[str], error: Exception) -> list[TaskOutcome]:
+        """A model that cannot be resolved or built (a bad card, an allocation refused, a timm or Hub
+        error): one named failure for its remaining tasks; the run goes on with the next model."""
+        if self.config.verbose:
+            console.print_exception()
+        reason = str(error) if isinstance(error, HarnessError) else f"{type(error).__name__}: {one_line(error)}"
+        console.print(f"[red]error[/red]: {escape(reason)}")
+        return [TaskOutcome(spec, task, "failed", reason=reason) for task in tasks]
 
     def _source(self, dataset: str) -> TileSource:
         if dataset not in self._sources:
@@ -188,7 +196,7 @@ class Runner:
             if self.config.verbose:
                 traceback.print_exc()
             reason = one_line(error)
-            console.print(f"[red]failed[/red] {info.name} / {name}: {reason}")
+            console.print(f"[red]failed[/red] {escape(info.name)} / {name}: {escape(reason)}")
             return self._record(slug, name, task, model, source, status="failed", reason=reason)
         items = sum(n for n, _ in throughputs)
         items_per_s = items / sum(n / rate for n, rate in throughputs) if throughputs else None
@@ -239,7 +247,7 @@ class Runner:
         if self.rank != 0:
             return TaskOutcome(encoder.info.name, name, "embedded")
         for path, reason in embedded.failed.items():
-            console.print(f"[yellow]slide failed[/yellow] {path}: {reason}")
+            console.print(f"[yellow]slide failed[/yellow] {escape(str(path))}: {escape(reason)}")
         pick = lambda values: None if values is None else np.asarray(values)[embedded.kept]  # noqa: E731
         bags = SlideBags(features=[self._truncated(f) for f in embedded.features], patients=[table.patients[i] for i in embedded.kept],
                          names=[Path(table.paths[i]).name for i in embedded.kept],
@@ -268,12 +276,15 @@ class Runner:
         return self._fingerprints[source.name]
 
     def _record(self, slug, name, task, model, source, status, reason) -> TaskOutcome:
+        if reason is not None and len(reason) > 2000:  # an error's message can be megabytes; the file keeps a line
+            reason = reason[:1999] + "…"
         if self.rank != 0:  # under torchrun only rank 0 writes results
             return TaskOutcome(model.name, name, status, reason=reason)
         path = self.store.path(slug, name)
         previous = self.store.read(path) if status != "ok" else None
         if previous is not None and previous.status == "ok":  # e.g. --overwrite, then the rerun failed
-            console.print(f"[yellow]kept[/yellow] the earlier ok result {path}: this run {status} ({reason})")
+            console.print(f"[yellow]kept[/yellow] the earlier ok result {escape(str(path))}: this run {status} "
+                          f"({escape(str(reason))})")
             return TaskOutcome(model.name, name, status, reason=f"{reason} (the earlier ok result {path} is kept)")
         family = self.families[task.family]
         result = TaskResult(

@@ -20,13 +20,15 @@ embeddings resume from their last shard, so a retry loses nothing and half-write
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
+import traceback
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable, Literal, NamedTuple
 
 from filelock import FileLock, Timeout
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from harness.atomic_write import write_text_atomic
 from harness.errors import HarnessError
@@ -34,27 +36,125 @@ from harness.timestamps import utc_timestamp
 
 Status = Literal["PENDING", "RUNNING", "FINISHED", "FAILED"]
 ACTIVE = ("PENDING", "RUNNING", "FINISHED")  # a request in one of these holds its weights' sha256
+MAX_ATTEMPTS = 3  # a request whose scoring was started this many times and never ended is failed, not retried
+MAX_REQUEST_BYTES = 64 * 1024  # a request file is a few hundred bytes; a larger one is refused unread
+MAX_REASON_CHARS = 500  # of the reason a FAILED request records (an error message can be megabytes)
+REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")  # a file name: no separator, no leading dot
+HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
+COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
+
+
+class InvalidRequest(ValueError):
+    """A request file the queue will not act on; the message says why (one line)."""
 
 
 class Request(BaseModel):
-    id: str
+    """One request file. Everything in it is untrusted (anyone who can write the requests dataset
+    can edit it): fields are bounded, the id is a plain file name, and a Hub request is pinned to
+    a commit. The backend takes the model card from the model repository at that commit, never
+    from here."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(max_length=200)
     status: Status
-    model_name: str
-    weights_sha256: str | None = None  # local submissions: checked at submit; Hub ones: the backend's download
-    embed_dim: int | None = None
-    n_parameters: int | None = None
-    tasks: str  # the --tasks expression it is scored on
-    submitted: str
-    updated: str
-    attempts: int = 0
-    reason: str | None = None  # why it FAILED
-    results: dict[str, str] = {}  # task -> status, once scored
+    model_name: str = Field(max_length=300)
+    weights_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")  # local: checked at submit; Hub: the download
+    embed_dim: int | None = Field(None, ge=1, le=1_000_000)
+    n_parameters: int | None = Field(None, ge=0, le=10**13)
+    tasks: str = Field(max_length=2000)  # the --tasks expression it is scored on
+    submitted: str = Field(max_length=40)
+    updated: str = Field(max_length=40)
+    attempts: int = Field(0, ge=0, le=1_000_000)
+    reason: str | None = Field(None, max_length=4 * MAX_REASON_CHARS)  # why it FAILED
+    results: dict[str, str] = Field(default_factory=dict, max_length=1000)  # task -> status, once scored
     # Hub submissions (harness/hub_queue.py)
-    hub_id: str | None = None  # ORG/MODEL
-    revision: str | None = None  # what the author asked for (a branch, tag or sha)
-    commit_sha: str | None = None  # that revision resolved at submit time: what is scored
-    card: dict | None = None  # the model card (the repo's card.yaml, or {base: <known model>})
-    claimed_by: str | None = None  # the backend scoring it (RUNNING)
+    hub_id: str | None = Field(None, max_length=200)  # ORG/MODEL
+    revision: str | None = Field(None, max_length=200)  # what the author asked for (a branch, tag or sha)
+    commit_sha: str | None = Field(None, max_length=40)  # that revision resolved at submit time: what is scored
+    card: dict | None = None  # requests filed before 0.1 carried the card; it is never read (see above)
+    claimed_by: str | None = Field(None, max_length=200)  # the backend scoring it (RUNNING)
+
+    @field_validator("id")
+    @classmethod
+    def _plain_file_name(cls, value: str) -> str:
+        if not REQUEST_ID.fullmatch(value) or ".." in value:
+            raise ValueError("must be a plain file name (letters, digits, '.', '_', '-'; no separator, no '..')")
+        return value
+
+    @field_validator("hub_id")
+    @classmethod
+    def _hub_repo(cls, value: str | None) -> str | None:
+        if value is not None and (not HUB_ID.fullmatch(value) or ".." in value):
+            raise ValueError("must be ORG/MODEL")
+        return value
+
+
+def parse_request(name: str, data: bytes, hub: bool = False) -> Request:
+    """A request file (its name and bytes) -> Request, or InvalidRequest saying in one line why the
+    queue will not act on it: too large, not JSON, a field missing, unknown or out of bounds, a
+    status other than the four, a file name that is not its id, or a Hub request (`hub`: every
+    request of a Hub queue) that names no repository, is not pinned to a commit, or whose id is
+    not the one its repository and commit give."""
+    if len(data) > MAX_REQUEST_BYTES:
+        raise InvalidRequest(f"{len(data):,} bytes, more than a request may have ({MAX_REQUEST_BYTES:,})")
+    try:
+        request = Request.model_validate_json(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "file"
+        message = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
+        raise InvalidRequest(f"'{where}': {message}"[:300]) from None
+    if name != f"{request.id}.json":
+        raise InvalidRequest(f"the file name is not its id '{request.id}.json'")
+    if hub and request.hub_id is None:
+        raise InvalidRequest("'hub_id': a request in a Hub queue names its model repository (ORG/MODEL)")
+    if request.hub_id is not None:
+        if request.commit_sha is None or not COMMIT_SHA.fullmatch(request.commit_sha):
+            raise InvalidRequest("not pinned: 'commit_sha' must be the 40-character commit the submission resolved")
+        if request.id != request_id(request.hub_id, request.commit_sha):
+            raise InvalidRequest(f"the id is not '{request_id(request.hub_id, request.commit_sha)}', the one its "
+                                 "repository and commit give")
+    return request
+
+
+def request_id(hub_id: str, sha: str) -> str:
+    """A Hub request's id (and file name): its repository and the first 12 characters of its commit."""
+    return f"{hub_id.replace('/', '--')}--{sha[:12]}"
+
+
+def outcome_of(request: Request, score: Callable[[], dict[str, tuple[str, str | None]]],
+               log: Callable[[str], None]) -> None:
+    """Score one request and record the outcome on it (status, results, reason). Whatever the
+    scoring raises ends this request FAILED with one line; the traceback goes to the log, and the
+    queue goes on with the next request."""
+    try:
+        outcome = score()
+    except HarnessError as error:
+        outcome = {"*": ("failed", str(error))}
+    except Exception as error:  # noqa: BLE001 - a request must never stop the queue
+        log(f"{request.id}: scoring raised\n{traceback.format_exc()}")
+        first = (str(error).strip().splitlines() or [""])[0]
+        outcome = {"*": ("failed", f"{type(error).__name__}: {first}" if first else type(error).__name__)}
+    request.results = {task: status for task, (status, _) in outcome.items() if task != "*"}
+    failed = {task: reason for task, (status, reason) in outcome.items() if status == "failed"}
+    request.status = "FAILED" if failed else "FINISHED"
+    request.reason = _bounded("; ".join(f"{t}: {r}" for t, r in failed.items())) or None
+
+
+def give_up(request: Request) -> bool:
+    """A request whose scoring started MAX_ATTEMPTS times without ending (each start killed the
+    backend: out of memory, a crash) is failed instead of started again."""
+    if request.attempts < MAX_ATTEMPTS:
+        return False
+    request.status = "FAILED"
+    request.reason = (f"scoring was started {request.attempts} times and never finished (the backend stopped "
+                      "each time); not retried")
+    return True
+
+
+def _bounded(text: str) -> str:
+    return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 1] + "…"
 
 
 class RequestStore:
@@ -76,15 +176,27 @@ class RequestStore:
         request.updated = utc_timestamp()
         write_text_atomic(self.request_path(request.id), request.model_dump_json(indent=2) + "\n")
 
-    def all(self) -> tuple[list[Request], list[str]]:
-        """Requests in submission order, and one warning per unreadable request file."""
-        requests, warnings = [], []
+    def all(self) -> tuple[list[Request], list[Invalid]]:
+        """Requests in submission order, and the request files the queue will not act on (listed)."""
+        requests, invalid = [], []
         for path in sorted((self.root / "requests").glob("*.json")):
             try:
-                requests.append(Request.model_validate(json.loads(path.read_text(encoding="utf-8"))))
-            except (OSError, ValueError, ValidationError) as error:
-                warnings.append(f"{path}: skipped, not a valid request ({str(error).splitlines()[0][:100]})")
-        return sorted(requests, key=lambda r: (r.submitted, r.id)), warnings
+                requests.append(parse_request(path.name, _read_bounded(path)))
+            except (OSError, InvalidRequest) as error:
+                invalid.append(Invalid(path.name, str(error)))
+        return sorted(requests, key=lambda r: (r.submitted, r.id)), invalid
+
+
+class Invalid(NamedTuple):
+    """A request file the queue does not act on, and why."""
+
+    name: str
+    reason: str
+
+
+def _read_bounded(path: Path) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read(MAX_REQUEST_BYTES + 1)
 
 
 def submit(checkpoint: Path, card: Path, store: RequestStore, tasks: str) -> Request:
@@ -113,13 +225,13 @@ def submit(checkpoint: Path, card: Path, store: RequestStore, tasks: str) -> Req
             message = str(error).replace(str(staged / weights.name), str(weights))
             raise HarnessError(message.replace(str(staged / "card.yaml"), str(card)).replace(str(staged), str(checkpoint))
                                ) from None
-        request_id = f"{model_slug(encoder.card.name or weights.stem)}-{sha256[:12]}"
-        target = store.checkpoint_dir(request_id)
+        rid = f"{model_slug(encoder.card.name or weights.stem)}-{sha256[:12]}"
+        target = store.checkpoint_dir(rid)
         if target.exists():
             shutil.rmtree(target)  # left by a FAILED submission of the same weights
         target.parent.mkdir(parents=True, exist_ok=True)
         staged.rename(target)
-    request = Request(id=request_id, status="PENDING", model_name=encoder.card.name or str(target),
+    request = Request(id=rid, status="PENDING", model_name=encoder.card.name or str(target),
                       weights_sha256=sha256, embed_dim=encoder.info.embed_dim,
                       n_parameters=encoder.info.n_parameters, tasks=tasks, submitted=utc_timestamp(), updated=utc_timestamp())
     store.save(request)
@@ -156,10 +268,11 @@ def validate_checkpoint(folder: Path, sha256: str | None = None):
 def run_queue(store: RequestStore, score: Callable[[Request, Path], dict[str, tuple[str, str | None]]],
               log: Callable[[str], None] = print) -> list[Request]:
     """Score every PENDING request, and every RUNNING one no process holds (a killed run), in
-    submission order. `score(request, checkpoint_dir)` -> task -> (status, reason)."""
-    requests, warnings = store.all()
-    for warning in warnings:
-        log(f"warning: {warning}")
+    submission order. `score(request, checkpoint_dir)` -> task -> (status, reason). Whatever a
+    request does, it ends FINISHED or FAILED and the queue goes on."""
+    requests, invalid = store.all()
+    for name, why in invalid:
+        log(f"warning: {store.root / 'requests' / name}: not acted on ({why})")
     done = []
     for request in requests:
         if request.status in ("FINISHED", "FAILED"):
@@ -171,21 +284,19 @@ def run_queue(store: RequestStore, score: Callable[[Request, Path], dict[str, tu
             log(f"{request.id}: being scored by another process; skipped")
             continue
         try:
-            request = Request.model_validate_json(store.request_path(request.id).read_text())  # fresh, under the lock
+            try:  # fresh, under the lock
+                request = parse_request(f"{request.id}.json", _read_bounded(store.request_path(request.id)))
+            except (OSError, InvalidRequest) as error:
+                log(f"warning: {store.request_path(request.id)}: changed while waiting and not acted on ({error})")
+                continue
             if request.status in ("FINISHED", "FAILED"):
                 continue
             if request.status == "RUNNING":
-                log(f"{request.id}: an earlier run stopped while scoring it; retrying")
-            request.status, request.attempts = "RUNNING", request.attempts + 1
-            store.save(request)
-            try:
-                outcome = score(request, store.checkpoint_dir(request.id))
-            except HarnessError as error:
-                outcome = {"*": ("failed", str(error))}
-            request.results = {task: status for task, (status, _) in outcome.items()}
-            failed = {task: reason for task, (status, reason) in outcome.items() if status == "failed"}
-            request.status = "FAILED" if failed else "FINISHED"
-            request.reason = "; ".join(f"{t}: {r}" for t, r in failed.items()) or None
+                log(f"{request.id}: an earlier run stopped while scoring it (attempt {request.attempts}); retrying")
+            if not give_up(request):
+                request.status, request.attempts = "RUNNING", request.attempts + 1
+                store.save(request)
+                outcome_of(request, lambda: score(request, store.checkpoint_dir(request.id)), log)
             store.save(request)
             log(f"{request.id}: {request.status}" + (f" ({request.reason})" if request.reason else ""))
             done.append(request)
@@ -200,13 +311,16 @@ def _mkdir(path: Path) -> Path:
 
 
 def queue_table(requests_repo: str | None, folder: str | Path | None) -> list[dict]:
-    """The queue as rows for a table (the app's Queue tab): a Hub requests dataset, or a folder."""
+    """The queue as rows for a table (the app's Queue tab): a Hub requests dataset, or a folder.
+    Request files the queue will not act on are listed too, as INVALID with the reason."""
     if requests_repo:
         from harness.hub_queue import HubRequestStore
 
-        _, requests = HubRequestStore(requests_repo).snapshot()
+        _, requests, invalid = HubRequestStore(requests_repo).snapshot()
     else:
-        requests, _ = RequestStore(Path(folder)).all()
-    return [{"model": r.hub_id or r.model_name, "revision": (r.commit_sha or "")[:12] or None, "status": r.status,
+        requests, invalid = RequestStore(Path(folder)).all()
+    rows = [{"model": r.hub_id or r.model_name, "revision": (r.commit_sha or "")[:12] or None, "status": r.status,
              "tasks": r.tasks, "submitted": r.submitted, "updated": r.updated, "attempts": r.attempts,
              "reason": r.reason or ""} for r in sorted(requests, key=lambda r: (r.submitted, r.id))]
+    return rows + [{"model": name, "revision": None, "status": "INVALID", "tasks": None, "submitted": None,
+                    "updated": None, "attempts": None, "reason": why} for name, why in invalid]

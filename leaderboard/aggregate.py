@@ -9,6 +9,13 @@ declared direction; means use only tasks whose main score is bounded (CIDEr-D is
 table says which were used. What a metric is (direction, bounds, display group) comes from the
 result files, which carry their family's description: nothing here knows a family or a metric.
 
+Result files are untrusted data (anyone who can write the results folder or dataset). Each is
+checked before it is shown: a main score that is missing, not finite or outside its metric's
+bounds makes its cell `invalid` (out of means and ranks, the reason in the cell, a warning
+naming the file); what a metric is comes from the registered family when the board knows it
+(`families`), otherwise from what the task's files agree on, so one file cannot flip a task's
+direction; two folders claiming one model name are shown with their folder names.
+
 Rank uncertainty: each result keeps the bootstrap replicates of its main score, drawn from
 resamples that depend only on the number of test items and the seed (harness/scoring/bootstrap.py).
 On the same test items, replicate b of every model is the same resample, so re-ranking the
@@ -18,10 +25,12 @@ models on each replicate is a paired bootstrap of the average rank.
 from __future__ import annotations
 
 import json
+import math
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 from pydantic import ValidationError
@@ -30,12 +39,13 @@ from scipy.stats import rankdata
 from harness.evaluation import MetricInfo
 from harness.results import DISTILLATION_REPORT, TaskResult
 
+FOLDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # a results folder or task name: no path in it
 SEPARATED = 0.95  # two models are told apart when one ranks ahead in at least this share of resamples
 
 
 @dataclass
 class Cell:
-    status: str  # ok | skipped | failed | missing
+    status: str  # ok | skipped | failed | missing | invalid (a result file whose score cannot be shown)
     value: float | None = None
     ci95: tuple[float, float] | None = None
     reason: str | None = None
@@ -164,7 +174,7 @@ class Leaderboard:
     def coverage(self, model: str) -> str:
         """'<scored>/<tasks>' and what the gaps are, e.g. '6/8 (2 skipped)'."""
         statuses = [self.cells[(model, t)].status for t in self.tasks]
-        gaps = {s: statuses.count(s) for s in ("skipped", "failed", "missing") if s in statuses}
+        gaps = {s: statuses.count(s) for s in ("skipped", "failed", "invalid", "missing") if s in statuses}
         text = f"{statuses.count('ok')}/{len(self.tasks)}"
         return text + (f" ({', '.join(f'{n} {s}' for s, n in gaps.items())})" if gaps else "")
 
@@ -204,43 +214,65 @@ class Leaderboard:
 
 
 def load_results(folder: Path) -> tuple[list[tuple[str, TaskResult]], list[str]]:
-    """(model slug, result) for every result file; malformed files become warnings."""
+    """(model slug, result) for every result file; malformed files become warnings naming them."""
     results, warnings = [], []
     for path in sorted(Path(folder).glob("*/*.json")):
         if path.name == DISTILLATION_REPORT:  # a distillation report, read by load_distillation_reports
             continue
         try:
-            results.append((path.parent.name, TaskResult.model_validate(json.loads(path.read_text(encoding="utf-8")))))
+            if not FOLDER.fullmatch(path.parent.name) or ".." in path.parent.name:
+                raise ValueError("the folder name is not a model slug")
+            if path.stat().st_size > MAX_RESULT_BYTES:
+                raise ValueError(f"{path.stat().st_size:,} bytes, more than a result file may have")
+            result = TaskResult.model_validate(json.loads(path.read_text(encoding="utf-8")))
+            if path.name != f"{result.task}.json":
+                raise ValueError(f"it is named {path.name} but holds task '{result.task[:60]}'")
+            results.append((path.parent.name, result))
         except (OSError, ValueError, ValidationError) as error:
             warnings.append(f"{path}: skipped, not a valid result file ({str(error).splitlines()[0][:120]})")
     return results, warnings
 
 
-def build_leaderboard(results: list[tuple[str, TaskResult]], warnings: list[str] | None = None) -> Leaderboard:
+MAX_RESULT_BYTES = 32 * 1024 * 1024  # a result with its replicates is tens of kB
+
+
+def build_leaderboard(results: list[tuple[str, TaskResult]], warnings: list[str] | None = None,
+                      families: Mapping[str, Any] | None = None) -> Leaderboard:
+    """The board of these results. `families` (name -> family class, tasks.FAMILIES): where a
+    result's family is registered, its metrics are described by the family, not by the file."""
+    warnings = list(warnings or [])
     by_model: dict[str, dict[str, TaskResult]] = defaultdict(dict)
     for slug, result in results:
         by_model[slug][result.task] = result
     models = sorted(by_model)
     all_tasks = sorted({r.task for _, r in results})
-    scored = {r.task for _, r in results if r.status == "ok"}
+    by_task: dict[str, list[tuple[str, TaskResult]]] = defaultdict(list)
+    for slug, result in results:
+        by_task[result.task].append((slug, result))
+    described = {t: _task_description(t, by_task[t], families or {}) for t in all_tasks}
+    invalid: dict[tuple[str, str], str] = {}
+    for task, (main, info, family, title) in described.items():
+        for slug, result in by_task[task]:
+            why = _invalid_reason(result, main, info, family)
+            if why is not None:
+                invalid[(slug, task)] = why
+                warnings.append(f"{slug}/{task}.json: shown as invalid and left out of means and ranks ({why})")
+    scored = {r.task for s, r in results if r.status == "ok" and (s, r.task) not in invalid}
     tasks = [t for t in all_tasks if t in scored]
     unscored = {t: next(f"{r.status}: {r.reason}" for _, r in results if r.task == t) for t in all_tasks if t not in scored}
-    families = {r.task: r.family for _, r in results}
-    main_names = {r.task: r.main_score.name for _, r in results}
-    by_task: dict[str, list[TaskResult]] = defaultdict(list)
-    for _, result in results:
-        by_task[result.task].append(result)
-    main_info = {t: _main_info(t, main_names[t], by_task[t]) for t in tasks}
-    titles = {r.family: r.family_title or r.family.replace("_", " ") for _, r in results}
     cells, info = {}, {}
     for model in models:
         for task in tasks:
             result = by_model[model].get(task)
             if result is None:
                 cells[(model, task)] = Cell("missing", reason="not run for this model")
+            elif (model, task) in invalid:
+                cells[(model, task)] = Cell("invalid", reason=invalid[(model, task)])
             elif result.status == "ok":
                 main = result.metrics.get(result.main_score.name)
                 replicates = result.main_score.replicates
+                if replicates and not all(math.isfinite(v) for v in replicates):
+                    replicates = None  # ranked as measured, not resampled
                 cells[(model, task)] = Cell("ok", result.main_score.value, main.ci95 if main else None,
                                             std=main.std if main else None,
                                             replicates=np.asarray(replicates) if replicates else None,
@@ -248,19 +280,72 @@ def build_leaderboard(results: list[tuple[str, TaskResult]], warnings: list[str]
             else:
                 cells[(model, task)] = Cell(result.status, reason=result.reason)
         info[model] = _model_info(list(by_model[model].values()))
-    return Leaderboard(models, tasks, {t: families[t] for t in tasks}, cells, info,
-                       {t: main_names[t] for t in tasks}, main_info, titles, list(warnings or []), unscored)
+    _name_apart(info, warnings)
+    return Leaderboard(models, tasks, {t: described[t][2] for t in tasks}, cells, info,
+                       {t: described[t][0] for t in tasks}, {t: described[t][1] for t in tasks},
+                       {family: title for _, _, family, title in described.values()}, warnings, unscored)
 
 
-def _main_info(task: str, main: str, results: list[TaskResult]) -> MetricInfo:
-    """The main score's description as its results carry it. Files older than schema 4 carry none:
-    higher is taken as better, and the score as bounded if every value lies in [0, 1]."""
-    described = next((r.metric_info[main] for r in results if main in r.metric_info), None)
-    if described is not None:
-        return described
-    values = [r.main_score.value for r in results if r.status == "ok" and r.main_score.value is not None]
-    inside = all(0.0 <= v <= 1.0 for v in values)
-    return MetricInfo(bounds=(0.0, 1.0) if inside else (None, None))
+def _task_description(task: str, results: list[tuple[str, TaskResult]],
+                      families: Mapping[str, Any]) -> tuple[str, MetricInfo, str, str]:
+    """(main score, its description, family, family title) of a task: what most of its files say
+    the family and main score are; the description from the registered family when there is one,
+    else the one its files agree on (most of them; older files: higher is better, bounded if every
+    value lies in [0, 1])."""
+    voters = [(slug, r) for slug, r in results if r.status == "ok"] or results  # what the scores say they are
+    family = Counter(r.family for _, r in voters).most_common(1)[0][0]
+    main = Counter(r.main_score.name for _, r in voters if r.family == family).most_common(1)[0][0]
+    registered = families.get(family)
+    if registered is not None:
+        first = next(r for _, r in voters if r.family == family and r.main_score.name == main)
+        try:
+            params = registered.Params.model_validate(first.params)
+        except ValueError:
+            params = registered.Params()
+        info = registered.metrics(params).get(main, MetricInfo())
+        return main, info, family, registered.title
+    declared = [r.metric_info[main] for _, r in results if main in r.metric_info]
+    if declared:
+        info = Counter(declared).most_common(1)[0][0]
+    else:
+        values = [r.main_score.value for _, r in results if r.status == "ok" and r.main_score.value is not None]
+        inside = all(0.0 <= v <= 1.0 for v in values)
+        info = MetricInfo(bounds=(0.0, 1.0) if inside else (None, None))
+    titles = [r.family_title for _, r in results if r.family == family and r.family_title]
+    return main, info, family, Counter(titles).most_common(1)[0][0] if titles else family.replace("_", " ")
+
+
+def _invalid_reason(result: TaskResult, main: str, info: MetricInfo, family: str) -> str | None:
+    """Why this result cannot be shown as its task's score, or None."""
+    if result.status != "ok":
+        return None  # a skipped or failed result shows its own reason
+    if result.family != family or result.main_score.name != main:
+        return (f"it says family '{result.family[:40]}', main score '{result.main_score.name[:40]}'; the task's "
+                f"other results say '{family}', '{main}'")
+    if main in result.metric_info and result.metric_info[main].higher_is_better != info.higher_is_better:
+        return (f"it declares {main} {'higher' if result.metric_info[main].higher_is_better else 'lower'} is better, "
+                "against its family")
+    value = result.main_score.value
+    if value is None or not math.isfinite(value):
+        return f"status ok but the main score {main} is {value}"
+    low, high = info.bounds
+    if (low is not None and value < low) or (high is not None and value > high):
+        return f"{main} = {value:g} lies outside its bounds [{low}, {high}]"
+    return None
+
+
+def _name_apart(info: dict[str, dict], warnings: list[str]) -> None:
+    """Two result folders claiming one model name: each is shown as 'name [folder]', never merged
+    or mistaken for the other."""
+    folders: dict[str, list[str]] = defaultdict(list)
+    for slug, model in info.items():
+        folders[model["name"]].append(slug)
+    for name, slugs in folders.items():
+        if len(slugs) > 1:
+            warnings.append(f"model name '{name}' is claimed by the folders {', '.join(slugs)}: shown with their "
+                            "folder names")
+            for slug in slugs:
+                info[slug]["name"] = f"{name} [{slug}]"
 
 
 def _model_info(results: list[TaskResult]) -> dict:
@@ -291,15 +376,26 @@ def group_tables(results: list[tuple[str, TaskResult]], group: str) -> dict[str,
 
 
 def load_distillation_reports(folder: Path) -> tuple[list[dict], list[str]]:
-    """The teacher-vs-student reports `harness distill --score` writes (<slug>/distillation.json)."""
+    """The teacher-vs-student reports `harness distill --score` writes (<slug>/distillation.json);
+    one that cannot be laid out as retention rows is a warning naming it, never an error."""
     reports, warnings = [], []
     for path in sorted(Path(folder).glob("*/distillation.json")):
         try:
+            if path.stat().st_size > MAX_RESULT_BYTES:
+                raise ValueError("too large")
             report = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(report, dict) or "teachers" not in report:
+            if not isinstance(report, dict) or not isinstance(report.get("teachers"), dict):
                 raise ValueError("no 'teachers' table")
+            if not isinstance(report.get("student"), str):
+                raise ValueError("no 'student' name")
+            for row in retention_rows(report):  # every row it will be shown as can be made, with numbers
+                for key in ("teacher score", "student score", "retention %"):
+                    if row[key] is not None and not math.isfinite(float(row[key])):
+                        raise ValueError(f"{key} is not a finite number")
+            for values in (report.get("fidelity") or {}).values():
+                float(values["one_minus_mean_cosine"]), float(values["variance_over_mse"])
             reports.append(report)
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, TypeError, KeyError, AttributeError, ZeroDivisionError) as error:
             warnings.append(f"{path}: skipped, not a distillation report ({str(error).splitlines()[0][:100]})")
     return reports, warnings
 

@@ -16,11 +16,17 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+try:  # the registered families describe their metrics; a result file does not get to (aggregate.py)
+    from tasks import FAMILIES
+except ImportError:  # an app installed without the task families: the task's files must agree
+    FAMILIES = {}
+
 from harness import __version__
+from harness.submissions import HUB_ID
 from leaderboard import charts
 from leaderboard.aggregate import (build_leaderboard, is_truncated, load_distillation_reports, load_results,
                                    group_tables, matryoshka_curves, retention_rows)
-from leaderboard.formatting import LEAD_WIDTHS, MISSING, TASK_WIDTHS, parameters_label, protocol_markdown
+from leaderboard.formatting import LEAD_WIDTHS, MISSING, TASK_WIDTHS, parameters_label, plain, protocol_markdown
 
 HUB_REPO = os.environ.get("HARNESS_HUB_REPO")  # a results dataset on the Hub (harness push --repo)
 REQUESTS_REPO = os.environ.get("HARNESS_REQUESTS_REPO")  # a requests dataset on the Hub (harness submit hf-hub:...)
@@ -41,7 +47,7 @@ def pulled(repo: str) -> Path:
     from leaderboard.hub_results import pull_results
 
     folder = Path(tempfile.mkdtemp(prefix="harness-results-"))
-    pull_results(repo, folder)
+    pull_results(repo, folder)  # files left out of the pull are not shown
     return folder
 
 
@@ -57,7 +63,7 @@ def load() -> tuple[Path, list, list[str]]:
         try:
             folder = pulled(HUB_REPO)
         except Exception as error:  # noqa: BLE001 - shown in the page
-            st.error(f"Cannot read the results of {HUB_REPO}: {error}")
+            st.error(f"Cannot read the results of {plain(HUB_REPO)}: {plain(error)}")
             st.stop()
         st.caption(f"Results: Hugging Face dataset [{HUB_REPO}](https://huggingface.co/datasets/{HUB_REPO}) · "
                    f"pathology-harness {__version__}")
@@ -70,7 +76,7 @@ def load() -> tuple[Path, list, list[str]]:
 
 RESULTS, results, warnings = load()
 for warning in warnings:
-    st.warning(warning)
+    st.warning(plain(warning))
 if not results:
     st.info(f"No results in `{RESULTS}` yet. Score a model first, for example: "
             "`harness run --model synth-oracle --model random-noise --tasks all`, "
@@ -80,7 +86,8 @@ if not results:
 # --- filters (sidebar) ----------------------------------------------------------------------
 search = st.sidebar.text_input("Search models", placeholder="name contains…")
 families = sorted({r.family for _, r in results})
-family_titles = {r.family: r.family_title or r.family.replace("_", " ") for _, r in results}
+family_titles = {r.family: (FAMILIES[r.family].title if r.family in FAMILIES else r.family_title)
+                 or r.family.replace("_", " ") for _, r in results}
 chosen_families = st.sidebar.multiselect("Families", families, default=families,
                                          format_func=lambda f: family_titles.get(f, f))
 sizes: dict[str, int] = {}
@@ -101,7 +108,9 @@ shown = [(slug, r) for slug, r in results
 if not shown:
     st.info("No result matches these filters.")
     st.stop()
-board = build_leaderboard(shown)
+board = build_leaderboard(shown, families=FAMILIES)
+for warning in board.warnings:
+    st.warning(plain(warning))
 overview = pd.DataFrame(board.overview())
 labels = pd.DataFrame(board.cell_labels(), columns=board.tasks)
 uncertainty = board.rank_uncertainty()
@@ -113,8 +122,8 @@ with tabs[0]:
     common = board.common_tasks
     st.caption(
         f"Models by average rank over the {len(common)} of {len(board.tasks)} tasks that every model shown has "
-        f"scored ({', '.join(common) or 'none'}), each ranked in the direction its family declares. `mean` "
-        f"averages those whose main score is bounded ({', '.join(board.mean_tasks()) or 'none'}); unbounded "
+        f"scored ({plain(', '.join(common)) or 'none'}), each ranked in the direction its family declares. `mean` "
+        f"averages those whose main score is bounded ({plain(', '.join(board.mean_tasks())) or 'none'}); unbounded "
         f"scores enter ranks only. A task cell shows its main score with the bootstrap 95% CI; {MISSING} marks a "
         "task the model has not scored (the Per task tab says why). The rank shows its bootstrap 95% interval. "
         "Click a column header to sort."
@@ -125,7 +134,8 @@ with tabs[0]:
     table = overview[columns].copy()
     table.insert(0, "#", range(1, len(table) + 1))
     if "hub_id" in table:
-        table["hub_id"] = table["hub_id"].map(lambda hub_id: f"https://huggingface.co/{hub_id}" if hub_id else None)
+        table["hub_id"] = table["hub_id"].map(  # a link only to a repository id, whatever a file says
+            lambda hub_id: f"https://huggingface.co/{hub_id}" if hub_id and HUB_ID.fullmatch(hub_id) else None)
     # cells keep their numbers (so columns sort as numbers); what they show is set per cell
     styled = table.style.format(na_rep=MISSING, precision=3)
     for row in range(len(table)):
@@ -147,7 +157,7 @@ with tabs[0]:
         "items_per_s": st.column_config.NumberColumn("tiles/s", help="embedding throughput (median over tasks)"),
         "hub_id": st.column_config.LinkColumn("Hub", display_text=r"https://huggingface\.co/(.*)"),
         **{c: st.column_config.NumberColumn(family_titles.get(c.removeprefix("mean:"), c.removeprefix("mean:")),
-                                            help=f"mean over {family_titles.get(c.removeprefix('mean:'))} tasks")
+                                            help=f"mean over {plain(family_titles.get(c.removeprefix('mean:')))} tasks")
            for c in family_means},
     }
     st.dataframe(styled, hide_index=True, placeholder=MISSING, width="stretch", column_config=config)
@@ -161,14 +171,14 @@ with tabs[0]:
         st.info("Rank intervals need at least two models with a common task.")
     elif uncertainty.n_resamples == 0:
         st.info("No common task has bootstrap replicates from every model on the same test items (results written "
-                f"before this harness kept them, or tasks scored over folds: {', '.join(uncertainty.fixed_tasks)}). "
+                f"before this harness kept them, or tasks scored over folds: {plain(', '.join(uncertainty.fixed_tasks))}). "
                 "The ranks above are as measured; how sure they are cannot be said from these results.")
     else:
         st.caption(
             f"Each model's average rank recomputed on {uncertainty.n_resamples} bootstrap resamples of the test "
             "items. The resamples depend only on the number of test items, so every model is re-scored on the same "
-            f"resample (a paired bootstrap). Resampled: {', '.join(uncertainty.paired_tasks) or 'none'}; ranked as "
-            f"measured (no per-item replicates): {', '.join(uncertainty.fixed_tasks) or 'none'}. Two models are told "
+            f"resample (a paired bootstrap). Resampled: {plain(', '.join(uncertainty.paired_tasks)) or 'none'}; ranked "
+            f"as measured (no per-item replicates): {plain(', '.join(uncertainty.fixed_tasks)) or 'none'}. Two models are told "
             "apart when one ranks ahead in at least 95% of the resamples."
         )
         names = {slug: board.model_info[slug]["name"] for slug in uncertainty.models}
@@ -176,7 +186,7 @@ with tabs[0]:
                               "low": uncertainty.low, "high": uncertainty.high})
         st.altair_chart(charts.rank_intervals(frame), width="stretch")
         ties = sorted({tuple(sorted((names[a], names[b]))) for a in uncertainty.models for b in uncertainty.tied_with(a)})
-        st.markdown("**Cannot be told apart:** " + ("; ".join(f"{a} ~ {b}" for a, b in ties) if ties
+        st.markdown("**Cannot be told apart:** " + ("; ".join(f"{plain(a)} ~ {plain(b)}" for a, b in ties) if ties
                                                      else "none: every pair of models is separated."))
 
 # --- per task ---------------------------------------------------------------------------------
@@ -189,7 +199,7 @@ with tabs[1]:
         rows.append({"model": board.model_info[model]["name"], "status": cell.status, "score": cell.value,
                      "ci95 low": low, "ci95 high": high, "std": cell.std, "reason": cell.reason or ""})
     per_task = pd.DataFrame(rows).sort_values("score", ascending=False, na_position="last")
-    st.caption(f"main score: {board.main_scores[task]} (mean over seeds or folds; bootstrap 95% CI on the test items)")
+    st.caption(f"main score: {plain(board.main_scores[task])} (mean over seeds or folds; bootstrap 95% CI on the test items)")
     st.altair_chart(charts.task_bars(per_task, board.main_scores[task]), width="stretch")
     st.dataframe(per_task, hide_index=True, placeholder=MISSING, width="content", column_config={
         "model": st.column_config.TextColumn("model", width=TASK_WIDTHS[0]),
@@ -229,7 +239,7 @@ with tabs[3]:
              if info.group == "robustness" and not info.higher_is_better}
     for robustness_task, rows in tables.items():
         frame = pd.DataFrame(rows).dropna(axis=1, how="all")
-        st.markdown(f"**{robustness_task}**")
+        st.markdown(f"**{plain(robustness_task)}**")
         parts = [c for c in frame.columns if c != "model" and c not in lower]
         long = frame.melt(id_vars="model", value_vars=parts, var_name="measure", value_name="value")
         st.altair_chart(charts.grouped_bars(long, "measure", "value", "median over pairs / mean cosine"))
@@ -241,7 +251,7 @@ with tabs[3]:
 with tabs[4]:
     reports, report_warnings = load_distillation_reports(RESULTS)
     for warning in report_warnings:
-        st.warning(warning)
+        st.warning(plain(warning))
     curves = pd.DataFrame(matryoshka_curves([(slug, r) for slug, r in results if r.family in chosen_families]))
     if not reports and curves.empty:
         st.info("No distilled students yet: `harness distill --config distill.yaml --output students/tiny --score "
@@ -250,7 +260,7 @@ with tabs[4]:
         st.caption("retention = student score / teacher score x 100 on the same task and run; parameters are the "
                    "backbones'; throughput is embedding tiles/s on the machine that scored them.")
     for report in reports:
-        st.markdown(f"**{report['student']}** ({report.get('method')})")
+        st.markdown(f"**{plain(report['student'])}** ({plain(report.get('method'))})")
         rows = pd.DataFrame(retention_rows(report))
         if not rows.empty:
             st.altair_chart(charts.task_bars(rows.rename(columns={"retention %": "score"}).assign(
@@ -261,12 +271,12 @@ with tabs[4]:
             for c in rows.columns if c not in ("student", "teacher", "task")})
         if report.get("fidelity"):
             st.caption("fidelity on held-out tiles: " + "; ".join(
-                f"{teacher}: 1 - mean cos {v['one_minus_mean_cosine']:.3f}, Var/MSE {v['variance_over_mse']:.2f}"
+                f"{plain(teacher)}: 1 - mean cos {v['one_minus_mean_cosine']:.3f}, Var/MSE {v['variance_over_mse']:.2f}"
                 for teacher, v in report["fidelity"].items()))
     if not curves.empty:
         st.subheader("Score against embedding dims (Matryoshka)")
         for curve_task, curve in curves.groupby("task"):
-            st.markdown(f"**{curve_task}**")
+            st.markdown(f"**{plain(curve_task)}**")
             st.altair_chart(charts.dims_curves(curve), width="stretch")
 
 # --- submission queue ------------------------------------------------------------------------
@@ -277,7 +287,7 @@ with tabs[5]:
         try:
             queue = queue_rows(REQUESTS_REPO, REQUESTS_DIR)
         except Exception as error:  # noqa: BLE001 - shown in the page
-            st.error(f"Cannot read the queue: {error}")
+            st.error(f"Cannot read the queue: {plain(error)}")
             queue = None
         if queue is not None:
             source = f"Hub dataset `{REQUESTS_REPO}`" if REQUESTS_REPO else f"`{REQUESTS_DIR}`"

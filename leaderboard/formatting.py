@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from importlib.resources import files
 
 LEAD_WIDTHS = (40, 130, 230, 70)  # px of the overview's first columns: #, rank, model, mean
@@ -24,3 +25,14 @@ def parameters_label(count) -> str:
 def protocol_markdown() -> str:
     """The About tab: protocols, how to submit, how to cite (leaderboard/about.md, shipped in the package)."""
     return files("leaderboard").joinpath("about.md").read_text(encoding="utf-8")
+
+
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$=])")
+
+
+def plain(text) -> str:
+    """Data (a model, task or file name from a result file) as literal text inside the app's
+    markdown: every markdown character escaped, so that a name never renders as a link, an image,
+    emphasis, HTML or maths; a colon is followed by an invisible joiner so that ':name:' is no
+    emoji code and ':red[...]' no colour."""
+    return _MARKDOWN.sub(r"\\\1", str(text)).replace(":", ":\u2060")

@@ -19,9 +19,9 @@ from pathlib import Path
 
 from harness import __version__
 from harness.errors import HarnessError
-from harness.hub_access import hub_api, hub_call, hub_error
+from harness.hub_access import hub_api, hub_call, hub_error, is_commit
 from harness.results import DISTILLATION_REPORT
-from leaderboard.aggregate import build_leaderboard, load_distillation_reports, load_results
+from leaderboard.aggregate import FOLDER, load_distillation_reports, load_results
 
 RESULTS_PREFIX = "results"
 TABLE_FILE = "leaderboard.parquet"
@@ -33,7 +33,6 @@ def flat_table(results_dir: Path):
     import pandas as pd
 
     results, warnings = load_results(results_dir)
-    board = build_leaderboard(results, warnings)
     rows = []
     for slug, result in results:
         main = result.metrics.get(result.main_score.name)
@@ -46,7 +45,7 @@ def flat_table(results_dir: Path):
             "ci95_high": main.ci95[1] if main and main.ci95 else None,
             "reason": result.reason, "items_per_s": result.timings.items_per_s, "date": result.date,
         })
-    return pd.DataFrame(rows), board.warnings
+    return pd.DataFrame(rows), warnings
 
 
 def _stage(results_dir: Path, staging: Path, repo_id: str, slugs: set[str] | None = None) -> int:
@@ -56,6 +55,10 @@ def _stage(results_dir: Path, staging: Path, repo_id: str, slugs: set[str] | Non
     table, _ = flat_table(results_dir)
     if table.empty:
         raise HarnessError(f"{results_dir}: no result files to push; run `harness run ...` first")
+    for name, folders in table.groupby("model")["model_slug"].unique().items():
+        if len(folders) > 1 and (slugs is None or slugs & set(folders)):
+            raise HarnessError(f"{results_dir}: the model name '{name[:100]}' is claimed by the result folders "
+                               f"{', '.join(sorted(folders))}: one name, one model; rename or remove one before pushing")
     valid = {(row.model_slug, f"{row.task}.json") for row in table.itertuples()}
     reports, _ = load_distillation_reports(results_dir)
     valid |= {(path.parent.name, DISTILLATION_REPORT) for path in results_dir.glob(f"*/{DISTILLATION_REPORT}")
@@ -102,7 +105,7 @@ def push_model_results(results_dir: Path, slugs: set[str], repo_id: str, attempt
         with tempfile.TemporaryDirectory() as merged, tempfile.TemporaryDirectory() as staging:
             merged, staging = Path(merged), Path(staging)
             if head and set(head) != {"0"}:
-                pull_results(repo_id, merged, revision=head)
+                pull_results(repo_id, merged, revision=head)  # what it leaves out stays on the Hub, untouched
             for slug in slugs:
                 for path in (Path(results_dir) / slug).glob("*.json"):
                     (merged / slug).mkdir(parents=True, exist_ok=True)
@@ -120,19 +123,36 @@ def push_model_results(results_dir: Path, slugs: set[str], repo_id: str, attempt
     raise HarnessError(f"{repo_id}: could not add the results: the dataset kept changing ({attempts} tries)")
 
 
-def pull_results(repo_id: str, output: Path, revision: str | None = None) -> int:
-    """Download the repo's result files into `output`/<slug>/<task>.json; the number of files."""
+def pull_results(repo_id: str, output: Path, revision: str | None = None) -> tuple[int, list[str]]:
+    """Download the repo's result files into `output`/<slug>/<task>.json: (number of files, the
+    paths left out because they are no plain model folder and file name: a path in a name, or a
+    name too long for a file system). Nothing in the dataset chooses a path outside `output`."""
     from huggingface_hub import snapshot_download
 
-    folder = hub_call("downloading results", repo_id, lambda: snapshot_download(
-        repo_id, repo_type="dataset", revision=revision, allow_patterns=[f"{RESULTS_PREFIX}/*/*.json"]))
-    source = Path(folder) / RESULTS_PREFIX
-    files = sorted(source.glob("*/*.json")) if source.is_dir() else []
-    for path in files:
-        target = Path(output) / path.parent.name / path.name
+    api = hub_api()
+    if revision is None or not is_commit(revision):  # one commit for the listing and the download
+        revision = hub_call("reading results", repo_id, lambda: api.repo_info(repo_id, repo_type="dataset",
+                                                                           revision=revision)).sha
+    names = hub_call("listing results", repo_id, lambda: api.list_repo_files(repo_id, repo_type="dataset",
+                                                                          revision=revision))
+    wanted, skipped = [], []
+    for name in names:
+        parts = name.split("/")
+        if parts[0] != RESULTS_PREFIX or not name.endswith(".json"):
+            continue
+        if len(parts) == 3 and FOLDER.fullmatch(parts[1]) and ".." not in parts[1] and FOLDER.fullmatch(parts[2]):
+            wanted.append(name)
+        else:  # a path in a name, or a name too long for a file system: never written here
+            skipped.append(f"{name[:160]}: left out (not results/<model folder>/<task>.json)")
+    if not wanted:
+        return 0, skipped
+    folder = Path(hub_call("downloading results", repo_id, lambda: snapshot_download(
+        repo_id, repo_type="dataset", revision=revision, allow_patterns=wanted)))
+    for name in wanted:
+        target = Path(output) / Path(name).relative_to(RESULTS_PREFIX)
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
-    return len(files)
+        shutil.copyfile(folder / name, target)
+    return len(wanted), skipped
 
 
 def _dataset_card(repo_id: str, table) -> str:

@@ -69,12 +69,12 @@ def rows(tmp: Path):
     """(id, argv, exit code, text the single stderr line must hold)."""
     yield ("bad timm_kwargs (unknown key)", ["run", "--model", str(checkpoint(tmp / "kw", TINY_ARCH_CARD
                                                                           + "timm_kwargs: {no_such_kwarg: 3}\n"))],
-           1, "cannot build 'vit_tiny_patch16_224' with timm_kwargs {'no_such_kwarg': 3}")
+           2, "model card key 'timm_kwargs': 'no_such_kwarg' is not an architecture setting")
     yield ("bad timm_kwargs (wrong type)", ["run", "--model", str(checkpoint(tmp / "kw2", TINY_ARCH_CARD
                                                                           + "timm_kwargs: {depth: twelve}\n"))],
            1, "with timm_kwargs {'depth': 'twelve'}")
     yield ("submit with bad timm_kwargs", ["submit", str(checkpoint(tmp / "kw3", TINY_ARCH_CARD
-                                                                   + "timm_kwargs: {no_such_kwarg: 3}\n")),
+                                                                   + "timm_kwargs: {depth: twelve}\n")),
                                            "--card", str(tmp / "kw3" / "card.yaml"), "--requests", str(tmp / "q")],
            2, "fix timm_kwargs in the model card")
     yield ("binary --include", ["list", "--include", str(registry(tmp, b"\xff\xfe\x00bin\x9c"))],
@@ -117,7 +117,7 @@ def test_each_refusal_is_one_line_with_its_exit_code(tmp_path, capsys, cache_dir
 
 
 def test_a_model_that_cannot_be_built_is_one_failure_and_the_run_goes_on(tmp_path, cache_dir, capsys):
-    bad = checkpoint(tmp_path / "bad", TINY_ARCH_CARD + "timm_kwargs: {no_such_kwarg: 3}\n")
+    bad = checkpoint(tmp_path / "bad", TINY_ARCH_CARD + "timm_kwargs: {depth: twelve}\n")
     out = tmp_path / "out"
     code = main(["run", "--model", str(bad), "--model", "random-noise", "--tasks", "tiny-tiles", "--include",
                  str(registry(tmp_path, TINY_REGISTRY)), "--output", str(out), "--cache-dir", str(cache_dir)])

@@ -15,9 +15,25 @@ import torch
 from torch import nn
 
 from harness.errors import HarnessError
-from harness.models.card import ModelCard
+from harness.models.card import DEFAULT_MAX_PARAMETERS, ModelCard
 from harness.models.encoder import EncoderInfo, ImageEncoder, PooledBackbone, WeightsKind
 from harness.models.transform import TileTransform
+
+
+def check_architecture_budget(card: ModelCard, label: str, max_parameters: int = DEFAULT_MAX_PARAMETERS) -> int:
+    """Build the card's timm architecture on the meta device (no memory) and refuse it, in one
+    line, above `max_parameters`; its parameter count otherwise. Any error building it is the
+    same one line a real build gives."""
+    with torch.device("meta"):
+        backbone = build_timm(card.architecture, card.timm_kwargs, pretrained=False)
+    count = sum(p.numel() for p in backbone.parameters())
+    if count > max_parameters:
+        raise HarnessError(
+            f"{label}: the card's architecture '{card.architecture}' (timm_kwargs {card.timm_kwargs}) has "
+            f"{count / 1e9:.1f}B parameters ({count * 4 / 1e9:.1f} GB in fp32), above the budget of "
+            f"{max_parameters / 1e9:.1f}B; it was not built. Check the card, or raise the budget with "
+            "--max-parameters where the machine has the memory")
+    return count
 
 
 def build_timm(architecture: str, timm_kwargs: dict[str, Any], pretrained: bool, weights_file: Path | None = None) -> nn.Module:
@@ -33,7 +49,8 @@ def build_timm(architecture: str, timm_kwargs: dict[str, Any], pretrained: bool,
         if "Unknown model" in str(error):
             raise HarnessError(f"timm has no architecture '{architecture}': see timm.list_models()") from None
         raise
-    except (TypeError, ValueError, AttributeError, AssertionError) as error:  # a kwarg the architecture refuses
+    except (TypeError, ValueError, AttributeError, AssertionError, KeyError, IndexError,
+            ZeroDivisionError) as error:  # a kwarg the architecture refuses
         if not timm_kwargs:
             raise
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
@@ -64,7 +81,7 @@ def resolve_layer_names(timm_kwargs: dict[str, Any]) -> dict[str, Any]:
         value = resolved.get(key)
         if isinstance(value, str):
             layer = getattr(timm.layers, value, None) or getattr(nn, value, None)
-            if layer is None:
+            if not (isinstance(layer, type) and issubclass(layer, nn.Module)):
                 raise HarnessError(f"model card timm_kwargs.{key}: unknown layer '{value}'")
             resolved[key] = layer
     return resolved

@@ -6,10 +6,11 @@ submitted checkpoint carries one (card.yaml); known FMs have one in `zoo.py`.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from harness.errors import HarnessError
 from harness.yaml_files import read_yaml
@@ -18,42 +19,106 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 Pooling = Literal["cls", "mean-patch", "cls+mean"]
+MAX_CARD_BYTES = 64 * 1024  # a card is a few hundred bytes; a larger file is refused unread
+# The largest network a card may describe, checked before anything is allocated (building.py): the
+# largest pathology FMs are 1.1B (H-optimus, Prov-GigaPath) to 1.9B (Virchow2G). `--max-parameters` raises it.
+DEFAULT_MAX_PARAMETERS = 2_500_000_000
+MAX_INPUT_SIZE = 1024  # px per side: the largest input a card may ask tiles to be resized to
+# The timm_kwargs a card may set: the architecture's shape and layers. Nothing that names a file
+# (checkpoint_path, pretrained_cfg_overlay), loads weights or changes what the harness feeds it.
+TIMM_KWARGS = frozenset({
+    "img_size", "patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio", "qkv_bias", "qk_norm", "init_values",
+    "class_token", "no_embed_class", "reg_tokens", "pre_norm", "final_norm", "fc_norm", "global_pool",
+    "dynamic_img_size", "dynamic_img_pad", "pos_embed", "mlp_layer", "act_layer", "norm_layer",
+    "layer_scale_init_value", "ls_init_value", "depths", "dims", "channels", "output_stride", "drop_rate",
+    "drop_path_rate", "stem_type", "stem_width", "base_width", "cardinality", "block_args", "layers",
+})
+LAYER_KEYS = ("mlp_layer", "act_layer", "norm_layer")  # given by class name, resolved by the loader
 
 
 class ModelCard(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = None
-    base: str | None = None  # a known model (see `harness list`) whose card this one extends
-    architecture: str | None = None  # timm model name
+    name: str | None = Field(None, min_length=1, max_length=100)
+    base: str | None = Field(None, max_length=100)  # a known model (see `harness list`) whose card this one extends
+    architecture: str | None = Field(None, max_length=200)  # timm model name
     timm_kwargs: dict[str, Any] = {}
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
-    input_size: int = 224
+    input_size: int = Field(224, ge=16, le=MAX_INPUT_SIZE)
     interpolation: Literal["bicubic", "bilinear"] = "bicubic"  # of the resize to input_size
     crop_pct: float = Field(1.0, gt=0, le=1)  # <1: resize to input_size / crop_pct, then centre-crop
     pooling: Pooling = "cls"
-    embed_dim: int | None = None  # checked against the network when given
-    slide_mpp: float | None = None  # um/px it reads slide tiles at (None: the dataset's grid, 0.5)
-    hub_id: str | None = None
+    embed_dim: int | None = Field(None, ge=1, le=65536)  # checked against the network when given
+    slide_mpp: float | None = Field(None, gt=0.05, le=20)  # um/px it reads slide tiles at (None: the dataset's grid, 0.5)
+    hub_id: str | None = Field(None, max_length=200)
     # the architecture built without the Hub (random weights, or a local checkpoint with `base:`):
     # "timm:<name>" with local_kwargs its complete create_model arguments, or "transformers:dinov2"
     # with local_kwargs its Dinov2Config
     local_architecture: str | None = None
     local_kwargs: dict[str, Any] = {}
-    revision: str | None = None  # the Hub commit the weights were read at (a Hub submission)
-    licence: str = ""
-    notes: str = ""
+    revision: str | None = Field(None, max_length=200)  # the Hub commit the weights were read at (a Hub submission)
+    licence: str = Field("", max_length=200)
+    notes: str = Field("", max_length=2000)
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not value.isprintable() or value.strip(". /") == "" or value != value.strip():
+            raise ValueError("must be printable text, not empty, '.', '..' or a path, without surrounding spaces")
+        return value
+
+    @field_validator("mean", "std")
+    @classmethod
+    def _finite(cls, value: tuple[float, float, float], info) -> tuple[float, float, float]:
+        if not all(math.isfinite(v) for v in value) or (info.field_name == "std" and min(value) <= 0):
+            raise ValueError("three finite numbers" + (", each > 0" if info.field_name == "std" else ""))
+        return value
+
+    @field_validator("timm_kwargs")
+    @classmethod
+    def _architecture_only(cls, value: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(value) - TIMM_KWARGS)
+        if unknown:
+            raise ValueError(f"'{unknown[0]}' is not an architecture setting a card may give (a card sets the "
+                             "network's shape and layers: img_size, patch_size, embed_dim, depth, num_heads, "
+                             "mlp_ratio, ...; no file paths or loader options)")
+        for key, item in value.items():
+            items = item if isinstance(item, (list, tuple)) else [item]
+            if len(items) > 16 or not all(isinstance(x, (bool, int, float, str)) or x is None for x in items):
+                raise ValueError(f"'{key}' must be a number, text, true/false or a short list of those")
+            if any(isinstance(x, str) and len(x) > 100 for x in items):
+                raise ValueError(f"'{key}': text longer than 100 characters")
+        return value
 
 
-def read_card(path: Path) -> ModelCard:
+USER_KEYS = frozenset(ModelCard.model_fields) - {"local_architecture", "local_kwargs"}  # those are the zoo's
+
+
+def read_card(path: Path, label: str | None = None) -> ModelCard:
+    """A card file a user or submitter wrote; errors name `label` (default the path). Its size,
+    keys and values are bounded before anything is built from it."""
+    where = label or str(path)
+    try:
+        size = Path(path).stat().st_size
+    except OSError:
+        size = 0  # read_yaml says what is wrong with the path
+    if size > MAX_CARD_BYTES:
+        raise HarnessError(f"{where}: a model card of {size:,} bytes; a card is a short YAML file (at most "
+                           f"{MAX_CARD_BYTES:,} bytes)")
     raw = read_yaml(path, "model card") or {}
     if not isinstance(raw, dict):
-        raise HarnessError(f"{path}: a model card is a mapping of keys (architecture, pooling, embed_dim, ...)")
+        raise HarnessError(f"{where}: a model card is a mapping of keys (architecture, pooling, embed_dim, ...)")
+    zoo_only = sorted(set(map(str, raw)) - USER_KEYS & {"local_architecture", "local_kwargs"})
+    if zoo_only:
+        raise HarnessError(f"{where}: model card key '{zoo_only[0]}': set by the harness's known models only; "
+                           "use architecture and timm_kwargs")
     try:
         return ModelCard.model_validate(raw)
     except ValidationError as error:
         first = error.errors()[0]
         key = ".".join(str(p) for p in first["loc"])
-        message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
-        raise HarnessError(f"{path}: model card key '{key}': {message}") from None
+        message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"].removeprefix("Value error, ")
+        raise HarnessError(f"{where}: model card key '{key}': {message}") from None

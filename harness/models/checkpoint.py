@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 
 from harness.errors import HarnessError
-from harness.models.card import ModelCard
-from harness.models.building import build_timm, finish_encoder
+from harness.models.card import DEFAULT_MAX_PARAMETERS, ModelCard
+from harness.models.building import build_timm, check_architecture_budget, finish_encoder
 from harness.models.encoder import ImageEncoder
 from harness.models.zoo import find_known_model
 
@@ -137,10 +137,11 @@ def load_state_strictly(backbone: torch.nn.Module, state: dict[str, torch.Tensor
 
 
 def load_checkpoint_encoder(weights: Path, card: ModelCard, card_path: Path, name: str, sha256: str,
-                            device: str) -> ImageEncoder:
+                            device: str, max_parameters: int = DEFAULT_MAX_PARAMETERS) -> ImageEncoder:
     """The encoder of a located checkpoint (model_spec.resolve_model found its files, read its card
-    and knows its name and hash)."""
+    and knows its name and hash). The card's architecture is sized on the meta device first."""
     card = resolve_card(card, card_path)
+    check_architecture_budget(card, str(card_path), max_parameters)
     state = read_state_dict(weights)
     backbone = build_timm(card.architecture, card.timm_kwargs, pretrained=False)
     load_state_strictly(backbone, state, weights, card.architecture)

@@ -38,7 +38,7 @@ def load_encoder(spec: str | ModelSpec, options: LoadOptions = LoadOptions()) ->
     from harness.models.checkpoint import load_checkpoint_encoder
 
     return load_checkpoint_encoder(model.checkpoint, model.card, model.card_path, model.name, model.weights_sha256,
-                                   options.device)
+                                   options.device, options.max_parameters)
 
 
 def _load_known(spec: str, card: ModelCard, options: LoadOptions) -> Encoder:

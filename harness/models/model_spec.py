@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 from harness.errors import HarnessError
-from harness.models.card import ModelCard
+from harness.models.card import DEFAULT_MAX_PARAMETERS, ModelCard
 from harness.models.encoder import WeightsKind, model_slug
 from harness.models.instruments import INSTRUMENTS
 from harness.models.zoo import find_known_model
@@ -35,6 +35,7 @@ class LoadOptions:
     random_init: bool = False  # score the architecture untrained (labelled random-init)
     random_fallback: bool = False  # the default model: random-init when weights are unreachable
     device: str = "cpu"
+    max_parameters: int = DEFAULT_MAX_PARAMETERS  # a checkpoint card's architecture above this is refused unbuilt
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def resolve_model(spec: str, options: LoadOptions = LoadOptions()) -> ModelSpec:
         if loader == "package":  # a checkpoint shipped inside the harness (synth-reference)
             from importlib.resources import files
 
-            return _checkpoint(spec, Path(str(files("harness").joinpath(where))))
+            return _checkpoint(spec, Path(str(files("harness").joinpath(where))), builtin=True)
         return ModelSpec(spec, "known", spec, _planned(options), card=known)
     if spec.startswith("hf-hub:"):
         return ModelSpec(spec, "hf-hub", spec, _planned(options), card=ModelCard(hub_id=spec.removeprefix("hf-hub:")))
@@ -100,14 +101,30 @@ def resolve_model(spec: str, options: LoadOptions = LoadOptions()) -> ModelSpec:
     return _checkpoint(spec, path)
 
 
-def _checkpoint(spec: str, path: Path) -> ModelSpec:
+def _checkpoint(spec: str, path: Path, builtin: bool = False) -> ModelSpec:
     from harness.models.card import read_card
     from harness.models.checkpoint import locate_checkpoint
 
     weights, card_path = locate_checkpoint(path)  # a folder without weights or card.yaml
     card = read_card(card_path)  # a card that is not UTF-8, not YAML, or has unknown keys
-    return ModelSpec(spec, "checkpoint", card.name or str(path), "checkpoint", card=card, checkpoint=weights,
-                     card_path=card_path)
+    name = card.name or str(path)
+    if not builtin and claims_builtin(name):
+        raise HarnessError(f"{card_path}: model card key 'name': '{name}' is the name of a built-in model (its "
+                           "results would replace that model's); choose another name")
+    return ModelSpec(spec, "checkpoint", name, "checkpoint", card=card, checkpoint=weights, card_path=card_path)
+
+
+def builtin_slugs() -> set[str]:
+    """The result folders of the models the harness names itself (instruments, the zoo, the
+    default model, any timm: or hf-hub: spec): no checkpoint may take one of them."""
+    from harness.models.zoo import KNOWN_MODELS
+
+    return {model_slug(name) for name in [*INSTRUMENTS, *KNOWN_MODELS, DEFAULT_MODEL]}
+
+
+def claims_builtin(name: str) -> bool:
+    slug = model_slug(name)
+    return slug in builtin_slugs() or slug.startswith(("timm--", "hf-hub--"))
 
 
 def _planned(options: LoadOptions) -> WeightsKind:

@@ -3,6 +3,9 @@ or any other layout (slides) through `build_atomically`.
 
 Rendering runs in worker processes that fill memory-mapped image arrays; the dataset is built
 under a temporary name and renamed when complete, so an interrupted generation is simply redone.
+A disk without room for the images is refused before rendering; a worker that dies (a memory-mapped
+page that cannot be written when the disk fills up meanwhile is SIGBUS) ends the generation with
+one line, and the temporary folder is removed.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import json
 import multiprocessing as mp
 import os
 import shutil
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -18,6 +23,7 @@ import numpy as np
 from filelock import FileLock
 from numpy.lib.format import open_memmap
 
+from harness.errors import HarnessError
 from harness.progress import progress_bar
 
 
@@ -42,7 +48,8 @@ def write_suite(
 
     total = sum(len(labels) for labels, _ in splits.values())
     meta = {**meta, "splits": {s: len(labels) for s, (labels, _) in splits.items()}}
-    build_atomically(target, allocate, render_job, jobs, total, meta, workers)
+    build_atomically(target, allocate, render_job, jobs, total, meta, workers,
+                     needed_bytes=total * (tile_size * tile_size * 3 + 4 * 64))
 
 
 def build_atomically(
@@ -53,18 +60,28 @@ def build_atomically(
     total: int,
     meta: dict,
     workers: int | None = None,
+    needed_bytes: int = 0,
 ) -> None:
     """Build a generated dataset under a temporary name with worker processes, write meta.json
     last and rename: an interrupted generation leaves nothing that looks finished. A file lock
-    makes concurrent processes (torchrun ranks) build it once: the others wait and reuse it."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target.with_name(target.name + ".lock"))):
-        if (target / "meta.json").exists():  # another process built it while this one waited
-            return
-        _build(target, prepare, render_job, jobs, total, meta, workers)
+    makes concurrent processes (torchrun ranks) build it once: the others wait and reuse it.
+    `needed_bytes`: what it will write, checked against the free space first."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(target.with_name(target.name + ".lock"))):
+            if (target / "meta.json").exists():  # another process built it while this one waited
+                return
+            _build(target, prepare, render_job, jobs, total, meta, workers, needed_bytes)
+    except OSError as error:  # ENOSPC, EROFS, EACCES while laying out or writing
+        raise HarnessError(f"{target}: cannot generate the data there ({error.strerror or error}); free space or "
+                           "point --cache-dir elsewhere") from None
 
 
-def _build(target, prepare, render_job, jobs, total, meta, workers) -> None:
+def _build(target, prepare, render_job, jobs, total, meta, workers, needed_bytes) -> None:
+    free = shutil.disk_usage(target.parent).free
+    if needed_bytes > free:
+        raise HarnessError(f"{target}: generating it needs about {needed_bytes / 1e9:.2f} GB and "
+                           f"{free / 1e9:.2f} GB are free there; free space or point --cache-dir elsewhere")
     tmp = target.with_name(target.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -74,9 +91,7 @@ def _build(target, prepare, render_job, jobs, total, meta, workers) -> None:
         run = _Job(render_job, tmp)
         with progress_bar(f"generating {target.name}", total) as advance:
             if workers > 1:
-                with mp.get_context("fork").Pool(workers) as pool:
-                    for done in pool.imap_unordered(run, jobs):
-                        advance(done)
+                _render_in_workers(run, jobs, workers, advance, target)
             else:
                 for job in jobs:
                     advance(run(job))
@@ -86,6 +101,21 @@ def _build(target, prepare, render_job, jobs, total, meta, workers) -> None:
         os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _render_in_workers(run, jobs, workers: int, advance, target: Path) -> None:
+    """The jobs over forked workers. Unlike multiprocessing.Pool, which waits for ever on a worker
+    that died, the executor reports it (BrokenProcessPool), and that is one line."""
+    pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"))
+    try:
+        for future in as_completed([pool.submit(run, job) for job in jobs]):
+            advance(future.result())
+    except BrokenProcessPool:
+        free = shutil.disk_usage(target.parent).free
+        raise HarnessError(f"{target}: a generation worker died (killed, out of memory, or a full disk: "
+                           f"{free / 1e9:.2f} GB free there now); free space or memory and run again") from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # on an error, the jobs not started are dropped
 
 
 class _Job:
