@@ -199,6 +199,9 @@ def run_hub_queue(store: HubRequestStore, backend: str, workdir: Path,
     """Score requests until none is left: this backend's own RUNNING claims first (a restart after
     a kill), then PENDING oldest first (and RUNNING claims older than the lease). `score(request,
     checkpoint_dir)` -> task -> (status, reason); `publish(request)` pushes its results."""
+    from huggingface_hub.utils import disable_progress_bars
+
+    disable_progress_bars()  # a backend's log is one line per event, not a bar per file fetched
     done: list[Request] = []
     seen: set[str] = set()
     listed: set[str] = set()

@@ -52,7 +52,7 @@ CLAIM_RACE = """
 import sys
 from harness.hub_queue import ClaimConflict, HubRequestStore
 store = HubRequestStore(sys.argv[1])
-head, [request] = store.snapshot()
+head, [request], _ = store.snapshot()
 request.status, request.claimed_by = "RUNNING", "backend-a"
 store.write(request, head, "claim by a")
 request.claimed_by = "backend-b"

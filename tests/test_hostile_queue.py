@@ -1,0 +1,306 @@
+"""Hostile requests, one row each, against both queues: the local folder queue (in process) and the
+Hub queue (the loopback stand-in with the real huggingface_hub client). Whatever a request file
+or the model repository it names holds, the queue neither jams nor writes outside its work
+folder: a file that is not a valid request is listed as INVALID and never acted on; a valid
+request that cannot be scored ends FAILED with one line; the good request behind them is scored.
+
+The Hub part is also the soak: 20 good requests and 20 poison ones in one requests dataset.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from harness.cli import main
+from harness.submissions import MAX_ATTEMPTS, RequestStore, queue_table, request_id, run_queue
+from tests.support.hub_cli import HARNESS, TOKEN, hub_env
+from tests.support.hub_standin import HubStandIn
+
+SMALL_ARCH = "vit_tiny_patch16_224"
+SMALL_KWARGS = {"img_size": 64, "depth": 2}  # a 64 px, two-block ViT: scored in a fraction of a second
+SMALL_CARD = {"architecture": SMALL_ARCH, "timm_kwargs": SMALL_KWARGS, "input_size": 64, "pooling": "cls",
+              "embed_dim": 192}
+HUGE_CARD = {**SMALL_CARD, "timm_kwargs": {"embed_dim": 4096, "depth": 48, "num_heads": 32}, "embed_dim": 4096}
+WIDE_CARD = {**SMALL_CARD, "timm_kwargs": {"img_size": 64, "embed_dim": 30000, "depth": 12, "num_heads": 1},
+             "embed_dim": 30000}  # would allocate ~44 GB
+PATH_CARD = {**SMALL_CARD, "timm_kwargs": {**SMALL_KWARGS, "checkpoint_path": "/etc/hostname"}}
+SHA = "0123456789abcdef0123456789abcdef01234567"
+RETRIEVAL = """
+datasets:
+  soak-tiles:
+    source: synth
+    generator: tiles
+    params: {tile_size: 64, per_class: {train: 4, val: 1, test: 2}, seed: 5}
+tasks:
+  soak-retrieval:
+    family: retrieval
+    dataset: soak-tiles
+    main_score: map@5
+    params: {bootstrap_resamples: 50}
+"""
+
+
+@pytest.fixture(scope="module")
+def small_state() -> dict:
+    import timm
+
+    torch.manual_seed(3)
+    model = timm.create_model(SMALL_ARCH, num_classes=0, **SMALL_KWARGS)
+    return {k: v.contiguous() for k, v in model.state_dict().items()}
+
+
+def request(rid: str, **fields) -> dict:
+    base = {"id": rid, "status": "PENDING", "model_name": rid, "tasks": "soak-retrieval",
+            "submitted": "2026-12-01T00:00:00Z", "updated": "2026-12-01T00:00:00Z"}
+    return {**base, **fields}
+
+
+def yaml_card(card: dict) -> str:
+    import yaml
+
+    return yaml.safe_dump(card, sort_keys=False)
+
+
+# --- the local folder queue --------------------------------------------------------------------
+def local_rows():
+    """(name, request file name, request JSON or raw bytes, checkpoint card or None, final status,
+    text its reason must hold)."""
+    yield "id climbs out", "escape.json", request("../escape"), None, "INVALID", "'id'"
+    yield "id is an absolute path", "abs.json", request("/tmp/harness-abs-request"), None, "INVALID", "'id'"
+    yield "file name is not its id", "renamed.json", request("other-id"), None, "INVALID", "file name is not its id"
+    yield "unknown status", "odd.json", request("odd", status="DONE"), None, "INVALID", "'status'"
+    missing = request("partial")
+    del missing["tasks"], missing["submitted"]
+    yield "fields missing", "partial.json", missing, None, "INVALID", "Field required"
+    yield "unknown field", "extra.json", request("extra", run_me="rm -rf /"), None, "INVALID", "unknown field"
+    yield ("a 10 MB field", "big.json", request("big", reason="x" * 10_000_000), None, "INVALID",
+           "more than a request may have")
+    yield "null status", "nulls.json", request("nulls", status=None), None, "INVALID", "'status'"
+    yield "a 10.9B-parameter card", "huge.json", request("huge"), HUGE_CARD, "FAILED", "above the budget"
+    yield "a card that allocates 44 GB", "wide.json", request("wide"), WIDE_CARD, "FAILED", "above the budget"
+    yield ("timm_kwargs naming a file", "path.json", request("path"), PATH_CARD, "FAILED",
+           "'checkpoint_path' is not an architecture setting")
+    yield "a card named '..'", "dots.json", request("dots"), {**SMALL_CARD, "name": ".."}, "FAILED", "key 'name'"
+    yield ("a card named as a built-in model", "noise.json", request("noise"), {**SMALL_CARD, "name": "random-noise"},
+           "FAILED", "the name of a built-in model")
+    yield ("a card with input_size 100000", "pixels.json", request("pixels"), {**SMALL_CARD, "input_size": 100000},
+           "FAILED", "key 'input_size'")
+    yield ("a card that sets the zoo's local_kwargs", "local.json", request("local"),
+           {**SMALL_CARD, "local_kwargs": {"checkpoint_path": "/etc/hostname"}}, "FAILED", "known models only")
+    yield ("stopped the queue each time", "crasher.json",
+           request("crasher", status="RUNNING", attempts=MAX_ATTEMPTS), SMALL_CARD, "FAILED", "never finished")
+    yield "an unknown task", "notask.json", request("notask", tasks="no-such-task"), SMALL_CARD, "FAILED", "no-such-task"
+    yield ("good, behind them all", "zz-good.json", request("zz-good", submitted="2026-12-02T00:00:00Z"),
+           {**SMALL_CARD, "name": "lab/good"}, "FINISHED", "")
+
+
+def test_local_queue_fails_each_poison_request_in_one_line_and_scores_the_good_one(tmp_path, small_state, cache_dir):
+    store = tmp_path / "work" / "store"
+    (store / "requests").mkdir(parents=True)
+    registry = tmp_path / "soak.yaml"
+    registry.write_text(RETRIEVAL)
+    rows = list(local_rows())
+    for _, file_name, content, card, _, _ in rows:
+        (store / "requests" / file_name).write_text(json.dumps(content))
+        if card is not None:
+            folder = store / "checkpoints" / content["id"]
+            folder.mkdir(parents=True)
+            save_file(small_state, str(folder / "model.safetensors"))
+            (folder / "card.yaml").write_text(yaml_card(card))
+    code = main(["queue", "run", "--requests", str(store), "--output", str(tmp_path / "work" / "results"),
+                 "--cache-dir", str(cache_dir), "--include", str(registry)])
+    assert code == 1  # some requests FAILED; the queue itself ran to the end
+    table = queue_table(None, store)
+    invalid = {row["model"]: row for row in table if row["status"] == "INVALID"}
+    valid = {row["model"]: row for row in table if row["status"] != "INVALID"}
+    failures = []
+    for name, file_name, content, _, status, text in rows:
+        row = invalid.get(file_name) if status == "INVALID" else valid.get(content["model_name"])
+        if row is None or row["status"] != status or text not in (row["reason"] or ""):
+            failures.append(f"{name}: {row and (row['status'], row['reason'])} (want {status}, '{text}')")
+    assert not failures, "\n".join(failures)
+    # nothing written outside the store: the old code saved '../escape' as <store>/escape.json
+    assert not (store / "escape.json").exists() and not Path("/tmp/harness-abs-request.json").exists()
+    assert sorted(p.name for p in store.iterdir()) == ["checkpoints", "locks", "requests"]
+    good = json.loads((tmp_path / "work" / "results" / "lab--good" / "soak-retrieval.json").read_text())
+    assert good["status"] == "ok"
+
+
+def test_an_exception_of_any_kind_fails_its_request_and_the_queue_goes_on(tmp_path):
+    """What the runner does not turn into a result (allocator, timm, Hub client errors) still ends
+    the request FAILED with one line; the traceback goes to the log only."""
+    store = RequestStore(tmp_path)
+    (tmp_path / "requests").mkdir()
+    for rid in ("a-boom", "b-good"):
+        (tmp_path / "requests" / f"{rid}.json").write_text(json.dumps(request(rid, submitted=f"2026-12-0{len(rid)}")))
+    logged = []
+
+    def score(req, checkpoint):
+        if req.id == "a-boom":
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 120000000000 bytes\n"
+                               "second line of the message")
+        return {"soak-retrieval": ("ok", None)}
+
+    done = run_queue(store, score, log=logged.append)
+    assert [(r.id, r.status) for r in done] == [("a-boom", "FAILED"), ("b-good", "FINISHED")]
+    assert done[0].reason == "*: RuntimeError: DefaultCPUAllocator: can't allocate memory: you tried to allocate " \
+                             "120000000000 bytes"
+    assert any("Traceback" in line for line in logged)
+    assert all(r["status"] in ("FAILED", "FINISHED") for r in queue_table(None, tmp_path))
+
+
+# --- the Hub queue, and the soak ---------------------------------------------------------------
+UPLOAD_ALL = """
+import json, sys
+from pathlib import Path
+from huggingface_hub import CommitOperationAdd, HfApi
+api = HfApi()
+plan = json.loads(Path(sys.argv[1]).read_text())
+shas = {}
+for repo, files in plan["models"].items():
+    api.create_repo(repo, exist_ok=True)
+    ops = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=path) for name, path in files.items()]
+    shas[repo] = api.create_commit(repo, ops, commit_message="upload").oid
+print(json.dumps(shas))
+"""
+
+WRITE_REQUESTS = """
+import json, sys
+from pathlib import Path
+from huggingface_hub import CommitOperationAdd, HfApi
+api = HfApi()
+requests = json.loads(Path(sys.argv[1]).read_text())
+api.create_repo("lab/requests", repo_type="dataset", exist_ok=True)
+ops = [CommitOperationAdd(path_in_repo=f"requests/{name}", path_or_fileobj=data.encode()) for name, data in requests.items()]
+api.create_commit("lab/requests", ops, commit_message="requests", repo_type="dataset")
+"""
+
+
+def run_hub_python(env, code, *args) -> str:
+    done = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_hub_queue_soak_twenty_good_and_twenty_poison_requests(tmp_path, small_state):
+    weights = tmp_path / "model.safetensors"
+    save_file(small_state, str(weights))
+    wrong_keys = tmp_path / "wrong.safetensors"
+    save_file({"x": torch.zeros(3)}, str(wrong_keys))
+
+    def card_file(name: str, card: dict | str) -> str:
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(card if isinstance(card, str) else yaml_card(card))
+        return str(path)
+
+    good_card = card_file("good", SMALL_CARD)
+    models = {f"lab/good-{i:02d}": {"model.safetensors": str(weights), "card.yaml": good_card} for i in range(20)}
+    poison_repos = {
+        "lab/huge": {"model.safetensors": str(weights), "card.yaml": card_file("huge", HUGE_CARD)},
+        "lab/wide": {"model.safetensors": str(weights), "card.yaml": card_file("wide", WIDE_CARD)},
+        "lab/path": {"model.safetensors": str(weights), "card.yaml": card_file("path", PATH_CARD)},
+        "lab/pixels": {"model.safetensors": str(weights), "card.yaml": card_file("pixels", {**SMALL_CARD,
+                                                                                           "input_size": 100000})},
+        "lab/zoo-keys": {"model.safetensors": str(weights), "card.yaml": card_file("zoo", {**SMALL_CARD,
+                                                                                         "local_architecture": "x"})},
+        "lab/big-card": {"model.safetensors": str(weights), "card.yaml": card_file("big", yaml_card(SMALL_CARD)
+                                                                                   + "# " + "x" * 200_000 + "\n")},
+        "lab/no-weights": {"card.yaml": good_card},
+        "lab/wrong-keys": {"model.safetensors": str(wrong_keys), "card.yaml": good_card},
+        "lab/notask": {"model.safetensors": str(weights), "card.yaml": good_card},
+    }
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"models": {**models, **poison_repos}}))
+    with HubStandIn(token=TOKEN) as hub:
+        env = hub_env(hub, tmp_path)
+        shas = json.loads(run_hub_python(env, UPLOAD_ALL, str(plan)).strip().splitlines()[-1])
+        files: dict[str, str] = {}
+
+        def add(hub_id: str | None, sha: str | None, name: str | None = None, **fields) -> None:
+            rid = fields.pop("id", None) or request_id(hub_id or "lab/none", sha or SHA)
+            body = request(rid, hub_id=hub_id, commit_sha=sha, model_name=hub_id or "x", revision="main", **fields)
+            files[name or f"{rid}.json"] = json.dumps(body)
+
+        for i, repo in enumerate(models):
+            edited = {"card": {**SMALL_CARD, "mean": [0.0, 0.0, 0.0], "std": [9.0, 9.0, 9.0]}} if i < 3 else {}
+            add(repo, shas[repo], submitted=f"2026-12-01T00:00:{i:02d}Z", **edited)  # an edited card is not read
+        for repo in poison_repos:
+            if repo != "lab/notask":
+                add(repo, shas[repo], submitted="2026-11-30T00:00:00Z")
+        poison_expected = {request_id(r, shas[r]): text for r, text in {
+            "lab/huge": "above the budget", "lab/wide": "above the budget",
+            "lab/path": "'checkpoint_path' is not an architecture setting", "lab/pixels": "key 'input_size'",
+            "lab/zoo-keys": "known models only", "lab/big-card": "a model card of",
+            "lab/no-weights": "no .safetensors weights", "lab/wrong-keys": "keys do not match"}.items()}
+        good = shas["lab/good-00"]
+        add("lab/good-00", SHA, submitted="2026-11-30T00:00:01Z")  # pinned to a commit the repo does not have
+        poison_expected[request_id("lab/good-00", SHA)] = "downloading the weights"
+        rid = request_id("lab/crasher", good)
+        files[f"{rid}.json"] = json.dumps(request(rid, hub_id="lab/crasher", commit_sha=good, model_name="lab/crasher",
+                                                  status="RUNNING", claimed_by="backend-a", attempts=MAX_ATTEMPTS))
+        poison_expected[rid] = "never finished"
+        add("lab/notask", shas["lab/notask"], tasks="no-such-task")
+        poison_expected[request_id("lab/notask", shas["lab/notask"])] = "no-such-task"
+        invalid_expected = {
+            "null-hub.json": ("null-hub", {"hub_id": None, "commit_sha": good}, "names its model repository"),
+            "climb.json": ("../climb", {"hub_id": "lab/good-03", "commit_sha": good}, "'id'"),
+            "abs.json": ("/tmp/harness-hub-abs", {"hub_id": "lab/good-03", "commit_sha": good}, "'id'"),
+            "lab--good-03--unpinned.json": ("lab--good-03--unpinned", {"hub_id": "lab/good-03", "commit_sha": None}, "not pinned"),
+            "renamed.json": (request_id("lab/good-04", good), {"hub_id": "lab/good-04", "commit_sha": good},
+                             "file name is not its id"),
+            "odd-status.json": (request_id("lab/good-05", SHA), {"hub_id": "lab/good-05", "commit_sha": SHA,
+                                                                 "status": "DONE"}, "'status'"),
+            "dots-hub.json": ("dots", {"hub_id": "../etc", "commit_sha": good}, "'hub_id'"),
+            "huge-field.json": ("huge-field", {"reason": "x" * 10_000_000}, "more than a request may have"),
+        }
+        for name, (rid, fields, _) in invalid_expected.items():
+            files[name] = json.dumps(request(rid, model_name="x", **fields))
+        files["missing.json"] = json.dumps({"id": "missing", "status": "PENDING"})
+        invalid_expected["missing.json"] = ("missing", {}, "Field required")
+        assert len(poison_expected) + len(invalid_expected) == 20
+        requests_plan = tmp_path / "requests.json"
+        requests_plan.write_text(json.dumps(files))
+        run_hub_python(env, WRITE_REQUESTS, str(requests_plan))
+
+        registry = tmp_path / "soak.yaml"
+        registry.write_text(RETRIEVAL)
+        work = tmp_path / "work"
+        done = subprocess.run(
+            [HARNESS, "queue", "run", "--requests-repo", "lab/requests",
+             "--results-repo", "lab/results", "--output", str(work / "results"), "--cache-dir",
+             str(work / "cache"), "--workdir", str(work / "requests"), "--backend-id", "backend-a",
+             "--include", str(registry)], env=env, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 1, done.stderr[-3000:]  # some FAILED; the backend itself ran to the end
+        final = {name: json.loads(data) for name, data in hub.repos[("dataset", "lab/requests")].files.items()
+                 if name.startswith("requests/")}
+        results = hub.repos[("dataset", "lab/results")].files
+
+    by_id = {body["id"]: body for name, body in final.items() if name.removeprefix("requests/") not in invalid_expected}
+    finished = [b for b in by_id.values() if b["status"] == "FINISHED"]
+    failed = {rid: b for rid, b in by_id.items() if b["status"] == "FAILED"}
+    assert len(finished) == 20 and all(b["hub_id"].startswith("lab/good-") for b in finished)
+    assert set(failed) == set(poison_expected), sorted(set(failed) ^ set(poison_expected))
+    wrong = [f"{rid}: {failed[rid]['reason']}" for rid, text in poison_expected.items() if text not in failed[rid]["reason"]]
+    assert not wrong, "\n".join(wrong)
+    assert all(len(b["reason"]) <= 500 for b in failed.values())
+    assert not [b for b in by_id.values() if b["status"] in ("RUNNING", "PENDING")]
+    # files that are not valid requests are listed, untouched, never scored
+    for name, (_, _, text) in invalid_expected.items():
+        assert json.loads(files[name]) == final[f"requests/{name}"], name
+    log = " ".join(done.stderr.split())
+    unlisted = [name for name, (_, _, text) in invalid_expected.items()
+                if f"lab/requests/requests/{name}: not acted on (" not in log or text not in log]
+    assert not unlisted, log[-3000:]
+    # every good request scored the same weights the same way: the edited cards in three requests were not read
+    scores = {json.loads(data)["main_score"]["value"] for name, data in results.items()
+              if name.startswith("results/lab--good-") and name.endswith("soak-retrieval.json")}
+    assert len(scores) == 1
+    # nothing written outside the work folder; no stray checkpoint folder named by a request
+    assert not Path("/tmp/harness-hub-abs").exists() and not (tmp_path / "climb").exists()
+    assert {p.name for p in (work / "requests" / "checkpoints").iterdir()} <= set(by_id)
+    assert TOKEN not in done.stdout + done.stderr
