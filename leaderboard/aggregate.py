@@ -228,7 +228,11 @@ def load_results(folder: Path) -> tuple[list[tuple[str, TaskResult]], list[str]]
             if path.name != f"{result.task}.json":
                 raise ValueError(f"it is named {path.name} but holds task '{result.task[:60]}'")
             results.append((path.parent.name, result))
-        except (OSError, ValueError, ValidationError) as error:
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "file"
+            warnings.append(f"{path}: skipped, not a valid result file ('{where}': {first['msg'][:100]})")
+        except (OSError, ValueError) as error:
             warnings.append(f"{path}: skipped, not a valid result file ({str(error).splitlines()[0][:120]})")
     return results, warnings
 

@@ -97,14 +97,45 @@ def rows(tmp: Path):
     yield ("submit an unknown task", ["submit", str(checkpoint(tmp / "ok", TINY_ARCH_CARD, weights)), "--card",
                                       str(tmp / "ok" / "card.yaml"), "--tasks", "no-such-task", "--requests",
                                       str(tmp / "q")], 2, "no-such-task")
+    # cards are bounded before anything is built (#26)
+    yield ("timm_kwargs naming a file", ["run", "--model", str(checkpoint(tmp / "path", TINY_ARCH_CARD + (
+        "timm_kwargs: {checkpoint_path: /etc/hostname}\n")))], 2, "'checkpoint_path' is not an architecture setting")
+    yield ("timm_kwargs pretrained_cfg_overlay", ["run", "--model", str(checkpoint(tmp / "overlay", TINY_ARCH_CARD + (
+        "timm_kwargs: {pretrained_cfg_overlay: {file: /etc/passwd}}\n")))], 2, "'pretrained_cfg_overlay' is not")
+    yield ("a layer that is not a layer class", ["run", "--model", str(checkpoint(tmp / "layer", TINY_ARCH_CARD + (
+        "timm_kwargs: {act_layer: create_model}\n")))], 1, "unknown layer 'create_model'")
+    yield ("a 10.9B-parameter card", ["run", "--model", str(checkpoint(tmp / "huge", TINY_ARCH_CARD.replace(
+        "192", "4096") + "timm_kwargs: {embed_dim: 4096, depth: 48, num_heads: 32}\n"))], 1,
+        "above the budget of 2.5B")
+    yield ("a card that would allocate 120 GB", ["run", "--model", str(checkpoint(tmp / "wide", TINY_ARCH_CARD.replace(
+        "192", "50000") + "timm_kwargs: {embed_dim: 50000, depth: 12, num_heads: 1}\n"))], 1, "above the budget")
+    yield ("input_size 100000", ["run", "--model", str(checkpoint(tmp / "px", TINY_ARCH_CARD + "input_size: 100000\n"))],
+           2, "key 'input_size'")
+    yield ("std of zero", ["run", "--model", str(checkpoint(tmp / "std", TINY_ARCH_CARD + "std: [0, 0, 0]\n"))],
+           2, "key 'std'")
+    yield ("a card named '..'", ["run", "--model", str(checkpoint(tmp / "dots", TINY_ARCH_CARD + "name: '..'\n"))],
+           2, "model card key 'name'")
+    yield ("a card named as a built-in model", ["run", "--model", str(checkpoint(
+        tmp / "noise", TINY_ARCH_CARD + "name: random-noise\n"))], 2, "'random-noise' is the name of a built-in model")
+    yield ("a card named as the default model", ["run", "--model", str(checkpoint(
+        tmp / "default", TINY_ARCH_CARD + "name: 'timm:vit_tiny_patch16_224'\n"))], 2, "the name of a built-in model")
+    yield ("a card setting the zoo's local_kwargs", ["run", "--model", str(checkpoint(
+        tmp / "zoo", TINY_ARCH_CARD + "local_kwargs: {checkpoint_path: /etc/hostname}\n"))], 2, "known models only")
+    big = checkpoint(tmp / "bigcard", TINY_ARCH_CARD + "notes: '" + "x" * 100_000 + "'\n")
+    yield "a 100 kB card", ["run", "--model", str(big)], 2, "a model card of 100,"
+    (tmp / "out-file").write_text("not a folder")
+    yield ("--output is a file", ["run", "--model", "random-noise", "--output-override", str(tmp / "out-file")], 2,
+           "cannot write results there")
 
 
 def test_each_refusal_is_one_line_with_its_exit_code(tmp_path, capsys, cache_dir):
     failures = []
     for name, argv, code, text in rows(tmp_path):
         capsys.readouterr()
+        output = argv[argv.index("--output-override") + 1] if "--output-override" in argv else str(tmp_path / "out")
+        argv = argv[:argv.index("--output-override")] if "--output-override" in argv else argv
         extra = ["--tasks", "tiny-tiles", "--include", str(registry(tmp_path, TINY_REGISTRY, "tiny.yaml")),
-                 "--output", str(tmp_path / "out"), "--cache-dir", str(cache_dir)] if argv[0] == "run" else []
+                 "--output", output, "--cache-dir", str(cache_dir)] if argv[0] == "run" else []
         try:
             got = main(argv + extra)
         except Exception as error:  # noqa: BLE001 - a traceback is a failed row, the other rows still run
@@ -124,6 +155,75 @@ def test_a_model_that_cannot_be_built_is_one_failure_and_the_run_goes_on(tmp_pat
     assert code == 1
     assert json.loads((out / "random-noise" / "tiny-tiles.json").read_text())["status"] == "ok"
     assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag, value, text", [
+    ("--batch-size", "0", "--batch-size: 0: give 1 or more"), ("--batch-size", "-1", "give 1 or more"),
+    ("--workers", "-1", "--workers: -1: give 0 to 64"), ("--nproc", "0", "--nproc: 0: give 1 or more"),
+    ("--max-parameters", "lots", "is not a parameter count"),
+])
+def test_bad_numbers_are_usage_errors(capsys, flag, value, text):
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "--model", "random-noise", flag, value])
+    assert exit_.value.code == 2 and text in capsys.readouterr().err
+
+
+def test_a_model_over_the_budget_is_one_failure_and_the_others_are_scored(tmp_path, cache_dir, capsys):
+    huge = checkpoint(tmp_path / "huge", TINY_ARCH_CARD.replace("192", "4096")
+                      + "timm_kwargs: {embed_dim: 4096, depth: 48, num_heads: 32}\n")
+    out = tmp_path / "out"
+    code = main(["run", "--model", str(huge), "--model", "random-noise", "--tasks", "tiny-tiles", "--include",
+                 str(registry(tmp_path, TINY_REGISTRY)), "--output", str(out), "--cache-dir", str(cache_dir)])
+    assert code == 1
+    assert json.loads((out / "random-noise" / "tiny-tiles.json").read_text())["status"] == "ok"
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "above the budget" in err
+    # --max-parameters sets the budget: at 1 parameter even the tiny ViT is refused (the flag reaches the check)
+    small = checkpoint(tmp_path / "small", TINY_ARCH_CARD)
+    assert main(["run", "--model", str(small), "--tasks", "tiny-tiles", "--max-parameters", "1", "--include",
+                 str(registry(tmp_path, TINY_REGISTRY)), "--output", str(out), "--cache-dir", str(cache_dir)]) == 1
+    assert "5.5M parameters (0.0 GB in fp32), above the budget of 1;" in capsys.readouterr().err
+
+
+def test_a_full_disk_fails_generation_in_one_line_and_leaves_no_temporary_folder(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from harness.errors import HarnessError
+    from harness.synth.tile_suite import SyntheticTileParams, build_tile_suite
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 4096, 4096))
+    with pytest.raises(HarnessError) as error:
+        build_tile_suite(tmp_path / "tiles", SyntheticTileParams(tile_size=64, per_class={"train": 4}, seed=1))
+    assert "needs about" in str(error.value) and "GB are free there" in str(error.value)
+    assert [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name] == []
+
+
+DYING_WORKER = """
+import os, signal, sys
+from pathlib import Path
+from harness.errors import HarnessError
+from harness.synth.suite_writer import build_atomically
+
+def render(folder, job):
+    if job == 3:
+        os.kill(os.getpid(), signal.SIGBUS)  # what a worker gets writing a memory-mapped page on a full disk
+    return 1
+
+try:
+    build_atomically(Path(sys.argv[1]) / "suite", lambda folder: None, render, list(range(8)), 8, {}, workers=2)
+except HarnessError as error:
+    print("refused:", error)
+"""
+
+
+def test_a_generation_worker_that_dies_ends_the_run_in_one_line_not_a_hang(tmp_path):
+    done = subprocess.run([sys.executable, "-c", DYING_WORKER, str(tmp_path)], capture_output=True, text=True,
+                          timeout=120)  # multiprocessing.Pool waited here for ever
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "refused:" in done.stdout and "a generation worker died" in done.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["suite.lock"]  # the temporary folder is gone
 
 
 def test_a_failed_rerun_never_replaces_an_ok_result(tmp_path, cache_dir, capsys, monkeypatch):

@@ -30,10 +30,18 @@ def check_architecture_budget(card: ModelCard, label: str, max_parameters: int =
     if count > max_parameters:
         raise HarnessError(
             f"{label}: the card's architecture '{card.architecture}' (timm_kwargs {card.timm_kwargs}) has "
-            f"{count / 1e9:.1f}B parameters ({count * 4 / 1e9:.1f} GB in fp32), above the budget of "
-            f"{max_parameters / 1e9:.1f}B; it was not built. Check the card, or raise the budget with "
+            f"{_count(count)} parameters ({count * 4 / 1e9:.1f} GB in fp32), above the budget of "
+            f"{_count(max_parameters)}; it was not built. Check the card, or raise the budget with "
             "--max-parameters where the machine has the memory")
     return count
+
+
+def _count(n: int) -> str:
+    """10_255_279_992 -> '10.3B', 5_524_416 -> '5.5M'."""
+    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if n >= scale:
+            return f"{n / scale:.1f}{suffix}"
+    return str(n)
 
 
 def build_timm(architecture: str, timm_kwargs: dict[str, Any], pretrained: bool, weights_file: Path | None = None) -> nn.Module:

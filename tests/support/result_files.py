@@ -4,11 +4,12 @@ import json
 from pathlib import Path
 
 
-def write_result(root: Path, model: str, task: str, family: str, value=None, status="ok", main="balanced_accuracy",
-                 reason=None, params=1000, replicates=None, weights="checkpoint", items_per_s=10.0):
+def write_result(root: Path, slug: str, task: str, family: str, value=None, status="ok", main="balanced_accuracy",
+                 reason=None, params=1000, replicates=None, weights="checkpoint", items_per_s=10.0, **overrides):
+    """A result file at root/model/task.json; `overrides` replace top-level fields (a hostile file)."""
     result = {
         "task": task, "task_version": 1, "family": family, "status": status, "reason": reason,
-        "model": {"name": model, "weights": weights, "weights_sha256": "0" * 64, "n_parameters": params,
+        "model": {"name": slug, "weights": weights, "weights_sha256": "0" * 64, "n_parameters": params,
                   "embed_dim": 8},
         "dataset": {"name": task, "source": "synth", "fingerprint": f"fp-{task}"},
         "main_score": {"name": main, "value": value,
@@ -16,5 +17,6 @@ def write_result(root: Path, model: str, task: str, family: str, value=None, sta
         "metrics": {main: {"mean": value, "std": 0.0, "ci95": [value - 0.01, value + 0.01]}} if value is not None else {},
         "timings": {"embed_s": 1.0, "eval_s": 1.0, "items_per_s": items_per_s},
     }
-    (root / model).mkdir(parents=True, exist_ok=True)
-    (root / model / f"{task}.json").write_text(json.dumps(result))
+    result.update(overrides)
+    (root / slug).mkdir(parents=True, exist_ok=True)
+    (root / slug / f"{task}.json").write_text(json.dumps(result))

@@ -1,0 +1,114 @@
+"""Hostile result files, one row each: what a hand-edited or malicious file holds, and what the board
+must do with it. Two honest models (a ahead of b) sit beside every row; the hostile file may be
+shown as invalid or skipped with a warning naming it, but it never stops the board, never makes
+a rank NaN, never takes first place, and never renders as markdown.
+"""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from leaderboard.aggregate import build_leaderboard, load_results
+from leaderboard.formatting import plain
+from tasks import FAMILIES
+from tests.support.result_files import write_result
+
+APP = str(Path(__file__).resolve().parents[2] / "leaderboard" / "app.py")
+FLIPPED = {"balanced_accuracy": {"higher_is_better": False, "bounds": [0.0, 1.0], "group": "score"}}
+
+
+def honest(root: Path) -> None:
+    for model, (t1, t2) in {"a": (0.9, 0.8), "b": (0.7, 0.6)}.items():
+        write_result(root, model, "t1", "tile_classification", t1, replicates=[t1 - 0.01, t1, t1 + 0.01])
+        write_result(root, model, "t2", "retrieval", t2, main="map@5", replicates=[t2 - 0.01, t2, t2 + 0.01])
+
+
+def rows():
+    """(name, writer of the hostile file(s), how the board shows it: 'invalid' | 'skipped' | 'apart' |
+    'fixed' | 'report', the text the warning about it must hold)."""
+    def ok_t1(slug, value, **overrides):
+        return lambda root: (write_result(root, slug, "t1", "tile_classification", value, **overrides),
+                             write_result(root, slug, "t2", "retrieval", 0.1, main="map@5"))
+
+    yield "status ok, value null", ok_t1("evil", None), "invalid", "main score balanced_accuracy is None"
+    yield "NaN score", ok_t1("evil", float("nan")), "invalid", "is nan"
+    yield "inf score", ok_t1("evil", float("inf")), "invalid", "is inf"
+    yield "7.0 on a [0, 1] metric", ok_t1("evil", 7.0), "invalid", "outside its bounds"
+    yield "a negative score", ok_t1("evil", -3.0), "invalid", "outside its bounds"
+    yield ("lower-is-better claimed for balanced accuracy", ok_t1("evil", 0.01, metric_info=FLIPPED), "invalid",
+           "lower is better, against its family")
+    yield ("another family claimed for the task", lambda root: (
+        write_result(root, "evil", "t1", "survival", 0.99, main="c_index"),
+        write_result(root, "evil", "t2", "retrieval", 0.1, main="map@5")), "invalid",
+           "the task's other results say 'tile_classification'")
+    yield ("1e30 parameters", ok_t1("evil", 0.5, model={"name": "evil", "n_parameters": 1e30}), "skipped",
+           "n_parameters")
+    yield ("a 2 MB model name", ok_t1("evil", 0.5, model={"name": "e" * 2_000_000}), "skipped", "model.name")
+    yield ("a folder that is not a slug", lambda root: write_result(root, ".evil", "t1", "tile_classification", 0.99),
+           "skipped", "the folder name is not a model slug")
+    yield ("a file name that is not its task", lambda root: (
+        write_result(root, "evil", "t1", "tile_classification", 0.99),
+        (root / "evil" / "t1.json").rename(root / "evil" / "t9.json")), "skipped", "holds task 't1'")
+    yield ("a second folder claiming model a's name", lambda root: (
+        write_result(root, "impostor", "t1", "tile_classification", 0.99, model={"name": "a"}),
+        write_result(root, "impostor", "t2", "retrieval", 0.99, main="map@5", model={"name": "a"})), "apart",
+        "model name 'a' is claimed by the folders a, impostor")
+    yield ("NaN replicates", ok_t1("evil", 0.5, main_score={"name": "balanced_accuracy", "value": 0.5,
+                                                            "replicates": [0.5, float("nan"), 0.4]}), "fixed", "")
+    yield ("markdown in the model name", ok_t1("evil", 0.5, model={"name": "[click](https://evil.example) ![x](y)"}),
+           "markdown", "")
+    yield ("a broken distillation report", lambda root: (root / "a" / "distillation.json").write_text(
+        json.dumps({"student": "a", "teachers": {"b": "not a table"}})), "report", "not a distillation report")
+
+
+@pytest.mark.parametrize("name,write,shown,text", list(rows()), ids=[r[0] for r in rows()])
+def test_each_hostile_file_is_contained(tmp_path, name, write, shown, text):
+    honest(tmp_path)
+    write(tmp_path)
+    loaded, warnings = load_results(tmp_path)
+    board = build_leaderboard(loaded, warnings, families=FAMILIES)
+    ranks = board.average_rank()
+    assert all(math.isfinite(r) for r in ranks.values()), ranks
+    first = board.ranked_models()[0]
+    if shown != "apart":  # (an impostor's honest score may rank first, but only under its own folder's name)
+        assert board.model_info[first]["name"] == "a", f"{first} ranked first"
+    uncertainty = board.rank_uncertainty()
+    assert uncertainty is not None and all(math.isfinite(v) for v in [*uncertainty.low, *uncertainty.high])
+    if shown == "invalid":
+        assert board.cells[("evil", "t1")].status == "invalid"
+        assert any(w.startswith("evil/t1.json") and text in w for w in board.warnings), board.warnings
+        assert "t1" not in board.common_tasks and "t2" in board.common_tasks
+    elif shown == "skipped":
+        assert any(text in w for w in board.warnings), board.warnings
+        assert not any(slug in ("evil", ".evil") and task == "t1" and c.status == "ok"
+                       for (slug, task), c in board.cells.items())
+    elif shown == "apart":
+        assert any(text in w for w in board.warnings)
+        assert {board.model_info[m]["name"] for m in board.models} == {"a [a]", "a [impostor]", "b"}
+    elif shown == "fixed":
+        assert "t1" in uncertainty.fixed_tasks and board.cells[("evil", "t1")].status == "ok"
+    if shown in ("invalid", "skipped", "apart", "fixed", "markdown", "report"):
+        app = run_app(tmp_path)
+        if text:
+            assert any(plain(text) in w.value for w in app.warning), [w.value for w in app.warning]
+        if shown == "markdown":  # wherever a name is written as markdown, it is escaped
+            markdown = [e.value for e in (*app.markdown, *app.caption, *app.warning)]
+            assert not any("](https://evil" in v or "![x]" in v for v in markdown), markdown
+
+
+def run_app(folder: Path) -> AppTest:
+    import os
+
+    os.environ["HARNESS_RESULTS"] = str(folder)
+    try:
+        app = AppTest.from_file(APP, default_timeout=60)
+        app.run()
+        assert not app.exception, app.exception
+        for tab in app.tabs:  # every tab is built in one run; its elements are there to read
+            assert tab is not None
+        return app
+    finally:
+        del os.environ["HARNESS_RESULTS"]
