@@ -5,6 +5,7 @@ as it would for a user; the token is passed the usual way (HF_TOKEN) and must ne
 """
 
 import subprocess
+import sys
 
 import pytest
 
@@ -98,3 +99,40 @@ def test_the_space_installs_the_harness_from_a_pinned_commit(tmp_path):
     git("add", "tracked.txt")
     with pytest.raises(HarnessError, match="uncommitted changes"):  # they would not be in the Space
         default_source(tmp_path)
+
+
+def test_a_hostile_results_dataset_never_chooses_a_path_and_never_jams_a_publish(hub, results, tmp_path):
+    """A folder name too long for a file system (or one with a path in it) in the results dataset is
+    left out of pulls, and the queue's publish (pull, overlay, commit) still works: it made every
+    later publish fail as 'cannot reach the Hub'."""
+    env = hub_env(hub, tmp_path)
+    assert harness(env, "push", "--repo", "lab/fm-results", "--results", str(results)).returncode == 0
+    repo = hub.repos[("dataset", "lab/fm-results")]
+    long_name = "x" * 300
+    for name in (f"results/{long_name}/t1.json", "results/..evil/t1.json", "results/big/sub/t1.json"):
+        repo.files[name] = b"{}"
+    repo.commits.append("f" * 40)
+    repo.snapshots["f" * 40] = dict(repo.files)
+
+    pulled = harness(env, "pull", "--repo", "lab/fm-results", "--output", str(tmp_path / "pulled"))
+    assert pulled.returncode == 0, pulled.stderr
+    assert "4 result files" in pulled.stdout and pulled.stderr.count("left out") == 3
+    assert sorted(p.parent.name for p in (tmp_path / "pulled").glob("*/*.json")) == ["big", "big", "small", "small"]
+
+    newcomer = tmp_path / "newcomer"
+    write_result(newcomer, "lab--new", "t1", "tile_classification", 0.5)
+    publish = ("import sys; from pathlib import Path; from leaderboard.hub_results import push_model_results; "
+               "print(push_model_results(Path(sys.argv[1]), {'lab--new'}, 'lab/fm-results'))")
+    done = subprocess.run([sys.executable, "-c", publish, str(newcomer)], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "results/lab--new/t1.json" in repo.files and f"results/{long_name}/t1.json" in repo.files  # untouched
+
+
+def test_two_folders_claiming_one_model_name_are_refused_at_push(hub, results, tmp_path):
+    write_result(results, "big-copy", "t1", "tile_classification", 0.99, model={"name": "big"})
+    pushed = harness(hub_env(hub, tmp_path), "push", "--repo", "lab/fm-results", "--results", str(results))
+    lines = pushed.stderr.strip().splitlines()
+    assert pushed.returncode == 2 and len(lines) == 1, pushed.stderr
+    assert "the model name 'big' is claimed by the result folders big, big-copy" in lines[0]
+    assert ("dataset", "lab/fm-results") not in hub.repos
