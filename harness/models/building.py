@@ -7,6 +7,7 @@ Used by the loader (loading.py) and by local checkpoints (checkpoint.py); import
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -89,7 +90,8 @@ def resolve_layer_names(timm_kwargs: dict[str, Any]) -> dict[str, Any]:
         value = resolved.get(key)
         if isinstance(value, str):
             layer = getattr(timm.layers, value, None) or getattr(nn, value, None)
-            if not (isinstance(layer, type) and issubclass(layer, nn.Module)):
+            built = layer.func if isinstance(layer, functools.partial) else layer  # SwiGLUPacked is a partial
+            if not (isinstance(built, type) and issubclass(built, nn.Module)):
                 raise HarnessError(f"model card timm_kwargs.{key}: unknown layer '{value}'")
             resolved[key] = layer
     return resolved
