@@ -21,6 +21,11 @@ class SplitArrays:
     labels: np.ndarray | None  # (n,) int64 class indices, when the dataset has labels
     records: list[dict] | None = None  # text annotations: {"image": i, "question", "answer"} or {"image": i, "report"}
     text_embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # record field -> (n_records, d)
+    # spatial transcriptomics (one item = one spot): counts per gene, the patient of each spot, and
+    # the dataset's own fold of each spot when it defines folds
+    targets: np.ndarray | None = None  # (n, n_genes) raw counts
+    groups: np.ndarray | None = None  # (n,) patient ids
+    folds: np.ndarray | None = None  # (n,) fold index, when predefined
 
 
 @dataclass
@@ -46,6 +51,8 @@ class TaskData:
     splits: dict[str, SplitArrays]
     class_names: list[str]
     slides: SlideBags | None = None
+    target_names: list[str] | None = None  # the columns of SplitArrays.targets (gene names)
+    given_targets: list[str] | None = None  # a gene list the dataset ships (HEST's var_50genes.json)
 
 
 class MetricSummary(BaseModel):

@@ -52,7 +52,8 @@ class SynthDataset(_Strict):
     generator: Literal["tiles", "plism", "slides"]  # tile suite, aligned stain x scanner domains, or WSIs
     params: dict[str, Any] = {}
     tiling: TilingSpec = TilingSpec()  # slides only
-    annotations: Literal["vqa", "reports"] | None = None  # text generated from each tile's truth
+    # generated from each tile's truth: text (VQA pairs, reports) or gene counts (each tile a spot)
+    annotations: Literal["vqa", "reports", "expression"] | None = None
     mpp: float = 0.5
     description: str = ""
 
@@ -154,6 +155,21 @@ class WsiDataset(_Strict):
     description: str = ""
 
 
+class HestBenchDataset(_Strict):
+    """One HEST-Bench task folder as its Hub dataset lays it out (<data-root>/<path>): splits/
+    train_<i>.csv and test_<i>.csv (sample_id, patches_path, expr_path), patches/<sample>.h5 (img,
+    barcode, coords), adata/<sample>.h5ad (raw counts) and the task's gene list."""
+
+    source: Literal["hest"]
+    path: str
+    gene_list: str = "var_50genes.json"  # HEST's 50 highly variable genes (chosen on all samples)
+    mpp: float | None = 0.5
+    license: str = ""
+    homepage: str = ""
+    instructions: str = ""
+    description: str = ""
+
+
 DatasetSpec = BaseModel  # one of DATASET_SCHEMAS' classes, chosen by the dataset's `source:` key
 
 # A dataset's `source:` -> the schema of its keys. A source kind registers its schema here along
@@ -161,7 +177,7 @@ DatasetSpec = BaseModel  # one of DATASET_SCHEMAS' classes, chosen by the datase
 # the choices and its error messages from this table.
 DATASET_SCHEMAS: dict[str, type[BaseModel]] = {
     "synth": SynthDataset, "hf": HubDataset, "imagefolder": ImageFolderDataset, "csv": CsvDataset,
-    "transformed": TransformedDataset, "wsi": WsiDataset,
+    "transformed": TransformedDataset, "wsi": WsiDataset, "hest": HestBenchDataset,
 }
 
 

@@ -174,13 +174,17 @@ class Runner:
             if source.kind == "slides":
                 return self._evaluate_slides(slug, name, task, encoder, source, fingerprint, model)
             started = time.perf_counter()
-            splits, throughputs, precisions = {}, [], set()
+            splits, throughputs, precisions, genes = {}, [], set(), (None, None)
             for split in source.split_names():
                 cached, _ = embed_split(encoder, source, fingerprint, split, self.cache, self.config.extract)
                 records = source.records(split)
                 texts = {f: embed_texts([r[f] for r in records], self.config.context.cache_dir)
                          for f in family.text_fields} if records else {}
                 splits[split] = SplitArrays(self._truncated(cached.embeddings), source.labels(split), records, texts)
+                spots = source.spots(split)
+                if spots is not None:
+                    splits[split].targets, splits[split].groups = spots.counts, np.asarray(spots.patients)
+                    splits[split].folds, genes = spots.folds, (spots.genes, spots.given_genes)
                 precisions.add(cached.meta.get("precision"))
                 if cached.meta.get("items_per_s"):
                     throughputs.append((cached.meta["n_items"], cached.meta["items_per_s"]))
@@ -188,7 +192,8 @@ class Runner:
             model = model.model_copy(update={"embed_dim": int(next(iter(splits.values())).embeddings.shape[1])})
             started = time.perf_counter()
             params = family.Params.model_validate(task.params)
-            evaluation = family().evaluate(TaskData(splits=splits, class_names=source.class_names()), params)
+            evaluation = family().evaluate(TaskData(splits=splits, class_names=source.class_names(),
+                                                    target_names=genes[0], given_targets=genes[1]), params)
             eval_s = time.perf_counter() - started
         except NotApplicable as error:
             return self._record(slug, name, task, model, source, status="skipped", reason=str(error))

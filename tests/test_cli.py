@@ -53,7 +53,7 @@ def test_every_result_describes_exactly_the_metrics_it_reports(instrument_result
     the declaration: one description per reported metric, no more, and every value in its bounds."""
     results = [read(path) for path in sorted(instrument_results.glob("*/*.json"))]
     ok = [r for r in results if r["status"] == "ok"]
-    assert len({r["family"] for r in ok}) == 8  # every built-in family ran
+    assert len({r["family"] for r in ok}) == 9  # every built-in family ran
     for result in ok:
         assert set(result["metric_info"]) == set(result["metrics"]), (result["task"], result["model"]["name"])
         for name, info in result["metric_info"].items():
@@ -73,6 +73,30 @@ def test_colour_alone_cannot_solve_the_fine_tasks(colour_results):
         metric, chance = TILE_TASKS[task]
         colour = read(colour_results / "colour-stats" / f"{task}.json")
         assert abs(colour["metrics"][metric]["mean"] - chance) <= 0.05, task
+
+
+def test_instruments_and_colour_bracket_gene_expression(instrument_results, colour_results, suite_cache):
+    """synth-st: the oracle within 0.9 of the ceiling (the expected log-rate's own score on the same
+    genes), noise at r = 0, colour statistics far below the oracle."""
+    from harness.registry import load_registry
+    from harness.sources import DataContext, open_source
+    from harness.synth.expression import ceiling_pearson
+    from tasks import FAMILIES
+
+    registry = load_registry([], families=FAMILIES)
+    source = open_source("synth-st", registry.datasets["synth-st"],
+                         DataContext(cache_dir=suite_cache, data_root=suite_cache), registry.datasets)
+    latents = np.concatenate([source.latents(s) for s in source.split_names()])
+    tables = [source.spots(s) for s in source.split_names()]
+    counts = np.concatenate([t.counts for t in tables])
+    variance = np.log1p(counts).var(axis=0)
+    genes = [tables[0].genes[i] for i in np.argsort(-variance, kind="stable")[:50]]
+    ceiling = ceiling_pearson(latents, counts, 0, genes)
+    oracle = read(instrument_results / "synth-oracle" / "synth-st.json")["main_score"]["value"]
+    noise = read(instrument_results / "random-noise" / "synth-st.json")["main_score"]["value"]
+    colour = read(colour_results / "colour-stats" / "synth-st.json")["main_score"]["value"]
+    assert oracle >= 0.9 * ceiling and abs(noise) <= 0.05
+    assert colour <= oracle - 0.2, (colour, oracle)
 
 
 def test_instruments_bound_vqa_and_report_generation(instrument_results):

@@ -70,7 +70,8 @@ def _transformed(name, spec, context, datasets) -> Source:
 for _name, _opener in {"synth": _synthetic, "hf": _class("harness.sources.hub", "HubTileSource"),
                        "imagefolder": _class("harness.sources.image_folder", "ImageFolderSource"),
                        "csv": _class("harness.sources.csv_table", "CsvTableSource"),
-                       "transformed": _transformed, "wsi": _class("harness.sources.slide_source", "SlideSource")}.items():
+                       "transformed": _transformed, "wsi": _class("harness.sources.slide_source", "SlideSource"),
+                       "hest": _class("harness.sources.hest_bench", "HestBenchSource")}.items():
     register_source_kind(_name, DATASET_SCHEMAS[_name], _opener)
 
 load_plugin_modules("pathology_harness.sources")  # modules of other installed packages that register kinds

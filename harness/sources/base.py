@@ -94,6 +94,21 @@ class TileSource(Source):
         """Ground-truth latents (synthetic data only)."""
         return None
 
+    def spots(self, split: str) -> "SpotTable | None":
+        """Spatial transcriptomics: each image is a spot, with its gene counts (if the dataset has them)."""
+        return None
+
+
+@dataclass
+class SpotTable:
+    """The expression side of a split of spots, item for item with its images."""
+
+    counts: np.ndarray  # (n, n_genes) raw counts
+    genes: list[str]
+    patients: list[str]  # the patient (or sample) of each spot: folds never split one
+    folds: np.ndarray | None = None  # the dataset's own fold of each spot (HEST's split files)
+    given_genes: list[str] | None = None  # a gene list the dataset ships
+
 
 def digest(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from harness.errors import HarnessError
 
 from harness.registry import SynthDataset, first_problem
-from harness.sources.base import Availability, NpyImages, TileSource, check_text_records, digest
+from harness.sources.base import Availability, NpyImages, SpotTable, TileSource, check_text_records, digest
 from harness.synth.annotations import report_records, vqa_records
 from harness.synth.domains import domain_name
 from harness.synth.plism_suite import PLISM_GENERATOR_VERSION, SyntheticPlismParams, build_plism_suite
@@ -75,6 +75,17 @@ class SyntheticTileSource(TileSource):
             return check_text_records(report_records(self.latents(split), self.params.seed), ("report",),
                                       f"{self.name}/{split}")
         return None
+
+    def spots(self, split: str) -> SpotTable | None:
+        if self.spec.annotations != "expression":
+            return None
+        from harness.synth import expression
+
+        latents, seed = self.latents(split), self.params.seed
+        draw = self.split_names().index(split)  # each split its own spots, the same patients and genes
+        patients = expression.spot_patients(len(latents), seed * 1000 + draw)
+        genes, _, _ = expression.gene_programmes(seed)
+        return SpotTable(expression.draw_counts(latents, patients, seed, draw), genes, list(patients))
 
     def download(self) -> str:
         self.prepare()

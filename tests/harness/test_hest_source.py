@@ -1,0 +1,145 @@
+"""HEST-Bench's on-disk layout, written with h5py and anndata as the `MahmoodLab/hest-bench` dataset
+lays it out, read through the `hest` source and scored end to end by the gene-expression family."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.cli import main
+
+h5py = pytest.importorskip("h5py", reason="the hest extra: pip install 'pathology-harness[hest]'")
+
+
+def write_h5ad(path: Path, matrix: np.ndarray, obs: list[str], var: list[str], sparse: bool) -> None:
+    """An .h5ad file as anndata (>= 0.8) writes one: X dense or a csr_matrix group, obs and var as
+    dataframe groups whose `_index` attribute names their string index."""
+    import scipy.sparse
+
+    with h5py.File(path, "w") as h5:
+        h5.attrs["encoding-type"], h5.attrs["encoding-version"] = "anndata", "0.1.0"
+        if sparse:
+            csr = scipy.sparse.csr_matrix(matrix)
+            x = h5.create_group("X")
+            x.attrs["encoding-type"], x.attrs["encoding-version"] = "csr_matrix", "0.1.0"
+            x.attrs["shape"] = np.array(matrix.shape)
+            x["data"], x["indices"], x["indptr"] = csr.data, csr.indices, csr.indptr
+        else:
+            h5["X"] = matrix
+        for name, index in (("obs", obs), ("var", var)):
+            frame = h5.create_group(name)
+            frame.attrs["encoding-type"], frame.attrs["encoding-version"] = "dataframe", "0.2.0"
+            frame.attrs["_index"] = "_index"
+            frame.attrs["column-order"] = np.array([], dtype=h5py.string_dtype())
+            strings = frame.create_dataset("_index", data=np.array(index, dtype=object), dtype=h5py.string_dtype())
+            strings.attrs["encoding-type"], strings.attrs["encoding-version"] = "string-array", "0.2.0"
+
+GENES = [f"GENE{i}" for i in range(12)]
+SAMPLES = {"TENX95": 0, "TENX99": 0, "NCBI783": 1, "NCBI785": 1}  # sample -> the fold that tests it
+
+
+def write_task(root: Path, n_spots: int = 15) -> Path:
+    """<root>/IDC in HEST-Bench's layout: brighter patches carry more GENE0..GENE5 (so an encoder that
+    sees colour can predict them); the .h5ad rows are in another order, with one spot more; one
+    sample's X is dense, the others' CSR."""
+    task = root / "IDC"
+    for folder in ("splits", "patches", "adata"):
+        (task / folder).mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for sample in SAMPLES:
+        brightness = rng.uniform(0, 1, n_spots)
+        images = (np.clip(brightness[:, None, None, None] * 200 + rng.normal(0, 10, (n_spots, 48, 48, 3)), 0, 255)
+                  .astype(np.uint8))
+        barcodes = [f"{sample}-{i:03d}-1".encode() for i in range(n_spots)]
+        with h5py.File(task / "patches" / f"{sample}.h5", "w") as h5:
+            h5["img"] = images
+            h5["barcode"] = np.array(barcodes).reshape(-1, 1)
+            h5["coords"] = rng.integers(0, 5000, (n_spots, 2))
+        rate = np.exp(0.5 + np.outer(brightness, np.r_[np.full(6, 2.0), np.zeros(6)]))
+        counts = rng.poisson(rate).astype(np.float32)
+        extra = rng.poisson(2.0, (1, len(GENES))).astype(np.float32)
+        order = rng.permutation(n_spots)
+        matrix = np.vstack([counts[order], extra])
+        names = GENES
+        if sample == "NCBI785":  # a gene only one sample measures is left out (the samples' common genes)
+            matrix, names = np.hstack([matrix, np.ones((len(matrix), 1), np.float32)]), GENES + ["ONLY_HERE"]
+        write_h5ad(task / "adata" / f"{sample}.h5ad", matrix, [barcodes[i].decode() for i in order]
+                   + [f"{sample}-extra-1"], names, sparse=sample != "TENX99")
+    for fold in (0, 1):
+        for kind, members in (("train", [s for s, f in SAMPLES.items() if f != fold]),
+                              ("test", [s for s, f in SAMPLES.items() if f == fold])):
+            rows = "".join(f"{s},patches/{s}.h5,adata/{s}.h5ad\n" for s in members)
+            (task / "splits" / f"{kind}_{fold}.csv").write_text("sample_id,patches_path,expr_path\n" + rows)
+    (task / "var_50genes.json").write_text(json.dumps({"genes": GENES[:8]}))
+    return task
+
+
+REGISTRY = """
+datasets:
+  hest-idc-fixture:
+    source: hest
+    path: hest-bench/IDC
+tasks:
+  hest-idc-fixture:
+    family: gene_expression
+    dataset: hest-idc-fixture
+    main_score: pearson
+    params: {gene_selection: given, genes: 8, pca: null, bootstrap_resamples: 20}
+"""
+
+
+def test_a_hest_task_folder_is_read_and_scored(tmp_path, cache_dir):
+    write_task(tmp_path / "data" / "hest-bench")
+    spec = tmp_path / "hest.yaml"
+    spec.write_text(REGISTRY)
+    out = tmp_path / "out"
+    assert main(["run", "--model", "colour-stats", "--tasks", "hest-idc-fixture", "--include", str(spec),
+                 "--data-root", str(tmp_path / "data"), "--output", str(out), "--cache-dir", str(cache_dir)]) == 0
+    result = json.loads((out / "colour-stats" / "hest-idc-fixture.json").read_text())
+    assert result["status"] == "ok" and result["n_samples"] == {"spots": 60, "patients": 4, "folds": 2}
+    assert sorted(result["details"]["per_gene_pearson"]) == sorted(GENES[:8])  # the shipped list, in the order given
+    per_gene = result["details"]["per_gene_pearson"]
+    assert np.mean([per_gene[g] for g in GENES[:6]]) > 0.5 > np.mean([per_gene[g] for g in GENES[6:8]])
+
+
+def test_the_source_keeps_barcodes_folds_and_paths_straight(tmp_path, cache_dir):
+    from harness.errors import HarnessError
+    from harness.registry import load_registry
+    from harness.sources import DataContext, open_source
+
+    task = write_task(tmp_path / "hest-bench")
+    spec = tmp_path / "hest.yaml"
+    spec.write_text(REGISTRY)
+    registry = load_registry([spec])
+    source = open_source("hest-idc-fixture", registry.datasets["hest-idc-fixture"],
+                         DataContext(cache_dir=cache_dir, data_root=tmp_path))
+    table = source.spots("all")
+    assert table.genes == sorted(GENES) and table.counts.shape == (60, 12) and len(source.images("all")) == 60
+    assert {p: set(table.folds[[i for i, q in enumerate(table.patients) if q == p]]) for p in SAMPLES} == \
+        {p: {f} for p, f in SAMPLES.items()}
+    # the spot order is the patch file's, whatever the .h5ad's row order
+    with h5py.File(task / "patches" / "NCBI783.h5", "r") as h5:
+        first = h5["barcode"][0, 0].decode()
+    from harness.sources.hest_bench import read_h5ad_rows
+
+    row = sorted(SAMPLES).index("NCBI783") * 15
+    counts, names = read_h5ad_rows(task / "adata" / "NCBI783.h5ad", [first])
+    assert table.counts[row] == pytest.approx(counts[0, [names.index(g) for g in table.genes]])
+    # a split file that points outside the task folder is refused in one line
+    (task / "splits" / "test_1.csv").write_text("sample_id,patches_path,expr_path\nX,../../../etc/hostname,adata/X.h5ad\n")
+    broken = open_source("hest-idc-fixture", registry.datasets["hest-idc-fixture"],
+                         DataContext(cache_dir=cache_dir, data_root=tmp_path))
+    with pytest.raises(HarnessError, match="points outside"):
+        broken.spots("all")
+
+
+def test_an_absent_hest_task_is_skipped_with_the_download_command(tmp_path, cache_dir, capsys):
+    spec = tmp_path / "hest.yaml"
+    spec.write_text(REGISTRY)
+    out = tmp_path / "out"
+    assert main(["run", "--model", "colour-stats", "--tasks", "hest-idc-fixture", "--include", str(spec),
+                 "--data-root", str(tmp_path / "empty"), "--output", str(out), "--cache-dir", str(cache_dir)]) == 0
+    result = json.loads((out / "colour-stats" / "hest-idc-fixture.json").read_text())
+    assert result["status"] == "skipped" and "huggingface-cli download MahmoodLab/hest-bench" in result["reason"]
+    assert "--include 'IDC/*'" in result["reason"]
