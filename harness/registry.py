@@ -191,10 +191,19 @@ class TaskSpec(_Strict):
     protocol_note: str = ""  # where and why the task deviates from docs/protocols.md
 
 
+class SuiteSpec(_Strict):
+    """A suite that reruns a published table: its tasks, how the table aggregates them, and which
+    table (and version of its anchor) it mirrors. A plain list of tasks is a suite without these."""
+
+    tasks: list[str]
+    aggregate: Literal["mean"] | None = None  # of the tasks' main scores, over models that scored them all
+    mirrors: str = ""  # the published table, its version or commit
+
+
 class RegistryFile(_Strict):
     datasets: dict[str, dict[str, Any]] = {}  # each validated by its source's schema (parse_dataset)
     tasks: dict[str, TaskSpec] = {}
-    suites: dict[str, list[str]] = {}
+    suites: dict[str, list[str] | SuiteSpec] = {}
     include: list[str] = []  # further YAML files, relative to this one
 
 
@@ -203,6 +212,7 @@ class Registry:
     datasets: dict[str, DatasetSpec] = field(default_factory=dict)
     tasks: dict[str, TaskSpec] = field(default_factory=dict)
     suites: dict[str, list[str]] = field(default_factory=dict)
+    suite_specs: dict[str, SuiteSpec] = field(default_factory=dict)  # every suite, aggregate and anchor included
     origin: dict[str, Path] = field(default_factory=dict)  # "tasks:<name>" -> file it came from
 
     def families(self) -> list[str]:
@@ -273,7 +283,9 @@ def _merge_file(registry: Registry, path: Path, seen: set[Path]) -> None:
     for name, spec in parsed.tasks.items():
         _add(registry, "tasks", name, spec, path)
     for name, members in parsed.suites.items():
-        _add(registry, "suites", name, members, path)
+        spec = members if isinstance(members, SuiteSpec) else SuiteSpec(tasks=members)
+        _add(registry, "suites", name, list(spec.tasks), path)
+        registry.suite_specs[name] = spec
     for child in parsed.include:
         _merge_file(registry, path.parent / child, seen)
 

@@ -379,6 +379,25 @@ def group_tables(results: list[tuple[str, TaskResult]], group: str) -> dict[str,
     return dict(tables)
 
 
+def suite_rows(board: Leaderboard, suites: Mapping[str, Any]) -> list[dict]:
+    """One row per model (rank order): each suite's aggregate as its published table computes it
+    (`aggregate: mean`: the mean main score over the suite's tasks), None unless the model scored
+    every task of the suite, and how many it scored ('<suite> scored': '3/9'). `suites`: name ->
+    the registry's SuiteSpec; suites without an aggregate, or that no shown model touched, are left out."""
+    shown = {name: spec for name, spec in suites.items()
+             if spec.aggregate == "mean" and any(t in board.tasks for t in spec.tasks)}
+    rows = []
+    for model in board.ranked_models():
+        row = {"model": board.model_info[model]["name"]}
+        for name, spec in shown.items():
+            cells = [board.cells.get((model, task)) for task in spec.tasks]
+            values = [c.value for c in cells if c is not None and c.status == "ok"]
+            row[name] = float(np.mean(values)) if len(values) == len(spec.tasks) else None
+            row[f"{name} scored"] = f"{len(values)}/{len(spec.tasks)}"
+        rows.append(row)
+    return rows if shown else []
+
+
 def load_distillation_reports(folder: Path) -> tuple[list[dict], list[str]]:
     """The teacher-vs-student reports `harness distill --score` writes (<slug>/distillation.json);
     one that cannot be laid out as retention rows is a warning naming it, never an error."""

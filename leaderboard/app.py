@@ -20,12 +20,18 @@ try:  # the registered families describe their metrics; a result file does not g
     from tasks import FAMILIES
 except ImportError:  # an app installed without the task families: the task's files must agree
     FAMILIES = {}
+try:  # the suites that rerun a published table (tasks.yaml), for their aggregates
+    from harness.registry import load_registry
+
+    SUITES = load_registry([], families=FAMILIES or None).suite_specs
+except Exception:  # noqa: BLE001 - the board works without them
+    SUITES = {}
 
 from harness import __version__
 from harness.submissions import HUB_ID
 from leaderboard import charts
 from leaderboard.aggregate import (build_leaderboard, is_truncated, load_distillation_reports, load_results,
-                                   group_tables, matryoshka_curves, retention_rows)
+                                   group_tables, matryoshka_curves, retention_rows, suite_rows)
 from leaderboard.formatting import LEAD_WIDTHS, MISSING, TASK_WIDTHS, parameters_label, plain, protocol_markdown
 
 HUB_REPO = os.environ.get("HARNESS_HUB_REPO")  # a results dataset on the Hub (harness push --repo)
@@ -166,6 +172,15 @@ with tabs[0]:
             st.dataframe(pd.DataFrame([{"task": t, "why": why} for t, why in board.unscored_tasks.items()]),
                          hide_index=True, placeholder=MISSING, width="stretch")
 
+    suites = pd.DataFrame(suite_rows(board, SUITES))
+    if not suites.empty:
+        st.subheader("Published tables")
+        st.caption("Each suite's aggregate as the table it reruns computes it (the mean of its tasks' main scores), "
+                   "for models that scored every task of the suite; `scored` says how many they did. Which "
+                   "table each mirrors: the About tab.")
+        st.dataframe(suites, hide_index=True, placeholder=MISSING, width="stretch",
+                     column_config={name: st.column_config.NumberColumn(name, format="%.4f") for name in SUITES})
+
     st.subheader("How sure are the ranks?")
     if uncertainty is None:
         st.info("Rank intervals need at least two models with a common task.")
@@ -304,3 +319,8 @@ with tabs[5]:
 # --- about -----------------------------------------------------------------------------------
 with tabs[6]:
     st.markdown(protocol_markdown())
+    mirrored = {name: spec for name, spec in SUITES.items() if spec.mirrors}
+    if mirrored:
+        st.markdown("### Suites and the published tables they rerun\n\n" + "\n".join(
+            f"- **{plain(name)}** ({plain(', '.join(spec.tasks))}): {plain(spec.mirrors)}"
+            for name, spec in mirrored.items()))

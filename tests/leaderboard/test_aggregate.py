@@ -146,3 +146,23 @@ def test_version_1_result_files_are_still_read(tmp_path):
     assert warnings == [] and loaded.schema_version == 1 and loaded.params == {} and loaded.environment == {}
     assert loaded.metrics["balanced_accuracy"].values is None and loaded.dataset.revision is None
     assert build_leaderboard([("old", loaded)]).score("old", "t") == 0.7
+
+
+def test_suite_aggregates_only_over_models_that_scored_every_task(tmp_path):
+    from harness.registry import SuiteSpec
+    from leaderboard.aggregate import suite_rows
+
+    for model, scores in {"a": (0.6, 0.4), "b": (0.5, None)}.items():
+        write_result(tmp_path, model, "hest-idc", "gene_expression", scores[0], main="pearson")
+        if scores[1] is not None:
+            write_result(tmp_path, model, "hest-prad", "gene_expression", scores[1], main="pearson")
+        else:
+            write_result(tmp_path, model, "hest-prad", "gene_expression", status="skipped", reason="absent",
+                         main="pearson")
+    board = build_leaderboard(*load_results(tmp_path))
+    suites = {"hest": SuiteSpec(tasks=["hest-idc", "hest-prad"], aggregate="mean", mirrors="HEST-Bench"),
+              "plain": SuiteSpec(tasks=["hest-idc"]), "untouched": SuiteSpec(tasks=["x"], aggregate="mean")}
+    rows = {row["model"]: row for row in suite_rows(board, suites)}
+    assert rows["a"]["hest"] == pytest.approx(0.5) and rows["a"]["hest scored"] == "2/2"
+    assert rows["b"]["hest"] is None and rows["b"]["hest scored"] == "1/2"
+    assert "plain" not in rows["a"] and "untouched" not in rows["a"]  # no aggregate / nothing scored

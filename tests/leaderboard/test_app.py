@@ -157,3 +157,14 @@ def test_student_and_matryoshka_views(monkeypatch, tmp_path):
     write_result(tmp_path, "student", "t2", "retrieval", 0.5, main="map@5")  # no truncated run: no curve
     rows = matryoshka_curves(load_results(tmp_path)[0])
     assert [(r["task"], r["dim"], r["score"]) for r in rows] == [("t1", 8, 0.81), ("t1", 32, 0.6), ("t1", 64, 0.75)]
+
+
+def test_published_tables_show_each_suite_aggregate_and_what_it_mirrors(monkeypatch, tmp_path):
+    write_result(tmp_path, "fm", "plism", "stain_robustness", 0.48, main="plism_score")
+    write_result(tmp_path, "other", "plism", "stain_robustness", 0.33, main="plism_score")
+    app = run_app(monkeypatch, tmp_path)
+    suites = next(d.value for d in app.dataframe if "plismbench" in d.value.columns)
+    assert list(suites["model"]) == ["fm", "other"] and list(suites["plismbench"]) == [0.48, 0.33]
+    assert list(suites["plismbench scored"]) == ["1/1", "1/1"]
+    about = " ".join(m.value for m in app.markdown)
+    assert "plism" in about and "leaderboard score" in about and "HEST" in about
