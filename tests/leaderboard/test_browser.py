@@ -119,11 +119,11 @@ def rich_results(instrument_results: Path, folder: Path, cache: Path) -> Path:
 
 def requests_repo(hub: HubStandIn) -> None:
     """A queue with one finished and one pending request, as `harness submit hf-hub:` writes them."""
-    from harness.submissions import Request
+    from harness.submissions import Request, request_id
 
     repo = Repo("dataset", private=False)
     for i, status in enumerate(("FINISHED", "PENDING")):
-        request = Request(id=f"lab--fm{i}--{i:012d}", status=status, model_name=f"lab/fm{i}", hub_id=f"lab/fm{i}",
+        request = Request(id=request_id(f"lab/fm{i}", f"{i}" * 40), status=status, model_name=f"lab/fm{i}", hub_id=f"lab/fm{i}",
                           revision="main", commit_sha=f"{i}" * 40, tasks="all", submitted=f"2026-11-2{i}T00:00:00+00:00",
                           updated=f"2026-11-2{i}T00:00:00+00:00")
         repo.files[f"requests/{request.id}.json"] = request.model_dump_json().encode()
