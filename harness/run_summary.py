@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from harness.terminal import stdout
 
@@ -19,10 +21,12 @@ def print_summary(outcomes, output: Path) -> None:
         note = "earlier result (use --overwrite to recompute)" if o.reused else _short(o.reason or "")
         status = {"ok": "[green]ok[/green]", "skipped": "[yellow]skipped[/yellow]",
                   "failed": "[red]failed[/red]"}[o.status]
-        table.add_row(o.model, o.task, status, o.main_score or "-", value, ci, note)
+        # names and reasons are data (a card's name, an error's text, an install hint in brackets): as text
+        table.add_row(Text(o.model), Text(o.task), status, Text(o.main_score or "-"), value, Text(ci), Text(note))
     stdout.print(table)
     counts = {s: sum(o.status == s for o in outcomes) for s in ("ok", "skipped", "failed")}
-    stdout.print(f"{counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} failed; results in {output}/")
+    stdout.print(f"{counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} failed; results in "
+                 f"{escape(str(output))}/")
 
 
 def _short(reason: str, limit: int = 110) -> str:

@@ -157,6 +157,25 @@ def test_a_model_that_cannot_be_built_is_one_failure_and_the_run_goes_on(tmp_pat
     assert "Traceback" not in capsys.readouterr().err
 
 
+def test_markup_in_a_name_or_reason_is_printed_as_written(tmp_path, cache_dir, capsys):
+    """A card named '[/red]lab [b]fm' (rich markup: an unmatched closing tag raised MarkupError at the
+    end of the run) and a reason holding '[text]' print as they are written."""
+    import timm
+
+    state = {k: v.contiguous() for k, v in timm.create_model("vit_tiny_patch16_224", num_classes=0).state_dict().items()}
+    tiny = checkpoint(tmp_path / "markup", TINY_ARCH_CARD + "name: '[/red]lab [b]fm'\n", state)
+    code = main(["run", "--model", str(tiny), "--tasks", "tiny-tiles", "--include", str(registry(tmp_path, TINY_REGISTRY)),
+                 "--output", str(tmp_path / "out"), "--cache-dir", str(cache_dir)])
+    assert code == 0
+    assert "[/red]lab [b]fm" in " ".join(capsys.readouterr().out.split())
+
+    from harness.run_summary import print_summary
+    from harness.runner import TaskOutcome
+
+    print_summary([TaskOutcome("m", "t", "skipped", reason="pip install 'pathology-harness[text]'")], tmp_path)
+    assert "pathology-harness[text]" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("flag, value, text", [
     ("--batch-size", "0", "--batch-size: 0: give 1 or more"), ("--batch-size", "-1", "give 1 or more"),
     ("--workers", "-1", "--workers: -1: give 0 to 64"), ("--nproc", "0", "--nproc: 0: give 1 or more"),
