@@ -31,7 +31,8 @@ def write_student(folder: Path, student, config, dim: int, record: dict, method_
     card = {"name": config.name or folder.name, "architecture": config.student, "pooling": "cls",
             "embed_dim": dim, "input_size": config.student_input_size,
             "notes": f"distilled by pathology-harness ({config.method}) from "
-                     + ", ".join(t.model for t in config.teachers)}
+                     + ", ".join(t.model for t in config.teachers),
+            "teachers": [t.model for t in config.teachers], "distillation": config.method}
     card.update(method_card or {})  # what the method adds (cross_magnification: the slide_mpp it was taught at)
     if student_timm_kwargs(config.student, config.student_input_size):
         card["timm_kwargs"] = student_timm_kwargs(config.student, config.student_input_size)

@@ -16,10 +16,11 @@ from harness import __version__
 from harness.atomic_write import write_json_atomic
 from harness.evaluation import MetricInfo, MetricSummary
 
-RESULT_SCHEMA_VERSION = 4  # 2: metric values per seed/fold, main-score replicates, params, environment,
+RESULT_SCHEMA_VERSION = 5  # 2: metric values per seed/fold, main-score replicates, params, environment,
 # dataset and model revisions; 3: `samples`, the per-item predictions file (--log-samples);
 # 4: `metric_info` (each metric's direction, bounds and display group, as its family declares
-# them) and `family_title`. Older files are read as they are (the new fields stay empty).
+# them) and `family_title`; 5: `model.teachers`, a distilled student's lineage. Older files are read as
+# they are (the new fields stay empty).
 # Beside the result files, <output>/<student>/ may hold the report `harness distill --score`
 # writes; it is not a result file, and readers of result files pass over it.
 DISTILLATION_REPORT = "distillation.json"
@@ -41,6 +42,7 @@ class ModelRecord(_Record):
     hub_id: str | None = Field(None, max_length=200)  # where the weights live on the Hub (a Hub submission, a known FM)
     revision: str | None = Field(None, max_length=200)  # the commit sha they were read at
     licence: str | None = Field(None, max_length=200)
+    teachers: list[str] | None = Field(None, max_length=16)  # a distilled student's teachers (its card's lineage)
 
 
 class DatasetRecord(_Record):

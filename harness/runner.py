@@ -166,7 +166,7 @@ class Runner:
         model = ModelRecord(name=self._truncated_identity(info.name, slug)[0], weights=info.weights,
                             weights_sha256=info.weights_sha256, n_parameters=info.n_parameters,
                             embed_dim=info.embed_dim, hub_id=card.hub_id, revision=card.revision,
-                            licence=card.licence or None)
+                            licence=card.licence or None, teachers=list(card.teachers) or None)
         family = self.families[task.family]
         try:
             source.prepare()

@@ -203,7 +203,8 @@ class Leaderboard:
             row.update({"borda_rank": borda_order.index(model) + 1, "borda_points": borda[model],
                         "coverage": self.coverage(model), "parameters": info["n_parameters"],
                         "embed_dim": info["embed_dim"], "items_per_s": info["items_per_s"],
-                        "weights": info["weights"], "licence": info["licence"], "hub_id": info["hub_id"],
+                        "weights": info["weights"], "teachers": info["teachers"], "licence": info["licence"],
+                        "hub_id": info["hub_id"],
                         "revision": info["revision"], "date": info["date"]})
             rows.append(row)
         return rows
@@ -362,6 +363,7 @@ def _model_info(results: list[TaskResult]) -> dict:
     return {"name": first.model.name, "weights": first.model.weights, "n_parameters": pick("n_parameters"),
             "embed_dim": pick("embed_dim"), "items_per_s": float(np.median(rates)) if rates else None,
             "hub_id": pick("hub_id"), "revision": pick("revision"), "licence": pick("licence"),
+            "teachers": ", ".join(pick("teachers") or []) or None,
             "date": max((r.date for r in results if r.date), default=None)}
 
 

@@ -37,9 +37,9 @@ from leaderboard.formatting import LEAD_WIDTHS, MISSING, TASK_WIDTHS, parameters
 HUB_REPO = os.environ.get("HARNESS_HUB_REPO")  # a results dataset on the Hub (harness push --repo)
 REQUESTS_REPO = os.environ.get("HARNESS_REQUESTS_REPO")  # a requests dataset on the Hub (harness submit hf-hub:...)
 REQUESTS_DIR = os.environ.get("HARNESS_REQUESTS")  # or a local requests folder (harness submit PATH)
-METADATA = ["borda_rank", "coverage", "parameters", "embed_dim", "items_per_s", "weights", "licence", "hub_id",
-            "revision", "date"]
-DEFAULT_METADATA = ["coverage", "parameters", "embed_dim", "items_per_s", "weights"]
+METADATA = ["borda_rank", "coverage", "parameters", "embed_dim", "items_per_s", "weights", "teachers", "licence",
+            "hub_id", "revision", "date"]
+DEFAULT_METADATA = ["coverage", "parameters", "embed_dim", "items_per_s", "weights", "teachers"]
 
 st.set_page_config(page_title="Pathology FM leaderboard", layout="wide")
 st.title("Pathology foundation-model leaderboard")

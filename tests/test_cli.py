@@ -153,7 +153,7 @@ def test_result_files_follow_the_schema_and_are_reused(cache_dir, tiny_registry_
     assert result["timings"]["items_per_s"] > 0 and result["timings"]["embed_s"] > 0
     assert len(result["dataset"]["fingerprint"]) == 16
     # provenance: per-seed values, the parameters as run (defaults filled in), the software and its commit
-    assert result["schema_version"] == 4 and result["samples"] is None  # no --log-samples
+    assert result["schema_version"] == 5 and result["samples"] is None  # no --log-samples
     assert len(result["metrics"]["balanced_accuracy"]["values"]) == 2 == len(result["seeds"])
     assert np.mean(result["metrics"]["balanced_accuracy"]["values"]) == pytest.approx(main["value"], abs=1e-6)
     assert result["params"]["max_steps"] == 200 and result["params"]["lr"] == 3e-4  # set, and default

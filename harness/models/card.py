@@ -60,6 +60,9 @@ class ModelCard(BaseModel):
     revision: str | None = Field(None, max_length=200)  # the Hub commit the weights were read at (a Hub submission)
     licence: str = Field("", max_length=200)
     notes: str = Field("", max_length=2000)
+    # lineage of a distilled student (what `harness distill` writes): its teachers and the method
+    teachers: list[str] = Field(default_factory=list, max_length=16)
+    distillation: str | None = Field(None, max_length=60)
 
     @field_validator("name")
     @classmethod
@@ -68,6 +71,13 @@ class ModelCard(BaseModel):
             return value
         if not value.isprintable() or value.strip(". /") == "" or value != value.strip():
             raise ValueError("must be printable text, not empty, '.', '..' or a path, without surrounding spaces")
+        return value
+
+    @field_validator("teachers")
+    @classmethod
+    def _teacher_names(cls, value: list[str]) -> list[str]:
+        if any(len(t) > 300 or not t.isprintable() for t in value):
+            raise ValueError("each teacher is a model spec: printable, at most 300 characters")
         return value
 
     @field_validator("mean", "std")

@@ -59,6 +59,17 @@ def test_the_student_loads_and_is_scored_through_harness_run(tmp_path, tiny_regi
     result = json.loads((out / "lab--tiny-student" / "tiny-tiles.json").read_text())
     assert result["status"] == "ok" and result["model"]["weights"] == "checkpoint"
     assert result["model"]["embed_dim"] == 192
+    # its lineage travels with it: the card names its teachers and method, the result records them,
+    # and the board's row shows them
+    import yaml
+
+    card = yaml.safe_load((tmp_path / "student" / "card.yaml").read_text())
+    assert card["teachers"] == ["synth-oracle-tissue", "synth-oracle-grade"] and card["distillation"] == "multi_teacher"
+    assert result["model"]["teachers"] == card["teachers"]
+    from leaderboard.aggregate import build_leaderboard, load_results
+
+    [row] = build_leaderboard(*load_results(out)).overview()
+    assert row["teachers"] == "synth-oracle-tissue, synth-oracle-grade"
     # a model author submits the student directory as it is; the queue scores it like `harness run`
     common = ["--include", str(tiny_registry_file), "--cache-dir", str(tmp_path / "cache")]
     requests, queued = tmp_path / "requests", tmp_path / "queued"
