@@ -303,26 +303,23 @@ def plain_log(text: str) -> None:
     console.print(text, markup=False, highlight=False)
 
 
-def positive_int(text: str) -> int:
-    """argparse type: a whole number >= 1 (a batch size or worker count of 0 or -1 is a usage error)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value}: give 1 or more")
-    return value
+def whole_number(low: int, high: int | None = None):
+    """argparse type: a whole number in [low, high] (a batch size of 0 or -1 is a usage error)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{value}: give {low} or more" if high is None
+                                             else f"{value}: give {low} to {high}")
+        return value
+
+    return parse
 
 
-def worker_count(text: str) -> int:
-    """argparse type: DataLoader workers, 0 (decode in the main process) to 64."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if not 0 <= value <= 64:
-        raise argparse.ArgumentTypeError(f"{value}: give 0 to 64")
-    return value
+positive_int = whole_number(1)
+worker_count = whole_number(0, 64)  # DataLoader workers: 0 decodes in the main process
 
 
 def parameter_count(text: str) -> int:

@@ -27,8 +27,8 @@ import yaml
 
 from harness.errors import HarnessError
 from harness.hub_access import hub_api, hub_call, hub_error
-from harness.submissions import (ACTIVE, HUB_ID, MAX_REQUEST_BYTES, Invalid, InvalidRequest, Request, give_up,
-                                 outcome_of, parse_request, request_id)
+from harness.submissions import (ACTIVE, HUB_ID, Invalid, InvalidRequest, Request, give_up, outcome_of,
+                                 parse_request, read_bounded, request_id)
 from harness.timestamps import parse_timestamp, utc_timestamp
 
 PREFIX = "requests"
@@ -60,8 +60,7 @@ class HubRequestStore:
         requests, invalid = [], []
         for path in sorted((folder / PREFIX).glob("*.json")):
             try:
-                with open(path, "rb") as handle:
-                    requests.append(parse_request(path.name, handle.read(MAX_REQUEST_BYTES + 1), hub=True))
+                requests.append(parse_request(path.name, read_bounded(path), hub=True))
             except (OSError, InvalidRequest) as error:
                 invalid.append(Invalid(path.name, str(error)))
         return info.sha, sorted(requests, key=lambda r: (r.submitted, r.id)), invalid

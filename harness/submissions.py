@@ -181,7 +181,7 @@ class RequestStore:
         requests, invalid = [], []
         for path in sorted((self.root / "requests").glob("*.json")):
             try:
-                requests.append(parse_request(path.name, _read_bounded(path)))
+                requests.append(parse_request(path.name, read_bounded(path)))
             except (OSError, InvalidRequest) as error:
                 invalid.append(Invalid(path.name, str(error)))
         return sorted(requests, key=lambda r: (r.submitted, r.id)), invalid
@@ -194,7 +194,8 @@ class Invalid(NamedTuple):
     reason: str
 
 
-def _read_bounded(path: Path) -> bytes:
+def read_bounded(path: Path) -> bytes:
+    """A request file's bytes, at most one past the limit (a larger file is refused unparsed)."""
     with open(path, "rb") as handle:
         return handle.read(MAX_REQUEST_BYTES + 1)
 
@@ -285,7 +286,7 @@ def run_queue(store: RequestStore, score: Callable[[Request, Path], dict[str, tu
             continue
         try:
             try:  # fresh, under the lock
-                request = parse_request(f"{request.id}.json", _read_bounded(store.request_path(request.id)))
+                request = parse_request(f"{request.id}.json", read_bounded(store.request_path(request.id)))
             except (OSError, InvalidRequest) as error:
                 log(f"warning: {store.request_path(request.id)}: changed while waiting and not acted on ({error})")
                 continue
