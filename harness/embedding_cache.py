@@ -3,10 +3,13 @@ task and every later run.
 
 Layout under <cache>/embeddings/<key>/:
   shards/00000.npy ...   written while extracting, one per `shard_size` items (atomic each)
-  embeddings.npy         the finished (n, dim) float32 array, read memory-mapped
+  embeddings.npy         the finished (n, dim) float32 array, read memory-mapped; dense features
+                         (segmentation) are (n, channels, h, w) float16, the same way
   meta.json              written last: its presence means the entry is complete
 An interrupted extraction leaves finished shards; the next run resumes after them. A file lock
-keeps two processes from extracting the same entry at once.
+keeps two processes from extracting the same entry at once. Memory stays bounded whatever the
+entry's size: the writer holds at most one shard, and the finished array is assembled shard by
+shard into a memory-mapped file, never in memory as a whole.
 """
 
 from __future__ import annotations
@@ -63,15 +66,16 @@ class EmbeddingCache:
         with FileLock(str(folder / ".lock")):
             yield
 
-    def writer(self, key: str, n_items: int) -> "ShardWriter":
-        return ShardWriter(self.folder(key), n_items, self.shard_size)
+    def writer(self, key: str, n_items: int, dtype: type = np.float32, shard_size: int | None = None) -> "ShardWriter":
+        return ShardWriter(self.folder(key), n_items, shard_size or self.shard_size, dtype)
 
 
 class ShardWriter:
     """Receives embeddings in item order from `start` on; resumes after finished shards."""
 
-    def __init__(self, folder: Path, n_items: int, shard_size: int):
+    def __init__(self, folder: Path, n_items: int, shard_size: int, dtype: type = np.float32):
         self.folder = folder
+        self.dtype = np.dtype(dtype)
         self.shards = folder / "shards"
         self.n_items = n_items
         self.shard_size = shard_size
@@ -105,13 +109,14 @@ class ShardWriter:
         return shards, items
 
     def add(self, embeddings: np.ndarray, what: str = "") -> None:
+        embeddings = np.asarray(embeddings, dtype=self.dtype)
         if not np.isfinite(embeddings).all():
             raise HarnessError(
                 f"{what or 'the model'} produced NaN or infinite embeddings (items from {self._received}): "
                 "the checkpoint is broken or its card has the wrong mean/std or input size"
             )
         self._received += len(embeddings)
-        self._buffer.append(np.asarray(embeddings, dtype=np.float32))
+        self._buffer.append(embeddings)
         self._buffered += len(embeddings)
         while self._buffered >= self._expected_rows(self._next_shard) > 0:
             self._flush_shard()
@@ -129,11 +134,37 @@ class ShardWriter:
         n_shards = (self.n_items + self.shard_size - 1) // self.shard_size
         if self._next_shard != n_shards or self._buffered:
             raise RuntimeError(f"extraction ended early: {self._next_shard}/{n_shards} shards")
-        parts = [np.load(self.shards / f"{i:05d}.npy") for i in range(n_shards)]
-        embeddings = np.concatenate(parts) if parts else np.zeros((0, meta.get("embed_dim", 0)), np.float32)
-        save_npy_atomic(self.folder / "embeddings.npy", embeddings)
-        full_meta = {"format": CACHE_FORMAT, "n_items": self.n_items, "dim": int(embeddings.shape[1]),
+        shape = self._assemble(n_shards, meta)
+        full_meta = {"format": CACHE_FORMAT, "n_items": self.n_items, "dim": int(shape[1]),
                      "created": utc_timestamp(), **meta}
         write_json_atomic(self.folder / "meta.json", full_meta)
         shutil.rmtree(self.shards, ignore_errors=True)
         return CachedEmbeddings(np.load(self.folder / "embeddings.npy", mmap_mode="r"), full_meta)
+
+    def _assemble(self, n_shards: int, meta: dict[str, Any]) -> tuple[int, ...]:
+        """The shards into embeddings.npy (atomically), one shard in memory at a time."""
+        from numpy.lib.format import open_memmap
+
+        from harness.atomic_write import atomic_path
+
+        if n_shards == 0:
+            shape = (0, meta.get("embed_dim", 0))
+            save_npy_atomic(self.folder / "embeddings.npy", np.zeros(shape, self.dtype))
+            return shape
+        first = np.load(self.shards / "00000.npy", mmap_mode="r")
+        shape = (self.n_items, *first.shape[1:])
+        needed = int(np.prod(shape)) * first.dtype.itemsize
+        free = shutil.disk_usage(self.folder).free
+        if needed > free:  # a memory-mapped write on a full disk would die with SIGBUS, not an error
+            raise HarnessError(f"{self.folder}: the embeddings need {needed / 1e9:.2f} GB and {free / 1e9:.2f} GB "
+                               "are free there; free space or point --cache-dir elsewhere (the shards are kept)")
+        with atomic_path(self.folder / "embeddings.npy") as tmp:
+            out = open_memmap(tmp, mode="w+", dtype=first.dtype, shape=shape)
+            row = 0
+            for i in range(n_shards):
+                part = np.load(self.shards / f"{i:05d}.npy", mmap_mode="r")
+                out[row : row + len(part)] = part
+                row += len(part)
+            out.flush()
+            del out
+        return shape

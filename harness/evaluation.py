@@ -26,6 +26,10 @@ class SplitArrays:
     targets: np.ndarray | None = None  # (n, n_genes) raw counts
     groups: np.ndarray | None = None  # (n,) patient ids
     folds: np.ndarray | None = None  # (n,) fold index, when predefined
+    # segmentation (families with `dense`): `embeddings` is then (n, channels, h, w), one feature
+    # map per image (float16, memory-mapped), beside the images and their masks
+    images: np.ndarray | None = None  # (n, H, W, 3) uint8
+    masks: np.ndarray | None = None  # (n, H, W) class indices
 
 
 @dataclass
@@ -103,6 +107,7 @@ class TaskFamily:
     title: ClassVar[str]  # how people read the name (the app's headings)
     Params: ClassVar[type[BaseModel]]
     text_fields: ClassVar[tuple[str, ...]] = ()  # record fields the runner embeds with the text encoder
+    dense: ClassVar[bool] = False  # reads one feature map per image, the images and their masks (segmentation)
 
     @staticmethod
     def metrics(params: Any) -> dict[str, MetricInfo]:

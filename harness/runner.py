@@ -176,7 +176,8 @@ class Runner:
             started = time.perf_counter()
             splits, throughputs, precisions, genes = {}, [], set(), (None, None)
             for split in source.split_names():
-                cached, _ = embed_split(encoder, source, fingerprint, split, self.cache, self.config.extract)
+                cached, _ = embed_split(encoder, source, fingerprint, split, self.cache, self.config.extract,
+                                        dense=family.dense)
                 records = source.records(split)
                 texts = {f: embed_texts([r[f] for r in records], self.config.context.cache_dir)
                          for f in family.text_fields} if records else {}
@@ -185,6 +186,8 @@ class Runner:
                 if spots is not None:
                     splits[split].targets, splits[split].groups = spots.counts, np.asarray(spots.patients)
                     splits[split].folds, genes = spots.folds, (spots.genes, spots.given_genes)
+                if family.dense:
+                    splits[split].images, splits[split].masks = dense_targets(source, split, task.dataset)
                 precisions.add(cached.meta.get("precision"))
                 if cached.meta.get("items_per_s"):
                     throughputs.append((cached.meta["n_items"], cached.meta["items_per_s"]))
@@ -300,6 +303,20 @@ class Runner:
         )
         self.store.write(slug, result)
         return _outcome_from(result, slug)
+
+
+def dense_targets(source: TileSource, split: str, dataset: str) -> tuple[np.ndarray, np.ndarray]:
+    """A segmentation split's images (n, H, W, 3) and masks (n, H, W), checked to match."""
+    masks = source.masks(split)
+    if masks is None:
+        raise HarnessError(f"dataset '{dataset}' has no masks: a segmentation task needs a dataset with them")
+    images = np.stack([np.asarray(image.convert("RGB") if hasattr(image, "convert") else image, dtype=np.uint8)
+                       for image in source.images(split)])
+    masks = np.stack([np.asarray(mask) for mask in masks])
+    if masks.shape != images.shape[:3]:
+        raise HarnessError(f"dataset '{dataset}', split '{split}': masks {masks.shape} do not match the images "
+                           f"{images.shape[:3]}")
+    return images, masks
 
 
 def dataset_record(name: str, source: TileSource, fingerprint: str | None) -> DatasetRecord:

@@ -15,6 +15,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -24,6 +25,8 @@ from harness.models.instruments import InstrumentEncoder
 from harness.models.transform import TileTransform
 from harness.progress import progress_bar
 from harness.sources.base import TileSource
+
+DENSE_SHARD = 64  # images per shard of dense features (a ViT-L's 16 x 16 x 1024 map is 0.5 MB in float16)
 
 
 @dataclass(frozen=True)
@@ -136,9 +139,12 @@ def embed_split(
     split: str,
     cache: EmbeddingCache,
     options: ExtractOptions,
+    dense: bool = False,
 ) -> tuple[CachedEmbeddings, bool]:
-    """(embeddings, computed_now). Reads the cache; extracts (resuming) only what is missing."""
-    identity = encoder.cache_identity()
+    """(embeddings, computed_now). Reads the cache; extracts (resuming) only what is missing.
+    `dense`: one feature map per image (n, channels, h, w), kept as float16 in shards of
+    DENSE_SHARD images (segmentation), instead of one embedding per image."""
+    identity = encoder.cache_identity() + ("|dense-v1" if dense else "")
     if encoder.reads_pixels:
         identity += f"|{options.precision}"
     key = cache.key(identity, fingerprint, split)
@@ -152,14 +158,16 @@ def embed_split(
         meta = {"model": encoder.info.name, "weights_sha256": encoder.info.weights_sha256,
                 "dataset": source.name, "dataset_fingerprint": fingerprint, "split": split}
         started = time.perf_counter()
-        if not encoder.reads_pixels:
-            n = len(source.images(split))
-            writer = cache.writer(key, n)
-            writer.add(encoder.embed(n, source.latents(split), item_key=f"{fingerprint}:{split}"), encoder.info.name)
+        n = len(source.images(split))
+        writer = cache.writer(key, n, np.float16, DENSE_SHARD) if dense else cache.writer(key, n)
+        item_key = f"{fingerprint}:{split}"
+        if not encoder.reads_pixels and dense:
+            writer.add(encoder.embed_dense(source.latents(split), source.masks(split), len(source.class_names()),
+                                           item_key), encoder.info.name)
+        elif not encoder.reads_pixels:
+            writer.add(encoder.embed(n, source.latents(split), item_key=item_key), encoder.info.name)
         else:
-            images = source.images(split)
-            writer = cache.writer(key, len(images))
-            _run_image_encoder(encoder, images, writer, options, f"{source.name}/{split}")
+            _run_image_encoder(encoder, source.images(split), writer, options, f"{source.name}/{split}", dense)
         elapsed = time.perf_counter() - started
         computed = writer.n_items - writer.start
         meta.update({"embed_s": round(elapsed, 3), "resumed_from": writer.start,
@@ -169,7 +177,8 @@ def embed_split(
         return writer.finish(meta), True
 
 
-def _run_image_encoder(encoder: ImageEncoder, images, writer, options: ExtractOptions, label: str) -> None:
+def _run_image_encoder(encoder: ImageEncoder, images, writer, options: ExtractOptions, label: str,
+                       dense: bool = False) -> None:
     dataset = PreparedTiles(images, encoder.transform, writer.start)
     if len(dataset) == 0:
         return
@@ -181,13 +190,14 @@ def _run_image_encoder(encoder: ImageEncoder, images, writer, options: ExtractOp
     module = encoder.module
     if device.type == "cuda":
         module = module.to(memory_format=torch.channels_last)
+    forward = module.feature_map if dense else module
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if options.precision == "bf16" else nullcontext()
     with progress_bar(f"embedding {label} with {encoder.info.name}", len(images)) as advance:
         advance(writer.start)
         with torch.inference_mode(), autocast:
             for batch in DevicePrefetcher(loader, device):
                 x = device_input(encoder, batch)  # uint8 crossed the bus, not float
-                embeddings = module(x).float().cpu().numpy()
+                embeddings = forward(x).float().cpu().numpy()
                 writer.add(embeddings, encoder.info.name)
                 advance(len(batch))
 

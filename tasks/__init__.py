@@ -13,6 +13,7 @@ from harness.plugins import load_plugin_modules, register_plugin
 from tasks.gene_expression import GeneExpression
 from tasks.report_generation import ReportGeneration
 from tasks.retrieval import Retrieval
+from tasks.segmentation import Segmentation
 from tasks.slide_classification import SlideClassification
 from tasks.stain_robustness import StainRobustness
 from tasks.survival import Survival
@@ -29,7 +30,7 @@ def register_family(family: type[TaskFamily]) -> type[TaskFamily]:
 
 
 for _family in (TileClassification, Retrieval, SlideClassification, Survival, VisualQuestionAnswering,
-                ReportGeneration, StainRobustness, TransformInvariance, GeneExpression):
+                ReportGeneration, StainRobustness, TransformInvariance, GeneExpression, Segmentation):
     register_family(_family)
 
 for _loaded in load_plugin_modules("pathology_harness.families"):  # families of other installed packages

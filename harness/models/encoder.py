@@ -75,6 +75,17 @@ class PooledBackbone(nn.Module):
             return patches.mean(dim=1)
         return torch.cat([cls, patches.mean(dim=1)], dim=1)
 
+    def feature_map(self, images: torch.Tensor) -> torch.Tensor:
+        """The dense features a segmentation decoder reads, (B, D, h, w): the last block's output
+        as timm's `forward_intermediates` gives it (patch tokens on their grid, before the final
+        norm; a CNN's last stage), which is what eva's decoders read (`out_indices: 1`). A backbone
+        without it gives its forward_features tokens on their grid."""
+        if hasattr(self.backbone, "forward_intermediates"):
+            maps = self.backbone.forward_intermediates(images, indices=1, norm=False, output_fmt="NCHW",
+                                                       intermediates_only=True)
+            return maps[-1]
+        return self.patch_grid(self.backbone.forward_features(images))
+
     def patch_grid(self, tokens: torch.Tensor) -> torch.Tensor:
         """forward_features output -> the spatial token map (B, D, h, w) (a square ViT grid)."""
         if tokens.ndim == 4:

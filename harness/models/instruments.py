@@ -2,7 +2,7 @@
 
 `random-noise` gives each item a fixed random vector: every metric's chance floor.
 `synth-oracle` returns the generator's ground-truth latent (tissue class one-hot + factors):
-the ceiling. Together they check the wiring of every metric end to end.
+the ceiling; on a segmentation dataset, the exact mask (each class's share of every 2 px cell). Together they check the wiring of every metric end to end.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from harness.models.encoder import EncoderInfo
 from harness.synth.tissue import LATENT_FACTORS, TISSUE_CLASSES
 
 NOISE_DIM = 384
+DENSE_NOISE_DIM, DENSE_GRID = 64, 16  # random-noise's dense form: 64 channels on a 16 x 16 grid
+ORACLE_CELL = 2  # px per cell of synth-oracle's dense form (finer than any nucleus)
 INSTRUMENT_VERSION = "6"
 
 
@@ -39,11 +41,21 @@ class InstrumentEncoder:
     def embed(self, n_items: int, latents: np.ndarray | None, item_key: str) -> np.ndarray:
         raise NotImplementedError
 
+    def embed_dense(self, latents: np.ndarray | None, masks, n_classes: int, item_key: str) -> np.ndarray:
+        """Segmentation's dense form: (n, channels, h, w) per image."""
+        raise NotApplicable(f"{self.info.name} has no dense form (segmentation)")
+
 
 class RandomNoise(InstrumentEncoder):
     def embed(self, n_items: int, latents: np.ndarray | None, item_key: str) -> np.ndarray:
         seed = int.from_bytes(hashlib.sha256(item_key.encode()).digest()[:8], "little")
         return np.random.default_rng(seed).standard_normal((n_items, NOISE_DIM)).astype(np.float32)
+
+    def embed_dense(self, latents: np.ndarray | None, masks, n_classes: int, item_key: str) -> np.ndarray:
+        """A fixed random map per image: DENSE_NOISE_DIM channels on a DENSE_GRID x DENSE_GRID grid."""
+        seed = int.from_bytes(hashlib.sha256(f"dense:{item_key}".encode()).digest()[:8], "little")
+        shape = (len(masks), DENSE_NOISE_DIM, DENSE_GRID, DENSE_GRID)
+        return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
 
 
 ORACLE_CENTRES = np.linspace(0.0, 1.0, 7, dtype=np.float32)
@@ -64,6 +76,21 @@ class SynthOracle(InstrumentEncoder):
         if latents is None:
             raise NotApplicable("synth-oracle embeds only synthetic datasets (it returns their latent)")
         return oracle_features(np.asarray(latents, dtype=np.float32))
+
+    def embed_dense(self, latents: np.ndarray | None, masks, n_classes: int, item_key: str) -> np.ndarray:
+        """The exact mask, as a decoder can read it: each class's share of every ORACLE_CELL x
+        ORACLE_CELL pixel cell (2 px: a lymphocyte's nucleus is ~10 px across), times ORACLE_SCALE."""
+        if latents is None or masks is None:
+            raise NotApplicable("synth-oracle's dense form reads the masks of synthetic datasets only")
+        return np.stack([oracle_mask_features(np.asarray(mask), n_classes) for mask in masks])
+
+
+def oracle_mask_features(mask: np.ndarray, n_classes: int) -> np.ndarray:
+    """(H, W) class indices -> (n_classes, H / ORACLE_CELL, W / ORACLE_CELL) class shares x ORACLE_SCALE."""
+    h, w = (side // ORACLE_CELL * ORACLE_CELL for side in mask.shape)
+    onehot = np.eye(n_classes, dtype=np.float32)[mask[:h, :w].astype(np.int64)]  # (h, w, classes)
+    cells = onehot.reshape(h // ORACLE_CELL, ORACLE_CELL, w // ORACLE_CELL, ORACLE_CELL, n_classes).mean(axis=(1, 3))
+    return (ORACLE_SCALE * cells.transpose(2, 0, 1)).astype(np.float32)
 
 
 def oracle_features(latents: np.ndarray) -> np.ndarray:

@@ -1,6 +1,6 @@
 """The interface every dataset source offers the runner: a `Source` of one of two kinds.
 
-  tiles    a TileSource: splits of images (with labels, text records, latents), embedded per split
+  tiles    a TileSource: splits of images (with labels, text records, latents, masks), embedded per split
   slides   a SlideSource (slide_source.py): a table of whole slides, tiled and embedded per slide
 
 The runner asks `source.kind`; it never asks which class a source is. Source kinds are
@@ -92,6 +92,10 @@ class TileSource(Source):
 
     def latents(self, split: str) -> np.ndarray | None:
         """Ground-truth latents (synthetic data only)."""
+        return None
+
+    def masks(self, split: str) -> Sequence[np.ndarray] | None:
+        """Segmentation: one (H, W) class-index mask per image, the image's size (if the dataset has them)."""
         return None
 
     def spots(self, split: str) -> "SpotTable | None":

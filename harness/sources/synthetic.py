@@ -44,8 +44,8 @@ class SyntheticTileSource(TileSource):
             self._build(self.folder, self.params)
 
     def fingerprint(self) -> str:
-        return digest({"generator": self.spec.generator, "version": self._version,
-                       "params": self.params.model_dump()})
+        params = self.params.identity() if hasattr(self.params, "identity") else self.params.model_dump()
+        return digest({"generator": self.spec.generator, "version": self._version, "params": params})
 
     def _meta(self) -> dict:
         return json.loads((self.folder / "meta.json").read_text())
@@ -66,6 +66,10 @@ class SyntheticTileSource(TileSource):
 
     def latents(self, split: str) -> np.ndarray:
         return np.load(self.folder / split / "latents.npy")
+
+    def masks(self, split: str) -> np.ndarray | None:
+        path = self.folder / split / "masks.npy"
+        return np.load(path, mmap_mode="r") if getattr(self.params, "masks", False) else None
 
     def records(self, split: str) -> list[dict] | None:
         if self.spec.annotations == "vqa":

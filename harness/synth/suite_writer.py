@@ -35,21 +35,26 @@ def write_suite(
     jobs: Sequence[Any],
     meta: dict,
     workers: int | None = None,
+    masks: bool = False,
 ) -> None:
-    """A tile dataset: memory-mapped images filled by the workers, labels and latents per split."""
+    """A tile dataset: memory-mapped images (and with `masks`, (N, H, W) uint8 masks) filled by
+    the workers, labels and latents per split."""
 
     def allocate(folder: Path) -> None:
         for split, (labels, latents) in splits.items():
             (folder / split).mkdir(parents=True)
             open_memmap(folder / split / "images.npy", mode="w+", dtype=np.uint8,
                         shape=(len(labels), tile_size, tile_size, 3)).flush()
+            if masks:
+                open_memmap(folder / split / "masks.npy", mode="w+", dtype=np.uint8,
+                            shape=(len(labels), tile_size, tile_size)).flush()
             np.save(folder / split / "labels.npy", np.asarray(labels, np.int64))
             np.save(folder / split / "latents.npy", np.asarray(latents, np.float32))
 
     total = sum(len(labels) for labels, _ in splits.values())
     meta = {**meta, "splits": {s: len(labels) for s, (labels, _) in splits.items()}}
     build_atomically(target, allocate, render_job, jobs, total, meta, workers,
-                     needed_bytes=total * (tile_size * tile_size * 3 + 4 * 64))
+                     needed_bytes=total * (tile_size * tile_size * (4 if masks else 3) + 4 * 64))
 
 
 def build_atomically(

@@ -30,7 +30,8 @@ from harness.synth.domains import item_acquisition
 from harness.synth.scanner import Scanner
 from harness.synth.stain import Staining
 from harness.synth.suite_writer import write_suite
-from harness.synth.tissue import LATENT_DIM, MAX_MITOSES, TISSUE_CLASSES, TissueFactors, draw_tissue
+from harness.synth.tissue import (LATENT_DIM, MAX_MITOSES, NUCLEUS_CLASSES, TISSUE_CLASSES, TissueFactors,
+                                  draw_tissue, nucleus_mask)
 
 GENERATOR_VERSION = 4
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
@@ -51,7 +52,13 @@ class SyntheticTileParams(BaseModel):
     task: Literal["tissue", "grade", "mitosis"] = "tissue"
     spread: float = Field(0.6, gt=0.0, le=1.0)  # width of each level's band (grade's atypia, cellularity)
     nuisance: bool = True  # per-tile staining and scanner, independent of the label
+    masks: bool = False  # also write each tile's nucleus mask (masks.npy: NUCLEUS_CLASSES indices)
     seed: int = 0
+
+    def identity(self) -> dict:
+        """What names the generated images (and so the cache folder and fingerprint): the masks
+        flag only when set, so datasets without masks keep the fingerprints they always had."""
+        return self.model_dump(exclude=None if self.masks else {"masks"})
 
 
 @dataclass(frozen=True)
@@ -104,19 +111,29 @@ def tile_acquisition(params: SyntheticTileParams, split: str, index: int) -> tup
 
 
 def render_tile(recipe: TileRecipe, params: SyntheticTileParams) -> np.ndarray:
+    return render_tile_and_mask(recipe, params)[0]
+
+
+def render_tile_and_mask(recipe: TileRecipe, params: SyntheticTileParams) -> tuple[np.ndarray, np.ndarray]:
+    """The tile and its nucleus mask (the scanner moves no pixel, so the mask is exact)."""
     code = SPLIT_CODES.get(recipe.split, 9)
     maps = draw_tissue(recipe.factors, np.random.default_rng([params.seed, code, 1, recipe.index]),
                        (params.tile_size, params.tile_size))
     staining, scanner, optics = tile_acquisition(params, recipe.split, recipe.index)
-    return scanner.acquire(staining.render(maps), optics)
+    return scanner.acquire(staining.render(maps), optics), nucleus_mask(maps, recipe.factors.tissue)
 
 
 def _render_chunk(folder: Path, job: tuple[str, list[TileRecipe], SyntheticTileParams]) -> int:
     split, recipes, params = job
     images = np.load(folder / split / "images.npy", mmap_mode="r+")
+    masks = np.load(folder / split / "masks.npy", mmap_mode="r+") if params.masks else None
     for recipe in recipes:
-        images[recipe.index] = render_tile(recipe, params)
+        images[recipe.index], mask = render_tile_and_mask(recipe, params)
+        if masks is not None:
+            masks[recipe.index] = mask
     images.flush()
+    if masks is not None:
+        masks.flush()
     return len(recipes)
 
 
@@ -128,6 +145,6 @@ def build_tile_suite(target: Path, params: SyntheticTileParams, workers: int | N
         latents = np.stack([r.factors.latent() for r in recipes]) if recipes else np.zeros((0, LATENT_DIM))
         splits[split] = (np.array([r.label for r in recipes]), latents)
         jobs += [(split, recipes[start : start + 16], params) for start in range(0, len(recipes), 16)]
-    meta = {"generator": "tiles", "version": GENERATOR_VERSION, "params": params.model_dump(),
-            "classes": list(TASK_CLASSES[params.task])}
-    write_suite(target, splits, params.tile_size, _render_chunk, jobs, meta, workers)
+    classes = NUCLEUS_CLASSES if params.masks else TASK_CLASSES[params.task]  # a mask's classes are its pixels'
+    meta = {"generator": "tiles", "version": GENERATOR_VERSION, "params": params.model_dump(), "classes": list(classes)}
+    write_suite(target, splits, params.tile_size, _render_chunk, jobs, meta, workers, masks=params.masks)

@@ -63,6 +63,21 @@ LATENT_DIM = len(TISSUE_CLASSES) + len(LATENT_FACTORS)
 class TissueMaps:
     hematoxylin: np.ndarray  # (H, W) float32 stain concentration (optical-density units)
     eosin: np.ndarray
+    nuclei: np.ndarray | None = None  # (H, W) bool: the pixels inside a nucleus (the segmentation truth)
+
+
+# The nuclear class of each tissue's nuclei, in CoNSeP's grouping (eva's 5 classes)
+NUCLEUS_CLASSES = ("background", "other", "inflammatory", "epithelial", "spindle-shaped")
+TISSUE_NUCLEI = {"tumour": "epithelial", "mucosa": "epithelial", "lymphocytes": "inflammatory",
+                 "stroma": "spindle-shaped", "adipose": "spindle-shaped", "necrosis": "other"}
+
+
+def nucleus_mask(maps: TissueMaps, tissue: str) -> np.ndarray:
+    """(H, W) uint8 class index of every pixel: its tissue's nucleus class inside a nucleus, else 0."""
+    mask = np.zeros(maps.eosin.shape, np.uint8)
+    if maps.nuclei is not None:
+        mask[maps.nuclei] = NUCLEUS_CLASSES.index(TISSUE_NUCLEI[tissue])
+    return mask
 
 
 def draw_tissue(factors: TissueFactors, rng: np.random.Generator, size: tuple[int, int]) -> TissueMaps:
@@ -106,6 +121,7 @@ class Nuclei:
         self.shape = shape
         self.in_focus = np.zeros(shape, np.float32)
         self.blurred = np.zeros(shape, np.float32)
+        self.inside = np.zeros(shape, np.float32)  # how far inside a nucleus each pixel is (1: well inside)
         self.out_of_focus = out_of_focus
         fine, coarse = smooth_noise(rng, shape, 0.7), smooth_noise(rng, shape, 1.6)
         self.texture = (1 - coarseness) * fine + coarseness * coarse
@@ -143,10 +159,15 @@ class Nuclei:
         layer = self.in_focus if focus else self.blurred
         patch = layer[y0:y1, x0:x1]
         np.maximum(patch, value, out=patch)
+        np.maximum(self.inside[y0:y1, x0:x1], inside, out=self.inside[y0:y1, x0:x1])
 
     def into(self, maps: TissueMaps) -> None:
         blurred = gaussian_filter(self.blurred, 1.8) * 0.85
         np.maximum(maps.hematoxylin, np.maximum(self.in_focus, blurred), out=maps.hematoxylin)
+        # a nucleus is where a stamp's soft edge is past half-way and some of its stain was kept
+        # (a drawer may clear a stamp again: a mitotic figure's halo, a gland's lumen)
+        nuclei = (self.inside >= 0.5) & ((self.in_focus > 0) | (self.blurred > 0))
+        maps.nuclei = nuclei if maps.nuclei is None else maps.nuclei | nuclei
 
 
 def jittered_grid(rng: np.random.Generator, size: tuple[int, int], spacing: float, jitter: float) -> np.ndarray:

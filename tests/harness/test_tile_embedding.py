@@ -123,3 +123,67 @@ def test_workers_default_to_none_on_cpu_and_to_several_on_cuda():
     assert resolve_workers(None, "cpu") == 0  # the model's threads use every core already
     assert 1 <= resolve_workers(None, "cuda") <= 8
     assert resolve_workers(3, "cpu") == 3  # --workers wins
+
+
+@pytest.fixture(scope="module")
+def masked_source(cache_dir):
+    spec = SynthDataset(source="synth", generator="tiles",
+                        params={"tile_size": 64, "per_class": {"train": 2}, "masks": True, "seed": 12})
+    source = open_source("dense-test", spec, DataContext(cache_dir=cache_dir, data_root=cache_dir / "data"))
+    source.prepare()
+    return source
+
+
+def test_dense_features_are_the_token_grid_cached_as_float16(tmp_path, masked_source, encoder, monkeypatch):
+    """Segmentation's features: the last block's tokens on their grid, (n, 192, 14, 14) for a
+    ViT/16 at 224, kept as float16 in shards; an interrupted extraction resumes after the
+    finished shards, and the pooled embeddings of the same model are a separate entry."""
+    import torch
+
+    import harness.tile_embedding as module
+
+    monkeypatch.setattr(module, "DENSE_SHARD", 5)
+    cache = EmbeddingCache(tmp_path)
+    fingerprint = masked_source.fingerprint()
+    calls = {"n": 0}
+    original = encoder.module.feature_map
+
+    def dies_on_the_third_batch(x):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(x)
+
+    monkeypatch.setattr(encoder.module, "feature_map", dies_on_the_third_batch)
+    with pytest.raises(KeyboardInterrupt):
+        embed_split(encoder, masked_source, fingerprint, "train", cache, OPTIONS, dense=True)
+    monkeypatch.setattr(encoder.module, "feature_map", original)
+    dense, computed = embed_split(encoder, masked_source, fingerprint, "train", cache, OPTIONS, dense=True)
+    assert computed and dense.meta["resumed_from"] == 5  # the first shard (5 of the 8 images embedded) was kept
+    assert dense.embeddings.shape == (12, 192, 14, 14) and dense.embeddings.dtype == np.float16
+    images = torch.stack([encoder.transform.prepare(masked_source.images("train")[i]) for i in range(12)])
+    with torch.inference_mode():
+        direct = encoder.module.feature_map(encoder.transform.normalise(images)).numpy()
+    np.testing.assert_allclose(np.asarray(dense.embeddings, np.float32), direct, rtol=1e-2, atol=1e-2)
+    pooled, _ = embed_split(encoder, masked_source, fingerprint, "train", cache, OPTIONS)
+    assert pooled.embeddings.shape == (12, 192)
+    masks = masked_source.masks("train")
+    assert masks.shape == (12, 64, 64) and set(np.unique(masks)) <= set(range(5)) and masks.max() > 0
+
+
+def test_colour_statistics_and_instruments_have_dense_forms(tmp_path, masked_source):
+    from harness.models.instruments import make_instrument
+
+    cache = EmbeddingCache(tmp_path)
+    fingerprint = masked_source.fingerprint()
+    colour = load_encoder("colour-stats", LoadOptions())
+    maps, _ = embed_split(colour, masked_source, fingerprint, "train", cache, OPTIONS, dense=True)
+    assert maps.embeddings.shape == (12, 30, 16, 16)
+    oracle, _ = embed_split(make_instrument("synth-oracle", 0), masked_source, fingerprint, "train", cache, OPTIONS,
+                            dense=True)
+    assert oracle.embeddings.shape == (12, 5, 32, 32)  # class shares of 2 px cells of a 64 px tile
+    shares = np.asarray(oracle.embeddings, np.float32).sum(axis=1)
+    np.testing.assert_allclose(shares, 6.0, atol=1e-2)  # ORACLE_SCALE x (shares sum to one)
+    noise, _ = embed_split(make_instrument("random-noise", 0), masked_source, fingerprint, "train", cache, OPTIONS,
+                           dense=True)
+    assert noise.embeddings.shape == (12, 64, 16, 16)
