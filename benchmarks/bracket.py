@@ -24,7 +24,8 @@ import numpy as np
 from harness.results import ResultStore
 
 TILE_TASKS = ("synth-tiles", "synth-grade", "synth-mitosis", "synth-retrieval", "synth-vqa")
-OTHER_TASKS = ("synth-slides", "synth-survival", "synth-report", "synth-plism", "synth-invariance", "synth-st")
+OTHER_TASKS = ("synth-slides", "synth-survival", "synth-report", "synth-plism", "synth-invariance", "synth-st",
+               "synth-seg")
 MODELS = ("synth-oracle", "synth-reference", "colour-stats", "timm--resnet18-random-init",
           "timm--vit_tiny_patch16_224-random-init", "random-noise")
 

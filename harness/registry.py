@@ -170,6 +170,20 @@ class HestBenchDataset(_Strict):
     description: str = ""
 
 
+class SegmentationFolderDataset(_Strict):
+    """A segmentation dataset in its publisher's folder layout (<data-root>/<path>)."""
+
+    source: Literal["masks"]
+    layout: Literal["consep", "monusac", "bcss"]  # harness/sources/segmentation_folders.py
+    path: str
+    size: int = Field(224, ge=16, le=1024)  # monusac: each image resized and cropped to this
+    max_items_per_image: int = Field(1000, ge=1)  # bcss: grid cells kept per image (eva's GridSampler)
+    license: str = ""
+    homepage: str = ""
+    instructions: str = ""
+    description: str = ""
+
+
 DatasetSpec = BaseModel  # one of DATASET_SCHEMAS' classes, chosen by the dataset's `source:` key
 
 # A dataset's `source:` -> the schema of its keys. A source kind registers its schema here along
@@ -178,6 +192,7 @@ DatasetSpec = BaseModel  # one of DATASET_SCHEMAS' classes, chosen by the datase
 DATASET_SCHEMAS: dict[str, type[BaseModel]] = {
     "synth": SynthDataset, "hf": HubDataset, "imagefolder": ImageFolderDataset, "csv": CsvDataset,
     "transformed": TransformedDataset, "wsi": WsiDataset, "hest": HestBenchDataset,
+    "masks": SegmentationFolderDataset,
 }
 
 

@@ -54,12 +54,12 @@ def instrument_results(suite_cache, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def colour_results(suite_cache, tmp_path_factory) -> Path:
-    """colour-stats on the two morphology-only tasks and on gene expression (a folder of its own:
+    """colour-stats on the two morphology-only tasks, gene expression and segmentation (a folder of its own:
     the leaderboard tests read instrument_results, whose models all share every task)."""
     from harness.cli import main
 
     out = tmp_path_factory.mktemp("colour-results")
-    code = main(["run", "--model", "colour-stats", "--tasks", "synth-grade,synth-mitosis,synth-st",
+    code = main(["run", "--model", "colour-stats", "--tasks", "synth-grade,synth-mitosis,synth-st,synth-seg",
                  "--output", str(out), "--cache-dir", str(suite_cache)])
     assert code == 0
     return out

@@ -53,7 +53,7 @@ def test_every_result_describes_exactly_the_metrics_it_reports(instrument_result
     the declaration: one description per reported metric, no more, and every value in its bounds."""
     results = [read(path) for path in sorted(instrument_results.glob("*/*.json"))]
     ok = [r for r in results if r["status"] == "ok"]
-    assert len({r["family"] for r in ok}) == 9  # every built-in family ran
+    assert len({r["family"] for r in ok}) == 10  # every built-in family ran
     for result in ok:
         assert set(result["metric_info"]) == set(result["metrics"]), (result["task"], result["model"]["name"])
         for name, info in result["metric_info"].items():
@@ -97,6 +97,20 @@ def test_instruments_and_colour_bracket_gene_expression(instrument_results, colo
     colour = read(colour_results / "colour-stats" / "synth-st.json")["main_score"]["value"]
     assert oracle >= 0.9 * ceiling and abs(noise) <= 0.05
     assert colour <= oracle - 0.2, (colour, oracle)
+
+
+def test_instruments_and_colour_bracket_segmentation(instrument_results, colour_results):
+    """synth-seg: the oracle's exact masks (2 px cells) within 0.9 of a perfect Dice, noise at the
+    metric's chance (one class predicted everywhere), colour statistics between them, far below
+    the oracle."""
+    oracle = read(instrument_results / "synth-oracle" / "synth-seg.json")
+    noise = read(instrument_results / "random-noise" / "synth-seg.json")
+    colour = read(colour_results / "colour-stats" / "synth-seg.json")["main_score"]["value"]
+    chance = noise["details"]["constant_baseline"]["dice"]
+    assert oracle["main_score"]["value"] >= 0.9
+    assert abs(noise["main_score"]["value"] - chance) <= 0.05, (noise["main_score"]["value"], chance)
+    assert noise["main_score"]["value"] + 0.05 <= colour <= oracle["main_score"]["value"] - 0.3
+    assert oracle["details"]["feature_grid"] == [5, 56, 56] and oracle["params"]["decoder"] == "conv-ms"
 
 
 def test_instruments_bound_vqa_and_report_generation(instrument_results):

@@ -71,7 +71,8 @@ for _name, _opener in {"synth": _synthetic, "hf": _class("harness.sources.hub", 
                        "imagefolder": _class("harness.sources.image_folder", "ImageFolderSource"),
                        "csv": _class("harness.sources.csv_table", "CsvTableSource"),
                        "transformed": _transformed, "wsi": _class("harness.sources.slide_source", "SlideSource"),
-                       "hest": _class("harness.sources.hest_bench", "HestBenchSource")}.items():
+                       "hest": _class("harness.sources.hest_bench", "HestBenchSource"),
+                       "masks": _class("harness.sources.segmentation_folders", "SegmentationFolderSource")}.items():
     register_source_kind(_name, DATASET_SCHEMAS[_name], _opener)
 
 load_plugin_modules("pathology_harness.sources")  # modules of other installed packages that register kinds

@@ -1,0 +1,139 @@
+"""CoNSeP, MoNuSAC and BCSS read from small fixtures written in their publishers' layouts."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy.io import savemat
+
+from harness.errors import HarnessError
+from harness.registry import SegmentationFolderDataset
+from harness.sources import DataContext, open_source
+
+
+def _source(tmp_path: Path, layout: str, **keys):
+    spec = SegmentationFolderDataset(source="masks", layout=layout, path=layout, **keys)
+    return open_source(layout, spec, DataContext(cache_dir=tmp_path / "cache", data_root=tmp_path / "data"))
+
+
+def _rgb(rng, h, w):
+    return rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+
+
+def write_consep(root: Path, rng) -> dict[str, np.ndarray]:
+    """Two training images and one test image of 500 x 500 px (2 x 2 cells of 250) with HoVer-Net's
+    7 nucleus types in `type_map`."""
+    types = {}
+    for folder, names in (("Train", ["train_1", "train_2"]), ("Test", ["test_1"])):
+        (root / folder / "Images").mkdir(parents=True)
+        (root / folder / "Labels").mkdir(parents=True)
+        for name in names:
+            Image.fromarray(_rgb(rng, 500, 500)).save(root / folder / "Images" / f"{name}.png")
+            type_map = rng.integers(0, 8, (500, 500)).astype(np.int32)
+            savemat(root / folder / "Labels" / f"{name}.mat",
+                    {"type_map": type_map, "inst_map": np.zeros((500, 500), np.int32)})
+            types[name] = type_map
+    return types
+
+
+def test_consep_cells_and_grouped_classes(tmp_path):
+    types = write_consep(tmp_path / "data" / "consep", np.random.default_rng(0))
+    source = _source(tmp_path, "consep")
+    assert source.availability().ok
+    assert source.split_names() == ["train", "val"]
+    assert source.class_names() == ["background", "other", "inflammatory", "epithelial", "spindle-shaped"]
+    images, masks = source.images("train"), source.masks("train")
+    assert len(images) == len(masks) == 8  # 2 images x 2 x 2 cells
+    assert images[0].shape == (250, 250, 3) and masks[0].shape == (250, 250)
+    # the second cell of train_1 is its top-right quarter; classes 3, 4 -> 3 and 5, 6, 7 -> 4
+    expected = types["train_1"][0:250, 250:500]
+    expected = np.where(expected > 4, 4, np.where(expected == 4, 3, expected))
+    np.testing.assert_array_equal(masks[1], expected)
+    image = np.asarray(Image.open(tmp_path / "data/consep/Train/Images/train_1.png"))
+    np.testing.assert_array_equal(images[1], image[0:250, 250:500])
+    assert len(source.images("val")) == 4
+
+
+def test_consep_missing_label_is_one_line(tmp_path):
+    root = tmp_path / "data" / "consep"
+    write_consep(root, np.random.default_rng(0))
+    (root / "Train" / "Labels" / "train_2.mat").unlink()
+    with pytest.raises(HarnessError, match=r"train_2.mat: missing"):
+        _source(tmp_path, "consep").split_names()
+
+
+def _monusac_xml(path: Path, regions: list[tuple[str, list[tuple[float, float]]]]) -> None:
+    """MoNuSAC's annotation format: one Annotation per class, its first child the Attributes
+    (the class name), Regions under a Regions element, each with Attributes then Vertices."""
+    parts = ["<Annotations>"]
+    for label, vertices in regions:
+        points = "".join(f'<Vertex X="{x}" Y="{y}" Z="0"/>' for x, y in vertices)
+        parts.append(f'<Annotation Id="1"><Attributes><Attribute Name="{label}" Id="0" Value=""/></Attributes>'
+                     f'<Regions><RegionAttributeHeaders/><Region Id="1"><Attributes/><Vertices>{points}'
+                     "</Vertices></Region></Regions><Plots/></Annotation>")
+    parts.append("</Annotations>")
+    path.write_text("".join(parts))
+
+
+def test_monusac_polygons_resized_and_cropped(tmp_path):
+    rng = np.random.default_rng(1)
+    root = tmp_path / "data" / "monusac"
+    train = root / "MoNuSAC_images_and_annotations" / "TCGA-55-1594-01Z-00-DX1"
+    test = root / "MoNuSAC Testing Data and Annotations" / "TCGA-2Z-A9JG-01Z-00-DX1"
+    train.mkdir(parents=True)
+    test.mkdir(parents=True)
+    Image.fromarray(_rgb(rng, 100, 200)).save(train / "TCGA-55-1594-01Z-00-DX1_003.tif")
+    _monusac_xml(train / "TCGA-55-1594-01Z-00-DX1_003.xml",
+                 [("Lymphocyte", [(90, 40), (110, 40), (110, 60), (90, 60)]),  # a square in the centre
+                  ("Neutrophil", [(0, 0), (20, 0), (20, 20), (0, 20)])])  # cut away by the centre crop
+    Image.fromarray(_rgb(rng, 64, 64)).save(test / "TCGA-2Z-A9JG-01Z-00-DX1_1.tif")
+    _monusac_xml(test / "TCGA-2Z-A9JG-01Z-00-DX1_1.xml", [("Something else", [(10, 10), (30, 10), (30, 30)])])
+    source = _source(tmp_path, "monusac", size=50)
+    assert source.split_names() == ["train", "test"]
+    mask = source.masks("train")[0]
+    assert mask.shape == (50, 50) and source.images("train")[0].shape == (50, 50, 3)
+    # 100 x 200 -> 50 x 100, centre crop of 50: the lymphocyte square (x 90-110, y 40-60) lands at 20-30
+    assert set(np.unique(mask)) == {0, 2}
+    assert mask[25, 25] == 2 and mask[5, 5] == 0
+    assert np.unique(source.masks("test")[0]).tolist() == [0, 5]  # an unknown label is "ambiguous"
+
+
+def test_bcss_institute_splits_and_groups(tmp_path):
+    rng = np.random.default_rng(2)
+    root = tmp_path / "data" / "bcss"
+    (root / "rgbs_colorNormalized").mkdir(parents=True)
+    (root / "masks").mkdir()
+    names = {"TCGA-A2-A0CM-DX1_xmin18562_ymin56852_MPP-0.2500.png": "train",
+             "TCGA-C8-A3XY-DX1_xmin76297_ymin35510_MPP-0.2500.png": "val",
+             "TCGA-OL-A5D6-DX1_xmin115108_ymin40554_MPP-0.2500.png": "test"}
+    codes = {}
+    for name in names:
+        Image.fromarray(_rgb(rng, 900, 448)).save(root / "rgbs_colorNormalized" / name)
+        codes[name] = np.repeat(np.repeat(rng.integers(0, 22, (450, 224)), 2, 0), 2, 1)[:900, :448].astype(np.uint8)
+        Image.fromarray(codes[name]).save(root / "masks" / name)
+    source = _source(tmp_path, "bcss")
+    assert source.split_names() == ["train", "val", "test"]
+    assert len(source.masks("train")) == 2  # 900 x 448 at 448 px cells: 2 rows, 1 column
+    mask = source.masks("train")[1]
+    assert mask.shape == (224, 224)
+    original = codes["TCGA-A2-A0CM-DX1_xmin18562_ymin56852_MPP-0.2500.png"][448:896:2, 0:448:2]
+    grouped = np.full(original.shape, 5)
+    for code, group in {0: 0, 1: 1, 19: 1, 20: 1, 2: 2, 3: 3, 10: 3, 11: 3, 4: 4}.items():
+        grouped[original == code] = group
+    np.testing.assert_array_equal(mask, grouped)
+    assert source.images("test")[0].shape == (224, 224, 3)
+
+
+def test_absent_dataset_names_the_folder(tmp_path):
+    availability = _source(tmp_path, "bcss", homepage="https://github.com/PathologyDataScience/BCSS").availability()
+    assert not availability.ok
+    assert "rgbs_colorNormalized" in availability.reason and "PathologyDataScience" in availability.reason
+
+
+def test_corrupt_mask_is_one_line(tmp_path):
+    root = tmp_path / "data" / "consep"
+    write_consep(root, np.random.default_rng(0))
+    (root / "Test" / "Labels" / "test_1.mat").write_bytes(b"not a mat file")
+    with pytest.raises(HarnessError, match=r"test_1.mat: unreadable mask"):
+        _source(tmp_path, "consep").masks("val")[0]
