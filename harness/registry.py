@@ -90,7 +90,7 @@ class ImageFolderDataset(_Strict):
     source: Literal["imagefolder"]
     path: str
     splits: list[str]
-    classes: list[str] | None = None  # default: sorted class folder names of the first split
+    classes: list[str] | None = None  # default: the sorted class folder names of every split
     mpp: float | None = None
     license: str = ""
     homepage: str = ""

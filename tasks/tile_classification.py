@@ -69,8 +69,12 @@ class TileClassification(TaskFamily):
     def evaluate(self, data: TaskData, params: TileClassificationParams) -> Evaluation:
         from scipy.special import softmax
 
-        train, val, test, eval_split = fit_val_test_splits(data.splits, params.val_fraction)
+        train, val, test, eval_split = fit_val_test_splits(data.splits, params.val_fraction, data.class_names)
         n_classes = len(data.class_names)
+        too_large = [k for k in params.knn_k if k > len(train.labels)]
+        if too_large:  # scikit-learn refuses it; capped, every item would get the majority class
+            raise ValueError(f"kNN k={too_large[0]} is larger than the {len(train.labels)} training images: "
+                             "set the task's knn_k (tasks.yaml params) to at most that, or add training images")
         config = LinearProbeConfig(
             lr=params.lr, weight_decay=params.weight_decay, batch_size=params.batch_size,
             max_steps=params.max_steps, eval_every=params.eval_every, patience=params.patience,
@@ -118,9 +122,11 @@ class TileClassification(TaskFamily):
 
 
 def fit_val_test_splits(
-    splits: dict[str, SplitArrays], val_fraction: float
+    splits: dict[str, SplitArrays], val_fraction: float, class_names: list[str] | None = None
 ) -> tuple[SplitArrays, SplitArrays, SplitArrays, str]:
-    """(train, selection, evaluation, evaluation split name) following the protocol above."""
+    """(train, selection, evaluation, evaluation split name) following the protocol above. The
+    automatic hold-out keeps every class: at least one image of each, so at least as many images
+    as classes; a training split too small for that is one line naming the class and the fix."""
     if "train" not in splits:
         raise ValueError("the dataset has no train split")
     train = splits["train"]
@@ -135,9 +141,26 @@ def fit_val_test_splits(
         from sklearn.model_selection import train_test_split
 
         index = np.arange(len(train.labels))
-        fit_idx, val_idx = train_test_split(
-            index, test_size=val_fraction, stratify=train.labels, random_state=0
-        )
+        n_val = max(int(np.ceil(val_fraction * len(index))), len(np.unique(train.labels)))
+        check_holdout(train.labels, n_val, val_fraction, class_names)
+        fit_idx, val_idx = train_test_split(index, test_size=n_val, stratify=train.labels, random_state=0)
         val = SplitArrays(train.embeddings[val_idx], train.labels[val_idx])
         train = SplitArrays(train.embeddings[fit_idx], train.labels[fit_idx])
     return train, val, test, eval_split
+
+
+def check_holdout(labels: np.ndarray, n_val: int, val_fraction: float, class_names: list[str] | None) -> None:
+    """The stratified hold-out needs two training images of every class (one stays, one is held
+    out) and room for one of each on both sides; else one line naming what to change."""
+    classes, counts = np.unique(labels, return_counts=True)
+    name = lambda c: repr(class_names[c]) if class_names and 0 <= c < len(class_names) else f"#{c}"  # noqa: E731
+    hold_out = (f"the dataset has no val split, so {val_fraction:.0%} of train (at least one image per class) is "
+                "held out to select the probe")
+    if counts.min() < 2:
+        single = [name(int(c)) for c, n in zip(classes, counts) if n < 2]
+        raise ValueError(f"{hold_out}, and class {', '.join(single)} has only one training image: add a val split "
+                         "(<split>/<class>/ folders) or more training images of it")
+    if len(labels) - n_val < len(classes):
+        raise ValueError(f"{hold_out}: {len(labels)} training images are too few for {len(classes)} classes on both "
+                         "sides; add a val split or more training images")
+

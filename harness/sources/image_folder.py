@@ -6,10 +6,12 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from rich.markup import escape
 
 from harness.errors import HarnessError
 from harness.registry import ImageFolderDataset
 from harness.sources.base import Availability, TileSource, digest
+from harness.terminal import console
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
 
@@ -33,6 +35,10 @@ class FolderImages:
 class ImageFolderSource(TileSource):
     spec: ImageFolderDataset
 
+    def __init__(self, name, spec, context):
+        super().__init__(name, spec, context)
+        self._warned: set[str] = set()  # splits whose absent classes were reported
+
     @property
     def root(self) -> Path:
         return (self.context.data_root / self.spec.path).expanduser()
@@ -41,27 +47,55 @@ class ImageFolderSource(TileSource):
         missing = [s for s in self.spec.splits if not (self.root / s).is_dir()]
         if not missing:
             return Availability(ok=True)
+        layout = f"{self.root}/<split>/<class>/<image> with splits {', '.join(self.spec.splits)}"
+        found = self._misplaced()
+        if found:  # the data is there, in another layout: say which one is expected
+            return Availability(ok=False, reason=f"{found}, but no {', '.join(missing)} folder: this dataset "
+                                                 f"reads {layout}; move the class folders under those split folders")
         how = f" {self.spec.instructions.strip()}" if self.spec.instructions else ""
         where = f" ({self.spec.homepage})" if self.spec.homepage else ""
         return Availability(
             ok=False,
-            reason=f"no {', '.join(missing)} folder under {self.root}: the data needs manual download{where}.{how} "
-                   "Put it at that path or pass --data-root",
+            reason=f"no {', '.join(missing)} folder under {self.root} (expected {layout}): the data needs manual "
+                   f"download{where}.{how} Put it at that path or pass --data-root",
         )
 
+    def _misplaced(self) -> str:
+        """What is at the root instead of split folders: loose images, or class folders of images."""
+        if not self.root.is_dir():
+            return ""
+        entries = sorted(self.root.iterdir())[:10_000]
+        loose = [p for p in entries if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+        if loose:
+            return f"{self.root} holds {len(loose)} image(s) directly"
+        classes = [p.name for p in entries if p.is_dir() and p.name not in self.spec.splits
+                   and any(q.suffix.lower() in IMAGE_SUFFIXES for q in list(p.iterdir())[:1000])]
+        if classes:
+            return f"{self.root} holds image folders {classes[:5]}"
+        return ""
+
     def class_names(self) -> list[str]:
+        """The declared classes, else the class folders of every split, sorted (a class with images
+        in the test split only is still a class: its images are read, not dropped)."""
         if self.spec.classes:
             return list(self.spec.classes)
-        return sorted(p.name for p in (self.root / self.spec.splits[0]).iterdir() if p.is_dir())
+        return sorted({p.name for s in self.spec.splits if (self.root / s).is_dir()
+                       for p in (self.root / s).iterdir() if p.is_dir()})
 
     def _items(self, split: str) -> list[tuple[Path, int]]:
-        items = []
+        items, absent = [], []
         for index, name in enumerate(self.class_names()):
             folder = self.root / split / name
-            if folder.is_dir():
-                items += [(p, index) for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+            files = [p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES] if folder.is_dir() else []
+            items += [(p, index) for p in files]
+            if not files:
+                absent.append(name)
         if not items:
             raise HarnessError(f"{self.root / split}: no images in <class>/ subfolders {self.class_names()}")
+        if absent and split not in self._warned:
+            self._warned.add(split)
+            console.print(f"[yellow]warning[/yellow] {escape(str(self.root / split))}: no images of class(es) "
+                          f"{escape(str(absent))} in this split")
         return items
 
     def fingerprint(self) -> str:
