@@ -108,7 +108,9 @@ class HarnessCLI:
         if spec is None or spec.origin is None:
             raise HarnessError("the leaderboard app (leaderboard/app.py) is missing from this installation")
         if find_spec("streamlit") is None:
-            raise HarnessError("the leaderboard needs Streamlit: pip install 'pathology-harness[app]'")
+            from harness.install_hints import install_extra
+
+            raise HarnessError(f"the leaderboard needs Streamlit: {install_extra('app')}")
         env = dict(os.environ, HARNESS_RESULTS=str(Path(args.results).resolve()))
         for key, value in (("HARNESS_HUB_REPO", args.hub), ("HARNESS_REQUESTS_REPO", args.requests_repo),
                            ("HARNESS_REQUESTS", args.requests)):

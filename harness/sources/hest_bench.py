@@ -98,7 +98,7 @@ class HestBenchSource(TileSource):
 
     @cached_property
     def _barcodes(self) -> list[list[str]]:
-        import h5py
+        h5py = _h5py()
 
         barcodes = []
         for sample in self._samples:
@@ -209,3 +209,14 @@ def _text(value) -> str:
 
 def _dense(matrix) -> np.ndarray:
     return matrix.toarray() if hasattr(matrix, "toarray") else np.asarray(matrix)
+
+
+def _h5py():
+    """h5py, or one line saying how to install the extra that brings it."""
+    try:
+        import h5py
+    except ImportError:
+        from harness.install_hints import install_extra
+
+        raise HarnessError(f"HEST-Bench data is HDF5: {install_extra('hest')} (h5py)") from None
+    return h5py
