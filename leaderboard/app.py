@@ -32,6 +32,7 @@ from harness.submissions import HUB_ID
 from leaderboard import charts
 from leaderboard.aggregate import (build_leaderboard, is_truncated, load_distillation_reports, load_results,
                                    group_tables, matryoshka_curves, retention_rows, suite_rows)
+from leaderboard.head_to_head import MAX_MODELS, head_to_head
 from leaderboard.formatting import LEAD_WIDTHS, MISSING, TASK_WIDTHS, parameters_label, plain, protocol_markdown
 
 HUB_REPO = os.environ.get("HARNESS_HUB_REPO")  # a results dataset on the Hub (harness push --repo)
@@ -121,7 +122,7 @@ overview = pd.DataFrame(board.overview())
 labels = pd.DataFrame(board.cell_labels(), columns=board.tasks)
 uncertainty = board.rank_uncertainty()
 
-tabs = st.tabs(["Leaderboard", "Per task", "Size and speed", "Robustness", "Students", "Queue", "About"])
+tabs = st.tabs(["Leaderboard", "Per task", "Head to head", "Size and speed", "Robustness", "Students", "Queue", "About"])
 
 # --- leaderboard: scores first --------------------------------------------------------------
 with tabs[0]:
@@ -222,8 +223,22 @@ with tabs[1]:
         "score": st.column_config.NumberColumn("score", format="%.4f", width=TASK_WIDTHS[2]),
         **{c: st.column_config.NumberColumn(format="%.4f") for c in ("ci95 low", "ci95 high", "std")}})
 
-# --- score against size and speed -----------------------------------------------------------
+# --- head to head ------------------------------------------------------------------------------
 with tabs[2]:
+    names = {model: board.model_info[model]["name"] for model in board.ranked_models()}
+    chosen = st.multiselect(f"Models (2 to {MAX_MODELS})", list(names), default=list(names)[:2],
+                            format_func=lambda m: names[m], max_selections=MAX_MODELS)
+    if len(chosen) < 2:
+        st.info(f"Pick 2 to {MAX_MODELS} models.")
+    else:
+        st.caption("Per task, the first model of each pair against the second: the difference of their main scores "
+                   "(positive: the first is better) and its 95% interval over the paired bootstrap resamples (the "
+                   "same resampled test items for both). win: the interval is above 0; loss: below 0; tie: it "
+                   "holds 0. not paired: no comparable replicates, the point difference only, counted neither way.")
+        st.dataframe(pd.DataFrame(head_to_head(board, chosen)), hide_index=True, placeholder=MISSING, width="content")
+
+# --- score against size and speed -----------------------------------------------------------
+with tabs[3]:
     costs = overview.assign(parameters_m=overview["parameters"] / 1e6)
     if costs["mean"].notna().sum() == 0:
         st.info("No common bounded task to plot: widen the filters.")
@@ -244,7 +259,7 @@ with tabs[2]:
                 st.info("No throughput recorded (instruments read no pixels).")
 
 # --- robustness --------------------------------------------------------------------------------
-with tabs[3]:
+with tabs[4]:
     tables = group_tables(shown, "robustness")
     if not tables:
         st.info("No robustness results among the models shown.")
@@ -263,7 +278,7 @@ with tabs[3]:
                                     for c in frame if c != "model"})
 
 # --- students and their teachers ---------------------------------------------------------------
-with tabs[4]:
+with tabs[5]:
     reports, report_warnings = load_distillation_reports(RESULTS)
     for warning in report_warnings:
         st.warning(plain(warning))
@@ -295,7 +310,7 @@ with tabs[4]:
             st.altair_chart(charts.dims_curves(curve), width="stretch")
 
 # --- submission queue ------------------------------------------------------------------------
-with tabs[5]:
+with tabs[6]:
     if not (REQUESTS_REPO or REQUESTS_DIR):
         st.info("No submission queue is configured for this board (HARNESS_REQUESTS_REPO or HARNESS_REQUESTS).")
     else:
@@ -317,7 +332,7 @@ with tabs[5]:
         "results here.")
 
 # --- about -----------------------------------------------------------------------------------
-with tabs[6]:
+with tabs[7]:
     st.markdown(protocol_markdown())
     mirrored = {name: spec for name, spec in SUITES.items() if spec.mirrors}
     if mirrored:

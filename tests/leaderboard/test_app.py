@@ -168,3 +168,23 @@ def test_published_tables_show_each_suite_aggregate_and_what_it_mirrors(monkeypa
     assert list(suites["plismbench scored"]) == ["1/1", "1/1"]
     about = " ".join(m.value for m in app.markdown)
     assert "plism" in about and "leaderboard score" in about and "HEST" in about
+
+
+def test_head_to_head_tab_compares_the_chosen_models(monkeypatch, tmp_path):
+    """Two models with paired replicates on t1 (big clearly ahead) and none on t2: the tab shows
+    the win with its interval, the unpaired task without a verdict, and the tally."""
+    import numpy as np
+
+    noise = np.random.default_rng(0).normal(0, 0.01, 200)
+    write_result(tmp_path, "big", "t1", "tile_classification", 0.9, replicates=0.9 + noise)
+    write_result(tmp_path, "small", "t1", "tile_classification", 0.8, replicates=0.8 + noise)
+    write_result(tmp_path, "big", "t2", "retrieval", 0.7, main="map@5")
+    write_result(tmp_path, "small", "t2", "retrieval", 0.6, main="map@5")
+    app = run_app(monkeypatch, tmp_path)
+    table = next(d.value for d in app.dataframe if "big vs small" in d.value.columns)
+    rows = dict(zip(table["task"], table["big vs small"]))
+    assert rows["t1"].startswith("win +0.100") and rows["t2"] == "not paired +0.100"
+    assert rows["wins / ties / losses"] == "1 / 0 / 0"
+    picker = next(m for m in app.multiselect if m.label.startswith("Models (2 to 5)"))
+    picker.set_value(["big"]).run()
+    assert any("Pick 2 to 5 models" in i.value for i in app.info)

@@ -31,7 +31,7 @@ needs_chromium = pytest.mark.skipif(
     not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)),
     reason="needs Debian's chromium and chromium-driver (.ci/run installs them)",
 )
-TABS = ["Leaderboard", "Per task", "Size and speed", "Robustness", "Students", "Queue", "About"]
+TABS = ["Leaderboard", "Per task", "Head to head", "Size and speed", "Robustness", "Students", "Queue", "About"]
 
 
 def free_port() -> int:
@@ -221,6 +221,8 @@ def test_every_view_of_the_space_in_chromium(space_venv, instrument_results, sui
                     scores = [float(row[2]) for row in table_rows(grid) if row[2]]
                     assert 12.0 in scores and scores == sorted(scores), scores
                     assert driver.save_screenshot(str(tmp_path / "view-per-task-cider.png"))
+                if name == "Head to head":  # the two best models, task by task, from their paired replicates
+                    assert "wins / ties / losses" in text and " vs " in text
                 if name == "Robustness":
                     assert "synth-plism" in text and "synth-invariance" in text
                 if name == "Students":
