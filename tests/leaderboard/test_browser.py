@@ -222,7 +222,10 @@ def test_every_view_of_the_space_in_chromium(space_venv, instrument_results, sui
                     assert 12.0 in scores and scores == sorted(scores), scores
                     assert driver.save_screenshot(str(tmp_path / "view-per-task-cider.png"))
                 if name == "Head to head":  # the two best models, task by task, from their paired replicates
-                    assert "wins / ties / losses" in text and " vs " in text
+                    [versus] = panel.find_elements(By.CSS_SELECTOR, '[data-testid="stDataFrame"]')
+                    rows = table_rows(versus)
+                    assert rows[-1][0] == "wins / ties / losses" and "synth-tiles" in [row[0] for row in rows]
+                    assert all(row[1].split()[0] in ("win", "tie", "loss", "not") for row in rows[:-1]), rows
                 if name == "Robustness":
                     assert "synth-plism" in text and "synth-invariance" in text
                 if name == "Students":
