@@ -310,13 +310,23 @@ def dense_targets(source: TileSource, split: str, dataset: str) -> tuple[np.ndar
     masks = source.masks(split)
     if masks is None:
         raise HarnessError(f"dataset '{dataset}' has no masks: a segmentation task needs a dataset with them")
-    images = np.stack([np.asarray(image.convert("RGB") if hasattr(image, "convert") else image, dtype=np.uint8)
-                       for image in source.images(split)])
-    masks = np.stack([np.asarray(mask) for mask in masks])
+    where = f"dataset '{dataset}', split '{split}'"
+    images = _stacked([np.asarray(image.convert("RGB") if hasattr(image, "convert") else image, dtype=np.uint8)
+                       for image in source.images(split)], f"{where}: image")
+    masks = _stacked([np.asarray(mask) for mask in masks], f"{where}: mask")
     if masks.shape != images.shape[:3]:
         raise HarnessError(f"dataset '{dataset}', split '{split}': masks {masks.shape} do not match the images "
                            f"{images.shape[:3]}")
     return images, masks
+
+
+def _stacked(items: list[np.ndarray], what: str) -> np.ndarray:
+    """One array of same-shaped items, or one line naming the first item of another shape."""
+    for index, item in enumerate(items):
+        if item.shape != items[0].shape:
+            raise HarnessError(f"{what} {index} is {item.shape[:2]}, item 0 is {items[0].shape[:2]}: every item of a "
+                               "segmentation dataset must have one size (a mask cut from a smaller file?)")
+    return np.stack(items)
 
 
 def dataset_record(name: str, source: TileSource, fingerprint: str | None) -> DatasetRecord:

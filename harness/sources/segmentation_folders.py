@@ -114,9 +114,13 @@ class MaskedItems:
 
     def __getitem__(self, index: int) -> np.ndarray:
         image_path, mask_path, box = self.items[index]
-        if self.what == "image":
-            return cut(read_rgb(image_path), box, self.spec, nearest=False)
-        return cut(read_mask(mask_path, self.spec.layout), box, self.spec, nearest=True)
+        path = image_path if self.what == "image" else mask_path
+        array = read_rgb(path) if self.what == "image" else read_mask(path, self.spec.layout)
+        left, top, side = box
+        if side and (array.shape[0] < top + side or array.shape[1] < left + side):  # a grid cell past its edge
+            raise HarnessError(f"{path}: {array.shape[0]} x {array.shape[1]} px is smaller than its image (a cell "
+                               f"reaches {top + side} x {left + side}); replace the file from the dataset")
+        return cut(array, box, self.spec, nearest=self.what == "mask")
 
 
 def read_rgb(path: Path) -> np.ndarray:

@@ -137,3 +137,30 @@ def test_corrupt_mask_is_one_line(tmp_path):
     (root / "Test" / "Labels" / "test_1.mat").write_bytes(b"not a mat file")
     with pytest.raises(HarnessError, match=r"test_1.mat: unreadable mask"):
         _source(tmp_path, "consep").masks("val")[0]
+
+
+def test_a_mask_smaller_than_its_image_is_one_line(tmp_path):
+    """A BCSS mask file cut short: the cell that runs past its edge names the file (it was
+    stretched to the cell's size before); items of two sizes name the item, not numpy's 'all
+    input arrays must have the same shape'."""
+    from harness.runner import dense_targets
+
+    rng = np.random.default_rng(3)
+    root = tmp_path / "data" / "bcss"
+    (root / "rgbs_colorNormalized").mkdir(parents=True)
+    (root / "masks").mkdir()
+    name = "TCGA-A2-A0CM-DX1_xmin1_ymin1_MPP-0.2500.png"
+    Image.fromarray(_rgb(rng, 896, 448)).save(root / "rgbs_colorNormalized" / name)
+    Image.fromarray(np.zeros((600, 448), np.uint8)).save(root / "masks" / name)  # 600 rows, not 896
+    with pytest.raises(HarnessError, match=rf"{name}: 600 x 448 px is smaller than its image"):
+        dense_targets(_source(tmp_path, "bcss"), "train", "bcss")
+
+    class Uneven:  # a source whose items differ in size
+        def masks(self, split):
+            return [np.zeros((4, 4), np.uint8), np.zeros((5, 4), np.uint8)]
+
+        def images(self, split):
+            return [np.zeros((4, 4, 3), np.uint8)] * 2
+
+    with pytest.raises(HarnessError, match=r"split 'train': mask 1 is \(5, 4\), item 0 is \(4, 4\)"):
+        dense_targets(Uneven(), "train", "mine")
