@@ -82,10 +82,10 @@ class Segmentation(TaskFamily):
             fitted = train_decoder(train, val, n_classes, config, seed, select)
             predicted = predict(fitted.decoder, test, params.batch_size)
             masks = np.asarray(test.masks)
-            values = segmentation_metrics(predicted, masks, n_classes, params)
+            table = dice_table(predicted, masks, n_classes, params)  # (images, classes), NaN: absent
+            values = segmentation_metrics(predicted, masks, n_classes, params, table)
             for name in per_seed:
                 per_seed[name].append(values[name])
-            table = dice_table(predicted, masks, n_classes, params)  # (images, classes), NaN: absent
             per_image.append(table)
             runs.append({"seed": seed, "best_step": fitted.best_step, "steps": fitted.steps_run,
                          "validations": len(fitted.val_scores)})
@@ -163,12 +163,17 @@ def dice_table(predicted: np.ndarray, masks: np.ndarray, n_classes: int, params:
 
 
 def headline_dice(predicted: np.ndarray, masks: np.ndarray, n_classes: int, params: SegmentationParams) -> float:
-    table = dice_table(predicted, masks, n_classes, params)
+    return mean_of_table(dice_table(predicted, masks, n_classes, params))
+
+
+def mean_of_table(table: np.ndarray) -> float:
+    """eva's headline: the mean over the (image, class) pairs that have a value."""
     return float(np.nanmean(table)) if np.isfinite(table).any() else float("nan")
 
 
-def segmentation_metrics(predicted: np.ndarray, masks: np.ndarray, n_classes: int,
-                         params: SegmentationParams) -> dict[str, float]:
+def segmentation_metrics(predicted: np.ndarray, masks: np.ndarray, n_classes: int, params: SegmentationParams,
+                         table: np.ndarray | None = None) -> dict[str, float]:
+    """The three metrics; `table`: the dice_table of these predictions, when already computed."""
     from torchmetrics.segmentation import DiceScore, MeanIoU
 
     pred, target = _one_hot(predicted, masks, n_classes, params.ignore_index)
@@ -178,7 +183,8 @@ def segmentation_metrics(predicted: np.ndarray, masks: np.ndarray, n_classes: in
     dice = DiceScore(num_classes=channels, include_background=include, average="macro", input_format="one-hot")
     miou.update(pred, target)
     dice.update(pred, target)
-    return {"dice": headline_dice(predicted, masks, n_classes, params), "miou": float(miou.compute()),
+    table = dice_table(predicted, masks, n_classes, params) if table is None else table
+    return {"dice": mean_of_table(table), "miou": float(miou.compute()),
             "dice_macro": float(dice.compute())}
 
 
