@@ -275,9 +275,7 @@ def build_leaderboard(results: list[tuple[str, TaskResult]], warnings: list[str]
                 cells[(model, task)] = Cell("invalid", reason=invalid[(model, task)])
             elif result.status == "ok":
                 main = result.metrics.get(result.main_score.name)
-                replicates = result.main_score.replicates
-                if replicates and not all(math.isfinite(v) for v in replicates):
-                    replicates = None  # ranked as measured, not resampled
+                replicates = _usable_replicates(result.main_score.replicates, described[task][1])
                 cells[(model, task)] = Cell("ok", result.main_score.value, main.ci95 if main else None,
                                             std=main.std if main else None,
                                             replicates=np.asarray(replicates) if replicates else None,
@@ -318,6 +316,18 @@ def _task_description(task: str, results: list[tuple[str, TaskResult]],
         info = MetricInfo(bounds=(0.0, 1.0) if inside else (None, None))
     titles = [r.family_title for _, r in results if r.family == family and r.family_title]
     return main, info, family, Counter(titles).most_common(1)[0][0] if titles else family.replace("_", " ")
+
+
+def _usable_replicates(replicates: list[float] | None, info: MetricInfo) -> list[float] | None:
+    """A result's bootstrap replicates, or None (ranked as measured, not resampled) when any is not
+    finite or lies outside the main score's bounds: they would rank, and decide head-to-heads,
+    on numbers the score itself could not take."""
+    if not replicates:
+        return None
+    low, high = info.bounds
+    if all(math.isfinite(v) and (low is None or v >= low) and (high is None or v <= high) for v in replicates):
+        return replicates
+    return None
 
 
 def _invalid_reason(result: TaskResult, main: str, info: MetricInfo, family: str) -> str | None:

@@ -57,3 +57,16 @@ def test_missing_scores_and_model_counts(board):
     assert by_task["t2"]["a vs c"] is None  # c did not score t2
     with pytest.raises(ValueError, match="2 to 5 models"):
         head_to_head(board, ["a"])
+
+
+def test_replicates_a_score_could_not_take_decide_nothing(tmp_path):
+    """A hand-edited file with replicates of 1e30 (or NaN) for a score in [0, 1]: the pair is
+    not paired (point difference only), not a 'loss' decided by the absurd numbers."""
+    info = {"balanced_accuracy": {"higher_is_better": True, "bounds": [0.0, 1.0], "group": "score"}}
+    write_result(tmp_path, "a", "t1", "tile_classification", 0.9, replicates=[0.9] * 50, metric_info=info)
+    write_result(tmp_path, "b", "t1", "tile_classification", 0.8, replicates=[1e30] * 50, metric_info=info)
+    write_result(tmp_path, "a", "t2", "tile_classification", 0.7, replicates=[float("nan")] * 50, metric_info=info)
+    write_result(tmp_path, "b", "t2", "tile_classification", 0.6, replicates=[0.6] * 50, metric_info=info)
+    board = build_leaderboard(*load_results(tmp_path))
+    rows = {row["task"]: row["a vs b"] for row in head_to_head(board, ["a", "b"])}
+    assert rows == {"t1": "not paired +0.100", "t2": "not paired +0.100", "wins / ties / losses": "0 / 0 / 0"}
