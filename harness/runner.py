@@ -198,6 +198,10 @@ class Runner:
             evaluation = family().evaluate(TaskData(splits=splits, class_names=source.class_names(),
                                                     target_names=genes[0], given_targets=genes[1]), params)
             eval_s = time.perf_counter() - started
+            if task.main_score not in evaluation.metrics:  # e.g. plism_score on slides of one scanner
+                raise ValueError(f"main score '{task.main_score}' was not computed on this data (computed: "
+                                 f"{', '.join(sorted(evaluation.metrics)) or 'nothing'}); see the family's "
+                                 "protocol in docs/protocols.md, or make one of those the task's main_score")
         except NotApplicable as error:
             return self._record(slug, name, task, model, source, status="skipped", reason=str(error))
         except Exception as error:  # noqa: BLE001 - recorded as a failed task; the run goes on

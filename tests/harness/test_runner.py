@@ -81,3 +81,39 @@ def test_log_samples_recomputes_a_result_that_has_none(suite_cache, tmp_path):
     path.write_text(json.dumps(old))
     read = ResultStore(tmp_path).read(path)
     assert read is not None and read.samples is None and read.main_score.value == second["main_score"]["value"]
+
+
+def test_a_main_score_the_data_cannot_give_fails_that_task_in_one_line(tmp_path, capsys):
+    """plism_score needs pairs across scanners, stainings and both: on slides of one scanner it is
+    not computed. That task fails, naming the score and what was computed; the run goes on (it
+    stopped with a KeyError before)."""
+    from harness.cli import main
+
+    registry = tmp_path / "one-scanner.yaml"
+    registry.write_text("""
+datasets:
+  one-scanner:
+    source: synth
+    generator: plism
+    params: {tile_size: 32, n_tiles: 12, stainings: [standard, faded], scanners: [reference], seed: 0}
+tasks:
+  one-scanner-plism:
+    family: stain_robustness
+    dataset: one-scanner
+    main_score: plism_score
+    params: {cross_domain: false}
+  one-scanner-cosine:
+    family: stain_robustness
+    dataset: one-scanner
+    main_score: cosine_all
+    params: {cross_domain: false}
+""")
+    code = main(["run", "--model", "random-noise", "--tasks", "one-scanner-plism,one-scanner-cosine", "--include",
+                 str(registry), "--output", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")])
+    assert code == 1  # one task failed
+    failed = json.loads((tmp_path / "out" / "random-noise" / "one-scanner-plism.json").read_text())
+    assert failed["status"] == "failed"
+    assert failed["reason"].startswith("main score 'plism_score' was not computed on this data (computed: ")
+    assert "cosine_all" in failed["reason"] and "\n" not in failed["reason"]
+    other = json.loads((tmp_path / "out" / "random-noise" / "one-scanner-cosine.json").read_text())
+    assert other["status"] == "ok" and other["main_score"]["name"] == "cosine_all"
