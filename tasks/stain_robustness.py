@@ -77,7 +77,7 @@ class StainRobustness(TaskFamily):
                    "groups": summary, "slides": slides}
         n_tiles = len(data.splits[slides[0]].embeddings)
         if params.cross_domain and all(s.labels is not None for s in data.splits.values()):
-            drop_metrics, drop_details = cross_domain_drop(data.splits, params)
+            drop_metrics, drop_details = cross_domain_drop(data.splits, params, data.class_names)
             metrics.update(drop_metrics)
             details["cross_domain"] = drop_details
         # plismbench's unit is the slide pair: one row per pair, with its metrics
@@ -95,7 +95,8 @@ def _domain(split: str, pattern: str) -> tuple[str, str]:
     return match["staining"], match["scanner"]
 
 
-def cross_domain_drop(splits: dict[str, SplitArrays], params: StainRobustnessParams):
+def cross_domain_drop(splits: dict[str, SplitArrays], params: StainRobustnessParams,
+                      class_names: list[str] | None = None):
     """Probe trained on one domain (even tile indices, 10% of them for early stopping), tested on
     the odd tile indices of every domain."""
     from sklearn.model_selection import train_test_split
@@ -108,7 +109,15 @@ def cross_domain_drop(splits: dict[str, SplitArrays], params: StainRobustnessPar
     n = len(source.labels)
     fit_pool, held_out = np.arange(0, n, 2), np.arange(1, n, 2)
     n_classes = int(max(s.labels.max() for s in splits.values())) + 1
-    n_val = max(int(round(0.1 * len(fit_pool))), len(np.unique(source.labels[fit_pool])))  # a stratified split needs one per class
+    classes, counts = np.unique(source.labels[fit_pool], return_counts=True)
+    if counts.min() < 2:
+        names = [repr(class_names[c]) if class_names and c < len(class_names) else f"#{c}"
+                 for c, k in zip(classes, counts) if k < 2]
+        raise ValueError(f"cross-domain probe: slide '{train_domain}' has one tile of class {', '.join(names)} among "
+                         f"its {len(fit_pool)} even-indexed tiles (the probe trains on the even tile indices, holding "
+                         "one in ten out to select it, and is tested on the odd ones): use more tiles per slide, or "
+                         "set cross_domain: false")
+    n_val = max(int(round(0.1 * len(fit_pool))), len(classes))  # a stratified split needs one per class
     fit_idx, val_idx = train_test_split(fit_pool, test_size=n_val, stratify=source.labels[fit_pool], random_state=0)
     config = LinearProbeConfig(lr=params.lr, max_steps=params.max_steps, patience=params.patience)
     per_domain = {name: [] for name in names}

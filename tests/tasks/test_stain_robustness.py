@@ -101,3 +101,19 @@ def test_cross_domain_probe_on_small_slides_keeps_a_validation_tile_per_class():
     metrics, details = cross_domain_drop(splits, StainRobustnessParams(seeds=[0], max_steps=300, patience=100))
     assert details["train_tiles"] == 44 and details["test_tiles_per_domain"] == 50
     assert metrics["in_domain_balanced_accuracy"].mean > 0.4  # chance: 1/6
+
+
+def test_cross_domain_probe_on_too_few_tiles_is_one_line_naming_the_class():
+    """A class with one tile among the even (training) tile indices: the stratified hold-out cannot
+    keep it on both sides. scikit-learn said 'Classes with too few members are: [0, 1]' (indices,
+    no word of the hold-out); the message names the class, the slide and what to change."""
+    from tasks.stain_robustness import cross_domain_drop
+
+    labels = np.array([0, 0, 1, 1, 2, 2, 2, 2, 1, 1, 2, 2])  # even indices: 0, 1, 2, 2, 1, 2 -> class 0 once
+    splits = {f"s{d}@x": SplitArrays(np.random.default_rng(d).standard_normal((12, 4)).astype(np.float32), labels)
+              for d in range(2)}
+    with pytest.raises(ValueError) as error:
+        cross_domain_drop(splits, StainRobustnessParams(seeds=[0], max_steps=50), ["tumour", "stroma", "fat"])
+    message = str(error.value)
+    assert "slide 's0@x' has one tile of class 'tumour' among its 6 even-indexed tiles" in message
+    assert "cross_domain: false" in message and "\n" not in message
