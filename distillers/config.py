@@ -16,6 +16,9 @@ from distillers.method import METHODS
 from harness.registry import first_problem
 
 
+StudentKwarg = int | float | bool | str | list[int] | list[float]  # what a timm constructor argument may be
+
+
 class TeacherSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -35,6 +38,9 @@ class DistillConfig(BaseModel):
     teachers: list[TeacherSpec] = Field(min_length=1)
     student: str = "vit_tiny_patch16_224"  # a timm architecture, trained from scratch
     student_input_size: int = Field(112, ge=16)  # the student's input side (ViTs take img_size)
+    # keyword arguments of the student's timm constructor, e.g. {depths: [1,1,1,1], dims: [16,32,48,64]}
+    # for a 92k-parameter convnext_atto; recorded in the student's card (timm_kwargs)
+    student_kwargs: dict[str, StudentKwarg] = Field(default_factory=dict)
     dataset: str = "synth-plism"  # a registry dataset: its tiles (cross_magnification: its slides) are the data
     splits: list[str] | None = None  # default: every split of the dataset
     steps: int = Field(300, ge=1)

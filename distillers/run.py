@@ -16,7 +16,7 @@ import torch
 from distillers.config import DistillConfig
 from distillers.method import METHODS, DistillationRun
 from distillers.student import write_student
-from distillers.training_loop import prepare_batch, train
+from distillers.training_loop import build_student, prepare_batch, train
 from harness.errors import HarnessError
 from harness.models.building import state_dict_sha256
 from harness.process_group import rank_and_world
@@ -83,6 +83,8 @@ def _refuse_settings_that_cannot_work(config: DistillConfig, source) -> None:
         raise HarnessError(f"student '{config.student}' is not a timm architecture: pick one from "
                            "timm.list_models(), e.g. vit_tiny_patch16_224 or resnet18")
     config.method_params  # noqa: B018 - a bad method setting is refused here, naming its key
+    with torch.device("meta"):  # a student timm cannot build (e.g. a wrong student_kwargs key), without allocating
+        build_student(config.student, config.student_input_size, config.seed, config.student_kwargs)
     if config.splits and source.kind == "slides":
         raise HarnessError(f"dataset '{config.dataset}' is a slide dataset: its slides are the data, it has no "
                            "splits to pick; drop splits")

@@ -16,10 +16,12 @@ from safetensors.torch import save_file
 from harness.atomic_write import atomic_path, write_text_atomic
 
 
-def student_timm_kwargs(architecture: str, input_size: int) -> dict:
-    """What a student of `architecture` is built with beyond timm's defaults: ViTs (and DeiTs) take
-    the input side as img_size (their position embeddings are sized by it); CNNs need nothing."""
-    return {"img_size": input_size} if "vit" in architecture or "deit" in architecture else {}
+def student_timm_kwargs(architecture: str, input_size: int, extra: dict | None = None) -> dict:
+    """What a student of `architecture` is built with beyond timm's defaults: the config's
+    `student_kwargs` (e.g. a narrow ConvNeXt's depths and dims), and for ViTs (and DeiTs) the input
+    side as img_size (their position embeddings are sized by it)."""
+    vit = {"img_size": input_size} if "vit" in architecture or "deit" in architecture else {}
+    return {**(extra or {}), **vit}
 
 
 def write_student(folder: Path, student, config, dim: int, record: dict, method_card: dict | None = None) -> Path:
@@ -34,8 +36,9 @@ def write_student(folder: Path, student, config, dim: int, record: dict, method_
                      + ", ".join(t.model for t in config.teachers),
             "teachers": [t.model for t in config.teachers], "distillation": config.method}
     card.update(method_card or {})  # what the method adds (cross_magnification: the slide_mpp it was taught at)
-    if student_timm_kwargs(config.student, config.student_input_size):
-        card["timm_kwargs"] = student_timm_kwargs(config.student, config.student_input_size)
+    kwargs = student_timm_kwargs(config.student, config.student_input_size, config.student_kwargs)
+    if kwargs:
+        card["timm_kwargs"] = kwargs
     write_text_atomic(folder / "card.yaml", yaml.safe_dump(card, sort_keys=False))
     write_text_atomic(folder / "distill.json", json.dumps(record, indent=2) + "\n")
     return folder

@@ -31,12 +31,19 @@ from harness.progress import progress_bar
 from harness.terminal import console
 
 
-def build_student(architecture: str, input_size: int, seed: int) -> PooledBackbone:
+def build_student(architecture: str, input_size: int, seed: int, extra: dict | None = None) -> PooledBackbone:
+    """The student, from scratch: timm's `architecture` with `extra` (the config's student_kwargs)."""
     import timm
 
     torch.manual_seed(seed)
-    kwargs = student_timm_kwargs(architecture, input_size)
-    return PooledBackbone(timm.create_model(architecture, pretrained=False, num_classes=0, **kwargs), "cls")
+    kwargs = student_timm_kwargs(architecture, input_size, extra)
+    try:
+        model = timm.create_model(architecture, pretrained=False, num_classes=0, **kwargs)
+    except (TypeError, ValueError, AssertionError, IndexError) as error:
+        raise HarnessError(f"student {architecture} with student_kwargs {extra}: timm cannot build it "
+                           f"({type(error).__name__}: {str(error)[:160]}); check the keys against the "
+                           "architecture's constructor") from None
+    return PooledBackbone(model, "cls")
 
 
 class StudentWithHeads(nn.Module):
@@ -106,7 +113,7 @@ def train(config, images, method, out_dir: Path, device: str = "cpu", stop_after
     `stop_after` ends the run early after that many steps (checkpointed), as an interruption would."""
     rank, world = rank_and_world()
     distributed = world > 1
-    student = build_student(config.student, config.student_input_size, config.seed)
+    student = build_student(config.student, config.student_input_size, config.seed, config.student_kwargs)
     with torch.no_grad():
         dim = student(torch.zeros(1, 3, config.student_input_size, config.student_input_size)).shape[1]
     torch.manual_seed(config.seed + 1)

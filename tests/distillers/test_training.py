@@ -187,6 +187,9 @@ def test_settings_that_cannot_work_are_refused_in_one_line_before_training(tmp_p
         (["splits=[train,tset]"], r"dataset 'tiny-tiles' has no split tset \(its splits: train, val, test\)"),
         (["matryoshka_dims=[64,500]"], r"matryoshka_dims \[500\]: larger than the vit_tiny_patch16_224 student's "
                                        "192-d embedding"),
+        (["student=convnext_atto", "student_kwargs={depths: [1, 1], dimz: [8]}"],
+         r"student convnext_atto with student_kwargs .*timm cannot build it \(TypeError: .*'dimz'"),
+        (["student_kwargs={depths: {a: 1}}"], "key 'student_kwargs.depths"),
         (["steps=0"], "key 'steps': Input should be greater than or equal to 1"),
         (["alpha=1.5"], "key 'alpha'"),
         (["method=nope"], r"key 'method': unknown method 'nope' \(one of: feature_kd, multi_teacher"),
