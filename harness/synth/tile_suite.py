@@ -53,12 +53,16 @@ class SyntheticTileParams(BaseModel):
     spread: float = Field(0.6, gt=0.0, le=1.0)  # width of each level's band (grade's atypia, cellularity)
     nuisance: bool = True  # per-tile staining and scanner, independent of the label
     masks: bool = False  # also write each tile's nucleus mask (masks.npy: NUCLEUS_CLASSES indices)
+    # task tissue: the tumour class gets this many times per_class tiles (distillation data in which
+    # nuclear morphology, drawn on tumour tiles only, is not one tile in six)
+    tumour_weight: int = Field(1, ge=1, le=20)
     seed: int = 0
 
     def identity(self) -> dict:
         """What names the generated images (and so the cache folder and fingerprint): the masks
-        flag only when set, so datasets without masks keep the fingerprints they always had."""
-        return self.model_dump(exclude=None if self.masks else {"masks"})
+        flag and tumour_weight only when set, so older datasets keep the fingerprints they had."""
+        unset = ({"masks"} if not self.masks else set()) | ({"tumour_weight"} if self.tumour_weight == 1 else set())
+        return self.model_dump(exclude=unset or None)
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,9 @@ def plan_tiles(params: SyntheticTileParams) -> dict[str, list[TileRecipe]]:
     plan = {}
     for split, per_class in params.per_class.items():
         rng = np.random.default_rng([params.seed, SPLIT_CODES.get(split, 9), 0])
-        labels = np.repeat(np.arange(n_classes), per_class)
+        counts = [per_class * (params.tumour_weight if params.task == "tissue" and name == "tumour" else 1)
+                  for name in TASK_CLASSES[params.task]]
+        labels = np.repeat(np.arange(n_classes), counts)
         rng.shuffle(labels)
         plan[split] = [TileRecipe(split, i, int(c), draw_factors(params.task, int(c), params.spread, rng))
                        for i, c in enumerate(labels)]

@@ -178,3 +178,18 @@ def test_slide_tissue_mask_keeps_stroma_under_every_staining(tmp_path):
         if len(coords):
             kept += int((tile_latents(latents, coords, 256, 256)[:, stroma] > 0).sum())
     assert fields >= 50 and kept / fields >= 0.93, (kept, fields)
+
+
+def test_tumour_weight_multiplies_the_tumour_tiles_and_keeps_older_fingerprints():
+    weighted = plan_tiles(SyntheticTileParams(per_class={"train": 5}, tumour_weight=4, seed=6))["train"]
+    counts = np.bincount([r.label for r in weighted], minlength=len(TISSUE_CLASSES))
+    tumour = TISSUE_CLASSES.index("tumour")
+    assert counts[tumour] == 20 and all(counts[i] == 5 for i in range(len(TISSUE_CLASSES)) if i != tumour)
+    assert {r.factors.tissue for r in weighted if r.label == tumour} == {"tumour"}
+    assert max(r.factors.mitoses for r in weighted if r.label == tumour) > 0  # tumour tiles draw mitoses
+    plain = SyntheticTileParams(per_class={"train": 5}, seed=6)
+    assert "tumour_weight" not in plain.identity()  # datasets without it keep the folder they had
+    assert SyntheticTileParams(per_class={"train": 5}, tumour_weight=4, seed=6).identity()["tumour_weight"] == 4
+    # grade and mitosis tiles are all tumour: the weight does not change them
+    grade = plan_tiles(SyntheticTileParams(task="grade", per_class={"train": 5}, tumour_weight=4))["train"]
+    assert len(grade) == 15
