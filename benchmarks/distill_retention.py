@@ -1,179 +1,424 @@
-"""Does a student of two partial teachers keep more than a student of either one?
+"""The distillation study: do small students of network teachers keep what the teachers know?
 
-Trains vit_tiny students (112 px, the distiller's defaults: 300 steps of 32, cached targets) on
-`synth-distill-tiles` (1,200 tiles of another seed than the scored suite), in four arms and over
-several training seeds:
+Two teachers that know different things (harness/synth/teacher_training.py; 1.6M parameters each):
+`synth-teacher-tissue` (six tissues, read at 112 px) and `synth-teacher-nuclei` (nuclear grade and
+mitoses of tumour tiles, at 224 px). Students: a 92k-parameter ConvNeXt (timm convnext_atto with
+depths 1-1-1-1 and dims 16-32-48-64, under 6% of either teacher) reading 224 px, trained from
+scratch on `synth-distill-mixed` (1,800 tiles of another seed than the scored suite, 800 of them
+tumour) with cached teacher targets, PHI-S standardised per teacher, an adaptor head per teacher
+(and per nested dim) and Matryoshka nesting at 8, 16 and 32 of the 64 dims, in three arms that
+differ only in their teachers:
 
-  tissue     feature_kd from synth-oracle-tissue (the tissue one-hot)
-  fine       feature_kd from synth-oracle-grade (cellularity, atypia, mitoses)
-  multi      multi_teacher from both, equal weights
-  reference  feature_kd from synth-reference, the trained network (a teacher that reads pixels)
+  tissue   feature_kd from synth-teacher-tissue
+  nuclei   feature_kd from synth-teacher-nuclei
+  multi    multi_teacher from both (equal weights; PHI-S puts both targets at unit variance)
 
-plus the same vit_tiny untrained (lr 0, training seed 0: where the students start from), then
-scores every student, the teachers, random-noise and synth-oracle on the synthetic suite,
-and prints per task
+over several training seeds, plus the same student untrained (lr 0). Every model is scored on the
+synthetic suite; the multi-teacher students also at their first 8 dims (1/8, `--dims 8`). Then, per claim of the
+work the distillers come from, the per-seed numbers, a paired comparison and a verdict line:
 
-  normalised retention = (student - noise) / (teacher - noise) x 100
+  compression   the best student keeps >= 95% median normalised retention of its teacher
+                (H0-mini, Pathryoshka), at the parameter ratio printed
+  multi-teacher the multi-teacher student beats each single-teacher student on the median over the
+                tasks the teachers inform (Pathryoshka)
+  Matryoshka    at 1/8 of its dims a student keeps >= 90% of its full-dim score
+  robustness    a student is at least as robust as its teacher(s) on synth-plism (H0-mini), and
+                at what cost elsewhere
 
-For the three partial-oracle arms the teacher is the better of the two partial teachers on that
-task, so all three arms share one denominator and the multi-teacher student is held to the best
-single teacher everywhere. A task counts when that teacher closes at least a quarter of the
-noise-to-oracle gap ("informs" it). The reference arm is normalised by synth-reference itself.
-The headline is each arm's median over the counted tasks, per seed and as mean +- sd. A second
-table gives, on the same tasks, the share of the noise-to-synth-oracle gap each student closes:
-free of the partial teachers' own scores, which carry their probes' quirks (a 6-dim one-hot
-teacher can score 0.8 on synth-tiles when one probe seed of five stalls).
+normalised retention = (student - noise) / (teacher - noise) x 100 on the tasks the teacher
+informs (it closes at least a quarter of the noise-to-synth-oracle gap); for the multi-teacher
+student, and in the multi-teacher comparison for all three arms, the teacher of a task is the
+better of the two there. Verdicts: "holds" when the 95% t-interval of the mean over seeds clears
+the bar (for a comparison: excludes 0 on the right side), "not shown" when only the mean does,
+"does not hold" when the mean does not.
 
 Rerunning resumes: trained students and existing results are reused (`harness` does both).
 
-Usage: python benchmarks/distill_retention.py --out distill-study [--seeds 0 1 2] [--steps 300]
+Usage: python benchmarks/distill_retention.py --out distill-study [--seeds 0 1 2] [--steps 800]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import subprocess
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 from harness.results import ResultStore
 
+TEACHERS = {"tissue": "synth-teacher-tissue", "nuclei": "synth-teacher-nuclei"}
 ARMS = {
-    "tissue": ("feature_kd", ["synth-oracle-tissue"]),
-    "fine": ("feature_kd", ["synth-oracle-grade"]),
-    "multi": ("multi_teacher", ["synth-oracle-tissue", "synth-oracle-grade"]),
-    "reference": ("feature_kd", ["synth-reference"]),
+    "tissue": ("feature_kd", ["synth-teacher-tissue"]),
+    "nuclei": ("feature_kd", ["synth-teacher-nuclei"]),
+    "multi": ("multi_teacher", ["synth-teacher-tissue", "synth-teacher-nuclei"]),
 }
-PARTIAL = ("synth-oracle-tissue", "synth-oracle-grade")
-PARTIAL_ARMS = ("tissue", "fine", "multi")
+STUDENT = "convnext_atto"
+STUDENT_KWARGS = {"depths": [1, 1, 1, 1], "dims": [16, 32, 48, 64]}
+STUDENT_INPUT = 224
+MATRYOSHKA = [8, 16, 32]
+EIGHTH = 8  # 1/8 of the student's 64 dims
+NESTED_SCORED = ("multi",)  # every arm trains nested dims; the Matryoshka claim scores the multi-teacher student's
 TASKS = ("synth-tiles", "synth-grade", "synth-mitosis", "synth-retrieval", "synth-vqa", "synth-slides",
-         "synth-survival", "synth-report", "synth-plism", "synth-invariance")
+         "synth-survival", "synth-report", "synth-st", "synth-plism", "synth-invariance")
+BRACKET_TASKS = (*TASKS, "synth-seg")  # what each teacher knows: every synthetic task
+ROBUSTNESS_TASK = "synth-plism"
 NOISE, ORACLE = "random-noise", "synth-oracle"
 UNTRAINED = "untrained-s0"  # the student architecture with lr 0: what training starts from
+INFORMS = 0.25  # a teacher informs a task when it closes this share of the noise-to-oracle gap
 
 
-def harness(*args: str) -> None:
-    command = [sys.executable, "-m", "harness.cli", *args]
+# --- running ---------------------------------------------------------------------------------
+@dataclass
+class Study:
+    out: Path
+    seeds: list[int]
+    steps: int
+    tasks: tuple[str, ...] = TASKS
+    bracket_tasks: tuple[str, ...] = BRACKET_TASKS
+    dataset: str = "synth-distill-mixed"
+    lr: float = 2e-3
+    robustness_task: str = ROBUSTNESS_TASK
+    extra: tuple[str, ...] = ()  # --include / --cache-dir passed to every harness call
+
+    @property
+    def results(self) -> Path:
+        return self.out / "results"
+
+    def student(self, arm: str, seed: int) -> str:
+        return f"{arm}-s{seed}"
+
+
+def harness(study: Study, *args: str) -> None:
+    """One `harness` command, in this process (the CLI's own entry point; a failure stops the study)."""
+    from harness.cli import main
+
     print("+ harness " + " ".join(args), flush=True)
-    subprocess.run(command, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    code = main([*args, *study.extra])
+    if code != 0:
+        raise SystemExit(f"harness {args[0]} failed (exit {code}); fix it and rerun: finished work is kept")
 
 
-def train_and_score(out: Path, seeds: list[int], steps: int) -> None:
-    results = out / "results"
-    harness("run", "--model", ORACLE, "--model", NOISE, "--tasks", ",".join(TASKS), "--output", str(results))
-    for seed in seeds:
+def distill_args(study: Study, method: str, teachers: list[str], seed: int, steps: int, lr: float) -> list[str]:
+    settings = {"method": method, "dataset": study.dataset, "seed": seed, "steps": steps, "lr": lr,
+                "student": STUDENT, "student_kwargs": json.dumps(STUDENT_KWARGS), "student_input_size": STUDENT_INPUT,
+                "matryoshka_dims": json.dumps(MATRYOSHKA), "warmup_steps": min(100, max(1, steps // 10)),
+                "checkpoint_every": max(1, min(100, steps // 10))}
+    return [*(a for t in teachers for a in ("--teacher", t)), *(a for k, v in settings.items() for a in ("--set", f"{k}={v}"))]
+
+
+def train_and_score(study: Study) -> None:
+    harness(study, "run", "--model", ORACLE, "--model", NOISE, *(a for t in TEACHERS.values() for a in ("--model", t)),
+            "--tasks", ",".join(study.bracket_tasks), "--output", str(study.results))
+    for seed in study.seeds:
         for arm, (method, teachers) in ARMS.items():
-            student = out / "students" / f"{arm}-s{seed}"
-            harness("distill", *[a for t in teachers for a in ("--teacher", t)], "--set", f"method={method}",
-                    "--set", "dataset=synth-distill-tiles", "--set", f"seed={seed}", "--set", f"steps={steps}",
-                    "--output", str(student), "--score", ",".join(TASKS), "--results", str(results))
-    harness("distill", "--teacher", "synth-oracle-tissue", "--set", "lr=0", "--set", "steps=1", "--set", "seed=0",
-            "--set", "dataset=synth-distill-tiles", "--output", str(out / "students" / UNTRAINED),
-            "--score", ",".join(TASKS), "--results", str(results))
+            folder = study.out / "students" / study.student(arm, seed)
+            if not finished(study, folder):
+                harness(study, "distill", *distill_args(study, method, teachers, seed, study.steps, study.lr),
+                        "--output", str(folder), "--score", ",".join(study.tasks), "--results", str(study.results))
+            if arm in NESTED_SCORED:
+                harness(study, "run", "--model", str(folder), "--dims", str(EIGHTH), "--tasks", ",".join(study.tasks),
+                        "--output", str(study.results))
+    folder = study.out / "students" / UNTRAINED
+    if not finished(study, folder):
+        harness(study, "distill", *distill_args(study, "feature_kd", [TEACHERS["tissue"]], 0, 1, 0.0),
+                "--output", str(folder), "--score", ",".join(study.tasks), "--results", str(study.results))
 
 
-def score_table(results: Path, slugs: list[str]) -> dict[str, dict[str, float]]:
+def finished(study: Study, folder: Path) -> bool:
+    """A student already trained and scored against its teachers (a rerun skips it; a student whose
+    training or scoring was cut short is resumed by `harness distill` from its checkpoint)."""
+    return (folder / "model.safetensors").exists() and (study.results / folder.name / "distillation.json").exists()
+
+
+# --- reading ---------------------------------------------------------------------------------
+def score_table(results: Path, slugs: list[str], tasks: tuple[str, ...]) -> dict[str, dict[str, float]]:
     store = ResultStore(results)
     table = {}
     for slug in slugs:
         table[slug] = {}
-        for task in TASKS:
+        for task in tasks:
             result = store.read(store.path(slug, task))
             if result is not None and result.status == "ok":
                 table[slug][task] = result.main_score.value
     return table
 
 
-def normalised(student: dict, teacher: dict, noise: dict, oracle: dict) -> dict[str, float]:
-    """Per counted task: (student - noise) / (teacher - noise) x 100."""
-    out = {}
-    for task in TASKS:
-        if not all(task in d for d in (student, teacher, noise, oracle)):
-            continue
-        gap = teacher[task] - noise[task]
-        if gap > 0 and gap >= 0.25 * (oracle[task] - noise[task]):
-            out[task] = 100.0 * (student[task] - noise[task]) / gap
+def parameter_counts() -> dict[str, int]:
+    """Parameters of each teacher (its shipped checkpoint) and of the student (built, untrained)."""
+    import timm
+
+    from harness.models.loading import LoadOptions, load_encoder
+
+    counts = {name: load_encoder(name, LoadOptions()).info.n_parameters for name in TEACHERS.values()}
+    student = timm.create_model(STUDENT, pretrained=False, num_classes=0, **STUDENT_KWARGS)
+    counts["student"] = sum(p.numel() for p in student.parameters())
+    return counts
+
+
+# --- the arithmetic of the claims --------------------------------------------------------------
+def informed(teacher: dict, noise: dict, oracle: dict, tasks) -> list[str]:
+    """Tasks the teacher informs: it closes at least INFORMS of the noise-to-oracle gap."""
+    return [t for t in tasks if all(t in d for d in (teacher, noise, oracle))
+            and teacher[t] - noise[t] > 0 and teacher[t] - noise[t] >= INFORMS * (oracle[t] - noise[t])]
+
+
+def retention(student: dict, teacher: dict, noise: dict, tasks: list[str]) -> dict[str, float]:
+    """(student - noise) / (teacher - noise) x 100 on `tasks` (those the student has a score on)."""
+    return {t: 100.0 * (student[t] - noise[t]) / (teacher[t] - noise[t]) for t in tasks if t in student}
+
+
+def median(values: dict[str, float]) -> float:
+    return float(np.median(list(values.values()))) if values else float("nan")
+
+
+@dataclass
+class Interval:
+    mean: float
+    low: float
+    high: float
+    n: int
+
+    def text(self, digits: int = 1) -> str:
+        return f"{self.mean:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
+
+
+def t_interval(values) -> Interval:
+    """Mean and 95% Student-t interval over seeds (zero width with one seed: nothing to say)."""
+    values = np.asarray([v for v in values if np.isfinite(v)], dtype=float)
+    if len(values) == 0:
+        return Interval(float("nan"), float("nan"), float("nan"), 0)
+    mean = float(values.mean())
+    if len(values) < 2:
+        return Interval(mean, float("-inf"), float("inf"), 1)
+    half = float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
+    return Interval(mean, mean - half, mean + half, len(values))
+
+
+def verdict(interval: Interval, bar: float) -> str:
+    """'holds' when the 95% interval clears the bar, 'not shown' when only the mean does."""
+    if not np.isfinite(interval.mean):
+        return "not measured"
+    if interval.low >= bar:
+        return "holds"
+    return "not shown (the mean clears the bar, the 95% interval does not)" if interval.mean >= bar else "does not hold"
+
+
+def comparison_verdict(difference: Interval) -> str:
+    """For 'A beats B' on paired differences A - B: 'holds' when the 95% interval is above 0."""
+    if not np.isfinite(difference.mean):
+        return "not measured"
+    if difference.low > 0:
+        return "holds"
+    return "not shown (ahead on the mean, the 95% interval reaches 0)" if difference.mean > 0 else "does not hold"
+
+
+def best_teacher(table: dict, names) -> dict[str, float]:
+    """Per task, the better teacher's score (the multi-teacher student's denominator)."""
+    tasks = set.intersection(*(set(table[n]) for n in names))
+    return {t: max(table[n][t] for n in names) for t in tasks}
+
+
+# --- printing ----------------------------------------------------------------------------------
+def short(task: str) -> str:
+    return task.removeprefix("synth-")
+
+
+def print_table(header: list[str], rows: list[list[str]]) -> None:
+    print("| " + " | ".join(header) + " |")
+    print("| --- " * len(header) + "|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    print()
+
+
+def seeds_text(values, digits: int = 0) -> str:
+    return " / ".join(f"{v:.{digits}f}" for v in values)
+
+
+def report(study: Study) -> dict:
+    """Print every table and verdict; return them (the toy test reads the dict)."""
+    seeds, tasks = study.seeds, study.tasks
+    students = [study.student(arm, s) for s in seeds for arm in ARMS]
+    eighths = [f"{study.student(arm, s)}-d{EIGHTH}" for s in seeds for arm in NESTED_SCORED]
+    table = score_table(study.results, [NOISE, ORACLE, *TEACHERS.values(), *students, *eighths, UNTRAINED],
+                        tuple(dict.fromkeys((*study.bracket_tasks, *tasks))))
+    noise, oracle = table[NOISE], table[ORACLE]
+    out: dict = {"verdicts": {}}
+
+    counts = parameter_counts()
+    print("\nParameters\n")
+    print_table(["model", "parameters", "student share"],
+                [[name, f"{n:,}", f"{100 * counts['student'] / n:.1f}%"] for name, n in counts.items()
+                 if name != "student"] + [[f"student ({STUDENT}, dims {STUDENT_KWARGS['dims']})",
+                                           f"{counts['student']:,}", "-"]])
+    out["parameters"] = counts
+
+    print("What each teacher knows: main score, and the share of the noise-to-oracle gap it closes (%)\n")
+    rows = []
+    for name in (ORACLE, *TEACHERS.values(), NOISE):
+        cells = []
+        for task in study.bracket_tasks:
+            if task not in table[name]:
+                cells.append("-")
+                continue
+            gap = oracle.get(task, np.nan) - noise.get(task, np.nan)
+            share = 100 * (table[name][task] - noise[task]) / gap if gap > 0 else np.nan
+            cells.append(f"{table[name][task]:.3f}" + (f" ({share:.0f})" if name in TEACHERS.values() else ""))
+        rows.append([name, *cells])
+    print_table(["model", *map(short, study.bracket_tasks)], rows)
+
+    print("Main scores (students: mean over seeds; at 8 dims below each)\n")
+    rows = []
+    for arm in ARMS:
+        for suffix, label in (("", arm), (f"-d{EIGHTH}", f"{arm} @ {EIGHTH} dims"))[:2 if arm in NESTED_SCORED else 1]:
+            runs = [table[study.student(arm, s) + suffix] for s in seeds]
+            rows.append([f"student: {label}", *[f"{np.mean([r[t] for r in runs if t in r]):.3f}"
+                                                if any(t in r for r in runs) else "-" for t in tasks]])
+    rows.append(["student untrained (lr 0)", *[f"{table[UNTRAINED][t]:.3f}" if t in table[UNTRAINED] else "-"
+                                               for t in tasks]])
+    print_table(["model", *map(short, tasks)], rows)
+
+    print_loss_curves(study)
+
+    # compression: each arm against its own teacher (multi: the better teacher per task)
+    teacher_of = {"tissue": table[TEACHERS["tissue"]], "nuclei": table[TEACHERS["nuclei"]],
+                  "multi": best_teacher(table, TEACHERS.values())}
+    print("Claim 1, compression: median normalised retention of its teacher (%), on the tasks it informs\n")
+    medians = {}
+    rows = []
+    for arm in ARMS:
+        counted = informed(teacher_of[arm], noise, oracle, tasks)
+        per_seed = [retention(table[study.student(arm, s)], teacher_of[arm], noise, counted) for s in seeds]
+        medians[arm] = [median(r) for r in per_seed]
+        rows.append([arm, ", ".join(map(short, counted)), seeds_text(medians[arm]), t_interval(medians[arm]).text()])
+    print_table(["student", "tasks its teacher informs", "median per seed", "mean [95% CI]"], rows)
+    best = max(ARMS, key=lambda a: np.nanmean(medians[a]))
+    ratio = counts["student"] / min(counts[t] for t in ARMS[best][1])
+    line = verdict(t_interval(medians[best]), 95.0)
+    print(f"VERDICT compression: the best student ({best}) keeps {t_interval(medians[best]).text()}% at "
+          f"{100 * ratio:.1f}% of its teacher's parameters (bar: >= 95% at <= 10%): {line}\n")
+    out["verdicts"]["compression"] = line
+    out["retention"] = medians
+
+    # multi-teacher: all three arms against one denominator, on the tasks either teacher informs
+    denominator = teacher_of["multi"]
+    counted = informed(denominator, noise, oracle, tasks)
+    common = {arm: [retention(table[study.student(arm, s)], denominator, noise, counted) for s in seeds] for arm in ARMS}
+    common_medians = {arm: [median(r) for r in common[arm]] for arm in ARMS}
+    print("Claim 2, multi-teacher: median normalised retention of the better teacher per task (%), on the tasks "
+          f"either teacher informs ({', '.join(map(short, counted))})\n")
+    rows = [[arm, *[f"{np.mean([r[t] for r in common[arm]]):.0f}" for t in counted], seeds_text(common_medians[arm]),
+             t_interval(common_medians[arm]).text()] for arm in ARMS]
+    print_table(["student", *map(short, counted), "median per seed", "mean [95% CI]"], rows)
+    lines = []
+    for single in ("tissue", "nuclei"):
+        paired = np.array(common_medians["multi"]) - np.array(common_medians[single])
+        interval = t_interval(paired)
+        per_task = {t: np.mean([common["multi"][i][t] - common[single][i][t] for i in range(len(seeds))])
+                    for t in counted}
+        wins = sum(d > 0 for d in per_task.values())
+        print(f"multi - {single}: per seed {seeds_text(paired, 1)}, mean [95% CI] {interval.text()} points; "
+              f"ahead on {wins} of {len(per_task)} tasks (mean over seeds)")
+        lines.append(comparison_verdict(interval))
+    line = "holds" if all(v == "holds" for v in lines) else (
+        "does not hold" if any(v == "does not hold" for v in lines) else "not shown")  # the weaker of the two
+    print(f"VERDICT multi-teacher: beats the tissue student: {lines[0]}; beats the nuclei student: {lines[1]} "
+          f"-> {line}\n")
+    out["verdicts"]["multi_teacher"] = line
+    out["multi_medians"] = common_medians
+
+    # Matryoshka: each student at 8 dims against itself at 64
+    print(f"Claim 3, Matryoshka: retention at {EIGHTH} of {STUDENT_KWARGS['dims'][-1]} dims, "
+          f"(score@{EIGHTH} - noise) / (score@full - noise) x 100, median over the tasks its teacher informs\n")
+    rows, nested = [], {}
+    for arm in NESTED_SCORED:
+        counted = informed(teacher_of[arm], noise, oracle, tasks)
+        per_seed = []
+        for s in seeds:
+            full = table[study.student(arm, s)]
+            gains = {t: full[t] for t in counted if t in full and full[t] - noise[t] > 0}
+            per_seed.append(median(retention(table[study.student(arm, s) + f"-d{EIGHTH}"], gains, noise, list(gains))))
+        nested[arm] = per_seed
+        rows.append([arm, seeds_text(per_seed), t_interval(per_seed).text(), verdict(t_interval(per_seed), 90.0)])
+    print_table(["student", "median per seed", "mean [95% CI]", "verdict (bar 90%)"], rows)
+    line = verdict(t_interval(nested["multi"]), 90.0)
+    print(f"VERDICT Matryoshka: the multi-teacher student at 1/8 of its dims keeps "
+          f"{t_interval(nested['multi']).text()}% of its full-dim score: {line}\n")
+    out["verdicts"]["matryoshka"] = line
+    out["matryoshka"] = nested
+
+    # robustness: synth-plism of each student against its teacher(s)
+    print(f"Claim 4, robustness: {short(study.robustness_task)} score, student - teacher (the more robust of its "
+          "teachers), and the student's median retention (claim 1) as the cost elsewhere\n")
+    rows, robust_lines = [], {}
+    for arm, (_, teachers) in ARMS.items():
+        teacher_score = max(table[t].get(study.robustness_task, np.nan) for t in teachers)
+        scores = [table[study.student(arm, s)].get(study.robustness_task, np.nan) for s in seeds]
+        difference = t_interval(np.array(scores) - teacher_score)
+        robust_lines[arm] = verdict(difference, 0.0)
+        rows.append([arm, f"{teacher_score:.3f}", seeds_text(scores, 3), difference.text(3), robust_lines[arm],
+                     t_interval(medians[arm]).text(0)])
+    print_table(["student", "teacher", "student per seed", "difference [95% CI]", "at least as robust",
+                 "median retention [95% CI]"], rows)
+    line = robust_lines["multi"]
+    print(f"VERDICT robustness: the multi-teacher student is at least as robust as its teachers on "
+          f"{short(study.robustness_task)}: {line}\n")
+    out["verdicts"]["robustness"] = line
     return out
 
 
-def report(out: Path, seeds: list[int]) -> None:
-    students = [f"{arm}-s{seed}" for seed in seeds for arm in ARMS]
-    table = score_table(out / "results", [NOISE, ORACLE, *PARTIAL, "synth-reference", *students, UNTRAINED])
-    noise, oracle = table[NOISE], table[ORACLE]
-    best_partial = {task: max(table[t][task] for t in PARTIAL) for task in TASKS
-                    if all(task in table[t] for t in PARTIAL)}
-    short = [t.removeprefix("synth-") for t in TASKS]
-    print("\nMain scores (students: mean over seeds)\n")
-    print("| model | " + " | ".join(short) + " |")
-    print("| --- " * (len(TASKS) + 1) + "|")
-    rows = [(name, [table[name]]) for name in (ORACLE, *PARTIAL, "synth-reference", NOISE)]
-    rows += [(f"student: {arm}", [table[f"{arm}-s{seed}"] for seed in seeds]) for arm in ARMS]
-    rows.append(("vit_tiny untrained (seed 0)", [table[UNTRAINED]]))
-    for name, runs in rows:
-        cells = []
-        for task in TASKS:
-            values = [r[task] for r in runs if task in r]
-            cells.append(f"{np.mean(values):.3f}" if values else "-")
-        print(f"| {name} | " + " | ".join(cells) + " |")
-
-    print("\nNormalised retention (%), mean over seeds; median over the counted tasks per seed\n")
-    print("| student | teacher | " + " | ".join(short) + " | median per seed | mean +- sd |")
-    print("| --- " * (len(TASKS) + 4) + "|")
-    medians = {}
+def print_loss_curves(study: Study) -> None:
+    """Mean loss over seeds at ten points of training, and how much it still fell in the last quarter."""
+    print("Training loss (distill.json loss_curve: mean of each stretch; mean over seeds)\n")
+    rows, header = [], None
     for arm in ARMS:
-        teacher = table["synth-reference"] if arm == "reference" else best_partial
-        per_seed = [normalised(table[f"{arm}-s{seed}"], teacher, noise, oracle) for seed in seeds]
-        medians[arm] = [float(np.median(list(r.values()))) if r else float("nan") for r in per_seed]
-        cells = []
-        for task in TASKS:
-            values = [r[task] for r in per_seed if task in r]
-            cells.append(f"{np.mean(values):.0f}" if values else "-")
-        label = "synth-reference" if arm == "reference" else "best partial"
-        print(f"| {arm} | {label} | " + " | ".join(cells) + " | "
-              + ", ".join(f"{m:.0f}" for m in medians[arm])
-              + f" | {np.mean(medians[arm]):.0f} +- {np.std(medians[arm], ddof=1) if len(seeds) > 1 else 0:.0f} |")
-    multi = np.array(medians["multi"])
-    for single in ("tissue", "fine"):
-        wins = int(np.sum(multi > np.array(medians[single])))
-        print(f"multi > {single}: in {wins} of {len(seeds)} seeds "
-              f"(mean {np.mean(multi):.0f} vs {np.mean(medians[single]):.0f})")
-
-    # the same students against the full oracle: the share of the noise-to-oracle gap they close on
-    # the same counted tasks (free of the partial teachers' own probe results)
-    print("\nShare of the noise-to-oracle gap closed (%), on the tasks counted above\n")
-    print("| student | " + " | ".join(short) + " | median per seed |")
-    print("| --- " * (len(TASKS) + 2) + "|")
-    for arm in ARMS:
-        teacher = table["synth-reference"] if arm == "reference" else best_partial
-        per_seed = []
-        for seed in seeds:
-            counted = normalised(table[f"{arm}-s{seed}"], teacher, noise, oracle)
-            per_seed.append({t: v for t, v in normalised(table[f"{arm}-s{seed}"], oracle, noise, oracle).items()
-                             if t in counted})
-        cells = [f"{np.mean([r[t] for r in per_seed if t in r]):.0f}" if any(t in r for r in per_seed) else "-"
-                 for t in TASKS]
-        print(f"| {arm} | " + " | ".join(cells) + " | "
-              + ", ".join(f"{np.median(list(r.values())):.0f}" for r in per_seed) + " |")
-    counted = set().union(*(normalised(table[f"{arm}-s{s}"], best_partial, noise, oracle) for arm in PARTIAL_ARMS
-                            for s in seeds))
-    closed = {t: v for t, v in normalised(table[UNTRAINED], oracle, noise, oracle).items() if t in counted}
-    print("| untrained (seed 0) | " + " | ".join(f"{closed[t]:.0f}" if t in closed else "-" for t in TASKS)
-          + f" | {np.median(list(closed.values())):.0f} |")
+        curves = []
+        for seed in study.seeds:
+            record = study.out / "students" / study.student(arm, seed) / "distill.json"
+            if record.exists():
+                curves.append(json.loads(record.read_text())["loss_curve"])
+        if not curves:
+            continue
+        points = [c["step"] for c in curves[0]]
+        losses = np.mean([[c["loss"] for c in curve] for curve in curves if len(curve) == len(points)], axis=0)
+        picks = sorted(set(np.linspace(0, len(points) - 1, min(10, len(points))).round().astype(int)))
+        header = header or ["student", *[str(points[i]) for i in picks], "last-quarter drop"]
+        quarter = losses[int(0.75 * (len(losses) - 1))]
+        rows.append([arm, *[f"{losses[i]:.4f}" for i in picks], f"{100 * (quarter - losses[-1]) / quarter:.1f}%"])
+    if header:
+        print_table(header, rows)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=800)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--tasks", help="comma-separated scored tasks (default: the synthetic suite but synth-seg)")
+    parser.add_argument("--bracket-tasks", help="comma-separated tasks of the teachers' bracket (default: all synthetic)")
+    parser.add_argument("--robustness-task", default=ROBUSTNESS_TASK, help="the stain-robustness task of claim 4")
+    parser.add_argument("--dataset", default="synth-distill-mixed", help="the distillation tiles (a registry dataset)")
+    parser.add_argument("--include", action="append", default=[], help="extra registry YAML (passed to harness)")
+    parser.add_argument("--cache-dir", help="passed to harness")
     parser.add_argument("--report-only", action="store_true", help="print the tables from what is there")
     args = parser.parse_args()
+    if len(args.seeds) < 2:
+        parser.error("--seeds: at least two training seeds (the comparisons are paired over seeds)")
+    extra = tuple(a for f in args.include for a in ("--include", f))
+    extra += ("--cache-dir", args.cache_dir) if args.cache_dir else ()
+    tasks = tuple(args.tasks.split(",")) if args.tasks else TASKS
+    bracket = tuple(args.bracket_tasks.split(",")) if args.bracket_tasks else (BRACKET_TASKS if not args.tasks else tasks)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    study = Study(args.out, args.seeds, args.steps, tasks, bracket, args.dataset, args.lr, args.robustness_task, extra)
     if not args.report_only:
-        train_and_score(args.out, args.seeds, args.steps)
-    report(args.out, args.seeds)
+        train_and_score(study)
+    verdicts = report(study)
+    (args.out / "verdicts.json").write_text(json.dumps(verdicts, indent=2, default=float) + "\n")
 
 
 if __name__ == "__main__":
