@@ -195,7 +195,7 @@ class CrossMagnification(FeatureKD):
         if grid is None or self.params.patch_weight <= 0:
             return loss
         student = F.adaptive_avg_pool2d(grid, self.k)  # (B, D, k, k)
-        target, mask = self.spatial_targets(index, codes)
+        target, mask = (t.to(grid.device) for t in self.spatial_targets(index, codes))
         rows = mask.flatten()
         student_cells = heads["spatial"](student.permute(0, 2, 3, 1).reshape(-1, student.shape[1]))[rows]
         teacher_cells = target.permute(0, 2, 3, 1).reshape(-1, target.shape[1])[rows]

@@ -98,16 +98,17 @@ class FeatureKD(DistillationMethod):
         if self.online is not None:
             self._views = self.online(tiles)
 
-    def batch_targets(self, index: np.ndarray) -> list[torch.Tensor]:
+    def batch_targets(self, index: np.ndarray, device: torch.device) -> list[torch.Tensor]:
+        """This batch's standardised teacher embeddings, on the student's device."""
         if self.online is not None:
-            return [view.summary for view in self._views]
-        return [torch.from_numpy(t.standardised[index]) for t in self.targets]
+            return [view.summary.to(device) for view in self._views]
+        return [torch.from_numpy(t.standardised[index]).to(device) for t in self.targets]
 
     def loss(self, heads: nn.ModuleDict, summary: torch.Tensor, index: np.ndarray, grid=None, codes=None) -> torch.Tensor:
         dims = nested_dims(self.params.matryoshka_dims, summary.shape[1])
         total = sum(t.weight for t in self.targets)
         parts = [t.weight / total * matryoshka_loss(summary, target, heads[f"t{i}"], dims)
-                 for i, (t, target) in enumerate(zip(self.targets, self.batch_targets(index)))]
+                 for i, (t, target) in enumerate(zip(self.targets, self.batch_targets(index, summary.device)))]
         if grid is not None and self.patch_term:
             tokens = grid.flatten(2).transpose(1, 2)  # (B, h*w, D)
             for i, (t, view) in enumerate(zip(self.targets, self._views)):

@@ -75,8 +75,8 @@ class LogitKD(DistillationMethod):
 
     def loss(self, heads: nn.ModuleDict, summary: torch.Tensor, index: np.ndarray, grid=None, codes=None
              ) -> torch.Tensor:
-        probs = torch.from_numpy(self.teacher_probs[index])
-        y = torch.from_numpy(self.labels[index]) if self.labels is not None else None
+        probs = torch.from_numpy(self.teacher_probs[index]).to(summary.device)
+        y = torch.from_numpy(self.labels[index]).to(summary.device) if self.labels is not None else None
         return hinton_kd_loss(heads["classifier"](summary), probs, y, tau=self.params.tau, alpha=self.params.alpha)
 
 

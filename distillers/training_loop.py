@@ -100,7 +100,8 @@ def model_input(x: torch.Tensor, size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD
     if x.shape[-1] != size:
         x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
                                             align_corners=False)
-    return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    mean, std = (torch.tensor(v, dtype=x.dtype, device=x.device).view(1, 3, 1, 1) for v in (mean, std))
+    return (x - mean) / std  # on x's device: an online teacher's input is already on the GPU
 
 
 def prepare_batch(images, index: np.ndarray, codes: np.ndarray | None, size: int) -> torch.Tensor:
@@ -139,10 +140,11 @@ def train(config, images, method, out_dir: Path, device: str = "cpu", stop_after
         for step in range(start, end):
             index, codes = batch_of(config.seed, step, len(images), config.batch_size)
             mine = slice(rank, None, world)  # this rank's share of the batch
-            tiles = oriented_tiles(images, index[mine], codes[mine] if config.augment else None)
+            # the tiles cross to the device once; resizing and normalising happen there
+            tiles = oriented_tiles(images, index[mine], codes[mine] if config.augment else None).to(device)
             if method.observes_batches:  # online teachers embed this very view (no_grad)
-                method.observe(tiles.to(device))
-            x = model_input(tiles, config.student_input_size).to(device)
+                method.observe(tiles)
+            x = model_input(tiles, config.student_input_size)
             with autocast:
                 loss = model(x, index[mine], codes[mine] if config.augment else None)
             optimiser.zero_grad(set_to_none=True)

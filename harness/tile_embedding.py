@@ -38,29 +38,41 @@ class ExtractOptions:
 
 
 def resolve_device(requested: str) -> str:
+    """"auto" -> "cuda" or "cpu". Under torchrun each process takes its own GPU ("cuda:LOCAL_RANK",
+    made the current device), so N processes on an N-GPU machine do not all land on GPU 0."""
     if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
     if requested == "cuda" and not torch.cuda.is_available():
         from harness.errors import HarnessError
 
         raise HarnessError("--device cuda: no CUDA device is visible; use --device cpu or auto")
+    if requested == "cuda" and int(os.environ.get("WORLD_SIZE", 1)) > 1:
+        index = int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count()
+        torch.cuda.set_device(index)
+        return f"cuda:{index}"
     return requested
+
+
+def on_cuda(device: str) -> bool:
+    return torch.device(device).type == "cuda"
 
 
 def resolve_workers(requested: int | None, device: str) -> int:
     """Workers that decode and resize tiles beside the model. On CPU none: the model's threads
     already use every core, and the forward is ~99% of extraction's wall time (the forward share
     `benchmarks/extraction.py` prints), so workers could only take time from it. On CUDA the CPU is
-    free to feed the device: up to 8, one core left to the main process."""
+    free to feed the device: up to 8, one core left to each main process (under torchrun the cores
+    are shared out among the processes)."""
     if requested is not None:
         return requested
-    return 0 if device == "cpu" else max(1, min(8, (os.cpu_count() or 2) - 1))
+    processes = max(1, int(os.environ.get("WORLD_SIZE", 1)))
+    return 0 if not on_cuda(device) else max(1, min(8, (os.cpu_count() or 2) // processes - 1))
 
 
 def resolve_precision(requested: str, device: str) -> str:
     if requested != "auto":
         return requested
-    if device == "cuda":
+    if on_cuda(device):
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
 
@@ -184,7 +196,7 @@ def _run_image_encoder(encoder: ImageEncoder, images, writer, options: ExtractOp
         return
     loader = DataLoader(
         dataset, batch_size=options.batch_size, shuffle=False, num_workers=options.num_workers,
-        pin_memory=options.device == "cuda", prefetch_factor=4 if options.num_workers else None,
+        pin_memory=on_cuda(options.device), prefetch_factor=4 if options.num_workers else None,
     )
     device = torch.device(options.device)
     module = encoder.module

@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from harness.evaluation import Evaluation, MetricInfo, MetricSummary, SCORE, SplitArrays, TaskData, TaskFamily, summarise
 from harness.scoring.linear_probe import LinearProbeConfig, fit_linear_probe
 from harness.scoring.metrics import balanced_accuracy
-from harness.scoring.plism_metrics import GROUPS, KS, all_pair_metrics, leaderboard_score, pair_groups, summarise_groups
+from harness.scoring.plism_metrics import (GROUPS, KS, all_pair_metrics, leaderboard_score, metrics_device, pair_groups,
+                                           summarise_groups)
 
 
 class StainRobustnessParams(BaseModel):
@@ -65,7 +66,8 @@ class StainRobustness(TaskFamily):
         slides = list(data.splits)
         domains = [_domain(name, params.domain_pattern) for name in slides]
         groups = pair_groups(domains)
-        per_pair = all_pair_metrics([data.splits[name].embeddings for name in slides], groups["all"], ks=params.ks)
+        per_pair = all_pair_metrics([data.splits[name].embeddings for name in slides], groups["all"], ks=params.ks,
+                                    device=metrics_device())
         summary = summarise_groups(per_pair, groups)
         metrics: dict[str, MetricSummary] = {}
         if all(g in summary for g in GROUPS) and 10 in params.ks:

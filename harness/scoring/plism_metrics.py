@@ -19,12 +19,18 @@ are. The first part needs the slide's within-slide similarities, the same in eve
 takes part in (90 of them in PLISM): they are computed once per slide. Per pair only the cross
 block A B^T is computed, once, and read row-wise (A's queries) and column-wise (B's). That is a
 quarter of the floating-point work of pooling the 2n tiles per pair.
+
+On a CUDA device (`device="cuda"`, what the family picks when one is visible) the same counts are
+made with torch on the device: the slides are copied there once, and only the per-pair counts
+come back. float32 throughout (TF32 is not enabled), so a similarity differs from the CPU's only by
+the summation order of one dot product; a count can differ only where a tile's similarity ties
+its twin's to the last bit.
 """
 
 from __future__ import annotations
 
 from itertools import combinations
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -58,14 +64,25 @@ def pair_metrics(a: np.ndarray, b: np.ndarray, ks: Sequence[int] = KS, chunk_siz
     return {"cosine": cosine, **{f"top_{k}": hits[k] / (2 * n) for k in ks}}
 
 
+def metrics_device() -> str | None:
+    """Where all_pair_metrics runs in a scored task: a visible CUDA device, else numpy on the CPU."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else None
+
+
 def all_pair_metrics(slides: Sequence[np.ndarray], pairs: Iterable[tuple[int, int]], ks: Sequence[int] = KS,
-                     chunk_size: int = 1024) -> dict[tuple[int, int], dict[str, float]]:
+                     chunk_size: int = 1024, device: str | None = None) -> dict[tuple[int, int], dict[str, float]]:
     """pair (i, j) -> pair_metrics(slides[i], slides[j]) for every pair, each slide's within-slide
     similarities computed once. Slides are visited in order; when slide s is visited, the cross
     blocks of its pairs with later slides are computed (its queries' cross counts now, the partner's
     kept for when the partner is visited), then all of s's thresholds are counted against its
-    within-slide similarities in one pass."""
-    units = [_unit(s) for s in slides]
+    within-slide similarities in one pass. `device`: None for numpy, or a torch device ("cuda",
+    "cpu") for the same counts made with torch there."""
+    if device is None:
+        units, counting = [_unit(s) for s in slides], _NUMPY
+    else:
+        units, counting = _torch_units(slides, device), _torch_counting()
     if len({u.shape for u in units}) > 1:
         raise ValueError(f"aligned slides need the same tiles: shapes {sorted({u.shape for u in units})}")
     n = len(units[0])
@@ -81,17 +98,24 @@ def all_pair_metrics(slides: Sequence[np.ndarray], pairs: Iterable[tuple[int, in
             continue
         queries = list(waiting.pop(s))  # (pair, twin similarity per tile, cross count per tile)
         for j in later[s]:
-            twin = np.einsum("ij,ij->i", anchor, units[j])
-            rows, columns = _cross_counts(anchor, units[j], twin, chunk_size)
+            twin = counting.einsum("ij,ij->i", anchor, units[j])
+            rows, columns = counting.cross(anchor, units[j], twin, chunk_size)
             cosine[(s, j)] = float(twin.mean())
             queries.append(((s, j), twin, rows))
             waiting[j].append(((s, j), twin, columns))
-        within = _within_counts(anchor, np.stack([q[1] for q in queries]), chunk_size)
+        within = counting.within(anchor, counting.stack([q[1] for q in queries]), chunk_size)
         for (pair, _, cross), inside in zip(queries, within):
             rank = cross + inside  # tiles strictly closer than the twin, from both slides
-            hits[pair] += np.array([(rank < k).sum() for k in ks])
+            hits[pair] += np.array([int((rank < k).sum()) for k in ks])
     return {pair: {"cosine": cosine[pair], **{f"top_{k}": int(h) / (2 * n) for k, h in zip(ks, hits[pair])}}
             for pair in pairs}
+
+
+class _Counting(NamedTuple):
+    cross: Callable
+    within: Callable
+    stack: Callable
+    einsum: Callable
 
 
 def _cross_counts(a: np.ndarray, b: np.ndarray, twin: np.ndarray, chunk_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -122,6 +146,46 @@ def _within_counts(a: np.ndarray, thresholds: np.ndarray, chunk_size: int) -> np
         block[local, local + start] = -np.inf  # a tile never retrieves itself
         counts[:, start:stop] = (block[None] > thresholds[:, start:stop, None]).sum(axis=2)
     return counts
+
+
+_NUMPY = _Counting(_cross_counts, _within_counts, np.stack, np.einsum)
+
+
+def _torch_units(slides: Sequence[np.ndarray], device: str) -> list:
+    import torch
+
+    units = [torch.as_tensor(np.asarray(s, dtype=np.float32)).to(device) for s in slides]
+    return [u / u.norm(dim=1, keepdim=True).clamp_min(1e-12) for u in units]
+
+
+def _torch_counting() -> _Counting:
+    """_cross_counts and _within_counts in torch, on the device of their arguments."""
+    import torch
+
+    def cross(a, b, twin, chunk_size):
+        rows = torch.zeros(len(a), dtype=torch.int64, device=a.device)
+        columns = torch.zeros(len(b), dtype=torch.int64, device=a.device)
+        for start in range(0, len(a), chunk_size):
+            stop = min(start + chunk_size, len(a))
+            block = a[start:stop] @ b.T
+            local = torch.arange(stop - start, device=a.device)
+            block[local, local + start] = -torch.inf
+            rows[start:stop] = (block > twin[start:stop, None]).sum(1)
+            columns += (block > twin[None, :]).sum(0)
+        return rows, columns
+
+    def within(a, thresholds, chunk_size):
+        counts = torch.zeros(thresholds.shape, dtype=torch.int64, device=a.device)
+        rows_per_chunk = max(1, chunk_size // max(1, len(thresholds)))
+        for start in range(0, len(a), rows_per_chunk):
+            stop = min(start + rows_per_chunk, len(a))
+            block = a[start:stop] @ a.T
+            local = torch.arange(stop - start, device=a.device)
+            block[local, local + start] = -torch.inf
+            counts[:, start:stop] = (block[None] > thresholds[:, start:stop, None]).sum(2)
+        return counts
+
+    return _Counting(cross, within, torch.stack, torch.einsum)
 
 
 def pair_groups(domains: Sequence[tuple[str, str]]) -> dict[str, list[tuple[int, int]]]:

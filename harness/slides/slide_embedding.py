@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from harness.atomic_write import save_npy_atomic
 from harness.embedding_cache import EmbeddingCache
-from harness.tile_embedding import DevicePrefetcher, ExtractOptions, device_input
+from harness.tile_embedding import DevicePrefetcher, ExtractOptions, device_input, on_cuda
 from harness.process_group import barrier, rank_and_world
 from harness.progress import progress_bar
 from harness.registry import TilingSpec
@@ -141,7 +141,7 @@ def _extract(encoder, paths, keys, tiling, cache, options, label, failed) -> flo
     if len(dataset) == 0:
         return None
     loader = DataLoader(dataset, batch_size=options.batch_size, num_workers=options.num_workers,
-                        pin_memory=options.device == "cuda", prefetch_factor=4 if options.num_workers else None)
+                        pin_memory=on_cuda(options.device), prefetch_factor=4 if options.num_workers else None)
     device = torch.device(options.device)
     module = encoder.module.to(memory_format=torch.channels_last) if device.type == "cuda" else encoder.module
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if options.precision == "bf16" else nullcontext()

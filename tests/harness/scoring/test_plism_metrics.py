@@ -68,3 +68,20 @@ def test_all_pairs_equal_each_pair_computed_alone():
             assert together[(i, j)][key] == pytest.approx(alone[key], abs=1e-6), (i, j, key)
     assert together[(0, 1)]["top_10"] > together[(3, 4)]["top_10"]  # closer slides retrieve their twins
 
+
+
+def test_the_torch_path_counts_what_numpy_counts():
+    """all_pair_metrics with device= (what a CUDA run uses) runs the same counts in torch: on the
+    CPU here, equal to the numpy path on every pair and metric, chunks that do not divide n."""
+    from harness.scoring.plism_metrics import all_pair_metrics
+
+    rng = np.random.default_rng(4)
+    base = rng.normal(size=(61, 10))
+    slides = [base + noise * rng.normal(size=base.shape) for noise in (0.3, 0.7, 1.2, 2.5)]
+    pairs = [(i, j) for i in range(4) for j in range(i + 1, 4)]
+    on_numpy = all_pair_metrics(slides, pairs, chunk_size=13)
+    on_torch = all_pair_metrics(slides, pairs, chunk_size=13, device="cpu")
+    assert on_torch.keys() == on_numpy.keys()
+    for pair in pairs:
+        for key, value in on_numpy[pair].items():
+            assert on_torch[pair][key] == pytest.approx(value, abs=1e-6), (pair, key)
