@@ -47,17 +47,19 @@ print(sum(len(f) for f in done.features), resource.getrusage(resource.RUSAGE_SEL
 """
 
 
-def big_slide(folder: Path) -> Path:
+def big_slide(folder: Path, repeats: int = 4) -> Path:
+    """A repeats x repeats mosaic of one 1,024 px synthetic slide (12 tissue fields), as a 4-level
+    JPEG pyramid at 0.5 um/px that OpenSlide reads."""
     import tifffile
 
     from harness.synth.slide_suite import SyntheticSlideParams, build_slide_suite
 
     suite = folder / "suite"
-    build_slide_suite(suite, SyntheticSlideParams(n_patients=1, second_slide_fraction=0.0, min_tissue_fields=12,
+    build_slide_suite(suite, SyntheticSlideParams(n_patients=1, second_slide_fraction=0.0, grid=4, min_tissue_fields=12,
                                                   seed=3), workers=1)
     small = open_slide(next((suite / "slides").glob("*.tiff")))
     tile = np.asarray(small.read_region((0, 0), 0, small.level_dimensions[0]).convert("RGB"))
-    image = np.tile(tile, (4, 4, 1))
+    image = np.tile(tile, (repeats, repeats, 1))
     path = folder / "big.tiff"
     with tifffile.TiffWriter(path, bigtiff=True) as tif:
         for i in range(4):

@@ -1,0 +1,71 @@
+"""benchmarks/gpu_check.py, the prepared device check: at toy size on this CPU every part runs and
+reports numbers that mean what they say; a part that fails is written down and the others still run."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_check():
+    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks" / "gpu_check.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["gpu_check"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="on a CUDA machine the check runs at full size instead")
+def test_every_part_runs_at_toy_size_on_the_cpu(tmp_path, capsys):
+    check = load_check()
+    code = check.main(["--out", str(tmp_path / "check.json")])
+    printed = capsys.readouterr().out
+    assert printed.splitlines()[0].startswith("CUDA absent: every part runs at toy size on the CPU")
+    assert code == 0, printed[-3000:]
+    report = json.loads((tmp_path / "check.json").read_text())
+    assert report["environment"]["size"] == "toy" and report["environment"]["cuda"] is False
+    parts = report["parts"]
+    assert set(parts) == set(check.PARTS) and not any("error" in p for p in parts.values())
+    (model,) = parts["extraction"]["models"].values()
+    assert model["raw_img_s"] > 0 and set(model["jpeg"]) == {"0", "1"} and model["slide_tiles"] > 0
+    assert parts["distillation"]["harness_steps_s"] > 0 and parts["distillation"]["raw_steps_s"] > 0
+    assert parts["torchrun"]["processes"] == 2 and set(parts["torchrun"]["run_wall_s"]) == {"1", "2"}
+    assert parts["plism"]["pair_0_1_max_difference"] == 0.0  # the torch path counts what numpy counts
+    assert parts["plism"]["bound_s"] > 0 and parts["plism"]["evaluation_s"] > 0
+    for title in ("toy ViT-Ti JPEG", "toy ViT-Ti slide", "distillation", "torchrun", "plism"):
+        assert title in printed
+
+
+def test_a_failing_part_is_reported_and_the_others_still_run(tmp_path, monkeypatch, capsys):
+    check = load_check()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    monkeypatch.setattr(check, "part_distillation", broken)
+    code = check.main(["--out", str(tmp_path / "check.json"), "--parts", "distillation,plism", "--toy"])
+    assert code == 1
+    parts = json.loads((tmp_path / "check.json").read_text())["parts"]
+    assert parts["distillation"]["error"] == "RuntimeError: CUDA error: an illegal memory access was encountered"
+    assert "error" not in parts["plism"] and parts["plism"]["evaluation_s"] > 0
+    assert "FAILED" in capsys.readouterr().out
+
+
+def test_unknown_parts_are_refused_in_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        load_check().main(["--out", str(tmp_path / "x.json"), "--parts", "extraction,warp-drive"])
+    assert "--parts: unknown warp-drive; give some of extraction, distillation, torchrun, plism" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here: the CUDA branches (channels_last, "
+                    "pinned non_blocking copies, bf16 autocast, per-rank GPUs, the PLISM counts on the device) run "
+                    "only in the prepared device check, `python benchmarks/gpu_check.py` on a lent GPU")
+def test_toy_check_on_cuda(tmp_path):
+    assert load_check().main(["--out", str(tmp_path / "check.json"), "--toy"]) == 0
