@@ -51,25 +51,19 @@ def rouge_tokens(text: str) -> list[str]:
     return re.sub(r"[^a-z0-9]+", " ", text.lower()).split()
 
 
-# coco-caption: Stanford's PTB tokeniser, lower-cased, then this punctuation list removed. The list
-# is upper case, so the lower-cased bracket tokens (-lrb- ...) stay, as they do in coco-caption.
-_PTB_BRACKETS = {"(": "-LRB-", ")": "-RRB-", "[": "-LSB-", "]": "-RSB-", "{": "-LCB-", "}": "-RCB-"}
+# coco-caption: Stanford's PTB tokeniser (harness/scoring/ptb_tokens.py), lower-cased, then this
+# punctuation list removed. The list is upper case, so the lower-cased bracket tokens (-lrb- ...)
+# stay, as they do in coco-caption.
 _COCO_PUNCTUATION = {"''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-", ".", "?", "!", ",", ":", "-", "--",
                      "...", ";", '"'}
-_PTB = re.compile(r"-[LR][RSC]B-"                               # brackets, already spelled out
-                  r"|[A-Za-z0-9]+?(?=n't\b)|n't\b"                # are|n't, ca|n't
-                  r"|'(?:s|re|ve|ll|d|m)\b"                       # 's 're ... split off their word
-                  r"|[A-Z]+&[A-Z]+"                                # H&E, AT&T (not h&e: that is h & e)
-                  r"|[A-Za-z0-9]+(?:[-/.][A-Za-z0-9]+)*"           # words, hyphenated words, 3.5, 1/3
-                  r"|\.\.\.|--|\S")
 
 
 def cider_tokens(text: str) -> list[str]:
-    """coco-caption's tokens: PTB tokens of the text as written, then lower-cased, then its
-    punctuation list removed (case-sensitive, so -lrb- and -rrb- stay, as they do there)."""
-    for bracket, name in _PTB_BRACKETS.items():
-        text = text.replace(bracket, f" {name} ")
-    return [t for t in (token.lower() for token in _PTB.findall(text)) if t not in _COCO_PUNCTUATION]
+    """coco-caption's tokens: PTB tokens of the text as written (newlines as spaces), then
+    lower-cased, then its punctuation list removed (case-sensitive, so -lrb- and -rrb- stay)."""
+    from harness.scoring.ptb_tokens import ptb_tokens
+
+    return [t for t in (token.lower() for token in ptb_tokens(text.replace("\n", " "))) if t not in _COCO_PUNCTUATION]
 
 
 def _ngrams(tokens: list[str], n: int) -> Counter:
