@@ -45,7 +45,6 @@ class HarnessCLI:
         return DataContext(cache_dir=cache, data_root=Path(data_root).expanduser())
 
     def run(self, args) -> int:
-        from harness.tile_embedding import ExtractOptions, resolve_device, resolve_precision, resolve_workers
         from harness.hub_access import configure_offline_mode
         from harness.models.model_spec import DEFAULT_MODEL, LoadOptions, resolve_model
         from harness.results import ResultStore
@@ -61,13 +60,24 @@ class HarnessCLI:
         for spec in models:
             resolve_model(spec)  # a usage error exits 2 now, not as a failure of every task
         ResultStore(Path(args.output)).check_writable()  # now, not after the work is done
-        device = resolve_device(args.device)
+        if args.device == "cuda":
+            from harness.tile_embedding import resolve_device
+
+            resolve_device("cuda")  # no CUDA device: a usage error now
+
+        def extract_options():
+            """Resolved when the first embedding is computed (it imports torch: a rerun that reuses
+            every result starts in about a second without it)."""
+            from harness.tile_embedding import ExtractOptions, resolve_device, resolve_precision, resolve_workers
+
+            device = resolve_device(args.device)
+            return ExtractOptions(batch_size=args.batch_size, num_workers=resolve_workers(args.workers, device),
+                                  device=device, precision=resolve_precision(args.precision, device))
+
         config = RunConfig(
             models=models, tasks=task_names, output=Path(args.output), context=self._context(args),
-            load=LoadOptions(random_init=args.random_init, device=device, max_parameters=args.max_parameters),
-            extract=ExtractOptions(batch_size=args.batch_size, num_workers=resolve_workers(args.workers, device),
-                                   device=device,
-                                   precision=resolve_precision(args.precision, device)),
+            load=LoadOptions(random_init=args.random_init, max_parameters=args.max_parameters),
+            extract=extract_options,
             overwrite=args.overwrite, download=args.download, verbose=args.verbose,
             dims=_dims(args.dims), log_samples=args.log_samples,
         )

@@ -8,6 +8,10 @@ from contextlib import contextmanager
 
 
 def rank_and_world() -> tuple[int, int]:
+    import sys
+
+    if "torch" not in sys.modules:  # no process group can exist before torch is imported
+        return 0, 1
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
@@ -22,6 +26,10 @@ def process_rank() -> int:
 
 def barrier() -> None:
     """Wait for every process of the group (nothing to wait for without one)."""
+    import sys
+
+    if "torch" not in sys.modules:
+        return
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():

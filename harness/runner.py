@@ -12,7 +12,8 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from functools import cached_property
+from typing import TYPE_CHECKING, Callable, Mapping
 
 from rich.markup import escape
 
@@ -22,18 +23,19 @@ from harness.errors import HarnessError
 import numpy as np
 
 from harness.evaluation import SlideBags, SplitArrays, TaskData, TaskFamily
-from harness.tile_embedding import ExtractOptions, embed_split
 from harness.hub_access import is_commit
-from harness.models.instruments import NotApplicable
-from harness.models.loading import Encoder, load_encoder
+from harness.errors import NotApplicable
 from harness.models.model_spec import DEFAULT_MODEL, LoadOptions, resolve_model
 from harness.process_group import process_rank
 from harness.terminal import console
 from harness.registry import Registry, TaskSpec
 from harness.results import DatasetRecord, MainScore, ModelRecord, ResultStore, TaskResult, Timings
 from harness.sources import DataContext, TileSource, open_source
-from harness.text_encoder import embed_texts
 from harness.timestamps import utc_timestamp
+
+if TYPE_CHECKING:  # torch and timm are imported when a task has to compute, not for a rerun that reuses
+    from harness.models.loading import Encoder
+    from harness.tile_embedding import ExtractOptions
 
 
 @dataclass
@@ -42,8 +44,11 @@ class RunConfig:
     tasks: list[str]
     output: Path
     context: DataContext
-    load: LoadOptions = LoadOptions()
-    extract: ExtractOptions = ExtractOptions()
+    load: LoadOptions = LoadOptions()  # its device is the extraction's
+    # the extraction options, or a function that resolves them (device, precision, workers) when the
+    # first embedding is computed: resolving them imports torch, which a rerun that reuses every
+    # result does not need
+    extract: ExtractOptions | Callable[[], ExtractOptions] | None = None
     overwrite: bool = False
     download: bool = False
     verbose: bool = False
@@ -78,6 +83,18 @@ class Runner:
         self.cache = EmbeddingCache(self.config.context.cache_dir)
         self.rank = process_rank()
         self._truncate: int | None = None
+
+    @cached_property
+    def extract(self) -> ExtractOptions:
+        """The extraction options, resolved once (importing torch) when first needed."""
+        configured = self.config.extract
+        if callable(configured):
+            return configured()
+        if configured is None:
+            from harness.tile_embedding import ExtractOptions
+
+            return ExtractOptions()
+        return configured
 
     def run(self) -> list[TaskOutcome]:
         outcomes: list[TaskOutcome] = []
@@ -134,6 +151,10 @@ class Runner:
                 continue
             if encoder is None:
                 try:
+                    from harness.models.loading import load_encoder
+
+                    if self.config.extract is not None:  # the model goes where the embeddings are computed
+                        options = dataclasses.replace(options, device=self.extract.device)
                     encoder = load_encoder(model, options)
                 except Exception as error:  # noqa: BLE001 - one model's failure; the other models are still scored
                     return outcomes + self._model_failed(spec, self.config.tasks[index:], error)
@@ -176,9 +197,13 @@ class Runner:
             started = time.perf_counter()
             splits, throughputs, precisions, genes = {}, [], set(), (None, None)
             for split in source.split_names():
-                cached, _ = embed_split(encoder, source, fingerprint, split, self.cache, self.config.extract,
+                from harness.tile_embedding import embed_split
+
+                cached, _ = embed_split(encoder, source, fingerprint, split, self.cache, self.extract,
                                         dense=family.dense)
                 records = source.records(split)
+                from harness.text_encoder import embed_texts
+
                 texts = {f: embed_texts([r[f] for r in records], self.config.context.cache_dir)
                          for f in family.text_fields} if records else {}
                 splits[split] = SplitArrays(self._truncated(cached.embeddings), source.labels(split), records, texts)
@@ -232,7 +257,7 @@ class Runner:
             metrics=evaluation.metrics,
             n_samples=evaluation.n_samples, seeds=evaluation.seeds, details=evaluation.details,
             timings=timings, params=params.model_dump(mode="json"),
-            environment=environment(self.config.extract.device, timings.precision), date=utc_timestamp(),
+            environment=environment(self.extract.device, timings.precision), date=utc_timestamp(),
         )
         if self.config.log_samples and evaluation.samples:
             import pandas as pd  # only when asked: pandas is not on the path of a plain run
@@ -254,7 +279,7 @@ class Runner:
         table = source.table()
         started = time.perf_counter()
         tiling = source.tiling.at_mpp(encoder.card.slide_mpp)  # the grid as the model reads it
-        embedded = slide_features(encoder, source, table.paths, tiling, self.cache, self.config.extract, fingerprint)
+        embedded = slide_features(encoder, source, table.paths, tiling, self.cache, self.extract, fingerprint)
         embed_s = time.perf_counter() - started
         if self.rank != 0:
             return TaskOutcome(encoder.info.name, name, "embedded")
@@ -279,7 +304,7 @@ class Runner:
                                         if embedded.features else None}
         timings = Timings(embed_s=round(embed_s, 3), eval_s=round(eval_s, 3), items_per_s=embedded.items_per_s,
                           slides_per_min=embedded.slides_per_min,
-                          precision=self.config.extract.precision if encoder.reads_pixels else None)
+                          precision=self.extract.precision if encoder.reads_pixels else None)
         return self._write_ok(slug, name, task, model, source, fingerprint, evaluation, timings)
 
     def _fingerprint(self, source: TileSource) -> str:

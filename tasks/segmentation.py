@@ -23,14 +23,16 @@ is what a decoder reading nothing reaches (the chance level of this metric).
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.evaluation import Evaluation, MetricInfo, TaskData, TaskFamily, summarise
 from harness.scoring.bootstrap import N_RESAMPLES, BootstrapInterval, percentile_interval, resample_weights
-from harness.scoring.segmentation_head import DecoderConfig, DenseBatches, predict, train_decoder
+
+if TYPE_CHECKING:
+    from harness.scoring.segmentation_head import DenseBatches
 
 
 class SegmentationParams(BaseModel):
@@ -67,6 +69,8 @@ class Segmentation(TaskFamily):
         return {"dice": SCORE, "miou": SCORE, "dice_macro": SCORE}
 
     def evaluate(self, data: TaskData, params: SegmentationParams) -> Evaluation:
+        from harness.scoring.segmentation_head import DecoderConfig, predict, train_decoder  # torch: when it runs
+
         n_classes = len(data.class_names)
         train = dense_split(data, params.train_split, params.size)
         val = dense_split(data, params.val_split, params.size)
@@ -107,6 +111,8 @@ class Segmentation(TaskFamily):
 
 
 def dense_split(data: TaskData, name: str, size: int | None) -> DenseBatches:
+    from harness.scoring.segmentation_head import DenseBatches
+
     split = data.splits.get(name)
     if split is None:
         raise ValueError(f"segmentation needs a '{name}' split (the dataset has: {', '.join(data.splits)})")

@@ -14,17 +14,14 @@ from typing import ClassVar
 import numpy as np
 
 from harness.models.card import ModelCard
-from harness.models.encoder import EncoderInfo
+from harness.errors import NotApplicable  # noqa: F401 - raised here, and imported from here by callers
+from harness.models.identity import EncoderInfo
 from harness.synth.tissue import LATENT_FACTORS, TISSUE_CLASSES
 
 NOISE_DIM = 384
 DENSE_NOISE_DIM, DENSE_GRID = 64, 16  # random-noise's dense form: 64 channels on a 16 x 16 grid
 ORACLE_CELL = 2  # px per cell of synth-oracle's dense form (finer than any nucleus)
 INSTRUMENT_VERSION = "6"
-
-
-class NotApplicable(Exception):
-    """The model cannot embed this dataset (recorded as skipped, with this reason)."""
 
 
 @dataclass

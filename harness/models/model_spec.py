@@ -21,7 +21,7 @@ from typing import Literal
 
 from harness.errors import HarnessError
 from harness.models.card import DEFAULT_MAX_PARAMETERS, ModelCard
-from harness.models.encoder import WeightsKind, model_slug
+from harness.models.identity import WeightsKind, model_slug
 from harness.models.instruments import INSTRUMENTS
 from harness.models.zoo import find_known_model
 
@@ -66,6 +66,31 @@ class ModelSpec:
         return sha256_file(self.checkpoint)
 
 
+def timm_has_architecture(name: str) -> bool:
+    """timm.is_model(name). A name found in timm's list of architectures, kept in the cache per
+    timm version, is answered without importing timm (about 3 s: torchvision and torch's compiler
+    come with it), so that a run that reuses its results starts fast; any other name (a deprecated
+    alias, a typo) is asked of timm itself. The list is written the first time timm is imported."""
+    from importlib.metadata import version
+
+    from harness.atomic_write import write_text_atomic
+    from harness.sources.base import default_cache_dir
+
+    listing = default_cache_dir() / f"timm-{version('timm')}-architectures.txt"
+    try:
+        if name.split(".", 1)[0] in set(listing.read_text().split()):
+            return True
+    except OSError:
+        pass
+    import timm
+
+    try:
+        write_text_atomic(listing, "\n".join(timm.list_models()) + "\n")
+    except OSError:  # a read-only cache: the check still works, only slower next time
+        pass
+    return timm.is_model(name)
+
+
 def resolve_model(spec: str, options: LoadOptions = LoadOptions()) -> ModelSpec:
     """SPEC -> ModelSpec, or one line saying what is wrong with it (no weights are read)."""
     if not spec.strip():
@@ -73,9 +98,7 @@ def resolve_model(spec: str, options: LoadOptions = LoadOptions()) -> ModelSpec:
     if spec in INSTRUMENTS:
         return ModelSpec(spec, "instrument", spec, "instrument")
     if spec.startswith("timm:"):
-        import timm
-
-        if not timm.is_model(spec.removeprefix("timm:")):
+        if not timm_has_architecture(spec.removeprefix("timm:")):
             raise HarnessError(f"model '{spec}': timm has no architecture '{spec.removeprefix('timm:')}': "
                                "see timm.list_models()")
         return ModelSpec(spec, "timm", spec, _planned(options))

@@ -117,3 +117,33 @@ tasks:
     assert "cosine_all" in failed["reason"] and "\n" not in failed["reason"]
     other = json.loads((tmp_path / "out" / "random-noise" / "one-scanner-cosine.json").read_text())
     assert other["status"] == "ok" and other["main_score"]["name"] == "cosine_all"
+
+
+RERUN_PROBE = """
+import sys
+from harness.cli import main
+code = main(sys.argv[1:])
+print("exit", code, "torch" in sys.modules, "timm" in sys.modules)
+"""
+
+
+def test_a_rerun_that_reuses_every_result_imports_neither_torch_nor_timm(tmp_path):
+    """The second run finds every result (and the data of skipped tasks still absent): it answers
+    from the result files, resolving the timm name from the cached architecture list, without the
+    ~5 s of importing torch and timm. The first run computes, so it imports both."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.support.registries import TINY_REGISTRY
+
+    registry = tmp_path / "tiny.yaml"
+    registry.write_text(TINY_REGISTRY)
+    argv = ["run", "--model", "timm:vit_tiny_patch16_224", "--random-init", "--tasks", "tiny", "--include",
+            str(registry), "--cache-dir", str(tmp_path / "cache"), "--output", str(tmp_path / "out")]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HARNESS_CACHE=str(tmp_path / "cache"))
+    first, second = (subprocess.run([sys.executable, "-c", RERUN_PROBE, *argv], env=env, capture_output=True,
+                                    text=True, timeout=600) for _ in range(2))
+    assert first.stdout.splitlines()[-1] == "exit 0 True True", first.stderr[-2000:]
+    assert second.stdout.splitlines()[-1] == "exit 0 False False", second.stderr[-2000:]
+    assert "2 ok" in second.stdout

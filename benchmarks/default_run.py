@@ -1,0 +1,74 @@
+"""The main job's CPU budgets: `harness run --tasks all` (the README's first command, install
+excluded) on a cold cache, then the same command again, when every task's result is already there
+and is reused. Each is a fresh process; wall time from start to exit.
+
+Prints, from one run on this machine:
+  cold     wall time with an empty cache and results folder (the synthetic suite is generated,
+           every model embeds, every task is evaluated), and where it went: the sums of the
+           results' timings.embed_s and eval_s, and the rest (start, generation, summary)
+  rerun    wall time of the same command afterwards (results reused, nothing recomputed)
+  budget   cold <= 180 s and rerun <= 3 s: each MET or NOT MET, with the measured ratio
+
+Usage: python benchmarks/default_run.py [--workdir DIR] [--tasks all]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BUDGETS = {"cold": 180.0, "rerun": 3.0}
+
+
+def timed_run(tasks: str, cache: Path, results: Path) -> tuple[float, str]:
+    env = dict(os.environ, HARNESS_CACHE=str(cache), HF_HUB_OFFLINE="1")
+    started = time.perf_counter()
+    done = subprocess.run([str(Path(sys.executable).parent / "harness"), "run", "--tasks", tasks,
+                           "--output", str(results)], env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"harness run --tasks {tasks} exited {done.returncode}: {done.stderr.strip()[-400:]}")
+    return elapsed, done.stdout
+
+
+def spent(results: Path) -> tuple[float, float, int]:
+    embed = evaluate = 0.0
+    files = [p for p in results.glob("*/*.json") if p.name != "summary.json"]
+    for path in files:
+        timings = json.loads(path.read_text()).get("timings") or {}
+        embed += timings.get("embed_s") or 0.0
+        evaluate += timings.get("eval_s") or 0.0
+    return embed, evaluate, len(files)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--workdir", help="where the cache and results go (default: a temporary folder)")
+    parser.add_argument("--tasks", default="all")
+    args = parser.parse_args()
+    root = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="default-run-"))
+    for sub in ("cache", "results"):
+        shutil.rmtree(root / sub, ignore_errors=True)
+    cold, _ = timed_run(args.tasks, root / "cache", root / "results")
+    embed, evaluate, n_results = spent(root / "results")
+    rerun, _ = timed_run(args.tasks, root / "cache", root / "results")
+    print(f"machine: {os.cpu_count()} cores; harness run --tasks {args.tasks}; {n_results} result files")
+    print(f"cold   {cold:7.1f} s  (embed {embed:.0f} s + evaluate {evaluate:.0f} s + the rest "
+          f"{cold - embed - evaluate:.0f} s: start, generation, summary)")
+    print(f"rerun  {rerun:7.1f} s  (every result reused)")
+    for name, measured in (("cold", cold), ("rerun", rerun)):
+        verdict = "MET" if measured <= BUDGETS[name] else "NOT MET"
+        print(f"budget {name:5s} <= {BUDGETS[name]:5.0f} s: {verdict} ({measured / BUDGETS[name]:.2f}x the budget)")
+    if not args.workdir:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
