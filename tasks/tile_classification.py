@@ -2,7 +2,9 @@
 
 Protocol (docs/protocols.md): train on train, select on val, report on test; when the dataset has
 no val split a stratified `val_fraction` of train is held out; with no test split, val is
-reported and the selection split is held out of train. Headline: balanced accuracy.
+reported and the selection split is held out of train. Headline: balanced accuracy. Beside it,
+the calibration of the probe's probabilities (THUNDER's ECE, MCE, SCE, ACE and TACE, lower is
+better; harness/scoring/calibration.py) and the data of a reliability diagram.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.scoring.bootstrap import N_RESAMPLES, bootstrap_ci
+from harness.scoring.calibration import CALIBRATION_METRICS, N_BINS
 from harness.evaluation import Evaluation, MetricInfo, MetricSummary, SCORE, SplitArrays, TaskData, TaskFamily, summarise
 from harness.scoring.linear_probe import LinearProbeConfig, fit_linear_probe
 from harness.scoring.parallel_fits import map_fits
@@ -57,6 +60,28 @@ PROBE_METRICS = {
 }
 
 
+# calibration errors: 0 is perfect, lower is better; shown in the app's calibration panel
+CALIBRATION = MetricInfo(higher_is_better=False, bounds=(0.0, 1.0), group="calibration")
+
+
+def reliability_bins(probabilities: list[np.ndarray], y: np.ndarray, n_bins: int = N_BINS) -> dict:
+    """A reliability diagram's data, the seeds pooled: per equal-width confidence bin (lower,
+    upper], its items, their mean top-class confidence and their accuracy."""
+    confidence = np.concatenate([p.max(axis=1) for p in probabilities])
+    hits = np.concatenate([(p.argmax(axis=1) == y) for p in probabilities]).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    bins = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
+    rows = {"lower": [], "upper": [], "items": [], "confidence": [], "accuracy": []}
+    for b in range(n_bins):
+        members = bins == b
+        rows["lower"].append(float(edges[b]))
+        rows["upper"].append(float(edges[b + 1]))
+        rows["items"].append(int(members.sum()))
+        rows["confidence"].append(float(confidence[members].mean()) if members.any() else None)
+        rows["accuracy"].append(float(hits[members].mean()) if members.any() else None)
+    return rows
+
+
 class TileClassification(TaskFamily):
     name: ClassVar[str] = "tile_classification"
     title: ClassVar[str] = "tile classification"
@@ -64,7 +89,8 @@ class TileClassification(TaskFamily):
 
     @staticmethod
     def metrics(params: TileClassificationParams) -> dict[str, MetricInfo]:
-        return {name: SCORE for name in [*PROBE_METRICS, *(f"knn{k}_balanced_accuracy" for k in params.knn_k)]}
+        scores = {name: SCORE for name in [*PROBE_METRICS, *(f"knn{k}_balanced_accuracy" for k in params.knn_k)]}
+        return {**scores, **{name: CALIBRATION for name in CALIBRATION_METRICS}}
 
     def evaluate(self, data: TaskData, params: TileClassificationParams) -> Evaluation:
         from scipy.special import softmax
@@ -102,6 +128,12 @@ class TileClassification(TaskFamily):
             ci = bootstrap_ci(over_seeds, len(y), n_resamples=params.bootstrap_resamples)
             metrics[metric_name] = summarise(per_seed, ci)
 
+        for metric_name, error in CALIBRATION_METRICS.items():  # of the probe's softmax, per seed
+            per_seed = [float(error(score, y)[0]) for score in scores]
+            ci = bootstrap_ci(lambda w, error=error: np.mean([error(s, y, w) for s in scores], axis=0), len(y),
+                              n_resamples=params.bootstrap_resamples)
+            metrics[metric_name] = summarise(per_seed, ci)
+
         samples = [{"item": i, "head": "probe", "seed": seed, "label": int(y[i]), "prediction": int(pred[i])}
                    for seed, pred in zip(params.seeds, predictions) for i in range(len(y))]
         for k in params.knn_k:
@@ -116,7 +148,8 @@ class TileClassification(TaskFamily):
             metrics=metrics,
             n_samples={"train": len(train.labels), "val": len(val.labels), "test": len(y)},
             seeds=list(params.seeds),
-            details={"eval_split": eval_split, "probe_best_steps": steps, "knn_distance": "cosine"},
+            details={"eval_split": eval_split, "probe_best_steps": steps, "knn_distance": "cosine",
+                     "reliability": reliability_bins(scores, y)},
             samples=samples,
         )
 

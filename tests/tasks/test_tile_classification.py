@@ -54,3 +54,24 @@ def test_missing_val_is_held_out_of_train_and_missing_test_reports_val():
     assert no_val.n_samples["val"] == 24 and no_val.n_samples["train"] == 216
     no_test = TileClassification().evaluate(data(3.0, splits=("train", "val")), TileClassificationParams(**FAST))
     assert no_test.details["eval_split"] == "val" and no_test.n_samples["test"] == 80
+
+
+def test_the_probe_reports_its_calibration_and_a_reliability_diagram():
+    """Each seed's softmax is scored by the five calibration errors (lower is better), with a
+    bootstrap interval; the diagram's bins hold every test item of every seed, and the ECE is the
+    diagram's item-weighted |accuracy - confidence| averaged over seeds (not pooled)."""
+    from harness.scoring.calibration import CALIBRATION_METRICS
+
+    params = TileClassificationParams(**FAST)
+    result = TileClassification().evaluate(data(separation=1.0), params)
+    info = TileClassification.metrics(params)
+    for name in CALIBRATION_METRICS:
+        metric = result.metrics[name]
+        assert not info[name].higher_is_better and info[name].group == "calibration"
+        assert 0.0 <= metric.mean <= 1.0 and metric.ci95[0] <= metric.mean <= metric.ci95[1] and len(metric.values) == 3
+    diagram = result.details["reliability"]
+    assert sum(diagram["items"]) == 3 * 160 and diagram["lower"][0] == 0.0 and diagram["upper"][-1] == 1.0
+    filled = [i for i, n in enumerate(diagram["items"]) if n]
+    assert all(0.0 <= diagram["accuracy"][i] <= 1.0 and diagram["lower"][i] <= diagram["confidence"][i] <= diagram["upper"][i]
+               for i in filled)
+    assert result.metrics["mce"].mean >= result.metrics["ece"].mean - 1e-12
