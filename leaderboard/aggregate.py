@@ -391,6 +391,38 @@ def group_tables(results: list[tuple[str, TaskResult]], group: str) -> dict[str,
     return dict(tables)
 
 
+def reliability_rows(results: list[tuple[str, TaskResult]], task: str) -> list[dict]:
+    """A reliability diagram's points for `task`: per model, per non-empty confidence bin, its mean
+    confidence, accuracy and items, from the result's details (the tile family writes them). A
+    result file is untrusted: a diagram whose bins are not equal-length lists of numbers in [0, 1]
+    (items: whole numbers) is left out, never shown half-read."""
+    rows = []
+    for _, result in sorted(results, key=lambda item: item[1].model.name):
+        diagram = result.details.get("reliability") if result.task == task and result.status == "ok" else None
+        points = _reliability_points(diagram)
+        rows += [{"model": result.model.name, **point} for point in points]
+    return rows
+
+
+def _reliability_points(diagram: Any) -> list[dict]:
+    if not isinstance(diagram, dict):
+        return []
+    columns = [diagram.get(key) for key in ("confidence", "accuracy", "items")]
+    if not all(isinstance(c, list) for c in columns) or len({len(c) for c in columns}) != 1 or len(columns[0]) > 100:
+        return []
+    points = []
+    for confidence, accuracy, items in zip(*columns):
+        if confidence is None and accuracy is None:
+            continue  # an empty bin
+        numbers = (confidence, accuracy)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v <= 1.0 for v in numbers):
+            return []
+        if not isinstance(items, int) or isinstance(items, bool) or items < 1:
+            return []
+        points.append({"confidence": float(confidence), "accuracy": float(accuracy), "items": items})
+    return points
+
+
 def suite_rows(board: Leaderboard, suites: Mapping[str, Any]) -> list[dict]:
     """One row per model (rank order): each suite's aggregate as its published table computes it
     (`aggregate: mean`: the mean main score over the suite's tasks), None unless the model scored

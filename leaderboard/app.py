@@ -31,7 +31,7 @@ from harness import __version__
 from harness.submissions import HUB_ID
 from leaderboard import charts
 from leaderboard.aggregate import (build_leaderboard, is_truncated, load_distillation_reports, load_results,
-                                   group_tables, matryoshka_curves, retention_rows, suite_rows)
+                                   group_tables, matryoshka_curves, reliability_rows, retention_rows, suite_rows)
 from leaderboard.head_to_head import MAX_MODELS, head_to_head
 from leaderboard.formatting import LEAD_WIDTHS, MISSING, TASK_WIDTHS, parameters_label, plain, protocol_markdown
 
@@ -222,6 +222,19 @@ with tabs[1]:
         "status": st.column_config.TextColumn("status", width=TASK_WIDTHS[1]),
         "score": st.column_config.NumberColumn("score", format="%.4f", width=TASK_WIDTHS[2]),
         **{c: st.column_config.NumberColumn(format="%.4f") for c in ("ci95 low", "ci95 high", "std")}})
+    calibration = group_tables([(slug, r) for slug, r in shown if r.task == task], "calibration").get(task)
+    if calibration:
+        st.markdown("**Calibration of the probe's probabilities**")
+        st.caption("THUNDER's calibration errors of the linear probe's softmax on the test items, 5 confidence bins, "
+                   "mean over seeds; lower is better (0: the confidence is the accuracy). The diagram pools the "
+                   "seeds; below the diagonal the probe is overconfident.")
+        diagram = pd.DataFrame(reliability_rows(shown, task))
+        if not diagram.empty:
+            st.altair_chart(charts.reliability_diagram(diagram), width="stretch")
+        errors = pd.DataFrame(calibration).dropna(axis=1, how="all")  # a measure no model reports: no column
+        st.dataframe(errors, hide_index=True, placeholder=MISSING, width="content",
+                     column_config={c: st.column_config.NumberColumn(f"{c} ↓", format="%.4f")
+                                    for c in errors if c != "model"})
 
 # --- head to head ------------------------------------------------------------------------------
 with tabs[2]:

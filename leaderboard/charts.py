@@ -88,3 +88,17 @@ def dims_curves(frame: pd.DataFrame) -> alt.Chart:
         y=alt.Y("score:Q", title="main score", scale=alt.Scale(zero=False)),
         color="model:N", tooltip=["model", "task", "dim", alt.Tooltip("score:Q", format=".3f")],
     ).properties(height=260)
+
+
+def reliability_diagram(frame: pd.DataFrame) -> alt.LayerChart:
+    """Accuracy against mean confidence per confidence bin, a line per model, the diagonal where a
+    calibrated probe lies (below it: overconfident)."""
+    diagonal = alt.Chart(pd.DataFrame({"x": [0.0, 1.0], "y": [0.0, 1.0]})).mark_line(
+        strokeDash=[4, 4], color="gray").encode(x="x:Q", y="y:Q")
+    lines = alt.Chart(frame).mark_line(point=True).encode(
+        x=alt.X("confidence:Q", title="mean confidence of the bin", scale=alt.Scale(domain=[0, 1])),
+        y=alt.Y("accuracy:Q", title="accuracy in the bin", scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("model:N", legend=alt.Legend(orient="bottom", labelLimit=400)),
+        tooltip=["model", alt.Tooltip("confidence:Q", format=".3f"), alt.Tooltip("accuracy:Q", format=".3f"),
+                 "items"])
+    return (diagonal + lines).properties(height=300)

@@ -188,3 +188,36 @@ def test_head_to_head_tab_compares_the_chosen_models(monkeypatch, tmp_path):
     picker = next(m for m in app.multiselect if m.label.startswith("Models (2 to 5)"))
     picker.set_value(["big"]).run()
     assert any("Pick 2 to 5 models" in i.value for i in app.info)
+
+
+def test_per_task_view_shows_the_probe_s_calibration_and_its_reliability_diagram(monkeypatch, tmp_path):
+    """A tile-classification result with the family's calibration metrics and reliability bins: the
+    Per task tab shows them (lower is better, marked), the diagram's points read from the result; a
+    second model's hostile diagram (a string where a number belongs) is left out, its table row kept."""
+    import json
+
+    from tasks import FAMILIES
+
+    cls = FAMILIES["tile_classification"]
+    described = {name: info.model_dump(mode="json") for name, info in cls.metrics(cls.Params()).items()}
+    diagram = {"lower": [0.0, 0.2, 0.4, 0.6, 0.8], "upper": [0.2, 0.4, 0.6, 0.8, 1.0], "items": [0, 3, 10, 20, 67],
+               "confidence": [None, 0.35, 0.52, 0.71, 0.93], "accuracy": [None, 0.33, 0.4, 0.6, 0.9]}
+    for model, ece, bins in (("calibrated", 0.04, diagram), ("hostile", 0.2, {**diagram, "accuracy": ["x"] * 5})):
+        write_result(tmp_path, model, "t1", "tile_classification", 0.8)
+        path = tmp_path / model / "t1.json"
+        result = json.loads(path.read_text())
+        result["metrics"].update({"ece": {"mean": ece, "std": 0.0}, "mce": {"mean": 2 * ece, "std": 0.0}})
+        result["metric_info"] = described
+        result["details"] = {"reliability": bins}
+        path.write_text(json.dumps(result))
+    app = run_app(monkeypatch, tmp_path)
+    table = next(d.value for d in app.dataframe if "ece" in d.value.columns)
+    assert table.set_index("model")["ece"].to_dict() == {"calibrated": 0.04, "hostile": 0.2}
+    assert "mce" in table.columns and "ace" not in table.columns  # not reported: no empty column
+    assert any("Calibration of the probe" in m.value for m in app.markdown)
+
+    from leaderboard.aggregate import load_results, reliability_rows
+
+    points = reliability_rows(load_results(tmp_path)[0], "t1")
+    assert {p["model"] for p in points} == {"calibrated"} and len(points) == 4  # the empty bin is no point
+    assert points[-1] == {"model": "calibrated", "confidence": 0.93, "accuracy": 0.9, "items": 67}
