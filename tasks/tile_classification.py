@@ -4,7 +4,9 @@ Protocol (docs/protocols.md): train on train, select on val, report on test; whe
 no val split a stratified `val_fraction` of train is held out; with no test split, val is
 reported and the selection split is held out of train. Headline: balanced accuracy. Beside it,
 the calibration of the probe's probabilities (THUNDER's ECE, MCE, SCE, ACE and TACE, lower is
-better; harness/scoring/calibration.py) and the data of a reliability diagram.
+better; harness/scoring/calibration.py) and the data of a reliability diagram; and few-shot
+SimpleShot at k = 1, 2, 4, 8, 16 images per class over 1,000 balanced draws of the support
+(harness/scoring/simpleshot.py), a k skipped when a class has fewer training images.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness.scoring.bootstrap import N_RESAMPLES, bootstrap_ci
 from harness.scoring.calibration import CALIBRATION_METRICS, N_BINS
+from harness.scoring.simpleshot import DRAWS, SHOTS, draw_supports, majority_vote, simpleshot_predictions
 from harness.evaluation import Evaluation, MetricInfo, MetricSummary, SCORE, SplitArrays, TaskData, TaskFamily, summarise
 from harness.scoring.linear_probe import LinearProbeConfig, fit_linear_probe
 from harness.scoring.parallel_fits import map_fits
@@ -42,6 +45,8 @@ class TileClassificationParams(BaseModel):
     knn_k: list[int] = Field(default_factory=lambda: [1, 20])
     val_fraction: float = 0.1
     bootstrap_resamples: int = N_RESAMPLES
+    fewshot_shots: list[int] = Field(default_factory=lambda: list(SHOTS))  # images per class; [] turns it off
+    fewshot_draws: int = Field(DRAWS, ge=1)  # balanced support draws per k
 
 
 def _confusion(y, pred, weights):
@@ -62,6 +67,37 @@ PROBE_METRICS = {
 
 # calibration errors: 0 is perfect, lower is better; shown in the app's calibration panel
 CALIBRATION = MetricInfo(higher_is_better=False, bounds=(0.0, 1.0), group="calibration")
+FEW_SHOT = MetricInfo(group="few-shot")  # balanced accuracy of SimpleShot at k images per class
+
+
+def balanced_accuracy_rows(y: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+    """Balanced accuracy of each row of (draws, n) predictions: the mean recall of the classes in y."""
+    return np.mean([(predictions[:, y == c] == c).mean(axis=1) for c in np.unique(y)], axis=0)
+
+
+def few_shot(train: SplitArrays, test: SplitArrays, params: "TileClassificationParams"
+             ) -> tuple[dict[str, MetricSummary], dict]:
+    """SimpleShot per k: the mean balanced accuracy over the draws, their std and 2.5-97.5
+    percentiles (the spread over support sets), and the majority vote's score in the details."""
+    counts = np.bincount(train.labels)
+    smallest = int(counts[counts > 0].min())
+    metrics, votes, skipped = {}, {}, []
+    for shots in params.fewshot_shots:
+        if shots > smallest:
+            skipped.append(shots)
+            continue
+        supports = draw_supports(train.labels, shots, params.fewshot_draws, seed=0)
+        predictions = simpleshot_predictions(train.embeddings, train.labels, test.embeddings, supports)
+        scores = balanced_accuracy_rows(test.labels, predictions)
+        low, high = np.percentile(scores, [2.5, 97.5])
+        metrics[f"fewshot{shots}_balanced_accuracy"] = MetricSummary(
+            mean=float(scores.mean()), std=float(scores.std()), ci95=(float(low), float(high)))
+        votes[shots] = float(balanced_accuracy(test.labels, majority_vote(predictions)))
+    details = {"draws": params.fewshot_draws, "interval": "2.5-97.5 percentiles over the support draws",
+               "vote_balanced_accuracy": votes,
+               "skipped_shots": {"shots": skipped, "why": f"the smallest class has {smallest} training images"}
+               if skipped else None}
+    return metrics, details
 
 
 def reliability_bins(probabilities: list[np.ndarray], y: np.ndarray, n_bins: int = N_BINS) -> dict:
@@ -90,7 +126,8 @@ class TileClassification(TaskFamily):
     @staticmethod
     def metrics(params: TileClassificationParams) -> dict[str, MetricInfo]:
         scores = {name: SCORE for name in [*PROBE_METRICS, *(f"knn{k}_balanced_accuracy" for k in params.knn_k)]}
-        return {**scores, **{name: CALIBRATION for name in CALIBRATION_METRICS}}
+        shots = {f"fewshot{k}_balanced_accuracy": FEW_SHOT for k in params.fewshot_shots}
+        return {**scores, **{name: CALIBRATION for name in CALIBRATION_METRICS}, **shots}
 
     def evaluate(self, data: TaskData, params: TileClassificationParams) -> Evaluation:
         from scipy.special import softmax
@@ -144,12 +181,15 @@ class TileClassification(TaskFamily):
             samples += [{"item": i, "head": f"knn{k}", "seed": None, "label": int(y[i]), "prediction": int(pred[i])}
                         for i in range(len(y))]
 
+        shot_metrics, shot_details = few_shot(train, test, params)
+        metrics.update(shot_metrics)
+
         return Evaluation(
             metrics=metrics,
             n_samples={"train": len(train.labels), "val": len(val.labels), "test": len(y)},
             seeds=list(params.seeds),
             details={"eval_split": eval_split, "probe_best_steps": steps, "knn_distance": "cosine",
-                     "reliability": reliability_bins(scores, y)},
+                     "reliability": reliability_bins(scores, y), "few_shot": shot_details},
             samples=samples,
         )
 

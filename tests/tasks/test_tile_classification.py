@@ -75,3 +75,14 @@ def test_the_probe_reports_its_calibration_and_a_reliability_diagram():
     assert all(0.0 <= diagram["accuracy"][i] <= 1.0 and diagram["lower"][i] <= diagram["confidence"][i] <= diagram["upper"][i]
                for i in filled)
     assert result.metrics["mce"].mean >= result.metrics["ece"].mean - 1e-12
+
+
+def test_few_shot_curve_rises_with_shots_and_skips_what_the_classes_cannot_give():
+    params = TileClassificationParams(**FAST, fewshot_shots=[1, 4, 16, 64], fewshot_draws=200)
+    result = TileClassification().evaluate(data(separation=1.0), params)
+    one, four, sixteen = (result.metrics[f"fewshot{k}_balanced_accuracy"] for k in (1, 4, 16))
+    assert 0.25 < one.mean < four.mean < sixteen.mean <= 1.0  # more shots, better centroids
+    assert one.ci95[0] < one.mean < one.ci95[1] and one.std > sixteen.std  # one image per class varies most
+    assert "fewshot64_balanced_accuracy" not in result.metrics  # 60 training images per class
+    assert result.details["few_shot"]["skipped_shots"]["shots"] == [64]
+    assert set(result.details["few_shot"]["vote_balanced_accuracy"]) == {1, 4, 16}
