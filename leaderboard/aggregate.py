@@ -391,6 +391,27 @@ def group_tables(results: list[tuple[str, TaskResult]], group: str) -> dict[str,
     return dict(tables)
 
 
+FEW_SHOT_METRIC = re.compile(r"^fewshot([0-9]{1,4})_balanced_accuracy$")
+
+
+def few_shot_rows(results: list[tuple[str, TaskResult]], task: str) -> list[dict]:
+    """The few-shot curve of `task`: per model and k (images per class), the mean balanced
+    accuracy over support draws and its 2.5-97.5 percentiles, from the metrics the tile family
+    writes (fewshot<k>_balanced_accuracy). Values outside [0, 1] are left out."""
+    rows = []
+    for _, result in sorted(results, key=lambda item: item[1].model.name):
+        if result.task != task or result.status != "ok":
+            continue
+        for name, metric in result.metrics.items():
+            match = FEW_SHOT_METRIC.match(name)
+            if match is None or not (math.isfinite(metric.mean) and 0.0 <= metric.mean <= 1.0):
+                continue
+            low, high = metric.ci95 if metric.ci95 else (None, None)
+            rows.append({"model": result.model.name, "shots": int(match.group(1)), "score": metric.mean,
+                         "low": low, "high": high})
+    return sorted(rows, key=lambda row: (row["model"], row["shots"]))
+
+
 def reliability_rows(results: list[tuple[str, TaskResult]], task: str) -> list[dict]:
     """A reliability diagram's points for `task`: per model, per non-empty confidence bin, its mean
     confidence, accuracy and items, from the result's details (the tile family writes them). A

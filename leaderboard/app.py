@@ -31,7 +31,8 @@ from harness import __version__
 from harness.submissions import HUB_ID
 from leaderboard import charts
 from leaderboard.aggregate import (build_leaderboard, is_truncated, load_distillation_reports, load_results,
-                                   group_tables, matryoshka_curves, reliability_rows, retention_rows, suite_rows)
+                                   few_shot_rows, group_tables, matryoshka_curves, reliability_rows, retention_rows,
+                                   suite_rows)
 from leaderboard.head_to_head import MAX_MODELS, head_to_head
 from leaderboard.formatting import LEAD_WIDTHS, MISSING, TASK_WIDTHS, parameters_label, plain, protocol_markdown
 
@@ -222,6 +223,13 @@ with tabs[1]:
         "status": st.column_config.TextColumn("status", width=TASK_WIDTHS[1]),
         "score": st.column_config.NumberColumn("score", format="%.4f", width=TASK_WIDTHS[2]),
         **{c: st.column_config.NumberColumn(format="%.4f") for c in ("ci95 low", "ci95 high", "std")}})
+    curve = pd.DataFrame(few_shot_rows(shown, task))
+    if not curve.empty:
+        st.markdown("**Few-shot (SimpleShot)**")
+        st.caption("Balanced accuracy with k training images per class: nearest centroid of the centred, "
+                   "L2-normalised support; the mean over 1,000 balanced draws of the support, the band its "
+                   "2.5-97.5 percentiles (how much the choice of the k images matters).")
+        st.altair_chart(charts.few_shot_curves(curve), width="stretch")
     calibration = group_tables([(slug, r) for slug, r in shown if r.task == task], "calibration").get(task)
     if calibration:
         st.markdown("**Calibration of the probe's probabilities**")

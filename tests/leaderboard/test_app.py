@@ -221,3 +221,22 @@ def test_per_task_view_shows_the_probe_s_calibration_and_its_reliability_diagram
     points = reliability_rows(load_results(tmp_path)[0], "t1")
     assert {p["model"] for p in points} == {"calibrated"} and len(points) == 4  # the empty bin is no point
     assert points[-1] == {"model": "calibrated", "confidence": 0.93, "accuracy": 0.9, "items": 67}
+
+
+def test_per_task_view_draws_the_few_shot_curve_from_the_results(monkeypatch, tmp_path):
+    import json
+
+    write_result(tmp_path, "fm", "t1", "tile_classification", 0.8)
+    path = tmp_path / "fm" / "t1.json"
+    result = json.loads(path.read_text())
+    result["metrics"].update({"fewshot1_balanced_accuracy": {"mean": 0.5, "std": 0.1, "ci95": [0.3, 0.7]},
+                              "fewshot16_balanced_accuracy": {"mean": 0.8, "std": 0.02, "ci95": [0.76, 0.84]},
+                              "fewshot4_balanced_accuracy": {"mean": 7.0, "std": 0.0}})  # out of range: left out
+    path.write_text(json.dumps(result))
+    app = run_app(monkeypatch, tmp_path)
+    assert any("Few-shot (SimpleShot)" in m.value for m in app.markdown)
+
+    from leaderboard.aggregate import few_shot_rows, load_results
+
+    rows = few_shot_rows(load_results(tmp_path)[0], "t1")
+    assert [(r["shots"], r["score"], r["low"]) for r in rows] == [(1, 0.5, 0.3), (16, 0.8, 0.76)]
