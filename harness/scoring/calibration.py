@@ -13,7 +13,9 @@ calibration_metrics.py), with its M = 5 bins, on the top-class confidence:
 
 Every function takes multiplicity weights, one row per bootstrap resample ((b, n), integers), and
 returns one value per row, so that the harness's bootstrap gives each an interval. A weight row
-of ones is the test set itself. ECE and MCE equal torchmetrics' MulticlassCalibrationError (norm
+of ones is the test set itself. A calibration error is biased upwards on a resample (duplicated
+items make bins uneven), so on a well-calibrated probe its percentile interval can lie above the
+estimate itself: read it as the spread, not as a bracket around the value. ECE and MCE equal torchmetrics' MulticlassCalibrationError (norm
 "l1" and "max") where no confidence sits exactly on a bin edge (tested); torchmetrics does not
 compute the other three.
 """

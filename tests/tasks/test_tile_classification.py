@@ -68,7 +68,9 @@ def test_the_probe_reports_its_calibration_and_a_reliability_diagram():
     for name in CALIBRATION_METRICS:
         metric = result.metrics[name]
         assert not info[name].higher_is_better and info[name].group == "calibration"
-        assert 0.0 <= metric.mean <= 1.0 and metric.ci95[0] <= metric.mean <= metric.ci95[1] and len(metric.values) == 3
+        # a calibration error is biased upwards on a resample (duplicated items fill bins unevenly), so its
+        # percentile interval need not hold the estimate: only that it is an interval in [0, 1]
+        assert 0.0 <= metric.mean <= 1.0 and 0.0 <= metric.ci95[0] <= metric.ci95[1] <= 1.0 and len(metric.values) == 3
     diagram = result.details["reliability"]
     assert sum(diagram["items"]) == 3 * 160 and diagram["lower"][0] == 0.0 and diagram["upper"][-1] == 1.0
     filled = [i for i, n in enumerate(diagram["items"]) if n]
