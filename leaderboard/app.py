@@ -34,7 +34,8 @@ from leaderboard.aggregate import (build_leaderboard, is_truncated, load_distill
                                    few_shot_rows, group_tables, matryoshka_curves, reliability_rows, retention_rows,
                                    suite_rows)
 from leaderboard.head_to_head import MAX_MODELS, head_to_head
-from leaderboard.formatting import LEAD_WIDTHS, MISSING, TASK_WIDTHS, parameters_label, plain, protocol_markdown
+from leaderboard.formatting import (LEAD_WIDTHS, MISSING, TASK_WIDTHS, csv_text, parameters_label, plain,
+                                   protocol_markdown)
 
 HUB_REPO = os.environ.get("HARNESS_HUB_REPO")  # a results dataset on the Hub (harness push --repo)
 REQUESTS_REPO = os.environ.get("HARNESS_REQUESTS_REPO")  # a requests dataset on the Hub (harness submit hf-hub:...)
@@ -48,15 +49,33 @@ st.title("Pathology foundation-model leaderboard")
 
 
 @st.cache_resource(ttl=600, show_spinner="Fetching results from the Hub")
-def pulled(repo: str) -> Path:
-    """The Hub dataset's result files in a local folder (refreshed every 10 minutes)."""
+def pulled(repo: str) -> tuple[Path, str, str]:
+    """The Hub dataset's result files in a local folder (refreshed every 10 minutes), the commit
+    they were read at and when (UTC)."""
     import tempfile
 
+    from harness.hub_access import hub_api, hub_call
+    from harness.timestamps import utc_timestamp
     from leaderboard.hub_results import pull_results
 
+    from harness.errors import HarnessError
+    from harness.hub_access import is_commit
+
+    commit = hub_call("reading results", repo, lambda: hub_api().repo_info(repo, repo_type="dataset").sha)
+    if not isinstance(commit, str) or not is_commit(commit):  # shown in a link: only a commit id
+        raise HarnessError("the Hub named no commit for the results dataset")
     folder = Path(tempfile.mkdtemp(prefix="harness-results-"))
-    pull_results(repo, folder)  # files left out of the pull are not shown
-    return folder
+    pull_results(repo, folder, revision=commit)  # files left out of the pull are not shown
+    return folder, commit, utc_timestamp()
+
+
+def csv_download(frame: pd.DataFrame, name: str) -> None:
+    """A button that downloads the table as CSV (its numbers, as the table holds them)."""
+    import re
+
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[:80] or "table"
+    st.download_button("Download CSV", csv_text(frame), file_name=f"{safe}.csv", mime="text/csv", key=f"csv-{safe}",
+                       help=f"{safe}.csv: this table's values")
 
 
 @st.cache_data(ttl=120, show_spinner="Reading the submission queue")
@@ -69,12 +88,13 @@ def queue_rows(repo: str | None, folder: str | None) -> list[dict]:
 def load() -> tuple[Path, list, list[str]]:
     if HUB_REPO:
         try:
-            folder = pulled(HUB_REPO)
+            folder, commit, read_at = pulled(HUB_REPO)
         except Exception as error:  # noqa: BLE001 - shown in the page
             st.error(f"Cannot read the results of {plain(HUB_REPO)}: {plain(error)}")
             st.stop()
-        st.caption(f"Results: Hugging Face dataset [{HUB_REPO}](https://huggingface.co/datasets/{HUB_REPO}) · "
-                   f"pathology-harness {__version__}")
+        st.caption(f"Results: Hugging Face dataset [{HUB_REPO}](https://huggingface.co/datasets/{HUB_REPO}) at commit "
+                   f"[`{commit[:12]}`](https://huggingface.co/datasets/{HUB_REPO}/tree/{commit}), read {read_at} "
+                   f"(re-read every 10 minutes) · pathology-harness {__version__}")
     else:
         folder = Path(os.environ.get("HARNESS_RESULTS", "results"))
         st.caption(f"Results: `{folder}` · pathology-harness {__version__}")
@@ -169,6 +189,8 @@ with tabs[0]:
            for c in family_means},
     }
     st.dataframe(styled, hide_index=True, placeholder=MISSING, width="stretch", column_config=config)
+    intervals = overview[[c for c in ("rank_ci_low", "rank_ci_high") if c in overview]]
+    csv_download(pd.concat([table, intervals], axis=1), "leaderboard")
     if board.unscored_tasks:
         with st.expander(f"{len(board.unscored_tasks)} tasks no shown model has scored (not in the table)"):
             st.dataframe(pd.DataFrame([{"task": t, "why": why} for t, why in board.unscored_tasks.items()]),
@@ -223,6 +245,7 @@ with tabs[1]:
         "status": st.column_config.TextColumn("status", width=TASK_WIDTHS[1]),
         "score": st.column_config.NumberColumn("score", format="%.4f", width=TASK_WIDTHS[2]),
         **{c: st.column_config.NumberColumn(format="%.4f") for c in ("ci95 low", "ci95 high", "std")}})
+    csv_download(per_task, f"task-{task}")
     curve = pd.DataFrame(few_shot_rows(shown, task))
     if not curve.empty:
         st.markdown("**Few-shot (SimpleShot)**")
@@ -256,7 +279,9 @@ with tabs[2]:
                    "(positive: the first is better) and its 95% interval over the paired bootstrap resamples (the "
                    "same resampled test items for both). win: the interval is above 0; loss: below 0; tie: it "
                    "holds 0. not paired: no comparable replicates, the point difference only, counted neither way.")
-        st.dataframe(pd.DataFrame(head_to_head(board, chosen)), hide_index=True, placeholder=MISSING, width="content")
+        pairs = pd.DataFrame(head_to_head(board, chosen))
+        st.dataframe(pairs, hide_index=True, placeholder=MISSING, width="content")
+        csv_download(pairs, "head-to-head")
 
 # --- score against size and speed -----------------------------------------------------------
 with tabs[3]:

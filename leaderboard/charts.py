@@ -108,11 +108,14 @@ def few_shot_curves(frame: pd.DataFrame) -> alt.LayerChart:
     """Balanced accuracy against images per class (log axis), a line per model, the 2.5-97.5
     percentiles over support draws as a band."""
     base = alt.Chart(frame).encode(
-        x=alt.X("shots:Q", scale=alt.Scale(type="log", base=2), title="training images per class (k)"),
-        color=alt.Color("model:N", legend=alt.Legend(orient="bottom", labelLimit=400)))
-    band = base.mark_area(opacity=0.15).encode(y="low:Q", y2="high:Q")
+        x=alt.X("shots:Q", scale=alt.Scale(type="log", base=2), title="training images per class (k)"))
+    # stack=None: each model's band spans its own low..high (areas stack by default, which piled
+    # the bands on top of each other and stretched the axis)
+    band = base.mark_area(opacity=0.15).encode(y=alt.Y("low:Q", stack=None), y2="high:Q",
+                                                color=alt.Color("model:N", legend=None))
     lines = base.mark_line(point=True).encode(
-        y=alt.Y("score:Q", title="balanced accuracy (mean over draws)", scale=alt.Scale(zero=False)),
+        y=alt.Y("score:Q", title="balanced accuracy", scale=alt.Scale(zero=False)),
+        color=alt.Color("model:N", legend=alt.Legend(orient="bottom", labelLimit=400)),
         tooltip=["model", "shots", alt.Tooltip("score:Q", format=".3f"), alt.Tooltip("low:Q", format=".3f"),
                  alt.Tooltip("high:Q", format=".3f")])
     return (band + lines).properties(height=280)

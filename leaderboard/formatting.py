@@ -36,3 +36,18 @@ def plain(text) -> str:
     emphasis, HTML or maths; a colon is followed by an invisible joiner so that ':name:' is no
     emoji code and ':red[...]' no colour."""
     return _MARKDOWN.sub(r"\\\1", str(text)).replace(":", ":\u2060")
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(frame) -> bytes:
+    """A table as CSV (UTF-8): its numbers, not the display text. A text cell that a spreadsheet
+    would run as a formula (it starts with = + - @, a tab or a carriage return: a model name from a
+    result file is untrusted) is written with a leading apostrophe, as OWASP advises."""
+    safe = frame.copy()
+    for column in safe.columns:
+        if safe[column].dtype == object or str(safe[column].dtype).startswith(("str", "string")):
+            safe[column] = safe[column].map(
+                lambda v: f"'{v}" if isinstance(v, str) and v.startswith(_FORMULA_START) else v)
+    return safe.to_csv(index=False).encode("utf-8")

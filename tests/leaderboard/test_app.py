@@ -240,3 +240,31 @@ def test_per_task_view_draws_the_few_shot_curve_from_the_results(monkeypatch, tm
 
     rows = few_shot_rows(load_results(tmp_path)[0], "t1")
     assert [(r["shots"], r["score"], r["low"]) for r in rows] == [(1, 0.5, 0.3), (16, 0.8, 0.76)]
+
+
+def test_tables_download_as_csv_and_a_formula_in_a_name_is_not_run(monkeypatch, results):
+    """Each main view has a CSV download of its values; a model name from a result file that a
+    spreadsheet would run as a formula is written inert (a leading apostrophe)."""
+    from leaderboard.formatting import csv_text
+
+    app = run_app(monkeypatch, results)
+    buttons = app.get("download_button")
+    assert [b.proto.label for b in buttons] == ["Download CSV"] * 3  # overview, per task, head to head
+    assert {b.proto.help.split(":")[0] for b in buttons} == {"leaderboard.csv", "task-t1.csv", "head-to-head.csv"}
+    frame = pd.DataFrame({"model": ["=HYPERLINK(\"http://x\")", "+1", "plain", "-2 dims"], "score": [0.5, -1.0, 2.0, 3.0]})
+    text = csv_text(frame).decode()
+    assert text.splitlines() == ["model,score", "\"'=HYPERLINK(\"\"http://x\"\")\",0.5", "'+1,-1.0", "plain,2.0",
+                                 "'-2 dims,3.0"]
+    assert pd.read_csv(__import__("io").StringIO(text))["score"].tolist() == [0.5, -1.0, 2.0, 3.0]
+
+
+def test_few_shot_bands_are_not_stacked():
+    """Each model's band spans its own interval: Vega-Lite stacks areas unless told not to, which
+    piled one model's band on another's and stretched the axis (seen in the browser)."""
+    from leaderboard import charts
+
+    frame = pd.DataFrame([{"model": m, "shots": k, "score": 0.5, "low": 0.4, "high": 0.6}
+                          for m in ("a", "b") for k in (1, 2, 4)])
+    band, line = charts.few_shot_curves(frame).to_dict()["layer"]
+    assert band["mark"]["type"] == "area" and band["encoding"]["y"]["stack"] is None
+    assert band["encoding"]["color"]["legend"] is None and line["encoding"]["color"]["legend"] is not None

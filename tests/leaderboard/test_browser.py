@@ -19,6 +19,7 @@ import urllib.request
 import venv
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tests.support.hub_standin import HubStandIn, Repo
@@ -165,11 +166,16 @@ def test_every_view_of_the_space_in_chromium(space_venv, instrument_results, sui
                      "--disable-component-update", "--disable-sync", "--no-first-run",
                      f"--user-data-dir={tempfile.mkdtemp()}", "--window-size=1600,1400"):
             options.add_argument(flag)
+        downloads = tmp_path / "downloads"
+        downloads.mkdir()
+        options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
+                                                  "download.prompt_for_download": False})
         driver = None
         try:
             url = f"http://127.0.0.1:{port}"
             wait_healthy(url, server)
             driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+            driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
             driver.get(url)
             wait = WebDriverWait(driver, 90)
             wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, '[data-testid="stApp"]')))
@@ -186,6 +192,18 @@ def test_every_view_of_the_space_in_chromium(space_venv, instrument_results, sui
             models = [row[2] for row in table_rows(overview)]
             assert models[0] == "synth-oracle" and "students/tiny" in models and "random-noise" in models
             assert "bach" not in overview.get_attribute("textContent")  # no model scored it: no column
+
+            # the page names the results commit it shows; the table downloads as the CSV of what it shows
+            commit = hub.repos[("dataset", "lab/results")].commits[-1]
+            assert f"at commit {commit[:12]}" in driver.find_element(By.TAG_NAME, "body").text
+            shown_means = [float(row[3]) for row in table_rows(overview)]
+            active_panel(driver).find_element(By.CSS_SELECTOR, '[data-testid="stDownloadButton"] button').click()
+            csv = downloads / "leaderboard.csv"
+            WebDriverWait(driver, 30).until(lambda _: csv.exists() and csv.stat().st_size > 0)
+            downloaded = pd.read_csv(csv)
+            assert list(downloaded["model"]) == models
+            assert list(downloaded["mean"]) == pytest.approx(shown_means, abs=5e-4)  # the grid may show 3 decimals
+            assert list(downloaded["#"]) == list(range(1, len(models) + 1))
 
             # numbers sort as numbers: a click on the `mean` header sorts the rows by it, ascending
             canvas = overview.find_element(By.CSS_SELECTOR, "canvas")
