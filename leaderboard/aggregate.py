@@ -397,7 +397,8 @@ FEW_SHOT_METRIC = re.compile(r"^fewshot([0-9]{1,4})_balanced_accuracy$")
 def few_shot_rows(results: list[tuple[str, TaskResult]], task: str) -> list[dict]:
     """The few-shot curve of `task`: per model and k (images per class), the mean balanced
     accuracy over support draws and its 2.5-97.5 percentiles, from the metrics the tile family
-    writes (fewshot<k>_balanced_accuracy). Values outside [0, 1] are left out."""
+    writes (fewshot<k>_balanced_accuracy). Values outside [0, 1] are left out; an interval that is
+    not inside [0, 1] around its mean (NaN, 1e30 in a hand-edited file) is dropped, the point kept."""
     rows = []
     for _, result in sorted(results, key=lambda item: item[1].model.name):
         if result.task != task or result.status != "ok":
@@ -407,6 +408,8 @@ def few_shot_rows(results: list[tuple[str, TaskResult]], task: str) -> list[dict
             if match is None or not (math.isfinite(metric.mean) and 0.0 <= metric.mean <= 1.0):
                 continue
             low, high = metric.ci95 if metric.ci95 else (None, None)
+            if low is None or not (0.0 <= low <= metric.mean <= high <= 1.0):  # NaN fails too: no band
+                low = high = None
             rows.append({"model": result.model.name, "shots": int(match.group(1)), "score": metric.mean,
                          "low": low, "high": high})
     return sorted(rows, key=lambda row: (row["model"], row["shots"]))

@@ -231,7 +231,8 @@ def test_per_task_view_draws_the_few_shot_curve_from_the_results(monkeypatch, tm
     result = json.loads(path.read_text())
     result["metrics"].update({"fewshot1_balanced_accuracy": {"mean": 0.5, "std": 0.1, "ci95": [0.3, 0.7]},
                               "fewshot16_balanced_accuracy": {"mean": 0.8, "std": 0.02, "ci95": [0.76, 0.84]},
-                              "fewshot4_balanced_accuracy": {"mean": 7.0, "std": 0.0}})  # out of range: left out
+                              "fewshot4_balanced_accuracy": {"mean": 7.0, "std": 0.0},  # out of range: left out
+                              "fewshot8_balanced_accuracy": {"mean": 0.7, "std": 0.0, "ci95": [0.6, 1e30]}})
     path.write_text(json.dumps(result))
     app = run_app(monkeypatch, tmp_path)
     assert any("Few-shot (SimpleShot)" in m.value for m in app.markdown)
@@ -239,7 +240,7 @@ def test_per_task_view_draws_the_few_shot_curve_from_the_results(monkeypatch, tm
     from leaderboard.aggregate import few_shot_rows, load_results
 
     rows = few_shot_rows(load_results(tmp_path)[0], "t1")
-    assert [(r["shots"], r["score"], r["low"]) for r in rows] == [(1, 0.5, 0.3), (16, 0.8, 0.76)]
+    assert [(r["shots"], r["score"], r["low"]) for r in rows] == [(1, 0.5, 0.3), (8, 0.7, None), (16, 0.8, 0.76)]
 
 
 def test_tables_download_as_csv_and_a_formula_in_a_name_is_not_run(monkeypatch, results):
