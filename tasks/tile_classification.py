@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.scoring.bootstrap import N_RESAMPLES, bootstrap_ci
-from harness.scoring.calibration import CALIBRATION_METRICS, N_BINS
+from harness.scoring.calibration import CALIBRATION_METRICS, N_BINS, confidence_bins
 from harness.scoring.simpleshot import DRAWS, SHOTS, draw_supports, majority_vote, simpleshot_predictions
 from harness.evaluation import Evaluation, MetricInfo, MetricSummary, SCORE, SplitArrays, TaskData, TaskFamily, summarise
 from harness.scoring.linear_probe import LinearProbeConfig, fit_linear_probe
@@ -105,8 +105,7 @@ def reliability_bins(probabilities: list[np.ndarray], y: np.ndarray, n_bins: int
     upper], its items, their mean top-class confidence and their accuracy."""
     confidence = np.concatenate([p.max(axis=1) for p in probabilities])
     hits = np.concatenate([(p.argmax(axis=1) == y) for p in probabilities]).astype(np.float64)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    bins = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
+    edges, bins = confidence_bins(confidence, n_bins)
     rows = {"lower": [], "upper": [], "items": [], "confidence": [], "accuracy": []}
     for b in range(n_bins):
         members = bins == b

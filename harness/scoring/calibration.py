@@ -33,14 +33,19 @@ def _confidence_and_hits(probabilities: np.ndarray, labels: np.ndarray) -> tuple
     return probabilities.max(axis=1), (probabilities.argmax(axis=1) == np.asarray(labels)).astype(np.float64)
 
 
+def confidence_bins(confidence: np.ndarray, n_bins: int = N_BINS) -> tuple[np.ndarray, np.ndarray]:
+    """(edges, bin of each confidence): equal-width bins (lower, upper], as THUNDER cuts them; a
+    confidence of 0 is given bin -1 (in no bin)."""
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    bins = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
+    return edges, np.where(confidence > 0.0, bins, -1)
+
+
 def _fixed_bin_gaps(probabilities, labels, weights, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
     """(b, M) |accuracy - confidence| per equal-width bin and (b, M) weighted counts."""
     confidence, hits = _confidence_and_hits(probabilities, labels)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    bins = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)  # (lower, upper]
-    members = np.zeros((len(confidence), n_bins))
-    members[np.arange(len(confidence)), bins] = 1.0
-    members[confidence <= 0.0] = 0.0  # a confidence of 0 is in no bin, as in THUNDER
+    _, bins = confidence_bins(confidence, n_bins)
+    members = (bins[:, None] == np.arange(n_bins)[None]).astype(np.float64)
     counts = weights @ members
     with np.errstate(invalid="ignore", divide="ignore"):
         accuracy = (weights * hits) @ members / counts
