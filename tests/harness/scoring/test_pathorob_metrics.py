@@ -1,0 +1,100 @@
+"""PathoROB's three metrics against what PathoROB's own code computed on the same arrays.
+
+The reference values were printed by PathoROB (commit 46594e9) on the fixture tables of
+pathorob_fixture.py with scikit-learn 1.9.1 (tests/assets/pathorob-reference/record.py); the
+k-means and logistic-regression calls are the same, so the numbers agree to rounding.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.scoring.pathorob_metrics import (
+    apd_interval, chance_robustness_index, clustering_score, performance_drop, robustness_index, two_centre_schedule,
+)
+from tests.harness.scoring.pathorob_fixture import (
+    CAMELYON_CLASSES, CAMELYON_IN, CAMELYON_OUT, apd_fixture, clustering_fixture, robustness_fixture,
+)
+
+REFERENCE = json.loads((Path(__file__).parents[2] / "assets" / "pathorob-reference" / "reference.json").read_text())
+
+
+def test_robustness_index_equals_pathorob():
+    meta, x = robustness_fixture()
+    expected = REFERENCE["robustness_index"]
+    ri = robustness_index(x, meta.biological_class, meta.medical_center, meta.slide_id, max_k=600)
+    assert ri.k_opt == expected["k_opt"]
+    assert ri.ks == expected["ks"]
+    np.testing.assert_allclose(ri.accuracies, expected["balanced_accuracies"], atol=1e-6)
+    np.testing.assert_allclose(ri.curve, expected["robustness_index_curve"], atol=1e-6)
+    assert ri.value == pytest.approx(expected["robustness_index"], abs=1e-6)
+    low, high = ri.interval
+    assert low < ri.value < high
+
+
+def test_clustering_score_equals_pathorob():
+    meta, x = clustering_fixture()
+    expected = REFERENCE["clustering"]
+    score = clustering_score(x, meta.biological_class, meta.medical_center,
+                             min_k=expected["min_k"], max_k=expected["max_k"], trials=expected["trials"])
+    assert score.value == pytest.approx(expected["clustering_score"], abs=1e-6)
+    assert score.spread == pytest.approx(expected["clustering_score_std"], abs=1e-6)
+    assert set(score.per_combination) == set(expected["per_combination"])
+    for name, row in expected["per_combination"].items():
+        for key in ("score", "ari_class", "ari_centre"):
+            assert score.per_combination[name][key] == pytest.approx(row[key], abs=1e-6), (name, key)
+
+
+def test_performance_drop_equals_pathorob():
+    meta, x = apd_fixture()
+    expected = REFERENCE["apd"]
+    drop = performance_drop(x, meta.biological_class, meta.medical_center, CAMELYON_IN, CAMELYON_OUT,
+                            CAMELYON_CLASSES, base=7, patches_per_slide=300, repetitions=expected["repetitions"])
+    np.testing.assert_allclose(drop.accuracies["in_domain"], expected["in_domain_accuracies"], atol=1e-6)
+    np.testing.assert_allclose(drop.accuracies["out_of_domain"], expected["out_of_domain_accuracies"], atol=1e-6)
+    assert drop.in_domain == pytest.approx(expected["apd_in_domain"], abs=1e-6)
+    assert drop.out_of_domain == pytest.approx(expected["apd_out_of_domain"], abs=1e-6)
+
+
+def test_schedule_is_pathorobs_camelyon_and_tolkach_layout():
+    # camelyon (pathorob/apd/utils.py): centre 0 trains (7 - s) normal and (7 + s) tumour slides
+    plan, most = two_centre_schedule(3, base=7, n_classes=2, patches_per_slide=300)
+    assert plan == [(0, 0, 4 * 300), (0, 1, 10 * 300), (1, 0, 10 * 300), (1, 1, 4 * 300)] and most == 14
+    # tolkach_esca: six classes, the first three with (3 - s) slides at centre 0
+    plan, most = two_centre_schedule(1, base=3, n_classes=6, patches_per_slide=100)
+    assert [n // 100 for _, _, n in plan] == [2, 2, 2, 4, 4, 4, 4, 4, 4, 2, 2, 2] and most == 6
+
+
+def test_interval_is_t_with_n_degrees_of_freedom():
+    from scipy import stats
+
+    scores = np.array([-0.02, -0.05, -0.01, -0.04])
+    expected = stats.t.ppf(0.975, df=4) * scores.std(ddof=1) / 2
+    assert apd_interval(scores) == pytest.approx(expected)
+
+
+def test_noise_embeddings_score_the_chance_index():
+    rng = np.random.default_rng(0)
+    n = 1200
+    biology = rng.choice(["a", "b", "c"], n)
+    centres = rng.choice(["x", "y"], n, p=[0.7, 0.3])
+    slides = np.arange(n).astype(str)
+    chance = chance_robustness_index(biology, centres)
+    # p(same class) = 1/3, p(other centre) = 2 x 0.7 x 0.3: chance = (1/3 x 0.42) / (that + 2/3 x 0.58)
+    assert chance == pytest.approx((0.42 / 3) / (0.42 / 3 + 0.58 * 2 / 3), abs=0.02)
+    ri = robustness_index(rng.normal(size=(n, 16)).astype(np.float32), biology, centres, slides, n_resamples=200)
+    assert abs(ri.value - chance) < 0.06
+
+
+def test_errors_name_the_problem():
+    meta, x = robustness_fixture()
+    with pytest.raises(ValueError, match="own slide"):
+        robustness_index(x, meta.biological_class, meta.medical_center, np.zeros(len(x)))
+    meta, x = apd_fixture()
+    with pytest.raises(ValueError, match=r"RUMC/normal has 5100"):
+        performance_drop(x, meta.biological_class, meta.medical_center, CAMELYON_IN, CAMELYON_OUT,
+                         CAMELYON_CLASSES, base=7, patches_per_slide=400, repetitions=1)
