@@ -26,6 +26,9 @@ class SplitArrays:
     targets: np.ndarray | None = None  # (n, n_genes) raw counts
     groups: np.ndarray | None = None  # (n,) patient ids
     folds: np.ndarray | None = None  # (n,) fold index, when predefined
+    slides: np.ndarray | None = None  # (n,) slide of each tile, when the dataset records it
+    centres: np.ndarray | None = None  # (n,) medical centre of each tile, when the dataset records it
+    subsets: np.ndarray | None = None  # (n,) the dataset's in-/out-of-domain mark ("ID"/"OOD"), if any
     # segmentation (families with `dense`): `embeddings` is then (n, channels, h, w), one feature
     # map per image (float16, memory-mapped), beside the images and their masks
     images: np.ndarray | None = None  # (n, H, W, 3) uint8

@@ -52,8 +52,9 @@ class SynthDataset(_Strict):
     generator: Literal["tiles", "plism", "slides"]  # tile suite, aligned stain x scanner domains, or WSIs
     params: dict[str, Any] = {}
     tiling: TilingSpec = TilingSpec()  # slides only
-    # generated from each tile's truth: text (VQA pairs, reports) or gene counts (each tile a spot)
-    annotations: Literal["vqa", "reports", "expression"] | None = None
+    # generated from each tile's truth: text (VQA pairs, reports), gene counts (each tile a spot) or
+    # origins (each tile its own slide, its named staining protocol its "medical centre")
+    annotations: Literal["vqa", "reports", "expression", "centres"] | None = None
     mpp: float = 0.5
     description: str = ""
 
@@ -77,6 +78,10 @@ class HubDataset(_Strict):
     # with split_column + order_column (PLISM's tile_id): plismbench's selection, rows sorted by the
     # tile coordinates in the id, then its subset file of this size (harness/data/plismbench)
     plismbench_subset: Literal[460, 2713, 5426, 8139, 16278] | None = None
+    # where each tile comes from (PathoROB's slide_id, medical_center, subset): centre robustness
+    slide_column: str | None = None
+    centre_column: str | None = None
+    subset_column: str | None = None
     mpp: float | None = None
     license: str = ""
     homepage: str = ""

@@ -211,6 +211,11 @@ class Runner:
                 if spots is not None:
                     splits[split].targets, splits[split].groups = spots.counts, np.asarray(spots.patients)
                     splits[split].folds, genes = spots.folds, (spots.genes, spots.given_genes)
+                origins = source.origins(split)
+                if origins is not None:
+                    origins.check(len(cached.embeddings), f"{task.dataset} split '{split}'")
+                    splits[split].slides, splits[split].centres = np.asarray(origins.slides), np.asarray(origins.centres)
+                    splits[split].subsets = None if origins.subsets is None else np.asarray(origins.subsets)
                 if family.dense:
                     splits[split].images, splits[split].masks = dense_targets(source, split, task.dataset)
                 precisions.add(cached.meta.get("precision"))

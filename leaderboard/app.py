@@ -318,7 +318,7 @@ with tabs[4]:
         st.markdown(f"**{plain(robustness_task)}**")
         parts = [c for c in frame.columns if c != "model" and c not in lower]
         long = frame.melt(id_vars="model", value_vars=parts, var_name="measure", value_name="value")
-        st.altair_chart(charts.grouped_bars(long, "measure", "value", "median over pairs / mean cosine"))
+        st.altair_chart(charts.grouped_bars(long, "measure", "value", "value (each metric as its protocol defines it)"))
         st.dataframe(frame, hide_index=True, placeholder=MISSING, width="stretch",
                      column_config={c: st.column_config.NumberColumn(f"{c} ↓" if c in lower else c, format="%.3f")
                                     for c in frame if c != "model"})

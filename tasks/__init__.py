@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from harness.evaluation import TaskFamily
 from harness.plugins import load_plugin_modules, register_plugin
+from tasks.centre_robustness import CentreRobustness
 from tasks.gene_expression import GeneExpression
 from tasks.report_generation import ReportGeneration
 from tasks.retrieval import Retrieval
@@ -30,7 +31,8 @@ def register_family(family: type[TaskFamily]) -> type[TaskFamily]:
 
 
 for _family in (TileClassification, Retrieval, SlideClassification, Survival, VisualQuestionAnswering,
-                ReportGeneration, StainRobustness, TransformInvariance, GeneExpression, Segmentation):
+                ReportGeneration, StainRobustness, TransformInvariance, GeneExpression, Segmentation,
+                CentreRobustness):
     register_family(_family)
 
 for _loaded in load_plugin_modules("pathology_harness.families"):  # families of other installed packages

@@ -13,6 +13,9 @@ What each fixture copies from its repository:
   plism     owkin/plism-dataset-tiles: data/train-000NN-of-00293.parquet; slide_id, tile_id, png
             (an image struct of bytes), stainer, scanner (plismbench's extractor and loaders)
   path-vqa  flaviagiammarino/path-vqa: data/{train,validation,test}-*, image + question + answer
+  pathorob-camelyon  bifold-pathomics/PathoROB-camelyon: one train split; image + the string columns
+            subset, slide_id, patch_id, biological_class, medical_center (PathoROB's extractor loads
+            split "train", pops the image and keeps the rest as its metadata columns)
 """
 
 from __future__ import annotations
@@ -160,3 +163,27 @@ def test_path_vqa_question_answer_records(hub):
     records = source.records("val")
     assert [(r["question"], r["answer"]) for r in records] == qa
     assert source.images("test")[0].size == (128, 128)
+
+
+def test_pathorob_camelyon_tiles_know_their_slide_and_centre(hub):
+    from datasets import Features, Value
+    from datasets import Image as ImageFeature
+
+    cache, registry, context = hub
+    spec = registry.datasets["pathorob-camelyon"]
+    folder = snapshot(cache, spec.hub_id)
+    columns = ("subset", "slide_id", "patch_id", "biological_class", "medical_center")
+    features = Features({"image": ImageFeature(), **{c: Value("string") for c in columns}})
+    tiles = real_tiles(6, 224)
+    table = [("ID", "test_035", "34317", "normal", "RUMC"), ("ID", "test_035", "37333", "normal", "RUMC"),
+             ("ID", "tumor_011", "101", "tumor", "UMCU"), ("OOD", "patient_020_node_4", "7", "tumor", "CWZ"),
+             ("OOD", "patient_020_node_4", "8", "tumor", "CWZ"), ("OOD", "patient_031_node_1", "9", "normal", "LPON")]
+    rows = {"image": tiles, **{c: [r[i] for r in table] for i, c in enumerate(columns)}}
+    write(folder, "train-00000-of-00001.parquet", rows, features)
+    source = open_source("pathorob-camelyon", spec, context)
+    assert source.availability().ok and source.split_names() == ["tiles"]
+    assert source.labels("tiles").tolist() == [0, 0, 1, 1, 1, 0]
+    origins = source.origins("tiles").check(6, "pathorob-camelyon")
+    assert origins.slides == [r[1] for r in table]
+    assert origins.centres == ["RUMC", "RUMC", "UMCU", "CWZ", "CWZ", "LPON"]
+    assert origins.subsets == ["ID", "ID", "ID", "OOD", "OOD", "OOD"]

@@ -102,6 +102,10 @@ class TileSource(Source):
         """Spatial transcriptomics: each image is a spot, with its gene counts (if the dataset has them)."""
         return None
 
+    def origins(self, split: str) -> "TileOrigins | None":
+        """Where each tile comes from: its slide and medical centre (if the dataset records them)."""
+        return None
+
 
 @dataclass
 class SpotTable:
@@ -112,6 +116,22 @@ class SpotTable:
     patients: list[str]  # the patient (or sample) of each spot: folds never split one
     folds: np.ndarray | None = None  # the dataset's own fold of each spot (HEST's split files)
     given_genes: list[str] | None = None  # a gene list the dataset ships
+
+
+@dataclass
+class TileOrigins:
+    """The slide and medical centre of every tile of a split, item for item with its images."""
+
+    slides: list[str]
+    centres: list[str]
+    subsets: list[str] | None = None  # the dataset's own in-/out-of-domain mark per tile (PathoROB's "ID"/"OOD")
+
+    def check(self, n_items: int, where: str) -> "TileOrigins":
+        lengths = {len(self.slides), len(self.centres), len(self.subsets) if self.subsets is not None else n_items}
+        if lengths != {n_items}:
+            raise HarnessError(f"{where}: {n_items} tiles but slide/centre/subset columns of lengths "
+                               f"{sorted(lengths)}; every tile needs one of each")
+        return self
 
 
 def digest(payload: Any) -> str:

@@ -14,7 +14,9 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.registry import HubDataset
-from harness.sources.base import Availability, TileSource, digest, encode_labels, records_from_columns
+from harness.sources.base import (
+    Availability, TileOrigins, TileSource, digest, encode_labels, records_from_columns,
+)
 
 
 class HubImages:
@@ -90,7 +92,8 @@ class HubTileSource(TileSource):
         table = load_dataset("parquet", data_files={"rows": files}, split="rows")  # any key, even `all`
         spec = self.spec
         columns = (spec.image_column, spec.label_column, spec.question_column, spec.answer_column,
-                   spec.text_column, spec.split_column, spec.order_column)
+                   spec.text_column, spec.split_column, spec.order_column, spec.slide_column,
+                   spec.centre_column, spec.subset_column)
         for column in (c for c in columns if c):
             if column not in table.column_names:
                 raise HarnessError(
@@ -162,6 +165,15 @@ class HubTileSource(TileSource):
         column = lambda name: table[name] if name else None  # noqa: E731
         return records_from_columns(column(spec.question_column), column(spec.answer_column),
                                     column(spec.text_column), f"{spec.hub_id} split '{split}'")
+
+    def origins(self, split: str) -> TileOrigins | None:
+        spec = self.spec
+        if not (spec.slide_column and spec.centre_column):
+            return None
+        table = self._table(split)
+        text = lambda name: [str(v) for v in table[name]]  # noqa: E731
+        return TileOrigins(slides=text(spec.slide_column), centres=text(spec.centre_column),
+                           subsets=text(spec.subset_column) if spec.subset_column else None)
 
     def images(self, split: str) -> HubImages:
         return HubImages(self._table(split), self.spec.image_column)

@@ -9,11 +9,13 @@ from pydantic import ValidationError
 from harness.errors import HarnessError
 
 from harness.registry import SynthDataset, first_problem
-from harness.sources.base import Availability, NpyImages, SpotTable, TileSource, check_text_records, digest
+from harness.sources.base import (
+    Availability, NpyImages, SpotTable, TileOrigins, TileSource, check_text_records, digest,
+)
 from harness.synth.annotations import report_records, vqa_records
 from harness.synth.domains import domain_name
 from harness.synth.plism_suite import PLISM_GENERATOR_VERSION, SyntheticPlismParams, build_plism_suite
-from harness.synth.tile_suite import GENERATOR_VERSION, SyntheticTileParams, build_tile_suite
+from harness.synth.tile_suite import GENERATOR_VERSION, SyntheticTileParams, build_tile_suite, tile_protocol
 
 # generator name -> (parameters, builder, version)
 GENERATORS = {
@@ -90,6 +92,13 @@ class SyntheticTileSource(TileSource):
         patients = expression.spot_patients(len(latents), seed * 1000 + draw)
         genes, _, _ = expression.gene_programmes(seed)
         return SpotTable(expression.draw_counts(latents, patients, seed, draw), genes, list(patients))
+
+    def origins(self, split: str) -> TileOrigins | None:
+        if self.spec.annotations != "centres" or not isinstance(self.params, SyntheticTileParams):
+            return None
+        n = len(self.labels(split))
+        return TileOrigins(slides=[f"{split}-{i:05d}" for i in range(n)],
+                           centres=[tile_protocol(self.params, split, i) for i in range(n)])
 
     def download(self) -> str:
         self.prepare()

@@ -116,6 +116,13 @@ def tile_acquisition(params: SyntheticTileParams, split: str, index: int) -> tup
     return staining, scanner, optics
 
 
+def tile_protocol(params: SyntheticTileParams, split: str, index: int) -> str:
+    """The named staining protocol tile `index` was drawn from (before its own jitter): what a
+    medical centre is to PathoROB, a lab whose protocol every one of its tiles shares."""
+    staining, _, _ = tile_acquisition(params, split, index)
+    return staining.name.rstrip("~")
+
+
 def render_tile(recipe: TileRecipe, params: SyntheticTileParams) -> np.ndarray:
     return render_tile_and_mask(recipe, params)[0]
 

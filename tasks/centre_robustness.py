@@ -1,0 +1,174 @@
+"""Medical-centre robustness (PathoROB): does a tile resemble its biology or its centre?
+
+The dataset's tiles carry a class, a slide and a medical centre (`TileSource.origins`). All
+splits are pooled (PathoROB draws its own splits). In-domain centres are the task's `in_domain`
+list, else the tiles the dataset marks "ID" (PathoROB's subset column), else every centre; the
+robustness index and the clustering score read the in-domain tiles only, as PathoROB does.
+
+Metrics (harness/scoring/pathorob_metrics.py has the definitions and PathoROB's code they equal):
+  robustness_index        neighbours that share the class across centres / (those + neighbours
+                          that share only the centre), at PathoROB's k_opt; 95% CI over tiles
+  knn_balanced_accuracy   the k_opt majority vote that chose k_opt
+  apd_in_domain           average performance drop of a logistic regression as training ties
+  apd_out_of_domain       class to centre more and more (two in-domain centres); 0 = no drop
+  clustering_score        ARI(k-means, class) - ARI(k-means, centre), per class pair x centre pair
+The details hold k_opt, the RI curve, the chance index of this data (what a random
+representation scores), the APD accuracies per split and the per-combination ARIs.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness.evaluation import Evaluation, MetricInfo, SCORE, TaskData, TaskFamily, summarise
+from harness.progress import progress_bar
+from harness.scoring import pathorob_metrics as pathorob
+from harness.scoring.bootstrap import N_RESAMPLES
+
+
+class PerformanceDropParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    base: int = Field(7, ge=1, le=50)  # slides per group at split 0; splits 0..base (PathoROB camelyon: 7)
+    patches_per_slide: int = Field(300, ge=1, le=100_000)  # PathoROB camelyon: 300
+    repetitions: int = Field(20, ge=2, le=1000)  # PathoROB: 20
+
+
+class ClusteringParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    min_k: int = Field(2, ge=2)
+    max_k: int = Field(30, ge=2, le=200)
+    trials: int = Field(50, ge=1, le=1000)
+
+
+class CentreRobustnessParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    in_domain: list[str] | None = None  # centres of the in-domain set (default: the dataset's "ID" mark)
+    out_of_domain: list[str] | None = None  # default: the other centres (or the dataset's "OOD" mark)
+    max_k: int = Field(600, ge=1, le=100_000)  # largest k tried for k_opt (PathoROB camelyon 600, tolkach 1000)
+    apd: PerformanceDropParams | None = Field(default_factory=PerformanceDropParams)  # null: not computed
+    clustering: ClusteringParams | None = Field(default_factory=ClusteringParams)  # null: not computed
+    bootstrap_resamples: int = N_RESAMPLES
+
+
+ROBUSTNESS = MetricInfo(group="robustness")
+DROP = MetricInfo(bounds=(-1.0, None), group="robustness")  # a relative change of accuracy; 0 = no drop
+CLUSTERING = MetricInfo(bounds=(-1.5, 1.5), group="robustness")  # ARI in [-0.5, 1], a difference of two
+
+
+def pooled(data: TaskData) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Embeddings, class names, slides, centres and subset marks of all splits, in split order."""
+    missing = [name for name, s in data.splits.items() if s.centres is None or s.slides is None or s.labels is None]
+    if missing:
+        raise ValueError(f"centre robustness needs every tile's class, slide and medical centre; split "
+                         f"'{missing[0]}' has none (declare the dataset's slide_column and centre_column)")
+    splits = list(data.splits.values())
+    names = np.asarray(data.class_names, dtype=object)
+    subsets = [s.subsets for s in splits]
+    return (np.concatenate([s.embeddings for s in splits]),
+            names[np.concatenate([s.labels for s in splits])].astype(str),
+            np.concatenate([s.slides for s in splits]).astype(str),
+            np.concatenate([s.centres for s in splits]).astype(str),
+            None if any(m is None for m in subsets) else np.concatenate(subsets).astype(str))
+
+
+def slides_together(slides: np.ndarray) -> np.ndarray:
+    """A row order with each slide's tiles contiguous (slides in first-seen order, rows in their
+    order within): APD reads a group's tiles `patches_per_slide` at a time, as PathoROB reads its
+    metadata file, whose slides are contiguous. Already-contiguous data keeps its order."""
+    first: dict[str, int] = {}
+    rank = np.array([first.setdefault(s, len(first)) for s in slides])
+    return np.argsort(rank, kind="stable")
+
+
+def domains(centres: np.ndarray, subsets: np.ndarray | None, params: CentreRobustnessParams) -> tuple[list[str], list[str]]:
+    present = sorted({str(c) for c in centres})
+    if params.in_domain is not None:
+        unknown = sorted(set(params.in_domain) - set(present))
+        if unknown:
+            raise ValueError(f"in_domain centres {unknown} are not in the data (centres: {present})")
+        inside = list(params.in_domain)
+    elif subsets is not None:
+        inside = [str(c) for c in dict.fromkeys(centres[subsets == "ID"])]
+    else:
+        inside = [str(c) for c in dict.fromkeys(centres)]
+    if params.out_of_domain is not None:
+        unknown = sorted(set(params.out_of_domain) - set(present))
+        if unknown:
+            raise ValueError(f"out_of_domain centres {unknown} are not in the data (centres: {present})")
+        outside = list(params.out_of_domain)
+    elif subsets is not None and params.in_domain is None:
+        outside = [str(c) for c in dict.fromkeys(centres[subsets == "OOD"])]
+    else:
+        outside = [str(c) for c in dict.fromkeys(centres) if c not in inside]
+    if len(inside) < 2:
+        raise ValueError(f"centre robustness needs at least two in-domain centres; got {inside}")
+    return inside, outside
+
+
+class CentreRobustness(TaskFamily):
+    name: ClassVar[str] = "centre_robustness"
+    title: ClassVar[str] = "medical-centre robustness"
+    Params: ClassVar[type[BaseModel]] = CentreRobustnessParams
+
+    @staticmethod
+    def metrics(params: CentreRobustnessParams) -> dict[str, MetricInfo]:
+        info = {"robustness_index": ROBUSTNESS, "knn_balanced_accuracy": SCORE}
+        if params.apd is not None:
+            info.update({"apd_in_domain": DROP, "apd_out_of_domain": DROP})
+        if params.clustering is not None:
+            info["clustering_score"] = CLUSTERING
+        return info
+
+    def evaluate(self, data: TaskData, params: CentreRobustnessParams) -> Evaluation:
+        x, biology, slides, centres, subsets = pooled(data)
+        order = slides_together(slides)
+        x, biology, slides, centres = x[order], biology[order], slides[order], centres[order]
+        subsets = None if subsets is None else subsets[order]
+        inside, outside = domains(centres, subsets, params)
+        keep = np.isin(centres, inside)
+        ri = pathorob.robustness_index(x[keep], biology[keep], centres[keep], slides[keep], max_k=params.max_k,
+                                       n_resamples=params.bootstrap_resamples)
+        metrics = {"robustness_index": summarise([ri.value], ri.interval),
+                   "knn_balanced_accuracy": summarise([ri.balanced_accuracy], None)}
+        details = {
+            "in_domain": inside, "out_of_domain": outside, "k_opt": ri.k_opt, "neighbours": ri.neighbours,
+            "chance_robustness_index": round(pathorob.chance_robustness_index(biology[keep], centres[keep]), 6),
+            "robustness_index_curve": [round(v, 6) for v in ri.curve[: max(ri.ks)]],
+            "knn": {"k": ri.ks, "balanced_accuracy": [round(a, 6) for a in ri.accuracies]},
+        }
+        if params.apd is not None:
+            if not outside:
+                raise ValueError("APD needs out-of-domain centres: declare out_of_domain, or set apd: null")
+            splits = params.apd.repetitions * (params.apd.base + 1)
+            with progress_bar("centre robustness: APD probes (repetition x split)", splits) as advance:
+                drop = pathorob.performance_drop(
+                    x, biology, centres, inside, outside, data.class_names, base=params.apd.base,
+                    patches_per_slide=params.apd.patches_per_slide, repetitions=params.apd.repetitions,
+                    progress=lambda: advance(1))
+            for key, mean, half, scores in (
+                ("apd_in_domain", drop.in_domain, drop.in_domain_ci, drop.in_domain_scores),
+                ("apd_out_of_domain", drop.out_of_domain, drop.out_of_domain_ci, drop.out_of_domain_scores),
+            ):
+                metrics[key] = summarise(scores, (mean - half, mean + half))
+            details["apd_accuracy_by_split"] = {
+                side: [round(float(np.mean(split)), 6) for split in values] for side, values in drop.accuracies.items()}
+        if params.clustering is not None:
+            clusters = pathorob.clustering_score(
+                x[keep], biology[keep], centres[keep], min_k=params.clustering.min_k,
+                max_k=params.clustering.max_k, trials=params.clustering.trials)
+            scores = [c["score"] for c in clusters.per_combination.values()]
+            metrics["clustering_score"] = summarise(scores, None)
+            details["clustering"] = {"spread": round(clusters.spread, 6), "combinations": clusters.per_combination}
+        return Evaluation(
+            metrics=metrics,
+            n_samples={"tiles": int(keep.sum()), "out_of_domain_tiles": int(np.isin(centres, outside).sum()),
+                       "centres": len(inside), "slides": len(set(slides[keep]))},
+            seeds=[],
+            details=details,
+        )
