@@ -207,6 +207,9 @@ class TaskSpec(_Strict):
     version: int = 1
     main_score: str
     params: dict[str, Any] = {}
+    # cross-cohort: train (and select) on `dataset`, test on this dataset's `test_split` (same class names)
+    test_dataset: str | None = None
+    test_split: str = "test"
     description: str = ""
     protocol_note: str = ""  # where and why the task deviates from docs/protocols.md
 
@@ -374,6 +377,18 @@ def describe_validation_error(error: ValidationError) -> str:
     return f"key '{'.'.join(loc)}': {message}" if loc else message
 
 
+def declared_classes(spec: DatasetSpec) -> list[str] | None:
+    """The class names a dataset declares in the registry, where it does (None: known only from its files)."""
+    if isinstance(spec, SynthDataset) and spec.generator == "tiles":
+        from harness.synth.class_names import TASK_CLASSES
+
+        if spec.params.get("masks"):  # a segmentation suite's classes are its pixels'
+            return None
+        return list(TASK_CLASSES.get(str(spec.params.get("task", "tissue")), ())) or None
+    classes = getattr(spec, "classes", None)
+    return list(classes) if classes else None
+
+
 def _check_references(registry: Registry) -> None:
     for name, dataset in registry.datasets.items():
         base = getattr(dataset, "base", None)  # a dataset made from another one (transformed)
@@ -388,6 +403,18 @@ def _check_references(registry: Registry) -> None:
                 f"{registry.origin['tasks:' + name]}: task '{name}': key 'dataset': "
                 f"unknown dataset '{task.dataset}' (declare it under datasets:)"
             )
+        if task.test_dataset is not None and task.test_dataset not in registry.datasets:
+            raise HarnessError(
+                f"{registry.origin['tasks:' + name]}: task '{name}': key 'test_dataset': "
+                f"unknown dataset '{task.test_dataset}' (declare it under datasets:)"
+            )
+        if task.test_dataset is not None:
+            trained, tested = (declared_classes(registry.datasets[d]) for d in (task.dataset, task.test_dataset))
+            if trained is not None and tested is not None and set(trained) != set(tested):
+                raise HarnessError(
+                    f"{registry.origin['tasks:' + name]}: task '{name}': cross-cohort classes differ: "
+                    f"'{task.dataset}' has {sorted(trained)}, '{task.test_dataset}' has {sorted(tested)}; "
+                    "train and test cohorts need the same labels")
     for name, members in registry.suites.items():
         for member in members:
             if member not in registry.tasks:

@@ -145,6 +145,12 @@ class Runner:
             if not availability.ok and self.config.download:
                 console.print(source.download())
                 availability = source.availability()
+            test_source = self._source(task.test_dataset) if task.test_dataset else None
+            if availability.ok and test_source is not None:  # cross-cohort: the test cohort must be there too
+                availability = test_source.availability()
+                if not availability.ok and self.config.download:
+                    console.print(test_source.download())
+                    availability = test_source.availability()
             if not availability.ok:
                 outcomes.append(self._record(slug, task_name, task, ModelRecord(name=name), source,
                                              status="skipped", reason=availability.reason))
@@ -162,7 +168,7 @@ class Runner:
                     console.print(f"note: {escape(spec)}: pretrained weights unreachable offline; scoring a random "
                                   "initialisation (results are labelled random-init)")
                 _, slug = self._truncated_identity(name, encoder.info.slug)
-            outcomes.append(self._evaluate(slug, task_name, task, encoder, source))
+            outcomes.append(self._evaluate(slug, task_name, task, encoder, source, test_source))
         return outcomes
 
     def _model_failed(self, spec: str, tasks: list[str], error: Exception) -> list[TaskOutcome]:
@@ -181,7 +187,8 @@ class Runner:
         return self._sources[dataset]
 
     # --- one task -------------------------------------------------------------------
-    def _evaluate(self, slug: str, name: str, task: TaskSpec, encoder: Encoder, source: TileSource) -> TaskOutcome:
+    def _evaluate(self, slug: str, name: str, task: TaskSpec, encoder: Encoder, source: TileSource,
+                  test_source: TileSource | None = None) -> TaskOutcome:
         info = encoder.info
         card = encoder.card
         model = ModelRecord(name=self._truncated_identity(info.name, slug)[0], weights=info.weights,
@@ -196,28 +203,35 @@ class Runner:
                 return self._evaluate_slides(slug, name, task, encoder, source, fingerprint, model)
             started = time.perf_counter()
             splits, throughputs, precisions, genes = {}, [], set(), (None, None)
-            for split in source.split_names():
+            parts = [(source, split, split) for split in source.split_names()]
+            if test_source is not None:
+                parts = self._cross_cohort_parts(task, source, test_source)
+            for part, split, key in parts:  # key: the split's name for the family (cross-cohort: its test split is "test")
                 from harness.tile_embedding import embed_split
 
-                cached, _ = embed_split(encoder, source, fingerprint, split, self.cache, self.extract,
+                cached, _ = embed_split(encoder, part, self._fingerprint(part), split, self.cache, self.extract,
                                         dense=family.dense)
-                records = source.records(split)
+                records = part.records(split)
                 from harness.text_encoder import embed_texts
 
                 texts = {f: embed_texts([r[f] for r in records], self.config.context.cache_dir)
                          for f in family.text_fields} if records else {}
-                splits[split] = SplitArrays(self._truncated(cached.embeddings), source.labels(split), records, texts)
-                spots = source.spots(split)
+                labels = part.labels(split)
+                if part is not source and labels is not None:  # the test cohort's labels, by class name
+                    index = {c: i for i, c in enumerate(source.class_names())}
+                    labels = np.array([index[c] for c in np.asarray(part.class_names())[labels]], dtype=np.int64)
+                arrays = splits[key] = SplitArrays(self._truncated(cached.embeddings), labels, records, texts)
+                spots = part.spots(split)
                 if spots is not None:
-                    splits[split].targets, splits[split].groups = spots.counts, np.asarray(spots.patients)
-                    splits[split].folds, genes = spots.folds, (spots.genes, spots.given_genes)
-                origins = source.origins(split)
+                    arrays.targets, arrays.groups = spots.counts, np.asarray(spots.patients)
+                    arrays.folds, genes = spots.folds, (spots.genes, spots.given_genes)
+                origins = part.origins(split)
                 if origins is not None:
-                    origins.check(len(cached.embeddings), f"{task.dataset} split '{split}'")
-                    splits[split].slides, splits[split].centres = np.asarray(origins.slides), np.asarray(origins.centres)
-                    splits[split].subsets = None if origins.subsets is None else np.asarray(origins.subsets)
+                    origins.check(len(cached.embeddings), f"{part.name} split '{split}'")
+                    arrays.slides, arrays.centres = np.asarray(origins.slides), np.asarray(origins.centres)
+                    arrays.subsets = None if origins.subsets is None else np.asarray(origins.subsets)
                 if family.dense:
-                    splits[split].images, splits[split].masks = dense_targets(source, split, task.dataset)
+                    arrays.images, arrays.masks = dense_targets(part, split, part.name)
                 precisions.add(cached.meta.get("precision"))
                 if cached.meta.get("items_per_s"):
                     throughputs.append((cached.meta["n_items"], cached.meta["items_per_s"]))
@@ -228,6 +242,10 @@ class Runner:
             evaluation = family().evaluate(TaskData(splits=splits, class_names=source.class_names(),
                                                     target_names=genes[0], given_targets=genes[1]), params)
             eval_s = time.perf_counter() - started
+            if test_source is not None:
+                evaluation.details["test_dataset"] = {
+                    "name": test_source.name, "split": task.test_split, "fingerprint": self._fingerprint(test_source),
+                    "revision": test_source.revision()}
             if task.main_score not in evaluation.metrics:  # e.g. plism_score on slides of one scanner
                 raise ValueError(f"main score '{task.main_score}' was not computed on this data (computed: "
                                  f"{', '.join(sorted(evaluation.metrics)) or 'nothing'}); see the family's "
@@ -316,6 +334,25 @@ class Runner:
         if source.name not in self._fingerprints:
             self._fingerprints[source.name] = source.fingerprint()
         return self._fingerprints[source.name]
+
+    def _cross_cohort_parts(self, task: TaskSpec, source: TileSource,
+                            test_source: TileSource) -> list[tuple[TileSource, str, str]]:
+        """(source, its split, the family's split name): the training cohort's splits but its test,
+        then the test cohort's `test_split` as "test". Both cohorts must name the same classes."""
+        if test_source.kind != "tiles":
+            raise HarnessError(f"task test_dataset '{test_source.name}' is not a dataset of tiles: cross-cohort "
+                               "tasks train and test on tiles")
+        test_source.prepare()
+        trained, tested = source.class_names(), test_source.class_names()
+        if set(trained) != set(tested):
+            raise HarnessError(
+                f"cross-cohort classes differ: '{source.name}' has {sorted(trained)}, '{test_source.name}' has "
+                f"{sorted(tested)}; a model trained on one cohort can be tested on another only with the same labels")
+        if task.test_split not in test_source.split_names():
+            raise HarnessError(f"test_dataset '{test_source.name}' has no split '{task.test_split}' (splits: "
+                               f"{', '.join(test_source.split_names())}); set the task's test_split")
+        parts = [(source, split, split) for split in source.split_names() if split != "test"]
+        return parts + [(test_source, task.test_split, "test")]
 
     def _record(self, slug, name, task, model, source, status, reason) -> TaskOutcome:
         if reason is not None and len(reason) > 2000:  # an error's message can be megabytes; the file keeps a line

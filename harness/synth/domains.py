@@ -9,6 +9,7 @@ drawn underneath is identical, so tile i of every domain is pixel-aligned.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Sequence
 
 import numpy as np
 
@@ -53,13 +54,15 @@ def domain_name(staining: str, scanner: str) -> str:
     return f"{staining}@{scanner}"
 
 
-def random_acquisition(rng: np.random.Generator) -> tuple[Staining, Scanner]:
+def random_acquisition(rng: np.random.Generator, stainings: Sequence[str] | None = None,
+                       scanners: Sequence[str] | None = None) -> tuple[Staining, Scanner]:
     """A staining and a scanner for one item, drawn independently of its label: one of the named
     stainings and scanners, then jittered continuously (stain hue and uptake, mounting medium,
     focus, tone curve, colour profile and exposure, sensor noise, compression). Every synthetic
-    tile and slide gets its own, so colour carries no label: a model must read morphology."""
-    stain = STAININGS[str(rng.choice(list(STAININGS)))]
-    scanner = SCANNERS[str(rng.choice(list(SCANNERS)))]
+    tile and slide gets its own, so colour carries no label: a model must read morphology.
+    `stainings` / `scanners` narrow the named ones drawn from (a cohort's domain mix)."""
+    stain = STAININGS[str(rng.choice(list(stainings or STAININGS)))]
+    scanner = SCANNERS[str(rng.choice(list(scanners or SCANNERS)))]
 
     def hue(vector: tuple[float, float, float]) -> tuple[float, float, float]:
         v = np.abs(np.asarray(vector) / np.linalg.norm(vector) + rng.normal(0.0, 0.05, 3))
@@ -84,6 +87,7 @@ def random_acquisition(rng: np.random.Generator) -> tuple[Staining, Scanner]:
     return staining, acquisition
 
 
-def item_acquisition(rng: np.random.Generator, nuisance: bool) -> tuple[Staining, Scanner]:
+def item_acquisition(rng: np.random.Generator, nuisance: bool, stainings: Sequence[str] | None = None,
+                     scanners: Sequence[str] | None = None) -> tuple[Staining, Scanner]:
     """An item's staining and scanner: its own random draw, or the standard ones without nuisance."""
-    return random_acquisition(rng) if nuisance else (STANDARD_HE, REFERENCE_SCANNER)
+    return random_acquisition(rng, stainings, scanners) if nuisance else (STANDARD_HE, REFERENCE_SCANNER)

@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from harness.synth.domains import item_acquisition
+from harness.synth.domains import SCANNERS, STAININGS, item_acquisition
+from harness.synth.class_names import TASK_CLASSES  # re-exported
 from harness.synth.scanner import Scanner
 from harness.synth.stain import Staining
 from harness.synth.suite_writer import write_suite
@@ -35,11 +36,6 @@ from harness.synth.tissue import (LATENT_DIM, MAX_MITOSES, NUCLEUS_CLASSES, TISS
 
 GENERATOR_VERSION = 4
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
-TASK_CLASSES: dict[str, tuple[str, ...]] = {
-    "tissue": TISSUE_CLASSES,
-    "grade": ("grade 1", "grade 2", "grade 3"),
-    "mitosis": ("none", "a third", "two thirds"),
-}
 MITOSIS_COUNTS = ((0,), (3, 4), (7, 8))  # of the 10-12 dark bodies of a tumour field
 assert max(MITOSIS_COUNTS[-1]) == MAX_MITOSES
 
@@ -56,12 +52,25 @@ class SyntheticTileParams(BaseModel):
     # task tissue: the tumour class gets this many times per_class tiles (distillation data in which
     # nuclear morphology, drawn on tumour tiles only, is not one tile in six)
     tumour_weight: int = Field(1, ge=1, le=20)
+    # a cohort's domain mix: the named stainings and scanners its tiles are drawn from (default: all)
+    stainings: list[str] | None = None
+    scanners: list[str] | None = None
     seed: int = 0
 
+    @field_validator("stainings", "scanners")
+    @classmethod
+    def _named(cls, value: list[str] | None, info) -> list[str] | None:
+        known = STAININGS if info.field_name == "stainings" else SCANNERS
+        unknown = [v for v in value or () if v not in known]
+        if unknown or value == []:
+            raise ValueError(f"{unknown or '[]'}: choose among {', '.join(known)}")
+        return value
+
     def identity(self) -> dict:
-        """What names the generated images (and so the cache folder and fingerprint): the masks
-        flag and tumour_weight only when set, so older datasets keep the fingerprints they had."""
+        """What names the generated images (and so the cache folder and fingerprint): masks,
+        tumour_weight, stainings and scanners only when set, so older datasets keep their fingerprints."""
         unset = ({"masks"} if not self.masks else set()) | ({"tumour_weight"} if self.tumour_weight == 1 else set())
+        unset |= {name for name in ("stainings", "scanners") if getattr(self, name) is None}
         return self.model_dump(exclude=unset or None)
 
 
@@ -112,7 +121,7 @@ def tile_acquisition(params: SyntheticTileParams, split: str, index: int) -> tup
     """The staining and scanner of tile `index`: from a random stream of its own, seeded by its
     place in the split and never by its label or tissue (plus that stream, for sensor noise)."""
     optics = np.random.default_rng([params.seed, SPLIT_CODES.get(split, 9), 2, index])
-    staining, scanner = item_acquisition(optics, params.nuisance)
+    staining, scanner = item_acquisition(optics, params.nuisance, params.stainings, params.scanners)
     return staining, scanner, optics
 
 

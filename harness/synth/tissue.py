@@ -26,14 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter, map_coordinates, zoom
 
-TISSUE_CLASSES: tuple[str, ...] = (
-    "tumour",
-    "stroma",
-    "lymphocytes",
-    "adipose",
-    "mucosa",
-    "necrosis",
-)
+from harness.synth.class_names import TISSUE_CLASSES  # re-exported: the suite's tissues
+
 MAX_MITOSES = 8
 DARK_BODIES = (10, 12)  # mitoses + apoptotic bodies per tumour field: a label-independent total
 
