@@ -13,15 +13,24 @@ import difflib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from harness.errors import HarnessError
 from harness.yaml_files import read_yaml
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+SourceName = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
+
+
+class _Dataset(_Strict):
+    # where the images come from (e.g. TCGA, CAMELYON16): a result marks a model whose declared training
+    # data shares one (test-set overlap); None: not declared
+    image_sources: list[SourceName] | None = Field(None, max_length=32)
 
 
 class TilingSpec(_Strict):
@@ -45,7 +54,7 @@ class TilingSpec(_Strict):
         return self.model_copy(update={"target_mpp": mpp, "tissue_mpp": tissue if mpp > tissue else None})
 
 
-class SynthDataset(_Strict):
+class SynthDataset(_Dataset):
     """Generated on first use by the built-in procedural generator (no download)."""
 
     source: Literal["synth"]
@@ -59,7 +68,7 @@ class SynthDataset(_Strict):
     description: str = ""
 
 
-class HubDataset(_Strict):
+class HubDataset(_Dataset):
     """A Hugging Face Hub dataset repository of parquet shards, pinned to a revision."""
 
     source: Literal["hf"]
@@ -89,7 +98,7 @@ class HubDataset(_Strict):
     description: str = ""
 
 
-class ImageFolderDataset(_Strict):
+class ImageFolderDataset(_Dataset):
     """<data-root>/<path>/<split>/<class>/<image>: for data behind a registration form."""
 
     source: Literal["imagefolder"]
@@ -103,7 +112,7 @@ class ImageFolderDataset(_Strict):
     description: str = ""
 
 
-class CsvDataset(_Strict):
+class CsvDataset(_Dataset):
     """<data-root>/<path>: a CSV with one row per image (path relative to the CSV) and its split,
     plus a label, a question and answer, or a text (report) per row."""
 
@@ -126,7 +135,7 @@ class CsvDataset(_Strict):
 PerturbationName = Literal["hed_jitter", "gaussian_blur", "jpeg", "gamma", "flip", "rot90"]
 
 
-class TransformedDataset(_Strict):
+class TransformedDataset(_Dataset):
     """Items of another dataset's split, clean and under each perturbation (harness/perturbations.py):
     splits `clean` and one per transform, item i of every split being the same tile."""
 
@@ -139,7 +148,7 @@ class TransformedDataset(_Strict):
     description: str = ""
 
 
-class WsiDataset(_Strict):
+class WsiDataset(_Dataset):
     """<root>/<path>: a CSV with one row per slide (file path relative to the CSV, patient id, and
     a label or survival time + event, optional fold); slides are read with OpenSlide."""
 
@@ -160,7 +169,7 @@ class WsiDataset(_Strict):
     description: str = ""
 
 
-class HestBenchDataset(_Strict):
+class HestBenchDataset(_Dataset):
     """One HEST-Bench task folder as its Hub dataset lays it out (<data-root>/<path>): splits/
     train_<i>.csv and test_<i>.csv (sample_id, patches_path, expr_path), patches/<sample>.h5 (img,
     barcode, coords), adata/<sample>.h5ad (raw counts) and the task's gene list."""
@@ -175,7 +184,7 @@ class HestBenchDataset(_Strict):
     description: str = ""
 
 
-class SegmentationFolderDataset(_Strict):
+class SegmentationFolderDataset(_Dataset):
     """A segmentation dataset in its publisher's folder layout (<data-root>/<path>)."""
 
     source: Literal["masks"]

@@ -8,24 +8,36 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from harness import __version__
 from harness.atomic_write import write_json_atomic
 from harness.evaluation import MetricInfo, MetricSummary
 
-RESULT_SCHEMA_VERSION = 5  # 2: metric values per seed/fold, main-score replicates, params, environment,
+RESULT_SCHEMA_VERSION = 6  # 2: metric values per seed/fold, main-score replicates, params, environment,
 # dataset and model revisions; 3: `samples`, the per-item predictions file (--log-samples);
 # 4: `metric_info` (each metric's direction, bounds and display group, as its family declares
-# them) and `family_title`; 5: `model.teachers`, a distilled student's lineage. Older files are read as
-# they are (the new fields stay empty).
+# them) and `family_title`; 5: `model.teachers`, a distilled student's lineage; 6: `model.training_data`,
+# `dataset.image_sources` and `training_overlap` (test-set overlap). Older files are read as they are
+# (the new fields stay empty).
 # Beside the result files, <output>/<student>/ may hold the report `harness distill --score`
 # writes; it is not a result file, and readers of result files pass over it.
 DISTILLATION_REPORT = "distillation.json"
 SAMPLES_SUFFIX = ".samples.parquet"  # per-item predictions beside <task>.json (--log-samples)
 Status = Literal["ok", "skipped", "failed"]
+
+
+SourceName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
+def training_overlap(training_data: list[str] | None, image_sources: list[str] | None) -> list[str] | None:
+    """The image sources a model was declared to be trained on, case-insensitively; None if either is undeclared."""
+    if training_data is None or image_sources is None:
+        return None
+    trained = {name.casefold() for name in training_data}
+    return sorted({name for name in image_sources if name.casefold() in trained})
 
 
 class _Record(BaseModel):
@@ -43,6 +55,7 @@ class ModelRecord(_Record):
     revision: str | None = Field(None, max_length=200)  # the commit sha they were read at
     licence: str | None = Field(None, max_length=200)
     teachers: list[str] | None = Field(None, max_length=16)  # a distilled student's teachers (its card's lineage)
+    training_data: list[SourceName] | None = Field(None, max_length=32)  # declared pretraining sources (None: unknown)
 
 
 class DatasetRecord(_Record):
@@ -51,6 +64,7 @@ class DatasetRecord(_Record):
     fingerprint: str | None = None
     revision: str | None = None  # a Hub dataset: the commit its files were read at
     pinned: bool | None = None  # a Hub dataset: whether tasks.yaml names that commit (not a branch)
+    image_sources: list[SourceName] | None = Field(None, max_length=32)  # where its images come from (None: undeclared)
 
 
 class MainScore(_Record):
@@ -89,6 +103,8 @@ class TaskResult(_Record):
     params: dict[str, Any] = {}  # the family's parameters as the task ran them (defaults filled in)
     environment: dict[str, Any] = {}  # python, torch, timm, harness versions, device, precision, git commit
     samples: str | None = None  # --log-samples: the per-item predictions beside this file (<task>.samples.parquet)
+    # the model's declared training data that the task's images come from ([]: none; None: either side undeclared)
+    training_overlap: list[SourceName] | None = Field(None, max_length=32)
     harness_version: str = __version__
     date: str = ""
 

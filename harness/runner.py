@@ -29,7 +29,7 @@ from harness.models.model_spec import DEFAULT_MODEL, LoadOptions, resolve_model
 from harness.process_group import process_rank
 from harness.terminal import console
 from harness.registry import Registry, TaskSpec
-from harness.results import DatasetRecord, MainScore, ModelRecord, ResultStore, TaskResult, Timings
+from harness.results import DatasetRecord, MainScore, ModelRecord, ResultStore, TaskResult, Timings, training_overlap
 from harness.sources import DataContext, TileSource, open_source
 from harness.timestamps import utc_timestamp
 
@@ -194,7 +194,9 @@ class Runner:
         model = ModelRecord(name=self._truncated_identity(info.name, slug)[0], weights=info.weights,
                             weights_sha256=info.weights_sha256, n_parameters=info.n_parameters,
                             embed_dim=info.embed_dim, hub_id=card.hub_id, revision=card.revision,
-                            licence=card.licence or None, teachers=list(card.teachers) or None)
+                            licence=card.licence or None, teachers=list(card.teachers) or None,
+                            # an untrained network was trained on nothing; otherwise what its card declares
+                            training_data=[] if info.weights == "random-init" else card.training_data)
         family = self.families[task.family]
         try:
             source.prepare()
@@ -245,7 +247,7 @@ class Runner:
             if test_source is not None:
                 evaluation.details["test_dataset"] = {
                     "name": test_source.name, "split": task.test_split, "fingerprint": self._fingerprint(test_source),
-                    "revision": test_source.revision()}
+                    "revision": test_source.revision(), "image_sources": test_source.spec.image_sources}
             if task.main_score not in evaluation.metrics:  # e.g. plism_score on slides of one scanner
                 raise ValueError(f"main score '{task.main_score}' was not computed on this data (computed: "
                                  f"{', '.join(sorted(evaluation.metrics)) or 'nothing'}); see the family's "
@@ -270,6 +272,8 @@ class Runner:
 
         main = evaluation.metrics[task.main_score]
         family = self.families[task.family]
+        test_dataset = evaluation.details.get("test_dataset")  # cross-cohort: the test images are the other cohort's
+        tested = test_dataset["image_sources"] if test_dataset else source.spec.image_sources
         params = family.Params.model_validate(task.params)
         result = TaskResult(
             task=name, task_version=task.version, family=task.family, family_title=family.title, status="ok",
@@ -281,6 +285,7 @@ class Runner:
             n_samples=evaluation.n_samples, seeds=evaluation.seeds, details=evaluation.details,
             timings=timings, params=params.model_dump(mode="json"),
             environment=environment(self.extract.device, timings.precision), date=utc_timestamp(),
+            training_overlap=training_overlap(model.training_data, tested),
         )
         if self.config.log_samples and evaluation.samples:
             import pandas as pd  # only when asked: pandas is not on the path of a plain run
@@ -404,7 +409,7 @@ def dataset_record(name: str, source: TileSource, fingerprint: str | None) -> Da
     revision = source.revision()
     asked = getattr(source.spec, "revision", None)
     return DatasetRecord(name=name, source=source.spec.source, fingerprint=fingerprint, revision=revision,
-                         pinned=None if asked is None else is_commit(asked))
+                         pinned=None if asked is None else is_commit(asked), image_sources=source.spec.image_sources)
 
 
 def _outcome_from(result: TaskResult, slug: str, reused: bool = False) -> TaskOutcome:

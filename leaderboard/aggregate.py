@@ -43,6 +43,9 @@ FOLDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # a results folder or 
 SEPARATED = 0.95  # two models are told apart when one ranks ahead in at least this share of resamples
 
 
+OVERLAP_MARK = "⚠ trained on"  # a cell whose test images come from the model's declared training data
+
+
 @dataclass
 class Cell:
     status: str  # ok | skipped | failed | missing | invalid (a result file whose score cannot be shown)
@@ -52,15 +55,19 @@ class Cell:
     std: float | None = None
     replicates: np.ndarray | None = None  # bootstrap replicates of the main score
     fingerprint: str | None = None  # of the dataset it was scored on
+    overlap: list[str] | None = None  # the model's declared training data its test images come from
 
     @property
     def label(self) -> str:
-        """What the table shows: the score with its 95% CI, or why there is none."""
+        """What the table shows: the score with its 95% CI, or why there is none; a score whose
+        test images come from the model's declared training data is marked with where from."""
         if self.status != "ok" or self.value is None:
             return f"{self.status}: {self.reason or 'no result'}"
         if self.ci95:
-            return f"{self.value:.3f} [{self.ci95[0]:.3f}, {self.ci95[1]:.3f}]"
-        return f"{self.value:.3f} ± {self.std:.3f}" if self.std else f"{self.value:.3f}"
+            text = f"{self.value:.3f} [{self.ci95[0]:.3f}, {self.ci95[1]:.3f}]"
+        else:
+            text = f"{self.value:.3f} ± {self.std:.3f}" if self.std else f"{self.value:.3f}"
+        return f"{text} {OVERLAP_MARK} {', '.join(self.overlap)}" if self.overlap else text
 
 
 @dataclass
@@ -203,7 +210,8 @@ class Leaderboard:
             row.update({"borda_rank": borda_order.index(model) + 1, "borda_points": borda[model],
                         "coverage": self.coverage(model), "parameters": info["n_parameters"],
                         "embed_dim": info["embed_dim"], "items_per_s": info["items_per_s"],
-                        "weights": info["weights"], "teachers": info["teachers"], "licence": info["licence"],
+                        "weights": info["weights"], "teachers": info["teachers"], "no_overlap": info["no_overlap"],
+                        "licence": info["licence"],
                         "hub_id": info["hub_id"],
                         "revision": info["revision"], "date": info["date"]})
             rows.append(row)
@@ -279,7 +287,7 @@ def build_leaderboard(results: list[tuple[str, TaskResult]], warnings: list[str]
                 cells[(model, task)] = Cell("ok", result.main_score.value, main.ci95 if main else None,
                                             std=main.std if main else None,
                                             replicates=np.asarray(replicates) if replicates else None,
-                                            fingerprint=result.dataset.fingerprint)
+                                            fingerprint=result.dataset.fingerprint, overlap=result.training_overlap)
             else:
                 cells[(model, task)] = Cell(result.status, reason=result.reason)
         info[model] = _model_info(list(by_model[model].values()))
@@ -374,7 +382,18 @@ def _model_info(results: list[TaskResult]) -> dict:
             "embed_dim": pick("embed_dim"), "items_per_s": float(np.median(rates)) if rates else None,
             "hub_id": pick("hub_id"), "revision": pick("revision"), "licence": pick("licence"),
             "teachers": ", ".join(pick("teachers") or []) or None,
+            "no_overlap": no_overlap_share(ok),
             "date": max((r.date for r in results if r.date), default=None)}
+
+
+def no_overlap_share(ok: list[TaskResult]) -> str | None:
+    """How many of a model's scored tasks test on images outside its declared training data:
+    "3 of 5", with how many cannot be told (the model's or the dataset's sources undeclared)."""
+    if not ok:
+        return None
+    clean = sum(r.training_overlap == [] for r in ok)
+    unknown = sum(r.training_overlap is None for r in ok)
+    return f"{clean} of {len(ok)}" + (f" ({unknown} unknown)" if unknown else "")
 
 
 def group_tables(results: list[tuple[str, TaskResult]], group: str) -> dict[str, list[dict]]:

@@ -40,9 +40,9 @@ from leaderboard.formatting import (LEAD_WIDTHS, MISSING, TASK_WIDTHS, csv_text,
 HUB_REPO = os.environ.get("HARNESS_HUB_REPO")  # a results dataset on the Hub (harness push --repo)
 REQUESTS_REPO = os.environ.get("HARNESS_REQUESTS_REPO")  # a requests dataset on the Hub (harness submit hf-hub:...)
 REQUESTS_DIR = os.environ.get("HARNESS_REQUESTS")  # or a local requests folder (harness submit PATH)
-METADATA = ["borda_rank", "coverage", "parameters", "embed_dim", "items_per_s", "weights", "teachers", "licence",
-            "hub_id", "revision", "date"]
-DEFAULT_METADATA = ["coverage", "parameters", "embed_dim", "items_per_s", "weights", "teachers"]
+METADATA = ["borda_rank", "coverage", "parameters", "embed_dim", "items_per_s", "weights", "teachers", "no_overlap",
+            "licence", "hub_id", "revision", "date"]
+DEFAULT_METADATA = ["coverage", "parameters", "embed_dim", "items_per_s", "weights", "teachers", "no_overlap"]
 
 st.set_page_config(page_title="Pathology FM leaderboard", layout="wide")
 st.title("Pathology foundation-model leaderboard")
@@ -128,11 +128,17 @@ show_tasks = st.sidebar.toggle("One column per task", value=True)
 show_truncated = st.sidebar.toggle("Truncated embeddings (name@Nd) as models", value=False,
                                    help="Matryoshka students scored at fewer dims (`harness run --dims`); their "
                                         "curves are in the Students tab")
+no_overlap_only = st.sidebar.toggle(
+    "No training-data overlap only", value=False,
+    help="Keep only results whose test images come from none of the collections the model's card declares as "
+         "training data (e.g. a TCGA-pretrained model on a TCGA task is dropped), and ranks recomputed. A result "
+         "where either side is undeclared is dropped too: its overlap is unknown.")
 
 shown = [(slug, r) for slug, r in results
          if r.family in chosen_families and sizes[slug] <= max_params_m * 1e6
          and search.strip().lower() in r.model.name.lower()
-         and (show_truncated or not is_truncated(r.model.name))]
+         and (show_truncated or not is_truncated(r.model.name))
+         and (not no_overlap_only or r.training_overlap == [])]
 if not shown:
     st.info("No result matches these filters.")
     st.stop()
@@ -153,8 +159,9 @@ with tabs[0]:
         f"scored ({plain(', '.join(common)) or 'none'}), each ranked in the direction its family declares. `mean` "
         f"averages those whose main score is bounded ({plain(', '.join(board.mean_tasks())) or 'none'}); unbounded "
         f"scores enter ranks only. A task cell shows its main score with the bootstrap 95% CI; {MISSING} marks a "
-        "task the model has not scored (the Per task tab says why). The rank shows its bootstrap 95% interval. "
-        "Click a column header to sort."
+        "task the model has not scored (the Per task tab says why); ⚠ marks a score whose test images come from "
+        "a collection the model's card declares as training data (the sidebar can leave those out). The rank shows "
+        "its bootstrap 95% interval. Click a column header to sort."
     )
     family_means = [c for c in overview if c.startswith("mean:") and overview[c].notna().any()]
     columns = ["average_rank", "model", "mean", *family_means, *(board.tasks if show_tasks else []),
@@ -184,6 +191,9 @@ with tabs[0]:
                                               width=LEAD_WIDTHS[3]),
         "items_per_s": st.column_config.NumberColumn("tiles/s", help="embedding throughput (median over tasks)"),
         "hub_id": st.column_config.LinkColumn("Hub", display_text=r"https://huggingface\.co/(.*)"),
+        "no_overlap": st.column_config.TextColumn(
+            "no overlap", help="of the model's scored tasks, those whose test images come from none of the "
+                               "collections its card declares as training data (⚠ marks the others' cells)"),
         **{c: st.column_config.NumberColumn(family_titles.get(c.removeprefix("mean:"), c.removeprefix("mean:")),
                                             help=f"mean over {plain(family_titles.get(c.removeprefix('mean:')))} tasks")
            for c in family_means},

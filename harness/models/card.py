@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from harness.errors import HarnessError
 from harness.yaml_files import read_yaml
@@ -63,6 +63,12 @@ class ModelCard(BaseModel):
     # lineage of a distilled student (what `harness distill` writes): its teachers and the method
     teachers: list[str] = Field(default_factory=list, max_length=16)
     distillation: str | None = Field(None, max_length=60)
+    # the image collections it was pretrained on (e.g. TCGA, GTEx, "proprietary"): results mark the tasks whose
+    # images come from one of them; None: not declared (unknown). training_data_source: where that list
+    # comes from (paper, model card), or why it is unknown
+    training_data: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] | None = Field(
+        None, max_length=32)
+    training_data_source: str = Field("", max_length=500)
 
     @field_validator("name")
     @classmethod

@@ -29,7 +29,9 @@ class InstrumentEncoder:
     """A model of the synthetic suite's truth: it reads each item's latents, not its pixels."""
 
     info: EncoderInfo
-    card: ModelCard = field(default_factory=ModelCard)  # nothing to declare: no transform, no Hub id
+    # nothing to declare (no transform, no Hub id) but that it learned from no images
+    card: ModelCard = field(default_factory=lambda: ModelCard(
+        training_data=[], training_data_source="no training: an instrument of the synthetic suite"))
     reads_pixels: ClassVar[bool] = False
 
     def cache_identity(self) -> str:

@@ -22,7 +22,19 @@ def test_every_known_fm_but_the_special_ones_has_a_local_architecture():
     assert set(BUILT_OFFLINE) == set(KNOWN_MODELS) - {"colour-stats", "conch"} - shipped
 
 
-@pytest.mark.parametrize("name", BUILT_OFFLINE)
+def test_every_known_model_declares_its_training_data_with_a_source_or_why_unknown():
+    """What each card says a model learned from, with where that comes from (paper, model card);
+    unknown stays None, with the reason, never guessed."""
+    for name, card in KNOWN_MODELS.items():
+        assert card.training_data_source.strip(), name
+        if card.training_data is None:
+            assert card.training_data_source.startswith("unknown:"), name
+    pretrained_on = lambda *names: {n for n, c in KNOWN_MODELS.items() if c.training_data and set(names) & set(c.training_data)}
+    assert pretrained_on("TCGA") == {"h0-mini", "phikon-v2", "midnight"}
+    assert {n for n, c in KNOWN_MODELS.items() if c.training_data is None} == {"uni2-h", "h-optimus-1"}
+
+
+@pytest.mark.parametrize("name", BUILT_OFFLINE, ids=BUILT_OFFLINE)
 def test_each_known_fm_builds_offline_with_its_dim_and_published_size(name):
     card = KNOWN_MODELS[name]
     with torch.device("meta"):

@@ -269,3 +269,34 @@ def test_few_shot_bands_are_not_stacked():
     band, line = charts.few_shot_curves(frame).to_dict()["layer"]
     assert band["mark"]["type"] == "area" and band["encoding"]["y"]["stack"] is None
     assert band["encoding"]["color"]["legend"] is None and line["encoding"]["color"]["legend"] is not None
+
+
+def test_training_data_overlap_is_marked_and_can_be_left_out(monkeypatch, tmp_path):
+    """A TCGA-pretrained model on two TCGA tasks: its cells say so, its no-overlap share counts
+    them, and the sidebar's filter drops those results (and one whose overlap is unknown): the
+    ranks, recomputed on what is left, change."""
+    def result(slug, task, value, overlap):
+        write_result(tmp_path, slug, task, "tile_classification", value, training_overlap=overlap)
+
+    for task in ("tcga-a", "tcga-b"):
+        result("tcga-trained", task, 0.95, ["TCGA"])
+        result("clean", task, 0.80, [])
+        result("undeclared", task, 0.60, None)
+    result("tcga-trained", "other", 0.70, [])
+    result("clean", "other", 0.75, [])
+    result("undeclared", "other", 0.60, None)
+    app = run_app(monkeypatch, tmp_path)
+    frame = app.dataframe[0].value
+    assert list(frame["model"]) == ["tcga-trained", "clean", "undeclared"]  # first on both TCGA tasks
+    shares = dict(zip(frame["model"], frame["no_overlap"]))
+    assert shares == {"tcga-trained": "1 of 3", "clean": "3 of 3", "undeclared": "0 of 3 (3 unknown)"}
+    from leaderboard.aggregate import OVERLAP_MARK, Cell
+
+    assert Cell("ok", 0.95, (0.94, 0.96), overlap=["TCGA"]).label == f"0.950 [0.940, 0.960] {OVERLAP_MARK} TCGA"
+    assert Cell("ok", 0.80, (0.79, 0.81), overlap=[]).label == "0.800 [0.790, 0.810]"
+    assert "⚠ marks a score whose test images come from a collection" in app.caption[1].value
+
+    app.sidebar.toggle[-1].set_value(True).run()
+    frame = app.dataframe[0].value
+    assert list(frame["model"]) == ["clean", "tcga-trained"]  # the unknown one is gone; clean now leads
+    assert pd.isna(frame.set_index("model").loc["tcga-trained", "tcga-a"])  # its overlapping score is left out

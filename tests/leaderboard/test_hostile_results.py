@@ -60,6 +60,10 @@ def rows():
                                                             "replicates": [0.5, float("nan"), 0.4]}), "fixed", "")
     yield ("markdown in the model name", ok_t1("evil", 0.5, model={"name": "[click](https://evil.example) ![x](y)"}),
            "markdown", "")
+    yield ("a 1 MB training-overlap entry", ok_t1("evil", 0.5, training_overlap=["T" * 1_000_000]), "skipped",
+           "training_overlap")
+    yield ("training data that is not a list", ok_t1("evil", 0.5, model={"name": "evil", "training_data": "TCGA"}),
+           "skipped", "model.training_data")
     yield ("a broken distillation report", lambda root: (root / "a" / "distillation.json").write_text(
         json.dumps({"student": "a", "teachers": {"b": "not a table"}})), "report", "not a distillation report")
 
