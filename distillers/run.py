@@ -71,8 +71,32 @@ def distill(config: DistillConfig, out_dir: Path, registry: Registry, context: D
         record["fidelity"] = fidelity(outcome["modules"], [t.name for t in prepared.targets], held_out_targets,
                                       images, held_out, config)
     if stop_after is None or outcome["steps"] >= config.steps:
-        write_student(out_dir, outcome["student"], config, outcome["dim"], record, method.card(config.method_params))
+        card = {**method.card(config.method_params), **student_training_data(config, registry)}
+        write_student(out_dir, outcome["student"], config, outcome["dim"], record, card)
     return record
+
+
+def student_training_data(config: DistillConfig, registry: Registry) -> dict:
+    """What the student's card declares it learned from: the distillation images' collections and
+    everything its teachers declare (a teacher's training data reaches the student through its
+    outputs). Empty (unknown) when the dataset or a teacher does not declare it."""
+    from harness.models.model_spec import resolve_model
+
+    collected = set(registry.datasets[config.dataset].image_sources or ())
+    if registry.datasets[config.dataset].image_sources is None:
+        return {}
+    for teacher in config.teachers:
+        if teacher.random_init:
+            continue
+        spec = resolve_model(teacher.model)
+        if spec.source == "instrument":
+            continue
+        if spec.card is None or spec.card.training_data is None:
+            return {}
+        collected |= set(spec.card.training_data)
+    return {"training_data": sorted(collected),
+            "training_data_source": f"distilled by pathology-harness on {config.dataset} from "
+                                    + ", ".join(t.model for t in config.teachers) + " (their declared training data)"}
 
 
 def _refuse_settings_that_cannot_work(config: DistillConfig, source) -> None:

@@ -29,17 +29,17 @@ KNOWN_MODELS: dict[str, ModelCard] = {
                   embed_dim=160, licence="Apache-2.0",
                   notes="a 577k-parameter CNN trained on synthetic tiles of another seed "
                         "(harness/synth/reference_training.py): the trained reference of the synthetic bracket",
-                  training_data=["synthetic"], training_data_source=SYNTHETIC_TRAINING),
+                  training_data=["synthetic, other seeds"], training_data_source=SYNTHETIC_TRAINING),
         ModelCard(name="synth-teacher-tissue", architecture="package:data/synth-teacher-tissue", pooling="mean-patch",
                   embed_dim=320, input_size=112, licence="Apache-2.0",
                   notes="a 1.6M-parameter CNN trained on the six synthetic tissues only, reading 112 px "
                         "(harness/synth/teacher_training.py): the tissue-and-context teacher of the distillation study",
-                  training_data=["synthetic"], training_data_source=SYNTHETIC_TRAINING),
+                  training_data=["synthetic, other seeds"], training_data_source=SYNTHETIC_TRAINING),
         ModelCard(name="synth-teacher-nuclei", architecture="package:data/synth-teacher-nuclei", pooling="mean-patch",
                   embed_dim=320, licence="Apache-2.0",
                   notes="a 1.6M-parameter CNN trained on nuclear grade and mitoses of synthetic tumour tiles only "
                         "(harness/synth/teacher_training.py): the nuclear-morphology teacher of the distillation study",
-                  training_data=["synthetic"], training_data_source=SYNTHETIC_TRAINING),
+                  training_data=["synthetic, other seeds"], training_data_source=SYNTHETIC_TRAINING),
         ModelCard(name="uni", hub_id="MahmoodLab/UNI", architecture="hf-hub:MahmoodLab/UNI",
                   timm_kwargs={"init_values": 1e-5, "dynamic_img_size": True},
                   mean=IMAGENET_MEAN, std=IMAGENET_STD, pooling="cls", embed_dim=1024,

@@ -131,6 +131,8 @@ def save(model: nn.ModuleDict, out: Path, report: dict, name: str = "synth-refer
         "name": name, "architecture": ARCHITECTURE, "timm_kwargs": timm_kwargs or TIMM_KWARGS,
         "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "input_size": input_size, "interpolation": "bilinear",
         "pooling": "mean-patch", "embed_dim": int(model["backbone"].num_features), "licence": "Apache-2.0",
+        "training_data": ["synthetic, other seeds"],
+        "training_data_source": "trained on this harness's procedural tiles of other seeds (harness/synth/)",
         "notes": notes or (f"trained by harness/synth/reference_training.py on synthetic tiles of seed {TRAINING_SEED} "
                            f"(tissue, grade, mitosis): {report}"),
     }

@@ -215,3 +215,19 @@ def test_a_checkpoint_of_other_settings_is_refused_not_continued(tmp_path, tiny_
     state.write_bytes(before[: len(before) // 2])  # a truncated checkpoint
     with pytest.raises(HarnessError, match="cannot resume from this checkpoint"):
         run(tmp_path, tiny_registry_file, out)
+
+
+def test_a_student_declares_what_its_teachers_and_its_images_came_from():
+    """The student's card: the distillation images' collections plus every teacher's declared
+    training data; unknown (nothing declared) as soon as one teacher's is unknown."""
+    from distillers.config import read_config
+    from distillers.run import student_training_data
+    from harness.registry import load_registry
+
+    registry = load_registry()
+    data = lambda *teachers: student_training_data(  # noqa: E731
+        read_config(None, list(teachers), ["dataset=synth-distill-tiles"]), registry).get("training_data")
+    assert data("synth-oracle") == ["synthetic"]  # an instrument learned from nothing
+    assert data("uni") == ["BWH", "GTEx", "MGH", "synthetic"]
+    assert data("uni", "midnight") == ["BWH", "GTEx", "MGH", "TCGA", "synthetic"]
+    assert data("uni", "uni2-h") is None  # UNI2-h's sources are unknown, so the student's are
