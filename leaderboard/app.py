@@ -201,6 +201,14 @@ with tabs[0]:
     st.dataframe(styled, hide_index=True, placeholder=MISSING, width="stretch", column_config=config)
     intervals = overview[[c for c in ("rank_ci_low", "rank_ci_high") if c in overview]]
     csv_download(pd.concat([table, intervals], axis=1), "leaderboard")
+    overlapping = sorted((r.model.name, r.task, ", ".join(r.training_overlap)) for _, r in shown
+                         if r.status == "ok" and r.training_overlap)
+    if overlapping:
+        listed = "; ".join(f"{plain(model)} on {plain(task)} ({plain(sources)})"
+                           for model, task, sources in overlapping[:10])
+        more = f"; and {len(overlapping) - 10} more" if len(overlapping) > 10 else ""
+        st.caption(f"⚠ {len(overlapping)} score(s) shown test on images from a collection the model's card declares "
+                   f"as training data: {listed}{more}. The sidebar's 'No training-data overlap only' leaves them out.")
     if board.unscored_tasks:
         with st.expander(f"{len(board.unscored_tasks)} tasks no shown model has scored (not in the table)"):
             st.dataframe(pd.DataFrame([{"task": t, "why": why} for t, why in board.unscored_tasks.items()]),

@@ -295,6 +295,8 @@ def test_training_data_overlap_is_marked_and_can_be_left_out(monkeypatch, tmp_pa
     assert Cell("ok", 0.95, (0.94, 0.96), overlap=["TCGA"]).label == f"0.950 [0.940, 0.960] {OVERLAP_MARK} TCGA"
     assert Cell("ok", 0.80, (0.79, 0.81), overlap=[]).label == "0.800 [0.790, 0.810]"
     assert "⚠ marks a score whose test images come from a collection" in app.caption[1].value
+    listed = next(c.value for c in app.caption if "score(s) shown test on images" in c.value)
+    assert f"{plain('tcga-trained')} on {plain('tcga-a')} (TCGA)" in listed and f"on {plain('tcga-b')}" in listed
 
     app.sidebar.toggle[-1].set_value(True).run()
     frame = app.dataframe[0].value

@@ -101,6 +101,8 @@ def rich_results(instrument_results: Path, folder: Path, cache: Path) -> Path:
             metric = result["metrics"][main["name"]]
             metric.update(mean=main["value"], ci95=[v * share for v in metric["ci95"]])
             result["model"].update(name=name, weights="checkpoint", n_parameters=5_500_000, embed_dim=dim)
+            if slug == "students--tiny":  # as if distilled from a TCGA-trained teacher and tested on TCGA images
+                result["training_overlap"] = ["TCGA"]
             (folder / slug).mkdir(exist_ok=True)
             (folder / slug / f"{task}.json").write_text(json.dumps(result))
     write_result(folder, "students--tiny", "synth-slides", "slide_classification", status="failed",
@@ -204,6 +206,28 @@ def test_every_view_of_the_space_in_chromium(space_venv, instrument_results, sui
             assert list(downloaded["model"]) == models
             assert list(downloaded["mean"]) == pytest.approx(shown_means, abs=5e-4)  # the grid may show 3 decimals
             assert list(downloaded["#"]) == list(range(1, len(models) + 1))
+
+            # a score whose test images the model was trained on is marked; "no overlap only" drops it (and the
+            # results whose overlap is unknown), and the ranks are recomputed without it
+            # (the grid draws its display text on a canvas: the caption under it lists the marked cells)
+            assert "students/tiny on synth-tiles (TCGA)" in active_panel(driver).text
+            ranks_before = {row[2]: row[1] for row in table_rows(overview)}
+            assert ranks_before["timm:vit_tiny_patch16_224"] == "3"
+            sidebar = driver.find_element(By.CSS_SELECTOR, '[data-testid="stSidebar"]')
+            next(label for label in sidebar.find_elements(By.TAG_NAME, "label")
+                 if "No training-data overlap only" in label.text).click()
+            wait.until(lambda d: "students/tiny on synth-tiles (TCGA)" not in active_panel(d).text)
+            time.sleep(2)
+            assert driver.save_screenshot(str(tmp_path / "view-no-overlap.png"))
+            filtered = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stDataFrame"]')[0]
+            ranks_after = {row[2]: row[1] for row in table_rows(filtered)}
+            # the student's every score overlaps (or is unknown): it leaves the board, and the network moves up
+            assert "students/tiny" not in ranks_after and ranks_after["timm:vit_tiny_patch16_224"] == "2"
+            next(label for label in sidebar.find_elements(By.TAG_NAME, "label")
+                 if "No training-data overlap only" in label.text).click()
+            wait.until(lambda d: "students/tiny on synth-tiles (TCGA)" in active_panel(d).text)
+            time.sleep(2)
+            overview = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stDataFrame"]')[0]
 
             # numbers sort as numbers: a click on the `mean` header sorts the rows by it, ascending
             canvas = overview.find_element(By.CSS_SELECTOR, "canvas")
