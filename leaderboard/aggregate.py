@@ -381,9 +381,51 @@ def _model_info(results: list[TaskResult]) -> dict:
     return {"name": first.model.name, "weights": first.model.weights, "n_parameters": pick("n_parameters"),
             "embed_dim": pick("embed_dim"), "items_per_s": float(np.median(rates)) if rates else None,
             "hub_id": pick("hub_id"), "revision": pick("revision"), "licence": pick("licence"),
-            "teachers": ", ".join(pick("teachers") or []) or None,
+            "teachers": ", ".join(pick("teachers") or []) or None, "teacher_names": list(pick("teachers") or []),
             "no_overlap": no_overlap_share(ok),
             "date": max((r.date for r in results if r.date), default=None)}
+
+
+def lineage_order(names: list[str], teachers: list[list[str]],
+                  means: list[float | None]) -> tuple[list[int], list[float | None]]:
+    """Rows (in rank order) rearranged so that each student sits right under the first of its
+    teachers that is shown (students of students under them), the rest in rank order; and per row
+    in the new order, a student's retention: its mean as a % of that teacher's (None for others,
+    or where either mean is missing). A lineage that loops is placed in rank order."""
+    index = {name: i for i, name in enumerate(names)}
+    parent = [next((index[t] for t in taught_by if t in index and index[t] != i), None)
+              for i, taught_by in enumerate(teachers)]
+    children: dict[int, list[int]] = defaultdict(list)
+    for i, p in enumerate(parent):
+        if p is not None:
+            children[p].append(i)
+    order: list[int] = []
+    seen: set[int] = set()
+
+    def place(i: int) -> None:
+        stack = [i]
+        while stack:
+            row = stack.pop()
+            if row in seen:
+                continue
+            seen.add(row)
+            order.append(row)
+            stack.extend(reversed(children[row]))
+
+    for i in range(len(names)):
+        if parent[i] is None:
+            place(i)
+    for i in range(len(names)):  # rows in a loop of teachers: in rank order
+        place(i)
+
+    def retention(i: int) -> float | None:
+        p = parent[i]
+        if p is None or means[i] is None or means[p] is None or not math.isfinite(means[i]) \
+                or not math.isfinite(means[p]) or means[p] <= 0:
+            return None
+        return 100.0 * means[i] / means[p]
+
+    return order, [retention(i) for i in order]
 
 
 def no_overlap_share(ok: list[TaskResult]) -> str | None:

@@ -30,8 +30,8 @@ except Exception:  # noqa: BLE001 - the board works without them
 from harness import __version__
 from harness.submissions import HUB_ID
 from leaderboard import charts
-from leaderboard.aggregate import (build_leaderboard, is_truncated, load_distillation_reports, load_results,
-                                   few_shot_rows, group_tables, matryoshka_curves, reliability_rows, retention_rows,
+from leaderboard.aggregate import (build_leaderboard, is_truncated, lineage_order, load_distillation_reports,
+                                   load_results, few_shot_rows, group_tables, matryoshka_curves, reliability_rows, retention_rows,
                                    suite_rows)
 from leaderboard.head_to_head import MAX_MODELS, head_to_head
 from leaderboard.formatting import (LEAD_WIDTHS, MISSING, TASK_WIDTHS, csv_text, parameters_label, plain,
@@ -128,6 +128,10 @@ show_tasks = st.sidebar.toggle("One column per task", value=True)
 show_truncated = st.sidebar.toggle("Truncated embeddings (name@Nd) as models", value=False,
                                    help="Matryoshka students scored at fewer dims (`harness run --dims`); their "
                                         "curves are in the Students tab")
+beside_teachers = st.sidebar.toggle(
+    "Students under their teachers", value=False,
+    help="Place each distilled student right under its teacher (from its card's lineage) with its retention: "
+         "its mean as a % of the teacher's on the common tasks. Ranks are unchanged.")
 no_overlap_only = st.sidebar.toggle(
     "No training-data overlap only", value=False,
     help="Keep only results whose test images come from none of the collections the model's card declares as "
@@ -147,6 +151,14 @@ for warning in board.warnings:
     st.warning(plain(warning))
 overview = pd.DataFrame(board.overview())
 labels = pd.DataFrame(board.cell_labels(), columns=board.tasks)
+if beside_teachers:  # lineage view: rows regrouped under teachers, each student with its retention
+    ranked = board.ranked_models()
+    order, retention = lineage_order([board.model_info[m]["name"] for m in ranked],
+                                     [board.model_info[m]["teacher_names"] for m in ranked],
+                                     [None if pd.isna(v) else float(v) for v in overview["mean"]])
+    overview = overview.iloc[order].reset_index(drop=True)
+    labels = labels.iloc[order].reset_index(drop=True)
+    overview.insert(overview.columns.get_loc("model") + 1, "retention", retention)
 uncertainty = board.rank_uncertainty()
 
 tabs = st.tabs(["Leaderboard", "Per task", "Head to head", "Size and speed", "Robustness", "Students", "Queue", "About"])
@@ -162,9 +174,12 @@ with tabs[0]:
         "task the model has not scored (the Per task tab says why); ⚠ marks a score whose test images come from "
         "a collection the model's card declares as training data (the sidebar can leave those out). The rank shows "
         "its bootstrap 95% interval. Click a column header to sort."
+        + (" Rows are grouped by lineage: each distilled student sits under its teacher, with its retention "
+           "(its mean as a % of the teacher's); the rank column still ranks them all." if beside_teachers else "")
     )
     family_means = [c for c in overview if c.startswith("mean:") and overview[c].notna().any()]
-    columns = ["average_rank", "model", "mean", *family_means, *(board.tasks if show_tasks else []),
+    columns = ["average_rank", "model", *(["retention"] if beside_teachers else []), "mean", *family_means,
+               *(board.tasks if show_tasks else []),
                *metadata_columns]
     table = overview[columns].copy()
     table.insert(0, "#", range(1, len(table) + 1))
@@ -191,6 +206,8 @@ with tabs[0]:
                                               width=LEAD_WIDTHS[3]),
         "items_per_s": st.column_config.NumberColumn("tiles/s", help="embedding throughput (median over tasks)"),
         "hub_id": st.column_config.LinkColumn("Hub", display_text=r"https://huggingface\.co/(.*)"),
+        "retention": st.column_config.NumberColumn(
+            "retention %", format="%.1f", help="a student's mean as a % of its teacher's (the row above it)"),
         "no_overlap": st.column_config.TextColumn(
             "no overlap", help="of the model's scored tasks, those whose test images come from none of the "
                                "collections its card declares as training data (⚠ marks the others' cells)"),

@@ -302,3 +302,32 @@ def test_training_data_overlap_is_marked_and_can_be_left_out(monkeypatch, tmp_pa
     frame = app.dataframe[0].value
     assert list(frame["model"]) == ["clean", "tcga-trained"]  # the unknown one is gone; clean now leads
     assert pd.isna(frame.set_index("model").loc["tcga-trained", "tcga-a"])  # its overlapping score is left out
+
+
+def test_lineage_places_students_under_their_teachers_with_retention():
+    from leaderboard.aggregate import lineage_order
+
+    names = ["big", "other", "student", "grand-student", "orphan"]
+    teachers = [[], [], ["missing-teacher", "big"], ["student"], ["not-shown"]]
+    order, retention = lineage_order(names, teachers, [0.9, 0.8, 0.72, 0.36, 0.5])
+    assert [names[i] for i in order] == ["big", "student", "grand-student", "other", "orphan"]
+    assert retention == [None, pytest.approx(80.0), pytest.approx(50.0), None, None]
+    # a loop of teachers (a hand-edited card) is placed in rank order, never lost or repeated
+    order, retention = lineage_order(["a", "b"], [["b"], ["a"]], [0.5, 0.4])
+    assert order == [0, 1] and len(retention) == 2
+
+
+def test_the_lineage_toggle_regroups_rows_and_keeps_the_ranks(monkeypatch, tmp_path):
+    write_result(tmp_path, "teacher", "t1", "tile_classification", 0.9)
+    write_result(tmp_path, "middle", "t1", "tile_classification", 0.8)
+    write_result(tmp_path, "student", "t1", "tile_classification", 0.72,
+                 model={"name": "student", "weights": "checkpoint", "n_parameters": 10, "teachers": ["teacher"]})
+    app = run_app(monkeypatch, tmp_path)
+    assert list(app.dataframe[0].value["model"]) == ["teacher", "middle", "student"]
+    toggle = next(t for t in app.sidebar.toggle if t.label == "Students under their teachers")
+    toggle.set_value(True).run()
+    frame = app.dataframe[0].value
+    assert list(frame["model"]) == ["teacher", "student", "middle"]
+    assert list(frame["average_rank"]) == [1.0, 3.0, 2.0]  # the ranks themselves do not change
+    assert frame["retention"].iloc[1] == pytest.approx(80.0) and pd.isna(frame["retention"].iloc[0])
+    assert "each distilled student sits under its teacher" in app.caption[1].value
