@@ -231,6 +231,16 @@ with tabs[0]:
             st.dataframe(pd.DataFrame([{"task": t, "why": why} for t, why in board.unscored_tasks.items()]),
                          hide_index=True, placeholder=MISSING, width="stretch")
 
+    per_family = overview[["model", *family_means]].melt(id_vars="model", var_name="family", value_name="mean")
+    per_family = per_family.dropna(subset=["mean"])
+    if per_family["family"].nunique() >= 2:
+        st.subheader("Per family")
+        st.caption("Each model's mean main score over each family's tasks (the bounded ones), one panel per family, "
+                   "models in the table's order: where a model is strong and where it is not.")
+        per_family["family"] = per_family["family"].map(
+            lambda c: family_titles.get(c.removeprefix("mean:"), c.removeprefix("mean:")))
+        st.altair_chart(charts.family_small_multiples(per_family))
+
     suites = pd.DataFrame(suite_rows(board, SUITES))
     if not suites.empty:
         st.subheader("Published tables")

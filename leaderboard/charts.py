@@ -119,3 +119,17 @@ def few_shot_curves(frame: pd.DataFrame) -> alt.LayerChart:
         tooltip=["model", "shots", alt.Tooltip("score:Q", format=".3f"), alt.Tooltip("low:Q", format=".3f"),
                  alt.Tooltip("high:Q", format=".3f")])
     return (band + lines).properties(height=280)
+
+
+def family_small_multiples(frame: pd.DataFrame) -> alt.FacetChart:
+    """One small panel per family: each model's mean main score over that family's tasks (columns
+    model, family, mean), models in the same order in every panel, so a profile reads across."""
+    data = frame.dropna(subset=["mean"])
+    order = list(dict.fromkeys(data["model"]))
+    bars = alt.Chart(data).mark_bar().encode(
+        x=alt.X("mean:Q", title="mean main score"),  # one x scale shared by the panels
+        y=alt.Y("model:N", sort=order, title=None, axis=alt.Axis(labelLimit=200)),
+        color=alt.Color("model:N", sort=order, legend=None),
+        tooltip=["family", "model", alt.Tooltip("mean:Q", format=".3f")])
+    return bars.properties(width=200, height=_rows_height(len(order)) // 2 + 20).facet(
+        facet=alt.Facet("family:N", title=None, header=alt.Header(labelFontWeight="bold")), columns=4)

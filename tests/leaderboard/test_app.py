@@ -331,3 +331,19 @@ def test_the_lineage_toggle_regroups_rows_and_keeps_the_ranks(monkeypatch, tmp_p
     assert list(frame["average_rank"]) == [1.0, 3.0, 2.0]  # the ranks themselves do not change
     assert frame["retention"].iloc[1] == pytest.approx(80.0) and pd.isna(frame["retention"].iloc[0])
     assert "each distilled student sits under its teacher" in app.caption[1].value
+
+
+def test_family_small_multiples_one_panel_per_family(monkeypatch, tmp_path):
+    from leaderboard import charts
+
+    frame = pd.DataFrame({"model": ["big", "small", "big", "small"], "family": ["tiles", "tiles", "retrieval", "retrieval"],
+                          "mean": [0.9, 0.8, 0.7, None]})
+    spec = charts.family_small_multiples(frame).to_dict()
+    assert spec["facet"]["field"] == "family" and spec["columns"] == 4
+    assert spec["spec"]["encoding"]["y"]["sort"] == ["big", "small"]  # the same model order in every panel
+    assert len(spec["datasets"][next(iter(spec["datasets"]))]) == 3  # the missing mean is left out
+    for model, (t1, t2) in {"big": (0.9, 0.7), "small": (0.8, 0.6)}.items():
+        write_result(tmp_path, model, "t1", "tile_classification", t1)
+        write_result(tmp_path, model, "t2", "retrieval", t2, main="map@5")
+    app = run_app(monkeypatch, tmp_path)  # two families scored by both: the panels are drawn
+    assert "Per family" in [h.value for h in app.subheader]
