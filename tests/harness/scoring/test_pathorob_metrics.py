@@ -98,3 +98,11 @@ def test_errors_name_the_problem():
     with pytest.raises(ValueError, match=r"RUMC/normal has 5100"):
         performance_drop(x, meta.biological_class, meta.medical_center, CAMELYON_IN, CAMELYON_OUT,
                          CAMELYON_CLASSES, base=7, patches_per_slide=400, repetitions=1)
+
+
+def test_chance_index_from_counts_equals_the_pairwise_count():
+    rng = np.random.default_rng(3)
+    biology, centres = rng.choice(["a", "b", "c"], 300), rng.choice(["x", "y", "z", "w"], 300)
+    same_class, same_centre = biology[:, None] == biology[None, :], centres[:, None] == centres[None, :]
+    so, os_ = np.sum(same_class & ~same_centre), np.sum(~same_class & same_centre)
+    assert chance_robustness_index(biology, centres) == pytest.approx(so / (so + os_), abs=1e-12)
