@@ -118,6 +118,9 @@ class SpotTable:
     given_genes: list[str] | None = None  # a gene list the dataset ships
 
 
+MAX_ORIGIN_LENGTH = 200
+
+
 @dataclass
 class TileOrigins:
     """The slide and medical centre of every tile of a split, item for item with its images."""
@@ -131,6 +134,11 @@ class TileOrigins:
         if lengths != {n_items}:
             raise HarnessError(f"{where}: {n_items} tiles but slide/centre/subset columns of lengths "
                                f"{sorted(lengths)}; every tile needs one of each")
+        for kind, values in (("slide", self.slides), ("centre", self.centres), ("subset", self.subsets or ())):
+            long = next((v for v in values if len(v) > MAX_ORIGIN_LENGTH or not v.isprintable()), None)
+            if long is not None:  # names reach result files and the board: bounded, printable text
+                raise HarnessError(f"{where}: a {kind} name is not printable text of at most {MAX_ORIGIN_LENGTH} "
+                                   f"characters ({long[:40]!r}...); fix the dataset's {kind} column")
         return self
 
 

@@ -86,3 +86,16 @@ def test_synthetic_centres_are_staining_protocols_drawn_independently_of_the_tis
     assert centres == set(STAININGS)
     assert all(pairs[(c, label)] >= 15 for c in centres for label in range(6))  # every tissue at every centre
     assert tile_protocol(params, "test", 3) == tile_protocol(params, "test", 3)
+
+
+def test_origin_names_are_bounded_printable_text():
+    from harness.errors import HarnessError
+    from harness.sources.base import TileOrigins
+
+    TileOrigins(["s1", "s2"], ["A", "B"]).check(2, "mine")
+    with pytest.raises(HarnessError, match="mine: 3 tiles but slide/centre/subset columns"):
+        TileOrigins(["s1", "s2"], ["A", "B"]).check(3, "mine")
+    with pytest.raises(HarnessError, match="a centre name is not printable text of at most 200"):
+        TileOrigins(["s1", "s2"], ["A", "B" * 10_000]).check(2, "mine")
+    with pytest.raises(HarnessError, match="a slide name is not printable"):
+        TileOrigins(["s1", "s\n2"], ["A", "B"]).check(2, "mine")
