@@ -82,9 +82,10 @@ def student_training_data(config: DistillConfig, registry: Registry) -> dict:
     outputs). Empty (unknown) when the dataset or a teacher does not declare it."""
     from harness.models.model_spec import resolve_model
 
-    collected = set(registry.datasets[config.dataset].image_sources or ())
-    if registry.datasets[config.dataset].image_sources is None:
+    declared = getattr(registry.datasets[config.dataset], "image_sources", None)  # a plugin schema may lack it
+    if declared is None:
         return {}
+    collected = set(declared)
     for teacher in config.teachers:
         if teacher.random_init:
             continue

@@ -247,7 +247,7 @@ class Runner:
             if test_source is not None:
                 evaluation.details["test_dataset"] = {
                     "name": test_source.name, "split": task.test_split, "fingerprint": self._fingerprint(test_source),
-                    "revision": test_source.revision(), "image_sources": test_source.spec.image_sources}
+                    "revision": test_source.revision(), "image_sources": image_sources(test_source)}
             if task.main_score not in evaluation.metrics:  # e.g. plism_score on slides of one scanner
                 raise ValueError(f"main score '{task.main_score}' was not computed on this data (computed: "
                                  f"{', '.join(sorted(evaluation.metrics)) or 'nothing'}); see the family's "
@@ -273,7 +273,7 @@ class Runner:
         main = evaluation.metrics[task.main_score]
         family = self.families[task.family]
         test_dataset = evaluation.details.get("test_dataset")  # cross-cohort: the test images are the other cohort's
-        tested = test_dataset["image_sources"] if test_dataset else source.spec.image_sources
+        tested = test_dataset["image_sources"] if test_dataset else image_sources(source)
         params = family.Params.model_validate(task.params)
         result = TaskResult(
             task=name, task_version=task.version, family=task.family, family_title=family.title, status="ok",
@@ -405,11 +405,16 @@ def _stacked(items: list[np.ndarray], what: str) -> np.ndarray:
     return np.stack(items)
 
 
+def image_sources(source: TileSource) -> list[str] | None:
+    """Where a dataset's images come from, as tasks.yaml declares it (a plugin's schema may not have the key)."""
+    return getattr(source.spec, "image_sources", None)
+
+
 def dataset_record(name: str, source: TileSource, fingerprint: str | None) -> DatasetRecord:
     revision = source.revision()
     asked = getattr(source.spec, "revision", None)
     return DatasetRecord(name=name, source=source.spec.source, fingerprint=fingerprint, revision=revision,
-                         pinned=None if asked is None else is_commit(asked), image_sources=source.spec.image_sources)
+                         pinned=None if asked is None else is_commit(asked), image_sources=image_sources(source))
 
 
 def _outcome_from(result: TaskResult, slug: str, reused: bool = False) -> TaskOutcome:

@@ -12,7 +12,7 @@ from sksurv.metrics import concordance_index_censored
 
 def _result_and_samples(folder: Path, task: str) -> tuple[dict, pd.DataFrame]:
     result = json.loads((folder / f"{task}.json").read_text())
-    assert result["schema_version"] == 5 and result["samples"] == f"{task}.samples.parquet"
+    assert result["schema_version"] == 6 and result["samples"] == f"{task}.samples.parquet"
     return result, pd.read_parquet(folder / result["samples"])
 
 
