@@ -398,6 +398,10 @@ def declared_classes(spec: DatasetSpec) -> list[str] | None:
     return list(classes) if classes else None
 
 
+def _is_slides(spec: DatasetSpec) -> bool:
+    return isinstance(spec, WsiDataset) or (isinstance(spec, SynthDataset) and spec.generator == "slides")
+
+
 def _check_references(registry: Registry) -> None:
     for name, dataset in registry.datasets.items():
         base = getattr(dataset, "base", None)  # a dataset made from another one (transformed)
@@ -418,6 +422,11 @@ def _check_references(registry: Registry) -> None:
                 f"unknown dataset '{task.test_dataset}' (declare it under datasets:)"
             )
         if task.test_dataset is not None:
+            slides = [d for d in (task.dataset, task.test_dataset) if _is_slides(registry.datasets[d])]
+            if slides:  # a slide task's folds are its cohort's; silently ignoring test_dataset would mislead
+                raise HarnessError(
+                    f"{registry.origin['tasks:' + name]}: task '{name}': key 'test_dataset': '{slides[0]}' is a "
+                    "dataset of slides; cross-cohort tasks train and test on tiles")
             trained, tested = (declared_classes(registry.datasets[d]) for d in (task.dataset, task.test_dataset))
             if trained is not None and tested is not None and set(trained) != set(tested):
                 raise HarnessError(

@@ -102,3 +102,10 @@ def test_classes_known_only_from_the_files_are_checked_when_the_task_runs(tmp_pa
     labels = samples[samples["head"] == "probe"].sort_values("item")["label"].tolist()
     # B's items in folder order (adipose x3, lymphocytes x3, ...), labelled with A's indices of those names
     assert labels == [tissues.index(name) for name in sorted(tissues) for _ in range(3)]
+
+
+def test_a_slide_dataset_in_a_cross_cohort_task_is_refused_at_load(tmp_path):
+    registry = tmp_path / "cohorts.yaml"
+    registry.write_text(COHORTS.replace("test_dataset: cohort-b", "test_dataset: synth-slides"))
+    with pytest.raises(HarnessError, match="key 'test_dataset': 'synth-slides' is a dataset of slides; cross-cohort"):
+        load_registry([registry])
