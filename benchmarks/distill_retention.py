@@ -35,6 +35,9 @@ the bar (for a comparison: excludes 0 on the right side), "not shown" when only 
 Rerunning resumes: trained students and existing results are reused (`harness` does both).
 
 Usage: python benchmarks/distill_retention.py --out distill-study [--seeds 0 1 2] [--steps 800]
+
+`--arms tissue` trains and scores only that arm (for example a longer run of the best student);
+claims 2 and 3 need all three arms and are then reported as not measured.
 """
 
 from __future__ import annotations
@@ -83,6 +86,7 @@ class Study:
     lr: float = 2e-3
     robustness_task: str = ROBUSTNESS_TASK
     extra: tuple[str, ...] = ()  # --include / --cache-dir passed to every harness call
+    arms: tuple[str, ...] = tuple(ARMS)  # a subset trains and scores only those (claims needing others: not measured)
 
     @property
     def results(self) -> Path:
@@ -114,7 +118,8 @@ def train_and_score(study: Study) -> None:
     harness(study, "run", "--model", ORACLE, "--model", NOISE, *(a for t in TEACHERS.values() for a in ("--model", t)),
             "--tasks", ",".join(study.bracket_tasks), "--output", str(study.results))
     for seed in study.seeds:
-        for arm, (method, teachers) in ARMS.items():
+        for arm in study.arms:
+            method, teachers = ARMS[arm]
             folder = study.out / "students" / study.student(arm, seed)
             if not finished(study, folder):
                 harness(study, "distill", *distill_args(study, method, teachers, seed, study.steps, study.lr),
@@ -242,8 +247,10 @@ def seeds_text(values, digits: int = 0) -> str:
 def report(study: Study) -> dict:
     """Print every table and verdict; return them (the toy test reads the dict)."""
     seeds, tasks = study.seeds, study.tasks
-    students = [study.student(arm, s) for s in seeds for arm in ARMS]
-    eighths = [f"{study.student(arm, s)}-d{EIGHTH}" for s in seeds for arm in NESTED_SCORED]
+    arms = [arm for arm in ARMS if arm in study.arms]
+    nested_arms = [arm for arm in NESTED_SCORED if arm in arms]
+    students = [study.student(arm, s) for s in seeds for arm in arms]
+    eighths = [f"{study.student(arm, s)}-d{EIGHTH}" for s in seeds for arm in nested_arms]
     table = score_table(study.results, [NOISE, ORACLE, *TEACHERS.values(), *students, *eighths, UNTRAINED],
                         tuple(dict.fromkeys((*study.bracket_tasks, *tasks))))
     noise, oracle = table[NOISE], table[ORACLE]
@@ -273,7 +280,7 @@ def report(study: Study) -> dict:
 
     print("Main scores (students: mean over seeds; at 8 dims below each)\n")
     rows = []
-    for arm in ARMS:
+    for arm in arms:
         for suffix, label in (("", arm), (f"-d{EIGHTH}", f"{arm} @ {EIGHTH} dims"))[:2 if arm in NESTED_SCORED else 1]:
             runs = [table[study.student(arm, s) + suffix] for s in seeds]
             rows.append([f"student: {label}", *[f"{np.mean([r[t] for r in runs if t in r]):.3f}"
@@ -290,19 +297,26 @@ def report(study: Study) -> dict:
     print("Claim 1, compression: median normalised retention of its teacher (%), on the tasks it informs\n")
     medians = {}
     rows = []
-    for arm in ARMS:
+    for arm in arms:
         counted = informed(teacher_of[arm], noise, oracle, tasks)
         per_seed = [retention(table[study.student(arm, s)], teacher_of[arm], noise, counted) for s in seeds]
         medians[arm] = [median(r) for r in per_seed]
         rows.append([arm, ", ".join(map(short, counted)), seeds_text(medians[arm]), t_interval(medians[arm]).text()])
     print_table(["student", "tasks its teacher informs", "median per seed", "mean [95% CI]"], rows)
-    best = max(ARMS, key=lambda a: np.nanmean(medians[a]))
+    best = max(arms, key=lambda a: np.nanmean(medians[a]))
     ratio = counts["student"] / min(counts[t] for t in ARMS[best][1])
     line = verdict(t_interval(medians[best]), 95.0)
     print(f"VERDICT compression: the best student ({best}) keeps {t_interval(medians[best]).text()}% at "
           f"{100 * ratio:.1f}% of its teacher's parameters (bar: >= 95% at <= 10%): {line}\n")
     out["verdicts"]["compression"] = line
     out["retention"] = medians
+
+    if set(arms) != set(ARMS):
+        print(f"Claims 2 and 3 (multi-teacher, Matryoshka) need all three arms; this run has {', '.join(arms)}: "
+              "not measured\n")
+        out["verdicts"]["multi_teacher"] = out["verdicts"]["matryoshka"] = "not measured"
+        out["verdicts"]["robustness"] = print_robustness(study, table, arms, medians)
+        return out
 
     # multi-teacher: all three arms against one denominator, on the tasks either teacher informs
     denominator = teacher_of["multi"]
@@ -351,11 +365,19 @@ def report(study: Study) -> dict:
     out["verdicts"]["matryoshka"] = line
     out["matryoshka"] = nested
 
-    # robustness: synth-plism of each student against its teacher(s)
+    out["verdicts"]["robustness"] = print_robustness(study, table, arms, medians)
+    return out
+
+
+def print_robustness(study: Study, table: dict, arms: list[str], medians: dict) -> str:
+    """Claim 4: synth-plism of each student against its teacher(s); the verdict line is the
+    multi-teacher student's (the single-teacher arms' when it was not run)."""
+    seeds = study.seeds
     print(f"Claim 4, robustness: {short(study.robustness_task)} score, student - teacher (the more robust of its "
           "teachers), and the student's median retention (claim 1) as the cost elsewhere\n")
     rows, robust_lines = [], {}
-    for arm, (_, teachers) in ARMS.items():
+    for arm in arms:
+        teachers = ARMS[arm][1]
         teacher_score = max(table[t].get(study.robustness_task, np.nan) for t in teachers)
         scores = [table[study.student(arm, s)].get(study.robustness_task, np.nan) for s in seeds]
         difference = t_interval(np.array(scores) - teacher_score)
@@ -364,18 +386,18 @@ def report(study: Study) -> dict:
                      t_interval(medians[arm]).text(0)])
     print_table(["student", "teacher", "student per seed", "difference [95% CI]", "at least as robust",
                  "median retention [95% CI]"], rows)
-    line = robust_lines["multi"]
-    print(f"VERDICT robustness: the multi-teacher student is at least as robust as its teachers on "
+    judged = "multi" if "multi" in arms else arms[0]
+    line = robust_lines[judged]
+    print(f"VERDICT robustness: the {judged}-teacher student is at least as robust as its teacher(s) on "
           f"{short(study.robustness_task)}: {line}\n")
-    out["verdicts"]["robustness"] = line
-    return out
+    return line
 
 
 def print_loss_curves(study: Study) -> None:
     """Mean loss over seeds at ten points of training, and how much it still fell in the last quarter."""
     print("Training loss (distill.json loss_curve: mean of each stretch; mean over seeds)\n")
     rows, header = [], None
-    for arm in ARMS:
+    for arm in study.arms:
         curves = []
         for seed in study.seeds:
             record = study.out / "students" / study.student(arm, seed) / "distill.json"
@@ -406,6 +428,9 @@ def main() -> None:
     parser.add_argument("--include", action="append", default=[], help="extra registry YAML (passed to harness)")
     parser.add_argument("--cache-dir", help="passed to harness")
     parser.add_argument("--report-only", action="store_true", help="print the tables from what is there")
+    parser.add_argument("--arms", default=",".join(ARMS),
+                        help=f"comma-separated arms to train and score (default: all of {', '.join(ARMS)}; "
+                             "claims 2 and 3 need all three)")
     args = parser.parse_args()
     if len(args.seeds) < 2:
         parser.error("--seeds: at least two training seeds (the comparisons are paired over seeds)")
@@ -414,7 +439,11 @@ def main() -> None:
     tasks = tuple(args.tasks.split(",")) if args.tasks else TASKS
     bracket = tuple(args.bracket_tasks.split(",")) if args.bracket_tasks else (BRACKET_TASKS if not args.tasks else tasks)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    study = Study(args.out, args.seeds, args.steps, tasks, bracket, args.dataset, args.lr, args.robustness_task, extra)
+    arms = tuple(dict.fromkeys(a.strip() for a in args.arms.split(",") if a.strip()))
+    if not arms or set(arms) - set(ARMS):
+        parser.error(f"--arms: choose from {', '.join(ARMS)} (got {args.arms!r})")
+    study = Study(args.out, args.seeds, args.steps, tasks, bracket, args.dataset, args.lr, args.robustness_task, extra,
+                  arms)
     if not args.report_only:
         train_and_score(study)
     verdicts = report(study)
