@@ -115,3 +115,17 @@ def test_the_study_runs_resumes_and_gives_a_verdict_per_claim(tmp_path, capsys, 
     again = json.loads((tmp_path / "study" / "verdicts.json").read_text())
     assert weights.stat().st_mtime_ns == written
     assert again["verdicts"] == verdicts["verdicts"] and again["retention"] == verdicts["retention"]
+
+    # one arm alone (a longer run of the best student): its claims are reported, the others say not measured
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "argv", [*args, "--arms", "tissue", "--report-only"])
+    study.main()
+    printed = capsys.readouterr().out
+    alone = json.loads((tmp_path / "study" / "verdicts.json").read_text())
+    assert alone["verdicts"]["multi_teacher"] == alone["verdicts"]["matryoshka"] == "not measured"
+    assert alone["retention"] == {"tissue": verdicts["retention"]["tissue"]}
+    assert "student: nuclei" not in printed and "VERDICT robustness: the tissue-teacher student" in printed
+    monkeypatch.setattr(sys, "argv", [*args, "--arms", "tissue,bone"])
+    with pytest.raises(SystemExit):
+        study.main()
+    assert "--arms: choose from tissue, nuclei, multi" in capsys.readouterr().err
