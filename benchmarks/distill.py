@@ -30,13 +30,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from distillers.config import DistillConfig  # noqa: E402
-from distillers.run import distill  # noqa: E402
-from distillers.training_loop import build_student  # noqa: E402
+from harness.distillers.config import DistillConfig  # noqa: E402
+from harness.distillers.run import distill  # noqa: E402
+from harness.distillers.training_loop import build_student  # noqa: E402
 from harness.tile_embedding import ExtractOptions, resolve_precision  # noqa: E402
 from harness.registry import load_registry  # noqa: E402
 from harness.sources import DataContext  # noqa: E402
-from tasks import FAMILIES  # noqa: E402
+from harness.tasks import FAMILIES  # noqa: E402
 
 
 def raw_rate(steps: int, batch: int, with_teacher: bool) -> float:

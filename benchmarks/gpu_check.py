@@ -215,7 +215,7 @@ def part_extraction(report: Report, size: Size, device: str, precision: str, roo
 def raw_distill_rate(size: Size, device: str, precision: str, steps: int) -> float:
     from contextlib import nullcontext
 
-    from distillers.training_loop import build_student
+    from harness.distillers.training_loop import build_student
     from harness.models.loading import LoadOptions, load_encoder
 
     teacher = load_encoder(size.teacher, LoadOptions(random_init=True, device=device)).module.eval()
@@ -249,12 +249,12 @@ def raw_distill_rate(size: Size, device: str, precision: str, steps: int) -> flo
 
 
 def part_distillation(report: Report, size: Size, device: str, precision: str, root: Path) -> None:
-    from distillers.config import DistillConfig
-    from distillers.run import distill
+    from harness.distillers.config import DistillConfig
+    from harness.distillers.run import distill
     from harness.registry import load_registry
     from harness.sources import DataContext
     from harness.tile_embedding import ExtractOptions
-    from tasks import FAMILIES
+    from harness.tasks import FAMILIES
 
     registry_file = root / "check.yaml"
     if not registry_file.exists():

@@ -42,7 +42,7 @@ def in_process_phases(model: str, task: str, cache: Path) -> dict[str, float]:
 import json, time
 t = {{}}
 s = time.perf_counter(); import harness.cli; t["import harness.cli"] = time.perf_counter() - s
-s = time.perf_counter(); import harness.runner, tasks; t["import runner + families"] = time.perf_counter() - s
+s = time.perf_counter(); import harness.runner, harness.tasks as tasks; t["import runner + families"] = time.perf_counter() - s
 s = time.perf_counter(); import torch; t["import torch (rest)"] = time.perf_counter() - s
 s = time.perf_counter(); import timm; t["import timm"] = time.perf_counter() - s
 from pathlib import Path

@@ -44,9 +44,9 @@ def slides_per_min(spec: str, tiling: TilingSpec, paths, cache: Path, options: E
 
 def untrained_student(folder: Path) -> str:
     """A student directory as `harness distill --method cross_magnification` writes it, untrained."""
-    from distillers.config import DistillConfig
-    from distillers.student import write_student
-    from distillers.training_loop import build_student
+    from harness.distillers.config import DistillConfig
+    from harness.distillers.student import write_student
+    from harness.distillers.training_loop import build_student
 
     config = DistillConfig(method="cross_magnification", teachers=[{"model": "timm:vit_small_patch16_224"}],
                            student="vit_tiny_patch16_224", student_input_size=112, student_mpp=2.0)

@@ -6,8 +6,8 @@ register_method (or decorate the class with it); for `harness distill` to see it
 module under the `pathology_harness.methods` entry point of your package.
 """
 
-from distillers import cross_magnification, feature_kd, logit_kd  # noqa: F401 - they register themselves
-from distillers.method import METHODS, DistillationMethod, register_method
+from harness.distillers import cross_magnification, feature_kd, logit_kd  # noqa: F401 - they register themselves
+from harness.distillers.method import METHODS, DistillationMethod, register_method
 from harness.plugins import load_plugin_modules
 
 load_plugin_modules("pathology_harness.methods")  # modules of other installed packages that register methods

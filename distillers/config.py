@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from harness.errors import HarnessError
 from harness.yaml_files import parse_yaml, read_yaml
-from distillers.method import METHODS
+from harness.distillers.method import METHODS
 from harness.registry import first_problem
 
 

@@ -26,13 +26,13 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
-from distillers.feature_kd import FeatureKD, adaptor
-from distillers.method import DistillationRun, Prepared, register_method
-from distillers.training_items import TrainTargets
-from distillers.losses import PhiS, patch_loss
-from distillers.slide_tiles import SlideTileImages, held_out_items, teacher_slide_features
-from distillers.teachers import TeacherTargets
-from distillers.training_loop import orient
+from harness.distillers.feature_kd import FeatureKD, adaptor
+from harness.distillers.method import DistillationRun, Prepared, register_method
+from harness.distillers.training_items import TrainTargets
+from harness.distillers.losses import PhiS, patch_loss
+from harness.distillers.slide_tiles import SlideTileImages, held_out_items, teacher_slide_features
+from harness.distillers.teachers import TeacherTargets
+from harness.distillers.training_loop import orient
 from harness.errors import HarnessError
 from harness.slides.tiling import SlideError, SlideTiling, open_slide, read_geometry, slide_mpp
 

@@ -18,9 +18,9 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from distillers.losses import matryoshka_loss, patch_loss, resize_tokens
-from distillers.method import DistillationMethod, DistillationRun, Prepared, register_method
-from distillers.training_items import TrainTargets, training_items
+from harness.distillers.losses import matryoshka_loss, patch_loss, resize_tokens
+from harness.distillers.method import DistillationMethod, DistillationRun, Prepared, register_method
+from harness.distillers.training_items import TrainTargets, training_items
 from harness.errors import HarnessError
 
 

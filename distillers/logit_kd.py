@@ -10,9 +10,9 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from distillers.losses import hinton_kd_loss
-from distillers.method import DistillationMethod, DistillationRun, Prepared, register_method
-from distillers.training_items import training_items
+from harness.distillers.losses import hinton_kd_loss
+from harness.distillers.method import DistillationMethod, DistillationRun, Prepared, register_method
+from harness.distillers.training_items import training_items
 from harness.errors import HarnessError
 
 

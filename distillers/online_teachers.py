@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from distillers.losses import PhiS
-from distillers.training_loop import model_input, oriented_tiles
+from harness.distillers.losses import PhiS
+from harness.distillers.training_loop import model_input, oriented_tiles
 from harness.errors import HarnessError
 from harness.models.loading import LoadOptions, load_encoder
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from distillers.config import DistillConfig
-from distillers.method import METHODS, DistillationRun
-from distillers.student import write_student
-from distillers.training_loop import build_student, prepare_batch, train
+from harness.distillers.config import DistillConfig
+from harness.distillers.method import METHODS, DistillationRun
+from harness.distillers.student import write_student
+from harness.distillers.training_loop import build_student, prepare_batch, train
 from harness.errors import HarnessError
 from harness.models.building import state_dict_sha256
 from harness.process_group import rank_and_world

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from distillers.losses import PhiS
-from distillers.teachers import TeacherTargets
+from harness.distillers.losses import PhiS
+from harness.distillers.teachers import TeacherTargets
 from harness.errors import HarnessError
 from harness.models.card import IMAGENET_MEAN, IMAGENET_STD
 from harness.models.loading import LoadOptions, load_encoder

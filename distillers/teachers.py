@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from distillers.losses import PhiS
+from harness.distillers.losses import PhiS
 from harness.embedding_cache import EmbeddingCache
 from harness.tile_embedding import ExtractOptions, embed_split
 from harness.models.loading import LoadOptions, load_encoder

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from distillers.method import DistillationRun, Prepared
-from distillers.teachers import TeacherTargets, teacher_targets
+from harness.distillers.method import DistillationRun, Prepared
+from harness.distillers.teachers import TeacherTargets, teacher_targets
 from harness.models.model_spec import LoadOptions
 
 HELD_OUT_EVERY = 10
@@ -43,7 +43,7 @@ def training_items(run: DistillationRun, online: bool = False, fit_tiles: int = 
     """Tiles (every split, or those named; a slide dataset's grid tiles) and the teachers' targets."""
     config, source = run.config, run.source
     if source.kind == "slides":
-        from distillers.slide_tiles import slide_teacher_targets, slide_tiles
+        from harness.distillers.slide_tiles import slide_teacher_targets, slide_tiles
 
         images, held_out, description = slide_tiles(config, source)
         description["teacher_forward"] = "online" if online else "cached"
@@ -67,7 +67,7 @@ def training_items(run: DistillationRun, online: bool = False, fit_tiles: int = 
 def online_teachers(config, images, held_out: np.ndarray, fit_tiles: int, device: str):
     """Teachers that run on every batch: PHI-S fitted on `fit_tiles` training tiles; their targets
     here are the held-out tiles' (for fidelity)."""
-    from distillers.online_teachers import OnlineTeachers
+    from harness.distillers.online_teachers import OnlineTeachers
 
     online = OnlineTeachers(config.teachers, device)
     train_tiles = np.setdiff1d(np.arange(len(images)), held_out)

@@ -24,7 +24,7 @@ from torch import nn
 from harness.atomic_write import atomic_path
 from harness.errors import HarnessError
 from harness.models.card import IMAGENET_MEAN, IMAGENET_STD
-from distillers.student import student_timm_kwargs
+from harness.distillers.student import student_timm_kwargs
 from harness.models.encoder import PooledBackbone
 from harness.process_group import barrier, rank_and_world
 from harness.progress import progress_bar

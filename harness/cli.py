@@ -32,7 +32,7 @@ class HarnessCLI:
 
     def _registry(self, args):
         from harness.registry import load_registry
-        from tasks import FAMILIES
+        from harness.tasks import FAMILIES
 
         return load_registry([Path(p) for p in args.include], families=FAMILIES), FAMILIES
 
@@ -114,7 +114,7 @@ class HarnessCLI:
     def leaderboard(self, args) -> int:
         from importlib.util import find_spec
 
-        spec = find_spec("leaderboard.app")
+        spec = find_spec("harness.leaderboard.app")
         if spec is None or spec.origin is None:
             raise HarnessError("the leaderboard app (leaderboard/app.py) is missing from this installation")
         if find_spec("streamlit") is None:
@@ -135,10 +135,10 @@ class HarnessCLI:
         os.execve(sys.executable, command, env)
 
     def push(self, args) -> int:
-        from leaderboard.hub_results import push_results
+        from harness.leaderboard.hub_results import push_results
 
         if args.space:
-            from leaderboard.space import default_source, push_space
+            from harness.leaderboard.space import default_source, push_space
 
             source = args.source or default_source()
             url = push_space(args.space, args.repo, source, requests_repo=args.requests_repo, private=args.private)
@@ -211,7 +211,7 @@ class HarnessCLI:
         from harness.hub_queue import HubRequestStore, run_hub_queue
         from harness.models.model_spec import model_slug
         from harness.terminal import console
-        from leaderboard.hub_results import push_model_results
+        from harness.leaderboard.hub_results import push_model_results
 
         if not args.results_repo:
             raise HarnessError("queue run --requests-repo: give --results-repo ORG/RESULTS, where results are pushed")
@@ -248,8 +248,8 @@ class HarnessCLI:
         return {o.task: (o.status, o.reason) for o in outcomes}
 
     def distill(self, args) -> int:
-        from distillers.config import read_config
-        from distillers.run import distill
+        from harness.distillers.config import read_config
+        from harness.distillers.run import distill
         from harness.tile_embedding import default_extract_options, resolve_device
         from harness.hub_access import configure_offline_mode
 
@@ -276,7 +276,7 @@ class HarnessCLI:
         return 0
 
     def _score_student(self, args, config, student_dir: Path, record: dict) -> int:
-        from distillers.scoring import compare
+        from harness.distillers.scoring import compare
         from harness.models.model_spec import resolve_model
         from harness.run_summary import print_summary
         from harness.runner import RunConfig, Runner
@@ -298,7 +298,7 @@ class HarnessCLI:
         return 0
 
     def pull(self, args) -> int:
-        from leaderboard.hub_results import pull_results
+        from harness.leaderboard.hub_results import pull_results
 
         n, skipped = pull_results(args.repo, Path(args.output), revision=args.revision)
         for line in skipped:

@@ -251,7 +251,7 @@ MAX_RESULT_BYTES = 32 * 1024 * 1024  # a result with its replicates is tens of k
 
 def build_leaderboard(results: list[tuple[str, TaskResult]], warnings: list[str] | None = None,
                       families: Mapping[str, Any] | None = None) -> Leaderboard:
-    """The board of these results. `families` (name -> family class, tasks.FAMILIES): where a
+    """The board of these results. `families` (name -> family class, harness.tasks.FAMILIES): where a
     result's family is registered, its metrics are described by the family, not by the file."""
     warnings = list(warnings or [])
     by_model: dict[str, dict[str, TaskResult]] = defaultdict(dict)

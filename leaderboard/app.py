@@ -17,7 +17,7 @@ import pandas as pd
 import streamlit as st
 
 try:  # the registered families describe their metrics; a result file does not get to (aggregate.py)
-    from tasks import FAMILIES
+    from harness.tasks import FAMILIES
 except ImportError:  # an app installed without the task families: the task's files must agree
     FAMILIES = {}
 try:  # the suites that rerun a published table (tasks.yaml), for their aggregates
@@ -29,12 +29,12 @@ except Exception:  # noqa: BLE001 - the board works without them
 
 from harness import __version__
 from harness.submissions import HUB_ID
-from leaderboard import charts
-from leaderboard.aggregate import (build_leaderboard, is_truncated, lineage_order, load_distillation_reports,
+from harness.leaderboard import charts
+from harness.leaderboard.aggregate import (build_leaderboard, is_truncated, lineage_order, load_distillation_reports,
                                    load_results, few_shot_rows, group_tables, matryoshka_curves, reliability_rows, retention_rows,
                                    suite_rows)
-from leaderboard.head_to_head import MAX_MODELS, head_to_head
-from leaderboard.formatting import (LEAD_WIDTHS, MISSING, TASK_WIDTHS, csv_text, parameters_label, plain,
+from harness.leaderboard.head_to_head import MAX_MODELS, head_to_head
+from harness.leaderboard.formatting import (LEAD_WIDTHS, MISSING, TASK_WIDTHS, csv_text, parameters_label, plain,
                                    protocol_markdown)
 
 HUB_REPO = os.environ.get("HARNESS_HUB_REPO")  # a results dataset on the Hub (harness push --repo)
@@ -56,7 +56,7 @@ def pulled(repo: str) -> tuple[Path, str, str]:
 
     from harness.hub_access import hub_api, hub_call
     from harness.timestamps import utc_timestamp
-    from leaderboard.hub_results import pull_results
+    from harness.leaderboard.hub_results import pull_results
 
     from harness.errors import HarnessError
     from harness.hub_access import is_commit

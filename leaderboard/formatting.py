@@ -24,7 +24,7 @@ def parameters_label(count) -> str:
 
 def protocol_markdown() -> str:
     """The About tab: protocols, how to submit, how to cite (leaderboard/about.md, shipped in the package)."""
-    return files("leaderboard").joinpath("about.md").read_text(encoding="utf-8")
+    return files("harness.leaderboard").joinpath("about.md").read_text(encoding="utf-8")
 
 
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$=])")

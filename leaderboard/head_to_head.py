@@ -14,7 +14,7 @@ from itertools import combinations
 
 import numpy as np
 
-from leaderboard.aggregate import Leaderboard
+from harness.leaderboard.aggregate import Leaderboard
 
 MAX_MODELS = 5
 LEVEL = 0.95

@@ -21,7 +21,7 @@ from harness import __version__
 from harness.errors import HarnessError
 from harness.hub_access import hub_api, hub_call, hub_error, is_commit
 from harness.results import DISTILLATION_REPORT
-from leaderboard.aggregate import FOLDER, load_distillation_reports, load_results
+from harness.leaderboard.aggregate import FOLDER, load_distillation_reports, load_results
 
 RESULTS_PREFIX = "results"
 TABLE_FILE = "leaderboard.parquet"

@@ -22,7 +22,7 @@ from harness.errors import HarnessError
 from harness.hub_access import hub_api, hub_call
 
 # What `leaderboard/app.py` imports, directly or through harness.results / harness.submissions /
-# leaderboard.*: nothing else is installed in the Space.
+# harness.leaderboard.*: nothing else is installed in the Space.
 APP_REQUIREMENTS = ("streamlit", "altair", "pandas", "pyarrow", "numpy", "scipy", "pydantic", "pyyaml",
                     "huggingface_hub", "filelock")
 APP_PORT = 8501
@@ -33,7 +33,7 @@ import os
 import runpy
 
 os.environ.setdefault("HARNESS_HUB_REPO", "{results}")
-{requests}runpy.run_module("leaderboard.app", run_name="__main__")
+{requests}runpy.run_module("harness.leaderboard.app", run_name="__main__")
 '''
 
 DOCKERFILE = '''# The leaderboard app of pathology-harness {version} (no torch: only what the app imports).

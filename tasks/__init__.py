@@ -10,17 +10,17 @@ from __future__ import annotations
 
 from harness.evaluation import TaskFamily
 from harness.plugins import load_plugin_modules, register_plugin
-from tasks.centre_robustness import CentreRobustness
-from tasks.gene_expression import GeneExpression
-from tasks.report_generation import ReportGeneration
-from tasks.retrieval import Retrieval
-from tasks.segmentation import Segmentation
-from tasks.slide_classification import SlideClassification
-from tasks.stain_robustness import StainRobustness
-from tasks.survival import Survival
-from tasks.tile_classification import TileClassification
-from tasks.transform_invariance import TransformInvariance
-from tasks.vqa import VisualQuestionAnswering
+from harness.tasks.centre_robustness import CentreRobustness
+from harness.tasks.gene_expression import GeneExpression
+from harness.tasks.report_generation import ReportGeneration
+from harness.tasks.retrieval import Retrieval
+from harness.tasks.segmentation import Segmentation
+from harness.tasks.slide_classification import SlideClassification
+from harness.tasks.stain_robustness import StainRobustness
+from harness.tasks.survival import Survival
+from harness.tasks.tile_classification import TileClassification
+from harness.tasks.transform_invariance import TransformInvariance
+from harness.tasks.vqa import VisualQuestionAnswering
 
 FAMILIES: dict[str, type[TaskFamily]] = {}  # family name (tasks.yaml's `family:`) -> class
 

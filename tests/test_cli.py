@@ -53,7 +53,7 @@ def test_every_result_describes_exactly_the_metrics_it_reports(instrument_result
     the declaration: one description per reported metric, no more, and every value in its bounds."""
     results = [read(path) for path in sorted(instrument_results.glob("*/*.json"))]
     ok = [r for r in results if r["status"] == "ok"]
-    from tasks import FAMILIES
+    from harness.tasks import FAMILIES
 
     assert {r["family"] for r in ok} == set(FAMILIES)  # every built-in family ran
     for result in ok:
@@ -83,7 +83,7 @@ def test_instruments_and_colour_bracket_gene_expression(instrument_results, colo
     from harness.registry import load_registry
     from harness.sources import DataContext, open_source
     from harness.synth.expression import ceiling_pearson
-    from tasks import FAMILIES
+    from harness.tasks import FAMILIES
 
     registry = load_registry([], families=FAMILIES)
     source = open_source("synth-st", registry.datasets["synth-st"],
@@ -320,3 +320,17 @@ def test_colour_stats_scores_like_any_image_model(cache_dir, tiny_registry_file,
     result = read(out / "colour-stats" / "tiny-tiles.json")
     assert result["status"] == "ok" and result["model"]["weights"] == "instrument"
     assert result["model"]["n_parameters"] == 0 and result["model"]["embed_dim"] == 30
+
+
+def test_a_users_own_tasks_module_does_not_shadow_the_harness(tmp_path):
+    """The issue as reported: `python -m harness list` in a folder holding a tasks.py failed with
+    "cannot import name 'FAMILIES' from 'tasks'". The families, distillers and app import as
+    harness.tasks, harness.distillers and harness.leaderboard (this checkout's editable install)."""
+    for name in ("tasks", "distillers", "leaderboard"):
+        (tmp_path / f"{name}.py").write_text(f"raise ImportError('my own {name}.py was imported')\n")
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    env.pop("PYTHONPATH", None)
+    done = subprocess.run([sys.executable, "-m", "harness", "list"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "synth-tiles" in done.stdout and "my own" not in done.stderr

@@ -251,7 +251,7 @@ def test_a_failed_rerun_never_replaces_an_ok_result(tmp_path, cache_dir, capsys,
     assert main(args) == 0
     path = tmp_path / "out" / "random-noise" / "tiny-tiles.json"
     before = path.read_bytes()
-    from tasks.tile_classification import TileClassification
+    from harness.tasks.tile_classification import TileClassification
 
     def broken(self, data, params):
         raise RuntimeError("the probe ran out of memory")

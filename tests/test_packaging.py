@@ -38,7 +38,7 @@ def in_another_folder(site: Path, tmp_path: Path, *args: str, code: str | None =
 
 def test_the_wheel_carries_the_registry_and_the_app(installed, tmp_path):
     where = in_another_folder(installed, tmp_path, code=(
-        "import harness, leaderboard.formatting as f; from harness.registry import default_registry_path as p; "
+        "import harness, harness.leaderboard.formatting as f; from harness.registry import default_registry_path as p; "
         "print(harness.__file__); print(p()); print(len(f.protocol_markdown())); "
         "from harness.sources.hub import plismbench_rows; import numpy as np; "
         "ids = np.array([f's_0_{i // 126}_{i % 126}' for i in range(16278)]); print(len(plismbench_rows(ids, 8139, 's'))); "
@@ -55,6 +55,26 @@ def test_the_wheel_carries_the_registry_and_the_app(installed, tmp_path):
     listed = in_another_folder(installed, tmp_path, "list")
     assert listed.returncode == 0, listed.stderr[-2000:]
     assert "synth-tiles" in listed.stdout and "colour-stats" in listed.stdout
+
+
+def test_the_wheel_installs_one_import_name(installed, tmp_path):
+    """tasks/, distillers/ and leaderboard/ install under `harness`: a user's own tasks.py,
+    distillers.py or leaderboard.py in the working folder neither breaks the harness nor is hidden by it."""
+    packages = sorted(p.name for p in installed.iterdir() if p.name != "bin" and not p.name.endswith(".dist-info"))
+    assert packages == ["harness"]  # no top-level tasks, distillers or leaderboard
+    assert {"tasks", "distillers", "leaderboard"} <= {p.name for p in (installed / "harness").iterdir()}
+    for name in ("tasks", "distillers", "leaderboard"):
+        (tmp_path / f"{name}.py").write_text(f"NAME = 'my own {name}'\n")
+    listed = in_another_folder(installed, tmp_path, "list")
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert "synth-tiles" in listed.stdout
+    mine = in_another_folder(installed, tmp_path, code=(
+        "import harness.cli, harness.tasks, harness.distillers, harness.leaderboard.formatting; "
+        "import tasks, distillers, leaderboard; print(tasks.NAME, distillers.NAME, leaderboard.NAME, sep='|'); "
+        "print(len(harness.tasks.FAMILIES))"))
+    assert mine.returncode == 0, mine.stderr[-2000:]
+    assert mine.stdout.splitlines()[0] == "my own tasks|my own distillers|my own leaderboard"
+    assert int(mine.stdout.splitlines()[1]) >= 11
 
 
 def test_the_installed_wheel_scores_a_synthetic_task(installed, tmp_path, suite_cache):

@@ -11,10 +11,10 @@ import torch
 import yaml
 from torch import nn
 
-from distillers.config import DistillConfig
-from distillers.cross_magnification import CrossMagnification, block_side, build_regions, stacked_cells
-from distillers.losses import cosine_distance
-from distillers.training_loop import prepare_batch
+from harness.distillers.config import DistillConfig
+from harness.distillers.cross_magnification import CrossMagnification, block_side, build_regions, stacked_cells
+from harness.distillers.losses import cosine_distance
+from harness.distillers.training_loop import prepare_batch
 from harness.errors import HarnessError
 from harness.registry import TilingSpec
 from harness.slides.tiling import plan_tiles
@@ -183,11 +183,11 @@ def test_a_student_distilled_across_magnifications_reads_slides_at_its_own(tmp_p
 
 
 def test_a_corrupt_slide_is_named_and_left_out_of_the_regions(tmp_path, capsys):
-    from distillers.cross_magnification import region_data
+    from harness.distillers.cross_magnification import region_data
     from harness.tile_embedding import ExtractOptions
     from harness.registry import load_registry
     from harness.sources import DataContext, open_source
-    from tasks import FAMILIES
+    from harness.tasks import FAMILIES
 
     registry_file = tmp_path / "xm.yaml"
     registry_file.write_text(REGISTRY)

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from distillers.losses import (PhiS, cosine_distance, hadamard, hinton_kd_loss, matryoshka_loss,
+from harness.distillers.losses import (PhiS, cosine_distance, hadamard, hinton_kd_loss, matryoshka_loss,
                                patch_loss, resize_tokens)
 
 
@@ -78,7 +78,7 @@ def test_phis_on_a_tensor_matches_the_numpy_map():
 
 
 def test_fidelity_scores_by_hand():
-    from distillers.run import fidelity_scores
+    from harness.distillers.run import fidelity_scores
 
     target = np.array([[1, 0], [0, 1], [-1, 0], [0, -1]], dtype=np.float32)  # zero mean, variance 0.5 a dim
     predicted = np.array([[2, 2], [0, 2], [-2, 0], [0, -2]], dtype=np.float32)

@@ -10,8 +10,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from distillers import METHODS, DistillationMethod, register_method
-from distillers.training_items import TrainTargets, training_items
+from harness.distillers import METHODS, DistillationMethod, register_method
+from harness.distillers.training_items import TrainTargets, training_items
 
 
 class MeanSquaredParams(BaseModel):

@@ -10,11 +10,11 @@ import torch
 import yaml
 from torch import nn
 
-from distillers.config import DistillConfig
-from distillers.losses import cosine_distance, resize_tokens
-from distillers.feature_kd import FeatureKD
-from distillers.online_teachers import TeacherView
-from distillers.training_loop import model_input, train
+from harness.distillers.config import DistillConfig
+from harness.distillers.losses import cosine_distance, resize_tokens
+from harness.distillers.feature_kd import FeatureKD
+from harness.distillers.online_teachers import TeacherView
+from harness.distillers.training_loop import model_input, train
 
 CONFIG = dict(method="feature_kd", teachers=[{"model": "timm:vit_tiny_patch16_224", "random_init": True}],
               student="vit_tiny_patch16_224", student_input_size=32, dataset="tiny-tiles", teacher_forward="online",
@@ -40,7 +40,7 @@ class RecordingTeacher:
 
 
 def test_teachers_see_the_view_the_student_is_trained_on(tmp_path, monkeypatch):
-    import distillers.training_loop as loop
+    import harness.distillers.training_loop as loop
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 255, size=(12, 32, 32, 3), dtype=np.uint8)

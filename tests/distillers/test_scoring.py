@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from distillers.scoring import compare
+from harness.distillers.scoring import compare
 
 
 def write_result(root, model, task, value, params, rate):

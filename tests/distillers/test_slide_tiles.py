@@ -10,13 +10,13 @@ import pytest
 import torch
 import yaml
 
-from distillers.config import DistillConfig, TeacherSpec
-from distillers.slide_tiles import held_out_items, slide_teacher_targets, slide_tiles
+from harness.distillers.config import DistillConfig, TeacherSpec
+from harness.distillers.slide_tiles import held_out_items, slide_teacher_targets, slide_tiles
 from harness.tile_embedding import ExtractOptions
 from harness.models.loading import LoadOptions, load_encoder
 from harness.registry import load_registry
 from harness.sources import DataContext, open_source
-from tasks import FAMILIES
+from harness.tasks import FAMILIES
 
 REGISTRY = """
 datasets:
@@ -87,7 +87,7 @@ def test_feature_kd_on_a_slide_dataset(tmp_path):
 
 
 def test_tiles_read_in_any_order_with_few_slides_open(tmp_path, monkeypatch):
-    from distillers import slide_tiles as module
+    from harness.distillers import slide_tiles as module
 
     source, context = few_slides(tmp_path)
     images, _, _ = slide_tiles(DistillConfig(teachers=[{"model": "synth-oracle"}], dataset="few-slides"), source)

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from distillers.config import DistillConfig
-from distillers.run import distill
+from harness.distillers.config import DistillConfig
+from harness.distillers.run import distill
 from harness.tile_embedding import ExtractOptions
 from harness.registry import load_registry
 from harness.sources import DataContext
-from tasks import FAMILIES
+from harness.tasks import FAMILIES
 
 HARNESS = str(Path(sys.executable).parent / "harness")
 CONFIG = dict(method="multi_teacher", teachers=[{"model": "synth-oracle-tissue"},
@@ -66,7 +66,7 @@ def test_the_student_loads_and_is_scored_through_harness_run(tmp_path, tiny_regi
     card = yaml.safe_load((tmp_path / "student" / "card.yaml").read_text())
     assert card["teachers"] == ["synth-oracle-tissue", "synth-oracle-grade"] and card["distillation"] == "multi_teacher"
     assert result["model"]["teachers"] == card["teachers"]
-    from leaderboard.aggregate import build_leaderboard, load_results
+    from harness.leaderboard.aggregate import build_leaderboard, load_results
 
     [row] = build_leaderboard(*load_results(out)).overview()
     assert row["teachers"] == "synth-oracle-tissue, synth-oracle-grade"
@@ -100,7 +100,7 @@ def test_two_torchrun_ranks_end_with_identical_weights(tmp_path, tiny_registry_f
 
 
 def test_logit_kd_from_an_ensemble_of_task_heads(tmp_path, tiny_registry_file):
-    from distillers.logit_kd import teacher_probabilities
+    from harness.distillers.logit_kd import teacher_probabilities
 
     record = run(tmp_path, tiny_registry_file, tmp_path / "logit", method="logit_kd", label_dataset="tiny-tiles",
                  matryoshka_dims=None, steps=4)  # not a setting of logit_kd
@@ -153,7 +153,7 @@ def test_distill_score_writes_the_teacher_student_report(tmp_path, tiny_registry
 
 
 def test_settings_come_from_the_file_and_flags_override_them(tmp_path):
-    from distillers.config import read_config
+    from harness.distillers.config import read_config
     from harness.errors import HarnessError
 
     path = tmp_path / "d.yaml"
@@ -220,8 +220,8 @@ def test_a_checkpoint_of_other_settings_is_refused_not_continued(tmp_path, tiny_
 def test_a_student_declares_what_its_teachers_and_its_images_came_from():
     """The student's card: the distillation images' collections plus every teacher's declared
     training data; unknown (nothing declared) as soon as one teacher's is unknown."""
-    from distillers.config import read_config
-    from distillers.run import student_training_data
+    from harness.distillers.config import read_config
+    from harness.distillers.run import student_training_data
     from harness.registry import load_registry
 
     registry = load_registry()

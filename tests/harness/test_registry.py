@@ -6,7 +6,7 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.registry import load_registry
-from tasks import FAMILIES
+from harness.tasks import FAMILIES
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -98,7 +98,7 @@ def test_the_hold_out_is_the_one_scikit_learn_draws_when_there_is_room(n_train):
     from sklearn.model_selection import train_test_split
 
     from harness.evaluation import SplitArrays
-    from tasks.tile_classification import fit_val_test_splits
+    from harness.tasks.tile_classification import fit_val_test_splits
 
     labels = np.arange(n_train) % 4
     embeddings = np.arange(n_train, dtype=np.float32)[:, None]

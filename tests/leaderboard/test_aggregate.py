@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from leaderboard.aggregate import build_leaderboard, load_results
+from harness.leaderboard.aggregate import build_leaderboard, load_results
 from tests.support.result_files import write_result
 
 
@@ -150,7 +150,7 @@ def test_version_1_result_files_are_still_read(tmp_path):
 
 def test_suite_aggregates_only_over_models_that_scored_every_task(tmp_path):
     from harness.registry import SuiteSpec
-    from leaderboard.aggregate import suite_rows
+    from harness.leaderboard.aggregate import suite_rows
 
     for model, scores in {"a": (0.6, 0.4), "b": (0.5, None)}.items():
         write_result(tmp_path, model, "hest-idc", "gene_expression", scores[0], main="pearson")

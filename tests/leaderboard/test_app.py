@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from leaderboard.formatting import plain
+from harness.leaderboard.formatting import plain
 from tests.support.result_files import write_result
 
 APP = str(Path(__file__).resolve().parents[2] / "leaderboard" / "app.py")
@@ -58,7 +58,7 @@ def test_overview_ranks_models_and_shows_gaps(monkeypatch, results):
 
 def test_cells_show_scores_with_intervals_and_reasons():
     """What a cell shows (the Styler's display value) while its data stays a number."""
-    from leaderboard.aggregate import Cell
+    from harness.leaderboard.aggregate import Cell
 
     assert Cell("ok", 0.91234, (0.9, 0.925)).label == "0.912 [0.900, 0.925]"
     assert Cell("ok", 0.5, None, std=0.02).label == "0.500 ± 0.020"
@@ -101,7 +101,7 @@ def test_the_queue_tab_lists_local_requests(monkeypatch, results, tmp_path):
 def test_robustness_panel_shows_plism_groups_and_invariance(monkeypatch, tmp_path):
     import json
 
-    from tasks import FAMILIES
+    from harness.tasks import FAMILIES
 
     def described(family: str) -> dict:  # the metric descriptions a run writes (schema 4)
         cls = FAMILIES[family]
@@ -148,12 +148,12 @@ def test_student_and_matryoshka_views(monkeypatch, tmp_path):
     retention = next(d.value for d in app.dataframe if "retention %" in d.value.columns)
     assert retention["retention %"].item() == 90.0
     assert retention["throughput (student / teacher)"].item() == pytest.approx(12.0)
-    from leaderboard.aggregate import retention_rows
+    from harness.leaderboard.aggregate import retention_rows
     report["teachers"]["teacher"].update(tiles_per_slide={"student": 1.0, "teacher": 8.0},
                                          slides_per_min={"student": 300.0, "teacher": 15.0})
     row = retention_rows(report)[0]
     assert row["tiles per slide (student / teacher)"] == 0.125 and row["slides/min (student / teacher)"] == 20.0
-    from leaderboard.aggregate import load_results, matryoshka_curves
+    from harness.leaderboard.aggregate import load_results, matryoshka_curves
     write_result(tmp_path, "student", "t2", "retrieval", 0.5, main="map@5")  # no truncated run: no curve
     rows = matryoshka_curves(load_results(tmp_path)[0])
     assert [(r["task"], r["dim"], r["score"]) for r in rows] == [("t1", 8, 0.81), ("t1", 32, 0.6), ("t1", 64, 0.75)]
@@ -196,7 +196,7 @@ def test_per_task_view_shows_the_probe_s_calibration_and_its_reliability_diagram
     second model's hostile diagram (a string where a number belongs) is left out, its table row kept."""
     import json
 
-    from tasks import FAMILIES
+    from harness.tasks import FAMILIES
 
     cls = FAMILIES["tile_classification"]
     described = {name: info.model_dump(mode="json") for name, info in cls.metrics(cls.Params()).items()}
@@ -216,7 +216,7 @@ def test_per_task_view_shows_the_probe_s_calibration_and_its_reliability_diagram
     assert "mce" in table.columns and "ace" not in table.columns  # not reported: no empty column
     assert any("Calibration of the probe" in m.value for m in app.markdown)
 
-    from leaderboard.aggregate import load_results, reliability_rows
+    from harness.leaderboard.aggregate import load_results, reliability_rows
 
     points = reliability_rows(load_results(tmp_path)[0], "t1")
     assert {p["model"] for p in points} == {"calibrated"} and len(points) == 4  # the empty bin is no point
@@ -237,7 +237,7 @@ def test_per_task_view_draws_the_few_shot_curve_from_the_results(monkeypatch, tm
     app = run_app(monkeypatch, tmp_path)
     assert any("Few-shot (SimpleShot)" in m.value for m in app.markdown)
 
-    from leaderboard.aggregate import few_shot_rows, load_results
+    from harness.leaderboard.aggregate import few_shot_rows, load_results
 
     rows = few_shot_rows(load_results(tmp_path)[0], "t1")
     assert [(r["shots"], r["score"], r["low"]) for r in rows] == [(1, 0.5, 0.3), (8, 0.7, None), (16, 0.8, 0.76)]
@@ -246,7 +246,7 @@ def test_per_task_view_draws_the_few_shot_curve_from_the_results(monkeypatch, tm
 def test_tables_download_as_csv_and_a_formula_in_a_name_is_not_run(monkeypatch, results):
     """Each main view has a CSV download of its values; a model name from a result file that a
     spreadsheet would run as a formula is written inert (a leading apostrophe)."""
-    from leaderboard.formatting import csv_text
+    from harness.leaderboard.formatting import csv_text
 
     app = run_app(monkeypatch, results)
     buttons = app.get("download_button")
@@ -262,7 +262,7 @@ def test_tables_download_as_csv_and_a_formula_in_a_name_is_not_run(monkeypatch, 
 def test_few_shot_bands_are_not_stacked():
     """Each model's band spans its own interval: Vega-Lite stacks areas unless told not to, which
     piled one model's band on another's and stretched the axis (seen in the browser)."""
-    from leaderboard import charts
+    from harness.leaderboard import charts
 
     frame = pd.DataFrame([{"model": m, "shots": k, "score": 0.5, "low": 0.4, "high": 0.6}
                           for m in ("a", "b") for k in (1, 2, 4)])
@@ -290,7 +290,7 @@ def test_training_data_overlap_is_marked_and_can_be_left_out(monkeypatch, tmp_pa
     assert list(frame["model"]) == ["tcga-trained", "clean", "undeclared"]  # first on both TCGA tasks
     shares = dict(zip(frame["model"], frame["no_overlap"]))
     assert shares == {"tcga-trained": "1 of 3", "clean": "3 of 3", "undeclared": "0 of 3 (3 unknown)"}
-    from leaderboard.aggregate import OVERLAP_MARK, Cell
+    from harness.leaderboard.aggregate import OVERLAP_MARK, Cell
 
     assert Cell("ok", 0.95, (0.94, 0.96), overlap=["TCGA"]).label == f"0.950 [0.940, 0.960] {OVERLAP_MARK} TCGA"
     assert Cell("ok", 0.80, (0.79, 0.81), overlap=[]).label == "0.800 [0.790, 0.810]"
@@ -305,7 +305,7 @@ def test_training_data_overlap_is_marked_and_can_be_left_out(monkeypatch, tmp_pa
 
 
 def test_lineage_places_students_under_their_teachers_with_retention():
-    from leaderboard.aggregate import lineage_order
+    from harness.leaderboard.aggregate import lineage_order
 
     names = ["big", "other", "student", "grand-student", "orphan"]
     teachers = [[], [], ["missing-teacher", "big"], ["student"], ["not-shown"]]
@@ -334,7 +334,7 @@ def test_the_lineage_toggle_regroups_rows_and_keeps_the_ranks(monkeypatch, tmp_p
 
 
 def test_family_small_multiples_one_panel_per_family(monkeypatch, tmp_path):
-    from leaderboard import charts
+    from harness.leaderboard import charts
 
     frame = pd.DataFrame({"model": ["big", "small", "big", "small"], "family": ["tiles", "tiles", "retrieval", "retrieval"],
                           "mean": [0.9, 0.8, 0.7, None]})

@@ -58,7 +58,7 @@ def wait_healthy(url: str, process: subprocess.Popen, timeout_s: float = 90) -> 
 def space_venv(tmp_path_factory) -> Path:
     """A fresh venv with what the Space's Dockerfile installs: requirements.txt, then the harness
     with --no-deps (from this checkout, where the Space would use its pinned git URL)."""
-    from leaderboard.space import pinned_requirements
+    from harness.leaderboard.space import pinned_requirements
 
     folder = tmp_path_factory.mktemp("space-venv")
     (folder / "requirements.txt").write_text(pinned_requirements())
@@ -75,14 +75,14 @@ def test_the_space_install_has_no_torch(space_venv):
     for heavy in ("torch", "timm", "openslide", "sksurv"):
         done = subprocess.run([str(space_venv), "-c", f"import {heavy}"], capture_output=True, text=True)
         assert done.returncode != 0 and "ModuleNotFoundError" in done.stderr, heavy
-    done = subprocess.run([str(space_venv), "-c", "import leaderboard.aggregate, leaderboard.charts, "
+    done = subprocess.run([str(space_venv), "-c", "import harness.leaderboard.aggregate, harness.leaderboard.charts, "
                            "harness.hub_queue, harness.submissions; print('ok')"], capture_output=True, text=True)
     assert done.stdout.strip() == "ok", done.stderr[-2000:]
 
 
 def rich_results(instrument_results: Path, folder: Path, cache: Path) -> Path:
     """Instruments (real), a random-init network (real), a distilled student (hand-made results
-    with a teacher report from distillers.scoring), a failed task."""
+    with a teacher report from harness.distillers.scoring), a failed task."""
     shutil.copytree(instrument_results, folder)
     done = subprocess.run([str(Path(sys.executable).parent / "harness"), "run", "--model", "timm:vit_tiny_patch16_224",
                            "--random-init", "--tasks", "synth-tiles,synth-retrieval,synth-invariance", "--output",
@@ -113,7 +113,7 @@ def rich_results(instrument_results: Path, folder: Path, cache: Path) -> Path:
     for task in ("synth-slides", "synth-report"):
         path = folder / "students--tiny" / f"{task}.json"
         path.write_text(path.read_text().replace('"name": "students--tiny"', '"name": "students/tiny"'))
-    from distillers.scoring import compare
+    from harness.distillers.scoring import compare
 
     compare(folder, "students--tiny", {"synth-oracle": "synth-oracle"}, ["synth-tiles", "synth-retrieval"],
             {"method": "feature_kd", "student": {"name": "students/tiny"}, "fidelity": {}})
@@ -144,8 +144,8 @@ def test_every_view_of_the_space_in_chromium(space_venv, instrument_results, sui
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from leaderboard.formatting import LEAD_WIDTHS, TASK_WIDTHS
-    from leaderboard.space import write_space
+    from harness.leaderboard.formatting import LEAD_WIDTHS, TASK_WIDTHS
+    from harness.leaderboard.space import write_space
 
     results = rich_results(instrument_results, tmp_path / "results", suite_cache)
     with HubStandIn(token=TOKEN) as hub:

@@ -4,8 +4,8 @@ consistent with those replicates; tasks without paired replicates count neither 
 import numpy as np
 import pytest
 
-from leaderboard.aggregate import build_leaderboard, load_results
-from leaderboard.head_to_head import head_to_head, paired_difference
+from harness.leaderboard.aggregate import build_leaderboard, load_results
+from harness.leaderboard.head_to_head import head_to_head, paired_difference
 from tests.support.result_files import write_result
 
 

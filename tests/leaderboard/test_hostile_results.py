@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from leaderboard.aggregate import build_leaderboard, load_results
-from leaderboard.formatting import plain
-from tasks import FAMILIES
+from harness.leaderboard.aggregate import build_leaderboard, load_results
+from harness.leaderboard.formatting import plain
+from harness.tasks import FAMILIES
 from tests.support.result_files import write_result
 
 APP = str(Path(__file__).resolve().parents[2] / "leaderboard" / "app.py")

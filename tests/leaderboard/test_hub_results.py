@@ -82,7 +82,7 @@ def test_pull_of_a_missing_repo_is_one_line(hub, tmp_path):
 
 def test_the_space_installs_the_harness_from_a_pinned_commit(tmp_path):
     from harness.errors import HarnessError
-    from leaderboard.space import default_source
+    from harness.leaderboard.space import default_source
 
     def git(*args):
         subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
@@ -121,7 +121,7 @@ def test_a_hostile_results_dataset_never_chooses_a_path_and_never_jams_a_publish
 
     newcomer = tmp_path / "newcomer"
     write_result(newcomer, "lab--new", "t1", "tile_classification", 0.5)
-    publish = ("import sys; from pathlib import Path; from leaderboard.hub_results import push_model_results; "
+    publish = ("import sys; from pathlib import Path; from harness.leaderboard.hub_results import push_model_results; "
                "print(push_model_results(Path(sys.argv[1]), {'lab--new'}, 'lab/fm-results'))")
     done = subprocess.run([sys.executable, "-c", publish, str(newcomer)], env=env, capture_output=True, text=True,
                           timeout=120)

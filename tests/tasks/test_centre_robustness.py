@@ -11,7 +11,7 @@ import pytest
 from harness.evaluation import SplitArrays, TaskData
 from harness.synth.domains import STAININGS
 from harness.synth.tile_suite import SyntheticTileParams, plan_tiles, tile_protocol
-from tasks.centre_robustness import CentreRobustness, CentreRobustnessParams
+from harness.tasks.centre_robustness import CentreRobustness, CentreRobustnessParams
 
 CLASSES = ["benign", "malignant"]
 

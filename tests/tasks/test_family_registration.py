@@ -10,7 +10,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 from harness.evaluation import Evaluation, MetricInfo, TaskData, TaskFamily, summarise
-from tasks import FAMILIES, register_family
+from harness.tasks import FAMILIES, register_family
 
 
 class SpreadParams(BaseModel):
@@ -55,7 +55,7 @@ tasks:
 def test_a_registered_family_runs_and_its_metric_description_reaches_the_board(spread_family, tmp_path,
                                                                                tiny_registry_file):
     from harness.cli import main
-    from leaderboard.aggregate import build_leaderboard, load_results
+    from harness.leaderboard.aggregate import build_leaderboard, load_results
 
     registry = tmp_path / "spread.yaml"
     registry.write_text(REGISTRY)

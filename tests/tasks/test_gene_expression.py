@@ -9,7 +9,7 @@ import pytest
 from scipy.stats import pearsonr
 
 from harness.evaluation import SplitArrays, TaskData
-from tasks.gene_expression import GeneExpression, GeneExpressionParams, pearson_per_gene, weighted_pearson
+from harness.tasks.gene_expression import GeneExpression, GeneExpressionParams, pearson_per_gene, weighted_pearson
 
 
 def spots(n_patients=6, per_patient=60, dim=384, n_genes=80, seed=0):
@@ -91,7 +91,7 @@ def test_genes_are_chosen_on_the_training_spots_only():
     fold0_test = [s["item"] for s in result.samples if s["fold"] == 0]
     assert np.all(folds[fold0_test] == 0)
     # and in fold 0 itself, whose training spots have it constant, it is not among the genes
-    from tasks.gene_expression import choose_genes
+    from harness.tasks.gene_expression import choose_genes
 
     train0 = folds != 0
     assert "G000" not in choose_genes(leaky[train0], np.asarray(names), GeneExpressionParams(genes=10), None)

@@ -1,7 +1,7 @@
 import numpy as np
 
 from harness.evaluation import SplitArrays, TaskData
-from tasks.report_generation import ReportGeneration, ReportParams, Vocabulary, detokenize
+from harness.tasks.report_generation import ReportGeneration, ReportParams, Vocabulary, detokenize
 
 REPORTS = ["Sections show fat. Cellularity is low.", "Sections show tumour. Cellularity is high.",
            "The tissue is stroma. Nuclei are small."]

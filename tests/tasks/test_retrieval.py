@@ -1,7 +1,7 @@
 import numpy as np
 
 from harness.evaluation import SplitArrays, TaskData
-from tasks.retrieval import Retrieval, RetrievalParams
+from harness.tasks.retrieval import Retrieval, RetrievalParams
 
 
 def test_retrieval_metrics_on_hand_made_neighbours():

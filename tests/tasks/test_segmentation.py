@@ -9,7 +9,7 @@ from torchmetrics.segmentation import MeanIoU
 
 from harness.evaluation import SplitArrays, TaskData
 from harness.models.instruments import oracle_mask_features
-from tasks.segmentation import Segmentation, SegmentationParams, dice_table, segmentation_metrics
+from harness.tasks.segmentation import Segmentation, SegmentationParams, dice_table, segmentation_metrics
 
 N_CLASSES = 4
 

@@ -3,7 +3,7 @@ import pytest
 
 from harness.evaluation import SlideBags, TaskData
 from harness.scoring.patient_folds import patient_folds
-from tasks.slide_classification import SlideClassification, SlideClassificationParams
+from harness.tasks.slide_classification import SlideClassification, SlideClassificationParams
 
 
 def bags(n_per_class=12, seed=0):

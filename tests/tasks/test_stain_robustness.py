@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from harness.evaluation import SplitArrays, TaskData
-from tasks.stain_robustness import StainRobustness, StainRobustnessParams
+from harness.tasks.stain_robustness import StainRobustness, StainRobustnessParams
 from tests.support.plism_reference import brute_force
 
 STAININGS, SCANNERS = ("he1", "he2"), ("s1", "s2", "s3")
@@ -91,7 +91,7 @@ def test_a_slide_name_outside_the_domain_pattern_is_named():
 def test_cross_domain_probe_on_small_slides_keeps_a_validation_tile_per_class():
     """100 tiles of 6 classes per slide: 10% of the 50 training tiles would be 5 validation tiles,
     fewer than the classes, which a stratified split refuses; the split keeps one per class."""
-    from tasks.stain_robustness import cross_domain_drop
+    from harness.tasks.stain_robustness import cross_domain_drop
 
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(6), 2)[np.arange(100) % 12]  # every class among the even (training) tiles
@@ -107,7 +107,7 @@ def test_cross_domain_probe_on_too_few_tiles_is_one_line_naming_the_class():
     """A class with one tile among the even (training) tile indices: the stratified hold-out cannot
     keep it on both sides. scikit-learn said 'Classes with too few members are: [0, 1]' (indices,
     no word of the hold-out); the message names the class, the slide and what to change."""
-    from tasks.stain_robustness import cross_domain_drop
+    from harness.tasks.stain_robustness import cross_domain_drop
 
     labels = np.array([0, 0, 1, 1, 2, 2, 2, 2, 1, 1, 2, 2])  # even indices: 0, 1, 2, 2, 1, 2 -> class 0 once
     splits = {f"s{d}@x": SplitArrays(np.random.default_rng(d).standard_normal((12, 4)).astype(np.float32), labels)

@@ -7,7 +7,7 @@ import torch
 
 from harness.scoring.abmil import AbmilConfig
 from harness.evaluation import SlideBags, TaskData
-from tasks.survival import (Survival, SurvivalParams, coxnet_risk, harrell_c, nll_discrete_loss, patient_c_index,
+from harness.tasks.survival import (Survival, SurvivalParams, coxnet_risk, harrell_c, nll_discrete_loss, patient_c_index,
                             select_alpha)
 
 

@@ -6,7 +6,7 @@ from sklearn.metrics import balanced_accuracy_score
 from sklearn.neighbors import KNeighborsClassifier
 
 from harness.evaluation import SplitArrays, TaskData
-from tasks.tile_classification import TileClassification, TileClassificationParams
+from harness.tasks.tile_classification import TileClassification, TileClassificationParams
 
 FAST = dict(max_steps=2000, eval_every=100, patience=500, seeds=[0, 1, 2], bootstrap_resamples=200)
 

@@ -3,7 +3,7 @@ import pytest
 from sklearn.metrics.pairwise import cosine_similarity
 
 from harness.evaluation import SplitArrays, TaskData
-from tasks.transform_invariance import TransformInvariance, TransformInvarianceParams
+from harness.tasks.transform_invariance import TransformInvariance, TransformInvarianceParams
 
 
 def test_per_transform_cosine_matches_sklearn():

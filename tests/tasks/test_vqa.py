@@ -4,7 +4,7 @@ import pytest
 from harness.errors import HarnessError
 from harness.evaluation import SplitArrays, TaskData
 from harness.sources.base import check_text_records
-from tasks.vqa import VisualQuestionAnswering, VqaParams, majority_answers
+from harness.tasks.vqa import VisualQuestionAnswering, VqaParams, majority_answers
 
 QUESTIONS = {"colour": np.array([1.0, 0.0]), "shape": np.array([0.0, 1.0])}
 

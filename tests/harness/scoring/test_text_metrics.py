@@ -12,7 +12,7 @@ from rouge_score import rouge_scorer
 
 from harness.scoring.text_metrics import (bleu_from_statistics, bleu_statistics, bleu_tokens, cider_d_scores,
                                           cider_tokens, rouge_l_scores, rouge_tokens, token_f1, tokenize)
-from tasks.report_generation import score_reports
+from harness.tasks.report_generation import score_reports
 
 REFERENCES = [
     "Sections show sheets of atypical epithelial cells. Cellularity is high.",
