@@ -7,6 +7,7 @@ failed task. Screenshots of every view are saved in the test's temporary folder.
 """
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -100,7 +101,8 @@ def rich_results(instrument_results: Path, folder: Path, cache: Path) -> Path:
             main["replicates"] = [v * share for v in main["replicates"]]
             metric = result["metrics"][main["name"]]
             metric.update(mean=main["value"], ci95=[v * share for v in metric["ci95"]])
-            result["model"].update(name=name, weights="checkpoint", n_parameters=5_500_000, embed_dim=dim)
+            result["model"].update(name=name, weights="checkpoint", n_parameters=5_500_000, embed_dim=dim,
+                                   teachers=["timm:vit_tiny_patch16_224"])  # its card's lineage
             if slug == "students--tiny":  # as if distilled from a TCGA-trained teacher and tested on TCGA images
                 result["training_overlap"] = ["TCGA"]
             (folder / slug).mkdir(exist_ok=True)
@@ -115,7 +117,7 @@ def rich_results(instrument_results: Path, folder: Path, cache: Path) -> Path:
         path.write_text(path.read_text().replace('"name": "students--tiny"', '"name": "students/tiny"'))
     from harness.distillers.scoring import compare
 
-    compare(folder, "students--tiny", {"synth-oracle": "synth-oracle"}, ["synth-tiles", "synth-retrieval"],
+    compare(folder, "students--tiny", {"timm:vit_tiny_patch16_224": network.name}, ["synth-tiles", "synth-retrieval"],
             {"method": "feature_kd", "student": {"name": "students/tiny"}, "fidelity": {}})
     return folder
 
@@ -229,6 +231,29 @@ def test_every_view_of_the_space_in_chromium(space_venv, instrument_results, sui
             time.sleep(2)
             overview = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stDataFrame"]')[0]
 
+            # lineage: the student (ranked above its teacher, the network) moves right under it, with its
+            # retention (its mean as a % of the teacher's); every model keeps its rank
+            next(label for label in sidebar.find_elements(By.TAG_NAME, "label")
+                 if "Students under their teachers" in label.text).click()
+            wait.until(lambda d: "Rows are grouped by lineage" in active_panel(d).text)
+            time.sleep(2)
+            assert driver.save_screenshot(str(tmp_path / "view-lineage.png"))
+            lineage = table_rows(driver.find_elements(By.CSS_SELECTOR, '[data-testid="stDataFrame"]')[0])
+            names = [row[2] for row in lineage]
+            assert models.index("students/tiny") < models.index("timm:vit_tiny_patch16_224")
+            assert names[names.index("timm:vit_tiny_patch16_224") + 1] == "students/tiny", names
+            assert {row[2]: row[1] for row in lineage} == ranks_before
+            by_name = {row[2]: row for row in lineage}
+            student, teacher = by_name["students/tiny"], by_name["timm:vit_tiny_patch16_224"]
+            assert float(student[3]) == pytest.approx(100 * float(student[4]) / float(teacher[4]), abs=0.05)
+            others = [row[3] for row in lineage if row[2] != "students/tiny"]
+            assert not any(finite_number(cell) for cell in others), others  # no retention: not a student
+            next(label for label in sidebar.find_elements(By.TAG_NAME, "label")
+                 if "Students under their teachers" in label.text).click()
+            wait.until(lambda d: "Rows are grouped by lineage" not in active_panel(d).text)
+            time.sleep(2)
+            overview = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stDataFrame"]')[0]
+
             # numbers sort as numbers: a click on the `mean` header sorts the rows by it, ascending
             canvas = overview.find_element(By.CSS_SELECTOR, "canvas")
             click_header(driver, canvas, sum(LEAD_WIDTHS[:3]) + LEAD_WIDTHS[3] // 2)
@@ -297,6 +322,13 @@ def active_panel(driver):
     from selenium.webdriver.common.by import By
 
     return driver.find_element(By.CSS_SELECTOR, ACTIVE_PANEL)
+
+
+def finite_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
 
 
 def table_rows(grid) -> list[list[str]]:
