@@ -199,11 +199,11 @@ class Runner:
                             training_data=[] if info.weights == "random-init" else card.training_data)
         family = self.families[task.family]
         try:
-            source.prepare()
-            fingerprint = self._fingerprint(source)
             if test_source is not None and source.kind != "tiles":  # a plugin's slide source (the registry refuses its own)
                 raise HarnessError(f"task dataset '{source.name}' is not a dataset of tiles: cross-cohort tasks "
                                    "train and test on tiles")
+            source.prepare()
+            fingerprint = self._fingerprint(source)
             if source.kind == "slides":
                 return self._evaluate_slides(slug, name, task, encoder, source, fingerprint, model)
             started = time.perf_counter()
