@@ -75,7 +75,7 @@ FULL = Size(models={"ViT-B (H0-mini)": "h0-mini", "ViT-L (UNI)": "uni", "ViT-g (
 TINY = "timm:vit_tiny_patch16_224"
 TOY = Size(models={"toy ViT-Ti": TINY}, tiles=24, batch=8, workers=(0, 1), raw_batches=2, slide_repeats=1,
            slide_copies=1, teacher=TINY, student="vit_tiny_patch16_224", student_size=64, distill_batch=4,
-           distill_steps=2, torchrun_patients=9, torchrun_model=TINY, plism=(4, 48, 16, 16))
+           distill_steps=12, torchrun_patients=9, torchrun_model=TINY, plism=(4, 48, 16, 16))
 
 
 @dataclass
@@ -274,6 +274,9 @@ def part_distillation(report: Report, size: Size, device: str, precision: str, r
         distill(config.model_copy(update={"steps": steps}), root / f"student{steps}", registry, context, extract)
         synchronise(device)
         elapsed.append(time.perf_counter() - started)
+    if elapsed[1] <= elapsed[0]:  # the steps took less than start-up varies by: no rate to report
+        raise RuntimeError(f"{size.distill_steps} steps took less time than the start-up's variation "
+                           f"({elapsed[1]:.2f} s against {elapsed[0]:.2f} s for one step): time more steps")
     harness = size.distill_steps / (elapsed[1] - elapsed[0])
     raw = raw_distill_rate(size, device, precision, size.distill_steps)
     report.parts["distillation"] = {"teacher": size.teacher, "student": size.student, "batch": size.distill_batch,
