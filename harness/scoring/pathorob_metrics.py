@@ -15,6 +15,11 @@ Robustness index (unpaired; PathoROB's camelyon and tolkach_esca setting).
   random representation scores p(same class) p(other centre) / (that + p(other class)
   p(same centre)) (`chance_robustness_index`).
 
+Paired robustness index (PathoROB's TCGA setting, `paired_robustness_index`).
+  The tiles come in subsets of two classes x two centres (its tcga_2x2 table; a tile may sit in
+  several). The above runs within each subset; k_opt maximises the balanced accuracy averaged
+  over subsets, and RI(k) pools every subset's SO and OS counts.
+
 Average performance drop (APD), two in-domain centres.
   The in-domain tiles of each (centre, class) are cut into slides of `patches_per_slide`
   consecutive tiles. Per repetition the slides of each group are shuffled (Python's `random`,
@@ -104,9 +109,6 @@ def robustness_index(
     n_resamples: int = N_RESAMPLES,
     seed: int = 0,
 ) -> RobustnessIndex:
-    from scipy.stats import mode
-    from sklearn.metrics import balanced_accuracy_score
-
     y = _ordinal(biology)
     centre = np.asarray(centres)
     if len(np.unique(y)) < 2 or len(np.unique(centre)) < 2:
@@ -116,45 +118,114 @@ def robustness_index(
     neighbours = neighbours_from_other_slides(embeddings, np.asarray(slides), candidates[-1])
     m = neighbours.shape[1]
     ks = [k for k in candidates if k <= m]
-    accuracies = []
-    for k in ks:
-        votes = mode(y[neighbours[:, :k]], axis=1).mode.reshape(-1)
-        accuracies.append(float(balanced_accuracy_score(y, votes)))
+    accuracies = _vote_accuracies(y, neighbours, ks)
     k_opt = ks[int(np.argmax(accuracies))]
+    so, os_ = _cumulative_counts(y, centre, neighbours)
+    return _at_k_opt(so, os_, k_opt, ks, accuracies, n_resamples, seed)
 
+
+def paired_robustness_index(
+    embeddings: np.ndarray,
+    biology: Sequence,
+    centres: Sequence,
+    slides: Sequence,
+    pairs: Sequence,
+    max_k: int = 1200,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+) -> RobustnessIndex:
+    """PathoROB's paired evaluation (its TCGA setting, robustness_index_paired.py): each value of
+    `pairs` is one subset of two classes x two centres, and neighbours are looked up within it.
+    Per subset (in sorted order): candidate k <= its tiles, the balanced accuracy of the vote of
+    min(k, m) neighbours (m: its neighbours from other slides). k_opt: the argmax of the mean
+    accuracy over subsets, each row cut to the shortest, with k read off the last subset's
+    min(k, m). RI(k) pools every subset's SO and OS counts, cut to the smallest m."""
+    x = np.asarray(embeddings)
+    biology, centre, slides, pairs = (np.asarray(v).astype(str) for v in (biology, centres, slides, pairs))
+    rows, so_parts, os_parts, effective = [], [], [], []
+    for pair in np.unique(pairs):
+        inside = np.flatnonzero(pairs == pair)
+        y = _ordinal(biology[inside])
+        if len(np.unique(y)) < 2 or len(np.unique(centre[inside])) < 2:
+            raise ValueError(f"pair subset '{pair}' needs two classes and two centres; it has "
+                             f"{sorted(set(biology[inside]))} at {sorted(set(centre[inside]))}")
+        candidates = [k for k in k_grid(max_k) if k <= len(inside)]
+        neighbours = neighbours_from_other_slides(x[inside], slides[inside], candidates[-1])
+        m = neighbours.shape[1]
+        effective = [min(k, m) for k in candidates]  # PathoROB keeps the last subset's
+        rows.append(_vote_accuracies(y, neighbours, effective))
+        so, os_ = _cumulative_counts(y, centre[inside], neighbours)
+        so_parts.append(so)
+        os_parts.append(os_)
+    width = min(len(row) for row in rows + [effective])
+    accuracies = np.mean([row[:width] for row in rows], axis=0)
+    ks = effective[:width]
+    k_opt = ks[int(np.argmax(accuracies))]
+    shortest = min(part.shape[1] for part in so_parts)
+    if k_opt > shortest:
+        raise ValueError(f"k_opt {k_opt} exceeds the fewest neighbours a pair subset has ({shortest}): the "
+                         "subsets differ too much in size")
+    so = np.concatenate([part[:, :shortest] for part in so_parts])
+    os_ = np.concatenate([part[:, :shortest] for part in os_parts])
+    return _at_k_opt(so, os_, k_opt, ks, [float(a) for a in accuracies], n_resamples, seed)
+
+
+def _vote_accuracies(y: np.ndarray, neighbours: np.ndarray, ks: Sequence[int]) -> list[float]:
+    """Balanced accuracy of the majority vote of the first k neighbours (ties to the smaller class
+    index, scipy's mode), per k."""
+    from scipy.stats import mode
+    from sklearn.metrics import balanced_accuracy_score
+
+    return [float(balanced_accuracy_score(y, mode(y[neighbours[:, :k]], axis=1).mode.reshape(-1))) for k in ks]
+
+
+def _cumulative_counts(y: np.ndarray, centre: np.ndarray, neighbours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per tile, how many of its first j neighbours share its class at another centre (SO) and its
+    centre with another class (OS), for j = 1 .. m."""
     same_class = y[neighbours] == y[:, None]
     same_centre = centre[neighbours] == centre[:, None]
-    so = np.cumsum(same_class & ~same_centre, axis=1)  # per tile, cumulative over neighbour rank
-    os_ = np.cumsum(~same_class & same_centre, axis=1)
+    return np.cumsum(same_class & ~same_centre, axis=1), np.cumsum(~same_class & same_centre, axis=1)
+
+
+def _at_k_opt(so: np.ndarray, os_: np.ndarray, k_opt: int, ks: list[int], accuracies: list[float],
+              n_resamples: int, seed: int) -> RobustnessIndex:
+    """RI(k) from the pooled counts, its value at k_opt and a bootstrap interval over tiles."""
     so_total, os_total = so.sum(axis=0).astype(np.float64), os_.sum(axis=0).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         curve = so_total / (so_total + os_total)
-
     so_k, os_k = so[:, k_opt - 1].astype(np.float64), os_[:, k_opt - 1].astype(np.float64)
     replicates = []
-    for weights in resample_weights(n, n_resamples, seed):
+    for weights in resample_weights(len(so), n_resamples, seed):
         a, b = weights @ so_k, weights @ os_k
         with np.errstate(invalid="ignore", divide="ignore"):
             replicates.append(a / (a + b))
     replicates = np.concatenate(replicates) if replicates else np.array([])
     interval = BootstrapInterval(*percentile_interval(replicates), replicates=replicates) if n_resamples else None
     return RobustnessIndex(
-        value=float(curve[k_opt - 1]), k_opt=int(k_opt), balanced_accuracy=accuracies[ks.index(k_opt)],
-        ks=ks, accuracies=accuracies, curve=[float(v) for v in curve], interval=interval, neighbours=int(m),
+        value=float(curve[k_opt - 1]), k_opt=int(k_opt), balanced_accuracy=float(accuracies[ks.index(k_opt)]),
+        ks=list(ks), accuracies=list(accuracies), curve=[float(v) for v in curve], interval=interval,
+        neighbours=int(so.shape[1]),
     )
 
 
-def chance_robustness_index(biology: Sequence, centres: Sequence) -> float:
+def chance_robustness_index(biology: Sequence, centres: Sequence, pairs: Sequence | None = None) -> float:
     """The robustness index of neighbours drawn at random (the expected value of a noise embedding):
-    p(same class, other centre) / (that + p(other class, same centre)), over ordered pairs of tiles."""
-    # from the (class, centre) counts, not the n x n pairs (20,400 Camelyon tiles would need gigabytes)
-    _, b = np.unique(np.asarray(biology), return_inverse=True)
-    _, c = np.unique(np.asarray(centres), return_inverse=True)
-    counts = np.zeros((b.max() + 1, c.max() + 1), dtype=np.float64)
-    np.add.at(counts, (b.reshape(-1), c.reshape(-1)), 1)
-    squares = (counts ** 2).sum()
-    so = (counts.sum(axis=1) ** 2).sum() - squares  # same class, other centre (ordered pairs)
-    os_ = (counts.sum(axis=0) ** 2).sum() - squares  # other class, same centre
+    p(same class, other centre) / (that + p(other class, same centre)), over ordered pairs of tiles.
+    With `pairs`, neighbours are drawn within a tile's subset, and each tile weighs the same."""
+    biology, centres = np.asarray(biology), np.asarray(centres)
+    groups = np.zeros(len(biology), dtype=int) if pairs is None else np.unique(np.asarray(pairs), return_inverse=True)[1]
+    so = os_ = 0.0
+    for group in np.unique(groups):
+        inside = groups == group
+        # from the (class, centre) counts, not the n x n pairs (20,400 Camelyon tiles would need gigabytes)
+        _, b = np.unique(biology[inside], return_inverse=True)
+        _, c = np.unique(centres[inside], return_inverse=True)
+        counts = np.zeros((b.max() + 1, c.max() + 1), dtype=np.float64)
+        np.add.at(counts, (b.reshape(-1), c.reshape(-1)), 1)
+        squares = (counts ** 2).sum()
+        others = max(int(inside.sum()) - 1, 1)  # a tile's possible neighbours in its subset
+        so += ((counts.sum(axis=1) ** 2).sum() - squares) / others  # same class, other centre (ordered pairs)
+        os_ += ((counts.sum(axis=0) ** 2).sum() - squares) / others  # other class, same centre
     return float(so / (so + os_))
 
 

@@ -10,7 +10,8 @@ Writes reference.json beside this file. Calls, per metric, the functions PathoRO
 lines call: robustness_index.select_optimal_k_value (dataset "camelyon", as evaluate_model calls
 it after its Normalizer), apd.apd.compute (dataset "camelyon", 2 repetitions) and
 clustering_score.compute (dataset "camelyon", K in 2..8, 3 trials), with features written by its
-FeatureDataManager.
+FeatureDataManager; and robustness_index_paired.select_optimal_k_value_pairs (dataset "tcga", as
+evaluate_model_pairs calls it, with the case_id column get_meta adds).
 """
 
 from __future__ import annotations
@@ -29,13 +30,16 @@ from sklearn.preprocessing import Normalizer
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[2]))
 
-from tests.harness.scoring.pathorob_fixture import apd_fixture, clustering_fixture, robustness_fixture  # noqa: E402
+from tests.harness.scoring.pathorob_fixture import (  # noqa: E402
+    apd_fixture, clustering_fixture, paired_fixture, robustness_fixture,
+)
 
 import pathorob  # noqa: E402
 from pathorob.apd import apd  # noqa: E402
 from pathorob.clustering_score import clustering_score  # noqa: E402
 from pathorob.features.data_manager import FeatureDataManager  # noqa: E402
 from pathorob.robustness_index.robustness_index import construct_patch_index, select_optimal_k_value  # noqa: E402
+from pathorob.robustness_index.robustness_index_paired import select_optimal_k_value_pairs  # noqa: E402
 
 
 def write(features_dir: Path, metadata_dir: Path, name: str, meta: pd.DataFrame, x: np.ndarray) -> None:
@@ -52,6 +56,23 @@ def record_robustness(work: Path) -> dict:
     embeddings = Normalizer(norm="l2").fit_transform(x)
     k_opt, accuracies, stats = select_optimal_k_value(
         "camelyon", "fixture", embeddings, meta, work, work, num_workers=1, opt_k=0, plot_graphs=False)
+    index = int(np.where(np.asarray(stats["k"]) == k_opt)[0][0])
+    return {"k_opt": int(k_opt), "ks": [int(k) for k in accuracies["k"]],
+            "balanced_accuracies": [float(a) for a in accuracies["bal_acc"]],
+            "robustness_index_curve": [float(v) for v in stats["robustness_index"]],
+            "robustness_index": float(stats["robustness_index"][index])}
+
+
+def record_paired(work: Path) -> dict:
+    meta, x = paired_fixture()
+    work.mkdir(parents=True, exist_ok=True)
+    manager = FeatureDataManager(features_dir=work / "f", metadata_dir=work / "m")
+    meta = construct_patch_index(manager, meta.copy())
+    meta["case_id"] = [slide_id[:12] for slide_id in meta["slide_id"].values]
+    embeddings = Normalizer(norm="l2").fit_transform(x)
+    k_opt, accuracies, stats = select_optimal_k_value_pairs(
+        "tcga", "fixture", np.array(meta["patch_index"].values), embeddings, meta, work, work, num_workers=1,
+        opt_k=0, plot_graphs=False)
     index = int(np.where(np.asarray(stats["k"]) == k_opt)[0][0])
     return {"k_opt": int(k_opt), "ks": [int(k) for k in accuracies["k"]],
             "balanced_accuracies": [float(a) for a in accuracies["bal_acc"]],
@@ -98,6 +119,7 @@ def main() -> None:
             "pathorob_commit": commit,
             "versions": {"numpy": np.__version__, "scikit-learn": sklearn.__version__, "pandas": pd.__version__},
             "robustness_index": record_robustness(work / "ri"),
+            "paired_robustness_index": record_paired(work / "paired"),
             "apd": record_apd(work / "apd-work"),
             "clustering": record_clustering(work / "clu-work"),
         }

@@ -52,3 +52,38 @@ def apd_fixture() -> tuple[pd.DataFrame, np.ndarray]:
                      subset_of=lambda c: "ID" if c in CAMELYON_IN else "OOD", class_signal=0.6, centre_signal=0.8)
     keep = (meta["subset"] == "ID") | (meta["slide_id"].str[-2:].astype(int) < 2)
     return meta[keep].reset_index(drop=True), x[keep.to_numpy()]
+
+
+# PathoROB's paired evaluation (its tcga_2x2 table): every subset is one pair of classes x pair of
+# centres, and a tile may sit in several subsets. (classes, centres, slides per group, tiles per slide)
+PAIRED_SUBSETS = {
+    "A-B_c1-c2": (("A", "B"), ("c1", "c2"), 3, 15),
+    "C-D_c3-c4": (("C", "D"), ("c3", "c4"), 4, 12),
+    "A-C_c2-c3": (("A", "C"), ("c2", "c3"), 3, 14),
+}
+
+
+def paired_fixture() -> tuple[pd.DataFrame, np.ndarray]:
+    """Three 2 x 2 subsets of 4 classes x 4 centres (8-d). Slide ids start with a 12-character case id
+    (TCGA's, which PathoROB's paired code groups by); a slide in two subsets has the same tiles and
+    embeddings in both."""
+    rng = np.random.default_rng(14)
+    class_axes = {c: rng.normal(size=8) for c in "ABCD"}
+    centre_axes = {c: rng.normal(size=8) for c in ("c1", "c2", "c3", "c4")}
+    tiles: dict[tuple[str, str, int], np.ndarray] = {}  # (class, centre, slide) -> its tiles, drawn once
+    rows, vectors = [], []
+    for subset, (classes, centres, n_slides, n_tiles) in PAIRED_SUBSETS.items():
+        for label in classes:
+            for centre in centres:
+                for s in range(n_slides):
+                    key = (label, centre, s)
+                    if key not in tiles or len(tiles[key]) < n_tiles:
+                        shift = rng.normal(scale=0.4, size=8)
+                        tiles[key] = 1.1 * class_axes[label] + 1.0 * centre_axes[centre] + shift + rng.normal(
+                            size=(n_tiles, 8))
+                    slide = f"TCGA-{label}{centre}{s:02d}-01Z-00"
+                    for t in range(n_tiles):
+                        rows.append({"subset": subset, "slide_id": slide, "patch_id": str(t),
+                                     "biological_class": label, "medical_center": centre})
+                        vectors.append(tiles[key][t])
+    return pd.DataFrame(rows), np.asarray(vectors, dtype=np.float32)

@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 
 from harness.scoring.pathorob_metrics import (
-    apd_interval, chance_robustness_index, clustering_score, performance_drop, robustness_index, two_centre_schedule,
+    apd_interval, chance_robustness_index, clustering_score, paired_robustness_index, performance_drop, robustness_index,
+    two_centre_schedule,
 )
 from tests.harness.scoring.pathorob_fixture import (
-    CAMELYON_CLASSES, CAMELYON_IN, CAMELYON_OUT, apd_fixture, clustering_fixture, robustness_fixture,
+    CAMELYON_CLASSES, CAMELYON_IN, CAMELYON_OUT, apd_fixture, clustering_fixture, paired_fixture, robustness_fixture,
 )
 
 REFERENCE = json.loads((Path(__file__).parents[2] / "assets" / "pathorob-reference" / "reference.json").read_text())
@@ -106,3 +107,41 @@ def test_chance_index_from_counts_equals_the_pairwise_count():
     same_class, same_centre = biology[:, None] == biology[None, :], centres[:, None] == centres[None, :]
     so, os_ = np.sum(same_class & ~same_centre), np.sum(~same_class & same_centre)
     assert chance_robustness_index(biology, centres) == pytest.approx(so / (so + os_), abs=1e-12)
+
+
+def test_paired_robustness_index_equals_pathorob():
+    meta, x = paired_fixture()
+    expected = REFERENCE["paired_robustness_index"]
+    ri = paired_robustness_index(x, meta.biological_class, meta.medical_center, meta.slide_id, meta.subset,
+                                 max_k=1200)
+    assert ri.k_opt == expected["k_opt"]
+    assert ri.ks == expected["ks"]
+    np.testing.assert_allclose(ri.accuracies, expected["balanced_accuracies"], atol=1e-6)
+    np.testing.assert_allclose(ri.curve, expected["robustness_index_curve"], atol=1e-6)
+    assert ri.value == pytest.approx(expected["robustness_index"], abs=1e-6)
+    low, high = ri.interval
+    assert low < ri.value < high
+    # within subsets is not the same as pooled: the pooled index sees other subsets' centres
+    pooled = robustness_index(x, meta.biological_class, meta.medical_center, meta.slide_id, max_k=1200)
+    assert abs(pooled.value - ri.value) > 0.01
+
+
+def test_a_pair_subset_without_two_centres_is_refused_naming_it():
+    meta, x = paired_fixture()
+    meta.loc[meta.subset == "C-D_c3-c4", "medical_center"] = "c3"
+    with pytest.raises(ValueError, match="pair subset 'C-D_c3-c4' needs two classes and two centres"):
+        paired_robustness_index(x, meta.biological_class, meta.medical_center, meta.slide_id, meta.subset)
+
+
+def test_paired_chance_index_is_what_random_neighbours_within_a_subset_score():
+    meta, _ = paired_fixture()
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=(len(meta), 64))
+    expected = chance_robustness_index(meta.biological_class, meta.medical_center, meta.subset)
+    ri = paired_robustness_index(noise, meta.biological_class, meta.medical_center, meta.slide_id, meta.subset,
+                                 n_resamples=0)
+    assert np.nanmean(ri.curve[20:]) == pytest.approx(expected, abs=0.03)
+    # one subset: the same as the unpaired formula
+    one = meta.subset == "A-B_c1-c2"
+    assert chance_robustness_index(meta.biological_class[one], meta.medical_center[one], meta.subset[one]) == \
+        pytest.approx(chance_robustness_index(meta.biological_class[one], meta.medical_center[one]))
