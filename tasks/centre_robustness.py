@@ -5,6 +5,12 @@ splits are pooled (PathoROB draws its own splits). In-domain centres are the tas
 list, else the tiles the dataset marks "ID" (PathoROB's subset column), else every centre; the
 robustness index and the clustering score read the in-domain tiles only, as PathoROB does.
 
+With `pairs` the robustness index is PathoROB's paired one (its TCGA setting): neighbours are
+looked up within subsets of two classes x two centres, either the dataset's own subset marks
+(PathoROB's tcga_2x2 table; "OOD" left out) or every class pair x in-domain centre pair whose
+four groups exist. APD and the clustering score then belong in another task (PathoROB reads
+them off its 4 x 4 table).
+
 Metrics (harness/scoring/pathorob_metrics.py has the definitions and PathoROB's code they equal):
   robustness_index        neighbours that share the class across centres / (those + neighbours
                           that share only the centre), at PathoROB's k_opt; 95% CI over tiles
@@ -18,10 +24,11 @@ representation scores), the APD accuracies per split and the per-combination ARI
 
 from __future__ import annotations
 
-from typing import ClassVar
+from itertools import combinations
+from typing import ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.evaluation import Evaluation, MetricInfo, SCORE, TaskData, TaskFamily, summarise
 from harness.progress import progress_bar
@@ -53,7 +60,16 @@ class CentreRobustnessParams(BaseModel):
     max_k: int = Field(600, ge=1, le=100_000)  # largest k tried for k_opt (PathoROB camelyon 600, tolkach 1000)
     apd: PerformanceDropParams | None = Field(default_factory=PerformanceDropParams)  # null: not computed
     clustering: ClusteringParams | None = Field(default_factory=ClusteringParams)  # null: not computed
+    pairs: Literal["subsets", "class_and_centre_pairs"] | None = None  # PathoROB's paired RI (TCGA: max_k 1200)
     bootstrap_resamples: int = N_RESAMPLES
+
+    @model_validator(mode="after")
+    def _paired_scores_the_index_only(self):
+        if self.pairs is not None and (self.apd is not None or self.clustering is not None):
+            raise ValueError("pairs scores the robustness index only (PathoROB reads APD and the clustering "
+                             "score off its unpaired table): set apd: null and clustering: null, and score "
+                             "those in a task without pairs")
+        return self
 
 
 ROBUSTNESS = MetricInfo(group="robustness")
@@ -111,6 +127,29 @@ def domains(centres: np.ndarray, subsets: np.ndarray | None, params: CentreRobus
     return inside, outside
 
 
+def pair_subsets(biology: np.ndarray, centres: np.ndarray, subsets: np.ndarray | None,
+                 params: CentreRobustnessParams) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, the pair subset of each row) of the paired evaluation; a tile may be in several subsets."""
+    if params.pairs == "subsets":
+        if subsets is None:
+            raise ValueError("pairs: subsets needs the dataset's subset column to name each tile's pair "
+                             "subset (PathoROB's tcga_2x2 table); or use pairs: class_and_centre_pairs")
+        rows = np.flatnonzero(subsets != "OOD")
+        return rows, subsets[rows]
+    inside, _ = domains(centres, subsets, params)
+    rows, names = [], []
+    for b1, b2 in combinations(sorted(set(biology)), 2):
+        for c1, c2 in combinations(inside, 2):
+            groups = [(biology == b) & (centres == c) for b in (b1, b2) for c in (c1, c2)]
+            if all(g.any() for g in groups):
+                members = np.flatnonzero(np.logical_or.reduce(groups))
+                rows.append(members)
+                names.append(np.full(len(members), f"{b1} + {b2} at {c1} + {c2}", dtype=object))
+    if not rows:
+        raise ValueError("no pair of classes has tiles at both centres of any pair of in-domain centres")
+    return np.concatenate(rows), np.concatenate(names).astype(str)
+
+
 class CentreRobustness(TaskFamily):
     name: ClassVar[str] = "centre_robustness"
     title: ClassVar[str] = "medical-centre robustness"
@@ -127,6 +166,8 @@ class CentreRobustness(TaskFamily):
 
     def evaluate(self, data: TaskData, params: CentreRobustnessParams) -> Evaluation:
         x, biology, slides, centres, subsets = pooled(data)
+        if params.pairs is not None:
+            return self.evaluate_paired(x, biology, slides, centres, subsets, params)
         order = slides_together(slides)
         x, biology, slides, centres = x[order], biology[order], slides[order], centres[order]
         subsets = None if subsets is None else subsets[order]
@@ -171,4 +212,22 @@ class CentreRobustness(TaskFamily):
                        "centres": len(inside), "slides": len(set(slides[keep]))},
             seeds=[],
             details=details,
+        )
+
+    @staticmethod
+    def evaluate_paired(x, biology, slides, centres, subsets, params: CentreRobustnessParams) -> Evaluation:
+        rows, pairs = pair_subsets(biology, centres, subsets, params)
+        ri = pathorob.paired_robustness_index(x[rows], biology[rows], centres[rows], slides[rows], pairs,
+                                              max_k=params.max_k, n_resamples=params.bootstrap_resamples)
+        chance = pathorob.chance_robustness_index(biology[rows], centres[rows], pairs)
+        return Evaluation(
+            metrics={"robustness_index": summarise([ri.value], ri.interval),
+                     "knn_balanced_accuracy": summarise([ri.balanced_accuracy], None)},
+            n_samples={"tiles": len(set(rows.tolist())), "rows": len(rows), "pair_subsets": len(set(pairs)),
+                       "centres": len(set(centres[rows])), "slides": len(set(slides[rows]))},
+            seeds=[],
+            details={"pairs": params.pairs, "k_opt": ri.k_opt, "neighbours": ri.neighbours,
+                     "chance_robustness_index": round(chance, 6),
+                     "robustness_index_curve": [round(v, 6) for v in ri.curve[: max(ri.ks)]],
+                     "knn": {"k": ri.ks, "balanced_accuracy": [round(a, 6) for a in ri.accuracies]}},
         )

@@ -99,3 +99,42 @@ def test_origin_names_are_bounded_printable_text():
         TileOrigins(["s1", "s2"], ["A", "B" * 10_000]).check(2, "mine")
     with pytest.raises(HarnessError, match="a slide name is not printable"):
         TileOrigins(["s1", "s\n2"], ["A", "B"]).check(2, "mine")
+
+
+PAIRED = CentreRobustnessParams.model_validate({
+    "pairs": "class_and_centre_pairs", "apd": None, "clustering": None, "bootstrap_resamples": 200})
+
+
+def test_paired_evaluation_builds_every_class_pair_at_every_centre_pair():
+    data = tiles(3.0, 0.3)
+    result = CentreRobustness().evaluate(data, PAIRED)
+    assert set(result.metrics) == set(CentreRobustness.metrics(PAIRED)) == {"robustness_index", "knn_balanced_accuracy"}
+    # 1 class pair x 3 centre pairs (every centre in domain: no marks, no in_domain); a tile in 2 of them
+    assert result.n_samples == {"tiles": 84, "rows": 168, "pair_subsets": 3, "centres": 3, "slides": 84}
+    assert result.details["chance_robustness_index"] == pytest.approx(0.5, abs=0.02)
+    centre = CentreRobustness().evaluate(tiles(0.6, 4.0), PAIRED)
+    assert centre.metrics["robustness_index"].ci95[1] < result.metrics["robustness_index"].ci95[0]
+    two = CentreRobustness().evaluate(data, PAIRED.model_copy(update={"in_domain": ["A", "B"]}))
+    assert two.n_samples["pair_subsets"] == 1 and two.n_samples["rows"] == 56
+
+
+def test_paired_evaluation_reads_the_datasets_own_pair_subsets_and_leaves_out_ood():
+    data = tiles(3.0, 0.3)
+    for split in data.splits.values():
+        split.subsets = np.select([split.centres == "C", split.centres == "A"], ["OOD", "pair-1"], "pair-2")
+    with pytest.raises(ValueError, match="pair subset 'pair-1' needs two classes and two centres"):
+        CentreRobustness().evaluate(data, PAIRED.model_copy(update={"pairs": "subsets"}))
+    for split in data.splits.values():
+        split.subsets = np.where(split.centres == "C", "OOD", "A+B")
+    result = CentreRobustness().evaluate(data, PAIRED.model_copy(update={"pairs": "subsets"}))
+    assert result.n_samples["pair_subsets"] == 1 and result.n_samples["rows"] == 56
+    data.splits["train"].subsets = data.splits["test"].subsets = None
+    with pytest.raises(ValueError, match="pairs: subsets needs the dataset's subset column"):
+        CentreRobustness().evaluate(data, PAIRED.model_copy(update={"pairs": "subsets"}))
+
+
+def test_paired_evaluation_refuses_apd_and_clustering_in_one_line():
+    with pytest.raises(ValueError, match="pairs scores the robustness index only"):
+        CentreRobustnessParams.model_validate({"pairs": "subsets"})
+    with pytest.raises(ValueError, match="Input should be 'subsets' or 'class_and_centre_pairs'"):
+        CentreRobustnessParams.model_validate({"pairs": "all", "apd": None, "clustering": None})
