@@ -16,7 +16,8 @@ Metrics (harness/scoring/pathorob_metrics.py has the definitions and PathoROB's 
                           that share only the centre), at PathoROB's k_opt; 95% CI over tiles
   knn_balanced_accuracy   the k_opt majority vote that chose k_opt
   apd_in_domain           average performance drop of a logistic regression as training ties
-  apd_out_of_domain       class to centre more and more (two in-domain centres); 0 = no drop
+  apd_out_of_domain       class to centre more and more (two in-domain centres, or four x four
+                          classes: PathoROB's TCGA schedule); 0 = no drop
   clustering_score        ARI(k-means, class) - ARI(k-means, centre), per class pair x centre pair
 The details hold k_opt, the RI curve, the chance index of this data (what a random
 representation scores), the APD accuracies per split and the per-combination ARIs.
@@ -42,6 +43,9 @@ class PerformanceDropParams(BaseModel):
     base: int = Field(7, ge=1, le=50)  # slides per group at split 0; splits 0..base (PathoROB camelyon: 7)
     patches_per_slide: int = Field(300, ge=1, le=100_000)  # PathoROB camelyon: 300
     repetitions: int = Field(20, ge=2, le=1000)  # PathoROB: 20
+    # two_centre: base + 1 splits (camelyon, tolkach_esca); four_by_four: PathoROB's TCGA schedule, whose
+    # diagonal pairs the i-th in-domain centre (in_domain's order) with the i-th class (the dataset's order)
+    schedule: Literal["two_centre", "four_by_four"] = "two_centre"
 
 
 class ClusteringParams(BaseModel):
@@ -186,12 +190,12 @@ class CentreRobustness(TaskFamily):
         if params.apd is not None:
             if not outside:
                 raise ValueError("APD needs out-of-domain centres: declare out_of_domain, or set apd: null")
-            splits = params.apd.repetitions * (params.apd.base + 1)
+            splits = params.apd.repetitions * (params.apd.base + 1 if params.apd.schedule == "two_centre" else 7)
             with progress_bar("centre robustness: APD probes (repetition x split)", splits) as advance:
                 drop = pathorob.performance_drop(
                     x, biology, centres, inside, outside, data.class_names, base=params.apd.base,
                     patches_per_slide=params.apd.patches_per_slide, repetitions=params.apd.repetitions,
-                    progress=lambda: advance(1))
+                    progress=lambda: advance(1), schedule=params.apd.schedule)
             for key, mean, half, scores in (
                 ("apd_in_domain", drop.in_domain, drop.in_domain_ci, drop.in_domain_scores),
                 ("apd_out_of_domain", drop.out_of_domain, drop.out_of_domain_ci, drop.out_of_domain_scores),

@@ -32,6 +32,9 @@ Average performance drop (APD), two in-domain centres.
   repetition, APD = mean over s > 0 of (accuracy_s / accuracy_0) - 1; reported: the mean over
   repetitions with a 95% interval t(0.975, df = repetitions) x standard error (PathoROB's
   aggregate, which for one dataset needs no Masson-Loftus correction). 0 = no drop.
+  PathoROB's TCGA schedule (`schedule="four_by_four"`, `four_by_four_schedule`): four in-domain
+  centres x four classes, in the order given; split s trains centre i on s + 2 slides of class i
+  and fewer and fewer of the others (7 splits, at most 8 training slides; test from slide 9 on).
 
 Clustering score.
   For every pair of classes x pair of centres whose four groups exist, the tiles of the four
@@ -244,6 +247,27 @@ def two_centre_schedule(split: int, base: int, n_classes: int, patches_per_slide
     return sorted(plan), 2 * base
 
 
+def four_by_four_schedule(split: int, patches_per_slide: int) -> tuple[list[tuple[int, int, int]], int]:
+    """PathoROB's TCGA schedule (4 in-domain centres x 4 classes, splits 0..6): centre i trains on
+    split + 2 slides of class i (the diagonal), on 2, 1, 2, 1, 0, 1, 0 slides of class 3 - i, and on
+    2, 2, 1, 1, 1, 0, 0 of the others; most training slides of a group: 8."""
+    plan = []
+    for centre in range(4):
+        for label in range(4):
+            if centre == label:
+                slides = split + 2
+            elif centre + label == 3:
+                slides = 1 if split % 2 == 1 else (2 if split < 3 else 0)
+            else:
+                slides = 2 if split < 2 else (1 if split < 5 else 0)
+            plan.append((centre, label, slides * patches_per_slide))
+    return sorted(plan), 8
+
+
+SCHEDULES = {"two_centre": "base + 1 splits, two in-domain centres (PathoROB camelyon, tolkach_esca)",
+             "four_by_four": "7 splits, four in-domain centres x four classes (PathoROB tcga)"}
+
+
 @dataclass
 class PerformanceDrop:
     in_domain: float  # APD, mean over repetitions
@@ -304,11 +328,18 @@ def performance_drop(
     repetitions: int = 20,
     seed: int = 1000,
     progress=None,
+    schedule: str = "two_centre",
 ) -> PerformanceDrop:
-    """APD under the two-centre schedule. Rows are read in the given order (PathoROB reads its
-    metadata file's order): the i-th `patches_per_slide` tiles of a group are its i-th slide."""
-    if len(in_domain) != 2:
+    """APD under PathoROB's two-centre (`base`) or 4 x 4 schedule. Rows are read in the given order
+    (PathoROB reads its metadata file's order): the i-th `patches_per_slide` tiles of a group are
+    its i-th slide."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown APD schedule '{schedule}'; one of {', '.join(SCHEDULES)}")
+    if schedule == "two_centre" and len(in_domain) != 2:
         raise ValueError(f"the two-centre schedule needs two in-domain centres, got {list(in_domain)}")
+    if schedule == "four_by_four" and (len(in_domain) != 4 or len(classes) != 4):
+        raise ValueError(f"the 4 x 4 schedule needs four in-domain centres and four classes, got "
+                         f"{list(in_domain)} and {list(classes)}")
     biology, centres = np.asarray(biology), np.asarray(centres)
     x = np.asarray(embeddings)
     class_index = {name: i for i, name in enumerate(classes)}
@@ -318,12 +349,14 @@ def performance_drop(
             groups[list(in_domain).index(centre)][class_index[label]].append((x[row], class_index[label]))
     ood = [(x[row], class_index[label]) for row, (label, centre) in enumerate(zip(biology, centres))
            if centre in out_of_domain]
-    needed = (2 * base + 2) * patches_per_slide  # training slides, one validation slide, one test slide
+    n_splits, most = (base + 1, 2 * base) if schedule == "two_centre" else (7, 8)
+    needed = (most + 2) * patches_per_slide  # training slides, one validation slide, one test slide
     short = [(in_domain[i], classes[j], len(g)) for i, row in enumerate(groups) for j, g in enumerate(row)
              if len(g) < needed]
     if short:
         centre, label, count = short[0]
-        raise ValueError(f"APD base {base} needs {needed} tiles in every (centre, class) group; "
+        what = f"APD base {base}" if schedule == "two_centre" else "the 4 x 4 APD schedule"
+        raise ValueError(f"{what} needs {needed} tiles in every (centre, class) group; "
                          f"{centre}/{label} has {count}")
     if not ood:
         raise ValueError(f"no tile from the out-of-domain centres {list(out_of_domain)}")
@@ -331,7 +364,6 @@ def performance_drop(
 
     random.seed(seed)
     draws = random.sample(range(0, 10000), repetitions)
-    n_splits = base + 1
     accuracy = {"in_domain": [[] for _ in range(n_splits)], "out_of_domain": [[] for _ in range(n_splits)]}
     best_c = [[] for _ in range(n_splits)]
     pps = patches_per_slide
@@ -343,7 +375,8 @@ def performance_drop(
                 random.shuffle(slides)
                 groups[i][j] = [tile for slide in slides for tile in slide]
         for split in range(n_splits):
-            plan, most = two_centre_schedule(split, base, len(classes), pps)
+            plan, most = (two_centre_schedule(split, base, len(classes), pps) if schedule == "two_centre"
+                          else four_by_four_schedule(split, pps))
             train = [t for i, j, count in plan for t in groups[i][j][:count]]
             val = [t for i, j, count in plan for t in groups[i][j][count:count + int(count / most)]]
             first_test = (most + 1) * pps

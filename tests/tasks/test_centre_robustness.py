@@ -138,3 +138,21 @@ def test_paired_evaluation_refuses_apd_and_clustering_in_one_line():
         CentreRobustnessParams.model_validate({"pairs": "subsets"})
     with pytest.raises(ValueError, match="Input should be 'subsets' or 'class_and_centre_pairs'"):
         CentreRobustnessParams.model_validate({"pairs": "all", "apd": None, "clustering": None})
+
+
+def test_the_tcga_apd_schedule_runs_through_the_family_on_four_centres_and_four_classes():
+    from tests.harness.scoring.pathorob_fixture import TCGA_CLASSES, TCGA_IN, TCGA_OUT, tcga_apd_fixture
+
+    meta, x = tcga_apd_fixture()
+    labels = np.array([TCGA_CLASSES.index(c) for c in meta.biological_class])
+    data = TaskData(splits={"test": SplitArrays(embeddings=x, labels=labels, slides=meta.slide_id.to_numpy(),
+                                                centres=meta.medical_center.to_numpy())}, class_names=TCGA_CLASSES)
+    params = CentreRobustnessParams.model_validate({
+        "in_domain": TCGA_IN, "out_of_domain": TCGA_OUT, "clustering": None, "bootstrap_resamples": 0,
+        "apd": {"schedule": "four_by_four", "patches_per_slide": 30, "repetitions": 2}})
+    result = CentreRobustness().evaluate(data, params)
+    assert len(result.details["apd_accuracy_by_split"]["in_domain"]) == 7
+    assert result.metrics["apd_in_domain"].mean < -0.05  # the fixture's centres carry a shortcut: accuracy drops
+    two = params.model_copy(update={"apd": params.apd.model_copy(update={"schedule": "two_centre"})})
+    with pytest.raises(ValueError, match="the two-centre schedule needs two in-domain centres"):
+        CentreRobustness().evaluate(data, two)

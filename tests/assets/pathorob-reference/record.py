@@ -8,7 +8,7 @@ Not run by the tests: it needs a PathoROB checkout (not shipped; BSD-3-Clause) a
 
 Writes reference.json beside this file. Calls, per metric, the functions PathoROB's command
 lines call: robustness_index.select_optimal_k_value (dataset "camelyon", as evaluate_model calls
-it after its Normalizer), apd.apd.compute (dataset "camelyon", 2 repetitions) and
+it after its Normalizer), apd.apd.compute (dataset "camelyon", and "tcga" with its 4 x 4 schedule, 2 repetitions) and
 clustering_score.compute (dataset "camelyon", K in 2..8, 3 trials), with features written by its
 FeatureDataManager; and robustness_index_paired.select_optimal_k_value_pairs (dataset "tcga", as
 evaluate_model_pairs calls it, with the case_id column get_meta adds).
@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[2]))
 
 from tests.harness.scoring.pathorob_fixture import (  # noqa: E402
-    apd_fixture, clustering_fixture, paired_fixture, robustness_fixture,
+    apd_fixture, clustering_fixture, paired_fixture, robustness_fixture, tcga_apd_fixture,
 )
 
 import pathorob  # noqa: E402
@@ -42,10 +42,11 @@ from pathorob.robustness_index.robustness_index import construct_patch_index, se
 from pathorob.robustness_index.robustness_index_paired import select_optimal_k_value_pairs  # noqa: E402
 
 
-def write(features_dir: Path, metadata_dir: Path, name: str, meta: pd.DataFrame, x: np.ndarray) -> None:
+def write(features_dir: Path, metadata_dir: Path, name: str, meta: pd.DataFrame, x: np.ndarray,
+          dataset: str = "camelyon") -> None:
     metadata_dir.mkdir(parents=True, exist_ok=True)
     meta.to_csv(metadata_dir / f"{name}.csv", index=False)
-    FeatureDataManager(features_dir=features_dir, metadata_dir=metadata_dir).save_features("fixture", "camelyon", x, meta)
+    FeatureDataManager(features_dir=features_dir, metadata_dir=metadata_dir).save_features("fixture", dataset, x, meta)
 
 
 def record_robustness(work: Path) -> dict:
@@ -92,6 +93,18 @@ def record_apd(work: Path) -> dict:
             "apd_in_domain": summary["apd_id"], "apd_out_of_domain": summary["apd_ood"]}
 
 
+def record_tcga_apd(work: Path) -> dict:
+    meta, x = tcga_apd_fixture()
+    write(work / "features", work / "metadata", "tcga_4x4", meta, x, dataset="tcga")
+    apd.compute("fixture", "tcga", features_dir=str(work / "features"), metadata_dir=str(work / "metadata"),
+                results_dir=str(work / "apd"), iterations=2)
+    raw = json.loads((work / "apd" / "fixture" / "tcga_raw.json").read_text())
+    summary = json.loads((work / "apd" / "fixture" / "tcga_summary.json").read_text())
+    return {"repetitions": 2, "in_domain_accuracies": raw["ID_test_accuracies"],
+            "out_of_domain_accuracies": raw["OOD_test_accuracies"],
+            "apd_in_domain": summary["apd_id"], "apd_out_of_domain": summary["apd_ood"]}
+
+
 def record_clustering(work: Path) -> dict:
     meta, x = clustering_fixture()
     write(work / "cfeatures", work / "cmetadata", "camelyon_reduced", meta, x)
@@ -121,6 +134,7 @@ def main() -> None:
             "robustness_index": record_robustness(work / "ri"),
             "paired_robustness_index": record_paired(work / "paired"),
             "apd": record_apd(work / "apd-work"),
+            "tcga_apd": record_tcga_apd(work / "tcga-apd-work"),
             "clustering": record_clustering(work / "clu-work"),
         }
     (HERE / "reference.json").write_text(json.dumps(reference, indent=1) + "\n")

@@ -87,3 +87,20 @@ def paired_fixture() -> tuple[pd.DataFrame, np.ndarray]:
                                      "biological_class": label, "medical_center": centre})
                         vectors.append(tiles[key][t])
     return pd.DataFrame(rows), np.asarray(vectors, dtype=np.float32)
+
+
+# PathoROB's tcga constants (pathorob/apd/utils.py load_data): four in-domain centres, four classes
+# in this order (the schedule's diagonal pairs centre i with class i), 12 slides of 30 tiles each
+TCGA_IN = ["Asterand", "Christiana Healthcare", "Roswell Park", "University of Pittsburgh"]
+TCGA_OUT = ["Cureline", "Greater Poland Cancer Center", "International Genomics Consortium", "Johns Hopkins"]
+TCGA_CLASSES = ["Breast_invasive_carcinoma", "Colon_adenocarcinoma", "Lung_adenocarcinoma",
+                "Lung_squamous_cell_carcinoma"]
+
+
+def tcga_apd_fixture() -> tuple[pd.DataFrame, np.ndarray]:
+    """PathoROB tcga's APD layout at its sizes (4 in-domain centres x 4 classes x 12 slides x 30 tiles,
+    4 out-of-domain centres x 4 classes x 1 slide x 30 tiles), 4-d embeddings."""
+    meta, x = _table(TCGA_IN + TCGA_OUT, TCGA_CLASSES, 12, 30, 4, np.random.default_rng(15),
+                     subset_of=lambda c: "ID" if c in TCGA_IN else "OOD", class_signal=0.7, centre_signal=0.8)
+    keep = (meta["subset"] == "ID") | (meta["slide_id"].str[-2:].astype(int) < 1)
+    return meta[keep].reset_index(drop=True), x[keep.to_numpy()]

@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 
 from harness.scoring.pathorob_metrics import (
-    apd_interval, chance_robustness_index, clustering_score, paired_robustness_index, performance_drop, robustness_index,
-    two_centre_schedule,
+    apd_interval, chance_robustness_index, clustering_score, four_by_four_schedule, paired_robustness_index, performance_drop,
+    robustness_index, two_centre_schedule,
 )
 from tests.harness.scoring.pathorob_fixture import (
-    CAMELYON_CLASSES, CAMELYON_IN, CAMELYON_OUT, apd_fixture, clustering_fixture, paired_fixture, robustness_fixture,
+    CAMELYON_CLASSES, CAMELYON_IN, CAMELYON_OUT, TCGA_CLASSES, TCGA_IN, TCGA_OUT, apd_fixture, clustering_fixture,
+    paired_fixture, robustness_fixture, tcga_apd_fixture,
 )
 
 REFERENCE = json.loads((Path(__file__).parents[2] / "assets" / "pathorob-reference" / "reference.json").read_text())
@@ -145,3 +146,32 @@ def test_paired_chance_index_is_what_random_neighbours_within_a_subset_score():
     one = meta.subset == "A-B_c1-c2"
     assert chance_robustness_index(meta.biological_class[one], meta.medical_center[one], meta.subset[one]) == \
         pytest.approx(chance_robustness_index(meta.biological_class[one], meta.medical_center[one]))
+
+
+def test_performance_drop_under_the_tcga_schedule_equals_pathorob():
+    meta, x = tcga_apd_fixture()
+    expected = REFERENCE["tcga_apd"]
+    drop = performance_drop(x, meta.biological_class, meta.medical_center, TCGA_IN, TCGA_OUT, TCGA_CLASSES,
+                            base=0, patches_per_slide=30, repetitions=expected["repetitions"], schedule="four_by_four")
+    np.testing.assert_allclose(drop.accuracies["in_domain"], expected["in_domain_accuracies"], atol=1e-6)
+    np.testing.assert_allclose(drop.accuracies["out_of_domain"], expected["out_of_domain_accuracies"], atol=1e-6)
+    assert drop.in_domain == pytest.approx(expected["apd_in_domain"], abs=1e-6)
+    assert drop.out_of_domain == pytest.approx(expected["apd_out_of_domain"], abs=1e-6)
+
+
+def test_the_tcga_schedule_ties_each_centre_to_its_diagonal_class_more_and_more():
+    totals = []
+    for split in range(7):
+        plan, most = four_by_four_schedule(split, patches_per_slide=1)
+        assert most == 8 and len(plan) == 16 and max(n for _, _, n in plan) <= most
+        slides = {(i, j): n for i, j, n in plan}
+        assert all(slides[i, i] == split + 2 for i in range(4))
+        totals.append(sum(slides[i, i] for i in range(4)) / sum(slides.values()))
+    assert totals == sorted(totals) and totals[0] == pytest.approx(0.25) and totals[-1] == 1.0
+    meta, x = tcga_apd_fixture()
+    with pytest.raises(ValueError, match="the 4 x 4 schedule needs four in-domain centres and four classes"):
+        performance_drop(x, meta.biological_class, meta.medical_center, TCGA_IN[:3], TCGA_OUT, TCGA_CLASSES,
+                         base=0, patches_per_slide=30, schedule="four_by_four")
+    with pytest.raises(ValueError, match="the 4 x 4 APD schedule needs 400 tiles in every"):
+        performance_drop(x, meta.biological_class, meta.medical_center, TCGA_IN, TCGA_OUT, TCGA_CLASSES,
+                         base=0, patches_per_slide=40, schedule="four_by_four")
