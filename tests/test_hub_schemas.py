@@ -13,9 +13,9 @@ What each fixture copies from its repository:
   plism     owkin/plism-dataset-tiles: data/train-000NN-of-00293.parquet; slide_id, tile_id, png
             (an image struct of bytes), stainer, scanner (plismbench's extractor and loaders)
   path-vqa  flaviagiammarino/path-vqa: data/{train,validation,test}-*, image + question + answer
-  pathorob-camelyon  bifold-pathomics/PathoROB-camelyon: one train split; image + the string columns
-            subset, slide_id, patch_id, biological_class, medical_center (PathoROB's extractor loads
-            split "train", pops the image and keeps the rest as its metadata columns)
+  pathorob-camelyon, pathorob-tcga  bifold-pathomics/PathoROB-{camelyon,tcga}: one train split; image +
+            the string columns subset, slide_id, patch_id, biological_class, medical_center (PathoROB's
+            extractor loads split "train", pops the image and keeps the rest as its metadata columns)
 """
 
 from __future__ import annotations
@@ -165,25 +165,38 @@ def test_path_vqa_question_answer_records(hub):
     assert source.images("test")[0].size == (128, 128)
 
 
-def test_pathorob_camelyon_tiles_know_their_slide_and_centre(hub):
+PATHOROB_ROWS = {  # (subset, slide_id, patch_id, biological_class, medical_center), as PathoROB's tables have them
+    "pathorob-camelyon": [
+        ("ID", "test_035", "34317", "normal", "RUMC"), ("ID", "test_035", "37333", "normal", "RUMC"),
+        ("ID", "tumor_011", "101", "tumor", "UMCU"), ("OOD", "patient_020_node_4", "7", "tumor", "CWZ"),
+        ("OOD", "patient_020_node_4", "8", "tumor", "CWZ"), ("OOD", "patient_031_node_1", "9", "normal", "LPON")],
+    "pathorob-tcga": [  # rows of its tcga_4x4.csv
+        ("ID", "TCGA-E9-A1R5-01Z-00-DX1", "0_0_521", "Breast_invasive_carcinoma", "Asterand"),
+        ("ID", "TCGA-E9-A1R5-01Z-00-DX1", "0_1_521", "Breast_invasive_carcinoma", "Asterand"),
+        ("ID", "TCGA-AA-3520-01Z-00-DX1", "0_0_17", "Colon_adenocarcinoma", "Christiana Healthcare"),
+        ("OOD", "TCGA-AN-A0AR-01Z-00-DX1", "0_0_516", "Breast_invasive_carcinoma", "Cureline"),
+        ("OOD", "TCGA-AN-A0AR-01Z-00-DX1", "0_1_516", "Breast_invasive_carcinoma", "Cureline"),
+        ("OOD", "TCGA-22-0944-01Z-00-DX1", "3_2_88", "Lung_squamous_cell_carcinoma", "Johns Hopkins")],
+}
+
+
+@pytest.mark.parametrize("name", sorted(PATHOROB_ROWS))
+def test_pathorob_tiles_know_their_slide_and_centre(hub, name):
     from datasets import Features, Value
     from datasets import Image as ImageFeature
 
     cache, registry, context = hub
-    spec = registry.datasets["pathorob-camelyon"]
+    spec = registry.datasets[name]
     folder = snapshot(cache, spec.hub_id)
     columns = ("subset", "slide_id", "patch_id", "biological_class", "medical_center")
     features = Features({"image": ImageFeature(), **{c: Value("string") for c in columns}})
-    tiles = real_tiles(6, 224)
-    table = [("ID", "test_035", "34317", "normal", "RUMC"), ("ID", "test_035", "37333", "normal", "RUMC"),
-             ("ID", "tumor_011", "101", "tumor", "UMCU"), ("OOD", "patient_020_node_4", "7", "tumor", "CWZ"),
-             ("OOD", "patient_020_node_4", "8", "tumor", "CWZ"), ("OOD", "patient_031_node_1", "9", "normal", "LPON")]
-    rows = {"image": tiles, **{c: [r[i] for r in table] for i, c in enumerate(columns)}}
+    table = PATHOROB_ROWS[name]
+    rows = {"image": real_tiles(6, 224), **{c: [r[i] for r in table] for i, c in enumerate(columns)}}
     write(folder, "train-00000-of-00001.parquet", rows, features)
-    source = open_source("pathorob-camelyon", spec, context)
+    source = open_source(name, spec, context)
     assert source.availability().ok and source.split_names() == ["tiles"]
-    assert source.labels("tiles").tolist() == [0, 0, 1, 1, 1, 0]
-    origins = source.origins("tiles").check(6, "pathorob-camelyon")
+    assert source.labels("tiles").tolist() == [spec.classes.index(r[3]) for r in table]
+    origins = source.origins("tiles").check(6, name)
     assert origins.slides == [r[1] for r in table]
-    assert origins.centres == ["RUMC", "RUMC", "UMCU", "CWZ", "CWZ", "LPON"]
-    assert origins.subsets == ["ID", "ID", "ID", "OOD", "OOD", "OOD"]
+    assert origins.centres == [r[4] for r in table]
+    assert origins.subsets == [r[0] for r in table]
