@@ -360,6 +360,12 @@ def performance_drop(
                          f"{centre}/{label} has {count}")
     if not ood:
         raise ValueError(f"no tile from the out-of-domain centres {list(out_of_domain)}")
+    for split in range(n_splits):  # validation takes count / most tiles of each group: none when slides are tiny
+        plan, _ = (two_centre_schedule(split, base, len(classes), patches_per_slide) if schedule == "two_centre"
+                   else four_by_four_schedule(split, patches_per_slide))
+        if sum(int(count / most) for _, _, count in plan) == 0:
+            raise ValueError(f"APD split {split} has no validation tiles with {patches_per_slide} tiles per "
+                             f"slide (each group gives training tiles / {most}): raise patches_per_slide")
     ood_x, ood_y = zip(*ood)
 
     random.seed(seed)

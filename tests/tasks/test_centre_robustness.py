@@ -141,18 +141,25 @@ def test_paired_evaluation_refuses_apd_and_clustering_in_one_line():
 
 
 def test_the_tcga_apd_schedule_runs_through_the_family_on_four_centres_and_four_classes():
-    from tests.harness.scoring.pathorob_fixture import TCGA_CLASSES, TCGA_IN, TCGA_OUT, tcga_apd_fixture
+    from tests.harness.scoring.pathorob_fixture import TCGA_CLASSES, TCGA_IN, TCGA_OUT, _table
 
-    meta, x = tcga_apd_fixture()
+    # the schedule's smallest layout: 10 slides of 4 tiles per in-domain (centre, class), one out of domain
+    meta, x = _table(TCGA_IN + TCGA_OUT, TCGA_CLASSES, 10, 4, 4, np.random.default_rng(16),
+                     subset_of=lambda c: "ID" if c in TCGA_IN else "OOD", class_signal=0.7, centre_signal=0.8)
+    keep = ((meta["subset"] == "ID") | (meta["slide_id"].str[-2:].astype(int) < 1)).to_numpy()
+    meta, x = meta[keep].reset_index(drop=True), x[keep]
     labels = np.array([TCGA_CLASSES.index(c) for c in meta.biological_class])
     data = TaskData(splits={"test": SplitArrays(embeddings=x, labels=labels, slides=meta.slide_id.to_numpy(),
                                                 centres=meta.medical_center.to_numpy())}, class_names=TCGA_CLASSES)
     params = CentreRobustnessParams.model_validate({
         "in_domain": TCGA_IN, "out_of_domain": TCGA_OUT, "clustering": None, "bootstrap_resamples": 0,
-        "apd": {"schedule": "four_by_four", "patches_per_slide": 30, "repetitions": 2}})
+        "apd": {"schedule": "four_by_four", "patches_per_slide": 4, "repetitions": 2}})
     result = CentreRobustness().evaluate(data, params)
     assert len(result.details["apd_accuracy_by_split"]["in_domain"]) == 7
     assert result.metrics["apd_in_domain"].mean < -0.05  # the fixture's centres carry a shortcut: accuracy drops
+    tiny = params.model_copy(update={"apd": params.apd.model_copy(update={"patches_per_slide": 3})})
+    with pytest.raises(ValueError, match="APD split 0 has no validation tiles with 3 tiles per slide"):
+        CentreRobustness().evaluate(data, tiny)
     two = params.model_copy(update={"apd": params.apd.model_copy(update={"schedule": "two_centre"})})
     with pytest.raises(ValueError, match="the two-centre schedule needs two in-domain centres"):
         CentreRobustness().evaluate(data, two)
