@@ -81,25 +81,13 @@ def record_paired(work: Path) -> dict:
             "robustness_index": float(stats["robustness_index"][index])}
 
 
-def record_apd(work: Path) -> dict:
-    meta, x = apd_fixture()
-    write(work / "features", work / "metadata", "camelyon", meta, x)
-    apd.compute("fixture", "camelyon", features_dir=str(work / "features"), metadata_dir=str(work / "metadata"),
+def record_apd(work: Path, dataset: str = "camelyon", metadata: str = "camelyon", fixture=apd_fixture) -> dict:
+    meta, x = fixture()
+    write(work / "features", work / "metadata", metadata, meta, x, dataset=dataset)
+    apd.compute("fixture", dataset, features_dir=str(work / "features"), metadata_dir=str(work / "metadata"),
                 results_dir=str(work / "apd"), iterations=2)
-    raw = json.loads((work / "apd" / "fixture" / "camelyon_raw.json").read_text())
-    summary = json.loads((work / "apd" / "fixture" / "camelyon_summary.json").read_text())
-    return {"repetitions": 2, "in_domain_accuracies": raw["ID_test_accuracies"],
-            "out_of_domain_accuracies": raw["OOD_test_accuracies"],
-            "apd_in_domain": summary["apd_id"], "apd_out_of_domain": summary["apd_ood"]}
-
-
-def record_tcga_apd(work: Path) -> dict:
-    meta, x = tcga_apd_fixture()
-    write(work / "features", work / "metadata", "tcga_4x4", meta, x, dataset="tcga")
-    apd.compute("fixture", "tcga", features_dir=str(work / "features"), metadata_dir=str(work / "metadata"),
-                results_dir=str(work / "apd"), iterations=2)
-    raw = json.loads((work / "apd" / "fixture" / "tcga_raw.json").read_text())
-    summary = json.loads((work / "apd" / "fixture" / "tcga_summary.json").read_text())
+    raw = json.loads((work / "apd" / "fixture" / f"{dataset}_raw.json").read_text())
+    summary = json.loads((work / "apd" / "fixture" / f"{dataset}_summary.json").read_text())
     return {"repetitions": 2, "in_domain_accuracies": raw["ID_test_accuracies"],
             "out_of_domain_accuracies": raw["OOD_test_accuracies"],
             "apd_in_domain": summary["apd_id"], "apd_out_of_domain": summary["apd_ood"]}
@@ -134,7 +122,7 @@ def main() -> None:
             "robustness_index": record_robustness(work / "ri"),
             "paired_robustness_index": record_paired(work / "paired"),
             "apd": record_apd(work / "apd-work"),
-            "tcga_apd": record_tcga_apd(work / "tcga-apd-work"),
+            "tcga_apd": record_apd(work / "tcga-apd-work", "tcga", "tcga_4x4", tcga_apd_fixture),
             "clustering": record_clustering(work / "clu-work"),
         }
     (HERE / "reference.json").write_text(json.dumps(reference, indent=1) + "\n")
