@@ -190,7 +190,9 @@ class CentreRobustness(TaskFamily):
         if params.apd is not None:
             if not outside:
                 raise ValueError("APD needs out-of-domain centres: declare out_of_domain, or set apd: null")
-            splits = params.apd.repetitions * (params.apd.base + 1 if params.apd.schedule == "two_centre" else 7)
+            plans, _ = pathorob.apd_plans(params.apd.schedule, params.apd.base, len(data.class_names),
+                                          params.apd.patches_per_slide)
+            splits = params.apd.repetitions * len(plans)
             with progress_bar("centre robustness: APD probes (repetition x split)", splits) as advance:
                 drop = pathorob.performance_drop(
                     x, biology, centres, inside, outside, data.class_names, base=params.apd.base,

@@ -264,8 +264,16 @@ def four_by_four_schedule(split: int, patches_per_slide: int) -> tuple[list[tupl
     return sorted(plan), 8
 
 
-SCHEDULES = {"two_centre": "base + 1 splits, two in-domain centres (PathoROB camelyon, tolkach_esca)",
-             "four_by_four": "7 splits, four in-domain centres x four classes (PathoROB tcga)"}
+def apd_plans(schedule: str, base: int, n_classes: int, patches_per_slide: int) -> tuple[list[list[tuple[int, int, int]]], int]:
+    """Every split's (centre, class, training tiles), and the most training slides of a group:
+    "two_centre" (base + 1 splits; PathoROB camelyon, tolkach_esca) or "four_by_four" (7; tcga)."""
+    if schedule == "two_centre":
+        plans = [two_centre_schedule(split, base, n_classes, patches_per_slide) for split in range(base + 1)]
+    elif schedule == "four_by_four":
+        plans = [four_by_four_schedule(split, patches_per_slide) for split in range(7)]
+    else:
+        raise ValueError(f"unknown APD schedule '{schedule}'; one of two_centre, four_by_four")
+    return [plan for plan, _ in plans], plans[0][1]
 
 
 @dataclass
@@ -333,8 +341,7 @@ def performance_drop(
     """APD under PathoROB's two-centre (`base`) or 4 x 4 schedule. Rows are read in the given order
     (PathoROB reads its metadata file's order): the i-th `patches_per_slide` tiles of a group are
     its i-th slide."""
-    if schedule not in SCHEDULES:
-        raise ValueError(f"unknown APD schedule '{schedule}'; one of {', '.join(SCHEDULES)}")
+    plans, most = apd_plans(schedule, base, len(classes), patches_per_slide)
     if schedule == "two_centre" and len(in_domain) != 2:
         raise ValueError(f"the two-centre schedule needs two in-domain centres, got {list(in_domain)}")
     if schedule == "four_by_four" and (len(in_domain) != 4 or len(classes) != 4):
@@ -349,7 +356,6 @@ def performance_drop(
             groups[list(in_domain).index(centre)][class_index[label]].append((x[row], class_index[label]))
     ood = [(x[row], class_index[label]) for row, (label, centre) in enumerate(zip(biology, centres))
            if centre in out_of_domain]
-    n_splits, most = (base + 1, 2 * base) if schedule == "two_centre" else (7, 8)
     needed = (most + 2) * patches_per_slide  # training slides, one validation slide, one test slide
     short = [(in_domain[i], classes[j], len(g)) for i, row in enumerate(groups) for j, g in enumerate(row)
              if len(g) < needed]
@@ -360,9 +366,7 @@ def performance_drop(
                          f"{centre}/{label} has {count}")
     if not ood:
         raise ValueError(f"no tile from the out-of-domain centres {list(out_of_domain)}")
-    for split in range(n_splits):  # validation takes count / most tiles of each group: none when slides are tiny
-        plan, _ = (two_centre_schedule(split, base, len(classes), patches_per_slide) if schedule == "two_centre"
-                   else four_by_four_schedule(split, patches_per_slide))
+    for split, plan in enumerate(plans):  # validation takes count / most tiles of each group: none when slides are tiny
         if sum(int(count / most) for _, _, count in plan) == 0:
             raise ValueError(f"APD split {split} has no validation tiles with {patches_per_slide} tiles per "
                              f"slide (each group gives training tiles / {most}): raise patches_per_slide")
@@ -370,6 +374,7 @@ def performance_drop(
 
     random.seed(seed)
     draws = random.sample(range(0, 10000), repetitions)
+    n_splits = len(plans)
     accuracy = {"in_domain": [[] for _ in range(n_splits)], "out_of_domain": [[] for _ in range(n_splits)]}
     best_c = [[] for _ in range(n_splits)]
     pps = patches_per_slide
@@ -380,9 +385,7 @@ def performance_drop(
                 slides = [groups[i][j][k:k + pps] for k in range(0, len(groups[i][j]), pps)]
                 random.shuffle(slides)
                 groups[i][j] = [tile for slide in slides for tile in slide]
-        for split in range(n_splits):
-            plan, most = (two_centre_schedule(split, base, len(classes), pps) if schedule == "two_centre"
-                          else four_by_four_schedule(split, pps))
+        for split, plan in enumerate(plans):
             train = [t for i, j, count in plan for t in groups[i][j][:count]]
             val = [t for i, j, count in plan for t in groups[i][j][count:count + int(count / most)]]
             first_test = (most + 1) * pps
