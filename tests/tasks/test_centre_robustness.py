@@ -141,13 +141,12 @@ def test_paired_evaluation_refuses_apd_and_clustering_in_one_line():
 
 
 def test_the_tcga_apd_schedule_runs_through_the_family_on_four_centres_and_four_classes():
-    from tests.harness.scoring.pathorob_fixture import TCGA_CLASSES, TCGA_IN, TCGA_OUT, _table
+    from tests.harness.scoring.pathorob_fixture import TCGA_CLASSES, TCGA_IN, TCGA_OUT, _table, fewer_ood_slides
 
     # the schedule's smallest layout: 10 slides of 4 tiles per in-domain (centre, class), one out of domain
     meta, x = _table(TCGA_IN + TCGA_OUT, TCGA_CLASSES, 10, 4, 4, np.random.default_rng(16),
                      subset_of=lambda c: "ID" if c in TCGA_IN else "OOD", class_signal=0.7, centre_signal=0.8)
-    keep = ((meta["subset"] == "ID") | (meta["slide_id"].str[-2:].astype(int) < 1)).to_numpy()
-    meta, x = meta[keep].reset_index(drop=True), x[keep]
+    meta, x = fewer_ood_slides(meta, x, 1)
     labels = np.array([TCGA_CLASSES.index(c) for c in meta.biological_class])
     data = TaskData(splits={"test": SplitArrays(embeddings=x, labels=labels, slides=meta.slide_id.to_numpy(),
                                                 centres=meta.medical_center.to_numpy())}, class_names=TCGA_CLASSES)

@@ -33,6 +33,12 @@ def _table(centres, classes, slides_per_group, tiles_per_slide, dim, rng, subset
     return pd.DataFrame(rows), np.asarray(vectors, dtype=np.float32)
 
 
+def fewer_ood_slides(meta: pd.DataFrame, x: np.ndarray, slides: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Every in-domain tile, and the first `slides` slides of each out-of-domain (centre, class)."""
+    keep = ((meta["subset"] == "ID") | (meta["slide_id"].str[-2:].astype(int) < slides)).to_numpy()
+    return meta[keep].reset_index(drop=True), x[keep]
+
+
 def robustness_fixture() -> tuple[pd.DataFrame, np.ndarray]:
     """3 centres x 2 classes x 4 slides x 20 tiles (480 tiles, 8-d)."""
     return _table(["A", "B", "C"], ["benign", "malignant"], 4, 20, 8, np.random.default_rng(11),
@@ -50,8 +56,7 @@ def apd_fixture() -> tuple[pd.DataFrame, np.ndarray]:
     3 out-of-domain centres x 2 classes x 2 slides x 300 tiles), 4-d embeddings."""
     meta, x = _table(CAMELYON_IN + CAMELYON_OUT, CAMELYON_CLASSES, 17, 300, 4, np.random.default_rng(13),
                      subset_of=lambda c: "ID" if c in CAMELYON_IN else "OOD", class_signal=0.6, centre_signal=0.8)
-    keep = (meta["subset"] == "ID") | (meta["slide_id"].str[-2:].astype(int) < 2)
-    return meta[keep].reset_index(drop=True), x[keep.to_numpy()]
+    return fewer_ood_slides(meta, x, 2)
 
 
 # PathoROB's paired evaluation (its tcga_2x2 table): every subset is one pair of classes x pair of
@@ -102,5 +107,4 @@ def tcga_apd_fixture() -> tuple[pd.DataFrame, np.ndarray]:
     4 out-of-domain centres x 4 classes x 1 slide x 30 tiles), 4-d embeddings."""
     meta, x = _table(TCGA_IN + TCGA_OUT, TCGA_CLASSES, 12, 30, 4, np.random.default_rng(15),
                      subset_of=lambda c: "ID" if c in TCGA_IN else "OOD", class_signal=0.7, centre_signal=0.8)
-    keep = (meta["subset"] == "ID") | (meta["slide_id"].str[-2:].astype(int) < 1)
-    return meta[keep].reset_index(drop=True), x[keep.to_numpy()]
+    return fewer_ood_slides(meta, x, 1)
