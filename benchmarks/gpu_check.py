@@ -248,6 +248,15 @@ def raw_distill_rate(size: Size, device: str, precision: str, steps: int) -> flo
     return steps / (time.perf_counter() - started)
 
 
+def steps_per_second(steps: int, one_step_s: float, more_steps_s: float) -> float:
+    """The rate of `steps` steps timed as the difference of a run of 1 + steps and a run of 1 (which
+    leaves out start-up); refused when the steps took less than start-up varies by."""
+    if more_steps_s <= one_step_s:
+        raise RuntimeError(f"{steps} steps took less time than the start-up's variation "
+                           f"({more_steps_s:.2f} s against {one_step_s:.2f} s for one step): time more steps")
+    return steps / (more_steps_s - one_step_s)
+
+
 def part_distillation(report: Report, size: Size, device: str, precision: str, root: Path) -> None:
     from harness.distillers.config import DistillConfig
     from harness.distillers.run import distill
@@ -274,10 +283,7 @@ def part_distillation(report: Report, size: Size, device: str, precision: str, r
         distill(config.model_copy(update={"steps": steps}), root / f"student{steps}", registry, context, extract)
         synchronise(device)
         elapsed.append(time.perf_counter() - started)
-    if elapsed[1] <= elapsed[0]:  # the steps took less than start-up varies by: no rate to report
-        raise RuntimeError(f"{size.distill_steps} steps took less time than the start-up's variation "
-                           f"({elapsed[1]:.2f} s against {elapsed[0]:.2f} s for one step): time more steps")
-    harness = size.distill_steps / (elapsed[1] - elapsed[0])
+    harness = steps_per_second(size.distill_steps, elapsed[0], elapsed[1])
     raw = raw_distill_rate(size, device, precision, size.distill_steps)
     report.parts["distillation"] = {"teacher": size.teacher, "student": size.student, "batch": size.distill_batch,
                                     "harness_steps_s": harness, "raw_steps_s": raw, "start_up_s": elapsed[0]}

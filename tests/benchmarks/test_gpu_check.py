@@ -69,3 +69,10 @@ def test_unknown_parts_are_refused_in_one_line(tmp_path, capsys):
                     "only in the prepared device check, `python benchmarks/gpu_check.py` on a lent GPU")
 def test_toy_check_on_cuda(tmp_path):
     assert load_check().main(["--out", str(tmp_path / "check.json"), "--toy"]) == 0
+
+
+def test_a_distillation_rate_is_never_negative():
+    check = load_check()
+    assert check.steps_per_second(12, 1.5, 3.5) == pytest.approx(6.0)
+    with pytest.raises(RuntimeError, match="12 steps took less time than the start-up's variation"):
+        check.steps_per_second(12, 1.6, 1.5)  # what CI saw with 2 steps: a negative difference
