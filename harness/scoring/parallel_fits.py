@@ -7,8 +7,10 @@ running them in worker processes gives the same numbers as running them one afte
 fraction of the time (`benchmarks/evaluation.py`).
 
 Workers are forked, so a fit's function and data reach them without being pickled; only what a
-fit returns travels back. Where fork is unavailable (Windows), inside a worker process, or on one
-core, the fits run in this process, one after another.
+fit returns travels back. Where fork is unavailable (Windows), inside a worker process, on one
+core, or once this process has initialised CUDA (a forked child cannot use it, and PyTorch's
+optimisers query it on every step: "CUDA error: initialization error", seen on an H200 after
+embedding there), the fits run in this process, one after another.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ def map_fits(fit: Callable[[int], T], n: int, workers: int | None = None) -> lis
     """[fit(0), ..., fit(n - 1)], in order; a fit's exception is raised here."""
     global _fit
     workers = min(n, workers or spare_cores())
-    if workers <= 1 or "fork" not in mp.get_all_start_methods() or mp.current_process().daemon or _fit is not None:
+    if (workers <= 1 or "fork" not in mp.get_all_start_methods() or mp.current_process().daemon
+            or _fit is not None or _cuda_initialised()):
         return [fit(i) for i in range(n)]
     _fit = fit
     try:
@@ -41,6 +44,12 @@ def map_fits(fit: Callable[[int], T], n: int, workers: int | None = None) -> lis
             return pool.map(_run_fit, range(n), chunksize=1)
     finally:
         _fit = None
+
+
+def _cuda_initialised() -> bool:
+    import torch
+
+    return torch.cuda.is_initialized()
 
 
 def _one_thread() -> None:

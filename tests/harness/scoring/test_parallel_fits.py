@@ -43,6 +43,15 @@ def test_a_fit_runs_in_a_worker_process():
     assert parent not in pids
 
 
+def test_after_cuda_is_initialised_the_fits_run_in_this_process(monkeypatch):
+    """A forked child cannot use the CUDA its parent initialised (an optimiser's step queries it):
+    once the parent has embedded on a GPU, the fits stay in the parent."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    assert set(map_fits(lambda i: os.getpid(), 2, workers=2)) == {os.getpid()}
+
+
 def _fails_on_two(i: int) -> int:
     if i == 2:
         raise ValueError("fold 2 has no events")
