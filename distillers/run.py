@@ -130,12 +130,14 @@ def fidelity(modules, names: list[str], targets: list[np.ndarray], images, held_
     """Per teacher, `fidelity_scores` of the student's adaptor output on the held-out items against
     the teacher's standardised target (`targets`, one row per held-out item)."""
     modules.eval()
+    device = next(modules.parameters()).device  # where training left them: the tiles go there
     with torch.no_grad():
         summaries = torch.cat([modules.student(prepare_batch(images, held_out[i:i + 64], None,
-                                                             config.student_input_size))
+                                                             config.student_input_size).to(device))
                                for i in range(0, len(held_out), 64)]).float()
         full = str(summaries.shape[1])
-        return {name: fidelity_scores(modules.heads[f"t{i}"][full](summaries[:, :int(full)]).numpy(), target)
+        return {name: fidelity_scores(modules.heads[f"t{i}"][full](summaries[:, :int(full)]).float().cpu().numpy(),
+                                      target)
                 for i, (name, target) in enumerate(zip(names, targets))}
 
 
