@@ -430,10 +430,12 @@ def _outcome_from(result: TaskResult, slug: str, reused: bool = False) -> TaskOu
 
 
 def one_line(error: BaseException) -> str:
-    """The message of an error as one line (DataLoader workers wrap it in a traceback)."""
+    """The message of an error as one line. A DataLoader worker wraps the error in a traceback, whose
+    last line is the error; any other message leads with what happened and follows with hints (CUDA's
+    "device-side assert triggered" is followed by "Compile with TORCH_USE_CUDA_DSA ..."), so its
+    first line is kept."""
     text = str(error).strip() or type(error).__name__
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    last = lines[-1] if lines else text
-    for prefix in ("harness.errors.HarnessError: ",):
-        last = last.removeprefix(prefix)
-    return last if len(lines) > 1 else lines[0]
+    lines = [line.strip() for line in text.splitlines() if line.strip()] or [text]
+    if "Traceback (most recent call last)" in text:
+        return lines[-1].removeprefix("harness.errors.HarnessError: ")
+    return lines[0]
