@@ -147,3 +147,15 @@ def test_a_rerun_that_reuses_every_result_imports_neither_torch_nor_timm(tmp_pat
     assert first.stdout.splitlines()[-1] == "exit 0 True True", first.stderr[-2000:]
     assert second.stdout.splitlines()[-1] == "exit 0 False False", second.stderr[-2000:]
     assert "2 ok" in second.stdout
+
+
+def test_a_failure_reason_is_the_line_that_says_what_happened():
+    from harness.runner import one_line
+
+    cuda = RuntimeError("CUDA error: initialization error\nSearch for `cudaErrorInitializationError' in the docs\n"
+                        "Compile with `TORCH_USE_CUDA_DSA` to enable device-side assertions.\n")
+    assert one_line(cuda) == "CUDA error: initialization error"  # not the closing hint
+    worker = ValueError("Caught HarnessError in DataLoader worker process 0.\nOriginal Traceback (most recent "
+                        "call last):\n  File \"x.py\", line 1, in f\nharness.errors.HarnessError: a.svs: unreadable")
+    assert one_line(worker) == "a.svs: unreadable"  # the traceback's last line is the error
+    assert one_line(KeyError()) == "KeyError"
