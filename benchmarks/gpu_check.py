@@ -322,13 +322,14 @@ def part_torchrun(report: Report, size: Size, device: str, root: Path, processes
         command = [sys.executable, "-m", "harness", "run", "--model", size.torchrun_model, "--random-init",
                    "--tasks", "check-grade", "--include", str(root / "slides.yaml"), "--data-root", str(root),
                    "--cache-dir", str(root / f"cache-np{n}"), "--output", str(root / f"out-np{n}"),
-                   "--device", "cuda" if device.startswith("cuda") else "cpu"]
+                   "--device", "cuda" if device.startswith("cuda") else "cpu", "--verbose"]
         if n > 1:
             command += ["--nproc", str(n)]
         started = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"))
         walls[n] = time.perf_counter() - started
-        if done.returncode != 0:
+        if done.returncode != 0:  # the run's own traceback (--verbose) is kept in the report
+            report.parts["torchrun"] = {"stderr_tail": done.stderr.strip().splitlines()[-40:]}
             raise RuntimeError(f"--nproc {n} exited {done.returncode}: {done.stderr.strip().splitlines()[-1:]}")
         result = json.loads(next((root / f"out-np{n}").glob("*/check-grade.json")).read_text())
         if result["status"] != "ok":
@@ -412,13 +413,14 @@ def run_check(out: Path, toy: bool = False, compiled: bool = False, parts: tuple
                 elif part == "plism":
                     part_plism(report, size, device)
             except Exception as error:  # noqa: BLE001 - one part's failure is reported, the others run
-                report.parts[part] = {"error": f"{type(error).__name__}: {error}",
-                                      "traceback": traceback.format_exc(limit=8)}
+                report.parts.setdefault(part, {}).update(error=f"{type(error).__name__}: {error}",
+                                                         traceback=traceback.format_exc(limit=8))
                 report.row(part, "FAILED", "", "", None, f"{type(error).__name__}: {str(error)[:120]}")
             report.parts.setdefault(part, {})["part_s"] = time.perf_counter() - started
             print(f"{part} done in {report.parts[part]['part_s']:.0f} s", flush=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(asdict(report), indent=1, default=str))
+            # written after every part, so that a run stopped at its time limit keeps what it measured
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(asdict(report), indent=1, default=str))
     print_table(report)
     return report
 

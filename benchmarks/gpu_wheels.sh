@@ -2,9 +2,13 @@
 # The wheels a bare GPU machine (Python 3.12, PyTorch, timm, numpy, scipy, scikit-learn, pandas,
 # rich, tifffile already there; no network) needs for benchmarks/gpu_check.py, downloaded here
 # into .whl/ (keep it out of git: echo /.whl/ >> .git/info/exclude). The versions are the ones
-# this project's CI installs. On the GPU machine (carry: [".whl"]), from the repository root:
+# this project's CI installs. On the GPU machine (carry: [".whl"]), from the repository root (the
+# links put tasks/, distillers/ and leaderboard/ where the wheel maps them: harness.tasks, ...):
 #   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl \
+#     && for p in tasks distillers leaderboard; do ln -sfn ../$p harness/$p; done \
 #     && PYTHONPATH=/tmp/site:. PYTHONUNBUFFERED=1 python3 benchmarks/gpu_check.py --out $OUT/gpu_check.json
+# The working tree that travels there is limited to 64 MiB: imagecodecs' wheel alone is 26 MB, so
+# leave tests/assets/capricorn-densenet121/model.safetensors (14 MB) behind for that call.
 set -euo pipefail
 platforms=()
 for tag in manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux1_x86_64; do

@@ -58,6 +58,20 @@ def test_a_failing_part_is_reported_and_the_others_still_run(tmp_path, monkeypat
     assert "FAILED" in capsys.readouterr().out
 
 
+def test_a_run_stopped_at_its_time_limit_keeps_the_parts_it_finished(tmp_path, monkeypatch):
+    """On a lent GPU the command is killed at its limit: the JSON is written after every part."""
+    check = load_check()
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # what a timeout's SIGINT raises; not caught as a part's failure
+
+    monkeypatch.setattr(check, "part_distillation", killed)
+    with pytest.raises(KeyboardInterrupt):
+        check.main(["--out", str(tmp_path / "check.json"), "--parts", "plism,distillation", "--toy"])
+    parts = json.loads((tmp_path / "check.json").read_text())["parts"]
+    assert parts["plism"]["evaluation_s"] > 0 and "distillation" not in parts
+
+
 def test_unknown_parts_are_refused_in_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         load_check().main(["--out", str(tmp_path / "x.json"), "--parts", "extraction,warp-drive"])
