@@ -7,11 +7,15 @@ the calibration of the probe's probabilities (THUNDER's ECE, MCE, SCE, ACE and T
 better; harness/scoring/calibration.py) and the data of a reliability diagram; and few-shot
 SimpleShot at k = 1, 2, 4, 8, 16 images per class over 1,000 balanced draws of the support
 (harness/scoring/simpleshot.py), a k skipped when a class has fewer training images.
+
+`probe: logistic` replaces eva's early-stopped AdamW probe by UNI's and CONCH's: L2-regularised
+logistic regression solved to its optimum on train and val together (harness/scoring/
+logistic_probe.py; deterministic, so one fit stands for the seeds).
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,6 +25,7 @@ from harness.scoring.calibration import CALIBRATION_METRICS, N_BINS, confidence_
 from harness.scoring.simpleshot import DRAWS, SHOTS, draw_supports, majority_vote, simpleshot_predictions
 from harness.evaluation import Evaluation, MetricInfo, MetricSummary, SCORE, SplitArrays, TaskData, TaskFamily, summarise
 from harness.scoring.linear_probe import LinearProbeConfig, fit_linear_probe
+from harness.scoring.logistic_probe import fit_logistic_probe
 from harness.scoring.parallel_fits import map_fits
 from harness.scoring.metrics import (
     balanced_accuracy,
@@ -36,6 +41,9 @@ class TileClassificationParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4])
+    probe: Literal["adamw", "logistic"] = "adamw"  # eva's early-stopped AdamW, or UNI's logistic regression
+    logistic_cost: float | None = Field(None, gt=0)  # C; None: UNI's d * K / 100
+    logistic_max_iter: int = Field(1000, ge=1)  # L-BFGS iterations (UNI: 1,000)
     lr: float = 3e-4
     weight_decay: float = 0.0
     batch_size: int = 256
@@ -147,11 +155,25 @@ class TileClassification(TaskFamily):
                                      params.seeds[k])
             return probe.predict_logits(test.embeddings), probe.best_step
 
+        seeds, probe_details = list(params.seeds), {"probe": "adamw"}
+        if params.probe == "logistic":  # one deterministic fit on everything but the reported split
+            logistic = fit_logistic_probe(np.concatenate([train.embeddings, val.embeddings]),
+                                          np.concatenate([train.labels, val.labels]), n_classes,
+                                          params.logistic_cost, params.logistic_max_iter)
+            fits = [(logistic.predict_logits(test.embeddings), None)]
+            seeds, probe_details = seeds[:1], {"probe": "logistic", "cost": logistic.cost, "objective": logistic.loss,
+                                               "max_abs_gradient": logistic.gradient,
+                                               "lbfgs_evaluations": logistic.iterations,
+                                               "trained_on": len(train.labels) + len(val.labels)}
+        else:
+            fits = map_fits(fit_seed, len(params.seeds))
         predictions, scores, steps = [], [], []
-        for logits, best_step in map_fits(fit_seed, len(params.seeds)):
+        for logits, best_step in fits:
             predictions.append(logits.argmax(1))
             scores.append(softmax(logits, axis=1))  # AUROC ranks probabilities, not raw logits
             steps.append(best_step)
+        if params.probe == "adamw":
+            probe_details["probe_best_steps"] = steps
 
         y = test.labels
         metrics: dict[str, MetricSummary] = {}
@@ -171,7 +193,7 @@ class TileClassification(TaskFamily):
             metrics[metric_name] = summarise(per_seed, ci)
 
         samples = [{"item": i, "head": "probe", "seed": seed, "label": int(y[i]), "prediction": int(pred[i])}
-                   for seed, pred in zip(params.seeds, predictions) for i in range(len(y))]
+                   for seed, pred in zip(seeds, predictions) for i in range(len(y))]
         for k in params.knn_k:
             pred = cosine_knn_predict(train.embeddings, train.labels, test.embeddings, k)
             ci = bootstrap_ci(lambda w, pred=pred: balanced_accuracy_from_confusion(
@@ -186,8 +208,8 @@ class TileClassification(TaskFamily):
         return Evaluation(
             metrics=metrics,
             n_samples={"train": len(train.labels), "val": len(val.labels), "test": len(y)},
-            seeds=list(params.seeds),
-            details={"eval_split": eval_split, "probe_best_steps": steps, "knn_distance": "cosine",
+            seeds=seeds,
+            details={"eval_split": eval_split, **probe_details, "knn_distance": "cosine",
                      "reliability": reliability_bins(scores, y), "few_shot": shot_details},
             samples=samples,
         )

@@ -49,6 +49,23 @@ def test_knn_matches_sklearn_cosine_knn():
         assert result.metrics[f"knn{k}_balanced_accuracy"].mean == pytest.approx(expected)
 
 
+def test_the_logistic_probe_is_scikit_learns_on_train_and_val_together():
+    """`probe: logistic` (UNI's protocol): one fit on train + val, C = d * K / 100, whose test
+    predictions are scikit-learn's LogisticRegression's on the same rows; one seed is reported."""
+    from sklearn.linear_model import LogisticRegression
+
+    task = data(separation=0.7)
+    result = TileClassification().evaluate(task, TileClassificationParams(**FAST, probe="logistic"))
+    train, val, test = (task.splits[s] for s in ("train", "val", "test"))
+    reference = LogisticRegression(C=16 * 4 / 100, solver="newton-cg", tol=1e-10).fit(
+        np.concatenate([train.embeddings, val.embeddings]).astype(np.float64), np.concatenate([train.labels, val.labels]))
+    expected = balanced_accuracy_score(test.labels, reference.predict(test.embeddings.astype(np.float64)))
+    assert result.metrics["balanced_accuracy"].mean == pytest.approx(expected)
+    assert 0.4 < expected < 0.95  # overlapping classes: a wrong fit would show
+    assert result.seeds == [0] and result.details["probe"] == "logistic" and result.details["trained_on"] == 320
+    assert result.details["cost"] == pytest.approx(0.64) and "probe_best_steps" not in result.details
+
+
 def test_missing_val_is_held_out_of_train_and_missing_test_reports_val():
     no_val = TileClassification().evaluate(data(3.0, splits=("train", "test")), TileClassificationParams(**FAST))
     assert no_val.n_samples["val"] == 24 and no_val.n_samples["train"] == 216
