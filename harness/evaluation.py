@@ -29,6 +29,7 @@ class SplitArrays:
     slides: np.ndarray | None = None  # (n,) slide of each tile, when the dataset records it
     centres: np.ndarray | None = None  # (n,) medical centre of each tile, when the dataset records it
     subsets: np.ndarray | None = None  # (n,) the dataset's in-/out-of-domain mark ("ID"/"OOD"), if any
+    patches: np.ndarray | None = None  # (n,) the tile's id within its slide, when the dataset records it
     # segmentation (families with `dense`): `embeddings` is then (n, channels, h, w), one feature
     # map per image (float16, memory-mapped), beside the images and their masks
     images: np.ndarray | None = None  # (n, H, W, 3) uint8

@@ -91,6 +91,7 @@ class HubDataset(_Dataset):
     slide_column: str | None = None
     centre_column: str | None = None
     subset_column: str | None = None
+    patch_column: str | None = None  # a tile's id within its slide (PathoROB's patch_id): slide + patch name a row
     mpp: float | None = None
     license: str = ""
     homepage: str = ""

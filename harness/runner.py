@@ -235,6 +235,7 @@ class Runner:
                     origins.check(len(cached.embeddings), f"{part.name} split '{split}'")
                     arrays.slides, arrays.centres = np.asarray(origins.slides), np.asarray(origins.centres)
                     arrays.subsets = None if origins.subsets is None else np.asarray(origins.subsets)
+                    arrays.patches = None if origins.patches is None else np.asarray(origins.patches)
                 if family.dense:
                     arrays.images, arrays.masks = dense_targets(part, split, part.name)
                 precisions.add(cached.meta.get("precision"))

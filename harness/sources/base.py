@@ -128,13 +128,16 @@ class TileOrigins:
     slides: list[str]
     centres: list[str]
     subsets: list[str] | None = None  # the dataset's own in-/out-of-domain mark per tile (PathoROB's "ID"/"OOD")
+    patches: list[str] | None = None  # the tile's id within its slide (PathoROB's patch_id)
 
     def check(self, n_items: int, where: str) -> "TileOrigins":
-        lengths = {len(self.slides), len(self.centres), len(self.subsets) if self.subsets is not None else n_items}
+        optional = [len(v) for v in (self.subsets, self.patches) if v is not None]
+        lengths = {len(self.slides), len(self.centres), *optional}
         if lengths != {n_items}:
-            raise HarnessError(f"{where}: {n_items} tiles but slide/centre/subset columns of lengths "
+            raise HarnessError(f"{where}: {n_items} tiles but slide/centre/subset/patch columns of lengths "
                                f"{sorted(lengths)}; every tile needs one of each")
-        for kind, values in (("slide", self.slides), ("centre", self.centres), ("subset", self.subsets or ())):
+        for kind, values in (("slide", self.slides), ("centre", self.centres), ("subset", self.subsets or ()),
+                             ("patch", self.patches or ())):
             long = next((v for v in values if len(v) > MAX_ORIGIN_LENGTH or not v.isprintable()), None)
             if long is not None:  # names reach result files and the board: bounded, printable text
                 raise HarnessError(f"{where}: a {kind} name is not printable text of at most {MAX_ORIGIN_LENGTH} "

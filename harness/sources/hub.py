@@ -93,7 +93,7 @@ class HubTileSource(TileSource):
         spec = self.spec
         columns = (spec.image_column, spec.label_column, spec.question_column, spec.answer_column,
                    spec.text_column, spec.split_column, spec.order_column, spec.slide_column,
-                   spec.centre_column, spec.subset_column)
+                   spec.centre_column, spec.subset_column, spec.patch_column)
         for column in (c for c in columns if c):
             if column not in table.column_names:
                 raise HarnessError(
@@ -173,7 +173,8 @@ class HubTileSource(TileSource):
         table = self._table(split)
         text = lambda name: [str(v) for v in table[name]]  # noqa: E731
         return TileOrigins(slides=text(spec.slide_column), centres=text(spec.centre_column),
-                           subsets=text(spec.subset_column) if spec.subset_column else None)
+                           subsets=text(spec.subset_column) if spec.subset_column else None,
+                           patches=text(spec.patch_column) if spec.patch_column else None)
 
     def images(self, split: str) -> HubImages:
         return HubImages(self._table(split), self.spec.image_column)
