@@ -21,6 +21,11 @@ Metrics (harness/scoring/pathorob_metrics.py has the definitions and PathoROB's 
   clustering_score        ARI(k-means, class) - ARI(k-means, centre), per class pair x centre pair
 The details hold k_opt, the RI curve, the chance index of this data (what a random
 representation scores), the APD accuracies per split and the per-combination ARIs.
+
+PathoROB reads some scores off a reduced subset of its tables (camelyon_reduced: the clustering
+score; tolkach_esca_reduced: the index and the clustering score). `index_rows` and
+`clustering.rows` name such a table, shipped in harness/data/pathorob: its rows are found in the
+dataset by slide and patch id (the dataset's patch_column) and read in the table's order.
 """
 
 from __future__ import annotations
@@ -35,6 +40,9 @@ from harness.evaluation import Evaluation, MetricInfo, SCORE, TaskData, TaskFami
 from harness.progress import progress_bar
 from harness.scoring import pathorob_metrics as pathorob
 from harness.scoring.bootstrap import N_RESAMPLES
+
+# PathoROB's reduced subsets, shipped in harness/data/pathorob (their README: source and licence)
+ReducedTable = Literal["camelyon_reduced", "tolkach_esca_reduced"]
 
 
 class PerformanceDropParams(BaseModel):
@@ -54,6 +62,7 @@ class ClusteringParams(BaseModel):
     min_k: int = Field(2, ge=2)
     max_k: int = Field(30, ge=2, le=200)
     trials: int = Field(50, ge=1, le=1000)
+    rows: ReducedTable | None = None  # PathoROB's reduced subset to cluster (default: every in-domain tile)
 
 
 class CentreRobustnessParams(BaseModel):
@@ -62,10 +71,18 @@ class CentreRobustnessParams(BaseModel):
     in_domain: list[str] | None = None  # centres of the in-domain set (default: the dataset's "ID" mark)
     out_of_domain: list[str] | None = None  # default: the other centres (or the dataset's "OOD" mark)
     max_k: int = Field(600, ge=1, le=100_000)  # largest k tried for k_opt (PathoROB camelyon 600, tolkach 1000)
+    index_rows: ReducedTable | None = None  # PathoROB's reduced subset for the index (tolkach_esca_reduced)
     apd: PerformanceDropParams | None = Field(default_factory=PerformanceDropParams)  # null: not computed
     clustering: ClusteringParams | None = Field(default_factory=ClusteringParams)  # null: not computed
     pairs: Literal["subsets", "class_and_centre_pairs"] | None = None  # PathoROB's paired RI (TCGA: max_k 1200)
     bootstrap_resamples: int = N_RESAMPLES
+
+    @model_validator(mode="after")
+    def _reduced_rows_are_unpaired(self):
+        if self.pairs is not None and self.index_rows is not None:
+            raise ValueError("index_rows selects rows for the unpaired index; the paired one reads its subsets: "
+                             "drop one of index_rows and pairs")
+        return self
 
     @model_validator(mode="after")
     def _paired_scores_the_index_only(self):
@@ -95,6 +112,43 @@ def pooled(data: TaskData) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
             np.concatenate([s.slides for s in splits]).astype(str),
             np.concatenate([s.centres for s in splits]).astype(str),
             None if any(m is None for m in subsets) else np.concatenate(subsets).astype(str))
+
+
+def pooled_patches(data: TaskData) -> np.ndarray | None:
+    """Each tile's id within its slide, all splits in split order; None where a split lacks them."""
+    patches = [s.patches for s in data.splits.values()]
+    return None if any(p is None for p in patches) else np.concatenate(patches).astype(str)
+
+
+def reduced_rows(table: str, slides: np.ndarray, patches: np.ndarray | None, biology: np.ndarray,
+                 centres: np.ndarray) -> np.ndarray:
+    """The rows of the data that PathoROB's reduced `table` lists, in the table's order (which its
+    k-means and neighbour counts see). Every listed tile must be in the data with the table's class
+    and centre; else one line says which and what to check."""
+    import csv
+    from importlib.resources import files
+
+    if patches is None:
+        raise ValueError(f"PathoROB's {table} names tiles by slide and patch id: declare the dataset's "
+                         "patch_column (PathoROB's patch_id)")
+    where = {(s, p): i for i, (s, p) in enumerate(zip(slides, patches))}
+    if len(where) < len(slides):
+        raise ValueError(f"{len(slides) - len(where)} tiles share a slide and patch id with another, so PathoROB's "
+                         f"{table} cannot name them: check the dataset's slide_column and patch_column")
+    with files("harness").joinpath("data", "pathorob", f"{table}.csv").open(newline="") as handle:
+        listed = list(csv.DictReader(handle))
+    index = [where.get((r["slide_id"], r["patch_id"])) for r in listed]
+    missing = [r for r, i in zip(listed, index) if i is None]
+    if missing:
+        raise ValueError(f"{len(missing)} of the {len(listed)} tiles of PathoROB's {table} are not in the data (the "
+                         f"first: slide {missing[0]['slide_id']!r}, patch {missing[0]['patch_id']!r}): this task "
+                         "needs PathoROB's full dataset; download it again, or drop index_rows / clustering.rows")
+    for r, i in zip(listed, index):
+        if (biology[i], centres[i]) != (r["biological_class"], r["medical_center"]):
+            raise ValueError(f"slide {r['slide_id']!r}, patch {r['patch_id']!r} is {biology[i]} at {centres[i]} in "
+                             f"the data but {r['biological_class']} at {r['medical_center']} in PathoROB's {table}: "
+                             "the dataset is not the one the table describes")
+    return np.asarray(index, dtype=np.int64)
 
 
 def slides_together(slides: np.ndarray) -> np.ndarray:
@@ -175,17 +229,22 @@ class CentreRobustness(TaskFamily):
         order = slides_together(slides)
         x, biology, slides, centres = x[order], biology[order], slides[order], centres[order]
         subsets = None if subsets is None else subsets[order]
+        patches = pooled_patches(data)
+        patches = None if patches is None else patches[order]
         inside, outside = domains(centres, subsets, params)
-        keep = np.isin(centres, inside)
-        ri = pathorob.robustness_index(x[keep], biology[keep], centres[keep], slides[keep], max_k=params.max_k,
-                                       n_resamples=params.bootstrap_resamples)
+        in_domain = np.flatnonzero(np.isin(centres, inside))
+        index_rows = (in_domain if params.index_rows is None
+                      else reduced_rows(params.index_rows, slides, patches, biology, centres))
+        ri = pathorob.robustness_index(x[index_rows], biology[index_rows], centres[index_rows], slides[index_rows],
+                                       max_k=params.max_k, n_resamples=params.bootstrap_resamples)
         metrics = {"robustness_index": summarise([ri.value], ri.interval),
                    "knn_balanced_accuracy": summarise([ri.balanced_accuracy], None)}
         details = {
             "in_domain": inside, "out_of_domain": outside, "k_opt": ri.k_opt, "neighbours": ri.neighbours,
-            "chance_robustness_index": round(pathorob.chance_robustness_index(biology[keep], centres[keep]), 6),
+            "chance_robustness_index": round(pathorob.chance_robustness_index(biology[index_rows], centres[index_rows]), 6),
             "robustness_index_curve": [round(v, 6) for v in ri.curve[: max(ri.ks)]],
             "knn": {"k": ri.ks, "balanced_accuracy": [round(a, 6) for a in ri.accuracies]},
+            "index_rows": params.index_rows or "in-domain tiles", "index_tiles": len(index_rows),
         }
         if params.apd is not None:
             if not outside:
@@ -206,16 +265,19 @@ class CentreRobustness(TaskFamily):
             details["apd_accuracy_by_split"] = {
                 side: [round(float(np.mean(split)), 6) for split in values] for side, values in drop.accuracies.items()}
         if params.clustering is not None:
+            rows = (in_domain if params.clustering.rows is None
+                    else reduced_rows(params.clustering.rows, slides, patches, biology, centres))
             clusters = pathorob.clustering_score(
-                x[keep], biology[keep], centres[keep], min_k=params.clustering.min_k,
+                x[rows], biology[rows], centres[rows], min_k=params.clustering.min_k,
                 max_k=params.clustering.max_k, trials=params.clustering.trials)
             scores = [c["score"] for c in clusters.per_combination.values()]
             metrics["clustering_score"] = summarise(scores, None)
-            details["clustering"] = {"spread": round(clusters.spread, 6), "combinations": clusters.per_combination}
+            details["clustering"] = {"spread": round(clusters.spread, 6), "combinations": clusters.per_combination,
+                                     "rows": params.clustering.rows or "in-domain tiles", "tiles": len(rows)}
         return Evaluation(
             metrics=metrics,
-            n_samples={"tiles": int(keep.sum()), "out_of_domain_tiles": int(np.isin(centres, outside).sum()),
-                       "centres": len(inside), "slides": len(set(slides[keep]))},
+            n_samples={"tiles": len(in_domain), "out_of_domain_tiles": int(np.isin(centres, outside).sum()),
+                       "centres": len(inside), "slides": len(set(slides[in_domain]))},
             seeds=[],
             details=details,
         )

@@ -44,9 +44,12 @@ def test_the_wheel_carries_the_registry_and_the_app(installed, tmp_path):
         "ids = np.array([f's_0_{i // 126}_{i % 126}' for i in range(16278)]); print(len(plismbench_rows(ids, 8139, 's'))); "
         "from harness.install_hints import install_extra; print(install_extra('text')); "
         "from harness.models.model_spec import resolve_model; "
-        "print(sorted(resolve_model(n).checkpoint.parent.name for n in ('synth-teacher-tissue', 'synth-teacher-nuclei')))"))
+        "print(sorted(resolve_model(n).checkpoint.parent.name for n in ('synth-teacher-tissue', 'synth-teacher-nuclei'))); "
+        "from importlib.resources import files; "
+        "print(files('harness').joinpath('data/pathorob/tolkach_esca_reduced.csv').read_text().count(chr(10)))"))
     assert where.returncode == 0, where.stderr[-2000:]
-    module, registry, about, plism, hint, teachers = where.stdout.splitlines()
+    module, registry, about, plism, hint, teachers, tolkach = where.stdout.splitlines()
+    assert tolkach == "9001"  # PathoROB's reduced tables (header + 9,000 tiles) are in the wheel
     assert teachers == "['synth-teacher-nuclei', 'synth-teacher-tissue']"  # the study's teachers ship in the wheel
     assert hint == "pip install 'pathology-harness[text]'"  # a wheel user is told the distribution name
     assert plism == "8139"  # the plismbench subsets are in the wheel

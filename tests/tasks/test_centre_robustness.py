@@ -93,7 +93,7 @@ def test_origin_names_are_bounded_printable_text():
     from harness.sources.base import TileOrigins
 
     TileOrigins(["s1", "s2"], ["A", "B"]).check(2, "mine")
-    with pytest.raises(HarnessError, match="mine: 3 tiles but slide/centre/subset columns"):
+    with pytest.raises(HarnessError, match="mine: 3 tiles but slide/centre/subset/patch columns"):
         TileOrigins(["s1", "s2"], ["A", "B"]).check(3, "mine")
     with pytest.raises(HarnessError, match="a centre name is not printable text of at most 200"):
         TileOrigins(["s1", "s2"], ["A", "B" * 10_000]).check(2, "mine")
@@ -162,3 +162,64 @@ def test_the_tcga_apd_schedule_runs_through_the_family_on_four_centres_and_four_
     two = params.model_copy(update={"apd": params.apd.model_copy(update={"schedule": "two_centre"})})
     with pytest.raises(ValueError, match="the two-centre schedule needs two in-domain centres"):
         CentreRobustness().evaluate(data, two)
+
+
+def camelyon_reduced_data(extra: int = 40, drop: int = 0, seed: int = 0) -> tuple[TaskData, list[dict]]:
+    """Tiles named as PathoROB's camelyon_reduced table names them (shuffled, `drop` of them left
+    out), plus `extra` in-domain tiles the table does not list; embeddings = class axis + noise."""
+    import csv
+    from importlib.resources import files
+
+    with files("harness").joinpath("data", "pathorob", "camelyon_reduced.csv").open(newline="") as handle:
+        table = list(csv.DictReader(handle))
+    rng = np.random.default_rng(seed)
+    rows = [table[i] for i in rng.permutation(len(table))[drop:]]
+    rows += [{"slide_id": f"extra-{i}", "patch_id": str(i), "biological_class": ["normal", "tumor"][i % 2],
+              "medical_center": "RUMC"} for i in range(extra)]
+    labels = np.array([{"normal": 0, "tumor": 1}[r["biological_class"]] for r in rows])
+    x = 0.4 * rng.normal(size=(2, 8))[labels] + rng.normal(size=(len(rows), 8))  # weak: k-means sees the order
+    split = SplitArrays(embeddings=x.astype(np.float32), labels=labels,
+                        slides=np.array([r["slide_id"] for r in rows]), centres=np.array([r["medical_center"] for r in rows]),
+                        patches=np.array([r["patch_id"] for r in rows]))
+    return TaskData(splits={"tiles": split}, class_names=["normal", "tumor"]), table
+
+
+REDUCED = CentreRobustnessParams.model_validate({
+    "in_domain": ["RUMC", "UMCU"], "apd": None, "max_k": 21, "bootstrap_resamples": 50,
+    "clustering": {"max_k": 3, "trials": 2, "rows": "camelyon_reduced"}})
+
+
+def test_pathorobs_reduced_table_chooses_the_clustered_tiles_in_its_order():
+    """clustering.rows: the 4,000 tiles camelyon_reduced lists, found by slide and patch id among 4,040
+    shuffled ones and read in the table's order, score what PathoROB's code would score on them."""
+    from harness.scoring.pathorob_metrics import clustering_score
+
+    data, table = camelyon_reduced_data()
+    result = CentreRobustness().evaluate(data, REDUCED)
+    split = data.splits["tiles"]
+    position = {(s, p): i for i, (s, p) in enumerate(zip(split.slides, split.patches))}
+    order = [position[(r["slide_id"], r["patch_id"])] for r in table]
+    expected = clustering_score(split.embeddings[order], np.array(["normal", "tumor"])[split.labels[order]],
+                                split.centres[order], max_k=3, trials=2)
+    assert result.details["clustering"]["tiles"] == 4000 and result.details["clustering"]["rows"] == "camelyon_reduced"
+    assert result.metrics["clustering_score"].mean == pytest.approx(expected.value, abs=1e-12)
+    assert result.n_samples["tiles"] == 4040 and result.details["index_tiles"] == 4040  # the index reads them all
+
+
+def test_a_reduced_table_that_the_data_cannot_serve_is_one_line():
+    data, _ = camelyon_reduced_data(drop=3)
+    with pytest.raises(ValueError, match=r"^3 of the 4000 tiles of PathoROB's camelyon_reduced are not in the data"):
+        CentreRobustness().evaluate(data, REDUCED)
+    data, _ = camelyon_reduced_data()
+    data.splits["tiles"].patches = None
+    with pytest.raises(ValueError, match="declare the dataset's patch_column"):
+        CentreRobustness().evaluate(data, REDUCED)
+    data, table = camelyon_reduced_data(extra=0)
+    split = data.splits["tiles"]
+    first = int(np.flatnonzero((split.slides == table[0]["slide_id"]) & (split.patches == table[0]["patch_id"]))[0])
+    split.labels[first] = 1 - split.labels[first]
+    with pytest.raises(ValueError, match="in PathoROB's camelyon_reduced: the dataset is not the one the table describes"):
+        CentreRobustness().evaluate(data, REDUCED)
+    with pytest.raises(ValueError, match="index_rows selects rows for the unpaired index"):
+        CentreRobustnessParams.model_validate({"pairs": "subsets", "apd": None, "clustering": None,
+                                               "index_rows": "tolkach_esca_reduced"})
