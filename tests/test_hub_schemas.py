@@ -13,7 +13,7 @@ What each fixture copies from its repository:
   plism     owkin/plism-dataset-tiles: data/train-000NN-of-00293.parquet; slide_id, tile_id, png
             (an image struct of bytes), stainer, scanner (plismbench's extractor and loaders)
   path-vqa  flaviagiammarino/path-vqa: data/{train,validation,test}-*, image + question + answer
-  pathorob-camelyon, pathorob-tcga  bifold-pathomics/PathoROB-{camelyon,tcga}: one train split; image +
+  pathorob-camelyon, -tcga, -tolkach-esca  bifold-pathomics/PathoROB-{camelyon,tcga,tolkach_esca}: one train split; image +
             the string columns subset, slide_id, patch_id, biological_class, medical_center (PathoROB's
             extractor loads split "train", pops the image and keeps the rest as its metadata columns)
 """
@@ -177,6 +177,10 @@ PATHOROB_ROWS = {  # (subset, slide_id, patch_id, biological_class, medical_cent
         ("OOD", "TCGA-AN-A0AR-01Z-00-DX1", "0_0_516", "Breast_invasive_carcinoma", "Cureline"),
         ("OOD", "TCGA-AN-A0AR-01Z-00-DX1", "0_1_516", "Breast_invasive_carcinoma", "Cureline"),
         ("OOD", "TCGA-22-0944-01Z-00-DX1", "3_2_88", "Lung_squamous_cell_carcinoma", "Johns Hopkins")],
+    "pathorob-tolkach-esca": [  # rows of its tolkach_esca.csv
+        ("ID", "case_030", "advent.100", "ADVENT", "VALSET2_WNS"), ("ID", "case_030", "advent.102", "ADVENT", "VALSET2_WNS"),
+        ("ID", "case_073", "tumor.1015", "TUMOR", "VALSET4_CHA_FULL"), ("OOD", "case_014", "sh_mag.10", "SH_MAG", "VALSET1_UKK"),
+        ("OOD", "case_035", "advent.103", "ADVENT", "VALSET3_TCGA"), ("OOD", "case_035", "advent.105", "ADVENT", "VALSET3_TCGA")],
 }
 
 
@@ -200,3 +204,4 @@ def test_pathorob_tiles_know_their_slide_and_centre(hub, name):
     assert origins.slides == [r[1] for r in table]
     assert origins.centres == [r[4] for r in table]
     assert origins.subsets == [r[0] for r in table]
+    assert origins.patches == [r[2] for r in table]  # slide + patch id: how PathoROB's reduced tables name a tile
