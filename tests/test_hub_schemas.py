@@ -205,3 +205,29 @@ def test_pathorob_tiles_know_their_slide_and_centre(hub, name):
     assert origins.centres == [r[4] for r in table]
     assert origins.subsets == [r[0] for r in table]
     assert origins.patches == [r[2] for r in table]  # slide + patch id: how PathoROB's reduced tables name a tile
+
+
+def test_a_pathorob_task_reaches_the_reduced_table_through_the_runner(hub, tmp_path):
+    """`harness run` on the Tolkach ESCA layout: the patch ids reach the family, which looks the
+    reduced table's tiles up in them; six rows cannot serve 9,000, which the result says in one line
+    (and the run goes on)."""
+    import json
+
+    from datasets import Features, Value
+    from datasets import Image as ImageFeature
+
+    from harness.cli import main
+
+    cache, registry, _ = hub
+    spec = registry.datasets["pathorob-tolkach-esca"]
+    columns = ("subset", "slide_id", "patch_id", "biological_class", "medical_center")
+    table = PATHOROB_ROWS["pathorob-tolkach-esca"]
+    write(snapshot(cache, spec.hub_id), "train-00000-of-00001.parquet",
+          {"image": real_tiles(6, 224), **{c: [r[i] for r in table] for i, c in enumerate(columns)}},
+          Features({"image": ImageFeature(), **{c: Value("string") for c in columns}}))
+    code = main(["run", "--model", "random-noise", "--tasks", "pathorob-tolkach-esca", "--output", str(tmp_path / "out"),
+                 "--cache-dir", str(tmp_path / "cache")])
+    [result] = (tmp_path / "out").glob("*/pathorob-tolkach-esca.json")
+    result = json.loads(result.read_text())
+    assert code == 1 and result["status"] == "failed"
+    assert result["reason"].startswith("8996 of the 9000 tiles of PathoROB's tolkach_esca_reduced are not in the data")
