@@ -337,10 +337,21 @@ def performance_drop(
     seed: int = 1000,
     progress=None,
     schedule: str = "two_centre",
+    slides: Sequence | None = None,
+    test_cases: dict[str, list[list[str]]] | None = None,
 ) -> PerformanceDrop:
     """APD under PathoROB's two-centre (`base`) or 4 x 4 schedule. Rows are read in the given order
     (PathoROB reads its metadata file's order): the i-th `patches_per_slide` tiles of a group are
-    its i-th slide."""
+    its i-th slide.
+
+    `test_cases` (PathoROB's Tolkach ESCA constraint, its tolkach_splits.json): per in-domain centre,
+    feasible lists of test cases (a case = `slides`' value). Each repetition draws one list per
+    centre, and after the shuffle the first chunk of each listed case that a group holds moves to
+    the group's end, the test region. PathoROB moves them in the order of a Python set; here they
+    keep their shuffled order. Within a repetition that order does not matter (on PathoROB's data at
+    most two slides per group move, and the last two make the test region), so the first repetition
+    equals PathoROB's; but each repetition shuffles the order the previous one left, so PathoROB's
+    later repetitions change with PYTHONHASHSEED, and ours are the same on every run."""
     plans, most = apd_plans(schedule, base, len(classes), patches_per_slide)
     if schedule == "two_centre" and len(in_domain) != 2:
         raise ValueError(f"the two-centre schedule needs two in-domain centres, got {list(in_domain)}")
@@ -349,12 +360,20 @@ def performance_drop(
                          f"{list(in_domain)} and {list(classes)}")
     biology, centres = np.asarray(biology), np.asarray(centres)
     x = np.asarray(embeddings)
+    if test_cases is not None:
+        if slides is None:
+            raise ValueError("case-constrained APD needs each tile's case (its slide)")
+        missing = [c for c in in_domain if not test_cases.get(c)]
+        if missing:
+            raise ValueError(f"case-constrained APD has no test-case lists for the in-domain centre {missing[0]!r} "
+                             f"(it has: {', '.join(sorted(test_cases))})")
+    cases = np.asarray(slides if slides is not None else np.full(len(biology), ""), dtype=str)
     class_index = {name: i for i, name in enumerate(classes)}
     groups = [[[] for _ in classes] for _ in in_domain]
     for row, (label, centre) in enumerate(zip(biology, centres)):
         if centre in in_domain:
-            groups[list(in_domain).index(centre)][class_index[label]].append((x[row], class_index[label]))
-    ood = [(x[row], class_index[label]) for row, (label, centre) in enumerate(zip(biology, centres))
+            groups[list(in_domain).index(centre)][class_index[label]].append((x[row], class_index[label], cases[row]))
+    ood = [(x[row], class_index[label], "") for row, (label, centre) in enumerate(zip(biology, centres))
            if centre in out_of_domain]
     needed = (most + 2) * patches_per_slide  # training slides, one validation slide, one test slide
     short = [(in_domain[i], classes[j], len(g)) for i, row in enumerate(groups) for j, g in enumerate(row)
@@ -370,7 +389,7 @@ def performance_drop(
         if sum(int(count / most) for _, _, count in plan) == 0:
             raise ValueError(f"APD split {split} has no validation tiles with {patches_per_slide} tiles per "
                              f"slide (each group gives training tiles / {most}): raise patches_per_slide")
-    ood_x, ood_y = zip(*ood)
+    ood_x, ood_y, _ = zip(*ood)
 
     random.seed(seed)
     draws = random.sample(range(0, 10000), repetitions)
@@ -380,19 +399,24 @@ def performance_drop(
     pps = patches_per_slide
     for draw in draws:
         random.seed(draw)
+        # PathoROB draws the feasible split of each centre before any shuffle (its randint calls)
+        held_out = (None if test_cases is None else
+                    [set(test_cases[c][random.randint(0, len(test_cases[c]) - 1)]) for c in in_domain])
         for i in range(len(in_domain)):
             for j in range(len(classes)):
-                slides = [groups[i][j][k:k + pps] for k in range(0, len(groups[i][j]), pps)]
-                random.shuffle(slides)
-                groups[i][j] = [tile for slide in slides for tile in slide]
+                chunks = [groups[i][j][k:k + pps] for k in range(0, len(groups[i][j]), pps)]
+                random.shuffle(chunks)
+                if held_out is not None:
+                    chunks = _test_cases_last(chunks, held_out[i])
+                groups[i][j] = [tile for chunk in chunks for tile in chunk]
         for split, plan in enumerate(plans):
             train = [t for i, j, count in plan for t in groups[i][j][:count]]
             val = [t for i, j, count in plan for t in groups[i][j][count:count + int(count / most)]]
             first_test = (most + 1) * pps
             test = [t for i in range(len(in_domain)) for j in range(len(classes)) for t in groups[i][j][first_test:]]
-            train_x, train_y = zip(*train)
-            val_x, val_y = zip(*val)
-            test_x, test_y = zip(*test)
+            train_x, train_y, _ = zip(*train)
+            val_x, val_y, _ = zip(*val)
+            test_x, test_y, _ = zip(*test)
             c, (id_acc, ood_acc) = _fit_logistic(train_x, train_y, val_x, val_y,
                                                  [(test_x, test_y), (ood_x, ood_y)])
             accuracy["in_domain"][split].append(id_acc)
@@ -407,6 +431,15 @@ def performance_drop(
         in_domain_scores=[float(s) for s in id_scores], out_of_domain_scores=[float(s) for s in ood_scores],
         accuracies=accuracy, best_c=best_c,
     )
+
+
+def _test_cases_last(chunks: list, cases: set) -> list:
+    """The first chunk of each case in `cases` moved to the end, in the chunks' order."""
+    first: dict[str, int] = {}
+    for k, chunk in enumerate(chunks):
+        first.setdefault(chunk[0][2], k)
+    moved = sorted(first[c] for c in cases if c in first)
+    return [c for k, c in enumerate(chunks) if k not in moved] + [chunks[k] for k in moved]
 
 
 # --- clustering score ------------------------------------------------------------------------

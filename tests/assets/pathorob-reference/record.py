@@ -8,7 +8,8 @@ Not run by the tests: it needs a PathoROB checkout (not shipped; BSD-3-Clause) a
 
 Writes reference.json beside this file. Calls, per metric, the functions PathoROB's command
 lines call: robustness_index.select_optimal_k_value (dataset "camelyon", as evaluate_model calls
-it after its Normalizer), apd.apd.compute (dataset "camelyon", and "tcga" with its 4 x 4 schedule, 2 repetitions) and
+it after its Normalizer), apd.apd.compute (dataset "camelyon", "tcga" with its 4 x 4 schedule, and "tolkach_esca" with its
+case-level test splits; 2 repetitions) and
 clustering_score.compute (dataset "camelyon", K in 2..8, 3 trials), with features written by its
 FeatureDataManager; and robustness_index_paired.select_optimal_k_value_pairs (dataset "tcga", as
 evaluate_model_pairs calls it, with the case_id column get_meta adds).
@@ -31,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[2]))
 
 from tests.harness.scoring.pathorob_fixture import (  # noqa: E402
-    apd_fixture, clustering_fixture, paired_fixture, robustness_fixture, tcga_apd_fixture,
+    apd_fixture, clustering_fixture, paired_fixture, robustness_fixture, tcga_apd_fixture, tolkach_apd_fixture,
 )
 
 import pathorob  # noqa: E402
@@ -123,6 +124,7 @@ def main() -> None:
             "paired_robustness_index": record_paired(work / "paired"),
             "apd": record_apd(work / "apd-work"),
             "tcga_apd": record_apd(work / "tcga-apd-work", "tcga", "tcga_4x4", tcga_apd_fixture),
+            "tolkach_apd": record_apd(work / "tolkach-apd-work", "tolkach_esca", "tolkach_esca", tolkach_apd_fixture),
             "clustering": record_clustering(work / "clu-work"),
         }
     (HERE / "reference.json").write_text(json.dumps(reference, indent=1) + "\n")

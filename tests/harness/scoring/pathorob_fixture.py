@@ -108,3 +108,48 @@ def tcga_apd_fixture() -> tuple[pd.DataFrame, np.ndarray]:
     meta, x = _table(TCGA_IN + TCGA_OUT, TCGA_CLASSES, 12, 30, 4, np.random.default_rng(15),
                      subset_of=lambda c: "ID" if c in TCGA_IN else "OOD", class_signal=0.7, centre_signal=0.8)
     return fewer_ood_slides(meta, x, 1)
+
+
+# PathoROB tolkach_esca's constants (pathorob/apd/utils.py load_data) and, per in-domain (centre, class),
+# the nine cases its tolkach_esca.csv holds there (100 tiles each), in the table's order
+TOLKACH_IN = ["VALSET2_WNS", "VALSET4_CHA_FULL"]
+TOLKACH_OUT = ["VALSET1_UKK", "VALSET3_TCGA"]
+TOLKACH_CLASSES = ["TUMOR", "MUSC_PROP", "SH_OES", "SH_MAG", "REGR_TU", "ADVENT"]
+TOLKACH_CASES = {
+    "VALSET2_WNS": {
+        "TUMOR": [24, 29, 28, 23, 21, 20, 18, 25, 27],
+        "MUSC_PROP": [19, 28, 31, 23, 21, 18, 25, 26, 27],
+        "SH_OES": [24, 29, 28, 31, 21, 18, 25, 26, 27],
+        "SH_MAG": [24, 19, 31, 23, 21, 18, 25, 26, 27],
+        "REGR_TU": [30, 24, 29, 22, 23, 21, 18, 25, 27],
+        "ADVENT": [30, 24, 29, 28, 23, 21, 25, 26, 27],
+    },
+    "VALSET4_CHA_FULL": {
+        "TUMOR": [73, 65, 56, 53, 76, 62, 66, 74, 63],
+        "MUSC_PROP": [70, 54, 60, 77, 59, 76, 71, 61, 58],
+        "SH_OES": [70, 53, 48, 69, 59, 57, 75, 51, 72],
+        "SH_MAG": [65, 55, 70, 67, 52, 77, 59, 76, 58],
+        "REGR_TU": [64, 70, 67, 49, 59, 76, 68, 47, 62],
+        "ADVENT": [70, 48, 69, 59, 76, 61, 75, 58, 50],
+    },
+}
+
+
+def tolkach_apd_fixture() -> tuple[pd.DataFrame, np.ndarray]:
+    """PathoROB tolkach_esca's APD layout at its sizes (2 in-domain centres x 6 classes x 9 cases x 100
+    tiles, each case id PathoROB's, so that its feasible test-case splits apply; 2 out-of-domain centres
+    x 6 classes x 20 tiles), 4-d embeddings."""
+    rng = np.random.default_rng(16)
+    class_axes, centre_axes = rng.normal(size=(6, 4)), rng.normal(size=(4, 4))
+    rows, vectors = [], []
+    for ci, centre in enumerate(TOLKACH_IN + TOLKACH_OUT):
+        for bi, label in enumerate(TOLKACH_CLASSES):
+            cases = TOLKACH_CASES[centre][label] if centre in TOLKACH_IN else [900 + ci]
+            for case in cases:
+                shift = rng.normal(scale=0.4, size=4)
+                for t in range(100 if centre in TOLKACH_IN else 20):
+                    rows.append({"subset": "ID" if centre in TOLKACH_IN else "OOD", "slide_id": f"case_{case:03d}",
+                                 "patch_id": f"{label.lower()}.{t}", "biological_class": label,
+                                 "medical_center": centre})
+                    vectors.append(0.5 * class_axes[bi] + 0.8 * centre_axes[ci] + shift + rng.normal(size=4))
+    return pd.DataFrame(rows), np.asarray(vectors, dtype=np.float32)
