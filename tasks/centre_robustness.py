@@ -54,6 +54,9 @@ class PerformanceDropParams(BaseModel):
     # two_centre: base + 1 splits (camelyon, tolkach_esca); four_by_four: PathoROB's TCGA schedule, whose
     # diagonal pairs the i-th in-domain centre (in_domain's order) with the i-th class (the dataset's order)
     schedule: Literal["two_centre", "four_by_four"] = "two_centre"
+    # PathoROB's Tolkach ESCA constraint: per repetition a feasible test-case split per centre, whose
+    # cases' slides are kept for the test region (harness/data/pathorob/tolkach_splits.json)
+    test_cases: Literal["tolkach_splits"] | None = None
 
 
 class ClusteringParams(BaseModel):
@@ -149,6 +152,14 @@ def reduced_rows(table: str, slides: np.ndarray, patches: np.ndarray | None, bio
                              f"the data but {r['biological_class']} at {r['medical_center']} in PathoROB's {table}: "
                              "the dataset is not the one the table describes")
     return np.asarray(index, dtype=np.int64)
+
+
+def feasible_test_cases(name: str) -> dict[str, list[list[str]]]:
+    """PathoROB's feasible test-case lists per centre (`name`.json in harness/data/pathorob)."""
+    import json
+    from importlib.resources import files
+
+    return json.loads(files("harness").joinpath("data", "pathorob", f"{name}.json").read_text())["test"]
 
 
 def slides_together(slides: np.ndarray) -> np.ndarray:
@@ -256,7 +267,8 @@ class CentreRobustness(TaskFamily):
                 drop = pathorob.performance_drop(
                     x, biology, centres, inside, outside, data.class_names, base=params.apd.base,
                     patches_per_slide=params.apd.patches_per_slide, repetitions=params.apd.repetitions,
-                    progress=lambda: advance(1), schedule=params.apd.schedule)
+                    progress=lambda: advance(1), schedule=params.apd.schedule, slides=slides,
+                    test_cases=None if params.apd.test_cases is None else feasible_test_cases(params.apd.test_cases))
             for key, mean, half, scores in (
                 ("apd_in_domain", drop.in_domain, drop.in_domain_ci, drop.in_domain_scores),
                 ("apd_out_of_domain", drop.out_of_domain, drop.out_of_domain_ci, drop.out_of_domain_scores),

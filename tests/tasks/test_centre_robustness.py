@@ -223,3 +223,29 @@ def test_a_reduced_table_that_the_data_cannot_serve_is_one_line():
     with pytest.raises(ValueError, match="index_rows selects rows for the unpaired index"):
         CentreRobustnessParams.model_validate({"pairs": "subsets", "apd": None, "clustering": None,
                                                "index_rows": "tolkach_esca_reduced"})
+
+
+def test_the_family_passes_pathorobs_case_splits_to_apd():
+    """apd.test_cases: tolkach_splits (PathoROB's feasible case splits) reaches the APD with each
+    tile's case: its accuracies are those of the metric called with the same constraint, not the
+    unconstrained ones."""
+    from harness.scoring.pathorob_metrics import performance_drop
+    from harness.tasks.centre_robustness import feasible_test_cases, slides_together
+    from tests.harness.scoring.pathorob_fixture import TOLKACH_CLASSES, TOLKACH_IN, TOLKACH_OUT, tolkach_apd_fixture
+
+    meta, x = tolkach_apd_fixture()
+    labels = np.array([TOLKACH_CLASSES.index(c) for c in meta.biological_class])
+    split = SplitArrays(embeddings=x, labels=labels, slides=meta.slide_id.to_numpy(),
+                        centres=meta.medical_center.to_numpy(), subsets=meta.subset.to_numpy())
+    params = CentreRobustnessParams.model_validate({
+        "in_domain": TOLKACH_IN, "out_of_domain": TOLKACH_OUT, "max_k": 5, "clustering": None, "bootstrap_resamples": 20,
+        "apd": {"base": 3, "patches_per_slide": 100, "repetitions": 2, "test_cases": "tolkach_splits"}})
+    result = CentreRobustness().evaluate(TaskData(splits={"tiles": split}, class_names=TOLKACH_CLASSES), params)
+    order = slides_together(meta.slide_id.to_numpy())
+    common = (x[order], meta.biological_class.to_numpy()[order], meta.medical_center.to_numpy()[order], TOLKACH_IN,
+              TOLKACH_OUT, TOLKACH_CLASSES)
+    constrained = performance_drop(*common, base=3, patches_per_slide=100, repetitions=2,
+                                   slides=meta.slide_id.to_numpy()[order], test_cases=feasible_test_cases("tolkach_splits"))
+    free = performance_drop(*common, base=3, patches_per_slide=100, repetitions=2)
+    assert result.metrics["apd_in_domain"].values == pytest.approx(constrained.in_domain_scores, abs=1e-6)  # rounded
+    assert constrained.in_domain_scores != pytest.approx(free.in_domain_scores, abs=1e-6)
