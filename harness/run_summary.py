@@ -12,11 +12,11 @@ from harness.terminal import stdout
 
 
 def print_summary(outcomes, output: Path) -> None:
-    table = Table(title="main scores (mean ± std over seeds, bootstrap 95% CI on test)")
+    table = Table(title="main scores (mean ± std over seeds or folds where there are several, bootstrap 95% CI on test)")
     for column in ("model", "task", "status", "main score", "value", "95% CI", "note"):
         table.add_column(column, overflow="fold")
     for o in outcomes:
-        value = f"{o.value:.4f} ± {o.std:.4f}" if o.value is not None else "-"
+        value = "-" if o.value is None else (f"{o.value:.4f}" if o.n_values == 1 else f"{o.value:.4f} ± {o.std:.4f}")
         ci = f"[{o.ci95[0]:.3f}, {o.ci95[1]:.3f}]" if o.ci95 else "-"
         note = "earlier result (use --overwrite to recompute)" if o.reused else _short(o.reason or "")
         status = {"ok": "[green]ok[/green]", "skipped": "[yellow]skipped[/yellow]",

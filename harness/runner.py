@@ -67,6 +67,7 @@ class TaskOutcome:
     ci95: tuple[float, float] | None = None
     reason: str | None = None
     reused: bool = False  # an earlier run's result, not recomputed
+    n_values: int | None = None  # seeds or folds behind value and std (one: the std says nothing)
     slug: str | None = None  # the model's results folder (<output>/<slug>/<task>.json)
 
 
@@ -427,6 +428,7 @@ def _outcome_from(result: TaskResult, slug: str, reused: bool = False) -> TaskOu
         model=result.model.name, task=result.task, status=result.status, main_score=result.main_score.name,
         value=main.mean if main else None, std=main.std if main else None,
         ci95=main.ci95 if main else None, reason=result.reason, reused=reused, slug=slug,
+        n_values=len(main.values) if main and main.values is not None else None,
     )
 
 

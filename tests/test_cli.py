@@ -334,3 +334,14 @@ def test_a_users_own_tasks_module_does_not_shadow_the_harness(tmp_path):
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "synth-tiles" in done.stdout and "my own" not in done.stderr
+
+
+def test_the_summary_gives_a_spread_only_where_there_are_several_values(tmp_path, capsys):
+    """A score from one fit (the logistic probe, a robustness index) has no spread to show: no '± 0.0000'."""
+    from harness.run_summary import print_summary
+    from harness.runner import TaskOutcome
+
+    print_summary([TaskOutcome("m", "seeded", "ok", "balanced_accuracy", 0.5, 0.02, (0.4, 0.6), n_values=5),
+                   TaskOutcome("m", "one-fit", "ok", "balanced_accuracy", 0.7, 0.0, (0.6, 0.8), n_values=1)], tmp_path)
+    out = capsys.readouterr().out
+    assert "0.5000 ± 0.0200" in out and "0.7000" in out and "0.7000 ±" not in out
