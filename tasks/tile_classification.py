@@ -155,25 +155,23 @@ class TileClassification(TaskFamily):
                                      params.seeds[k])
             return probe.predict_logits(test.embeddings), probe.best_step
 
-        seeds, probe_details = list(params.seeds), {"probe": "adamw"}
         if params.probe == "logistic":  # one deterministic fit on everything but the reported split
             logistic = fit_logistic_probe(np.concatenate([train.embeddings, val.embeddings]),
                                           np.concatenate([train.labels, val.labels]), n_classes,
                                           params.logistic_cost, params.logistic_max_iter)
             fits = [(logistic.predict_logits(test.embeddings), None)]
-            seeds, probe_details = seeds[:1], {"probe": "logistic", "cost": logistic.cost, "objective": logistic.loss,
-                                               "max_abs_gradient": logistic.gradient,
-                                               "lbfgs_evaluations": logistic.iterations,
-                                               "trained_on": len(train.labels) + len(val.labels)}
+            seeds = list(params.seeds[:1])
+            probe_details = {"probe": "logistic", "cost": logistic.cost, "objective": logistic.loss,
+                             "max_abs_gradient": logistic.gradient, "lbfgs_evaluations": logistic.iterations,
+                             "trained_on": len(train.labels) + len(val.labels)}
         else:
             fits = map_fits(fit_seed, len(params.seeds))
-        predictions, scores, steps = [], [], []
-        for logits, best_step in fits:
+            seeds = list(params.seeds)
+            probe_details = {"probe": "adamw", "probe_best_steps": [step for _, step in fits]}
+        predictions, scores = [], []
+        for logits, _ in fits:
             predictions.append(logits.argmax(1))
             scores.append(softmax(logits, axis=1))  # AUROC ranks probabilities, not raw logits
-            steps.append(best_step)
-        if params.probe == "adamw":
-            probe_details["probe_best_steps"] = steps
 
         y = test.labels
         metrics: dict[str, MetricSummary] = {}
