@@ -30,6 +30,7 @@ dataset by slide and patch id (the dataset's patch_column) and read in the table
 
 from __future__ import annotations
 
+from functools import lru_cache
 from itertools import combinations
 from typing import ClassVar, Literal
 
@@ -128,9 +129,6 @@ def reduced_rows(table: str, slides: np.ndarray, patches: np.ndarray | None, bio
     """The rows of the data that PathoROB's reduced `table` lists, in the table's order (which its
     k-means and neighbour counts see). Every listed tile must be in the data with the table's class
     and centre; else one line says which and what to check."""
-    import csv
-    from importlib.resources import files
-
     if patches is None:
         raise ValueError(f"PathoROB's {table} names tiles by slide and patch id: declare the dataset's "
                          "patch_column (PathoROB's patch_id)")
@@ -138,8 +136,7 @@ def reduced_rows(table: str, slides: np.ndarray, patches: np.ndarray | None, bio
     if len(where) < len(slides):
         raise ValueError(f"{len(slides) - len(where)} tiles share a slide and patch id with another, so PathoROB's "
                          f"{table} cannot name them: check the dataset's slide_column and patch_column")
-    with files("harness").joinpath("data", "pathorob", f"{table}.csv").open(newline="") as handle:
-        listed = list(csv.DictReader(handle))
+    listed = reduced_table(table)
     index = [where.get((r["slide_id"], r["patch_id"])) for r in listed]
     missing = [r for r, i in zip(listed, index) if i is None]
     if missing:
@@ -152,6 +149,17 @@ def reduced_rows(table: str, slides: np.ndarray, patches: np.ndarray | None, bio
                              f"the data but {r['biological_class']} at {r['medical_center']} in PathoROB's {table}: "
                              "the dataset is not the one the table describes")
     return np.asarray(index, dtype=np.int64)
+
+
+@lru_cache(maxsize=None)
+def reduced_table(table: str) -> tuple[dict, ...]:
+    """The rows of PathoROB's reduced `table` (harness/data/pathorob), read once per process (the
+    Tolkach ESCA task reads tolkach_esca_reduced for the index and for the clustering score)."""
+    import csv
+    from importlib.resources import files
+
+    with files("harness").joinpath("data", "pathorob", f"{table}.csv").open(newline="") as handle:
+        return tuple(csv.DictReader(handle))
 
 
 def feasible_test_cases(name: str) -> dict[str, list[list[str]]]:
