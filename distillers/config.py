@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from harness.errors import HarnessError
 from harness.yaml_files import parse_yaml, read_yaml
 from harness.distillers.method import METHODS
+from harness.distillers.view_jitter import ViewJitter
 from harness.registry import first_problem
 
 
@@ -50,6 +51,8 @@ class DistillConfig(BaseModel):
     warmup_steps: int = Field(30, ge=0)
     grad_clip: float = Field(1.0, gt=0)
     augment: bool = True  # flips and 90-degree rotations of the student's input (tissue is orientation-free)
+    # colour and optics jitter of the student's view only (stain, gamma, blur; distillers/view_jitter.py)
+    jitter: ViewJitter = Field(default_factory=ViewJitter)
     checkpoint_every: int = Field(50, ge=1)
     seed: int = 0
     name: str | None = None  # the student's model name (default: the output folder's name)

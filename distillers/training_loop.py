@@ -19,12 +19,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pydantic import BaseModel
 from torch import nn
 
 from harness.atomic_write import atomic_path
 from harness.errors import HarnessError
 from harness.models.card import IMAGENET_MEAN, IMAGENET_STD
 from harness.distillers.student import student_timm_kwargs
+from harness.distillers.view_jitter import jitter_draws, jittered
 from harness.models.encoder import PooledBackbone
 from harness.process_group import barrier, rank_and_world
 from harness.progress import progress_bar
@@ -142,8 +144,11 @@ def train(config, images, method, out_dir: Path, device: str = "cpu", stop_after
             mine = slice(rank, None, world)  # this rank's share of the batch
             # the tiles cross to the device once; resizing and normalising happen there
             tiles = oriented_tiles(images, index[mine], codes[mine] if config.augment else None).to(device)
-            if method.observes_batches:  # online teachers embed this very view (no_grad)
+            if method.observes_batches:  # online teachers embed this very view (no_grad), un-jittered
                 method.observe(tiles)
+            if config.jitter.active:  # the student alone sees a colour/optics-jittered copy
+                draws = jitter_draws(config.jitter, config.seed, step, len(index))  # the whole batch's
+                tiles = jittered(tiles, config.jitter, {key: value[mine] for key, value in draws.items()})
             x = model_input(tiles, config.student_input_size)
             with autocast:
                 loss = model(x, index[mine], codes[mine] if config.augment else None)
@@ -186,6 +191,10 @@ def _load_state(path: Path, config, device: str) -> dict:
         raise HarnessError(f"{path}: cannot resume from this checkpoint ({type(error).__name__}): delete "
                            f"{path.parent} to start over") from None
     now = training_settings(config)
+    for key in now.keys() - saved.keys():  # a setting added since the checkpoint was written: its default then
+        field = type(config).model_fields.get(key)
+        default = field.get_default(call_default_factory=True) if field is not None else None
+        saved[key] = default.model_dump(mode="json") if isinstance(default, BaseModel) else default
     changed = sorted(key for key in saved.keys() | now.keys() if saved.get(key) != now.get(key))
     if changed:
         raise HarnessError(f"{path}: a checkpoint of another distillation (different {', '.join(changed)}): "
