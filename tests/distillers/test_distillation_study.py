@@ -108,7 +108,11 @@ def test_the_study_runs_resumes_and_gives_a_verdict_per_claim(tmp_path, capsys, 
             assert (tmp_path / "study" / "results" / f"{arm}-s{seed}-d8" / "tiny-tiles.json").exists() == (arm == "multi")
             record = json.loads((folder / "distill.json").read_text())
             assert record["matryoshka_dims"] == study.MATRYOSHKA and record["embed_dim"] == 64
+            jitter = record["config"]["jitter"]  # only the jitter arm's student saw jittered views
+            assert jitter == (study.JITTER if arm == "multi-jitter" else {"stain": 0.0, "gamma": 0.0, "blur": 0.0})
     assert "Training loss" in printed and "What each teacher knows" in printed
+    assert len([line for line in printed.splitlines() if line.startswith("multi-jitter - multi (the jitter alone)")]) == 1
+    assert "VERDICT robustness: the multi-jitter student" in printed
     weights = tmp_path / "study" / "students" / "multi-s1" / "model.safetensors"
     written = weights.stat().st_mtime_ns
     study.main()  # a rerun resumes: nothing is trained again, the same verdicts come out
@@ -124,7 +128,7 @@ def test_the_study_runs_resumes_and_gives_a_verdict_per_claim(tmp_path, capsys, 
     alone = json.loads((tmp_path / "study" / "verdicts.json").read_text())
     assert alone["verdicts"]["multi_teacher"] == alone["verdicts"]["matryoshka"] == "not measured"
     assert alone["retention"] == {"tissue": verdicts["retention"]["tissue"]}
-    assert "student: nuclei" not in printed and "VERDICT robustness: the tissue-teacher student" in printed
+    assert "student: nuclei" not in printed and "VERDICT robustness: the tissue student" in printed
     monkeypatch.setattr(sys, "argv", [*args, "--arms", "tissue,bone"])
     with pytest.raises(SystemExit):
         study.main()
