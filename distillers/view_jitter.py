@@ -49,39 +49,56 @@ def jitter_draws(jitter: ViewJitter, seed: int, step: int, n: int) -> dict[str, 
 
 
 def jittered(x: torch.Tensor, jitter: ViewJitter, draws: dict[str, np.ndarray]) -> torch.Tensor:
-    """x (B, 3, H, W) in [0, 1] -> the jittered views, each tile with its own draws."""
+    """x (B, 3, H, W) in [0, 1] -> the jittered views, each tile with its own draws. Stain and tone
+    act on the optical density od = -log(x): HED jitter mixes it, the tone curve x ** g scales it
+    (exp(-g od)), so both cost one log and one exp."""
     if not jitter.active:
         return x
+
+    def per_tile(key: str) -> torch.Tensor:
+        return torch.as_tensor(draws[key], dtype=torch.float32, device=x.device)
+
     out = x.float()
-    if jitter.stain:
-        out = hed_jittered(out, *(torch.as_tensor(draws[k], dtype=torch.float32, device=x.device)
-                                  for k in ("alpha", "beta")))
-    if jitter.gamma:
-        gammas = torch.as_tensor(draws["gamma"], dtype=torch.float32, device=x.device).view(-1, 1, 1, 1)
-        out = out.clamp(min=0.0) ** gammas
+    if jitter.stain or jitter.gamma:
+        od = -torch.log(out.clamp(min=1e-6))
+        if jitter.stain:
+            od = hed_jittered_density(od, per_tile("alpha"), per_tile("beta")).clamp(min=0.0)  # clamp: x <= 1
+        if jitter.gamma:
+            od = od * per_tile("gamma").view(-1, 1, 1, 1)
+        out = torch.exp(-od)
     if jitter.blur:
-        out = torch.stack([gaussian_blurred(tile, float(sigma)) for tile, sigma in zip(out, draws["blur"])])
+        out = gaussian_blurred(out, per_tile("blur"))
     return out.clamp(0.0, 1.0).to(x.dtype)
 
 
-def hed_jittered(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
-    """HED jitter of (B, 3, H, W) in [0, 1] with per-tile (B, 3) scales and shifts."""
-    hed_from_rgb = torch.as_tensor(HED_FROM_RGB, dtype=torch.float32, device=x.device)
-    rgb_from_hed = torch.as_tensor(RGB_FROM_HED, dtype=torch.float32, device=x.device)
-    stains = torch.einsum("bchw,cd->bdhw", -torch.log(x.clamp(min=1e-6)), hed_from_rgb)
-    stains = stains * alpha[:, :, None, None] + beta[:, :, None, None]
-    return torch.exp(-torch.einsum("bdhw,dc->bchw", stains, rgb_from_hed)).clamp(0.0, 1.0)
+def hed_jittered_density(od: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """HED jitter of an RGB optical density (B, 3, H, W) with per-tile (B, 3) scales and shifts:
+    to HED, scaled and shifted, back to RGB, i.e. od (H diag(alpha) R) + beta R, one 3 x 3 mix and
+    one offset per tile (H, R: HED_FROM_RGB, RGB_FROM_HED)."""
+    hed_from_rgb = torch.as_tensor(HED_FROM_RGB, dtype=torch.float32, device=od.device)
+    rgb_from_hed = torch.as_tensor(RGB_FROM_HED, dtype=torch.float32, device=od.device)
+    mix = hed_from_rgb @ torch.diag_embed(alpha) @ rgb_from_hed  # (B, 3, 3): rgb od in, rgb od out
+    offset = beta @ rgb_from_hed  # (B, 3)
+    b, c, h, w = od.shape
+    return (torch.bmm(mix.transpose(1, 2), od.reshape(b, c, h * w)) + offset[:, :, None]).reshape(b, c, h, w)
 
 
-def gaussian_blurred(tile: torch.Tensor, sigma: float) -> torch.Tensor:
-    """(3, H, W) blurred by a separable Gaussian (reflect padding, truncated at 3 sigma); < 0.1 px: as is."""
-    if sigma < 0.1:
-        return tile
-    radius = max(1, min(int(math.ceil(3 * sigma)), min(tile.shape[-2:]) - 1))
-    offsets = torch.arange(-radius, radius + 1, dtype=tile.dtype, device=tile.device)
-    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    image = torch.nn.functional.pad(tile[None], (radius, radius, radius, radius), mode="reflect")
-    image = torch.nn.functional.conv2d(image, kernel.view(1, 1, 1, -1).expand(3, 1, 1, -1), groups=3)
-    image = torch.nn.functional.conv2d(image, kernel.view(1, 1, -1, 1).expand(3, 1, -1, 1), groups=3)
-    return image[0]
+def gaussian_blurred(x: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W), tile b blurred by a separable Gaussian of sigmas[b] px (reflect padding,
+    truncated at ceil(3 sigma) px; below 0.1 px a tile is left as it is), all in one grouped
+    convolution: each tile's kernel is zero beyond its own radius."""
+    b, c, h, w = x.shape
+    blurred = sigmas >= 0.1
+    if not bool(blurred.any()):
+        return x
+    radii = torch.where(blurred, torch.ceil(3 * sigmas), torch.zeros_like(sigmas)).clamp(max=min(h, w) - 1)
+    reach = max(1, int(radii.max()))
+    offsets = torch.arange(-reach, reach + 1, dtype=x.dtype, device=x.device)
+    safe = torch.where(blurred, sigmas, torch.ones_like(sigmas)).to(x.dtype)
+    kernels = torch.exp(-0.5 * (offsets[None] / safe[:, None]) ** 2) * (offsets.abs()[None] <= radii[:, None])
+    kernels = torch.where(blurred[:, None], kernels, (offsets == 0).to(x.dtype)[None])  # unblurred: identity
+    kernels = (kernels / kernels.sum(1, keepdim=True)).repeat_interleave(c, dim=0)  # (B * 3, K)
+    image = torch.nn.functional.pad(x.reshape(1, b * c, h, w), (reach, reach, reach, reach), mode="reflect")
+    image = torch.nn.functional.conv2d(image, kernels.view(b * c, 1, 1, -1), groups=b * c)
+    image = torch.nn.functional.conv2d(image, kernels.view(b * c, 1, -1, 1), groups=b * c)
+    return image.reshape(b, c, h, w)

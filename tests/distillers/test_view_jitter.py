@@ -45,18 +45,20 @@ def test_the_stain_jitter_is_the_hed_perturbation_on_a_real_tile():
 
 
 def test_the_blur_is_scipys_gaussian_and_the_gamma_a_tone_curve():
-    tile = as_batch(real_tiles(1))[0]
-    ours = gaussian_blurred(tile, 1.0).numpy()
-    reference = gaussian_filter(tile.numpy(), sigma=(0, 1.0, 1.0), mode="mirror", truncate=3.0)
-    assert np.abs(ours - reference).max() < 1e-5
-    assert gaussian_blurred(tile, 0.05) is tile  # below 0.1 px: as is
+    tiles = as_batch(real_tiles(3))
+    sigmas = [1.0, 0.05, 2.0]  # each tile its own; below 0.1 px left as it is
+    ours = gaussian_blurred(tiles, torch.tensor(sigmas)).numpy()
+    for tile, sigma, out in zip(tiles.numpy(), sigmas, ours):
+        reference = gaussian_filter(tile, sigma=(0, sigma, sigma), mode="mirror", truncate=3.0) if sigma >= 0.1 else tile
+        assert np.abs(out - reference).max() < 1e-5, sigma
+    assert gaussian_blurred(tiles, torch.tensor([0.0, 0.05, 0.09])) is tiles
 
     jitter = ViewJitter(gamma=0.3)
     draws = jitter_draws(jitter, seed=0, step=0, n=64)
     assert draws["gamma"].min() >= 1 / 1.3 - 1e-9 and draws["gamma"].max() <= 1.3 + 1e-9
     batch = as_batch(real_tiles(2))
     out = jittered(batch, jitter, {key: value[:2] for key, value in draws.items()})
-    assert torch.allclose(out, batch ** torch.tensor(draws["gamma"][:2], dtype=torch.float32).view(-1, 1, 1, 1), atol=1e-6)
+    assert torch.allclose(out, batch ** torch.tensor(draws["gamma"][:2], dtype=torch.float32).view(-1, 1, 1, 1), atol=1e-4)  # black: the 1e-6 floor
     assert jittered(batch, ViewJitter(), draws) is batch  # all zero: no jitter
 
 
