@@ -115,7 +115,8 @@ def harness(study: Study, *args: str) -> None:
 
 def distill_args(study: Study, method: str, teachers: list[str], seed: int, steps: int, lr: float,
                  own: dict | None = None) -> list[str]:
-    settings = {**{key: json.dumps(value) for key, value in (own or {}).items()}, "method": method, "dataset": study.dataset, "seed": seed, "steps": steps, "lr": lr,
+    settings = {**{key: json.dumps(value) for key, value in (own or {}).items()},  # the arm's own (jitter)
+                "method": method, "dataset": study.dataset, "seed": seed, "steps": steps, "lr": lr,
                 "student": STUDENT, "student_kwargs": json.dumps(STUDENT_KWARGS), "student_input_size": STUDENT_INPUT,
                 "matryoshka_dims": json.dumps(MATRYOSHKA), "warmup_steps": min(100, max(1, steps // 10)),
                 "checkpoint_every": max(1, min(100, steps // 10))}
@@ -300,8 +301,9 @@ def report(study: Study) -> dict:
     print_loss_curves(study)
 
     # compression: each arm against its own teacher (multi: the better teacher per task)
-    teacher_of = {"tissue": table[TEACHERS["tissue"]], "nuclei": table[TEACHERS["nuclei"]],
-                  "multi": best_teacher(table, TEACHERS.values()), "multi-jitter": best_teacher(table, TEACHERS.values())}
+    both = best_teacher(table, TEACHERS.values())
+    teacher_of = {"tissue": table[TEACHERS["tissue"]], "nuclei": table[TEACHERS["nuclei"]], "multi": both,
+                  "multi-jitter": both}
     print("Claim 1, compression: median normalised retention of its teacher (%), on the tasks it informs\n")
     medians = {}
     rows = []
@@ -400,7 +402,8 @@ def print_robustness(study: Study, table: dict, arms: list[str], medians: dict) 
     if {"multi", "multi-jitter"} <= set(arms):
         gain = scores["multi-jitter"] - scores["multi"]
         cost = np.array(medians["multi-jitter"]) - np.array(medians["multi"])
-        print(f"multi-jitter - multi (the jitter alone): {short(study.robustness_task)} per seed {seeds_text(gain, 3)}, "
+        print(f"multi-jitter - multi (the jitter alone): {short(study.robustness_task)} per seed "
+              f"{seeds_text(gain, 3)}, "
               f"mean [95% CI] {t_interval(gain).text(3)} ({comparison_verdict(t_interval(gain))}); median retention "
               f"per seed {seeds_text(cost, 1)}, mean [95% CI] {t_interval(cost).text()} points\n")
     judged = next((arm for arm in ("multi-jitter", "multi") if arm in arms), arms[0])
