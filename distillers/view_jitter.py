@@ -1,8 +1,8 @@
 """Colour and optics jitter of the student's view (the teachers' targets stay the clean tile's).
 
 A student that matches its teacher's embedding of a tile from a jittered copy of that tile learns
-to ignore the jitter: the mechanism behind a student that is more stain-robust than its teacher
-(H0-mini, distilled with colour-augmented student views, scores higher on PLISM than its teacher).
+to ignore the jitter: the mechanism by which a student can be as stain-robust as its teacher or
+more (H0-mini's PLISM claim; it was distilled with augmented, colour-jittered student views).
 Three jitters, each off at 0, drawn per tile from (seed, step) so a resumed run sees the same views:
 
   stain  HED jitter (Tellez et al. 2019): each stain's optical density scaled by U(1 - s, 1 + s)
