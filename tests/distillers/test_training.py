@@ -192,6 +192,8 @@ def test_settings_that_cannot_work_are_refused_in_one_line_before_training(tmp_p
         (["student_kwargs={depths: {a: 1}}"], "key 'student_kwargs.depths"),
         (["steps=0"], "key 'steps': Input should be greater than or equal to 1"),
         (["alpha=1.5"], "key 'alpha'"),
+        (["jitter={stane: 0.2}"], "key 'jitter.stane': unknown key"),
+        (["jitter={stain: 2}"], "key 'jitter.stain': Input should be less than or equal to 0.5"),
         (["method=nope"], r"key 'method': unknown method 'nope' \(one of: feature_kd, multi_teacher"),
     ]:
         out = tmp_path / "student"
