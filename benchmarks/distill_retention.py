@@ -49,6 +49,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -464,10 +465,14 @@ def main() -> None:
         parser.error(f"--arms: choose from {', '.join(ARMS)} (got {args.arms!r})")
     study = Study(args.out, args.seeds, args.steps, tasks, bracket, args.dataset, args.lr, args.robustness_task, extra,
                   arms)
+    started = time.perf_counter()
     if not args.report_only:
         train_and_score(study)
     verdicts = report(study)
+    verdicts["wall_minutes"] = round((time.perf_counter() - started) / 60, 1)
     (args.out / "verdicts.json").write_text(json.dumps(verdicts, indent=2, default=float) + "\n")
+    print(f"wall time {verdicts['wall_minutes']:.1f} min (this invocation: what an earlier one trained and scored is "
+          "reused, not counted)")
 
 
 if __name__ == "__main__":
