@@ -7,10 +7,13 @@ forward + a 384-d adaptor + cosine loss + backward + AdamW), in four set-ups, ea
   bf16             torch.autocast("cpu", bfloat16)
   compile          torch.compile of the student (its compile time printed apart)
 
-Prints steps/s per set-up and its ratio to fp32, from one run. What it answers: whether the
+Prints steps/s per set-up and its ratio to the first one asked (fp32 by default), from one run. What it answers: whether the
 3,200-step study could fit 90 minutes on 2 cores by a faster step (it needs about 2x).
 
-Usage: python benchmarks/student_step.py [--steps 30]
+The allocator is the harness's (`harness.memory_allocator`, as `harness distill` sets it);
+HARNESS_ALLOCATOR=system measures with glibc's defaults.
+
+Usage: python benchmarks/student_step.py [--steps 30] [--setups fp32,bf16]
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ import time
 
 import torch
 
+from harness.memory_allocator import keep_freed_memory
+
+SETUPS = ("fp32", "channels_last", "bf16", "compile")
 STUDENT_KWARGS = {"depths": [1, 1, 1, 1], "dims": [16, 32, 48, 64]}
 
 
@@ -58,13 +64,18 @@ def steps_per_second(setup: str, steps: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--setups", default=",".join(SETUPS), help=f"comma-separated, of {', '.join(SETUPS)}")
     args = parser.parse_args()
+    setups = [s for s in args.setups.split(",") if s]
+    if not setups or set(setups) - set(SETUPS):
+        parser.error(f"--setups: choose among {', '.join(SETUPS)}")
+    print(keep_freed_memory())
     print(f"threads: {torch.get_num_threads()}; {args.steps} timed steps after 3 of warm-up")
     base = None
-    for setup in ("fp32", "channels_last", "bf16", "compile"):
+    for setup in setups:
         rate, warm = steps_per_second(setup, args.steps)
         base = base or rate
-        print(f"{setup:14s} {rate:6.2f} steps/s  {rate / base:4.2f}x fp32  (warm-up {warm:.1f} s)", flush=True)
+        print(f"{setup:14s} {rate:6.2f} steps/s  {rate / base:4.2f}x {setups[0]}  (warm-up {warm:.1f} s)", flush=True)
 
 
 if __name__ == "__main__":

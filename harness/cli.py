@@ -25,6 +25,7 @@ from harness.models.card import DEFAULT_MAX_PARAMETERS
 
 EXIT_TASK_FAILED = 1
 EXIT_USAGE = 2
+COMPUTING_VERBS = ("run", "distill", "queue")  # those that train or embed: the allocator is set for tensors
 
 
 class HarnessCLI:
@@ -496,6 +497,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.handler.__name__ in COMPUTING_VERBS:
+        from harness.memory_allocator import keep_freed_memory
+
+        keep_freed_memory()
     try:
         return args.handler(args)
     except HarnessError as error:
