@@ -76,25 +76,48 @@ def static_calibration_error(probabilities, labels, weights=None, n_bins: int = 
 
 def _adaptive(probabilities, labels, weights, n_bins: int, threshold: float | None) -> np.ndarray:
     """ACE (threshold None) or TACE per weight row: the row's items repeated by their weight (a
-    bootstrap resample), sorted by confidence (stable), cut into M bins of floor(n / M)."""
+    bootstrap resample), sorted by confidence (stable), cut into M bins of floor(n / M).
+
+    Computed without building the resamples: in confidence order, item i's copies take positions
+    [end_i - w_i, end_i) of the repeated sequence (end: the running sum of the weights), so the sum
+    of a value over positions [0, P) is its running weighted sum over the items that end by P plus
+    the copies of the next item before P, and a bin's sum is that at its upper edge less that at
+    its lower one."""
     confidence, hits = _confidence_and_hits(probabilities, labels)
     order = np.argsort(confidence, kind="stable")
-    values = []
-    for row in _rows(weights, len(labels)):
-        index = np.repeat(order, row[order].astype(np.int64))
-        size = len(index) // n_bins
-        total, used = 0.0, 0
-        for b in range(n_bins):
-            members = index[b * size: (b + 1) * size if b < n_bins - 1 else len(index)]
-            if len(members) == 0:
-                continue
-            mean_confidence = confidence[members].mean()
-            if threshold is not None and mean_confidence <= threshold:
-                continue
-            total += abs(hits[members].mean() - mean_confidence)
-            used += 1
-        values.append(total / n_bins if threshold is None else (total / used if used else 0.0))
-    return np.array(values)
+    confidence, hits = confidence[order], hits[order]
+    rows = np.floor(_rows(weights, len(labels))[:, order])  # whole copies, as np.repeat takes them
+    b, n = rows.shape
+    ends = np.cumsum(rows, axis=1)
+    total = ends[:, -1:]
+    size = np.floor(total / n_bins)
+    edges = np.concatenate([size * np.arange(n_bins), total], axis=1)  # (b, M + 1) first position of each bin, then the end
+    # per row, how many items end by each edge: one sorted search over the rows laid end to end
+    span = float(total.max()) + 1.0
+    offset = span * np.arange(b)[:, None]
+    done = np.searchsorted((ends + offset).ravel(), (edges + offset).ravel(), side="right").reshape(b, -1)
+    done -= n * np.arange(b)[:, None]
+
+    def before(values: np.ndarray) -> np.ndarray:
+        """(b, M + 1): the sum of `values` over positions [0, edge) of each row's resample."""
+        running = np.concatenate([np.zeros((b, 1)), np.cumsum(rows * values, axis=1)], axis=1)
+        ended = np.concatenate([np.zeros((b, 1)), ends], axis=1)
+        rows_index = np.arange(b)[:, None]
+        partial = (edges - ended[rows_index, done]) * values[np.minimum(done, n - 1)]
+        return running[rows_index, done] + partial
+
+    counts = np.diff(edges, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_confidence = np.diff(before(confidence), axis=1) / counts
+        accuracy = np.diff(before(hits), axis=1) / counts
+    used = counts > 0
+    if threshold is not None:
+        used &= mean_confidence > threshold
+    gaps = np.where(used, np.abs(accuracy - mean_confidence), 0.0).sum(axis=1)
+    if threshold is None:
+        return gaps / n_bins
+    n_used = used.sum(axis=1)
+    return np.where(n_used > 0, gaps / np.maximum(n_used, 1), 0.0)
 
 
 def adaptive_calibration_error(probabilities, labels, weights=None, n_bins: int = N_BINS) -> np.ndarray:
