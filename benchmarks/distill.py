@@ -32,6 +32,7 @@ import torch  # noqa: E402
 
 from harness.distillers.config import DistillConfig  # noqa: E402
 from harness.distillers.run import distill  # noqa: E402
+from harness.memory_allocator import keep_freed_memory  # noqa: E402
 from harness.distillers.training_loop import build_student  # noqa: E402
 from harness.tile_embedding import ExtractOptions, resolve_precision  # noqa: E402
 from harness.registry import load_registry  # noqa: E402
@@ -63,6 +64,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args()
+    keep_freed_memory()  # the allocator `harness distill` sets, for the raw steps and the harness loop alike
     raw = raw_rate(args.steps, 32, with_teacher=False)
     raw_teacher = raw_rate(args.steps, 32, with_teacher=True)
     with tempfile.TemporaryDirectory() as tmp:

@@ -32,6 +32,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from harness.cli import main  # noqa: E402
+from harness.memory_allocator import keep_freed_memory  # noqa: E402
 from harness.embedding_cache import EmbeddingCache  # noqa: E402
 from harness.tile_embedding import ExtractOptions, embed_split, resolve_workers  # noqa: E402
 from harness.models.loading import LoadOptions, load_encoder  # noqa: E402
@@ -132,6 +133,7 @@ def main_benchmark() -> None:
     parser.add_argument("--threads", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.workers = resolve_workers(args.workers, "cpu")
+    keep_freed_memory()  # both sides under the allocator `harness run` sets (raw: in its own process)
     if args.raw_only:
         print(_raw_forward_in_this_process(args.model, args.n, args.batch_size, args.threads))
         return
