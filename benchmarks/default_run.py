@@ -5,7 +5,9 @@ and is reused. Each is a fresh process; wall time from start to exit.
 Prints, from one run on this machine:
   cold     wall time with an empty cache and results folder (the synthetic suite is generated,
            every model embeds, every task is evaluated), and where it went: the sums of the
-           results' timings.embed_s and eval_s, and the rest (start, generation, summary)
+           results' timings.embed_s and eval_s, and the rest (start, generation, summary); and its
+           CPU time (user + system, the process and its workers): CPU time / cores is the least
+           wall time any spreading of the same work over this machine's cores could take
   sync     the time the operating system then takes to write the cold run's files to disk (os.sync),
            so that a rerun does not wait on the disk's write-back
   rerun    wall time of the same command afterwards (results reused, nothing recomputed), three
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -31,15 +34,19 @@ from pathlib import Path
 BUDGETS = {"cold": 180.0, "rerun": 3.0}
 
 
-def timed_run(tasks: str, cache: Path, results: Path) -> tuple[float, str]:
+def timed_run(tasks: str, cache: Path, results: Path) -> tuple[float, str, float]:
+    """(wall s, stdout, CPU s: user + system of the run and the processes it waited for)"""
     env = dict(os.environ, HARNESS_CACHE=str(cache), HF_HUB_OFFLINE="1")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run([str(Path(sys.executable).parent / "harness"), "run", "--tasks", tasks,
                            "--output", str(results)], env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"harness run --tasks {tasks} exited {done.returncode}: {done.stderr.strip()[-400:]}")
-    return elapsed, done.stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, done.stdout, cpu
 
 
 def spent(results: Path) -> tuple[float, float, int]:
@@ -60,7 +67,7 @@ def main() -> None:
     root = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="default-run-"))
     for sub in ("cache", "results"):
         shutil.rmtree(root / sub, ignore_errors=True)
-    cold, _ = timed_run(args.tasks, root / "cache", root / "results")
+    cold, _, cpu = timed_run(args.tasks, root / "cache", root / "results")
     embed, evaluate, n_results = spent(root / "results")
     started = time.perf_counter()
     os.sync()
@@ -70,6 +77,9 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores; harness run --tasks {args.tasks}; {n_results} result files")
     print(f"cold   {cold:7.1f} s  (embed {embed:.0f} s + evaluate {evaluate:.0f} s + the rest "
           f"{cold - embed - evaluate:.0f} s: start, generation, summary)")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    print(f"cpu    {cpu:7.1f} s  (user + system; / {cores} cores = {cpu / cores:.1f} s, the least wall time this "
+          "work could take here)")
     print(f"sync   {sync:7.1f} s  (the cold run's files written to disk before the reruns)")
     print(f"rerun  {rerun:7.1f} s  (the slowest of {', '.join(f'{r:.2f}' for r in reruns)} s; every result reused)")
     for name, measured in (("cold", cold), ("rerun", rerun)):
