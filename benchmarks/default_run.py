@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness.scoring.parallel_fits import spare_cores
+
 BUDGETS = {"cold": 180.0, "rerun": 3.0}
 
 
@@ -77,7 +79,7 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores; harness run --tasks {args.tasks}; {n_results} result files")
     print(f"cold   {cold:7.1f} s  (embed {embed:.0f} s + evaluate {evaluate:.0f} s + the rest "
           f"{cold - embed - evaluate:.0f} s: start, generation, summary)")
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = spare_cores()
     print(f"cpu    {cpu:7.1f} s  (user + system; / {cores} cores = {cpu / cores:.1f} s, the least wall time this "
           "work could take here)")
     print(f"sync   {sync:7.1f} s  (the cold run's files written to disk before the reruns)")

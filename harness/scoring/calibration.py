@@ -98,13 +98,14 @@ def _adaptive(probabilities, labels, weights, n_bins: int, threshold: float | No
     done = np.searchsorted((ends + offset).ravel(), (edges + offset).ravel(), side="right").reshape(b, -1)
     done -= n * np.arange(b)[:, None]
 
+    row = np.arange(b)[:, None]
+    copies_before = edges - np.concatenate([np.zeros((b, 1)), ends], axis=1)[row, done]  # of the item under each edge
+    under = np.minimum(done, n - 1)  # that item (at the end: the last, with no copies before the edge)
+
     def before(values: np.ndarray) -> np.ndarray:
         """(b, M + 1): the sum of `values` over positions [0, edge) of each row's resample."""
         running = np.concatenate([np.zeros((b, 1)), np.cumsum(rows * values, axis=1)], axis=1)
-        ended = np.concatenate([np.zeros((b, 1)), ends], axis=1)
-        rows_index = np.arange(b)[:, None]
-        partial = (edges - ended[rows_index, done]) * values[np.minimum(done, n - 1)]
-        return running[rows_index, done] + partial
+        return running[row, done] + copies_before * values[under]
 
     counts = np.diff(edges, axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
