@@ -497,11 +497,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.handler.__name__ in COMPUTING_VERBS:
-        from harness.memory_allocator import keep_freed_memory
-
-        keep_freed_memory()
     try:
+        if args.handler.__name__ in COMPUTING_VERBS:
+            from harness.memory_allocator import keep_freed_memory
+
+            keep_freed_memory()
         return args.handler(args)
     except HarnessError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -11,7 +11,8 @@ tcmalloc, which PyTorch's CPU performance guide suggests preloading, behave alik
 is unchanged: the same numbers come out, sooner (`benchmarks/allocator.py` prints both ways).
 
 Left alone: a C library other than glibc, a user who set glibc's own MALLOC_*_ variables or
-preloads another allocator (LD_PRELOAD), and HARNESS_ALLOCATOR=system (glibc's defaults).
+preloads another allocator (LD_PRELOAD), and HARNESS_ALLOCATOR=system (glibc's defaults); any other
+value but 'harness' is refused in one line.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+
+from harness.errors import HarnessError
 
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc's malloc.h
 TRIM_THRESHOLD = 1 << 30  # freed memory kept for reuse before the heap is trimmed (bytes)
@@ -37,14 +40,18 @@ def keep_freed_memory() -> str:
 
 
 def _left_alone() -> str | None:
-    if os.environ.get("HARNESS_ALLOCATOR", "").strip().lower() == "system":
+    chosen = os.environ.get("HARNESS_ALLOCATOR", "").strip().lower()
+    if chosen == "system":
         return "HARNESS_ALLOCATOR=system"
+    if chosen not in ("", "harness"):
+        raise HarnessError(f"HARNESS_ALLOCATOR={chosen[:40]!r}: use 'system' (glibc's defaults) or 'harness' "
+                           "(the default), or unset it")
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return "not glibc"
     preload = os.environ.get("LD_PRELOAD", "")
     if any(name in preload for name in ("jemalloc", "tcmalloc", "mimalloc")):
         return "another allocator is preloaded"
-    chosen = [name for name in GLIBC_VARIABLES if name in os.environ]
-    if chosen:
-        return f"{chosen[0]} is set"
+    variables = [name for name in GLIBC_VARIABLES if name in os.environ]
+    if variables:
+        return f"{variables[0]} is set"
     return None

@@ -67,3 +67,13 @@ def test_left_alone_where_the_user_chose(env, reason):
 def test_run_sets_it_and_list_does_not():
     assert probe("run", "--tasks", "no-such-task")["after"] == 0
     assert probe("list", "--include", "/nonexistent.yaml")["after"] >= 64 << 20
+
+
+def test_an_unknown_setting_is_one_line_and_nothing_runs(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "harness", "run", "--tasks", "synth-tiles", "--output",
+                           str(tmp_path / "results")], env={**os.environ, "HARNESS_ALLOCATOR": "jemalloc"},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip() == ("error: HARNESS_ALLOCATOR='jemalloc': use 'system' (glibc's defaults) or "
+                                   "'harness' (the default), or unset it")
+    assert not (tmp_path / "results").exists()
