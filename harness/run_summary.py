@@ -12,6 +12,21 @@ from harness.terminal import stdout
 
 
 def print_summary(outcomes, output: Path) -> None:
+    """The skipped tasks first, once per reason, with what is missing and how to get it in full (cut
+    to a column's width, the steps were the part lost); then the scores (ok and failed tasks), so
+    that they are what a terminal shows at the end of a run."""
+    scored = [o for o in outcomes if o.status != "skipped"]
+    skipped = [o for o in outcomes if o.status == "skipped"]
+    if skipped:
+        _print_skipped(skipped, models=list(dict.fromkeys(o.model for o in outcomes)))
+    if scored or not skipped:
+        _print_scores(scored)
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("ok", "skipped", "failed")}
+    stdout.print(f"{counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} failed; results in "
+                 f"{escape(str(output))}/")
+
+
+def _print_scores(outcomes) -> None:
     table = Table(title="main scores (mean ± std over seeds or folds where there are several, bootstrap 95% CI on test)")
     for column in ("model", "task", "status", "main score", "value", "95% CI", "note"):
         table.add_column(column, overflow="fold")
@@ -19,18 +34,49 @@ def print_summary(outcomes, output: Path) -> None:
         value = "-" if o.value is None else (f"{o.value:.4f}" if o.n_values == 1 else f"{o.value:.4f} ± {o.std:.4f}")
         ci = f"[{o.ci95[0]:.3f}, {o.ci95[1]:.3f}]" if o.ci95 else "-"
         note = "earlier result (use --overwrite to recompute)" if o.reused else _short(o.reason or "")
-        status = {"ok": "[green]ok[/green]", "skipped": "[yellow]skipped[/yellow]",
-                  "failed": "[red]failed[/red]"}[o.status]
+        status = {"ok": "[green]ok[/green]", "failed": "[red]failed[/red]"}[o.status]
         # names and reasons are data (a card's name, an error's text, an install hint in brackets): as text
         table.add_row(Text(o.model), Text(o.task), status, Text(o.main_score or "-"), value, Text(ci), Text(note))
     stdout.print(table)
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("ok", "skipped", "failed")}
-    stdout.print(f"{counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} failed; results in "
-                 f"{escape(str(output))}/")
+
+
+def _print_skipped(outcomes, models: list[str]) -> None:
+    """One row per reason: the tasks that share it (crc-100k's three tasks read one dataset) and, only
+    where a reason holds for some of the run's models and not all, which models."""
+    tasks_of: dict[str, dict[str, list[str]]] = {}  # reason -> task -> models
+    for o in outcomes:
+        tasks_of.setdefault(o.reason or "", {}).setdefault(o.task, []).append(o.model)
+    rows = []
+    for reason, tasks in tasks_of.items():
+        by_models: dict[tuple[str, ...], list[str]] = {}
+        for task, names in tasks.items():
+            by_models.setdefault(tuple(names), []).append(task)
+        rows += [(names, task_names, reason) for names, task_names in by_models.items()]
+    per_model = any(len(names) != len(models) for names, _, _ in rows)
+    table = Table(title=f"skipped ({len(outcomes)}): the same text is each result file's `reason`", title_style="yellow")
+    if per_model:
+        table.add_column("model", overflow="fold")
+    for column in ("task", "missing", "how to get it"):
+        table.add_column(column, overflow="fold")
+    for names, task_names, reason in rows:
+        missing, how = split_reason(reason)
+        cells = [Text(", ".join(task_names)), Text(missing), Text(how)]
+        table.add_row(*([Text(", ".join(names))] if per_model else []), *cells)
+    stdout.print(table)
+
+
+def split_reason(reason: str) -> tuple[str, str]:
+    """('what is missing', 'how to get it'): a skip reason reads "<what is missing>: <steps>" or
+    "<what is missing>; <steps>"; one without either is all 'what'."""
+    cuts = [i for i in (reason.find(": "), reason.find("; ")) if i > 0]
+    if not cuts:
+        return reason, ""
+    cut = min(cuts)
+    return reason[:cut], reason[cut + 2:]
 
 
 def _short(reason: str, limit: int = 110) -> str:
-    """The table shows the start of a reason; the result file keeps all of it."""
+    """The scores table shows the start of a failure's reason; the result file keeps all of it."""
     return reason if len(reason) <= limit else reason[: limit - 1] + "…"
 
 

@@ -345,3 +345,35 @@ def test_the_summary_gives_a_spread_only_where_there_are_several_values(tmp_path
                    TaskOutcome("m", "one-fit", "ok", "balanced_accuracy", 0.7, 0.0, (0.6, 0.8), n_values=1)], tmp_path)
     out = capsys.readouterr().out
     assert "0.5000 ± 0.0200" in out and "0.7000" in out and "0.7000 ±" not in out
+
+
+def test_the_summary_lists_each_skip_once_with_its_steps_uncut_before_the_scores(tmp_path, capsys):
+    """Skipped tasks get a table of their own, printed before the scores (which end the output): one
+    row per reason, the tasks that share it together, the steps to get the data in full (they were
+    cut at 110 characters inside the scores table, the steps being the part lost), and a model
+    column only where a skip holds for some of the run's models and not all."""
+    from harness.run_summary import print_summary, split_reason
+    from harness.runner import TaskOutcome
+
+    hub = "1aurent/NCT-CRC-HE@main is not in the local Hub cache (~16 GB); get it with `harness download crc-100k`"
+    local = ("no slide table at /data/panda/slides.csv: point --data-root at the folder holding panda/slides.csv. "
+             "Download train_images/ (10,616 TIFFs); write slides.csv from train.csv with the isup_grade column LASTSTEP")
+    outcomes = [TaskOutcome(m, t, "skipped", reason=hub) for m in ("m1", "m2") for t in ("crc-100k", "crc-retrieval")]
+    outcomes += [TaskOutcome(m, "panda", "skipped", reason=local) for m in ("m1", "m2")]
+    outcomes += [TaskOutcome(m, "synth-tiles", "ok", "balanced_accuracy", 0.5, 0.02, (0.4, 0.6), n_values=5)
+                 for m in ("m1", "m2")]
+    print_summary(outcomes, tmp_path)
+    out = capsys.readouterr().out
+    assert out.count("harness download crc-100k") == 1 and "crc-100k, crc-retrieval" in out
+    assert "LASTSTEP" in out and "…" not in out and out.count("/data/panda/slides.csv") == 1
+    assert out.index("skipped (6)") < out.index("main scores") < out.index("2 ok, 6 skipped, 0 failed")
+    assert "│ model" not in out.split("main scores")[0]  # every skip holds for both models: no model column
+
+    print_summary([*outcomes, TaskOutcome("m2", "synth-seg", "skipped", reason="m2 has no dense form (segmentation)")],
+                  tmp_path)
+    skipped = capsys.readouterr().out.split("main scores")[0]
+    assert "model" in skipped and "m1, m2" in skipped and "│ m2 " in skipped
+    assert split_reason(local)[0] == "no slide table at /data/panda/slides.csv"
+    assert split_reason(hub) == ("1aurent/NCT-CRC-HE@main is not in the local Hub cache (~16 GB)",
+                                 "get it with `harness download crc-100k`")
+    assert split_reason("m2 has no dense form (segmentation)") == ("m2 has no dense form (segmentation)", "")
