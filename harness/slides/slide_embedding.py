@@ -204,13 +204,35 @@ def slide_features(encoder, source, paths: list[Path], tiling: TilingSpec, cache
     return instrument_slides(encoder, source, paths, fingerprint)
 
 
+# Instruments' tilings, by slide fingerprint (file and tiling settings), kept for the process: an
+# instrument has no embedding cache entry to hold them, and a run scores each slide dataset for
+# several tasks and models (the instruments' run of every task planned each slide four times).
+_TILINGS: dict[str, SlideTiling] = {}
+_MOST_TILINGS = 50_000
+
+
+def instrument_tiling(path: Path, tiling: TilingSpec) -> SlideTiling:
+    """plan_tiles(path, tiling), once per process while the file and the settings are unchanged."""
+    try:
+        key = slide_fingerprint(path, tiling)
+    except OSError:  # missing or unreadable: plan_tiles says so in its own words (SlideError)
+        return plan_tiles(path, tiling)
+    if key not in _TILINGS:
+        if len(_TILINGS) >= _MOST_TILINGS:
+            _TILINGS.clear()
+        planned = plan_tiles(path, tiling)
+        planned.coords.setflags(write=False)  # shared by every later call: read, never written
+        _TILINGS[key] = planned
+    return _TILINGS[key]
+
+
 def instrument_slides(encoder, source, paths: list[Path], fingerprint: str) -> SlideFeatures:
     """Instrument models on slides: the tiling is real, the features are the instrument's (which
     raises NotApplicable on slides without latents)."""
     features, coords, kept, failed = [], [], [], {}
     for i, path in enumerate(paths):
         try:
-            tiling = plan_tiles(path, source.tiling)
+            tiling = instrument_tiling(path, source.tiling)
         except SlideError as error:
             failed[str(path)] = str(error)
             continue

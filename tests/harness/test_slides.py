@@ -128,3 +128,30 @@ def test_a_slide_claiming_an_absurd_resolution_is_refused_at_once(tmp_path, synt
     assert len(plan_tiles(with_resolution(good, tmp_path / "ok.tiff", 0.5), TilingSpec()).coords) > 0
 
 
+
+
+def test_an_instrument_plans_each_slide_once_per_process_until_the_file_or_tiling_changes(
+        tmp_path, synthetic_slides, monkeypatch):
+    """Instruments have no embedding cache entry to keep a slide's tiles in: their tilings are
+    kept for the process, by the slide's fingerprint, so a run that scores one slide dataset for
+    several tasks and models opens each slide once; a rewritten file or other settings plan again."""
+    import shutil
+
+    from harness.slides import slide_embedding
+
+    calls = []
+    monkeypatch.setattr(slide_embedding, "plan_tiles", lambda path, tiling: calls.append(path) or plan_tiles(path, tiling))
+    monkeypatch.setattr(slide_embedding, "_TILINGS", {})
+    slide = Path(shutil.copy(sorted((synthetic_slides / "slides").glob("*.tiff"))[0], tmp_path / "slide.tiff"))
+    first = slide_embedding.instrument_tiling(slide, TilingSpec())
+    again = slide_embedding.instrument_tiling(slide, TilingSpec())
+    assert len(calls) == 1 and again is first and np.array_equal(first.coords, plan_tiles(slide, TilingSpec()).coords)
+    with pytest.raises(ValueError):
+        again.coords[0, 0] = -1  # shared: read-only
+    assert len(slide_embedding.instrument_tiling(slide, TilingSpec(tile_size=128)).coords) > len(first.coords)
+    stat = slide.stat()
+    os.utime(slide, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # the file was rewritten
+    slide_embedding.instrument_tiling(slide, TilingSpec())
+    assert len(calls) == 3
+    with pytest.raises(SlideError, match="cannot open"):
+        slide_embedding.instrument_tiling(tmp_path / "missing.tiff", TilingSpec())
