@@ -279,7 +279,8 @@ class HarnessCLI:
     def _score_student(self, args, config, student_dir: Path, record: dict) -> int:
         from harness.distillers.scoring import compare
         from harness.models.model_spec import resolve_model
-        from harness.run_summary import print_summary
+        from harness.results import DISTILLATION_REPORT
+        from harness.run_summary import print_retention, print_summary
         from harness.runner import RunConfig, Runner
 
         registry, families = self._registry(args)
@@ -294,8 +295,7 @@ class HarnessCLI:
         teacher_slugs = {t: folders.get(t, resolve_model(t).slug) for t in teachers}
         student_slug = folders.get(student_name, resolve_model(str(student_dir)).slug)
         report = compare(Path(args.results), student_slug, teacher_slugs, tasks, record)
-        for name, row in report["teachers"].items():
-            print(f"retention vs {name}: median {row['median_retention']}")
+        print_retention(report, Path(args.results) / student_slug / DISTILLATION_REPORT)
         return 0
 
     def pull(self, args) -> int:

@@ -65,6 +65,27 @@ def _print_skipped(outcomes, models: list[str]) -> None:
     stdout.print(table)
 
 
+def print_retention(report: dict, path: Path) -> None:
+    """`harness distill --score`: the student against each teacher, from the report it wrote."""
+    table = Table(title=f"student {report['student']} against its teachers (retention: student / teacher x 100)")
+    for column in ("teacher", "tasks", "median retention %", "median normalised retention %", "parameters",
+                   "items/s"):
+        table.add_column(column, overflow="fold")
+    for name, row in report["teachers"].items():
+        params, rate = row["parameters"], row["items_per_s"]
+        table.add_row(Text(name), str(len(row["tasks"])), _number(row["median_retention"], ".1f"),
+                      _number(row["median_normalised_retention"], ".1f"),
+                      f"{_number(params['student'], ',')} / {_number(params['teacher'], ',')}",
+                      f"{_number(rate['student'], '.1f')} / {_number(rate['teacher'], '.1f')}")
+    stdout.print(table)
+    stdout.print(f"normalised: (student - random-noise) / (teacher - random-noise) on the tasks the teacher "
+                 f"informs; parameters and items/s: student / teacher; per task in {escape(str(path))}")
+
+
+def _number(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
 def split_reason(reason: str) -> tuple[str, str]:
     """('what is missing', 'how to get it'): a skip reason reads "<what is missing>: <steps>" or
     "<what is missing>; <steps>"; one without either is all 'what'."""

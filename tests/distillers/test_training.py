@@ -123,7 +123,7 @@ def test_logit_kd_from_an_ensemble_of_task_heads(tmp_path, tiny_registry_file):
     assert (one.argmax(1) == y).mean() > 0.9 and two.shape == (60, 3)
 
 
-def test_distill_score_writes_the_teacher_student_report(tmp_path, tiny_registry_file):
+def test_distill_score_writes_the_teacher_student_report(tmp_path, tiny_registry_file, capsys):
     import yaml
 
     from harness.cli import main
@@ -141,6 +141,8 @@ def test_distill_score_writes_the_teacher_student_report(tmp_path, tiny_registry
     assert row["median_retention"] == pytest.approx(task["retention"])
     assert row["parameters"]["teacher"] == 0 and row["items_per_s"]["teacher"] is None  # instruments have no speed
     assert "synth-oracle-tissue" in report["fidelity"]
+    printed = capsys.readouterr().out  # the report's numbers as a table, rounded
+    assert "against its teachers" in printed and f"{row['median_retention']:.1f}" in printed
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({**CONFIG, "teachers": [{"model": "timm:vit_tiny_patch16_224", "random_init": True}],
                                    "method": "feature_kd"}))
