@@ -67,7 +67,8 @@ def _print_skipped(outcomes, models: list[str]) -> None:
 
 def print_retention(report: dict, path: Path) -> None:
     """`harness distill --score`: the student against each teacher, from the report it wrote."""
-    table = Table(title=f"student {report['student']} against its teachers (retention: student / teacher x 100)")
+    # the student's name is a folder's name: text, never markup
+    table = Table(title=Text(f"student {report['student']} against its teachers (retention: student / teacher x 100)"))
     for column in ("teacher", "tasks", "median retention %", "median normalised retention %", "parameters",
                    "items/s"):
         table.add_column(column, overflow="fold")
