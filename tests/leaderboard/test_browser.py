@@ -58,15 +58,17 @@ def wait_healthy(url: str, process: subprocess.Popen, timeout_s: float = 90) -> 
 @pytest.fixture(scope="module")
 def space_venv(tmp_path_factory) -> Path:
     """A fresh venv with what the Space's Dockerfile installs: requirements.txt, then the harness
-    with --no-deps (from this checkout, where the Space would use its pinned git URL)."""
+    with --no-deps (from this checkout, where the Space would use its pinned git URL). Without
+    byte-compiling every installed module (half the install's time here): the app compiles what
+    it imports when it starts."""
     from harness.leaderboard.space import pinned_requirements
 
     folder = tmp_path_factory.mktemp("space-venv")
     (folder / "requirements.txt").write_text(pinned_requirements())
     venv.create(folder / "venv", with_pip=True)
     python = folder / "venv" / "bin" / "python"
-    for command in (["-m", "pip", "install", "-q", "-r", str(folder / "requirements.txt")],
-                    ["-m", "pip", "install", "-q", "--no-deps", str(ROOT)]):
+    for command in (["-m", "pip", "install", "-q", "--no-compile", "-r", str(folder / "requirements.txt")],
+                    ["-m", "pip", "install", "-q", "--no-compile", "--no-deps", str(ROOT)]):
         done = subprocess.run([str(python), *command], capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, done.stderr[-3000:]
     return python
