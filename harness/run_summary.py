@@ -43,15 +43,13 @@ def _print_scores(outcomes) -> None:
 def _print_skipped(outcomes, models: list[str]) -> None:
     """One row per reason: the tasks that share it (crc-100k's three tasks read one dataset) and, only
     where a reason holds for some of the run's models and not all, which models."""
-    tasks_of: dict[str, dict[str, list[str]]] = {}  # reason -> task -> models
+    models_of: dict[tuple[str, str], list[str]] = {}  # (task, reason) -> the models skipped for it
     for o in outcomes:
-        tasks_of.setdefault(o.reason or "", {}).setdefault(o.task, []).append(o.model)
-    rows = []
-    for reason, tasks in tasks_of.items():
-        by_models: dict[tuple[str, ...], list[str]] = {}
-        for task, names in tasks.items():
-            by_models.setdefault(tuple(names), []).append(task)
-        rows += [(names, task_names, reason) for names, task_names in by_models.items()]
+        models_of.setdefault((o.task, o.reason or ""), []).append(o.model)
+    tasks_of: dict[tuple[tuple[str, ...], str], list[str]] = {}  # (models, reason) -> tasks: one row each
+    for (task, reason), names in models_of.items():
+        tasks_of.setdefault((tuple(names), reason), []).append(task)
+    rows = [(names, task_names, reason) for (names, reason), task_names in tasks_of.items()]
     per_model = any(len(names) != len(models) for names, _, _ in rows)
     table = Table(title=f"skipped ({len(outcomes)}): the same text is each result file's `reason`", title_style="yellow")
     if per_model:
