@@ -8,8 +8,13 @@ bags of 2-6 tiles, 192 dims, 3 classes, 5 epochs, one bag per step, one thread):
   folds         seconds for 5 folds one after another and side by side in forked workers
                 (harness/scoring/parallel_fits.py, one per core), their ratio, and whether the
                 predictions are bit-identical
+  decoder       seconds to train eva's conv-ms segmentation decoder (synth-seg's settings: 100 steps
+                of 8, a validation every 25) with its tensors in PyTorch's default layout and in
+                the channels-last layout it uses (harness/scoring/segmentation_head.py), their ratio,
+                and the largest difference in validation Dice: on feature maps shaped like
+                synth-oracle's (5 x 56 x 56) and like a ViT-Ti's (192 x 14 x 14), 112 px tiles
 
-Usage: python benchmarks/evaluation.py [--folds 5] [--bags 390] [--epochs 5]
+Usage: python benchmarks/evaluation.py [--folds 5] [--bags 390] [--epochs 5] [--parts abmil,decoder]
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import time
 import numpy as np
 import torch
 
-from harness.scoring import abmil
+from harness.scoring import abmil, segmentation_head
 from harness.scoring.abmil import AbmilConfig, train_abmil
 from harness.scoring.parallel_fits import map_fits, spare_cores
 
@@ -38,6 +43,32 @@ def synthetic_fold(f: int, n_bags: int, epochs: int) -> np.ndarray:
     return np.stack([predict(b) for b in bags[n_bags:]])
 
 
+def decoder_fit(features_shape: tuple[int, int, int]) -> list[tuple[int, float]]:
+    """Train the conv-ms decoder on 144 tiles whose class map is a blurred function of the features
+    (so there is something to learn); its validation (step, Dice) history."""
+    from harness.scoring.segmentation_head import DecoderConfig, DenseBatches, train_decoder
+
+    rng = np.random.default_rng(0)
+    channels, h, w = features_shape
+
+    def split(n: int) -> DenseBatches:
+        features = rng.standard_normal((n, channels, h, w)).astype(np.float16)
+        coarse = features[:, :5].astype(np.float32).argmax(axis=1)  # (n, h, w): a class per cell
+        masks = np.kron(coarse, np.ones((112 // h, 112 // w), np.int64)).astype(np.uint8)
+        images = rng.integers(0, 256, (n, 112, 112, 3), dtype=np.uint8)
+        return DenseBatches(features, images, masks)
+
+    train, val = split(144), split(48)
+
+    def score(predicted: np.ndarray, masks: np.ndarray) -> float:
+        hits = [(2 * ((predicted == c) & (masks == c)).sum()) / max(1, (predicted == c).sum() + (masks == c).sum())
+                for c in range(1, 5)]
+        return float(np.mean(hits))
+
+    config = DecoderConfig(kind="conv-ms", steps=100, batch_size=8, eval_every=25)
+    return train_decoder(train, val, 5, config, seed=0, score=score).val_scores
+
+
 def timed(function):
     started = time.perf_counter()
     out = function()
@@ -49,7 +80,32 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--bags", type=int, default=390)
     parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--parts", default="abmil,decoder", help="comma-separated: abmil, decoder")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
+    if "abmil" in parts:
+        abmil_parts(args)
+    if "decoder" in parts:
+        decoder_part()
+
+
+def decoder_part() -> None:
+    from harness.memory_allocator import keep_freed_memory
+
+    keep_freed_memory()  # as `harness run` sets it: a step's activations reuse the last step's pages
+    layout = segmentation_head.MEMORY_FORMAT
+    for name, shape in (("synth-oracle", (5, 56, 56)), ("ViT-Ti", (192, 14, 14))):
+        segmentation_head.MEMORY_FORMAT = torch.contiguous_format
+        default_s, default_history = timed(lambda: decoder_fit(shape))
+        segmentation_head.MEMORY_FORMAT = layout
+        harness_s, harness_history = timed(lambda: decoder_fit(shape))
+        gap = max(abs(a[1] - b[1]) for a, b in zip(default_history, harness_history))
+        print(f"decoder {name:<12} {'x'.join(map(str, shape)):>10}   default layout {default_s:.2f} s   "
+              f"channels-last {harness_s:.2f} s   ratio {default_s / harness_s:.2f}x   "
+              f"largest validation Dice difference {gap:.6f}")
+
+
+def abmil_parts(args) -> None:
 
     multi_tensor = abmil.head_adamw
     abmil.head_adamw = lambda params, lr, weight_decay: torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
