@@ -191,7 +191,7 @@ def test_every_view_of_the_space_in_chromium(space_venv, instrument_results, sui
             wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, '[data-testid="stApp"]')))
             wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, '[data-testid="stDataFrame"]')))
             wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), "How sure are the ranks?"))
-            time.sleep(2)
+            settle(driver)
 
             # no banner above the tabs (a distillation report is not a "broken result file")
             banners = [a.text for a in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stAlert"]')
@@ -225,7 +225,7 @@ def test_every_view_of_the_space_in_chromium(space_venv, instrument_results, sui
             next(label for label in sidebar.find_elements(By.TAG_NAME, "label")
                  if "No training-data overlap only" in label.text).click()
             wait.until(lambda d: "students/tiny on synth-tiles (TCGA)" not in active_panel(d).text)
-            time.sleep(2)
+            settle(driver, paint_s=1.0)
             assert driver.save_screenshot(str(tmp_path / "view-no-overlap.png"))
             filtered = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stDataFrame"]')[0]
             ranks_after = {row[2]: row[1] for row in table_rows(filtered)}
@@ -234,7 +234,7 @@ def test_every_view_of_the_space_in_chromium(space_venv, instrument_results, sui
             next(label for label in sidebar.find_elements(By.TAG_NAME, "label")
                  if "No training-data overlap only" in label.text).click()
             wait.until(lambda d: "students/tiny on synth-tiles (TCGA)" in active_panel(d).text)
-            time.sleep(2)
+            settle(driver)
             overview = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stDataFrame"]')[0]
 
             # lineage: the student (ranked above its teacher, the network) moves right under it, with its
@@ -242,7 +242,7 @@ def test_every_view_of_the_space_in_chromium(space_venv, instrument_results, sui
             next(label for label in sidebar.find_elements(By.TAG_NAME, "label")
                  if "Students under their teachers" in label.text).click()
             wait.until(lambda d: "Rows are grouped by lineage" in active_panel(d).text)
-            time.sleep(2)
+            settle(driver, paint_s=1.0)
             assert driver.save_screenshot(str(tmp_path / "view-lineage.png"))
             lineage = table_rows(driver.find_elements(By.CSS_SELECTOR, '[data-testid="stDataFrame"]')[0])
             names = [row[2] for row in lineage]
@@ -257,7 +257,7 @@ def test_every_view_of_the_space_in_chromium(space_venv, instrument_results, sui
             next(label for label in sidebar.find_elements(By.TAG_NAME, "label")
                  if "Students under their teachers" in label.text).click()
             wait.until(lambda d: "Rows are grouped by lineage" not in active_panel(d).text)
-            time.sleep(2)
+            settle(driver)
             overview = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stDataFrame"]')[0]
 
             # numbers sort as numbers: a click on the `mean` header sorts the rows by it, ascending
@@ -272,7 +272,7 @@ def test_every_view_of_the_space_in_chromium(space_venv, instrument_results, sui
                 tab = next(t for t in driver.find_elements(By.CSS_SELECTOR, '[role="tab"]') if t.text == name)
                 tab.click()
                 panel = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, ACTIVE_PANEL)))
-                time.sleep(1.5)  # let charts and the grid canvas paint
+                settle(driver, paint_s=1.0)  # let charts and the grid canvas paint
                 shots[name] = tmp_path / f"view-{name.lower().replace(' ', '-')}.png"
                 assert driver.save_screenshot(str(shots[name]))
                 text = panel.text
@@ -288,7 +288,7 @@ def test_every_view_of_the_space_in_chromium(space_venv, instrument_results, sui
                     box.send_keys("synth-report")
                     box.send_keys(Keys.ENTER)
                     wait.until(lambda d: "cider_d" in active_panel(d).text)
-                    time.sleep(1.5)
+                    settle(driver)
                     grid = next(g for g in active_panel(driver).find_elements(By.CSS_SELECTOR, '[data-testid="stDataFrame"]'))
                     click_header(driver, grid.find_element(By.CSS_SELECTOR, "canvas"), sum(TASK_WIDTHS[:2]) + TASK_WIDTHS[2] // 2)
                     scores = [float(row[2]) for row in table_rows(grid) if row[2]]
@@ -343,6 +343,22 @@ def table_rows(grid) -> list[list[str]]:
 
     return [[cell.get_attribute("textContent") for cell in row.find_elements(By.TAG_NAME, "td")]
             for row in grid.find_elements(By.CSS_SELECTOR, "tbody tr")]
+
+
+def settle(driver, paint_s: float = 0.5) -> None:
+    """Wait until the app's script has finished its run (Streamlit marks the app root with its state),
+    then `paint_s` for charts and the grid's canvas to draw. Without the mark, 2 s."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def state(d) -> str | None:
+        return d.find_element(By.CSS_SELECTOR, '[data-testid="stApp"]').get_attribute("data-test-script-state")
+
+    if state(driver) is None:
+        time.sleep(2)
+        return
+    WebDriverWait(driver, 90, poll_frequency=0.1).until(lambda d: state(d) == "notRunning")
+    time.sleep(paint_s)
 
 
 def click_header(driver, canvas, x: int) -> None:
