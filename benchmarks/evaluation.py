@@ -44,8 +44,8 @@ def synthetic_fold(f: int, n_bags: int, epochs: int) -> np.ndarray:
 
 
 def decoder_fit(features_shape: tuple[int, int, int]) -> list[tuple[int, float]]:
-    """Train the conv-ms decoder on 144 tiles whose class map is a blurred function of the features
-    (so there is something to learn); its validation (step, Dice) history."""
+    """Train the conv-ms decoder on 144 tiles whose mask is, cell by cell, the argmax of the first
+    five feature channels (so there is something to learn); its validation (step, Dice) history."""
     from harness.scoring.segmentation_head import DecoderConfig, DenseBatches, train_decoder
 
     rng = np.random.default_rng(0)
