@@ -85,3 +85,17 @@ def test_torch_in_a_worker_after_the_parent_used_its_thread_pool():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "True"
+
+
+def test_workers_inherit_the_modules_an_optimiser_imports():
+    """torch.optim imports torch._dynamo on first use (about a second): imported once before the
+    fork, not again in every worker. Run in a fresh process, where nothing has imported it yet."""
+    code = textwrap.dedent("""
+        import sys
+        import torch
+        from harness.scoring.parallel_fits import map_fits
+        print(map_fits(lambda i: "torch._dynamo" in sys.modules, 2, workers=2))
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[True, True]"
