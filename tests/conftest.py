@@ -4,10 +4,6 @@ fast (instead of retrying ~20 s) and must be set before huggingface_hub is impor
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,7 +15,6 @@ os.environ.setdefault("HARNESS_CACHE", str(Path(os.environ.get("PYTEST_TMP", "/t
 # The cache the README's run uses (CI runs it first with this HARNESS_CACHE): tests of the full
 # synthetic suite reuse its generated data and embeddings instead of recomputing them.
 SUITE_CACHE = Path(os.environ["HARNESS_CACHE"])
-INSTRUMENT_RUN = pytest.StashKey["InstrumentRun"]()
 
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory) -> Path:
@@ -43,56 +38,18 @@ def tiny_registry_file(tmp_path_factory) -> Path:
     return path
 
 
-class InstrumentRun:
-    """`harness run --model synth-oracle --model random-noise --tasks all --log-samples`, once per
-    session, in a process of its own: the instruments' bounds on every synthetic task, real tasks
-    recorded as skipped, and the per-item samples beside each result. It starts when collection
-    ends and the tests that read it run last, so it computes while the others run (it keeps about
-    1.7 of the 2 cores busy, the other tests about 1.3)."""
-
-    def __init__(self) -> None:
-        SUITE_CACHE.mkdir(parents=True, exist_ok=True)
-        self.folder = Path(tempfile.mkdtemp(prefix="instrument-run-"))
-        self.out, self.log = self.folder / "results", self.folder / "run.log"
-        command = [sys.executable, "-m", "harness", "run", "--model", "synth-oracle", "--model", "random-noise",
-                   "--tasks", "all", "--output", str(self.out), "--cache-dir", str(SUITE_CACHE), "--log-samples"]
-        with open(self.log, "w") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
-
-    def results(self) -> Path:
-        code = self.process.wait()
-        if code != 0:
-            pytest.fail(f"the instruments' run exited {code}:\n{self.log.read_text()[-4000:]}")
-        return self.out
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-
-def pytest_collection_modifyitems(config, items):
-    readers = [item for item in items if "instrument_results" in getattr(item, "fixturenames", ())]
-    if readers and not config.option.collectonly:
-        last = {id(item) for item in readers}
-        items[:] = [item for item in items if id(item) not in last] + readers
-        config.stash[INSTRUMENT_RUN] = InstrumentRun()
-
-
-def pytest_unconfigure(config):
-    run = config.stash.get(INSTRUMENT_RUN, None)
-    if run is not None:
-        run.close()
-
-
 @pytest.fixture(scope="session")
-def instrument_results(request) -> Path:
-    """The instruments' run's results folder (see InstrumentRun)."""
-    run = request.config.stash.get(INSTRUMENT_RUN, None)
-    if run is None:  # collected some other way: start it now
-        run = request.config.stash[INSTRUMENT_RUN] = InstrumentRun()
-    return run.results()
+def instrument_results(suite_cache, tmp_path_factory) -> Path:
+    """`harness run --model synth-oracle --model random-noise --tasks all --log-samples`, once per
+    session: the instruments' bounds on every synthetic task, real tasks recorded as skipped, and
+    the per-item samples beside each result."""
+    from harness.cli import main
+
+    out = tmp_path_factory.mktemp("instrument-results")
+    code = main(["run", "--model", "synth-oracle", "--model", "random-noise", "--tasks", "all",
+                 "--output", str(out), "--cache-dir", str(suite_cache), "--log-samples"])
+    assert code == 0
+    return out
 
 
 @pytest.fixture(scope="session")
