@@ -22,6 +22,11 @@ from harness.atomic_write import write_text_atomic
 from harness.results import DISTILLATION_REPORT, ResultStore
 
 
+def report_path(results: Path, student_slug: str) -> Path:
+    """Where `compare` writes a student's report: beside its results."""
+    return Path(results) / student_slug / DISTILLATION_REPORT
+
+
 def compare(results: Path, student_slug: str, teacher_slugs: dict[str, str], tasks: list[str],
             distill_record: dict) -> dict:
     store = ResultStore(results)
@@ -64,7 +69,7 @@ def compare(results: Path, student_slug: str, teacher_slugs: dict[str, str], tas
                                                                    "teacher": _tiles_per_slide(teacher.values())}
             report["teachers"][teacher_name]["slides_per_min"] = {
                 "student": _rate(student.values(), "slides_per_min"), "teacher": _rate(teacher.values(), "slides_per_min")}
-    write_text_atomic(Path(results) / student_slug / DISTILLATION_REPORT, json.dumps(report, indent=2) + "\n")
+    write_text_atomic(report_path(results, student_slug), json.dumps(report, indent=2) + "\n")
     return report
 
 

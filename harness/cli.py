@@ -277,9 +277,8 @@ class HarnessCLI:
         return 0
 
     def _score_student(self, args, config, student_dir: Path, record: dict) -> int:
-        from harness.distillers.scoring import compare
+        from harness.distillers.scoring import compare, report_path
         from harness.models.model_spec import resolve_model
-        from harness.results import DISTILLATION_REPORT
         from harness.run_summary import print_retention, print_summary
         from harness.runner import RunConfig, Runner
 
@@ -295,7 +294,7 @@ class HarnessCLI:
         teacher_slugs = {t: folders.get(t, resolve_model(t).slug) for t in teachers}
         student_slug = folders.get(student_name, resolve_model(str(student_dir)).slug)
         report = compare(Path(args.results), student_slug, teacher_slugs, tasks, record)
-        print_retention(report, Path(args.results) / student_slug / DISTILLATION_REPORT)
+        print_retention(report, report_path(Path(args.results), student_slug))
         return 0
 
     def pull(self, args) -> int:
