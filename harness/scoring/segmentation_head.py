@@ -109,11 +109,13 @@ class DenseBatches:
 
     def batch(self, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         index = np.sort(index)  # memory-mapped rows read in order
-        features = torch.from_numpy(np.asarray(self.features[index], dtype=np.float32))
+        # one copy each: to float32 and to the decoders' layout at once (the images' NHWC rows, permuted,
+        # already are channels-last)
+        features = torch.from_numpy(np.asarray(self.features[index])).to(torch.float32, memory_format=MEMORY_FORMAT)
         images = torch.from_numpy(np.asarray(self.images[index])).permute(0, 3, 1, 2).float() / 255.0
         masks = torch.from_numpy(np.asarray(self.masks[index], dtype=np.int64))
-        images = (images - self.mean) / self.std
-        return features.contiguous(memory_format=MEMORY_FORMAT), images.contiguous(memory_format=MEMORY_FORMAT), masks
+        images = ((images - self.mean) / self.std).contiguous(memory_format=MEMORY_FORMAT)
+        return features, images, masks
 
 
 def predict(decoder: SegmentationDecoder, data: DenseBatches, batch_size: int) -> np.ndarray:
