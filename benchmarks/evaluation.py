@@ -47,6 +47,7 @@ def decoder_fit(features_shape: tuple[int, int, int]) -> list[tuple[int, float]]
     """Train the conv-ms decoder on 144 tiles whose mask is, cell by cell, the argmax of the first
     five feature channels (so there is something to learn); its validation (step, Dice) history."""
     from harness.scoring.segmentation_head import DecoderConfig, DenseBatches, train_decoder
+    from harness.tasks.segmentation import SegmentationParams, headline_dice
 
     rng = np.random.default_rng(0)
     channels, h, w = features_shape
@@ -60,10 +61,8 @@ def decoder_fit(features_shape: tuple[int, int, int]) -> list[tuple[int, float]]
 
     train, val = split(144), split(48)
 
-    def score(predicted: np.ndarray, masks: np.ndarray) -> float:
-        hits = [(2 * ((predicted == c) & (masks == c)).sum()) / max(1, (predicted == c).sum() + (masks == c).sum())
-                for c in range(1, 5)]
-        return float(np.mean(hits))
+    def score(predicted: np.ndarray, masks: np.ndarray) -> float:  # the family's headline Dice
+        return headline_dice(predicted, masks, 5, SegmentationParams())
 
     config = DecoderConfig(kind="conv-ms", steps=100, batch_size=8, eval_every=25)
     return train_decoder(train, val, 5, config, seed=0, score=score).val_scores
