@@ -228,7 +228,8 @@ def test_every_view_of_the_space_in_chromium(space_venv, instrument_results, sui
             settle(driver, paint_s=1.0)
             assert driver.save_screenshot(str(tmp_path / "view-no-overlap.png"))
             filtered = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stDataFrame"]')[0]
-            ranks_after = {row[2]: row[1] for row in table_rows(filtered)}
+            ranks_after = {row[2]: row[1] for row in table_rows(
+                filtered, until=lambda rows: rows and all(row[2] != "students/tiny" for row in rows))}
             # the student's every score overlaps (or is unknown): it leaves the board, and the network moves up
             assert "students/tiny" not in ranks_after and ranks_after["timm:vit_tiny_patch16_224"] == "2"
             next(label for label in sidebar.find_elements(By.TAG_NAME, "label")
@@ -244,7 +245,8 @@ def test_every_view_of_the_space_in_chromium(space_venv, instrument_results, sui
             wait.until(lambda d: "Rows are grouped by lineage" in active_panel(d).text)
             settle(driver, paint_s=1.0)
             assert driver.save_screenshot(str(tmp_path / "view-lineage.png"))
-            lineage = table_rows(driver.find_elements(By.CSS_SELECTOR, '[data-testid="stDataFrame"]')[0])
+            lineage = table_rows(driver.find_elements(By.CSS_SELECTOR, '[data-testid="stDataFrame"]')[0],
+                                 until=lambda rows: len(rows) == len(models))
             names = [row[2] for row in lineage]
             assert models.index("students/tiny") < models.index("timm:vit_tiny_patch16_224")
             assert names[names.index("timm:vit_tiny_patch16_224") + 1] == "students/tiny", names
@@ -263,7 +265,8 @@ def test_every_view_of_the_space_in_chromium(space_venv, instrument_results, sui
             # numbers sort as numbers: a click on the `mean` header sorts the rows by it, ascending
             canvas = overview.find_element(By.CSS_SELECTOR, "canvas")
             click_header(driver, canvas, sum(LEAD_WIDTHS[:3]) + LEAD_WIDTHS[3] // 2)
-            means = [float(row[3]) for row in table_rows(overview)]
+            means = [float(row[3]) for row in table_rows(
+                overview, until=lambda rows: [float(r[3]) for r in rows] == sorted(float(r[3]) for r in rows))]
             assert means == sorted(means) and len(means) == len(models)
             click_header(driver, canvas, sum(LEAD_WIDTHS[:3]) + LEAD_WIDTHS[3] // 2)
 
@@ -291,7 +294,7 @@ def test_every_view_of_the_space_in_chromium(space_venv, instrument_results, sui
                     settle(driver)
                     grid = next(g for g in active_panel(driver).find_elements(By.CSS_SELECTOR, '[data-testid="stDataFrame"]'))
                     click_header(driver, grid.find_element(By.CSS_SELECTOR, "canvas"), sum(TASK_WIDTHS[:2]) + TASK_WIDTHS[2] // 2)
-                    scores = [float(row[2]) for row in table_rows(grid) if row[2]]
+                    scores = [float(row[2]) for row in table_rows(grid, until=lambda rows: sorted_scores(rows)) if row[2]]
                     assert 12.0 in scores and scores == sorted(scores), scores
                     assert driver.save_screenshot(str(tmp_path / "view-per-task-cider.png"))
                 if name == "Head to head":  # the two best models, task by task, from their paired replicates
@@ -337,12 +340,25 @@ def finite_number(text: str) -> bool:
         return False
 
 
-def table_rows(grid) -> list[list[str]]:
-    """A Streamlit dataframe's rows as shown (the grid's accessible table follows its sort order)."""
+def table_rows(grid, until=bool, timeout: float = 30.0) -> list[list[str]]:
+    """A Streamlit dataframe's rows as shown (the grid's accessible table follows its sort order).
+    The grid fills its rows after the script's run and re-sorts them after a click, later on a busy
+    machine: they are read again until `until(rows)` holds (by default: there are rows), for at most
+    `timeout` s, and then returned as they are, for the test's assertion to judge."""
     from selenium.webdriver.common.by import By
 
-    return [[cell.get_attribute("textContent") for cell in row.find_elements(By.TAG_NAME, "td")]
-            for row in grid.find_elements(By.CSS_SELECTOR, "tbody tr")]
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = [[cell.get_attribute("textContent") for cell in row.find_elements(By.TAG_NAME, "td")]
+                for row in grid.find_elements(By.CSS_SELECTOR, "tbody tr")]
+        if until(rows) or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.1)
+
+
+def sorted_scores(rows: list[list[str]]) -> bool:
+    scores = [float(row[2]) for row in rows if row[2]]
+    return bool(scores) and scores == sorted(scores)
 
 
 def settle(driver, paint_s: float = 0.5) -> None:
