@@ -265,8 +265,7 @@ def test_every_view_of_the_space_in_chromium(space_venv, instrument_results, sui
             # numbers sort as numbers: a click on the `mean` header sorts the rows by it, ascending
             canvas = overview.find_element(By.CSS_SELECTOR, "canvas")
             click_header(driver, canvas, sum(LEAD_WIDTHS[:3]) + LEAD_WIDTHS[3] // 2)
-            means = [float(row[3]) for row in table_rows(
-                overview, until=lambda rows: [float(r[3]) for r in rows] == sorted(float(r[3]) for r in rows))]
+            means = [float(row[3]) for row in table_rows(overview, until=ascending(3))]
             assert means == sorted(means) and len(means) == len(models)
             click_header(driver, canvas, sum(LEAD_WIDTHS[:3]) + LEAD_WIDTHS[3] // 2)
 
@@ -294,7 +293,7 @@ def test_every_view_of_the_space_in_chromium(space_venv, instrument_results, sui
                     settle(driver)
                     grid = next(g for g in active_panel(driver).find_elements(By.CSS_SELECTOR, '[data-testid="stDataFrame"]'))
                     click_header(driver, grid.find_element(By.CSS_SELECTOR, "canvas"), sum(TASK_WIDTHS[:2]) + TASK_WIDTHS[2] // 2)
-                    scores = [float(row[2]) for row in table_rows(grid, until=lambda rows: sorted_scores(rows)) if row[2]]
+                    scores = [float(row[2]) for row in table_rows(grid, until=ascending(2)) if row[2]]
                     assert 12.0 in scores and scores == sorted(scores), scores
                     assert driver.save_screenshot(str(tmp_path / "view-per-task-cider.png"))
                 if name == "Head to head":  # the two best models, task by task, from their paired replicates
@@ -356,9 +355,13 @@ def table_rows(grid, until=bool, timeout: float = 30.0) -> list[list[str]]:
         time.sleep(0.1)
 
 
-def sorted_scores(rows: list[list[str]]) -> bool:
-    scores = [float(row[2]) for row in rows if row[2]]
-    return bool(scores) and scores == sorted(scores)
+def ascending(column: int):
+    """Whether a grid's rows show the numbers of `column` (its empty cells left out) sorted up."""
+    def holds(rows: list[list[str]]) -> bool:
+        values = [float(row[column]) for row in rows if row[column]]
+        return bool(values) and values == sorted(values)
+
+    return holds
 
 
 def settle(driver, paint_s: float = 0.5) -> None:
