@@ -3,7 +3,8 @@
 Distillation data are the tiles of a registry dataset (every split, or those named), or for
 cross_magnification the regions of a slide dataset (distillers/cross_magnification.py); one
 tile in ten (one slide in ten) is held out of training to measure fidelity (how well the
-student's adaptor reproduces each teacher on items it never trained on).
+student's adaptor reproduces each teacher on items it never trained on) and, at every checkpoint,
+the training objective on those items (`held_out_curve`).
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def distill(config: DistillConfig, out_dir: Path, registry: Registry, context: D
     # fidelity targets on the held-out items (online teachers embedded only those)
     held_out_targets = [t.standardised if prepared.online else t.standardised[held_out] for t in prepared.targets]
     loss = method.build(run, prepared, keep)
-    outcome = train(config, TrainingView(images, keep), loss, out_dir, device=extract.device, stop_after=stop_after)
+    outcome = train(config, TrainingView(images, keep), loss, out_dir, device=extract.device, stop_after=stop_after,
+                    held_out=held_out_objective(method, run, prepared, config))
     record = {"method": config.method, "teachers": [{"model": t.name, "weight": t.weight, "dim": t.raw.shape[1],
                                                      "n_parameters": t.n_parameters} for t in prepared.targets],
               "student": config.student, "embed_dim": outcome["dim"],
@@ -64,6 +66,7 @@ def distill(config: DistillConfig, out_dir: Path, registry: Registry, context: D
               "steps": outcome["steps"], "loss_first": outcome["losses"][0] if outcome["losses"] else None,
               "loss_last": float(np.mean(outcome["losses"][-10:])) if outcome["losses"] else None,
               "loss_curve": loss_curve(outcome["losses"], config.checkpoint_every),
+              "held_out_curve": outcome["held_out_curve"],
               "weights_digest": state_dict_sha256(outcome["student"]), "config": config.model_dump(),
               "distillation_tiles": prepared.description}
     _write_rank_digest(out_dir, record["weights_digest"])
@@ -124,6 +127,33 @@ def loss_curve(losses: list[float], every: int) -> list[dict]:
     """Mean loss over each stretch of `every` steps: [{"step": last step, "loss": mean}, ...]."""
     return [{"step": min(i + every, len(losses)), "loss": float(np.mean(losses[i:i + every]))}
             for i in range(0, len(losses), every)]
+
+
+def held_out_objective(method, run, prepared, config):
+    """The training loss on the held-out items, as a callable on the modules (eval mode, no
+    gradient, no augmentation or jitter: each item as it is), or None where there is none to
+    measure: a method without adaptors to the teachers (logit_kd), online teachers (their targets
+    follow the training views), no held-out items."""
+    held_out = prepared.held_out
+    if not method.fidelity or prepared.online is not None or len(held_out) == 0:
+        return None
+    objective = method.build(run, prepared, held_out)  # indexes the held-out items 0..n-1
+    images = prepared.images
+
+    def measure(modules) -> float:
+        was_training = modules.training
+        modules.eval()
+        device = next(modules.parameters()).device
+        total = 0.0
+        with torch.no_grad():
+            for start in range(0, len(held_out), 64):
+                rows = np.arange(start, min(start + 64, len(held_out)))
+                x = prepare_batch(images, held_out[rows], None, config.student_input_size).to(device)
+                total += float(modules(x, rows, None, method=objective)) * len(rows)
+        modules.train(was_training)
+        return total / len(held_out)
+
+    return measure
 
 
 def fidelity(modules, names: list[str], targets: list[np.ndarray], images, held_out: np.ndarray, config) -> dict:

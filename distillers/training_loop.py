@@ -3,7 +3,10 @@
 AdamW with linear warm-up then cosine decay, gradient clipping, bf16 autocast and channels_last
 on CUDA (CPU in tests), a checkpoint every `checkpoint_every` steps that a rerun resumes from
 (step, student, heads, optimiser and schedule; loaded with weights_only=True). Batches are drawn
-from (seed, step), so a resumed run sees exactly the batches an uninterrupted one would. The
+from (seed, step), so a resumed run sees exactly the batches an uninterrupted one would. At each
+checkpoint the loop can also measure the same objective on the held-out items (`held_out`: a
+callable on the modules; no augmentation, no jitter, no gradient): the curve that says whether
+more steps would still improve the student on items it never trained on. The
 checkpoint records the settings it was trained with; a rerun with other settings (another
 teacher, lr, step count...) is refused rather than continued from it.
 Under torchrun (WORLD_SIZE > 1) the student and heads are wrapped in DistributedDataParallel
@@ -57,13 +60,15 @@ class StudentWithHeads(nn.Module):
         super().__init__()
         self.student, self.heads, self.method = student, heads, method
 
-    def forward(self, images: torch.Tensor, index: np.ndarray, codes: np.ndarray | None = None) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, index: np.ndarray, codes: np.ndarray | None = None,
+                method=None) -> torch.Tensor:
+        """The loss of `method` (default: the training one; the held-out items have their own)."""
+        method = method or self.method
         tokens = self.student.backbone.forward_features(images)
         summary = self.student.pool(tokens).float()
-        if self.method.uses_patch_grid:
-            return self.method.loss(self.heads, summary, index, grid=self.student.patch_grid(tokens).float(),
-                                    codes=codes)
-        return self.method.loss(self.heads, summary, index)
+        if method.uses_patch_grid:
+            return method.loss(self.heads, summary, index, grid=self.student.patch_grid(tokens).float(), codes=codes)
+        return method.loss(self.heads, summary, index)
 
 
 def schedule(warmup: int, total: int):
@@ -111,9 +116,12 @@ def prepare_batch(images, index: np.ndarray, codes: np.ndarray | None, size: int
     return model_input(oriented_tiles(images, index, codes), size)
 
 
-def train(config, images, method, out_dir: Path, device: str = "cpu", stop_after: int | None = None) -> dict:
-    """Train student + heads; returns {"student": PooledBackbone, "losses": [...], "steps": n}.
-    `stop_after` ends the run early after that many steps (checkpointed), as an interruption would."""
+def train(config, images, method, out_dir: Path, device: str = "cpu", stop_after: int | None = None,
+          held_out=None) -> dict:
+    """Train student + heads; returns {"student": PooledBackbone, "losses": [...], "steps": n,
+    "held_out_curve": [{"step", "loss"}, ...]}. `stop_after` ends the run early after that many
+    steps (checkpointed), as an interruption would. `held_out(modules) -> float`, when given, is
+    measured at every checkpoint (rank 0) and kept in the checkpoint with the losses."""
     rank, world = rank_and_world()
     distributed = world > 1
     student = build_student(config.student, config.student_input_size, config.seed, config.student_kwargs)
@@ -126,13 +134,14 @@ def train(config, images, method, out_dir: Path, device: str = "cpu", stop_after
     optimiser = torch.optim.AdamW(modules.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, schedule(config.warmup_steps, config.steps))
     state_path = Path(out_dir) / "checkpoint" / "state.pt"
-    start, losses = 0, []
+    start, losses, curve = 0, [], []
     if state_path.exists():
         state = _load_state(state_path, config, device)
         modules.load_state_dict(state["modules"])
         optimiser.load_state_dict(state["optimiser"])
         scheduler.load_state_dict(state["scheduler"])
         start, losses = int(state["step"]), [float(v) for v in state["losses"]]
+        curve = [{"step": int(step), "loss": float(loss)} for step, loss in state.get("held_out", [])]
     model = nn.parallel.DistributedDataParallel(modules) if distributed else modules
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else nullcontext()
     modules.train()
@@ -160,12 +169,18 @@ def train(config, images, method, out_dir: Path, device: str = "cpu", stop_after
             losses.append(float(loss.detach()))
             advance(1)
             if rank == 0 and ((step + 1) % config.checkpoint_every == 0 or step + 1 == end):
-                save_state(state_path, modules, optimiser, scheduler, step + 1, losses, config)
+                measured = ""
+                regular = (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps
+                if held_out is not None and regular:  # not where an interruption stops: a resumed curve = a whole one
+                    curve.append({"step": step + 1, "loss": held_out(modules)})
+                    measured = f"  held-out {curve[-1]['loss']:.4f}"
+                save_state(state_path, modules, optimiser, scheduler, step + 1, losses, config, curve)
                 recent = losses[-config.checkpoint_every:]
                 console.print(f"step {step + 1}/{config.steps}  loss {np.mean(recent):.4f} "
-                              f"(mean of the last {len(recent)})  lr {scheduler.get_last_lr()[0]:.2e}")
+                              f"(mean of the last {len(recent)}){measured}  lr {scheduler.get_last_lr()[0]:.2e}")
     barrier()
-    return {"student": student, "modules": modules, "losses": losses, "steps": end, "dim": dim}
+    return {"student": student, "modules": modules, "losses": losses, "steps": end, "dim": dim,
+            "held_out_curve": curve}
 
 
 def training_settings(config) -> dict:
@@ -173,12 +188,15 @@ def training_settings(config) -> dict:
     return config.model_dump(mode="json", exclude={"checkpoint_every", "name"})
 
 
-def save_state(path: Path, modules, optimiser, scheduler, step: int, losses: list[float], config) -> None:
+def save_state(path: Path, modules, optimiser, scheduler, step: int, losses: list[float], config,
+               held_out: list[dict] = ()) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         torch.save({"modules": modules.state_dict(), "optimiser": optimiser.state_dict(),
                     "scheduler": scheduler.state_dict(), "step": torch.tensor(step),
                     "losses": torch.tensor(losses, dtype=torch.float64),
+                    "held_out": torch.tensor([[p["step"], p["loss"]] for p in held_out],
+                                             dtype=torch.float64).reshape(-1, 2),
                     "settings": json.dumps(training_settings(config), sort_keys=True)}, tmp)
 
 

@@ -110,7 +110,9 @@ def test_the_study_runs_resumes_and_gives_a_verdict_per_claim(tmp_path, capsys, 
             assert record["matryoshka_dims"] == study.MATRYOSHKA and record["embed_dim"] == 64
             jitter = record["config"]["jitter"]  # only the jitter arm's student saw jittered views
             assert jitter == (study.JITTER if arm == "multi-jitter" else {"stain": 0.0, "gamma": 0.0, "blur": 0.0})
-    assert "Training loss" in printed and "What each teacher knows" in printed
+    assert "Training loss" in printed and "Held-out loss" in printed and "What each teacher knows" in printed
+    assert set(verdicts["last_quarter_drop"]) == set(study.ARMS)  # both curves' last-quarter drop, per arm
+    assert all(set(drops) == {"loss_curve", "held_out_curve"} for drops in verdicts["last_quarter_drop"].values())
     assert len([line for line in printed.splitlines() if line.startswith("multi-jitter - multi (the jitter alone)")]) == 1
     assert "VERDICT robustness: the multi-jitter student" in printed
     weights = tmp_path / "study" / "students" / "multi-s1" / "model.safetensors"

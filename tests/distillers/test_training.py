@@ -44,6 +44,23 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, tiny_registry_file)
     assert set(whole["fidelity"]) == {"synth-oracle-tissue", "synth-oracle-grade"}
     assert [point["step"] for point in whole["loss_curve"]] == [2, 4, 6, 8]  # checkpoint_every 2
     assert whole["loss_curve"] == second["loss_curve"]  # the resumed run kept the first run's losses
+    # the objective on the held-out items at each checkpoint, kept across the interruption (none
+    # measured where it stopped)
+    assert [point["step"] for point in whole["held_out_curve"]] == [2, 4, 6, 8]
+    assert [p["loss"] for p in second["held_out_curve"]] == pytest.approx([p["loss"] for p in whole["held_out_curve"]],
+                                                                          rel=1e-5)
+    assert all(0 < point["loss"] < 2 for point in whole["held_out_curve"])  # 1 - cos, averaged
+
+
+def test_the_held_out_curve_ends_at_the_final_students_held_out_distance(tmp_path, tiny_registry_file):
+    """One teacher, no nested dims: the objective is 1 - cos of the adaptor's output and the target,
+    which fidelity measures on the same held-out items from the written-out student (numpy)."""
+    record = run(tmp_path, tiny_registry_file, tmp_path / "one", method="feature_kd",
+                 teachers=[{"model": "synth-oracle-tissue"}], matryoshka_dims=[])
+    final = record["held_out_curve"][-1]
+    assert final["step"] == 8
+    assert final["loss"] == pytest.approx(record["fidelity"]["synth-oracle-tissue"]["one_minus_mean_cosine"], abs=1e-5)
+    assert record["held_out_curve"][0]["loss"] != pytest.approx(final["loss"], abs=1e-4)  # it was measured each time
 
 
 def test_the_student_loads_and_is_scored_through_harness_run(tmp_path, tiny_registry_file):
