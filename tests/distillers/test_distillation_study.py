@@ -135,3 +135,32 @@ def test_the_study_runs_resumes_and_gives_a_verdict_per_claim(tmp_path, capsys, 
     with pytest.raises(SystemExit):
         study.main()
     assert "--arms: choose from tissue, nuclei, multi" in capsys.readouterr().err
+
+
+def test_the_learning_rate_sweep_trains_the_study_student_and_reads_both_curves(tmp_path, capsys, monkeypatch):
+    """benchmarks/distill_lr.py at toy size: one student per (arm, lr), trained with the study's own
+    arguments, then reused on a rerun; its table reads distill.json's two curves."""
+    spec = importlib.util.spec_from_file_location("distill_lr", ROOT / "benchmarks" / "distill_lr.py")
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    registry = tmp_path / "toy.yaml"
+    registry.write_text(TOY_REGISTRY)
+    args = ["distill_lr.py", "--out", str(tmp_path / "sweep"), "--arms", "tissue", "--lrs", "0.001", "0.004",
+            "--steps", "4", "--dataset", "toy-distill", "--include", str(registry), "--cache-dir", str(tmp_path / "cache")]
+    monkeypatch.setattr(sys, "argv", args)
+    sweep.main()
+    printed = capsys.readouterr().out
+    rows = [line for line in printed.splitlines() if line.startswith("| tissue |")]
+    assert [row.split(" | ")[1] for row in rows] == ["0.001", "0.004"]
+    assert "reused" not in printed
+    for lr in ("0.001", "0.004"):
+        record = json.loads((tmp_path / "sweep" / f"tissue-s0-lr{lr}" / "distill.json").read_text())
+        assert record["config"]["lr"] == float(lr) and record["config"]["student"] == study.STUDENT
+        assert record["config"]["steps"] == 4 and [p["step"] for p in record["held_out_curve"]][-1] == 4
+        assert f"{record['held_out_curve'][-1]['loss']:.4f}" in printed
+    sweep.main()  # a rerun reads what is there
+    assert capsys.readouterr().out.count("reused") == 2
+    monkeypatch.setattr(sys, "argv", [*args, "--arms", "bone"])
+    with pytest.raises(SystemExit):
+        sweep.main()
+    assert "--arms: choose from tissue" in capsys.readouterr().err
