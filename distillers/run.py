@@ -129,6 +129,15 @@ def loss_curve(losses: list[float], every: int) -> list[dict]:
             for i in range(0, len(losses), every)]
 
 
+def held_out_batches(modules, images, held_out: np.ndarray, config, size: int = 64):
+    """The held-out items as the student reads them, unaugmented, in batches on the modules' device
+    (where training left them): (positions among `held_out`, input tensor)."""
+    device = next(modules.parameters()).device
+    for start in range(0, len(held_out), size):
+        rows = np.arange(start, min(start + size, len(held_out)))
+        yield rows, prepare_batch(images, held_out[rows], None, config.student_input_size).to(device)
+
+
 def held_out_objective(method, run, prepared, config):
     """The training loss on the held-out items, as a callable on the modules (eval mode, no
     gradient, no augmentation or jitter: each item as it is), or None where there is none to
@@ -143,13 +152,9 @@ def held_out_objective(method, run, prepared, config):
     def measure(modules) -> float:
         was_training = modules.training
         modules.eval()
-        device = next(modules.parameters()).device
-        total = 0.0
         with torch.no_grad():
-            for start in range(0, len(held_out), 64):
-                rows = np.arange(start, min(start + 64, len(held_out)))
-                x = prepare_batch(images, held_out[rows], None, config.student_input_size).to(device)
-                total += float(modules(x, rows, None, method=objective)) * len(rows)
+            total = sum(float(modules(x, rows, None, method=objective)) * len(rows)
+                        for rows, x in held_out_batches(modules, images, held_out, config))
         modules.train(was_training)
         return total / len(held_out)
 
@@ -160,11 +165,8 @@ def fidelity(modules, names: list[str], targets: list[np.ndarray], images, held_
     """Per teacher, `fidelity_scores` of the student's adaptor output on the held-out items against
     the teacher's standardised target (`targets`, one row per held-out item)."""
     modules.eval()
-    device = next(modules.parameters()).device  # where training left them: the tiles go there
     with torch.no_grad():
-        summaries = torch.cat([modules.student(prepare_batch(images, held_out[i:i + 64], None,
-                                                             config.student_input_size).to(device))
-                               for i in range(0, len(held_out), 64)]).float()
+        summaries = torch.cat([modules.student(x) for _, x in held_out_batches(modules, images, held_out, config)]).float()
         full = str(summaries.shape[1])
         return {name: fidelity_scores(modules.heads[f"t{i}"][full](summaries[:, :int(full)]).float().cpu().numpy(),
                                       target)
