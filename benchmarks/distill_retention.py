@@ -471,7 +471,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=1600)
-    parser.add_argument("--lr", type=float, default=5e-3)
+    parser.add_argument("--lr", type=float, default=Study.lr)
     parser.add_argument("--tasks", help="comma-separated scored tasks (default: the synthetic suite but synth-seg)")
     parser.add_argument("--bracket-tasks", help="comma-separated tasks of the teachers' bracket (default: all synthetic)")
     parser.add_argument("--robustness-task", default=ROBUSTNESS_TASK, help="the stain-robustness task of claim 4")
