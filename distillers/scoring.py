@@ -7,7 +7,7 @@ cannot decide the median: its median is taken over the tasks the teacher informs
 least a quarter of the noise-to-`synth-oracle` gap; without an oracle result, it beats noise). Parameters are the backbone's; throughput is items/s of embedding on
 this device (from the result files); on slide tasks also tiles per slide and slides/min (a
 cross-magnification student reads far fewer tiles); fidelity comes from distill.json (held-out
-items).
+items), and so do the training curves (the loss during training and on the held-out items).
 Written to <results>/<student>/distillation.json for the leaderboard's teacher-vs-student view.
 """
 
@@ -21,6 +21,8 @@ import numpy as np
 from harness.atomic_write import write_text_atomic
 from harness.results import DISTILLATION_REPORT, ResultStore
 
+TRAINING_CURVES = ("loss_curve", "held_out_curve")  # distill.json's, [{"step", "loss"}, ...]
+
 
 def report_path(results: Path, student_slug: str) -> Path:
     """Where `compare` writes a student's report: beside its results."""
@@ -33,6 +35,9 @@ def compare(results: Path, student_slug: str, teacher_slugs: dict[str, str], tas
     student = {t: store.read(store.path(student_slug, t)) for t in tasks}
     report = {"student": student_slug, "teachers": {}, "matryoshka_dims": distill_record.get("matryoshka_dims", []),
               "fidelity": distill_record.get("fidelity", {}), "method": distill_record.get("method")}
+    training = {key: distill_record[key] for key in TRAINING_CURVES if distill_record.get(key)}
+    if training:  # the loss during training and on the held-out items: did the student converge?
+        report["training"] = training
     any_student = next((r for r in student.values() if r and r.status == "ok"), None)
     noise, oracle = _scores(store, NOISE, tasks), _scores(store, ORACLE, tasks)
     for teacher_name, teacher_slug in teacher_slugs.items():

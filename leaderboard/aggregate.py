@@ -546,6 +546,7 @@ def load_distillation_reports(folder: Path) -> tuple[list[dict], list[str]]:
                         raise ValueError(f"{key} is not a finite number")
             for values in (report.get("fidelity") or {}).values():
                 float(values["one_minus_mean_cosine"]), float(values["variance_over_mse"])
+            training_curves(report)  # each curve a bounded list of finite points, or the report is skipped
             reports.append(report)
         except (OSError, ValueError, TypeError, KeyError, AttributeError, ZeroDivisionError) as error:
             warnings.append(f"{path}: skipped, not a distillation report ({str(error).splitlines()[0][:100]})")
@@ -567,6 +568,32 @@ def retention_rows(report: dict) -> list[dict]:
                 tiles, slides = table["tiles_per_slide"], table.get("slides_per_min", {})
                 rows[-1]["tiles per slide (student / teacher)"] = _ratio(tiles.get("student"), tiles.get("teacher"))
                 rows[-1]["slides/min (student / teacher)"] = _ratio(slides.get("student"), slides.get("teacher"))
+    return rows
+
+
+MAX_CURVE_POINTS = 10_000  # a point per checkpoint: a million steps at one every 100
+CURVE_NAMES = {"loss_curve": "training", "held_out_curve": "held-out"}
+
+
+def training_curves(report: dict) -> list[dict]:
+    """A student's loss curves from its report's `training` (distill.json's loss_curve and
+    held_out_curve): one row per (curve, step). ValueError where a curve is not a list of at most
+    MAX_CURVE_POINTS {"step": integer >= 0, "loss": finite number} points."""
+    training = report.get("training") or {}
+    if not isinstance(training, dict):
+        raise ValueError("'training' is not a table of curves")
+    rows = []
+    for key, name in CURVE_NAMES.items():
+        points = training.get(key) or []
+        if not isinstance(points, list) or len(points) > MAX_CURVE_POINTS:
+            raise ValueError(f"training.{key} is not a list of at most {MAX_CURVE_POINTS:,} points")
+        for point in points:
+            step, loss = point["step"], point["loss"]
+            if not (isinstance(step, int) and not isinstance(step, bool) and step >= 0):
+                raise ValueError(f"training.{key}: a step is not a whole number >= 0")
+            if isinstance(loss, bool) or not isinstance(loss, (int, float)) or not math.isfinite(loss):
+                raise ValueError(f"training.{key}: a loss is not a finite number")
+            rows.append({"student": report["student"], "curve": name, "step": step, "loss": float(loss)})
     return rows
 
 

@@ -32,7 +32,7 @@ from harness.submissions import HUB_ID
 from harness.leaderboard import charts
 from harness.leaderboard.aggregate import (build_leaderboard, is_truncated, lineage_order, load_distillation_reports,
                                    load_results, few_shot_rows, group_tables, matryoshka_curves, reliability_rows, retention_rows,
-                                   suite_rows)
+                                   suite_rows, training_curves)
 from harness.leaderboard.head_to_head import MAX_MODELS, head_to_head
 from harness.leaderboard.formatting import (LEAD_WIDTHS, MISSING, TASK_WIDTHS, csv_text, parameters_label, plain,
                                    protocol_markdown)
@@ -394,6 +394,12 @@ with tabs[5]:
             st.caption("fidelity on held-out tiles: " + "; ".join(
                 f"{plain(teacher)}: 1 - mean cos {v['one_minus_mean_cosine']:.3f}, Var/MSE {v['variance_over_mse']:.2f}"
                 for teacher, v in report["fidelity"].items()))
+        losses = pd.DataFrame(training_curves(report))
+        if not losses.empty:
+            st.altair_chart(charts.loss_curves(losses), width="stretch")
+            st.caption("the distillation loss during training (mean of each stretch of steps) and on held-out items "
+                       "the student never trained on (measured at each checkpoint); where a curve still falls at its "
+                       "end, more steps would likely still help")
     if not curves.empty:
         st.subheader("Score against embedding dims (Matryoshka)")
         for curve_task, curve in curves.groupby("task"):

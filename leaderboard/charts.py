@@ -90,6 +90,20 @@ def dims_curves(frame: pd.DataFrame) -> alt.Chart:
     ).properties(height=260)
 
 
+def loss_curves(frame: pd.DataFrame) -> alt.Chart:
+    """A student's distillation loss against the training step, a line per curve (training, held-out);
+    a log loss axis where every loss is positive, so that the tail, where a curve flattens or does
+    not, is as readable as the first drop."""
+    log = bool((frame["loss"] > 0).all())
+    return alt.Chart(frame).mark_line(point=True).encode(
+        x=alt.X("step:Q", title="training step"),
+        y=alt.Y("loss:Q", title="loss (log axis)" if log else "loss",
+                scale=alt.Scale(type="log") if log else alt.Scale(zero=False)),
+        color=alt.Color("curve:N", legend=alt.Legend(orient="bottom")),
+        tooltip=["curve", "step", alt.Tooltip("loss:Q", format=".4f")],
+    ).properties(height=240)
+
+
 def reliability_diagram(frame: pd.DataFrame) -> alt.LayerChart:
     """Accuracy against mean confidence per confidence bin, a line per model, the diagonal where a
     calibrated probe lies (below it: overconfident)."""

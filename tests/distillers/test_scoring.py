@@ -35,6 +35,10 @@ def test_retention_and_sizes_when_the_teacher_lacks_the_first_task(tmp_path):
     assert row["embed_dim"] == {"student": 8, "teacher": 64}
     assert row["items_per_s"] == {"student": 200.0, "teacher": 20.0}  # median of 20, 20, 40
     assert json.loads((tmp_path / "student" / "distillation.json").read_text()) == report
+    assert "training" not in report  # distill.json without curves: none in the report
+    curves = {"loss_curve": [{"step": 100, "loss": 0.3}], "held_out_curve": [{"step": 100, "loss": 0.4}]}
+    report = compare(tmp_path, "student", {"big": "teacher"}, ["t2"], {**curves, "fidelity": {}, "steps": 100})
+    assert report["training"] == curves  # the curves, and nothing else of distill.json
 
 
 def test_normalised_retention_measures_from_the_noise_floor_over_the_tasks_the_teacher_informs(tmp_path):

@@ -144,6 +144,17 @@ def test_student_and_matryoshka_views(monkeypatch, tmp_path):
     (tmp_path / "student" / "distillation.json").write_text(json.dumps(report))
     app = run_app(monkeypatch, tmp_path)
     assert not app.warning  # the distillation report is not taken for a broken result file
+    assert not any("held-out items" in c.value for c in app.caption)  # no curves in the report: no loss chart
+    charts_before = len(app.get("vega_lite_chart"))
+    report["training"] = {"loss_curve": [{"step": 100, "loss": 0.5}, {"step": 200, "loss": 0.25}],
+                          "held_out_curve": [{"step": 100, "loss": 0.6}, {"step": 200, "loss": 0.4}]}
+    (tmp_path / "student" / "distillation.json").write_text(json.dumps(report))
+    app = run_app(monkeypatch, tmp_path)
+    assert not app.warning and any("held-out items" in c.value for c in app.caption)
+    assert len(app.get("vega_lite_chart")) == charts_before + 1  # the student's loss curves
+    from harness.leaderboard.aggregate import training_curves
+    assert [(r["curve"], r["step"], r["loss"]) for r in training_curves(report)] == [
+        ("training", 100, 0.5), ("training", 200, 0.25), ("held-out", 100, 0.6), ("held-out", 200, 0.4)]
     assert "Score against embedding dims (Matryoshka)" in [h.value for h in app.subheader]
     retention = next(d.value for d in app.dataframe if "retention %" in d.value.columns)
     assert retention["retention %"].item() == 90.0

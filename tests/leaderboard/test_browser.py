@@ -124,7 +124,9 @@ def rich_results(instrument_results: Path, folder: Path, cache: Path) -> Path:
     from harness.distillers.scoring import compare
 
     compare(folder, "students--tiny", {"timm:vit_tiny_patch16_224": network.name}, ["synth-tiles", "synth-retrieval"],
-            {"method": "feature_kd", "student": {"name": "students/tiny"}, "fidelity": {}})
+            {"method": "feature_kd", "student": {"name": "students/tiny"}, "fidelity": {},
+             "loss_curve": [{"step": s, "loss": 0.1 + 0.6 / s ** 0.5} for s in range(100, 900, 100)],
+             "held_out_curve": [{"step": s, "loss": 0.14 + 0.6 / s ** 0.5} for s in range(100, 900, 100)]})
     return folder
 
 
@@ -304,7 +306,7 @@ def test_every_view_of_the_space_in_chromium(space_venv, instrument_results, sui
                 if name == "Robustness":
                     assert "synth-plism" in text and "synth-invariance" in text
                 if name == "Students":
-                    assert "students/tiny" in text and "Matryoshka" in text
+                    assert "students/tiny" in text and "Matryoshka" in text and "held-out items" in text  # loss curves
                 if name == "Queue":
                     [queue] = panel.find_elements(By.CSS_SELECTOR, '[data-testid="stDataFrame"]')
                     assert [(row[0], row[2]) for row in table_rows(queue)] == [("lab/fm0", "FINISHED"),
