@@ -533,24 +533,33 @@ def load_distillation_reports(folder: Path) -> tuple[list[dict], list[str]]:
     reports, warnings = [], []
     for path in sorted(Path(folder).glob("*/distillation.json")):
         try:
-            if path.stat().st_size > MAX_RESULT_BYTES:
-                raise ValueError("too large")
-            report = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(report, dict) or not isinstance(report.get("teachers"), dict):
-                raise ValueError("no 'teachers' table")
-            if not isinstance(report.get("student"), str):
-                raise ValueError("no 'student' name")
-            for row in retention_rows(report):  # every row it will be shown as can be made, with numbers
-                for key in ("teacher score", "student score", "retention %"):
-                    if row[key] is not None and not math.isfinite(float(row[key])):
-                        raise ValueError(f"{key} is not a finite number")
-            for values in (report.get("fidelity") or {}).values():
-                float(values["one_minus_mean_cosine"]), float(values["variance_over_mse"])
-            training_curves(report)  # each curve a bounded list of finite points, or the report is skipped
-            reports.append(report)
-        except (OSError, ValueError, TypeError, KeyError, AttributeError, ZeroDivisionError) as error:
+            reports.append(read_distillation_report(path))
+        except REPORT_ERRORS as error:
             warnings.append(f"{path}: skipped, not a distillation report ({str(error).splitlines()[0][:100]})")
     return reports, warnings
+
+
+REPORT_ERRORS = (OSError, ValueError, TypeError, KeyError, AttributeError, ZeroDivisionError)
+
+
+def read_distillation_report(path: Path) -> dict:
+    """One report, read only if every row, number and curve the board shows of it can be made from
+    it; one of REPORT_ERRORS otherwise."""
+    if path.stat().st_size > MAX_RESULT_BYTES:
+        raise ValueError("too large")
+    report = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(report, dict) or not isinstance(report.get("teachers"), dict):
+        raise ValueError("no 'teachers' table")
+    if not isinstance(report.get("student"), str):
+        raise ValueError("no 'student' name")
+    for row in retention_rows(report):  # every row it will be shown as can be made, with numbers
+        for key in ("teacher score", "student score", "retention %"):
+            if row[key] is not None and not math.isfinite(float(row[key])):
+                raise ValueError(f"{key} is not a finite number")
+    for values in (report.get("fidelity") or {}).values():
+        float(values["one_minus_mean_cosine"]), float(values["variance_over_mse"])
+    training_curves(report)  # each curve a bounded list of finite points
+    return report
 
 
 def retention_rows(report: dict) -> list[dict]:

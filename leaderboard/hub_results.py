@@ -21,7 +21,7 @@ from harness import __version__
 from harness.errors import HarnessError
 from harness.hub_access import hub_api, hub_call, hub_error, is_commit
 from harness.results import DISTILLATION_REPORT
-from harness.leaderboard.aggregate import FOLDER, load_distillation_reports, load_results
+from harness.leaderboard.aggregate import FOLDER, REPORT_ERRORS, load_results, read_distillation_report
 
 RESULTS_PREFIX = "results"
 TABLE_FILE = "leaderboard.parquet"
@@ -60,9 +60,8 @@ def _stage(results_dir: Path, staging: Path, repo_id: str, slugs: set[str] | Non
             raise HarnessError(f"{results_dir}: the model name '{name[:100]}' is claimed by the result folders "
                                f"{', '.join(sorted(folders))}: one name, one model; rename or remove one before pushing")
     valid = {(row.model_slug, f"{row.task}.json") for row in table.itertuples()}
-    reports, _ = load_distillation_reports(results_dir)
     valid |= {(path.parent.name, DISTILLATION_REPORT) for path in results_dir.glob(f"*/{DISTILLATION_REPORT}")
-              if reports}
+              if _is_report(path)}
     copied = 0
     for path in sorted(results_dir.glob("*/*.json")):
         if (path.parent.name, path.name) in valid and (slugs is None or path.parent.name in slugs):
@@ -73,6 +72,15 @@ def _stage(results_dir: Path, staging: Path, repo_id: str, slugs: set[str] | Non
     table.to_parquet(staging / TABLE_FILE, index=False)
     (staging / "README.md").write_text(_dataset_card(repo_id, table))
     return copied
+
+
+def _is_report(path: Path) -> bool:
+    """Whether the board can show this distillation report (a broken one is never published)."""
+    try:
+        read_distillation_report(path)
+    except REPORT_ERRORS:
+        return False
+    return True
 
 
 def push_results(results_dir: Path, repo_id: str, private: bool = False) -> tuple[str, int]:

@@ -136,3 +136,21 @@ def test_two_folders_claiming_one_model_name_are_refused_at_push(hub, results, t
     assert pushed.returncode == 2 and len(lines) == 1, pushed.stderr
     assert "the model name 'big' is claimed by the result folders big, big-copy" in lines[0]
     assert ("dataset", "lab/fm-results") not in hub.repos
+
+
+def test_only_distillation_reports_the_board_can_show_are_published(results, tmp_path):
+    """Beside a valid report, a broken one (a NaN retention) stays local: it was published
+    whenever any other report in the folder was valid."""
+    import json
+
+    from harness.leaderboard.hub_results import _stage
+
+    report = {"student": "small", "method": "feature_kd", "teachers": {"big": {
+        "tasks": {"t1": {"student": 0.8, "teacher": 0.9, "retention": 88.9}}, "median_retention": 88.9}}}
+    (results / "small" / "distillation.json").write_text(json.dumps(report))
+    report["teachers"]["big"]["tasks"]["t1"]["retention"] = float("nan")
+    (results / "big" / "distillation.json").write_text(json.dumps({**report, "student": "big"}))
+    staging = tmp_path / "staging"
+    assert _stage(results, staging, "lab/r") == 4  # the result files; reports are not counted
+    assert (staging / "results" / "small" / "distillation.json").exists()
+    assert not (staging / "results" / "big" / "distillation.json").exists()
