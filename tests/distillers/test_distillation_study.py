@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -151,15 +152,19 @@ def test_the_learning_rate_sweep_trains_the_study_student_and_reads_both_curves(
     sweep.main()
     printed = capsys.readouterr().out
     rows = [line for line in printed.splitlines() if line.startswith("| tissue |")]
-    assert [row.split(" | ")[1] for row in rows] == ["0.001", "0.004"]
+    assert [row.split(" | ")[1:3] for row in rows] == [["4", "0.001"], ["4", "0.004"]]
     assert "reused" not in printed
     for lr in ("0.001", "0.004"):
-        record = json.loads((tmp_path / "sweep" / f"tissue-s0-lr{lr}" / "distill.json").read_text())
+        record = json.loads((tmp_path / "sweep" / f"tissue-s0-lr{lr}-4steps" / "distill.json").read_text())
         assert record["config"]["lr"] == float(lr) and record["config"]["student"] == study.STUDENT
         assert record["config"]["steps"] == 4 and [p["step"] for p in record["held_out_curve"]][-1] == 4
         assert f"{record['held_out_curve'][-1]['loss']:.4f}" in printed
     sweep.main()  # a rerun reads what is there
     assert capsys.readouterr().out.count("reused") == 2
+    shutil.rmtree(tmp_path / "sweep" / "tissue-s0-lr0.004-4steps")  # a student of other settings in its place
+    shutil.copytree(tmp_path / "sweep" / "tissue-s0-lr0.001-4steps", tmp_path / "sweep" / "tissue-s0-lr0.004-4steps")
+    with pytest.raises(SystemExit, match="trained for 4 steps at lr 0.001, not 4 at 0.004"):
+        sweep.main()
     monkeypatch.setattr(sys, "argv", [*args, "--arms", "bone"])
     with pytest.raises(SystemExit):
         sweep.main()
