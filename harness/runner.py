@@ -25,7 +25,7 @@ import numpy as np
 from harness.evaluation import SlideBags, SplitArrays, TaskData, TaskFamily
 from harness.hub_access import is_commit
 from harness.errors import NotApplicable
-from harness.models.model_spec import DEFAULT_MODEL, LoadOptions, resolve_model
+from harness.models.model_spec import DEFAULT_MODEL, LoadOptions, ModelSpec, resolve_model
 from harness.process_group import process_rank
 from harness.terminal import console
 from harness.registry import Registry, TaskSpec
@@ -98,12 +98,27 @@ class Runner:
         return configured
 
     def run(self) -> list[TaskOutcome]:
+        models = [(spec, self._resolve(spec)) for spec in self.config.models]
+        _refuse_shared_folders(models)
         outcomes: list[TaskOutcome] = []
-        for spec in self.config.models:
+        for spec, model in models:
             for dims in self.config.dims or [None]:
                 self._truncate = dims
-                outcomes += self._run_model(spec)
+                outcomes += self._run_model(spec, model)
         return outcomes
+
+    def _load_options(self, spec: str) -> LoadOptions:
+        options = self.config.load
+        if spec == DEFAULT_MODEL and not options.random_init:
+            options = dataclasses.replace(options, random_fallback=True)
+        return options
+
+    def _resolve(self, spec: str) -> ModelSpec | Exception:
+        """The model, or why it cannot be one (reported as that model's failure, the others still run)."""
+        try:
+            return resolve_model(spec, self._load_options(spec))
+        except Exception as error:  # noqa: BLE001 - one model's failure; the other models are still scored
+            return error
 
     def _truncated_identity(self, name: str, slug: str) -> tuple[str, str]:
         """Model name and result folder of a truncated (Matryoshka) evaluation: '<name>@<k>d'."""
@@ -119,14 +134,10 @@ class Runner:
         return np.asarray(embeddings)[:, : self._truncate]
 
     # --- one model ------------------------------------------------------------------
-    def _run_model(self, spec: str) -> list[TaskOutcome]:
-        options = self.config.load
-        if spec == DEFAULT_MODEL and not options.random_init:
-            options = dataclasses.replace(options, random_fallback=True)
-        try:
-            model = resolve_model(spec, options)
-        except Exception as error:  # noqa: BLE001 - one model's failure; the other models are still scored
-            return self._model_failed(spec, self.config.tasks, error)
+    def _run_model(self, spec: str, model: ModelSpec | Exception) -> list[TaskOutcome]:
+        if isinstance(model, Exception):
+            return self._model_failed(spec, self.config.tasks, model)
+        options = self._load_options(spec)
         name, slug = self._truncated_identity(model.name, model.slug)
         encoder: Encoder | None = None
         outcomes = []
@@ -420,6 +431,23 @@ def dataset_record(name: str, source: TileSource, fingerprint: str | None) -> Da
     asked = getattr(source.spec, "revision", None)
     return DatasetRecord(name=name, source=source.spec.source, fingerprint=fingerprint, revision=revision,
                          pinned=None if asked is None else is_commit(asked), image_sources=image_sources(source))
+
+
+def _refuse_shared_folders(models: list[tuple[str, ModelSpec | Exception]]) -> None:
+    """Two models of one run whose results would go to one folder (two checkpoints whose cards give
+    one name): the second would overwrite the first's results as the run goes. One line, before
+    anything is computed. The same weights named twice (a path with and without its trailing slash)
+    are one model."""
+    folders: dict[str, tuple[str, object]] = {}  # slug -> (spec, which model: its weights file, or its spec)
+    for spec, model in models:
+        if isinstance(model, Exception):
+            continue
+        first, weights = folders.setdefault(model.slug, (spec, model.checkpoint.resolve() if model.checkpoint else spec))
+        if weights != (model.checkpoint.resolve() if model.checkpoint else spec):
+            raise HarnessError(f"--model {first} and --model {spec} are both named '{model.name}', so "
+                               f"their results would share the folder {model.slug}/ and one would overwrite the "
+                               "other's; give one a name of its own (`name:` in its card.yaml) or score them in "
+                               "separate runs with separate --output folders")
 
 
 def _outcome_from(result: TaskResult, slug: str, reused: bool = False) -> TaskOutcome:

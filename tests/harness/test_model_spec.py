@@ -55,3 +55,23 @@ def test_a_folder_without_card_or_weights_is_named(tmp_path):
     (tmp_path / "nocard" / "model.safetensors").write_bytes(b"")
     with pytest.raises(HarnessError, match="no card.yaml"):
         resolve_model(str(tmp_path / "nocard"))
+
+
+
+def test_two_checkpoints_of_one_name_in_one_run_are_refused_before_anything_runs(tmp_path, tiny_fm_state, capsys):
+    """Each would write results/lab--tiny-fm/: the second overwrote the first's results (seen when
+    two students of one study arm, trained for different step counts, were scored in one run)."""
+    from harness.cli import EXIT_USAGE, main
+
+    author_files(tmp_path / "a", tiny_fm_state)
+    author_files(tmp_path / "b", {k: v + 1 for k, v in tiny_fm_state.items()})
+    code = main(["run", "--model", str(tmp_path / "a"), "--model", str(tmp_path / "b"), "--tasks", "synth-tiles",
+                 "--output", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")])
+    error = capsys.readouterr().err
+    assert code == EXIT_USAGE and len(error.strip().splitlines()) == 1
+    assert f"--model {tmp_path / 'a'} and --model {tmp_path / 'b'} are both named 'lab/tiny-fm'" in error
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()] and not (tmp_path / "cache").exists()
+    from harness.runner import _refuse_shared_folders
+
+    same = [(spec, resolve_model(spec)) for spec in (str(tmp_path / "a"), f"{tmp_path / 'a'}/")]
+    _refuse_shared_folders(same)  # the same weights named twice are one model
