@@ -43,6 +43,8 @@ Usage: python benchmarks/distill_retention.py --out distill-study [--seeds 0 1 2
 1,600 steps by default: the longest training whose whole study (four arms, three seeds) fits the
 90 minutes it is meant to take on 2 CPU cores, with room for this machine's speed to vary; the
 training and held-out losses are printed with how much each still fell over the last quarter.
+They have not flattened there: `benchmarks/distill_lr.py --steps 1600 3200 ...` trains the same
+students longer, one seed each (README: "How far from flat").
 Peak learning rate 5e-3 (AdamW, warm-up then cosine to zero): on the nuclear arm's seed 0 at 1,600
 steps it ended at a held-out loss of 0.239, against 0.310 at 2e-3 (the earlier default) and 0.288
 at 1e-2; the tissue arm's was 0.042 at 5e-3 (README: the sweep).
