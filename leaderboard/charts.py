@@ -98,7 +98,7 @@ def loss_curves(frame: pd.DataFrame) -> alt.Chart:
     return alt.Chart(frame).mark_line(point=True).encode(
         x=alt.X("step:Q", title="training step"),
         y=alt.Y("loss:Q", title="loss (log axis)" if log else "loss",
-                scale=alt.Scale(type="log") if log else alt.Scale(zero=False)),
+                scale=alt.Scale(type="log", nice=False) if log else alt.Scale(zero=False)),  # the data's span
         color=alt.Color("curve:N", legend=alt.Legend(orient="bottom")),
         tooltip=["curve", "step", alt.Tooltip("loss:Q", format=".4f")],
     ).properties(height=240)
