@@ -442,8 +442,9 @@ def _refuse_shared_folders(models: list[tuple[str, ModelSpec | Exception]]) -> N
     for spec, model in models:
         if isinstance(model, Exception):
             continue
-        first, weights = folders.setdefault(model.slug, (spec, model.checkpoint.resolve() if model.checkpoint else spec))
-        if weights != (model.checkpoint.resolve() if model.checkpoint else spec):
+        which = model.checkpoint.resolve() if model.checkpoint else spec
+        first, seen = folders.setdefault(model.slug, (spec, which))
+        if seen != which:
             raise HarnessError(f"--model {first} and --model {spec} are both named '{model.name}', so "
                                f"their results would share the folder {model.slug}/ and one would overwrite the "
                                "other's; give one a name of its own (`name:` in its card.yaml) or score them in "
