@@ -581,13 +581,14 @@ def retention_rows(report: dict) -> list[dict]:
 
 
 MAX_CURVE_POINTS = 10_000  # a point per checkpoint: a million steps at one every 100
+MAX_STEP = 10**12  # beyond any training run; a larger integer cannot be charted (Arrow's int64)
 CURVE_NAMES = {"loss_curve": "training", "held_out_curve": "held-out"}
 
 
 def training_curves(report: dict) -> list[dict]:
     """A student's loss curves from its report's `training` (distill.json's loss_curve and
     held_out_curve): one row per (curve, step). ValueError where a curve is not a list of at most
-    MAX_CURVE_POINTS {"step": integer >= 0, "loss": finite number} points."""
+    MAX_CURVE_POINTS {"step": integer 0..MAX_STEP, "loss": finite number} points."""
     training = report.get("training") or {}
     if not isinstance(training, dict):
         raise ValueError("'training' is not a table of curves")
@@ -598,8 +599,8 @@ def training_curves(report: dict) -> list[dict]:
             raise ValueError(f"training.{key} is not a list of at most {MAX_CURVE_POINTS:,} points")
         for point in points:
             step, loss = point["step"], point["loss"]
-            if not (isinstance(step, int) and not isinstance(step, bool) and step >= 0):
-                raise ValueError(f"training.{key}: a step is not a whole number >= 0")
+            if not (isinstance(step, int) and not isinstance(step, bool) and 0 <= step <= MAX_STEP):
+                raise ValueError(f"training.{key}: a step is not a whole number from 0 to {MAX_STEP:.0e}")
             if isinstance(loss, bool) or not isinstance(loss, (int, float)) or not math.isfinite(loss):
                 raise ValueError(f"training.{key}: a loss is not a finite number")
             rows.append({"student": report["student"], "curve": name, "step": step, "loss": float(loss)})

@@ -68,7 +68,8 @@ def rows():
         json.dumps({"student": "a", "teachers": {"b": "not a table"}})), "report", "not a distillation report")
     for what, curve in (("a NaN loss", [{"step": 1, "loss": float("nan")}]),
                         ("a 20,000-point loss curve", [{"step": i, "loss": 1.0} for i in range(20_000)]),
-                        ("a negative step", [{"step": -5, "loss": 1.0}])):
+                        ("a negative step", [{"step": -5, "loss": 1.0}]),
+                        ("a step of 1e30", [{"step": 10**30, "loss": 1.0}])):  # crashed the page's chart
         yield (f"{what} in a distillation report's curve", lambda root, curve=curve: (
             root / "a" / "distillation.json").write_text(json.dumps(
                 {"student": "a", "teachers": {}, "training": {"held_out_curve": curve}})),
