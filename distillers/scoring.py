@@ -19,9 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.atomic_write import write_text_atomic
-from harness.results import DISTILLATION_REPORT, ResultStore
-
-TRAINING_CURVES = ("loss_curve", "held_out_curve")  # distill.json's, [{"step", "loss"}, ...]
+from harness.results import DISTILLATION_REPORT, TRAINING_CURVES, ResultStore
 
 
 def report_path(results: Path, student_slug: str) -> Path:

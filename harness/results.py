@@ -25,6 +25,7 @@ RESULT_SCHEMA_VERSION = 6  # 2: metric values per seed/fold, main-score replicat
 # Beside the result files, <output>/<student>/ may hold the report `harness distill --score`
 # writes; it is not a result file, and readers of result files pass over it.
 DISTILLATION_REPORT = "distillation.json"
+TRAINING_CURVES = ("loss_curve", "held_out_curve")  # distill.json's, carried into the report's `training`
 SAMPLES_SUFFIX = ".samples.parquet"  # per-item predictions beside <task>.json (--log-samples)
 Status = Literal["ok", "skipped", "failed"]
 

@@ -37,7 +37,7 @@ from pydantic import ValidationError
 from scipy.stats import rankdata
 
 from harness.evaluation import MetricInfo
-from harness.results import DISTILLATION_REPORT, TaskResult
+from harness.results import DISTILLATION_REPORT, TRAINING_CURVES, TaskResult
 
 FOLDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # a results folder or task name: no path in it
 SEPARATED = 0.95  # two models are told apart when one ranks ahead in at least this share of resamples
@@ -582,7 +582,7 @@ def retention_rows(report: dict) -> list[dict]:
 
 MAX_CURVE_POINTS = 10_000  # a point per checkpoint: a million steps at one every 100
 MAX_STEP = 10**12  # beyond any training run; a larger integer cannot be charted (Arrow's int64)
-CURVE_NAMES = {"loss_curve": "training", "held_out_curve": "held-out"}
+CURVE_NAMES = dict(zip(TRAINING_CURVES, ("training", "held-out")))  # as the chart names them
 
 
 def training_curves(report: dict) -> list[dict]:
