@@ -4,24 +4,16 @@ is found where it was put."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 from sklearn.linear_model import LinearRegression
 
 from harness.synth.tissue import LATENT_DIM, MAX_MITOSES, TISSUE_CLASSES, TissueFactors
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.benchmark_scripts import load_benchmark
 
 
 def load_spectrum():
-    spec = importlib.util.spec_from_file_location("target_spectrum", ROOT / "benchmarks" / "target_spectrum.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["target_spectrum"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("target_spectrum")
 
 
 def latents(n: int, rng: np.random.Generator) -> np.ndarray:

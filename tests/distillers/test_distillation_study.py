@@ -4,27 +4,20 @@ and prints a verdict per claim at toy size (the real study takes most of an hour
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy import stats
 
+from tests.support.benchmark_scripts import load_benchmark
 from tests.support.registries import TINY_REGISTRY
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_study():
-    spec = importlib.util.spec_from_file_location("distill_retention", ROOT / "benchmarks" / "distill_retention.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["distill_retention"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("distill_retention")
 
 
 study = load_study()
@@ -141,9 +134,7 @@ def test_the_study_runs_resumes_and_gives_a_verdict_per_claim(tmp_path, capsys, 
 def test_the_learning_rate_sweep_trains_the_study_student_and_reads_both_curves(tmp_path, capsys, monkeypatch):
     """benchmarks/distill_lr.py at toy size: one student per (arm, lr), trained with the study's own
     arguments, then reused on a rerun; its table reads distill.json's two curves."""
-    spec = importlib.util.spec_from_file_location("distill_lr", ROOT / "benchmarks" / "distill_lr.py")
-    sweep = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sweep)
+    sweep = load_benchmark("distill_lr")
     registry = tmp_path / "toy.yaml"
     registry.write_text(TOY_REGISTRY)
     args = ["distill_lr.py", "--out", str(tmp_path / "sweep"), "--arms", "tissue", "--lrs", "0.001", "0.004",
