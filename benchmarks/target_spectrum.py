@@ -17,7 +17,8 @@ training split the students learn from, whose generator factors are known):
       A task read from few leading directions is not hidden in the spectrum's tail.
 
 Usage: python benchmarks/target_spectrum.py [--teachers synth-teacher-nuclei synth-teacher-tissue]
-       [--tasks synth-tiles synth-grade synth-mitosis] [--dataset synth-distill-mixed] [--cache-dir DIR]
+       [--tasks synth-tiles synth-grade synth-mitosis] [--dataset synth-distill-mixed] [--include YAML]
+       [--cache-dir DIR]
 """
 
 from __future__ import annotations
@@ -90,53 +91,81 @@ def probe_score(splits: dict[str, tuple[np.ndarray, np.ndarray]], n_classes: int
     from harness.scoring.logistic_probe import fit_logistic_probe
     from harness.scoring.metrics import balanced_accuracy
 
-    x = np.concatenate([splits["train"][0], splits["val"][0]]).astype(np.float64)
-    y = np.concatenate([splits["train"][1], splits["val"][1]])
+    fitted = [splits[s] for s in ("train", "val") if s in splits]  # val, where there is one, joins train
+    x = np.concatenate([x for x, _ in fitted]).astype(np.float64)
+    y = np.concatenate([y for _, y in fitted])
     mean, std = x.mean(axis=0), x.std(axis=0) + 1e-12
     probe = fit_logistic_probe((x - mean) / std, y, n_classes, cost=1.0)
     x_test, y_test = splits["test"]
     return float(balanced_accuracy(y_test, probe.predict_logits((x_test - mean) / std).argmax(1)))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    from distill_retention import TEACHERS, Study, print_table  # the study this script takes apart
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--teachers", nargs="+", default=["synth-teacher-nuclei", "synth-teacher-tissue"])
+    parser.add_argument("--teachers", nargs="+", default=[TEACHERS["nuclei"], TEACHERS["tissue"]])
     parser.add_argument("--tasks", nargs="+", default=["synth-tiles", "synth-grade", "synth-mitosis"])
-    parser.add_argument("--dataset", default="synth-distill-mixed", help="the distillation tiles (training split)")
+    parser.add_argument("--dataset", default=Study.dataset, help="the distillation tiles (training split)")
+    parser.add_argument("--include", action="append", default=[], help="extra registry YAML")
     parser.add_argument("--cache-dir", type=Path, help="default: $HARNESS_CACHE or ~/.cache/harness")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from harness.embedding_cache import EmbeddingCache
+    from harness.errors import HarnessError
     from harness.models.loading import LoadOptions, load_encoder
     from harness.registry import load_registry
+    from harness.runner import one_line
     from harness.sources import DataContext, open_source
+    from harness.sources.base import default_cache_dir
     from harness.tile_embedding import default_extract_options, embed_split
 
-    cache_dir = args.cache_dir or Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "harness"))
+    cache_dir = args.cache_dir or default_cache_dir()
     context = DataContext(cache_dir=cache_dir, data_root=cache_dir / "data")
-    registry = load_registry()
+    try:
+        registry = load_registry([Path(p) for p in args.include])
+    except (HarnessError, ValueError, OSError) as error:
+        raise SystemExit(f"target_spectrum.py: {one_line(error)}") from None
     cache, extract = EmbeddingCache(cache_dir), default_extract_options("cpu")
     unknown = [t for t in args.tasks if t not in registry.tasks]
     if unknown:
         parser.error(f"--tasks: unknown {', '.join(unknown)}")
+    if args.dataset not in registry.datasets:
+        parser.error(f"--dataset: unknown {args.dataset}")
     sources = {}
 
     def source_of(dataset: str):
         if dataset not in sources:
-            sources[dataset] = open_source(dataset, registry.datasets[dataset], context, registry.datasets)
-            sources[dataset].prepare()  # generated on first use
+            source = open_source(dataset, registry.datasets[dataset], context, registry.datasets)
+            availability = source.availability()
+            if not availability.ok:
+                raise SystemExit(f"{dataset}: {availability.reason}")
+            source.prepare()  # generated on first use
+            sources[dataset] = source
         return sources[dataset]
 
     def embeddings(encoder, dataset: str, split: str) -> np.ndarray:
         source = source_of(dataset)
         return np.asarray(embed_split(encoder, source, source.fingerprint(), split, cache, extract)[0].embeddings)
 
+    distillation = source_of(args.dataset)
+    latents = distillation.latents("train") if "train" in distillation.split_names() else None
+    if latents is None:
+        parser.error(f"--dataset {args.dataset}: the factor shares need a generated dataset with a train split "
+                     "(its tiles' latents)")
+    for task in args.tasks:
+        source = source_of(registry.tasks[task].dataset)
+        if not {"train", "test"} <= set(source.split_names()) or source.labels("train") is None:
+            parser.error(f"--tasks {task}: a probe needs labelled train and test splits "
+                         f"(it has {', '.join(source.split_names())})")
     rows, factors = [], []
     for teacher in args.teachers:
-        encoder = load_encoder(teacher, LoadOptions())
+        try:
+            encoder = load_encoder(teacher, LoadOptions())
+        except Exception as error:  # noqa: BLE001 - a model that cannot be built: one line, not a traceback
+            raise SystemExit(f"--teachers {teacher}: {one_line(error)}") from None
         targets = embeddings(encoder, args.dataset, "train")
-        factors.append([teacher, *(f"{100 * v:.1f}%" for v in
-                                   factor_shares(targets, source_of(args.dataset).latents("train")).values())])
+        factors.append([teacher, *(f"{100 * v:.1f}%" for v in factor_shares(targets, latents).values())])
         print(" | ".join(factors[-1]), flush=True)
         mean, directions, share = principal_directions(targets)
         dim = directions.shape[1]
@@ -144,8 +173,9 @@ def main() -> None:
         for task in args.tasks:
             dataset = registry.tasks[task].dataset
             source = source_of(dataset)
-            data[task] = ({s: (embeddings(encoder, dataset, s), np.asarray(source.labels(s)))
-                           for s in ("train", "val", "test")}, len(source.class_names()))
+            splits = [s for s in ("train", "val", "test") if s in source.split_names()]
+            data[task] = ({s: (embeddings(encoder, dataset, s), np.asarray(source.labels(s))) for s in splits},
+                          len(source.class_names()))
         for k in [*(k for k in KS if k < dim), dim]:
             scores = []
             for task in args.tasks:
@@ -156,17 +186,10 @@ def main() -> None:
             print(" | ".join(rows[-1]), flush=True)
     print(f"\nShare of each teacher's target variance on {args.dataset}'s training tiles that the generator's "
           "factors explain, added in this order (least squares)\n")
-    markdown(["teacher", "tissue", "cellularity", "atypia", "mitoses", "unexplained"], factors)
-    print(f"\nLogistic-probe balanced accuracy on each task's test split, on the teacher's embeddings projected on "
+    print_table(["teacher", "tissue", "cellularity", "atypia", "mitoses", "unexplained"], factors)
+    print(f"Logistic-probe balanced accuracy on each task's test split, on the teacher's embeddings projected on "
           f"its k leading principal directions (PCA of its embeddings of {args.dataset}'s training tiles)\n")
-    markdown(["teacher", "k", "variance share", *args.tasks], rows)
-
-
-def markdown(header: list[str], rows: list[list[str]]) -> None:
-    print("| " + " | ".join(header) + " |")
-    print("|" + " --- |" * len(header))
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print_table(["teacher", "k", "variance share", *args.tasks], rows)
 
 
 if __name__ == "__main__":

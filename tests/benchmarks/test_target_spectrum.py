@@ -5,11 +5,13 @@ is found where it was put."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from sklearn.linear_model import LinearRegression
 
 from harness.synth.tissue import LATENT_DIM, MAX_MITOSES, TISSUE_CLASSES, TissueFactors
 
-from tests.support.benchmark_scripts import load_benchmark
+from tests.support.benchmark_scripts import BENCHMARKS, load_benchmark
+from tests.support.registries import TINY_REGISTRY
 
 
 def load_spectrum():
@@ -66,3 +68,43 @@ def test_a_factor_built_into_the_targets_is_found_in_its_own_column():
     tissue_only = lat[:, :len(TISSUE_CLASSES)] @ rng.normal(size=(len(TISSUE_CLASSES), 4))
     shares = spectrum.factor_shares(tissue_only, lat)
     assert shares["tissue"] > 1 - 1e-9 and max(shares["mitoses"], shares["atypia"]) < 1e-9
+
+
+TOY = TINY_REGISTRY.replace("datasets:", """datasets:
+  toy-distill:
+    source: synth
+    generator: tiles
+    params: {tile_size: 64, per_class: {train: 4}, tumour_weight: 2, seed: 7}""")
+
+
+def test_it_runs_end_to_end_at_toy_size_and_prints_both_tables(tmp_path, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))  # as when run as a script: the study beside it
+    spectrum = load_spectrum()
+    registry = tmp_path / "toy.yaml"
+    registry.write_text(TOY)
+    spectrum.main(["--tasks", "tiny-tiles", "--dataset", "toy-distill", "--include", str(registry),
+                   "--cache-dir", str(tmp_path / "cache")])
+    printed = capsys.readouterr().out
+    factor_rows = [line for line in printed.splitlines() if line.startswith("| synth-teacher-") and line.count("|") == 7]
+    assert [row.split("|")[1].strip() for row in factor_rows] == ["synth-teacher-nuclei", "synth-teacher-tissue"]
+    for row in factor_rows:  # five shares, each a finite percentage (a NaN or an empty fit would not be)
+        shares = [float(cell.strip().rstrip("%")) for cell in row.strip("|").split("|")[1:]]
+        assert len(shares) == 5 and all(-0.1 <= v <= 100.1 for v in shares)
+    direction_rows = [line for line in printed.splitlines() if line.startswith("| synth-teacher-") and line.count("|") == 5]
+    assert [row.split("|")[2].strip() for row in direction_rows] == ["1", "2", "4", "8", "16", "32", "64", "128", "320"] * 2
+    assert direction_rows[8].split("|")[3].strip() == "100.0%"  # all 320 directions hold all the variance
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--dataset", "no-such-set"], "--dataset: unknown no-such-set"),
+    (["--tasks", "no-such-task"], "--tasks: unknown no-such-task"),
+    (["--teachers", "no-such-model", "--dataset", "toy-distill", "--tasks", "tiny-tiles"], "--teachers no-such-model:"),
+])
+def test_bad_arguments_stop_it_in_one_line(tmp_path, capsys, monkeypatch, args, expected):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    registry = tmp_path / "toy.yaml"
+    registry.write_text(TOY)
+    with pytest.raises(SystemExit) as stopped:
+        load_spectrum().main([*args, "--include", str(registry), "--cache-dir", str(tmp_path / "cache")])
+    message = capsys.readouterr().err.strip().splitlines()[-1] if stopped.value.code == 2 else str(stopped.value.code)
+    assert expected in message and "Traceback" not in message and "\n" not in message
