@@ -6,10 +6,12 @@ The submission is checked against the Hub, then written as one request file into
   requests/<org>--<model>--<sha12>.json      status PENDING -> RUNNING -> FINISHED | FAILED
 
 A backend (`harness queue run --requests-repo ... --results-repo ...`) takes PENDING requests
-oldest first. It claims one by a commit whose `parent_commit` is the head it read: if another
-backend committed in between, the Hub refuses the commit (HTTP 412), so two backends never
-score the same request. It downloads the weights at the pinned commit, scores them as a local
-checkpoint, pushes the results, and marks the request FINISHED or FAILED with the reason.
+oldest first, by the Hub's date of the last commit that wrote each request file (a file's own
+`submitted` is whatever its writer put there). It claims one by a commit whose `parent_commit` is
+the head it read: if another backend committed in between, the Hub refuses the commit (HTTP 412),
+so two backends never score the same request. It downloads the weights at the pinned commit,
+scores them as a local checkpoint, pushes the results, and marks the request FINISHED or FAILED
+with the reason.
 A backend killed mid-request finds its own RUNNING claim on the next start and resumes it
 (embeddings and result files already written are kept); another backend's claim is left alone
 until it is older than the lease.
@@ -33,6 +35,7 @@ from harness.timestamps import parse_timestamp, utc_timestamp
 
 PREFIX = "requests"
 PICKLED = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
+ARRIVAL_BATCH = 100  # request paths per paths-info call
 
 
 class ClaimConflict(Exception):
@@ -63,7 +66,24 @@ class HubRequestStore:
                 requests.append(parse_request(path.name, read_bounded(path), hub=True))
             except (OSError, InvalidRequest) as error:
                 invalid.append(Invalid(path.name, str(error)))
-        return info.sha, sorted(requests, key=lambda r: (r.submitted, r.id)), invalid
+        arrived = self.arrival_times(info.sha, [r for r in requests if r.status in ("PENDING", "RUNNING")])
+        never = datetime.max.replace(tzinfo=timezone.utc)
+        return info.sha, sorted(requests, key=lambda r: (arrived.get(r.id, never), r.submitted, r.id)), invalid
+
+    def arrival_times(self, head: str, requests: list[Request]) -> dict[str, datetime]:
+        """When each request file was last written, by the Hub's clock: the date of the last commit
+        that changed it. This, not the file's own `submitted` (whatever its writer put there), is the
+        queue's order: a request edited to claim an earlier time goes to the back, not the front.
+        Requests written in one commit keep their `submitted` order among themselves."""
+        times: dict[str, datetime] = {}
+        for start in range(0, len(requests), ARRIVAL_BATCH):
+            paths = [f"{PREFIX}/{r.id}.json" for r in requests[start:start + ARRIVAL_BATCH]]
+            entries = hub_call("reading the requests", self.repo_id, lambda paths=paths: hub_api().get_paths_info(
+                self.repo_id, paths, expand=True, revision=head, repo_type="dataset"))
+            for entry in entries:
+                if getattr(entry, "last_commit", None) is not None:
+                    times[entry.path.removeprefix(f"{PREFIX}/").removesuffix(".json")] = entry.last_commit.date
+        return times
 
     def write(self, request: Request, parent: str | None, message: str) -> None:
         """Commit one request file on top of `parent`; ClaimConflict if the head has moved."""

@@ -19,7 +19,6 @@ embeddings resume from their last shard, so a retry loses nothing and half-write
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import tempfile
@@ -312,8 +311,9 @@ def _mkdir(path: Path) -> Path:
 
 
 def queue_table(requests_repo: str | None, folder: str | Path | None) -> list[dict]:
-    """The queue as rows for a table (the app's Queue tab): a Hub requests dataset, or a folder.
-    Request files the queue will not act on are listed too, as INVALID with the reason."""
+    """The queue as rows for a table (the app's Queue tab): a Hub requests dataset, or a folder,
+    in the order its backend takes them. Request files the queue will not act on are listed too,
+    as INVALID with the reason."""
     if requests_repo:
         from harness.hub_queue import HubRequestStore
 
@@ -322,6 +322,6 @@ def queue_table(requests_repo: str | None, folder: str | Path | None) -> list[di
         requests, invalid = RequestStore(Path(folder)).all()
     rows = [{"model": r.hub_id or r.model_name, "revision": (r.commit_sha or "")[:12] or None, "status": r.status,
              "tasks": r.tasks, "submitted": r.submitted, "updated": r.updated, "attempts": r.attempts,
-             "reason": r.reason or ""} for r in sorted(requests, key=lambda r: (r.submitted, r.id))]
+             "reason": r.reason or ""} for r in requests]
     return rows + [{"model": name, "revision": None, "status": "INVALID", "tasks": None, "submitted": None,
                     "updated": None, "attempts": None, "reason": why} for name, why in invalid]

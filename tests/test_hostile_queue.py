@@ -304,3 +304,45 @@ def test_hub_queue_soak_twenty_good_and_twenty_poison_requests(tmp_path, small_s
     assert not Path("/tmp/harness-hub-abs").exists() and not (tmp_path / "climb").exists()
     assert {p.name for p in (work / "requests" / "checkpoints").iterdir()} <= set(by_id)
     assert TOKEN not in done.stdout + done.stderr
+
+
+QUEUE_ORDER = """
+import json, sys
+from pathlib import Path
+from huggingface_hub import CommitOperationAdd, HfApi
+from harness.hub_queue import HubRequestStore, run_hub_queue
+api = HfApi()
+api.create_repo("lab/requests", repo_type="dataset", exist_ok=True)
+for batch in json.loads(sys.argv[1]):  # one commit per batch of {file name: request JSON}
+    ops = [CommitOperationAdd(path_in_repo=f"requests/{name}", path_or_fileobj=data.encode())
+           for name, data in batch.items()]
+    api.create_commit("lab/requests", ops, commit_message="requests", repo_type="dataset")
+store = HubRequestStore("lab/requests")
+_, requests, _ = store.snapshot()
+print(json.dumps([r.id for r in requests]))
+claimed = []
+run_hub_queue(store, "backend-a", Path(sys.argv[2]), score=lambda request, folder: {},
+              publish=lambda request: None, log=lambda line: claimed.append(line.split(":")[0])
+              if line.endswith("RUNNING on backend-a") else None)
+print(json.dumps(claimed))
+"""
+
+
+def test_hub_queue_order_is_the_hubs_not_what_a_request_file_claims(tmp_path):
+    """A request edited to claim an earlier `submitted` does not jump the queue: the backend takes
+    requests in the order the Hub's commits wrote them (their `submitted` orders only requests
+    written by one commit), and claims them in that order."""
+    def filed(repo: str, submitted: str) -> tuple[str, str]:
+        rid = request_id(repo, SHA)
+        return f"{rid}.json", json.dumps(request(rid, hub_id=repo, commit_sha=SHA, model_name=repo, revision="main",
+                                                 submitted=submitted))
+
+    commits = [dict([filed("lab/first", "2026-12-06T10:00:00Z")]),
+               dict([filed("lab/second", "2026-12-06T10:30:00Z"), filed("lab/third", "2026-12-06T09:00:00Z")]),
+               dict([filed("lab/jumper", "2000-01-01T00:00:00Z")])]  # filed last, claiming to be first
+    with HubStandIn(token=TOKEN) as hub:
+        lines = run_hub_python(hub_env(hub, tmp_path), QUEUE_ORDER, json.dumps(commits), str(tmp_path / "work"))
+    order, claimed = (json.loads(line) for line in lines.strip().splitlines()[-2:])
+    expected = [request_id(repo, SHA) for repo in ("lab/first", "lab/third", "lab/second", "lab/jumper")]
+    assert order == expected
+    assert claimed == expected  # each claimed in that order (and failed: no such model repository)

@@ -9,10 +9,13 @@ bound to 127.0.0.1. It implements what push/pull need and nothing more:
   POST /api/{type}s/{repo}/commit/{rev}                    NDJSON commit (base64 file contents)
   GET  /api/{type}s/{repo}[/revision/{rev}]                repo_info (siblings)
   GET  /api/{type}s/{repo}/tree/{rev}[/{path}]             list_repo_tree
+  POST /api/{type}s/{repo}/paths-info/{rev}                get_paths_info (expand: each file's last commit)
   HEAD/GET /[{type}s/]{repo}/resolve/{rev}/{path}          file download
 
 Revisions are real: every commit keeps a snapshot of the files, and `main` or a commit sha
-resolves to it (an unknown revision is a 404 RevisionNotFound). A commit whose header names a
+resolves to it (an unknown revision is a 404 RevisionNotFound). Each commit gets a date from the
+stand-in's clock (strictly increasing), and each file remembers the last commit that changed its
+bytes, as git does (`lastCommit` of paths-info with expand). A commit whose header names a
 `parentCommit` that is no longer the head is refused with 412, as the Hub does: that is what
 makes a claim on a request atomic.
 
@@ -28,8 +31,9 @@ import json
 import re
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 
@@ -42,6 +46,8 @@ class Repo:
     files: dict[str, bytes] = field(default_factory=dict)
     commits: list[str] = field(default_factory=list)
     snapshots: dict[str, dict[str, bytes]] = field(default_factory=dict)  # commit sha -> files at it
+    # commit sha -> path -> the last commit that changed that file by then ({"id", "title", "date"})
+    last_commits: dict[str, dict[str, dict]] = field(default_factory=dict)
 
     @property
     def sha(self) -> str:
@@ -63,6 +69,8 @@ class HubStandIn:
         self.log: list[tuple[str, str, bool]] = []
         self.bodies: list[bytes] = []  # every request body, to check no secret was sent in one
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._clock = datetime.now(timezone.utc)  # the date of the last commit
+        self._commit_lock = threading.Lock()
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -113,6 +121,8 @@ class HubStandIn:
             ("POST", r"/api/(?P<type>model|dataset|space)s/(?P<repo>[^/]+/[^/]+)/preupload/(?P<rev>[^/]+)",
              self._preupload),
             ("POST", r"/api/(?P<type>model|dataset|space)s/(?P<repo>[^/]+/[^/]+)/commit/(?P<rev>[^/]+)", self._commit),
+            ("POST", r"/api/(?P<type>model|dataset|space)s/(?P<repo>[^/]+/[^/]+)/paths-info/(?P<rev>[^/]+)",
+             self._paths_info),
             ("GET", r"/api/(?P<type>model|dataset|space)s/(?P<repo>[^/]+/[^/]+)/tree/(?P<rev>[^/]+)(?:/(?P<sub>.*))?",
              self._tree),
             ("GET", r"/api/(?P<type>model|dataset|space)s/(?P<repo>[^/]+/[^/]+)(?:/revision/(?P<rev>[^/]+))?",
@@ -194,10 +204,15 @@ class HubStandIn:
         target = self._repo(request, type, repo, write=True)
         if target is None:
             return
+        with self._commit_lock:  # a parent check and its commit are one step, as on the Hub
+            self._apply_commit(request, body, type, repo, target)
+
+    def _apply_commit(self, request, body, type, repo, target: Repo):
         items = [json.loads(line) for line in body.decode().splitlines() if line.strip()]
         header = next((item["value"] for item in items if item["key"] == "header"), {})
         if header.get("parentCommit") and header["parentCommit"] != target.sha:
             return self._reply(request, 412, {"error": "A commit has happened since. Please refresh and try again."})
+        before = dict(target.files)
         for item in items:
             value = item["value"]
             if item["key"] == "file":
@@ -206,10 +221,19 @@ class HubStandIn:
                 for name in [p for p in target.files if p == value["path"] or p.startswith(value["path"] + "/")]:
                     del target.files[name]
             elif item["key"] == "lfsFile":
+                target.files = before
                 return self._reply(request, 400, {"error": "stand-in: LFS uploads are not implemented"})
         sha = hashlib.sha1(body + str(len(target.commits)).encode()).hexdigest()
+        self._clock = max(datetime.now(timezone.utc), self._clock + timedelta(milliseconds=1))
+        this = {"id": sha, "title": header.get("summary", ""),
+                "date": self._clock.strftime("%Y-%m-%dT%H:%M:%S.") + f"{self._clock.microsecond // 1000:03d}Z"}
+        last = target.last_commits.get(target.sha, {})
+        changed = {name for name, data in target.files.items() if before.get(name) != data}  # other bytes, or new
         target.commits.append(sha)
         target.snapshots[sha] = dict(target.files)
+        # a file a test placed in `files` directly has no commit of its own: this one is taken as it
+        target.last_commits[sha] = {name: this if name in changed or name not in last else last[name]
+                                    for name in target.files}
         url = f"{self.endpoint}/{PREFIX[type]}{repo}/commit/{sha}"
         self._reply(request, 200, {"commitUrl": url, "commitOid": sha, "success": True, "pullRequestUrl": None})
 
@@ -233,6 +257,25 @@ class HubStandIn:
         sub = (sub or "").strip("/")
         entries = [{"type": "file", "path": name, "size": len(data), "oid": _git_oid(data)}
                    for name, data in sorted(found[1].items()) if not sub or name.startswith(sub + "/")]
+        self._reply(request, 200, entries)
+
+    def _paths_info(self, request, method, body, type, repo, rev):
+        """The files among the form's `paths` that exist at the revision (others are left out, as on
+        the Hub); with `expand`, each with the last commit that changed it."""
+        target = self._repo(request, type, repo, write=False)
+        found = target and self._revision(request, target, rev)
+        if not found:
+            return
+        sha, files = found
+        form = parse_qs(body.decode())
+        expand = form.get("expand", ["False"])[0].lower() == "true"
+        entries = []
+        for name in form.get("paths", []):
+            if name in files:
+                entry = {"type": "file", "path": name, "size": len(files[name]), "oid": _git_oid(files[name])}
+                if expand and name in target.last_commits.get(sha, {}):  # not for a commit a test made by hand
+                    entry["lastCommit"] = target.last_commits[sha][name]
+                entries.append(entry)
         self._reply(request, 200, entries)
 
     def _resolve(self, request, method, body, type, repo, rev, file):
