@@ -19,6 +19,9 @@ until it is older than the lease.
 
 from __future__ import annotations
 
+import fnmatch
+import glob
+import re
 import shutil
 import tempfile
 from datetime import datetime, timedelta, timezone
@@ -29,13 +32,15 @@ import yaml
 
 from harness.errors import HarnessError
 from harness.hub_access import hub_api, hub_call, hub_error
-from harness.submissions import (ACTIVE, HUB_ID, Invalid, InvalidRequest, Request, give_up, outcome_of,
-                                 parse_request, read_bounded, request_id)
+from harness.submissions import (ACTIVE, HUB_ID, MAX_REQUEST_BYTES, Invalid, InvalidRequest, Request, give_up,
+                                 outcome_of, parse_request, read_bounded, request_id)
 from harness.timestamps import parse_timestamp, utc_timestamp
 
 PREFIX = "requests"
 PICKLED = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 ARRIVAL_BATCH = 100  # request paths per paths-info call
+REQUEST_FILES = f"{PREFIX}/*.json"  # what a snapshot downloads (its '*' matches '/' too) ...
+REQUEST_FILE = re.compile(rf"{PREFIX}/[^/]+\.json")  # ... of which only these, the top-level files, are requests
 
 
 class ClaimConflict(Exception):
@@ -51,21 +56,30 @@ class HubRequestStore:
 
     def snapshot(self) -> tuple[str | None, list[Request], list[Invalid]]:
         """(head commit, requests at it, request files not acted on); (None, [], []) for a dataset
-        that has no commit yet."""
+        that has no commit yet. A request file larger than a request may be is listed by the size
+        the Hub gives and never downloaded (a gigabyte named `requests/x.json` costs nothing)."""
         from huggingface_hub import snapshot_download
 
         info = hub_call("reading the requests", self.repo_id,
-                        lambda: hub_api().repo_info(self.repo_id, repo_type="dataset"))
+                        lambda: hub_api().repo_info(self.repo_id, repo_type="dataset", files_metadata=True))
         if not info.sha or set(info.sha) == {"0"}:
             return None, [], []
+        matched = [s for s in info.siblings or [] if fnmatch.fnmatch(s.rfilename, REQUEST_FILES)]
+        oversized = {s.rfilename: s.size for s in matched
+                     if REQUEST_FILE.fullmatch(s.rfilename) and (s.size or 0) > MAX_REQUEST_BYTES}
+        skipped = [s.rfilename for s in matched if s.rfilename in oversized or not REQUEST_FILE.fullmatch(s.rfilename)]
         folder = Path(hub_call("reading the requests", self.repo_id, lambda: snapshot_download(
-            self.repo_id, repo_type="dataset", revision=info.sha, allow_patterns=[f"{PREFIX}/*.json"])))
-        requests, invalid = [], []
+            self.repo_id, repo_type="dataset", revision=info.sha, allow_patterns=[REQUEST_FILES],
+            ignore_patterns=[glob.escape(name) for name in skipped] or None)))
+        requests = []
+        invalid = [Invalid(name.removeprefix(f"{PREFIX}/"), f"{size:,} bytes, more than a request may have "
+                           f"({MAX_REQUEST_BYTES:,}); not downloaded") for name, size in oversized.items()]
         for path in sorted((folder / PREFIX).glob("*.json")):
             try:
                 requests.append(parse_request(path.name, read_bounded(path), hub=True))
             except (OSError, InvalidRequest) as error:
                 invalid.append(Invalid(path.name, str(error)))
+        invalid.sort()
         arrived = self.arrival_times(info.sha, [r for r in requests if r.status in ("PENDING", "RUNNING")])
         never = datetime.max.replace(tzinfo=timezone.utc)
         return info.sha, sorted(requests, key=lambda r: (arrived.get(r.id, never), r.submitted, r.id)), invalid

@@ -313,13 +313,13 @@ from huggingface_hub import CommitOperationAdd, HfApi
 from harness.hub_queue import HubRequestStore, run_hub_queue
 api = HfApi()
 api.create_repo("lab/requests", repo_type="dataset", exist_ok=True)
-for batch in json.loads(sys.argv[1]):  # one commit per batch of {file name: request JSON}
+for batch in json.loads(Path(sys.argv[1]).read_text()):  # one commit per batch of {file name: request JSON}
     ops = [CommitOperationAdd(path_in_repo=f"requests/{name}", path_or_fileobj=data.encode())
            for name, data in batch.items()]
     api.create_commit("lab/requests", ops, commit_message="requests", repo_type="dataset")
 store = HubRequestStore("lab/requests")
-_, requests, _ = store.snapshot()
-print(json.dumps([r.id for r in requests]))
+_, requests, invalid = store.snapshot()
+print(json.dumps([[r.id for r in requests], [list(i) for i in invalid]]))
 claimed = []
 run_hub_queue(store, "backend-a", Path(sys.argv[2]), score=lambda request, folder: {},
               publish=lambda request: None, log=lambda line: claimed.append(line.split(":")[0])
@@ -331,18 +331,28 @@ print(json.dumps(claimed))
 def test_hub_queue_order_is_the_hubs_not_what_a_request_file_claims(tmp_path):
     """A request edited to claim an earlier `submitted` does not jump the queue: the backend takes
     requests in the order the Hub's commits wrote them (their `submitted` orders only requests
-    written by one commit), and claims them in that order."""
-    def filed(repo: str, submitted: str) -> tuple[str, str]:
+    written by one commit), and claims them in that order. A request file over the size limit, or
+    a file in a folder under requests/, is never downloaded."""
+    def filed(repo: str, submitted: str, **fields) -> tuple[str, str]:
         rid = request_id(repo, SHA)
         return f"{rid}.json", json.dumps(request(rid, hub_id=repo, commit_sha=SHA, model_name=repo, revision="main",
-                                                 submitted=submitted))
+                                                 submitted=submitted, **fields))
 
+    big = "x" * 100_000
     commits = [dict([filed("lab/first", "2026-12-06T10:00:00Z")]),
                dict([filed("lab/second", "2026-12-06T10:30:00Z"), filed("lab/third", "2026-12-06T09:00:00Z")]),
-               dict([filed("lab/jumper", "2000-01-01T00:00:00Z")])]  # filed last, claiming to be first
+               dict([filed("lab/jumper", "2000-01-01T00:00:00Z")]),  # filed last, claiming to be first
+               {"oversized.json": json.dumps(request("oversized", reason=big)),
+                "nested/big.json": json.dumps(request("big", reason=big))}]
     with HubStandIn(token=TOKEN) as hub:
-        lines = run_hub_python(hub_env(hub, tmp_path), QUEUE_ORDER, json.dumps(commits), str(tmp_path / "work"))
-    order, claimed = (json.loads(line) for line in lines.strip().splitlines()[-2:])
+        plan = tmp_path / "commits.json"
+        plan.write_text(json.dumps(commits))
+        lines = run_hub_python(hub_env(hub, tmp_path), QUEUE_ORDER, str(plan), str(tmp_path / "work"))
+    (order, invalid), claimed = (json.loads(line) for line in lines.strip().splitlines()[-2:])
     expected = [request_id(repo, SHA) for repo in ("lab/first", "lab/third", "lab/second", "lab/jumper")]
     assert order == expected
     assert claimed == expected  # each claimed in that order (and failed: no such model repository)
+    assert invalid == [["oversized.json", f"{len(commits[3]['oversized.json']):,} bytes, more than a request may "
+                                          "have (65,536); not downloaded"]]
+    fetched = [path for method, path, _ in hub.log if "/resolve/" in path]
+    assert fetched and not [path for path in fetched if path.endswith(("oversized.json", "big.json"))]
