@@ -13,15 +13,17 @@ printed, logged or written. The endpoint is HF_ENDPOINT's (the tests' loopback s
 
 from __future__ import annotations
 
+import glob
 import shutil
 import tempfile
 from pathlib import Path
 
 from harness import __version__
 from harness.errors import HarnessError
-from harness.hub_access import hub_api, hub_call, hub_error, is_commit
+from harness.hub_access import hub_api, hub_call, hub_error
 from harness.results import DISTILLATION_REPORT
-from harness.leaderboard.aggregate import FOLDER, REPORT_ERRORS, load_results, read_distillation_report
+from harness.leaderboard.aggregate import (FOLDER, MAX_RESULT_BYTES, REPORT_ERRORS, load_results,
+                                          read_distillation_report)
 
 RESULTS_PREFIX = "results"
 TABLE_FILE = "leaderboard.parquet"
@@ -133,29 +135,31 @@ def push_model_results(results_dir: Path, slugs: set[str], repo_id: str, attempt
 
 def pull_results(repo_id: str, output: Path, revision: str | None = None) -> tuple[int, list[str]]:
     """Download the repo's result files into `output`/<slug>/<task>.json: (number of files, the
-    paths left out because they are no plain model folder and file name: a path in a name, or a
-    name too long for a file system). Nothing in the dataset chooses a path outside `output`."""
+    paths left out: no plain model folder and file name (a path in a name, or a name too long for
+    a file system), or larger than the board reads, by the size the Hub gives, so never downloaded).
+    Nothing in the dataset chooses a path outside `output`."""
     from huggingface_hub import snapshot_download
 
-    api = hub_api()
-    if revision is None or not is_commit(revision):  # one commit for the listing and the download
-        revision = hub_call("reading results", repo_id, lambda: api.repo_info(repo_id, repo_type="dataset",
-                                                                           revision=revision)).sha
-    names = hub_call("listing results", repo_id, lambda: api.list_repo_files(repo_id, repo_type="dataset",
-                                                                          revision=revision))
-    wanted, skipped = [], []
-    for name in names:
-        parts = name.split("/")
+    info = hub_call("reading results", repo_id, lambda: hub_api().repo_info(  # one commit for listing and download
+        repo_id, repo_type="dataset", revision=revision, files_metadata=True))
+    wanted, skipped, left_out = [], [], []
+    for sibling in info.siblings or []:
+        name, parts = sibling.rfilename, sibling.rfilename.split("/")
         if parts[0] != RESULTS_PREFIX or not name.endswith(".json"):
             continue
-        if len(parts) == 3 and FOLDER.fullmatch(parts[1]) and ".." not in parts[1] and FOLDER.fullmatch(parts[2]):
-            wanted.append(name)
-        else:  # a path in a name, or a name too long for a file system: never written here
+        if not (len(parts) == 3 and FOLDER.fullmatch(parts[1]) and ".." not in parts[1] and FOLDER.fullmatch(parts[2])):
+            left_out.append(name)  # a path in a name, or a name too long for a file system: never written here
             skipped.append(f"{name[:160]}: left out (not results/<model folder>/<task>.json)")
+        elif (sibling.size or 0) > MAX_RESULT_BYTES:
+            left_out.append(name)
+            skipped.append(f"{name[:160]}: left out ({sibling.size:,} bytes, more than a result file may have)")
+        else:
+            wanted.append(name)
     if not wanted:
         return 0, skipped
     folder = Path(hub_call("downloading results", repo_id, lambda: snapshot_download(
-        repo_id, repo_type="dataset", revision=revision, allow_patterns=wanted)))
+        repo_id, repo_type="dataset", revision=info.sha, allow_patterns=[f"{RESULTS_PREFIX}/*/*.json"],
+        ignore_patterns=[glob.escape(name) for name in left_out] or None)))
     for name in wanted:
         target = Path(output) / Path(name).relative_to(RESULTS_PREFIX)
         target.parent.mkdir(parents=True, exist_ok=True)

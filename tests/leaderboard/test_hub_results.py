@@ -104,20 +104,26 @@ def test_the_space_installs_the_harness_from_a_pinned_commit(tmp_path):
 def test_a_hostile_results_dataset_never_chooses_a_path_and_never_jams_a_publish(hub, results, tmp_path):
     """A folder name too long for a file system (or one with a path in it) in the results dataset is
     left out of pulls, and the queue's publish (pull, overlay, commit) still works: it made every
-    later publish fail as 'cannot reach the Hub'."""
+    later publish fail as 'cannot reach the Hub'. A file larger than the board reads is left out
+    by the size the Hub lists, never downloaded."""
+    from harness.leaderboard.aggregate import MAX_RESULT_BYTES
+
     env = hub_env(hub, tmp_path)
     assert harness(env, "push", "--repo", "lab/fm-results", "--results", str(results)).returncode == 0
     repo = hub.repos[("dataset", "lab/fm-results")]
     long_name = "x" * 300
     for name in (f"results/{long_name}/t1.json", "results/..evil/t1.json", "results/big/sub/t1.json"):
         repo.files[name] = b"{}"
+    repo.files["results/small/huge.json"] = b" " * (MAX_RESULT_BYTES + 1)
     repo.commits.append("f" * 40)
     repo.snapshots["f" * 40] = dict(repo.files)
 
     pulled = harness(env, "pull", "--repo", "lab/fm-results", "--output", str(tmp_path / "pulled"))
     assert pulled.returncode == 0, pulled.stderr
-    assert "4 result files" in pulled.stdout and pulled.stderr.count("left out") == 3
+    assert "4 result files" in pulled.stdout and pulled.stderr.count("left out") == 4
+    assert f"{MAX_RESULT_BYTES + 1:,} bytes, more than a result file may have" in pulled.stderr
     assert sorted(p.parent.name for p in (tmp_path / "pulled").glob("*/*.json")) == ["big", "big", "small", "small"]
+    assert not [path for _, path, _ in hub.log if path.endswith(("huge.json", "sub/t1.json"))]  # never fetched
 
     newcomer = tmp_path / "newcomer"
     write_result(newcomer, "lab--new", "t1", "tile_classification", 0.5)
