@@ -39,6 +39,7 @@ from harness.timestamps import parse_timestamp, utc_timestamp
 PREFIX = "requests"
 PICKLED = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 ARRIVAL_BATCH = 100  # request paths per paths-info call
+WEIGHTS_ROOM = 64 * 1024 * 1024  # bytes a weights file may have beyond its architecture in float32 (header, a head)
 REQUEST_FILES = f"{PREFIX}/*.json"  # what a snapshot downloads (its '*' matches '/' too) ...
 REQUEST_FILE = re.compile(rf"{PREFIX}/[^/]+\.json")  # ... of which only these, the top-level files, are requests
 
@@ -199,21 +200,34 @@ def card_at_commit(hub_id: str, sha: str, files: list[str], folder: Path) -> Pat
 def fetch_checkpoint(request: Request, folder: Path) -> Path:
     """The request's weights and card at its pinned commit, as a local checkpoint folder (what
     `harness run --model PATH` and the queue score). Nothing of the request but its repository
-    and commit is used."""
-    from huggingface_hub import snapshot_download
+    and commit is used. Only the weights file that is scored is downloaded (`model.safetensors`,
+    else the first `.safetensors`), and only if the Hub lists it at no more bytes than the card's
+    architecture holds in float32 (WEIGHTS_ROOM beside): a repository cannot fill the backend's disk."""
+    from huggingface_hub import hf_hub_download
+
+    from harness.models.building import architecture_size
+    from harness.models.card import read_card
+    from harness.models.checkpoint import resolve_card
 
     hub_id, sha = request.hub_id, request.commit_sha
-    downloaded = Path(hub_call("downloading the weights", hub_id, lambda: snapshot_download(
-        hub_id, revision=sha, allow_patterns=["*.safetensors", "card.yaml"])))
-    weights = sorted(downloaded.glob("*.safetensors"))
+    info = hub_call("downloading the weights", hub_id, lambda: hub_api().model_info(
+        hub_id, revision=sha, files_metadata=True))
+    sizes = {s.rfilename: s.size or 0 for s in info.siblings or []}
+    weights = sorted(name for name in sizes if name.endswith(".safetensors") and "/" not in name)
     if not weights:
         raise HarnessError(f"hf-hub:{hub_id}@{sha[:12]}: no .safetensors weights at this commit")
-    card_at_commit(hub_id, sha, [p.name for p in downloaded.iterdir()], folder)
-    preferred = next((w for w in weights if w.name == "model.safetensors"), weights[0])
+    card_path = card_at_commit(hub_id, sha, list(sizes), folder)
+    preferred = "model.safetensors" if "model.safetensors" in weights else weights[0]
+    _, numbers = architecture_size(resolve_card(read_card(card_path), card_path))
+    if sizes[preferred] > 4 * numbers + WEIGHTS_ROOM:
+        raise HarnessError(f"hf-hub:{hub_id}@{sha[:12]}: {preferred} is {sizes[preferred]:,} bytes, more than the "
+                           f"card's architecture holds ({numbers:,} numbers in float32); not downloaded: check the card "
+                           "and the weights")
     target = folder / "model.safetensors"
     if not target.exists():  # copied under another name, then renamed: a kill never leaves half a file
+        downloaded = hub_call("downloading the weights", hub_id, lambda: hf_hub_download(hub_id, preferred, revision=sha))
         partial = folder / "model.safetensors.partial"
-        shutil.copyfile(preferred, partial)
+        shutil.copyfile(downloaded, partial)
         partial.replace(target)
     return folder
 

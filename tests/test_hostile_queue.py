@@ -356,3 +356,48 @@ def test_hub_queue_order_is_the_hubs_not_what_a_request_file_claims(tmp_path):
                                           "have (65,536); not downloaded"]]
     fetched = [path for method, path, _ in hub.log if "/resolve/" in path]
     assert fetched and not [path for path in fetched if path.endswith(("oversized.json", "big.json"))]
+
+
+FETCH = """
+import json, sys
+from pathlib import Path
+import harness.hub_queue as hub_queue
+from harness.errors import HarnessError
+from harness.submissions import Request, request_id
+hub_queue.WEIGHTS_ROOM = 1 << 20  # 1 MB beside the architecture's float32 bytes (64 MB in use)
+fetched = {}
+for repo, sha in json.loads(sys.argv[1]).items():
+    request = Request(id=request_id(repo, sha), status="RUNNING", model_name=repo, hub_id=repo, commit_sha=sha,
+                      tasks="all", submitted="", updated="")
+    try:
+        folder = hub_queue.fetch_checkpoint(request, Path(sys.argv[2]) / request.id)
+        fetched[repo] = sorted(p.name for p in folder.iterdir())
+    except HarnessError as error:
+        fetched[repo] = str(error)
+print(json.dumps(fetched))
+"""
+
+
+def test_the_backend_downloads_only_the_weights_it_scores_and_only_within_the_cards_size(tmp_path, small_state):
+    """A model repository cannot fill the backend's disk: of its .safetensors only the one scored is
+    downloaded, and not at all if the Hub lists it larger than the card's architecture holds."""
+    weights, junk = tmp_path / "model.safetensors", tmp_path / "junk.safetensors"
+    save_file(small_state, str(weights))
+    save_file({"junk": torch.zeros(750_000)}, str(junk))  # 3 MB the backend has no use for
+    (tmp_path / "good.yaml").write_text(yaml_card(SMALL_CARD))
+    (tmp_path / "shrunk.yaml").write_text(yaml_card({**SMALL_CARD, "timm_kwargs": {**SMALL_KWARGS, "depth": 1}}))
+    plan = {"models": {"lab/good": {"model.safetensors": str(weights), "extra.safetensors": str(junk),
+                                    "card.yaml": str(tmp_path / "good.yaml")},
+                       "lab/shrunk": {"model.safetensors": str(weights), "card.yaml": str(tmp_path / "shrunk.yaml")}}}
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    with HubStandIn(token=TOKEN) as hub:
+        env = hub_env(hub, tmp_path)
+        shas = run_hub_python(env, UPLOAD_ALL, str(tmp_path / "plan.json")).strip().splitlines()[-1]
+        fetched = json.loads(run_hub_python(env, FETCH, shas, str(tmp_path / "work")).strip().splitlines()[-1])
+    assert fetched["lab/good"] == ["card.yaml", "model.safetensors"]
+    assert "model.safetensors is " in fetched["lab/shrunk"] and "more than the card's architecture holds" in \
+        fetched["lab/shrunk"]
+    downloads = [path for method, path, _ in hub.log if method == "GET" and "/resolve/" in path]
+    assert [p for p in downloads if p.startswith("/lab/good/") and p.endswith("/model.safetensors")]
+    assert not [p for p in downloads if p.endswith("/extra.safetensors")
+                or (p.startswith("/lab/shrunk/") and p.endswith(".safetensors"))]

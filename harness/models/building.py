@@ -25,9 +25,7 @@ def check_architecture_budget(card: ModelCard, label: str, max_parameters: int =
     """Build the card's timm architecture on the meta device (no memory) and refuse it, in one
     line, above `max_parameters`; its parameter count otherwise. Any error building it is the
     same one line a real build gives."""
-    with torch.device("meta"):
-        backbone = build_timm(card.architecture, card.timm_kwargs, pretrained=False)
-    count = sum(p.numel() for p in backbone.parameters())
+    count, _ = architecture_size(card)
     if count > max_parameters:
         raise HarnessError(
             f"{label}: the card's architecture '{card.architecture}' (timm_kwargs {card.timm_kwargs}) has "
@@ -35,6 +33,14 @@ def check_architecture_budget(card: ModelCard, label: str, max_parameters: int =
             f"{_count(max_parameters)}; it was not built. Check the card, or raise the budget with "
             "--max-parameters where the machine has the memory")
     return count
+
+
+def architecture_size(card: ModelCard) -> tuple[int, int]:
+    """(parameters, numbers in its state dict: parameters and saved buffers) of the card's timm
+    architecture, built on the meta device (no memory)."""
+    with torch.device("meta"):
+        backbone = build_timm(card.architecture, card.timm_kwargs, pretrained=False)
+    return sum(p.numel() for p in backbone.parameters()), sum(t.numel() for t in backbone.state_dict().values())
 
 
 def _count(n: int) -> str:
