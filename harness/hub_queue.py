@@ -135,14 +135,14 @@ def submit_from_hub(hub_id: str, revision: str | None, store: HubRequestStore, t
         raise HarnessError(f"hf-hub:{hub_id}: not a model repository id: give ORG/MODEL")
     api = hub_api()
     try:
-        info = api.model_info(hub_id, revision=revision)
+        info = api.model_info(hub_id, revision=revision, files_metadata=True)
     except RevisionNotFoundError:
         raise HarnessError(f"hf-hub:{hub_id}: revision '{revision}' not found: give a branch, tag or commit "
                            "sha that exists in the model repository") from None
     except Exception as error:  # noqa: BLE001 - one line, as every Hub failure
         raise hub_error("reading the model", hub_id, error) from None
     sha = info.sha
-    files = [s.rfilename for s in info.siblings or []]
+    files = {s.rfilename: s.size or 0 for s in info.siblings or []}  # name -> bytes
     if not any(f.endswith(".safetensors") for f in files):
         pickled = [f for f in files if f.endswith(PICKLED)]
         raise HarnessError(f"hf-hub:{hub_id}@{sha[:12]}: no .safetensors weights"
@@ -170,16 +170,20 @@ def submit_from_hub(hub_id: str, revision: str | None, store: HubRequestStore, t
     return request
 
 
-def card_at_commit(hub_id: str, sha: str, files: list[str], folder: Path) -> Path:
-    """The model card as the repository holds it at `sha`, written to `folder`/card.yaml with the
-    Hub id and commit it was read at; a known model without one gets {base: <known model>}. Its
-    keys and bounds are checked as a run checks them (read_card)."""
+def card_at_commit(hub_id: str, sha: str, files: dict[str, int], folder: Path) -> Path:
+    """The model card as the repository holds it at `sha` (`files`: its file names and sizes), written
+    to `folder`/card.yaml with the Hub id and commit it was read at; a known model without one gets
+    {base: <known model>}. Its keys and bounds are checked as a run checks them (read_card); a card
+    listed larger than a card may be is refused without downloading it."""
     from huggingface_hub import hf_hub_download
 
-    from harness.models.card import read_card
+    from harness.models.card import MAX_CARD_BYTES, read_card
     from harness.models.zoo import find_known_model
 
     folder.mkdir(parents=True, exist_ok=True)
+    if files.get("card.yaml", 0) > MAX_CARD_BYTES:
+        raise HarnessError(f"hf-hub:{hub_id}@{sha[:12]}/card.yaml: a model card of {files['card.yaml']:,} bytes; a "
+                           f"card is a short YAML file (at most {MAX_CARD_BYTES:,} bytes); not downloaded")
     if "card.yaml" in files:
         downloaded = Path(hub_call("reading the model card", hub_id, lambda: hf_hub_download(
             hub_id, "card.yaml", revision=sha)))
@@ -216,7 +220,7 @@ def fetch_checkpoint(request: Request, folder: Path) -> Path:
     weights = sorted(name for name in sizes if name.endswith(".safetensors") and "/" not in name)
     if not weights:
         raise HarnessError(f"hf-hub:{hub_id}@{sha[:12]}: no .safetensors weights at this commit")
-    card_path = card_at_commit(hub_id, sha, list(sizes), folder)
+    card_path = card_at_commit(hub_id, sha, sizes, folder)
     preferred = "model.safetensors" if "model.safetensors" in weights else weights[0]
     _, numbers = architecture_size(resolve_card(read_card(card_path), card_path))
     if sizes[preferred] > 4 * numbers + WEIGHTS_ROOM:

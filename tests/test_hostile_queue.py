@@ -304,6 +304,8 @@ def test_hub_queue_soak_twenty_good_and_twenty_poison_requests(tmp_path, small_s
     assert not Path("/tmp/harness-hub-abs").exists() and not (tmp_path / "climb").exists()
     assert {p.name for p in (work / "requests" / "checkpoints").iterdir()} <= set(by_id)
     assert TOKEN not in done.stdout + done.stderr
+    # the 200 kB card was refused by the size the Hub lists, and its weights were not fetched either
+    assert not [path for _, path, _ in hub.log if path.startswith("/lab/big-card/resolve/")]
 
 
 QUEUE_ORDER = """
