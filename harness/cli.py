@@ -468,8 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_argument("--results-repo", metavar="ORG/RESULTS", help="with --requests-repo: push results here")
     queue.add_argument("--backend-id", help="this backend's name in claims (default the host name); a restarted "
                                             "backend resumes its own RUNNING claims")
-    queue.add_argument("--workdir", help="with --requests-repo: where downloaded checkpoints go (default "
-                                         "$HARNESS_REQUESTS or ./requests)")
+    queue.add_argument("--workdir", help="with --requests-repo: where downloaded checkpoints go, each deleted once "
+                                         "its request is scored (default $HARNESS_REQUESTS or ./requests)")
     common(queue)
     queue.set_defaults(handler=cli.queue)
 

@@ -14,13 +14,15 @@ scores them as a local checkpoint, pushes the results, and marks the request FIN
 with the reason.
 A backend killed mid-request finds its own RUNNING claim on the next start and resumes it
 (embeddings and result files already written are kept); another backend's claim is left alone
-until it is older than the lease.
+until it is older than the lease. A request's downloaded weights are deleted once it is FINISHED
+or FAILED, so a backend's disk does not fill with every model it has scored.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import glob
+import os
 import re
 import shutil
 import tempfile
@@ -228,11 +230,12 @@ def fetch_checkpoint(request: Request, folder: Path) -> Path:
                            f"card's architecture holds ({numbers:,} numbers in float32); not downloaded: check the card "
                            "and the weights")
     target = folder / "model.safetensors"
-    if not target.exists():  # copied under another name, then renamed: a kill never leaves half a file
-        downloaded = hub_call("downloading the weights", hub_id, lambda: hf_hub_download(hub_id, preferred, revision=sha))
-        partial = folder / "model.safetensors.partial"
-        shutil.copyfile(downloaded, partial)
-        partial.replace(target)
+    if not target.exists():  # downloaded beside it (resumable), then renamed: a kill never leaves half a file
+        staging = folder / ".download"  # not huggingface_hub's cache: one copy on disk, removed when scored
+        downloaded = hub_call("downloading the weights", hub_id, lambda: hf_hub_download(
+            hub_id, preferred, revision=sha, local_dir=staging))
+        os.replace(downloaded, target)
+        shutil.rmtree(staging, ignore_errors=True)
     return folder
 
 
@@ -273,6 +276,7 @@ def run_hub_queue(store: HubRequestStore, backend: str, workdir: Path,
         if give_up(request):  # it stopped the backend each time it was scored: failed, not claimed again
             if _write_claim(store, request, head, f"failed {request.id}", log):
                 seen.add(request.id)
+                shutil.rmtree(workdir / "checkpoints" / request.id, ignore_errors=True)
                 log(f"{request.id}: FAILED ({request.reason})")
                 done.append(request)
             continue
@@ -290,6 +294,8 @@ def run_hub_queue(store: HubRequestStore, backend: str, workdir: Path,
 
         outcome_of(request, scored, log)
         store.update(request, f"{request.status.lower()} {request.id}")
+        # a commit is scored once: its weights are not kept (the results and embeddings are)
+        shutil.rmtree(workdir / "checkpoints" / request.id, ignore_errors=True)
         log(f"{request.id}: {request.status}" + (f" ({request.reason})" if request.reason else ""))
         done.append(request)
 

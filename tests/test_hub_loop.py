@@ -149,6 +149,9 @@ def test_submit_queue_push_space_and_app(hub, tmp_path, tiny_fm_state, tiny_regi
     request = request_file(hub)
     assert request["status"] == "FINISHED" and request["results"] == {"tiny-tiles": "ok"}
     assert request["attempts"] == 2 and request["reason"] is None
+    # scored once, its weights are not kept: not in the work folder, and never in huggingface_hub's cache
+    assert not (work / "checkpoints" / request["id"]).exists()
+    assert not list((tmp_path / "hf-home").rglob("*.safetensors"))
 
     # --- results on the Hub: the pinned weights, recorded with their Hub id and commit ----------
     results = hub.repos[("dataset", "lab/results")].files
