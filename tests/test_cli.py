@@ -284,6 +284,28 @@ def test_default_run_of_the_readme(suite_cache, tmp_path):
     assert "random-init" in printed
 
 
+def test_default_run_benchmark_says_where_the_cold_run_went_per_dataset(suite_cache, tmp_path):
+    """benchmarks/default_run.py's per-dataset table, on the README's run: the datasets that share
+    generated images are one row with one generation, the rows' embed and eval seconds are the
+    results', and a dataset this run generated has its generation timed (meta.json)."""
+    from tests.support.benchmark_scripts import load_benchmark
+
+    ran_in, _ = readme_run(suite_cache, tmp_path)
+    rows = load_benchmark("default_run").dataset_costs(suite_cache, ran_in / "results")
+    tiles = next(row for row in rows if "synth-tiles" in row["datasets"])
+    assert {"synth-vqa", "synth-reports", "synth-centres", "synth-st"} <= set(tiles["datasets"])
+    assert sum("synth-tiles" in row["datasets"] for row in rows) == 1
+    scored = [r for r in map(read, (ran_in / "results").glob("*/*.json")) if r.get("status") == "ok"]
+    for key, timing in (("embed", "embed_s"), ("eval", "eval_s")):
+        assert sum(row[key] for row in rows) == pytest.approx(sum(r["timings"][timing] or 0.0 for r in scored))
+    slides = next(row for row in rows if "synth-slides" in row["datasets"])
+    assert slides["embed"] > 0 and slides["eval"] > 0
+    generated = [row for row in rows if row["gen_wall"] is not None]  # all of them when the cache was cold
+    assert all(row["gen_cpu"] > 0 for row in generated)
+    if os.environ.get("CI_README_RUN_DIR"):  # .ci/run's README run generated the whole suite
+        assert slides in generated and tiles in generated
+
+
 def test_a_replaced_checkpoint_is_rescored_not_reused(cache_dir, tiny_registry_file, tmp_path):
     import timm
     import torch

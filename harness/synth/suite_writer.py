@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import resource
 import shutil
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -90,6 +92,7 @@ def _build(target, prepare, render_job, jobs, total, meta, workers, needed_bytes
     tmp = target.with_name(target.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
+        started, cpu_before = time.perf_counter(), _cpu_seconds()
         tmp.mkdir(parents=True)
         prepare(tmp)
         workers = workers or min(2, os.cpu_count() or 1)
@@ -100,6 +103,9 @@ def _build(target, prepare, render_job, jobs, total, meta, workers, needed_bytes
             else:
                 for job in jobs:
                     advance(run(job))
+        # what generating it took (benchmarks/default_run.py reports it per dataset); not part of its identity
+        meta = {**meta, "generation": {"wall_s": round(time.perf_counter() - started, 2),
+                                       "cpu_s": round(_cpu_seconds() - cpu_before, 2), "workers": workers}}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
         if target.exists():
             shutil.rmtree(target)
@@ -121,6 +127,13 @@ def _render_in_workers(run, jobs, workers: int, advance, target: Path) -> None:
                            f"{free / 1e9:.2f} GB free there now); free space or memory and run again") from None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # on an error, the jobs not started are dropped
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and of its children that have ended (the workers,
+    once their pool is shut down)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 class _Job:

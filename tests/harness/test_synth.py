@@ -193,3 +193,28 @@ def test_tumour_weight_multiplies_the_tumour_tiles_and_keeps_older_fingerprints(
     # grade and mitosis tiles are all tumour: the weight does not change them
     grade = plan_tiles(SyntheticTileParams(task="grade", per_class={"train": 5}, tumour_weight=4))["train"]
     assert len(grade) == 15
+
+
+def _burn(folder, job) -> int:
+    """A render job that spends CPU in its worker: about 0.2 s each."""
+    import time
+
+    end = time.process_time() + 0.2
+    while time.process_time() < end:
+        pass
+    (folder / f"item{job}.txt").write_text("x")
+    return 1
+
+
+def test_meta_json_records_what_generating_took_with_its_workers_cpu(tmp_path):
+    """meta.json says how long generation took and how much CPU it used, the workers' included
+    (benchmarks/default_run.py reports it per dataset): four 0.2 s jobs over two worker processes."""
+    import json
+
+    from harness.synth.suite_writer import build_atomically
+
+    target = tmp_path / "suite"
+    build_atomically(target, lambda folder: None, _burn, [0, 1, 2, 3], 4, {"generator": "test"}, workers=2)
+    generation = json.loads((target / "meta.json").read_text())["generation"]
+    assert generation["workers"] == 2 and generation["wall_s"] > 0.3  # at least two jobs one after the other
+    assert generation["cpu_s"] >= 0.75  # the four jobs' 0.8 s ran in the workers, not in this process
