@@ -118,10 +118,16 @@ class HubRequestStore:
                 raise ClaimConflict(self.repo_id) from None
             raise hub_error("writing the request", self.repo_id, error) from None
 
+    def head(self) -> str | None:
+        """The dataset's head commit; None if it has none yet."""
+        sha = hub_call("reading the requests", self.repo_id,
+                       lambda: hub_api().repo_info(self.repo_id, repo_type="dataset")).sha
+        return None if not sha or set(sha) == {"0"} else sha
+
     def update(self, request: Request, message: str, attempts: int = 5) -> None:
         """Write the request on the current head, re-reading if another commit slipped in."""
         for _ in range(attempts):
-            head, _, _ = self.snapshot()
+            head = self.head()  # the commit to write on: no need to read every request again
             try:
                 return self.write(request, head, message)
             except ClaimConflict:
