@@ -14,7 +14,8 @@ scores them as a local checkpoint, pushes the results, and marks the request FIN
 with the reason.
 A backend killed mid-request finds its own RUNNING claim on the next start and resumes it
 (embeddings and result files already written are kept); another backend's claim is left alone
-until it is older than the lease. A request's downloaded weights are deleted once it is FINISHED
+until it is older than the lease, by the Hub's date of the commit that wrote it (not the file's
+`updated`, which its writer sets). A request's downloaded weights are deleted once it is FINISHED
 or FAILED, so a backend's disk does not fill with every model it has scored.
 """
 
@@ -36,7 +37,7 @@ from harness.errors import HarnessError
 from harness.hub_access import hub_api, hub_call, hub_error
 from harness.submissions import (ACTIVE, HUB_ID, MAX_REQUEST_BYTES, Invalid, InvalidRequest, Request, give_up,
                                  outcome_of, parse_request, read_bounded, request_id)
-from harness.timestamps import parse_timestamp, utc_timestamp
+from harness.timestamps import utc_timestamp
 
 PREFIX = "requests"
 PICKLED = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
@@ -56,6 +57,7 @@ class HubRequestStore:
 
     def __init__(self, repo_id: str):
         self.repo_id = repo_id
+        self.arrived: dict[str, datetime] = {}  # the last snapshot's PENDING and RUNNING ids -> Hub date
 
     def snapshot(self) -> tuple[str | None, list[Request], list[Invalid]]:
         """(head commit, requests at it, request files not acted on); (None, [], []) for a dataset
@@ -83,7 +85,8 @@ class HubRequestStore:
             except (OSError, InvalidRequest) as error:
                 invalid.append(Invalid(path.name, str(error)))
         invalid.sort()
-        arrived = self.arrival_times(info.sha, [r for r in requests if r.status in ("PENDING", "RUNNING")])
+        active = [r for r in requests if r.status in ("PENDING", "RUNNING")]
+        self.arrived = arrived = self.arrival_times(info.sha, active)
         never = datetime.max.replace(tzinfo=timezone.utc)
         return info.sha, sorted(requests, key=lambda r: (arrived.get(r.id, never), r.submitted, r.id)), invalid
 
@@ -245,11 +248,11 @@ def fetch_checkpoint(request: Request, folder: Path) -> Path:
     return folder
 
 
-def _stale(request: Request, lease: timedelta) -> bool:
-    try:
-        return datetime.now(timezone.utc) - parse_timestamp(request.updated) > lease
-    except ValueError:
-        return True
+def _stale(written: datetime | None, lease: timedelta) -> bool:
+    """A claim is stale once the Hub's date of the commit that last wrote it is older than the lease.
+    The file's own `updated` is not read: any writer of the requests dataset sets it, to 2999 (a
+    claim never taken over, the request never scored) or to 2000 (a live claim scored twice)."""
+    return written is None or datetime.now(timezone.utc) - written > lease
 
 
 def run_hub_queue(store: HubRequestStore, backend: str, workdir: Path,
@@ -257,8 +260,9 @@ def run_hub_queue(store: HubRequestStore, backend: str, workdir: Path,
                   publish: Callable[[Request], None], lease: timedelta = timedelta(hours=24),
                   log: Callable[[str], None] = print) -> list[Request]:
     """Score requests until none is left: this backend's own RUNNING claims first (a restart after
-    a kill), then PENDING oldest first (and RUNNING claims older than the lease). `score(request,
-    checkpoint_dir)` -> task -> (status, reason); `publish(request)` pushes its results."""
+    a kill), then PENDING oldest first (and other backends' RUNNING claims the Hub dates older than
+    the lease). `score(request, checkpoint_dir)` -> task -> (status, reason); `publish(request)`
+    pushes its results."""
     from huggingface_hub.utils import disable_progress_bars
 
     disable_progress_bars()  # a backend's log is one line per event, not a bar per file fetched
@@ -273,7 +277,8 @@ def run_hub_queue(store: HubRequestStore, backend: str, workdir: Path,
                 listed.add(name)
         mine = [r for r in requests if r.status == "RUNNING" and r.claimed_by == backend and r.id not in seen]
         pending = [r for r in requests if r.id not in seen and (
-            r.status == "PENDING" or (r.status == "RUNNING" and r.claimed_by != backend and _stale(r, lease)))]
+            r.status == "PENDING" or (r.status == "RUNNING" and r.claimed_by != backend
+                                       and _stale(store.arrived.get(r.id), lease)))]
         if not mine and not pending:
             return done
         request = (mine or pending)[0]

@@ -360,6 +360,45 @@ def test_hub_queue_order_is_the_hubs_not_what_a_request_file_claims(tmp_path):
     assert fetched and not [path for path in fetched if path.endswith(("oversized.json", "big.json"))]
 
 
+LEASE = """
+import json, sys
+from datetime import timedelta
+from pathlib import Path
+from huggingface_hub import CommitOperationAdd, HfApi
+from harness.hub_queue import HubRequestStore, run_hub_queue
+api = HfApi()
+api.create_repo("lab/requests", repo_type="dataset", exist_ok=True)
+ops = [CommitOperationAdd(path_in_repo=f"requests/{name}", path_or_fileobj=data.encode())
+       for name, data in json.loads(Path(sys.argv[1]).read_text()).items()]
+api.create_commit("lab/requests", ops, commit_message="claims", repo_type="dataset")
+for lease in (timedelta(hours=24), timedelta(0)):  # the claims were written just now; then "a day later"
+    claimed = []
+    run_hub_queue(HubRequestStore("lab/requests"), "backend-a", Path(sys.argv[2]), score=lambda request, folder: {},
+                  publish=lambda request: None, lease=lease,
+                  log=lambda line: claimed.append(line.split(":")[0]) if line.endswith("RUNNING on backend-a") else None)
+    print(json.dumps(claimed))
+"""
+
+
+def test_another_backends_claim_is_taken_over_by_the_hubs_clock_not_the_files_updated(tmp_path):
+    """A RUNNING claim is left to its backend until the Hub's date of the commit that wrote it is older
+    than the lease. A claim whose file says it was updated in 2000 is not taken over at once (the
+    old code did: a live claim scored twice), and one that says 2999 is taken over once the lease has
+    passed (the old code never did: a request that no backend would ever score)."""
+    files = {}
+    for repo, updated in (("lab/says-2000", "2000-01-01T00:00:00Z"), ("lab/says-2999", "2999-01-01T00:00:00Z")):
+        rid = request_id(repo, SHA)
+        files[f"{rid}.json"] = json.dumps(request(rid, hub_id=repo, commit_sha=SHA, model_name=repo, status="RUNNING",
+                                                  claimed_by="backend-z", attempts=1, updated=updated))
+    with HubStandIn(token=TOKEN) as hub:
+        plan = tmp_path / "claims.json"
+        plan.write_text(json.dumps(files))
+        lines = run_hub_python(hub_env(hub, tmp_path), LEASE, str(plan), str(tmp_path / "work"))
+    within_lease, after_lease = (json.loads(line) for line in lines.strip().splitlines()[-2:])
+    assert within_lease == []
+    assert after_lease == [request_id(repo, SHA) for repo in ("lab/says-2000", "lab/says-2999")]
+
+
 FETCH = """
 import json, sys
 from pathlib import Path
