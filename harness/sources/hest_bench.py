@@ -26,9 +26,11 @@ from harness.errors import HarnessError
 from harness.registry import HestBenchDataset
 from harness.sources.base import Availability, SpotTable, TileSource, digest
 
+GATED = "(gated: accept the terms at https://huggingface.co/datasets/MahmoodLab/hest-bench and set HF_TOKEN)"
 DOWNLOAD = ("huggingface-cli download MahmoodLab/hest-bench --repo-type dataset --include '{task}/*' "
-            "--local-dir {root}  (gated: accept the terms at https://huggingface.co/datasets/MahmoodLab/hest-bench "
-            "and set HF_TOKEN)")
+            "--local-dir {root}  " + GATED)
+DOWNLOAD_ALL = ("huggingface-cli download MahmoodLab/hest-bench --repo-type dataset --local-dir {root}  (all "
+                "of its tasks; add --include '<TASK>/*' for one)  " + GATED)
 
 
 class H5Spots:
@@ -63,6 +65,10 @@ class HestBenchSource(TileSource):
     def availability(self) -> Availability:
         if (self.root / "splits" / "test_0.csv").is_file():
             return Availability(ok=True)
+        if not self.root.parent.is_dir():  # none of HEST-Bench: one reason for all its tasks (one row in a run's summary)
+            return Availability(ok=False, reason=(
+                f"no HEST-Bench folder at {self.root.parent}: get it with "
+                + DOWNLOAD_ALL.format(root=self.root.parent) + ", or pass --data-root"))
         task = Path(self.spec.path).name
         return Availability(ok=False, reason=(
             f"no HEST-Bench task at {self.root} (splits/test_0.csv): get it with "

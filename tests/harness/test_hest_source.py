@@ -135,11 +135,25 @@ def test_the_source_keeps_barcodes_folds_and_paths_straight(tmp_path, cache_dir)
 
 
 def test_an_absent_hest_task_is_skipped_with_the_download_command(tmp_path, cache_dir, capsys):
+    """Without any HEST-Bench folder, its tasks share one reason (one row of the run's summary, one
+    command for all of them); with the folder there, a missing task names its own --include."""
     spec = tmp_path / "hest.yaml"
     spec.write_text(REGISTRY)
-    out = tmp_path / "out"
-    assert main(["run", "--model", "colour-stats", "--tasks", "hest-idc-fixture", "--include", str(spec),
-                 "--data-root", str(tmp_path / "empty"), "--output", str(out), "--cache-dir", str(cache_dir)]) == 0
-    result = json.loads((out / "colour-stats" / "hest-idc-fixture.json").read_text())
-    assert result["status"] == "skipped" and "huggingface-cli download MahmoodLab/hest-bench" in result["reason"]
-    assert "--include 'IDC/*'" in result["reason"]
+    second = tmp_path / "hest-prad.yaml"
+    second.write_text(REGISTRY.replace("IDC", "PRAD").replace("idc", "prad"))
+    out, root = tmp_path / "out", tmp_path / "empty"
+    args = ["run", "--model", "colour-stats", "--tasks", "hest-idc-fixture,hest-prad-fixture", "--include", str(spec),
+            "--include", str(second), "--data-root", str(root), "--output", str(out), "--cache-dir", str(cache_dir)]
+    capsys.readouterr()
+    assert main(args) == 0
+    shown = capsys.readouterr().out
+    reasons = {t: json.loads((out / "colour-stats" / f"{t}.json").read_text())["reason"]
+               for t in ("hest-idc-fixture", "hest-prad-fixture")}
+    assert reasons["hest-idc-fixture"] == reasons["hest-prad-fixture"]
+    assert "huggingface-cli download MahmoodLab/hest-bench" in reasons["hest-idc-fixture"]
+    assert "hest-idc-fixture, hest-prad-fixture" in shown and shown.count("MahmoodLab/hest-bench --repo-type") == 1
+    write_task(root / "hest-bench")  # IDC only: PRAD's reason is its own
+    assert main([*args, "--overwrite"]) == 0
+    result = json.loads((out / "colour-stats" / "hest-prad-fixture.json").read_text())
+    assert result["status"] == "skipped" and "--include 'PRAD/*'" in result["reason"]
+    assert json.loads((out / "colour-stats" / "hest-idc-fixture.json").read_text())["status"] == "ok"
