@@ -3,7 +3,9 @@ and how sure those ranks are.
 
 Partial coverage is explicit. Means and ranks are computed only on the tasks that every
 compared model scored (`common_tasks`); a model missing a task shows the gap and its reason in
-its cell, and nothing is averaged over fewer tasks. A task that no shown model scored is left
+its cell, and nothing is averaged over fewer tasks. A model with no valid score at all (every
+result skipped, failed or invalid) is listed but not compared: it has nothing to be ranked on,
+and counted in, it would leave no common task and no rank for anyone. A task that no shown model scored is left
 out of the table (`unscored_tasks` keeps why). Ranks are scale-free and follow each main score's
 declared direction; means use only tasks whose main score is bounded (CIDEr-D is not), and the
 table says which were used. What a metric is (direction, bounds, display group) comes from the
@@ -107,58 +109,69 @@ class Leaderboard:
     unscored_tasks: dict[str, str] = field(default_factory=dict)  # task no model scored -> why (first reason)
 
     @property
+    def compared_models(self) -> list[str]:
+        """The models with at least one valid score: the ones ranked. A model whose every result was
+        skipped, failed or invalid (a submission scored on tasks whose data the backend lacks, a
+        hand-edited file) is listed with its reasons, unranked."""
+        return [m for m in self.models if any(self.cells[(m, t)].status == "ok" for t in self.tasks)]
+
+    @property
     def common_tasks(self) -> list[str]:
-        """Tasks scored (status ok) by every model: the only ones means and ranks use."""
-        return [t for t in self.tasks if all(self.cells[(m, t)].status == "ok" for m in self.models)]
+        """Tasks scored (status ok) by every compared model: the only ones means and ranks use."""
+        compared = self.compared_models
+        return [t for t in self.tasks if all(self.cells[(m, t)].status == "ok" for m in compared)]
 
     def score(self, model: str, task: str) -> float | None:
         return self.cells[(model, task)].value
 
     def average_rank(self) -> dict[str, float]:
-        """Mean over common tasks of each model's rank (1 = best, ties share the mean rank)."""
-        tasks = self.common_tasks
-        if not tasks:
-            return {m: float("nan") for m in self.models}
-        ranks = np.stack([rankdata([-self._sign(t) * self.score(m, t) for m in self.models]) for t in tasks])
-        return dict(zip(self.models, ranks.mean(axis=0).tolist()))
+        """Mean over common tasks of each compared model's rank (1 = best, ties share the mean rank);
+        NaN for a model that is not compared, or for all without a common task."""
+        tasks, compared = self.common_tasks, self.compared_models
+        ranks = dict.fromkeys(self.models, float("nan"))
+        if tasks:
+            table = np.stack([rankdata([-self._sign(t) * self.score(m, t) for m in compared]) for t in tasks])
+            ranks.update(zip(compared, table.mean(axis=0).tolist()))
+        return ranks
 
     def rank_uncertainty(self, level: float = 0.95) -> RankUncertainty | None:
-        """Bootstrap interval of each model's average rank; None without a common task."""
-        tasks = self.common_tasks
-        if not tasks or len(self.models) < 2:
+        """Bootstrap interval of each compared model's average rank; None without a common task."""
+        tasks, models = self.common_tasks, self.compared_models
+        if not tasks or len(models) < 2:
             return None
         draws: dict[str, np.ndarray] = {}
         for task in tasks:
-            cells = [self.cells[(m, task)] for m in self.models]
+            cells = [self.cells[(m, task)] for m in models]
             lengths = {len(c.replicates) if c.replicates is not None else 0 for c in cells}
             if 0 not in lengths and len(lengths) == 1 and len({c.fingerprint for c in cells}) == 1:
                 draws[task] = np.stack([c.replicates for c in cells])  # (n_models, B), paired by resample
         n_resamples = min((d.shape[1] for d in draws.values()), default=1)
-        total = np.zeros((n_resamples, len(self.models)))
+        total = np.zeros((n_resamples, len(models)))
         for task in tasks:
             if task in draws:
                 scores = draws[task][:, :n_resamples].T  # (B, n_models)
             else:
-                scores = np.tile([self.score(m, task) for m in self.models], (n_resamples, 1))
+                scores = np.tile([self.score(m, task) for m in models], (n_resamples, 1))
             total += rankdata(-self._sign(task) * scores, axis=1)
         ranks = total / len(tasks)
         tail = (1 - level) / 2 * 100
         low, high = np.percentile(ranks, [tail, 100 - tail], axis=0)
         ahead = ((ranks[:, :, None] < ranks[:, None, :]).mean(axis=0)
                  + 0.5 * (ranks[:, :, None] == ranks[:, None, :]).mean(axis=0))
-        point = np.array([self.average_rank()[m] for m in self.models])
-        return RankUncertainty(list(self.models), point, low, high, ahead, [t for t in tasks if t in draws],
+        point = np.array([self.average_rank()[m] for m in models])
+        return RankUncertainty(list(models), point, low, high, ahead, [t for t in tasks if t in draws],
                                [t for t in tasks if t not in draws], n_resamples if draws else 0)
 
     def borda(self) -> dict[str, float]:
-        """Borda count over common tasks: per task, a model gets one point per model it beats
-        and half a point per tie (MTEB's aggregation)."""
-        points = dict.fromkeys(self.models, 0.0)
+        """Borda count over common tasks: per task, a compared model gets one point per model it
+        beats and half a point per tie (MTEB's aggregation); NaN for a model that is not compared."""
+        compared = self.compared_models
+        points = {m: 0.0 if m in compared else float("nan") for m in self.models}
         for task in self.common_tasks:
-            values = {m: self._sign(task) * self.score(m, task) for m in self.models}
-            for m in self.models:
+            values = {m: self._sign(task) * self.score(m, task) for m in compared}
+            for m in compared:
                 points[m] += sum(1.0 if values[m] > values[o] else 0.5 if values[m] == values[o] else 0.0
-                                 for o in self.models if o != m)
+                                 for o in compared if o != m)
         return points
 
     def mean_tasks(self, family: str | None = None) -> list[str]:
@@ -166,7 +179,9 @@ class Leaderboard:
 
     def mean(self, model: str, family: str | None = None) -> float | None:
         tasks = self.mean_tasks(family)
-        return float(np.mean([self.score(model, t) for t in tasks])) if tasks else None
+        if not tasks or model not in self.compared_models:
+            return None
+        return float(np.mean([self.score(model, t) for t in tasks]))
 
     def _info(self, task: str) -> MetricInfo:
         return self.main_info.get(task, MetricInfo())
@@ -193,13 +208,13 @@ class Leaderboard:
         """Rows in rank order, scores first: rank, model, means, one column per task (a number, or
         None where the model has no score: `cell_labels` says why), then the model's metadata."""
         average_rank, borda = self.average_rank(), self.borda()
-        borda_order = sorted(self.models, key=lambda m: -borda[m])
+        borda_order = sorted(self.models, key=lambda m: np.nan_to_num(-borda[m], nan=np.inf))
         uncertainty = self.rank_uncertainty()
         rows = []
         for model in self.ranked_models():
             info = self.model_info[model]
             row = {"average_rank": average_rank[model]}
-            if uncertainty is not None:
+            if uncertainty is not None and model in uncertainty.models:
                 i = uncertainty.models.index(model)
                 row["rank_ci_low"], row["rank_ci_high"] = float(uncertainty.low[i]), float(uncertainty.high[i])
             row.update({"model": info["name"], "mean": self.mean(model)})

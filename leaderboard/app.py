@@ -166,9 +166,13 @@ tabs = st.tabs(["Leaderboard", "Per task", "Head to head", "Size and speed", "Ro
 # --- leaderboard: scores first --------------------------------------------------------------
 with tabs[0]:
     common = board.common_tasks
+    unranked = [board.model_info[m]["name"] for m in board.models if m not in board.compared_models]
     st.caption(
-        f"Models by average rank over the {len(common)} of {len(board.tasks)} tasks that every model shown has "
-        f"scored ({plain(', '.join(common)) or 'none'}), each ranked in the direction its family declares. `mean` "
+        f"Models by average rank over the {len(common)} of {len(board.tasks)} tasks that every ranked model has "
+        f"scored ({plain(', '.join(common)) or 'none'}), each ranked in the direction its family declares. "
+        + (f"Not ranked, listed last: {plain(', '.join(unranked))} (no valid score: every result skipped, failed "
+           "or invalid; the Per task tab says why). " if unranked else "")
+        + "`mean` "
         f"averages those whose main score is bounded ({plain(', '.join(board.mean_tasks())) or 'none'}); unbounded "
         f"scores enter ranks only. A task cell shows its main score with the bootstrap 95% CI; {MISSING} marks a "
         "task the model has not scored (the Per task tab says why); ⚠ marks a score whose test images come from "
@@ -191,7 +195,7 @@ with tabs[0]:
     for row in range(len(table)):
         for task in board.tasks if show_tasks else []:
             styled = styled.format(lambda _, text=labels.at[row, task]: text, subset=pd.IndexSlice[[row], [task]])
-        if uncertainty is not None:
+        if uncertainty is not None and pd.notna(overview.at[row, "rank_ci_low"]):
             text = (f"{overview.at[row, 'average_rank']:.2f} [{overview.at[row, 'rank_ci_low']:.1f}, "
                     f"{overview.at[row, 'rank_ci_high']:.1f}]")
             styled = styled.format(lambda _, text=text: text, subset=pd.IndexSlice[[row], ["average_rank"]])

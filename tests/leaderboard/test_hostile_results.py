@@ -5,6 +5,7 @@ a rank NaN, never takes first place, and never renders as markdown.
 """
 
 import json
+import shutil
 import math
 from pathlib import Path
 
@@ -64,6 +65,9 @@ def rows():
            "training_overlap")
     yield ("training data that is not a list", ok_t1("evil", 0.5, model={"name": "evil", "training_data": "TCGA"}),
            "skipped", "model.training_data")
+    yield ("a model whose every result is skipped or invalid", lambda root: (
+        write_result(root, "evil", "t1", "tile_classification", status="skipped", reason="no data at /x"),
+        write_result(root, "evil", "t2", "retrieval", 0.5, main="NaN")), "unranked", "")
     yield ("a broken distillation report", lambda root: (root / "a" / "distillation.json").write_text(
         json.dumps({"student": "a", "teachers": {"b": "not a table"}})), "report", "not a distillation report")
     for what, curve in (("a NaN loss", [{"step": 1, "loss": float("nan")}]),
@@ -83,7 +87,7 @@ def test_each_hostile_file_is_contained(tmp_path, name, write, shown, text):
     loaded, warnings = load_results(tmp_path)
     board = build_leaderboard(loaded, warnings, families=FAMILIES)
     ranks = board.average_rank()
-    assert all(math.isfinite(r) for r in ranks.values()), ranks
+    assert all(math.isfinite(ranks[m]) for m in board.compared_models) and {"a", "b"} <= set(board.compared_models)
     first = board.ranked_models()[0]
     if shown != "apart":  # (an impostor's honest score may rank first, but only under its own folder's name)
         assert board.model_info[first]["name"] == "a", f"{first} ranked first"
@@ -100,9 +104,13 @@ def test_each_hostile_file_is_contained(tmp_path, name, write, shown, text):
     elif shown == "apart":
         assert any(text in w for w in board.warnings)
         assert {board.model_info[m]["name"] for m in board.models} == {"a [a]", "a [impostor]", "b"}
+    elif shown == "unranked":  # listed, but it cannot empty the common tasks: a and b keep their ranks
+        assert board.common_tasks == ["t1", "t2"] and board.compared_models == ["a", "b"]
+        assert math.isnan(board.average_rank()["evil"]) and board.ranked_models()[-1] == "evil"
+        assert board.mean("evil") is None and uncertainty.models == ["a", "b"]
     elif shown == "fixed":
         assert "t1" in uncertainty.fixed_tasks and board.cells[("evil", "t1")].status == "ok"
-    if shown in ("invalid", "skipped", "apart", "fixed", "markdown", "report"):
+    if shown in ("invalid", "skipped", "apart", "fixed", "markdown", "report", "unranked"):
         app = run_app(tmp_path)
         if text:
             assert any(plain(text) in w.value for w in app.warning), [w.value for w in app.warning]
@@ -124,3 +132,92 @@ def run_app(folder: Path) -> AppTest:
         return app
     finally:
         del os.environ["HARNESS_RESULTS"]
+
+
+HOSTILE_VALUES = [None, "", "x" * 5000, -1e308, 1e308, float("nan"), float("inf"), -float("inf"), [], {}, True, 0, -1,
+                  10**30, [[[[1]]]], {"a": {"b": None}}, "NaN", "../../etc/passwd", [None] * 3, [1e308] * 5, "1",
+                  [0.5, "x"], "[x](https://evil.example)"]
+
+
+def _leaves(item, path=()):
+    yield path
+    if isinstance(item, dict):
+        for key, value in item.items():
+            yield from _leaves(value, (*path, key))
+    elif isinstance(item, list):
+        for index, value in enumerate(item[:4]):
+            yield from _leaves(value, (*path, index))
+
+
+def _mutated(document: dict, rng) -> dict:
+    """A copy with one to three fields (anywhere: a metric's interval, a detail, the model block)
+    replaced by a hostile value or removed."""
+    document = json.loads(json.dumps(document))
+    for _ in range(rng.randint(1, 3)):
+        path = rng.choice([p for p in _leaves(document) if p])
+        parent = document
+        for key in path[:-1]:
+            parent = parent[key]
+        if isinstance(parent, dict) and rng.random() < 0.15:
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = json.loads(json.dumps(rng.choice(HOSTILE_VALUES)))
+    return document
+
+
+def test_no_field_of_a_result_file_can_stop_the_board(tmp_path):
+    """Seeded mutations of realistic result files (few-shot metrics, a reliability diagram, a
+    robustness group, a distilled student's lineage): whatever one to three fields hold, the board
+    is built, its ranks and rank intervals stay finite, and every view's rows are computed; the app
+    runs without an exception on a sample of them. (The table above pins what each known case shows.)"""
+    import random
+
+    from harness.leaderboard.aggregate import (few_shot_rows, group_tables, lineage_order, matryoshka_curves,
+                                               reliability_rows)
+    from harness.leaderboard.head_to_head import head_to_head
+
+    reliability = {"confidence": [0.15, None, 0.8], "accuracy": [0.2, None, 0.75], "items": [4, 0, 12]}
+    extra_metrics = {"fewshot1_balanced_accuracy": {"mean": 0.4, "std": 0.1, "ci95": [0.3, 0.5]},
+                     "ece": {"mean": 0.05, "std": 0.0, "ci95": [0.03, 0.07]}}
+    metric_info = {"balanced_accuracy": {"higher_is_better": True, "bounds": [0.0, 1.0], "group": "score"},
+                   "fewshot1_balanced_accuracy": {"group": "few-shot"},
+                   "ece": {"higher_is_better": False, "bounds": [0.0, 1.0], "group": "calibration"}}
+    template = tmp_path / "template"
+    honest(template)
+    for slug in ("a", "b"):
+        path = template / slug / "t1.json"
+        document = json.loads(path.read_text())
+        document["metrics"].update(extra_metrics)
+        document.update(metric_info=metric_info, details={"reliability": reliability})
+        document["model"]["teachers"] = ["a"] if slug == "b" else []
+        path.write_text(json.dumps(document))
+    documents = {name: json.loads((template / "a" / name).read_text()) for name in ("t1.json", "t2.json")}
+    rng = random.Random(20261206)
+    for case in range(150):
+        root = tmp_path / f"case{case}"
+        shutil.copytree(template, root)
+        (root / "evil").mkdir()
+        for name, document in documents.items():
+            (root / "evil" / name).write_text(json.dumps(_mutated(document, rng)))
+        loaded, warnings = load_results(root)
+        board = build_leaderboard(loaded, warnings, families=FAMILIES)
+        ranks = board.average_rank()
+        assert {"a", "b"} <= set(board.compared_models) and board.common_tasks, case
+        assert all(math.isfinite(ranks[m]) for m in board.compared_models), (case, ranks)
+        uncertainty = board.rank_uncertainty()
+        assert uncertainty is None or all(math.isfinite(v) for v in [*uncertainty.low, *uncertainty.high]), case
+        ranked = board.ranked_models()
+        means = [row["mean"] for row in board.overview()]
+        lineage_order([board.model_info[m]["name"] for m in ranked], [board.model_info[m]["teacher_names"] for m in ranked],
+                      [None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v) for v in means])
+        board.cell_labels()
+        for task in board.tasks:
+            few_shot_rows(loaded, task)
+            reliability_rows(loaded, task)
+        for group in ("calibration", "few-shot", "robustness"):
+            group_tables(loaded, group)
+        matryoshka_curves(loaded)
+        if len(ranked) >= 2:
+            head_to_head(board, ranked[:2])
+        if case % 25 == 0:
+            run_app(root)
