@@ -15,7 +15,8 @@ with the reason.
 A backend killed mid-request finds its own RUNNING claim on the next start and resumes it
 (embeddings and result files already written are kept); another backend's claim is left alone
 until it is older than the lease, by the Hub's date of the commit that wrote it (not the file's
-`updated`, which its writer sets). A request's downloaded weights are deleted once it is FINISHED
+`updated`, which its writer sets). While a backend scores, it renews its claim every hour (a
+commit of the same claim), so a scoring that takes longer than the lease is not taken for dead. A request's downloaded weights are deleted once it is FINISHED
 or FAILED, so a backend's disk does not fill with every model it has scored.
 """
 
@@ -27,6 +28,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
@@ -248,6 +250,36 @@ def fetch_checkpoint(request: Request, folder: Path) -> Path:
     return folder
 
 
+class ClaimRenewal:
+    """While a request is scored, its claim is committed again every `every`: the Hub dates each
+    commit, so a scoring that outlasts the lease (a 1B-parameter model on every task) is not taken
+    over by another backend as a dead claim. A renewal that fails is logged and tried again at the
+    next beat; leaving the `with` block stops it before the request's outcome is written."""
+
+    def __init__(self, store: HubRequestStore, claim: Request, every: timedelta, log: Callable[[str], None]):
+        self.store, self.claim, self.every, self.log = store, claim.model_copy(deep=True), every, log
+        self.renewals = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"renew {claim.id}", daemon=True)
+
+    def __enter__(self) -> "ClaimRenewal":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.every.total_seconds()):
+            try:
+                self.store.update(self.claim.model_copy(), f"renew claim {self.claim.id} ({self.claim.claimed_by})")
+                self.renewals += 1
+            except Exception as error:  # noqa: BLE001 - a missed renewal must not stop the scoring
+                self.log(f"{self.claim.id}: could not renew the claim ({str(error).splitlines()[0][:200]}); "
+                         "trying again later")
+
+
 def _stale(written: datetime | None, lease: timedelta) -> bool:
     """A claim is stale once the Hub's date of the commit that last wrote it is older than the lease.
     The file's own `updated` is not read: any writer of the requests dataset sets it, to 2999 (a
@@ -258,11 +290,11 @@ def _stale(written: datetime | None, lease: timedelta) -> bool:
 def run_hub_queue(store: HubRequestStore, backend: str, workdir: Path,
                   score: Callable[[Request, Path], dict[str, tuple[str, str | None]]],
                   publish: Callable[[Request], None], lease: timedelta = timedelta(hours=24),
-                  log: Callable[[str], None] = print) -> list[Request]:
+                  log: Callable[[str], None] = print, renew_every: timedelta = timedelta(hours=1)) -> list[Request]:
     """Score requests until none is left: this backend's own RUNNING claims first (a restart after
     a kill), then PENDING oldest first (and other backends' RUNNING claims the Hub dates older than
     the lease). `score(request, checkpoint_dir)` -> task -> (status, reason); `publish(request)`
-    pushes its results."""
+    pushes its results. The claim is renewed every `renew_every` while the request is scored."""
     from huggingface_hub.utils import disable_progress_bars
 
     disable_progress_bars()  # a backend's log is one line per event, not a bar per file fetched
@@ -303,7 +335,8 @@ def run_hub_queue(store: HubRequestStore, backend: str, workdir: Path,
                 publish(request)
             return outcome
 
-        outcome_of(request, scored, log)
+        with ClaimRenewal(store, request, renew_every, log):
+            outcome_of(request, scored, log)
         store.update(request, f"{request.status.lower()} {request.id}")
         # a commit is scored once: its weights are not kept (the results and embeddings are)
         shutil.rmtree(workdir / "checkpoints" / request.id, ignore_errors=True)

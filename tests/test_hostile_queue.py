@@ -399,6 +399,51 @@ def test_another_backends_claim_is_taken_over_by_the_hubs_clock_not_the_files_up
     assert after_lease == [request_id(repo, SHA) for repo in ("lab/says-2000", "lab/says-2999")]
 
 
+RENEWAL = """
+import json, sys, time
+from datetime import timedelta
+from pathlib import Path
+from huggingface_hub import CommitOperationAdd, HfApi
+import harness.hub_queue as hub_queue
+from harness.hub_queue import HubRequestStore, run_hub_queue
+hub_queue.fetch_checkpoint = lambda request, folder: folder  # no model repository: the scoring is what is timed
+api = HfApi()
+api.create_repo("lab/requests", repo_type="dataset", exist_ok=True)
+name, data = json.loads(sys.argv[1])
+api.create_commit("lab/requests", [CommitOperationAdd(path_in_repo=f"requests/{name}", path_or_fileobj=data.encode())],
+                  commit_message="submit", repo_type="dataset")
+store, dates = HubRequestStore("lab/requests"), []
+
+def score(request, folder):  # a long scoring: the claim's Hub date read at its start and at its end
+    for wait in (0.1, 1.5):
+        time.sleep(wait)
+        watcher = HubRequestStore("lab/requests")
+        watcher.snapshot()
+        dates.append(watcher.arrived[request.id].isoformat())
+    return {"t": ("ok", None)}
+
+run_hub_queue(store, "backend-a", Path(sys.argv[2]), score=score, publish=lambda request: None,
+              renew_every=timedelta(seconds=0.3), log=lambda line: None)
+_, [request], _ = store.snapshot()
+print(json.dumps([dates, request.status]))
+"""
+
+
+def test_a_long_scoring_renews_its_claim_so_it_is_not_taken_for_dead(tmp_path):
+    """While a request is scored, the backend commits its claim again at each renewal: the Hub's date
+    of the claim (what another backend's lease is judged by) moves forward during the scoring, and
+    the renewals stop before the outcome is written (the request ends FINISHED, not RUNNING)."""
+    rid = request_id("lab/slow", SHA)
+    filed = [f"{rid}.json", json.dumps(request(rid, hub_id="lab/slow", commit_sha=SHA, model_name="lab/slow"))]
+    with HubStandIn(token=TOKEN) as hub:
+        lines = run_hub_python(hub_env(hub, tmp_path), RENEWAL, json.dumps(filed), str(tmp_path / "work"))
+        commits = [path for method, path, _ in hub.log if method == "POST" and "/commit/" in path]
+    dates, status = json.loads(lines.strip().splitlines()[-1])
+    assert dates[1] > dates[0]  # renewed while scoring
+    assert status == "FINISHED"
+    assert len(commits) >= 1 + 1 + 3 + 1  # submit, claim, renewals (about 1.6 s / 0.3 s), outcome
+
+
 FETCH = """
 import json, sys
 from pathlib import Path
