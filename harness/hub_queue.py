@@ -16,8 +16,9 @@ A backend killed mid-request finds its own RUNNING claim on the next start and r
 (embeddings and result files already written are kept); another backend's claim is left alone
 until it is older than the lease, by the Hub's date of the commit that wrote it (not the file's
 `updated`, which its writer sets). While a backend scores, it renews its claim every hour (a
-commit of the same claim), so a scoring that takes longer than the lease is not taken for dead. A request's downloaded weights are deleted once it is FINISHED
-or FAILED, so a backend's disk does not fill with every model it has scored.
+commit of the same claim), so a scoring that takes longer than the lease is not taken for dead.
+A request's downloaded weights are deleted once it is FINISHED or FAILED, so a backend's disk
+does not fill with every model it has scored.
 """
 
 from __future__ import annotations

@@ -5,11 +5,12 @@ Partial coverage is explicit. Means and ranks are computed only on the tasks tha
 compared model scored (`common_tasks`); a model missing a task shows the gap and its reason in
 its cell, and nothing is averaged over fewer tasks. A model with no valid score at all (every
 result skipped, failed or invalid) is listed but not compared: it has nothing to be ranked on,
-and counted in, it would leave no common task and no rank for anyone. A task that no shown model scored is left
-out of the table (`unscored_tasks` keeps why). Ranks are scale-free and follow each main score's
-declared direction; means use only tasks whose main score is bounded (CIDEr-D is not), and the
-table says which were used. What a metric is (direction, bounds, display group) comes from the
-result files, which carry their family's description: nothing here knows a family or a metric.
+and counted in, it would leave no common task and no rank for anyone. A task that no shown model
+scored is left out of the table (`unscored_tasks` keeps why). Ranks are scale-free and follow
+each main score's declared direction; means use only tasks whose main score is bounded (CIDEr-D
+is not), and the table says which were used. What a metric is (direction, bounds, display
+group) comes from the result files, which carry their family's description: nothing here knows
+a family or a metric.
 
 Result files are untrusted data (anyone who can write the results folder or dataset). Each is
 checked before it is shown: a main score that is missing, not finite or outside its metric's
@@ -222,7 +223,8 @@ class Leaderboard:
                 row[f"mean:{family}"] = self.mean(model, family)
             for task in self.tasks:
                 row[task] = self.cells[(model, task)].value if self.cells[(model, task)].status == "ok" else None
-            row.update({"borda_rank": borda_order.index(model) + 1, "borda_points": borda[model],
+            compared = not math.isnan(borda[model])
+            row.update({"borda_rank": borda_order.index(model) + 1 if compared else None, "borda_points": borda[model],
                         "coverage": self.coverage(model), "parameters": info["n_parameters"],
                         "embed_dim": info["embed_dim"], "items_per_s": info["items_per_s"],
                         "weights": info["weights"], "teachers": info["teachers"], "no_overlap": info["no_overlap"],

@@ -108,6 +108,7 @@ def test_each_hostile_file_is_contained(tmp_path, name, write, shown, text):
         assert board.common_tasks == ["t1", "t2"] and board.compared_models == ["a", "b"]
         assert math.isnan(board.average_rank()["evil"]) and board.ranked_models()[-1] == "evil"
         assert board.mean("evil") is None and uncertainty.models == ["a", "b"]
+        assert [row["borda_rank"] for row in board.overview()] == [1, 2, None]
     elif shown == "fixed":
         assert "t1" in uncertainty.fixed_tasks and board.cells[("evil", "t1")].status == "ok"
     if shown in ("invalid", "skipped", "apart", "fixed", "markdown", "report", "unranked"):
