@@ -24,12 +24,12 @@ does not fill with every model it has scored.
 from __future__ import annotations
 
 import fnmatch
-import glob
 import os
 import re
 import shutil
 import tempfile
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
@@ -61,13 +61,12 @@ class HubRequestStore:
     def __init__(self, repo_id: str):
         self.repo_id = repo_id
         self.arrived: dict[str, datetime] = {}  # the last snapshot's PENDING and RUNNING ids -> Hub date
+        self._copies: dict[str, Path] = {}  # git blob id -> a local copy of that request file, fetched before
 
     def snapshot(self) -> tuple[str | None, list[Request], list[Invalid]]:
         """(head commit, requests at it, request files not acted on); (None, [], []) for a dataset
         that has no commit yet. A request file larger than a request may be is listed by the size
         the Hub gives and never downloaded (a gigabyte named `requests/x.json` costs nothing)."""
-        from huggingface_hub import snapshot_download
-
         info = hub_call("reading the requests", self.repo_id,
                         lambda: hub_api().repo_info(self.repo_id, repo_type="dataset", files_metadata=True))
         if not info.sha or set(info.sha) == {"0"}:
@@ -75,23 +74,55 @@ class HubRequestStore:
         matched = [s for s in info.siblings or [] if fnmatch.fnmatch(s.rfilename, REQUEST_FILES)]
         oversized = {s.rfilename: s.size for s in matched
                      if REQUEST_FILE.fullmatch(s.rfilename) and (s.size or 0) > MAX_REQUEST_BYTES}
-        skipped = [s.rfilename for s in matched if s.rfilename in oversized or not REQUEST_FILE.fullmatch(s.rfilename)]
-        folder = Path(hub_call("reading the requests", self.repo_id, lambda: snapshot_download(
-            self.repo_id, repo_type="dataset", revision=info.sha, allow_patterns=[REQUEST_FILES],
-            ignore_patterns=[glob.escape(name) for name in skipped] or None)))
+        wanted = sorted((s for s in matched if REQUEST_FILE.fullmatch(s.rfilename) and s.rfilename not in oversized),
+                        key=lambda s: s.rfilename)
+        local = self._local_copies(info.sha, wanted)
         requests = []
         invalid = [Invalid(name.removeprefix(f"{PREFIX}/"), f"{size:,} bytes, more than a request may have "
                            f"({MAX_REQUEST_BYTES:,}); not downloaded") for name, size in oversized.items()]
-        for path in sorted((folder / PREFIX).glob("*.json")):
+        for sibling in wanted:
+            name = sibling.rfilename.removeprefix(f"{PREFIX}/")
             try:
-                requests.append(parse_request(path.name, read_bounded(path), hub=True))
+                requests.append(parse_request(name, read_bounded(local[sibling.rfilename]), hub=True))
             except (OSError, InvalidRequest) as error:
-                invalid.append(Invalid(path.name, str(error)))
+                invalid.append(Invalid(name, str(error)))
         invalid.sort()
         active = [r for r in requests if r.status in ("PENDING", "RUNNING")]
         self.arrived = arrived = self.arrival_times(info.sha, active)
         never = datetime.max.replace(tzinfo=timezone.utc)
         return info.sha, sorted(requests, key=lambda r: (arrived.get(r.id, never), r.submitted, r.id)), invalid
+
+    def _local_copies(self, sha: str, siblings: list) -> dict[str, Path]:
+        """A local copy of each of these request files at commit `sha`. A file whose git blob this
+        store has fetched before (at any commit) is read from that copy, so a request file that did
+        not change costs no call: a snapshot download asks the Hub about every file again at every
+        new commit (one call per request ever filed, at each step of the backend's loop)."""
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.utils import tqdm
+
+        class Quiet(tqdm):  # no progress bar per request file (a queue of hundreds would print hundreds)
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **{**kwargs, "disable": True})
+
+        copies: dict[str, Path] = {}
+        missing = []
+        for sibling in siblings:
+            known = self._copies.get(sibling.blob_id) if sibling.blob_id else None
+            if known is not None and known.is_file():
+                copies[sibling.rfilename] = known
+            else:
+                missing.append(sibling)
+
+        def fetch(sibling) -> Path:
+            return Path(hub_call("reading the requests", self.repo_id, lambda: hf_hub_download(
+                self.repo_id, sibling.rfilename, repo_type="dataset", revision=sha, tqdm_class=Quiet)))
+
+        with ThreadPoolExecutor(max_workers=8) as pool:  # as snapshot_download does
+            for sibling, path in zip(missing, pool.map(fetch, missing)):
+                copies[sibling.rfilename] = path
+                if sibling.blob_id:
+                    self._copies[sibling.blob_id] = path
+        return copies
 
     def arrival_times(self, head: str, requests: list[Request]) -> dict[str, datetime]:
         """When each request file was last written, by the Hub's clock: the date of the last commit

@@ -444,6 +444,55 @@ def test_a_long_scoring_renews_its_claim_so_it_is_not_taken_for_dead(tmp_path):
     assert len(commits) >= 1 + 1 + 3 + 1  # submit, claim, renewals (about 1.6 s / 0.3 s), outcome
 
 
+SNAPSHOTS = """
+import json, sys
+from huggingface_hub import CommitOperationAdd, HfApi
+from harness.hub_queue import HubRequestStore
+api = HfApi()
+api.create_repo("lab/requests", repo_type="dataset", exist_ok=True)
+files = json.loads(sys.argv[1])
+api.create_commit("lab/requests", [CommitOperationAdd(path_in_repo=f"requests/{name}", path_or_fileobj=data.encode())
+                                   for name, data in files.items()], commit_message="history", repo_type="dataset")
+store = HubRequestStore("lab/requests")
+for step in range(3):
+    print("snapshot", step, flush=True)
+    _, requests, invalid = store.snapshot()
+    print(json.dumps({r.id: r.status for r in requests}), flush=True)
+    name = sorted(files)[step]  # one request changes between snapshots, as a claim or an outcome does
+    changed = json.loads(files[name]) | {"status": "FAILED", "reason": f"step {step}"}
+    api.create_commit("lab/requests", [CommitOperationAdd(path_in_repo=f"requests/{name}",
+                                                          path_or_fileobj=json.dumps(changed).encode())],
+                      commit_message="outcome", repo_type="dataset")
+"""
+
+
+def test_a_long_queue_history_costs_the_backend_one_call_per_step_not_one_per_request(tmp_path):
+    """A board's requests dataset keeps every request ever filed. Each snapshot (one per step of the
+    backend's loop) reads only the request files whose git blob it has not read before: with 60 files
+    and one changed per step, a later snapshot makes a handful of calls (the listing, the changed
+    file, the dates of the active requests), where a snapshot download asked about all 60 again; and
+    what it returns is the new content, not a stale copy."""
+    files = {}
+    for i in range(60):
+        rid = request_id(f"lab/m{i:02d}", SHA)
+        files[f"{rid}.json"] = json.dumps(request(rid, hub_id=f"lab/m{i:02d}", commit_sha=SHA, model_name=f"m{i}",
+                                                  status="FINISHED" if i else "PENDING"))
+    with HubStandIn(token=TOKEN) as hub:
+        lines = run_hub_python(hub_env(hub, tmp_path), SNAPSHOTS, json.dumps(files))
+    statuses = [json.loads(line) for line in lines.splitlines() if not line.startswith("snapshot")]
+    calls = [0]  # the calls between one commit and the next: one snapshot's (a commit's preupload call aside)
+    for method, path, _ in hub.log:
+        if "/commit/" in path:
+            calls.append(0)
+        elif "/preupload/" not in path:
+            calls[-1] += 1
+    calls = calls[1:-1]  # the three snapshots, each between two commits
+    assert len(calls) == 3 and calls[0] >= 60 and all(n <= 6 for n in calls[1:]), calls
+    names = sorted(files)
+    assert statuses[1][names[0][:-5]] == "FAILED" and statuses[2][names[1][:-5]] == "FAILED"
+    assert statuses[1][names[1][:-5]] == "FINISHED" and len(statuses[2]) == 60
+
+
 FETCH = """
 import json, sys
 from pathlib import Path

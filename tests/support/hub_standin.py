@@ -243,9 +243,12 @@ class HubStandIn:
         if not found:
             return
         sha, files = found
+        blobs = parse_qs(urlparse(request.path).query).get("blobs") == ["true"]
         self._reply(request, 200, {
             "id": repo, "_id": repo, "sha": sha, "private": target.private, "sdk": target.sdk,
-            "siblings": [{"rfilename": name, "size": len(data)} for name, data in sorted(files.items())],
+            # with ?blobs=true (files_metadata), the Hub also gives each file's git blob id
+            "siblings": [{"rfilename": name, "size": len(data), **({"blobId": _git_oid(data)} if blobs else {})}
+                         for name, data in sorted(files.items())],
             "lastModified": "2026-11-22T00:00:00.000Z", "tags": [], "downloads": 0, "likes": 0,
         })
 
