@@ -29,7 +29,6 @@ import re
 import shutil
 import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
@@ -38,6 +37,7 @@ import yaml
 
 from harness.errors import HarnessError
 from harness.hub_access import hub_api, hub_call, hub_error
+from harness.hub_file_cache import files_at_commit
 from harness.submissions import (ACTIVE, HUB_ID, MAX_REQUEST_BYTES, Invalid, InvalidRequest, Request, give_up,
                                  outcome_of, parse_request, read_bounded, request_id)
 from harness.timestamps import utc_timestamp
@@ -61,7 +61,6 @@ class HubRequestStore:
     def __init__(self, repo_id: str):
         self.repo_id = repo_id
         self.arrived: dict[str, datetime] = {}  # the last snapshot's PENDING and RUNNING ids -> Hub date
-        self._copies: dict[str, Path] = {}  # git blob id -> a local copy of that request file, fetched before
 
     def snapshot(self) -> tuple[str | None, list[Request], list[Invalid]]:
         """(head commit, requests at it, request files not acted on); (None, [], []) for a dataset
@@ -76,7 +75,7 @@ class HubRequestStore:
                      if REQUEST_FILE.fullmatch(s.rfilename) and (s.size or 0) > MAX_REQUEST_BYTES}
         wanted = sorted((s for s in matched if REQUEST_FILE.fullmatch(s.rfilename) and s.rfilename not in oversized),
                         key=lambda s: s.rfilename)
-        local = self._local_copies(info.sha, wanted)
+        local = files_at_commit(self.repo_id, "dataset", info.sha, wanted, "reading the requests")
         requests = []
         invalid = [Invalid(name.removeprefix(f"{PREFIX}/"), f"{size:,} bytes, more than a request may have "
                            f"({MAX_REQUEST_BYTES:,}); not downloaded") for name, size in oversized.items()]
@@ -91,38 +90,6 @@ class HubRequestStore:
         self.arrived = arrived = self.arrival_times(info.sha, active)
         never = datetime.max.replace(tzinfo=timezone.utc)
         return info.sha, sorted(requests, key=lambda r: (arrived.get(r.id, never), r.submitted, r.id)), invalid
-
-    def _local_copies(self, sha: str, siblings: list) -> dict[str, Path]:
-        """A local copy of each of these request files at commit `sha`. A file whose git blob this
-        store has fetched before (at any commit) is read from that copy, so a request file that did
-        not change costs no call: a snapshot download asks the Hub about every file again at every
-        new commit (one call per request ever filed, at each step of the backend's loop)."""
-        from huggingface_hub import hf_hub_download
-        from huggingface_hub.utils import tqdm
-
-        class Quiet(tqdm):  # no progress bar per request file (a queue of hundreds would print hundreds)
-            def __init__(self, *args, **kwargs):
-                super().__init__(*args, **{**kwargs, "disable": True})
-
-        copies: dict[str, Path] = {}
-        missing = []
-        for sibling in siblings:
-            known = self._copies.get(sibling.blob_id) if sibling.blob_id else None
-            if known is not None and known.is_file():
-                copies[sibling.rfilename] = known
-            else:
-                missing.append(sibling)
-
-        def fetch(sibling) -> Path:
-            return Path(hub_call("reading the requests", self.repo_id, lambda: hf_hub_download(
-                self.repo_id, sibling.rfilename, repo_type="dataset", revision=sha, tqdm_class=Quiet)))
-
-        with ThreadPoolExecutor(max_workers=8) as pool:  # as snapshot_download does
-            for sibling, path in zip(missing, pool.map(fetch, missing)):
-                copies[sibling.rfilename] = path
-                if sibling.blob_id:
-                    self._copies[sibling.blob_id] = path
-        return copies
 
     def arrival_times(self, head: str, requests: list[Request]) -> dict[str, datetime]:
         """When each request file was last written, by the Hub's clock: the date of the last commit

@@ -13,7 +13,6 @@ printed, logged or written. The endpoint is HF_ENDPOINT's (the tests' loopback s
 
 from __future__ import annotations
 
-import glob
 import shutil
 import tempfile
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 from harness import __version__
 from harness.errors import HarnessError
 from harness.hub_access import hub_api, hub_call, hub_error
+from harness.hub_file_cache import files_at_commit
 from harness.results import DISTILLATION_REPORT
 from harness.leaderboard.aggregate import (FOLDER, MAX_RESULT_BYTES, REPORT_ERRORS, load_results,
                                           read_distillation_report)
@@ -138,32 +138,28 @@ def pull_results(repo_id: str, output: Path, revision: str | None = None) -> tup
     paths left out: no plain model folder and file name (a path in a name, or a name too long for
     a file system), or larger than the board reads, by the size the Hub gives, so never downloaded).
     Nothing in the dataset chooses a path outside `output`."""
-    from huggingface_hub import snapshot_download
-
     info = hub_call("reading results", repo_id, lambda: hub_api().repo_info(  # one commit for listing and download
         repo_id, repo_type="dataset", revision=revision, files_metadata=True))
-    wanted, skipped, left_out = [], [], []
+    wanted, skipped = [], []
     for sibling in info.siblings or []:
         name, parts = sibling.rfilename, sibling.rfilename.split("/")
         if parts[0] != RESULTS_PREFIX or not name.endswith(".json"):
             continue
         if not (len(parts) == 3 and FOLDER.fullmatch(parts[1]) and ".." not in parts[1] and FOLDER.fullmatch(parts[2])):
-            left_out.append(name)  # a path in a name, or a name too long for a file system: never written here
+            # a path in a name, or a name too long for a file system: never written here
             skipped.append(f"{name[:160]}: left out (not results/<model folder>/<task>.json)")
         elif (sibling.size or 0) > MAX_RESULT_BYTES:
-            left_out.append(name)
             skipped.append(f"{name[:160]}: left out ({sibling.size:,} bytes, more than a result file may have)")
         else:
-            wanted.append(name)
+            wanted.append(sibling)
     if not wanted:
         return 0, skipped
-    folder = Path(hub_call("downloading results", repo_id, lambda: snapshot_download(
-        repo_id, repo_type="dataset", revision=info.sha, allow_patterns=[f"{RESULTS_PREFIX}/*/*.json"],
-        ignore_patterns=[glob.escape(name) for name in left_out] or None)))
-    for name in wanted:
-        target = Path(output) / Path(name).relative_to(RESULTS_PREFIX)
+    # only the files whose blob is not in the local Hub cache yet are downloaded (harness/hub_file_cache.py)
+    local = files_at_commit(repo_id, "dataset", info.sha, wanted, "downloading results")
+    for sibling in wanted:
+        target = Path(output) / Path(sibling.rfilename).relative_to(RESULTS_PREFIX)
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(folder / name, target)
+        shutil.copyfile(local[sibling.rfilename], target)
     return len(wanted), skipped
 
 

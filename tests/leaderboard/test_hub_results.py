@@ -59,6 +59,25 @@ def test_push_then_pull_round_trips_results_byte_for_byte(hub, results, tmp_path
     assert not any(TOKEN.encode() in body for body in hub.bodies)
 
 
+def test_a_pull_downloads_only_the_result_files_that_changed(hub, results, tmp_path):
+    """The app re-reads the results dataset every 10 minutes and the backend before each publish:
+    a result file whose blob is already in the local Hub cache costs no call, so a second pull after
+    one result changed fetches that one file, and gets its new bytes."""
+    env = hub_env(hub, tmp_path)
+    assert harness(env, "push", "--repo", "lab/fm-results", "--results", str(results)).returncode == 0
+    first = harness(env, "pull", "--repo", "lab/fm-results", "--output", str(tmp_path / "first"))
+    assert first.returncode == 0, first.stderr
+    write_result(results, "big", "t1", "tile_classification", 0.95, params=300_000_000)  # one result changes
+    assert harness(env, "push", "--repo", "lab/fm-results", "--results", str(results)).returncode == 0
+    before = len(hub.log)
+    second = harness(env, "pull", "--repo", "lab/fm-results", "--output", str(tmp_path / "second"))
+    assert second.returncode == 0, second.stderr
+    fetched = {path.rsplit("/resolve/", 1)[1] for _, path, _ in hub.log[before:] if "/resolve/" in path}
+    assert {name.split("/", 1)[1] for name in fetched} == {"results/big/t1.json"}, fetched
+    for path in results.glob("*/*.json"):
+        assert (tmp_path / "second" / path.relative_to(results)).read_bytes() == path.read_bytes()
+
+
 def test_a_removed_result_disappears_on_the_next_push(hub, results, tmp_path):
     env = hub_env(hub, tmp_path)
     assert harness(env, "push", "--repo", "lab/r", "--results", str(results)).returncode == 0
