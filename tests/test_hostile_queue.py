@@ -468,7 +468,7 @@ for step in range(3):
 
 def test_a_long_queue_history_costs_the_backend_one_call_per_step_not_one_per_request(tmp_path):
     """A board's requests dataset keeps every request ever filed. Each snapshot (one per step of the
-    backend's loop) reads only the request files whose git blob it has not read before: with 60 files
+    backend's loop) reads only the request files whose blob is not in the local Hub cache: with 60 files
     and one changed per step, a later snapshot makes a handful of calls (the listing, the changed
     file, the dates of the active requests), where a snapshot download asked about all 60 again; and
     what it returns is the new content, not a stale copy."""
