@@ -56,7 +56,7 @@ def pulled(repo: str) -> tuple[Path, str, str]:
 
     from harness.hub_access import hub_api, hub_call
     from harness.timestamps import utc_timestamp
-    from harness.leaderboard.hub_results import pull_results
+    from harness.leaderboard.hub_results import pull_at_commit
 
     from harness.errors import HarnessError
     from harness.hub_access import is_commit
@@ -64,8 +64,8 @@ def pulled(repo: str) -> tuple[Path, str, str]:
     commit = hub_call("reading results", repo, lambda: hub_api().repo_info(repo, repo_type="dataset").sha)
     if not isinstance(commit, str) or not is_commit(commit):  # shown in a link: only a commit id
         raise HarnessError("the Hub named no commit for the results dataset")
-    folder = Path(tempfile.mkdtemp(prefix="harness-results-"))
-    pull_results(repo, folder, revision=commit)  # files left out of the pull are not shown
+    # one copy per commit, the two newest kept; files left out of the pull are not shown
+    folder = pull_at_commit(repo, commit, Path(tempfile.gettempdir()) / "harness-board")
     return folder, commit, utc_timestamp()
 
 

@@ -163,6 +163,41 @@ def pull_results(repo_id: str, output: Path, revision: str | None = None) -> tup
     return len(wanted), skipped
 
 
+def pull_at_commit(repo_id: str, commit: str, root: Path, keep: int = 2) -> Path:
+    """The dataset's result files at `commit` in `root`/<repo>/<commit>, pulled once per commit
+    (a board that re-reads every 10 minutes pulls nothing while nothing changed). Only the `keep`
+    newest commits' copies stay: the board does not fill its disk over months of re-reads, and a
+    page still reading the previous copy is not cut off mid-run."""
+    import os
+
+    from harness.hub_access import is_commit
+    from harness.submissions import HUB_ID
+
+    if not HUB_ID.fullmatch(repo_id) or ".." in repo_id:
+        raise HarnessError(f"'{repo_id[:100]}' is not a Hub dataset id (ORG/NAME)")
+    if not is_commit(commit):
+        raise HarnessError(f"{repo_id}: '{commit[:60]}' is not a commit id")
+    folder = Path(root) / repo_id.replace("/", "--")
+    target = folder / commit
+    if not target.is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{commit}-", dir=folder))
+        try:
+            pull_results(repo_id, staging, revision=commit)
+            os.replace(staging, target)  # whole or not at all: a reader never sees a half-pulled copy
+        except OSError:
+            if not target.is_dir():  # another process pulled the same commit first: theirs is kept
+                raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    os.utime(target)  # newest first, by when each copy was last asked for
+    copies = sorted((p for p in folder.iterdir() if p.is_dir() and is_commit(p.name)),
+                    key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in copies[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
 def _dataset_card(repo_id: str, table) -> str:
     models = table["model"].nunique()
     tasks = table["task"].nunique()

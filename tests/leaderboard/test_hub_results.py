@@ -4,6 +4,7 @@ The CLI runs in a subprocess so huggingface_hub reads HF_ENDPOINT (the stand-in)
 as it would for a user; the token is passed the usual way (HF_TOKEN) and must never be echoed.
 """
 
+import json
 import subprocess
 import sys
 
@@ -76,6 +77,76 @@ def test_a_pull_downloads_only_the_result_files_that_changed(hub, results, tmp_p
     assert {name.split("/", 1)[1] for name in fetched} == {"results/big/t1.json"}, fetched
     for path in results.glob("*/*.json"):
         assert (tmp_path / "second" / path.relative_to(results)).read_bytes() == path.read_bytes()
+
+
+PULL_AT_COMMITS = """
+import json, sys
+from pathlib import Path
+from huggingface_hub import HfApi
+from harness.leaderboard.hub_results import pull_at_commit
+root, commits = Path(sys.argv[1]), []
+for sha in json.loads(sys.argv[2]):
+    commits.append(str(pull_at_commit("lab/fm-results", sha, root)))
+print(json.dumps(commits))
+"""
+
+
+def test_the_board_keeps_one_copy_per_commit_and_only_the_two_newest(hub, results, tmp_path):
+    """The app re-reads the dataset every 10 minutes for as long as it runs: a commit already pulled
+    is not pulled again, and only the two newest commits' copies stay on disk (the app used to pull
+    each time into a new temporary folder and never remove one)."""
+    env = hub_env(hub, tmp_path)
+    shas = []
+    for value in (0.91, 0.92, 0.93):
+        write_result(results, "big", "t1", "tile_classification", value, params=300_000_000)
+        assert harness(env, "push", "--repo", "lab/fm-results", "--results", str(results)).returncode == 0
+        shas.append(hub.repos[("dataset", "lab/fm-results")].commits[-1])
+    root = tmp_path / "board"
+    before = len(hub.log)
+    done = subprocess.run([sys.executable, "-c", PULL_AT_COMMITS, str(root), json.dumps(shas[:1] * 2)], env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len([1 for _, path, _ in hub.log[before:] if "/api/datasets/" in path]) == 1  # the second: no call
+    done = subprocess.run([sys.executable, "-c", PULL_AT_COMMITS, str(root), json.dumps(shas[1:])], env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    kept = sorted(p.name for p in (root / "lab--fm-results").iterdir())
+    assert kept == sorted(shas[1:])  # the oldest copy is gone; no staging folder is left
+    newest = json.loads((root / "lab--fm-results" / shas[2] / "big" / "t1.json").read_text())
+    assert newest["main_score"]["value"] == 0.93
+
+
+APP_ON_THE_HUB = """
+import json, sys
+from streamlit.testing.v1 import AppTest
+shown = []
+for _ in range(2):  # two page loads: the second is served from the copy the first pulled
+    app = AppTest.from_file(sys.argv[1], default_timeout=60)
+    app.run()
+    assert not app.exception, [e.message for e in app.exception]
+    shown.append({"caption": app.caption[0].value, "models": list(app.dataframe[0].value["model"])})
+print(json.dumps(shown))
+"""
+
+
+def test_the_app_reads_a_results_dataset_on_the_hub(hub, results, tmp_path):
+    """`harness leaderboard --hub ORG/REPO` as a page load: the app names the commit it shows and
+    ranks the pulled models; its copy lives in one folder per commit under the temporary folder."""
+    from pathlib import Path
+
+    env = hub_env(hub, tmp_path)
+    assert harness(env, "push", "--repo", "lab/fm-results", "--results", str(results)).returncode == 0
+    sha = hub.repos[("dataset", "lab/fm-results")].commits[-1]
+    env.update(HARNESS_HUB_REPO="lab/fm-results", TMPDIR=str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    app = str(Path(__file__).resolve().parents[2] / "leaderboard" / "app.py")
+    done = subprocess.run([sys.executable, "-c", APP_ON_THE_HUB, app], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    first, second = json.loads(done.stdout.strip().splitlines()[-1])
+    assert f"at commit [`{sha[:12]}`]" in first["caption"] and first["models"] == ["big", "small"]
+    assert second == first
+    assert [p.name for p in (tmp_path / "tmp" / "harness-board" / "lab--fm-results").iterdir()] == [sha]
 
 
 def test_a_removed_result_disappears_on_the_next_push(hub, results, tmp_path):
