@@ -257,7 +257,6 @@ class ClaimRenewal:
 
     def __init__(self, store: HubRequestStore, claim: Request, every: timedelta, log: Callable[[str], None]):
         self.store, self.claim, self.every, self.log = store, claim.model_copy(deep=True), every, log
-        self.renewals = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"renew {claim.id}", daemon=True)
 
@@ -273,7 +272,6 @@ class ClaimRenewal:
         while not self._stop.wait(self.every.total_seconds()):
             try:
                 self.store.update(self.claim.model_copy(), f"renew claim {self.claim.id} ({self.claim.claimed_by})")
-                self.renewals += 1
             except Exception as error:  # noqa: BLE001 - a missed renewal must not stop the scoring
                 self.log(f"{self.claim.id}: could not renew the claim ({str(error).splitlines()[0][:200]}); "
                          "trying again later")
