@@ -23,7 +23,6 @@ does not fill with every model it has scored.
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import re
 import shutil
@@ -46,8 +45,7 @@ PREFIX = "requests"
 PICKLED = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 ARRIVAL_BATCH = 100  # request paths per paths-info call
 WEIGHTS_ROOM = 64 * 1024 * 1024  # bytes a weights file may have beyond its architecture in float32 (header, a head)
-REQUEST_FILES = f"{PREFIX}/*.json"  # what a snapshot downloads (its '*' matches '/' too) ...
-REQUEST_FILE = re.compile(rf"{PREFIX}/[^/]+\.json")  # ... of which only these, the top-level files, are requests
+REQUEST_FILE = re.compile(rf"{PREFIX}/[^/]+\.json")  # a request: a top-level file of requests/ (none in a folder)
 
 
 class ClaimConflict(Exception):
@@ -70,11 +68,9 @@ class HubRequestStore:
                         lambda: hub_api().repo_info(self.repo_id, repo_type="dataset", files_metadata=True))
         if not info.sha or set(info.sha) == {"0"}:
             return None, [], []
-        matched = [s for s in info.siblings or [] if fnmatch.fnmatch(s.rfilename, REQUEST_FILES)]
-        oversized = {s.rfilename: s.size for s in matched
-                     if REQUEST_FILE.fullmatch(s.rfilename) and (s.size or 0) > MAX_REQUEST_BYTES}
-        wanted = sorted((s for s in matched if REQUEST_FILE.fullmatch(s.rfilename) and s.rfilename not in oversized),
-                        key=lambda s: s.rfilename)
+        files = sorted((s for s in info.siblings or [] if REQUEST_FILE.fullmatch(s.rfilename)), key=lambda s: s.rfilename)
+        oversized = {s.rfilename: s.size for s in files if (s.size or 0) > MAX_REQUEST_BYTES}
+        wanted = [s for s in files if s.rfilename not in oversized]
         local = files_at_commit(self.repo_id, "dataset", info.sha, wanted, "reading the requests")
         requests = []
         invalid = [Invalid(name.removeprefix(f"{PREFIX}/"), f"{size:,} bytes, more than a request may have "
