@@ -179,7 +179,6 @@ class HarnessCLI:
     def queue(self, args) -> int:
         from rich.table import Table
 
-        from harness.terminal import console
         from harness.terminal import stdout
         from harness.submissions import RequestStore, queue_table, run_queue
 
@@ -198,11 +197,12 @@ class HarnessCLI:
                           log=plain_log)
             rows, where = queue_table(None, store.root), str(store.root)
         table = Table(title=f"requests in {where}")
-        for column in ("model", "revision", "status", "tasks", "attempts", "updated", "reason"):
+        columns = ("model", "revision", "status", *(("queued",) if args.requests_repo else ()), "tasks", "attempts",
+                   "updated", "reason")
+        for column in columns:
             table.add_column(column, overflow="fold")
         for row in rows:
-            table.add_row(*(str(row[c]) if row[c] is not None else "" for c in
-                            ("model", "revision", "status", "tasks", "attempts", "updated", "reason")))
+            table.add_row(*(str(row[c]) if row[c] is not None else "" for c in columns))
         stdout.print(table)
         return EXIT_TASK_FAILED if args.action == "run" and any(r["status"] == "FAILED" for r in rows) else 0
 

@@ -23,6 +23,7 @@ import re
 import shutil
 import tempfile
 import traceback
+from datetime import timezone
 from pathlib import Path
 from typing import Callable, Literal, NamedTuple
 
@@ -313,15 +314,21 @@ def _mkdir(path: Path) -> Path:
 def queue_table(requests_repo: str | None, folder: str | Path | None) -> list[dict]:
     """The queue as rows for a table (the app's Queue tab): a Hub requests dataset, or a folder,
     in the order its backend takes them. Request files the queue will not act on are listed too,
-    as INVALID with the reason."""
+    as INVALID with the reason. `queued`: for a Hub queue's PENDING and RUNNING requests, the Hub's
+    date of the commit that last wrote each (what orders them; `submitted` and `updated` are what
+    the file says)."""
+    queued: dict = {}  # a Hub queue's PENDING and RUNNING requests -> the Hub's date of their last write
     if requests_repo:
         from harness.hub_queue import HubRequestStore
 
-        _, requests, invalid = HubRequestStore(requests_repo).snapshot()
+        store = HubRequestStore(requests_repo)
+        _, requests, invalid = store.snapshot()
+        queued = {rid: when.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+                  for rid, when in store.arrived.items()}
     else:
         requests, invalid = RequestStore(Path(folder)).all()
     rows = [{"model": r.hub_id or r.model_name, "revision": (r.commit_sha or "")[:12] or None, "status": r.status,
-             "tasks": r.tasks, "submitted": r.submitted, "updated": r.updated, "attempts": r.attempts,
-             "reason": r.reason or ""} for r in requests]
-    return rows + [{"model": name, "revision": None, "status": "INVALID", "tasks": None, "submitted": None,
-                    "updated": None, "attempts": None, "reason": why} for name, why in invalid]
+             "queued": queued.get(r.id), "tasks": r.tasks, "submitted": r.submitted, "updated": r.updated,
+             "attempts": r.attempts, "reason": r.reason or ""} for r in requests]
+    return rows + [{"model": name, "revision": None, "status": "INVALID", "queued": None, "tasks": None,
+                    "submitted": None, "updated": None, "attempts": None, "reason": why} for name, why in invalid]

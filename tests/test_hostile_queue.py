@@ -322,6 +322,8 @@ for batch in json.loads(Path(sys.argv[1]).read_text()):  # one commit per batch 
 store = HubRequestStore("lab/requests")
 _, requests, invalid = store.snapshot()
 print(json.dumps([[r.id for r in requests], [list(i) for i in invalid]]))
+from harness.submissions import queue_table
+print(json.dumps([[row["model"], row["queued"]] for row in queue_table("lab/requests", None)]))
 claimed = []
 run_hub_queue(store, "backend-a", Path(sys.argv[2]), score=lambda request, folder: {},
               publish=lambda request: None, log=lambda line: claimed.append(line.split(":")[0])
@@ -350,10 +352,14 @@ def test_hub_queue_order_is_the_hubs_not_what_a_request_file_claims(tmp_path):
         plan = tmp_path / "commits.json"
         plan.write_text(json.dumps(commits))
         lines = run_hub_python(hub_env(hub, tmp_path), QUEUE_ORDER, str(plan), str(tmp_path / "work"))
-    (order, invalid), claimed = (json.loads(line) for line in lines.strip().splitlines()[-2:])
+    (order, invalid), queued, claimed = (json.loads(line) for line in lines.strip().splitlines()[-3:])
     expected = [request_id(repo, SHA) for repo in ("lab/first", "lab/third", "lab/second", "lab/jumper")]
     assert order == expected
     assert claimed == expected  # each claimed in that order (and failed: no such model repository)
+    # `queue list` and the Queue tab show the Hub's dates that make this order, not the files' claims
+    assert [model for model, _ in queued[:4]] == ["lab/first", "lab/third", "lab/second", "lab/jumper"]
+    dates = [when for _, when in queued[:4]]
+    assert dates == sorted(dates) and dates[0] > "2026" and dates[1] == dates[2] < dates[3]
     assert invalid == [["oversized.json", f"{len(commits[3]['oversized.json']):,} bytes, more than a request may "
                                           "have (65,536); not downloaded"]]
     fetched = [path for method, path, _ in hub.log if "/resolve/" in path]
