@@ -142,6 +142,9 @@ def requests_repo(hub: HubStandIn) -> None:
         repo.files[f"requests/{request.id}.json"] = request.model_dump_json().encode()
     repo.commits.append("a" * 40)
     repo.snapshots["a" * 40] = dict(repo.files)
+    # the commit that wrote them, as the Hub dates it (the pending request's `queued` in the Queue tab)
+    repo.last_commits["a" * 40] = {name: {"id": "a" * 40, "title": "submit", "date": "2026-11-22T09:30:00.000Z"}
+                                   for name in repo.files}
     hub.repos[("dataset", "lab/requests")] = repo
 
 
@@ -309,9 +312,11 @@ def test_every_view_of_the_space_in_chromium(space_venv, instrument_results, sui
                     assert "students/tiny" in text and "Matryoshka" in text and "held-out items" in text  # loss curves
                 if name == "Queue":
                     [queue] = panel.find_elements(By.CSS_SELECTOR, '[data-testid="stDataFrame"]')
-                    assert [(row[0], row[2]) for row in table_rows(queue)] == [("lab/fm0", "FINISHED"),
-                                                                             ("lab/fm1", "PENDING")]
-                    assert "1 FINISHED, 1 PENDING" in text
+                    rows = table_rows(queue)
+                    # the backend's order: what waits (by the Hub's date), then what is done
+                    assert [(row[0], row[2]) for row in rows] == [("lab/fm1", "PENDING"), ("lab/fm0", "FINISHED")]
+                    assert rows[0][3] == "2026-11-22T09:30:00.000Z" and "2026" not in rows[1][3]  # queued: waiting only
+                    assert "1 PENDING, 1 FINISHED" in text
                 if name == "About":
                     assert "How to cite" in text
             assert all(p.stat().st_size > 10_000 for p in shots.values())
