@@ -52,9 +52,8 @@ st.title("Pathology foundation-model leaderboard")
 def pulled(repo: str) -> tuple[Path, str, str]:
     """The Hub dataset's result files in a local folder (refreshed every 10 minutes), the commit
     they were read at and when (UTC)."""
-    import tempfile
-
     from harness.hub_access import hub_api, hub_call
+    from harness.sources.base import default_cache_dir
     from harness.timestamps import utc_timestamp
     from harness.leaderboard.hub_results import pull_at_commit
 
@@ -64,8 +63,9 @@ def pulled(repo: str) -> tuple[Path, str, str]:
     commit = hub_call("reading results", repo, lambda: hub_api().repo_info(repo, repo_type="dataset").sha)
     if not isinstance(commit, str) or not is_commit(commit):  # shown in a link: only a commit id
         raise HarnessError("the Hub named no commit for the results dataset")
-    # one copy per commit, the two newest kept; files left out of the pull are not shown
-    folder = pull_at_commit(repo, commit, Path(tempfile.gettempdir()) / "harness-board")
+    # one copy per commit, the two newest kept, in this user's cache (a shared temporary folder would let
+    # another user plant a commit's copy); files left out of the pull are not shown
+    folder = pull_at_commit(repo, commit, default_cache_dir() / "board")
     return folder, commit, utc_timestamp()
 
 

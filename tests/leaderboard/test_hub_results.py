@@ -131,14 +131,13 @@ print(json.dumps(shown))
 
 def test_the_app_reads_a_results_dataset_on_the_hub(hub, results, tmp_path):
     """`harness leaderboard --hub ORG/REPO` as a page load: the app names the commit it shows and
-    ranks the pulled models; its copy lives in one folder per commit under the temporary folder."""
+    ranks the pulled models; its copy lives in one folder per commit in the user's harness cache."""
     from pathlib import Path
 
     env = hub_env(hub, tmp_path)
     assert harness(env, "push", "--repo", "lab/fm-results", "--results", str(results)).returncode == 0
     sha = hub.repos[("dataset", "lab/fm-results")].commits[-1]
-    env.update(HARNESS_HUB_REPO="lab/fm-results", TMPDIR=str(tmp_path / "tmp"))
-    (tmp_path / "tmp").mkdir()
+    env.update(HARNESS_HUB_REPO="lab/fm-results", HARNESS_CACHE=str(tmp_path / "cache"))
     app = str(Path(__file__).resolve().parents[2] / "leaderboard" / "app.py")
     done = subprocess.run([sys.executable, "-c", APP_ON_THE_HUB, app], env=env, capture_output=True, text=True,
                           timeout=300)
@@ -146,7 +145,7 @@ def test_the_app_reads_a_results_dataset_on_the_hub(hub, results, tmp_path):
     first, second = json.loads(done.stdout.strip().splitlines()[-1])
     assert f"at commit [`{sha[:12]}`]" in first["caption"] and first["models"] == ["big", "small"]
     assert second == first
-    assert [p.name for p in (tmp_path / "tmp" / "harness-board" / "lab--fm-results").iterdir()] == [sha]
+    assert [p.name for p in (tmp_path / "cache" / "board" / "lab--fm-results").iterdir()] == [sha]
 
 
 def test_a_removed_result_disappears_on_the_next_push(hub, results, tmp_path):
