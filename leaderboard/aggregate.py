@@ -32,6 +32,7 @@ import math
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -109,14 +110,14 @@ class Leaderboard:
     warnings: list[str] = field(default_factory=list)
     unscored_tasks: dict[str, str] = field(default_factory=dict)  # task no model scored -> why (first reason)
 
-    @property
+    @cached_property  # the board is built once and not changed after: each view asks for these many times
     def compared_models(self) -> list[str]:
         """The models with at least one valid score: the ones ranked. A model whose every result was
         skipped, failed or invalid (a submission scored on tasks whose data the backend lacks, a
         hand-edited file) is listed with its reasons, unranked."""
         return [m for m in self.models if any(self.cells[(m, t)].status == "ok" for t in self.tasks)]
 
-    @property
+    @cached_property
     def common_tasks(self) -> list[str]:
         """Tasks scored (status ok) by every compared model: the only ones means and ranks use."""
         compared = self.compared_models
