@@ -51,7 +51,7 @@ class LogitKD(DistillationMethod):
         labelled = open_source(params.label_dataset, run.registry.datasets[params.label_dataset], run.context,
                                run.registry.datasets)
         labelled.prepare()
-        cache = EmbeddingCache(run.context.cache_dir)
+        cache = EmbeddingCache.of(run.context)
         fit = []
         for spec in config.teachers:
             encoder = load_encoder(spec.model, LoadOptions(device=run.extract.device))

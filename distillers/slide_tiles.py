@@ -95,7 +95,7 @@ def teacher_slide_features(spec, source, paths: list[Path], context, extract) ->
     from harness.embedding_cache import EmbeddingCache
 
     encoder = load_encoder(spec.model, LoadOptions(random_init=spec.random_init, device=extract.device))
-    features = slide_features(encoder, source, paths, source.tiling, EmbeddingCache(context.cache_dir), extract,
+    features = slide_features(encoder, source, paths, source.tiling, EmbeddingCache.of(context), extract,
                               source.fingerprint())
     return features, encoder.info.n_parameters
 

@@ -26,7 +26,7 @@ class TeacherTargets:
 
 def teacher_targets(specs, source: TileSource, splits: list[str], context: DataContext,
                     extract: ExtractOptions, load: LoadOptions) -> list[TeacherTargets]:
-    cache = EmbeddingCache(context.cache_dir)
+    cache = EmbeddingCache.of(context)
     fingerprint = source.fingerprint()
     targets = []
     for spec in specs:

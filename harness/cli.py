@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -193,8 +194,9 @@ class HarnessCLI:
         else:
             store = RequestStore(self._requests(args))
             if args.action == "run":
-                run_queue(store, lambda request, checkpoint: self._score_request(args, request, checkpoint),
-                          log=plain_log)
+                run_queue(store, lambda request, checkpoint: self._score_request(
+                    args, request, checkpoint, store.embeddings_dir(request.id)),
+                          log=plain_log, keep_embeddings=args.keep_embeddings)
             rows, where = queue_table(None, store.root), str(store.root)
         table = Table(title=f"requests in {where}")
         columns = ("model", "revision", "status", *(("queued",) if args.requests_repo else ()), "tasks", "attempts",
@@ -211,6 +213,7 @@ class HarnessCLI:
 
         from harness.hub_queue import HubRequestStore, run_hub_queue
         from harness.models.model_spec import model_slug
+        from harness.submissions import request_embeddings_dir
         from harness.terminal import console
         from harness.leaderboard.hub_results import push_model_results
 
@@ -223,16 +226,17 @@ class HarnessCLI:
             n = push_model_results(output, {slug}, args.results_repo)
             console.print(f"{request.id}: {n} result files pushed to {args.results_repo}")
 
-        run_hub_queue(HubRequestStore(args.requests_repo), args.backend_id or socket.gethostname(),
-                      Path(args.workdir or self._requests(args)),
-                      lambda request, checkpoint: self._score_request(args, request, checkpoint), publish,
-                      log=plain_log)
+        workdir = Path(args.workdir or self._requests(args))
+        run_hub_queue(HubRequestStore(args.requests_repo), args.backend_id or socket.gethostname(), workdir,
+                      lambda request, checkpoint: self._score_request(
+                          args, request, checkpoint, request_embeddings_dir(workdir, request.id)),
+                      publish, log=plain_log, keep_embeddings=args.keep_embeddings)
 
     @staticmethod
     def _requests(args) -> Path:
         return Path(args.requests or os.environ.get("HARNESS_REQUESTS") or "requests")
 
-    def _score_request(self, args, request, checkpoint: Path) -> dict:
+    def _score_request(self, args, request, checkpoint: Path, embeddings: Path) -> dict:
         from harness.tile_embedding import default_extract_options, resolve_device
         from harness.hub_access import configure_offline_mode
         from harness.models.model_spec import LoadOptions
@@ -242,7 +246,7 @@ class HarnessCLI:
         registry, families = self._registry(args)
         device = resolve_device("auto")
         config = RunConfig(models=[str(checkpoint)], tasks=registry.select(args.tasks or request.tasks),
-                           output=Path(args.output), context=self._context(args),
+                           output=Path(args.output), context=replace(self._context(args), embeddings_dir=embeddings),
                            load=LoadOptions(device=device, max_parameters=args.max_parameters),
                            extract=default_extract_options(device))
         outcomes = Runner(registry, families, config).run()
@@ -468,8 +472,13 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_argument("--results-repo", metavar="ORG/RESULTS", help="with --requests-repo: push results here")
     queue.add_argument("--backend-id", help="this backend's name in claims (default the host name); a restarted "
                                             "backend resumes its own RUNNING claims")
-    queue.add_argument("--workdir", help="with --requests-repo: where downloaded checkpoints go, each deleted once "
-                                         "its request is scored (default $HARNESS_REQUESTS or ./requests)")
+    queue.add_argument("--workdir", help="with --requests-repo: where downloaded checkpoints and each request's "
+                                         "embeddings go, deleted once it is scored (default $HARNESS_REQUESTS or "
+                                         "./requests)")
+    queue.add_argument("--keep-embeddings", action="store_true",
+                       help="keep each scored request's embeddings (computed in embeddings/<request> under --workdir, or "
+                            "--requests for a local queue); by default they are deleted when it ends, so that the "
+                            "backend's disk does not fill")
     common(queue)
     queue.set_defaults(handler=cli.queue)
 

@@ -40,9 +40,14 @@ class CachedEmbeddings:
 
 
 class EmbeddingCache:
-    def __init__(self, cache_dir: Path, shard_size: int = DEFAULT_SHARD_SIZE):
-        self.root = Path(cache_dir) / "embeddings"
+    def __init__(self, cache_dir: Path, shard_size: int = DEFAULT_SHARD_SIZE, root: Path | None = None):
+        self.root = Path(root) if root is not None else Path(cache_dir) / "embeddings"
         self.shard_size = shard_size
+
+    @classmethod
+    def of(cls, context) -> "EmbeddingCache":
+        """The cache a run's DataContext names: <cache_dir>/embeddings unless it sets embeddings_dir."""
+        return cls(context.cache_dir, root=context.embeddings_dir)
 
     @staticmethod
     def key(encoder_identity: str, dataset_fingerprint: str, split: str) -> str:

@@ -37,8 +37,9 @@ import yaml
 from harness.errors import HarnessError
 from harness.hub_access import hub_api, hub_call, hub_error
 from harness.hub_file_cache import files_at_commit
-from harness.submissions import (ACTIVE, HUB_ID, MAX_REQUEST_BYTES, Invalid, InvalidRequest, Request, give_up,
-                                 outcome_of, parse_request, read_bounded, request_id)
+from harness.submissions import (ACTIVE, HUB_ID, MAX_REQUEST_BYTES, Invalid, InvalidRequest, Request,
+                                 drop_request_embeddings, give_up, outcome_of, parse_request, read_bounded,
+                                 request_id)
 from harness.timestamps import utc_timestamp
 
 PREFIX = "requests"
@@ -283,11 +284,14 @@ def _stale(written: datetime | None, lease: timedelta) -> bool:
 def run_hub_queue(store: HubRequestStore, backend: str, workdir: Path,
                   score: Callable[[Request, Path], dict[str, tuple[str, str | None]]],
                   publish: Callable[[Request], None], lease: timedelta = timedelta(hours=24),
-                  log: Callable[[str], None] = print, renew_every: timedelta = timedelta(hours=1)) -> list[Request]:
+                  log: Callable[[str], None] = print, renew_every: timedelta = timedelta(hours=1),
+                  keep_embeddings: bool = False) -> list[Request]:
     """Score requests until none is left: this backend's own RUNNING claims first (a restart after
     a kill), then PENDING oldest first (and other backends' RUNNING claims the Hub dates older than
     the lease). `score(request, checkpoint_dir)` -> task -> (status, reason); `publish(request)`
-    pushes its results. The claim is renewed every `renew_every` while the request is scored."""
+    pushes its results. The claim is renewed every `renew_every` while the request is scored. When
+    a request ends, its checkpoint and (unless `keep_embeddings`) its embeddings folder under
+    `workdir` (submissions.request_embeddings_dir) are removed."""
     from huggingface_hub.utils import disable_progress_bars
 
     disable_progress_bars()  # a backend's log is one line per event, not a bar per file fetched
@@ -312,7 +316,7 @@ def run_hub_queue(store: HubRequestStore, backend: str, workdir: Path,
         if give_up(request):  # it stopped the backend each time it was scored: failed, not claimed again
             if _write_claim(store, request, head, f"failed {request.id}", log):
                 seen.add(request.id)
-                shutil.rmtree(workdir / "checkpoints" / request.id, ignore_errors=True)
+                _drop_scratch(workdir, request.id, keep_embeddings, log)
                 log(f"{request.id}: FAILED ({request.reason})")
                 done.append(request)
             continue
@@ -331,10 +335,16 @@ def run_hub_queue(store: HubRequestStore, backend: str, workdir: Path,
         with ClaimRenewal(store, request, renew_every, log):
             outcome_of(request, scored, log)
         store.update(request, f"{request.status.lower()} {request.id}")
-        # a commit is scored once: its weights are not kept (the results and embeddings are)
-        shutil.rmtree(workdir / "checkpoints" / request.id, ignore_errors=True)
+        _drop_scratch(workdir, request.id, keep_embeddings, log)
         log(f"{request.id}: {request.status}" + (f" ({request.reason})" if request.reason else ""))
         done.append(request)
+
+
+def _drop_scratch(workdir: Path, request_id: str, keep_embeddings: bool, log: Callable[[str], None]) -> None:
+    """A commit is scored once: its weights, and unless asked its embeddings, are not kept (its results are)."""
+    shutil.rmtree(workdir / "checkpoints" / request_id, ignore_errors=True)
+    if not keep_embeddings:
+        drop_request_embeddings(workdir, request_id, log)
 
 
 def _write_claim(store: HubRequestStore, request: Request, head: str | None, message: str,

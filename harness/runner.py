@@ -81,7 +81,7 @@ class Runner:
 
     def __post_init__(self):
         self.store = ResultStore(self.config.output)
-        self.cache = EmbeddingCache(self.config.context.cache_dir)
+        self.cache = EmbeddingCache.of(self.config.context)
         self.rank = process_rank()
         self._truncate: int | None = None
 

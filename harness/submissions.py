@@ -167,6 +167,9 @@ class RequestStore:
     def checkpoint_dir(self, request_id: str) -> Path:
         return self.root / "checkpoints" / request_id
 
+    def embeddings_dir(self, request_id: str) -> Path:
+        return request_embeddings_dir(self.root, request_id)
+
     def lock(self, request_id: str) -> FileLock:
         path = self.root / "locks" / f"{request_id}.lock"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -266,11 +269,28 @@ def validate_checkpoint(folder: Path, sha256: str | None = None):
     return encoder
 
 
+def request_embeddings_dir(workdir: Path, request_id: str) -> Path:
+    """Where a queue backend computes one request's embeddings: a folder of their own, kept while
+    the request is scored (a killed backend resumes its extraction) and removed when it ends. A
+    backend that kept every submission's embeddings in one cache would fill its disk, and then
+    fail every later request, within months of submissions (or hours of a flood of them)."""
+    return Path(workdir) / "embeddings" / request_id
+
+
+def drop_request_embeddings(workdir: Path, request_id: str, log: Callable[[str], None]) -> None:
+    folder = request_embeddings_dir(workdir, request_id)
+    if folder.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        if folder.exists():
+            log(f"warning: {folder}: could not be removed; delete it by hand")
+
+
 def run_queue(store: RequestStore, score: Callable[[Request, Path], dict[str, tuple[str, str | None]]],
-              log: Callable[[str], None] = print) -> list[Request]:
+              log: Callable[[str], None] = print, keep_embeddings: bool = False) -> list[Request]:
     """Score every PENDING request, and every RUNNING one no process holds (a killed run), in
     submission order. `score(request, checkpoint_dir)` -> task -> (status, reason). Whatever a
-    request does, it ends FINISHED or FAILED and the queue goes on."""
+    request does, it ends FINISHED or FAILED and the queue goes on. The request's embeddings
+    folder (request_embeddings_dir) is removed when it ends unless `keep_embeddings`."""
     requests, invalid = store.all()
     for name, why in invalid:
         log(f"warning: {store.root / 'requests' / name}: not acted on ({why})")
@@ -299,6 +319,8 @@ def run_queue(store: RequestStore, score: Callable[[Request, Path], dict[str, tu
                 store.save(request)
                 outcome_of(request, lambda: score(request, store.checkpoint_dir(request.id)), log)
             store.save(request)
+            if not keep_embeddings:
+                drop_request_embeddings(store.root, request.id, log)
             log(f"{request.id}: {request.status}" + (f" ({request.reason})" if request.reason else ""))
             done.append(request)
         finally:

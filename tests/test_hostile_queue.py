@@ -112,6 +112,7 @@ def test_local_queue_fails_each_poison_request_in_one_line_and_scores_the_good_o
             folder.mkdir(parents=True)
             save_file(small_state, str(folder / "model.safetensors"))
             (folder / "card.yaml").write_text(yaml_card(card))
+    shared = set(cache_dir.glob("embeddings/*/meta.json"))  # the session's cache: other tests' entries
     code = main(["queue", "run", "--requests", str(store), "--output", str(tmp_path / "work" / "results"),
                  "--cache-dir", str(cache_dir), "--include", str(registry)])
     assert code == 1  # some requests FAILED; the queue itself ran to the end
@@ -126,7 +127,9 @@ def test_local_queue_fails_each_poison_request_in_one_line_and_scores_the_good_o
     assert not failures, "\n".join(failures)
     # nothing written outside the store: the old code saved '../escape' as <store>/escape.json
     assert not (store / "escape.json").exists() and not Path("/tmp/harness-abs-request.json").exists()
-    assert sorted(p.name for p in store.iterdir()) == ["checkpoints", "locks", "requests"]
+    assert sorted(p.name for p in store.iterdir() if p.name != "embeddings") == ["checkpoints", "locks", "requests"]
+    assert not list((store / "embeddings").glob("*"))  # each request's embeddings went with it
+    assert set(cache_dir.glob("embeddings/*/meta.json")) == shared  # and none went to the shared cache
     good = json.loads((tmp_path / "work" / "results" / "lab--good" / "soak-retrieval.json").read_text())
     assert good["status"] == "ok"
 
@@ -152,6 +155,31 @@ def test_an_exception_of_any_kind_fails_its_request_and_the_queue_goes_on(tmp_pa
                              "120000000000 bytes"
     assert any("Traceback" in line for line in logged)
     assert all(r["status"] in ("FAILED", "FINISHED") for r in queue_table(None, tmp_path))
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_a_requests_embeddings_are_removed_when_it_ends_unless_kept(tmp_path, keep):
+    """A backend that kept every submission's embeddings would fill its disk and then fail every
+    later request: each request's folder goes when it ends, failed or finished."""
+    store = RequestStore(tmp_path)
+    (tmp_path / "requests").mkdir()
+    for rid in ("a-boom", "b-good"):
+        (tmp_path / "requests" / f"{rid}.json").write_text(json.dumps(request(rid, submitted=f"2026-12-0{len(rid)}")))
+    seen = {}
+
+    def score(req, checkpoint):
+        folder = store.embeddings_dir(req.id)
+        (folder / "entry").mkdir(parents=True)
+        (folder / "entry" / "embeddings.npy").write_bytes(b"x" * 1000)
+        seen[req.id] = folder
+        if req.id == "a-boom":
+            raise RuntimeError("out of memory")
+        return {"soak-retrieval": ("ok", None)}
+
+    done = run_queue(store, score, log=lambda line: None, keep_embeddings=keep)
+    assert [r.status for r in done] == ["FAILED", "FINISHED"]
+    assert set(seen) == {"a-boom", "b-good"} and all(f.parent == tmp_path / "embeddings" for f in seen.values())
+    assert [f.exists() for f in seen.values()] == [keep, keep]
 
 
 # --- the Hub queue, and the soak ---------------------------------------------------------------

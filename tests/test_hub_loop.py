@@ -137,11 +137,13 @@ def test_submit_queue_push_space_and_app(hub, tmp_path, tiny_fm_state, tiny_regi
     deadline = time.time() + 120
     while time.time() < deadline and request_file(hub)["attempts"] < 1:
         time.sleep(0.1)
-    while time.time() < deadline and not (work / "checkpoints").exists():
-        time.sleep(0.1)
+    while time.time() < deadline and not (work / "embeddings").exists():  # killed while it extracts
+        time.sleep(0.02)
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
     assert request_file(hub)["status"] == "RUNNING"
+    claimed = request_file(hub)["id"]
+    assert (work / "embeddings" / claimed).is_dir()  # the request's own folder, kept for the resume
 
     done = harness(env, *backend, "--backend-id", "backend-a")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -152,6 +154,9 @@ def test_submit_queue_push_space_and_app(hub, tmp_path, tiny_fm_state, tiny_regi
     # scored once, its weights are not kept: not in the work folder, and never in huggingface_hub's cache
     assert not (work / "checkpoints" / request["id"]).exists()
     assert not list((tmp_path / "hf-home").rglob("*.safetensors"))
+    # nor its embeddings: computed in the request's folder (never the shared cache), removed with it
+    assert not (work / "embeddings" / request["id"]).exists()
+    assert not list(cache.glob("embeddings/*/meta.json"))
 
     # --- results on the Hub: the pinned weights, recorded with their Hub id and commit ----------
     results = hub.repos[("dataset", "lab/results")].files

@@ -31,6 +31,9 @@ def default_cache_dir() -> Path:
 class DataContext:
     cache_dir: Path  # generated data and embeddings
     data_root: Path  # user-provided datasets (image folders, slides)
+    # where embeddings go when not under cache_dir (a queue backend: one folder per request,
+    # removed once the request is scored)
+    embeddings_dir: Path | None = None
 
 
 @dataclass(frozen=True)

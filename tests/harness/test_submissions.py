@@ -126,6 +126,9 @@ def test_queue_scores_survives_a_kill_and_is_idempotent(tmp_path, tiny_fm_state,
     [result_file] = out.glob("*/tiny-tiles.json")
     result = json.loads(result_file.read_text())
     assert result["model"]["name"] == "lab/tiny-fm" and result["model"]["weights_sha256"] == request["weights_sha256"]
+    # its embeddings were computed in the request's own folder, not the shared cache, and removed with it
+    assert not (store / "embeddings" / request["id"]).exists()
+    assert not list(cache.glob("embeddings/*/meta.json"))
 
     # again: nothing left to do, nothing rescored
     mtime = result_file.stat().st_mtime_ns
