@@ -300,6 +300,8 @@ def run_hub_queue(store: HubRequestStore, backend: str, workdir: Path,
     listed: set[str] = set()
     while True:
         head, requests, invalid = store.snapshot()
+        if not done and not seen:  # the first read: what an earlier life of this backend left behind
+            _sweep_ended(workdir, requests, keep_embeddings, log)
         for name, why in invalid:
             if name not in listed:
                 log(f"warning: {store.repo_id}/{PREFIX}/{name}: not acted on ({why})")
@@ -345,6 +347,18 @@ def _drop_scratch(workdir: Path, request_id: str, keep_embeddings: bool, log: Ca
     shutil.rmtree(workdir / "checkpoints" / request_id, ignore_errors=True)
     if not keep_embeddings:
         drop_request_embeddings(workdir, request_id, log)
+
+
+def _sweep_ended(workdir: Path, requests: list[Request], keep_embeddings: bool, log: Callable[[str], None]) -> None:
+    """Remove the folders of requests that ended while this backend was not looking: it was
+    killed, another backend took its claim over after the lease and finished it, and the folders
+    would otherwise stay on this machine's disk for good. Folders of live or unknown requests stay."""
+    ended = {r.id for r in requests if r.status in ("FINISHED", "FAILED")}
+    for parent in ("checkpoints", *(() if keep_embeddings else ("embeddings",))):
+        for folder in sorted((workdir / parent).glob("*")):
+            if folder.name in ended:
+                log(f"{folder.name}: ended elsewhere; removing its {parent} folder")
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def _write_claim(store: HubRequestStore, request: Request, head: str | None, message: str,

@@ -433,6 +433,45 @@ def test_another_backends_claim_is_taken_over_by_the_hubs_clock_not_the_files_up
     assert after_lease == [request_id(repo, SHA) for repo in ("lab/says-2000", "lab/says-2999")]
 
 
+SWEEP = """
+import json, sys
+from pathlib import Path
+from huggingface_hub import CommitOperationAdd, HfApi
+from harness.hub_queue import HubRequestStore, run_hub_queue
+api = HfApi()
+api.create_repo("lab/requests", repo_type="dataset", exist_ok=True)
+ops = [CommitOperationAdd(path_in_repo=f"requests/{name}", path_or_fileobj=data.encode())
+       for name, data in json.loads(Path(sys.argv[1]).read_text()).items()]
+api.create_commit("lab/requests", ops, commit_message="requests", repo_type="dataset")
+run_hub_queue(HubRequestStore("lab/requests"), "backend-a", Path(sys.argv[2]), score=lambda request, folder: {},
+              publish=lambda request: None, log=print)
+"""
+
+
+def test_folders_of_requests_that_ended_elsewhere_are_removed_at_start(tmp_path):
+    """A backend killed mid-request whose claim another backend took over and finished would keep
+    that request's checkpoint and embeddings on its disk for good: its next start removes them.
+    Folders of requests still waiting (or that the queue does not know) stay."""
+    work, files, ids = tmp_path / "work", {}, {}
+    for repo, status in (("lab/finished-elsewhere", "FINISHED"), ("lab/failed-elsewhere", "FAILED"),
+                         ("lab/claimed-by-b", "RUNNING")):
+        rid = ids[status] = request_id(repo, SHA)
+        files[f"{rid}.json"] = json.dumps(request(rid, hub_id=repo, commit_sha=SHA, model_name=repo, status=status,
+                                                  claimed_by="backend-b", attempts=1))
+        for parent in ("checkpoints", "embeddings"):
+            (work / parent / rid / "part").mkdir(parents=True)
+    (work / "embeddings" / "not-a-request" / "part").mkdir(parents=True)
+    with HubStandIn(token=TOKEN) as hub:
+        plan = tmp_path / "requests.json"
+        plan.write_text(json.dumps(files))
+        run_hub_python(hub_env(hub, tmp_path), SWEEP, str(plan), str(work))
+    for parent in ("checkpoints", "embeddings"):
+        left = {p.name for p in (work / parent).iterdir()}
+        assert ids["FINISHED"] not in left and ids["FAILED"] not in left
+        assert ids["RUNNING"] in left  # backend-b's live claim: its lease has not passed
+    assert (work / "embeddings" / "not-a-request").is_dir()
+
+
 RENEWAL = """
 import json, sys, time
 from datetime import timedelta
