@@ -124,6 +124,8 @@ class HarnessCLI:
 
             raise HarnessError(f"the leaderboard needs Streamlit: {install_extra('app')}")
         env = dict(os.environ, HARNESS_RESULTS=str(Path(args.results).resolve()))
+        if args.tasks:
+            env["HARNESS_BOARD_TASKS"] = ",".join(self._registry(args)[0].select(args.tasks))
         for key, value in (("HARNESS_HUB_REPO", args.hub), ("HARNESS_REQUESTS_REPO", args.requests_repo),
                            ("HARNESS_REQUESTS", args.requests)):
             if value:
@@ -142,10 +144,16 @@ class HarnessCLI:
         if args.space:
             from harness.leaderboard.space import default_source, push_space
 
+            board_tasks = self._registry(args)[0].select(args.tasks) if args.tasks else None
             source = args.source or default_source()
-            url = push_space(args.space, args.repo, source, requests_repo=args.requests_repo, private=args.private)
-            print(f"Docker Space {args.space} (reading dataset {args.repo}; harness from {source}) uploaded: {url}")
+            url = push_space(args.space, args.repo, source, requests_repo=args.requests_repo, private=args.private,
+                             board_tasks=board_tasks)
+            print(f"Docker Space {args.space} (reading dataset {args.repo}; harness from {source}"
+                  + (f"; ranking on {len(board_tasks)} declared tasks" if board_tasks else "") + f") uploaded: {url}")
         else:
+            if args.tasks:
+                raise HarnessError("push --tasks declares a Space's tasks: give it with --space (every result file "
+                                   "in --results is pushed)")
             url, n = push_results(Path(args.results), args.repo, private=args.private)
             print(f"{n} result files and the leaderboard table pushed to dataset {args.repo}: {url}")
         return 0
@@ -437,6 +445,11 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--hub", metavar="ORG/REPO", help="read a results dataset on the Hub instead")
     board.add_argument("--requests-repo", metavar="ORG/REQUESTS", help="show this Hub submission queue")
     board.add_argument("--requests", help="or show this local requests folder")
+    board_tasks_help = ("declare the board's tasks (task, family or suite names, or all): only models with a valid "
+                        "score on every one are ranked, and no other task is shown")
+    board.add_argument("--tasks", help=board_tasks_help)
+    board.add_argument("--include", action="append", default=[], metavar="FILE",
+                       help="extra YAML of tasks/suites that --tasks may name")
     board.set_defaults(handler=cli.leaderboard)
 
     push = verbs.add_parser("push", help="upload results (or the leaderboard Space) to the Hugging Face Hub")
@@ -448,6 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
                                        "git+<origin>@<HEAD commit> of this checkout)")
     push.add_argument("--requests-repo", metavar="ORG/REQUESTS", help="with --space: the queue its Queue tab shows")
     push.add_argument("--private", action="store_true", help="create the repository private")
+    push.add_argument("--tasks", help="with --space: " + board_tasks_help)
+    push.add_argument("--include", action="append", default=[], metavar="FILE",
+                      help="extra YAML of tasks/suites that --tasks may name")
     push.set_defaults(handler=cli.push)
 
     submission = verbs.add_parser("submit", help="validate a checkpoint and add it to the submission queue")

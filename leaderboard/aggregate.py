@@ -5,7 +5,13 @@ Partial coverage is explicit. Means and ranks are computed only on the tasks tha
 compared model scored (`common_tasks`); a model missing a task shows the gap and its reason in
 its cell, and nothing is averaged over fewer tasks. A model with no valid score at all (every
 result skipped, failed or invalid) is listed but not compared: it has nothing to be ranked on,
-and counted in, it would leave no common task and no rank for anyone. A task that no shown model
+and counted in, it would leave no common task and no rank for anyone.
+
+A board can declare its tasks (`board_tasks`: a public board's operator does, MTEB's way): then
+only those tasks are shown, and the compared models are those with a valid score on every one of
+them; the others are listed unranked. Without a declaration one partial model (a submission that
+failed or was skipped on most tasks) narrows the common tasks, and so reorders the board, for
+everyone; with one, it only leaves itself unranked. A task that no shown model
 scored is left out of the table (`unscored_tasks` keeps why). Ranks are scale-free and follow
 each main score's declared direction; means use only tasks whose main score is bounded (CIDEr-D
 is not), and the table says which were used. What a metric is (direction, bounds, display
@@ -109,13 +115,30 @@ class Leaderboard:
     family_titles: dict[str, str] = field(default_factory=dict)  # family -> how it reads in headings
     warnings: list[str] = field(default_factory=list)
     unscored_tasks: dict[str, str] = field(default_factory=dict)  # task no model scored -> why (first reason)
+    board_tasks: list[str] | None = None  # the tasks the board declares (None: whatever was scored)
 
     @cached_property  # the board is built once and not changed after: each view asks for these many times
     def compared_models(self) -> list[str]:
-        """The models with at least one valid score: the ones ranked. A model whose every result was
-        skipped, failed or invalid (a submission scored on tasks whose data the backend lacks, a
-        hand-edited file) is listed with its reasons, unranked."""
-        return [m for m in self.models if any(self.cells[(m, t)].status == "ok" for t in self.tasks)]
+        """The models ranked. Without declared board tasks: those with at least one valid score (a
+        model whose every result was skipped, failed or invalid, such as a submission scored on
+        tasks whose data the backend lacks or a hand-edited file, is listed with its reasons,
+        unranked). With them: those with a valid score on every declared task."""
+        if self.board_tasks is not None:
+            return [m for m in self.models if all(self._ok(m, t) for t in self.board_tasks)]
+        return [m for m in self.models if any(self._ok(m, t) for t in self.tasks)]
+
+    def _ok(self, model: str, task: str) -> bool:
+        cell = self.cells.get((model, task))
+        return cell is not None and cell.status == "ok"
+
+    def unranked_reason(self, model: str) -> str | None:
+        """Why a listed model has no rank (None for a ranked one)."""
+        if model in self.compared_models:
+            return None
+        if self.board_tasks is None:
+            return "no valid score: every result skipped, failed or invalid"
+        lacking = [t for t in self.board_tasks if not self._ok(model, t)]
+        return f"no valid score on {len(lacking)} of the board's {len(self.board_tasks)} tasks ({', '.join(lacking)})"
 
     @cached_property
     def common_tasks(self) -> list[str]:
@@ -265,13 +288,34 @@ def load_results(folder: Path) -> tuple[list[tuple[str, TaskResult]], list[str]]
 
 
 MAX_RESULT_BYTES = 32 * 1024 * 1024  # a result with its replicates is tens of kB
+MAX_BOARD_TASKS = 1000
+
+
+def parse_board_tasks(text: str | None) -> list[str] | None:
+    """HARNESS_BOARD_TASKS ('task,task,...', what `harness leaderboard --tasks` and `harness push
+    --space --tasks` write) -> the declared task names; None when unset or empty."""
+    names = [name.strip() for name in (text or "").split(",") if name.strip()]
+    if not names:
+        return None
+    bad = [name for name in names if not FOLDER.fullmatch(name) or ".." in name]
+    if bad or len(names) > MAX_BOARD_TASKS:
+        raise ValueError(f"HARNESS_BOARD_TASKS: {'not task names: ' + ', '.join(bad[:3])[:200] if bad else ''}"
+                         f"{'' if bad else f'more than {MAX_BOARD_TASKS} tasks'}; give task names separated by "
+                         "commas, as `harness leaderboard --tasks` writes them")
+    return list(dict.fromkeys(names))
 
 
 def build_leaderboard(results: list[tuple[str, TaskResult]], warnings: list[str] | None = None,
-                      families: Mapping[str, Any] | None = None) -> Leaderboard:
+                      families: Mapping[str, Any] | None = None,
+                      board_tasks: list[str] | None = None) -> Leaderboard:
     """The board of these results. `families` (name -> family class, harness.tasks.FAMILIES): where a
-    result's family is registered, its metrics are described by the family, not by the file."""
+    result's family is registered, its metrics are described by the family, not by the file.
+    `board_tasks`: the tasks the board declares; results of other tasks are not shown, and a model
+    is ranked only with a valid score on every declared task (see the module's docstring)."""
     warnings = list(warnings or [])
+    if board_tasks is not None:
+        board_tasks = list(dict.fromkeys(board_tasks))
+        results = [(slug, r) for slug, r in results if r.task in board_tasks]
     by_model: dict[str, dict[str, TaskResult]] = defaultdict(dict)
     for slug, result in results:
         by_model[slug][result.task] = result
@@ -291,6 +335,7 @@ def build_leaderboard(results: list[tuple[str, TaskResult]], warnings: list[str]
     scored = {r.task for s, r in results if r.status == "ok" and (s, r.task) not in invalid}
     tasks = [t for t in all_tasks if t in scored]
     unscored = {t: next(f"{r.status}: {r.reason}" for _, r in results if r.task == t) for t in all_tasks if t not in scored}
+    unscored.update({t: "no result yet" for t in board_tasks or [] if t not in all_tasks})
     cells, info = {}, {}
     for model in models:
         for task in tasks:
@@ -312,7 +357,8 @@ def build_leaderboard(results: list[tuple[str, TaskResult]], warnings: list[str]
     _name_apart(info, warnings)
     return Leaderboard(models, tasks, {t: described[t][2] for t in tasks}, cells, info,
                        {t: described[t][0] for t in tasks}, {t: described[t][1] for t in tasks},
-                       {family: title for _, _, family, title in described.values()}, warnings, unscored)
+                       {family: title for _, _, family, title in described.values()}, warnings, unscored,
+                       board_tasks)
 
 
 def _task_description(task: str, results: list[tuple[str, TaskResult]],

@@ -3,6 +3,8 @@ or a results dataset on the Hub: `harness leaderboard --hub ORG/REPO`.
 
 Run directly: HARNESS_RESULTS=results streamlit run leaderboard/app.py (or HARNESS_HUB_REPO=org/repo).
 The queue tab reads HARNESS_REQUESTS_REPO (a Hub requests dataset) or HARNESS_REQUESTS (a folder).
+HARNESS_BOARD_TASKS ('task,task,...') declares the board's tasks: only models with a valid score
+on every one are ranked (`harness leaderboard --tasks`, `harness push --space --tasks`).
 
 Tabs: Leaderboard (scores first), Per task, Size and speed, Robustness, Students, Queue, About.
 Imports nothing heavy (no torch): the Space installs only what this file needs.
@@ -31,8 +33,8 @@ from harness import __version__
 from harness.submissions import HUB_ID
 from harness.leaderboard import charts
 from harness.leaderboard.aggregate import (build_leaderboard, is_truncated, lineage_order, load_distillation_reports,
-                                   load_results, few_shot_rows, group_tables, matryoshka_curves, reliability_rows, retention_rows,
-                                   suite_rows, training_curves)
+                                   load_results, few_shot_rows, group_tables, matryoshka_curves, parse_board_tasks,
+                                   reliability_rows, retention_rows, suite_rows, training_curves)
 from harness.leaderboard.head_to_head import MAX_MODELS, head_to_head
 from harness.leaderboard.formatting import (LEAD_WIDTHS, MISSING, TASK_WIDTHS, csv_text, parameters_label, plain,
                                    protocol_markdown)
@@ -105,6 +107,11 @@ def load() -> tuple[Path, list, list[str]]:
 RESULTS, results, warnings = load()
 for warning in warnings:
     st.warning(plain(warning))
+try:
+    BOARD_TASKS = parse_board_tasks(os.environ.get("HARNESS_BOARD_TASKS"))
+except ValueError as error:
+    st.error(plain(error))
+    st.stop()
 if not results:
     st.info(f"No results in `{RESULTS}` yet. Score a model first, for example: "
             "`harness run --model synth-oracle --model random-noise --tasks all`, "
@@ -146,7 +153,11 @@ shown = [(slug, r) for slug, r in results
 if not shown:
     st.info("No result matches these filters.")
     st.stop()
-board = build_leaderboard(shown, families=FAMILIES)
+task_families = {r.task: r.family for _, r in results}
+# a declared task stays required unless its family is filtered out (one with no result yet stays required)
+board_tasks = None if BOARD_TASKS is None else [
+    t for t in BOARD_TASKS if t not in task_families or task_families[t] in chosen_families]
+board = build_leaderboard(shown, families=FAMILIES, board_tasks=board_tasks)
 for warning in board.warnings:
     st.warning(plain(warning))
 overview = pd.DataFrame(board.overview())
@@ -166,12 +177,16 @@ tabs = st.tabs(["Leaderboard", "Per task", "Head to head", "Size and speed", "Ro
 # --- leaderboard: scores first --------------------------------------------------------------
 with tabs[0]:
     common = board.common_tasks
-    unranked = [board.model_info[m]["name"] for m in board.models if m not in board.compared_models]
+    unranked = [f"{board.model_info[m]['name']} ({board.unranked_reason(m)})"
+                for m in board.models if m not in board.compared_models]
+    over = (f"the board's {len(board_tasks)} declared tasks ({plain(', '.join(board_tasks))}), which every ranked "
+            "model has scored" if board_tasks is not None else
+            f"the {len(common)} of {len(board.tasks)} tasks that every ranked model has scored "
+            f"({plain(', '.join(common)) or 'none'})")
     st.caption(
-        f"Models by average rank over the {len(common)} of {len(board.tasks)} tasks that every ranked model has "
-        f"scored ({plain(', '.join(common)) or 'none'}), each ranked in the direction its family declares. "
-        + (f"Not ranked, listed last: {plain(', '.join(unranked))} (no valid score: every result skipped, failed "
-           "or invalid; the Per task tab says why). " if unranked else "")
+        f"Models by average rank over {over}, each ranked in the direction its family declares. "
+        + (f"Not ranked, listed last: {plain('; '.join(unranked))[:2000]} (the Per task tab says why). "
+           if unranked else "")
         + "`mean` "
         f"averages those whose main score is bounded ({plain(', '.join(board.mean_tasks())) or 'none'}); unbounded "
         f"scores enter ranks only. A task cell shows its main score with the bootstrap 95% CI; {MISSING} marks a "

@@ -13,6 +13,7 @@ secrets) holding a read token; huggingface_hub reads it from the environment.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from importlib import metadata
 from pathlib import Path
@@ -33,7 +34,7 @@ import os
 import runpy
 
 os.environ.setdefault("HARNESS_HUB_REPO", "{results}")
-{requests}runpy.run_module("harness.leaderboard.app", run_name="__main__")
+{requests}{board_tasks}runpy.run_module("harness.leaderboard.app", run_name="__main__")
 '''
 
 DOCKERFILE = '''# The leaderboard app of pathology-harness {version} (no torch: only what the app imports).
@@ -87,8 +88,9 @@ def default_source(here: Path | None = None) -> str:
 
 
 def space_files(results_repo: str, source: str, requests_repo: str | None = None,
-                title: str = "Pathology FM leaderboard") -> dict[str, str]:
-    """README (Space front matter), Dockerfile, requirements.txt and app.py of the leaderboard Space."""
+                title: str = "Pathology FM leaderboard", board_tasks: list[str] | None = None) -> dict[str, str]:
+    """README (Space front matter), Dockerfile, requirements.txt and app.py of the leaderboard Space.
+    `board_tasks`: the tasks the board ranks on (the app's HARNESS_BOARD_TASKS)."""
     readme = (
         "---\n"
         f"title: {title}\n"
@@ -103,32 +105,38 @@ def space_files(results_repo: str, source: str, requests_repo: str | None = None
         f"- Add results: `harness push --repo {results_repo}` (or a queue backend, `harness queue run`).\n"
         + (f"- Submit a model: `harness submit hf-hub:ORG/MODEL --requests-repo {requests_repo}`.\n"
            if requests_repo else "")
+        + (f"- Ranked on {len(board_tasks)} declared tasks: a model is ranked once it has a valid score on every "
+           "one; run the queue backend with the same tasks (`harness queue run --tasks ...`).\n"
+           if board_tasks else "")
         + "- Private datasets: add a Space secret `HF_TOKEN` with a read token (Settings -> Variables and "
           "secrets).\n\n"
         f"The image installs only the app's requirements (`requirements.txt`) and the harness from `{source}` "
         "without its dependencies: no torch.\n"
     )
     requests = f'os.environ.setdefault("HARNESS_REQUESTS_REPO", "{requests_repo}")\n' if requests_repo else ""
+    board = (f'os.environ.setdefault("HARNESS_BOARD_TASKS", {json.dumps(",".join(board_tasks))})\n'
+             if board_tasks else "")
     return {
         "README.md": readme,
         "Dockerfile": DOCKERFILE.format(version=__version__, source=source, port=APP_PORT),
         "requirements.txt": pinned_requirements(),
-        "app.py": APP_PY.format(results=results_repo, requests=requests),
+        "app.py": APP_PY.format(results=results_repo, requests=requests, board_tasks=board),
     }
 
 
-def write_space(folder: Path, results_repo: str, source: str, requests_repo: str | None = None) -> Path:
+def write_space(folder: Path, results_repo: str, source: str, requests_repo: str | None = None,
+                board_tasks: list[str] | None = None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    for name, text in space_files(results_repo, source, requests_repo).items():
+    for name, text in space_files(results_repo, source, requests_repo, board_tasks=board_tasks).items():
         (folder / name).write_text(text)
     return folder
 
 
 def push_space(space_id: str, results_repo: str, source: str, requests_repo: str | None = None,
-               private: bool = False) -> str:
+               private: bool = False, board_tasks: list[str] | None = None) -> str:
     api = hub_api()
     with tempfile.TemporaryDirectory() as staging:
-        write_space(Path(staging), results_repo, source, requests_repo)
+        write_space(Path(staging), results_repo, source, requests_repo, board_tasks)
         hub_call("creating the Space", space_id, lambda: api.create_repo(
             space_id, repo_type="space", space_sdk="docker", private=private, exist_ok=True))
         commit = hub_call("uploading the Space", space_id, lambda: api.upload_folder(

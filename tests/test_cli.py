@@ -235,6 +235,18 @@ def test_usage_errors_are_one_line(args, expected, tmp_path, capsys):
     assert err.startswith("error: ") and expected in err and "\n" not in err
 
 
+def test_a_board_declaring_an_unknown_task_is_refused_before_it_starts(tmp_path, capsys):
+    from harness.cli import main
+
+    for verb in (["leaderboard", "--results", str(tmp_path)],
+                 ["push", "--space", "lab/board", "--repo", "lab/results", "--source", "x"]):
+        assert main([*verb, "--tasks", "synth-tilez"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "did you mean 'synth-tiles'" in err and "\n" not in err
+    assert main(["push", "--repo", "lab/results", "--results", str(tmp_path), "--tasks", "synth-tiles"]) == 2
+    assert "give it with --space" in capsys.readouterr().err
+
+
 def test_malformed_include_is_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("tasks: {x: [\n")

@@ -169,9 +169,11 @@ def test_submit_queue_push_space_and_app(hub, tmp_path, tiny_fm_state, tiny_regi
     # --- the Space: a Docker Space reading the results and the queue ---------------------------
     source = "pathology-harness @ git+https://example.org/lab/pathology-harness@" + "0" * 40
     done = harness(env, "push", "--space", "lab/board", "--repo", "lab/results", "--requests-repo", "lab/requests",
-                   "--source", source)
+                   "--source", source, "--tasks", "tiny-tiles", *registry)
     assert done.returncode == 0, done.stderr
     space = hub.repos[("space", "lab/board")]
+    # the board declares its tasks (a submission scored on fewer is listed unranked, not narrowing the ranking)
+    assert 'os.environ.setdefault("HARNESS_BOARD_TASKS", "tiny-tiles")' in space.files["app.py"].decode()
     assert space.sdk == "docker"
     readme = space.files["README.md"].decode()
     assert "sdk: docker" in readme and "app_port: 8501" in readme and "HF_TOKEN" in readme
@@ -189,6 +191,7 @@ def test_submit_queue_push_space_and_app(hub, tmp_path, tiny_fm_state, tiny_regi
     tables = app_tables(env, folder / "app.py")
     [row] = tables["overview"]
     assert row["model"] == "lab/tiny-fm" and row["tiny-tiles"] == pytest.approx(result["main_score"]["value"])
+    assert row["average_rank"] == 1.0  # ranked: it has a valid score on every declared task
     [queued] = tables["queue"]
     assert queued["model"] == "lab/tiny-fm" and queued["status"] == "FINISHED" and queued["revision"] == pinned[:12]
     assert TOKEN not in done.stdout + done.stderr

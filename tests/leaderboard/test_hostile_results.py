@@ -222,3 +222,56 @@ def test_no_field_of_a_result_file_can_stop_the_board(tmp_path):
             head_to_head(board, ranked[:2])
         if case % 25 == 0:
             run_app(root)
+
+
+def partial_submission(root: Path) -> None:
+    """Three honest models on three tasks (a ahead of b and c on t2 and t3), and a submission that
+    scored only t1, best there, and failed the rest: without a declared task set it narrows the
+    common tasks to t1 for everyone and takes first place."""
+    for model, scores in {"a": (0.5, 0.9, 0.9), "b": (0.6, 0.7, 0.7), "c": (0.7, 0.6, 0.6)}.items():
+        for task, value in zip(("t1", "t2", "t3"), scores):
+            write_result(root, model, task, "tile_classification", value)
+    write_result(root, "partial", "t1", "tile_classification", 0.99)
+    for task in ("t2", "t3"):
+        write_result(root, "partial", task, "tile_classification", status="failed", reason="out of memory")
+    write_result(root, "partial", "t9", "tile_classification", 0.99)  # a task the board does not declare
+
+
+def test_a_partial_submission_reorders_an_undeclared_board_but_not_a_declared_one(tmp_path):
+    partial_submission(tmp_path)
+    loaded, warnings = load_results(tmp_path)
+    undeclared = build_leaderboard(loaded, warnings, families=FAMILIES)
+    assert undeclared.common_tasks == ["t1"] and undeclared.ranked_models()[0] == "partial"  # what declaring prevents
+
+    board = build_leaderboard(loaded, warnings, families=FAMILIES, board_tasks=["t1", "t2", "t3"])
+    assert board.tasks == ["t1", "t2", "t3"]  # t9 is not the board's: not shown
+    assert board.compared_models == ["a", "b", "c"] and board.ranked_models() == ["a", "b", "c", "partial"]
+    assert math.isnan(board.average_rank()["partial"]) and board.mean("partial") is None
+    assert board.unranked_reason("partial") == "no valid score on 2 of the board's 3 tasks (t2, t3)"
+    alone = build_leaderboard([(s, r) for s, r in loaded if s != "partial"], families=FAMILIES,
+                              board_tasks=["t1", "t2", "t3"])
+    assert board.average_rank() | {"partial": 0} == alone.average_rank() | {"partial": 0}  # as if it were not there
+
+    # a declared task nobody has scored yet: nobody is ranked, and the board says why
+    pending = build_leaderboard(loaded, warnings, families=FAMILIES, board_tasks=["t1", "t2", "t3", "t4"])
+    assert pending.compared_models == [] and pending.unscored_tasks["t4"] == "no result yet"
+    assert "t4" in pending.unranked_reason("a")
+
+
+def test_the_app_ranks_on_the_declared_tasks(tmp_path, monkeypatch):
+    from harness.leaderboard.aggregate import parse_board_tasks
+
+    partial_submission(tmp_path)
+    monkeypatch.setenv("HARNESS_BOARD_TASKS", "t1, t2,t3")
+    app = run_app(tmp_path)
+    table = app.dataframe[0].value
+    assert list(table["model"]) == ["a", "b", "c", "partial"] and table["average_rank"].isna().tolist()[-1]
+    assert "t9" not in table.columns
+    caption = next(c.value for c in app.caption if "average rank" in c.value)
+    assert "the board's 3 declared tasks (t1, t2, t3)" in caption and "no valid score on 2 of" in caption
+
+    assert parse_board_tasks(" , ") is None
+    for bad in ("t1,../etc", "t1,<b>x</b>", ",".join(f"t{i}" for i in range(1001))):
+        monkeypatch.setenv("HARNESS_BOARD_TASKS", bad)
+        app = run_app(tmp_path)
+        assert [e.value for e in app.error][0].startswith(plain("HARNESS_BOARD_TASKS:")), [e.value for e in app.error]
