@@ -54,12 +54,48 @@ class ClaimConflict(Exception):
 
 
 
+ACTIVE_STATUSES = ("PENDING", "RUNNING")
+
+
+def namespace(request: Request) -> str:
+    """Who a request is for: the org or user of its model's Hub id."""
+    return (request.hub_id or request.model_name).split("/")[0].lower()
+
+
+def fair_order(requests: list[Request], written: dict[str, datetime]) -> list[Request]:
+    """The queue's order. `written`: request id -> the Hub's date of the commit that last wrote its
+    file (when a PENDING request arrived; when a RUNNING one was claimed; when an ended one ended).
+    Waiting and running requests first, by how many requests of their namespace (the org or user of
+    the model's Hub id) were claimed or ended since they arrived (fewest first), then oldest first;
+    ended requests last. The namespaces so take turns: a flood of requests from one delays each
+    other namespace's request by about one of its own, instead of holding the backend for as long
+    as the flood takes to score. Within one namespace, requests go oldest first."""
+    never = datetime.max.replace(tzinfo=timezone.utc)
+
+    def when(request: Request) -> datetime:
+        return written.get(request.id, never)
+
+    served: dict[str, list[datetime]] = {}  # namespace -> dates its requests were claimed or ended
+    for request in requests:
+        if request.status != "PENDING" and request.id in written:
+            served.setdefault(namespace(request), []).append(written[request.id])
+
+    def key(request: Request) -> tuple:
+        if request.status not in ACTIVE_STATUSES:
+            return (1, 0, never, request.submitted, request.id)
+        since = sum(date > when(request) for date in served.get(namespace(request), []))
+        return (0, since, when(request), request.submitted, request.id)
+
+    return sorted(requests, key=key)
+
+
 class HubRequestStore:
     """The requests dataset: read at one commit, written with that commit as parent."""
 
     def __init__(self, repo_id: str):
         self.repo_id = repo_id
         self.arrived: dict[str, datetime] = {}  # the last snapshot's PENDING and RUNNING ids -> Hub date
+        self._written: dict[tuple[str, str], datetime] = {}  # (path, blob id) -> Hub date of the commit that wrote it
 
     def snapshot(self) -> tuple[str | None, list[Request], list[Invalid]]:
         """(head commit, requests at it, request files not acted on); (None, [], []) for a dataset
@@ -83,24 +119,42 @@ class HubRequestStore:
             except (OSError, InvalidRequest) as error:
                 invalid.append(Invalid(name, str(error)))
         invalid.sort()
-        active = [r for r in requests if r.status in ("PENDING", "RUNNING")]
-        self.arrived = arrived = self.arrival_times(info.sha, active)
-        never = datetime.max.replace(tzinfo=timezone.utc)
-        return info.sha, sorted(requests, key=lambda r: (arrived.get(r.id, never), r.submitted, r.id)), invalid
+        # the Hub's dates of the active requests, and of the ended ones of namespaces still waiting
+        # (what the order's turns count); a file's date is read once per blob, not at every snapshot
+        waiting = {namespace(r) for r in requests if r.status in ACTIVE_STATUSES}
+        dated = [r for r in requests if namespace(r) in waiting]
+        blobs = {s.rfilename: s.blob_id or "" for s in wanted}
+        written = self.arrival_times(info.sha, dated, blobs)
+        active = {r.id for r in requests if r.status in ACTIVE_STATUSES}
+        self.arrived = {rid: when for rid, when in written.items() if rid in active}
+        return info.sha, fair_order(requests, written), invalid
 
-    def arrival_times(self, head: str, requests: list[Request]) -> dict[str, datetime]:
+    def arrival_times(self, head: str, requests: list[Request], blobs: dict[str, str] | None = None
+                      ) -> dict[str, datetime]:
         """When each request file was last written, by the Hub's clock: the date of the last commit
         that changed it. This, not the file's own `submitted` (whatever its writer put there), is the
         queue's order: a request edited to claim an earlier time goes to the back, not the front.
-        Requests written in one commit keep their `submitted` order among themselves."""
+        Requests written in one commit keep their `submitted` order among themselves. `blobs`:
+        path -> blob id at `head`; a path whose blob was dated before is not asked for again."""
+        blobs = blobs or {}
         times: dict[str, datetime] = {}
-        for start in range(0, len(requests), ARRIVAL_BATCH):
-            paths = [f"{PREFIX}/{r.id}.json" for r in requests[start:start + ARRIVAL_BATCH]]
+        unknown = []
+        for request in requests:
+            path = f"{PREFIX}/{request.id}.json"
+            cached = self._written.get((path, blobs.get(path, "")))
+            if cached is not None and blobs.get(path):
+                times[request.id] = cached
+            else:
+                unknown.append(path)
+        for start in range(0, len(unknown), ARRIVAL_BATCH):
+            paths = unknown[start:start + ARRIVAL_BATCH]
             entries = hub_call("reading the requests", self.repo_id, lambda paths=paths: hub_api().get_paths_info(
                 self.repo_id, paths, expand=True, revision=head, repo_type="dataset"))
             for entry in entries:
                 if getattr(entry, "last_commit", None) is not None:
                     times[entry.path.removeprefix(f"{PREFIX}/").removesuffix(".json")] = entry.last_commit.date
+                    if blobs.get(entry.path):
+                        self._written[(entry.path, blobs[entry.path])] = entry.last_commit.date
         return times
 
     def write(self, request: Request, parent: str | None, message: str) -> None:

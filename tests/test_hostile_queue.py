@@ -394,6 +394,29 @@ def test_hub_queue_order_is_the_hubs_not_what_a_request_file_claims(tmp_path):
     assert fetched and not [path for path in fetched if path.endswith(("oversized.json", "big.json"))]
 
 
+def test_a_flood_from_one_namespace_takes_turns_with_the_others(tmp_path):
+    """Four requests from one org, filed first, and one each from two other orgs, filed after: the
+    backend takes one of the flood, then the others' requests, then the rest of the flood (each
+    namespace's turn counts its requests claimed or ended since a request arrived), not the whole
+    flood first. `queue list` shows the order the backend will follow."""
+    def filed(repo: str, submitted: str) -> tuple[str, str]:
+        rid = request_id(repo, SHA)
+        return f"{rid}.json", json.dumps(request(rid, hub_id=repo, commit_sha=SHA, model_name=repo, revision="main",
+                                                 submitted=submitted))
+
+    flood = [f"flood/m{i}" for i in range(4)]
+    commits = [dict(filed(repo, f"2026-12-06T10:0{i}:00Z") for i, repo in enumerate(flood)),
+               dict([filed("lab/one", "2026-12-06T11:00:00Z")]), dict([filed("Other/two", "2026-12-06T12:00:00Z")])]
+    with HubStandIn(token=TOKEN) as hub:
+        plan = tmp_path / "commits.json"
+        plan.write_text(json.dumps(commits))
+        lines = run_hub_python(hub_env(hub, tmp_path), QUEUE_ORDER, str(plan), str(tmp_path / "work"))
+    (order, _), queued, claimed = (json.loads(line) for line in lines.strip().splitlines()[-3:])
+    # nothing served yet: oldest first
+    assert order == [request_id(repo, SHA) for repo in (*flood, "lab/one", "Other/two")]
+    assert claimed == [request_id(repo, SHA) for repo in ("flood/m0", "lab/one", "Other/two", *flood[1:])]
+
+
 LEASE = """
 import json, sys
 from datetime import timedelta
