@@ -97,6 +97,48 @@ class HarnessCLI:
         print_registry(registry, families, self._context(args))
         return 0
 
+    def cache(self, args) -> int:
+        from rich.table import Table
+        from rich.text import Text
+
+        from harness.cache_contents import SLIDE, embedding_entries, other_contents, remove, select
+        from harness.terminal import stdout
+
+        from harness.sources.base import default_cache_dir
+
+        cache_dir = Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_dir()
+        entries = embedding_entries(cache_dir)
+        if args.action == "list":
+            table = Table(title=f"embeddings in {cache_dir / 'embeddings'}")
+            for column in ("model", "entries", "datasets", "size", "newest"):
+                table.add_column(column, overflow="fold")
+            by_model: dict[str, list] = {}
+            for entry in entries:
+                by_model.setdefault(entry.model, []).append(entry)
+            for model, group in sorted(by_model.items(), key=lambda item: -sum(e.bytes for e in item[1])):
+                datasets = sorted({e.dataset for e in group if e.dataset and e.dataset != SLIDE})
+                slides = sum(e.dataset == SLIDE for e in group)
+                datasets += [f"{slides} slides"] if slides else []
+                newest = max((e.created for e in group if e.created), default=None)
+                table.add_row(Text(model), str(len(group)), Text(", ".join(datasets)[:300]),
+                              _size(sum(e.bytes for e in group)), newest.strftime("%Y-%m-%d") if newest else "")
+            stdout.print(table)
+            others = ", ".join(f"{name} {_size(size)}" for name, size in other_contents(cache_dir))
+            stdout.print(f"{len(entries)} embedding entries, {_size(sum(e.bytes for e in entries))}"
+                         + (f"; also {others}" if others else ""), markup=False, highlight=False)
+            return 0
+        if args.model is None and args.older_than is None and not args.unfinished:
+            raise HarnessError("cache prune: say what to remove with --model NAME, --older-than DAYS or --unfinished "
+                               "(`harness cache list` shows the models)")
+        chosen = select(entries, args.model, args.older_than, args.unfinished)
+        verb = "would remove" if args.dry_run else "removed"
+        removed, left = (chosen, []) if args.dry_run else remove(chosen)
+        for line in left:
+            print(f"warning: {line}", file=sys.stderr)
+        print(f"{verb} {len(removed)} embedding entries ({_size(sum(e.bytes for e in removed))}) from "
+              f"{cache_dir / 'embeddings'}")
+        return 0
+
     def download(self, args) -> int:
         from harness.hub_access import configure_offline_mode
         from harness.sources import open_source
@@ -387,6 +429,13 @@ def launch_torchrun(nproc: int) -> int:
     return subprocess.call(command)
 
 
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
 def build_parser() -> argparse.ArgumentParser:
     cli = HarnessCLI()
     parser = argparse.ArgumentParser(prog="harness", description="Benchmark pathology foundation models.")
@@ -437,6 +486,16 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("names", nargs="+", metavar="NAME", help="dataset, task, family or suite names")
     common(download)
     download.set_defaults(handler=cli.download)
+
+    cache = verbs.add_parser("cache", help="list the cached embeddings per model (list), or remove some (prune)")
+    cache.add_argument("action", choices=["list", "prune"])
+    cache.add_argument("--model", metavar="NAME", help="prune: the entries of this model (as `cache list` names it)")
+    cache.add_argument("--older-than", type=float, metavar="DAYS", help="prune: entries created more than DAYS ago")
+    cache.add_argument("--unfinished", action="store_true",
+                       help="prune: entries an interrupted extraction left unfinished (a rerun would resume them)")
+    cache.add_argument("--dry-run", action="store_true", help="prune: say what would be removed, remove nothing")
+    cache.add_argument("--cache-dir", help="the cache (default $HARNESS_CACHE or ~/.cache/harness)")
+    cache.set_defaults(handler=cli.cache)
 
     board = verbs.add_parser("leaderboard", help="browse results in the Streamlit app")
     board.add_argument("--results", default="results", help="results folder (default ./results)")

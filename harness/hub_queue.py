@@ -49,12 +49,11 @@ WEIGHTS_ROOM = 64 * 1024 * 1024  # bytes a weights file may have beyond its arch
 REQUEST_FILE = re.compile(rf"{PREFIX}/[^/]+\.json")  # a request: a top-level file of requests/ (none in a folder)
 
 
+IN_QUEUE = ("PENDING", "RUNNING")  # statuses of the requests the queue still holds
+
+
 class ClaimConflict(Exception):
     """The requests dataset moved since it was read (another backend or submitter committed)."""
-
-
-
-ACTIVE_STATUSES = ("PENDING", "RUNNING")
 
 
 def namespace(request: Request) -> str:
@@ -81,7 +80,7 @@ def fair_order(requests: list[Request], written: dict[str, datetime]) -> list[Re
             served.setdefault(namespace(request), []).append(written[request.id])
 
     def key(request: Request) -> tuple:
-        if request.status not in ACTIVE_STATUSES:
+        if request.status not in IN_QUEUE:
             return (1, 0, never, request.submitted, request.id)
         since = sum(date > when(request) for date in served.get(namespace(request), []))
         return (0, since, when(request), request.submitted, request.id)
@@ -121,11 +120,11 @@ class HubRequestStore:
         invalid.sort()
         # the Hub's dates of the active requests, and of the ended ones of namespaces still waiting
         # (what the order's turns count); a file's date is read once per blob, not at every snapshot
-        waiting = {namespace(r) for r in requests if r.status in ACTIVE_STATUSES}
+        waiting = {namespace(r) for r in requests if r.status in IN_QUEUE}
         dated = [r for r in requests if namespace(r) in waiting]
         blobs = {s.rfilename: s.blob_id or "" for s in wanted}
         written = self.arrival_times(info.sha, dated, blobs)
-        active = {r.id for r in requests if r.status in ACTIVE_STATUSES}
+        active = {r.id for r in requests if r.status in IN_QUEUE}
         self.arrived = {rid: when for rid, when in written.items() if rid in active}
         return info.sha, fair_order(requests, written), invalid
 
@@ -136,14 +135,13 @@ class HubRequestStore:
         queue's order: a request edited to claim an earlier time goes to the back, not the front.
         Requests written in one commit keep their `submitted` order among themselves. `blobs`:
         path -> blob id at `head`; a path whose blob was dated before is not asked for again."""
-        blobs = blobs or {}
+        blobs = {path: blob for path, blob in (blobs or {}).items() if blob}
         times: dict[str, datetime] = {}
         unknown = []
         for request in requests:
             path = f"{PREFIX}/{request.id}.json"
-            cached = self._written.get((path, blobs.get(path, "")))
-            if cached is not None and blobs.get(path):
-                times[request.id] = cached
+            if (path, blobs.get(path)) in self._written:
+                times[request.id] = self._written[(path, blobs[path])]
             else:
                 unknown.append(path)
         for start in range(0, len(unknown), ARRIVAL_BATCH):
@@ -153,7 +151,7 @@ class HubRequestStore:
             for entry in entries:
                 if getattr(entry, "last_commit", None) is not None:
                     times[entry.path.removeprefix(f"{PREFIX}/").removesuffix(".json")] = entry.last_commit.date
-                    if blobs.get(entry.path):
+                    if entry.path in blobs:
                         self._written[(entry.path, blobs[entry.path])] = entry.last_commit.date
         return times
 
@@ -341,8 +339,8 @@ def run_hub_queue(store: HubRequestStore, backend: str, workdir: Path,
                   log: Callable[[str], None] = print, renew_every: timedelta = timedelta(hours=1),
                   keep_embeddings: bool = False) -> list[Request]:
     """Score requests until none is left: this backend's own RUNNING claims first (a restart after
-    a kill), then PENDING oldest first (and other backends' RUNNING claims the Hub dates older than
-    the lease). `score(request, checkpoint_dir)` -> task -> (status, reason); `publish(request)`
+    a kill), then PENDING ones (and other backends' RUNNING claims the Hub dates older than the
+    lease) in the queue's order (fair_order). `score(request, checkpoint_dir)` -> task -> (status, reason); `publish(request)`
     pushes its results. The claim is renewed every `renew_every` while the request is scored. When
     a request ends, its checkpoint and (unless `keep_embeddings`) its embeddings folder under
     `workdir` (submissions.request_embeddings_dir) are removed."""
