@@ -34,6 +34,7 @@ from typing import Callable
 
 import yaml
 
+from harness.atomic_write import write_text_atomic
 from harness.errors import HarnessError
 from harness.hub_access import hub_api, hub_call, hub_error
 from harness.hub_file_cache import files_at_commit
@@ -365,6 +366,9 @@ def run_hub_queue(store: HubRequestStore, backend: str, workdir: Path,
         if not mine and not pending:
             return done
         request = (mine or pending)[0]
+        # this backend's own count of its starts, not only the file's, which any writer can reset to 0
+        # (and so have a request that kills the backend started again after every restart)
+        request.attempts = max(request.attempts, _starts_here(workdir, request.id))
         if request.status == "RUNNING":
             log(f"{request.id}: resuming (claimed by {request.claimed_by}, attempt {request.attempts})")
         if give_up(request):  # it stopped the backend each time it was scored: failed, not claimed again
@@ -378,6 +382,10 @@ def run_hub_queue(store: HubRequestStore, backend: str, workdir: Path,
         if not _write_claim(store, request, head, f"claim {request.id} ({backend})", log):
             continue
         seen.add(request.id)
+        try:
+            write_text_atomic(workdir / "attempts" / request.id, f"{request.attempts}\n")
+        except (OSError, HarnessError) as error:  # a full disk: the scoring will say so, the queue goes on
+            log(f"warning: {request.id}: could not record the start ({str(error).splitlines()[0][:200]})")
         log(f"{request.id}: RUNNING on {backend}")
 
         def scored(request=request) -> dict[str, tuple[str, str | None]]:
@@ -392,6 +400,15 @@ def run_hub_queue(store: HubRequestStore, backend: str, workdir: Path,
         _drop_scratch(workdir, request.id, keep_embeddings, log)
         log(f"{request.id}: {request.status}" + (f" ({request.reason})" if request.reason else ""))
         done.append(request)
+
+
+def _starts_here(workdir: Path, request_id: str) -> int:
+    """How many times this backend started scoring the request (<workdir>/attempts/<id>, kept after
+    the request ends: a request set back to PENDING by hand is not started more often for it)."""
+    try:
+        return max(0, int((workdir / "attempts" / request_id).read_text()[:20]))
+    except (OSError, ValueError):
+        return 0
 
 
 def _drop_scratch(workdir: Path, request_id: str, keep_embeddings: bool, log: Callable[[str], None]) -> None:

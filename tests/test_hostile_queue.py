@@ -495,6 +495,48 @@ def test_folders_of_requests_that_ended_elsewhere_are_removed_at_start(tmp_path)
     assert (work / "embeddings" / "not-a-request").is_dir()
 
 
+RESET_ATTEMPTS = """
+import json, sys
+from pathlib import Path
+from huggingface_hub import CommitOperationAdd, HfApi
+import harness.hub_queue as hub_queue
+from harness.hub_queue import HubRequestStore, run_hub_queue
+hub_queue.fetch_checkpoint = lambda request, folder: folder
+api = HfApi()
+api.create_repo("lab/requests", repo_type="dataset", exist_ok=True)
+ops = [CommitOperationAdd(path_in_repo=f"requests/{name}", path_or_fileobj=data.encode())
+       for name, data in json.loads(Path(sys.argv[1]).read_text()).items()]
+api.create_commit("lab/requests", ops, commit_message="requests", repo_type="dataset")
+scored = []
+store = HubRequestStore("lab/requests")
+run_hub_queue(store, "backend-a", Path(sys.argv[2]), score=lambda request, folder: scored.append(request.id) or {},
+              publish=lambda request: None, log=lambda line: None)
+_, requests, _ = store.snapshot()
+print(json.dumps([scored, {r.id: [r.status, r.attempts] for r in requests}]))
+"""
+
+
+def test_a_request_whose_attempts_were_reset_by_hand_is_not_started_again(tmp_path):
+    """A request that killed this backend at each of its 3 starts, its file's `attempts` then set back
+    to 0 by a writer of the requests dataset: the backend counts its own starts (<workdir>/attempts)
+    and fails it instead of starting it a fourth time. A fresh request is scored and its start counted."""
+    work, files = tmp_path / "work", {}
+    poison, fresh = request_id("lab/poison", SHA), request_id("lab/fresh", SHA)
+    files[f"{poison}.json"] = json.dumps(request(poison, hub_id="lab/poison", commit_sha=SHA, model_name="lab/poison",
+                                                 status="RUNNING", claimed_by="backend-a", attempts=0))
+    files[f"{fresh}.json"] = json.dumps(request(fresh, hub_id="lab/fresh", commit_sha=SHA, model_name="lab/fresh"))
+    (work / "attempts").mkdir(parents=True)
+    (work / "attempts" / poison).write_text("3\n")
+    with HubStandIn(token=TOKEN) as hub:
+        plan = tmp_path / "requests.json"
+        plan.write_text(json.dumps(files))
+        lines = run_hub_python(hub_env(hub, tmp_path), RESET_ATTEMPTS, str(plan), str(work))
+    scored, states = json.loads(lines.strip().splitlines()[-1])
+    assert scored == [fresh]
+    assert states[poison] == ["FAILED", 3] and states[fresh] == ["FINISHED", 1]
+    assert (work / "attempts" / fresh).read_text().strip() == "1"
+
+
 RENEWAL = """
 import json, sys, time
 from datetime import timedelta
