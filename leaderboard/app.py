@@ -51,9 +51,9 @@ st.title("Pathology foundation-model leaderboard")
 
 
 @st.cache_resource(ttl=600, show_spinner="Fetching results from the Hub")
-def pulled(repo: str) -> tuple[Path, str, str]:
-    """The Hub dataset's result files in a local folder (refreshed every 10 minutes), the commit
-    they were read at and when (UTC)."""
+def pulled(repo: str, tasks: tuple[str, ...] | None) -> tuple[Path, str, str]:
+    """The Hub dataset's result files (of `tasks`, the board's declared tasks, if given) in a local
+    folder (refreshed every 10 minutes), the commit they were read at and when (UTC)."""
     from harness.hub_access import hub_api, hub_call
     from harness.sources.base import default_cache_dir
     from harness.timestamps import utc_timestamp
@@ -66,8 +66,8 @@ def pulled(repo: str) -> tuple[Path, str, str]:
     if not isinstance(commit, str) or not is_commit(commit):  # shown in a link: only a commit id
         raise HarnessError("the Hub named no commit for the results dataset")
     # one copy per commit, the two newest kept, in this user's cache (a shared temporary folder would let
-    # another user plant a commit's copy); files left out of the pull are not shown
-    folder = pull_at_commit(repo, commit, default_cache_dir() / "board")
+    # another user plant a commit's copy); what the pull left out is listed in the copy (LEFT_OUT)
+    folder = pull_at_commit(repo, commit, default_cache_dir() / "board", tasks=set(tasks) if tasks else None)
     return folder, commit, utc_timestamp()
 
 
@@ -88,12 +88,19 @@ def queue_rows(repo: str | None, folder: str | None) -> list[dict]:
 
 
 def load() -> tuple[Path, list, list[str]]:
+    left_out: list[str] = []
     if HUB_REPO:
         try:
-            folder, commit, read_at = pulled(HUB_REPO)
+            folder, commit, read_at = pulled(HUB_REPO, tuple(BOARD_TASKS) if BOARD_TASKS else None)
         except Exception as error:  # noqa: BLE001 - shown in the page
             st.error(f"Cannot read the results of {plain(HUB_REPO)}: {plain(error)}")
             st.stop()
+        from harness.leaderboard.hub_results import LEFT_OUT
+
+        try:
+            left_out = (folder / LEFT_OUT).read_text(encoding="utf-8").splitlines()
+        except OSError:
+            pass
         st.caption(f"Results: Hugging Face dataset [{HUB_REPO}](https://huggingface.co/datasets/{HUB_REPO}) at commit "
                    f"[`{commit[:12]}`](https://huggingface.co/datasets/{HUB_REPO}/tree/{commit}), read {read_at} "
                    f"(re-read every 10 minutes) · pathology-harness {__version__}")
@@ -101,17 +108,19 @@ def load() -> tuple[Path, list, list[str]]:
         folder = Path(os.environ.get("HARNESS_RESULTS", "results"))
         st.caption(f"Results: `{folder}` · pathology-harness {__version__}")
     results, warnings = load_results(folder) if folder.is_dir() else ([], [])
-    return folder, results, warnings
+    if len(left_out) > 20:
+        left_out = [*left_out[:20], f"... and {len(left_out) - 20:,} more files left out of the pull"]
+    return folder, results, left_out + warnings
 
 
-RESULTS, results, warnings = load()
-for warning in warnings:
-    st.warning(plain(warning))
 try:
     BOARD_TASKS = parse_board_tasks(os.environ.get("HARNESS_BOARD_TASKS"))
 except ValueError as error:
     st.error(plain(error))
     st.stop()
+RESULTS, results, warnings = load()
+for warning in warnings:
+    st.warning(plain(warning))
 if not results:
     st.info(f"No results in `{RESULTS}` yet. Score a model first, for example: "
             "`harness run --model synth-oracle --model random-noise --tasks all`, "

@@ -13,6 +13,7 @@ printed, logged or written. The endpoint is HF_ENDPOINT's (the tests' loopback s
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -27,6 +28,12 @@ from harness.leaderboard.aggregate import (FOLDER, MAX_RESULT_BYTES, REPORT_ERRO
 
 RESULTS_PREFIX = "results"
 TABLE_FILE = "leaderboard.parquet"
+LEFT_OUT = "left-out.txt"  # in a pulled copy: what the pull left out, one line each, for the board to say
+# What one pull reads at most: a board of 1,000 models on 100 tasks is 100,000 files of tens of kB. A
+# dataset that lists more (anyone who can push to it can add files) is read in equal shares per model
+# folder up to these, the rest left out and said, instead of filling the board's disk or its time.
+MAX_PULLED_FILES = 200_000
+MAX_PULLED_BYTES = 4 * 1024**3
 
 
 
@@ -133,11 +140,13 @@ def push_model_results(results_dir: Path, slugs: set[str], repo_id: str, attempt
     raise HarnessError(f"{repo_id}: could not add the results: the dataset kept changing ({attempts} tries)")
 
 
-def pull_results(repo_id: str, output: Path, revision: str | None = None) -> tuple[int, list[str]]:
+def pull_results(repo_id: str, output: Path, revision: str | None = None,
+                 tasks: set[str] | None = None) -> tuple[int, list[str]]:
     """Download the repo's result files into `output`/<slug>/<task>.json: (number of files, the
     paths left out: no plain model folder and file name (a path in a name, or a name too long for
-    a file system), or larger than the board reads, by the size the Hub gives, so never downloaded).
-    Nothing in the dataset chooses a path outside `output`."""
+    a file system), or larger than the board reads, by the size the Hub gives, so never downloaded;
+    and past MAX_PULLED_FILES / MAX_PULLED_BYTES, see `within_bounds`). `tasks`: only these tasks'
+    files (and distillation reports). Nothing in the dataset chooses a path outside `output`."""
     info = hub_call("reading results", repo_id, lambda: hub_api().repo_info(  # one commit for listing and download
         repo_id, repo_type="dataset", revision=revision, files_metadata=True))
     wanted, skipped = [], []
@@ -150,8 +159,10 @@ def pull_results(repo_id: str, output: Path, revision: str | None = None) -> tup
             skipped.append(f"{name[:160]}: left out (not results/<model folder>/<task>.json)")
         elif (sibling.size or 0) > MAX_RESULT_BYTES:
             skipped.append(f"{name[:160]}: left out ({sibling.size:,} bytes, more than a result file may have)")
-        else:
+        elif tasks is None or parts[2] == DISTILLATION_REPORT or parts[2].removesuffix(".json") in tasks:
             wanted.append(sibling)
+    wanted, over = within_bounds(wanted)
+    skipped += over
     if not wanted:
         return 0, skipped
     # only the files whose blob is not in the local Hub cache yet are downloaded (harness/hub_file_cache.py)
@@ -163,12 +174,43 @@ def pull_results(repo_id: str, output: Path, revision: str | None = None) -> tup
     return len(wanted), skipped
 
 
-def pull_at_commit(repo_id: str, commit: str, root: Path, keep: int = 2) -> Path:
+def within_bounds(siblings: list, max_files: int | None = None, max_bytes: int | None = None
+                  ) -> tuple[list, list[str]]:
+    """(the files read, one line saying what was left out): model folders take turns, one file
+    each per round in name order, until the next file would pass either bound (default
+    MAX_PULLED_FILES, MAX_PULLED_BYTES); so many folders or large files added by one writer cut
+    every model's share equally instead of pushing others out."""
+    max_files = MAX_PULLED_FILES if max_files is None else max_files
+    max_bytes = MAX_PULLED_BYTES if max_bytes is None else max_bytes
+    folders: dict[str, list] = {}
+    for sibling in sorted(siblings, key=lambda s: s.rfilename):
+        folders.setdefault(sibling.rfilename.split("/")[1], []).append(sibling)
+    kept, size, full = [], 0, False
+    for round_ in range(max((len(files) for files in folders.values()), default=0)):
+        for files in folders.values():
+            if round_ < len(files) and not full:
+                if len(kept) + 1 > max_files or size + (files[round_].size or 0) > max_bytes:
+                    full = True
+                    break
+                kept.append(files[round_])
+                size += files[round_].size or 0
+        if full:
+            break
+    if not full:
+        return kept, []
+    left = len(siblings) - len(kept)
+    return kept, [f"{left:,} result files left out: the dataset lists {len(siblings):,} ("
+                  f"{sum(s.size or 0 for s in siblings) / 1e9:.1f} GB), more than a board reads ({max_files:,} files, "
+                  f"{max_bytes / 1e9:.1f} GB); each model folder was read in turn up to that"]
+
+
+def pull_at_commit(repo_id: str, commit: str, root: Path, keep: int = 2, tasks: set[str] | None = None) -> Path:
     """The dataset's result files at `commit` in `root`/<repo>/<commit>, pulled once per commit
     (a board that re-reads every 10 minutes pulls nothing while nothing changed). Only the `keep`
     newest commits' copies stay: the board does not fill its disk over months of re-reads, and a
-    page still reading the previous copy is not cut off mid-run."""
-    import os
+    page still reading the previous copy is not cut off mid-run. What the pull left out is listed
+    in the copy's LEFT_OUT file. `tasks`: only these tasks' files (a board's declared tasks)."""
+    import hashlib
 
     from harness.hub_access import is_commit
     from harness.submissions import HUB_ID
@@ -178,12 +220,15 @@ def pull_at_commit(repo_id: str, commit: str, root: Path, keep: int = 2) -> Path
     if not is_commit(commit):
         raise HarnessError(f"{repo_id}: '{commit[:60]}' is not a commit id")
     folder = Path(root) / repo_id.replace("/", "--")
+    if tasks is not None:  # another board's declared tasks: another copy
+        folder = folder / hashlib.sha256(",".join(sorted(tasks)).encode()).hexdigest()[:12]
     target = folder / commit
     if not target.is_dir():
         folder.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{commit}-", dir=folder))
         try:
-            pull_results(repo_id, staging, revision=commit)
+            _, skipped = pull_results(repo_id, staging, revision=commit, tasks=tasks)
+            (staging / LEFT_OUT).write_text("".join(f"{line}\n" for line in skipped), encoding="utf-8")
             os.replace(staging, target)  # whole or not at all: a reader never sees a half-pulled copy
         except OSError:
             if not target.is_dir():  # another process pulled the same commit first: theirs is kept

@@ -148,6 +148,61 @@ def test_the_app_reads_a_results_dataset_on_the_hub(hub, results, tmp_path):
     assert [p.name for p in (tmp_path / "cache" / "board" / "lab--fm-results").iterdir()] == [sha]
 
 
+def test_a_pull_reads_equal_shares_per_model_up_to_its_bounds():
+    from types import SimpleNamespace
+
+    from harness.leaderboard.hub_results import within_bounds
+
+    def files(folder, n, size=100):
+        return [SimpleNamespace(rfilename=f"results/{folder}/t{i:04d}.json", size=size) for i in range(n)]
+
+    listed = files("a", 3) + files("b", 3) + files("flood", 1000)  # one writer's thousand files
+    kept, said = within_bounds(listed, max_files=10)
+    names = [s.rfilename.split("/")[1] for s in kept]
+    assert len(kept) == 10 and names.count("a") == 3 and names.count("b") == 3 and names.count("flood") == 4
+    assert said == ["996 result files left out: the dataset lists 1,006 (0.0 GB), more than a board reads (10 files, "
+                    "4.3 GB); each model folder was read in turn up to that"]
+    kept, said = within_bounds(files("a", 2) + files("huge", 2, size=10**6), max_bytes=10**6 + 300)
+    assert [s.rfilename for s in kept] == ["results/a/t0000.json", "results/huge/t0000.json", "results/a/t0001.json"]
+    kept, said = within_bounds(listed)  # the default bounds: all of it
+    assert len(kept) == len(listed) and said == []
+
+
+APP_WITHIN_BOUNDS = """
+import json, sys
+import harness.leaderboard.hub_results as hub_results
+hub_results.MAX_PULLED_FILES = 3
+from streamlit.testing.v1 import AppTest
+app = AppTest.from_file(sys.argv[1], default_timeout=60)
+app.run()
+assert not app.exception, [e.message for e in app.exception]
+table = app.dataframe[0].value
+print(json.dumps({"warnings": [w.value for w in app.warning], "models": list(table["model"]),
+                  "columns": list(table.columns)}))
+"""
+
+
+def test_the_app_pulls_its_declared_tasks_within_bounds_and_says_what_it_left_out(hub, results, tmp_path):
+    from pathlib import Path
+
+    from harness.leaderboard.formatting import plain
+
+    write_result(results, "flood", "t1", "tile_classification", 0.5)
+    write_result(results, "flood", "t2", "retrieval", 0.5, main="map@5")
+    write_result(results, "big", "t9", "tile_classification", 0.5)  # not a task of this board: not pulled
+    env = hub_env(hub, tmp_path)
+    assert harness(env, "push", "--repo", "lab/fm-results", "--results", str(results)).returncode == 0
+    env.update(HARNESS_HUB_REPO="lab/fm-results", HARNESS_CACHE=str(tmp_path / "cache"), HARNESS_BOARD_TASKS="t1,t2")
+    app = str(Path(__file__).resolve().parents[2] / "leaderboard" / "app.py")
+    done = subprocess.run([sys.executable, "-c", APP_WITHIN_BOUNDS, app], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    shown = json.loads(done.stdout.strip().splitlines()[-1])
+    # round one: each folder's t1; then big/t2 would be the fourth file: the three t2 files are left out
+    assert any(w.startswith(plain("3 result files left out: the dataset lists 6")) for w in shown["warnings"]), shown
+    assert "t9" not in shown["columns"] and set(shown["models"]) == {"big", "flood", "small"}
+
+
 def test_a_removed_result_disappears_on_the_next_push(hub, results, tmp_path):
     env = hub_env(hub, tmp_path)
     assert harness(env, "push", "--repo", "lab/r", "--results", str(results)).returncode == 0
