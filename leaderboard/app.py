@@ -121,6 +121,8 @@ except ValueError as error:
 RESULTS, results, warnings = load()
 for warning in warnings:
     st.warning(plain(warning))
+if BOARD_TASKS is not None:  # a board's other tasks are not shown (nor offered in the filters)
+    results = [(slug, r) for slug, r in results if r.task in BOARD_TASKS]
 if not results:
     st.info(f"No results in `{RESULTS}` yet. Score a model first, for example: "
             "`harness run --model synth-oracle --model random-noise --tasks all`, "
