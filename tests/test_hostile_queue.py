@@ -417,17 +417,22 @@ def test_a_flood_from_one_namespace_takes_turns_with_the_others(tmp_path):
     assert claimed == [request_id(repo, SHA) for repo in ("flood/m0", "lab/one", "Other/two", *flood[1:])]
 
 
-LEASE = """
+# the head of a script: commits the request files of the JSON file argv[1] ({name: content}) in one commit
+FILE_REQUESTS = """
 import json, sys
 from datetime import timedelta
 from pathlib import Path
 from huggingface_hub import CommitOperationAdd, HfApi
+import harness.hub_queue as hub_queue
 from harness.hub_queue import HubRequestStore, run_hub_queue
 api = HfApi()
 api.create_repo("lab/requests", repo_type="dataset", exist_ok=True)
 ops = [CommitOperationAdd(path_in_repo=f"requests/{name}", path_or_fileobj=data.encode())
        for name, data in json.loads(Path(sys.argv[1]).read_text()).items()]
-api.create_commit("lab/requests", ops, commit_message="claims", repo_type="dataset")
+api.create_commit("lab/requests", ops, commit_message="requests", repo_type="dataset")
+"""
+
+LEASE = FILE_REQUESTS + """
 for lease in (timedelta(hours=24), timedelta(0)):  # the claims were written just now; then "a day later"
     claimed = []
     run_hub_queue(HubRequestStore("lab/requests"), "backend-a", Path(sys.argv[2]), score=lambda request, folder: {},
@@ -456,16 +461,7 @@ def test_another_backends_claim_is_taken_over_by_the_hubs_clock_not_the_files_up
     assert after_lease == [request_id(repo, SHA) for repo in ("lab/says-2000", "lab/says-2999")]
 
 
-SWEEP = """
-import json, sys
-from pathlib import Path
-from huggingface_hub import CommitOperationAdd, HfApi
-from harness.hub_queue import HubRequestStore, run_hub_queue
-api = HfApi()
-api.create_repo("lab/requests", repo_type="dataset", exist_ok=True)
-ops = [CommitOperationAdd(path_in_repo=f"requests/{name}", path_or_fileobj=data.encode())
-       for name, data in json.loads(Path(sys.argv[1]).read_text()).items()]
-api.create_commit("lab/requests", ops, commit_message="requests", repo_type="dataset")
+SWEEP = FILE_REQUESTS + """
 run_hub_queue(HubRequestStore("lab/requests"), "backend-a", Path(sys.argv[2]), score=lambda request, folder: {},
               publish=lambda request: None, log=print)
 """
@@ -495,18 +491,8 @@ def test_folders_of_requests_that_ended_elsewhere_are_removed_at_start(tmp_path)
     assert (work / "embeddings" / "not-a-request").is_dir()
 
 
-RESET_ATTEMPTS = """
-import json, sys
-from pathlib import Path
-from huggingface_hub import CommitOperationAdd, HfApi
-import harness.hub_queue as hub_queue
-from harness.hub_queue import HubRequestStore, run_hub_queue
+RESET_ATTEMPTS = FILE_REQUESTS + """
 hub_queue.fetch_checkpoint = lambda request, folder: folder
-api = HfApi()
-api.create_repo("lab/requests", repo_type="dataset", exist_ok=True)
-ops = [CommitOperationAdd(path_in_repo=f"requests/{name}", path_or_fileobj=data.encode())
-       for name, data in json.loads(Path(sys.argv[1]).read_text()).items()]
-api.create_commit("lab/requests", ops, commit_message="requests", repo_type="dataset")
 scored = []
 store = HubRequestStore("lab/requests")
 run_hub_queue(store, "backend-a", Path(sys.argv[2]), score=lambda request, folder: scored.append(request.id) or {},
