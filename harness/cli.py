@@ -400,6 +400,17 @@ def parameter_count(text: str) -> int:
     return int(value)
 
 
+def days(text: str) -> float:
+    """--older-than: a number of days, 0 or more (not NaN, which every age would pass)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of days") from None
+    if not 0 <= value <= 1e5:  # False for NaN too
+        raise argparse.ArgumentTypeError(f"'{text}': give a number of days from 0 to 100000")
+    return value
+
+
 def _dims(text: str | None) -> list[int] | None:
     """--dims 64,128,full -> [64, 128, None]: the full embedding is `full` (default: full only)."""
     if not text:
@@ -490,7 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
     cache = verbs.add_parser("cache", help="list the cached embeddings per model (list), or remove some (prune)")
     cache.add_argument("action", choices=["list", "prune"])
     cache.add_argument("--model", metavar="NAME", help="prune: the entries of this model (as `cache list` names it)")
-    cache.add_argument("--older-than", type=float, metavar="DAYS", help="prune: entries created more than DAYS ago")
+    cache.add_argument("--older-than", type=days, metavar="DAYS", help="prune: entries created more than DAYS ago")
     cache.add_argument("--unfinished", action="store_true",
                        help="prune: entries an interrupted extraction left unfinished (a rerun would resume them)")
     cache.add_argument("--dry-run", action="store_true", help="prune: say what would be removed, remove nothing")

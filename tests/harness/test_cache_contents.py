@@ -42,6 +42,13 @@ def test_list_and_prune_by_model_age_and_unfinished(tmp_path, capsys):
     assert "6 embedding entries" in out and out.index("lab/big-fm") < out.index("old-fm")  # largest first
 
     assert main(["cache", "prune", "--cache-dir", str(tmp_path / "cache")]) == 2  # nothing chosen: refused
+    for age in ("nan", "-5", "soon"):  # NaN would pass every age: everything would go
+        try:
+            code = main(["cache", "prune", "--older-than", age, "--cache-dir", str(tmp_path / "cache")])
+        except SystemExit as stop:
+            code = stop.code
+        assert code == 2 and all(p.exists() for p in big)
+    capsys.readouterr()
     assert main(["cache", "prune", "--model", "lab/big-fm", "--dry-run", "--cache-dir", str(tmp_path / "cache")]) == 0
     assert "would remove 2 embedding entries" in capsys.readouterr().out and all(p.exists() for p in big)
 
