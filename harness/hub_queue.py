@@ -80,11 +80,19 @@ def fair_order(requests: list[Request], written: dict[str, datetime]) -> list[Re
         if request.status != "PENDING" and request.id in written:
             served.setdefault(namespace(request), []).append(written[request.id])
 
+    # a request's turn: its namespace's services since it arrived, and never earlier than an older
+    # request of its namespace (one filed after a service would otherwise overtake one filed before)
+    turn: dict[str, int] = {}
+    latest: dict[str, int] = {}
+    for request in sorted((r for r in requests if r.status in IN_QUEUE), key=lambda r: (when(r), r.submitted, r.id)):
+        name = namespace(request)
+        since = sum(date > when(request) for date in served.get(name, []))
+        turn[request.id] = latest[name] = max(since, latest.get(name, 0))
+
     def key(request: Request) -> tuple:
         if request.status not in IN_QUEUE:
             return (1, 0, never, request.submitted, request.id)
-        since = sum(date > when(request) for date in served.get(namespace(request), []))
-        return (0, since, when(request), request.submitted, request.id)
+        return (0, turn[request.id], when(request), request.submitted, request.id)
 
     return sorted(requests, key=key)
 

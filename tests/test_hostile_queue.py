@@ -417,6 +417,24 @@ def test_a_flood_from_one_namespace_takes_turns_with_the_others(tmp_path):
     assert claimed == [request_id(repo, SHA) for repo in ("flood/m0", "lab/one", "Other/two", *flood[1:])]
 
 
+def test_within_one_namespace_the_older_request_goes_first_whatever_was_served_between():
+    """lab's r1 was filed before its r0 was scored, r2 after: r1 has had a service since it arrived and
+    r2 none, yet r2 must not overtake r1 (their namespace's turn is the older one's); other's request,
+    with no service at all, goes first."""
+    from datetime import datetime, timedelta, timezone
+
+    from harness.hub_queue import fair_order
+    from harness.submissions import Request
+
+    start = datetime(2026, 12, 6, tzinfo=timezone.utc)
+    filed = {"lab-r0": ("lab/r0", "FINISHED", 10), "lab-r1": ("lab/r1", "PENDING", 5),
+             "lab-r2": ("lab/r2", "PENDING", 12), "other-y1": ("other/y1", "PENDING", 6)}
+    requests = [Request.model_validate(request(rid, hub_id=repo, model_name=repo, commit_sha=SHA, status=status))
+                for rid, (repo, status, _) in filed.items()]
+    written = {rid: start + timedelta(minutes=minute) for rid, (_, _, minute) in filed.items()}
+    assert [r.id for r in fair_order(requests, written)] == ["other-y1", "lab-r1", "lab-r2", "lab-r0"]
+
+
 # the head of a script: commits the request files of the JSON file argv[1] ({name: content}) in one commit
 FILE_REQUESTS = """
 import json, sys
