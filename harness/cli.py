@@ -273,7 +273,7 @@ class HarnessCLI:
 
         def publish(request) -> None:
             slug = model_slug(request.hub_id, "checkpoint")
-            n = push_model_results(output, {slug}, args.results_repo)
+            n = push_model_results(output, {slug}, args.results_repo, log=plain_log)
             console.print(f"{request.id}: {n} result files pushed to {args.results_repo}")
 
         workdir = Path(args.workdir or self._requests(args))

@@ -17,6 +17,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from harness import __version__
 from harness.errors import HarnessError
@@ -108,10 +109,12 @@ def push_results(results_dir: Path, repo_id: str, private: bool = False) -> tupl
     return str(commit), n
 
 
-def push_model_results(results_dir: Path, slugs: set[str], repo_id: str, attempts: int = 5) -> int:
+def push_model_results(results_dir: Path, slugs: set[str], repo_id: str, attempts: int = 5,
+                       log: Callable[[str], None] | None = None) -> int:
     """Add these models' result files to the dataset without touching anyone else's (the queue
     backend): the dataset's results are pulled, these overlaid, the table rebuilt from all, and
-    one commit made on top of the head that was read (re-done if another commit slipped in)."""
+    one commit made on top of the head that was read (re-done if another commit slipped in).
+    What the pull leaves out stays on the Hub untouched, out of the table; `log` is told each."""
     from huggingface_hub import CommitOperationAdd
     from huggingface_hub.errors import HfHubHTTPError
 
@@ -122,7 +125,9 @@ def push_model_results(results_dir: Path, slugs: set[str], repo_id: str, attempt
         with tempfile.TemporaryDirectory() as merged, tempfile.TemporaryDirectory() as staging:
             merged, staging = Path(merged), Path(staging)
             if head and set(head) != {"0"}:
-                pull_results(repo_id, merged, revision=head)  # what it leaves out stays on the Hub, untouched
+                _, skipped = pull_results(repo_id, merged, revision=head)
+                for line in skipped if log else []:
+                    log(f"warning: {repo_id}: {line}; not in the rebuilt table (the file stays on the Hub)")
             for slug in slugs:
                 for path in (Path(results_dir) / slug).glob("*.json"):
                     (merged / slug).mkdir(parents=True, exist_ok=True)

@@ -272,10 +272,12 @@ def test_a_hostile_results_dataset_never_chooses_a_path_and_never_jams_a_publish
     newcomer = tmp_path / "newcomer"
     write_result(newcomer, "lab--new", "t1", "tile_classification", 0.5)
     publish = ("import sys; from pathlib import Path; from harness.leaderboard.hub_results import push_model_results; "
-               "print(push_model_results(Path(sys.argv[1]), {'lab--new'}, 'lab/fm-results'))")
+               "print(push_model_results(Path(sys.argv[1]), {'lab--new'}, 'lab/fm-results', log=print))")
     done = subprocess.run([sys.executable, "-c", publish, str(newcomer)], env=env, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+    # the backend's log names what its pull left out (and so what the rebuilt table lacks)
+    assert done.stdout.count("left out") == 4 and "not in the rebuilt table" in done.stdout, done.stdout
     assert "results/lab--new/t1.json" in repo.files and f"results/{long_name}/t1.json" in repo.files  # untouched
 
 
