@@ -150,3 +150,25 @@ def other_contents(cache_dir: Path) -> list[tuple[str, int]]:
         if path.is_dir() and not path.is_symlink():
             rows.append((name, folder_bytes(path)))
     return rows
+
+
+def per_model(entries: list[CacheEntry]) -> list[dict]:
+    """One row per model, largest first: entries, datasets (slides counted), bytes, newest entry."""
+    groups: dict[str, list[CacheEntry]] = {}
+    for entry in entries:
+        groups.setdefault(entry.model, []).append(entry)
+    rows = []
+    for model, group in groups.items():
+        datasets = sorted({e.dataset for e in group if e.dataset and e.dataset != SLIDE})
+        slides = sum(e.dataset == SLIDE for e in group)
+        rows.append({"model": model, "entries": len(group), "datasets": datasets + ([f"{slides} slides"] if slides else []),
+                     "bytes": sum(e.bytes for e in group),
+                     "newest": max((e.created for e in group if e.created), default=None)})
+    return sorted(rows, key=lambda row: -row["bytes"])
+
+
+def size_label(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"

@@ -101,10 +101,9 @@ class HarnessCLI:
         from rich.table import Table
         from rich.text import Text
 
-        from harness.cache_contents import SLIDE, embedding_entries, other_contents, remove, select
-        from harness.terminal import stdout
-
+        from harness.cache_contents import embedding_entries, other_contents, per_model, remove, select, size_label
         from harness.sources.base import default_cache_dir
+        from harness.terminal import stdout
 
         cache_dir = Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_dir()
         entries = embedding_entries(cache_dir)
@@ -112,19 +111,12 @@ class HarnessCLI:
             table = Table(title=f"embeddings in {cache_dir / 'embeddings'}")
             for column in ("model", "entries", "datasets", "size", "newest"):
                 table.add_column(column, overflow="fold")
-            by_model: dict[str, list] = {}
-            for entry in entries:
-                by_model.setdefault(entry.model, []).append(entry)
-            for model, group in sorted(by_model.items(), key=lambda item: -sum(e.bytes for e in item[1])):
-                datasets = sorted({e.dataset for e in group if e.dataset and e.dataset != SLIDE})
-                slides = sum(e.dataset == SLIDE for e in group)
-                datasets += [f"{slides} slides"] if slides else []
-                newest = max((e.created for e in group if e.created), default=None)
-                table.add_row(Text(model), str(len(group)), Text(", ".join(datasets)[:300]),
-                              _size(sum(e.bytes for e in group)), newest.strftime("%Y-%m-%d") if newest else "")
+            for row in per_model(entries):
+                table.add_row(Text(row["model"]), str(row["entries"]), Text(", ".join(row["datasets"])[:300]),
+                              size_label(row["bytes"]), row["newest"].strftime("%Y-%m-%d") if row["newest"] else "")
             stdout.print(table)
-            others = ", ".join(f"{name} {_size(size)}" for name, size in other_contents(cache_dir))
-            stdout.print(f"{len(entries)} embedding entries, {_size(sum(e.bytes for e in entries))}"
+            others = ", ".join(f"{name} {size_label(size)}" for name, size in other_contents(cache_dir))
+            stdout.print(f"{len(entries)} embedding entries, {size_label(sum(e.bytes for e in entries))}"
                          + (f"; also {others}" if others else ""), markup=False, highlight=False)
             return 0
         if args.model is None and args.older_than is None and not args.unfinished:
@@ -135,7 +127,7 @@ class HarnessCLI:
         removed, left = (chosen, []) if args.dry_run else remove(chosen)
         for line in left:
             print(f"warning: {line}", file=sys.stderr)
-        print(f"{verb} {len(removed)} embedding entries ({_size(sum(e.bytes for e in removed))}) from "
+        print(f"{verb} {len(removed)} embedding entries ({size_label(sum(e.bytes for e in removed))}) from "
               f"{cache_dir / 'embeddings'}")
         return 0
 
@@ -438,13 +430,6 @@ def launch_torchrun(nproc: int) -> int:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
                "-m", "harness", *argv]
     return subprocess.call(command)
-
-
-def _size(n: int) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} B"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -431,11 +431,10 @@ def _sweep_ended(workdir: Path, requests: list[Request], keep_embeddings: bool, 
     killed, another backend took its claim over after the lease and finished it, and the folders
     would otherwise stay on this machine's disk for good. Folders of live or unknown requests stay."""
     ended = {r.id for r in requests if r.status in ("FINISHED", "FAILED")}
-    for parent in ("checkpoints", *(() if keep_embeddings else ("embeddings",))):
-        for folder in sorted((workdir / parent).glob("*")):
-            if folder.name in ended:
-                log(f"{folder.name}: ended elsewhere; removing its {parent} folder")
-                shutil.rmtree(folder, ignore_errors=True)
+    parents = ("checkpoints",) if keep_embeddings else ("checkpoints", "embeddings")
+    for rid in sorted({f.name for parent in parents for f in (workdir / parent).glob("*")} & ended):
+        log(f"{rid}: ended elsewhere; removing what it left in {workdir}")
+        _drop_scratch(workdir, rid, keep_embeddings, log)
 
 
 def _write_claim(store: HubRequestStore, request: Request, head: str | None, message: str,

@@ -298,10 +298,11 @@ def parse_board_tasks(text: str | None) -> list[str] | None:
     if not names:
         return None
     bad = [name for name in names if not FOLDER.fullmatch(name) or ".." in name]
-    if bad or len(names) > MAX_BOARD_TASKS:
-        raise ValueError(f"HARNESS_BOARD_TASKS: {'not task names: ' + ', '.join(bad[:3])[:200] if bad else ''}"
-                         f"{'' if bad else f'more than {MAX_BOARD_TASKS} tasks'}; give task names separated by "
-                         "commas, as `harness leaderboard --tasks` writes them")
+    problem = (f"not task names: {', '.join(bad[:3])[:200]}" if bad else
+               f"more than {MAX_BOARD_TASKS} tasks" if len(names) > MAX_BOARD_TASKS else None)
+    if problem:
+        raise ValueError(f"HARNESS_BOARD_TASKS: {problem}; give task names separated by commas, as "
+                         "`harness leaderboard --tasks` writes them")
     return list(dict.fromkeys(names))
 
 

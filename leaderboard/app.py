@@ -196,7 +196,7 @@ with tabs[0]:
             f"({plain(', '.join(common)) or 'none'})")
     st.caption(
         f"Models by average rank over {over}, each ranked in the direction its family declares. "
-        + (f"Not ranked, listed last: {plain('; '.join(unranked))[:2000]} (the Per task tab says why). "
+        + (f"Not ranked, listed last: {plain('; '.join(unranked)[:2000])} (the Per task tab says why). "
            if unranked else "")
         + "`mean` "
         f"averages those whose main score is bounded ({plain(', '.join(board.mean_tasks())) or 'none'}); unbounded "

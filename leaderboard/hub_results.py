@@ -187,21 +187,19 @@ def within_bounds(siblings: list, max_files: int | None = None, max_bytes: int |
     every model's share equally instead of pushing others out."""
     max_files = MAX_PULLED_FILES if max_files is None else max_files
     max_bytes = MAX_PULLED_BYTES if max_bytes is None else max_bytes
-    folders: dict[str, list] = {}
+    rounds: dict[str, int] = {}  # model folder -> its files so far: a file's round is its place in its folder
+    order = []
     for sibling in sorted(siblings, key=lambda s: s.rfilename):
-        folders.setdefault(sibling.rfilename.split("/")[1], []).append(sibling)
-    kept, size, full = [], 0, False
-    for round_ in range(max((len(files) for files in folders.values()), default=0)):
-        for files in folders.values():
-            if round_ < len(files) and not full:
-                if len(kept) + 1 > max_files or size + (files[round_].size or 0) > max_bytes:
-                    full = True
-                    break
-                kept.append(files[round_])
-                size += files[round_].size or 0
-        if full:
+        folder = sibling.rfilename.split("/")[1]
+        order.append((rounds.get(folder, 0), sibling.rfilename, sibling))
+        rounds[folder] = rounds.get(folder, 0) + 1
+    kept, size = [], 0
+    for _, _, sibling in sorted(order, key=lambda item: item[:2]):
+        if len(kept) == max_files or size + (sibling.size or 0) > max_bytes:
             break
-    if not full:
+        kept.append(sibling)
+        size += sibling.size or 0
+    if len(kept) == len(siblings):
         return kept, []
     left = len(siblings) - len(kept)
     return kept, [f"{left:,} result files left out: the dataset lists {len(siblings):,} ("
