@@ -188,7 +188,8 @@ class HarnessCLI:
             if args.tasks:
                 raise HarnessError("push --tasks declares a Space's tasks: give it with --space (every result file "
                                    "in --results is pushed)")
-            url, n = push_results(Path(args.results), args.repo, private=args.private)
+            url, n = push_results(Path(args.results), args.repo, private=args.private,
+                                  log=lambda line: print(line, file=sys.stderr))
             print(f"{n} result files and the leaderboard table pushed to dataset {args.repo}: {url}")
         return 0
 

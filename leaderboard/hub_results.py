@@ -58,11 +58,15 @@ def flat_table(results_dir: Path):
     return pd.DataFrame(rows), warnings
 
 
-def _stage(results_dir: Path, staging: Path, repo_id: str, slugs: set[str] | None = None) -> int:
+def _stage(results_dir: Path, staging: Path, repo_id: str, slugs: set[str] | None = None,
+           log: Callable[[str], None] | None = None) -> int:
     """Copy the valid result files (and distillation reports) of `results_dir` into `staging` under
     results/, with the flat table and the dataset card built from all of them; the number of
-    result files. `slugs`: copy only these models' files (the table still covers everything)."""
-    table, _ = flat_table(results_dir)
+    result files. `slugs`: copy only these models' files (the table still covers everything).
+    `log` is told each file left out as not a valid result file."""
+    table, warnings = flat_table(results_dir)
+    for warning in warnings if log else []:
+        log(f"warning: {warning}; not pushed")
     if table.empty:
         raise HarnessError(f"{results_dir}: no result files to push; run `harness run ...` first")
     for name, folders in table.groupby("model")["model_slug"].unique().items():
@@ -93,12 +97,14 @@ def _is_report(path: Path) -> bool:
     return True
 
 
-def push_results(results_dir: Path, repo_id: str, private: bool = False) -> tuple[str, int]:
+def push_results(results_dir: Path, repo_id: str, private: bool = False,
+                 log: Callable[[str], None] | None = None) -> tuple[str, int]:
     """Upload every valid result file, the flat parquet and a card in one commit; (url, n files).
-    The dataset then mirrors the folder: results deleted locally are deleted on the Hub."""
+    The dataset then mirrors the folder: results deleted locally are deleted on the Hub. `log` is
+    told each file left out as not a valid result file."""
     api = hub_api()
     with tempfile.TemporaryDirectory() as staging:
-        n = _stage(Path(results_dir), Path(staging), repo_id)
+        n = _stage(Path(results_dir), Path(staging), repo_id, log=log)
         hub_call("creating the dataset repo", repo_id,
                  lambda: api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True))
         commit = hub_call("uploading results", repo_id, lambda: api.upload_folder(
@@ -132,7 +138,7 @@ def push_model_results(results_dir: Path, slugs: set[str], repo_id: str, attempt
                 for path in (Path(results_dir) / slug).glob("*.json"):
                     (merged / slug).mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(path, merged / slug / path.name)
-            n = _stage(merged, staging, repo_id, slugs)
+            n = _stage(merged, staging, repo_id, slugs, log=log)
             operations = [CommitOperationAdd(path_in_repo=str(p.relative_to(staging)), path_or_fileobj=str(p))
                           for p in sorted(staging.rglob("*")) if p.is_file()]
             try:

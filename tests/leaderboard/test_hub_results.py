@@ -203,6 +203,16 @@ def test_the_app_pulls_its_declared_tasks_within_bounds_and_says_what_it_left_ou
     assert "t9" not in shown["columns"] and set(shown["models"]) == {"big", "flood", "small"}
 
 
+def test_a_local_file_that_is_not_a_valid_result_is_named_and_not_pushed(hub, results, tmp_path):
+    (results / "broken").mkdir()
+    (results / "broken" / "t1.json").write_text('{"task": "t1", "model": null}')
+    done = harness(hub_env(hub, tmp_path), "push", "--repo", "lab/r", "--results", str(results))
+    assert done.returncode == 0, done.stderr
+    [line] = done.stderr.strip().splitlines()  # it was left out silently
+    assert "broken/t1.json: skipped, not a valid result file" in line and line.endswith("not pushed")
+    assert "results/broken/t1.json" not in hub.repos[("dataset", "lab/r")].files
+
+
 def test_a_removed_result_disappears_on_the_next_push(hub, results, tmp_path):
     env = hub_env(hub, tmp_path)
     assert harness(env, "push", "--repo", "lab/r", "--results", str(results)).returncode == 0
