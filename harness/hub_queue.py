@@ -38,7 +38,7 @@ from harness.atomic_write import write_text_atomic
 from harness.errors import HarnessError
 from harness.hub_access import hub_api, hub_call, hub_error
 from harness.hub_file_cache import files_at_commit
-from harness.submissions import (ACTIVE, HUB_ID, MAX_REQUEST_BYTES, Invalid, InvalidRequest, Request,
+from harness.submissions import (ACTIVE, COMMIT_SHA, HUB_ID, MAX_REQUEST_BYTES, Invalid, InvalidRequest, Request,
                                  drop_request_embeddings, give_up, outcome_of, parse_request, read_bounded,
                                  request_id)
 from harness.timestamps import utc_timestamp
@@ -199,10 +199,24 @@ class HubRequestStore:
 
 def submit_from_hub(hub_id: str, revision: str | None, store: HubRequestStore, tasks: str) -> Request:
     """Check a Hub model (repo, revision, safetensors weights, card) and file a PENDING request."""
+    hub_id, sha = check_hub_model(hub_id, revision)
+    return file_request(store, hub_id, revision, sha, tasks)
+
+
+def check_hub_model(hub_id: str, revision: str | None, check_architecture: bool = True) -> tuple[str, str]:
+    """The repository's id as the Hub spells it (`Lab/FM` is `lab/fm`) and the commit `revision`
+    resolves to, once the repository holds safetensors weights and a card within bounds;
+    HarnessError (one line) otherwise.
+    `check_architecture`: also build the card's architecture on PyTorch's meta device and refuse it
+    above the parameter budget (needs torch; the leaderboard Space has none, and the backend
+    checks again before it builds anything)."""
     from huggingface_hub.errors import RevisionNotFoundError
 
     if not HUB_ID.fullmatch(hub_id) or ".." in hub_id:
         raise HarnessError(f"hf-hub:{hub_id}: not a model repository id: give ORG/MODEL")
+    if revision is not None and revision.startswith("refs/pr/"):
+        raise HarnessError(f"hf-hub:{hub_id}: '{revision[:100]}' is a pull request, which anyone may open on a public "
+                           "repository: submit a branch, tag or commit of the repository itself")
     api = hub_api()
     try:
         info = api.model_info(hub_id, revision=revision, files_metadata=True)
@@ -212,6 +226,10 @@ def submit_from_hub(hub_id: str, revision: str | None, store: HubRequestStore, t
     except Exception as error:  # noqa: BLE001 - one line, as every Hub failure
         raise hub_error("reading the model", hub_id, error) from None
     sha = info.sha
+    if not isinstance(sha, str) or not COMMIT_SHA.fullmatch(sha):
+        raise HarnessError(f"hf-hub:{hub_id}: the Hub named no commit for revision '{revision or 'main'}'")
+    if isinstance(info.id, str) and info.id.lower() == hub_id.lower():
+        hub_id = info.id
     files = {s.rfilename: s.size or 0 for s in info.siblings or []}  # name -> bytes
     if not any(f.endswith(".safetensors") for f in files):
         pickled = [f for f in files if f.endswith(PICKLED)]
@@ -219,25 +237,55 @@ def submit_from_hub(hub_id: str, revision: str | None, store: HubRequestStore, t
                            + (f" ({pickled[0]} is a pickle format, which is never loaded)" if pickled else "")
                            + ": upload model.safetensors (safetensors.torch.save_file(model.state_dict(), ...))")
     with tempfile.TemporaryDirectory() as folder:  # the card is refused now, not when a backend takes it
-        from harness.models.building import check_architecture_budget
         from harness.models.card import read_card
-        from harness.models.checkpoint import resolve_card
 
         path = card_at_commit(hub_id, sha, files, Path(folder))
-        check_architecture_budget(resolve_card(read_card(path), path), f"hf-hub:{hub_id}@{sha[:12]}")
-    head, requests, _ = store.snapshot()
+        card, label = read_card(path), f"hf-hub:{hub_id}@{sha[:12]}"
+        if check_architecture:
+            from harness.models.building import check_architecture_budget
+            from harness.models.checkpoint import resolve_card
+
+            check_architecture_budget(resolve_card(card, path), label)
+        else:
+            check_card_names(card, label)
+    return hub_id, sha
+
+
+def check_card_names(card, label: str) -> None:
+    """What a card must name, checked without torch: an architecture, or a known model as base."""
+    from harness.models.zoo import find_known_model
+
+    if card.base is None and card.architecture is None:
+        raise HarnessError(f"{label}/card.yaml: model card key 'architecture': required (a timm model name)")
+    if card.base is not None and find_known_model(card.base) is None:
+        raise HarnessError(f"{label}/card.yaml: model card key 'base': unknown model '{card.base}'")
+
+
+def file_request(store: HubRequestStore, hub_id: str, revision: str | None, sha: str, tasks: str,
+                 admit: Callable[[list[Request]], None] | None = None, attempts: int = 5) -> Request:
+    """Commit a PENDING request for `hub_id` at commit `sha` on the head the queue was read at. A
+    commit already pending, running or finished is refused; so is whatever `admit(requests)`
+    refuses (HarnessError: the submission service's quotas). If another commit lands between the
+    read and the write, the queue is read and checked again: a request claimed meanwhile is never
+    written back to PENDING."""
     rid = request_id(hub_id, sha)
-    for earlier in requests:
-        if earlier.hub_id == hub_id and earlier.commit_sha == sha and earlier.status in ACTIVE:
-            raise HarnessError(f"hf-hub:{hub_id}@{sha[:12]}: already submitted as '{earlier.id}' ({earlier.status}); "
-                               "a commit is scored once")
-    request = Request(id=rid, status="PENDING", model_name=hub_id, hub_id=hub_id, revision=revision or "main",
-                      commit_sha=sha, tasks=tasks, submitted=utc_timestamp(), updated=utc_timestamp())
-    try:
-        store.write(request, head, f"submit {hub_id}@{sha[:12]}")
-    except ClaimConflict:
-        store.update(request, f"submit {hub_id}@{sha[:12]}")
-    return request
+    for _ in range(attempts):
+        head, requests, _ = store.snapshot()
+        for earlier in requests:
+            if earlier.id.lower() == rid.lower() and earlier.status in ACTIVE:  # the Hub's ids ignore case
+                raise HarnessError(f"hf-hub:{hub_id}@{sha[:12]}: already submitted as '{earlier.id}' "
+                                   f"({earlier.status}); a commit is scored once")
+        if admit is not None:
+            admit(requests)
+        request = Request(id=rid, status="PENDING", model_name=hub_id, hub_id=hub_id, revision=revision or "main",
+                          commit_sha=sha, tasks=tasks, submitted=utc_timestamp(), updated=utc_timestamp())
+        try:
+            store.write(request, head, f"submit {hub_id}@{sha[:12]}")
+            return request
+        except ClaimConflict:
+            continue
+    raise HarnessError(f"{store.repo_id}: could not file the request for hf-hub:{hub_id}@{sha[:12]}: the requests "
+                       "dataset kept changing; try again")
 
 
 def card_at_commit(hub_id: str, sha: str, files: dict[str, int], folder: Path) -> Path:

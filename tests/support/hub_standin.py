@@ -9,16 +9,20 @@ bound to 127.0.0.1. It implements what push/pull need and nothing more:
   POST /api/{type}s/{repo}/commit/{rev}                    NDJSON commit (base64 file contents)
   GET  /api/{type}s/{repo}[/revision/{rev}]                repo_info (siblings)
   GET  /api/{type}s/{repo}/tree/{rev}[/{path}]             list_repo_tree
+  GET  /api/{type}s/{repo}/refs                            list_repo_refs (pull requests with include_prs)
   POST /api/{type}s/{repo}/paths-info/{rev}                get_paths_info (expand: each file's last commit)
   HEAD/GET /[{type}s/]{repo}/resolve/{rev}/{path}          file download
 
 Revisions are real: every commit keeps a snapshot of the files, and `main` or a commit sha
-resolves to it (an unknown revision is a 404 RevisionNotFound). Each commit gets a date from the
+resolves to it (an unknown revision is a 404 RevisionNotFound). `Repo.refs` adds other refs, as
+a test sets them: `refs/heads/<branch>`, `refs/tags/<tag>` and `refs/pr/<n>` (on the Hub anyone may
+open a pull request on a public repository, and its commits resolve like the repository's own). Each commit gets a date from the
 stand-in's clock (strictly increasing), and each file remembers the last commit that changed its
 bytes, as git does (`lastCommit` of paths-info with expand). A commit whose header names a
 `parentCommit` that is no longer the head is refused with 412, as the Hub does: that is what
 makes a claim on a request atomic.
 
+Repository ids are found whatever their case, and named as they were created, as on the Hub.
 Writes, and reads of a private repo, need `Authorization: Bearer <token>`. Every request is
 logged (method, path, and whether an Authorization header came), never the header itself.
 """
@@ -48,6 +52,7 @@ class Repo:
     snapshots: dict[str, dict[str, bytes]] = field(default_factory=dict)  # commit sha -> files at it
     # commit sha -> path -> the last commit that changed that file by then ({"id", "title", "date"})
     last_commits: dict[str, dict[str, dict]] = field(default_factory=dict)
+    refs: dict[str, str] = field(default_factory=dict)  # refs/heads/x, refs/tags/x, refs/pr/n -> commit sha
 
     @property
     def sha(self) -> str:
@@ -59,6 +64,9 @@ class Repo:
             return self.sha, self.files
         if revision in self.snapshots:
             return revision, self.snapshots[revision]
+        for ref in (revision, f"refs/heads/{revision}", f"refs/tags/{revision}"):
+            if ref in self.refs:
+                return self.refs[ref], self.snapshots[self.refs[ref]]
         return None
 
 
@@ -123,6 +131,7 @@ class HubStandIn:
             ("POST", r"/api/(?P<type>model|dataset|space)s/(?P<repo>[^/]+/[^/]+)/commit/(?P<rev>[^/]+)", self._commit),
             ("POST", r"/api/(?P<type>model|dataset|space)s/(?P<repo>[^/]+/[^/]+)/paths-info/(?P<rev>[^/]+)",
              self._paths_info),
+            ("GET", r"/api/(?P<type>model|dataset|space)s/(?P<repo>[^/]+/[^/]+)/refs", self._refs),
             ("GET", r"/api/(?P<type>model|dataset|space)s/(?P<repo>[^/]+/[^/]+)/tree/(?P<rev>[^/]+)(?:/(?P<sub>.*))?",
              self._tree),
             ("GET", r"/api/(?P<type>model|dataset|space)s/(?P<repo>[^/]+/[^/]+)(?:/revision/(?P<rev>[^/]+))?",
@@ -157,7 +166,7 @@ class HubStandIn:
         return found
 
     def _repo(self, request, repo_type: str | None, repo_id: str, write: bool) -> Repo | None:
-        repo = self.repos.get((repo_type or "model", repo_id))
+        repo = self.repos.get((repo_type or "model", self.canonical(repo_type, repo_id)))
         if repo is None:
             self._reply(request, 404, {"error": f"Repository {repo_id} not found"},
                         headers={"X-Error-Code": "RepoNotFound"})
@@ -166,6 +175,13 @@ class HubStandIn:
             self._reply(request, 401, {"error": "Invalid credentials in Authorization header"})
             return None
         return repo
+
+    def canonical(self, repo_type: str | None, repo_id: str) -> str:
+        """A repository's id as it was created: the Hub finds `Lab/FM` as `lab/fm`, and names it so."""
+        for kind, name in self.repos:
+            if kind == (repo_type or "model") and name.lower() == repo_id.lower():
+                return name
+        return repo_id
 
     # --- routes -----------------------------------------------------------------------
     def _create(self, request, method, body):
@@ -244,6 +260,7 @@ class HubStandIn:
             return
         sha, files = found
         blobs = parse_qs(urlparse(request.path).query).get("blobs") == ["true"]
+        repo = self.canonical(type, repo)
         self._reply(request, 200, {
             "id": repo, "_id": repo, "sha": sha, "private": target.private, "sdk": target.sdk,
             # with ?blobs=true (files_metadata), the Hub also gives each file's git blob id
@@ -251,6 +268,21 @@ class HubStandIn:
                          for name, data in sorted(files.items())],
             "lastModified": "2026-11-22T00:00:00.000Z", "tags": [], "downloads": 0, "likes": 0,
         })
+
+    def _refs(self, request, method, body, type, repo):
+        target = self._repo(request, type, repo, write=False)
+        if target is None:
+            return
+
+        def listed(prefix: str) -> list[dict]:
+            return [{"name": ref.removeprefix(prefix), "ref": ref, "targetCommit": sha}
+                    for ref, sha in sorted(target.refs.items()) if ref.startswith(prefix)]
+
+        main = [{"name": "main", "ref": "refs/heads/main", "targetCommit": target.sha}] if target.commits else []
+        payload = {"branches": main + listed("refs/heads/"), "converts": [], "tags": listed("refs/tags/")}
+        if parse_qs(urlparse(request.path).query).get("include_prs"):
+            payload["pullRequests"] = listed("refs/pr/")
+        self._reply(request, 200, payload)
 
     def _tree(self, request, method, body, type, repo, rev, sub=None):
         target = self._repo(request, type, repo, write=False)
