@@ -160,6 +160,14 @@ class HarnessCLI:
         env = dict(os.environ, HARNESS_RESULTS=str(Path(args.results).resolve()))
         if args.tasks:
             env["HARNESS_BOARD_TASKS"] = ",".join(self._registry(args)[0].select(args.tasks))
+        if args.submissions:
+            from harness.submission_service import LIMITS_ENV, limits_from_env, limits_text
+
+            limits = limits_from_env(args.submissions)
+            if limits is None or not args.requests_repo:
+                raise HarnessError("leaderboard --submissions turns on the submission form of a Hub queue: give "
+                                   "--requests-repo (and a token that can write it)")
+            env[LIMITS_ENV] = limits_text(limits)
         for key, value in (("HARNESS_HUB_REPO", args.hub), ("HARNESS_REQUESTS_REPO", args.requests_repo),
                            ("HARNESS_REQUESTS", args.requests)):
             if value:
@@ -181,13 +189,17 @@ class HarnessCLI:
             board_tasks = self._registry(args)[0].select(args.tasks) if args.tasks else None
             source = args.source or default_source()
             url = push_space(args.space, args.repo, source, requests_repo=args.requests_repo, private=args.private,
-                             board_tasks=board_tasks)
+                             board_tasks=board_tasks, submissions=args.submissions)
             print(f"Docker Space {args.space} (reading dataset {args.repo}; harness from {source}"
-                  + (f"; ranking on {len(board_tasks)} declared tasks" if board_tasks else "") + f") uploaded: {url}")
+                  + (f"; ranking on {len(board_tasks)} declared tasks" if board_tasks else "")
+                  + (f"; submission form filing into {args.requests_repo} (its HF_TOKEN secret must be able to write "
+                     "it)" if args.submissions else "") + f") uploaded: {url}")
         else:
             if args.tasks:
                 raise HarnessError("push --tasks declares a Space's tasks: give it with --space (every result file "
                                    "in --results is pushed)")
+            if args.submissions:
+                raise HarnessError("push --submissions turns on a Space's submission form: give it with --space")
             url, n = push_results(Path(args.results), args.repo, private=args.private,
                                   log=lambda line: print(line, file=sys.stderr))
             print(f"{n} result files and the leaderboard table pushed to dataset {args.repo}: {url}")
@@ -504,6 +516,9 @@ def build_parser() -> argparse.ArgumentParser:
     board_tasks_help = ("declare the board's tasks (task, family or suite names, or all): only models with a valid "
                         "score on every one are ranked, and no other task is shown")
     board.add_argument("--tasks", help=board_tasks_help)
+    board.add_argument("--submissions", nargs="?", const="on", metavar="LIMITS",
+                       help="with --requests-repo: a submission form in the Queue tab, filing requests with this "
+                            "process's Hub token; LIMITS: on (default) or per_namespace=5,period_days=7,waiting=100")
     board.add_argument("--include", action="append", default=[], metavar="FILE",
                        help="extra YAML of tasks/suites that --tasks may name")
     board.set_defaults(handler=cli.leaderboard)
@@ -518,6 +533,10 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--requests-repo", metavar="ORG/REQUESTS", help="with --space: the queue its Queue tab shows")
     push.add_argument("--private", action="store_true", help="create the repository private")
     push.add_argument("--tasks", help="with --space: " + board_tasks_help)
+    push.add_argument("--submissions", nargs="?", const="on", metavar="LIMITS",
+                      help="with --space and --requests-repo: the Queue tab's submission form, filing requests with "
+                           "the Space's HF_TOKEN (which must be able to write the requests dataset); LIMITS: on "
+                           "(default) or per_namespace=5,period_days=7,waiting=100")
     push.add_argument("--include", action="append", default=[], metavar="FILE",
                       help="extra YAML of tasks/suites that --tasks may name")
     push.set_defaults(handler=cli.push)

@@ -2,7 +2,9 @@
 or a results dataset on the Hub: `harness leaderboard --hub ORG/REPO`.
 
 Run directly: HARNESS_RESULTS=results streamlit run leaderboard/app.py (or HARNESS_HUB_REPO=org/repo).
-The queue tab reads HARNESS_REQUESTS_REPO (a Hub requests dataset) or HARNESS_REQUESTS (a folder).
+The queue tab reads HARNESS_REQUESTS_REPO (a Hub requests dataset) or HARNESS_REQUESTS (a folder);
+HARNESS_SUBMISSIONS (on, or limits) adds a submission form that files requests in the Hub dataset
+with this process's token (harness/submission_service.py).
 HARNESS_BOARD_TASKS ('task,task,...') declares the board's tasks: only models with a valid score
 on every one are ranked (`harness leaderboard --tasks`, `harness push --space --tasks`).
 
@@ -87,6 +89,70 @@ def queue_rows(repo: str | None, folder: str | None) -> list[dict]:
     return queue_table(repo, folder)
 
 
+def queue_section() -> None:
+    """The submission queue, and how to submit: the board's own form where HARNESS_SUBMISSIONS turns it on
+    (the Space files the request with its token), else the command that files one."""
+    if not (REQUESTS_REPO or REQUESTS_DIR):
+        st.info("No submission queue is configured for this board (HARNESS_REQUESTS_REPO or HARNESS_REQUESTS).")
+        return
+    try:
+        queue = queue_rows(REQUESTS_REPO, REQUESTS_DIR)
+    except Exception as error:  # noqa: BLE001 - shown in the page
+        st.error(f"Cannot read the queue: {plain(error)}")
+        queue = None
+    if queue is not None:
+        source = f"Hub dataset `{REQUESTS_REPO}`" if REQUESTS_REPO else f"`{REQUESTS_DIR}`"
+        counts = pd.Series([r["status"] for r in queue]).value_counts().to_dict() if queue else {}
+        st.caption(f"Requests in {source}: " + (", ".join(f"{n} {s}" for s, n in counts.items()) or "none yet"))
+        st.dataframe(pd.DataFrame(queue), hide_index=True, placeholder=MISSING, width="stretch")
+    if REQUESTS_REPO and SUBMISSIONS is not None:
+        submission_form(SUBMISSIONS)
+        return
+    st.markdown(
+        "**Submit a model**: put `model.safetensors` and a `card.yaml` in a Hub model repository, then\n\n"
+        "```bash\nharness submit hf-hub:ORG/MODEL --revision main --requests-repo "
+        f"{REQUESTS_REPO or 'ORG/REQUESTS'} --tasks all\n```\n"
+        "The request pins the revision to its commit; a backend (`harness queue run`) scores it and pushes the "
+        "results here.")
+
+
+def submission_form(limits) -> None:
+    """The board's submission form: the Space checks the model and files the request with its own token."""
+    from harness.errors import HarnessError
+
+    tasks = ",".join(BOARD_TASKS) if BOARD_TASKS else "all"
+    st.subheader("Submit a model")
+    st.markdown(
+        "Put `model.safetensors` and a `card.yaml` in a public Hub model repository, then name it here. The board "
+        "scores the commit the branch or tag points to now (pull requests are not scored), on "
+        + (f"its {len(BOARD_TASKS)} declared tasks" if BOARD_TASKS else "every task")
+        + f". At most {limits.per_namespace} requests per organisation or user in {limits.period_days:g} days.")
+    with st.form("submit-model"):
+        model = st.text_input("Model repository", max_chars=200, placeholder="my-lab/my-fm")
+        revision = st.text_input("Branch or tag", value="main", max_chars=200)
+        sent = st.form_submit_button("Submit")
+    if not sent:
+        return
+    from harness.hub_queue import HubRequestStore
+    from harness.submission_service import submit_through_service
+
+    try:
+        with st.spinner("Checking the model on the Hub"):
+            request = submit_through_service(model, revision, HubRequestStore(REQUESTS_REPO), tasks, limits)
+    except HarnessError as error:
+        st.error(f"Not filed: {plain(str(error).splitlines()[0][:500])}")
+        return
+    except Exception as error:  # noqa: BLE001 - a submission never stops the board; the server log has the rest
+        import traceback
+
+        print(traceback.format_exc(), flush=True)
+        st.error(f"Not filed: the check failed ({type(error).__name__}); try again later")
+        return
+    queue_rows.clear()
+    st.success(f"Filed {plain(request.hub_id)} at commit `{request.commit_sha[:12]}` ({plain(revision.strip() or 'main')}) "
+               f"as `{request.id}`: PENDING. Its results appear here once the backend has scored it.")
+
+
 def load() -> tuple[Path, list, list[str]]:
     left_out: list[str] = []
     if HUB_REPO:
@@ -118,6 +184,13 @@ try:
 except ValueError as error:
     st.error(plain(error))
     st.stop()
+try:  # the submission form's limits (HARNESS_SUBMISSIONS; None: no form)
+    from harness.submission_service import LIMITS_ENV, limits_from_env
+
+    SUBMISSIONS = limits_from_env(os.environ.get(LIMITS_ENV))
+except Exception as error:  # noqa: BLE001 - a bad setting turns the form off, not the board
+    st.error(f"The submission form is off: {plain(error)}")
+    SUBMISSIONS = None
 RESULTS, results, warnings = load()
 for warning in warnings:
     st.warning(plain(warning))
@@ -127,6 +200,7 @@ if not results:
     st.info(f"No results in `{RESULTS}` yet. Score a model first, for example: "
             "`harness run --model synth-oracle --model random-noise --tasks all`, "
             f"then `harness leaderboard --results {RESULTS}`.")
+    queue_section()  # a new board takes submissions before it has results
     st.stop()
 
 # --- filters (sidebar) ----------------------------------------------------------------------
@@ -438,25 +512,7 @@ with tabs[5]:
 
 # --- submission queue ------------------------------------------------------------------------
 with tabs[6]:
-    if not (REQUESTS_REPO or REQUESTS_DIR):
-        st.info("No submission queue is configured for this board (HARNESS_REQUESTS_REPO or HARNESS_REQUESTS).")
-    else:
-        try:
-            queue = queue_rows(REQUESTS_REPO, REQUESTS_DIR)
-        except Exception as error:  # noqa: BLE001 - shown in the page
-            st.error(f"Cannot read the queue: {plain(error)}")
-            queue = None
-        if queue is not None:
-            source = f"Hub dataset `{REQUESTS_REPO}`" if REQUESTS_REPO else f"`{REQUESTS_DIR}`"
-            counts = pd.Series([r["status"] for r in queue]).value_counts().to_dict() if queue else {}
-            st.caption(f"Requests in {source}: " + (", ".join(f"{n} {s}" for s, n in counts.items()) or "none yet"))
-            st.dataframe(pd.DataFrame(queue), hide_index=True, placeholder=MISSING, width="stretch")
-    st.markdown(
-        "**Submit a model**: put `model.safetensors` and a `card.yaml` in a Hub model repository, then\n\n"
-        "```bash\nharness submit hf-hub:ORG/MODEL --revision main --requests-repo "
-        f"{REQUESTS_REPO or 'ORG/REQUESTS'} --tasks all\n```\n"
-        "The request pins the revision to its commit; a backend (`harness queue run`) scores it and pushes the "
-        "results here.")
+    queue_section()
 
 # --- about -----------------------------------------------------------------------------------
 with tabs[7]:

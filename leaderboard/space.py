@@ -8,7 +8,9 @@ The Hub builds Streamlit apps from the Docker template (front matter `sdk: docke
 So the Space never installs torch, timm, openslide or scikit-survival.
 
 A private results or requests dataset needs a Space secret HF_TOKEN (Settings -> Variables and
-secrets) holding a read token; huggingface_hub reads it from the environment.
+secrets) holding a read token; huggingface_hub reads it from the environment. With `submissions`
+(the Queue tab's submission form, harness/submission_service.py), HF_TOKEN must also be able to
+write the requests dataset: the Space files the requests, and submitters need no write access.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import os
 import runpy
 
 os.environ.setdefault("HARNESS_HUB_REPO", "{results}")
-{requests}{board_tasks}runpy.run_module("harness.leaderboard.app", run_name="__main__")
+{requests}{board_tasks}{submissions}runpy.run_module("harness.leaderboard.app", run_name="__main__")
 '''
 
 DOCKERFILE = '''# The leaderboard app of pathology-harness {version} (no torch: only what the app imports).
@@ -88,9 +90,19 @@ def default_source(here: Path | None = None) -> str:
 
 
 def space_files(results_repo: str, source: str, requests_repo: str | None = None,
-                title: str = "Pathology FM leaderboard", board_tasks: list[str] | None = None) -> dict[str, str]:
+                title: str = "Pathology FM leaderboard", board_tasks: list[str] | None = None,
+                submissions: str | None = None) -> dict[str, str]:
     """README (Space front matter), Dockerfile, requirements.txt and app.py of the leaderboard Space.
-    `board_tasks`: the tasks the board ranks on (the app's HARNESS_BOARD_TASKS)."""
+    `board_tasks`: the tasks the board ranks on (the app's HARNESS_BOARD_TASKS); `submissions`: the
+    submission form's limits (HARNESS_SUBMISSIONS, e.g. 'on'; needs `requests_repo`)."""
+    if submissions is not None:
+        from harness.submission_service import limits_from_env, limits_text
+
+        limits = limits_from_env(submissions)
+        if limits is None or not requests_repo:
+            raise HarnessError("--submissions turns on the Space's submission form for its requests dataset: give "
+                               "--requests-repo, and on or limits (per_namespace=5,period_days=7,waiting=100)")
+        submissions = limits_text(limits)
     readme = (
         "---\n"
         f"title: {title}\n"
@@ -103,7 +115,10 @@ def space_files(results_repo: str, source: str, requests_repo: str | None = None
         f"[{results_repo}](https://huggingface.co/datasets/{results_repo}); the app reads it on start and every "
         "10 minutes.\n\n"
         f"- Add results: `harness push --repo {results_repo}` (or a queue backend, `harness queue run`).\n"
-        + (f"- Submit a model: `harness submit hf-hub:ORG/MODEL --requests-repo {requests_repo}`.\n"
+        + (f"- Submit a model: the Queue tab's form (the Space files the request in `{requests_repo}` with its "
+           "token: the Space secret `HF_TOKEN` must be able to write that dataset, and submitters need no access "
+           "to it).\n" if submissions else
+           f"- Submit a model: `harness submit hf-hub:ORG/MODEL --requests-repo {requests_repo}`.\n"
            if requests_repo else "")
         + (f"- Ranked on {len(board_tasks)} declared tasks: a model is ranked once it has a valid score on every "
            "one; run the queue backend with the same tasks (`harness queue run --tasks ...`).\n"
@@ -116,27 +131,29 @@ def space_files(results_repo: str, source: str, requests_repo: str | None = None
     requests = f'os.environ.setdefault("HARNESS_REQUESTS_REPO", "{requests_repo}")\n' if requests_repo else ""
     board = (f'os.environ.setdefault("HARNESS_BOARD_TASKS", {json.dumps(",".join(board_tasks))})\n'
              if board_tasks else "")
+    form = f'os.environ.setdefault("HARNESS_SUBMISSIONS", "{submissions}")\n' if submissions else ""
     return {
         "README.md": readme,
         "Dockerfile": DOCKERFILE.format(version=__version__, source=source, port=APP_PORT),
         "requirements.txt": pinned_requirements(),
-        "app.py": APP_PY.format(results=results_repo, requests=requests, board_tasks=board),
+        "app.py": APP_PY.format(results=results_repo, requests=requests, board_tasks=board, submissions=form),
     }
 
 
 def write_space(folder: Path, results_repo: str, source: str, requests_repo: str | None = None,
-                board_tasks: list[str] | None = None) -> Path:
+                board_tasks: list[str] | None = None, submissions: str | None = None) -> Path:
+    files = space_files(results_repo, source, requests_repo, board_tasks=board_tasks, submissions=submissions)
     folder.mkdir(parents=True, exist_ok=True)
-    for name, text in space_files(results_repo, source, requests_repo, board_tasks=board_tasks).items():
+    for name, text in files.items():
         (folder / name).write_text(text)
     return folder
 
 
 def push_space(space_id: str, results_repo: str, source: str, requests_repo: str | None = None,
-               private: bool = False, board_tasks: list[str] | None = None) -> str:
+               private: bool = False, board_tasks: list[str] | None = None, submissions: str | None = None) -> str:
     api = hub_api()
     with tempfile.TemporaryDirectory() as staging:
-        write_space(Path(staging), results_repo, source, requests_repo, board_tasks)
+        write_space(Path(staging), results_repo, source, requests_repo, board_tasks, submissions)
         hub_call("creating the Space", space_id, lambda: api.create_repo(
             space_id, repo_type="space", space_sdk="docker", private=private, exist_ok=True))
         commit = hub_call("uploading the Space", space_id, lambda: api.upload_folder(

@@ -168,7 +168,7 @@ def test_every_view_of_the_space_in_chromium(space_venv, instrument_results, sui
         assert "results/students--tiny/distillation.json" in hub.repos[("dataset", "lab/results")].files
         requests_repo(hub)
         space = write_space(tmp_path / "space", "lab/results", "pathology-harness @ git+https://example.org/x@" + "0" * 40,
-                            requests_repo="lab/requests")
+                            requests_repo="lab/requests", submissions="on")
         port = free_port()
         # the Dockerfile's CMD, from the torch-free venv; the private dataset is read with HF_TOKEN
         server = subprocess.Popen([str(space_venv.parent / "streamlit"), "run", "app.py", f"--server.port={port}",
@@ -317,6 +317,16 @@ def test_every_view_of_the_space_in_chromium(space_venv, instrument_results, sui
                     assert [(row[0], row[2]) for row in rows] == [("lab/fm1", "PENDING"), ("lab/fm0", "FINISHED")]
                     assert rows[0][3] == "2026-11-22T09:30:00.000Z" and "2026" not in rows[1][3]  # queued: waiting only
                     assert "1 PENDING, 1 FINISHED" in text
+                    # the board's own submission form: a model the Hub does not have is refused in one line
+                    assert "Branch or tag" in text and "At most 5 requests per organisation or user in 7 days" in text
+                    model = panel.find_element(By.CSS_SELECTOR, 'input[aria-label="Model repository"]')
+                    model.send_keys("lab/not-there")
+                    next(b for b in panel.find_elements(By.CSS_SELECTOR, "button") if b.text == "Submit").click()
+                    wait.until(lambda d: "Not filed" in active_panel(d).text)
+                    refused = active_panel(driver).text.replace("\u2060", "")  # plain() keeps ':' from making emoji
+                    assert "lab/not-there: no such public model repository on the Hub: check the name" in refused
+                    settle(driver)
+                    assert driver.save_screenshot(str(tmp_path / "view-queue-refused.png"))
                 if name == "About":
                     assert "How to cite" in text
             assert all(p.stat().st_size > 10_000 for p in shots.values())
