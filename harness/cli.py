@@ -163,7 +163,7 @@ class HarnessCLI:
         if args.submissions:
             from harness.submission_service import LIMITS_ENV, limits_from_env, limits_text
 
-            limits = limits_from_env(args.submissions)
+            limits = limits_from_env(args.submissions, "--submissions")
             if limits is None or not args.requests_repo:
                 raise HarnessError("leaderboard --submissions turns on the submission form of a Hub queue: give "
                                    "--requests-repo (and a token that can write it)")

@@ -52,9 +52,10 @@ class SubmissionLimits(BaseModel):
     waiting: int = Field(100, ge=1, le=100_000)  # requests the queue may hold waiting (PENDING, RUNNING)
 
 
-def limits_from_env(value: str | None) -> SubmissionLimits | None:
-    """The form's limits from HARNESS_SUBMISSIONS: None (no form) when unset or 'off', the defaults
-    for 'on', else 'key=value,...' over the defaults; HarnessError (one line) for anything else."""
+def limits_from_env(value: str | None, label: str = LIMITS_ENV) -> SubmissionLimits | None:
+    """The form's limits from HARNESS_SUBMISSIONS (or the option `label`): None (no form) when unset or
+    'off', the defaults for 'on', else 'key=value,...' over the defaults; HarnessError (one line)
+    for anything else."""
     text = (value or "").strip()
     if text.lower() in ("", "off", "0", "false", "no"):
         return None
@@ -64,7 +65,7 @@ def limits_from_env(value: str | None) -> SubmissionLimits | None:
     for part in text.split(","):
         key, sep, number = part.partition("=")
         if not sep or not key.strip():
-            raise HarnessError(f"{LIMITS_ENV}={text[:200]!r}: give on, off, or key=value pairs separated by commas "
+            raise HarnessError(f"{label} {text[:200]!r}: give on, off, or key=value pairs separated by commas "
                                "(per_namespace, period_days, waiting)")
         fields[key.strip()] = number.strip()
     try:
@@ -73,7 +74,7 @@ def limits_from_env(value: str | None) -> SubmissionLimits | None:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
         message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
-        raise HarnessError(f"{LIMITS_ENV}: '{where}': {message}"[:300]) from None
+        raise HarnessError(f"{label}: '{where}': {message}"[:300]) from None
 
 
 def limits_text(limits: SubmissionLimits) -> str:

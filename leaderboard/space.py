@@ -98,7 +98,7 @@ def space_files(results_repo: str, source: str, requests_repo: str | None = None
     if submissions is not None:
         from harness.submission_service import limits_from_env, limits_text
 
-        limits = limits_from_env(submissions)
+        limits = limits_from_env(submissions, "--submissions")
         if limits is None or not requests_repo:
             raise HarnessError("--submissions turns on the Space's submission form for its requests dataset: give "
                                "--requests-repo, and on or limits (per_namespace=5,period_days=7,waiting=100)")
