@@ -104,7 +104,8 @@ def queue_section() -> None:
         source = f"Hub dataset `{REQUESTS_REPO}`" if REQUESTS_REPO else f"`{REQUESTS_DIR}`"
         counts = pd.Series([r["status"] for r in queue]).value_counts().to_dict() if queue else {}
         st.caption(f"Requests in {source}: " + (", ".join(f"{n} {s}" for s, n in counts.items()) or "none yet"))
-        st.dataframe(pd.DataFrame(queue), hide_index=True, placeholder=MISSING, width="stretch")
+        if queue:
+            st.dataframe(pd.DataFrame(queue), hide_index=True, placeholder=MISSING, width="stretch")
     if REQUESTS_REPO and SUBMISSIONS is not None:
         submission_form(SUBMISSIONS)
         return
@@ -127,10 +128,13 @@ def submission_form(limits) -> None:
         "scores the commit the branch or tag points to now (pull requests are not scored), on "
         + (f"its {len(BOARD_TASKS)} declared tasks" if BOARD_TASKS else "every task")
         + f". At most {limits.per_namespace} requests per organisation or user in {limits.period_days:g} days.")
+    filed = st.session_state.pop("filed", None)  # the last submission's outcome, shown after the queue is re-read
     with st.form("submit-model"):
         model = st.text_input("Model repository", max_chars=200, placeholder="my-lab/my-fm")
         revision = st.text_input("Branch or tag", value="main", max_chars=200)
         sent = st.form_submit_button("Submit")
+    if filed:
+        st.success(filed)
     if not sent:
         return
     from harness.hub_queue import HubRequestStore
@@ -148,9 +152,11 @@ def submission_form(limits) -> None:
         print(traceback.format_exc(), flush=True)
         st.error(f"Not filed: the check failed ({type(error).__name__}); try again later")
         return
+    st.session_state["filed"] = (f"Filed {plain(request.hub_id)} at commit `{request.commit_sha[:12]}` "
+                                 f"({plain(revision.strip() or 'main')}) as `{request.id}`: PENDING. Its results appear "
+                                 "here once the backend has scored it.")
     queue_rows.clear()
-    st.success(f"Filed {plain(request.hub_id)} at commit `{request.commit_sha[:12]}` ({plain(revision.strip() or 'main')}) "
-               f"as `{request.id}`: PENDING. Its results appear here once the backend has scored it.")
+    st.rerun()  # the queue above is read again, with the new request in it
 
 
 def load() -> tuple[Path, list, list[str]]:
@@ -196,10 +202,14 @@ for warning in warnings:
     st.warning(plain(warning))
 if BOARD_TASKS is not None:  # a board's other tasks are not shown (nor offered in the filters)
     results = [(slug, r) for slug, r in results if r.task in BOARD_TASKS]
-if not results:
+if not results and HUB_REPO:  # a public board: what a visitor can do, not what its operator would run
+    st.info(f"No results in {plain(HUB_REPO)} yet" + (": submit a model below." if REQUESTS_REPO and SUBMISSIONS
+                                                     else "."))
+elif not results:
     st.info(f"No results in `{RESULTS}` yet. Score a model first, for example: "
             "`harness run --model synth-oracle --model random-noise --tasks all`, "
             f"then `harness leaderboard --results {RESULTS}`.")
+if not results:
     queue_section()  # a new board takes submissions before it has results
     st.stop()
 

@@ -239,8 +239,9 @@ for model, revision in json.loads(sys.argv[2]):
     next(b for b in app.button if b.label == "Submit").click()
     app.run()
     assert not app.exception, app.exception
-    shown.append([[e.value for e in app.success], [e.value for e in app.error]])
-print(json.dumps(shown))
+    queue = [c.value for c in app.caption if c.value.startswith("Requests in")]
+    shown.append([[e.value for e in app.success], [e.value for e in app.error], queue])
+print(json.dumps([[i.value for i in app.info], shown]))
 """
 
 
@@ -261,12 +262,14 @@ def test_the_spaces_form_files_with_the_spaces_token_on_a_board_with_no_results_
                                json.dumps([["lab/fm", "main"], ["lab/fm;rm -rf", "main"], ["lab/fm", "main"]])],
                               env=hub_env(hub, tmp_path), capture_output=True, text=True, timeout=240)
         assert done.returncode == 0, done.stderr[-3000:]
-        shown = json.loads(done.stdout.strip().splitlines()[-1])
+        info, shown = json.loads(done.stdout.strip().splitlines()[-1])
         requests = {n: json.loads(d) for n, d in hub.repos[("dataset", "board/requests")].files.items()
                     if n.startswith("requests/")}
     assert 'os.environ.setdefault("HARNESS_SUBMISSIONS", "per_namespace=5,period_days=7,waiting=100")' in files["app.py"]
     assert "must be able to write that dataset" in files["README.md"]
-    (good, []), ([], [bad]), ([], [again]) = shown
+    assert info == ["No results in board/results yet: submit a model below."]  # not the operator's commands
+    (good, [], queued), ([], [bad], _), ([], [again], _) = shown
+    assert queued == ["Requests in Hub dataset `board/requests`: 1 PENDING"]  # the queue is read again once filed
     assert good == [f"Filed lab/fm at commit `{sha[:12]}` (main) as `{request_id('lab/fm', sha)}`: PENDING. Its "
                     "results appear here once the backend has scored it."]
     assert bad.startswith("Not filed: ") and "not a model repository id" in bad
