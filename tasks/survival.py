@@ -12,6 +12,7 @@ of their slides' risks (late fusion). Mean and std over folds; no bootstrap CI.
 
 from __future__ import annotations
 
+import warnings
 from typing import ClassVar
 
 import numpy as np
@@ -47,20 +48,55 @@ def _surv(event, time):
     return Surv.from_arrays(event=np.asarray(event, bool), time=np.asarray(time, float))
 
 
-def coxnet_risk(x_train, event, time, x_test, alpha: float, l1_ratio: float) -> np.ndarray:
-    """Risk scores of x_test from a CoxNet fitted on standardised x_train at one alpha. When the
-    fit diverges (sksurv: 'weights are too large'), alpha is raised x3 up to three times."""
-    from sksurv.linear_model import CoxnetSurvivalAnalysis
+DIRECT_MAX_ITER = 10_000  # iterations the direct fit at one alpha may take before the path is used
+PATH_POINTS = 12  # alphas of the warm-started path, from the largest useful one down to alpha
 
+
+def coxnet_risk(x_train, event, time, x_test, alpha: float, l1_ratio: float) -> np.ndarray:
+    """Risk scores of x_test from a CoxNet fitted on standardised x_train at one alpha
+    (`fit_coxnet`); if it diverges even along the path, alpha is raised x3, up to three times."""
     mean, std = x_train.mean(axis=0), x_train.std(axis=0) + 1e-8
+    x, y = (x_train - mean) / std, _surv(event, time)
     for attempt in range(4):
-        model = CoxnetSurvivalAnalysis(l1_ratio=l1_ratio, alphas=[alpha * 3**attempt], max_iter=100_000)
         try:
-            model.fit((x_train - mean) / std, _surv(event, time))
-            return model.predict((x_test - mean) / std)
+            return fit_coxnet(x, y, alpha * 3**attempt, l1_ratio).predict((x_test - mean) / std)
         except ArithmeticError:
             if attempt == 3:
                 raise
+
+
+def fit_coxnet(x, y, alpha: float, l1_ratio: float):
+    """A CoxnetSurvivalAnalysis whose last coefficients are the fit at `alpha` (ArithmeticError if
+    it diverges).
+
+    The direct fit at that alpha (Patho-Bench's) is kept where it converges. With more dims than
+    slides (a 1,024-d embedding of a few hundred patients) a direct fit from zero at a small alpha
+    can run 100,000 iterations without converging (40 s) or diverge ('weights are too large');
+    then the same model is fitted along 12 alphas from the smallest one whose fit is all zeros
+    down to it, each fit starting from the last (glmnet's warm starts), which reaches the same
+    optimum."""
+    from sksurv.linear_model import CoxnetSurvivalAnalysis
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        try:
+            model = CoxnetSurvivalAnalysis(l1_ratio=l1_ratio, alphas=[alpha], max_iter=DIRECT_MAX_ITER).fit(x, y)
+            if not any(issubclass(w.category, ConvergenceWarning) for w in caught):
+                return model
+        except ArithmeticError:
+            pass
+        # the path starts at the smallest alpha whose fit is all zeros (sksurv's own first alpha): a
+        # path that began higher would stop early, its deviance unchanged over the first five fits
+        start = CoxnetSurvivalAnalysis(l1_ratio=l1_ratio, n_alphas=2, alpha_min_ratio=0.5).fit(x, y).alphas_[0]
+        path = np.geomspace(max(start, alpha), alpha, PATH_POINTS)
+        path[-1] = alpha  # exactly: the last fit of the path is the one predicted from
+        model = CoxnetSurvivalAnalysis(l1_ratio=l1_ratio, alphas=path, max_iter=100_000).fit(x, y)
+        if model.alphas_[-1] == alpha:
+            return model
+        # the path stopped before alpha (its deviance barely changed over five fits): the direct fit,
+        # as long as it takes
+        return CoxnetSurvivalAnalysis(l1_ratio=l1_ratio, alphas=[alpha], max_iter=100_000).fit(x, y)
 
 
 def select_alpha(x, event, time, groups, alphas, l1_ratio, inner_folds, seed) -> float:

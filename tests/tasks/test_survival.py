@@ -7,8 +7,8 @@ import torch
 
 from harness.scoring.abmil import AbmilConfig
 from harness.evaluation import SlideBags, TaskData
-from harness.tasks.survival import (Survival, SurvivalParams, coxnet_risk, harrell_c, nll_discrete_loss, patient_c_index,
-                            select_alpha)
+from harness.tasks.survival import (Survival, SurvivalParams, coxnet_risk, fit_coxnet, harrell_c, nll_discrete_loss,
+                                    patient_c_index, select_alpha)
 
 
 def test_coxnet_matches_sksurv_cox_model_on_gbsg2_folds():
@@ -31,6 +31,61 @@ def test_coxnet_matches_sksurv_cox_model_on_gbsg2_folds():
         reference.append(harrell_c(event[test], time[test], cox.predict((x[test] - mean) / std)))
     assert abs(np.mean(ours) - np.mean(reference)) <= 0.02
     assert np.mean(reference) > 0.65  # the clinical covariates carry signal
+
+
+def penalised_objective(x, event, time, beta, alpha, l1_ratio=0.5) -> float:
+    """What CoxNet minimises: minus the partial log-likelihood over n plus the elastic-net penalty
+    (times are continuous: no ties)."""
+    eta = x @ beta
+    order = np.argsort(-time)
+    log_risk_set = np.logaddexp.accumulate(eta[order])  # log sum exp over those still at risk
+    loglik = np.sum((eta[order] - log_risk_set)[event[order]])
+    return -loglik / len(time) + alpha * (l1_ratio * np.abs(beta).sum() + (1 - l1_ratio) / 2 * (beta ** 2).sum())
+
+
+def test_coxnet_with_more_dims_than_slides_reaches_the_optimum_the_direct_fit_does_not():
+    """384 noise dims on 262 slides (random-noise on an inner fold of synth-survival): the direct
+    fit at alpha 0.01 does not converge within DIRECT_MAX_ITER iterations or diverges; coxnet_risk
+    then fits along a warm-started path and reaches the optimum of a reference fit made with a
+    tolerance a thousand times tighter. Where the direct fit converges it is kept, bit for bit."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sksurv.linear_model import CoxnetSurvivalAnalysis
+    from sksurv.util import Surv
+
+    from harness.tasks.survival import DIRECT_MAX_ITER
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((262, 384))
+    time, event = rng.exponential(10.0, 262), rng.random(262) < 0.6
+    xs, y = (x - x.mean(0)) / (x.std(0) + 1e-8), Surv.from_arrays(event, time)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        try:
+            CoxnetSurvivalAnalysis(l1_ratio=0.5, alphas=[0.01], max_iter=DIRECT_MAX_ITER).fit(xs, y)
+            diverged = False
+        except ArithmeticError:
+            diverged = True
+    assert diverged or any(issubclass(w.category, ConvergenceWarning) for w in caught)  # the case at hand
+
+    ours = fit_coxnet(xs, y, 0.01, 0.5)
+    # the reference: sksurv's own path from its first alpha (all coefficients zero), 60 steps, a
+    # tolerance a thousand times tighter
+    start = CoxnetSurvivalAnalysis(l1_ratio=0.5, n_alphas=2, alpha_min_ratio=0.5).fit(xs, y).alphas_[0]
+    reference = CoxnetSurvivalAnalysis(l1_ratio=0.5, alphas=np.append(np.geomspace(start, 0.01, 60)[:-1], 0.01),
+                                       tol=1e-10, max_iter=1_000_000).fit(xs, y)
+    assert ours.alphas_[-1] == 0.01 and reference.alphas_[-1] == 0.01
+    found = penalised_objective(xs, event, time, ours.coef_[:, -1], 0.01)
+    best = penalised_objective(xs, event, time, reference.coef_[:, -1], 0.01)
+    assert abs(found - best) < 1e-4 * abs(best)
+    np.testing.assert_allclose(coxnet_risk(x, event, time, x, 0.01, 0.5), ours.predict(xs), rtol=1e-6, atol=1e-9)
+
+    few = x[:, :20]  # fewer dims than slides: the direct fit converges and is what coxnet_risk returns
+    direct = CoxnetSurvivalAnalysis(l1_ratio=0.5, alphas=[0.02], max_iter=100_000)
+    mean, std = few.mean(0), few.std(0) + 1e-8
+    expected = direct.fit((few - mean) / std, y).predict((few - mean) / std)
+    np.testing.assert_array_equal(coxnet_risk(few, event, time, few, 0.02, 0.5), expected)
 
 
 def test_discrete_time_nll_by_hand():
