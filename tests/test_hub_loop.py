@@ -169,9 +169,13 @@ def test_submit_queue_push_space_and_app(hub, tmp_path, tiny_fm_state, tiny_regi
     # --- the Space: a Docker Space reading the results and the queue ---------------------------
     source = "pathology-harness @ git+https://example.org/lab/pathology-harness@" + "0" * 40
     done = harness(env, "push", "--space", "lab/board", "--repo", "lab/results", "--requests-repo", "lab/requests",
-                   "--source", source, "--tasks", "tiny-tiles", *registry)
+                   "--source", source, "--tasks", "tiny-tiles", "--submissions", "per_namespace=3", *registry)
     assert done.returncode == 0, done.stderr
+    assert "submission form filing into lab/requests" in done.stdout
     space = hub.repos[("space", "lab/board")]
+    # its Queue tab files requests with the Space's token, 3 per namespace a week
+    assert ('os.environ.setdefault("HARNESS_SUBMISSIONS", "per_namespace=3,period_days=7,waiting=100")'
+            in space.files["app.py"].decode())
     # the board declares its tasks (a submission scored on fewer is listed unranked, not narrowing the ranking)
     assert 'os.environ.setdefault("HARNESS_BOARD_TASKS", "tiny-tiles")' in space.files["app.py"].decode()
     assert space.sdk == "docker"
