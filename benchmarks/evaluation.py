@@ -13,8 +13,15 @@ bags of 2-6 tiles, 192 dims, 3 classes, 5 epochs, one bag per step, one thread):
                 the channels-last layout it uses (harness/scoring/segmentation_head.py), their ratio,
                 and the largest difference in validation Dice: on feature maps shaped like
                 synth-oracle's (5 x 56 x 56) and like a ViT-Ti's (192 x 14 x 14), 112 px tiles
+  coxnet        survival's CoxNet at alpha 0.01 (l1_ratio 0.5) with more dims than slides, on noise
+                shaped like random-noise on an inner fold of synth-survival (262 x 384) and like a
+                ViT-L on a few hundred patients (300 x 1,024): seconds for the direct fit as
+                Patho-Bench makes it (100,000 iterations at most; "diverged" where sksurv stops
+                with "weights are too large") and for the survival family's fit_coxnet (the
+                warm-started path where the direct fit does not converge in 10,000), their ratio,
+                and each fit's penalised objective (lower is better)
 
-Usage: python benchmarks/evaluation.py [--folds 5] [--bags 390] [--epochs 5] [--parts abmil,decoder]
+Usage: python benchmarks/evaluation.py [--folds 5] [--bags 390] [--epochs 5] [--parts abmil,decoder,coxnet]
 """
 
 from __future__ import annotations
@@ -79,13 +86,46 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--bags", type=int, default=390)
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--parts", default="abmil,decoder", help="comma-separated: abmil, decoder")
+    parser.add_argument("--parts", default="abmil,decoder,coxnet", help="comma-separated: abmil, decoder, coxnet")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     if "abmil" in parts:
         abmil_parts(args)
     if "decoder" in parts:
         decoder_part()
+    if "coxnet" in parts:
+        coxnet_part()
+
+
+def coxnet_part() -> None:
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sksurv.linear_model import CoxnetSurvivalAnalysis
+    from sksurv.util import Surv
+
+    from harness.tasks.survival import coxnet_objective, fit_coxnet
+
+    for seed, (n, d) in enumerate(((262, 384), (262, 384), (300, 1024))):
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal((n, d))
+        time_, event = rng.exponential(10.0, n), rng.random(n) < 0.6
+        x, y = (x - x.mean(0)) / x.std(0), Surv.from_arrays(event, time_)
+        started = time.perf_counter()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            try:
+                direct = CoxnetSurvivalAnalysis(l1_ratio=0.5, alphas=[0.01], max_iter=100_000).fit(x, y)
+                unconverged = any(issubclass(w.category, ConvergenceWarning) for w in caught)
+                direct_text = (f"{coxnet_objective(x, event, time_, direct.coef_[:, -1], 0.01, 0.5):.5f}"
+                               + (" (not converged)" if unconverged else ""))
+            except ArithmeticError:
+                direct_text = "diverged"
+        direct_s = time.perf_counter() - started
+        ours_s, ours = timed(lambda: fit_coxnet(x, y, 0.01, 0.5))
+        print(f"coxnet {n} x {d:<5} direct {direct_s:.2f} s, objective {direct_text}   fit_coxnet {ours_s:.2f} s, "
+              f"objective {coxnet_objective(x, event, time_, ours.coef_[:, -1], 0.01, 0.5):.5f}   "
+              f"ratio {direct_s / ours_s:.1f}x")
 
 
 def decoder_part() -> None:

@@ -7,8 +7,8 @@ import torch
 
 from harness.scoring.abmil import AbmilConfig
 from harness.evaluation import SlideBags, TaskData
-from harness.tasks.survival import (Survival, SurvivalParams, coxnet_risk, fit_coxnet, harrell_c, nll_discrete_loss,
-                                    patient_c_index, select_alpha)
+from harness.tasks.survival import (Survival, SurvivalParams, coxnet_objective, coxnet_risk, fit_coxnet, harrell_c,
+                                    nll_discrete_loss, patient_c_index, select_alpha)
 
 
 def test_coxnet_matches_sksurv_cox_model_on_gbsg2_folds():
@@ -31,16 +31,6 @@ def test_coxnet_matches_sksurv_cox_model_on_gbsg2_folds():
         reference.append(harrell_c(event[test], time[test], cox.predict((x[test] - mean) / std)))
     assert abs(np.mean(ours) - np.mean(reference)) <= 0.02
     assert np.mean(reference) > 0.65  # the clinical covariates carry signal
-
-
-def penalised_objective(x, event, time, beta, alpha, l1_ratio=0.5) -> float:
-    """What CoxNet minimises: minus the partial log-likelihood over n plus the elastic-net penalty
-    (times are continuous: no ties)."""
-    eta = x @ beta
-    order = np.argsort(-time)
-    log_risk_set = np.logaddexp.accumulate(eta[order])  # log sum exp over those still at risk
-    loglik = np.sum((eta[order] - log_risk_set)[event[order]])
-    return -loglik / len(time) + alpha * (l1_ratio * np.abs(beta).sum() + (1 - l1_ratio) / 2 * (beta ** 2).sum())
 
 
 def test_coxnet_with_more_dims_than_slides_reaches_the_optimum_the_direct_fit_does_not():
@@ -76,8 +66,8 @@ def test_coxnet_with_more_dims_than_slides_reaches_the_optimum_the_direct_fit_do
     reference = CoxnetSurvivalAnalysis(l1_ratio=0.5, alphas=np.append(np.geomspace(start, 0.01, 60)[:-1], 0.01),
                                        tol=1e-10, max_iter=1_000_000).fit(xs, y)
     assert ours.alphas_[-1] == 0.01 and reference.alphas_[-1] == 0.01
-    found = penalised_objective(xs, event, time, ours.coef_[:, -1], 0.01)
-    best = penalised_objective(xs, event, time, reference.coef_[:, -1], 0.01)
+    found = coxnet_objective(xs, event, time, ours.coef_[:, -1], 0.01, 0.5)
+    best = coxnet_objective(xs, event, time, reference.coef_[:, -1], 0.01, 0.5)
     assert abs(found - best) < 1e-4 * abs(best)
     np.testing.assert_allclose(coxnet_risk(x, event, time, x, 0.01, 0.5), ours.predict(xs), rtol=1e-6, atol=1e-9)
 
@@ -86,6 +76,11 @@ def test_coxnet_with_more_dims_than_slides_reaches_the_optimum_the_direct_fit_do
     mean, std = few.mean(0), few.std(0) + 1e-8
     expected = direct.fit((few - mean) / std, y).predict((few - mean) / std)
     np.testing.assert_array_equal(coxnet_risk(few, event, time, few, 0.02, 0.5), expected)
+    # coxnet_objective is what sksurv minimises: its fit is a minimum of it
+    fewer = (few - mean) / std
+    optimum = coxnet_objective(fewer, event, time, direct.coef_[:, -1], 0.02, 0.5)
+    nudges = rng.standard_normal((20, few.shape[1])) * 1e-3
+    assert all(coxnet_objective(fewer, event, time, direct.coef_[:, -1] + d, 0.02, 0.5) > optimum for d in nudges)
 
 
 def test_discrete_time_nll_by_hand():
