@@ -140,18 +140,22 @@ def submission_form(limits) -> None:
     from harness.hub_queue import HubRequestStore
     from harness.submission_service import submit_through_service
 
+    asked = f"submission {ascii(model[:200])} @ {ascii(revision[:200])}"  # for the server log: one line, escaped
     try:
         with st.spinner("Checking the model on the Hub"):
             request = submit_through_service(model, revision, HubRequestStore(REQUESTS_REPO), tasks, limits)
     except HarnessError as error:
-        st.error(f"Not filed: {plain(str(error).splitlines()[0][:500])}")
+        reason = str(error).splitlines()[0][:500]
+        print(f"{asked}: refused: {ascii(reason)}", flush=True)
+        st.error(f"Not filed: {plain(reason)}")
         return
     except Exception as error:  # noqa: BLE001 - a submission never stops the board; the server log has the rest
         import traceback
 
-        print(traceback.format_exc(), flush=True)
+        print(f"{asked}: check failed\n{traceback.format_exc()}", flush=True)
         st.error(f"Not filed: the check failed ({type(error).__name__}); try again later")
         return
+    print(f"{asked}: filed {request.id} (PENDING)", flush=True)
     st.session_state["filed"] = (f"Filed {plain(request.hub_id)} at commit `{request.commit_sha[:12]}` "
                                  f"({plain(revision.strip() or 'main')}) as `{request.id}`: PENDING. Its results appear "
                                  "here once the backend has scored it.")

@@ -277,6 +277,9 @@ def test_the_spaces_form_files_with_the_spaces_token_on_a_board_with_no_results_
     [request] = requests.values()
     assert request["hub_id"] == "lab/fm" and request["commit_sha"] == sha and request["tasks"] == "tiny-tiles"
     assert TOKEN not in done.stdout + done.stderr
+    # the operator's log: a line per submission, its untrusted text escaped
+    assert f"submission 'lab/fm' @ 'main': filed {request_id('lab/fm', sha)} (PENDING)" in done.stdout
+    assert "submission 'lab/fm;rm -rf' @ 'main': refused: \"'lab/fm;rm -rf': not a model repository id" in done.stdout
 
 
 def test_the_form_needs_a_requests_dataset_and_the_push_a_space(tmp_path):

@@ -337,6 +337,8 @@ def test_every_view_of_the_space_in_chromium(space_venv, instrument_results, sui
             server.wait(timeout=20)
         log = (tmp_path / "app.log").read_text()
         assert "Traceback" not in log, log[-3000:]  # e.g. no Arrow fallback for a mixed-type column
+        # the operator sees each submission in the Space's log, one escaped line
+        assert "submission 'lab/not-there' @ 'main': refused: 'lab/not-there: no such public model repository" in log
         assert TOKEN not in log
 
 
