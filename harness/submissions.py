@@ -38,6 +38,7 @@ Status = Literal["PENDING", "RUNNING", "FINISHED", "FAILED"]
 ACTIVE = ("PENDING", "RUNNING", "FINISHED")  # a request in one of these holds its weights' sha256
 MAX_ATTEMPTS = 3  # a request whose scoring was started this many times and never ended is failed, not retried
 MAX_REQUEST_BYTES = 64 * 1024  # a request file is a few hundred bytes; a larger one is refused unread
+MAX_TASKS_CHARS = 2000  # of a request's tasks expression (the form writes the board's tasks, comma-separated)
 MAX_REASON_CHARS = 500  # of the reason a FAILED request records (an error message can be megabytes)
 REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")  # a file name: no separator, no leading dot
 HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
@@ -62,7 +63,7 @@ class Request(BaseModel):
     weights_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")  # local: checked at submit; Hub: the download
     embed_dim: int | None = Field(None, ge=1, le=1_000_000)
     n_parameters: int | None = Field(None, ge=0, le=10**13)
-    tasks: str = Field(max_length=2000)  # the --tasks expression it is scored on
+    tasks: str = Field(max_length=MAX_TASKS_CHARS)  # the --tasks expression it is scored on
     submitted: str = Field(max_length=40)
     updated: str = Field(max_length=40)
     attempts: int = Field(0, ge=0, le=1_000_000)

@@ -103,6 +103,11 @@ def space_files(results_repo: str, source: str, requests_repo: str | None = None
             raise HarnessError("--submissions turns on the Space's submission form for its requests dataset: give "
                                "--requests-repo, and on or limits (per_namespace=5,period_days=7,waiting=100)")
         submissions = limits_text(limits)
+        from harness.submissions import MAX_TASKS_CHARS
+
+        if len(",".join(board_tasks or ["all"])) > MAX_TASKS_CHARS:
+            raise HarnessError(f"--submissions: the form files the board's {len(board_tasks)} tasks in each request, "
+                               f"more than a request's {MAX_TASKS_CHARS:,} characters: declare fewer tasks")
     readme = (
         "---\n"
         f"title: {title}\n"

@@ -289,5 +289,8 @@ def test_the_form_needs_a_requests_dataset_and_the_push_a_space(tmp_path):
         space_files("board/results", "src", None, submissions="on")
     with pytest.raises(HarnessError, match="'waiting'"):
         space_files("board/results", "src", "board/requests", submissions="waiting=0")
+    with pytest.raises(HarnessError, match="the form files the board's 300 tasks in each request"):
+        space_files("board/results", "src", "board/requests", board_tasks=[f"task-{i}" for i in range(300)],
+                    submissions="on")
     done = harness(dict(os.environ), "push", "--repo", "board/results", "--submissions")
     assert done.returncode == 2 and "give it with --space" in done.stderr
