@@ -157,7 +157,7 @@ def submission_form(limits) -> None:
         return
     print(f"{asked}: filed {request.id} (PENDING)", flush=True)
     st.session_state["filed"] = (f"Filed {plain(request.hub_id)} at commit `{request.commit_sha[:12]}` "
-                                 f"({plain(revision.strip() or 'main')}) as `{request.id}`: PENDING. Its results appear "
+                                 f"({plain(request.revision)}) as `{request.id}`: PENDING. Its results appear "
                                  "here once the backend has scored it.")
     queue_rows.clear()
     st.rerun()  # the queue above is read again, with the new request in it

@@ -17,7 +17,7 @@ from harness.errors import HarnessError
 from harness.models.card import DEFAULT_MAX_PARAMETERS, ModelCard
 from harness.models.building import build_timm, check_architecture_budget, finish_encoder
 from harness.models.encoder import ImageEncoder
-from harness.models.zoo import find_known_model
+from harness.models.zoo import resolve_card  # noqa: F401 - defined in the zoo (torch-free); callers import it here too
 
 WEIGHT_PATTERNS = ("model.safetensors", "*.safetensors", "pytorch_model.bin", "*.pt", "*.pth", "*.bin")
 CARD_NAMES = ("card.yaml", "card.yml", "model_card.yaml")
@@ -49,30 +49,6 @@ def locate_checkpoint(path: Path) -> tuple[Path, Path]:
             "pooling, mean, std, input_size and embed_dim"
         )
     return weights, card
-
-
-def resolve_card(card: ModelCard, card_path: Path) -> ModelCard:
-    """A card with `base: <known model>` inherits that model's fields it does not set."""
-    if card.base is None:
-        if card.architecture is None:
-            raise HarnessError(f"{card_path}: model card key 'architecture': required (a timm model name)")
-        return card
-    base = find_known_model(card.base)
-    if base is None:
-        raise HarnessError(f"{card_path}: model card key 'base': unknown model '{card.base}' (see `harness list`)")
-    merged = base.model_dump()
-    merged.update(card.model_dump(include=card.model_fields_set))
-    if str(merged.get("architecture", "")).startswith(("hf-hub:", "transformers:", "conch:")):
-        # the weights are local: build the architecture the zoo declares, without asking the Hub for it
-        local = base.local_architecture or ""
-        if not local.startswith("timm:"):
-            raise HarnessError(
-                f"{card_path}: model card key 'architecture': required with base '{card.base}' "
-                "(a timm model name; local checkpoints of this base are not built from the zoo)"
-            )
-        merged["architecture"] = local.removeprefix("timm:")
-        merged["timm_kwargs"] = {**base.local_kwargs, **card.timm_kwargs}
-    return ModelCard.model_validate(merged)
 
 
 def sha256_file(path: Path) -> str:

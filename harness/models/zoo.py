@@ -7,6 +7,9 @@ card.yaml says `base: <name>`.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from harness.errors import HarnessError
 from harness.models.card import IMAGENET_MEAN, IMAGENET_STD, ModelCard
 
 SYNTHETIC_TRAINING = "trained on this harness's procedural tiles of other seeds (harness/synth/)"
@@ -143,3 +146,27 @@ def find_known_model(name_or_hub_id: str) -> ModelCard | None:
         if key.lower() in (card.name, (card.hub_id or "").lower()):
             return card
     return None
+
+
+def resolve_card(card: ModelCard, card_path: Path) -> ModelCard:
+    """A card with `base: <known model>` inherits that model's fields it does not set."""
+    if card.base is None:
+        if card.architecture is None:
+            raise HarnessError(f"{card_path}: model card key 'architecture': required (a timm model name)")
+        return card
+    base = find_known_model(card.base)
+    if base is None:
+        raise HarnessError(f"{card_path}: model card key 'base': unknown model '{card.base}' (see `harness list`)")
+    merged = base.model_dump()
+    merged.update(card.model_dump(include=card.model_fields_set))
+    if str(merged.get("architecture", "")).startswith(("hf-hub:", "transformers:", "conch:")):
+        # the weights are local: build the architecture the zoo declares, without asking the Hub for it
+        local = base.local_architecture or ""
+        if not local.startswith("timm:"):
+            raise HarnessError(
+                f"{card_path}: model card key 'architecture': required with base '{card.base}' "
+                "(a timm model name; local checkpoints of this base are not built from the zoo)"
+            )
+        merged["architecture"] = local.removeprefix("timm:")
+        merged["timm_kwargs"] = {**base.local_kwargs, **card.timm_kwargs}
+    return ModelCard.model_validate(merged)
