@@ -10,11 +10,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, first_problem
 from harness.yaml_files import parse_yaml, read_yaml
 from harness.distillers.method import METHODS
 from harness.distillers.view_jitter import ViewJitter
-from harness.registry import first_problem
 
 
 StudentKwarg = int | float | bool | str | list[int] | list[float]  # what a timm constructor argument may be

@@ -1,5 +1,13 @@
-"""The exception the CLI turns into a one-line message (no traceback), and the one a model raises
-for a dataset it cannot embed (the task is then skipped, with the reason)."""
+"""The exception the CLI turns into a one-line message (no traceback), the one a model raises
+for a dataset it cannot embed (the task is then skipped, with the reason), and the plain words for
+the first problem of a schema check (a YAML file, a card, a request or a result file)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 class HarnessError(Exception):
@@ -8,3 +16,17 @@ class HarnessError(Exception):
 
 class NotApplicable(Exception):
     """The model cannot embed this dataset (recorded as skipped, with this reason)."""
+
+
+def first_problem(error: ValidationError) -> tuple[list[str], str]:
+    """Location and plain-words message of the first problem in a pydantic error: every file the
+    harness checks against a schema reports it in the same words."""
+    first = error.errors()[0]
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown key (not in the schema; check its spelling)"
+    elif first["type"] == "missing":
+        message = "required key is missing"
+    elif first["type"] == "value_error":
+        message = message.removeprefix("Value error, ")  # our own validators' messages, as written
+    return [str(part) for part in first["loc"]], message

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, first_problem
 from harness.yaml_files import read_yaml
 
 class _Strict(BaseModel):
@@ -362,19 +362,6 @@ def parse_dataset(name: str, raw: dict[str, Any], path: Path) -> DatasetSpec:
     except ValidationError as error:
         loc, message = first_problem(error)
         raise HarnessError(f"{path}: dataset '{name}': key '{'.'.join(loc)}': {message}") from None
-
-
-def first_problem(error: ValidationError) -> tuple[list[str], str]:
-    """Location and plain-words message of the first problem in a pydantic error."""
-    first = error.errors()[0]
-    message = first["msg"]
-    if first["type"] == "extra_forbidden":
-        message = "unknown key (not in the schema; check its spelling)"
-    elif first["type"] == "missing":
-        message = "required key is missing"
-    elif first["type"] == "value_error":
-        message = message.removeprefix("Value error, ")  # our own validators' messages, as written
-    return [str(part) for part in first["loc"]], message
 
 
 def describe_validation_error(error: ValidationError) -> str:

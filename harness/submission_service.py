@@ -30,7 +30,7 @@ from typing import Callable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, first_problem
 from harness.hub_queue import IN_QUEUE, HubRequestStore, check_hub_model, file_request, namespace
 from harness.submissions import COMMIT_SHA, HUB_ID, Request
 from harness.timestamps import parse_timestamp
@@ -71,10 +71,8 @@ def limits_from_env(value: str | None, label: str = LIMITS_ENV) -> SubmissionLim
     try:
         return SubmissionLimits(**fields)
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
-        raise HarnessError(f"{label}: '{where}': {message}"[:300]) from None
+        loc, message = first_problem(error)
+        raise HarnessError(f"{label}: '{'.'.join(loc)}': {message}"[:300]) from None
 
 
 def limits_text(limits: SubmissionLimits) -> str:

@@ -31,7 +31,7 @@ from filelock import FileLock, Timeout
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from harness.atomic_write import write_text_atomic
-from harness.errors import HarnessError
+from harness.errors import HarnessError, first_problem
 from harness.timestamps import utc_timestamp
 
 Status = Literal["PENDING", "RUNNING", "FINISHED", "FAILED"]
@@ -102,10 +102,8 @@ def parse_request(name: str, data: bytes, hub: bool = False) -> Request:
     try:
         request = Request.model_validate_json(data)
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "file"
-        message = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
-        raise InvalidRequest(f"'{where}': {message}"[:300]) from None
+        loc, message = first_problem(error)
+        raise InvalidRequest(f"'{'.'.join(loc) or 'file'}': {message}"[:300]) from None
     if name != f"{request.id}.json":
         raise InvalidRequest(f"the file name is not its id '{request.id}.json'")
     if hub and request.hub_id is None:

@@ -46,6 +46,7 @@ import numpy as np
 from pydantic import ValidationError
 from scipy.stats import rankdata
 
+from harness.errors import first_problem
 from harness.evaluation import MetricInfo
 from harness.results import DISTILLATION_REPORT, TRAINING_CURVES, TaskResult
 
@@ -279,9 +280,8 @@ def load_results(folder: Path) -> tuple[list[tuple[str, TaskResult]], list[str]]
                 raise ValueError(f"it is named {path.name} but holds task '{result.task[:60]}'")
             results.append((path.parent.name, result))
         except ValidationError as error:
-            first = error.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "file"
-            warnings.append(f"{path}: skipped, not a valid result file ('{where}': {first['msg'][:100]})")
+            loc, message = first_problem(error)
+            warnings.append(f"{path}: skipped, not a valid result file ('{'.'.join(loc) or 'file'}': {message[:100]})")
         except (OSError, ValueError) as error:
             warnings.append(f"{path}: skipped, not a valid result file ({str(error).splitlines()[0][:120]})")
     return results, warnings

@@ -76,8 +76,8 @@ def local_rows():
     yield "unknown status", "odd.json", request("odd", status="DONE"), None, "INVALID", "'status'"
     missing = request("partial")
     del missing["tasks"], missing["submitted"]
-    yield "fields missing", "partial.json", missing, None, "INVALID", "Field required"
-    yield "unknown field", "extra.json", request("extra", run_me="rm -rf /"), None, "INVALID", "unknown field"
+    yield "fields missing", "partial.json", missing, None, "INVALID", "required key is missing"
+    yield "unknown field", "extra.json", request("extra", run_me="rm -rf /"), None, "INVALID", "unknown key"
     yield ("a 10 MB field", "big.json", request("big", reason="x" * 10_000_000), None, "INVALID",
            "more than a request may have")
     yield "null status", "nulls.json", request("nulls", status=None), None, "INVALID", "'status'"
@@ -289,7 +289,7 @@ def test_hub_queue_soak_twenty_good_and_twenty_poison_requests(tmp_path, small_s
         for name, (rid, fields, _) in invalid_expected.items():
             files[name] = json.dumps(request(rid, model_name="x", **fields))
         files["missing.json"] = json.dumps({"id": "missing", "status": "PENDING"})
-        invalid_expected["missing.json"] = ("missing", {}, "Field required")
+        invalid_expected["missing.json"] = ("missing", {}, "required key is missing")
         assert len(poison_expected) + len(invalid_expected) == 20
         requests_plan = tmp_path / "requests.json"
         requests_plan.write_text(json.dumps(files))

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, first_problem
 from harness.yaml_files import read_yaml
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -134,7 +134,5 @@ def read_card(path: Path, label: str | None = None) -> ModelCard:
     try:
         return ModelCard.model_validate(raw)
     except ValidationError as error:
-        first = error.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"].removeprefix("Value error, ")
-        raise HarnessError(f"{where}: model card key '{key}': {message}") from None
+        loc, message = first_problem(error)
+        raise HarnessError(f"{where}: model card key '{'.'.join(loc)}': {message}") from None

@@ -6,9 +6,9 @@ import json
 import numpy as np
 from pydantic import ValidationError
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, first_problem
 
-from harness.registry import SynthDataset, first_problem
+from harness.registry import SynthDataset
 from harness.sources.base import (
     Availability, NpyImages, SpotTable, TileOrigins, TileSource, check_text_records, digest,
 )

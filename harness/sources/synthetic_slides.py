@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import ValidationError
 
-from harness.errors import HarnessError
-from harness.registry import first_problem
+from harness.errors import HarnessError, first_problem
 from harness.sources.base import Availability, digest
 from harness.sources.slide_source import SlideColumns, SlideSource
 from harness.synth.slide_suite import GRADES, MPP, SLIDE_GENERATOR_VERSION, SyntheticSlideParams, build_slide_suite
