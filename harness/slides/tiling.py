@@ -42,6 +42,8 @@ class SlideTiling:
 def open_slide(path: str | Path):
     import openslide
 
+    if not Path(path).is_file():  # missing, or a folder, FIFO or device (opening a FIFO waits for ever)
+        raise SlideError("cannot open: " + ("no such file" if not Path(path).exists() else "not a regular file"))
     try:
         return openslide.OpenSlide(str(path))
     except (openslide.OpenSlideError, OSError) as error:  # unsupported format, truncated, missing

@@ -14,7 +14,7 @@ import json
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, ClassVar, Literal, Sequence
 
 import numpy as np
@@ -210,3 +210,17 @@ def encode_labels(values, classes: list[str], where: str) -> np.ndarray:
     if unknown:
         raise HarnessError(f"{where}: labels {unknown[:3]} are not among the declared classes {classes}")
     return np.array([index[str(v)] for v in array], dtype=np.int64)
+
+
+def check_table_paths(values: Sequence[str | None], column: str, table: Path, first_line: int = 2) -> None:
+    """The files a dataset's table names (an image, a slide) lie under the table's own folder: each
+    value relative to it, without a '..' step. A table comes from outside (a dataset's metadata), so
+    it may not choose what else on the machine the harness opens; files kept elsewhere are reached
+    by a link placed under the folder. The first bad value is one line naming its line."""
+    for line, value in enumerate(values, start=first_line):
+        text = "" if value is None else str(value)
+        path = PurePosixPath(text.replace("\\", "/"))
+        if not text or "\0" in text or path.is_absolute() or ".." in path.parts or PureWindowsPath(text).drive:
+            raise HarnessError(f"{table}: line {line}, column '{column}': {text[:100]!r} is not a path inside the "
+                               "table's folder (relative, without '..'); fix the table, or put the files or a link "
+                               "to their folder under it")

@@ -1,5 +1,5 @@
 """A CSV table of images: one row per image with its split and a label, a question and answer,
-or a report. Image paths are relative to the CSV's folder."""
+or a report. Image paths are relative to the CSV's folder, and stay inside it."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.registry import CsvDataset
-from harness.sources.base import Availability, TileSource, digest, encode_labels, records_from_columns
+from harness.sources.base import (
+    Availability, TileSource, check_table_paths, digest, encode_labels, records_from_columns,
+)
 from harness.sources.image_folder import FolderImages
 
 
@@ -44,6 +46,7 @@ class CsvTableSource(TileSource):
             columns = ", ".join(rows[0]) if rows else "none"
             raise HarnessError(f"{self.table_path}: missing column(s) {missing or wanted[:2]} (columns: {columns}); "
                                "fix the *_column keys of this dataset in your YAML")
+        check_table_paths([row[spec.image_column] for row in rows], spec.image_column, self.table_path)
         return rows
 
     def _split_rows(self, split: str) -> list[dict[str, str]]:

@@ -8,11 +8,14 @@ files through the local Hub cache (local_files_only, no network) and reads them 
 from __future__ import annotations
 
 import fnmatch
+import warnings
 from pathlib import Path
 
 import numpy as np
+from PIL.Image import DecompressionBombError, DecompressionBombWarning, Image
 
 from harness.errors import HarnessError
+from harness.sources.image_files import MAX_IMAGE_PIXELS, bomb_size, checked_image
 from harness.registry import HubDataset
 from harness.sources.base import (
     Availability, TileOrigins, TileSource, digest, encode_labels, records_from_columns,
@@ -20,15 +23,28 @@ from harness.sources.base import (
 
 
 class HubImages:
-    def __init__(self, table, column: str):
+    """A split's images, decoded by `datasets` when read; `where` names the split in errors."""
+
+    def __init__(self, table, column: str, where: str):
         self.table = table
         self.column = column
+        self.where = where
 
     def __len__(self) -> int:
         return len(self.table)
 
     def __getitem__(self, index: int):
-        return self.table[int(index)][self.column]
+        where = f"{self.where} row {int(index)}"
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DecompressionBombWarning)  # refused by checked_image, in one line
+                image = self.table[int(index)][self.column]
+        except DecompressionBombError as error:
+            raise HarnessError(f"{where}: {bomb_size(error)}, more than a dataset image may have "
+                               f"({MAX_IMAGE_PIXELS:,} px)") from None
+        except (OSError, SyntaxError) as error:
+            raise HarnessError(f"{where}: unreadable image ({error}): a corrupt row of the dataset") from None
+        return checked_image(image, where) if isinstance(image, Image) else image
 
 
 class HubTileSource(TileSource):
@@ -177,7 +193,7 @@ class HubTileSource(TileSource):
                            patches=text(spec.patch_column) if spec.patch_column else None)
 
     def images(self, split: str) -> HubImages:
-        return HubImages(self._table(split), self.spec.image_column)
+        return HubImages(self._table(split), self.spec.image_column, f"{self.spec.hub_id} split '{split}'")
 
     def download(self) -> str:
         from huggingface_hub import snapshot_download

@@ -11,6 +11,7 @@ from rich.markup import escape
 from harness.errors import HarnessError
 from harness.registry import ImageFolderDataset
 from harness.sources.base import Availability, TileSource, digest
+from harness.sources.image_files import open_image
 from harness.terminal import console
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
@@ -24,12 +25,8 @@ class FolderImages:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> Image.Image:
-        path = self.paths[index]
-        try:
-            with Image.open(path) as image:
-                return image.convert("RGB")
-        except (OSError, ValueError) as error:
-            raise HarnessError(f"{path}: unreadable image ({error}); remove or replace the file") from None
+        with open_image(self.paths[index]) as image:
+            return image.convert("RGB")
 
 
 class ImageFolderSource(TileSource):

@@ -29,6 +29,7 @@ from PIL import Image
 from harness.errors import HarnessError
 from harness.registry import SegmentationFolderDataset
 from harness.sources.base import Availability, TileSource, digest
+from harness.sources.image_files import open_image
 
 Layout = Literal["consep", "monusac", "bcss"]  # SegmentationFolderDataset.layout
 
@@ -43,7 +44,7 @@ MONUSAC_FOLDERS = {"train": "MoNuSAC_images_and_annotations", "test": "MoNuSAC T
 BCSS_GROUPS = {0: 0, 19: 1, 20: 1, 1: 1, 2: 2, 3: 3, 10: 3, 11: 3, 4: 4}
 BCSS_VAL = {"BH", "C8", "A8", "A1", "E9"}
 BCSS_TEST = {"OL", "LL", "E2", "EW", "GM", "S3"}
-MAX_IMAGE_PIXELS = 80_000_000  # a larger image file is refused, not decoded
+REPLACE = "replace the file from the dataset"
 
 
 class SegmentationFolderSource(TileSource):
@@ -124,13 +125,8 @@ class MaskedItems:
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as image:
-            if image.width * image.height > MAX_IMAGE_PIXELS:
-                raise HarnessError(f"{path}: {image.width} x {image.height} px is larger than a dataset image can be")
-            return np.asarray(image.convert("RGB"))
-    except (OSError, SyntaxError) as error:
-        raise HarnessError(f"{path}: unreadable image ({error}); replace the file from the dataset") from None
+    with open_image(path, REPLACE) as image:
+        return np.asarray(image.convert("RGB"))
 
 
 def read_mask(path: Path, layout: Layout) -> np.ndarray:
@@ -142,7 +138,7 @@ def read_mask(path: Path, layout: Layout) -> np.ndarray:
             types = np.asarray(loadmat(path)["type_map"]).astype(np.int64)
             return np.where(types > 4, 4, np.where(types == 4, 3, types)).astype(np.uint8)
         if layout == "bcss":
-            with Image.open(path) as image:
+            with open_image(path, REPLACE) as image:
                 codes = np.asarray(image).astype(np.int64)
             grouped = np.full(codes.shape, 5, np.uint8)
             for code, group in BCSS_GROUPS.items():
@@ -162,7 +158,7 @@ def monusac_mask(xml_path: Path) -> np.ndarray:
 
     from PIL import ImageDraw
 
-    with Image.open(xml_path.with_suffix(".tif")) as image:
+    with open_image(xml_path.with_suffix(".tif"), REPLACE) as image:  # bounds the canvas drawn below
         width, height = image.size
     canvas = Image.new("L", (width, height), 0)
     draw = ImageDraw.Draw(canvas)
@@ -196,7 +192,7 @@ def cut(array: np.ndarray, box: tuple[int, int, int], spec: SegmentationFolderDa
 
 
 def _grid(path: Path, side: int, limit: int | None = None) -> list[tuple[int, int, int]]:
-    with Image.open(path) as image:
+    with open_image(path, REPLACE) as image:
         width, height = image.size
     boxes = [(x, y, side) for y in range(0, height - side + 1, side) for x in range(0, width - side + 1, side)]
     return boxes[:limit] if limit else boxes

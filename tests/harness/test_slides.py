@@ -104,8 +104,11 @@ def test_unreadable_and_empty_slides_are_named(tmp_path, synthetic_slides):
     corrupt.write_bytes(b"II*\x00" + os.urandom(4096))
     with pytest.raises(SlideError, match="cannot open"):
         plan_tiles(corrupt, TilingSpec())
-    with pytest.raises(SlideError, match="cannot open"):
+    with pytest.raises(SlideError, match="cannot open: no such file"):
         plan_tiles(tmp_path / "missing.tiff", TilingSpec())
+    os.mkfifo(tmp_path / "fifo.svs")  # OpenSlide would wait for ever for a writer
+    with pytest.raises(SlideError, match="cannot open: not a regular file"):
+        plan_tiles(tmp_path / "fifo.svs", TilingSpec())
     blank = write_blank_slide(tmp_path / "blank.tiff")
     with pytest.raises(SlideError, match="no tissue"):
         plan_tiles(blank, TilingSpec())

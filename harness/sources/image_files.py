@@ -1,0 +1,62 @@
+"""Opening one image file of a dataset (a tile, a region, a mask): a regular file, an image PIL can
+decode, at most MAX_IMAGE_PIXELS. Whatever is wrong with it is one line naming the file and what to
+do; nothing larger than the bound is decoded, and a FIFO or a device is never opened (a read of
+either can block for ever). Whole slides are not read here: OpenSlide reads them a region at a time.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from PIL import Image
+
+from harness.errors import HarnessError
+
+# About 9,000 px square. PIL's own bomb limit only warns up to 179 M px, and decodes them.
+MAX_IMAGE_PIXELS = 80_000_000
+
+
+@contextmanager
+def open_image(path: Path, fix: str = "remove or replace the file") -> Iterator[Image.Image]:
+    """The image at `path`, opened lazily (its header read, its pixels when the caller asks), and
+    closed on leaving. `fix` ends every error message: what the user should do with the file."""
+    if not path.is_file():
+        if not path.exists() and not path.is_symlink():
+            raise HarnessError(f"{path}: no such file; {fix}")
+        raise HarnessError(f"{path}: not a regular file (a folder, FIFO, device or broken link), not read; {fix}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused just below, in one line
+            image = Image.open(path)
+    except Image.DecompressionBombError as error:
+        raise HarnessError(f"{path}: {bomb_size(error)}, more than a dataset image may have ({MAX_IMAGE_PIXELS:,} "
+                           f"px); {fix}") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise HarnessError(f"{path}: unreadable image ({error}); {fix}") from None
+    with image:
+        if image.width * image.height > MAX_IMAGE_PIXELS:
+            raise HarnessError(f"{path}: {image.width} x {image.height} px, more than a dataset image may have "
+                               f"({MAX_IMAGE_PIXELS:,} px); {fix}")
+        try:
+            yield image
+        except (OSError, SyntaxError, ValueError) as error:  # decoding: a truncated or corrupt file
+            raise HarnessError(f"{path}: unreadable image ({error}); {fix}") from None
+
+
+def bomb_size(error: Exception) -> str:
+    """The size PIL's refusal to decode an image gives ("Image size (N pixels) exceeds limit ...")."""
+    found = re.search(r"\((\d+) pixels\)", str(error))
+    return f"{int(found.group(1)):,} px" if found else "too large to decode"
+
+
+def checked_image(image: Image.Image, where: str) -> Image.Image:
+    """An image another library decoded (a Hub dataset's row): refused, naming `where`, when it is
+    larger than a file of a dataset may be."""
+    if image.width * image.height > MAX_IMAGE_PIXELS:
+        raise HarnessError(f"{where}: {image.width} x {image.height} px, more than a dataset image may have "
+                           f"({MAX_IMAGE_PIXELS:,} px)")
+    return image

@@ -1,0 +1,131 @@
+"""A dataset's files are data from outside: a decompression bomb, a FIFO, a truncated image or a
+table row (an image's or a slide's) pointing elsewhere on the machine is one line naming the file or
+the line, never a hang, a memory blow-up or a read outside the dataset's folder."""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from harness.errors import HarnessError
+from harness.registry import CsvDataset, ImageFolderDataset, WsiDataset
+from harness.sources import open_source
+from harness.sources.image_files import MAX_IMAGE_PIXELS
+from tests.harness.test_sources import COMMIT, context, hub_cache, hub_spec  # noqa: F401 - hub_cache: a fixture
+
+
+def folder_source(tmp_path, files: dict[str, object]):
+    """An image folder dataset 'mine' with one class 'a': name -> a PIL image or raw bytes."""
+    folder = tmp_path / "data" / "mine" / "train" / "a"
+    folder.mkdir(parents=True)
+    for name, content in files.items():
+        if isinstance(content, Image.Image):
+            content.save(folder / name)
+        else:
+            (folder / name).write_bytes(content)
+    spec = ImageFolderDataset(source="imagefolder", path="mine", splits=["train"])
+    return open_source("mine", spec, context(tmp_path)), folder
+
+
+def bilevel(width: int, height: int) -> Image.Image:
+    """A large image in a small file: one bit per pixel, all white."""
+    return Image.new("1", (width, height), 1)
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_images_past_the_bound_are_refused_in_one_line_and_not_decoded(tmp_path):
+    """90 M px (PIL only warns, and would decode it) and 200 M px (PIL refuses, naming no file)."""
+    ok = Image.fromarray(np.full((16, 16, 3), 7, np.uint8))
+    source, folder = folder_source(tmp_path, {"0.png": ok, "1.png": bilevel(10_000, 9_000),
+                                              "2.png": bilevel(20_000, 10_000)})
+    images = source.images("train")
+    assert np.asarray(images[0]).mean() == 7
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # PIL's DecompressionBombWarning would be printed beside the error
+        with pytest.raises(HarnessError) as large:
+            images[1]
+        with pytest.raises(HarnessError) as bomb:
+            images[2]
+    assert str(large.value) == (f"{folder / '1.png'}: 10000 x 9000 px, more than a dataset image may have "
+                                f"({MAX_IMAGE_PIXELS:,} px); remove or replace the file")
+    assert str(bomb.value) == (f"{folder / '2.png'}: 200,000,000 px, more than a dataset image may have "
+                               f"({MAX_IMAGE_PIXELS:,} px); remove or replace the file")
+
+
+def test_a_fifo_or_a_folder_named_as_an_image_is_refused_without_being_opened(tmp_path):
+    """Opening a FIFO blocks until something writes to it: a run would hang for ever."""
+    source, folder = folder_source(tmp_path, {"0.png": bilevel(8, 8)})
+    os.mkfifo(folder / "1.png")
+    (folder / "2.png").mkdir()
+    images = source.images("train")
+    for index, name in ((1, "1.png"), (2, "2.png")):
+        with pytest.raises(HarnessError, match=f"{name}: not a regular file .*, not read; remove or replace"):
+            images[index]
+
+
+def test_a_truncated_image_fails_at_decoding_naming_the_file(tmp_path):
+    whole = png_bytes(Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)))
+    source, folder = folder_source(tmp_path, {"0.png": whole[: len(whole) // 2]})
+    with pytest.raises(HarnessError, match=r"0.png: unreadable image \(.*truncated"):
+        source.images("train")[0]
+
+
+@pytest.mark.parametrize("value", ["../secret.png", "/etc/passwd", "imgs/../../secret.png", "", "C:\\x.png",
+                                   "imgs\\..\\..\\secret.png"])
+def test_a_table_row_may_not_point_outside_its_folder(tmp_path, value):
+    root = tmp_path / "data" / "cohort"
+    (root / "imgs").mkdir(parents=True)
+    bilevel(8, 8).save(root / "imgs" / "0.png")
+    bilevel(8, 8).save(tmp_path / "data" / "secret.png")
+    (root / "table.csv").write_text(f"image,split,grade\nimgs/0.png,train,low\n\"{value}\",train,high\n")
+    spec = CsvDataset(source="csv", path="cohort/table.csv", label_column="grade")
+    with pytest.raises(HarnessError) as error:
+        open_source("cohort", spec, context(tmp_path)).images("train")
+    assert str(error.value) == (f"{root / 'table.csv'}: line 3, column 'image': {value!r} is not a path inside "
+                                "the table's folder (relative, without '..'); fix the table, or put the files or a "
+                                "link to their folder under it")
+
+
+def test_a_slide_table_may_not_point_outside_its_folder(tmp_path):
+    root = tmp_path / "data" / "cohort"
+    root.mkdir(parents=True)
+    (root / "slides.csv").write_text("slide,patient,label\nslides/a.tiff,P1,benign\n/dev/zero,P2,tumour\n")
+    spec = WsiDataset(source="wsi", path="cohort/slides.csv", label_column="label")
+    with pytest.raises(HarnessError, match=r"slides.csv: line 3, column 'slide': '/dev/zero' is not a path inside"):
+        open_source("cohort", spec, context(tmp_path)).table()
+
+
+def test_a_table_inside_its_folder_is_read(tmp_path):
+    root = tmp_path / "data" / "cohort"
+    (root / "imgs" / "a..b").mkdir(parents=True)
+    bilevel(8, 8).save(root / "imgs" / "a..b" / "0.png")  # '..' inside a name is a name, not a step up
+    (root / "table.csv").write_text("image,split,grade\nimgs/a..b/0.png,train,low\n./imgs/a..b/0.png,train,high\n")
+    source = open_source("cohort", CsvDataset(source="csv", path="cohort/table.csv", label_column="grade"),
+                         context(tmp_path))
+    assert [image.size for image in (source.images("train")[0], source.images("train")[1])] == [(8, 8), (8, 8)]
+
+
+def test_a_hub_row_too_large_to_decode_names_the_dataset_split_and_row(hub_cache, tmp_path):
+    from datasets import ClassLabel, Dataset, Features
+    from datasets import Image as ImageFeature
+
+    data = hub_cache / "datasets--lab--tiles" / "snapshots" / COMMIT / "data"
+    features = Features({"image": ImageFeature(), "label": ClassLabel(names=["benign", "tumour"])})
+    rows = {"image": [{"bytes": png_bytes(bilevel(20_000, 10_000)), "path": None},
+                      {"bytes": png_bytes(bilevel(10_000, 9_000)), "path": None}], "label": [0, 1]}
+    Dataset.from_dict(rows, features=features).to_parquet(str(data / "test-00000-of-00001.parquet"))
+    images = open_source("tiles", hub_spec(), context(tmp_path)).images("test")
+    with pytest.raises(HarnessError, match=r"^lab/tiles split 'test' row 0: 200,000,000 px, more than a dataset"):
+        images[0]
+    with pytest.raises(HarnessError, match=r"^lab/tiles split 'test' row 1: 10000 x 9000 px, more than a dataset"):
+        images[1]
