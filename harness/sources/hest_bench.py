@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import HarnessError
+from harness.sources.image_files import MAX_IMAGE_PIXELS
 from harness.registry import HestBenchDataset
 from harness.sources.base import Availability, SpotTable, TileSource, digest
 
@@ -47,9 +48,16 @@ class H5Spots:
         import h5py
 
         path, row = self.items[index]
-        if path not in self._open:
-            self._open[path] = h5py.File(path, "r")
-        return np.asarray(self._open[path]["img"][row])
+        try:
+            if path not in self._open:
+                self._open[path] = h5py.File(path, "r")
+            patches = self._open[path]["img"]
+            if patches.ndim != 4 or patches.shape[-1] != 3 or patches.shape[1] * patches.shape[2] > MAX_IMAGE_PIXELS:
+                raise HarnessError(f"{path}: 'img' has shape {patches.shape}, not (spots, height, width, 3) patches "
+                                   f"of at most {MAX_IMAGE_PIXELS:,} px; replace the file from HEST-Bench")
+            return np.asarray(patches[row])
+        except (OSError, KeyError) as error:
+            raise HarnessError(f"{path}: unreadable patch {row} ({error}); replace the file from HEST-Bench") from None
 
     def __getstate__(self) -> dict:
         return {"items": self.items, "_open": {}}

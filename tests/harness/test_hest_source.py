@@ -162,3 +162,25 @@ def test_an_absent_hest_task_is_skipped_with_the_download_command(tmp_path, cach
     result = json.loads((out / "colour-stats" / "hest-prad-fixture.json").read_text())
     assert result["status"] == "skipped" and "--include 'PRAD/*'" in result["reason"]
     assert json.loads((out / "colour-stats" / "hest-idc-fixture.json").read_text())["status"] == "ok"
+
+
+def test_a_patch_file_whose_images_are_not_patches_is_one_line_before_any_read(tmp_path, cache_dir):
+    """'img' is read a row at a time: a row of 20,000 x 20,000 px (a hostile file's shape) would be
+    1.2 GB in memory before anything looked at it."""
+    from harness.errors import HarnessError
+    from harness.registry import load_registry
+    from harness.sources import DataContext, open_source
+
+    task = write_task(tmp_path / "hest-bench", n_spots=2)
+    with h5py.File(task / "patches" / "TENX95.h5", "a") as h5:
+        del h5["img"]
+        h5.create_dataset("img", shape=(2, 20_000, 20_000, 3), dtype=np.uint8)  # nothing written: a few bytes on disk
+    spec = tmp_path / "hest.yaml"
+    spec.write_text(REGISTRY)
+    source = open_source("hest-idc-fixture", load_registry([spec]).datasets["hest-idc-fixture"],
+                         DataContext(cache_dir=cache_dir, data_root=tmp_path))
+    images = source.images("all")
+    assert np.asarray(images[0]).shape == (48, 48, 3)  # NCBI783, the first sample by name, is intact
+    index = sorted(SAMPLES).index("TENX95") * 2
+    with pytest.raises(HarnessError, match=r"TENX95.h5: 'img' has shape \(2, 20000, 20000, 3\), not \(spots, height, "):
+        images[index]
