@@ -9,6 +9,7 @@ tiles that hold a kept tile of the finer grid, so both cover the same tissue.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,11 @@ MASK_PX_PER_TILE = 8
 # optical scanner) to 20 (a 0.5x overview), and at most this many grid cells at the target.
 MPP_RANGE = (0.05, 20.0)
 MAX_GRID_CELLS = 2_000_000
+# The image the tissue mask is computed on, at most (8,000 px square; 256 MB as OpenSlide's RGBA). A
+# slide without a level that coarse (no pyramid, or too few levels) has its level read in blocks of
+# at most MASK_BLOCK_PIXELS, each averaged down: what a file claims never sets the memory a read takes.
+MAX_MASK_PIXELS = 64_000_000
+MASK_BLOCK_PIXELS = 16_000_000
 
 
 class SlideError(Exception):
@@ -94,13 +100,12 @@ def plan_tiles(path: str | Path, params: TilingSpec) -> SlideTiling:
         # the mask is read at the coarsest level that still gives a tested tile MASK_PX_PER_TILE px a side
         coarse_ok = [lvl for lvl, d in enumerate(slide.level_downsamples) if test_side0 / d >= MASK_PX_PER_TILE]
         thumb_level = max(coarse_ok) if coarse_ok else 0
-        width, height = slide.level_dimensions[thumb_level]
         try:
-            thumbnail = np.asarray(slide.read_region((0, 0), thumb_level, (width, height)).convert("RGB"))
+            thumbnail, factor = read_mask_image(slide, thumb_level)
         except Exception as error:  # noqa: BLE001 - a corrupt tile in the pyramid
             raise SlideError(f"cannot read: {type(error).__name__}: {error}") from None
         mask = tissue_mask(thumbnail)
-        scale = slide.level_downsamples[thumb_level]
+        scale = slide.level_downsamples[thumb_level] * factor
         kept = _tissue_tiles(mask, scale, w0, h0, test_side0, params.min_tissue)
         if params.tissue_mpp is not None:  # this grid's tiles holding the centre of a kept finer tile
             cells = np.unique(np.floor((kept + test_side0 / 2) / side0).astype(np.int64), axis=0)
@@ -115,6 +120,28 @@ def plan_tiles(path: str | Path, params: TilingSpec) -> SlideTiling:
         return SlideTiling(str(path), coords, level, read_size, params.tile_size, mpp)
     finally:
         slide.close()
+
+
+def read_mask_image(slide, level: int) -> tuple[np.ndarray, int]:
+    """The RGB image of pyramid level `level` that the tissue mask is computed on, and the factor it
+    was reduced by: 1 (the level as it is) up to MAX_MASK_PIXELS; above, the level is read in blocks
+    and each is averaged over factor x factor px, so that the image has at most MAX_MASK_PIXELS."""
+    width, height = slide.level_dimensions[level]
+    if width * height <= MAX_MASK_PIXELS:
+        return np.asarray(slide.read_region((0, 0), level, (width, height)).convert("RGB")), 1
+    factor = math.ceil(math.sqrt(width * height / MAX_MASK_PIXELS))
+    rows, cols = height // factor, width // factor
+    image = np.empty((rows, cols, 3), np.uint8)
+    side = max(1, math.isqrt(MASK_BLOCK_PIXELS) // factor)  # a block's side, in pixels of the reduced image
+    downsample = slide.level_downsamples[level]
+    for top in range(0, rows, side):
+        for left in range(0, cols, side):
+            h, w = min(side, rows - top), min(side, cols - left)
+            region = slide.read_region((int(left * factor * downsample), int(top * factor * downsample)), level,
+                                       (w * factor, h * factor))
+            block = np.asarray(region.convert("RGB"), dtype=np.float32).reshape(h, factor, w, factor, 3)
+            image[top:top + h, left:left + w] = np.rint(block.mean(axis=(1, 3)))
+    return image, factor
 
 
 def _tissue_tiles(mask: np.ndarray, scale: float, w0: int, h0: int, side0: float, min_tissue: float) -> np.ndarray:

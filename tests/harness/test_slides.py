@@ -158,3 +158,30 @@ def test_an_instrument_plans_each_slide_once_per_process_until_the_file_or_tilin
     assert len(calls) == 3
     with pytest.raises(SlideError, match="cannot open"):
         slide_embedding.instrument_tiling(tmp_path / "missing.tiff", TilingSpec())
+
+
+def test_a_slide_without_a_coarse_level_is_masked_from_blocks_in_bounded_memory(synthetic_slides, monkeypatch):
+    """A slide whose coarsest usable level is larger than the mask image may be (no pyramid: a flat
+    TIFF, or a file claiming 100,000 px a side) is read in blocks, each averaged down, never whole:
+    the plan is the one the whole-level read gives, and no read is larger than a block."""
+    import openslide
+
+    from harness.slides import tiling
+
+    path = sorted((synthetic_slides / "slides").glob("*.tiff"))[0]
+    whole = plan_tiles(path, TilingSpec())
+    slide = open_slide(path)
+    level = slide.level_count - 1  # 256 x 256 px: the level the mask is read from (8 px per tested tile)
+    full = np.asarray(slide.read_region((0, 0), level, slide.level_dimensions[level]).convert("RGB"), np.float32)
+    monkeypatch.setattr(tiling, "MAX_MASK_PIXELS", 20_000)  # the level's 65,536 px are too many: factor 2
+    monkeypatch.setattr(tiling, "MASK_BLOCK_PIXELS", 3_000)
+    image, factor = tiling.read_mask_image(slide, level)
+    assert factor == 2 and image.shape == (128, 128, 3)
+    assert np.array_equal(image, np.rint(full.reshape(128, 2, 128, 2, 3).mean(axis=(1, 3))).astype(np.uint8))
+    reads = []
+    original = openslide.OpenSlide.read_region
+    monkeypatch.setattr(openslide.OpenSlide, "read_region",
+                        lambda self, location, lvl, size: reads.append(size) or original(self, location, lvl, size))
+    reduced = plan_tiles(path, TilingSpec())
+    assert np.array_equal(reduced.coords, whole.coords) and len(reads) > 1
+    assert max(w * h for w, h in reads) <= 3_000
