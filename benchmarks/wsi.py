@@ -7,11 +7,15 @@ Prints, from one run on this machine:
                     reading the same tiles in worker processes (no model), and the ratio
   peak memory       max RSS of a process that embeds 1, 4 and 16 copies of the slide with
                     vit_tiny (features stream to per-slide cache shards, so it should stay flat)
+  flat slide        planning the tiles of a slide without a pyramid (one JPEG level, --flat-side px
+                    square at 0.25 um/px): seconds and max RSS of the harness's tiling, whose tissue
+                    mask reads the level in blocks, against the same tiling reading the whole level
+                    at once (what it did before), and their ratios
 
-The slide is a 4,096 x 4,096 px pyramid at 0.5 um/px (256 tiles of 256 px), a 4 x 4 mosaic of
-a synthetic slide.
+The slide of the first three is a 4,096 x 4,096 px pyramid at 0.5 um/px (256 tiles of 256 px), a
+4 x 4 mosaic of a synthetic slide.
 
-Usage: python benchmarks/wsi.py [--workers 2]
+Usage: python benchmarks/wsi.py [--workers 2] [--parts pipeline,memory,flat] [--flat-side 16384]
 """
 
 from __future__ import annotations
@@ -95,20 +99,82 @@ def pipeline_rate(path: Path, workers: int) -> tuple[float, int]:
     return n / (time.perf_counter() - started), n
 
 
+PLAN_PROBE = """
+import resource, sys, time
+from harness.registry import TilingSpec
+from harness.slides import tiling
+if sys.argv[2] == "whole":
+    tiling.MAX_MASK_PIXELS = float("inf")  # the whole level read at once, as before the mask was read in blocks
+started = time.perf_counter()
+plan = tiling.plan_tiles(sys.argv[1], TilingSpec())
+print(len(plan.coords), time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def flat_slide(folder: Path, side: int, tile: int = 512) -> Path:
+    """One level, no pyramid: `side` px square of glass at 0.25 um/px with a square of pink tissue
+    in its upper left quarter, written tile by tile (never whole in memory)."""
+    import tifffile
+
+    rng = np.random.default_rng(0)
+    blocks = side // tile
+
+    def tiles():
+        for y in range(blocks):
+            for x in range(blocks):
+                block = np.full((tile, tile, 3), 240, np.uint8)
+                if blocks // 8 <= y < blocks // 2 and blocks // 8 <= x < blocks // 2:
+                    block[:] = (180, 90, 160)
+                    block += rng.integers(0, 20, block.shape, dtype=np.uint8)
+                yield block
+
+    path = folder / "flat.tiff"
+    resolution = 1e4 / 0.25  # px per cm
+    tifffile.imwrite(path, tiles(), shape=(blocks * tile, blocks * tile, 3), dtype=np.uint8, tile=(tile, tile),
+                     photometric="rgb", compression="jpeg", resolution=(resolution, resolution),
+                     resolutionunit="CENTIMETER", metadata=None)
+    return path
+
+
+def flat_part(folder: Path, side: int) -> None:
+    path = flat_slide(folder, side)
+    runs = {}
+    for how in ("blocks", "whole"):
+        out = subprocess.run([sys.executable, "-c", PLAN_PROBE, str(path), how], capture_output=True, text=True,
+                             check=True).stdout.split()
+        runs[how] = int(out[0]), float(out[1]), int(out[2])
+    print(f"flat slide: {side} x {side} px, one level, {path.stat().st_size / 1e6:.1f} MB")
+    for how, label in (("blocks", "mask read in blocks (the harness)"), ("whole", "whole level read at once")):
+        tiles, seconds, rss = runs[how]
+        print(f"  {label:34s} {tiles:5d} tiles  {seconds:6.1f} s  peak RSS {rss:6d} MB")
+    print(f"  ratios (whole / blocks)            time {runs['whole'][1] / runs['blocks'][1]:.2f}  "
+          f"memory {runs['whole'][2] / runs['blocks'][2]:.2f}  same tiles: {runs['whole'][0] == runs['blocks'][0]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--parts", default="pipeline,memory,flat")
+    parser.add_argument("--flat-side", type=int, default=16_384)
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
+        if "flat" in parts:
+            flat_part(folder, args.flat_side)
+        if not parts & {"pipeline", "memory"}:
+            return
         path = big_slide(folder)
-        tiling = plan_tiles(path, TilingSpec())
-        raw = raw_rate(path, tiling.coords, tiling.read_size)
-        rate, n = pipeline_rate(path, args.workers)
-        print(f"slide: {path.stat().st_size / 1e6:.1f} MB, {n} tissue tiles of 256 px at 0.5 um/px")
-        print(f"raw read_region   {raw:8.1f} tiles/s (one process)")
-        print(f"harness pipeline  {rate:8.1f} tiles/s (tiling + {args.workers} reading workers)")
-        print(f"ratio             {rate / raw:8.2f}")
+        if "pipeline" in parts:
+            tiling = plan_tiles(path, TilingSpec())
+            raw = raw_rate(path, tiling.coords, tiling.read_size)
+            rate, n = pipeline_rate(path, args.workers)
+            print(f"slide: {path.stat().st_size / 1e6:.1f} MB, {n} tissue tiles of 256 px at 0.5 um/px")
+            print(f"raw read_region   {raw:8.1f} tiles/s (one process)")
+            print(f"harness pipeline  {rate:8.1f} tiles/s (tiling + {args.workers} reading workers)")
+            print(f"ratio             {rate / raw:8.2f}")
+        if "memory" not in parts:
+            return
         print("peak memory while embedding with vit_tiny (features streamed to the cache):")
         for copies in (1, 4, 16):
             paths = []
