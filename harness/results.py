@@ -141,7 +141,7 @@ class ResultStore:
             return TaskResult.model_validate(json.loads(path.read_text(encoding="utf-8")))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, ValidationError):
+        except (OSError, ValueError, ValidationError, RecursionError):  # RecursionError: JSON nested too deeply
             return None  # unreadable: it will be recomputed and replaced
 
     def write(self, model_slug: str, result: TaskResult) -> Path:

@@ -282,7 +282,7 @@ def load_results(folder: Path) -> tuple[list[tuple[str, TaskResult]], list[str]]
         except ValidationError as error:
             loc, message = first_problem(error)
             warnings.append(f"{path}: skipped, not a valid result file ('{'.'.join(loc) or 'file'}': {message[:100]})")
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, RecursionError) as error:  # RecursionError: JSON nested too deeply
             warnings.append(f"{path}: skipped, not a valid result file ({str(error).splitlines()[0][:120]})")
     return results, warnings
 
@@ -604,7 +604,7 @@ def load_distillation_reports(folder: Path) -> tuple[list[dict], list[str]]:
     return reports, warnings
 
 
-REPORT_ERRORS = (OSError, ValueError, TypeError, KeyError, AttributeError, ZeroDivisionError)
+REPORT_ERRORS = (OSError, ValueError, TypeError, KeyError, AttributeError, ZeroDivisionError, RecursionError)
 
 
 def read_distillation_report(path: Path) -> dict:

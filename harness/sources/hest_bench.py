@@ -155,7 +155,7 @@ class HestBenchSource(TileSource):
             return None
         try:
             genes = json.loads(path.read_text(encoding="utf-8"))["genes"]
-        except (ValueError, KeyError, TypeError) as error:
+        except (ValueError, KeyError, TypeError, RecursionError) as error:
             raise HarnessError(f"{path}: not a gene list ({{\"genes\": [...]}}): {error}") from None
         return [str(g) for g in genes]
 

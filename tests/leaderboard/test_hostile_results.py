@@ -35,6 +35,9 @@ def rows():
                              write_result(root, slug, "t2", "retrieval", 0.1, main="map@5"))
 
     yield "status ok, value null", ok_t1("evil", None), "invalid", "main score balanced_accuracy is None"
+    yield ("400 kB of nested brackets (json.loads raised RecursionError: the board stopped)", lambda root: (
+        root / "evil").mkdir() or (root / "evil" / "t1.json").write_text("[" * 200_000 + "]" * 200_000),
+        "skipped", "evil/t1.json: skipped, not a valid result file")
     yield "NaN score", ok_t1("evil", float("nan")), "invalid", "is nan"
     yield "inf score", ok_t1("evil", float("inf")), "invalid", "is inf"
     yield "7.0 on a [0, 1] metric", ok_t1("evil", 7.0), "invalid", "outside its bounds"
@@ -68,6 +71,8 @@ def rows():
     yield ("a model whose every result is skipped or invalid", lambda root: (
         write_result(root, "evil", "t1", "tile_classification", status="skipped", reason="no data at /x"),
         write_result(root, "evil", "t2", "retrieval", 0.5, main="NaN")), "unranked", "")
+    yield ("a report of nested brackets", lambda root: (root / "a" / "distillation.json").write_text(
+        "[" * 200_000 + "]" * 200_000), "report", "not a distillation report")
     yield ("a broken distillation report", lambda root: (root / "a" / "distillation.json").write_text(
         json.dumps({"student": "a", "teachers": {"b": "not a table"}})), "report", "not a distillation report")
     for what, curve in (("a NaN loss", [{"step": 1, "loss": float("nan")}]),
