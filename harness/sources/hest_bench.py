@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.sources.image_files import MAX_IMAGE_PIXELS
 from harness.registry import HestBenchDataset
 from harness.sources.base import Availability, SpotTable, TileSource, digest
+from harness.sources.image_files import MAX_IMAGE_PIXELS
 
 GATED = "(gated: accept the terms at https://huggingface.co/datasets/MahmoodLab/hest-bench and set HF_TOKEN)"
 DOWNLOAD = ("huggingface-cli download MahmoodLab/hest-bench --repo-type dataset --include '{task}/*' "

@@ -15,11 +15,11 @@ import numpy as np
 from PIL.Image import DecompressionBombError, DecompressionBombWarning, Image
 
 from harness.errors import HarnessError
-from harness.sources.image_files import MAX_IMAGE_PIXELS, bomb_size, checked_image
 from harness.registry import HubDataset
 from harness.sources.base import (
     Availability, TileOrigins, TileSource, digest, encode_labels, records_from_columns,
 )
+from harness.sources.image_files import MAX_IMAGE_PIXELS, bomb_size, checked_image
 
 
 class HubImages:
