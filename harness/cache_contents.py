@@ -76,7 +76,7 @@ def _entry(path: Path) -> CacheEntry:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         if not isinstance(meta, dict):
             raise ValueError("not an object")
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested too deeply
         return CacheEntry(path, size, "(unreadable)", "", "", _modified(path), True)
 
     def text(key: str) -> str:

@@ -30,6 +30,8 @@ def test_list_and_prune_by_model_age_and_unfinished(tmp_path, capsys):
     (old / "meta.json").write_text(json.dumps({**meta, "created": "2020-01-01T00:00:00Z"}))
     unfinished = entry(cache, "lab/big-fm", "set9", 1024, finish=False)
     held = entry(cache, "held-fm", "set0", 64)
+    nested = entry(cache, "nested-fm", "set0", 64)
+    (nested / "meta.json").write_text("[" * 200_000 + "]" * 200_000)  # json.loads: RecursionError
     outside = tmp_path / "precious"
     outside.mkdir()
     (outside / "keep.npy").write_bytes(b"x")
@@ -39,7 +41,8 @@ def test_list_and_prune_by_model_age_and_unfinished(tmp_path, capsys):
     assert main(["cache", "list", "--cache-dir", str(tmp_path / "cache")]) == 0
     out = capsys.readouterr().out
     assert "lab/big-fm" in out and "[red]small[/red]" in out and "(unfinished)" in out  # names as written
-    assert "6 embedding entries" in out and out.index("lab/big-fm") < out.index("old-fm")  # largest first
+    assert "7 embedding entries" in out and out.index("lab/big-fm") < out.index("old-fm")  # largest first
+    assert "(unreadable)" in out
 
     assert main(["cache", "prune", "--cache-dir", str(tmp_path / "cache")]) == 2  # nothing chosen: refused
     for age in ("nan", "-5", "soon"):  # NaN would pass every age: everything would go
