@@ -29,7 +29,7 @@ from PIL import Image
 from harness.errors import HarnessError
 from harness.registry import SegmentationFolderDataset
 from harness.sources.base import Availability, TileSource, digest
-from harness.sources.image_files import open_image
+from harness.sources.image_files import MAX_IMAGE_PIXELS, open_image
 
 Layout = Literal["consep", "monusac", "bcss"]  # SegmentationFolderDataset.layout
 
@@ -133,9 +133,14 @@ def read_mask(path: Path, layout: Layout) -> np.ndarray:
     """The mask of one image, as the dataset's class indices."""
     try:
         if layout == "consep":
-            from scipy.io import loadmat
+            from scipy.io import loadmat, whosmat
 
-            types = np.asarray(loadmat(path)["type_map"]).astype(np.int64)
+            # the declared shape first (read from the header): a compressed variable may expand to any size
+            shape = next((shape for name, shape, _ in whosmat(path) if name == "type_map"), None)
+            if shape is None or len(shape) != 2 or shape[0] * shape[1] > MAX_IMAGE_PIXELS:
+                raise HarnessError(f"{path}: no 'type_map' of at most {MAX_IMAGE_PIXELS:,} px (found {shape}); "
+                                   f"{REPLACE}")
+            types = np.asarray(loadmat(path, variable_names=["type_map"])["type_map"]).astype(np.int64)
             return np.where(types > 4, 4, np.where(types == 4, 3, types)).astype(np.uint8)
         if layout == "bcss":
             with open_image(path, REPLACE) as image:

@@ -129,3 +129,18 @@ def test_a_hub_row_too_large_to_decode_names_the_dataset_split_and_row(hub_cache
         images[0]
     with pytest.raises(HarnessError, match=r"^lab/tiles split 'test' row 1: 10000 x 9000 px, more than a dataset"):
         images[1]
+
+
+def test_a_consep_label_file_that_expands_past_the_bound_is_refused_from_its_header(tmp_path):
+    """A compressed .mat variable is a few hundred kB on disk whatever it expands to: its declared
+    shape is checked before loadmat decompresses it."""
+    from scipy.io import savemat
+
+    from harness.sources.segmentation_folders import read_mask
+
+    savemat(tmp_path / "bomb.mat", {"type_map": np.zeros((10_000, 9_000), np.uint8)}, do_compression=True)
+    assert (tmp_path / "bomb.mat").stat().st_size < 1_000_000
+    with pytest.raises(HarnessError, match=r"bomb.mat: no 'type_map' of at most 80,000,000 px \(found \(10000, 9000\)\)"):
+        read_mask(tmp_path / "bomb.mat", "consep")
+    savemat(tmp_path / "ok.mat", {"type_map": np.arange(7).reshape(1, 7), "inst_map": np.zeros((1, 7))})
+    assert read_mask(tmp_path / "ok.mat", "consep").tolist() == [[0, 1, 2, 3, 3, 4, 4]]  # CoNSeP's 7 types -> eva's 5
