@@ -31,6 +31,7 @@ from filelock import FileLock, Timeout
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from harness.atomic_write import write_text_atomic
+from harness.bounded_read import read_regular_file
 from harness.errors import HarnessError, first_problem
 from harness.timestamps import utc_timestamp
 
@@ -197,9 +198,9 @@ class Invalid(NamedTuple):
 
 
 def read_bounded(path: Path) -> bytes:
-    """A request file's bytes, at most one past the limit (a larger file is refused unparsed)."""
-    with open(path, "rb") as handle:
-        return handle.read(MAX_REQUEST_BYTES + 1)
+    """A request file's bytes, at most one past the limit (a larger file is refused unparsed); a
+    FIFO or a device named like a request is an OSError, never a read that waits for ever."""
+    return read_regular_file(path, MAX_REQUEST_BYTES)
 
 
 def submit(checkpoint: Path, card: Path, store: RequestStore, tasks: str) -> Request:

@@ -46,6 +46,7 @@ import numpy as np
 from pydantic import ValidationError
 from scipy.stats import rankdata
 
+from harness.bounded_read import read_regular_file
 from harness.errors import first_problem
 from harness.evaluation import MetricInfo
 from harness.results import DISTILLATION_REPORT, TRAINING_CURVES, TaskResult
@@ -277,9 +278,10 @@ def load_results(folder: Path) -> tuple[list[tuple[str, TaskResult]], list[str]]
         try:
             if not FOLDER.fullmatch(path.parent.name) or ".." in path.parent.name:
                 raise ValueError("the folder name is not a model slug")
-            if path.stat().st_size > MAX_RESULT_BYTES:
+            data = read_regular_file(path, MAX_RESULT_BYTES)
+            if len(data) > MAX_RESULT_BYTES:
                 raise ValueError(f"{path.stat().st_size:,} bytes, more than a result file may have")
-            result = TaskResult.model_validate(json.loads(path.read_text(encoding="utf-8")))
+            result = TaskResult.model_validate(json.loads(data.decode("utf-8")))
             if path.name != f"{result.task}.json":
                 raise ValueError(f"it is named {path.name} but holds task '{result.task[:60]}'")
             results.append((path.parent.name, result))
@@ -614,9 +616,10 @@ REPORT_ERRORS = (OSError, ValueError, TypeError, KeyError, AttributeError, ZeroD
 def read_distillation_report(path: Path) -> dict:
     """One report, read only if every row, number and curve the board shows of it can be made from
     it; one of REPORT_ERRORS otherwise."""
-    if path.stat().st_size > MAX_RESULT_BYTES:
+    data = read_regular_file(path, MAX_RESULT_BYTES)
+    if len(data) > MAX_RESULT_BYTES:
         raise ValueError("too large")
-    report = json.loads(path.read_text(encoding="utf-8"))
+    report = json.loads(data.decode("utf-8"))
     if not isinstance(report, dict) or not isinstance(report.get("teachers"), dict):
         raise ValueError("no 'teachers' table")
     if not isinstance(report.get("student"), str):

@@ -8,6 +8,7 @@ The Hub part is also the soak: 20 good requests and 20 poison ones in one reques
 """
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -112,6 +113,7 @@ def test_local_queue_fails_each_poison_request_in_one_line_and_scores_the_good_o
             folder.mkdir(parents=True)
             save_file(small_state, str(folder / "model.safetensors"))
             (folder / "card.yaml").write_text(yaml_card(card))
+    os.mkfifo(store / "requests" / "fifo.json")  # opened for reading, it waited for a writer for ever
     shared = set(cache_dir.glob("embeddings/*/meta.json"))  # the session's cache: other tests' entries
     code = main(["queue", "run", "--requests", str(store), "--output", str(tmp_path / "work" / "results"),
                  "--cache-dir", str(cache_dir), "--include", str(registry)])
@@ -125,6 +127,7 @@ def test_local_queue_fails_each_poison_request_in_one_line_and_scores_the_good_o
         if row is None or row["status"] != status or text not in (row["reason"] or ""):
             failures.append(f"{name}: {row and (row['status'], row['reason'])} (want {status}, '{text}')")
     assert not failures, "\n".join(failures)
+    assert "not a regular file" in invalid["fifo.json"]["reason"]
     # nothing written outside the store: the old code saved '../escape' as <store>/escape.json
     assert not (store / "escape.json").exists() and not Path("/tmp/harness-abs-request.json").exists()
     assert sorted(p.name for p in store.iterdir() if p.name != "embeddings") == ["checkpoints", "locks", "requests"]

@@ -5,6 +5,7 @@ a rank NaN, never takes first place, and never renders as markdown.
 """
 
 import json
+import os
 import shutil
 import math
 from pathlib import Path
@@ -71,6 +72,8 @@ def rows():
     yield ("a model whose every result is skipped or invalid", lambda root: (
         write_result(root, "evil", "t1", "tile_classification", status="skipped", reason="no data at /x"),
         write_result(root, "evil", "t2", "retrieval", 0.5, main="NaN")), "unranked", "")
+    yield ("a FIFO named as a result file (reading it waited for a writer for ever)", lambda root: (
+        root / "evil").mkdir() or os.mkfifo(root / "evil" / "t1.json"), "skipped", "not a regular file")
     yield ("a report of nested brackets", lambda root: (root / "a" / "distillation.json").write_text(
         "[" * 200_000 + "]" * 200_000), "report", "not a distillation report")
     yield ("a broken distillation report", lambda root: (root / "a" / "distillation.json").write_text(
