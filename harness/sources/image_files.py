@@ -14,6 +14,7 @@ from typing import Iterator
 
 from PIL import Image
 
+from harness.bounded_read import NotRegularFile, open_regular_file
 from harness.errors import HarnessError
 
 # About 9,000 px square. PIL's own bomb limit only warns up to 179 M px, and decodes them.
@@ -24,27 +25,32 @@ MAX_IMAGE_PIXELS = 80_000_000
 def open_image(path: Path, fix: str = "remove or replace the file") -> Iterator[Image.Image]:
     """The image at `path`, opened lazily (its header read, its pixels when the caller asks), and
     closed on leaving. `fix` ends every error message: what the user should do with the file."""
-    if not path.is_file():
-        if not path.exists() and not path.is_symlink():
-            raise HarnessError(f"{path}: no such file; {fix}")
-        raise HarnessError(f"{path}: not a regular file (a folder, FIFO, device or broken link), not read; {fix}")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused just below, in one line
-            image = Image.open(path)
-    except Image.DecompressionBombError as error:
-        raise HarnessError(f"{path}: {bomb_size(error)}, more than a dataset image may have ({MAX_IMAGE_PIXELS:,} "
-                           f"px); {fix}") from None
-    except (OSError, SyntaxError, ValueError) as error:
-        raise HarnessError(f"{path}: unreadable image ({error}); {fix}") from None
-    with image:
-        if image.width * image.height > MAX_IMAGE_PIXELS:
-            raise HarnessError(f"{path}: {image.width} x {image.height} px, more than a dataset image may have "
-                               f"({MAX_IMAGE_PIXELS:,} px); {fix}")
+        handle = open_regular_file(path)
+    except FileNotFoundError:
+        raise HarnessError(f"{path}: no such file; {fix}") from None
+    except NotRegularFile:
+        raise HarnessError(f"{path}: not a regular file (a folder, FIFO or device), not read; {fix}") from None
+    except OSError as error:
+        raise HarnessError(f"{path}: cannot read it ({error.strerror or error}); {fix}") from None
+    with handle:  # PIL leaves a file it was handed open
         try:
-            yield image
-        except (OSError, SyntaxError, ValueError) as error:  # decoding: a truncated or corrupt file
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused just below, in one line
+                image = Image.open(handle)
+        except Image.DecompressionBombError as error:
+            raise HarnessError(f"{path}: {bomb_size(error)}, more than a dataset image may have "
+                               f"({MAX_IMAGE_PIXELS:,} px); {fix}") from None
+        except (OSError, SyntaxError, ValueError) as error:
             raise HarnessError(f"{path}: unreadable image ({error}); {fix}") from None
+        with image:
+            if image.width * image.height > MAX_IMAGE_PIXELS:
+                raise HarnessError(f"{path}: {image.width} x {image.height} px, more than a dataset image may have "
+                                   f"({MAX_IMAGE_PIXELS:,} px); {fix}")
+            try:
+                yield image
+            except (OSError, SyntaxError, ValueError) as error:  # decoding: a truncated or corrupt file
+                raise HarnessError(f"{path}: unreadable image ({error}); {fix}") from None
 
 
 def bomb_size(error: Exception) -> str:

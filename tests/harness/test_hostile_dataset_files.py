@@ -69,7 +69,7 @@ def test_a_fifo_or_a_folder_named_as_an_image_is_refused_without_being_opened(tm
     (folder / "2.png").mkdir()
     images = source.images("train")
     for index, name in ((1, "1.png"), (2, "2.png")):
-        with pytest.raises(HarnessError, match=f"{name}: not a regular file .*, not read; remove or replace"):
+        with pytest.raises(HarnessError, match=f"{name}: not a regular file \\(a folder, FIFO or device\\), not read; remove or replace"):
             images[index]
 
 
