@@ -314,11 +314,14 @@ def parse_board_tasks(text: str | None) -> list[str] | None:
 
 def build_leaderboard(results: list[tuple[str, TaskResult]], warnings: list[str] | None = None,
                       families: Mapping[str, Any] | None = None,
-                      board_tasks: list[str] | None = None) -> Leaderboard:
+                      board_tasks: list[str] | None = None,
+                      registered: Mapping[str, tuple[str, str, dict]] | None = None) -> Leaderboard:
     """The board of these results. `families` (name -> family class, harness.tasks.FAMILIES): where a
     result's family is registered, its metrics are described by the family, not by the file.
     `board_tasks`: the tasks the board declares; results of other tasks are not shown, and a model
-    is ranked only with a valid score on every declared task (see the module's docstring)."""
+    is ranked only with a valid score on every declared task (see the module's docstring).
+    `registered` (task -> (family, main score, params), from tasks.yaml): what those tasks are,
+    whatever their files say; a task it does not name is what most of its files say."""
     warnings = list(warnings or [])
     if board_tasks is not None:
         board_tasks = list(dict.fromkeys(board_tasks))
@@ -331,11 +334,12 @@ def build_leaderboard(results: list[tuple[str, TaskResult]], warnings: list[str]
     by_task: dict[str, list[tuple[str, TaskResult]]] = defaultdict(list)
     for slug, result in results:
         by_task[result.task].append((slug, result))
-    described = {t: _task_description(t, by_task[t], families or {}) for t in all_tasks}
+    described = {t: _task_description(t, by_task[t], families or {}, (registered or {}).get(t)) for t in all_tasks}
     invalid: dict[tuple[str, str], str] = {}
     for task, (main, info, family, title) in described.items():
         for slug, result in by_task[task]:
-            why = _invalid_reason(result, main, info, family)
+            why = _invalid_reason(result, main, info, family, "the registry says" if registered and task in registered
+                                  else "the task's other results say")
             if why is not None:
                 invalid[(slug, task)] = why
                 warnings.append(f"{slug}/{task}.json: shown as invalid and left out of means and ranks ({why})")
@@ -368,20 +372,24 @@ def build_leaderboard(results: list[tuple[str, TaskResult]], warnings: list[str]
                        board_tasks)
 
 
-def _task_description(task: str, results: list[tuple[str, TaskResult]],
-                      families: Mapping[str, Any]) -> tuple[str, MetricInfo, str, str]:
-    """(main score, its description, family, family title) of a task: what most of its files say
-    the family and main score are; the description from the registered family when there is one,
-    else the one its files agree on (most of them; older files: higher is better, bounded if every
-    value lies in [0, 1])."""
+def _task_description(task: str, results: list[tuple[str, TaskResult]], families: Mapping[str, Any],
+                      declared: tuple[str, str, dict] | None = None) -> tuple[str, MetricInfo, str, str]:
+    """(main score, its description, family, family title) of a task: the registry's family, main
+    score and params (`declared`), else what most of its files say they are (a flood of files could
+    otherwise outvote the honest ones); the description from the registered family when there is
+    one, else the one its files agree on (most of them; older files: higher is better, bounded if
+    every value lies in [0, 1])."""
     voters = [(slug, r) for slug, r in results if r.status == "ok"] or results  # what the scores say they are
-    family = Counter(r.family for _, r in voters).most_common(1)[0][0]
-    main = Counter(r.main_score.name for _, r in voters if r.family == family).most_common(1)[0][0]
+    if declared is not None:
+        family, main, given = declared
+    else:
+        family = Counter(r.family for _, r in voters).most_common(1)[0][0]
+        main = Counter(r.main_score.name for _, r in voters if r.family == family).most_common(1)[0][0]
+        given = next(r for _, r in voters if r.family == family and r.main_score.name == main).params
     registered = families.get(family)
     if registered is not None:
-        first = next(r for _, r in voters if r.family == family and r.main_score.name == main)
         try:
-            params = registered.Params.model_validate(first.params)
+            params = registered.Params.model_validate(given)
         except ValueError:
             params = registered.Params()
         info = registered.metrics(params).get(main, MetricInfo())
@@ -409,13 +417,14 @@ def _usable_replicates(replicates: list[float] | None, info: MetricInfo) -> list
     return None
 
 
-def _invalid_reason(result: TaskResult, main: str, info: MetricInfo, family: str) -> str | None:
+def _invalid_reason(result: TaskResult, main: str, info: MetricInfo, family: str,
+                    authority: str = "the task's other results say") -> str | None:
     """Why this result cannot be shown as its task's score, or None."""
     if result.status != "ok":
         return None  # a skipped or failed result shows its own reason
     if result.family != family or result.main_score.name != main:
-        return (f"it says family '{result.family[:40]}', main score '{result.main_score.name[:40]}'; the task's "
-                f"other results say '{family}', '{main}'")
+        return (f"it says family '{result.family[:40]}', main score '{result.main_score.name[:40]}'; {authority} "
+                f"'{family}', '{main}'")
     if main in result.metric_info and result.metric_info[main].higher_is_better != info.higher_is_better:
         return (f"it declares {main} {'higher' if result.metric_info[main].higher_is_better else 'lower'} is better, "
                 "against its family")

@@ -24,12 +24,14 @@ try:  # the registered families describe their metrics; a result file does not g
     from harness.tasks import FAMILIES
 except ImportError:  # an app installed without the task families: the task's files must agree
     FAMILIES = {}
-try:  # the suites that rerun a published table (tasks.yaml), for their aggregates
-    from harness.registry import load_registry
+try:  # tasks.yaml: what each registered task is (no result file gets to redefine it), and the suites
+    from harness.registry import load_registry  # that rerun a published table, for their aggregates
 
-    SUITES = load_registry([], families=FAMILIES or None).suite_specs
+    _REGISTRY = load_registry([], families=FAMILIES or None)
+    SUITES = _REGISTRY.suite_specs
+    REGISTERED = {name: (task.family, task.main_score, task.params) for name, task in _REGISTRY.tasks.items()}
 except Exception:  # noqa: BLE001 - the board works without them
-    SUITES = {}
+    SUITES, REGISTERED = {}, {}
 
 from harness import __version__
 from harness.submissions import HUB_ID
@@ -256,7 +258,7 @@ task_families = {r.task: r.family for _, r in results}
 # a declared task stays required unless its family is filtered out (one with no result yet stays required)
 board_tasks = None if BOARD_TASKS is None else [
     t for t in BOARD_TASKS if t not in task_families or task_families[t] in chosen_families]
-board = build_leaderboard(shown, families=FAMILIES, board_tasks=board_tasks)
+board = build_leaderboard(shown, families=FAMILIES, board_tasks=board_tasks, registered=REGISTERED)
 for warning in board.warnings:
     st.warning(plain(warning))
 overview = pd.DataFrame(board.overview())

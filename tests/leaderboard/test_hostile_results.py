@@ -283,3 +283,27 @@ def test_the_app_ranks_on_the_declared_tasks(tmp_path, monkeypatch):
         monkeypatch.setenv("HARNESS_BOARD_TASKS", bad)
         app = run_app(tmp_path)
         assert [e.value for e in app.error][0].startswith(plain("HARNESS_BOARD_TASKS:")), [e.value for e in app.error]
+
+
+def test_a_flood_of_files_cannot_redefine_a_registered_task(tmp_path):
+    """Three folders saying synth-tiles is a survival task scored by c_index outnumber the two
+    honest ones: by vote they would make the honest scores invalid and rank first. The registry
+    says what synth-tiles is, so the flood is what is invalid; the board in the app is built so."""
+    from harness.registry import load_registry
+
+    for model, value in (("a", 0.9), ("b", 0.7)):
+        write_result(tmp_path, model, "synth-tiles", "tile_classification", value)
+    for i in range(3):
+        write_result(tmp_path, f"evil{i}", "synth-tiles", "survival", 0.99, main="c_index")
+    loaded, warnings = load_results(tmp_path)
+    voted = build_leaderboard(loaded, warnings, families=FAMILIES)
+    assert voted.cells[("a", "synth-tiles")].status == "invalid"  # what the vote alone does
+    tasks = load_registry([], families=FAMILIES).tasks
+    registered = {name: (task.family, task.main_score, task.params) for name, task in tasks.items()}
+    board = build_leaderboard(loaded, warnings, families=FAMILIES, registered=registered)
+    assert board.cells[("a", "synth-tiles")].status == "ok" and board.ranked_models()[:2] == ["a", "b"]
+    assert all(board.cells[(f"evil{i}", "synth-tiles")].status == "invalid" for i in range(3))
+    assert any("the registry says 'tile_classification', 'balanced_accuracy'" in w for w in board.warnings)
+    app = run_app(tmp_path)
+    leaders = [t for t in app.dataframe if "model" in t.value.columns]
+    assert list(leaders[0].value["model"])[:2] == ["a", "b"], leaders[0].value
