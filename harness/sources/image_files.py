@@ -17,8 +17,9 @@ from PIL import Image
 from harness.bounded_read import NotRegularFile, open_regular_file
 from harness.errors import HarnessError
 
-# About 9,000 px square. PIL's own bomb limit only warns up to 179 M px, and decodes them.
-MAX_IMAGE_PIXELS = 80_000_000
+# PIL's own refusal (twice the size at which it starts to warn of a decompression bomb; about 13,400
+# px square): no image that PIL would decode is refused here, and what is refused is named.
+MAX_IMAGE_PIXELS = 178_956_970
 
 
 @contextmanager

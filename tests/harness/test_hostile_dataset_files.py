@@ -44,20 +44,18 @@ def png_bytes(image: Image.Image) -> bytes:
 
 
 def test_images_past_the_bound_are_refused_in_one_line_and_not_decoded(tmp_path):
-    """90 M px (PIL only warns, and would decode it) and 200 M px (PIL refuses, naming no file)."""
+    """200 M px: PIL refuses it naming no file (its DecompressionBombError); 100 M px: PIL decodes it
+    after a warning, and so does the harness, without the warning."""
     ok = Image.fromarray(np.full((16, 16, 3), 7, np.uint8))
-    source, folder = folder_source(tmp_path, {"0.png": ok, "1.png": bilevel(10_000, 9_000),
+    source, folder = folder_source(tmp_path, {"0.png": ok, "1.png": bilevel(10_000, 10_000),
                                               "2.png": bilevel(20_000, 10_000)})
     images = source.images("train")
     assert np.asarray(images[0]).mean() == 7
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # PIL's DecompressionBombWarning would be printed beside the error
-        with pytest.raises(HarnessError) as large:
-            images[1]
+        warnings.simplefilter("error")  # PIL's DecompressionBombWarning would be printed beside the run's output
+        assert images[1].size == (10_000, 10_000)
         with pytest.raises(HarnessError) as bomb:
             images[2]
-    assert str(large.value) == (f"{folder / '1.png'}: 10000 x 9000 px, more than a dataset image may have "
-                                f"({MAX_IMAGE_PIXELS:,} px); remove or replace the file")
     assert str(bomb.value) == (f"{folder / '2.png'}: 200,000,000 px, more than a dataset image may have "
                                f"({MAX_IMAGE_PIXELS:,} px); remove or replace the file")
 
@@ -122,13 +120,12 @@ def test_a_hub_row_too_large_to_decode_names_the_dataset_split_and_row(hub_cache
     data = hub_cache / "datasets--lab--tiles" / "snapshots" / COMMIT / "data"
     features = Features({"image": ImageFeature(), "label": ClassLabel(names=["benign", "tumour"])})
     rows = {"image": [{"bytes": png_bytes(bilevel(20_000, 10_000)), "path": None},
-                      {"bytes": png_bytes(bilevel(10_000, 9_000)), "path": None}], "label": [0, 1]}
+                      {"bytes": png_bytes(bilevel(16, 16)), "path": None}], "label": [0, 1]}
     Dataset.from_dict(rows, features=features).to_parquet(str(data / "test-00000-of-00001.parquet"))
     images = open_source("tiles", hub_spec(), context(tmp_path)).images("test")
     with pytest.raises(HarnessError, match=r"^lab/tiles split 'test' row 0: 200,000,000 px, more than a dataset"):
         images[0]
-    with pytest.raises(HarnessError, match=r"^lab/tiles split 'test' row 1: 10000 x 9000 px, more than a dataset"):
-        images[1]
+    assert images[1].size == (16, 16)
 
 
 def test_a_consep_label_file_that_expands_past_the_bound_is_refused_from_its_header(tmp_path):
@@ -138,9 +135,9 @@ def test_a_consep_label_file_that_expands_past_the_bound_is_refused_from_its_hea
 
     from harness.sources.segmentation_folders import read_mask
 
-    savemat(tmp_path / "bomb.mat", {"type_map": np.zeros((10_000, 9_000), np.uint8)}, do_compression=True)
+    savemat(tmp_path / "bomb.mat", {"type_map": np.zeros((20_000, 10_000), np.uint8)}, do_compression=True)
     assert (tmp_path / "bomb.mat").stat().st_size < 1_000_000
-    with pytest.raises(HarnessError, match=r"bomb.mat: no 'type_map' of at most 80,000,000 px \(found \(10000, 9000\)\)"):
+    with pytest.raises(HarnessError, match=r"bomb.mat: no 'type_map' of at most 178,956,970 px \(found \(20000, 10000\)\)"):
         read_mask(tmp_path / "bomb.mat", "consep")
     savemat(tmp_path / "ok.mat", {"type_map": np.arange(7).reshape(1, 7), "inst_map": np.zeros((1, 7))})
     assert read_mask(tmp_path / "ok.mat", "consep").tolist() == [[0, 1, 2, 3, 3, 4, 4]]  # CoNSeP's 7 types -> eva's 5
