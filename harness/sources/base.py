@@ -212,13 +212,14 @@ def encode_labels(values, classes: list[str], where: str) -> np.ndarray:
     return np.array([index[str(v)] for v in array], dtype=np.int64)
 
 
-def check_table_paths(values: Sequence[str | None], column: str, table: Path) -> None:
+def check_table_paths(values: Sequence[str | None], column: str, table: Path,
+                      lines: Sequence[int] | None = None) -> None:
     """The files a dataset's table names (an image, a slide) lie under the table's own folder: each
     value relative to it, without a '..' step. A table comes from outside (a dataset's metadata), so
     it may not choose what else on the machine the harness opens; files kept elsewhere are reached
-    by a link placed under the folder. The first bad value is one line naming its line (the header
-    is line 1)."""
-    for line, value in enumerate(values, start=2):
+    by a link placed under the folder. The first bad value is one line naming its line: `lines`, the
+    line each value's row starts on, or else the header's line plus its place."""
+    for line, value in zip(lines or range(2, len(values) + 2), values):
         text = "" if value is None else str(value)
         path = PurePosixPath(text.replace("\\", "/"))
         if not text or "\0" in text or path.is_absolute() or ".." in path.parts or PureWindowsPath(text).drive:

@@ -33,9 +33,15 @@ class CsvTableSource(TileSource):
 
     @cached_property
     def rows(self) -> list[dict[str, str]]:
+        rows, starts = [], []  # starts: the line each row begins on (a quoted report may span lines)
         try:
             with open(self.table_path, newline="", encoding="utf-8") as handle:
-                rows = list(csv.DictReader(handle))
+                reader = csv.DictReader(handle)
+                end = 1  # the header's line
+                for row in reader:
+                    rows.append(row)
+                    starts.append(end + 1)
+                    end = reader.line_num
         except (OSError, UnicodeDecodeError, csv.Error) as error:
             raise HarnessError(f"{self.table_path}: cannot read the table ({error})") from None
         spec = self.spec
@@ -46,7 +52,7 @@ class CsvTableSource(TileSource):
             columns = ", ".join(rows[0]) if rows else "none"
             raise HarnessError(f"{self.table_path}: missing column(s) {missing or wanted[:2]} (columns: {columns}); "
                                "fix the *_column keys of this dataset in your YAML")
-        check_table_paths([row[spec.image_column] for row in rows], spec.image_column, self.table_path)
+        check_table_paths([row[spec.image_column] for row in rows], spec.image_column, self.table_path, starts)
         return rows
 
     def _split_rows(self, split: str) -> list[dict[str, str]]:

@@ -141,3 +141,14 @@ def test_a_consep_label_file_that_expands_past_the_bound_is_refused_from_its_hea
         read_mask(tmp_path / "bomb.mat", "consep")
     savemat(tmp_path / "ok.mat", {"type_map": np.arange(7).reshape(1, 7), "inst_map": np.zeros((1, 7))})
     assert read_mask(tmp_path / "ok.mat", "consep").tolist() == [[0, 1, 2, 3, 3, 4, 4]]  # CoNSeP's 7 types -> eva's 5
+
+
+def test_a_bad_path_after_a_report_spanning_lines_is_named_by_its_own_line(tmp_path):
+    root = tmp_path / "data" / "reports"
+    root.mkdir(parents=True)
+    bilevel(8, 8).save(root / "a.png")
+    (root / "table.csv").write_text('image,split,report\na.png,train,"Invasive carcinoma.\nMargins clear."\n'
+                                    '/etc/passwd,train,Benign.\n')
+    spec = CsvDataset(source="csv", path="reports/table.csv", text_column="report")
+    with pytest.raises(HarnessError, match=r"table.csv: line 4, column 'image': '/etc/passwd' is not a path inside"):
+        open_source("reports", spec, context(tmp_path)).records("train")
