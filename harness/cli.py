@@ -234,6 +234,7 @@ class HarnessCLI:
 
     def queue(self, args) -> int:
         from rich.table import Table
+        from rich.text import Text
 
         from harness.terminal import stdout
         from harness.submissions import RequestStore, queue_table, run_queue
@@ -253,13 +254,13 @@ class HarnessCLI:
                     args, request, checkpoint, store.embeddings_dir(request.id)),
                           log=plain_log, keep_embeddings=args.keep_embeddings)
             rows, where = queue_table(None, store.root), str(store.root)
-        table = Table(title=f"requests in {where}")
+        table = Table(title=Text(f"requests in {where}"))  # names, reasons and paths are data: text, not markup
         columns = ("model", "revision", "status", *(("queued",) if args.requests_repo else ()), "tasks", "attempts",
                    "updated", "reason")
         for column in columns:
             table.add_column(column, overflow="fold")
         for row in rows:
-            table.add_row(*(str(row[c]) if row[c] is not None else "" for c in columns))
+            table.add_row(*(Text(str(row[c])) if row[c] is not None else "" for c in columns))
         stdout.print(table)
         return EXIT_TASK_FAILED if args.action == "run" and any(r["status"] == "FAILED" for r in rows) else 0
 

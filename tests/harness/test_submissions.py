@@ -144,3 +144,18 @@ def test_queue_scores_survives_a_kill_and_is_idempotent(tmp_path, tiny_fm_state,
     app = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "leaderboard" / "app.py"), default_timeout=60)
     app.run()
     assert list(app.dataframe[0].value["model"]) == ["lab/tiny-fm"]
+
+
+def test_queue_list_prints_names_and_reasons_as_written(tmp_path, capsys):
+    """A request's model name and an invalid file's reason are data: '[x](...)' or '[red]' is printed
+    as it is, never read as rich markup (the name lost its '[x]', and a '[/y]' would stop the command)."""
+    requests = tmp_path / "store" / "requests"
+    requests.mkdir(parents=True)
+    name = "[x](https://evil.example) [red]r[/red]"
+    (requests / "md.json").write_text(json.dumps({
+        "id": "md", "model_name": name, "tasks": "synth-tiles", "status": "PENDING", "weights_sha256": "0" * 64,
+        "submitted": "2026-12-01T00:00:00Z", "updated": "2026-12-01T00:00:00Z"}))
+    (requests / "[bad].json").write_text("[/y]")
+    assert main(["queue", "list", "--requests", str(tmp_path / "store")]) == 0
+    out = capsys.readouterr().out
+    assert name in out and "[bad].json" in out
