@@ -238,7 +238,6 @@ def check_hub_model(hub_id: str, revision: str | None, check_architecture: bool 
                            + ": upload model.safetensors (safetensors.torch.save_file(model.state_dict(), ...))")
     with tempfile.TemporaryDirectory() as folder:  # the card is refused now, not when a backend takes it
         from harness.models.card import read_card
-
         from harness.models.zoo import resolve_card  # torch-free: the Space checks the card's names too
 
         path = card_at_commit(hub_id, sha, files, Path(folder))

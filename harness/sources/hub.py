@@ -19,7 +19,7 @@ from harness.registry import HubDataset
 from harness.sources.base import (
     Availability, TileOrigins, TileSource, digest, encode_labels, records_from_columns,
 )
-from harness.sources.image_files import MAX_IMAGE_PIXELS, bomb_size, checked_image
+from harness.sources.image_files import bomb_size, checked_image, too_large
 
 
 class HubImages:
@@ -40,8 +40,7 @@ class HubImages:
                 warnings.simplefilter("ignore", DecompressionBombWarning)  # refused by checked_image, in one line
                 image = self.table[int(index)][self.column]
         except DecompressionBombError as error:
-            raise HarnessError(f"{where}: {bomb_size(error)}, more than a dataset image may have "
-                               f"({MAX_IMAGE_PIXELS:,} px)") from None
+            raise HarnessError(f"{where}: {too_large(bomb_size(error))}") from None
         except (OSError, SyntaxError) as error:
             raise HarnessError(f"{where}: unreadable image ({error}): a corrupt row of the dataset") from None
         return checked_image(image, where) if isinstance(image, Image) else image

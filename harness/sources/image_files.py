@@ -40,18 +40,19 @@ def open_image(path: Path, fix: str = "remove or replace the file") -> Iterator[
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused just below, in one line
                 image = Image.open(handle)
         except Image.DecompressionBombError as error:
-            raise HarnessError(f"{path}: {bomb_size(error)}, more than a dataset image may have "
-                               f"({MAX_IMAGE_PIXELS:,} px); {fix}") from None
+            raise HarnessError(f"{path}: {too_large(bomb_size(error))}; {fix}") from None
         except (OSError, SyntaxError, ValueError) as error:
             raise HarnessError(f"{path}: unreadable image ({error}); {fix}") from None
         with image:
-            if image.width * image.height > MAX_IMAGE_PIXELS:
-                raise HarnessError(f"{path}: {image.width} x {image.height} px, more than a dataset image may have "
-                                   f"({MAX_IMAGE_PIXELS:,} px); {fix}")
+            checked_image(image, str(path), f"; {fix}")
             try:
                 yield image
             except (OSError, SyntaxError, ValueError) as error:  # decoding: a truncated or corrupt file
                 raise HarnessError(f"{path}: unreadable image ({error}); {fix}") from None
+
+
+def too_large(size: str) -> str:
+    return f"{size}, more than a dataset image may have ({MAX_IMAGE_PIXELS:,} px)"
 
 
 def bomb_size(error: Exception) -> str:
@@ -60,10 +61,9 @@ def bomb_size(error: Exception) -> str:
     return f"{int(found.group(1)):,} px" if found else "too large to decode"
 
 
-def checked_image(image: Image.Image, where: str) -> Image.Image:
-    """An image another library decoded (a Hub dataset's row): refused, naming `where`, when it is
-    larger than a file of a dataset may be."""
+def checked_image(image: Image.Image, where: str, then: str = "") -> Image.Image:
+    """An image (opened here, or decoded by another library: a Hub dataset's row): refused, naming
+    `where` (and ending with `then`), when it is larger than a dataset image may be."""
     if image.width * image.height > MAX_IMAGE_PIXELS:
-        raise HarnessError(f"{where}: {image.width} x {image.height} px, more than a dataset image may have "
-                           f"({MAX_IMAGE_PIXELS:,} px)")
+        raise HarnessError(f"{where}: {too_large(f'{image.width} x {image.height} px')}{then}")
     return image
