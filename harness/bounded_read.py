@@ -5,10 +5,11 @@ blocking and checked on its descriptor, so a swap between a check and the open c
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 
 class NotRegularFile(OSError):
@@ -33,3 +34,16 @@ def read_regular_file(path: Path, limit: int) -> bytes:
     that the file is larger); OSError when it is not a regular file or cannot be read."""
     with open_regular_file(path) as handle:
         return handle.read(limit + 1)
+
+
+def read_json(path: Path, limit: int, what: str = "file") -> Any:
+    """The JSON of the regular file at `path`, of at most `limit` bytes; ValueError when it is
+    larger, not UTF-8 JSON, or nested too deeply to parse (where json raises RecursionError),
+    OSError when it is not a regular file or cannot be read. `what` names the file in the first."""
+    data = read_regular_file(path, limit)
+    if len(data) > limit:
+        raise ValueError(f"{path.stat().st_size:,} bytes, more than a {what} may have")
+    try:
+        return json.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None

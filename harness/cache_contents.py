@@ -10,7 +10,6 @@ never an entry another process holds the lock of (an extraction in progress).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -19,6 +18,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from filelock import FileLock, Timeout
+
+from harness.bounded_read import read_json
 
 ENTRY = re.compile(r"[0-9a-f]{32}")  # EmbeddingCache.key
 SLIDE = "(a slide)"
@@ -71,12 +72,10 @@ def _entry(path: Path) -> CacheEntry:
     if not meta_path.is_file():
         return CacheEntry(path, size, "(unfinished)", "", "", _modified(path), False)
     try:
-        if meta_path.stat().st_size > MAX_META_BYTES:
-            raise ValueError("too large")
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta = read_json(meta_path, MAX_META_BYTES)
         if not isinstance(meta, dict):
             raise ValueError("not an object")
-    except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested too deeply
+    except (OSError, ValueError):
         return CacheEntry(path, size, "(unreadable)", "", "", _modified(path), True)
 
     def text(key: str) -> str:

@@ -33,7 +33,6 @@ models on each replicate is a paired bootstrap of the average rank.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections import Counter, defaultdict
@@ -46,7 +45,7 @@ import numpy as np
 from pydantic import ValidationError
 from scipy.stats import rankdata
 
-from harness.bounded_read import read_regular_file
+from harness.bounded_read import read_json
 from harness.errors import first_problem
 from harness.evaluation import MetricInfo
 from harness.results import DISTILLATION_REPORT, TRAINING_CURVES, TaskResult
@@ -278,17 +277,14 @@ def load_results(folder: Path) -> tuple[list[tuple[str, TaskResult]], list[str]]
         try:
             if not FOLDER.fullmatch(path.parent.name) or ".." in path.parent.name:
                 raise ValueError("the folder name is not a model slug")
-            data = read_regular_file(path, MAX_RESULT_BYTES)
-            if len(data) > MAX_RESULT_BYTES:
-                raise ValueError(f"{path.stat().st_size:,} bytes, more than a result file may have")
-            result = TaskResult.model_validate(json.loads(data.decode("utf-8")))
+            result = TaskResult.model_validate(read_json(path, MAX_RESULT_BYTES, "result file"))
             if path.name != f"{result.task}.json":
                 raise ValueError(f"it is named {path.name} but holds task '{result.task[:60]}'")
             results.append((path.parent.name, result))
         except ValidationError as error:
             loc, message = first_problem(error)
             warnings.append(f"{path}: skipped, not a valid result file ('{'.'.join(loc) or 'file'}': {message[:100]})")
-        except (OSError, ValueError, RecursionError) as error:  # RecursionError: JSON nested too deeply
+        except (OSError, ValueError) as error:
             warnings.append(f"{path}: skipped, not a valid result file ({str(error).splitlines()[0][:120]})")
     return results, warnings
 
@@ -619,16 +615,13 @@ def load_distillation_reports(folder: Path) -> tuple[list[dict], list[str]]:
     return reports, warnings
 
 
-REPORT_ERRORS = (OSError, ValueError, TypeError, KeyError, AttributeError, ZeroDivisionError, RecursionError)
+REPORT_ERRORS = (OSError, ValueError, TypeError, KeyError, AttributeError, ZeroDivisionError)
 
 
 def read_distillation_report(path: Path) -> dict:
     """One report, read only if every row, number and curve the board shows of it can be made from
     it; one of REPORT_ERRORS otherwise."""
-    data = read_regular_file(path, MAX_RESULT_BYTES)
-    if len(data) > MAX_RESULT_BYTES:
-        raise ValueError("too large")
-    report = json.loads(data.decode("utf-8"))
+    report = read_json(path, MAX_RESULT_BYTES, "distillation report")
     if not isinstance(report, dict) or not isinstance(report.get("teachers"), dict):
         raise ValueError("no 'teachers' table")
     if not isinstance(report.get("student"), str):
