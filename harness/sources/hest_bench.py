@@ -141,13 +141,17 @@ class HestBenchSource(TileSource):
                         for row in range(len(codes))])
 
     def spots(self, split: str) -> SpotTable:
-        """Counts of the genes every sample measures, spot for spot with the patch files' barcodes."""
-        tables = [read_h5ad_rows(s["expr"], codes) for s, codes in zip(self._samples, self._barcodes)]
-        genes = sorted(set.intersection(*(set(names) for _, names in tables)))
-        counts = np.concatenate([matrix[:, [names.index(g) for g in genes]] for matrix, names in tables])
+        """Counts of the genes every sample measures, spot for spot with the patch files' barcodes;
+        each sample's rows are read into the table as they come (only these spots and genes)."""
+        genes = sorted(set.intersection(*(set(expression_genes(s["expr"])) for s in self._samples)))
+        counts = np.empty((sum(len(codes) for codes in self._barcodes), len(genes)), dtype=np.float32)
+        start = 0
+        for sample, codes in zip(self._samples, self._barcodes):
+            counts[start : start + len(codes)] = read_expression(sample["expr"], codes, genes)
+            start += len(codes)
         folds = np.concatenate([np.full(len(codes), s["fold"]) for s, codes in zip(self._samples, self._barcodes)])
         patients = [s["sample"] for s, codes in zip(self._samples, self._barcodes) for _ in codes]
-        return SpotTable(counts.astype(np.float32), genes, patients, folds=folds, given_genes=self._gene_list())
+        return SpotTable(counts, genes, patients, folds=folds, given_genes=self._gene_list())
 
     def _gene_list(self) -> list[str] | None:
         path = self.root / self.spec.gene_list
@@ -160,22 +164,50 @@ class HestBenchSource(TileSource):
         return [str(g) for g in genes]
 
 
-def read_h5ad_rows(path: Path, barcodes: list[str]) -> tuple[np.ndarray, list[str]]:
-    """(counts of these spots (rows in this order), gene names) from an .h5ad file."""
+# what one read of an .h5ad's X may bring into memory at once: a dense X is read in blocks of rows, a
+# sparse X's stored entries in runs of rows (csr) or genes (csc), each at most this many values
+MAX_READ_VALUES = 16_000_000
+
+
+def expression_genes(path: Path) -> list[str]:
+    """The gene names (the var index) of an .h5ad file."""
     import h5py
 
     try:
         with h5py.File(path, "r") as h5:
-            spots, genes = _index(h5["obs"]), _index(h5["var"])
-            row_of = {code: i for i, code in enumerate(spots)}
-            missing = [code for code in barcodes if code not in row_of]
+            return _index(h5["var"])
+    except (OSError, KeyError) as error:
+        raise HarnessError(f"{path}: not an AnnData .h5ad file with X, obs and var ({error})") from None
+
+
+def read_expression(path: Path, barcodes: list[str], genes: list[str]) -> np.ndarray:
+    """(len(barcodes), len(genes)) float32 counts of these spots and genes, in these orders, from an
+    .h5ad file. Only those rows and genes are kept, and X is read a part at a time (at most
+    MAX_READ_VALUES values at once), so a sample's memory is its spots x the genes asked for, not
+    its whole matrix; X's structure and its values (counts: finite, >= 0) are checked."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as h5:
+            spots, names = _index(h5["obs"]), _index(h5["var"])
+            rows = _positions(spots, barcodes)
+            missing = [code for code, row in zip(barcodes, rows) if row < 0]
             if missing:
                 raise HarnessError(f"{path}: no expression for {len(missing)} spot barcodes of its patch file "
                                    f"(e.g. {missing[0]})")
-            rows = np.array([row_of[code] for code in barcodes], dtype=np.int64)
-            return _rows(h5["X"], rows, len(spots), len(genes)), genes
+            columns = _positions(names, genes)
+            if (columns < 0).any():
+                raise HarnessError(f"{path}: no gene '{genes[int(np.flatnonzero(columns < 0)[0])]}' in its var index")
+            needed, inverse = np.unique(rows, return_inverse=True)
+            counts = _read_x(h5["X"], needed, columns, len(spots), len(names))[inverse.reshape(-1)]
     except (OSError, KeyError) as error:
         raise HarnessError(f"{path}: not an AnnData .h5ad file with X, obs and var ({error})") from None
+    except (ValueError, TypeError) as error:  # a matrix whose structure or values do not hold together
+        raise HarnessError(f"{path}: X is not a readable count matrix ({error}); replace the file from HEST-Bench") from None
+    if not np.isfinite(counts).all() or (counts < 0).any():
+        raise HarnessError(f"{path}: X holds negative or non-finite values where counts (>= 0) were expected; "
+                           "replace the file from HEST-Bench")
+    return counts
 
 
 def _index(frame) -> list[str]:
@@ -184,27 +216,77 @@ def _index(frame) -> list[str]:
     return [_text(v) for v in np.asarray(frame[_text(column)])]
 
 
-def _rows(x, rows: np.ndarray, n_obs: int, n_var: int) -> np.ndarray:
-    """These rows of X: a dense dataset, or a csr_matrix / csc_matrix group (data, indices, indptr)."""
+def _positions(index: list[str], wanted: list[str]) -> np.ndarray:
+    """The position of each wanted name in the index (its first, if repeated); -1 where absent."""
+    first: dict[str, int] = {}
+    for position, name in enumerate(index):
+        first.setdefault(name, position)
+    return np.array([first.get(name, -1) for name in wanted], dtype=np.int64)
+
+
+def _read_x(x, rows: np.ndarray, columns: np.ndarray, n_obs: int, n_var: int) -> np.ndarray:
+    """X[rows][:, columns] as float32 (the table's type; counts sum exactly up to 2^24), rows sorted
+    and unique; X dense, or a csr_matrix / csc_matrix group (data, indices, indptr) as anndata writes
+    them (entries stored twice for one cell summed, as scipy sums them)."""
     import h5py
 
+    out = np.zeros((len(rows), len(columns)), dtype=np.float32)
     if isinstance(x, h5py.Dataset):
-        return np.asarray(x, dtype=np.float64)[rows]
-    kind = _text(x.attrs.get("encoding-type", ""))
-    data, indices, indptr = np.asarray(x["data"]), np.asarray(x["indices"]), np.asarray(x["indptr"])
-    if kind == "csr_matrix":
-        out = np.zeros((len(rows), n_var), dtype=np.float64)
-        for i, row in enumerate(rows):
-            start, stop = indptr[row], indptr[row + 1]
-            out[i, indices[start:stop]] = data[start:stop]
+        if x.shape != (n_obs, n_var):
+            raise ValueError(f"shape {x.shape}, where obs and var give {(n_obs, n_var)}")
+        block = max(1, MAX_READ_VALUES // max(n_var, 1))
+        for start in range(0, n_obs, block):
+            inside = (rows >= start) & (rows < start + block)
+            if inside.any():
+                out[inside] = np.asarray(x[start : start + block])[rows[inside] - start][:, columns]
         return out
-    if kind == "csc_matrix":
-        out = np.zeros((n_obs, n_var), dtype=np.float64)
-        for column in range(n_var):
-            start, stop = indptr[column], indptr[column + 1]
-            out[indices[start:stop], column] = data[start:stop]
-        return out[rows]
-    raise HarnessError(f"X is a '{kind}' group: only dense, csr_matrix and csc_matrix are read")
+    kind = _text(x.attrs.get("encoding-type", ""))
+    if kind not in ("csr_matrix", "csc_matrix"):
+        raise ValueError(f"a '{kind}' group; only dense, csr_matrix and csc_matrix are read")
+    shape = tuple(int(n) for n in np.asarray(x.attrs.get("shape", (n_obs, n_var))).reshape(-1))
+    if shape != (n_obs, n_var):
+        raise ValueError(f"shape {shape}, where obs and var give {(n_obs, n_var)}")
+    by_row = kind == "csr_matrix"
+    n_major, n_minor = (n_obs, n_var) if by_row else (n_var, n_obs)
+    indptr = np.asarray(x["indptr"], dtype=np.int64)
+    stored = x["data"].shape[0] if x["data"].ndim == 1 else -1
+    if (indptr.shape != (n_major + 1,) or indptr[0] != 0 or (np.diff(indptr) < 0).any()
+            or (np.diff(indptr) > n_minor).any() or x["indices"].shape != (stored,) or indptr[-1] != stored):
+        raise ValueError(f"its {kind} indptr, indices and data do not agree with each other and its shape")
+    # where each wanted row / gene goes in `out` (-1: not wanted)
+    row_to = np.full(n_obs, -1, dtype=np.int64)
+    row_to[rows] = np.arange(len(rows))
+    column_to = np.full(n_var, -1, dtype=np.int64)
+    column_to[columns] = np.arange(len(columns))
+    wanted = rows if by_row else np.unique(columns)
+    for first, last in _runs(indptr, wanted, MAX_READ_VALUES):
+        lo, hi = int(indptr[first]), int(indptr[last])
+        minor = np.asarray(x["indices"][lo:hi], dtype=np.int64)
+        if ((minor < 0) | (minor >= n_minor)).any():
+            raise ValueError(f"its {kind} indices fall outside its shape")
+        major = np.repeat(np.arange(first, last), np.diff(indptr[first : last + 1]))
+        row, column = (major, minor) if by_row else (minor, major)
+        at_row, at_column = row_to[row], column_to[column]
+        keep = (at_row >= 0) & (at_column >= 0)
+        np.add.at(out, (at_row[keep], at_column[keep]), np.asarray(x["data"][lo:hi], dtype=np.float32)[keep])
+    return out
+
+
+def _runs(indptr: np.ndarray, wanted: np.ndarray, budget: int) -> list[tuple[int, int]]:
+    """Ranges [first, last) of major lines (rows of a CSR, columns of a CSC) that cover every wanted
+    line (sorted) and hold at most `budget` stored entries each (or one line)."""
+    runs: list[tuple[int, int]] = []
+    first = last = None
+    for line in (int(i) for i in wanted):
+        if first is not None and indptr[line + 1] - indptr[first] <= budget:
+            last = line + 1
+            continue
+        if first is not None:
+            runs.append((first, last))
+        first, last = line, line + 1
+    if first is not None:
+        runs.append((first, last))
+    return runs
 
 
 def _csv_rows(path: Path, columns: tuple[str, ...]) -> list[dict]:
@@ -219,10 +301,6 @@ def _csv_rows(path: Path, columns: tuple[str, ...]) -> list[dict]:
 
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _dense(matrix) -> np.ndarray:
-    return matrix.toarray() if hasattr(matrix, "toarray") else np.asarray(matrix)
 
 
 def _h5py():

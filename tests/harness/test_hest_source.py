@@ -12,21 +12,23 @@ from harness.cli import main
 h5py = pytest.importorskip("h5py", reason="the hest extra: pip install 'pathology-harness[hest]'")
 
 
-def write_h5ad(path: Path, matrix: np.ndarray, obs: list[str], var: list[str], sparse: bool) -> None:
-    """An .h5ad file as anndata (>= 0.8) writes one: X dense or a csr_matrix group, obs and var as
-    dataframe groups whose `_index` attribute names their string index."""
+def write_h5ad(path: Path, matrix, obs: list[str], var: list[str], layout: str) -> None:
+    """An .h5ad file as anndata (>= 0.8) writes one: X dense (`layout` "dense"), or a csr_matrix or
+    csc_matrix group ("csr", "csc"; `matrix` may be a scipy sparse matrix, written as it is), obs
+    and var as dataframe groups whose `_index` attribute names their string index."""
     import scipy.sparse
 
     with h5py.File(path, "w") as h5:
         h5.attrs["encoding-type"], h5.attrs["encoding-version"] = "anndata", "0.1.0"
-        if sparse:
-            csr = scipy.sparse.csr_matrix(matrix)
-            x = h5.create_group("X")
-            x.attrs["encoding-type"], x.attrs["encoding-version"] = "csr_matrix", "0.1.0"
-            x.attrs["shape"] = np.array(matrix.shape)
-            x["data"], x["indices"], x["indptr"] = csr.data, csr.indices, csr.indptr
-        else:
+        if layout == "dense":
             h5["X"] = matrix
+        else:
+            sparse = matrix if scipy.sparse.issparse(matrix) else (
+                scipy.sparse.csr_matrix(matrix) if layout == "csr" else scipy.sparse.csc_matrix(matrix))
+            x = h5.create_group("X")
+            x.attrs["encoding-type"], x.attrs["encoding-version"] = f"{layout}_matrix", "0.1.0"
+            x.attrs["shape"] = np.array(matrix.shape)
+            x["data"], x["indices"], x["indptr"] = sparse.data, sparse.indices, sparse.indptr
         for name, index in (("obs", obs), ("var", var)):
             frame = h5.create_group(name)
             frame.attrs["encoding-type"], frame.attrs["encoding-version"] = "dataframe", "0.2.0"
@@ -37,12 +39,13 @@ def write_h5ad(path: Path, matrix: np.ndarray, obs: list[str], var: list[str], s
 
 GENES = [f"GENE{i}" for i in range(12)]
 SAMPLES = {"TENX95": 0, "TENX99": 0, "NCBI783": 1, "NCBI785": 1}  # sample -> the fold that tests it
+LAYOUTS = {"TENX99": "dense", "NCBI785": "csc"}  # the others' X: csr
 
 
 def write_task(root: Path, n_spots: int = 15) -> Path:
     """<root>/IDC in HEST-Bench's layout: brighter patches carry more GENE0..GENE5 (so an encoder that
-    sees colour can predict them); the .h5ad rows are in another order, with one spot more; one
-    sample's X is dense, the others' CSR."""
+    sees colour can predict them); the .h5ad rows are in another order, with one spot more; X is
+    dense in one sample, CSC in another, CSR in the others."""
     task = root / "IDC"
     for folder in ("splits", "patches", "adata"):
         (task / folder).mkdir(parents=True, exist_ok=True)
@@ -65,7 +68,7 @@ def write_task(root: Path, n_spots: int = 15) -> Path:
         if sample == "NCBI785":  # a gene only one sample measures is left out (the samples' common genes)
             matrix, names = np.hstack([matrix, np.ones((len(matrix), 1), np.float32)]), GENES + ["ONLY_HERE"]
         write_h5ad(task / "adata" / f"{sample}.h5ad", matrix, [barcodes[i].decode() for i in order]
-                   + [f"{sample}-extra-1"], names, sparse=sample != "TENX99")
+                   + [f"{sample}-extra-1"], names, LAYOUTS.get(sample, "csr"))
     for fold in (0, 1):
         for kind, members in (("train", [s for s, f in SAMPLES.items() if f != fold]),
                               ("test", [s for s, f in SAMPLES.items() if f == fold])):
@@ -121,11 +124,10 @@ def test_the_source_keeps_barcodes_folds_and_paths_straight(tmp_path, cache_dir)
     # the spot order is the patch file's, whatever the .h5ad's row order
     with h5py.File(task / "patches" / "NCBI783.h5", "r") as h5:
         first = h5["barcode"][0, 0].decode()
-    from harness.sources.hest_bench import read_h5ad_rows
+    from harness.sources.hest_bench import read_expression
 
     row = sorted(SAMPLES).index("NCBI783") * 15
-    counts, names = read_h5ad_rows(task / "adata" / "NCBI783.h5ad", [first])
-    assert table.counts[row] == pytest.approx(counts[0, [names.index(g) for g in table.genes]])
+    assert table.counts[row] == pytest.approx(read_expression(task / "adata" / "NCBI783.h5ad", [first], table.genes)[0])
     # a split file that points outside the task folder is refused in one line
     (task / "splits" / "test_1.csv").write_text("sample_id,patches_path,expr_path\nX,../../../etc/hostname,adata/X.h5ad\n")
     broken = open_source("hest-idc-fixture", registry.datasets["hest-idc-fixture"],
@@ -184,3 +186,93 @@ def test_a_patch_file_whose_images_are_not_patches_is_one_line_before_any_read(t
     index = sorted(SAMPLES).index("TENX95") * 2
     with pytest.raises(HarnessError, match=r"TENX95.h5: 'img' has shape \(2, 20000, 20000, 3\), not \(spots, height, "):
         images[index]
+
+
+@pytest.mark.parametrize("layout", ["dense", "csr", "csc"])
+def test_the_counts_read_are_scipys_for_any_rows_genes_and_read_size(tmp_path, monkeypatch, layout):
+    """Spots and genes asked in any order (a spot twice), X read in parts of 7 values or all at once:
+    the same counts as scipy's dense matrix, entries stored twice for one cell summed as scipy sums them."""
+    import scipy.sparse
+
+    from harness.sources import hest_bench
+
+    rng = np.random.default_rng(1)
+    n_obs, n_var = 40, 30
+    dense = rng.poisson(0.7, (n_obs, n_var)).astype(np.float32) * (rng.uniform(size=(n_obs, n_var)) < 0.4)
+    matrix = dense
+    if layout != "dense":  # one cell stored twice, its two entries summed by scipy and by the reader
+        sparse = (scipy.sparse.csr_matrix if layout == "csr" else scipy.sparse.csc_matrix)(dense)
+        data, indices, indptr = list(sparse.data), list(sparse.indices), sparse.indptr.copy()
+        data.insert(indptr[3], 5.0)
+        indices.insert(indptr[3], 2)
+        indptr[4:] += 1
+        matrix = type(sparse)((np.array(data, np.float32), np.array(indices), indptr), shape=dense.shape)
+        dense = matrix.toarray()
+    obs, var = [f"spot{i}" for i in range(n_obs)], [f"G{j}" for j in range(n_var)]
+    path = tmp_path / "x.h5ad"
+    write_h5ad(path, matrix, obs, var, layout)
+    rows = [17, 3, 39, 0, 3, 22]
+    columns = [29, 2, 0, 11, 3]
+    expected = dense[rows][:, columns]
+    asked = ([obs[i] for i in rows], [var[j] for j in columns])
+    assert hest_bench.read_expression(path, *asked).tolist() == expected.tolist()
+    monkeypatch.setattr(hest_bench, "MAX_READ_VALUES", 7)
+    assert hest_bench.read_expression(path, *asked).tolist() == expected.tolist()
+
+
+def test_a_sample_is_read_in_parts_not_whole(tmp_path, monkeypatch):
+    """A dense X of 400 spots x 20,000 genes (64 MB as float64), 5 genes asked, reads of at most
+    200,000 values: the read's peak memory is a few parts, not the matrix."""
+    import tracemalloc
+
+    from harness.sources import hest_bench
+
+    n_obs, n_var = 400, 20_000
+    path = tmp_path / "wide.h5ad"
+    with h5py.File(path, "w") as h5:
+        h5.create_dataset("X", shape=(n_obs, n_var), dtype=np.float32, chunks=(50, 2_000), compression="gzip")
+        h5["X"][:, 7] = np.arange(n_obs)
+    obs, var = [f"s{i}" for i in range(n_obs)], [f"G{j}" for j in range(n_var)]
+    with h5py.File(path, "a") as h5:
+        for name, index in (("obs", obs), ("var", var)):
+            frame = h5.create_group(name)
+            frame.attrs["_index"] = "_index"
+            frame.create_dataset("_index", data=np.array(index, dtype=object), dtype=h5py.string_dtype())
+    monkeypatch.setattr(hest_bench, "MAX_READ_VALUES", 200_000)
+    tracemalloc.start()
+    try:
+        counts = hest_bench.read_expression(path, obs, ["G7", "G0", "G1", "G2", "G3"])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert counts[:, 0].tolist() == list(range(n_obs)) and not counts[:, 1:].any()
+    assert peak < 8 * n_obs * n_var / 10  # under a tenth of the matrix as float64 (the part: 1.6 MB)
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("indptr", "indptr, indices and data do not agree"),
+    ("indices", "indices fall outside its shape"),
+    ("negative", "negative or non-finite"),
+    ("nan", "negative or non-finite"),
+    ("coo", "a 'coo_matrix' group; only dense, csr_matrix and csc_matrix are read"),
+])
+def test_a_damaged_count_matrix_is_one_line_naming_its_file(tmp_path, damage, message):
+    from harness.errors import HarnessError
+    from harness.sources.hest_bench import read_expression
+
+    obs, var = ["a", "b", "c"], ["G0", "G1"]
+    path = tmp_path / "bad.h5ad"
+    write_h5ad(path, np.array([[1, 0], [0, 2], [3, 4]], np.float32), obs, var, "csr")
+    with h5py.File(path, "a") as h5:
+        x = h5["X"]
+        if damage == "indptr":
+            x["indptr"][...] = [0, 3, 2, 4]
+        elif damage == "indices":
+            x["indices"][0] = 9
+        elif damage in ("negative", "nan"):
+            x["data"][0] = -1.0 if damage == "negative" else np.nan
+        else:
+            x.attrs["encoding-type"] = "coo_matrix"
+    with pytest.raises(HarnessError) as raised:
+        read_expression(path, obs, var)
+    assert str(raised.value).startswith(f"{path}: ") and message in str(raised.value) and "\n" not in str(raised.value)
