@@ -13,6 +13,12 @@ Parts, each reported on its own (one that fails is written down and the others s
                 teacher's forward, the student's forward and backward, AdamW
   torchrun      `harness run --nproc G` (G = every GPU) on a slide task against one process: the
                 speed-up and its share of G
+  segmentation  steps/s of eva's conv-with-image decoder (the CoNSeP and MoNuSAC protocol) trained by
+                the segmentation family's loop (train_decoder: host-memory features, a batch at a
+                time to the device) on ViT-B-shaped maps (768 x 14 x 14, 64 images of 224 px a
+                step) on the device against the same loop on the CPU, the time eva's 5 seeds x
+                2,000 steps would take on each, and the share of pixels the two decoders, trained
+                from the same seed for the same steps, predict alike
   plism         plismbench's all-pairs metrics at PLISM's size (91 slides x 8,139 tiles x 1,536
                 dims, synthetic embeddings) on the device, against their FLOP bound (the cross
                 blocks' FLOPs / the device's measured float32 GEMM rate); one pair checked
@@ -46,7 +52,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-PARTS = ("extraction", "distillation", "torchrun", "plism")
+PARTS = ("extraction", "distillation", "torchrun", "segmentation", "plism")
 
 
 @dataclass(frozen=True)
@@ -66,16 +72,19 @@ class Size:
     torchrun_patients: int
     torchrun_model: str
     plism: tuple[int, int, int, int]  # slides, tiles, dims, chunk
+    segmentation: tuple[int, int, int, int, int, int]  # feature dims, grid, image px, batch, device steps, CPU steps
 
 
 FULL = Size(models={"ViT-B (H0-mini)": "h0-mini", "ViT-L (UNI)": "uni", "ViT-g (H-optimus-0)": "h-optimus-0"},
             tiles=4096, batch=256, workers=(4, 8, 15), raw_batches=8, slide_repeats=8, slide_copies=4,
             teacher="h-optimus-0", student="vit_small_patch16_224", student_size=224, distill_batch=64,
-            distill_steps=20, torchrun_patients=48, torchrun_model="uni", plism=(91, 8139, 1536, 8192))
+            distill_steps=20, torchrun_patients=48, torchrun_model="uni", plism=(91, 8139, 1536, 8192),
+            segmentation=(768, 14, 224, 64, 40, 3))
 TINY = "timm:vit_tiny_patch16_224"
 TOY = Size(models={"toy ViT-Ti": TINY}, tiles=24, batch=8, workers=(0, 1), raw_batches=2, slide_repeats=1,
            slide_copies=1, teacher=TINY, student="vit_tiny_patch16_224", student_size=64, distill_batch=4,
-           distill_steps=12, torchrun_patients=9, torchrun_model=TINY, plism=(4, 48, 16, 16))
+           distill_steps=12, torchrun_patients=9, torchrun_model=TINY, plism=(4, 48, 16, 16),
+           segmentation=(8, 4, 32, 4, 6, 3))
 
 
 @dataclass
@@ -343,6 +352,57 @@ def part_torchrun(report: Report, size: Size, device: str, root: Path, processes
                f"1 process {walls[1]:.1f} s", speed_up / processes, note)
 
 
+# --- segmentation decoder ----------------------------------------------------------------------
+
+EVA_SEGMENTATION_STEPS = 5 * 2000  # eva's n_runs x max_steps (its CoNSeP and MoNuSAC configs)
+
+
+def part_segmentation(report: Report, size: Size, device: str) -> None:
+    from harness.scoring.segmentation_head import DecoderConfig, DenseBatches, predict, train_decoder
+
+    dims, grid, side, batch, steps, cpu_steps = size.segmentation
+    rng = np.random.default_rng(0)
+    n = 2 * batch  # two batches: training cycles through them; the first is also the validation batch
+
+    def batches(count: int) -> DenseBatches:
+        return DenseBatches(rng.standard_normal((count, dims, grid, grid)).astype(np.float16),
+                            rng.integers(0, 256, (count, side, side, 3), dtype=np.uint8),
+                            rng.integers(0, 5, (count, side, side)).astype(np.uint8))
+
+    train, val = batches(n), batches(batch)
+
+    def agreement(predicted, masks):
+        return float((predicted == masks).mean())
+
+    def trained(on: str, k: int):
+        config = DecoderConfig(kind="conv-with-image", steps=k, batch_size=batch, eval_every=k)
+        synchronise(on)
+        started = time.perf_counter()
+        fitted = train_decoder(train, val, 5, config, 0, agreement, device=on)
+        synchronise(on)
+        return fitted, time.perf_counter() - started
+
+    def rate(on: str, k: int):
+        trained(on, 1)  # warm-up (cuDNN picks its kernels)
+        (_, one), (fitted, more) = trained(on, 1), trained(on, 1 + k)
+        return steps_per_second(k, one, more), fitted
+
+    device_rate, _ = rate(device, steps)
+    cpu_rate, cpu_decoder = rate("cpu", cpu_steps)
+    device_decoder, _ = trained(device, 1 + cpu_steps)
+    same = float((predict(device_decoder.decoder, val, batch, device)
+                  == predict(cpu_decoder.decoder, val, batch, "cpu")).mean())
+    report.parts["segmentation"] = {"device_steps_s": device_rate, "cpu_steps_s": cpu_rate,
+                                    "eva_protocol_device_s": EVA_SEGMENTATION_STEPS / device_rate,
+                                    "eva_protocol_cpu_s": EVA_SEGMENTATION_STEPS / cpu_rate,
+                                    "pixels_alike": same, "steps_compared": 1 + cpu_steps}
+    report.row("segmentation", f"conv-with-image on {dims} x {grid} x {grid} maps, {batch} x {side} px",
+               f"{device_rate:.2f} steps/s", f"CPU {cpu_rate:.2f} steps/s", device_rate / cpu_rate,
+               f"eva's 5 x 2,000 steps: {EVA_SEGMENTATION_STEPS / device_rate / 60:.1f} min here, "
+               f"{EVA_SEGMENTATION_STEPS / cpu_rate / 3600:.1f} h on the CPU; {same:.1%} of pixels alike after "
+               f"{1 + cpu_steps} steps")
+
+
 # --- PLISM metrics -----------------------------------------------------------------------------
 
 def gemm_rate(n: int, d: int, chunk: int, device: str, seconds: float = 2.0) -> float:
@@ -410,6 +470,8 @@ def run_check(out: Path, toy: bool = False, compiled: bool = False, parts: tuple
                     part_distillation(report, size, device, env["precision"], root)
                 elif part == "torchrun":
                     part_torchrun(report, size, device, root, max(1, env["gpus"]) if env["cuda"] else 2)
+                elif part == "segmentation":
+                    part_segmentation(report, size, device)
                 elif part == "plism":
                     part_plism(report, size, device)
             except Exception as error:  # noqa: BLE001 - one part's failure is reported, the others run

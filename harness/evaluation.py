@@ -61,6 +61,9 @@ class TaskData:
     slides: SlideBags | None = None
     target_names: list[str] | None = None  # the columns of SplitArrays.targets (gene names)
     given_targets: list[str] | None = None  # a gene list the dataset ships (HEST's var_50genes.json)
+    # where the run computes (its --device; None: not given, the CPU): a family whose head is large
+    # enough to gain from it trains there (the segmentation decoders); the others' small heads stay on the CPU
+    device: str | None = None
 
 
 class MetricSummary(BaseModel):

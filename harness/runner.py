@@ -258,7 +258,8 @@ class Runner:
             started = time.perf_counter()
             params = family.Params.model_validate(task.params)
             evaluation = family().evaluate(TaskData(splits=splits, class_names=source.class_names(),
-                                                    target_names=genes[0], given_targets=genes[1]), params)
+                                                    target_names=genes[0], given_targets=genes[1],
+                                                    device=self.extract.device), params)
             eval_s = time.perf_counter() - started
             if test_source is not None:
                 evaluation.details["test_dataset"] = {
@@ -338,8 +339,8 @@ class Runner:
             model = model.model_copy(update={"embed_dim": int(bags.features[0].shape[1])})
         started = time.perf_counter()
         family = self.families[task.family]
-        evaluation = family().evaluate(TaskData(splits={}, class_names=source.class_names(), slides=bags),
-                                       family.Params.model_validate(task.params))
+        evaluation = family().evaluate(TaskData(splits={}, class_names=source.class_names(), slides=bags,
+                                                device=self.extract.device), family.Params.model_validate(task.params))
         eval_s = time.perf_counter() - started
         evaluation.n_samples["failed_slides"] = len(embedded.failed)
         evaluation.n_samples["tiles"] = int(sum(len(f) for f in embedded.features))

@@ -9,6 +9,9 @@ and its mask. Per seed:
      every pass over them, the best validation Dice's weights kept, at most `steps` steps;
   3. the kept decoder predicts the test images (the validation images when there is no test
      split, as eva's CoNSeP, MoNuSAC and BCSS configs report their `val` split).
+The decoder trains where the run computes (`--device`: on a GPU, as eva trains it; eva's 2,000
+steps of 64 images a seed are hours on a CPU); the features stay in host memory and travel a batch
+at a time. On a GPU the sums run in another order: a Dice differs from the CPU's in late decimals.
 Metrics, as eva's MulticlassSegmentationMetrics computes them:
   dice       MONAI's DiceMetric per image and class, classes absent from an image's mask left out
              (ignore_empty), background excluded unless `include_background`; the mean over every
@@ -82,9 +85,10 @@ class Segmentation(TaskFamily):
         select = lambda predicted, masks: headline_dice(predicted, masks, n_classes, params)  # noqa: E731
         per_seed: dict[str, list[float]] = {"dice": [], "miou": [], "dice_macro": []}
         per_image, runs, samples = [], [], []
+        device = data.device or "cpu"
         for seed in range(params.seeds):
-            fitted = train_decoder(train, val, n_classes, config, seed, select)
-            predicted = predict(fitted.decoder, test, params.batch_size)
+            fitted = train_decoder(train, val, n_classes, config, seed, select, device=device)
+            predicted = predict(fitted.decoder, test, params.batch_size, device=device)
             masks = np.asarray(test.masks)
             table = dice_table(predicted, masks, n_classes, params)  # (images, classes), NaN: absent
             values = segmentation_metrics(predicted, masks, n_classes, params, table)

@@ -107,25 +107,29 @@ class DenseBatches:
     def __len__(self) -> int:
         return len(self.masks)
 
-    def batch(self, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def batch(self, index: np.ndarray, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The rows `index` (read in sorted order), on `device`: uint8 images and float16 features
+        travel as they are stored and are converted there."""
         index = np.sort(index)  # memory-mapped rows read in order
+        features = torch.from_numpy(np.asarray(self.features[index])).to(device)
+        images = torch.from_numpy(np.asarray(self.images[index])).to(device)
+        masks = torch.from_numpy(np.asarray(self.masks[index], dtype=np.int64)).to(device)
         # one copy each: to float32 and to the decoders' layout at once (the images' NHWC rows, permuted,
         # already are channels-last)
-        features = torch.from_numpy(np.asarray(self.features[index])).to(torch.float32, memory_format=MEMORY_FORMAT)
-        images = torch.from_numpy(np.asarray(self.images[index])).permute(0, 3, 1, 2).float() / 255.0
-        masks = torch.from_numpy(np.asarray(self.masks[index], dtype=np.int64))
-        images = ((images - self.mean) / self.std).contiguous(memory_format=MEMORY_FORMAT)
+        features = features.to(torch.float32, memory_format=MEMORY_FORMAT)
+        images = images.permute(0, 3, 1, 2).float() / 255.0
+        images = ((images - self.mean.to(device)) / self.std.to(device)).contiguous(memory_format=MEMORY_FORMAT)
         return features, images, masks
 
 
-def predict(decoder: SegmentationDecoder, data: DenseBatches, batch_size: int) -> np.ndarray:
-    """(n, H, W) argmax class of every pixel."""
+def predict(decoder: SegmentationDecoder, data: DenseBatches, batch_size: int, device: str = "cpu") -> np.ndarray:
+    """(n, H, W) argmax class of every pixel; the decoder is on `device`."""
     decoder.eval()
     out = []
     with torch.inference_mode():
         for start in range(0, len(data), batch_size):
-            features, images, _ = data.batch(np.arange(start, min(start + batch_size, len(data))))
-            out.append(decoder(features, images).argmax(dim=1).to(torch.uint8).numpy())
+            features, images, _ = data.batch(np.arange(start, min(start + batch_size, len(data))), device)
+            out.append(decoder(features, images).argmax(dim=1).to(torch.uint8).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, *data.masks.shape[1:]), np.uint8)
 
 
@@ -138,11 +142,13 @@ class TrainedDecoder:
 
 
 def train_decoder(train: DenseBatches, val: DenseBatches, n_classes: int, config: DecoderConfig, seed: int,
-                  score: Callable[[np.ndarray, np.ndarray], float]) -> TrainedDecoder:
-    """Fit one decoder; `score(predicted, masks)` on the validation images picks the kept weights."""
+                  score: Callable[[np.ndarray, np.ndarray], float], device: str = "cpu") -> TrainedDecoder:
+    """Fit one decoder on `device` (initialised on the CPU, so a seed starts from the same weights
+    anywhere); `score(predicted, masks)` on the validation images picks the kept weights."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    decoder = SegmentationDecoder(config.kind, int(train.features.shape[1]), n_classes).to(memory_format=MEMORY_FORMAT)
+    decoder = SegmentationDecoder(config.kind, int(train.features.shape[1]), n_classes)
+    decoder = decoder.to(device, memory_format=MEMORY_FORMAT)
     optimiser = torch.optim.AdamW(decoder.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     loss_of = dice_loss(n_classes)
     batch = min(config.batch_size, len(train))
@@ -153,7 +159,7 @@ def train_decoder(train: DenseBatches, val: DenseBatches, n_classes: int, config
     while step < config.steps:
         if position + batch > len(order):
             order, position = rng.permutation(len(train)), 0
-        features, images, masks = train.batch(order[position : position + batch])
+        features, images, masks = train.batch(order[position : position + batch], device)
         position += batch
         decoder.train()
         loss = loss_of(decoder(features, images), masks, config.ignore_index)
@@ -162,7 +168,7 @@ def train_decoder(train: DenseBatches, val: DenseBatches, n_classes: int, config
         optimiser.step()
         step += 1
         if step % every == 0 or step == config.steps:
-            value = score(predict(decoder, val, batch), np.asarray(val.masks))
+            value = score(predict(decoder, val, batch, device), np.asarray(val.masks))
             history.append((step, round(float(value), 6)))
             if value > best:
                 best, best_step, stale = value, step, 0

@@ -30,9 +30,11 @@ def test_every_part_runs_at_toy_size_on_the_cpu(tmp_path, capsys):
     assert model["raw_img_s"] > 0 and set(model["jpeg"]) == {"0", "1"} and model["slide_tiles"] > 0
     assert parts["distillation"]["harness_steps_s"] > 0 and parts["distillation"]["raw_steps_s"] > 0
     assert parts["torchrun"]["processes"] == 2 and set(parts["torchrun"]["run_wall_s"]) == {"1", "2"}
+    assert parts["segmentation"]["device_steps_s"] > 0 and parts["segmentation"]["cpu_steps_s"] > 0
+    assert parts["segmentation"]["pixels_alike"] == 1.0  # the same device: the same decoder, bit for bit
     assert parts["plism"]["pair_0_1_max_difference"] == 0.0  # the torch path counts what numpy counts
     assert parts["plism"]["bound_s"] > 0 and parts["plism"]["evaluation_s"] > 0
-    for title in ("toy ViT-Ti JPEG", "toy ViT-Ti slide", "distillation", "torchrun", "plism"):
+    for title in ("toy ViT-Ti JPEG", "toy ViT-Ti slide", "distillation", "torchrun", "segmentation", "plism"):
         assert title in printed
 
 
@@ -68,11 +70,12 @@ def test_a_run_stopped_at_its_time_limit_keeps_the_parts_it_finished(tmp_path, m
 def test_unknown_parts_are_refused_in_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         load_check().main(["--out", str(tmp_path / "x.json"), "--parts", "extraction,warp-drive"])
-    assert "--parts: unknown warp-drive; give some of extraction, distillation, torchrun, plism" in capsys.readouterr().err
+    assert "--parts: unknown warp-drive; give some of extraction, distillation, torchrun, segmentation, plism" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here: the CUDA branches (channels_last, "
-                    "pinned non_blocking copies, bf16 autocast, per-rank GPUs, the PLISM counts on the device) run "
+                    "pinned non_blocking copies, bf16 autocast, per-rank GPUs, the segmentation decoder and the PLISM counts on "
+                    "the device) run "
                     "only in the prepared device check, `python benchmarks/gpu_check.py` on a lent GPU")
 def test_toy_check_on_cuda(tmp_path):
     assert load_check().main(["--out", str(tmp_path / "check.json"), "--toy"]) == 0

@@ -33,7 +33,8 @@ class EmbeddingSpread(TaskFamily):
     def evaluate(self, data: TaskData, params: SpreadParams) -> Evaluation:
         x = np.asarray(data.splits[params.split].embeddings, dtype=np.float64)
         spread = float(np.linalg.norm(x - x.mean(0), axis=1).mean())
-        return Evaluation({"spread": summarise([spread], None)}, {params.split: len(x)}, [0])
+        return Evaluation({"spread": summarise([spread], None)}, {params.split: len(x)}, [0],
+                          details={"device": data.device})
 
 
 @pytest.fixture
@@ -65,6 +66,7 @@ def test_a_registered_family_runs_and_its_metric_description_reaches_the_board(s
                  "--cache-dir", str(tmp_path / "cache")]) == 0
     noise = json.loads((out / "random-noise" / "toy-spread.json").read_text())
     assert noise["family_title"] == "embedding spread"
+    assert noise["details"]["device"] == "cpu"  # a family is told where the run computes (--device auto, here)
     assert noise["metric_info"]["spread"] == {"higher_is_better": False, "bounds": [0.0, None], "group": "score"}
     board = build_leaderboard(*load_results(out))
     spreads = {m: board.score(m, "toy-spread") for m in board.models}

@@ -109,3 +109,37 @@ def test_missing_masks_is_a_clear_error():
     data = TaskData(splits={"train": SplitArrays(np.zeros((2, 4)), None)}, class_names=["a", "b"])
     with pytest.raises(ValueError, match="masks and dense features"):
         Segmentation().evaluate(data, SegmentationParams())
+
+
+def test_the_decoder_trains_and_predicts_where_the_run_computes(monkeypatch):
+    """The family hands its decoder the run's device (TaskData.device), and the CPU when none is given."""
+    from harness.scoring import segmentation_head
+
+    seen = []
+
+    def train(*args, device, **kwargs):
+        seen.append(("train", device))
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(segmentation_head, "train_decoder", train)
+    params = SegmentationParams(size=None, steps=2, batch_size=4, seeds=1, bootstrap_resamples=10)
+    oracle = lambda masks: np.stack([oracle_mask_features(m, N_CLASSES) for m in masks])  # noqa: E731
+    for device in ("cuda:1", None):
+        data = _data(np.random.default_rng(3), oracle)
+        data.device = device
+        with pytest.raises(RuntimeError, match="stop here"):
+            Segmentation().evaluate(data, params)
+    assert seen == [("train", "cuda:1"), ("train", "cpu")]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here: the decoder on a GPU runs in the "
+                    "prepared device check (`python benchmarks/gpu_check.py --parts segmentation`)")
+def test_a_decoder_trained_on_cuda_segments_as_the_cpus():
+    params = SegmentationParams(size=None, steps=60, batch_size=8, seeds=2, bootstrap_resamples=200)
+    oracle = lambda masks: np.stack([oracle_mask_features(m, N_CLASSES) for m in masks])  # noqa: E731
+    results = {}
+    for device in ("cpu", "cuda"):
+        data = _data(np.random.default_rng(3), oracle)
+        data.device = device
+        results[device] = Segmentation().evaluate(data, params).metrics["dice"].mean
+    assert results["cuda"] == pytest.approx(results["cpu"], abs=0.02)
