@@ -64,10 +64,13 @@ class GeneExpression(TaskFamily):
         names = np.asarray(data.target_names or [f"gene{i}" for i in range(spots.targets.shape[1])])
         per_fold, mse, replicates, gene_scores, samples = [], [], [], {}, []
         for fold, (train, test) in enumerate(folds):
-            genes = choose_genes(spots.targets[train], names, params, data.given_targets)
+            genes = choose_genes(spots.targets, train, names, params, data.given_targets)
             columns = [int(np.flatnonzero(names == g)[0]) for g in genes]
-            y_train = np.log1p(spots.targets[train][:, columns].astype(np.float64))
-            y_test = np.log1p(spots.targets[test][:, columns].astype(np.float64))
+            # the fold's genes first: no copy of every gene's counts. Column-major, as taking the rows and
+            # then the columns gave it (and the ridge's and Pearson's sums run in that order: the same numbers)
+            chosen = spots.targets[:, columns]
+            y_train = np.log1p(np.asfortranarray(chosen[train]).astype(np.float64))
+            y_test = np.log1p(np.asfortranarray(chosen[test]).astype(np.float64))
             x_train, x_test = features(spots.embeddings[train], spots.embeddings[test], params)
             predicted = ridge_predict(x_train, y_train, x_test, params)
             correlations = pearson_per_gene(y_test, predicted)
@@ -107,10 +110,16 @@ def spot_split(data: TaskData, split: str) -> SplitArrays:
                        groups=np.concatenate([p.groups for p in parts]), folds=folds)
 
 
-def choose_genes(train_counts: np.ndarray, names: np.ndarray, params: GeneExpressionParams,
+# genes whose variance is computed at once: a HEST table has tens of thousands of genes, and a float64
+# copy of every training spot's counts would be several times the table
+VARIANCE_BLOCK_VALUES = 4_000_000
+
+
+def choose_genes(counts: np.ndarray, train: np.ndarray, names: np.ndarray, params: GeneExpressionParams,
                  given: list[str] | None) -> list[str]:
     """The genes predicted in one fold: the dataset's list, or the most variable of log1p counts on
-    the fold's training spots (ties broken by name, so the choice is deterministic)."""
+    the fold's training spots (`counts[train]`; ties broken by name, so the choice is deterministic),
+    computed a block of genes at a time."""
     if params.gene_selection == "given":
         if not given:
             raise ValueError("gene_selection 'given': the dataset has no gene list (use gene_selection: train)")
@@ -119,7 +128,9 @@ def choose_genes(train_counts: np.ndarray, names: np.ndarray, params: GeneExpres
             raise ValueError(f"gene_selection 'given': the dataset's gene list names {missing[:3]}, which its "
                              "expression tables do not have")
         return list(given)[: params.genes]
-    variance = np.log1p(train_counts.astype(np.float64)).var(axis=0)
+    block = max(1, VARIANCE_BLOCK_VALUES // max(len(train), 1))
+    variance = np.concatenate([np.log1p(counts[train, start : start + block].astype(np.float64)).var(axis=0)
+                               for start in range(0, counts.shape[1], block)])
     order = sorted(range(len(names)), key=lambda i: (-variance[i], names[i]))
     return [str(names[i]) for i in order[: params.genes]]
 

@@ -94,8 +94,9 @@ def test_genes_are_chosen_on_the_training_spots_only():
     from harness.tasks.gene_expression import choose_genes
 
     train0 = folds != 0
-    assert "G000" not in choose_genes(leaky[train0], np.asarray(names), GeneExpressionParams(genes=10), None)
-    assert "G000" == choose_genes(leaky, np.asarray(names), GeneExpressionParams(genes=10), None)[0]
+    assert "G000" not in choose_genes(leaky, train0, np.asarray(names), GeneExpressionParams(genes=10), None)
+    assert "G000" == choose_genes(leaky, np.arange(len(leaky)), np.asarray(names), GeneExpressionParams(genes=10),
+                                  None)[0]
 
 
 def test_pearson_equals_scipy_and_the_bootstrap_at_unit_weights():
@@ -120,3 +121,33 @@ def test_patient_folds_when_the_dataset_defines_none():
         tested.setdefault(groups[sample["item"]], set()).add(sample["fold"])
     assert result.n_samples["folds"] == 4 and all(len(f) == 1 for f in tested.values())  # a patient in one fold
     assert len(result.metrics["pearson"].values) == 4 and len(result.metrics["pearson"].replicates) == 20
+
+
+@pytest.mark.parametrize("selection", ["given", "train"])
+def test_a_wide_table_is_never_copied_whole(selection, monkeypatch):
+    """600 spots x 20,000 genes (48 MB as float32; HEST's tables have tens of thousands of genes):
+    each fold takes its genes' columns first, and the variance that chooses genes on the training
+    spots runs a block of genes at a time, so the evaluation's peak is a small share of the table."""
+    import tracemalloc
+
+    from harness.tasks import gene_expression
+
+    monkeypatch.setattr(gene_expression, "VARIANCE_BLOCK_VALUES", 100_000)
+    rng = np.random.default_rng(0)
+    n, g = 600, 20_000
+    counts = np.zeros((n, g), np.float32)
+    counts[:, :30] = rng.poisson(3.0, (n, 30))
+    names = [f"G{i:05d}" for i in range(g)]
+    data = TaskData(splits={"all": SplitArrays(rng.standard_normal((n, 16)).astype(np.float32), None, targets=counts,
+                                               groups=np.repeat(np.arange(6), n // 6).astype(str),
+                                               folds=np.repeat(np.arange(3), n // 3))},
+                    class_names=[], target_names=names, given_targets=names[:10])
+    params = GeneExpressionParams(genes=10, gene_selection=selection, pca=None, bootstrap_resamples=10)
+    tracemalloc.start()
+    try:
+        result = GeneExpression().evaluate(data, params)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert set(result.details["per_gene_pearson"]) <= set(names[:30])  # the genes that vary were chosen
+    assert peak < counts.nbytes / 8
