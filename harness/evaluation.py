@@ -128,6 +128,12 @@ class TaskFamily:
     def evaluate(self, data: TaskData, params: Any) -> Evaluation:
         raise NotImplementedError
 
+    @staticmethod
+    def reads_given_targets_only(params: Any) -> bool:
+        """True when `evaluate` reads only the targets the dataset's own list names (HEST's gene
+        list): the runner then asks the source for those alone (`given_spots`), not every gene."""
+        return False
+
 
 def summarise(per_seed: Sequence[float], ci95: tuple[float, float] | None) -> MetricSummary:
     values = np.asarray(per_seed, dtype=np.float64)

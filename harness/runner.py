@@ -219,6 +219,7 @@ class Runner:
             if source.kind == "slides":
                 return self._evaluate_slides(slug, name, task, encoder, source, fingerprint, model)
             started = time.perf_counter()
+            params = family.Params.model_validate(task.params)
             splits, throughputs, precisions, genes = {}, [], set(), (None, None)
             parts = [(source, split, split) for split in source.split_names()]
             if test_source is not None:
@@ -238,7 +239,7 @@ class Runner:
                     index = {c: i for i, c in enumerate(source.class_names())}
                     labels = np.array([index[c] for c in np.asarray(part.class_names())[labels]], dtype=np.int64)
                 arrays = splits[key] = SplitArrays(self._truncated(cached.embeddings), labels, records, texts)
-                spots = part.spots(split)
+                spots = part.given_spots(split) if family.reads_given_targets_only(params) else part.spots(split)
                 if spots is not None:
                     arrays.targets, arrays.groups = spots.counts, np.asarray(spots.patients)
                     arrays.folds, genes = spots.folds, (spots.genes, spots.given_genes)
@@ -256,7 +257,6 @@ class Runner:
             embed_s = time.perf_counter() - started
             model = model.model_copy(update={"embed_dim": int(next(iter(splits.values())).embeddings.shape[1])})
             started = time.perf_counter()
-            params = family.Params.model_validate(task.params)
             evaluation = family().evaluate(TaskData(splits=splits, class_names=source.class_names(),
                                                     target_names=genes[0], given_targets=genes[1],
                                                     device=self.extract.device), params)

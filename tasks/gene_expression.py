@@ -55,6 +55,10 @@ class GeneExpression(TaskFamily):
     def metrics(params: GeneExpressionParams) -> dict[str, MetricInfo]:
         return {"pearson": PEARSON, "mse": MetricInfo(higher_is_better=False, bounds=(0.0, None))}
 
+    @staticmethod
+    def reads_given_targets_only(params: GeneExpressionParams) -> bool:
+        return params.gene_selection == "given"
+
     def evaluate(self, data: TaskData, params: GeneExpressionParams) -> Evaluation:
         spots = spot_split(data, params.split)
         if spots.targets is None or spots.groups is None:

@@ -105,6 +105,12 @@ class TileSource(Source):
         """Spatial transcriptomics: each image is a spot, with its gene counts (if the dataset has them)."""
         return None
 
+    def given_spots(self, split: str) -> "SpotTable | None":
+        """`spots`, where only the genes of the dataset's own list (`SpotTable.given_genes`) will be
+        read: a source may leave the others out (HEST-Bench's tables hold tens of thousands of genes,
+        its list 50); by default, every gene."""
+        return self.spots(split)
+
     def origins(self, split: str) -> "TileOrigins | None":
         """Where each tile comes from: its slide and medical centre (if the dataset records them)."""
         return None

@@ -276,3 +276,30 @@ def test_a_damaged_count_matrix_is_one_line_naming_its_file(tmp_path, damage, me
     with pytest.raises(HarnessError) as raised:
         read_expression(path, obs, var)
     assert str(raised.value).startswith(f"{path}: ") and message in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_a_task_on_hests_gene_list_reads_those_genes_alone(tmp_path, cache_dir, monkeypatch):
+    """With gene_selection 'given' the runner asks for the listed genes only (given_spots: 8 columns
+    here, 50 of tens of thousands on HEST-Bench) and scores what the whole table gave; with
+    gene_selection 'train' every gene every sample measures is read, the genes chosen per fold."""
+    from harness.sources.hest_bench import HestBenchSource
+
+    write_task(tmp_path / "data" / "hest-bench")
+    spec = tmp_path / "hest.yaml"
+    spec.write_text(REGISTRY + REGISTRY.split("tasks:\n")[1].replace("hest-idc-fixture:", "hest-idc-train:", 1)
+                    .replace("gene_selection: given", "gene_selection: train"))
+    args = ["run", "--model", "colour-stats", "--include", str(spec), "--data-root", str(tmp_path / "data"),
+            "--cache-dir", str(cache_dir)]
+    widths = []
+    table = HestBenchSource._table
+    monkeypatch.setattr(HestBenchSource, "_table", lambda self, only: widths.append(len(table(self, only).genes))
+                        or table(self, only))
+    assert main([*args, "--tasks", "hest-idc-fixture,hest-idc-train", "--output", str(tmp_path / "out")]) == 0
+    given, train = (json.loads((tmp_path / "out" / "colour-stats" / f"{t}.json").read_text())
+                    for t in ("hest-idc-fixture", "hest-idc-train"))
+    assert widths == [8, 12] and given["status"] == train["status"] == "ok"
+    # the same score as the whole table gives
+    monkeypatch.setattr(HestBenchSource, "given_spots", HestBenchSource.spots)
+    assert main([*args, "--tasks", "hest-idc-fixture", "--output", str(tmp_path / "whole")]) == 0
+    whole = json.loads((tmp_path / "whole" / "colour-stats" / "hest-idc-fixture.json").read_text())
+    assert whole["metrics"] == given["metrics"] and whole["details"] == given["details"]
