@@ -9,8 +9,10 @@ spot, twice, each in a fresh process:
   whole X   what the source did before: each sample's whole X as float64 (dense, or the sparse
             matrix expanded), every sample's kept until the table is assembled, genes looked up
             by list position
-and prints for each: seconds and peak memory (max RSS of its process), their ratios, and whether
-the two tables are equal.
+and prints for each: seconds and peak memory (its process's own peak RSS), their ratios, and whether
+the two tables are equal. Then, in a third process, the table of 50 listed genes alone, as the
+source's `given_spots` reads it for a task on HEST's gene list, and whether it equals those
+columns of the whole table.
 
 Usage: python benchmarks/hest_read.py [--samples 4] [--spots 3000] [--genes 18000] [--density 0.08]
        [--layout csr|csc|dense]
@@ -61,8 +63,10 @@ def build(folder: Path, how: str) -> np.ndarray:
 
     paths = sorted(folder.glob("*.h5ad"))
     codes = [json.loads(p.with_suffix(".barcodes.json").read_text()) for p in paths]
-    if how == "harness":  # as HestBenchSource.spots does
+    if how in ("harness", "listed"):  # as HestBenchSource.spots and given_spots do
         genes = sorted(set.intersection(*(set(expression_genes(p)) for p in paths)))
+        if how == "listed":
+            genes = genes[:: max(1, len(genes) // LISTED)][:LISTED]
         counts = np.empty((sum(map(len, codes)), len(genes)), dtype=np.float32)
         start = 0
         for path, barcodes in zip(paths, codes):
@@ -72,6 +76,9 @@ def build(folder: Path, how: str) -> np.ndarray:
     tables = [whole_x(path, barcodes) for path, barcodes in zip(paths, codes)]
     genes = sorted(set.intersection(*(set(names) for _, names in tables)))
     return np.concatenate([m[:, [names.index(g) for g in genes]] for m, names in tables]).astype(np.float32)
+
+
+LISTED = 50  # HEST's gene lists (var_50genes.json)
 
 
 def whole_x(path: Path, barcodes: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -99,12 +106,26 @@ def whole_x(path: Path, barcodes: list[str]) -> tuple[np.ndarray, list[str]]:
         return out[rows], genes
 
 
+def own_peak_mb() -> float:
+    """This process's own peak resident memory (VmHWM, Linux). Not ru_maxrss: Linux carries the
+    parent's peak over fork and exec into it, so a child started after the parent held a large
+    table would report the parent's peak (seen here: 1,925 MB for a 262 MB read)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child(folder: Path, how: str, out: Path) -> None:
     started = time.perf_counter()
     counts = build(folder, how)
     elapsed = time.perf_counter() - started
+    peak_mb = own_peak_mb()  # before the save, which is the benchmark's, not the reader's
     np.save(out, counts)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"seconds": elapsed, "peak_mb": peak_mb, "shape": list(counts.shape)}))
 
 
@@ -135,6 +156,14 @@ def main() -> None:
         harness, whole = measured["harness"], measured["whole X"]
         print(f"ratio (whole X / harness): time {whole['seconds'] / harness['seconds']:.2f}, "
               f"peak memory {whole['peak_mb'] / harness['peak_mb']:.2f}; tables equal: {same}")
+        done = subprocess.run([sys.executable, __file__, "--child", str(folder), "listed", str(folder / "listed.npy")],
+                              capture_output=True, text=True, check=True)
+        listed = json.loads(done.stdout.strip().splitlines()[-1])
+        table = np.load(folder / "harness.npy")
+        columns = np.arange(table.shape[1])[:: max(1, table.shape[1] // LISTED)][:LISTED]
+        print(f"listed   {listed['seconds']:8.2f} s  {listed['peak_mb']:9.0f} MB peak RSS  table {listed['shape']}  "
+              f"(the {LISTED} listed genes alone; equal to those columns: "
+              f"{np.array_equal(np.load(folder / 'listed.npy'), table[:, columns])})")
 
 
 if __name__ == "__main__":

@@ -35,8 +35,13 @@ import numpy as np  # noqa: E402
 from harness.registry import TilingSpec  # noqa: E402
 from harness.slides.tiling import open_slide, plan_tiles  # noqa: E402
 
+# each probe prints its own peak RSS (VmHWM): not ru_maxrss, which Linux carries over fork and exec
+# from the process that started it (this script's own peak, once it has written a slide)
 MEMORY_PROBE = """
-import resource, sys
+import sys
+def peak_mb():  # this process's own peak RSS
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) // 1024
 from pathlib import Path
 from harness.embedding_cache import EmbeddingCache
 from harness.tile_embedding import ExtractOptions
@@ -47,7 +52,7 @@ paths = [Path(p) for p in sys.argv[2:]]
 encoder = load_encoder("timm:vit_tiny_patch16_224", LoadOptions(random_init=True))
 done = embed_slides(encoder, paths, TilingSpec(), EmbeddingCache(Path(sys.argv[1])),
                     ExtractOptions(num_workers=2, precision="bf16"), "bench")
-print(sum(len(f) for f in done.features), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+print(sum(len(f) for f in done.features), peak_mb())
 """
 
 
@@ -100,14 +105,17 @@ def pipeline_rate(path: Path, workers: int) -> tuple[float, int]:
 
 
 PLAN_PROBE = """
-import resource, sys, time
+import sys, time
+def peak_mb():  # this process's own peak RSS
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) // 1024
 from harness.registry import TilingSpec
 from harness.slides import tiling
 if sys.argv[2] == "whole":
     tiling.MAX_MASK_PIXELS = float("inf")  # the whole level read at once, as before the mask was read in blocks
 started = time.perf_counter()
 plan = tiling.plan_tiles(sys.argv[1], TilingSpec())
-print(len(plan.coords), time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+print(len(plan.coords), time.perf_counter() - started, peak_mb())
 """
 
 
