@@ -137,12 +137,14 @@ def test_submit_queue_push_space_and_app(hub, tmp_path, tiny_fm_state, tiny_regi
     deadline = time.time() + 120
     while time.time() < deadline and request_file(hub)["attempts"] < 1:
         time.sleep(0.1)
-    while time.time() < deadline and not (work / "embeddings").exists():  # killed while it extracts
+    claimed = request_file(hub)["id"]
+    # killed while it extracts: once the request's own folder is there (not only work/embeddings, which
+    # mkdir(parents=True) makes a moment before it: a kill in between, on a busy machine, left no folder)
+    while time.time() < deadline and not (work / "embeddings" / claimed).exists():
         time.sleep(0.02)
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
     assert request_file(hub)["status"] == "RUNNING"
-    claimed = request_file(hub)["id"]
     assert (work / "embeddings" / claimed).is_dir()  # the request's own folder, kept for the resume
 
     done = harness(env, *backend, "--backend-id", "backend-a")
