@@ -368,6 +368,13 @@ def build_leaderboard(results: list[tuple[str, TaskResult]], warnings: list[str]
                        board_tasks)
 
 
+def declared_family(result: TaskResult, registered: Mapping[str, tuple[str, str, dict]] | None) -> str:
+    """The family the board files a result under: a registered task's is the registry's (as
+    `build_leaderboard` judges it), whatever the file says; an unregistered task's, its file's."""
+    declared = (registered or {}).get(result.task)
+    return declared[0] if declared is not None else result.family
+
+
 def _task_description(task: str, results: list[tuple[str, TaskResult]], families: Mapping[str, Any],
                       declared: tuple[str, str, dict] | None = None) -> tuple[str, MetricInfo, str, str]:
     """(main score, its description, family, family title) of a task: the registry's family, main

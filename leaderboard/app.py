@@ -36,9 +36,10 @@ except Exception:  # noqa: BLE001 - the board works without them
 from harness import __version__
 from harness.submissions import HUB_ID
 from harness.leaderboard import charts
-from harness.leaderboard.aggregate import (build_leaderboard, is_truncated, lineage_order, load_distillation_reports,
-                                   load_results, few_shot_rows, group_tables, matryoshka_curves, parse_board_tasks,
-                                   reliability_rows, retention_rows, suite_rows, training_curves)
+from harness.leaderboard.aggregate import (build_leaderboard, declared_family, is_truncated, lineage_order,
+                                   load_distillation_reports, load_results, few_shot_rows, group_tables,
+                                   matryoshka_curves, parse_board_tasks, reliability_rows, retention_rows, suite_rows,
+                                   training_curves)
 from harness.leaderboard.head_to_head import MAX_MODELS, head_to_head
 from harness.leaderboard.formatting import (LEAD_WIDTHS, MISSING, TASK_WIDTHS, csv_text, parameters_label, plain,
                                    protocol_markdown)
@@ -221,9 +222,11 @@ if not results:
 
 # --- filters (sidebar) ----------------------------------------------------------------------
 search = st.sidebar.text_input("Search models", placeholder="name contains…")
-families = sorted({r.family for _, r in results})
-family_titles = {r.family: (FAMILIES[r.family].title if r.family in FAMILIES else r.family_title)
-                 or r.family.replace("_", " ") for _, r in results}
+result_family = {id(r): declared_family(r, REGISTERED) for _, r in results}  # a registered task's: tasks.yaml's
+families = sorted(set(result_family.values()))
+family_titles = {result_family[id(r)]: (FAMILIES[result_family[id(r)]].title if result_family[id(r)] in FAMILIES
+                                        else r.family_title) or result_family[id(r)].replace("_", " ")
+                 for _, r in results}
 chosen_families = st.sidebar.multiselect("Families", families, default=families,
                                          format_func=lambda f: family_titles.get(f, f))
 sizes: dict[str, int] = {}
@@ -247,14 +250,14 @@ no_overlap_only = st.sidebar.toggle(
          "where either side is undeclared is dropped too: its overlap is unknown.")
 
 shown = [(slug, r) for slug, r in results
-         if r.family in chosen_families and sizes[slug] <= max_params_m * 1e6
+         if result_family[id(r)] in chosen_families and sizes[slug] <= max_params_m * 1e6
          and search.strip().lower() in r.model.name.lower()
          and (show_truncated or not is_truncated(r.model.name))
          and (not no_overlap_only or r.training_overlap == [])]
 if not shown:
     st.info("No result matches these filters.")
     st.stop()
-task_families = {r.task: r.family for _, r in results}
+task_families = {r.task: result_family[id(r)] for _, r in results}
 # a declared task stays required unless its family is filtered out (one with no result yet stays required)
 board_tasks = None if BOARD_TASKS is None else [
     t for t in BOARD_TASKS if t not in task_families or task_families[t] in chosen_families]
@@ -493,7 +496,8 @@ with tabs[5]:
     reports, report_warnings = load_distillation_reports(RESULTS)
     for warning in report_warnings:
         st.warning(plain(warning))
-    curves = pd.DataFrame(matryoshka_curves([(slug, r) for slug, r in results if r.family in chosen_families]))
+    curves = pd.DataFrame(matryoshka_curves([(slug, r) for slug, r in results
+                                             if result_family[id(r)] in chosen_families]))
     if not reports and curves.empty:
         st.info("No distilled students yet: `harness distill --config distill.yaml --output students/tiny --score "
                 "synthetic` writes the teacher-vs-student report shown here.")

@@ -307,3 +307,5 @@ def test_a_flood_of_files_cannot_redefine_a_registered_task(tmp_path):
     app = run_app(tmp_path)
     leaders = [t for t in app.dataframe if "model" in t.value.columns]
     assert list(leaders[0].value["model"])[:2] == ["a", "b"], leaders[0].value
+    # nor do they add a family to the app's filter (whose choices decide which declared tasks stay required)
+    assert app.sidebar.multiselect[0].options == ["tile classification"]  # not the flood's "survival"
