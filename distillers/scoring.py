@@ -1,7 +1,8 @@
 """Students against their teachers, on the same run: retention, size, speed, fidelity.
 
-retention(task) = student main score / teacher main score x 100 (per teacher); the median over
-tasks is the headline. Where the results folder also holds `random-noise` on a task, the
+retention(task) = student main score / teacher main score x 100 (per teacher), on main scores
+that are better the higher they are (an error or a drop has none: a ratio of errors would rank the
+worse model higher); the median over tasks is the headline. Where the results folder also holds `random-noise` on a task, the
 normalised retention (student - noise) / (teacher - noise) x 100 is given too, so a saturated task
 cannot decide the median: its median is taken over the tasks the teacher informs (it closes at
 least a quarter of the noise-to-`synth-oracle` gap; without an oracle result, it beats noise). Parameters are the backbone's; throughput is items/s of embedding on
@@ -43,15 +44,23 @@ def compare(results: Path, student_slug: str, teacher_slugs: dict[str, str], tas
         rows, retention, normalised = {}, [], []
         for task in tasks:
             s, t = student[task], teacher[task]
-            if not (s and t and s.status == t.status == "ok" and t.main_score.value):
+            if not (s and t and s.status == t.status == "ok" and t.main_score.value is not None
+                    and s.main_score.value is not None):
                 continue
-            value = 100.0 * s.main_score.value / t.main_score.value
-            retention.append(value)
+            higher = _higher_is_better(t)
+            # a ratio only means "kept x% of the teacher" for a score that is better the higher it is
+            # and positive here: of an error (lower is better) or a negative score it would reward
+            # the worse model; those tasks keep only the normalised retention, below
+            value = 100.0 * s.main_score.value / t.main_score.value if higher and t.main_score.value > 0 else None
+            if value is not None:
+                retention.append(value)
             rows[task] = {"student": s.main_score.value, "teacher": t.main_score.value, "retention": value}
             floor = noise.get(task)
             if floor is not None and t.main_score.value != floor:
-                gap = t.main_score.value - floor
-                informs = gap >= 0.25 * (oracle[task] - floor) if task in oracle else gap > 0
+                gap = t.main_score.value - floor  # from noise toward the teacher, in either direction
+                sign = 1.0 if higher else -1.0
+                informs = (sign * gap >= 0.25 * sign * (oracle[task] - floor) if task in oracle
+                           else sign * gap > 0)
                 rows[task].update(noise=floor, normalised_retention=100.0 * (s.main_score.value - floor) / gap,
                                   teacher_informs=bool(informs))
                 if informs:
@@ -77,6 +86,12 @@ def compare(results: Path, student_slug: str, teacher_slugs: dict[str, str], tas
 
 
 NOISE, ORACLE = "random-noise", "synth-oracle"  # the floor and the ceiling, by their result slugs
+
+
+def _higher_is_better(result) -> bool:
+    """The main score's direction as the result's family declared it (older files: higher)."""
+    info = result.metric_info.get(result.main_score.name)
+    return True if info is None else info.higher_is_better
 
 
 def _scores(store: ResultStore, slug: str, tasks: list[str]) -> dict[str, float]:

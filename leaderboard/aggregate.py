@@ -211,7 +211,16 @@ class Leaderboard:
         tasks = self.mean_tasks(family)
         if not tasks or model not in self.compared_models:
             return None
-        return float(np.mean([self.score(model, t) for t in tasks]))
+        return float(np.mean([self._goodness(model, t) for t in tasks]))
+
+    def _goodness(self, model: str, task: str) -> float:
+        """A bounded main score as higher-is-better within its bounds: an error of 0.1 in [0, 1]
+        enters a mean as 0.9, so a mean never rewards the model with the larger error."""
+        value = self.score(model, task)
+        if self._info(task).higher_is_better:
+            return value
+        low, high = self._info(task).bounds
+        return low + high - value
 
     def _info(self, task: str) -> MetricInfo:
         return self.main_info.get(task, MetricInfo())

@@ -8,7 +8,7 @@ import pytest
 from harness.distillers.scoring import compare
 
 
-def write_result(root, model, task, value, params, rate):
+def write_result(root, model, task, value, params, rate, higher_is_better=True):
     result = {
         "task": task, "task_version": 1, "family": "tile_classification", "status": "ok", "reason": None,
         "model": {"name": model, "weights": "checkpoint", "weights_sha256": "0" * 64, "n_parameters": params,
@@ -16,6 +16,7 @@ def write_result(root, model, task, value, params, rate):
         "dataset": {"name": task, "source": "synth"},
         "main_score": {"name": "balanced_accuracy", "value": value},
         "timings": {"embed_s": 1.0, "eval_s": 1.0, "items_per_s": rate},
+        "metric_info": {"balanced_accuracy": {"higher_is_better": higher_is_better, "bounds": [None, None]}},
     }
     (root / model).mkdir(parents=True, exist_ok=True)
     (root / model / f"{task}.json").write_text(json.dumps(result))
@@ -59,3 +60,29 @@ def test_normalised_retention_measures_from_the_noise_floor_over_the_tasks_the_t
     assert report["tasks"]["uninformed"]["teacher_informs"] is False
     assert report["median_normalised_retention"] == pytest.approx((100 * 0.05 / 0.06 + 50.0) / 2)
     assert report["median_retention"] == pytest.approx(100 * 0.95 / 0.96)
+
+
+def test_an_error_or_a_negative_score_has_no_ratio_and_its_normalised_retention_keeps_its_direction(tmp_path):
+    """A main score that is better lower (an error, a drop): student / teacher would give the worse
+    student over 100%; a negative teacher score flips a ratio the same way. Neither gets a ratio;
+    the normalised retention, measured from noise toward the teacher, holds in either direction."""
+    rows = [  # task, student, teacher, noise, oracle, higher is better
+        ("error", 0.20, 0.10, 0.50, 0.0, False),  # the student has twice the teacher's error
+        ("negative", -0.30, -0.10, -0.50, 1.0, True),  # the student is further below zero
+        ("accuracy", 0.60, 0.80, 0.40, 1.0, True),
+    ]
+    for task, student, teacher, noise, oracle, higher in rows:
+        for model, value in (("student", student), ("teacher", teacher), ("random-noise", noise),
+                             ("synth-oracle", oracle)):
+            write_result(tmp_path, model, task, value, 10, 1.0, higher_is_better=higher)
+    report = compare(tmp_path, "student", {"t": "teacher"}, [r[0] for r in rows], {})["teachers"]["t"]
+    assert report["tasks"]["error"]["retention"] is None  # not 200%
+    assert report["tasks"]["negative"]["retention"] is None  # not 300%
+    assert report["median_retention"] == pytest.approx(75.0)  # the accuracy task's alone
+    assert report["tasks"]["error"]["normalised_retention"] == pytest.approx(75.0)  # (0.2 - 0.5) / (0.1 - 0.5)
+    assert report["tasks"]["error"]["teacher_informs"] is True  # 0.4 of the 0.5 from noise to oracle
+    assert report["tasks"]["negative"]["normalised_retention"] == pytest.approx(50.0)
+    assert report["tasks"]["negative"]["teacher_informs"] is True
+    # the board lays the report out, a row without a ratio included
+    from harness.leaderboard.aggregate import read_distillation_report
+    assert read_distillation_report(tmp_path / "student" / "distillation.json")["student"] == "student"

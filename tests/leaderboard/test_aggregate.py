@@ -166,3 +166,19 @@ def test_suite_aggregates_only_over_models_that_scored_every_task(tmp_path):
     assert rows["a"]["hest"] == pytest.approx(0.5) and rows["a"]["hest scored"] == "2/2"
     assert rows["b"]["hest"] is None and rows["b"]["hest scored"] == "1/2"
     assert "plain" not in rows["a"] and "untouched" not in rows["a"]  # no aggregate / nothing scored
+
+
+def test_a_mean_reads_a_lower_is_better_score_the_right_way_up(tmp_path):
+    """A task whose main score is an error (ECE: bounded, lower is better) enters a mean as
+    1 - error, so the model with the smaller error has the larger mean, as it has the better rank."""
+    ece = {"ece": {"higher_is_better": False, "bounds": [0.0, 1.0], "group": "calibration"}}
+    for model, accuracy, error in (("calibrated", 0.9, 0.1), ("overconfident", 0.9, 0.3)):
+        write_result(tmp_path, model, "acc", "tile_classification", accuracy)
+        write_result(tmp_path, model, "err", "tile_classification", error, main="ece", metric_info=ece)
+    board = build_leaderboard(*load_results(tmp_path))
+    assert board.mean_tasks() == ["acc", "err"]
+    assert board.average_rank() == {"calibrated": 1.25, "overconfident": 1.75}
+    assert board.mean("calibrated") == pytest.approx(0.9) and board.mean("overconfident") == pytest.approx(0.8)
+    rows = {row["model"]: row for row in board.overview()}
+    assert rows["calibrated"]["mean"] > rows["overconfident"]["mean"]
+    assert rows["overconfident"]["err"] == pytest.approx(0.3)  # the cell shows the error itself
