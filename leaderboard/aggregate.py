@@ -643,7 +643,7 @@ def read_distillation_report(path: Path) -> dict:
     if not isinstance(report.get("student"), str):
         raise ValueError("no 'student' name")
     for row in retention_rows(report):  # every row it will be shown as can be made, with numbers
-        for key in ("teacher score", "student score", "retention %"):
+        for key in ("teacher score", "student score", "retention %", "normalised retention %"):
             if row[key] is not None and not math.isfinite(float(row[key])):
                 raise ValueError(f"{key} is not a finite number")
     for values in (report.get("fidelity") or {}).values():
@@ -661,6 +661,8 @@ def retention_rows(report: dict) -> list[dict]:
             rows.append({"student": report["student"], "teacher": teacher, "task": task, "teacher score": row["teacher"],
                          "student score": row["student"], "retention %": row["retention"],
                          "median retention %": table.get("median_retention"),
+                         # from random-noise's score toward the teacher's: also for an error or a drop
+                         "normalised retention %": row.get("normalised_retention"),
                          "parameters (student / teacher)": _ratio(params.get("student"), params.get("teacher")),
                          "throughput (student / teacher)": _ratio(speed.get("student"), speed.get("teacher"))})
             if "tiles_per_slide" in table:  # slide tasks (a cross-magnification student reads fewer tiles)

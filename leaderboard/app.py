@@ -502,7 +502,9 @@ with tabs[5]:
         st.info("No distilled students yet: `harness distill --config distill.yaml --output students/tiny --score "
                 "synthetic` writes the teacher-vs-student report shown here.")
     if reports:
-        st.caption("retention = student score / teacher score x 100 on the same task and run; parameters are the "
+        st.caption("retention = student score / teacher score x 100 on the same task and run, for scores that are "
+                   "better higher (an error or a drop has none); normalised retention = (student - noise) / "
+                   "(teacher - noise) x 100 where random-noise was scored on the run; parameters are the "
                    "backbones'; throughput is embedding tiles/s on the machine that scored them.")
     for report in reports:
         st.markdown(f"**{plain(report['student'])}** ({plain(report.get('method'))})")

@@ -159,6 +159,21 @@ def test_student_and_matryoshka_views(monkeypatch, tmp_path):
     retention = next(d.value for d in app.dataframe if "retention %" in d.value.columns)
     assert retention["retention %"].item() == 90.0
     assert retention["throughput (student / teacher)"].item() == pytest.approx(12.0)
+    # an error-like main score: no ratio, its normalised retention shown (and a NaN one refused)
+    report["teachers"]["teacher"]["tasks"]["t3"] = {"student": 0.2, "teacher": 0.1, "retention": None,
+                                                    "noise": 0.5, "normalised_retention": 75.0}
+    (tmp_path / "student" / "distillation.json").write_text(json.dumps(report))
+    app = run_app(monkeypatch, tmp_path)
+    assert not app.warning and not app.exception
+    retention = next(d.value for d in app.dataframe if "retention %" in d.value.columns).set_index("task")
+    assert pd.isna(retention.loc["t3", "retention %"]) and retention.loc["t3", "normalised retention %"] == 75.0
+    from harness.leaderboard.aggregate import read_distillation_report
+    report["teachers"]["teacher"]["tasks"]["t3"]["normalised_retention"] = float("nan")
+    (tmp_path / "student" / "distillation.json").write_text(json.dumps(report))
+    with pytest.raises(ValueError, match="normalised retention"):
+        read_distillation_report(tmp_path / "student" / "distillation.json")
+    del report["teachers"]["teacher"]["tasks"]["t3"]
+    (tmp_path / "student" / "distillation.json").write_text(json.dumps(report))
     from harness.leaderboard.aggregate import retention_rows
     report["teachers"]["teacher"].update(tiles_per_slide={"student": 1.0, "teacher": 8.0},
                                          slides_per_min={"student": 300.0, "teacher": 15.0})
