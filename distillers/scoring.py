@@ -2,10 +2,11 @@
 
 retention(task) = student main score / teacher main score x 100 (per teacher), on main scores
 that are better the higher they are (an error or a drop has none: a ratio of errors would rank the
-worse model higher); the median over tasks is the headline. Where the results folder also holds `random-noise` on a task, the
-normalised retention (student - noise) / (teacher - noise) x 100 is given too, so a saturated task
-cannot decide the median: its median is taken over the tasks the teacher informs (it closes at
-least a quarter of the noise-to-`synth-oracle` gap; without an oracle result, it beats noise). Parameters are the backbone's; throughput is items/s of embedding on
+worse model higher); the median over tasks is the headline. Where the results folder also holds
+`random-noise` on a task, the normalised retention (student - noise) / (teacher - noise) x 100 is
+given too, in either direction, so a saturated task cannot decide the median: its median is taken
+over the tasks the teacher informs (it closes at least a quarter of the noise-to-`synth-oracle`
+gap; without an oracle result, it beats noise). Parameters are the backbone's; throughput is items/s of embedding on
 this device (from the result files); on slide tasks also tiles per slide and slides/min (a
 cross-magnification student reads far fewer tiles); fidelity comes from distill.json (held-out
 items), and so do the training curves (the loss during training and on the held-out items).

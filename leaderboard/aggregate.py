@@ -644,7 +644,7 @@ def read_distillation_report(path: Path) -> dict:
         raise ValueError("no 'student' name")
     for row in retention_rows(report):  # every row it will be shown as can be made, with numbers
         for key in ("teacher score", "student score", "retention %", "normalised retention %"):
-            if row[key] is not None and not math.isfinite(float(row[key])):
+            if row.get(key) is not None and not math.isfinite(float(row[key])):
                 raise ValueError(f"{key} is not a finite number")
     for values in (report.get("fidelity") or {}).values():
         float(values["one_minus_mean_cosine"]), float(values["variance_over_mse"])
@@ -661,10 +661,10 @@ def retention_rows(report: dict) -> list[dict]:
             rows.append({"student": report["student"], "teacher": teacher, "task": task, "teacher score": row["teacher"],
                          "student score": row["student"], "retention %": row["retention"],
                          "median retention %": table.get("median_retention"),
-                         # from random-noise's score toward the teacher's: also for an error or a drop
-                         "normalised retention %": row.get("normalised_retention"),
                          "parameters (student / teacher)": _ratio(params.get("student"), params.get("teacher")),
                          "throughput (student / teacher)": _ratio(speed.get("student"), speed.get("teacher"))})
+            if "normalised_retention" in row:  # from random-noise's score toward the teacher's: errors too
+                rows[-1]["normalised retention %"] = row["normalised_retention"]
             if "tiles_per_slide" in table:  # slide tasks (a cross-magnification student reads fewer tiles)
                 tiles, slides = table["tiles_per_slide"], table.get("slides_per_min", {})
                 rows[-1]["tiles per slide (student / teacher)"] = _ratio(tiles.get("student"), tiles.get("teacher"))
