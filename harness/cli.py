@@ -243,6 +243,7 @@ class HarnessCLI:
             from harness.results import ResultStore
 
             ResultStore(Path(args.output)).check_writable()
+        self._queue_outcomes = []  # what this `queue run` scored: its main scores are printed at the end
         if args.requests_repo:
             if args.action == "run":
                 self._run_hub_queue(args)
@@ -254,6 +255,10 @@ class HarnessCLI:
                     args, request, checkpoint, store.embeddings_dir(request.id)),
                           log=plain_log, keep_embeddings=args.keep_embeddings)
             rows, where = queue_table(None, store.root), str(store.root)
+        if self._queue_outcomes:  # the scores of the requests this run took, then every request's state
+            from harness.run_summary import print_summary
+
+            print_summary(self._queue_outcomes, Path(args.output))
         table = Table(title=Text(f"requests in {where}"))  # names, reasons and paths are data: text, not markup
         columns = ("model", "revision", "status", *(("queued",) if args.requests_repo else ()), "tasks", "attempts",
                    "updated", "reason")
@@ -306,6 +311,7 @@ class HarnessCLI:
                            load=LoadOptions(device=device, max_parameters=args.max_parameters),
                            extract=default_extract_options(device))
         outcomes = Runner(registry, families, config).run()
+        self._queue_outcomes.extend(outcomes)
         return {o.task: (o.status, o.reason) for o in outcomes}
 
     def distill(self, args) -> int:

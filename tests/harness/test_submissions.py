@@ -123,6 +123,9 @@ def test_queue_scores_survives_a_kill_and_is_idempotent(tmp_path, tiny_fm_state,
     assert request["status"] == "FINISHED" and request["attempts"] == 2
     assert request["results"] == {"tiny-tiles": "ok"}
     assert "retrying" in stdout + stderr
+    # what it scored is printed as the run's scores table, before every request's state
+    scores = stdout[stdout.index("main scores"):stdout.index("requests in")]
+    assert "lab/tiny-fm" in scores and "tiny-tiles" in scores and "1 ok, 0 skipped, 0 failed" in scores
     [result_file] = out.glob("*/tiny-tiles.json")
     result = json.loads(result_file.read_text())
     assert result["model"]["name"] == "lab/tiny-fm" and result["model"]["weights_sha256"] == request["weights_sha256"]
@@ -133,8 +136,9 @@ def test_queue_scores_survives_a_kill_and_is_idempotent(tmp_path, tiny_fm_state,
     # again: nothing left to do, nothing rescored
     mtime = result_file.stat().st_mtime_ns
     third = queue_run(store, out, tiny_registry_file, cache)
-    third.communicate(timeout=120)
+    stdout, _ = third.communicate(timeout=120)
     assert third.returncode == 0 and result_file.stat().st_mtime_ns == mtime
+    assert "main scores" not in stdout and "requests in" in stdout  # nothing scored: the requests alone
     assert requests_of(store)[0]["attempts"] == 2
 
     # the finished submission shows in the leaderboard app
