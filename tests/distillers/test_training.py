@@ -252,3 +252,32 @@ def test_a_student_declares_what_its_teachers_and_its_images_came_from():
     assert data("uni") == ["BWH", "GTEx", "MGH", "synthetic"]
     assert data("uni", "midnight") == ["BWH", "GTEx", "MGH", "TCGA", "synthetic"]
     assert data("uni", "uni2-h") is None  # UNI2-h's sources are unknown, so the student's are
+
+
+def test_the_readmes_distillation_configs_are_valid_and_the_study_s_student_is_the_studys(tmp_path):
+    """Every `distill.yaml` the README shows (a yaml block with a `method`) is read as `harness
+    distill --config` reads it, names registered data, and the one the README calls the study's
+    multi-teacher student is what benchmarks/distill_retention.py trains."""
+    import yaml
+
+    from harness.distillers.config import read_config
+    from tests.support.benchmark_scripts import load_benchmark
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if "method:" in b]
+    assert len(blocks) >= 2
+    registry = load_registry(families=FAMILIES)
+    configs = []
+    for k, block in enumerate(blocks):
+        path = tmp_path / f"distill-{k}.yaml"
+        path.write_text(re.sub(r"^  ", "", block, flags=re.M))  # a block indented under a list item
+        config = read_config(path)
+        assert config.dataset in registry.datasets, (config.dataset, block)
+        configs.append((config, yaml.safe_load(path.read_text())))
+    study = load_benchmark("distill_retention")
+    [(multi, raw)] = [(c, r) for c, r in configs if c.method == "multi_teacher"]
+    assert [t.model for t in multi.teachers] == list(study.TEACHERS.values())
+    assert (raw["student"], raw["student_kwargs"], raw["student_input_size"]) == (
+        study.STUDENT, study.STUDENT_KWARGS, study.STUDENT_INPUT)
+    assert multi.method_params.matryoshka_dims == study.MATRYOSHKA and multi.dataset == study.Study.dataset
+    assert (multi.steps, multi.lr) == (1600, study.Study.lr)
