@@ -225,12 +225,16 @@ class Leaderboard:
     def _info(self, task: str) -> MetricInfo:
         return self.main_info.get(task, MetricInfo())
 
+    def higher_is_better(self, task: str) -> bool:
+        """The direction of a task's main score, as its family declares it."""
+        return self._info(task).higher_is_better
+
     def _bounded(self, task: str) -> bool:
         return self._info(task).bounded
 
     def _sign(self, task: str) -> float:
         """+1 where higher is better, -1 where lower is: sign * score is then higher-is-better."""
-        return 1.0 if self._info(task).higher_is_better else -1.0
+        return 1.0 if self.higher_is_better(task) else -1.0
 
     def coverage(self, model: str) -> str:
         """'<scored>/<tasks>' and what the gaps are, e.g. '6/8 (2 skipped)'."""

@@ -405,9 +405,11 @@ with tabs[1]:
         low, high = cell.ci95 if cell.ci95 else (None, None)
         rows.append({"model": board.model_info[model]["name"], "status": cell.status, "score": cell.value,
                      "ci95 low": low, "ci95 high": high, "std": cell.std, "reason": cell.reason or ""})
-    per_task = pd.DataFrame(rows).sort_values("score", ascending=False, na_position="last")
-    st.caption(f"main score: {plain(board.main_scores[task])} (mean over seeds or folds; bootstrap 95% CI on the test items)")
-    st.altair_chart(charts.task_bars(per_task, board.main_scores[task]), width="stretch")
+    higher = board.higher_is_better(task)  # the best first, whichever way the main score runs
+    per_task = pd.DataFrame(rows).sort_values("score", ascending=not higher, na_position="last")
+    st.caption(f"main score: {plain(board.main_scores[task])}{'' if higher else ', lower is better'} (mean over "
+               "seeds or folds; bootstrap 95% CI on the test items)")
+    st.altair_chart(charts.task_bars(per_task, board.main_scores[task], higher), width="stretch")
     st.dataframe(per_task, hide_index=True, placeholder=MISSING, width="content", column_config={
         "model": st.column_config.TextColumn("model", width=TASK_WIDTHS[0]),
         "status": st.column_config.TextColumn("status", width=TASK_WIDTHS[1]),

@@ -37,10 +37,11 @@ def score_against_cost(frame: pd.DataFrame, cost: str, cost_title: str, score: s
     return (frontier + points + labels).properties(height=340)
 
 
-def task_bars(frame: pd.DataFrame, score_title: str) -> alt.LayerChart:
-    """One bar per model with its 95% CI as an error bar (columns model, score, ci95 low/high)."""
+def task_bars(frame: pd.DataFrame, score_title: str, higher_is_better: bool = True) -> alt.LayerChart:
+    """One bar per model with its 95% CI as an error bar (columns model, score, ci95 low/high), the
+    best at the top: the highest score, or the lowest where lower is better."""
     data = frame.dropna(subset=["score"])
-    y = alt.Y("model:N", sort="-x", title=None, axis=alt.Axis(labelLimit=320))
+    y = alt.Y("model:N", sort="-x" if higher_is_better else "x", title=None, axis=alt.Axis(labelLimit=320))
     bars = alt.Chart(data).mark_bar().encode(
         x=alt.X("score:Q", title=score_title), y=y,
         tooltip=["model", alt.Tooltip("score:Q", format=".4f"), alt.Tooltip("ci95 low:Q", format=".4f"),

@@ -373,3 +373,19 @@ def test_family_small_multiples_one_panel_per_family(monkeypatch, tmp_path):
         write_result(tmp_path, model, "t2", "retrieval", t2, main="map@5")
     app = run_app(monkeypatch, tmp_path)  # two families scored by both: the panels are drawn
     assert "Per family" in [h.value for h in app.subheader]
+
+
+def test_per_task_view_puts_the_best_first_when_lower_is_better(monkeypatch, tmp_path):
+    """A task whose main score is an error (ECE): the Per task table and bars list the smallest
+    error first, and the caption says which way the score runs."""
+    ece = {"ece": {"higher_is_better": False, "bounds": [0.0, 1.0], "group": "calibration"}}
+    for model, error in (("overconfident", 0.3), ("calibrated", 0.05), ("middling", 0.1)):
+        write_result(tmp_path, model, "err", "tile_classification", error, main="ece", metric_info=ece)
+    app = run_app(monkeypatch, tmp_path)
+    app.selectbox[0].select("err").run()
+    per_task = next(d.value for d in app.dataframe if "ci95 low" in d.value.columns)
+    assert list(per_task["model"]) == ["calibrated", "middling", "overconfident"]
+    assert any("main score: ece, lower is better" in c.value for c in app.caption)
+    from harness.leaderboard import charts
+    spec = charts.task_bars(per_task, "ece", higher_is_better=False).to_dict()
+    assert spec["layer"][0]["encoding"]["y"]["sort"] == "x"
