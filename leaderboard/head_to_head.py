@@ -26,7 +26,7 @@ def paired_difference(board: Leaderboard, a: str, b: str, task: str) -> tuple[fl
     first, second = board.cells[(a, task)], board.cells[(b, task)]
     if first.status != "ok" or second.status != "ok" or first.value is None or second.value is None:
         return None
-    sign = 1.0 if board.main_info.get(task) is None or board.main_info[task].higher_is_better else -1.0
+    sign = 1.0 if board.higher_is_better(task) else -1.0
     point = sign * (first.value - second.value)
     paired = (first.replicates is not None and second.replicates is not None
               and len(first.replicates) == len(second.replicates) > 0
