@@ -292,8 +292,10 @@ with tabs[0]:
         + (f"Not ranked, listed last: {plain('; '.join(unranked)[:2000])} (the Per task tab says why). "
            if unranked else "")
         + "`mean` "
-        f"averages those whose main score is bounded ({plain(', '.join(board.mean_tasks())) or 'none'}); unbounded "
-        f"scores enter ranks only. A task cell shows its main score with the bootstrap 95% CI; {MISSING} marks a "
+        f"averages those whose main score is bounded ({plain(', '.join(board.mean_tasks())) or 'none'})"
+        + (f", a lower-is-better one as low + high - score (1 - score in [0, 1]: {plain(', '.join(inverted))})"
+           if (inverted := [t for t in board.mean_tasks() if not board.higher_is_better(t)]) else "")
+        + f"; unbounded scores enter ranks only. A task cell shows its main score with the bootstrap 95% CI; {MISSING} marks a "
         "task the model has not scored (the Per task tab says why); ⚠ marks a score whose test images come from "
         "a collection the model's card declares as training data (the sidebar can leave those out). The rank shows "
         "its bootstrap 95% interval. Click a column header to sort."

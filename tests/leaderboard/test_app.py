@@ -382,6 +382,7 @@ def test_per_task_view_puts_the_best_first_when_lower_is_better(monkeypatch, tmp
     for model, error in (("overconfident", 0.3), ("calibrated", 0.05), ("middling", 0.1)):
         write_result(tmp_path, model, "err", "tile_classification", error, main="ece", metric_info=ece)
     app = run_app(monkeypatch, tmp_path)
+    assert any("a lower-is-better one as low + high - score (1 - score in [0, 1]: err)" in c.value for c in app.caption)
     app.selectbox[0].select("err").run()
     per_task = next(d.value for d in app.dataframe if "ci95 low" in d.value.columns)
     assert list(per_task["model"]) == ["calibrated", "middling", "overconfident"]
