@@ -287,6 +287,7 @@ with tabs[0]:
             "model has scored" if board_tasks is not None else
             f"the {len(common)} of {len(board.tasks)} tasks that every ranked model has scored "
             f"({plain(', '.join(common)) or 'none'})")
+    inverted = [t for t in board.mean_tasks() if not board.higher_is_better(t)]  # errors: 1 - score in a mean
     st.caption(
         f"Models by average rank over {over}, each ranked in the direction its family declares. "
         + (f"Not ranked, listed last: {plain('; '.join(unranked)[:2000])} (the Per task tab says why). "
@@ -294,7 +295,7 @@ with tabs[0]:
         + "`mean` "
         f"averages those whose main score is bounded ({plain(', '.join(board.mean_tasks())) or 'none'})"
         + (f", a lower-is-better one as low + high - score (1 - score in [0, 1]: {plain(', '.join(inverted))})"
-           if (inverted := [t for t in board.mean_tasks() if not board.higher_is_better(t)]) else "")
+           if inverted else "")
         + f"; unbounded scores enter ranks only. A task cell shows its main score with the bootstrap 95% CI; {MISSING} marks a "
         "task the model has not scored (the Per task tab says why); ⚠ marks a score whose test images come from "
         "a collection the model's card declares as training data (the sidebar can leave those out). The rank shows "
