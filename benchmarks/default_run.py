@@ -17,6 +17,11 @@ Prints, from one run on this machine:
   datasets where the cold run went, per dataset: generating it (wall and CPU, from the meta.json
            the generator writes), embedding and evaluating its tasks (the results' timings);
            datasets that share generated images (synth-tiles, synth-vqa, ...) are one row
+  speed    how fast this machine is at the run's two largest parts, measured after the runs in a
+           process of its own: the default model's forward (vit_tiny, random weights, batch 32 at
+           224 px, the run's threads) in img/s, and a Gaussian filter like the generator's (float64,
+           one core) in Mpx/s. The same code has taken 159 s on one machine and 187 s on another:
+           these two numbers tell a slower machine from a slower harness
 
 Usage: python benchmarks/default_run.py [--workdir DIR] [--tasks all]
 """
@@ -99,6 +104,42 @@ def dataset_costs(cache: Path, results: Path) -> list[dict]:
     return sorted(rows.values(), key=lambda row: -row["total"])
 
 
+SPEED_PROBE = r'''
+import json, sys, time
+import numpy as np
+import torch, timm
+from scipy import ndimage
+
+seconds = float(sys.argv[1])
+model = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=0).eval()
+batch = torch.randn(32, 3, 224, 224)
+with torch.inference_mode():
+    model(batch)  # warm-up
+    images, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        model(batch)
+        images += len(batch)
+    forward = images / (time.perf_counter() - started)
+torch.set_num_threads(1)
+image = np.random.default_rng(0).random((512, 512, 3))
+pixels, started = 0, time.perf_counter()
+while time.perf_counter() - started < seconds:
+    ndimage.gaussian_filter(image, sigma=(2.0, 2.0, 0))
+    pixels += 512 * 512
+print(json.dumps({"forward_img_s": forward, "filter_mpx_s": pixels / (time.perf_counter() - started) / 1e6}))
+'''
+
+
+def machine_speed(seconds: float = 5.0) -> dict[str, float]:
+    """{"forward_img_s", "filter_mpx_s"}: this machine's speed at the embedding's and the
+    generator's kind of arithmetic, in a fresh process (so the runs' processes do not share it)."""
+    done = subprocess.run([sys.executable, "-c", SPEED_PROBE, str(seconds)], capture_output=True, text=True,
+                          env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    if done.returncode != 0:
+        raise SystemExit(f"the speed probe failed: {done.stderr.strip()[-400:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def print_costs(rows: list[dict], cold: float) -> None:
     print("datasets: where the cold run went (generation wall / CPU s, embed s, evaluate s, their sum)")
     for row in rows:
@@ -136,6 +177,9 @@ def main() -> None:
     print(f"sync   {sync:7.1f} s  (the cold run's files written to disk before the reruns)")
     print(f"rerun  {rerun:7.1f} s  (the slowest of {', '.join(f'{r:.2f}' for r in reruns)} s; every result reused)")
     print_costs(dataset_costs(root / "cache", root / "results"), cold)
+    speed = machine_speed()
+    print(f"speed  vit_tiny forward {speed['forward_img_s']:.1f} img/s (batch 32, 224 px); Gaussian filter "
+          f"{speed['filter_mpx_s']:.1f} Mpx/s (one core): the machine, to compare runs on different machines")
     for name, measured in (("cold", cold), ("rerun", rerun)):
         verdict = "MET" if measured <= BUDGETS[name] else "NOT MET"
         print(f"budget {name:5s} <= {BUDGETS[name]:5.0f} s: {verdict} ({measured / BUDGETS[name]:.2f}x the budget)")
