@@ -36,7 +36,8 @@ def _print_scores(outcomes) -> None:
         note = "earlier result (use --overwrite to recompute)" if o.reused else _short(o.reason or "")
         status = {"ok": "[green]ok[/green]", "failed": "[red]failed[/red]"}[o.status]
         # names and reasons are data (a card's name, an error's text, an install hint in brackets): as text
-        table.add_row(Text(o.model), Text(o.task), status, Text(o.main_score or "-"), value, Text(ci), Text(note))
+        model = f"{o.model} (random-init)" if o.weights == "random-init" else o.model  # untrained: said on every row
+        table.add_row(Text(model), Text(o.task), status, Text(o.main_score or "-"), value, Text(ci), Text(note))
     stdout.print(table)
 
 

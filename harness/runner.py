@@ -69,6 +69,7 @@ class TaskOutcome:
     reused: bool = False  # an earlier run's result, not recomputed
     n_values: int | None = None  # seeds or folds behind value and std (one: the std says nothing)
     slug: str | None = None  # the model's results folder (<output>/<slug>/<task>.json)
+    weights: str | None = None  # pretrained | random-init | checkpoint | instrument, as the result records it
 
 
 @dataclass
@@ -386,7 +387,8 @@ class Runner:
         if previous is not None and previous.status == "ok":  # e.g. --overwrite, then the rerun failed
             console.print(f"[yellow]kept[/yellow] the earlier ok result {escape(str(path))}: this run {status} "
                           f"({escape(str(reason))})")
-            return TaskOutcome(model.name, name, status, reason=f"{reason} (the earlier ok result {path} is kept)")
+            return TaskOutcome(model.name, name, status, reason=f"{reason} (the earlier ok result {path} is kept)",
+                               weights=model.weights)
         family = self.families[task.family]
         result = TaskResult(
             task=name, task_version=task.version, family=task.family, family_title=family.title, status=status,
@@ -458,7 +460,7 @@ def _outcome_from(result: TaskResult, slug: str, reused: bool = False) -> TaskOu
         model=result.model.name, task=result.task, status=result.status, main_score=result.main_score.name,
         value=main.mean if main else None, std=main.std if main else None,
         ci95=main.ci95 if main else None, reason=result.reason, reused=reused, slug=slug,
-        n_values=len(main.values) if main and main.values is not None else None,
+        n_values=len(main.values) if main and main.values is not None else None, weights=result.model.weights,
     )
 
 

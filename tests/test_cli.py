@@ -294,6 +294,8 @@ def test_default_run_of_the_readme(suite_cache, tmp_path):
     assert results["synth-tiles"]["model"]["weights"] == "random-init"
     assert all(r["status"] == "skipped" for name, r in results.items() if not name.startswith("synth"))
     assert "random-init" in printed
+    scores = printed.split("main scores")[-1]  # what the terminal shows last says on each row that it is untrained
+    assert scores.count("(random-init)") >= len(synthetic) and "synth-tiles" in scores
 
 
 def test_default_run_benchmark_says_where_the_cold_run_went_per_dataset(suite_cache, tmp_path):
@@ -390,6 +392,19 @@ def test_the_summary_gives_a_spread_only_where_there_are_several_values(tmp_path
                    TaskOutcome("m", "one-fit", "ok", "balanced_accuracy", 0.7, 0.0, (0.6, 0.8), n_values=1)], tmp_path)
     out = capsys.readouterr().out
     assert "0.5000 ± 0.0200" in out and "0.7000" in out and "0.7000 ±" not in out
+
+
+def test_the_summary_says_on_each_row_that_a_model_is_untrained(tmp_path, capsys):
+    """The offline default model is a random initialisation: the scores table, which a run ends with,
+    says so on its rows (it said so only in a note at the start of a long log)."""
+    from harness.run_summary import print_summary
+    from harness.runner import TaskOutcome
+
+    print_summary([TaskOutcome("timm:vit_tiny", "synth-tiles", "ok", "balanced_accuracy", 0.7, n_values=1, weights="random-init"),
+                   TaskOutcome("timm:resnet18", "synth-tiles", "ok", "balanced_accuracy", 0.8, n_values=1, weights="pretrained")],
+                  tmp_path)
+    rows = {line.split("│")[1].strip() for line in capsys.readouterr().out.splitlines() if "synth-tiles" in line}
+    assert rows == {"timm:vit_tiny (random-init)", "timm:resnet18"}
 
 
 def test_the_summary_lists_each_skip_once_with_its_steps_uncut_before_the_scores(tmp_path, capsys):
