@@ -6,7 +6,9 @@ Layout under <cache>/embeddings/<key>/:
   embeddings.npy         the finished (n, dim) float32 array, read memory-mapped; dense features
                          (segmentation) are (n, channels, h, w) float16, the same way
   meta.json              written last: its presence means the entry is complete
-An interrupted extraction leaves finished shards; the next run resumes after them. A file lock
+An interrupted extraction leaves finished shards; the next run resumes after them. An entry that
+cannot be read back (a file truncated or overwritten outside the harness, a full disk's leftovers)
+is named in a warning, marked unfinished and computed again, instead of failing every later run. A file lock
 keeps two processes from extracting the same entry at once. Memory stays bounded whatever the
 entry's size: the writer holds at most one shard, and the finished array is assembled shard by
 shard into a memory-mapped file, never in memory as a whole.
@@ -15,7 +17,6 @@ shard into a memory-mapped file, never in memory as a whole.
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,11 +27,14 @@ import numpy as np
 from filelock import FileLock
 
 from harness.atomic_write import save_npy_atomic, write_json_atomic
+from harness.bounded_read import read_json
 from harness.errors import HarnessError
+from harness.terminal import console
 from harness.timestamps import utc_timestamp
 
 CACHE_FORMAT = 1
 DEFAULT_SHARD_SIZE = 512
+MAX_META_BYTES = 1_000_000  # an entry's meta.json is a few hundred bytes
 
 
 @dataclass
@@ -58,11 +62,19 @@ class EmbeddingCache:
         return self.root / key
 
     def load(self, key: str) -> CachedEmbeddings | None:
+        """The finished entry, or None: not finished, or not readable back as one (then a warning names
+        it and its meta.json is removed, so that the caller computes it again in its place)."""
         folder = self.folder(key)
         if not (folder / "meta.json").exists():
             return None
-        meta = json.loads((folder / "meta.json").read_text())
-        return CachedEmbeddings(np.load(folder / "embeddings.npy", mmap_mode="r"), meta)
+        try:
+            return _read_entry(folder)
+        except (OSError, ValueError, EOFError) as error:
+            reason = (str(error).splitlines() or [type(error).__name__])[0][:200]
+            console.print(f"[yellow]warning[/yellow] {folder}: a cached entry that cannot be read ({reason}); "
+                          "computing it again")
+            _mark_unfinished(folder)
+            return None
 
     @contextmanager
     def lock(self, key: str) -> Iterator[None]:
@@ -73,6 +85,44 @@ class EmbeddingCache:
 
     def writer(self, key: str, n_items: int, dtype: type = np.float32, shard_size: int | None = None) -> "ShardWriter":
         return ShardWriter(self.folder(key), n_items, shard_size or self.shard_size, dtype)
+
+
+def _mark_unfinished(folder: Path) -> None:
+    """Remove an entry's meta.json (whatever stands under that name), so that it is computed again."""
+    meta = folder / "meta.json"
+    try:
+        if meta.is_dir() and not meta.is_symlink():
+            shutil.rmtree(meta)
+        else:
+            meta.unlink(missing_ok=True)
+    except OSError as error:
+        raise HarnessError(f"{folder}: a cached entry that cannot be read, nor marked unfinished "
+                           f"({error.strerror or error}); remove that folder and run again") from None
+
+
+def _read_entry(folder: Path) -> CachedEmbeddings:
+    """A finished entry, checked to be what its meta.json says: ValueError (or OSError) otherwise.
+    The arrays are memory-mapped: a file shorter than its header says is refused here, not read."""
+    meta = _named("meta.json", lambda: read_json(folder / "meta.json", MAX_META_BYTES, "cache entry's meta.json"))
+    if not isinstance(meta, dict) or not isinstance(meta.get("n_items"), int):
+        raise ValueError("meta.json does not give n_items")
+    embeddings = _named("embeddings.npy", lambda: np.load(folder / "embeddings.npy", mmap_mode="r"))
+    if embeddings.ndim < 2 or embeddings.shape[0] != meta["n_items"] or embeddings.shape[1] != meta.get("dim"):
+        raise ValueError(f"embeddings.npy is {embeddings.shape}, meta.json says {meta['n_items']} items of "
+                         f"dim {meta.get('dim')}")
+    if (folder / "coords.npy").exists():  # a slide's tile coordinates, one row per embedding
+        coords = _named("coords.npy", lambda: np.load(folder / "coords.npy", mmap_mode="r"))
+        if coords.shape[:1] != embeddings.shape[:1]:
+            raise ValueError(f"coords.npy has {coords.shape[:1]} rows for {embeddings.shape[0]} embeddings")
+    return CachedEmbeddings(embeddings, meta)
+
+
+def _named(name: str, read):
+    """read(), its error prefixed with the file's name (numpy's and json's name none)."""
+    try:
+        return read()
+    except (OSError, ValueError, EOFError) as error:
+        raise ValueError(f"{name}: {str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
 
 
 class ShardWriter:

@@ -41,6 +41,42 @@ def test_second_call_reads_the_cache(tmp_path, tiny_source, encoder):
     assert other_split.embeddings.shape == (12, 192)
 
 
+@pytest.mark.parametrize("damage", ["truncated array", "empty array", "array of another length", "not an array",
+                                    "meta.json cut short", "meta.json not an object", "meta.json a folder"])
+def test_a_damaged_entry_is_named_and_computed_again(tmp_path, tiny_source, encoder, damage, capsys):
+    """A finished entry whose files no longer read back as it (truncated on a full disk, overwritten
+    by hand) failed every later run of its tasks ('mmap length is greater than file size', no file
+    named). It is now named in one warning and computed again, to the same numbers."""
+    cache = EmbeddingCache(tmp_path)
+    first, _ = embed_split(encoder, tiny_source, tiny_source.fingerprint(), "test", cache, OPTIONS)
+    expected = np.array(first.embeddings)
+    folder = cache.folder(next(p.name for p in cache.root.iterdir()))
+    array, meta = folder / "embeddings.npy", folder / "meta.json"
+    del first
+    if damage == "truncated array":
+        array.write_bytes(array.read_bytes()[:1000])
+    elif damage == "empty array":
+        array.write_bytes(b"")
+    elif damage == "array of another length":
+        np.save(array, expected[:5])
+    elif damage == "not an array":
+        array.write_text("{}")
+    elif damage == "meta.json cut short":
+        meta.write_text('{"format": 1, "n_items": 1')
+    elif damage == "meta.json not an object":
+        meta.write_text("[12]")
+    else:
+        meta.unlink()
+        meta.mkdir()
+    capsys.readouterr()
+    again, computed = embed_split(encoder, tiny_source, tiny_source.fingerprint(), "test", cache, OPTIONS)
+    assert computed
+    np.testing.assert_array_equal(np.asarray(again.embeddings), expected)
+    warned = capsys.readouterr().err
+    assert warned.count("cannot be read") == 1 and str(folder.name) in warned
+    assert embed_split(encoder, tiny_source, tiny_source.fingerprint(), "test", cache, OPTIONS)[1] is False
+
+
 def test_bf16_embeddings_are_cached_apart_and_close_to_fp32(tmp_path, tiny_source, encoder):
     cache = EmbeddingCache(tmp_path)
     fp32, _ = embed_split(encoder, tiny_source, tiny_source.fingerprint(), "test", cache, OPTIONS)
