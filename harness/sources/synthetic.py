@@ -14,6 +14,7 @@ from harness.sources.base import (
 )
 from harness.synth.annotations import report_records, vqa_records
 from harness.synth.domains import domain_name
+from harness.synth.suite_writer import discard_if_damaged
 from harness.synth.plism_suite import PLISM_GENERATOR_VERSION, SyntheticPlismParams, build_plism_suite
 from harness.synth.tile_suite import GENERATOR_VERSION, SyntheticTileParams, build_tile_suite, tile_protocol
 
@@ -42,6 +43,7 @@ class SyntheticTileSource(TileSource):
         return Availability(ok=True)  # generated on demand
 
     def prepare(self) -> None:
+        discard_if_damaged(self.folder)  # a finished dataset cut short since is generated again
         if not (self.folder / "meta.json").exists():
             self._build(self.folder, self.params)
 

@@ -3,6 +3,8 @@ or any other layout (slides) through `build_atomically`.
 
 Rendering runs in worker processes that fill memory-mapped image arrays; the dataset is built
 under a temporary name and renamed when complete, so an interrupted generation is simply redone.
+A finished tile dataset whose arrays no longer read back as its meta.json says (cut short on a full
+disk, overwritten by hand) is named in a warning and generated again (`discard_if_damaged`).
 A disk without room for the images is refused before rendering; a worker that dies (a memory-mapped
 page that cannot be written when the disk fills up meanwhile is SIGBUS) ends the generation with
 one line, and the temporary folder is removed.
@@ -25,8 +27,12 @@ import numpy as np
 from filelock import FileLock
 from numpy.lib.format import open_memmap
 
+from harness.bounded_read import read_json
 from harness.errors import HarnessError
 from harness.progress import progress_bar
+from harness.terminal import console
+
+TILE_ARRAYS = ("images.npy", "labels.npy", "latents.npy")  # per split; masks.npy too where the dataset has masks
 
 
 def write_suite(
@@ -57,6 +63,50 @@ def write_suite(
     meta = {**meta, "splits": {s: len(labels) for s, (labels, _) in splits.items()}}
     build_atomically(target, allocate, render_job, jobs, total, meta, workers,
                      needed_bytes=total * (tile_size * tile_size * (4 if masks else 3) + 4 * 64))
+
+
+def discard_if_damaged(target: Path) -> None:
+    """A finished tile dataset (write_suite's layout) that does not read back whole loses its
+    meta.json, with a warning naming it, so that the next build generates it again (deterministic:
+    the same tiles). Where a run failed on it for ever with numpy's 'mmap length is greater than file
+    size', naming no file."""
+    if not (target / "meta.json").exists():
+        return
+    reason = _tile_suite_damage(target)
+    if reason is None:
+        return
+    console.print(f"[yellow]warning[/yellow] {target}: generated data that cannot be read ({reason}); "
+                  "generating it again")
+    meta = target / "meta.json"
+    try:
+        shutil.rmtree(meta) if meta.is_dir() and not meta.is_symlink() else meta.unlink(missing_ok=True)
+    except OSError as error:
+        raise HarnessError(f"{target}: generated data that cannot be read, nor marked unfinished "
+                           f"({error.strerror or error}); remove that folder and run again") from None
+
+
+def _tile_suite_damage(target: Path) -> str | None:
+    """Why the finished dataset at `target` does not read back as its meta.json says; None if it does.
+    Arrays are opened memory-mapped: their headers and lengths are checked, not their pixels."""
+    try:
+        meta = read_json(target / "meta.json", 1_000_000, "generated dataset's meta.json")
+    except (OSError, ValueError) as error:
+        return f"meta.json: {error}"
+    splits = meta.get("splits") if isinstance(meta, dict) else None
+    if not isinstance(splits, dict) or not all(isinstance(n, int) for n in splits.values()):
+        return "meta.json gives no item count per split"
+    params = meta.get("params")
+    names = TILE_ARRAYS + (("masks.npy",) if isinstance(params, dict) and params.get("masks") else ())
+    for split, n in splits.items():
+        for name in names:
+            path = target / str(split) / name
+            try:
+                rows = np.load(path, mmap_mode="r").shape[:1]
+            except (OSError, ValueError, EOFError) as error:
+                return f"{split}/{name}: {(str(error).splitlines() or [type(error).__name__])[0][:200]}"
+            if rows != (n,):
+                return f"{split}/{name} has {rows[0] if rows else 0} items, meta.json says {n}"
+    return None
 
 
 def build_atomically(

@@ -1,7 +1,10 @@
 """The synthetic generator: deterministic, physically rendered, classes that differ."""
 
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from harness.synth.scanner import REFERENCE_SCANNER, Scanner
 from harness.synth.stain import STANDARD_HE, Staining
@@ -218,3 +221,43 @@ def test_meta_json_records_what_generating_took_with_its_workers_cpu(tmp_path):
     generation = json.loads((target / "meta.json").read_text())["generation"]
     assert generation["workers"] == 2 and generation["wall_s"] > 0.3  # at least two jobs one after the other
     assert generation["cpu_s"] >= 0.75  # the four jobs' 0.8 s ran in the workers, not in this process
+
+
+@pytest.mark.parametrize("damage", ["images cut short", "labels of another length", "masks emptied",
+                                    "masks removed", "meta.json cut short", "meta.json without counts", "a split's folder gone"])
+def test_a_damaged_generated_dataset_is_named_and_generated_again(tmp_path, damage, capsys):
+    """A finished synthetic dataset whose files no longer read back as its meta.json says failed every
+    later run of its tasks with numpy's 'mmap length is greater than file size', naming no file.
+    Preparing it now names it in one warning and generates it again: the same tiles."""
+    import shutil
+
+    from harness.registry import SynthDataset
+    from harness.sources import DataContext, open_source
+
+    spec = SynthDataset(source="synth", generator="tiles",
+                        params={"tile_size": 32, "per_class": {"train": 2, "test": 1}, "seed": 5, "masks": True})
+    source = open_source("damaged", spec, DataContext(cache_dir=tmp_path, data_root=tmp_path / "data"))
+    source.prepare()
+    folder = source.folder
+    expected = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*.npy")}
+    if damage == "images cut short":
+        (folder / "test" / "images.npy").write_bytes(expected[Path("test/images.npy")][:500])
+    elif damage == "labels of another length":
+        np.save(folder / "train" / "labels.npy", np.zeros(3, np.int64))
+    elif damage == "masks emptied":
+        (folder / "train" / "masks.npy").write_bytes(b"")
+    elif damage == "masks removed":
+        (folder / "test" / "masks.npy").unlink()
+    elif damage == "meta.json cut short":
+        (folder / "meta.json").write_text('{"splits": {"train"')
+    elif damage == "meta.json without counts":
+        (folder / "meta.json").write_text('{"classes": ["a"]}')
+    else:
+        shutil.rmtree(folder / "test")
+    capsys.readouterr()
+    source.prepare()
+    warned = capsys.readouterr().err
+    assert warned.count("generated data that cannot be read") == 1 and folder.name in warned
+    assert {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*.npy")} == expected
+    source.prepare()  # whole again: nothing to say
+    assert "cannot be read" not in capsys.readouterr().err
