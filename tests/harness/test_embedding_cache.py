@@ -1,4 +1,5 @@
-"""The embedding cache: keys, atomic writes on a full disk, resumption at every point of a write; and the cached text embeddings."""
+"""The embedding cache: keys, atomic writes on a full disk, resumption at every point of a write;
+and the cached text embeddings."""
 
 import errno
 from pathlib import Path
