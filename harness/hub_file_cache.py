@@ -8,7 +8,10 @@ anyway) gives each file's blob id, and a file whose blob is already in the local
 from there: the cache keeps each file once under `blobs/<etag>`, where the etag is the git blob id
 (the LFS sha256 for an LFS file), a layout the Hub documents for every client
 (https://huggingface.co/docs/hub/local-cache). Only the other files are downloaded, at the commit
-listed, 8 at a time as `snapshot_download` does, without a progress bar per file.
+listed, 8 at a time as `snapshot_download` does, without a progress bar per file. A cached blob of
+another size than the listing gives (cut short on a full disk, emptied by hand) is removed and
+downloaded again: huggingface_hub would serve it as it is, and a request read from it would be
+listed as invalid for ever while the Hub holds it whole.
 """
 
 from __future__ import annotations
@@ -26,7 +29,12 @@ def _cached_blob(repo_id: str, repo_type: str, sibling) -> Path | None:
     if not etag:
         return None
     path = Path(constants.HF_HUB_CACHE) / f"{repo_type}s--{repo_id.replace('/', '--')}" / "blobs" / etag
-    return path if path.is_file() else None
+    if not path.is_file():
+        return None
+    if sibling.size is not None and path.stat().st_size != sibling.size:
+        path.unlink(missing_ok=True)  # damaged: hf_hub_download fetches it again instead of linking it
+        return None
+    return path
 
 
 def files_at_commit(repo_id: str, repo_type: str, sha: str, siblings: list, what: str) -> dict[str, Path]:

@@ -638,6 +638,39 @@ def test_a_long_queue_history_costs_the_backend_one_call_per_step_not_one_per_re
     assert statuses[1][names[1][:-5]] == "FINISHED" and len(statuses[2]) == 60
 
 
+DAMAGED_BLOB = """
+import json, sys
+from pathlib import Path
+from huggingface_hub import CommitOperationAdd, HfApi, constants
+from harness.hub_queue import HubRequestStore
+api = HfApi()
+api.create_repo("lab/requests", repo_type="dataset", exist_ok=True)
+name, data = sys.argv[1], sys.argv[2]
+api.create_commit("lab/requests", [CommitOperationAdd(path_in_repo=f"requests/{name}", path_or_fileobj=data.encode())],
+                  commit_message="submit", repo_type="dataset")
+store = HubRequestStore("lab/requests")
+for damage in ("", "cut short", "emptied"):
+    [blob] = (Path(constants.HF_HUB_CACHE) / "datasets--lab--requests" / "blobs").iterdir() if damage else [None]
+    if damage:
+        blob.write_bytes(blob.read_bytes()[:40] if damage == "cut short" else b"")
+    _, requests, invalid = store.snapshot()
+    print(json.dumps([[r.id for r in requests], invalid]), flush=True)
+"""
+
+
+def test_a_request_whose_cached_copy_was_damaged_is_read_again_from_the_hub(tmp_path):
+    """The backend reads a request file from the local Hub cache when its blob is there. A blob cut
+    short or emptied there (a full disk, a hand) made the request INVALID for ever, though the Hub
+    holds it whole: the queue jammed on it. A cached blob of another size than the Hub lists is now
+    downloaded again."""
+    rid = request_id("lab/model", SHA)
+    data = json.dumps(request(rid, hub_id="lab/model", commit_sha=SHA, model_name="lab/model", revision="main"))
+    with HubStandIn(token=TOKEN) as hub:
+        lines = run_hub_python(hub_env(hub, tmp_path), DAMAGED_BLOB, f"{rid}.json", data)
+    snapshots = [json.loads(line) for line in lines.strip().splitlines()]
+    assert snapshots == [[[rid], []]] * 3
+
+
 FETCH = """
 import json, sys
 from pathlib import Path
