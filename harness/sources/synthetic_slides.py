@@ -12,6 +12,7 @@ from harness.sources.base import Availability, digest
 from harness.sources.slide_source import SlideColumns, SlideSource
 from harness.synth.slide_suite import GRADES, MPP, SLIDE_GENERATOR_VERSION, SyntheticSlideParams, build_slide_suite
 from harness.synth.slide_suite import tile_latents as latents_under
+from harness.synth.suite_writer import discard_if_damaged
 
 
 class SyntheticSlideSource(SlideSource):
@@ -37,6 +38,7 @@ class SyntheticSlideSource(SlideSource):
         return Availability(ok=True)  # generated on demand
 
     def prepare(self) -> None:
+        discard_if_damaged(self.folder)  # a finished suite with a slide cut short since is generated again
         if not (self.folder / "meta.json").exists():
             build_slide_suite(self.folder, self.params)
 

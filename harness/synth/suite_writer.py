@@ -3,8 +3,9 @@ or any other layout (slides) through `build_atomically`.
 
 Rendering runs in worker processes that fill memory-mapped image arrays; the dataset is built
 under a temporary name and renamed when complete, so an interrupted generation is simply redone.
-A finished tile dataset whose arrays no longer read back as its meta.json says (cut short on a full
-disk, overwritten by hand) is named in a warning and generated again (`discard_if_damaged`).
+meta.json records the size of every file it wrote; a finished dataset whose files no longer match
+it, or (tiles) whose arrays no longer read back as it says (cut short on a full disk, overwritten by
+hand), is named in a warning and generated again (`discard_if_damaged`).
 A disk without room for the images is refused before rendering; a worker that dies (a memory-mapped
 page that cannot be written when the disk fills up meanwhile is SIGBUS) ends the generation with
 one line, and the temporary folder is removed.
@@ -33,6 +34,7 @@ from harness.progress import progress_bar
 from harness.terminal import console
 
 TILE_ARRAYS = ("images.npy", "labels.npy", "latents.npy")  # per split; masks.npy too where the dataset has masks
+MAX_META_BYTES = 64_000_000  # meta.json lists every file (two per synthetic slide)
 
 
 def write_suite(
@@ -66,13 +68,13 @@ def write_suite(
 
 
 def discard_if_damaged(target: Path) -> None:
-    """A finished tile dataset (write_suite's layout) that does not read back whole loses its
-    meta.json, with a warning naming it, so that the next build generates it again (deterministic:
-    the same tiles). Where a run failed on it for ever with numpy's 'mmap length is greater than file
-    size', naming no file."""
+    """A finished generated dataset that does not read back whole loses its meta.json, with a
+    warning naming it, so that the next build generates it again (deterministic: the same tiles and
+    slides). A tile dataset failed every later run on it with numpy's 'mmap length is greater than
+    file size', naming no file; a slide cut short dropped out of every later model's cohort."""
     if not (target / "meta.json").exists():
         return
-    reason = _tile_suite_damage(target)
+    reason = _damage(target)
     if reason is None:
         return
     console.print(f"[yellow]warning[/yellow] {target}: generated data that cannot be read ({reason}); "
@@ -85,14 +87,27 @@ def discard_if_damaged(target: Path) -> None:
                            f"({error.strerror or error}); remove that folder and run again") from None
 
 
-def _tile_suite_damage(target: Path) -> str | None:
+def _damage(target: Path) -> str | None:
     """Why the finished dataset at `target` does not read back as its meta.json says; None if it does.
-    Arrays are opened memory-mapped: their headers and lengths are checked, not their pixels."""
+    Files are checked by size (meta.json's `files`; older datasets have none); a tile dataset's arrays
+    are also opened memory-mapped: their headers and lengths are checked, not their pixels."""
     try:
-        meta = read_json(target / "meta.json", 1_000_000, "generated dataset's meta.json")
+        meta = read_json(target / "meta.json", MAX_META_BYTES, "generated dataset's meta.json")
     except (OSError, ValueError) as error:
         return f"meta.json: {error}"
-    splits = meta.get("splits") if isinstance(meta, dict) else None
+    if not isinstance(meta, dict):
+        return "meta.json is not an object"
+    files = meta.get("files", {})
+    for name, size in files.items() if isinstance(files, dict) else ():
+        try:
+            found = (target / name).stat().st_size
+        except OSError as error:
+            return f"{name}: {error.strerror or error}"
+        if found != size:
+            return f"{name} has {found:,} bytes, meta.json says {size:,}"
+    if meta.get("generator") == "slides":
+        return None
+    splits = meta.get("splits")
     if not isinstance(splits, dict) or not all(isinstance(n, int) for n in splits.values()):
         return "meta.json gives no item count per split"
     params = meta.get("params")
@@ -155,7 +170,10 @@ def _build(target, prepare, render_job, jobs, total, meta, workers, needed_bytes
                     advance(run(job))
         # what generating it took (benchmarks/default_run.py reports it per dataset); not part of its identity
         meta = {**meta, "generation": {"wall_s": round(time.perf_counter() - started, 2),
-                                       "cpu_s": round(_cpu_seconds() - cpu_before, 2), "workers": workers}}
+                                       "cpu_s": round(_cpu_seconds() - cpu_before, 2), "workers": workers},
+                # what was written, so that a file cut short since is noticed (discard_if_damaged)
+                "files": {p.relative_to(tmp).as_posix(): p.stat().st_size for p in sorted(tmp.rglob("*"))
+                          if p.is_file()}}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
         if target.exists():
             shutil.rmtree(target)

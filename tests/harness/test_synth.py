@@ -261,3 +261,35 @@ def test_a_damaged_generated_dataset_is_named_and_generated_again(tmp_path, dama
     assert {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*.npy")} == expected
     source.prepare()  # whole again: nothing to say
     assert "cannot be read" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage", ["a slide cut short", "a slide removed", "a latent grid emptied"])
+def test_a_damaged_synthetic_slide_suite_is_named_and_generated_again(tmp_path, damage, capsys):
+    """A synthetic slide cut short since it was generated dropped out of every later model's cohort
+    ('slide failed'), so models were scored on different slides. meta.json now lists every file's
+    size; a suite that no longer matches it is named in one warning and generated again: the same
+    bytes."""
+    from harness.registry import SynthDataset
+    from harness.sources import DataContext, open_source
+
+    spec = SynthDataset(source="synth", generator="slides",
+                        params={"n_patients": 3, "second_slide_fraction": 0.0, "grid": 3, "seed": 6})
+    source = open_source("damaged-slides", spec, DataContext(cache_dir=tmp_path, data_root=tmp_path / "data"))
+    source.prepare()
+    folder = source.folder
+    expected = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != "meta.json"}
+    slide = sorted(folder.glob("slides/*.tiff"))[1]
+    if damage == "a slide cut short":
+        slide.write_bytes(slide.read_bytes()[:-1000])
+    elif damage == "a slide removed":
+        slide.unlink()
+    else:
+        sorted(folder.glob("slides/*.latents.npy"))[0].write_bytes(b"")
+    capsys.readouterr()
+    source.prepare()
+    warned = capsys.readouterr().err
+    assert warned.count("generated data that cannot be read") == 1 and folder.name in warned
+    again = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != "meta.json"}
+    assert again == expected
+    source.prepare()
+    assert "cannot be read" not in capsys.readouterr().err
