@@ -8,8 +8,8 @@ Layout under <cache>/embeddings/<key>/:
   meta.json              written last: its presence means the entry is complete
 An interrupted extraction leaves finished shards; the next run resumes after them. An entry that
 cannot be read back (a file truncated or overwritten outside the harness, a full disk's leftovers)
-is named in a warning, marked unfinished and computed again, instead of failing every later run. A file lock
-keeps two processes from extracting the same entry at once. Memory stays bounded whatever the
+is named in a warning, marked unfinished and computed again, instead of failing every later run.
+A file lock keeps two processes from extracting the same entry at once. Memory stays bounded whatever the
 entry's size: the writer holds at most one shard, and the finished array is assembled shard by
 shard into a memory-mapped file, never in memory as a whole.
 """

@@ -98,7 +98,11 @@ def _damage(target: Path) -> str | None:
     if not isinstance(meta, dict):
         return "meta.json is not an object"
     files = meta.get("files", {})
-    for name, size in files.items() if isinstance(files, dict) else ():
+    if not isinstance(files, dict):
+        return "meta.json's files is not a mapping"
+    for name, size in files.items():
+        if not isinstance(size, int) or Path(name).is_absolute() or ".." in Path(name).parts:
+            return f"meta.json lists {name[:100]!r} as {str(size)[:20]}"  # a hand's edit: not looked up
         try:
             found = (target / name).stat().st_size
         except OSError as error:

@@ -1,6 +1,7 @@
 """The synthetic generator: deterministic, physically rendered, classes that differ."""
 
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -212,8 +213,6 @@ def _burn(folder, job) -> int:
 def test_meta_json_records_what_generating_took_with_its_workers_cpu(tmp_path):
     """meta.json says how long generation took and how much CPU it used, the workers' included
     (benchmarks/default_run.py reports it per dataset): four 0.2 s jobs over two worker processes."""
-    import json
-
     from harness.synth.suite_writer import build_atomically
 
     target = tmp_path / "suite"
@@ -224,7 +223,8 @@ def test_meta_json_records_what_generating_took_with_its_workers_cpu(tmp_path):
 
 
 @pytest.mark.parametrize("damage", ["images cut short", "labels of another length", "masks emptied",
-                                    "masks removed", "meta.json cut short", "meta.json without counts", "a split's folder gone"])
+                                    "masks removed", "meta.json cut short", "meta.json without counts", "a split's folder gone",
+                                    "meta.json naming a file outside", "meta.json with a size not a number"])
 def test_a_damaged_generated_dataset_is_named_and_generated_again(tmp_path, damage, capsys):
     """A finished synthetic dataset whose files no longer read back as its meta.json says failed every
     later run of its tasks with numpy's 'mmap length is greater than file size', naming no file.
@@ -252,6 +252,12 @@ def test_a_damaged_generated_dataset_is_named_and_generated_again(tmp_path, dama
         (folder / "meta.json").write_text('{"splits": {"train"')
     elif damage == "meta.json without counts":
         (folder / "meta.json").write_text('{"classes": ["a"]}')
+    elif damage == "meta.json naming a file outside":
+        meta = json.loads((folder / "meta.json").read_text())
+        (folder / "meta.json").write_text(json.dumps({**meta, "files": {"../../../etc/hostname": 1}}))
+    elif damage == "meta.json with a size not a number":
+        meta = json.loads((folder / "meta.json").read_text())
+        (folder / "meta.json").write_text(json.dumps({**meta, "files": {"train/labels.npy": "big"}}))
     else:
         shutil.rmtree(folder / "test")
     capsys.readouterr()
