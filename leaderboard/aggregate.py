@@ -103,6 +103,20 @@ class RankUncertainty:
         return [m for j, m in enumerate(self.models)
                 if j != i and 1 - SEPARATED < self.ahead[i, j] < SEPARATED]
 
+    def tied_pairs(self, limit: int | None = None) -> tuple[list[tuple[str, str]], int]:
+        """(the first `limit` pairs that cannot be told apart, in the models' order; how many there are
+        in all). One pass over the comparison matrix: a board of 4,000 models has 8 million pairs."""
+        n = len(self.models)
+        tied = ~np.eye(n, dtype=bool) if self.n_resamples == 0 else (
+            (self.ahead > 1 - SEPARATED) & (self.ahead < SEPARATED))
+        first, second = np.nonzero(np.triu(tied, 1))
+        chosen = slice(None) if limit is None else slice(0, limit)
+        return ([(self.models[i], self.models[j]) for i, j in zip(first[chosen].tolist(), second[chosen].tolist())],
+                len(first))
+
+
+DEFAULT_INFO = MetricInfo()  # a task's main score described by nothing: higher is better, unbounded
+
 
 @dataclass
 class Leaderboard:
@@ -128,13 +142,17 @@ class Leaderboard:
             return [m for m in self.models if all(self._ok(m, t) for t in self.board_tasks)]
         return [m for m in self.models if any(self._ok(m, t) for t in self.tasks)]
 
+    @cached_property
+    def _compared(self) -> frozenset[str]:
+        return frozenset(self.compared_models)
+
     def _ok(self, model: str, task: str) -> bool:
         cell = self.cells.get((model, task))
         return cell is not None and cell.status == "ok"
 
     def unranked_reason(self, model: str) -> str | None:
         """Why a listed model has no rank (None for a ranked one)."""
-        if model in self.compared_models:
+        if model in self._compared:
             return None
         if self.board_tasks is None:
             return "no valid score: every result skipped, failed or invalid"
@@ -153,6 +171,10 @@ class Leaderboard:
     def average_rank(self) -> dict[str, float]:
         """Mean over common tasks of each compared model's rank (1 = best, ties share the mean rank);
         NaN for a model that is not compared, or for all without a common task."""
+        return dict(self._average_rank)
+
+    @cached_property
+    def _average_rank(self) -> dict[str, float]:
         tasks, compared = self.common_tasks, self.compared_models
         ranks = dict.fromkeys(self.models, float("nan"))
         if tasks:
@@ -161,7 +183,17 @@ class Leaderboard:
         return ranks
 
     def rank_uncertainty(self, level: float = 0.95) -> RankUncertainty | None:
-        """Bootstrap interval of each compared model's average rank; None without a common task."""
+        """Bootstrap interval of each compared model's average rank; None without a common task.
+        Computed once per level (the overview and the app's rank tab both ask)."""
+        if level not in self._uncertainty:
+            self._uncertainty[level] = self._rank_uncertainty(level)
+        return self._uncertainty[level]
+
+    @cached_property
+    def _uncertainty(self) -> dict[float, RankUncertainty | None]:
+        return {}
+
+    def _rank_uncertainty(self, level: float) -> RankUncertainty | None:
         tasks, models = self.common_tasks, self.compared_models
         if not tasks or len(models) < 2:
             return None
@@ -188,20 +220,21 @@ class Leaderboard:
         for i in range(len(models)):
             mine = ranks[:, i:i + 1]
             ahead[i] = (mine < ranks).mean(axis=0) + 0.5 * (mine == ranks).mean(axis=0)
-        point = np.array([self.average_rank()[m] for m in models])
+        average_rank = self.average_rank()
+        point = np.array([average_rank[m] for m in models])
         return RankUncertainty(list(models), point, low, high, ahead, [t for t in tasks if t in draws],
                                [t for t in tasks if t not in draws], n_resamples if draws else 0)
 
     def borda(self) -> dict[str, float]:
         """Borda count over common tasks: per task, a compared model gets one point per model it
-        beats and half a point per tie (MTEB's aggregation); NaN for a model that is not compared."""
+        beats and half a point per tie (MTEB's aggregation); NaN for a model that is not compared.
+        That is its ascending rank with ties averaged, less one (rank = models below + (ties + 1) / 2)."""
         compared = self.compared_models
-        points = {m: 0.0 if m in compared else float("nan") for m in self.models}
+        points = dict.fromkeys(self.models, float("nan"))
+        total = np.zeros(len(compared))
         for task in self.common_tasks:
-            values = {m: self._sign(task) * self.score(m, task) for m in compared}
-            for m in compared:
-                points[m] += sum(1.0 if values[m] > values[o] else 0.5 if values[m] == values[o] else 0.0
-                                 for o in compared if o != m)
+            total += rankdata([self._sign(task) * self.score(m, task) for m in compared]) - 1
+        points.update(zip(compared, total.tolist()))
         return points
 
     def mean_tasks(self, family: str | None = None) -> list[str]:
@@ -209,7 +242,7 @@ class Leaderboard:
 
     def mean(self, model: str, family: str | None = None) -> float | None:
         tasks = self.mean_tasks(family)
-        if not tasks or model not in self.compared_models:
+        if not tasks or model not in self._compared:
             return None
         return float(np.mean([self._goodness(model, t) for t in tasks]))
 
@@ -223,7 +256,7 @@ class Leaderboard:
         return low + high - value
 
     def _info(self, task: str) -> MetricInfo:
-        return self.main_info.get(task, MetricInfo())
+        return self.main_info.get(task, DEFAULT_INFO)
 
     def higher_is_better(self, task: str) -> bool:
         """The direction of a task's main score, as its family declares it."""

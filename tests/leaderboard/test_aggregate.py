@@ -182,3 +182,32 @@ def test_a_mean_reads_a_lower_is_better_score_the_right_way_up(tmp_path):
     rows = {row["model"]: row for row in board.overview()}
     assert rows["calibrated"]["mean"] > rows["overconfident"]["mean"]
     assert rows["overconfident"]["err"] == pytest.approx(0.3)  # the cell shows the error itself
+
+
+def test_borda_and_ties_match_their_pairwise_definitions_on_a_large_board(tmp_path):
+    """Borda points from ranks (ascending rank with ties averaged, less one) and the tied pairs from one
+    pass over the comparison matrix equal their pairwise definitions, on 40 models with tied scores,
+    a lower-is-better task and paired replicates; the rank intervals are computed once per board."""
+    rng = np.random.default_rng(3)
+    ece = {"ece": {"higher_is_better": False, "bounds": [0.0, 1.0], "group": "calibration"}}
+    models = [f"m{i:02d}" for i in range(40)]
+    for model in models:
+        for task in ("t1", "t2"):
+            value = float(rng.choice([0.5, 0.6, 0.7]))  # many ties
+            write_result(tmp_path, model, task, "tile_classification", value,
+                         replicates=value + rng.normal(0, 0.03, 50))
+        write_result(tmp_path, model, "err", "tile_classification", float(rng.choice([0.1, 0.2])), main="ece",
+                     metric_info=ece)
+    board = build_leaderboard(*load_results(tmp_path))
+    sign = {"t1": 1, "t2": 1, "err": -1}
+    expected = {m: sum(1.0 if sign[t] * board.score(m, t) > sign[t] * board.score(o, t) else
+                       0.5 if board.score(m, t) == board.score(o, t) else 0.0
+                       for t in board.common_tasks for o in models if o != m) for m in models}
+    assert board.borda() == pytest.approx(expected)
+    uncertainty = board.rank_uncertainty()
+    assert board.rank_uncertainty() is uncertainty  # asked by the overview and the app: computed once
+    pairs, total = uncertainty.tied_pairs()
+    by_definition = {tuple(sorted((a, b))) for a in models for b in uncertainty.tied_with(a)}
+    assert {tuple(sorted(p)) for p in pairs} == by_definition and total == len(by_definition) > 10
+    first, total_again = uncertainty.tied_pairs(limit=5)
+    assert first == pairs[:5] and total_again == total
