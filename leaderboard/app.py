@@ -42,7 +42,7 @@ from harness.leaderboard.aggregate import (build_leaderboard, declared_family, i
                                    training_curves)
 from harness.leaderboard.head_to_head import MAX_MODELS, head_to_head
 from harness.leaderboard.formatting import (LEAD_WIDTHS, MISSING, TASK_WIDTHS, csv_text, parameters_label, plain,
-                                   protocol_markdown)
+                                   protocol_markdown, show_texts)
 
 HUB_REPO = os.environ.get("HARNESS_HUB_REPO")  # a results dataset on the Hub (harness push --repo)
 REQUESTS_REPO = os.environ.get("HARNESS_REQUESTS_REPO")  # a requests dataset on the Hub (harness submit hf-hub:...)
@@ -50,6 +50,7 @@ REQUESTS_DIR = os.environ.get("HARNESS_REQUESTS")  # or a local requests folder 
 METADATA = ["borda_rank", "coverage", "parameters", "embed_dim", "items_per_s", "weights", "teachers", "no_overlap",
             "licence", "hub_id", "revision", "date"]
 DEFAULT_METADATA = ["coverage", "parameters", "embed_dim", "items_per_s", "weights", "teachers", "no_overlap"]
+MAX_TIED_PAIRS = 200  # pairs listed as "cannot be told apart" (a board of thousands of models has millions)
 
 st.set_page_config(page_title="Pathology FM leaderboard", layout="wide")
 st.title("Pathology foundation-model leaderboard")
@@ -74,6 +75,13 @@ def pulled(repo: str, tasks: tuple[str, ...] | None) -> tuple[Path, str, str]:
     # another user plant a commit's copy); what the pull left out is listed in the copy (LEFT_OUT)
     folder = pull_at_commit(repo, commit, default_cache_dir() / "board", tasks=set(tasks) if tasks else None)
     return folder, commit, utc_timestamp()
+
+
+@st.cache_resource(ttl=600, show_spinner="Reading the results")
+def parsed(folder: str, commit: str) -> tuple[list, list[str]]:
+    """The result files of the pulled commit `commit`, read and checked once: a commit's files never
+    change, and every click on the page runs this script again (reading 60,000 files took 6.6 s)."""
+    return load_results(Path(folder))
 
 
 def csv_download(frame: pd.DataFrame, name: str) -> None:
@@ -186,7 +194,10 @@ def load() -> tuple[Path, list, list[str]]:
     else:
         folder = Path(os.environ.get("HARNESS_RESULTS", "results"))
         st.caption(f"Results: `{folder}` · pathology-harness {__version__}")
-    results, warnings = load_results(folder) if folder.is_dir() else ([], [])
+    if HUB_REPO:
+        results, warnings = parsed(str(folder), commit)
+    else:
+        results, warnings = load_results(folder) if folder.is_dir() else ([], [])
     if len(left_out) > 20:
         left_out = [*left_out[:20], f"... and {len(left_out) - 20:,} more files left out of the pull"]
     return folder, results, left_out + warnings
@@ -314,13 +325,12 @@ with tabs[0]:
             lambda hub_id: f"https://huggingface.co/{hub_id}" if hub_id and HUB_ID.fullmatch(hub_id) else None)
     # cells keep their numbers (so columns sort as numbers); what they show is set per cell
     styled = table.style.format(na_rep=MISSING, precision=3)
-    for row in range(len(table)):
-        for task in board.tasks if show_tasks else []:
-            styled = styled.format(lambda _, text=labels.at[row, task]: text, subset=pd.IndexSlice[[row], [task]])
-        if uncertainty is not None and pd.notna(overview.at[row, "rank_ci_low"]):
-            text = (f"{overview.at[row, 'average_rank']:.2f} [{overview.at[row, 'rank_ci_low']:.1f}, "
-                    f"{overview.at[row, 'rank_ci_high']:.1f}]")
-            styled = styled.format(lambda _, text=text: text, subset=pd.IndexSlice[[row], ["average_rank"]])
+    for task in board.tasks if show_tasks else []:
+        styled = show_texts(styled, task, labels[task].tolist())
+    if uncertainty is not None:
+        styled = show_texts(styled, "average_rank", [
+            f"{rank:.2f} [{low:.1f}, {high:.1f}]" if pd.notna(low) else MISSING if pd.isna(rank) else f"{rank:.3f}"
+            for rank, low, high in zip(overview["average_rank"], overview["rank_ci_low"], overview["rank_ci_high"])])
     if "parameters" in columns:
         styled = styled.format(parameters_label, subset=["parameters"], na_rep=MISSING)
     config = {  # fixed widths for the leading columns (the browser test clicks their headers)
@@ -395,9 +405,11 @@ with tabs[0]:
         frame = pd.DataFrame({"model": [names[m] for m in uncertainty.models], "rank": uncertainty.point,
                               "low": uncertainty.low, "high": uncertainty.high})
         st.altair_chart(charts.rank_intervals(frame), width="stretch")
-        ties = sorted({tuple(sorted((names[a], names[b]))) for a in uncertainty.models for b in uncertainty.tied_with(a)})
-        st.markdown("**Cannot be told apart:** " + ("; ".join(f"{plain(a)} ~ {plain(b)}" for a, b in ties) if ties
-                                                     else "none: every pair of models is separated."))
+        pairs, n_tied = uncertainty.tied_pairs(limit=MAX_TIED_PAIRS)
+        ties = sorted(tuple(sorted((names[a], names[b]))) for a, b in pairs)
+        more = f"; and {n_tied - len(ties):,} more pairs" if n_tied > len(ties) else ""
+        st.markdown("**Cannot be told apart:** " + ("; ".join(f"{plain(a)} ~ {plain(b)}" for a, b in ties) + more
+                                                     if ties else "none: every pair of models is separated."))
 
 # --- per task ---------------------------------------------------------------------------------
 with tabs[1]:

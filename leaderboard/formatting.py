@@ -22,6 +22,29 @@ def parameters_label(count) -> str:
     return str(int(count))
 
 
+def show_texts(styled, column: str, texts: list[str]):
+    """`styled` (a pandas Styler) with each cell of `column` showing texts[row], its number kept as the
+    cell's value (so the column still sorts as numbers). One Styler.format call for the cells whose
+    value no other row shares with another text, and one per text for the rest: a call per cell was
+    most of the 50 s the page took for 1,000 models x 15 tasks (benchmarks/board_scale.py --app)."""
+    import pandas as pd
+
+    def key(value):
+        return "missing" if pd.isna(value) else value
+
+    rows_by: dict = {}  # value -> text -> rows
+    for row, value, text in zip(styled.data.index, styled.data[column], texts):
+        rows_by.setdefault(key(value), {}).setdefault(text, []).append(row)
+    single = {value: next(iter(by_text)) for value, by_text in rows_by.items() if len(by_text) == 1}
+    rows = [row for value, text in single.items() for row in rows_by[value][text]]
+    if rows:
+        styled = styled.format(lambda value: single[key(value)], subset=pd.IndexSlice[rows, [column]])
+    for by_text in (by_text for by_text in rows_by.values() if len(by_text) > 1):
+        for text, rows in by_text.items():
+            styled = styled.format(lambda _, text=text: text, subset=pd.IndexSlice[rows, [column]])
+    return styled
+
+
 def protocol_markdown() -> str:
     """The About tab: protocols, how to submit, how to cite (leaderboard/about.md, shipped in the package)."""
     return files("harness.leaderboard").joinpath("about.md").read_text(encoding="utf-8")
