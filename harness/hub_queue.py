@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from bisect import bisect_right
 import tempfile
 import threading
 from datetime import datetime, timedelta, timezone
@@ -75,10 +76,12 @@ def fair_order(requests: list[Request], written: dict[str, datetime]) -> list[Re
     def when(request: Request) -> datetime:
         return written.get(request.id, never)
 
-    served: dict[str, list[datetime]] = {}  # namespace -> dates its requests were claimed or ended
+    served: dict[str, list[datetime]] = {}  # namespace -> dates its requests were claimed or ended, sorted
     for request in requests:
         if request.status != "PENDING" and request.id in written:
             served.setdefault(namespace(request), []).append(written[request.id])
+    for dates in served.values():
+        dates.sort()
 
     # a request's turn: its namespace's services since it arrived, and never earlier than an older
     # request of its namespace (one filed after a service would otherwise overtake one filed before)
@@ -86,7 +89,8 @@ def fair_order(requests: list[Request], written: dict[str, datetime]) -> list[Re
     latest: dict[str, int] = {}
     for request in sorted((r for r in requests if r.status in IN_QUEUE), key=lambda r: (when(r), r.submitted, r.id)):
         name = namespace(request)
-        since = sum(date > when(request) for date in served.get(name, []))
+        dates = served.get(name, [])
+        since = len(dates) - bisect_right(dates, when(request))  # services dated after it arrived
         turn[request.id] = latest[name] = max(since, latest.get(name, 0))
 
     def key(request: Request) -> tuple:

@@ -438,6 +438,47 @@ def test_within_one_namespace_the_older_request_goes_first_whatever_was_served_b
     assert [r.id for r in fair_order(requests, written)] == ["other-y1", "lab-r1", "lab-r2", "lab-r0"]
 
 
+def test_the_queue_order_counts_services_as_its_definition_does_on_random_queues():
+    """fair_order counts each namespace's services since a request arrived by bisecting the sorted
+    dates (counted one by one, the work grew as the square of a flood, at every snapshot): the order
+    equals the one-by-one count's on random queues of several namespaces, with requests the Hub has
+    not dated and dates shared by several requests."""
+    import random
+    from datetime import datetime, timedelta, timezone
+
+    from harness.hub_queue import IN_QUEUE, fair_order, namespace
+    from harness.submissions import Request
+
+    def by_definition(requests, written):  # the order as its docstring states it, counted one by one
+        never = datetime.max.replace(tzinfo=timezone.utc)
+        when = lambda r: written.get(r.id, never)  # noqa: E731
+        served = {}
+        for r in requests:
+            if r.status != "PENDING" and r.id in written:
+                served.setdefault(namespace(r), []).append(written[r.id])
+        turn, latest = {}, {}
+        for r in sorted((r for r in requests if r.status in IN_QUEUE), key=lambda r: (when(r), r.submitted, r.id)):
+            since = sum(date > when(r) for date in served.get(namespace(r), []))
+            turn[r.id] = latest[namespace(r)] = max(since, latest.get(namespace(r), 0))
+        return sorted(requests, key=lambda r: (1, 0, never, r.submitted, r.id) if r.status not in IN_QUEUE
+                      else (0, turn[r.id], when(r), r.submitted, r.id))
+
+    rng = random.Random(7)
+    start = datetime(2026, 12, 6, tzinfo=timezone.utc)
+    for trial in range(30):
+        requests, written = [], {}
+        for i in range(rng.randint(1, 60)):
+            repo = f"{rng.choice(['flood', 'lab', 'other', 'Lab'])}/m{i}"
+            rid = f"{trial}-{i}"
+            requests.append(Request.model_validate(request(
+                rid, hub_id=repo, model_name=repo, commit_sha=SHA,
+                status=rng.choice(["PENDING", "PENDING", "RUNNING", "FINISHED", "FAILED"]),
+                submitted=f"2026-12-0{rng.randint(1, 5)}T00:00:00Z")))
+            if rng.random() < 0.9:  # some not dated by the Hub
+                written[rid] = start + timedelta(minutes=rng.randint(0, 20))  # shared dates too
+        assert [r.id for r in fair_order(requests, written)] == [r.id for r in by_definition(requests, written)]
+
+
 # the head of a script: commits the request files of the JSON file argv[1] ({name: content}) in one commit
 FILE_REQUESTS = """
 import json, sys
