@@ -26,9 +26,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from bisect import bisect_right
 import tempfile
 import threading
+from bisect import bisect_right
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable

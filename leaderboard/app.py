@@ -80,7 +80,8 @@ def pulled(repo: str, tasks: tuple[str, ...] | None) -> tuple[Path, str, str]:
 @st.cache_resource(ttl=600, show_spinner="Reading the results")
 def parsed(folder: str, commit: str) -> tuple[list, list[str]]:
     """The result files of the pulled commit `commit`, read and checked once: a commit's files never
-    change, and every click on the page runs this script again (reading 60,000 files took 6.6 s)."""
+    change, and every click on the page runs this script again (60,000 files take about 6 s to read:
+    benchmarks/board_scale.py)."""
     return load_results(Path(folder))
 
 
