@@ -77,12 +77,27 @@ def pulled(repo: str, tasks: tuple[str, ...] | None) -> tuple[Path, str, str]:
     return folder, commit, utc_timestamp()
 
 
-@st.cache_resource(ttl=600, show_spinner="Reading the results")
-def parsed(folder: str, commit: str) -> tuple[list, list[str]]:
-    """The result files of the pulled commit `commit`, read and checked once: a commit's files never
-    change, and every click on the page runs this script again (60,000 files take about 6 s to read:
-    benchmarks/board_scale.py)."""
+@st.cache_resource(ttl=600, max_entries=4, show_spinner="Reading the results")
+def parsed(folder: str, version: str) -> tuple[list, list[str]]:
+    """The result files of `folder` as they were at `version` (a pulled commit, or a local folder's
+    files_version), read and checked once: every click on the page runs this script again, and
+    60,000 files take about 6 s to read (benchmarks/board_scale.py)."""
     return load_results(Path(folder))
+
+
+def files_version(folder: Path) -> str:
+    """A digest of the name, size and modification time of every result file in a local folder: it
+    changes when a run writes, rewrites or removes one, so that the board shows it at the next click."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(folder.glob("*/*.json")):
+        try:
+            stat = path.stat()
+        except OSError:  # removed meanwhile
+            continue
+        digest.update(f"{path.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
 
 
 def csv_download(frame: pd.DataFrame, name: str) -> None:
@@ -198,7 +213,7 @@ def load() -> tuple[Path, list, list[str]]:
     if HUB_REPO:
         results, warnings = parsed(str(folder), commit)
     else:
-        results, warnings = load_results(folder) if folder.is_dir() else ([], [])
+        results, warnings = parsed(str(folder), files_version(folder)) if folder.is_dir() else ([], [])
     if len(left_out) > 20:
         left_out = [*left_out[:20], f"... and {len(left_out) - 20:,} more files left out of the pull"]
     return folder, results, left_out + warnings

@@ -56,6 +56,28 @@ def test_overview_ranks_models_and_shows_gaps(monkeypatch, results):
     assert hidden.to_dict("records") == [{"task": "real", "why": "skipped: no data on disk"}]
 
 
+def test_a_local_board_reads_its_files_once_and_again_when_a_run_writes(monkeypatch, results):
+    """Every click runs the app's script again; a local board's result files are read once per
+    state of the folder (names, sizes, times), so a click does not re-read thousands of files, and a
+    result a run writes, rewrites or removes shows at the next click."""
+    from harness.leaderboard import aggregate
+
+    reads = []
+    original = aggregate.load_results
+    monkeypatch.setattr(aggregate, "load_results", lambda folder: reads.append(folder) or original(folder))
+    app = run_app(monkeypatch, results)
+    app.run()  # a click: nothing changed on disk
+    assert app.dataframe[0].value.loc[0, "t1"] == 0.9 and len(reads) == 1
+    write_result(results, "big", "t1", "tile_classification", 0.95, params=300_000_000)  # a run rewrites it
+    write_result(results, "new", "t1", "tile_classification", 0.5)  # and scores another model
+    app.run()
+    overview = app.dataframe[0].value
+    assert len(reads) == 2 and overview.loc[0, "t1"] == 0.95 and "new" in set(overview["model"])
+    (results / "new" / "t1.json").unlink()
+    app.run()
+    assert len(reads) == 3 and "new" not in set(app.dataframe[0].value["model"])
+
+
 def test_cells_show_scores_with_intervals_and_reasons():
     """What a cell shows (the Styler's display value) while its data stays a number."""
     from harness.leaderboard.aggregate import Cell
