@@ -5,10 +5,11 @@ app aggregates them on every refresh: ranks, Borda points, bootstrap rank interv
 script writes result files for N models x T tasks (random scores, 100 paired bootstrap replicates
 each, as `harness run` writes them), then times, at each N: reading the files, building the board,
 and its overview (every row the app's first table shows: ranks, the bootstrap intervals, Borda
-points, means). With --app, also the whole app's first page (leaderboard/app.py run once by
-Streamlit's AppTest on the folder, as a visitor's page load or click runs it). It prints the seconds
-per N and the growth exponent between consecutive sizes (log of the time ratio / log of the size
-ratio: 1 is linear, 2 quadratic), measured in one run.
+points, means). With --app, also the whole app page (leaderboard/app.py run by Streamlit's AppTest
+on the folder): its first load, and a click after it (every click runs the script again; the
+files are then not read again). It prints the seconds per N and the growth exponent between
+consecutive sizes (log of the time ratio / log of the size ratio: 1 is linear, 2 quadratic),
+measured in one run.
 
 At 1,000 models x 15 tasks the overview took 18.8 s and the app's page 49.8 s when the rank
 intervals recomputed every model's average rank once per model and the table set its texts a
@@ -67,8 +68,9 @@ def time_board(root: Path) -> dict[str, float]:
     return {"read_s": read - started, "build_s": built - read, "overview_s": done - built}
 
 
-def time_app(root: Path) -> float:
-    """Seconds for one run of the app's script on the results folder `root` (AppTest, no browser)."""
+def time_app(root: Path) -> dict[str, float]:
+    """Seconds for the app's page on the results folder `root` (AppTest, no browser): its first load,
+    then a click (the script run again)."""
     import os
     from importlib.resources import files
 
@@ -76,11 +78,14 @@ def time_app(root: Path) -> float:
 
     os.environ["HARNESS_RESULTS"] = str(root)
     app = AppTest.from_file(str(files("harness.leaderboard").joinpath("app.py")), default_timeout=3600)
-    started = time.perf_counter()
-    app.run()
-    if app.exception:
-        raise SystemExit(f"the app failed on {root}: {app.exception[0].message[:300]}")
-    return time.perf_counter() - started
+    seconds = {}
+    for name in ("app_load_s", "app_click_s"):
+        started = time.perf_counter()
+        app.run()
+        seconds[name] = time.perf_counter() - started
+        if app.exception:
+            raise SystemExit(f"the app failed on {root}: {app.exception[0].message[:300]}")
+    return seconds
 
 
 def growth(sizes: list[int], seconds: list[float]) -> list[float | None]:
@@ -101,15 +106,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         base = args.workdir or Path(scratch)
         rows = []
-        warmed = False
+        if args.app:  # the first run of the app imports Streamlit, altair, ...: on a board of its own, not timed
+            write_board(Path(scratch) / "warm-up", 2, 1)
+            time_app(Path(scratch) / "warm-up")
         for n in sorted(args.models):
             root = base / f"board-{n}x{args.tasks}"
             if not root.exists():
                 write_board(root, n, args.tasks)
-            if args.app and not warmed:  # the first run of the app imports Streamlit, altair, ...: not timed
-                time_app(root)
-                warmed = True
-            rows.append((n, time_board(root) | ({"app_s": time_app(root)} if args.app else {})))
+            rows.append((n, time_board(root) | (time_app(root) if args.app else {})))
             print(f"{n:>6} models x {args.tasks} tasks: " + ", ".join(f"{k} {v:.2f}" for k, v in rows[-1][1].items()),
                   flush=True)
     sizes = [n for n, _ in rows]
