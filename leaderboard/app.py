@@ -96,7 +96,8 @@ def files_version(folder: Path) -> str:
             stat = path.stat()
         except OSError:  # removed meanwhile
             continue
-        digest.update(f"{path.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        line = f"{path.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n"
+        digest.update(line.encode("utf-8", "surrogateescape"))  # a name that is not UTF-8 is still a name
     return digest.hexdigest()
 
 

@@ -57,8 +57,10 @@ def plain(text) -> str:
     """Data (a model, task or file name from a result file) as literal text inside the app's
     markdown: every markdown character escaped, so that a name never renders as a link, an image,
     emphasis, HTML or maths; a colon is followed by an invisible joiner so that ':name:' is no
-    emoji code and ':red[...]' no colour."""
-    return _MARKDOWN.sub(r"\\\1", str(text)).replace(":", ":\u2060")
+    emoji code and ':red[...]' no colour. A file name that is not UTF-8 (Python holds its bytes as
+    lone surrogates, which the page cannot send: the board stopped) shows them as \\udcff escapes."""
+    text = str(text).encode("utf-8", "backslashreplace").decode("utf-8")
+    return _MARKDOWN.sub(r"\\\1", text).replace(":", ":\u2060")
 
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

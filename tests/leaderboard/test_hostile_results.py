@@ -72,6 +72,9 @@ def rows():
     yield ("a model whose every result is skipped or invalid", lambda root: (
         write_result(root, "evil", "t1", "tile_classification", status="skipped", reason="no data at /x"),
         write_result(root, "evil", "t2", "retrieval", 0.5, main="NaN")), "unranked", "")
+    yield ("a file name that is not UTF-8", lambda root: (
+        write_result(root, "evil", "t1", "tile_classification", 0.99),
+        os.rename(root / "evil" / "t1.json", os.fsencode(root / "evil") + b"/t\xff.json")), "skipped", "holds task 't1'")
     yield ("a FIFO named as a result file (reading it waited for a writer for ever)", lambda root: (
         root / "evil").mkdir() or os.mkfifo(root / "evil" / "t1.json"), "skipped", "not a regular file")
     yield ("a report of nested brackets", lambda root: (root / "a" / "distillation.json").write_text(
