@@ -114,6 +114,8 @@ def test_local_queue_fails_each_poison_request_in_one_line_and_scores_the_good_o
             save_file(small_state, str(folder / "model.safetensors"))
             (folder / "card.yaml").write_text(yaml_card(card))
     os.mkfifo(store / "requests" / "fifo.json")  # opened for reading, it waited for a writer for ever
+    with open(os.fsencode(store / "requests") + b"/name-\xff.json", "w") as handle:  # not UTF-8: the Queue tab stopped
+        handle.write("{}")
     shared = set(cache_dir.glob("embeddings/*/meta.json"))  # the session's cache: other tests' entries
     code = main(["queue", "run", "--requests", str(store), "--output", str(tmp_path / "work" / "results"),
                  "--cache-dir", str(cache_dir), "--include", str(registry)])
@@ -128,6 +130,12 @@ def test_local_queue_fails_each_poison_request_in_one_line_and_scores_the_good_o
             failures.append(f"{name}: {row and (row['status'], row['reason'])} (want {status}, '{text}')")
     assert not failures, "\n".join(failures)
     assert "not a regular file" in invalid["fifo.json"]["reason"]
+    assert "'id': required key is missing" in invalid["name-\\udcff.json"]["reason"]
+    import pandas as pd
+
+    pd.DataFrame(table)  # the Queue tab's table (pyarrow refused the name's lone surrogate)
+    for cell in (cell for row in table for cell in row.values() if isinstance(cell, str)):
+        cell.encode("utf-8")  # raises on a lone surrogate
     # nothing written outside the store: the old code saved '../escape' as <store>/escape.json
     assert not (store / "escape.json").exists() and not Path("/tmp/harness-abs-request.json").exists()
     assert sorted(p.name for p in store.iterdir() if p.name != "embeddings") == ["checkpoints", "locks", "requests"]
