@@ -431,43 +431,46 @@ with tabs[0]:
 # --- per task ---------------------------------------------------------------------------------
 with tabs[1]:
     task = st.selectbox("Task", board.tasks, format_func=lambda t: f"{t} ({board.families[t]})")
-    rows = []
-    for model in board.ranked_models():
-        cell = board.cells[(model, task)]
-        low, high = cell.ci95 if cell.ci95 else (None, None)
-        rows.append({"model": board.model_info[model]["name"], "status": cell.status, "score": cell.value,
-                     "ci95 low": low, "ci95 high": high, "std": cell.std, "reason": cell.reason or ""})
-    higher = board.higher_is_better(task)  # the best first, whichever way the main score runs
-    per_task = pd.DataFrame(rows).sort_values("score", ascending=not higher, na_position="last")
-    st.caption(f"main score: {plain(board.main_scores[task])}{'' if higher else ', lower is better'} (mean over "
-               "seeds or folds; bootstrap 95% CI on the test items)")
-    st.altair_chart(charts.task_bars(per_task, board.main_scores[task], higher), width="stretch")
-    st.dataframe(per_task, hide_index=True, placeholder=MISSING, width="content", column_config={
-        "model": st.column_config.TextColumn("model", width=TASK_WIDTHS[0]),
-        "status": st.column_config.TextColumn("status", width=TASK_WIDTHS[1]),
-        "score": st.column_config.NumberColumn("score", format="%.4f", width=TASK_WIDTHS[2]),
-        **{c: st.column_config.NumberColumn(format="%.4f") for c in ("ci95 low", "ci95 high", "std")}})
-    csv_download(per_task, f"task-{task}")
-    curve = pd.DataFrame(few_shot_rows(shown, task))
-    if not curve.empty:
-        st.markdown("**Few-shot (SimpleShot)**")
-        st.caption("Balanced accuracy with k training images per class: nearest centroid of the centred, "
-                   "L2-normalised support; the mean over 1,000 balanced draws of the support, the band its "
-                   "2.5-97.5 percentiles (how much the choice of the k images matters).")
-        st.altair_chart(charts.few_shot_curves(curve), width="stretch")
-    calibration = group_tables([(slug, r) for slug, r in shown if r.task == task], "calibration").get(task)
-    if calibration:
-        st.markdown("**Calibration of the probe's probabilities**")
-        st.caption("THUNDER's calibration errors of the linear probe's softmax on the test items, 5 confidence bins, "
-                   "mean over seeds; lower is better (0: the confidence is the accuracy). The diagram pools the "
-                   "seeds; below the diagonal the probe is overconfident.")
-        diagram = pd.DataFrame(reliability_rows(shown, task))
-        if not diagram.empty:
-            st.altair_chart(charts.reliability_diagram(diagram), width="stretch")
-        errors = pd.DataFrame(calibration).dropna(axis=1, how="all")  # a measure no model reports: no column
-        st.dataframe(errors, hide_index=True, placeholder=MISSING, width="content",
-                     column_config={c: st.column_config.NumberColumn(f"{c} ↓", format="%.4f")
-                                    for c in errors if c != "model"})
+    if task is None:  # every result failed or was skipped: nothing to show per task
+        st.info("No task has a valid score yet: the Leaderboard tab says, per task, why.")
+    else:
+        rows = []
+        for model in board.ranked_models():
+            cell = board.cells[(model, task)]
+            low, high = cell.ci95 if cell.ci95 else (None, None)
+            rows.append({"model": board.model_info[model]["name"], "status": cell.status, "score": cell.value,
+                         "ci95 low": low, "ci95 high": high, "std": cell.std, "reason": cell.reason or ""})
+        higher = board.higher_is_better(task)  # the best first, whichever way the main score runs
+        per_task = pd.DataFrame(rows).sort_values("score", ascending=not higher, na_position="last")
+        st.caption(f"main score: {plain(board.main_scores[task])}{'' if higher else ', lower is better'} (mean over "
+                   "seeds or folds; bootstrap 95% CI on the test items)")
+        st.altair_chart(charts.task_bars(per_task, board.main_scores[task], higher), width="stretch")
+        st.dataframe(per_task, hide_index=True, placeholder=MISSING, width="content", column_config={
+            "model": st.column_config.TextColumn("model", width=TASK_WIDTHS[0]),
+            "status": st.column_config.TextColumn("status", width=TASK_WIDTHS[1]),
+            "score": st.column_config.NumberColumn("score", format="%.4f", width=TASK_WIDTHS[2]),
+            **{c: st.column_config.NumberColumn(format="%.4f") for c in ("ci95 low", "ci95 high", "std")}})
+        csv_download(per_task, f"task-{task}")
+        curve = pd.DataFrame(few_shot_rows(shown, task))
+        if not curve.empty:
+            st.markdown("**Few-shot (SimpleShot)**")
+            st.caption("Balanced accuracy with k training images per class: nearest centroid of the centred, "
+                       "L2-normalised support; the mean over 1,000 balanced draws of the support, the band its "
+                       "2.5-97.5 percentiles (how much the choice of the k images matters).")
+            st.altair_chart(charts.few_shot_curves(curve), width="stretch")
+        calibration = group_tables([(slug, r) for slug, r in shown if r.task == task], "calibration").get(task)
+        if calibration:
+            st.markdown("**Calibration of the probe's probabilities**")
+            st.caption("THUNDER's calibration errors of the linear probe's softmax on the test items, 5 confidence bins, "
+                       "mean over seeds; lower is better (0: the confidence is the accuracy). The diagram pools the "
+                       "seeds; below the diagonal the probe is overconfident.")
+            diagram = pd.DataFrame(reliability_rows(shown, task))
+            if not diagram.empty:
+                st.altair_chart(charts.reliability_diagram(diagram), width="stretch")
+            errors = pd.DataFrame(calibration).dropna(axis=1, how="all")  # a measure no model reports: no column
+            st.dataframe(errors, hide_index=True, placeholder=MISSING, width="content",
+                         column_config={c: st.column_config.NumberColumn(f"{c} ↓", format="%.4f")
+                                        for c in errors if c != "model"})
 
 # --- head to head ------------------------------------------------------------------------------
 with tabs[2]:

@@ -56,6 +56,16 @@ def test_overview_ranks_models_and_shows_gaps(monkeypatch, results):
     assert hidden.to_dict("records") == [{"task": "real", "why": "skipped: no data on disk"}]
 
 
+def test_a_board_whose_every_result_failed_says_why_instead_of_stopping(monkeypatch, tmp_path):
+    """A first run whose only task failed (k larger than the training images) left a board with no
+    scored task: the Per task tab looked up the task None and the page stopped (KeyError)."""
+    write_result(tmp_path, "colour-stats", "myc-task", "tile_classification", status="failed",
+                 reason="kNN k=20 is larger than the 10 training images")
+    app = run_app(monkeypatch, tmp_path)  # asserts no exception
+    assert any("No task has a valid score yet" in info.value for info in app.info)
+    assert any("kNN k=20" in str(frame.value.to_dict()) for frame in app.dataframe)
+
+
 def test_a_local_board_reads_its_files_once_and_again_when_a_run_writes(monkeypatch, results):
     """Every click runs the app's script again; a local board's result files are read once per
     state of the folder (names, sizes, times), so a click does not re-read thousands of files, and a
