@@ -143,8 +143,9 @@ class TileClassification(TaskFamily):
         n_classes = len(data.class_names)
         too_large = [k for k in params.knn_k if k > len(train.labels)]
         if too_large:  # scikit-learn refuses it; capped, every item would get the majority class
+            fitting = [k for k in params.knn_k if k <= len(train.labels)] or [1]
             raise ValueError(f"kNN k={too_large[0]} is larger than the {len(train.labels)} training images: "
-                             "set the task's knn_k (tasks.yaml params) to at most that, or add training images")
+                             f"set the task's params to knn_k: {fitting} (a list of k), or add training images")
         config = LinearProbeConfig(
             lr=params.lr, weight_decay=params.weight_decay, batch_size=params.batch_size,
             max_steps=params.max_steps, eval_every=params.eval_every, patience=params.patience,

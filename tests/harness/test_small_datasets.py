@@ -61,7 +61,8 @@ def test_k_larger_than_the_training_set_is_refused_and_said(tmp_path):
     result = _run(tmp_path, {"train": {"a": 8, "b": 8}, "val": {"a": 2, "b": 2}, "test": {"a": 2, "b": 2}},
                   params="{knn_k: [1, 20], max_steps: 50, seeds: [0]}", splits="[train, val, test]")
     assert result["status"] == "failed"
-    assert "kNN k=20 is larger than the 16 training images" in result["reason"] and "knn_k" in result["reason"]
+    assert "kNN k=20 is larger than the 16 training images" in result["reason"]
+    assert "knn_k: [1] (a list of k)" in result["reason"]  # what to write: the k that fit, as the schema takes them
 
 
 def test_flat_folder_says_which_layout_is_expected(tmp_path):
