@@ -72,7 +72,7 @@ def slide_tiles(config, source) -> tuple[SlideTileImages, np.ndarray, dict]:
     """The dataset's grid tiles (slides that cannot be tiled are named and left out)."""
     tilings, failed = [], {}
     paths = source.table().paths
-    with progress_bar(f"tiling {source.name}", len(paths)) as advance:
+    with progress_bar(f"tiling {source.name}", len(paths), unit="slides") as advance:
         for path in paths:
             try:
                 tilings.append(plan_tiles(path, source.tiling))

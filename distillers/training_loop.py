@@ -146,7 +146,7 @@ def train(config, images, method, out_dir: Path, device: str = "cpu", stop_after
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else nullcontext()
     modules.train()
     end = config.steps if stop_after is None else min(config.steps, start + stop_after)
-    with progress_bar(f"distilling {config.student} ({config.method})", config.steps) as advance:
+    with progress_bar(f"distilling {config.student} ({config.method})", config.steps, unit="steps") as advance:
         advance(start)
         for step in range(start, end):
             index, codes = batch_of(config.seed, step, len(images), config.batch_size)

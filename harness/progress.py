@@ -12,14 +12,15 @@ from harness.terminal import console
 
 
 @contextmanager
-def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
+def progress_bar(description: str, total: int, unit: str = "items") -> Iterator[Callable[[int], None]]:
     """Yield advance(n). Rendered live on a terminal; in logs, a line at start and end. The
-    description is text (it holds model and dataset names), never markup."""
+    description is text (it holds model and dataset names), never markup; `unit` names what is
+    counted in the log's line ("60 steps", not "60 items", for a training loop)."""
     description = escape(description)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as progress:
         if not console.is_terminal:
-            console.print(f"{description}: {total} items ...")
+            console.print(f"{description}: {total} {unit} ...")
         task = progress.add_task(description, total=total)
         yield lambda n: progress.advance(task, n)

@@ -271,7 +271,7 @@ class CentreRobustness(TaskFamily):
             plans, _ = pathorob.apd_plans(params.apd.schedule, params.apd.base, len(data.class_names),
                                           params.apd.patches_per_slide)
             splits = params.apd.repetitions * len(plans)
-            with progress_bar("centre robustness: APD probes (repetition x split)", splits) as advance:
+            with progress_bar("centre robustness: APD probes (repetition x split)", splits, unit="fits") as advance:
                 drop = pathorob.performance_drop(
                     x, biology, centres, inside, outside, data.class_names, base=params.apd.base,
                     patches_per_slide=params.apd.patches_per_slide, repetitions=params.apd.repetitions,

@@ -128,7 +128,7 @@ def _extract(encoder, paths, keys, tiling, cache, options, label, failed) -> flo
     if not paths:
         return None
     planned, planned_keys = [], []
-    with progress_bar(f"tiling {label}", len(paths)) as advance:
+    with progress_bar(f"tiling {label}", len(paths), unit="slides") as advance:
         for path, key in zip(paths, keys):
             try:
                 planned.append(plan_tiles(path, tiling))
@@ -149,7 +149,7 @@ def _extract(encoder, paths, keys, tiling, cache, options, label, failed) -> flo
     seen: dict[int, int] = {}
     broken: set[int] = set()
     started = time.perf_counter()
-    with progress_bar(f"embedding {label} with {encoder.info.name}", len(dataset)) as advance, \
+    with progress_bar(f"embedding {label} with {encoder.info.name}", len(dataset), unit="tiles") as advance, \
             torch.inference_mode(), autocast:
         for slide_ids, batch, ok in DevicePrefetcher(loader, device, images_at=1):
             out = module(device_input(encoder, batch)).float().cpu().numpy()

@@ -83,7 +83,7 @@ def train(per_class: dict[str, int], epochs: int, seed: int, batch_size: int = 3
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=2e-3, total_steps=steps, pct_start=0.1)
     model.train()
     started = time.perf_counter()
-    with progress_bar(f"training {name}", steps) as advance:
+    with progress_bar(f"training {name}", steps, unit="steps") as advance:
         for _ in range(epochs):
             order = rng.permutation(len(items))
             for start in range(0, len(order) - batch_size + 1, batch_size):

@@ -158,8 +158,10 @@ def test_distill_score_writes_the_teacher_student_report(tmp_path, tiny_registry
     assert row["median_retention"] == pytest.approx(task["retention"])
     assert row["parameters"]["teacher"] == 0 and row["items_per_s"]["teacher"] is None  # instruments have no speed
     assert "synth-oracle-tissue" in report["fidelity"]
-    printed = capsys.readouterr().out  # the report's numbers as a table, rounded
+    captured = capsys.readouterr()
+    printed = captured.out  # the report's numbers as a table, rounded
     assert "against its teachers" in printed and f"{row['median_retention']:.1f}" in printed
+    assert "(feature_kd): 4 steps ..." in captured.err  # the log counts a training loop's steps, not "items"
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({**CONFIG, "teachers": [{"model": "timm:vit_tiny_patch16_224", "random_init": True}],
                                    "method": "feature_kd"}))
