@@ -28,7 +28,7 @@ from filelock import FileLock
 
 from harness.atomic_write import save_npy_atomic, write_json_atomic
 from harness.bounded_read import read_json
-from harness.errors import HarnessError
+from harness.errors import HarnessError, one_line
 from harness.terminal import console
 from harness.timestamps import utc_timestamp
 
@@ -70,7 +70,7 @@ class EmbeddingCache:
         try:
             return _read_entry(folder)
         except (OSError, ValueError, EOFError) as error:
-            reason = (str(error).splitlines() or [type(error).__name__])[0][:200]
+            reason = one_line(error)[:200]
             console.print(f"[yellow]warning[/yellow] {folder}: a cached entry that cannot be read ({reason}); "
                           "computing it again")
             _mark_unfinished(folder)
@@ -122,7 +122,7 @@ def _named(name: str, read):
     try:
         return read()
     except (OSError, ValueError, EOFError) as error:
-        raise ValueError(f"{name}: {str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+        raise ValueError(f"{name}: {one_line(error)}") from None
 
 
 class ShardWriter:

@@ -1,6 +1,7 @@
 """The exception the CLI turns into a one-line message (no traceback), the one a model raises
 for a dataset it cannot embed (the task is then skipped, with the reason), and the plain words for
-the first problem of a schema check (a YAML file, a card, a request or a result file)."""
+the first problem of a schema check (a YAML file, a card, a request or a result file); any error's
+message as one line."""
 
 from __future__ import annotations
 
@@ -30,3 +31,15 @@ def first_problem(error: ValidationError) -> tuple[list[str], str]:
     elif first["type"] == "value_error":
         message = message.removeprefix("Value error, ")  # our own validators' messages, as written
     return [str(part) for part in first["loc"]], message
+
+
+def one_line(error: BaseException) -> str:
+    """The message of an error as one line. A DataLoader worker wraps the error in a traceback, whose
+    last line is the error; any other message leads with what happened and follows with hints (CUDA's
+    "device-side assert triggered" is followed by "Compile with TORCH_USE_CUDA_DSA ..."), so its
+    first line is kept."""
+    text = str(error).strip() or type(error).__name__
+    lines = [line.strip() for line in text.splitlines() if line.strip()] or [text]
+    if "Traceback (most recent call last)" in text:
+        return lines[-1].removeprefix("harness.errors.HarnessError: ")
+    return lines[0]

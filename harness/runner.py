@@ -19,7 +19,7 @@ from rich.markup import escape
 
 from harness.atomic_write import write_parquet_atomic
 from harness.embedding_cache import EmbeddingCache
-from harness.errors import HarnessError
+from harness.errors import HarnessError, one_line
 import numpy as np
 
 from harness.evaluation import SlideBags, SplitArrays, TaskData, TaskFamily
@@ -462,15 +462,3 @@ def _outcome_from(result: TaskResult, slug: str, reused: bool = False) -> TaskOu
         ci95=main.ci95 if main else None, reason=result.reason, reused=reused, slug=slug,
         n_values=len(main.values) if main and main.values is not None else None, weights=result.model.weights,
     )
-
-
-def one_line(error: BaseException) -> str:
-    """The message of an error as one line. A DataLoader worker wraps the error in a traceback, whose
-    last line is the error; any other message leads with what happened and follows with hints (CUDA's
-    "device-side assert triggered" is followed by "Compile with TORCH_USE_CUDA_DSA ..."), so its
-    first line is kept."""
-    text = str(error).strip() or type(error).__name__
-    lines = [line.strip() for line in text.splitlines() if line.strip()] or [text]
-    if "Traceback (most recent call last)" in text:
-        return lines[-1].removeprefix("harness.errors.HarnessError: ")
-    return lines[0]

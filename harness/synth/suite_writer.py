@@ -29,7 +29,7 @@ from filelock import FileLock
 from numpy.lib.format import open_memmap
 
 from harness.bounded_read import read_json
-from harness.errors import HarnessError
+from harness.errors import HarnessError, one_line
 from harness.progress import progress_bar
 from harness.terminal import console
 
@@ -122,7 +122,7 @@ def _damage(target: Path) -> str | None:
             try:
                 rows = np.load(path, mmap_mode="r").shape[:1]
             except (OSError, ValueError, EOFError) as error:
-                return f"{split}/{name}: {(str(error).splitlines() or [type(error).__name__])[0][:200]}"
+                return f"{split}/{name}: {one_line(error)[:200]}"
             if rows != (n,):
                 return f"{split}/{name} has {rows[0] if rows else 0} items, meta.json says {n}"
     return None
