@@ -97,6 +97,12 @@ def rows(tmp: Path):
     yield ("submit an unknown task", ["submit", str(checkpoint(tmp / "ok", TINY_ARCH_CARD, weights)), "--card",
                                       str(tmp / "ok" / "card.yaml"), "--tasks", "no-such-task", "--requests",
                                       str(tmp / "q")], 2, "no-such-task")
+    quantised = {k: v.to(torch.int8) for k, v in weights.items()}  # load_state_dict would cast them silently
+    yield ("int8 weights of a float architecture", ["run", "--model", str(checkpoint(tmp / "int8", TINY_ARCH_CARD,
+                                                                                  quantised))],
+           1, "150 of 150 tensors hold another kind of number than 'vit_tiny_patch16_224' has (e.g. cls_token is int8")
+    yield ("submit int8 weights", ["submit", str(tmp / "int8"), "--card", str(tmp / "int8" / "card.yaml"),
+                                   "--requests", str(tmp / "q")], 2, "save the float weights before quantising")
     # cards are bounded before anything is built (#26)
     yield ("timm_kwargs naming a file", ["run", "--model", str(checkpoint(tmp / "path", TINY_ARCH_CARD + (
         "timm_kwargs: {checkpoint_path: /etc/hostname}\n")))], 2, "'checkpoint_path' is not an architecture setting")

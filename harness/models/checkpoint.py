@@ -109,7 +109,27 @@ def load_state_strictly(backbone: torch.nn.Module, state: dict[str, torch.Tensor
             f"{weights}: keys do not match architecture '{architecture}': {', '.join(parts)}; "
             "check 'architecture' and 'timm_kwargs' in card.yaml"
         )
+    # load_state_dict casts whatever it is given: the int8 tensors of a quantised checkpoint would
+    # load as rounded floats and be scored as the model (a float of another width is only converted)
+    wrong_kind = [k for k in expected if _kind(state[k].dtype) != _kind(expected[k].dtype)]
+    if wrong_kind:
+        key = wrong_kind[0]
+        given, wanted = (str(t.dtype).removeprefix("torch.") for t in (state[key], expected[key]))
+        raise HarnessError(
+            f"{weights}: {len(wrong_kind)} of {len(expected)} tensors hold another kind of number than "
+            f"'{architecture}' has (e.g. {key} is {given}, not {wanted}); save the float weights before "
+            "quantising: safetensors.torch.save_file(model.state_dict(), 'model.safetensors')"
+        )
     backbone.load_state_dict(state, strict=True)
+
+
+def _kind(dtype: torch.dtype) -> str:
+    """floating, complex, bool or integer: what a tensor's numbers are, whatever their width."""
+    if dtype.is_floating_point:
+        return "floating"
+    if dtype.is_complex:
+        return "complex"
+    return "bool" if dtype == torch.bool else "integer"
 
 
 def load_checkpoint_encoder(weights: Path, card: ModelCard, card_path: Path, name: str, sha256: str,
