@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from harness.embedding_cache import CachedEmbeddings, EmbeddingCache
+from harness.errors import HarnessError
 from harness.models.encoder import ImageEncoder
 from harness.models.instruments import InstrumentEncoder
 from harness.models.transform import TileTransform
@@ -27,6 +28,7 @@ from harness.progress import progress_bar
 from harness.sources.base import TileSource
 
 DENSE_SHARD = 64  # images per shard of dense features (a ViT-L's 16 x 16 x 1024 map is 0.5 MB in float16)
+MIN_IMAGES_FOR_CONSTANT_CHECK = 8  # fewer images may be alike; 8 distinct tiles never embed identically
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,6 @@ def resolve_device(requested: str) -> str:
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
     if requested == "cuda" and not torch.cuda.is_available():
-        from harness.errors import HarnessError
-
         raise HarnessError("--device cuda: no CUDA device is visible; use --device cpu or auto")
     if requested == "cuda" and int(os.environ.get("WORLD_SIZE", 1)) > 1:
         index = int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count()
@@ -160,13 +160,14 @@ def embed_split(
     if encoder.reads_pixels:
         identity += f"|{options.precision}"
     key = cache.key(identity, fingerprint, split)
+    label = f"{source.name}/{split}"
     cached = cache.load(key)
     if cached is not None:
-        return cached, False
+        return refuse_constant(cached, encoder, label, dense), False
     with cache.lock(key):
         cached = cache.load(key)  # another process may have finished it meanwhile
         if cached is not None:
-            return cached, False
+            return refuse_constant(cached, encoder, label, dense), False
         meta = {"model": encoder.info.name, "weights_sha256": encoder.info.weights_sha256,
                 "dataset": source.name, "dataset_fingerprint": fingerprint, "split": split}
         started = time.perf_counter()
@@ -179,14 +180,35 @@ def embed_split(
         elif not encoder.reads_pixels:
             writer.add(encoder.embed(n, source.latents(split), item_key=item_key), encoder.info.name)
         else:
-            _run_image_encoder(encoder, source.images(split), writer, options, f"{source.name}/{split}", dense)
+            _run_image_encoder(encoder, source.images(split), writer, options, label, dense)
         elapsed = time.perf_counter() - started
         computed = writer.n_items - writer.start
         meta.update({"embed_s": round(elapsed, 3), "resumed_from": writer.start,
                      "items_per_s": round(computed / elapsed, 2) if elapsed > 0 and computed else None,
                      "device": options.device, "batch_size": options.batch_size,
                      "precision": options.precision if encoder.reads_pixels else None})
-        return writer.finish(meta), True
+        return refuse_constant(writer.finish(meta), encoder, label, dense), True
+
+
+def refuse_constant(cached: CachedEmbeddings, encoder: ImageEncoder | InstrumentEncoder, label: str,
+                    dense: bool) -> CachedEmbeddings:
+    """The embeddings, unless a model that reads pixels gave every image the same one: a model that
+    ignores its input scores chance on every task and would sit on the board as if it were a result
+    (zeroed or mis-mapped weights, a norm layer of zero scale). HarnessError (one line) then; the
+    entry stays cached, so a rerun refuses it again without extracting. A normal model differs from
+    its first embedding within the first chunk read, so the check costs one chunk."""
+    embeddings = cached.embeddings
+    if dense or not encoder.reads_pixels or len(embeddings) < MIN_IMAGES_FOR_CONSTANT_CHECK:
+        return cached
+    first = np.asarray(embeddings[0], dtype=np.float64)
+    tolerance = 1e-6 * max(1.0, float(np.abs(first).max()))
+    for start in range(1, len(embeddings), 4096):
+        if np.abs(np.asarray(embeddings[start:start + 4096], dtype=np.float64) - first).max() > tolerance:
+            return cached
+    raise HarnessError(
+        f"{encoder.info.name} gives the same embedding to all {len(embeddings)} images of {label}: it ignores "
+        "its input (zeroed or mis-mapped weights?), so it is not scored; check the checkpoint's tensors and the "
+        "card's pooling")
 
 
 def _run_image_encoder(encoder: ImageEncoder, images, writer, options: ExtractOptions, label: str,

@@ -103,6 +103,9 @@ def rows(tmp: Path):
            1, "150 of 150 tensors hold another kind of number than 'vit_tiny_patch16_224' has (e.g. cls_token is int8")
     yield ("submit int8 weights", ["submit", str(tmp / "int8"), "--card", str(tmp / "int8" / "card.yaml"),
                                    "--requests", str(tmp / "q")], 2, "save the float weights before quantising")
+    blank = {k: torch.zeros_like(v) if k.startswith("norm.") else v for k, v in weights.items()}  # output = bias 0
+    yield ("a model that gives every image one embedding", ["run", "--model", str(checkpoint(
+        tmp / "blank", TINY_ARCH_CARD, blank))], 1, "gives the same embedding to all 36 images of tiny-tiles/train")
     # cards are bounded before anything is built (#26)
     yield ("timm_kwargs naming a file", ["run", "--model", str(checkpoint(tmp / "path", TINY_ARCH_CARD + (
         "timm_kwargs: {checkpoint_path: /etc/hostname}\n")))], 2, "'checkpoint_path' is not an architecture setting")
@@ -361,3 +364,21 @@ def test_two_concurrent_runs_embed_each_slide_once(tmp_path):
     assert sum("embedding cohort" in log for log in logs) == 1, logs  # one run embedded, the other waited
     metas = [json.loads(p.read_text()) for p in (tmp_path / "cache" / "embeddings").glob("*/meta.json")]
     assert len(metas) == 4
+
+
+def test_a_model_blind_to_its_input_is_refused_again_from_the_cache(tmp_path, cache_dir, capsys):
+    import timm
+
+    weights = timm.create_model("vit_tiny_patch16_224", num_classes=0).state_dict()
+    blank = checkpoint(tmp_path / "blank", TINY_ARCH_CARD,
+                       {k: (torch.zeros_like(v) if k.startswith("norm.") else v).contiguous() for k, v in weights.items()})
+    argv = ["run", "--model", str(blank), "--model", "random-noise", "--tasks", "tiny-tiles", "--include",
+            str(registry(tmp_path, TINY_REGISTRY)), "--output", str(tmp_path / "out"), "--cache-dir", str(cache_dir)]
+    for attempt in range(2):
+        capsys.readouterr()
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert err.count("gives the same embedding to all 36 images of tiny-tiles/train") == 1, err
+        assert ("embedding tiny-tiles/train with " + str(blank) in err) == (attempt == 0), err  # cached the 2nd time
+    scored = json.loads(next((tmp_path / "out").glob("random-noise/tiny-tiles*.json")).read_text())
+    assert scored["status"] == "ok"
