@@ -107,19 +107,25 @@ def print_registry(registry, families, context) -> None:
     from harness.sources import open_source
 
     from harness.hub_access import is_commit
+    from harness.text_encoder import missing_text_encoder
 
     tasks = Table(title="tasks")
-    for column in ("task", "family", "dataset", "source", "main score", "version", "data"):
+    for column in ("task", "family", "dataset", "source", "main score", "version"):
         tasks.add_column(column)
+    tasks.add_column("data", no_wrap=True)
     for name, task in registry.tasks.items():
         spec = registry.datasets[task.dataset]
         availability = open_source(task.dataset, spec, context, registry.datasets).availability()
         revision = getattr(spec, "revision", None)  # Hub datasets: pinned to a commit, or a branch that can move
         source = spec.source if revision is None else (
             f"{spec.source}@{revision[:12]}" if is_commit(revision) else f"{spec.source}@{revision} [yellow](unpinned)[/yellow]")
-        tasks.add_row(name, task.family, task.dataset, source, task.main_score, str(task.version),
-                      "present" if availability.ok else "[yellow]absent[/yellow]")
+        data = "present" if availability.ok else "[yellow]absent[/yellow]"
+        if families[task.family].text_fields and missing_text_encoder():  # the run would skip it
+            data += ", [yellow]needs \\[text][/yellow]"
+        tasks.add_row(name, task.family, task.dataset, source, task.main_score, str(task.version), data)
     stdout.print(tasks)
+    if missing_text_encoder() and any(families[t.family].text_fields for t in registry.tasks.values()):
+        stdout.print(f"[yellow]{escape(missing_text_encoder())}[/yellow]")
 
     fams = Table(title="families")
     fams.add_column("family")

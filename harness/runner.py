@@ -31,6 +31,7 @@ from harness.terminal import console
 from harness.registry import Registry, TaskSpec
 from harness.results import DatasetRecord, MainScore, ModelRecord, ResultStore, TaskResult, Timings, training_overlap
 from harness.sources import DataContext, TileSource, open_source
+from harness.sources.base import Availability
 from harness.timestamps import utc_timestamp
 
 if TYPE_CHECKING:  # torch and timm are imported when a task has to compute, not for a rerun that reuses
@@ -154,7 +155,7 @@ class Runner:
             source = self._source(task.dataset)
             if self.rank != 0 and source.kind != "slides":
                 continue  # under torchrun, only slide extraction is split across ranks; rank 0 does the rest
-            availability = source.availability()
+            availability = self._text_encoder_availability(task) or source.availability()
             if not availability.ok and self.config.download:
                 console.print(source.download())
                 availability = source.availability()
@@ -183,6 +184,14 @@ class Runner:
                 _, slug = self._truncated_identity(name, encoder.info.slug)
             outcomes.append(self._evaluate(slug, task_name, task, encoder, source, test_source))
         return outcomes
+
+    def _text_encoder_availability(self, task: TaskSpec) -> Availability | None:
+        """Not available when the task's family embeds text and the sentence encoder is not installed:
+        skipped with the install line before its images are embedded, not after. None otherwise."""
+        from harness.text_encoder import missing_text_encoder
+
+        missing = missing_text_encoder() if self.families[task.family].text_fields else None
+        return None if missing is None else Availability(False, missing)
 
     def _model_failed(self, spec: str, tasks: list[str], error: Exception) -> list[TaskOutcome]:
         """A model that cannot be resolved or built (a bad card, an allocation refused, a timm or Hub

