@@ -20,7 +20,7 @@ StudentKwarg = int | float | bool | str | list[int] | list[float]  # what a timm
 
 
 class TeacherSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     model: str  # any model spec `harness run --model` takes
     weight: float = Field(1.0, gt=0)  # its share of the loss (multi-teacher)
@@ -32,7 +32,7 @@ class DistillConfig(BaseModel):
     settings, declared by its `Params` (distillers/method.py). A method's keys may also be written
     at the top level (`tau: 3`, `--set tau=3`): they are moved into `params`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     method: str = "feature_kd"  # a registered method (distillers/__init__.py)
     teachers: list[TeacherSpec] = Field(min_length=1)

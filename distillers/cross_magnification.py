@@ -38,7 +38,7 @@ from harness.slides.tiling import SlideError, SlideTiling, open_slide, read_geom
 
 
 class CrossMagnificationParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     # the student reads slides at student_mpp (a whole multiple of the dataset's grid mpp); its
     # tile covers a k x k block of teacher tiles

@@ -25,7 +25,7 @@ from harness.errors import HarnessError
 
 
 class FeatureKDParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     # nested dims, e.g. [32, 64, 128], each below the student's embedding dim; [] = off
     matryoshka_dims: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list)

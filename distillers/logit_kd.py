@@ -17,7 +17,7 @@ from harness.errors import HarnessError
 
 
 class LogitKDParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     tau: float = Field(2.0, gt=0)  # temperature
     alpha: float = Field(0.5, ge=0, le=1)  # weight of the label cross-entropy

@@ -84,7 +84,8 @@ def schedule(warmup: int, total: int):
 def batch_of(seed: int, step: int, n_items: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """(tile indices, per-tile augmentation codes 0..7: rot90 k and flip) of one step."""
     rng = np.random.default_rng([seed, step])
-    return rng.choice(n_items, size=min(batch_size, n_items), replace=False), rng.integers(0, 8, batch_size)
+    size = min(batch_size, n_items)  # a batch larger than the data is the whole data, once
+    return rng.choice(n_items, size=size, replace=False), rng.integers(0, 8, size)
 
 
 def orient(grid: torch.Tensor, code: int) -> torch.Tensor:
@@ -167,6 +168,12 @@ def train(config, images, method, out_dir: Path, device: str = "cpu", stop_after
             optimiser.step()
             scheduler.step()
             losses.append(float(loss.detach()))
+            if not math.isfinite(losses[-1]):  # before a checkpoint could keep the broken weights
+                kept = max(start, step // config.checkpoint_every * config.checkpoint_every)
+                raise HarnessError(
+                    f"{out_dir}: the distillation loss is {losses[-1]} at step {step + 1} (lr {config.lr:g}): the "
+                    "student is not written" + (f" and its checkpoint of step {kept} is kept" if kept else "")
+                    + "; lower lr, or check the teachers' targets")
             advance(1)
             if rank == 0 and ((step + 1) % config.checkpoint_every == 0 or step + 1 == end):
                 measured = ""

@@ -28,7 +28,7 @@ from harness.perturbations import HED_FROM_RGB, RGB_FROM_HED
 class ViewJitter(BaseModel):
     """`jitter:` in a distillation config; every key 0 (the default) is no jitter."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     stain: float = Field(0.0, ge=0.0, le=0.5)  # HED scale/shift half-width (0.05 light, 0.2 strong)
     gamma: float = Field(0.0, ge=0.0, le=1.0)  # tone curve exponent within [1 / (1 + t), 1 + t]

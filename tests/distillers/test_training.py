@@ -216,12 +216,33 @@ def test_settings_that_cannot_work_are_refused_in_one_line_before_training(tmp_p
         (["jitter={stane: 0.2}"], "key 'jitter.stane': unknown key"),
         (["jitter={stain: 2}"], "key 'jitter.stain': Input should be less than or equal to 0.5"),
         (["method=nope"], r"key 'method': unknown method 'nope' \(one of: feature_kd, multi_teacher"),
+        (["lr=.inf"], "key 'lr': Input should be a finite number"),  # trained to NaN and wrote the student
+        (["weight_decay=.inf"], "key 'weight_decay': Input should be a finite number"),
     ]:
         out = tmp_path / "student"
         code = main(["distill", *common, *[f for s in settings for f in ("--set", s)], "--output", str(out)])
         errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
         assert code == 2 and len(errors) == 1 and re.search(message, errors[0]), (settings, errors)
         assert not (out / "model.safetensors").exists()
+
+
+def test_a_loss_that_becomes_nan_stops_the_run_and_writes_no_student(tmp_path, tiny_registry_file):
+    from harness.errors import HarnessError
+
+    out = tmp_path / "student"
+    with pytest.raises(HarnessError, match=r"the distillation loss is nan at step \d+ \(lr 1e\+30\): the student is "
+                                           "not written; lower lr"):
+        run(tmp_path, tiny_registry_file, out, lr=1e30)
+    assert not (out / "model.safetensors").exists() and not (out / "checkpoint").exists()
+
+
+def test_a_batch_larger_than_the_data_is_the_data_once_per_step():
+    from harness.distillers.training_loop import batch_of
+
+    index, codes = batch_of(0, 3, n_items=10, batch_size=10**8)  # drew 10**8 codes per step before (800 MB)
+    assert sorted(index) == list(range(10)) and codes.shape == (10,)
+    small, small_codes = batch_of(0, 3, n_items=10, batch_size=4)
+    assert len(small) == 4 and small_codes.shape == (4,)
 
 
 def test_a_checkpoint_of_other_settings_is_refused_not_continued(tmp_path, tiny_registry_file):
