@@ -9,10 +9,23 @@ name. The engine imports no family: the CLI passes the table (tasks/__init__.py)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Sequence
+from typing import Annotated, Any, ClassVar, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+
+# What the fields of a family's Params may hold: an impossible value in tasks.yaml (epochs: -1,
+# lr: .inf, dropout: 2) is then refused when the registry is read, in one line naming the file and
+# the key, not met after the embeddings are computed, nor scored as if it were the protocol
+Steps = Annotated[int, Field(ge=1, le=10_000_000)]  # epochs, steps, patience, iterations, batch sizes
+Width = Annotated[int, Field(ge=1, le=65_536)]  # a head's hidden units or tokens, a bag's tiles
+Seeds = Annotated[list[int], Field(min_length=1, max_length=100)]
+Rate = Annotated[float, Field(gt=0, allow_inf_nan=False)]  # learning rates, penalties
+Decay = Annotated[float, Field(ge=0, allow_inf_nan=False)]  # weight decay
+Dropout = Annotated[float, Field(ge=0, lt=1)]
+Folds = Annotated[int, Field(ge=2, le=100)]
+Resamples = Annotated[int, Field(ge=10, le=100_000)]  # bootstrap resamples of a 95% interval
+Counts = list[Annotated[int, Field(ge=1, le=1_000_000)]]  # k of kNN or of map@k, shots per class
 
 
 @dataclass

@@ -149,6 +149,7 @@ class Runner:
             if (not self.config.overwrite and previous is not None and previous.status == "ok"
                     and previous.task_version == task.version and previous.model.name == name
                     and model.weights_sha256 in (None, previous.model.weights_sha256)
+                    and self._same_params(task, previous)
                     and (not self.config.log_samples or self._has_samples(slug, previous))):
                 outcomes.append(_outcome_from(previous, slug, reused=True))
                 continue
@@ -184,6 +185,13 @@ class Runner:
                 _, slug = self._truncated_identity(name, encoder.info.slug)
             outcomes.append(self._evaluate(slug, task_name, task, encoder, source, test_source))
         return outcomes
+
+    def _same_params(self, task: TaskSpec, previous: TaskResult) -> bool:
+        """Whether a result was computed with the task's parameters as they are now: a task edited in
+        its YAML without a new version is scored again, not answered with the old protocol's result.
+        A parameter one side lacks (added to the family since, with its default) is not a change."""
+        now = self.families[task.family].Params.model_validate(task.params).model_dump(mode="json")
+        return all(previous.params[key] == value for key, value in now.items() if key in previous.params)
 
     def _text_encoder_availability(self, task: TaskSpec) -> Availability | None:
         """Not available when the task's family embeds text and the sentence encoder is not installed:

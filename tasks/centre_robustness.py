@@ -37,7 +37,7 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from harness.evaluation import Evaluation, MetricInfo, SCORE, TaskData, TaskFamily, summarise
+from harness.evaluation import Evaluation, MetricInfo, Resamples, SCORE, TaskData, TaskFamily, summarise
 from harness.progress import progress_bar
 from harness.scoring import pathorob_metrics as pathorob
 from harness.scoring.bootstrap import N_RESAMPLES
@@ -47,7 +47,7 @@ ReducedTable = Literal["camelyon_reduced", "tolkach_esca_reduced"]
 
 
 class PerformanceDropParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     base: int = Field(7, ge=1, le=50)  # slides per group at split 0; splits 0..base (PathoROB camelyon: 7)
     patches_per_slide: int = Field(300, ge=1, le=100_000)  # PathoROB camelyon: 300
@@ -61,7 +61,7 @@ class PerformanceDropParams(BaseModel):
 
 
 class ClusteringParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     min_k: int = Field(2, ge=2)
     max_k: int = Field(30, ge=2, le=200)
@@ -70,7 +70,7 @@ class ClusteringParams(BaseModel):
 
 
 class CentreRobustnessParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     in_domain: list[str] | None = None  # centres of the in-domain set (default: the dataset's "ID" mark)
     out_of_domain: list[str] | None = None  # default: the other centres (or the dataset's "OOD" mark)
@@ -79,7 +79,7 @@ class CentreRobustnessParams(BaseModel):
     apd: PerformanceDropParams | None = Field(default_factory=PerformanceDropParams)  # null: not computed
     clustering: ClusteringParams | None = Field(default_factory=ClusteringParams)  # null: not computed
     pairs: Literal["subsets", "class_and_centre_pairs"] | None = None  # PathoROB's paired RI (TCGA: max_k 1200)
-    bootstrap_resamples: int = N_RESAMPLES
+    bootstrap_resamples: Resamples = N_RESAMPLES
 
     @model_validator(mode="after")
     def _reduced_rows_are_unpaired(self):

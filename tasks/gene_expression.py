@@ -22,7 +22,9 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.evaluation import Evaluation, MetricInfo, SplitArrays, TaskData, TaskFamily, summarise
+from harness.evaluation import (
+    Decay, Evaluation, Folds, MetricInfo, Resamples, SplitArrays, Steps, TaskData, TaskFamily, summarise,
+)
 from harness.scoring.bootstrap import N_RESAMPLES, BootstrapInterval, percentile_interval, resample_weights
 from harness.scoring.patient_folds import patient_folds
 
@@ -30,17 +32,17 @@ HEST_ALPHA_NUMERATOR = 100.0  # alpha = 100 / (n_features * n_genes), HEST-Bench
 
 
 class GeneExpressionParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     genes: int = Field(50, ge=1, le=5000)  # how many highly variable genes are predicted
     gene_selection: Literal["train", "given"] = "train"  # chosen on each fold's training spots, or the dataset's list
     pca: int | None = Field(256, ge=1)  # principal components of the standardised embeddings; None: no PCA
-    alpha: float | Literal["hest"] = "hest"  # ridge penalty: HEST's rule, or a number
-    folds: int = Field(5, ge=2)  # patient-level folds when the dataset defines none
+    alpha: Decay | Literal["hest"] = "hest"  # ridge penalty: HEST's rule, or a number
+    folds: Folds = 5  # patient-level folds when the dataset defines none
     seed: int = 0  # of PCA and of the folds
-    max_iter: int = 1000
+    max_iter: Steps = 1000
     split: str = "all"  # the split holding the spots
-    bootstrap_resamples: int = N_RESAMPLES
+    bootstrap_resamples: Resamples = N_RESAMPLES
 
 
 PEARSON = MetricInfo(bounds=(-1.0, 1.0))

@@ -14,10 +14,13 @@ from collections import Counter
 from typing import ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.scoring.bootstrap import N_RESAMPLES, bootstrap_ci, bootstrap_mean_ci
-from harness.evaluation import Evaluation, MetricInfo, MetricSummary, SCORE, TaskData, TaskFamily, record_image_features, summarise
+from harness.evaluation import (
+    Dropout, Evaluation, MetricInfo, MetricSummary, Rate, Resamples, SCORE, Seeds, Steps, TaskData, TaskFamily,
+    record_image_features, summarise,
+)
 from harness.scoring.metrics import cosine_top_k
 from harness.scoring.head_optimiser import head_adamw
 from harness.scoring.parallel_fits import map_fits
@@ -31,21 +34,28 @@ TEXT_METRICS = ["bleu1", "bleu2", "bleu3", "bleu4", "rouge_l", "cider_d"]
 
 
 class ReportParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
-    epochs: int = 15
-    batch_size: int = 64
-    lr: float = 2e-3
-    d_model: int = 64
-    layers: int = 2
-    heads: int = 4
-    prefix_tokens: int = 4
-    dropout: float = 0.1
-    max_tokens: int = 48
+    seeds: Seeds = Field(default_factory=lambda: [0, 1, 2])
+    epochs: Steps = 15
+    batch_size: Steps = 64
+    lr: Rate = 2e-3
+    d_model: int = Field(64, ge=1, le=4096)
+    layers: int = Field(2, ge=1, le=64)
+    heads: int = Field(4, ge=1, le=64)
+    prefix_tokens: int = Field(4, ge=1, le=256)
+    dropout: Dropout = 0.1
+    max_tokens: int = Field(48, ge=3, le=4096)  # with the start and end tokens
     train_split: str = "train"
     test_split: str = "test"
-    bootstrap_resamples: int = N_RESAMPLES
+    bootstrap_resamples: Resamples = N_RESAMPLES
+
+    @model_validator(mode="after")
+    def _heads_divide_the_width(self) -> "ReportParams":
+        if self.d_model % self.heads:
+            raise ValueError(f"d_model {self.d_model} is not a multiple of heads {self.heads} (each head takes an "
+                             "equal share of the width)")
+        return self
 
 
 class Vocabulary:

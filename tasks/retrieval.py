@@ -13,17 +13,17 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.scoring.bootstrap import N_RESAMPLES, bootstrap_mean_ci
-from harness.evaluation import Evaluation, MetricInfo, SCORE, TaskData, TaskFamily, summarise
+from harness.evaluation import Counts, Evaluation, MetricInfo, Resamples, SCORE, TaskData, TaskFamily, summarise
 from harness.scoring.metrics import average_precision_at_k, cosine_top_k, hit_at_k, majority_vote_at_k
 
 
 class RetrievalParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    ks: list[int] = Field(default_factory=lambda: [1, 3, 5, 10])
+    ks: Counts = Field(default_factory=lambda: [1, 3, 5, 10], min_length=1)
     query_split: str = "test"
     database_split: str = "train"
-    bootstrap_resamples: int = N_RESAMPLES
+    bootstrap_resamples: Resamples = N_RESAMPLES
 
 
 class Retrieval(TaskFamily):

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.evaluation import Evaluation, MetricInfo, TaskData, TaskFamily, summarise
+from harness.evaluation import Evaluation, MetricInfo, Resamples, TaskData, TaskFamily, summarise
 from harness.scoring.bootstrap import N_RESAMPLES, BootstrapInterval, percentile_interval, resample_weights
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 
 class SegmentationParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     decoder: Literal["conv-ms", "conv-with-image", "linear"] = "conv-ms"
     size: int | None = Field(224, ge=16, le=1024)  # images and masks resized to this (None: as the dataset gives them)
@@ -55,7 +55,7 @@ class SegmentationParams(BaseModel):
     train_split: str = "train"
     val_split: str = "val"
     test_split: str | None = "test"  # absent or None: the validation split is reported (eva's configs)
-    bootstrap_resamples: int = N_RESAMPLES
+    bootstrap_resamples: Resamples = N_RESAMPLES
 
 
 SCORE = MetricInfo()

@@ -17,20 +17,22 @@ from pydantic import BaseModel, ConfigDict, Field
 from harness.scoring.abmil import AbmilConfig, train_abmil
 from harness.scoring.parallel_fits import map_fits
 from harness.scoring.bootstrap import N_RESAMPLES, bootstrap_ci
-from harness.evaluation import Evaluation, MetricInfo, SCORE, SlideBags, TaskData, TaskFamily, summarise
+from harness.evaluation import (
+    Evaluation, Folds, MetricInfo, Resamples, SCORE, SlideBags, Steps, TaskData, TaskFamily, summarise,
+)
 from harness.scoring.linear_probe import LinearProbeConfig, fit_linear_probe
 from harness.scoring.metrics import balanced_accuracy_from_confusion, confusion_matrices, macro_auroc, macro_f1_from_confusion
 from harness.scoring.patient_folds import patient_folds
 
 
 class SlideClassificationParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    folds: int = 5
+    folds: Folds = 5
     seed: int = 0
     abmil: AbmilConfig = Field(default_factory=AbmilConfig)
-    probe_max_steps: int = 2000
-    bootstrap_resamples: int = N_RESAMPLES
+    probe_max_steps: Steps = 2000
+    bootstrap_resamples: Resamples = N_RESAMPLES
 
 
 METRICS = {

@@ -17,7 +17,10 @@ from typing import ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.evaluation import Evaluation, MetricInfo, MetricSummary, SCORE, SplitArrays, TaskData, TaskFamily, summarise
+from harness.evaluation import (
+    Counts, Evaluation, MetricInfo, MetricSummary, Rate, SCORE, Seeds, SplitArrays, Steps, TaskData, TaskFamily,
+    summarise,
+)
 from harness.scoring.linear_probe import LinearProbeConfig, fit_linear_probe
 from harness.scoring.metrics import balanced_accuracy
 from harness.scoring.plism_metrics import (GROUPS, KS, all_pair_metrics, leaderboard_score, metrics_device, pair_groups,
@@ -25,16 +28,16 @@ from harness.scoring.plism_metrics import (GROUPS, KS, all_pair_metrics, leaderb
 
 
 class StainRobustnessParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    ks: list[int] = Field(default_factory=lambda: list(KS))
+    ks: Counts = Field(default_factory=lambda: list(KS), min_length=1)
     domain_pattern: str = r"(?P<staining>.+)@(?P<scanner>.+)"  # split name -> staining, scanner
     cross_domain: bool = True  # needs labels
     train_domain: str | None = None  # default: the first split
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
-    lr: float = 3e-4
-    max_steps: int = 12_500
-    patience: int = 1_250
+    seeds: Seeds = Field(default_factory=lambda: [0, 1, 2])
+    lr: Rate = 3e-4
+    max_steps: Steps = 12_500
+    patience: Steps = 1_250
 
 
 CROSS_DOMAIN_METRICS = ("in_domain_balanced_accuracy", "cross_domain_balanced_accuracy", "cross_domain_drop")

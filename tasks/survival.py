@@ -20,19 +20,19 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness.scoring.abmil import AbmilConfig, train_abmil
 from harness.scoring.parallel_fits import map_fits
-from harness.evaluation import Evaluation, MetricInfo, SCORE, SlideBags, TaskData, TaskFamily, summarise
+from harness.evaluation import Evaluation, Folds, MetricInfo, Rate, SCORE, SlideBags, TaskData, TaskFamily, summarise
 from harness.scoring.patient_folds import patient_folds
 
 
 class SurvivalParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    folds: int = 5
+    folds: Folds = 5
     seed: int = 0
-    alphas: list[float] = Field(default_factory=lambda: [0.01, 0.02, 0.07])
-    l1_ratio: float = 0.5
-    inner_folds: int = 3
-    n_bins: int = 4
+    alphas: list[Rate] = Field(default_factory=lambda: [0.01, 0.02, 0.07], min_length=1, max_length=1000)
+    l1_ratio: float = Field(0.5, gt=0, le=1)  # the elastic net's lasso share (sksurv's range)
+    inner_folds: Folds = 3
+    n_bins: int = Field(4, ge=1, le=100)
     abmil: AbmilConfig = Field(default_factory=AbmilConfig)
 
 

@@ -23,7 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from harness.scoring.bootstrap import N_RESAMPLES, bootstrap_ci
 from harness.scoring.calibration import CALIBRATION_METRICS, N_BINS, confidence_bins
 from harness.scoring.simpleshot import DRAWS, SHOTS, draw_supports, majority_vote, simpleshot_predictions
-from harness.evaluation import Evaluation, MetricInfo, MetricSummary, SCORE, SplitArrays, TaskData, TaskFamily, summarise
+from harness.evaluation import (
+    Counts, Decay, Evaluation, MetricInfo, MetricSummary, Rate, Resamples, SCORE, Seeds, SplitArrays, Steps,
+    TaskData, TaskFamily, summarise,
+)
 from harness.scoring.linear_probe import LinearProbeConfig, fit_linear_probe
 from harness.scoring.logistic_probe import fit_logistic_probe
 from harness.scoring.parallel_fits import map_fits
@@ -38,22 +41,22 @@ from harness.scoring.metrics import (
 
 
 class TileClassificationParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4])
+    seeds: Seeds = Field(default_factory=lambda: [0, 1, 2, 3, 4])
     probe: Literal["adamw", "logistic"] = "adamw"  # eva's early-stopped AdamW, or UNI's logistic regression
     logistic_cost: float | None = Field(None, gt=0)  # C; None: UNI's d * K / 100
-    logistic_max_iter: int = Field(1000, ge=1)  # L-BFGS iterations (UNI: 1,000)
-    lr: float = 3e-4
-    weight_decay: float = 0.0
-    batch_size: int = 256
-    max_steps: int = 12_500
-    eval_every: int = 250
-    patience: int = 1_250
-    knn_k: list[int] = Field(default_factory=lambda: [1, 20])
-    val_fraction: float = 0.1
-    bootstrap_resamples: int = N_RESAMPLES
-    fewshot_shots: list[int] = Field(default_factory=lambda: list(SHOTS))  # images per class; [] turns it off
+    logistic_max_iter: Steps = 1000  # L-BFGS iterations (UNI: 1,000)
+    lr: Rate = 3e-4
+    weight_decay: Decay = 0.0
+    batch_size: Steps = 256
+    max_steps: Steps = 12_500
+    eval_every: Steps = 250
+    patience: Steps = 1_250
+    knn_k: Counts = Field(default_factory=lambda: [1, 20])
+    val_fraction: float = Field(0.1, gt=0, lt=1)
+    bootstrap_resamples: Resamples = N_RESAMPLES
+    fewshot_shots: Counts = Field(default_factory=lambda: list(SHOTS))  # images per class; [] turns it off
     fewshot_draws: int = Field(DRAWS, ge=1)  # balanced support draws per k
 
 

@@ -13,15 +13,15 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from harness.scoring.bootstrap import N_RESAMPLES, bootstrap_mean_ci
-from harness.evaluation import Evaluation, MetricInfo, TaskData, TaskFamily, summarise
+from harness.evaluation import Evaluation, MetricInfo, Resamples, TaskData, TaskFamily, summarise
 from harness.perturbations import PERTURBATIONS
 
 
 class TransformInvarianceParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     reference_split: str = "clean"
-    bootstrap_resamples: int = N_RESAMPLES
+    bootstrap_resamples: Resamples = N_RESAMPLES
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

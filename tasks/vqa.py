@@ -19,7 +19,10 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.scoring.bootstrap import N_RESAMPLES, bootstrap_mean_ci
-from harness.evaluation import Evaluation, MetricInfo, SCORE, SplitArrays, TaskData, TaskFamily, record_image_features, summarise
+from harness.evaluation import (
+    Decay, Dropout, Evaluation, MetricInfo, Rate, Resamples, SCORE, Seeds, SplitArrays, Steps, TaskData,
+    TaskFamily, Width, record_image_features, summarise,
+)
 from harness.scoring.text_metrics import token_f1
 from harness.scoring.parallel_fits import map_fits
 from harness.scoring.torch_threads import single_thread
@@ -27,18 +30,18 @@ from harness.scoring.head_optimiser import head_adamw
 
 
 class VqaParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
-    epochs: int = 30
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    hidden: int = 256
-    dropout: float = 0.1
+    seeds: Seeds = Field(default_factory=lambda: [0, 1, 2])
+    epochs: Steps = 30
+    batch_size: Steps = 128
+    lr: Rate = 1e-3
+    weight_decay: Decay = 1e-4
+    hidden: Width = 256
+    dropout: Dropout = 0.1
     train_split: str = "train"
     test_split: str = "test"
-    bootstrap_resamples: int = N_RESAMPLES
+    bootstrap_resamples: Resamples = N_RESAMPLES
 
 
 def _features(train: SplitArrays, split: SplitArrays) -> np.ndarray:

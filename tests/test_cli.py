@@ -191,6 +191,16 @@ def test_result_files_follow_the_schema_and_are_reused(cache_dir, tiny_registry_
     assert again["timings"]["embed_s"] < result["timings"]["embed_s"] / 5  # embeddings came from the cache
     assert again["metrics"] == result["metrics"]  # same embeddings, same seeds: same numbers
 
+    # the task edited in its YAML, its version not: scored again with the new parameters, not answered
+    # with the result of the old ones
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(tiny_registry_file.read_text().replace("seeds: [0, 1]", "seeds: [2]"))
+    capsys.readouterr()
+    assert run(*args[:-5], str(edited), *args[-4:]) == 0
+    assert capsys.readouterr().out.count("earlier result") == 1  # tiny-retrieval's, whose params did not change
+    third = read(path)
+    assert third["seeds"] == [2] and third["params"]["seeds"] == [2] and third["task_version"] == result["task_version"]
+
 
 def test_absent_real_data_is_skipped_with_the_command(cache_dir, tmp_path):
     out = tmp_path / "results"

@@ -87,6 +87,21 @@ def rows(tmp: Path):
         yield (f"tiling {key}: {value}",
                ["list", "--include", str(registry(tmp, TILING_TASK.format(tiling=f"{key}: {value}"), f"{key}.yaml"))],
                2, f"key 'tiling.{key}'")
+    # a family's parameters are bounded when the registry is read (they were scored, or failed after embedding)
+    for family, dataset, score, params, text in (
+            ("vqa", "synth-vqa", "overall_accuracy", "{epochs: -1}", "key 'params.epochs': Input should be greater"),
+            ("vqa", "synth-vqa", "overall_accuracy", "{lr: .inf}", "key 'params.lr': Input should be a finite number"),
+            ("vqa", "synth-vqa", "overall_accuracy", "{dropout: 2}", "key 'params.dropout': Input should be less than 1"),
+            ("tile_classification", "synth-tiles", "balanced_accuracy", "{seeds: []}", "key 'params.seeds': List should"),
+            ("tile_classification", "synth-tiles", "balanced_accuracy", "{knn_k: [0]}", "key 'params.knn_k.0'"),
+            ("report_generation", "synth-reports", "cider_d", "{d_model: 10, heads: 4}",
+             "d_model 10 is not a multiple of heads 4"),
+            ("survival", "synth-slides", "c_index", "{abmil: {lr: .nan}}", "key 'params.abmil.lr': Input should be a finite"),
+            ("retrieval", "synth-tiles", "map@5", "{bootstrap_resamples: 0}", "key 'params.bootstrap_resamples'")):
+        task = (f"tasks:\n  bounded:\n    family: {family}\n    dataset: {dataset}\n    main_score: {score}\n"
+                f"    params: {params}\n")
+        yield (f"{family} params {params}", ["list", "--include", str(registry(tmp, task, f"p{abs(hash(params))}.yaml"))],
+               2, text)
     yield ("unknown timm architecture", ["run", "--model", "timm:no_such_net"], 2, "timm has no architecture 'no_such_net'")
     (tmp / "empty").mkdir()
     yield ("empty checkpoint folder", ["run", "--model", str(tmp / "empty")], 2, "no weights file")

@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from harness.evaluation import Decay, Dropout, Rate, Steps, Width
 from harness.scoring.torch_threads import single_thread
 from harness.scoring.head_optimiser import head_adamw
 
@@ -19,14 +20,14 @@ from harness.scoring.head_optimiser import head_adamw
 class AbmilConfig(BaseModel):
     """The ABMIL head and its training; a slide family's `params: {abmil: {...}}`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    hidden: int = 128
-    dropout: float = 0.25
-    lr: float = 1e-3
-    weight_decay: float = 1e-5
-    epochs: int = 20
-    max_bag: int = 2048
+    hidden: Width = 128
+    dropout: Dropout = 0.25
+    lr: Rate = 1e-3
+    weight_decay: Decay = 1e-5
+    epochs: Steps = 20
+    max_bag: Width = 2048
 
 
 def make_abmil(in_dim: int, n_out: int, config: AbmilConfig):
