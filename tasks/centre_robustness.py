@@ -37,7 +37,7 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from harness.evaluation import Evaluation, MetricInfo, Resamples, SCORE, TaskData, TaskFamily, summarise
+from harness.evaluation import Evaluation, MetricInfo, SCORE, TaskData, TaskFamily, summarise
 from harness.progress import progress_bar
 from harness.scoring import pathorob_metrics as pathorob
 from harness.scoring.bootstrap import N_RESAMPLES
@@ -79,7 +79,7 @@ class CentreRobustnessParams(BaseModel):
     apd: PerformanceDropParams | None = Field(default_factory=PerformanceDropParams)  # null: not computed
     clustering: ClusteringParams | None = Field(default_factory=ClusteringParams)  # null: not computed
     pairs: Literal["subsets", "class_and_centre_pairs"] | None = None  # PathoROB's paired RI (TCGA: max_k 1200)
-    bootstrap_resamples: Resamples = N_RESAMPLES
+    bootstrap_resamples: int = Field(N_RESAMPLES, ge=0, le=100_000)  # 0: the index without an interval
 
     @model_validator(mode="after")
     def _reduced_rows_are_unpaired(self):
