@@ -454,7 +454,10 @@ def launch_torchrun(nproc: int) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     cli = HarnessCLI()
+    from harness import __version__
+
     parser = argparse.ArgumentParser(prog="harness", description="Benchmark pathology foundation models.")
+    parser.add_argument("--version", action="version", version=f"pathology-harness {__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True)
 
     def common(sub):

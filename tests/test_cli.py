@@ -447,3 +447,11 @@ def test_the_summary_lists_each_skip_once_with_its_steps_uncut_before_the_scores
     assert split_reason(hub) == ("1aurent/NCT-CRC-HE@main is not in the local Hub cache (~16 GB)",
                                  "get it with `harness download crc-100k`")
     assert split_reason("m2 has no dense form (segmentation)") == ("m2 has no dense form (segmentation)", "")
+
+
+def test_version_says_the_distribution_and_its_version(capsys):
+    from harness import __version__
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"pathology-harness {__version__}"

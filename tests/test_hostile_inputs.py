@@ -102,6 +102,8 @@ def rows(tmp: Path):
                 f"    params: {params}\n")
         yield (f"{family} params {params}", ["list", "--include", str(registry(tmp, task, f"p{abs(hash(params))}.yaml"))],
                2, text)
+    yield ("a misspelt model name", ["run", "--model", "synth-orcale"], 2,
+           "unknown model 'synth-orcale' (did you mean 'synth-oracle'?)")
     yield ("unknown timm architecture", ["run", "--model", "timm:no_such_net"], 2, "timm has no architecture 'no_such_net'")
     (tmp / "empty").mkdir()
     yield ("empty checkpoint folder", ["run", "--model", str(tmp / "empty")], 2, "no weights file")

@@ -116,10 +116,15 @@ def resolve_model(spec: str, options: LoadOptions = LoadOptions()) -> ModelSpec:
         return ModelSpec(spec, "hf-hub", spec, _planned(options), card=ModelCard(hub_id=spec.removeprefix("hf-hub:")))
     path = Path(spec).expanduser()
     if not path.exists():
+        import difflib
+
+        from harness.models.zoo import KNOWN_MODELS
+
+        close = difflib.get_close_matches(spec, [*INSTRUMENTS, *KNOWN_MODELS], n=1)
         raise HarnessError(
-            f"unknown model '{spec}': not a known model and no such file or directory; give timm:<name>, "
-            "hf-hub:<org>/<repo>, a known model (see `harness list`), random-noise, synth-oracle, or the path "
-            "of a checkpoint"
+            f"unknown model '{spec}'{f' (did you mean {close[0]!r}?)' if close else ''}: not a known model and no such "
+            "file or directory; give timm:<name>, hf-hub:<org>/<repo>, a known model (see `harness list`), "
+            "random-noise, synth-oracle, or the path of a checkpoint"
         )
     return _checkpoint(spec, path)
 
