@@ -240,6 +240,7 @@ def check_hub_model(hub_id: str, revision: str | None, check_architecture: bool 
         raise HarnessError(f"hf-hub:{hub_id}@{sha[:12]}: no .safetensors weights"
                            + (f" ({pickled[0]} is a pickle format, which is never loaded)" if pickled else "")
                            + ": upload model.safetensors (safetensors.torch.save_file(model.state_dict(), ...))")
+    refuse_shards(hub_id, sha, files)
     with tempfile.TemporaryDirectory() as folder:  # the card is refused now, not when a backend takes it
         from harness.models.card import read_card
         from harness.models.zoo import resolve_card  # torch-free: the Space checks the card's names too
@@ -251,6 +252,17 @@ def check_hub_model(hub_id: str, revision: str | None, check_architecture: bool 
 
             check_architecture_budget(card, f"hf-hub:{hub_id}@{sha[:12]}")
     return hub_id, sha
+
+
+def refuse_shards(hub_id: str, sha: str, files) -> None:
+    """HarnessError when the repository's weights are split over several files with none whole: the
+    backend would score the first shard and fail on its missing keys."""
+    from harness.models.weight_files import MERGE_SHARDS, sharded_weights
+
+    shards = sharded_weights([name for name in files if "/" not in name])
+    if shards:
+        raise HarnessError(f"hf-hub:{hub_id}@{sha[:12]}: the weights are split over {len(shards)} files ({shards[0]}, "
+                           f"...); the harness reads one model.safetensors: {MERGE_SHARDS}, and upload it")
 
 
 def file_request(store: HubRequestStore, hub_id: str, revision: str | None, sha: str, tasks: str,
@@ -330,6 +342,7 @@ def fetch_checkpoint(request: Request, folder: Path) -> Path:
     weights = sorted(name for name in sizes if name.endswith(".safetensors") and "/" not in name)
     if not weights:
         raise HarnessError(f"hf-hub:{hub_id}@{sha[:12]}: no .safetensors weights at this commit")
+    refuse_shards(hub_id, sha, sizes)
     card_path = card_at_commit(hub_id, sha, sizes, folder)
     preferred = "model.safetensors" if "model.safetensors" in weights else weights[0]
     _, numbers = architecture_size(resolve_card(read_card(card_path), card_path))

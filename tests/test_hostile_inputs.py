@@ -399,3 +399,28 @@ def test_a_model_blind_to_its_input_is_refused_again_from_the_cache(tmp_path, ca
         assert ("embedding tiny-tiles/train with " + str(blank) in err) == (attempt == 0), err  # cached the 2nd time
     scored = json.loads(next((tmp_path / "out").glob("random-noise/tiny-tiles*.json")).read_text())
     assert scored["status"] == "ok"
+
+
+def test_sharded_weights_are_refused_with_a_merge_that_works(tmp_path, cache_dir, capsys):
+    import re
+    import shlex
+
+    import timm
+
+    weights = {k: v.contiguous() for k, v in timm.create_model("vit_tiny_patch16_224", num_classes=0).state_dict().items()}
+    folder = tmp_path / "sharded"
+    folder.mkdir()
+    (folder / "card.yaml").write_text(TINY_ARCH_CARD)
+    keys = sorted(weights)
+    for i in range(2):  # as save_torch_state_dict writes them, with their index
+        save_file({k: weights[k] for k in keys[i::2]}, str(folder / f"model-0000{i + 1}-of-00002.safetensors"))
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {k: "x" for k in keys}}))
+    argv = ["run", "--model", str(folder), "--tasks", "tiny-tiles", "--include",
+            str(registry(tmp_path, TINY_REGISTRY)), "--output", str(tmp_path / "out"), "--cache-dir", str(cache_dir)]
+    assert main(argv) == 2
+    line = capsys.readouterr().err.strip()
+    assert "the weights are split over 2 files (model-00001-of-00002.safetensors, ...)" in line, line
+    command = re.search(r"merge them into one file: (python -c \".*\")$", line).group(1)
+    subprocess.run([sys.executable, *shlex.split(command)[1:]], cwd=folder, check=True)  # the advice, as written
+    assert main(argv) == 0
+    assert json.loads(next((tmp_path / "out").glob("*/tiny-tiles.json")).read_text())["status"] == "ok"

@@ -4,7 +4,7 @@ or the model repository it names holds, the queue neither jams nor writes outsid
 folder: a file that is not a valid request is listed as INVALID and never acted on; a valid
 request that cannot be scored ends FAILED with one line; the good request behind them is scored.
 
-The Hub part is also the soak: 20 good requests and 20 poison ones in one requests dataset.
+The Hub part is also the soak: 20 good requests and 21 poison ones in one requests dataset.
 """
 
 import json
@@ -226,11 +226,15 @@ def run_hub_python(env, code, *args) -> str:
     return done.stdout
 
 
-def test_hub_queue_soak_twenty_good_and_twenty_poison_requests(tmp_path, small_state):
+def test_hub_queue_soak_twenty_good_and_twenty_one_poison_requests(tmp_path, small_state):
     weights = tmp_path / "model.safetensors"
     save_file(small_state, str(weights))
     wrong_keys = tmp_path / "wrong.safetensors"
     save_file({"x": torch.zeros(3)}, str(wrong_keys))
+    keys = sorted(small_state)
+    shards = [tmp_path / f"model-0000{i + 1}-of-00002.safetensors" for i in range(2)]
+    for i, shard in enumerate(shards):  # the first shard alone was scored, and failed on its missing keys
+        save_file({k: small_state[k].contiguous() for k in keys[i::2]}, str(shard))
 
     def card_file(name: str, card: dict | str) -> str:
         path = tmp_path / f"{name}.yaml"
@@ -250,6 +254,7 @@ def test_hub_queue_soak_twenty_good_and_twenty_poison_requests(tmp_path, small_s
         "lab/big-card": {"model.safetensors": str(weights), "card.yaml": card_file("big", yaml_card(SMALL_CARD)
                                                                                    + "# " + "x" * 200_000 + "\n")},
         "lab/no-weights": {"card.yaml": good_card},
+        "lab/sharded": {shards[0].name: str(shards[0]), shards[1].name: str(shards[1]), "card.yaml": good_card},
         "lab/wrong-keys": {"model.safetensors": str(wrong_keys), "card.yaml": good_card},
         "lab/notask": {"model.safetensors": str(weights), "card.yaml": good_card},
     }
@@ -275,7 +280,8 @@ def test_hub_queue_soak_twenty_good_and_twenty_poison_requests(tmp_path, small_s
             "lab/huge": "above the budget", "lab/wide": "above the budget",
             "lab/path": "'checkpoint_path' is not an architecture setting", "lab/pixels": "key 'input_size'",
             "lab/zoo-keys": "known models only", "lab/big-card": "a model card of",
-            "lab/no-weights": "no .safetensors weights", "lab/wrong-keys": "keys do not match"}.items()}
+            "lab/no-weights": "no .safetensors weights", "lab/wrong-keys": "keys do not match",
+            "lab/sharded": "the weights are split over 2 files (model-00001-of-00002.safetensors, ...)"}.items()}
         good = shas["lab/good-00"]
         add("lab/good-00", SHA, submitted="2026-11-30T00:00:01Z")  # pinned to a commit the repo does not have
         poison_expected[request_id("lab/good-00", SHA)] = "downloading the weights"
@@ -301,7 +307,7 @@ def test_hub_queue_soak_twenty_good_and_twenty_poison_requests(tmp_path, small_s
             files[name] = json.dumps(request(rid, model_name="x", **fields))
         files["missing.json"] = json.dumps({"id": "missing", "status": "PENDING"})
         invalid_expected["missing.json"] = ("missing", {}, "required key is missing")
-        assert len(poison_expected) + len(invalid_expected) == 20
+        assert len(poison_expected) + len(invalid_expected) == 21
         requests_plan = tmp_path / "requests.json"
         requests_plan.write_text(json.dumps(files))
         run_hub_python(env, WRITE_REQUESTS, str(requests_plan))

@@ -1,8 +1,8 @@
 """A local checkpoint: weights + model card, as a model author submits them.
 
 Layout: a directory holding `card.yaml` and one weights file (`model.safetensors` preferred;
-`*.safetensors`, `pytorch_model.bin`, `*.pt`, `*.pth`), or a weights file with a `card.yaml`
-beside it. Weights are untrusted: safetensors is read as tensors only; torch files go through
+`*.safetensors`, `pytorch_model.bin`, `*.pt`, `*.pth`; not shards of one), or a weights file with a
+`card.yaml` beside it. Weights are untrusted: safetensors is read as tensors only; torch files go through
 torch.load(weights_only=True), which refuses pickled code.
 """
 
@@ -17,6 +17,7 @@ from harness.errors import HarnessError
 from harness.models.card import DEFAULT_MAX_PARAMETERS, ModelCard
 from harness.models.building import build_timm, check_architecture_budget, finish_encoder
 from harness.models.encoder import ImageEncoder
+from harness.models.weight_files import MERGE_SHARDS, sharded_weights
 from harness.models.zoo import resolve_card  # noqa: F401 - defined in the zoo (torch-free); callers import it here too
 
 WEIGHT_PATTERNS = ("model.safetensors", "*.safetensors", "pytorch_model.bin", "*.pt", "*.pth", "*.bin")
@@ -28,6 +29,10 @@ WRAPPER_PREFIXES = ("module.", "model.", "backbone.", "encoder.")
 def find_weights(path: Path) -> Path:
     """The weights file of a checkpoint: the file itself, or the first match in a directory."""
     if path.is_dir():
+        shards = sharded_weights([f.name for f in path.iterdir()])
+        if shards:  # the first shard alone would load as "N missing keys", which misleads
+            raise HarnessError(f"{path}: the weights are split over {len(shards)} files ({shards[0]}, ...); the "
+                               f"harness reads one: {MERGE_SHARDS}")
         weights = next((f for pattern in WEIGHT_PATTERNS for f in sorted(path.glob(pattern)) if f.is_file()), None)
         if weights is None:
             raise HarnessError(f"{path}: no weights file (model.safetensors, *.safetensors, *.bin, *.pt, *.pth) "
