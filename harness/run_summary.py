@@ -107,25 +107,29 @@ def print_registry(registry, families, context) -> None:
     from harness.sources import open_source
 
     from harness.hub_access import is_commit
-    from harness.text_encoder import missing_text_encoder
+    from harness.install_hints import missing_extra, task_extras
 
+    missing_lines: set[str] = set()
     tasks = Table(title="tasks")
     for column in ("task", "family", "dataset", "source", "main score", "version"):
         tasks.add_column(column)
     tasks.add_column("data", no_wrap=True)
     for name, task in registry.tasks.items():
         spec = registry.datasets[task.dataset]
-        availability = open_source(task.dataset, spec, context, registry.datasets).availability()
+        source_of_task = open_source(task.dataset, spec, context, registry.datasets)
+        availability = source_of_task.availability()
         revision = getattr(spec, "revision", None)  # Hub datasets: pinned to a commit, or a branch that can move
         source = spec.source if revision is None else (
             f"{spec.source}@{revision[:12]}" if is_commit(revision) else f"{spec.source}@{revision} [yellow](unpinned)[/yellow]")
         data = "present" if availability.ok else "[yellow]absent[/yellow]"
-        if families[task.family].text_fields and missing_text_encoder():  # the run would skip it
-            data += ", [yellow]needs \\[text][/yellow]"
+        for extra in task_extras(families[task.family], source_of_task):  # not installed: the run skips the task
+            if missing_extra(extra):
+                data += f", [yellow]needs \\[{extra}][/yellow]"
+                missing_lines.add(missing_extra(extra))
         tasks.add_row(name, task.family, task.dataset, source, task.main_score, str(task.version), data)
     stdout.print(tasks)
-    if missing_text_encoder() and any(families[t.family].text_fields for t in registry.tasks.values()):
-        stdout.print(f"[yellow]{escape(missing_text_encoder())}[/yellow]")
+    for line in sorted(missing_lines):
+        stdout.print(f"[yellow]{escape(line)}[/yellow]")
 
     fams = Table(title="families")
     fams.add_column("family")

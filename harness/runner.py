@@ -24,6 +24,7 @@ import numpy as np
 
 from harness.evaluation import SlideBags, SplitArrays, TaskData, TaskFamily
 from harness.hub_access import is_commit
+from harness.install_hints import missing_extra, task_extras
 from harness.errors import NotApplicable
 from harness.models.model_spec import DEFAULT_MODEL, LoadOptions, ModelSpec, resolve_model
 from harness.process_group import process_rank
@@ -31,7 +32,6 @@ from harness.terminal import console
 from harness.registry import Registry, TaskSpec
 from harness.results import DatasetRecord, MainScore, ModelRecord, ResultStore, TaskResult, Timings, training_overlap
 from harness.sources import DataContext, TileSource, open_source
-from harness.sources.base import Availability
 from harness.timestamps import utc_timestamp
 
 if TYPE_CHECKING:  # torch and timm are imported when a task has to compute, not for a rerun that reuses
@@ -156,7 +156,12 @@ class Runner:
             source = self._source(task.dataset)
             if self.rank != 0 and source.kind != "slides":
                 continue  # under torchrun, only slide extraction is split across ranks; rank 0 does the rest
-            availability = self._text_encoder_availability(task) or source.availability()
+            missing = next(filter(None, map(missing_extra, task_extras(self.families[task.family], source))), None)
+            if missing is not None:  # before the data is fetched, generated or embedded
+                outcomes.append(self._record(slug, task_name, task, ModelRecord(name=name), source,
+                                             status="skipped", reason=missing))
+                continue
+            availability = source.availability()
             if not availability.ok and self.config.download:
                 console.print(source.download())
                 availability = source.availability()
@@ -192,14 +197,6 @@ class Runner:
         A parameter one side lacks (added to the family since, with its default) is not a change."""
         now = self.families[task.family].Params.model_validate(task.params).model_dump(mode="json")
         return all(previous.params[key] == value for key, value in now.items() if key in previous.params)
-
-    def _text_encoder_availability(self, task: TaskSpec) -> Availability | None:
-        """Not available when the task's family embeds text and the sentence encoder is not installed:
-        skipped with the install line before its images are embedded, not after. None otherwise."""
-        from harness.text_encoder import missing_text_encoder
-
-        missing = missing_text_encoder() if self.families[task.family].text_fields else None
-        return None if missing is None else Availability(False, missing)
 
     def _model_failed(self, spec: str, tasks: list[str], error: Exception) -> list[TaskOutcome]:
         """A model that cannot be resolved or built (a bad card, an allocation refused, a timm or Hub

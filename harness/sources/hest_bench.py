@@ -19,6 +19,7 @@ import csv
 import json
 from functools import cached_property
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -65,6 +66,7 @@ class H5Spots:
 
 class HestBenchSource(TileSource):
     spec: HestBenchDataset
+    extra: ClassVar[str] = "hest"  # h5py reads its patches and expression files
 
     @property
     def root(self) -> Path:
@@ -319,7 +321,7 @@ def _h5py():
     try:
         import h5py
     except ImportError:
-        from harness.install_hints import install_extra
+        from harness.install_hints import missing_extra
 
-        raise HarnessError(f"HEST-Bench data is HDF5: {install_extra('hest')} (h5py)") from None
+        raise HarnessError(missing_extra("hest") or "h5py cannot be imported") from None
     return h5py

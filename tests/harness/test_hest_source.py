@@ -303,3 +303,23 @@ def test_a_task_on_hests_gene_list_reads_those_genes_alone(tmp_path, cache_dir, 
     assert main([*args, "--tasks", "hest-idc-fixture", "--output", str(tmp_path / "whole")]) == 0
     whole = json.loads((tmp_path / "whole" / "colour-stats" / "hest-idc-fixture.json").read_text())
     assert whole["metrics"] == given["metrics"] and whole["details"] == given["details"]
+
+
+def test_without_h5py_a_present_hest_task_is_skipped_with_the_extra_before_any_read(tmp_path, cache_dir, capsys,
+                                                                                   monkeypatch):
+    import sys
+
+    write_task(tmp_path / "data" / "hest-bench")
+    monkeypatch.setitem(sys.modules, "h5py", None)  # as if the hest extra were not installed
+    spec = tmp_path / "hest.yaml"
+    spec.write_text(REGISTRY)
+    common = ["--include", str(spec), "--data-root", str(tmp_path / "data")]
+    assert main(["list", *common]) == 0
+    listed = [line for line in capsys.readouterr().out.splitlines() if "hest-idc-fixture" in line]
+    assert listed and "present, needs [hest]" in listed[0], listed
+    out = tmp_path / "out"
+    assert main(["run", "--model", "colour-stats", "--tasks", "hest-idc-fixture", *common, "--output", str(out),
+                 "--cache-dir", str(cache_dir)]) == 0
+    result = json.loads((out / "colour-stats" / "hest-idc-fixture.json").read_text())
+    assert result["status"] == "skipped" and result["reason"] == "HEST-Bench data is HDF5: pip install -e '.[hest]' (h5py)"
+    assert "embedding" not in capsys.readouterr().err
