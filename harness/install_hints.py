@@ -38,6 +38,8 @@ def missing_extra(extra: str) -> str | None:
     install it (found without importing the package, so that a run can tell before any work)."""
     from importlib.util import find_spec
 
+    if extra not in EXTRAS:  # a plug-in's own packages are installed with it
+        return None
     what, module, package = EXTRAS[extra]
     return None if find_spec(module) is not None else f"{what}: {install_extra(extra)} ({package})"
 
