@@ -23,7 +23,9 @@ checked before it is shown: a main score that is missing, not finite or outside 
 bounds makes its cell `invalid` (out of means and ranks, the reason in the cell, a warning
 naming the file); what a metric is comes from the registered family when the board knows it
 (`families`), otherwise from what the task's files agree on, so one file cannot flip a task's
-direction; two folders claiming one model name are shown with their folder names.
+direction; two folders claiming one model name are shown with their folder names. A result of a
+task the registry names, scored at another version or with other params than the registry's, is
+`stale`: shown, not ranked, until rescored.
 
 Rank uncertainty: each result keeps the bootstrap replicates of its main score, drawn from
 resamples that depend only on the number of test items and the seed (harness/scoring/bootstrap.py).
@@ -60,6 +62,7 @@ OVERLAP_MARK = "⚠ trained on"  # a cell whose test images come from the model'
 @dataclass
 class Cell:
     status: str  # ok | skipped | failed | missing | invalid (a result file whose score cannot be shown)
+    #              | stale (a registered task scored at another version or with other params than the registry's)
     value: float | None = None
     ci95: tuple[float, float] | None = None
     reason: str | None = None
@@ -155,7 +158,7 @@ class Leaderboard:
         if model in self._compared:
             return None
         if self.board_tasks is None:
-            return "no valid score: every result skipped, failed or invalid"
+            return "no valid score: every result skipped, failed, invalid or stale"
         lacking = [t for t in self.board_tasks if not self._ok(model, t)]
         return f"no valid score on {len(lacking)} of the board's {len(self.board_tasks)} tasks ({', '.join(lacking)})"
 
@@ -272,7 +275,7 @@ class Leaderboard:
     def coverage(self, model: str) -> str:
         """'<scored>/<tasks>' and what the gaps are, e.g. '6/8 (2 skipped)'."""
         statuses = [self.cells[(model, t)].status for t in self.tasks]
-        gaps = {s: statuses.count(s) for s in ("skipped", "failed", "invalid", "missing") if s in statuses}
+        gaps = {s: statuses.count(s) for s in ("skipped", "failed", "invalid", "stale", "missing") if s in statuses}
         text = f"{statuses.count('ok')}/{len(self.tasks)}"
         return text + (f" ({', '.join(f'{n} {s}' for s, n in gaps.items())})" if gaps else "")
 
@@ -357,13 +360,14 @@ def parse_board_tasks(text: str | None) -> list[str] | None:
 def build_leaderboard(results: list[tuple[str, TaskResult]], warnings: list[str] | None = None,
                       families: Mapping[str, Any] | None = None,
                       board_tasks: list[str] | None = None,
-                      registered: Mapping[str, tuple[str, str, dict]] | None = None) -> Leaderboard:
+                      registered: Mapping[str, tuple] | None = None) -> Leaderboard:
     """The board of these results. `families` (name -> family class, harness.tasks.FAMILIES): where a
     result's family is registered, its metrics are described by the family, not by the file.
     `board_tasks`: the tasks the board declares; results of other tasks are not shown, and a model
     is ranked only with a valid score on every declared task (see the module's docstring).
-    `registered` (task -> (family, main score, params), from tasks.yaml): what those tasks are,
-    whatever their files say; a task it does not name is what most of its files say."""
+    `registered` (task -> (family, main score, params, version), from tasks.yaml): what those tasks
+    are, whatever their files say; a task it does not name is what most of its files say. A result
+    of a registered task at another version, or with other params, is `stale`."""
     warnings = list(warnings or [])
     if board_tasks is not None:
         board_tasks = list(dict.fromkeys(board_tasks))
@@ -385,7 +389,19 @@ def build_leaderboard(results: list[tuple[str, TaskResult]], warnings: list[str]
             if why is not None:
                 invalid[(slug, task)] = why
                 warnings.append(f"{slug}/{task}.json: shown as invalid and left out of means and ranks ({why})")
-    scored = {r.task for s, r in results if r.status == "ok" and (s, r.task) not in invalid}
+    stale: dict[tuple[str, str], str] = {}
+    for task in all_tasks:
+        for slug, result in by_task[task]:
+            why = None if (slug, task) in invalid else _stale_reason(result, (registered or {}).get(task), families or {})
+            if why is not None:
+                stale[(slug, task)] = why
+    if stale:  # one line for all: after a task's version moves on, every unrescored result is stale at once
+        first = next(iter(stale.items()))
+        warnings.append(f"{len(stale)} result(s) were computed with another version or parameters of their task than "
+                        f"the registry's, shown as stale and left out of means and ranks until rescored (e.g. "
+                        f"{first[0][0]}/{first[0][1]}.json: {first[1]})")
+    invalid_or_stale = {**invalid, **stale}
+    scored = {r.task for s, r in results if r.status == "ok" and (s, r.task) not in invalid_or_stale}
     tasks = [t for t in all_tasks if t in scored]
     unscored = {t: next(f"{r.status}: {r.reason}" for _, r in results if r.task == t) for t in all_tasks if t not in scored}
     unscored.update({t: "no result yet" for t in board_tasks or [] if t not in all_tasks})
@@ -397,6 +413,8 @@ def build_leaderboard(results: list[tuple[str, TaskResult]], warnings: list[str]
                 cells[(model, task)] = Cell("missing", reason="not run for this model")
             elif (model, task) in invalid:
                 cells[(model, task)] = Cell("invalid", reason=invalid[(model, task)])
+            elif (model, task) in stale:
+                cells[(model, task)] = Cell("stale", reason=stale[(model, task)])
             elif result.status == "ok":
                 main = result.metrics.get(result.main_score.name)
                 replicates = _usable_replicates(result.main_score.replicates, described[task][1])
@@ -414,7 +432,7 @@ def build_leaderboard(results: list[tuple[str, TaskResult]], warnings: list[str]
                        board_tasks)
 
 
-def declared_family(result: TaskResult, registered: Mapping[str, tuple[str, str, dict]] | None) -> str:
+def declared_family(result: TaskResult, registered: Mapping[str, tuple] | None) -> str:
     """The family the board files a result under: a registered task's is the registry's (as
     `build_leaderboard` judges it), whatever the file says; an unregistered task's, its file's."""
     declared = (registered or {}).get(result.task)
@@ -422,7 +440,7 @@ def declared_family(result: TaskResult, registered: Mapping[str, tuple[str, str,
 
 
 def _task_description(task: str, results: list[tuple[str, TaskResult]], families: Mapping[str, Any],
-                      declared: tuple[str, str, dict] | None = None) -> tuple[str, MetricInfo, str, str]:
+                      declared: tuple | None = None) -> tuple[str, MetricInfo, str, str]:
     """(main score, its description, family, family title) of a task: the registry's family, main
     score and params (`declared`), else what most of its files say they are (a flood of files could
     otherwise outvote the honest ones); the description from the registered family when there is
@@ -430,7 +448,7 @@ def _task_description(task: str, results: list[tuple[str, TaskResult]], families
     every value lies in [0, 1])."""
     voters = [(slug, r) for slug, r in results if r.status == "ok"] or results  # what the scores say they are
     if declared is not None:
-        family, main, given = declared
+        family, main, given = declared[:3]
     else:
         family = Counter(r.family for _, r in voters).most_common(1)[0][0]
         main = Counter(r.main_score.name for _, r in voters if r.family == family).most_common(1)[0][0]
@@ -464,6 +482,30 @@ def _usable_replicates(replicates: list[float] | None, info: MetricInfo) -> list
     if all(math.isfinite(v) and (low is None or v >= low) and (high is None or v <= high) for v in replicates):
         return replicates
     return None
+
+
+def _stale_reason(result: TaskResult, declared: tuple | None, families: Mapping[str, Any]) -> str | None:
+    """Why a valid result of a registered task no longer measures what the task is, or None: it was
+    scored at another version of the task, or with other parameters than the registry gives (a
+    parameter only one side has, added or dropped since, is not a change). Unregistered tasks are not
+    judged: nothing but their files says what they are, and one file must not outvote the others."""
+    if result.status != "ok" or declared is None or len(declared) < 4 or declared[3] is None:
+        return None
+    family, _, given, version = declared[:4]
+    if result.task_version != version:
+        return f"computed at version {result.task_version} of the task, which is at version {version}"
+    registered = families.get(family)
+    if registered is None or not result.params:
+        return None
+    try:
+        now = registered.Params.model_validate(given).model_dump(mode="json")
+    except ValueError:
+        return None
+    changed = next((key for key, value in now.items() if key in result.params and result.params[key] != value), None)
+    if changed is None:
+        return None
+    return (f"computed with {changed} = {str(result.params[changed])[:40]}, where the registry gives "
+            f"{str(now[changed])[:40]}")
 
 
 def _invalid_reason(result: TaskResult, main: str, info: MetricInfo, family: str,

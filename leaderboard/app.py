@@ -29,7 +29,8 @@ try:  # tasks.yaml: what each registered task is (no result file gets to redefin
 
     _REGISTRY = load_registry([], families=FAMILIES or None)
     SUITES = _REGISTRY.suite_specs
-    REGISTERED = {name: (task.family, task.main_score, task.params) for name, task in _REGISTRY.tasks.items()}
+    REGISTERED = {name: (task.family, task.main_score, task.params, task.version)
+                  for name, task in _REGISTRY.tasks.items()}
 except Exception:  # noqa: BLE001 - the board works without them
     SUITES, REGISTERED = {}, {}
 

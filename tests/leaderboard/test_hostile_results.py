@@ -312,3 +312,34 @@ def test_a_flood_of_files_cannot_redefine_a_registered_task(tmp_path):
     assert list(leaders[0].value["model"])[:2] == ["a", "b"], leaders[0].value
     # nor do they add a family to the app's filter (whose choices decide which declared tasks stay required)
     assert app.sidebar.multiselect[0].options == ["tile classification"]  # not the flood's "survival"
+
+
+def test_a_result_of_another_version_or_other_params_of_a_registered_task_is_stale(tmp_path):
+    """After a task's protocol moves on (its version in tasks.yaml, or its params), the results not
+    yet rescored are not ranked beside the new ones; a task the registry does not name is not judged."""
+    from harness.registry import load_registry
+
+    tasks = load_registry([], families=FAMILIES).tasks
+    version = tasks["synth-tiles"].version
+    write_result(tmp_path, "fresh", "synth-tiles", "tile_classification", 0.7)
+    write_result(tmp_path, "fresh2", "synth-tiles", "tile_classification", 0.6)
+    write_result(tmp_path, "old", "synth-tiles", "tile_classification", 0.95, task_version=version - 1)
+    write_result(tmp_path, "edited", "synth-tiles", "tile_classification", 0.9, task_params={"lr": 0.1, "max_steps": 12_500})
+    write_result(tmp_path, "new-key", "synth-tiles", "tile_classification", 0.5,
+                 task_params={"lr": 3e-4, "a_key_from_an_older_harness": 1})  # a key only one side has is no change
+    loaded, warnings = load_results(tmp_path)
+    registered = {name: (t.family, t.main_score, t.params, t.version) for name, t in tasks.items()}
+    board = build_leaderboard(loaded, warnings, families=FAMILIES, registered=registered)
+    cells = {slug: board.cells[(slug, "synth-tiles")] for slug in ("fresh", "old", "edited", "new-key")}
+    assert cells["old"].status == "stale" and f"computed at version {version - 1} of the task" in cells["old"].reason
+    assert cells["edited"].status == "stale" and "computed with lr = 0.1, where the registry gives 0.0003" in \
+        cells["edited"].reason
+    assert cells["fresh"].status == "ok" and cells["new-key"].status == "ok"
+    assert board.ranked_models()[:3] == ["fresh", "fresh2", "new-key"]  # the stale 0.95 and 0.9 are not ranked
+    assert sum("shown as stale" in w for w in board.warnings) == 1  # one line for all of them
+    assert board.coverage("old") == "0/1 (1 stale)"
+    own = tmp_path / "own"
+    for slug, version in (("a", 7), ("b", 2)):  # a task the registry does not name: its files are not judged
+        write_result(own, slug, "my-own-task", "tile_classification", 0.5, task_version=version)
+    own_board = build_leaderboard(*load_results(own), families=FAMILIES, registered=registered)
+    assert {own_board.cells[(m, "my-own-task")].status for m in ("a", "b")} == {"ok"}
