@@ -148,6 +148,15 @@ class TaskFamily:
         return False
 
 
+def changed_param(family: type[TaskFamily], given: dict, recorded: dict) -> str | None:
+    """The first parameter whose value in a result (`recorded`, as the task ran) differs from what
+    the task gives now (`given`, tasks.yaml's params; defaults filled in by the family), or None. A
+    parameter only one side has (added to or dropped from the family since) is not a change.
+    ValueError when `given` is not valid for the family."""
+    now = family.Params.model_validate(given).model_dump(mode="json")
+    return next((key for key, value in now.items() if key in recorded and recorded[key] != value), None)
+
+
 def summarise(per_seed: Sequence[float], ci95: tuple[float, float] | None) -> MetricSummary:
     values = np.asarray(per_seed, dtype=np.float64)
     return MetricSummary(

@@ -49,7 +49,7 @@ from scipy.stats import rankdata
 
 from harness.bounded_read import read_json
 from harness.errors import first_problem
-from harness.evaluation import MetricInfo
+from harness.evaluation import MetricInfo, changed_param
 from harness.results import DISTILLATION_REPORT, TRAINING_CURVES, TaskResult
 
 FOLDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # a results folder or task name: no path in it
@@ -498,14 +498,13 @@ def _stale_reason(result: TaskResult, declared: tuple | None, families: Mapping[
     if registered is None or not result.params:
         return None
     try:
-        now = registered.Params.model_validate(given).model_dump(mode="json")
+        changed = changed_param(registered, given, result.params)
     except ValueError:
         return None
-    changed = next((key for key, value in now.items() if key in result.params and result.params[key] != value), None)
     if changed is None:
         return None
-    return (f"computed with {changed} = {str(result.params[changed])[:40]}, where the registry gives "
-            f"{str(now[changed])[:40]}")
+    now = registered.Params.model_validate(given).model_dump(mode="json")[changed]
+    return f"computed with {changed} = {str(result.params[changed])[:40]}, where the registry gives {str(now)[:40]}"
 
 
 def _invalid_reason(result: TaskResult, main: str, info: MetricInfo, family: str,
