@@ -312,6 +312,13 @@ class Leaderboard:
             rows.append(row)
         return rows
 
+    def valid(self, results: list[tuple[str, TaskResult]]) -> list[tuple[str, TaskResult]]:
+        """Those of `results` whose cell on this board holds a valid score: what the panels beside
+        the table (few-shot curves, calibration, robustness) may show; an invalid or stale result
+        is no more shown there than it is ranked."""
+        return [(slug, r) for slug, r in results
+                if (cell := self.cells.get((slug, r.task))) is not None and cell.status == "ok"]
+
     def cell_labels(self) -> list[dict]:
         """Per overview row (same order): task -> the text its cell shows (score [CI], or why missing)."""
         return [{task: self.cells[(model, task)].label for task in self.tasks} for model in self.ranked_models()]
@@ -392,7 +399,8 @@ def build_leaderboard(results: list[tuple[str, TaskResult]], warnings: list[str]
     stale: dict[tuple[str, str], str] = {}
     for task in all_tasks:
         for slug, result in by_task[task]:
-            why = None if (slug, task) in invalid else _stale_reason(result, (registered or {}).get(task), families or {})
+            declared = (registered or {}).get(task)
+            why = None if (slug, task) in invalid else stale_reason(result, declared, families or {})
             if why is not None:
                 stale[(slug, task)] = why
     if stale:  # one line for all: after a task's version moves on, every unrescored result is stale at once
@@ -484,7 +492,7 @@ def _usable_replicates(replicates: list[float] | None, info: MetricInfo) -> list
     return None
 
 
-def _stale_reason(result: TaskResult, declared: tuple | None, families: Mapping[str, Any]) -> str | None:
+def stale_reason(result: TaskResult, declared: tuple | None, families: Mapping[str, Any]) -> str | None:
     """Why a valid result of a registered task no longer measures what the task is, or None: it was
     scored at another version of the task, or with other parameters than the registry gives (a
     parameter only one side has, added or dropped since, is not a change). Unregistered tasks are not

@@ -39,8 +39,8 @@ from harness.submissions import HUB_ID
 from harness.leaderboard import charts
 from harness.leaderboard.aggregate import (build_leaderboard, declared_family, is_truncated, lineage_order,
                                    load_distillation_reports, load_results, few_shot_rows, group_tables,
-                                   matryoshka_curves, parse_board_tasks, reliability_rows, retention_rows, suite_rows,
-                                   training_curves)
+                                   matryoshka_curves, parse_board_tasks, reliability_rows, retention_rows, stale_reason,
+                                   suite_rows, training_curves)
 from harness.leaderboard.head_to_head import MAX_MODELS, head_to_head
 from harness.leaderboard.formatting import (LEAD_WIDTHS, MISSING, TASK_WIDTHS, csv_text, parameters_label, plain,
                                    protocol_markdown, show_texts)
@@ -291,6 +291,7 @@ task_families = {r.task: result_family[id(r)] for _, r in results}
 board_tasks = None if BOARD_TASKS is None else [
     t for t in BOARD_TASKS if t not in task_families or task_families[t] in chosen_families]
 board = build_leaderboard(shown, families=FAMILIES, board_tasks=board_tasks, registered=REGISTERED)
+valid_shown = board.valid(shown)  # the panels beside the table show no more than the table ranks
 for warning in board.warnings:
     st.warning(plain(warning))
 overview = pd.DataFrame(board.overview())
@@ -372,8 +373,8 @@ with tabs[0]:
     st.dataframe(styled, hide_index=True, placeholder=MISSING, width="stretch", column_config=config)
     intervals = overview[[c for c in ("rank_ci_low", "rank_ci_high") if c in overview]]
     csv_download(pd.concat([table, intervals], axis=1), "leaderboard")
-    overlapping = sorted((r.model.name, r.task, ", ".join(r.training_overlap)) for _, r in shown
-                         if r.status == "ok" and r.training_overlap)
+    overlapping = sorted((r.model.name, r.task, ", ".join(r.training_overlap)) for _, r in valid_shown
+                         if r.training_overlap)
     if overlapping:
         listed = "; ".join(f"{plain(model)} on {plain(task)} ({plain(sources)})"
                            for model, task, sources in overlapping[:10])
@@ -452,20 +453,20 @@ with tabs[1]:
             "score": st.column_config.NumberColumn("score", format="%.4f", width=TASK_WIDTHS[2]),
             **{c: st.column_config.NumberColumn(format="%.4f") for c in ("ci95 low", "ci95 high", "std")}})
         csv_download(per_task, f"task-{task}")
-        curve = pd.DataFrame(few_shot_rows(shown, task))
+        curve = pd.DataFrame(few_shot_rows(valid_shown, task))
         if not curve.empty:
             st.markdown("**Few-shot (SimpleShot)**")
             st.caption("Balanced accuracy with k training images per class: nearest centroid of the centred, "
                        "L2-normalised support; the mean over 1,000 balanced draws of the support, the band its "
                        "2.5-97.5 percentiles (how much the choice of the k images matters).")
             st.altair_chart(charts.few_shot_curves(curve), width="stretch")
-        calibration = group_tables([(slug, r) for slug, r in shown if r.task == task], "calibration").get(task)
+        calibration = group_tables([(slug, r) for slug, r in valid_shown if r.task == task], "calibration").get(task)
         if calibration:
             st.markdown("**Calibration of the probe's probabilities**")
             st.caption("THUNDER's calibration errors of the linear probe's softmax on the test items, 5 confidence bins, "
                        "mean over seeds; lower is better (0: the confidence is the accuracy). The diagram pools the "
                        "seeds; below the diagonal the probe is overconfident.")
-            diagram = pd.DataFrame(reliability_rows(shown, task))
+            diagram = pd.DataFrame(reliability_rows(valid_shown, task))
             if not diagram.empty:
                 st.altair_chart(charts.reliability_diagram(diagram), width="stretch")
             errors = pd.DataFrame(calibration).dropna(axis=1, how="all")  # a measure no model reports: no column
@@ -512,7 +513,7 @@ with tabs[3]:
 
 # --- robustness --------------------------------------------------------------------------------
 with tabs[4]:
-    tables = group_tables(shown, "robustness")
+    tables = group_tables(valid_shown, "robustness")
     if not tables:
         st.info("No robustness results among the models shown.")
     st.caption("The robustness metrics each family declares (the protocols are in the About tab). The chart shows "
@@ -534,8 +535,10 @@ with tabs[5]:
     reports, report_warnings = load_distillation_reports(RESULTS)
     for warning in report_warnings:
         st.warning(plain(warning))
+    # all results, truncated students (name@Nd) too, which the board may not show; none of another protocol
     curves = pd.DataFrame(matryoshka_curves([(slug, r) for slug, r in results
-                                             if result_family[id(r)] in chosen_families]))
+                                             if result_family[id(r)] in chosen_families
+                                             and stale_reason(r, REGISTERED.get(r.task), FAMILIES) is None]))
     if not reports and curves.empty:
         st.info("No distilled students yet: `harness distill --config distill.yaml --output students/tiny --score "
                 "synthetic` writes the teacher-vs-student report shown here.")

@@ -338,6 +338,12 @@ def test_a_result_of_another_version_or_other_params_of_a_registered_task_is_sta
     assert board.ranked_models()[:3] == ["fresh", "fresh2", "new-key"]  # the stale 0.95 and 0.9 are not ranked
     assert sum("shown as stale" in w for w in board.warnings) == 1  # one line for all of them
     assert board.coverage("old") == "0/1 (1 stale)"
+    # nor shown in the panels beside the table (few-shot curves, calibration, robustness)
+    assert sorted(slug for slug, _ in board.valid(loaded)) == ["fresh", "fresh2", "new-key"]
+    app = run_app(tmp_path)
+    table = next(t.value for t in app.dataframe if "model" in t.value.columns and "synth-tiles" in t.value.columns)
+    assert list(table["model"])[:3] == ["fresh", "fresh2", "new-key"]
+    assert dict(zip(table["model"], table["coverage"]))["old"] == "0/1 (1 stale)"
     own = tmp_path / "own"
     for slug, version in (("a", 7), ("b", 2)):  # a task the registry does not name: its files are not judged
         write_result(own, slug, "my-own-task", "tile_classification", 0.5, task_version=version)
