@@ -43,3 +43,9 @@ def one_line(error: BaseException) -> str:
     if "Traceback (most recent call last)" in text:
         return lines[-1].removeprefix("harness.errors.HarnessError: ")
     return lines[0]
+
+
+def printable(text: str) -> str:
+    """Text any page or table can show: the bytes of a file name that are not UTF-8, which Python
+    holds as lone surrogates (Streamlit and pyarrow refuse them), as \\udcff escapes."""
+    return str(text).encode("utf-8", "backslashreplace").decode("utf-8")

@@ -148,12 +148,16 @@ class TaskFamily:
         return False
 
 
-def changed_param(family: type[TaskFamily], given: dict, recorded: dict) -> str | None:
+def resolved_params(family: type[TaskFamily], given: dict) -> dict:
+    """A task's params as its family runs them (defaults filled in), as JSON values: what a result
+    records under `params`. ValueError when `given` is not valid for the family."""
+    return family.Params.model_validate(given).model_dump(mode="json")
+
+
+def changed_param(now: dict, recorded: dict) -> str | None:
     """The first parameter whose value in a result (`recorded`, as the task ran) differs from what
-    the task gives now (`given`, tasks.yaml's params; defaults filled in by the family), or None. A
-    parameter only one side has (added to or dropped from the family since) is not a change.
-    ValueError when `given` is not valid for the family."""
-    now = family.Params.model_validate(given).model_dump(mode="json")
+    the task gives now (`now`: resolved_params), or None. A parameter only one side has (added to or
+    dropped from the family since) is not a change."""
     return next((key for key, value in now.items() if key in recorded and recorded[key] != value), None)
 
 

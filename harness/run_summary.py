@@ -123,9 +123,10 @@ def print_registry(registry, families, context) -> None:
             f"{spec.source}@{revision[:12]}" if is_commit(revision) else f"{spec.source}@{revision} [yellow](unpinned)[/yellow]")
         data = "present" if availability.ok else "[yellow]absent[/yellow]"
         for extra in task_extras(families[task.family], source_of_task):  # not installed: the run skips the task
-            if missing_extra(extra):
+            line = missing_extra(extra)
+            if line:
                 data += f", [yellow]needs \\[{extra}][/yellow]"
-                missing_lines.add(missing_extra(extra))
+                missing_lines.add(line)
         tasks.add_row(name, task.family, task.dataset, source, task.main_score, str(task.version), data)
     stdout.print(tasks)
     for line in sorted(missing_lines):

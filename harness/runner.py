@@ -22,7 +22,8 @@ from harness.embedding_cache import EmbeddingCache
 from harness.errors import HarnessError, one_line
 import numpy as np
 
-from harness.evaluation import SlideBags, SplitArrays, TaskData, TaskFamily, changed_param
+from harness.evaluation import (SlideBags, SplitArrays, TaskData, TaskFamily, changed_param,
+                                resolved_params)
 from harness.hub_access import is_commit
 from harness.install_hints import missing_extra, task_extras
 from harness.errors import NotApplicable
@@ -195,7 +196,7 @@ class Runner:
         """Whether a result was computed with the task's parameters as they are now: a task edited in
         its YAML without a new version is scored again, not answered with the old protocol's result.
         A parameter one side lacks (added to the family since, with its default) is not a change."""
-        return changed_param(self.families[task.family], task.params, previous.params) is None
+        return changed_param(resolved_params(self.families[task.family], task.params), previous.params) is None
 
     def _model_failed(self, spec: str, tasks: list[str], error: Exception) -> list[TaskOutcome]:
         """A model that cannot be resolved or built (a bad card, an allocation refused, a timm or Hub

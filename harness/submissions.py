@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from harness.atomic_write import write_text_atomic
 from harness.bounded_read import read_regular_file
-from harness.errors import HarnessError, first_problem
+from harness.errors import HarnessError, first_problem, printable
 from harness.timestamps import utc_timestamp
 
 Status = Literal["PENDING", "RUNNING", "FINISHED", "FAILED"]
@@ -352,13 +352,7 @@ def queue_table(requests_repo: str | None, folder: str | Path | None) -> list[di
     rows = [{"model": r.hub_id or r.model_name, "revision": (r.commit_sha or "")[:12] or None, "status": r.status,
              "queued": queued.get(r.id), "tasks": r.tasks, "submitted": r.submitted, "updated": r.updated,
              "attempts": r.attempts, "reason": r.reason or ""} for r in requests]
-    return rows + [{"model": _printable(name), "revision": None, "status": "INVALID", "queued": None, "tasks": None,
-                    "submitted": None, "updated": None, "attempts": None, "reason": _printable(why)}
+    return rows + [{"model": printable(name), "revision": None, "status": "INVALID", "queued": None, "tasks": None,
+                    "submitted": None, "updated": None, "attempts": None, "reason": printable(why)}
                    for name, why in invalid]
 
-
-def _printable(text: str) -> str:
-    """A file name (or a message naming one) as text any table can show: bytes of a local file name
-    that are not UTF-8, which Python holds as lone surrogates, as \\udcff escapes (the app's Queue tab
-    stopped on them)."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -41,7 +41,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 from pydantic import ValidationError
@@ -49,7 +49,7 @@ from scipy.stats import rankdata
 
 from harness.bounded_read import read_json
 from harness.errors import first_problem
-from harness.evaluation import MetricInfo, changed_param
+from harness.evaluation import MetricInfo, changed_param, resolved_params
 from harness.results import DISTILLATION_REPORT, TRAINING_CURVES, TaskResult
 
 FOLDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # a results folder or task name: no path in it
@@ -397,10 +397,10 @@ def build_leaderboard(results: list[tuple[str, TaskResult]], warnings: list[str]
                 invalid[(slug, task)] = why
                 warnings.append(f"{slug}/{task}.json: shown as invalid and left out of means and ranks ({why})")
     stale: dict[tuple[str, str], str] = {}
+    stale_reason = stale_check(registered, families or {})
     for task in all_tasks:
         for slug, result in by_task[task]:
-            declared = (registered or {}).get(task)
-            why = None if (slug, task) in invalid else stale_reason(result, declared, families or {})
+            why = None if (slug, task) in invalid else stale_reason(result)
             if why is not None:
                 stale[(slug, task)] = why
     if stale:  # one line for all: after a task's version moves on, every unrescored result is stale at once
@@ -492,27 +492,39 @@ def _usable_replicates(replicates: list[float] | None, info: MetricInfo) -> list
     return None
 
 
-def stale_reason(result: TaskResult, declared: tuple | None, families: Mapping[str, Any]) -> str | None:
-    """Why a valid result of a registered task no longer measures what the task is, or None: it was
-    scored at another version of the task, or with other parameters than the registry gives (a
-    parameter only one side has, added or dropped since, is not a change). Unregistered tasks are not
-    judged: nothing but their files says what they are, and one file must not outvote the others."""
-    if result.status != "ok" or declared is None or len(declared) < 4 or declared[3] is None:
-        return None
-    family, _, given, version = declared[:4]
-    if result.task_version != version:
-        return f"computed at version {result.task_version} of the task, which is at version {version}"
-    registered = families.get(family)
-    if registered is None or not result.params:
-        return None
-    try:
-        changed = changed_param(registered, given, result.params)
-    except ValueError:
-        return None
-    if changed is None:
-        return None
-    now = registered.Params.model_validate(given).model_dump(mode="json")[changed]
-    return f"computed with {changed} = {str(result.params[changed])[:40]}, where the registry gives {str(now)[:40]}"
+def stale_check(registered: Mapping[str, tuple] | None, families: Mapping[str, Any]
+                ) -> Callable[[TaskResult], str | None]:
+    """A function: why a valid result of a registered task no longer measures what the task is, or
+    None. It was scored at another version of the task, or with other parameters than the registry
+    gives (a parameter only one side has, added or dropped since, is not a change). Unregistered
+    tasks are not judged: nothing but their files says what they are, and one file must not outvote
+    the others. Each task's params are resolved once, not once per result (a board re-reads every
+    result on every click)."""
+    resolved: dict[str, dict | None] = {}
+
+    def registry_params(task: str, family: str, given: dict) -> dict | None:
+        if task not in resolved:
+            try:
+                resolved[task] = resolved_params(families[family], given) if family in families else None
+            except ValueError:
+                resolved[task] = None
+        return resolved[task]
+
+    def reason(result: TaskResult) -> str | None:
+        declared = (registered or {}).get(result.task)
+        if result.status != "ok" or declared is None or len(declared) < 4 or declared[3] is None:
+            return None
+        family, _, given, version = declared[:4]
+        if result.task_version != version:
+            return f"computed at version {result.task_version} of the task, which is at version {version}"
+        now = registry_params(result.task, family, given)
+        changed = changed_param(now, result.params) if now is not None and result.params else None
+        if changed is None:
+            return None
+        return (f"computed with {changed} = {str(result.params[changed])[:40]}, where the registry gives "
+                f"{str(now[changed])[:40]}")
+
+    return reason
 
 
 def _invalid_reason(result: TaskResult, main: str, info: MetricInfo, family: str,

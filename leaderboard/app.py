@@ -39,7 +39,7 @@ from harness.submissions import HUB_ID
 from harness.leaderboard import charts
 from harness.leaderboard.aggregate import (build_leaderboard, declared_family, is_truncated, lineage_order,
                                    load_distillation_reports, load_results, few_shot_rows, group_tables,
-                                   matryoshka_curves, parse_board_tasks, reliability_rows, retention_rows, stale_reason,
+                                   matryoshka_curves, parse_board_tasks, reliability_rows, retention_rows, stale_check,
                                    suite_rows, training_curves)
 from harness.leaderboard.head_to_head import MAX_MODELS, head_to_head
 from harness.leaderboard.formatting import (LEAD_WIDTHS, MISSING, TASK_WIDTHS, csv_text, parameters_label, plain,
@@ -536,9 +536,10 @@ with tabs[5]:
     for warning in report_warnings:
         st.warning(plain(warning))
     # all results, truncated students (name@Nd) too, which the board may not show; none of another protocol
+    stale_of = stale_check(REGISTERED, FAMILIES)
     curves = pd.DataFrame(matryoshka_curves([(slug, r) for slug, r in results
                                              if result_family[id(r)] in chosen_families
-                                             and stale_reason(r, REGISTERED.get(r.task), FAMILIES) is None]))
+                                             and stale_of(r) is None]))
     if not reports and curves.empty:
         st.info("No distilled students yet: `harness distill --config distill.yaml --output students/tiny --score "
                 "synthetic` writes the teacher-vs-student report shown here.")

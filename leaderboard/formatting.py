@@ -6,6 +6,8 @@ import math
 import re
 from importlib.resources import files
 
+from harness.errors import printable
+
 LEAD_WIDTHS = (40, 130, 230, 70)  # px of the overview's first columns: #, rank, model, mean
 TASK_WIDTHS = (230, 80, 90)  # px of the per-task table's model, status, score
 MISSING = "—"  # what a table shows for a value that is not there (a task not scored, a CI not computed)
@@ -59,8 +61,7 @@ def plain(text) -> str:
     emphasis, HTML or maths; a colon is followed by an invisible joiner so that ':name:' is no
     emoji code and ':red[...]' no colour. A file name that is not UTF-8 (Python holds its bytes as
     lone surrogates, which the page cannot send: the board stopped) shows them as \\udcff escapes."""
-    text = str(text).encode("utf-8", "backslashreplace").decode("utf-8")
-    return _MARKDOWN.sub(r"\\\1", text).replace(":", ":\u2060")
+    return _MARKDOWN.sub(r"\\\1", printable(text)).replace(":", ":\u2060")
 
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
