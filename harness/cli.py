@@ -38,11 +38,23 @@ class HarnessCLI:
 
         return load_registry([Path(p) for p in args.include], families=FAMILIES), FAMILIES
 
-    def _context(self, args):
+    def _context(self, args, writes: bool = True):
+        """Where data and embeddings are. `writes`: the verb may write the cache, which must then be a
+        folder (made if absent): a file in its place or an unusable path is one line now, not every
+        task failing on it."""
         from harness.sources import DataContext
         from harness.sources.base import default_cache_dir
 
         cache = Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_dir()
+        if writes:
+            try:
+                cache.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                flag = "--cache-dir" if args.cache_dir else "$HARNESS_CACHE" if os.environ.get("HARNESS_CACHE") else \
+                    "the default cache"
+                raise HarnessError(f"{flag} {cache}: cannot keep data and embeddings there "
+                                   f"({error.strerror or type(error).__name__}); give a folder you can write to "
+                                   "with --cache-dir") from None
         data_root = args.data_root or os.environ.get("HARNESS_DATA_ROOT") or cache / "data"
         return DataContext(cache_dir=cache, data_root=Path(data_root).expanduser())
 
@@ -94,7 +106,7 @@ class HarnessCLI:
         from harness.run_summary import print_registry
 
         registry, families = self._registry(args)
-        print_registry(registry, families, self._context(args))
+        print_registry(registry, families, self._context(args, writes=False))
         return 0
 
     def cache(self, args) -> int:
@@ -243,6 +255,7 @@ class HarnessCLI:
             from harness.results import ResultStore
 
             ResultStore(Path(args.output)).check_writable()
+            self._context(args)  # a cache that cannot be a folder is refused now, not as every request's failure
         self._queue_outcomes = []  # what this `queue run` scored: its main scores are printed at the end
         if args.requests_repo:
             if args.action == "run":

@@ -210,7 +210,7 @@ def load() -> tuple[Path, list, list[str]]:
                    f"[`{commit[:12]}`](https://huggingface.co/datasets/{HUB_REPO}/tree/{commit}), read {read_at} "
                    f"(re-read every 10 minutes) · pathology-harness {__version__}")
     else:
-        folder = Path(os.environ.get("HARNESS_RESULTS", "results"))
+        folder = Path(os.environ.get("HARNESS_RESULTS") or "results")
         st.caption(f"Results: `{folder}` · pathology-harness {__version__}")
     if HUB_REPO:
         results, warnings = parsed(str(folder), commit)

@@ -245,6 +245,34 @@ def test_usage_errors_are_one_line(args, expected, tmp_path, capsys):
     assert err.startswith("error: ") and expected in err and "\n" not in err
 
 
+def test_a_cache_that_cannot_be_a_folder_is_one_line_before_any_work(tmp_path, capsys, monkeypatch):
+    """A file where the cache should be failed every task, each with its own truncated reason."""
+    in_the_way = tmp_path / "cache"
+    in_the_way.write_text("a file")
+    for argv in (["run", "--model", "random-noise", "--tasks", "synth-tiles", "--output", str(tmp_path / "out"),
+                  "--cache-dir", str(in_the_way)],
+                 ["download", "synth-tiles", "--cache-dir", str(in_the_way / "below")],
+                 ["queue", "run", "--requests", str(tmp_path / "requests"), "--output", str(tmp_path / "out"),
+                  "--cache-dir", str(in_the_way)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: --cache-dir {in_the_way}") and "give a folder you can write to" in err
+        assert "\n" not in err
+    assert not (tmp_path / "out" / "random-noise").exists()
+    monkeypatch.setenv("HARNESS_CACHE", str(in_the_way))
+    assert run("--model", "random-noise", "--tasks", "synth-tiles", "--output", str(tmp_path / "out")) == 2
+    assert capsys.readouterr().err.startswith(f"error: $HARNESS_CACHE {in_the_way}: ")
+    assert main(["list"]) == 0  # list only reads the cache: it is not refused
+
+
+def test_an_empty_harness_cache_is_unset_not_the_working_folder(monkeypatch, tmp_path):
+    from harness.sources.base import default_cache_dir
+
+    monkeypatch.setenv("HARNESS_CACHE", "")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert default_cache_dir() == tmp_path / ".cache" / "harness"
+
+
 def test_a_board_declaring_an_unknown_task_is_refused_before_it_starts(tmp_path, capsys):
     from harness.cli import main
 

@@ -23,8 +23,9 @@ from harness.errors import HarnessError
 
 
 def default_cache_dir() -> Path:
-    """Where generated data and embeddings go unless --cache-dir says: $HARNESS_CACHE, else ~/.cache/harness."""
-    return Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "harness")).expanduser()
+    """Where generated data and embeddings go unless --cache-dir says: $HARNESS_CACHE, else ~/.cache/harness
+    (an empty $HARNESS_CACHE is unset, not the working folder)."""
+    return Path(os.environ.get("HARNESS_CACHE") or Path.home() / ".cache" / "harness").expanduser()
 
 
 @dataclass(frozen=True)
