@@ -13,7 +13,7 @@ import os
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -28,7 +28,7 @@ from harness.progress import progress_bar
 from harness.sources.base import TileSource
 
 DENSE_SHARD = 64  # images per shard of dense features (a ViT-L's 16 x 16 x 1024 map is 0.5 MB in float16)
-MIN_IMAGES_FOR_CONSTANT_CHECK = 8  # fewer images may be alike; 8 distinct tiles never embed identically
+MIN_IMAGES_FOR_CONSTANT_CHECK = 8  # fewer may embed alike; 8 distinct tiles never do (copies of one tile: checked)
 
 
 @dataclass(frozen=True)
@@ -163,11 +163,11 @@ def embed_split(
     label = f"{source.name}/{split}"
     cached = cache.load(key)
     if cached is not None:
-        return refuse_constant(cached, encoder, label, dense), False
+        return refuse_constant(cached, encoder, label, dense, lambda: source.images(split)), False
     with cache.lock(key):
         cached = cache.load(key)  # another process may have finished it meanwhile
         if cached is not None:
-            return refuse_constant(cached, encoder, label, dense), False
+            return refuse_constant(cached, encoder, label, dense, lambda: source.images(split)), False
         meta = {"model": encoder.info.name, "weights_sha256": encoder.info.weights_sha256,
                 "dataset": source.name, "dataset_fingerprint": fingerprint, "split": split}
         started = time.perf_counter()
@@ -187,16 +187,18 @@ def embed_split(
                      "items_per_s": round(computed / elapsed, 2) if elapsed > 0 and computed else None,
                      "device": options.device, "batch_size": options.batch_size,
                      "precision": options.precision if encoder.reads_pixels else None})
-        return refuse_constant(writer.finish(meta), encoder, label, dense), True
+        return refuse_constant(writer.finish(meta), encoder, label, dense, lambda: source.images(split)), True
 
 
 def refuse_constant(cached: CachedEmbeddings, encoder: ImageEncoder | InstrumentEncoder, label: str,
-                    dense: bool) -> CachedEmbeddings:
+                    dense: bool, images: Callable[[], Sequence]) -> CachedEmbeddings:
     """The embeddings, unless a model that reads pixels gave every image the same one: a model that
     ignores its input scores chance on every task and would sit on the board as if it were a result
     (zeroed or mis-mapped weights, a norm layer of zero scale). HarnessError (one line) then; the
     entry stays cached, so a rerun refuses it again without extracting. A normal model differs from
-    its first embedding within the first chunk read, so the check costs one chunk."""
+    its first embedding within the first chunk read, so the check costs one chunk. `images`: the
+    split's images, read only when the embeddings are all one; images that are all one (a folder of
+    copies) rightly give one embedding, and that is the data's doing, not the model's."""
     embeddings = cached.embeddings
     if dense or not encoder.reads_pixels or len(embeddings) < MIN_IMAGES_FOR_CONSTANT_CHECK:
         return cached
@@ -205,10 +207,26 @@ def refuse_constant(cached: CachedEmbeddings, encoder: ImageEncoder | Instrument
     for start in range(1, len(embeddings), 4096):
         if np.abs(np.asarray(embeddings[start:start + 4096], dtype=np.float64) - first).max() > tolerance:
             return cached
+    if all_the_same_image(images()):
+        return cached
     raise HarnessError(
         f"{encoder.info.name} gives the same embedding to all {len(embeddings)} images of {label}: it ignores "
         "its input (zeroed or mis-mapped weights?), so it is not scored; check the checkpoint's tensors and the "
         "card's pooling")
+
+
+def all_the_same_image(images: Sequence) -> bool:
+    """Whether every image holds the pixels of the first (read until one differs: for a split of
+    different images, the second)."""
+    def pixels(image) -> np.ndarray:  # a PIL image or an HWC array, as sources give them
+        return np.asarray(image.convert("RGB") if hasattr(image, "convert") else image)
+
+    first = pixels(images[0])
+    for index in range(1, len(images)):
+        image = pixels(images[index])
+        if image.shape != first.shape or not np.array_equal(image, first):
+            return False
+    return True
 
 
 def _run_image_encoder(encoder: ImageEncoder, images, writer, options: ExtractOptions, label: str,

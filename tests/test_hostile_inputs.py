@@ -383,8 +383,10 @@ def test_two_concurrent_runs_embed_each_slide_once(tmp_path):
     assert len(metas) == 4
 
 
-def test_a_model_blind_to_its_input_is_refused_again_from_the_cache(tmp_path, cache_dir, capsys):
+def test_a_model_blind_to_its_input_is_refused_again_from_the_cache(tmp_path, capsys):
     import timm
+
+    cache_dir = tmp_path / "cache"  # its own: the refusal rows above cache the same blank model's embeddings
 
     weights = timm.create_model("vit_tiny_patch16_224", num_classes=0).state_dict()
     blank = checkpoint(tmp_path / "blank", TINY_ARCH_CARD,

@@ -223,3 +223,27 @@ def test_colour_statistics_and_instruments_have_dense_forms(tmp_path, masked_sou
     noise, _ = embed_split(make_instrument("random-noise", 0), masked_source, fingerprint, "train", cache, OPTIONS,
                            dense=True)
     assert noise.embeddings.shape == (12, 64, 16, 16)
+
+
+def test_one_embedding_for_all_images_is_the_models_fault_only_when_the_images_differ():
+    """A split of copies of one tile rightly embeds as one vector; the same vector for different
+    tiles is a model blind to its input."""
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from harness.tile_embedding import refuse_constant
+
+    cached = SimpleNamespace(embeddings=np.ones((10, 4), dtype=np.float32))
+    blind = SimpleNamespace(reads_pixels=True, info=SimpleNamespace(name="lab/blind"))
+    tile = np.full((16, 16, 3), 120, dtype=np.uint8)
+    copies = [Image.fromarray(tile) for _ in range(10)]
+    assert refuse_constant(cached, blind, "cohort/train", False, lambda: copies) is cached
+    assert refuse_constant(cached, blind, "cohort/train", False, lambda: [tile] * 10) is cached  # HWC arrays
+    different = copies[:9] + [Image.fromarray(tile + 1)]  # one tile of ten differs, the last read
+    with pytest.raises(HarnessError, match="lab/blind gives the same embedding to all 10 images of cohort/train"):
+        refuse_constant(cached, blind, "cohort/train", False, lambda: different)
+    read = []
+    varied = SimpleNamespace(embeddings=np.arange(40, dtype=np.float32).reshape(10, 4))
+    assert refuse_constant(varied, blind, "cohort/train", False, lambda: read.append(1) or copies) is varied
+    assert not read  # a model whose embeddings differ costs no image read
