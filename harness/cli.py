@@ -46,15 +46,12 @@ class HarnessCLI:
         from harness.sources.base import default_cache_dir
 
         cache = Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_dir()
-        if writes:
-            try:
-                cache.mkdir(parents=True, exist_ok=True)
-            except OSError as error:
-                flag = "--cache-dir" if args.cache_dir else "$HARNESS_CACHE" if os.environ.get("HARNESS_CACHE") else \
-                    "the default cache"
-                raise HarnessError(f"{flag} {cache}: cannot keep data and embeddings there "
-                                   f"({error.strerror or type(error).__name__}); give a folder you can write to "
-                                   "with --cache-dir") from None
+        why = unusable_folder(cache) if writes else None
+        if why:
+            flag = "--cache-dir" if args.cache_dir else "$HARNESS_CACHE" if os.environ.get("HARNESS_CACHE") else \
+                "the default cache"
+            raise HarnessError(f"{flag} {cache}: cannot keep data and embeddings there ({why}); give a folder you can "
+                               "write to with --cache-dir")
         data_root = args.data_root or os.environ.get("HARNESS_DATA_ROOT") or cache / "data"
         return DataContext(cache_dir=cache, data_root=Path(data_root).expanduser())
 
@@ -384,6 +381,20 @@ class HarnessCLI:
             print(f"warning: {line}", file=sys.stderr)
         print(f"{n} result files from dataset {args.repo} in {args.output}")
         return 0
+
+
+def unusable_folder(folder: Path) -> str | None:
+    """Why `folder` cannot be a folder the run writes into, or None; nothing is created. A folder
+    that exists may be read-only (a run that finds all it needs there only reads it); one that does
+    not must be makeable in the nearest folder above it that exists."""
+    above = folder.absolute()
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if not above.is_dir():
+        return f"{above} is a file, not a folder"
+    if above != folder.absolute() and not os.access(above, os.W_OK | os.X_OK):
+        return f"{above} is not writable"
+    return None
 
 
 def plain_log(text: str) -> None:
