@@ -210,8 +210,10 @@ def encode_labels(values, classes: list[str], where: str) -> np.ndarray:
     if array.dtype == bool:
         return array.astype(np.int64)
     if np.issubdtype(array.dtype, np.integer):
-        if len(array) and (array.min() < 0 or array.max() >= len(classes)):
-            raise HarnessError(f"{where}: label {array.max()} outside the {len(classes)} declared classes")
+        outside = np.flatnonzero((array < 0) | (array >= len(classes)))
+        if len(outside):
+            raise HarnessError(f"{where}: row {outside[0]} has label {array[outside[0]]}, outside the "
+                               f"{len(classes)} declared classes (0 to {len(classes) - 1})")
         return array.astype(np.int64)
     index = {name: i for i, name in enumerate(classes)}
     unknown = sorted({str(v) for v in array} - set(index))

@@ -162,10 +162,19 @@ class HubTileSource(TileSource):
             return None
         table = self._table(split)
         values = table[self.spec.label_column]
+        where = f"{self.spec.hub_id} split '{split}'"
+        unlabelled = next((row for row, v in enumerate(values) if v is None), None)
         names = getattr(table.features.get(self.spec.label_column), "names", None)
         if names:  # a ClassLabel column: its integers mean its own names, whatever order `classes` has
-            values = [names[int(v)] for v in values]
-        return encode_labels(values, self.spec.classes, f"{self.spec.hub_id} split '{split}'")
+            # -1 is how `datasets` marks a row without a label (names[-1] would read it as the last class)
+            unlabelled = next((row for row, v in enumerate(values) if v is None or not 0 <= v < len(names)), None)
+        if unlabelled is not None:
+            raise HarnessError(f"{where}: row {unlabelled} has no label ({self.spec.label_column} = "
+                               f"{values[unlabelled]!r}); a task scores labelled rows only: drop the unlabelled "
+                               "rows, or point data_files at a labelled split")
+        if names:
+            values = [names[v] for v in values]
+        return encode_labels(values, self.spec.classes, where)
 
     def revision(self) -> str | None:
         snapshot = self._snapshot()

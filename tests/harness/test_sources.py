@@ -284,3 +284,21 @@ def test_class_label_integers_mean_their_own_names_and_the_commit_is_recorded(hu
     assert record.revision == COMMIT and record.pinned is False  # tasks.yaml says `main`
     pinned = open_source("tiles", hub_spec(revision=COMMIT), context(tmp_path))
     assert dataset_record("tiles", pinned, "fp").pinned is True
+
+
+@pytest.mark.parametrize("label, feature", [(-1, "ClassLabel"), (None, "ClassLabel"), (None, "int"), (5, "int")])
+def test_a_row_without_a_label_is_named_not_read_as_a_class(hub_cache, tmp_path, label, feature):
+    """`datasets` marks a row without a label -1 in a ClassLabel column: read as names[-1], it was
+    silently the last class ('tumour'); None was a TypeError."""
+    from datasets import ClassLabel, Dataset, Features, Value
+    from datasets import Image as ImageFeature
+
+    labels = Value("int64") if feature == "int" else ClassLabel(names=["benign", "tumour"])
+    rows = {"image": [tile(10 * i) for i in range(4)], "label": [0, 1, label, 1]}
+    shard = next(hub_cache.rglob("train-00000-of-00001.parquet"))
+    Dataset.from_dict(rows, features=Features({"image": ImageFeature(), "label": labels})).to_parquet(str(shard))
+    source = open_source("tiles", hub_spec(), context(tmp_path))
+    expected = "row 2 has label 5, outside the 2 declared classes" if label == 5 else \
+        f"row 2 has no label (label = {label!r}); a task scores labelled rows only"
+    with pytest.raises(HarnessError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        source.labels("train")
