@@ -1,5 +1,6 @@
 """Dataset sources read real files: Hub parquet shards from the local Hub cache, image folders."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -149,6 +150,21 @@ def test_csv_table_errors_name_the_file(tmp_path):
         open_source("cohort", wrong, context(tmp_path)).records("train")
     absent = CsvDataset(source="csv", path="nowhere.csv", text_column="report", instructions="Make one.")
     assert "Make one." in open_source("x", absent, context(tmp_path)).availability().reason
+
+
+@pytest.mark.parametrize("row, expected", [
+    ("imgs/1.png,train", "line 3 has fewer fields than the header (no 'grade')"),  # was a TypeError sorting classes
+    ("imgs/1.png,train,", "line 3 has an empty 'grade'"),  # was a class named ''
+    ("imgs/1.png,,low", "line 3 has an empty 'split'"),  # was a row of no split, silently dropped
+])
+def test_a_csv_row_without_its_label_or_split_names_its_line(tmp_path, row, expected):
+    from harness.registry import CsvDataset
+
+    write_table(tmp_path / "data" / "cohort", ["image,split,grade", "imgs/0.png,train,high", row,
+                                                "imgs/2.png,test,low"])
+    spec = CsvDataset(source="csv", path="cohort/table.csv", label_column="grade")
+    with pytest.raises(HarnessError, match=re.escape(f"table.csv: {expected}")):
+        open_source("cohort", spec, context(tmp_path)).class_names()
 
 
 def test_hub_vqa_dataset_gives_question_answer_records(hub_cache, tmp_path):
