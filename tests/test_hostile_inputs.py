@@ -317,6 +317,8 @@ tasks:
     ("s2.tiff,p2,12.5", "line 3, column 'event': empty is not 0 or 1"),
     ("s2.tiff,p2,nan,1", "line 3, column 'time': 'nan' is not a time >= 0"),
     ("s2.tiff,p2,3.0,yes", "line 3, column 'event': 'yes' is not 0 or 1"),
+    ("s2.tiff,,3.0,1", "line 3 has an empty 'patient'"),  # was one patient named '' for every such slide
+    ("s2.tiff", "line 3 has fewer fields than the header (no 'patient')"),
 ])
 def test_a_bad_survival_table_names_the_csv_line_and_column(tmp_path, cache_dir, row, expected):
     from harness.registry import load_registry

@@ -222,6 +222,22 @@ def encode_labels(values, classes: list[str], where: str) -> np.ndarray:
     return np.array([index[str(v)] for v in array], dtype=np.int64)
 
 
+def check_table_cells(rows: Sequence[dict], columns: Sequence[str], table: Path,
+                      lines: Sequence[int] | None = None) -> None:
+    """Every row of a dataset's table has a value in each of `columns` (the image or slide, split,
+    patient, label): a short row or an empty cell is one line naming the table and the row's line
+    (`lines`: the line each row starts on; else the header's line plus its place). Left alone, a
+    short row failed later in Python's words, an empty label became a class named '', and an empty
+    split or patient grouped its rows under ''."""
+    for line, row in zip(lines or range(2, len(rows) + 2), rows):
+        for column in columns:
+            if row.get(column) is None:
+                raise HarnessError(f"{table}: line {line} has fewer fields than the header (no '{column}'); "
+                                   "complete the row or remove it")
+            if not row[column].strip():
+                raise HarnessError(f"{table}: line {line} has an empty '{column}'; fill it in or remove the row")
+
+
 def check_table_paths(values: Sequence[str | None], column: str, table: Path,
                       lines: Sequence[int] | None = None) -> None:
     """The files a dataset's table names (an image, a slide) lie under the table's own folder: each

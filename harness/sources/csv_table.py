@@ -13,7 +13,7 @@ import numpy as np
 from harness.errors import HarnessError
 from harness.registry import CsvDataset
 from harness.sources.base import (
-    Availability, TileSource, check_table_paths, digest, encode_labels, records_from_columns,
+    Availability, TileSource, check_table_cells, check_table_paths, digest, encode_labels, records_from_columns,
 )
 from harness.sources.image_folder import FolderImages
 
@@ -52,16 +52,8 @@ class CsvTableSource(TileSource):
             columns = ", ".join(rows[0]) if rows else "none"
             raise HarnessError(f"{self.table_path}: missing column(s) {missing or wanted[:2]} (columns: {columns}); "
                                "fix the *_column keys of this dataset in your YAML")
-        named = [c for c in (spec.image_column, spec.split_column, spec.label_column) if c]  # empty means nothing
-        for line, row in zip(starts, rows):
-            short = next((c for c in wanted if c and row[c] is None), None)
-            if short:
-                raise HarnessError(f"{self.table_path}: line {line} has fewer fields than the header (no "
-                                   f"'{short}'); complete the row or remove it")
-            empty = next((c for c in named if not row[c].strip()), None)
-            if empty:
-                raise HarnessError(f"{self.table_path}: line {line} has an empty '{empty}'; fill it in or remove "
-                                   "the row")
+        check_table_cells(rows, [c for c in (spec.image_column, spec.split_column, spec.label_column) if c],
+                          self.table_path, starts)  # question, answer, text: records_from_columns names them
         check_table_paths([row[spec.image_column] for row in rows], spec.image_column, self.table_path, starts)
         return rows
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.registry import SynthDataset, TilingSpec, WsiDataset
-from harness.sources.base import Availability, DataContext, Source, check_table_paths, digest
+from harness.sources.base import Availability, DataContext, Source, check_table_cells, check_table_paths, digest
 
 
 @dataclass
@@ -96,6 +96,7 @@ class SlideSource(Source):
         if not rows or missing:
             raise HarnessError(f"{self.csv_path}: " + (f"missing column(s) {missing}" if rows else "no rows")
                                + f"; the dataset '{self.name}' expects columns {needed}")
+        check_table_cells(rows, [name for name in (c.slide, c.patient, c.label) if name], self.csv_path)
         check_table_paths([row[c.slide] for row in rows], c.slide, self.csv_path)
         return rows
 
