@@ -89,11 +89,27 @@ class ImageFolderSource(TileSource):
                 absent.append(name)
         if not items:
             raise HarnessError(f"{self.root / split}: no images in <class>/ subfolders {self.class_names()}")
-        if absent and split not in self._warned:
+        if split not in self._warned:
             self._warned.add(split)
-            console.print(f"[yellow]warning[/yellow] {escape(str(self.root / split))}: no images of class(es) "
-                          f"{escape(str(absent))} in this split")
+            if absent:
+                console.print(f"[yellow]warning[/yellow] {escape(str(self.root / split))}: no images of class(es) "
+                              f"{escape(str(absent))} in this split")
+            undeclared = self._undeclared(split)
+            if undeclared:
+                console.print(f"[yellow]warning[/yellow] {escape(str(self.root / split))}: folder(s) "
+                              f"{escape(str(undeclared[:5]))} are not among the declared classes "
+                              f"{escape(str(self.class_names()))}: their images are not read (add them to "
+                              "`classes`, or rename the folders)")
         return items
+
+    def _undeclared(self, split: str) -> list[str]:
+        """Folders of images in a split that no declared class names (a misspelt or renamed class)."""
+        if not self.spec.classes:
+            return []
+        declared = set(self.spec.classes)
+        return sorted(p.name for p in (self.root / split).iterdir()
+                      if p.is_dir() and p.name not in declared
+                      and any(q.suffix.lower() in IMAGE_SUFFIXES for q in list(p.iterdir())[:1000]))
 
     def fingerprint(self) -> str:
         files = {s: [(p.relative_to(self.root).as_posix(), p.stat().st_size) for p, _ in self._items(s)]

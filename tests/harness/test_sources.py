@@ -96,6 +96,18 @@ def test_image_folder_labels_follow_class_folders(tmp_path):
     assert np.asarray(source.images("train")[3]).shape == (32, 32, 3)
 
 
+def test_a_class_folder_the_dataset_does_not_declare_is_named_once_per_split(tmp_path, capsys):
+    """A folder 'B' where `classes` says 'b': its images were left out with a warning about 'b' only."""
+    make_folder(tmp_path / "data" / "mine", {"train": {"a": 2, "B": 3}, "test": {"a": 1, "B": 1}})
+    spec = ImageFolderDataset(source="imagefolder", path="mine", splits=["train", "test"], classes=["a", "b"])
+    source = open_source("mine", spec, context(tmp_path))
+    assert source.labels("train").tolist() == [0, 0] and len(source.images("train")) == 2
+    said = " ".join(capsys.readouterr().err.split())  # rich folds long lines
+    assert said.count("folder(s) ['B'] are not among the declared classes ['a', 'b']") == 1, said
+    source.labels("test")
+    assert "test: folder(s) ['B'] are not among" in " ".join(capsys.readouterr().err.split())
+
+
 def test_image_folder_absent_explains_how_to_get_it(tmp_path):
     spec = ImageFolderDataset(source="imagefolder", path="mhist", splits=["train"], homepage="https://x.org",
                               instructions="Request access.")
