@@ -43,7 +43,13 @@ class HubImages:
             raise HarnessError(f"{where}: {too_large(bomb_size(error))}") from None
         except (OSError, SyntaxError) as error:
             raise HarnessError(f"{where}: unreadable image ({error}): a corrupt row of the dataset") from None
-        return checked_image(image, where) if isinstance(image, Image) else image
+        if isinstance(image, Image):
+            return checked_image(image, where)
+        if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8:
+            return image  # an HWC uint8 array (an Array3D column)
+        what = "empty" if image is None else f"a {type(image).__name__}, not an image"
+        raise HarnessError(f"{where}: the '{self.column}' cell is {what}; image_column must name an Image column "
+                           "(datasets' Image feature) with an image in every row")
 
 
 class HubTileSource(TileSource):

@@ -330,3 +330,22 @@ def test_a_row_without_a_label_is_named_not_read_as_a_class(hub_cache, tmp_path,
         f"row 2 has no label (label = {label!r}); a task scores labelled rows only"
     with pytest.raises(HarnessError, match=expected.replace("(", r"\(").replace(")", r"\)")):
         source.labels("train")
+
+
+def test_a_hub_row_without_an_image_is_named(hub_cache, tmp_path):
+    """An empty Image cell, or an image_column naming a column of file names, failed the task as
+    PIL's "Cannot handle this data type: (1, 1), |O"."""
+    from datasets import Dataset, Features, Value
+    from datasets import Image as ImageFeature
+
+    shard = next(hub_cache.rglob("train-00000-of-00001.parquet"))
+    rows = {"image": [tile(10), None, tile(30)], "label": [0, 1, 0], "file": ["a.png", "b.png", "c.png"]}
+    Dataset.from_dict(rows, features=Features({"image": ImageFeature(), "label": Value("int64"),
+                                               "file": Value("string")})).to_parquet(str(shard))
+    images = open_source("tiles", hub_spec(), context(tmp_path)).images("train")
+    assert np.asarray(images[0]).mean() == 10
+    with pytest.raises(HarnessError, match=r"lab/tiles split 'train' row 1: the 'image' cell is empty"):
+        images[1]
+    names = open_source("tiles", hub_spec(image_column="file"), context(tmp_path)).images("train")
+    with pytest.raises(HarnessError, match=r"row 0: the 'file' cell is a str, not an image; image_column must name"):
+        names[0]
