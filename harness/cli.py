@@ -452,9 +452,12 @@ def _dims(text: str | None) -> list[int] | None:
     if not text:
         return None
     try:
-        return [None if part.strip() == "full" else int(part) for part in text.split(",") if part.strip()]
+        dims = [None if part.strip() == "full" else int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise HarnessError(f"--dims {text}: give comma-separated dimensions, e.g. 64,128,full") from None
+    if any(d is not None and d < 1 for d in dims):  # 0 scored no dims at chance, -5 all but the last 5
+        raise HarnessError(f"--dims {text}: each dimension is 1 or more (or full), e.g. 64,128,full")
+    return list(dict.fromkeys(dims))  # each once: 64,64 scored the same truncation twice
 
 
 def launch_torchrun(nproc: int) -> int:
@@ -505,7 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="DataLoader workers that decode and resize tiles (default: none on CPU, where the "
                           "model's threads already use every core; up to 8 on CUDA)")
     run.add_argument("--dims", help="also score embeddings truncated to these dims (Matryoshka students), "
-                                    "e.g. 64,128,full; results go to <model>-d<k>/")
+                                    "e.g. 64,128,full; results go to <model>-d<k>/ (named <model>@<k>d)")
     run.add_argument("--max-parameters", type=parameter_count, default=DEFAULT_MAX_PARAMETERS, metavar="N",
                      help="refuse a checkpoint card whose architecture has more parameters (checked on the meta "
                           "device before anything is allocated; default 2.5B; e.g. 5e9 or 5B)")

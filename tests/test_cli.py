@@ -238,6 +238,8 @@ def test_a_failing_task_is_recorded_and_the_run_goes_on(cache_dir, tiny_registry
 @pytest.mark.parametrize("args, expected", [
     (["--tasks", "synth-tilez"], "did you mean 'synth-tiles'"),
     (["--model", "/no/such/checkpoint"], "no such file or directory"),
+    (["--dims", "0"], "--dims 0: each dimension is 1 or more"),  # was scored: no dims, at chance
+    (["--dims", "64,-5"], "--dims 64,-5: each dimension is 1 or more"),  # was scored: all dims but the last 5
 ])
 def test_usage_errors_are_one_line(args, expected, tmp_path, capsys):
     assert run(*args, "--output", str(tmp_path)) == 2
@@ -271,6 +273,12 @@ def test_an_empty_harness_cache_is_unset_not_the_working_folder(monkeypatch, tmp
     monkeypatch.setenv("HARNESS_CACHE", "")
     monkeypatch.setenv("HOME", str(tmp_path))
     assert default_cache_dir() == tmp_path / ".cache" / "harness"
+
+
+def test_dims_named_twice_are_scored_once():
+    from harness.cli import _dims
+
+    assert _dims("64,64,full, full,16") == [64, None, 16] and _dims("") is None
 
 
 def test_a_board_declaring_an_unknown_task_is_refused_before_it_starts(tmp_path, capsys):
