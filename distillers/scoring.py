@@ -15,12 +15,11 @@ Written to <results>/<student>/distillation.json for the leaderboard's teacher-v
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from harness.atomic_write import write_text_atomic
+from harness.atomic_write import write_json_atomic
 from harness.results import DISTILLATION_REPORT, TRAINING_CURVES, ResultStore
 
 
@@ -82,7 +81,7 @@ def compare(results: Path, student_slug: str, teacher_slugs: dict[str, str], tas
                                                                    "teacher": _tiles_per_slide(teacher.values())}
             report["teachers"][teacher_name]["slides_per_min"] = {
                 "student": _rate(student.values(), "slides_per_min"), "teacher": _rate(teacher.values(), "slides_per_min")}
-    write_text_atomic(report_path(results, student_slug), json.dumps(report, indent=2) + "\n")
+    write_json_atomic(report_path(results, student_slug), report)
     return report
 
 

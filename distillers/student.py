@@ -7,13 +7,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import yaml
 from safetensors.torch import save_file
 
-from harness.atomic_write import atomic_path, write_text_atomic
+from harness.atomic_write import atomic_path, write_json_atomic, write_text_atomic
 
 
 def student_timm_kwargs(architecture: str, input_size: int, extra: dict | None = None) -> dict:
@@ -40,5 +39,5 @@ def write_student(folder: Path, student, config, dim: int, record: dict, method_
     if kwargs:
         card["timm_kwargs"] = kwargs
     write_text_atomic(folder / "card.yaml", yaml.safe_dump(card, sort_keys=False))
-    write_text_atomic(folder / "distill.json", json.dumps(record, indent=2) + "\n")
+    write_json_atomic(folder / "distill.json", record)
     return folder

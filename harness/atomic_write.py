@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import tempfile
 from contextlib import contextmanager
@@ -63,7 +64,24 @@ def write_text_atomic(target: Path, text: str) -> None:
 
 
 def write_json_atomic(target: Path, payload: Any) -> None:
-    write_text_atomic(target, json.dumps(payload, indent=2, sort_keys=False) + "\n")
+    write_text_atomic(target, json_text(payload))
+
+
+def json_text(payload: Any) -> str:
+    """Standard JSON (RFC 8259) of `payload`: a value that is not a finite number (an AUROC on a
+    split of one class is NaN) is written null, as JavaScript writes it; json.dumps would write the
+    bare NaN or Infinity that jq, browsers and other JSON readers refuse."""
+    return json.dumps(_finite(payload), indent=2, sort_keys=False, allow_nan=False) + "\n"
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def save_npy_atomic(target: Path, array: np.ndarray) -> None:

@@ -8,11 +8,12 @@ name. The engine imports no family: the CLI passes the table (tasks/__init__.py)
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 # What the fields of a family's Params may hold: an impossible value in tasks.yaml (epochs: -1,
 # lr: .inf, dropout: 2) is then refused when the registry is read, in one line naming the file and
@@ -79,11 +80,16 @@ class TaskData:
     device: str | None = None
 
 
+# An undefined value (NaN) is written null in a result file (standard JSON: harness/atomic_write.py)
+# and read back as NaN; files written before that carry the bare NaN, which Python reads too
+Number = Annotated[float, BeforeValidator(lambda value: math.nan if value is None else value)]
+
+
 class MetricSummary(BaseModel):
-    mean: float
-    std: float  # over seeds (0.0 for deterministic metrics)
-    ci95: tuple[float, float] | None = None  # bootstrap percentile interval on the test split
-    values: list[float] | None = None  # one per seed (or fold): what mean and std summarise
+    mean: Number
+    std: Number  # over seeds (0.0 for deterministic metrics)
+    ci95: tuple[Number, Number] | None = None  # bootstrap percentile interval on the test split
+    values: list[Number] | None = None  # one per seed (or fold): what mean and std summarise
     # the bootstrap replicate values behind ci95 (not written: the result keeps the main score's)
     replicates: list[float] | None = Field(default=None, exclude=True)
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from harness import __version__
 from harness.atomic_write import write_json_atomic
-from harness.evaluation import MetricInfo, MetricSummary
+from harness.evaluation import MetricInfo, MetricSummary, Number
 
 RESULT_SCHEMA_VERSION = 6  # 2: metric values per seed/fold, main-score replicates, params, environment,
 # dataset and model revisions; 3: `samples`, the per-item predictions file (--log-samples);
@@ -73,7 +73,7 @@ class MainScore(_Record):
     value: float | None = None
     # the bootstrap replicates of its CI (harness/scoring/bootstrap.py): the same resamples of the same
     # test items for every model, so the leaderboard can bootstrap ranks as paired comparisons
-    replicates: list[float] | None = None
+    replicates: list[Number] | None = None
 
 
 class Timings(_Record):

@@ -8,6 +8,7 @@ it receives the table from the CLI.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -284,6 +285,10 @@ class Runner:
                 raise ValueError(f"main score '{task.main_score}' was not computed on this data (computed: "
                                  f"{', '.join(sorted(evaluation.metrics)) or 'nothing'}); see the family's "
                                  "protocol in docs/protocols.md, or make one of those the task's main_score")
+            if not math.isfinite(evaluation.metrics[task.main_score].mean):  # a score the board could not rank
+                raise ValueError(f"main score '{task.main_score}' is undefined on this data "
+                                 f"({evaluation.metrics[task.main_score].mean}: e.g. an AUROC on a test split of one "
+                                 "class); check the split's labels, or make another metric the task's main_score")
         except NotApplicable as error:
             return self._record(slug, name, task, model, source, status="skipped", reason=str(error))
         except Exception as error:  # noqa: BLE001 - recorded as a failed task; the run goes on

@@ -292,6 +292,27 @@ def test_a_failed_rerun_never_replaces_an_ok_result(tmp_path, cache_dir, capsys,
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~current_umask()
 
 
+def test_an_undefined_main_score_is_a_failure_not_an_ok_result(tmp_path, cache_dir, capsys, monkeypatch):
+    """A main score of NaN (an AUROC on a test split of one class) was written 'ok', a result the
+    board could only list as invalid."""
+    from harness.tasks.tile_classification import TileClassification
+
+    evaluate = TileClassification.evaluate
+
+    def undefined(self, data, params):
+        evaluation = evaluate(self, data, params)
+        evaluation.metrics["balanced_accuracy"].mean = float("nan")
+        return evaluation
+
+    monkeypatch.setattr(TileClassification, "evaluate", undefined)
+    assert main(["run", "--model", "random-noise", "--tasks", "tiny-tiles", "--include",
+                 str(registry(tmp_path, TINY_REGISTRY)), "--output", str(tmp_path / "out"),
+                 "--cache-dir", str(cache_dir)]) == 1
+    written = json.loads((tmp_path / "out" / "random-noise" / "tiny-tiles.json").read_text())
+    assert written["status"] == "failed"
+    assert written["reason"].startswith("main score 'balanced_accuracy' is undefined on this data (nan")
+
+
 def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -28,6 +28,30 @@ def test_a_written_result_reads_back_equal(tmp_path):
     assert not MetricInfo(bounds=(0.0, None)).bounded and MetricInfo().bounded
 
 
+def test_an_undefined_value_is_written_as_standard_json_and_read_back_as_nan(tmp_path):
+    """A metric undefined on the data (an AUROC on a test split of one class) was written as a bare
+    NaN, which is not JSON: jq, browsers and other readers refuse the whole file."""
+    import math
+    import sys
+
+    nan = float("nan")
+    undefined = {"macro_auroc": MetricSummary(mean=nan, std=nan, ci95=(nan, nan), values=[nan, 0.5]),
+                 "cider_d": MetricSummary(mean=1.7, std=0.0, values=[1.7])}
+    store = ResultStore(tmp_path)
+    path = store.write("m", a_result(metrics=undefined, main_score=MainScore(name="cider_d", value=1.7,
+                                                                          replicates=[1.6, nan]),
+                                     details={"gap": float("inf"), "nested": [{"r": nan}]}))
+    text = path.read_text()
+    written = json.loads(text, parse_constant=lambda name: sys.exit(f"not JSON: {name}"))
+    assert written["metrics"]["macro_auroc"] == {"mean": None, "std": None, "ci95": [None, None], "values": [None, 0.5]}
+    assert written["details"] == {"gap": None, "nested": [{"r": None}]}
+    back = store.read(path)
+    assert math.isnan(back.metrics["macro_auroc"].mean) and back.metrics["macro_auroc"].values[1] == 0.5
+    assert math.isnan(back.main_score.replicates[1]) and back.metrics["cider_d"] == undefined["cider_d"]
+    path.write_text(text.replace('"mean": null', '"mean": NaN', 1))  # as files of earlier versions were written
+    assert math.isnan(store.read(path).metrics["macro_auroc"].mean)
+
+
 def test_an_unreadable_file_reads_as_absent(tmp_path):
     store = ResultStore(tmp_path)
     (tmp_path / "m").mkdir()
