@@ -164,6 +164,11 @@ class Survival(TaskFamily):
         event, time = np.asarray(slides.events, bool), np.asarray(slides.times, float)
         patients = np.asarray(slides.patients)
         folds = patient_folds(slides.patients, event.astype(int), params.folds, slides.folds, params.seed)
+        for f, (_, test) in enumerate(folds):  # a C-index orders event times: a fold of censored patients has none
+            if not event[test].any():
+                raise ValueError(f"test fold {f} of {len(folds)} has no observed event ({event.sum()} of {len(event)} "
+                                 "slides have one): its C-index is undefined; lower the task's `folds`, or add "
+                                 "patients with events")
         pooled = np.stack([bag.mean(axis=0) for bag in slides.features]).astype(np.float64)
         config = params.abmil
         per_fold = {"c_index": [], "c_index_abmil": []}

@@ -126,6 +126,16 @@ def test_survival_family_finds_signal_and_not_noise():
     assert signal.n_samples["folds"] == 5 and len(signal.details["coxnet_alpha_per_fold"]) == 5
 
 
+def test_a_test_fold_without_an_event_names_the_fold_and_the_count():
+    """With 3 events in 60 slides and 5 folds, sksurv failed a fold with 'All samples are
+    censored', though most slides were not."""
+    bags = bags_with_risk(True)
+    bags.events = np.zeros(60, bool)
+    bags.events[:3] = True
+    with pytest.raises(ValueError, match=r"test fold \d of 5 has no observed event \(3 of 60 slides have one\)"):
+        Survival().evaluate(TaskData({}, [], bags), SurvivalParams(abmil=AbmilConfig(epochs=1)))
+
+
 def test_alpha_selection_uses_its_seed_and_event_stratified_shuffled_folds(monkeypatch):
     """The inner folds are StratifiedGroupKFold(shuffle=True, random_state=seed) on the events, so
     each keeps the event rate; another seed draws other folds."""
