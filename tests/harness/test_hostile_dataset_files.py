@@ -89,6 +89,9 @@ def test_a_table_row_may_not_point_outside_its_folder(tmp_path, value):
     spec = CsvDataset(source="csv", path="cohort/table.csv", label_column="grade")
     with pytest.raises(HarnessError) as error:
         open_source("cohort", spec, context(tmp_path)).images("train")
+    if not value:  # an empty cell is named as such, before paths are looked at
+        assert str(error.value) == f"{root / 'table.csv'}: line 3 has an empty 'image'; fill it in or remove the row"
+        return
     assert str(error.value) == (f"{root / 'table.csv'}: line 3, column 'image': {value!r} is not a path inside "
                                 "the table's folder (relative, without '..'); fix the table, or put the files or a "
                                 "link to their folder under it")
