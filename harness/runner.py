@@ -102,8 +102,7 @@ class Runner:
         return configured
 
     def run(self) -> list[TaskOutcome]:
-        models = [(spec, self._resolve(spec)) for spec in self.config.models]
-        _refuse_shared_folders(models)
+        models = distinct_models([(spec, self._resolve(spec)) for spec in dict.fromkeys(self.config.models)])
         outcomes: list[TaskOutcome] = []
         for spec, model in models:
             for dims in self.config.dims or [None]:
@@ -455,14 +454,16 @@ def dataset_record(name: str, source: TileSource, fingerprint: str | None) -> Da
                          pinned=None if asked is None else is_commit(asked), image_sources=image_sources(source))
 
 
-def _refuse_shared_folders(models: list[tuple[str, ModelSpec | Exception]]) -> None:
-    """Two models of one run whose results would go to one folder (two checkpoints whose cards give
-    one name): the second would overwrite the first's results as the run goes. One line, before
-    anything is computed. The same weights named twice (a path with and without its trailing slash)
-    are one model."""
+def distinct_models(models: list[tuple[str, ModelSpec | Exception]]) -> list[tuple[str, ModelSpec | Exception]]:
+    """The run's models, each once: the same weights named twice (a path with and without its
+    trailing slash) are one model, scored once. Two models whose results would go to one folder
+    (two checkpoints whose cards give one name) are refused in one line, before anything is
+    computed: the second would overwrite the first's results as the run goes."""
     folders: dict[str, tuple[str, object]] = {}  # slug -> (spec, which model: its weights file, or its spec)
+    distinct = []
     for spec, model in models:
         if isinstance(model, Exception):
+            distinct.append((spec, model))
             continue
         which = model.checkpoint.resolve() if model.checkpoint else spec
         first, seen = folders.setdefault(model.slug, (spec, which))
@@ -471,6 +472,9 @@ def _refuse_shared_folders(models: list[tuple[str, ModelSpec | Exception]]) -> N
                                f"their results would share the folder {model.slug}/ and one would overwrite the "
                                "other's; give one a name of its own (`name:` in its card.yaml) or score them in "
                                "separate runs with separate --output folders")
+        if first == spec:
+            distinct.append((spec, model))
+    return distinct
 
 
 def _outcome_from(result: TaskResult, slug: str, reused: bool = False) -> TaskOutcome:

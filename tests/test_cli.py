@@ -415,6 +415,14 @@ def test_colour_stats_scores_like_any_image_model(cache_dir, tiny_registry_file,
     assert result["model"]["n_parameters"] == 0 and result["model"]["embed_dim"] == 30
 
 
+def test_a_model_named_twice_is_scored_once(cache_dir, tiny_registry_file, tmp_path, capsys):
+    """`--model random-noise --model random-noise` scored it twice (with --overwrite, computed twice)."""
+    out = tmp_path / "results"
+    assert run("--model", "random-noise", "--model", "random-noise", "--tasks", "tiny-tiles", "--include",
+               str(tiny_registry_file), "--output", str(out), "--overwrite") == 0
+    assert "1 ok, 0 skipped, 0 failed" in capsys.readouterr().out
+
+
 def test_a_users_own_tasks_module_does_not_shadow_the_harness(tmp_path):
     """The issue as reported: `python -m harness list` in a folder holding a tasks.py failed with
     "cannot import name 'FAMILIES' from 'tasks'". The families, distillers and app import as

@@ -71,7 +71,7 @@ def test_two_checkpoints_of_one_name_in_one_run_are_refused_before_anything_runs
     assert code == EXIT_USAGE and len(error.strip().splitlines()) == 1
     assert f"--model {tmp_path / 'a'} and --model {tmp_path / 'b'} are both named 'lab/tiny-fm'" in error
     assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()] and not (tmp_path / "cache").exists()
-    from harness.runner import _refuse_shared_folders
+    from harness.runner import distinct_models
 
     same = [(spec, resolve_model(spec)) for spec in (str(tmp_path / "a"), f"{tmp_path / 'a'}/")]
-    _refuse_shared_folders(same)  # the same weights named twice are one model
+    assert distinct_models(same) == same[:1]  # the same weights named twice are one model, scored once
