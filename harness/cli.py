@@ -545,7 +545,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     board = verbs.add_parser("leaderboard", help="browse results in the Streamlit app")
     board.add_argument("--results", default="results", help="results folder (default ./results)")
-    board.add_argument("--port", type=int, default=8501)
+    board.add_argument("--port", type=whole_number(1, 65535), default=8501)
     board.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
     board.add_argument("--hub", metavar="ORG/REPO", help="read a results dataset on the Hub instead")
     board.add_argument("--requests-repo", metavar="ORG/REQUESTS", help="show this Hub submission queue")

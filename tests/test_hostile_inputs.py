@@ -206,10 +206,11 @@ def test_markup_in_a_name_or_reason_is_printed_as_written(tmp_path, cache_dir, c
     ("--batch-size", "0", "--batch-size: 0: give 1 or more"), ("--batch-size", "-1", "give 1 or more"),
     ("--workers", "-1", "--workers: -1: give 0 to 64"), ("--nproc", "0", "--nproc: 0: give 1 or more"),
     ("--max-parameters", "lots", "is not a parameter count"),
+    ("--port", "99999", "--port: 99999: give 1 to 65535"),  # was Streamlit's OverflowError traceback
 ])
 def test_bad_numbers_are_usage_errors(capsys, flag, value, text):
     with pytest.raises(SystemExit) as exit_:
-        main(["run", "--model", "random-noise", flag, value])
+        main(["leaderboard", flag, value] if flag == "--port" else ["run", "--model", "random-noise", flag, value])
     assert exit_.value.code == 2 and text in capsys.readouterr().err
 
 
