@@ -383,6 +383,52 @@ datasets:
     assert "HTTP 401" in lines[0] and "HF_TOKEN" in lines[0]
 
 
+def test_a_data_files_pattern_matching_no_file_is_named_not_downloaded_for_ever(tmp_path, monkeypatch):
+    """A typo in data_files ('trn' for 'train'): the download fetched nothing and said 'downloaded',
+    and the run kept saying 'not in the local Hub cache: get it with harness download'."""
+    from tests.support.hub_standin import HubStandIn, Repo
+    from tests.support.hub_cli import harness, hub_env
+
+    spec = registry(tmp_path, """
+datasets:
+  typo:
+    source: hf
+    hub_id: lab/tiles
+    revision: main
+    data_files: {train: "data/trn-*.parquet", test: "data/test-*.parquet"}
+    classes: [a, b]
+tasks:
+  typo-tiles:
+    family: tile_classification
+    dataset: typo
+    main_score: balanced_accuracy
+""")
+    with HubStandIn(token="hf_right") as hub:
+        repo = Repo("dataset", private=False)
+        repo.files = {"data/train-00000-of-00001.parquet": b"PAR1", "data/test-00000-of-00001.parquet": b"PAR1"}
+        repo.commits.append("c" * 40)
+        repo.snapshots["c" * 40] = dict(repo.files)
+        hub.repos[("dataset", "lab/tiles")] = repo
+        env = hub_env(hub, tmp_path, token="hf_right")
+        done = harness(env, "download", "typo", "--include", str(spec), "--cache-dir", str(tmp_path / "cache"))
+        lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]  # after the Hub's progress
+        assert done.returncode == 2 and len(lines) == 1, done.stderr[-2000:]
+        assert "no file of lab/tiles@main matches data_files train='data/trn-*.parquet'; fix the pattern" in lines[0]
+        env["HF_HUB_OFFLINE"] = "1"  # the run finds the copy the download left: the test split, no train file
+        ran = harness(env, "list", "--include", str(spec), "--cache-dir", str(tmp_path / "cache"))
+    assert "absent" in ran.stdout and ran.returncode == 0
+    import huggingface_hub.constants
+
+    from harness.registry import load_registry
+    from harness.sources import DataContext, open_source
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf-home" / "hub"))
+    reg = load_registry([spec])
+    reason = open_source("typo", reg.datasets["typo"], DataContext(tmp_path / "cache", tmp_path)).availability().reason
+    assert reason.startswith("no file of the local copy of lab/tiles@main matches data_files "
+                             "train='data/trn-*.parquet' (it holds data/test-00000-of-00001.parquet)"), reason
+
+
 def test_two_concurrent_runs_embed_each_slide_once(tmp_path):
     """The slide path takes the cache's lock as the tile path does: the second run waits, then finds
     every slide cached and embeds none."""

@@ -85,6 +85,16 @@ class HubTileSource(TileSource):
         if not missing:
             return Availability(ok=True)
         size = f", ~{self.spec.download_gb:g} GB" if self.spec.download_gb else ""
+        held = sorted(p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*") if p.is_file())[:3] \
+            if snapshot else []
+        if held:  # a copy is here, but a split's pattern matches none of it: not downloaded yet, or a typo
+            return Availability(
+                ok=False,
+                reason=f"no file of the local copy of {self.spec.hub_id}@{self.spec.revision} matches data_files "
+                       f"{', '.join(f'{s}={self.spec.data_files[s]!r}' for s in missing)} (it holds "
+                       f"{', '.join(held)}{', ...' if len(held) == 3 else ''}); get it with `harness download "
+                       f"{self.name}`, which says so if no file of the repository matches",
+            )
         return Availability(
             ok=False,
             reason=f"{self.spec.hub_id}@{self.spec.revision} is not in the local Hub cache "
@@ -220,6 +230,12 @@ class HubTileSource(TileSource):
             self.spec.hub_id, repo_type="dataset", revision=self.spec.revision,
             allow_patterns=list(self.spec.data_files.values()),
         ))
+        unmatched = [split for split in self.spec.data_files if not self._files(Path(folder), split)]
+        if unmatched:  # snapshot_download fetched what the patterns match: here, nothing for these splits
+            raise HarnessError(
+                f"{self.name}: no file of {self.spec.hub_id}@{self.spec.revision} matches data_files "
+                f"{', '.join(f'{s}={self.spec.data_files[s]!r}' for s in unmatched)}; fix the pattern against the "
+                f"repository's files (https://huggingface.co/datasets/{self.spec.hub_id}/tree/{self.spec.revision})")
         return f"{self.name}: {self.spec.hub_id}@{self.spec.revision} downloaded to {folder}"
 
 
