@@ -68,6 +68,17 @@ class SlideBags:
         return self.names or [str(i) for i in range(len(self.features))]
 
 
+def embedded(slides: SlideBags | None) -> SlideBags:
+    """A slide task's bags; ValueError when no slide could be embedded, saying how many failed and
+    why the first did (a missing file, an unreadable slide, no tissue)."""
+    if slides is None or not slides.features:
+        failed = slides.failed if slides else {}
+        first = next(iter(failed.items()), None)
+        raise ValueError("no slide could be embedded" + (f" ({len(failed)} failed; the first, {first[0]}: {first[1]})"
+                                                          if first else ""))
+    return slides
+
+
 @dataclass
 class TaskData:
     splits: dict[str, SplitArrays]

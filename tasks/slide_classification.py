@@ -18,7 +18,7 @@ from harness.scoring.abmil import AbmilConfig, train_abmil
 from harness.scoring.parallel_fits import map_fits
 from harness.scoring.bootstrap import N_RESAMPLES, bootstrap_ci
 from harness.evaluation import (
-    Evaluation, Folds, MetricInfo, Resamples, SCORE, SlideBags, Steps, TaskData, TaskFamily, summarise,
+    Evaluation, Folds, MetricInfo, Resamples, SCORE, Steps, TaskData, TaskFamily, embedded, summarise,
 )
 from harness.scoring.linear_probe import LinearProbeConfig, fit_linear_probe
 from harness.scoring.metrics import balanced_accuracy_from_confusion, confusion_matrices, macro_auroc, macro_f1_from_confusion
@@ -55,7 +55,7 @@ class SlideClassification(TaskFamily):
     def evaluate(self, data: TaskData, params: SlideClassificationParams) -> Evaluation:
         from scipy.special import softmax
 
-        slides = _require(data.slides)
+        slides = embedded(data.slides)
         y, k = slides.labels, len(data.class_names)
         folds = patient_folds(slides.patients, y, params.folds, slides.folds, params.seed)
         config = params.abmil
@@ -102,13 +102,6 @@ class SlideClassification(TaskFamily):
                      "tiles_per_slide": float(np.mean([len(b) for b in slides.features]))},
             samples=samples,
         )
-
-
-def _require(slides: SlideBags | None) -> SlideBags:
-    if slides is None or not slides.features:
-        raise ValueError("no slide could be embedded" + (f": {next(iter(slides.failed.items()))}"
-                                                          if slides and slides.failed else ""))
-    return slides
 
 
 def _balanced_weights(y: np.ndarray, k: int):

@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness.scoring.abmil import AbmilConfig, train_abmil
 from harness.scoring.parallel_fits import map_fits
-from harness.evaluation import Evaluation, Folds, MetricInfo, Rate, SCORE, SlideBags, TaskData, TaskFamily, summarise
+from harness.evaluation import (Evaluation, Folds, MetricInfo, Rate, SCORE, SlideBags, TaskData, TaskFamily, embedded,
+                                summarise)
 from harness.scoring.patient_folds import patient_folds
 
 
@@ -211,8 +212,7 @@ class Survival(TaskFamily):
 
 
 def _require(slides: SlideBags | None) -> SlideBags:
-    if slides is None or not slides.features:
-        raise ValueError("no slide could be embedded")
+    slides = embedded(slides)
     if slides.times is None or slides.events is None:
         raise ValueError("survival needs time and event columns")
     return slides

@@ -37,3 +37,17 @@ def test_abmil_finds_the_key_tiles_that_mean_pooling_dilutes():
     low, high = result.metrics["balanced_accuracy"].ci95
     assert low <= high and result.n_samples == {"slides": 36, "patients": 18, "failed_slides": 0, "folds": 5}
     assert set(result.metrics) == set(SlideClassification.metric_names(SlideClassificationParams()))
+
+
+def test_a_cohort_of_which_no_slide_could_be_embedded_says_how_many_and_why_the_first():
+    """It said "no slide could be embedded: ('/data/a.tiff', 'cannot open: ...')" (a tuple's repr),
+    and the survival family said nothing more."""
+    from harness.tasks.survival import Survival, SurvivalParams
+
+    none = SlideBags(features=[], patients=[], failed={"/data/a.tiff": "cannot open: No such file or directory",
+                                                      "/data/b.tiff": "no tissue"})
+    expected = "no slide could be embedded (2 failed; the first, /data/a.tiff: cannot open: No such file or directory)"
+    for family, params in ((SlideClassification(), SlideClassificationParams()), (Survival(), SurvivalParams())):
+        with pytest.raises(ValueError) as error:
+            family.evaluate(TaskData({}, ["x", "y"], none), params)
+        assert str(error.value) == expected
