@@ -235,6 +235,50 @@ def test_no_field_of_a_result_file_can_stop_the_board(tmp_path):
             run_app(root)
 
 
+def test_no_field_of_a_real_result_of_any_family_can_stop_the_board(instrument_results, tmp_path):
+    """The same mutations on the real result files of every family (the instruments' run of the
+    synthetic suite: segmentation, gene expression, PLISM, PathoROB... each with its own details),
+    judged against the registry as the Space judges them (stale params and versions) and summed
+    into the suites' tables: the board and every panel beside it are built, and the model whose
+    files are unchanged stays on it. (Fails when the board's None check of a main score is removed.)"""
+    import random
+
+    from harness.leaderboard.aggregate import (few_shot_rows, group_tables, matryoshka_curves, reliability_rows,
+                                               suite_rows)
+    from harness.registry import load_registry
+
+    registry = load_registry([], families=FAMILIES)
+    registered = {name: (task.family, task.main_score, task.params, task.version)
+                  for name, task in registry.tasks.items()}
+    originals = [json.loads(p.read_text()) for p in sorted(Path(instrument_results).glob("*/*.json"))]
+    originals = [d for d in originals if d.get("status") == "ok"]
+    assert len({d["family"] for d in originals}) >= 10  # every family's details are in play
+    rng = random.Random(20261207)
+    failures = []
+    for case in range(100):
+        root = tmp_path / f"case{case}"
+        for model in ("honest", "changed-1", "changed-2"):
+            for document in rng.sample(originals, 6):
+                document = dict(document, model={**document["model"], "name": model})
+                if model != "honest":
+                    document = _mutated(document, rng)
+                (root / model).mkdir(parents=True, exist_ok=True)
+                (root / model / f"{document.get('task', 'x')}.json").write_text(json.dumps(document))
+        try:
+            loaded, _ = load_results(root)
+            board = build_leaderboard(loaded, families=FAMILIES, registered=registered)
+            board.overview(), board.cell_labels(), board.rank_uncertainty(), board.borda()
+            valid = board.valid(loaded)
+            for task in board.tasks:
+                few_shot_rows(valid, task), reliability_rows(valid, task)
+            group_tables(valid, "robustness"), matryoshka_curves(loaded), suite_rows(board, registry.suite_specs)
+            if "honest" not in {board.model_info[m]["name"] for m in board.models}:
+                failures.append(f"case {case}: the model whose files are unchanged is not on the board")
+        except Exception as error:  # noqa: BLE001 - every case is tried; the failures are listed together
+            failures.append(f"case {case}: {type(error).__name__}: {error}"[:300])
+    assert not failures, "\n".join(failures)
+
+
 def partial_submission(root: Path) -> None:
     """Three honest models on three tasks (a ahead of b and c on t2 and t3), and a submission that
     scored only t1, best there, and failed the rest: without a declared task set it narrows the
