@@ -337,11 +337,17 @@ class HarnessCLI:
             raise HarnessError(f"--score: teacher {untrained[0]} has random_init (a speed-only setting) and cannot "
                                "be scored as a teacher; drop --score or the random_init")
         registry, families = self._registry(args)
+        out = Path(args.output)
+        why = unusable_folder(out)
+        if why:  # refused now, not at the first checkpoint
+            raise HarnessError(f"--output {out}: cannot write the student there ({why}); give a folder you can write to")
         if args.score:
+            from harness.results import ResultStore
+
             registry.select(args.score)  # an unknown task is refused now, not after training
+            ResultStore(Path(args.results)).check_writable("--results")  # nor a results folder it cannot write
         device = resolve_device(args.device)
         extract = default_extract_options(device)
-        out = Path(args.output)
         with distributed_group():
             record = distill(config, out, registry, self._context(args), extract)
             if process_rank() != 0:

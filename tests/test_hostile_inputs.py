@@ -152,6 +152,12 @@ def rows(tmp: Path):
     (tmp / "out-file").write_text("not a folder")
     yield ("--output is a file", ["run", "--model", "random-noise", "--output-override", str(tmp / "out-file")], 2,
            "cannot write results there")
+    # distill: both were tracebacks, the second after training (NotADirectoryError)
+    yield ("distill --output is a file", ["distill", "--teacher", "synth-reference", "--set", "steps=2", "--output",
+                                          str(tmp / "out-file")], 2, "cannot write the student there")
+    yield ("distill --results is a file", ["distill", "--teacher", "synth-reference", "--set", "steps=2", "--output",
+                                           str(tmp / "student"), "--score", "synth-tiles", "--results",
+                                           str(tmp / "out-file")], 2, "cannot write results there")
 
 
 def test_each_refusal_is_one_line_with_its_exit_code(tmp_path, capsys, cache_dir):
