@@ -381,7 +381,9 @@ class HarnessCLI:
 
     def pull(self, args) -> int:
         from harness.leaderboard.hub_results import pull_results
+        from harness.results import ResultStore
 
+        ResultStore(Path(args.output)).check_writable()  # before the download, not a traceback at the first copy
         n, skipped = pull_results(args.repo, Path(args.output), revision=args.revision)
         for line in skipped:
             print(f"warning: {line}", file=sys.stderr)

@@ -158,6 +158,8 @@ def rows(tmp: Path):
     yield ("distill --results is a file", ["distill", "--teacher", "synth-reference", "--set", "steps=2", "--output",
                                            str(tmp / "student"), "--score", "synth-tiles", "--results",
                                            str(tmp / "out-file")], 2, "cannot write results there")
+    yield ("pull --output is a file", ["pull", "--repo", "lab/results", "--output", str(tmp / "out-file")], 2,
+           "--output " + str(tmp / "out-file") + ": cannot write results there")  # was a traceback after the download
 
 
 def test_each_refusal_is_one_line_with_its_exit_code(tmp_path, capsys, cache_dir):
