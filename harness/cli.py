@@ -222,6 +222,10 @@ class HarnessCLI:
         if args.card is None:
             raise HarnessError(f"{args.checkpoint}: a local submission needs --card card.yaml")
         self._registry(args)[0].select(args.tasks)  # an unknown task is refused now, not at `queue run`
+        why = unusable_folder(self._requests(args))
+        if why:  # a file in the way was a FileExistsError traceback
+            raise HarnessError(f"--requests {self._requests(args)}: cannot keep the queue there ({why}); give a folder "
+                               "you can write to")
         request = submit(Path(args.checkpoint), Path(args.card), RequestStore(self._requests(args)), args.tasks)
         print(f"{request.id}: PENDING (weights sha256 {request.weights_sha256[:12]}, {request.embed_dim}-d, "
               f"{request.n_parameters:,} parameters); score it with `harness queue run`")

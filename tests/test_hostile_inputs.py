@@ -160,6 +160,8 @@ def rows(tmp: Path):
                                            str(tmp / "out-file")], 2, "cannot write results there")
     yield ("pull --output is a file", ["pull", "--repo", "lab/results", "--output", str(tmp / "out-file")], 2,
            "--output " + str(tmp / "out-file") + ": cannot write results there")  # was a traceback after the download
+    yield ("submit --requests is a file", ["submit", str(tmp / "ok"), "--card", str(tmp / "ok" / "card.yaml"),
+                                           "--requests", str(tmp / "out-file")], 2, "cannot keep the queue there")
 
 
 def test_each_refusal_is_one_line_with_its_exit_code(tmp_path, capsys, cache_dir):
