@@ -85,14 +85,14 @@ class HubTileSource(TileSource):
         if not missing:
             return Availability(ok=True)
         size = f", ~{self.spec.download_gb:g} GB" if self.spec.download_gb else ""
-        held = sorted(p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*") if p.is_file())[:3] \
+        held = sorted(p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*") if p.is_file())[:4] \
             if snapshot else []
         if held:  # a copy is here, but a split's pattern matches none of it: not downloaded yet, or a typo
             return Availability(
                 ok=False,
                 reason=f"no file of the local copy of {self.spec.hub_id}@{self.spec.revision} matches data_files "
                        f"{', '.join(f'{s}={self.spec.data_files[s]!r}' for s in missing)} (it holds "
-                       f"{', '.join(held)}{', ...' if len(held) == 3 else ''}); get it with `harness download "
+                       f"{', '.join(held[:3])}{', ...' if len(held) > 3 else ''}); get it with `harness download "
                        f"{self.name}`, which says so if no file of the repository matches",
             )
         return Availability(
