@@ -19,7 +19,7 @@ from harness.registry import HubDataset
 from harness.sources.base import (
     Availability, TileOrigins, TileSource, digest, encode_labels, records_from_columns,
 )
-from harness.sources.image_files import bomb_size, checked_image, too_large
+from harness.sources.image_files import bomb_size, checked_image, rgb_image, too_large
 
 
 class HubImages:
@@ -44,7 +44,7 @@ class HubImages:
         except (OSError, SyntaxError) as error:
             raise HarnessError(f"{where}: unreadable image ({error}): a corrupt row of the dataset") from None
         if isinstance(image, Image):
-            return checked_image(image, where)
+            return rgb_image(checked_image(image, where))
         if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8:
             return image  # an HWC uint8 array (an Array3D column)
         what = "empty" if image is None else f"a {type(image).__name__}, not an image"

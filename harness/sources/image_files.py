@@ -51,6 +51,20 @@ def open_image(path: Path, fix: str = "remove or replace the file") -> Iterator[
                 raise HarnessError(f"{path}: unreadable image ({error}); {fix}") from None
 
 
+SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # one channel of more than 8 bits (a 16-bit PNG or TIFF)
+
+
+def rgb_image(image: Image.Image) -> Image.Image:
+    """The image as 8-bit RGB. A one-channel image of 16 bits keeps its top 8 bits: PIL's own
+    convert clips it at 255, so a 16-bit grey tile read as nearly all white."""
+    if image.mode in SIXTEEN_BIT:
+        import numpy as np
+
+        wide = np.clip(np.asarray(image, dtype=np.int64), 0, 65535)
+        return Image.fromarray((wide >> 8).astype(np.uint8)).convert("RGB")
+    return image.convert("RGB")
+
+
 def too_large(size: str) -> str:
     return f"{size}, more than a dataset image may have ({MAX_IMAGE_PIXELS:,} px)"
 

@@ -11,7 +11,7 @@ from rich.markup import escape
 from harness.errors import HarnessError
 from harness.registry import ImageFolderDataset
 from harness.sources.base import Availability, TileSource, digest
-from harness.sources.image_files import open_image
+from harness.sources.image_files import open_image, rgb_image
 from harness.terminal import console
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
@@ -26,7 +26,7 @@ class FolderImages:
 
     def __getitem__(self, index: int) -> Image.Image:
         with open_image(self.paths[index]) as image:
-            return image.convert("RGB")
+            return rgb_image(image)
 
 
 class ImageFolderSource(TileSource):

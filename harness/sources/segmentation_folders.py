@@ -29,7 +29,7 @@ from PIL import Image
 from harness.errors import HarnessError
 from harness.registry import SegmentationFolderDataset
 from harness.sources.base import Availability, TileSource, digest
-from harness.sources.image_files import MAX_IMAGE_PIXELS, open_image
+from harness.sources.image_files import MAX_IMAGE_PIXELS, open_image, rgb_image
 
 Layout = Literal["consep", "monusac", "bcss"]  # SegmentationFolderDataset.layout
 
@@ -126,7 +126,7 @@ class MaskedItems:
 
 def read_rgb(path: Path) -> np.ndarray:
     with open_image(path, REPLACE) as image:
-        return np.asarray(image.convert("RGB"))
+        return np.asarray(rgb_image(image))
 
 
 def read_mask(path: Path, layout: Layout) -> np.ndarray:

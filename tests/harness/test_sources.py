@@ -108,6 +108,18 @@ def test_a_class_folder_the_dataset_does_not_declare_is_named_once_per_split(tmp
     assert "test: folder(s) ['B'] are not among" in " ".join(capsys.readouterr().err.split())
 
 
+def test_a_16_bit_grey_image_keeps_its_contrast(tmp_path):
+    """PIL's convert('RGB') clips a 16-bit grey image at 255: a ramp over 0-65535 read as 99.6% white."""
+    make_folder(tmp_path / "data" / "mine", {"train": {"a": 1}})
+    ramp = np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "data" / "mine" / "train" / "a" / "wide.png")
+    source = open_source("mine", ImageFolderDataset(source="imagefolder", path="mine", splits=["train"]),
+                         context(tmp_path))
+    read = np.asarray(source.images("train")[1])  # 0.png, then wide.png
+    assert read.shape == (64, 64, 3) and read.dtype == np.uint8
+    np.testing.assert_array_equal(read[..., 0], (ramp >> 8).astype(np.uint8))
+
+
 def test_image_folder_absent_explains_how_to_get_it(tmp_path):
     spec = ImageFolderDataset(source="imagefolder", path="mhist", splits=["train"], homepage="https://x.org",
                               instructions="Request access.")
