@@ -46,12 +46,10 @@ class HarnessCLI:
         from harness.sources.base import default_cache_dir
 
         cache = Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_dir()
-        why = unusable_folder(cache) if writes else None
-        if why:
+        if writes:
             flag = "--cache-dir" if args.cache_dir else "$HARNESS_CACHE" if os.environ.get("HARNESS_CACHE") else \
                 "the default cache"
-            raise HarnessError(f"{flag} {cache}: cannot keep data and embeddings there ({why}); give a folder you can "
-                               "write to with --cache-dir")
+            refuse_unusable(cache, flag, "keep data and embeddings", "give a folder you can write to with --cache-dir")
         data_root = args.data_root or os.environ.get("HARNESS_DATA_ROOT") or cache / "data"
         return DataContext(cache_dir=cache, data_root=Path(data_root).expanduser())
 
@@ -222,10 +220,7 @@ class HarnessCLI:
         if args.card is None:
             raise HarnessError(f"{args.checkpoint}: a local submission needs --card card.yaml")
         self._registry(args)[0].select(args.tasks)  # an unknown task is refused now, not at `queue run`
-        why = unusable_folder(self._requests(args))
-        if why:  # a file in the way was a FileExistsError traceback
-            raise HarnessError(f"--requests {self._requests(args)}: cannot keep the queue there ({why}); give a folder "
-                               "you can write to")
+        refuse_unusable(self._requests(args), "--requests", "keep the queue")  # was a FileExistsError traceback
         request = submit(Path(args.checkpoint), Path(args.card), RequestStore(self._requests(args)), args.tasks)
         print(f"{request.id}: PENDING (weights sha256 {request.weights_sha256[:12]}, {request.embed_dim}-d, "
               f"{request.n_parameters:,} parameters); score it with `harness queue run`")
@@ -342,9 +337,7 @@ class HarnessCLI:
                                "be scored as a teacher; drop --score or the random_init")
         registry, families = self._registry(args)
         out = Path(args.output)
-        why = unusable_folder(out)
-        if why:  # refused now, not at the first checkpoint
-            raise HarnessError(f"--output {out}: cannot write the student there ({why}); give a folder you can write to")
+        refuse_unusable(out, "--output", "write the student")  # now, not at the first checkpoint
         if args.score:
             from harness.results import ResultStore
 
@@ -395,18 +388,19 @@ class HarnessCLI:
         return 0
 
 
-def unusable_folder(folder: Path) -> str | None:
-    """Why `folder` cannot be a folder the run writes into, or None; nothing is created. A folder
-    that exists may be read-only (a run that finds all it needs there only reads it); one that does
-    not must be makeable in the nearest folder above it that exists."""
+def refuse_unusable(folder: Path, flag: str, what: str, how: str = "give a folder you can write to") -> None:
+    """HarnessError (one line naming `flag` and the folder) when `folder` cannot be a folder to
+    `what` in; nothing is created. A folder that exists may be read-only (a run that finds all it
+    needs there only reads it); one that does not must be makeable in the nearest folder above it
+    that exists."""
     above = folder.absolute()
     while not above.exists() and above != above.parent:
         above = above.parent
-    if not above.is_dir():
-        return f"{above} is a file, not a folder"
-    if above != folder.absolute() and not os.access(above, os.W_OK | os.X_OK):
-        return f"{above} is not writable"
-    return None
+    why = (f"{above} is a file, not a folder" if not above.is_dir() else
+           f"{above} is not writable" if above != folder.absolute() and not os.access(above, os.W_OK | os.X_OK)
+           else None)
+    if why:
+        raise HarnessError(f"{flag} {folder}: cannot {what} there ({why}); {how}")
 
 
 def plain_log(text: str) -> None:

@@ -424,8 +424,10 @@ def dense_targets(source: TileSource, split: str, dataset: str) -> tuple[np.ndar
     if masks is None:
         raise HarnessError(f"dataset '{dataset}' has no masks: a segmentation task needs a dataset with them")
     where = f"dataset '{dataset}', split '{split}'"
-    images = _stacked([np.asarray(image.convert("RGB") if hasattr(image, "convert") else image, dtype=np.uint8)
-                       for image in source.images(split)], f"{where}: image")
+    from harness.sources.image_files import tile_pixels  # PIL: not on the path of a run that reuses its results
+
+    images = _stacked([np.asarray(tile_pixels(image), dtype=np.uint8) for image in source.images(split)],
+                      f"{where}: image")
     masks = _stacked([np.asarray(mask) for mask in masks], f"{where}: mask")
     if masks.shape != images.shape[:3]:
         raise HarnessError(f"dataset '{dataset}', split '{split}': masks {masks.shape} do not match the images "

@@ -26,6 +26,7 @@ from harness.models.instruments import InstrumentEncoder
 from harness.models.transform import TileTransform
 from harness.progress import progress_bar
 from harness.sources.base import TileSource
+from harness.sources.image_files import tile_pixels
 
 DENSE_SHARD = 64  # images per shard of dense features (a ViT-L's 16 x 16 x 1024 map is 0.5 MB in float16)
 MIN_IMAGES_FOR_CONSTANT_CHECK = 8  # fewer may embed alike; 8 distinct tiles never do (copies of one tile: checked)
@@ -218,12 +219,9 @@ def refuse_constant(cached: CachedEmbeddings, encoder: ImageEncoder | Instrument
 def all_the_same_image(images: Sequence) -> bool:
     """Whether every image holds the pixels of the first (read until one differs: for a split of
     different images, the second)."""
-    def pixels(image) -> np.ndarray:  # a PIL image or an HWC array, as sources give them
-        return np.asarray(image.convert("RGB") if hasattr(image, "convert") else image)
-
-    first = pixels(images[0])
+    first = tile_pixels(images[0])
     for index in range(1, len(images)):
-        image = pixels(images[index])
+        image = tile_pixels(images[index])
         if image.shape != first.shape or not np.array_equal(image, first):
             return False
     return True

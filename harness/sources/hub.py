@@ -179,11 +179,11 @@ class HubTileSource(TileSource):
         table = self._table(split)
         values = table[self.spec.label_column]
         where = f"{self.spec.hub_id} split '{split}'"
-        unlabelled = next((row for row, v in enumerate(values) if v is None), None)
         names = getattr(table.features.get(self.spec.label_column), "names", None)
-        if names:  # a ClassLabel column: its integers mean its own names, whatever order `classes` has
-            # -1 is how `datasets` marks a row without a label (names[-1] would read it as the last class)
-            unlabelled = next((row for row, v in enumerate(values) if v is None or not 0 <= v < len(names)), None)
+        # a ClassLabel column's integers mean its own names, whatever order `classes` has; -1 is how
+        # `datasets` marks a row without a label (names[-1] would read it as the last class)
+        labelled = (lambda v: v is not None and 0 <= v < len(names)) if names else (lambda v: v is not None)
+        unlabelled = next((row for row, v in enumerate(values) if not labelled(v)), None)
         if unlabelled is not None:
             raise HarnessError(f"{where}: row {unlabelled} has no label ({self.spec.label_column} = "
                                f"{values[unlabelled]!r}); a task scores labelled rows only: drop the unlabelled "

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 from PIL import Image
 
 from harness.bounded_read import NotRegularFile, open_regular_file
@@ -58,11 +59,15 @@ def rgb_image(image: Image.Image) -> Image.Image:
     """The image as 8-bit RGB. A one-channel image of 16 bits keeps its top 8 bits: PIL's own
     convert clips it at 255, so a 16-bit grey tile read as nearly all white."""
     if image.mode in SIXTEEN_BIT:
-        import numpy as np
-
         wide = np.clip(np.asarray(image, dtype=np.int64), 0, 65535)
         return Image.fromarray((wide >> 8).astype(np.uint8)).convert("RGB")
     return image.convert("RGB")
+
+
+def tile_pixels(item) -> np.ndarray:
+    """An item of a source's images (a PIL image, or an HWC uint8 array as the synthetic sources
+    give them) as an HWC array of 8-bit RGB."""
+    return np.asarray(rgb_image(item) if isinstance(item, Image.Image) else item)
 
 
 def too_large(size: str) -> str:

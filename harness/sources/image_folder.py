@@ -17,6 +17,11 @@ from harness.terminal import console
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
 
 
+def holds_images(folder: Path) -> bool:
+    """Whether `folder` is a folder with an image among its first 1,000 entries (a class folder)."""
+    return folder.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in list(folder.iterdir())[:1000])
+
+
 class FolderImages:
     def __init__(self, paths: list[Path]):
         self.paths = paths
@@ -65,8 +70,7 @@ class ImageFolderSource(TileSource):
         loose = [p for p in entries if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
         if loose:
             return f"{self.root} holds {len(loose)} image(s) directly"
-        classes = [p.name for p in entries if p.is_dir() and p.name not in self.spec.splits
-                   and any(q.suffix.lower() in IMAGE_SUFFIXES for q in list(p.iterdir())[:1000])]
+        classes = [p.name for p in entries if p.name not in self.spec.splits and holds_images(p)]
         if classes:
             return f"{self.root} holds image folders {classes[:5]}"
         return ""
@@ -107,9 +111,7 @@ class ImageFolderSource(TileSource):
         if not self.spec.classes:
             return []
         declared = set(self.spec.classes)
-        return sorted(p.name for p in (self.root / split).iterdir()
-                      if p.is_dir() and p.name not in declared
-                      and any(q.suffix.lower() in IMAGE_SUFFIXES for q in list(p.iterdir())[:1000]))
+        return sorted(p.name for p in (self.root / split).iterdir() if p.name not in declared and holds_images(p))
 
     def fingerprint(self) -> str:
         files = {s: [(p.relative_to(self.root).as_posix(), p.stat().st_size) for p, _ in self._items(s)]

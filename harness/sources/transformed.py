@@ -14,6 +14,7 @@ import numpy as np
 from harness.perturbations import PERTURBATION_VERSION, PERTURBATIONS
 from harness.registry import TransformedDataset
 from harness.sources.base import Availability, DataContext, TileSource, digest
+from harness.sources.image_files import tile_pixels
 
 
 class PerturbedImages:
@@ -26,7 +27,7 @@ class PerturbedImages:
     def __getitem__(self, i: int) -> np.ndarray:
         index = int(self.indices[i])
         item = self.images[index]  # an array or a PIL image
-        tile = np.asarray(item.convert("RGB")) if hasattr(item, "convert") else np.asarray(item)
+        tile = tile_pixels(item)
         if self.transform is None:
             return tile
         return PERTURBATIONS[self.transform](tile, np.random.default_rng([self.seed, index]))
