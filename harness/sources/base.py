@@ -9,6 +9,7 @@ registered by the name a dataset's `source:` key gives (harness/sources/__init__
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -220,6 +221,35 @@ def encode_labels(values, classes: list[str], where: str) -> np.ndarray:
     if unknown:
         raise HarnessError(f"{where}: labels {unknown[:3]} are not among the declared classes {classes}")
     return np.array([index[str(v)] for v in array], dtype=np.int64)
+
+
+def read_table_rows(path: Path, what: str) -> tuple[list[dict[str, str]], list[int]]:
+    """The rows of a dataset's CSV `path` (a table of images, slides or HEST splits; `what` names it
+    in errors) and the line each row starts on (a quoted cell may span lines). UTF-8, with or
+    without the byte-order mark that Excel's "CSV UTF-8" writes (read as part of the first column's
+    name, it made that column "missing"); text that is not UTF-8 or a cell over csv's
+    128 KiB limit is one line naming the file (and the line), not Python's words."""
+    rows: list[dict[str, str]] = []
+    starts: list[int] = []
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            end = 1  # the header's line
+            try:
+                for row in reader:
+                    rows.append(row)
+                    starts.append(end + 1)
+                    end = reader.line_num
+            except csv.Error as error:  # raised before the reader counts the line it was reading
+                raise HarnessError(f"{path}: line {reader.line_num + 1} is not readable CSV ({error}); "
+                                   f"fix the {what}") from None
+            except UnicodeDecodeError:  # text is decoded in blocks: the byte is somewhere after the lines read
+                where = f" after line {reader.line_num}" if reader.line_num else ""
+                raise HarnessError(f"{path}: not UTF-8 text (an undecodable byte{where}); "
+                                   f"save the {what} as UTF-8 CSV") from None
+    except OSError as error:
+        raise HarnessError(f"{path}: cannot read the {what} ({error.strerror or error})") from None
+    return rows, starts
 
 
 def check_table_cells(rows: Sequence[dict], columns: Sequence[str], table: Path,

@@ -3,7 +3,6 @@ or a report. Image paths are relative to the CSV's folder, and stay inside it.""
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from functools import cached_property
 from pathlib import Path
@@ -13,7 +12,8 @@ import numpy as np
 from harness.errors import HarnessError
 from harness.registry import CsvDataset
 from harness.sources.base import (
-    Availability, TileSource, check_table_cells, check_table_paths, digest, encode_labels, records_from_columns,
+    Availability, TileSource, check_table_cells, check_table_paths, digest, encode_labels, read_table_rows,
+    records_from_columns,
 )
 from harness.sources.image_folder import FolderImages
 
@@ -33,17 +33,7 @@ class CsvTableSource(TileSource):
 
     @cached_property
     def rows(self) -> list[dict[str, str]]:
-        rows, starts = [], []  # starts: the line each row begins on (a quoted report may span lines)
-        try:
-            with open(self.table_path, newline="", encoding="utf-8") as handle:
-                reader = csv.DictReader(handle)
-                end = 1  # the header's line
-                for row in reader:
-                    rows.append(row)
-                    starts.append(end + 1)
-                    end = reader.line_num
-        except (OSError, UnicodeDecodeError, csv.Error) as error:
-            raise HarnessError(f"{self.table_path}: cannot read the table ({error})") from None
+        rows, starts = read_table_rows(self.table_path, "table")
         spec = self.spec
         wanted = [spec.image_column, spec.split_column, spec.label_column, spec.question_column,
                   spec.answer_column, spec.text_column]

@@ -15,8 +15,8 @@ without anndata, whose pandas<3 pin would hold back the whole harness.
 
 from __future__ import annotations
 
-import csv
 import json
+from collections import Counter
 from functools import cached_property
 from pathlib import Path
 from typing import ClassVar
@@ -25,7 +25,7 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.registry import HestBenchDataset
-from harness.sources.base import Availability, SpotTable, TileSource, digest
+from harness.sources.base import Availability, SpotTable, TileSource, check_table_cells, digest, read_table_rows
 from harness.sources.image_files import MAX_IMAGE_PIXELS
 
 GATED = "(gated: accept the terms at https://huggingface.co/datasets/MahmoodLab/hest-bench and set HF_TOKEN)"
@@ -52,16 +52,28 @@ class H5Spots:
         try:
             if path not in self._open:
                 self._open[path] = h5py.File(path, "r")
-            patches = self._open[path]["img"]
-            if patches.ndim != 4 or patches.shape[-1] != 3 or patches.shape[1] * patches.shape[2] > MAX_IMAGE_PIXELS:
-                raise HarnessError(f"{path}: 'img' has shape {patches.shape}, not (spots, height, width, 3) patches "
-                                   f"of at most {MAX_IMAGE_PIXELS:,} px; replace the file from HEST-Bench")
-            return np.asarray(patches[row])
+            return np.asarray(self._open[path]["img"][row])  # checked by check_patches when the source listed it
         except (OSError, KeyError) as error:
             raise HarnessError(f"{path}: unreadable patch {row} ({error}); replace the file from HEST-Bench") from None
 
     def __getstate__(self) -> dict:
         return {"items": self.items, "_open": {}}
+
+
+def check_patches(path: Path, patches, barcodes: list[str]) -> None:
+    """A sample's patch file holds one uint8 RGB patch per barcode, and no barcode twice (its spots'
+    expression is found by barcode): one line naming the file otherwise, before any patch is read."""
+    if (patches.ndim != 4 or patches.shape[-1] != 3 or patches.dtype != np.uint8
+            or patches.shape[1] * patches.shape[2] > MAX_IMAGE_PIXELS):
+        raise HarnessError(f"{path}: 'img' holds {patches.dtype} of shape {patches.shape}; HEST's patches are uint8 "
+                           f"(spots, height, width, 3), at most {MAX_IMAGE_PIXELS:,} px each: replace the file from "
+                           "HEST-Bench")
+    if len(barcodes) != patches.shape[0]:
+        raise HarnessError(f"{path}: {patches.shape[0]} patches in 'img' but {len(barcodes)} barcodes; "
+                           "replace the file from HEST-Bench")
+    if len(set(barcodes)) != len(barcodes):
+        twice = next(code for code, count in Counter(barcodes).items() if count > 1)
+        raise HarnessError(f"{path}: barcode '{twice}' names more than one patch; replace the file from HEST-Bench")
 
 
 class HestBenchSource(TileSource):
@@ -89,19 +101,42 @@ class HestBenchSource(TileSource):
 
     @cached_property
     def _samples(self) -> list[dict]:
-        """Each sample once, sorted, with its files and the fold whose test file names it."""
+        """Each sample once, sorted, with its files and the fold whose test file names it. HEST trains
+        fold i on the samples of train_<i>.csv; this source trains it on every sample that fold does
+        not test, so a train file that names others is refused (HEST-Bench's own files agree)."""
+        splits = self.root / "splits"
+        tests, trains = _split_files(splits, "test"), _split_files(splits, "train")
+        if len(tests) < 2:
+            raise HarnessError(f"{splits}: " + (f"{tests[0][1].name} is the only test split file" if tests else
+                                                 "no test split files") + "; HEST's folds need at least two "
+                               "(test_0.csv, test_1.csv, ...), each testing the samples the others train on")
         samples: dict[str, dict] = {}
-        tests = sorted(self.root.glob("splits/test_*.csv"), key=lambda p: int(p.stem.split("_")[-1]))
-        for fold, path in enumerate(tests):
-            for row in _csv_rows(path, ("sample_id", "patches_path", "expr_path")):
+        members: dict[int, set[str]] = {}
+        for fold, (number, path) in enumerate(tests):
+            rows = _csv_rows(path)
+            members[number] = {row["sample_id"] for row in rows}
+            for row in rows:
                 sample = row["sample_id"]
                 if sample in samples:
                     raise HarnessError(f"{path}: sample '{sample}' is also in the test file of fold "
                                        f"{samples[sample]['fold']}: each sample is tested in one fold")
-                samples[sample] = {"sample": sample, "fold": fold, "patches": self._inside(row["patches_path"], path),
+                samples[sample] = {"sample": sample, "fold": fold, "test": path, "patches": self._inside(row["patches_path"], path),
                                    "expr": self._inside(row["expr_path"], path)}
-        if not samples:
-            raise HarnessError(f"{self.root / 'splits'}: no test_<i>.csv split files")
+        for number, path in trains:
+            named = {row["sample_id"] for row in _csv_rows(path)}
+            tested = members.get(number)
+            if tested is None:
+                problem = f"there is no test_{number}.csv to go with it"
+            elif named & tested or named - set(samples):
+                odd = sorted(named & tested or named - set(samples))[0]
+                problem = f"it names '{odd}', which " + (f"test_{number}.csv names too" if odd in tested else
+                                                         "no test file names")
+            elif named != set(samples) - tested:
+                problem = f"it leaves out '{sorted(set(samples) - tested - named)[0]}', which another fold tests"
+            else:
+                continue
+            raise HarnessError(f"{path}: {problem}; this harness trains fold {number} on every sample that "
+                               f"test_{number}.csv does not name: fix the split files or get them again from HEST-Bench")
         return [samples[s] for s in sorted(samples)]
 
     def _inside(self, relative: str, table: Path) -> Path:
@@ -120,9 +155,15 @@ class HestBenchSource(TileSource):
         for sample in self._samples:
             try:
                 with h5py.File(sample["patches"], "r") as h5:
-                    barcodes.append([_text(b) for b in np.asarray(h5["barcode"]).reshape(-1)])
+                    codes = [_text(b) for b in np.asarray(h5["barcode"]).reshape(-1)]
+                    check_patches(sample["patches"], h5["img"], codes)
             except (OSError, KeyError) as error:
                 raise HarnessError(f"{sample['patches']}: not a HEST patch file with 'img' and 'barcode' ({error})") from None
+            barcodes.append(codes)
+        tested = {s["test"] for s, codes in zip(self._samples, barcodes) if codes}
+        empty = sorted({s["test"] for s in self._samples} - tested)
+        if empty:  # a fold without test spots has no score
+            raise HarnessError(f"{empty[0]}: its samples' patch files hold no spots; replace them from HEST-Bench")
         return barcodes
 
     def fingerprint(self) -> str:
@@ -174,7 +215,9 @@ class HestBenchSource(TileSource):
             genes = json.loads(path.read_text(encoding="utf-8"))["genes"]
         except (ValueError, KeyError, TypeError, RecursionError) as error:
             raise HarnessError(f"{path}: not a gene list ({{\"genes\": [...]}}): {error}") from None
-        return [str(g) for g in genes]
+        if not isinstance(genes, list) or not genes or not all(isinstance(g, str) and g for g in genes):
+            raise HarnessError(f"{path}: 'genes' is not a list of gene names; get the file again from HEST-Bench")
+        return genes
 
 
 # what one read of an .h5ad's X may bring into memory at once: a dense X is read in blocks of rows, a
@@ -302,13 +345,26 @@ def _runs(indptr: np.ndarray, wanted: np.ndarray, budget: int) -> list[tuple[int
     return runs
 
 
-def _csv_rows(path: Path, columns: tuple[str, ...]) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
+def _split_files(folder: Path, kind: str) -> list[tuple[int, Path]]:
+    """The `kind` (test or train) split files of a HEST task, <kind>_<i>.csv, sorted by i; any other
+    file named <kind>_*.csv (a copy, 'test_0 (1).csv') is refused rather than guessed at."""
+    files = []
+    for path in folder.glob(f"{kind}_*.csv"):
+        number = path.stem[len(kind) + 1 :]
+        if not (number.isascii() and number.isdigit()):
+            raise HarnessError(f"{path}: not a HEST split file name ({kind}_<i>.csv with a number i); "
+                               "rename or remove it")
+        files.append((int(number), path))
+    return sorted(files)
+
+
+def _csv_rows(path: Path, columns: tuple[str, ...] = ("sample_id", "patches_path", "expr_path")) -> list[dict]:
+    rows, starts = read_table_rows(path, "HEST split file")
     missing = [c for c in columns if rows and c not in rows[0]]
     if missing or not rows:
-        raise HarnessError(f"{path}: a HEST split file needs the columns {', '.join(columns)}"
-                           + (f" (missing {missing[0]})" if missing else " and at least one row"))
+        found = f" (missing {missing[0]}; it has {', '.join(map(str, rows[0]))})" if missing else " and at least one row"
+        raise HarnessError(f"{path}: a HEST split file needs the columns {', '.join(columns)}" + found)
+    check_table_cells(rows, columns, path, starts)
     return rows
 
 

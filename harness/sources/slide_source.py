@@ -8,7 +8,6 @@ file is not an error here: it is reported as a failed slide when embedding.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import os
 from dataclasses import dataclass
@@ -18,7 +17,9 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.registry import SynthDataset, TilingSpec, WsiDataset
-from harness.sources.base import Availability, DataContext, Source, check_table_cells, check_table_paths, digest
+from harness.sources.base import (
+    Availability, DataContext, Source, check_table_cells, check_table_paths, digest, read_table_rows,
+)
 
 
 @dataclass
@@ -85,19 +86,15 @@ class SlideSource(Source):
         return sorted({row[self.columns.label] for row in self._rows()}) if self.columns.label else []
 
     def _rows(self) -> list[dict]:
-        try:
-            with open(self.csv_path, newline="", encoding="utf-8") as handle:
-                rows = list(csv.DictReader(handle))
-        except OSError as error:
-            raise HarnessError(f"{self.csv_path}: cannot read the slide table: {error.strerror}") from None
+        rows, starts = read_table_rows(self.csv_path, "slide table")
         c = self.columns
         needed = [name for name in (c.slide, c.patient, c.label, c.time, c.event, c.fold) if name]
         missing = [c for c in needed if rows and c not in rows[0]]
         if not rows or missing:
             raise HarnessError(f"{self.csv_path}: " + (f"missing column(s) {missing}" if rows else "no rows")
                                + f"; the dataset '{self.name}' expects columns {needed}")
-        check_table_cells(rows, [name for name in (c.slide, c.patient, c.label) if name], self.csv_path)
-        check_table_paths([row[c.slide] for row in rows], c.slide, self.csv_path)
+        check_table_cells(rows, [name for name in (c.slide, c.patient, c.label) if name], self.csv_path, starts)
+        check_table_paths([row[c.slide] for row in rows], c.slide, self.csv_path, starts)
         return rows
 
     def table(self) -> SlideTable:

@@ -181,11 +181,8 @@ def test_a_patch_file_whose_images_are_not_patches_is_one_line_before_any_read(t
     spec.write_text(REGISTRY)
     source = open_source("hest-idc-fixture", load_registry([spec]).datasets["hest-idc-fixture"],
                          DataContext(cache_dir=cache_dir, data_root=tmp_path))
-    images = source.images("all")
-    assert np.asarray(images[0]).shape == (48, 48, 3)  # NCBI783, the first sample by name, is intact
-    index = sorted(SAMPLES).index("TENX95") * 2
-    with pytest.raises(HarnessError, match=r"TENX95.h5: 'img' has shape \(2, 20000, 20000, 3\), not \(spots, height, "):
-        images[index]
+    with pytest.raises(HarnessError, match=r"TENX95.h5: 'img' holds uint8 of shape \(2, 20000, 20000, 3\); HEST's "):
+        source.images("all")
 
 
 @pytest.mark.parametrize("layout", ["dense", "csr", "csc"])
@@ -323,3 +320,71 @@ def test_without_h5py_a_present_hest_task_is_skipped_with_the_extra_before_any_r
     result = json.loads((out / "colour-stats" / "hest-idc-fixture.json").read_text())
     assert result["status"] == "skipped" and result["reason"] == "HEST-Bench data is HDF5: pip install -e '.[hest]' (h5py)"
     assert "embedding" not in capsys.readouterr().err
+
+
+def replace_dataset(path: Path, name: str, value) -> None:
+    with h5py.File(path, "a") as h5:
+        del h5[name]
+        h5[name] = value
+
+
+SPLIT_DAMAGES = {  # what a copy, an edit or a hand-made split does to HEST's split files -> the line said
+    "a copy of a test file": (lambda s: (s / "test_0 (1).csv").write_text((s / "test_0.csv").read_text()),
+                              r"test_0 \(1\).csv: not a HEST split file name \(test_<i>.csv with a number i\)"),
+    "one fold": (lambda s: [(s / f"{k}_1.csv").unlink() for k in ("test", "train")],
+                 r"splits: test_0.csv is the only test split file; HEST's folds need at least two"),
+    "a train file naming a sample no fold tests": (
+        lambda s: (s / "test_1.csv").write_text("sample_id,patches_path,expr_path\nNCBI783,patches/NCBI783.h5,"
+                                                "adata/NCBI783.h5ad\n"),
+        r"train_0.csv: it names 'NCBI785', which no test file names; this harness trains fold 0 on every sample"),
+    "a train file naming a tested sample": (
+        lambda s: (s / "train_1.csv").write_text((s / "train_1.csv").read_text() + "NCBI783,patches/NCBI783.h5,"
+                                                 "adata/NCBI783.h5ad\n"),
+        r"train_1.csv: it names 'NCBI783', which test_1.csv names too"),
+    "a train file leaving a sample out": (
+        lambda s: (s / "train_1.csv").write_text("sample_id,patches_path,expr_path\nTENX95,patches/TENX95.h5,"
+                                                 "adata/TENX95.h5ad\n"),
+        r"train_1.csv: it leaves out 'TENX99', which another fold tests"),
+    "a train file without its test file": (lambda s: (s / "test_1.csv").rename(s / "test_2.csv"),
+                                           r"train_1.csv: there is no test_1.csv to go with it"),
+    "an empty sample id": (lambda s: (s / "test_1.csv").write_text(
+        "sample_id,patches_path,expr_path\n,patches/NCBI783.h5,adata/NCBI783.h5ad\n"),
+        r"test_1.csv: line 2 has an empty 'sample_id'; fill it in or remove the row"),
+    "duplicate barcodes": (lambda s: replace_dataset(s.parent / "patches" / "TENX95.h5", "barcode",
+                                                     np.array([b"A-1", b"A-1"]).reshape(-1, 1)),
+                           r"TENX95.h5: barcode 'A-1' names more than one patch"),
+    "fewer barcodes than patches": (lambda s: replace_dataset(s.parent / "patches" / "TENX95.h5", "barcode",
+                                                              np.array([b"TENX95-000-1"]).reshape(-1, 1)),
+                                    r"TENX95.h5: 2 patches in 'img' but 1 barcodes"),
+    "float patches": (lambda s: replace_dataset(s.parent / "patches" / "TENX95.h5", "img",
+                                                np.zeros((2, 48, 48, 3), np.float32)),
+                      r"TENX95.h5: 'img' holds float32 of shape \(2, 48, 48, 3\); HEST's patches are uint8"),
+    "a fold without spots": (lambda s: [replace_dataset(s.parent / "patches" / f"{n}.h5", d, v) for n in ("NCBI783", "NCBI785")
+                                        for d, v in (("img", np.zeros((0, 48, 48, 3), np.uint8)),
+                                                     ("barcode", np.zeros((0, 1), "S12")))],
+                             r"test_1.csv: its samples' patch files hold no spots"),
+    "a gene list that is a string": (lambda s: (s.parent / "var_50genes.json").write_text('{"genes": "GENE0"}'),
+                                     r"var_50genes.json: 'genes' is not a list of gene names"),
+}
+
+
+@pytest.mark.parametrize("damage", SPLIT_DAMAGES)
+def test_damaged_split_and_patch_files_are_one_line_naming_the_file(tmp_path, damage):
+    """Each was read on as something else (a copy of a test file failed as int()'s "invalid literal",
+    train files were never read, a barcode twice or missing took another spot's counts, one fold
+    failed in Ridge's words, a string gene list became its letters) or failed in PIL's words."""
+    from harness.errors import HarnessError
+    from harness.registry import load_registry
+    from harness.sources import DataContext, open_source
+
+    task = write_task(tmp_path / "hest-bench", n_spots=2)
+    edit, message = SPLIT_DAMAGES[damage]
+    edit(task / "splits")
+    spec = tmp_path / "hest.yaml"
+    spec.write_text(REGISTRY)
+    source = open_source("hest-idc-fixture", load_registry([spec]).datasets["hest-idc-fixture"],
+                         DataContext(cache_dir=tmp_path / "cache", data_root=tmp_path))
+    with pytest.raises(HarnessError, match=message) as raised:
+        source.images("all")
+        source.given_spots("all")
+    assert "\n" not in str(raised.value)

@@ -155,3 +155,41 @@ def test_a_bad_path_after_a_report_spanning_lines_is_named_by_its_own_line(tmp_p
     spec = CsvDataset(source="csv", path="reports/table.csv", text_column="report")
     with pytest.raises(HarnessError, match=r"table.csv: line 4, column 'image': '/etc/passwd' is not a path inside"):
         open_source("reports", spec, context(tmp_path)).records("train")
+
+
+def test_a_table_saved_by_excel_with_a_byte_order_mark_is_read(tmp_path):
+    """Excel's "CSV UTF-8" starts the file with a byte-order mark, which was read into the first
+    column's name: 'image' was "missing" from a header that shows it."""
+    root = tmp_path / "data" / "cohort"
+    root.mkdir(parents=True)
+    bilevel(8, 8).save(root / "0.png")
+    (root / "table.csv").write_bytes("image,split,grade\r\n0.png,train,low\r\n".encode("utf-8-sig"))
+    (root / "slides.csv").write_bytes("slide,patient,label\r\na.tiff,P1,benign\r\n".encode("utf-8-sig"))
+    source = open_source("cohort", CsvDataset(source="csv", path="cohort/table.csv", label_column="grade"),
+                         context(tmp_path))
+    assert source.images("train")[0].size == (8, 8) and source.class_names() == ["low"]
+    slides = open_source("slides", WsiDataset(source="wsi", path="cohort/slides.csv", label_column="label"),
+                         context(tmp_path))
+    assert slides.class_names() == ["benign"]
+
+
+@pytest.mark.parametrize("table", ["table", "slides"])
+@pytest.mark.parametrize("damage, message", [
+    ("grade\ncafé".encode("cp1252"), r"not UTF-8 text \(an undecodable byte( after line \d+)?\); save the {what} as UTF-8"),
+    (b"x" * 200_000, r"line 3 is not readable CSV \(field larger than field limit \(131072\)\); fix the {what}"),
+])
+def test_a_table_that_is_not_utf8_csv_is_one_line_naming_it(tmp_path, table, damage, message):
+    """A table saved in Windows' code page, or with a cell over csv's limit: was Python's words
+    (UnicodeDecodeError, csv.Error), without the file's name."""
+    root = tmp_path / "data" / "cohort"
+    root.mkdir(parents=True)
+    header = b"image,split,grade\n0.png,train,low\n" if table == "table" else b"slide,patient,label\na.tiff,P1,b\n"
+    (root / f"{table}.csv").write_bytes(header + damage + b"\n")
+    if table == "table":
+        source, what = open_source("c", CsvDataset(source="csv", path="cohort/table.csv", label_column="grade"),
+                                   context(tmp_path)), "table"
+    else:
+        source, what = open_source("c", WsiDataset(source="wsi", path="cohort/slides.csv", label_column="label"),
+                                   context(tmp_path)), "slide table"
+    with pytest.raises(HarnessError, match=f"{table}.csv: " + message.format(what=what)):
+        source.class_names()
