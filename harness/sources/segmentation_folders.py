@@ -25,11 +25,13 @@ from typing import Literal
 
 import numpy as np
 from PIL import Image
+from rich.markup import escape
 
 from harness.errors import HarnessError
 from harness.registry import SegmentationFolderDataset
 from harness.sources.base import Availability, TileSource, digest
 from harness.sources.image_files import MAX_IMAGE_PIXELS, open_image, rgb_image
+from harness.terminal import console
 
 Layout = Literal["consep", "monusac", "bcss"]  # SegmentationFolderDataset.layout
 
@@ -45,6 +47,7 @@ BCSS_GROUPS = {0: 0, 19: 1, 20: 1, 1: 1, 2: 2, 3: 3, 10: 3, 11: 3, 4: 4}
 BCSS_VAL = {"BH", "C8", "A8", "A1", "E9"}
 BCSS_TEST = {"OL", "LL", "E2", "EW", "GM", "S3"}
 REPLACE = "replace the file from the dataset"
+CELL = {"consep": 250, "bcss": 448}  # the side of a grid layout's cells, in the files' pixels
 
 
 class SegmentationFolderSource(TileSource):
@@ -76,7 +79,11 @@ class SegmentationFolderSource(TileSource):
     def _items(self) -> dict[str, list[tuple[Path, Path, tuple[int, int, int]]]]:
         """split -> [(image file, mask file, (left, top, side))] in a fixed order."""
         reader = {"consep": _consep_items, "monusac": _monusac_items, "bcss": _bcss_items}[self.spec.layout]
-        items = reader(self.root, self.spec)
+        small: list[Path] = []  # images smaller than one grid cell: no item
+        items = reader(self.root, self.spec, small)
+        if small:
+            console.print(f"[yellow]warning[/yellow] {escape(str(self.root))}: {len(small)} image(s) smaller than one "
+                          f"{CELL[self.spec.layout]} px cell are left out (the first: {escape(small[0].name)})")
         if not any(items.values()):
             raise HarnessError(f"{self.root}: no images in the {self.spec.layout} layout (see docs/protocols.md, segmentation)")
         return items
@@ -117,11 +124,23 @@ class MaskedItems:
         image_path, mask_path, box = self.items[index]
         path = image_path if self.what == "image" else mask_path
         array = read_rgb(path) if self.what == "image" else read_mask(path, self.spec.layout)
+        if self.what == "mask":
+            check_mask_size(array, mask_path, image_path)
         left, top, side = box
         if side and (array.shape[0] < top + side or array.shape[1] < left + side):  # a grid cell past its edge
             raise HarnessError(f"{path}: {array.shape[0]} x {array.shape[1]} px is smaller than its image (a cell "
                                f"reaches {top + side} x {left + side}); replace the file from the dataset")
         return cut(array, box, self.spec, nearest=self.what == "mask")
+
+
+def check_mask_size(mask: np.ndarray, path: Path, image_path: Path) -> None:
+    """A mask covers its image pixel for pixel: one of another size (a larger one was cut from its
+    top-left corner, out of register with the image) is one line naming both files."""
+    with open_image(image_path, REPLACE) as image:
+        width, height = image.size
+    if mask.shape != (height, width):
+        raise HarnessError(f"{path}: a mask of {' x '.join(map(str, mask.shape))} px for an image of {height} x "
+                           f"{width} px ({image_path.name}); {REPLACE}")
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -140,11 +159,16 @@ def read_mask(path: Path, layout: Layout) -> np.ndarray:
             if shape is None or len(shape) != 2 or shape[0] * shape[1] > MAX_IMAGE_PIXELS:
                 raise HarnessError(f"{path}: no 'type_map' of at most {MAX_IMAGE_PIXELS:,} px (found {shape}); "
                                    f"{REPLACE}")
-            types = np.asarray(loadmat(path, variable_names=["type_map"])["type_map"]).astype(np.int64)
+            types = class_codes(np.asarray(loadmat(path, variable_names=["type_map"])["type_map"]), 7, path,
+                                "CoNSeP's type_map holds nucleus types 0 to 7")
             return np.where(types > 4, 4, np.where(types == 4, 3, types)).astype(np.uint8)
         if layout == "bcss":
             with open_image(path, REPLACE) as image:
-                codes = np.asarray(image).astype(np.int64)
+                codes = np.asarray(image)
+            if codes.ndim != 2:
+                raise HarnessError(f"{path}: a mask of {codes.shape[2]} channels; BCSS's masks are one channel of "
+                                   f"class codes: {REPLACE}")
+            codes = class_codes(codes, 21, path, "BCSS's masks hold class codes 0 to 21")
             grouped = np.full(codes.shape, 5, np.uint8)
             for code, group in BCSS_GROUPS.items():
                 grouped[codes == code] = group
@@ -155,6 +179,22 @@ def read_mask(path: Path, layout: Layout) -> np.ndarray:
     except Exception as error:  # noqa: BLE001 - a corrupt annotation is one line naming the file
         raise HarnessError(f"{path}: unreadable mask ({type(error).__name__}: {error}); replace the file "
                            "from the dataset") from None
+
+
+def class_codes(values: np.ndarray, top: int, path: Path, meaning: str) -> np.ndarray:
+    """A mask's class codes as int64, each a whole number from 0 to `top`; any other value (-1, 255,
+    2.5, NaN) is one line naming the file, where it was grouped with a class (or wrapped to 255)."""
+    with np.errstate(invalid="ignore"):
+        codes = values.astype(np.int64) if values.dtype.kind in "biuf" else None
+        wrong = codes is None or (values != codes).any() or (codes < 0).any() or (codes > top).any()
+    if wrong:
+        if codes is None:
+            odd = f"values of type {values.dtype}"
+        else:
+            bad = values[(values != codes) | (codes < 0) | (codes > top)]
+            odd = f"the value {bad.flat[0]}"
+        raise HarnessError(f"{path}: {odd} where {meaning}; {REPLACE}")
+    return codes
 
 
 def monusac_mask(xml_path: Path) -> np.ndarray:
@@ -173,6 +213,9 @@ def monusac_mask(xml_path: Path) -> np.ndarray:
         label = MONUSAC_LABELS.get(names[0] if names else "", MONUSAC_LABELS["Ambiguous"])
         for region in (item for child in annotation for item in child if item.tag == "Region"):
             vertices = [(float(v.attrib["X"]), float(v.attrib["Y"])) for v in region.iter("Vertex")]
+            odd = next((vertex for vertex in vertices if not np.isfinite(vertex).all()), None)
+            if odd:  # PIL drew a polygon through NaN or inf somewhere
+                raise HarnessError(f"{xml_path}: a vertex at {odd} is not a point; {REPLACE}")
             if len(vertices) >= 3:
                 draw.polygon(vertices, fill=label)
     return np.asarray(canvas)
@@ -196,14 +239,16 @@ def cut(array: np.ndarray, box: tuple[int, int, int], spec: SegmentationFolderDa
     return np.ascontiguousarray(cell)
 
 
-def _grid(path: Path, side: int, limit: int | None = None) -> list[tuple[int, int, int]]:
+def _grid(path: Path, side: int, small: list[Path], limit: int | None = None) -> list[tuple[int, int, int]]:
     with open_image(path, REPLACE) as image:
         width, height = image.size
     boxes = [(x, y, side) for y in range(0, height - side + 1, side) for x in range(0, width - side + 1, side)]
+    if not boxes:
+        small.append(path)
     return boxes[:limit] if limit else boxes
 
 
-def _consep_items(root: Path, spec) -> dict[str, list]:
+def _consep_items(root: Path, spec, small: list[Path]) -> dict[str, list]:
     items = {}
     for split, folder in (("train", "Train"), ("val", "Test")):
         items[split] = []
@@ -211,11 +256,11 @@ def _consep_items(root: Path, spec) -> dict[str, list]:
             label = root / folder / "Labels" / f"{image.stem}.mat"
             if not label.is_file():
                 raise HarnessError(f"{label}: missing (CoNSeP pairs every image with its Labels/<name>.mat)")
-            items[split] += [(image, label, box) for box in _grid(image, 250)]
+            items[split] += [(image, label, box) for box in _grid(image, CELL["consep"], small)]
     return items
 
 
-def _monusac_items(root: Path, spec) -> dict[str, list]:
+def _monusac_items(root: Path, spec, small: list[Path]) -> dict[str, list]:
     items = {}
     for split, folder in MONUSAC_FOLDERS.items():
         items[split] = []
@@ -227,7 +272,7 @@ def _monusac_items(root: Path, spec) -> dict[str, list]:
     return items
 
 
-def _bcss_items(root: Path, spec) -> dict[str, list]:
+def _bcss_items(root: Path, spec, small: list[Path]) -> dict[str, list]:
     items: dict[str, list] = {"train": [], "val": [], "test": []}
     for image in sorted((root / "rgbs_colorNormalized").glob("*.png")):
         mask = root / "masks" / image.name
@@ -236,5 +281,5 @@ def _bcss_items(root: Path, spec) -> dict[str, list]:
         parts = image.stem.split("-")
         institute = parts[1] if len(parts) > 1 else ""
         split = "test" if institute in BCSS_TEST else "val" if institute in BCSS_VAL else "train"
-        items[split] += [(image, mask, box) for box in _grid(image, 448, spec.max_items_per_image)]
+        items[split] += [(image, mask, box) for box in _grid(image, CELL["bcss"], small, spec.max_items_per_image)]
     return items

@@ -140,8 +140,8 @@ def test_corrupt_mask_is_one_line(tmp_path):
 
 
 def test_a_mask_smaller_than_its_image_is_one_line(tmp_path):
-    """A BCSS mask file cut short: the cell that runs past its edge names the file (it was
-    stretched to the cell's size before); items of two sizes name the item, not numpy's 'all
+    """A BCSS mask file cut short names the file and its image's size (it was stretched to the
+    cell's size before); items of two sizes name the item, not numpy's 'all
     input arrays must have the same shape'."""
     from harness.runner import dense_targets
 
@@ -152,7 +152,7 @@ def test_a_mask_smaller_than_its_image_is_one_line(tmp_path):
     name = "TCGA-A2-A0CM-DX1_xmin1_ymin1_MPP-0.2500.png"
     Image.fromarray(_rgb(rng, 896, 448)).save(root / "rgbs_colorNormalized" / name)
     Image.fromarray(np.zeros((600, 448), np.uint8)).save(root / "masks" / name)  # 600 rows, not 896
-    with pytest.raises(HarnessError, match=rf"{name}: 600 x 448 px is smaller than its image"):
+    with pytest.raises(HarnessError, match=rf"{name}: a mask of 600 x 448 px for an image of 896 x 448 px \({name}\)"):
         dense_targets(_source(tmp_path, "bcss"), "train", "bcss")
 
     class Uneven:  # a source whose items differ in size
@@ -164,3 +164,67 @@ def test_a_mask_smaller_than_its_image_is_one_line(tmp_path):
 
     with pytest.raises(HarnessError, match=r"split 'train': mask 1 is \(5, 4\), item 0 is \(4, 4\)"):
         dense_targets(Uneven(), "train", "mine")
+
+
+def _bcss_pair(root: Path, mask, image_shape=(896, 448)) -> None:
+    (root / "rgbs_colorNormalized").mkdir(parents=True)
+    (root / "masks").mkdir()
+    name = "TCGA-A2-A0CM-DX1_xmin1_ymin1_MPP-0.2500.png"
+    Image.fromarray(_rgb(np.random.default_rng(4), *image_shape)).save(root / "rgbs_colorNormalized" / name)
+    Image.fromarray(mask).save(root / "masks" / name)
+
+
+def _consep_types(root: Path, type_map) -> None:
+    write_consep(root, np.random.default_rng(0))
+    savemat(root / "Train" / "Labels" / "train_1.mat", {"type_map": type_map})
+
+
+MASK_DAMAGES = {  # each was read on: grouped with a class, wrapped to 255, drawn, or cut out of register
+    "consep type 9": ("consep", lambda r: _consep_types(r, np.full((500, 500), 9, np.int32)),
+                      r"train_1.mat: the value 9 where CoNSeP's type_map holds nucleus types 0 to 7"),
+    "consep type -1": ("consep", lambda r: _consep_types(r, np.full((500, 500), -1, np.int32)),
+                       r"train_1.mat: the value -1 where"),
+    "consep type 2.5": ("consep", lambda r: _consep_types(r, np.full((500, 500), 2.5)), r"train_1.mat: the value 2.5 where"),
+    "consep type NaN": ("consep", lambda r: _consep_types(r, np.full((500, 500), np.nan)), r"train_1.mat: the value nan where"),
+    "consep mask larger than its image": ("consep", lambda r: _consep_types(r, np.ones((1000, 1000), np.int32)),
+                                          r"train_1.mat: a mask of 1000 x 1000 px for an image of 500 x 500 px"),
+    "bcss code 300": ("bcss", lambda r: _bcss_pair(r, np.full((896, 448), 300, np.uint16)),
+                      r"the value 300 where BCSS's masks hold class codes 0 to 21"),
+    "bcss RGB mask": ("bcss", lambda r: _bcss_pair(r, np.zeros((896, 448, 3), np.uint8)),
+                      r"a mask of 3 channels; BCSS's masks are one channel of class codes"),
+    "bcss mask larger than its image": ("bcss", lambda r: _bcss_pair(r, np.ones((1792, 896), np.uint8)),
+                                        r"a mask of 1792 x 896 px for an image of 896 x 448 px"),
+}
+
+
+@pytest.mark.parametrize("damage", MASK_DAMAGES)
+def test_a_mask_of_other_codes_or_size_is_one_line_naming_it(tmp_path, damage):
+    from harness.runner import dense_targets
+
+    layout, write, message = MASK_DAMAGES[damage]
+    write(tmp_path / "data" / layout)
+    with pytest.raises(HarnessError, match=message) as raised:
+        dense_targets(_source(tmp_path, layout), "train", layout)
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("vertex", ["nan", "inf"])
+def test_a_monusac_vertex_that_is_not_a_point_is_one_line(tmp_path, vertex):
+    folder = tmp_path / "data" / "monusac" / "MoNuSAC_images_and_annotations" / "P1"
+    folder.mkdir(parents=True)
+    Image.fromarray(_rgb(np.random.default_rng(5), 64, 64)).save(folder / "P1_1.tif")
+    _monusac_xml(folder / "P1_1.xml", [("Epithelial", [(float(vertex), 1), (10, 1), (10, 10)])])
+    with pytest.raises(HarnessError, match=rf"P1_1.xml: a vertex at \({vertex}, 1.0\) is not a point"):
+        _source(tmp_path, "monusac", size=32).masks("train")[0]
+
+
+def test_an_image_smaller_than_one_cell_is_left_out_and_said(tmp_path, capsys):
+    root = tmp_path / "data" / "bcss"
+    _bcss_pair(root, np.zeros((896, 448), np.uint8))
+    Image.fromarray(_rgb(np.random.default_rng(6), 300, 300)).save(
+        root / "rgbs_colorNormalized" / "TCGA-E2-A1B1-DX1_small.png")
+    Image.fromarray(np.zeros((300, 300), np.uint8)).save(root / "masks" / "TCGA-E2-A1B1-DX1_small.png")
+    source = _source(tmp_path, "bcss")
+    assert source.split_names() == ["train"]  # the small test image gave no item
+    assert "1 image(s) smaller than one 448 px cell are left out (the first: TCGA-E2-A1B1-DX1_small.png)" in \
+        " ".join(capsys.readouterr().err.split())
