@@ -37,7 +37,7 @@ class DistillConfig(BaseModel):
     method: str = "feature_kd"  # a registered method (distillers/__init__.py)
     teachers: list[TeacherSpec] = Field(min_length=1)
     student: str = "vit_tiny_patch16_224"  # a timm architecture, trained from scratch
-    student_input_size: int = Field(112, ge=16)  # the student's input side (ViTs take img_size)
+    student_input_size: int = Field(112, ge=16, le=1024)  # the student's input side (ViTs take img_size); a tile's, not a slide's
     # keyword arguments of the student's timm constructor, e.g. {depths: [1,1,1,1], dims: [16,32,48,64]}
     # for a 92k-parameter convnext_atto; recorded in the student's card (timm_kwargs)
     student_kwargs: dict[str, StudentKwarg] = Field(default_factory=dict)

@@ -20,6 +20,7 @@ from harness.distillers.student import write_student
 from harness.distillers.training_loop import build_student, prepare_batch, train
 from harness.errors import HarnessError
 from harness.models.building import state_dict_sha256
+from harness.models.card import DEFAULT_MAX_PARAMETERS
 from harness.process_group import rank_and_world
 from harness.tile_embedding import ExtractOptions
 from harness.registry import Registry
@@ -112,7 +113,12 @@ def _refuse_settings_that_cannot_work(config: DistillConfig, source) -> None:
                            "timm.list_models(), e.g. vit_tiny_patch16_224 or resnet18")
     config.method_params  # noqa: B018 - a bad method setting is refused here, naming its key
     with torch.device("meta"):  # a student timm cannot build (e.g. a wrong student_kwargs key), without allocating
-        build_student(config.student, config.student_input_size, config.seed, config.student_kwargs)
+        student = build_student(config.student, config.student_input_size, config.seed, config.student_kwargs)
+    size = sum(p.numel() for p in student.parameters())
+    if size > DEFAULT_MAX_PARAMETERS:  # student_kwargs such as embed_dim: 30000 would take the machine's memory
+        raise HarnessError(f"student {config.student} with student_kwargs {config.student_kwargs}: {size:,} parameters, "
+                           f"more than the {DEFAULT_MAX_PARAMETERS:,} a scored model may have; a student is smaller "
+                           "than its teachers: check student_kwargs")
     if config.splits and source.kind == "slides":
         raise HarnessError(f"dataset '{config.dataset}' is a slide dataset: its slides are the data, it has no "
                            "splits to pick; drop splits")

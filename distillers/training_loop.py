@@ -44,7 +44,7 @@ def build_student(architecture: str, input_size: int, seed: int, extra: dict | N
     kwargs = student_timm_kwargs(architecture, input_size, extra)
     try:
         model = timm.create_model(architecture, pretrained=False, num_classes=0, **kwargs)
-    except (TypeError, ValueError, AssertionError, IndexError) as error:
+    except (TypeError, ValueError, AssertionError, IndexError, RuntimeError, MemoryError) as error:
         raise HarnessError(f"student {architecture} with student_kwargs {extra}: timm cannot build it "
                            f"({type(error).__name__}: {str(error)[:160]}); check the keys against the "
                            "architecture's constructor") from None

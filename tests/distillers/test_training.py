@@ -211,6 +211,11 @@ def test_settings_that_cannot_work_are_refused_in_one_line_before_training(tmp_p
         (["student=convnext_atto", "student_kwargs={depths: [1, 1], dimz: [8]}"],
          r"student convnext_atto with student_kwargs .*timm cannot build it \(TypeError: .*'dimz'"),
         (["student_kwargs={depths: {a: 1}}"], "key 'student_kwargs.depths"),
+        (["student_kwargs={depth: -1}"], r"timm cannot build it \(RuntimeError: number of steps must be non-negative\)"),
+        # sized on the meta device: 129.6B parameters were allocated (and a 100,000 px input's position table)
+        (["student_kwargs={embed_dim: 30000, num_heads: 3}"], r"129,6[0-9,]{10} parameters, more than the "
+                                                              "2,500,000,000 a scored model may have"),
+        (["student_input_size=100000"], "key 'student_input_size': Input should be less than or equal to 1024"),
         (["steps=0"], "key 'steps': Input should be greater than or equal to 1"),
         (["alpha=1.5"], "key 'alpha'"),
         (["jitter={stane: 0.2}"], "key 'jitter.stane': unknown key"),
