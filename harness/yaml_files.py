@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from harness.bounded_read import NotRegularFile, read_regular_file
 from harness.errors import HarnessError
 
 
@@ -46,13 +47,27 @@ def parse_yaml(text: str, where: str) -> Any:
         raise HarnessError(f"{where}: malformed YAML{place}: {problem}") from None
 
 
+# far above any file of settings (tasks.yaml is about 50 kB): a path that names something else
+# (a slide, a disk image, /dev/zero) is refused instead of read into memory
+MAX_YAML_BYTES = 16 * 2**20
+
+
 def read_yaml(path: Path, what: str) -> Any:
-    """The data of a YAML file; `what` says what the file is for ("registry file", "model card")."""
+    """The data of a YAML file; `what` says what the file is for ("registry file", "model card").
+    Only a regular file of at most MAX_YAML_BYTES is read: a FIFO under the name (a submitted
+    checkpoint's card.yaml, say) blocked the reader for ever, and /dev/zero filled the memory."""
     path = Path(path)
     try:
-        text = path.read_bytes().decode("utf-8")
+        data = read_regular_file(path, MAX_YAML_BYTES)
+        if len(data) > MAX_YAML_BYTES:
+            raise HarnessError(f"{path}: {what} is larger than {MAX_YAML_BYTES // 2**20} MiB, far more than a YAML "
+                               "file of settings: check the path")
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise HarnessError(f"{path}: {what} not found: check the path") from None
+    except NotRegularFile:
+        raise HarnessError(f"{path}: {what} is not a regular file (a folder, a FIFO or a device): give the path of "
+                           "a YAML file") from None
     except UnicodeDecodeError as error:
         raise HarnessError(f"{path}: {what} is not UTF-8 text (byte {error.start} is not valid): "
                            "save it as UTF-8 YAML") from None

@@ -37,6 +37,24 @@ def test_malformed_yaml_names_file_and_line(tmp_path):
     assert str(path) in message and "malformed YAML" in message and "line" in message
 
 
+@pytest.mark.parametrize("kind", ["fifo", "device", "folder", "too large"])
+def test_a_yaml_path_naming_no_file_of_settings_is_one_line_without_reading_it(tmp_path, kind):
+    """A FIFO blocked the reader for ever (a checkpoint's card.yaml, an --include, a --config) and
+    /dev/zero filled the memory; only a regular file of at most 16 MiB is read."""
+    import os
+
+    path = {"device": Path("/dev/zero"), "folder": tmp_path}.get(kind, tmp_path / "mine.yaml")
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "too large":
+        with open(path, "wb") as handle:
+            handle.truncate(16 * 2**20 + 1)  # sparse: nothing is written
+    message = error_of([path])
+    assert message.startswith(f"{path}: registry file ") and message.endswith(
+        "far more than a YAML file of settings: check the path" if kind == "too large" else
+        "is not a regular file (a folder, a FIFO or a device): give the path of a YAML file")
+
+
 def test_unknown_key_names_task_and_key(tmp_path):
     path = write(tmp_path, "tasks:\n  mine:\n    family: retrieval\n    dataset: synth-tiles\n"
                            "    main_score: map@5\n    paramz: {}\n")
