@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import os
 from abc import ABC, abstractmethod
@@ -20,6 +21,7 @@ from typing import Any, ClassVar, Literal, Sequence
 
 import numpy as np
 
+from harness.bounded_read import NotRegularFile, open_regular_file
 from harness.errors import HarnessError
 
 
@@ -227,12 +229,13 @@ def read_table_rows(path: Path, what: str) -> tuple[list[dict[str, str]], list[i
     """The rows of a dataset's CSV `path` (a table of images, slides or HEST splits; `what` names it
     in errors) and the line each row starts on (a quoted cell may span lines). UTF-8, with or
     without the byte-order mark that Excel's "CSV UTF-8" writes (read as part of the first column's
-    name, it made that column "missing"); text that is not UTF-8 or a cell over csv's
-    128 KiB limit is one line naming the file (and the line), not Python's words."""
+    name, it made that column "missing"); text that is not UTF-8, a cell over csv's 128 KiB limit
+    or a name that holds no regular file (a FIFO) is one line naming the file (and the line), not
+    Python's words or a reader blocked for ever."""
     rows: list[dict[str, str]] = []
     starts: list[int] = []
     try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
+        with io.TextIOWrapper(open_regular_file(path), encoding="utf-8-sig", newline="") as handle:
             reader = csv.DictReader(handle)
             end = 1  # the header's line
             try:
@@ -247,6 +250,8 @@ def read_table_rows(path: Path, what: str) -> tuple[list[dict[str, str]], list[i
                 where = f" after line {reader.line_num}" if reader.line_num else ""
                 raise HarnessError(f"{path}: not UTF-8 text (an undecodable byte{where}); "
                                    f"save the {what} as UTF-8 CSV") from None
+    except NotRegularFile:  # a FIFO would block the reader for ever
+        raise HarnessError(f"{path}: the {what} is not a regular file (a folder, a FIFO or a device)") from None
     except OSError as error:
         raise HarnessError(f"{path}: cannot read the {what} ({error.strerror or error})") from None
     return rows, starts

@@ -15,7 +15,6 @@ without anndata, whose pandas<3 pin would hold back the whole harness.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from functools import cached_property
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from harness.bounded_read import read_json
 from harness.errors import HarnessError
 from harness.registry import HestBenchDataset
 from harness.sources.base import Availability, SpotTable, TileSource, check_table_cells, digest, read_table_rows
@@ -212,13 +212,15 @@ class HestBenchSource(TileSource):
         if not path.is_file():
             return None
         try:
-            genes = json.loads(path.read_text(encoding="utf-8"))["genes"]
-        except (ValueError, KeyError, TypeError, RecursionError) as error:
+            genes = read_json(path, MAX_GENE_LIST_BYTES, "gene list")["genes"]
+        except (ValueError, KeyError, TypeError, OSError) as error:
             raise HarnessError(f"{path}: not a gene list ({{\"genes\": [...]}}): {error}") from None
         if not isinstance(genes, list) or not genes or not all(isinstance(g, str) and g for g in genes):
             raise HarnessError(f"{path}: 'genes' is not a list of gene names; get the file again from HEST-Bench")
         return genes
 
+
+MAX_GENE_LIST_BYTES = 2**20  # HEST's var_50genes.json is under 1 kB
 
 # what one read of an .h5ad's X may bring into memory at once: a dense X is read in blocks of rows, a
 # sparse X's stored entries in runs of rows (csr) or genes (csc), each at most this many values

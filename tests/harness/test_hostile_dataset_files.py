@@ -193,3 +193,12 @@ def test_a_table_that_is_not_utf8_csv_is_one_line_naming_it(tmp_path, table, dam
                                    context(tmp_path)), "slide table"
     with pytest.raises(HarnessError, match=f"{table}.csv: " + message.format(what=what)):
         source.class_names()
+
+
+def test_a_fifo_named_as_a_table_is_refused_without_blocking(tmp_path):
+    root = tmp_path / "data" / "cohort"
+    root.mkdir(parents=True)
+    os.mkfifo(root / "table.csv")  # opened for reading, it waited for a writer for ever
+    source = open_source("c", CsvDataset(source="csv", path="cohort/table.csv", label_column="grade"), context(tmp_path))
+    with pytest.raises(HarnessError, match=r"table.csv: the table is not a regular file \(a folder, a FIFO or a device\)"):
+        source.class_names()
