@@ -4,7 +4,8 @@ under its `name`, once; a second class under a taken name is refused."""
 
 from __future__ import annotations
 
-from typing import TypeVar
+import sys
+from typing import Any, Callable, TypeVar
 
 T = TypeVar("T", bound=type)
 
@@ -21,10 +22,26 @@ def register_plugin(table: dict[str, T], plugin: T, base: type, kind: str) -> T:
     return plugin
 
 
-def load_plugin_modules(group: str) -> list:
+def load_plugin_modules(group: str, register: Callable[[Any], object] | None = None) -> list:
     """Import what other installed packages declare under the entry-point `group`
     (pathology_harness.families, .sources, .methods): each names a module that registers its
-    plug-ins when imported, or a class the caller registers. Returns the loaded objects."""
+    plug-ins when imported, or a class that `register` enters. Returns the loaded objects. A
+    plug-in that fails to load or to register (written for another version of the harness, or
+    taking a name already taken) is left out with one warning naming its package: it stopped
+    every command, `harness list` and `harness --help` included, with its traceback."""
     from importlib.metadata import entry_points
 
-    return [entry.load() for entry in entry_points(group=group)]
+    loaded = []
+    for entry in entry_points(group=group):
+        try:
+            plugin = entry.load()
+            if register is not None:
+                register(plugin)
+        except Exception as error:  # noqa: BLE001 - another package's failure, said in one line
+            package = getattr(entry.dist, "name", None) or "its package"
+            reason = (str(error).strip().splitlines() or [""])[0][:200]
+            sys.stderr.write(f"warning: plug-in '{entry.name}' ({entry.value}) of {package} is left out: "
+                             f"{type(error).__name__}{': ' + reason if reason else ''}; fix or uninstall {package}\n")
+            continue
+        loaded.append(plugin)
+    return loaded

@@ -35,6 +35,6 @@ for _family in (TileClassification, Retrieval, SlideClassification, Survival, Vi
                 CentreRobustness):
     register_family(_family)
 
-for _loaded in load_plugin_modules("pathology_harness.families"):  # families of other installed packages
-    if isinstance(_loaded, type):
-        register_family(_loaded)  # a family class; a module registers its own on import
+# families of other installed packages: a family class is entered here; a module registers its own on import
+load_plugin_modules("pathology_harness.families", lambda loaded: register_family(loaded) if isinstance(loaded, type)
+                    else None)

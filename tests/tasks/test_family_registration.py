@@ -124,3 +124,31 @@ def test_a_family_of_another_installed_package_reaches_the_command(tmp_path, tin
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads((out / "synth-oracle" / "toy-norm.json").read_text())
     assert result["family_title"] == "centroid norm" and result["main_score"]["value"] > 0
+
+
+def test_a_plugin_that_fails_to_load_or_register_is_left_out_with_one_warning(tmp_path):
+    """One broken package (written for another harness version, or taking a built-in family's
+    name) stopped every command with its traceback; now the others run and it is named."""
+    import os
+    import subprocess
+    import sys
+
+    site = tmp_path / "site"
+    info = site / "broken_plugin-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[pathology_harness.families]\nold = broken_plugin_old:Family\n"
+                                           "taken = broken_plugin_taken:Retrieval\n")
+    (site / "broken_plugin_old.py").write_text("from harness.evaluation import RemovedInAnOlderHarness\n")
+    (site / "broken_plugin_taken.py").write_text(
+        "from harness.evaluation import TaskFamily\n\nclass Retrieval(TaskFamily):\n    name = 'retrieval'\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run([sys.executable, "-m", "harness.cli", "list"], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0 and "synth-tiles" in done.stdout, done.stderr[-2000:]
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("warning: plug-in")]
+    assert len(warnings) == 2 and all(w.endswith("; fix or uninstall broken-plugin") for w in warnings)
+    assert warnings[0].startswith("warning: plug-in 'old' (broken_plugin_old:Family) of broken-plugin is left out: "
+                                  "ImportError: cannot import name 'RemovedInAnOlderHarness' from 'harness.evaluation'")
+    assert warnings[1].startswith("warning: plug-in 'taken' (broken_plugin_taken:Retrieval) of broken-plugin is left "
+                                  "out: ValueError: family 'retrieval' is already registered")
