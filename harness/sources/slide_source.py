@@ -95,6 +95,13 @@ class SlideSource(Source):
                                + f"; the dataset '{self.name}' expects columns {needed}")
         check_table_cells(rows, [name for name in (c.slide, c.patient, c.label) if name], self.csv_path, starts)
         check_table_paths([row[c.slide] for row in rows], c.slide, self.csv_path, starts)
+        first: dict[str, int] = {}
+        for line, row in zip(starts, rows):  # one row per slide: a slide twice is weighted twice, or in two folds
+            slide = os.path.normpath(row[c.slide].strip().replace("\\", "/"))
+            if slide in first:
+                raise HarnessError(f"{self.csv_path}: line {line} names slide '{row[c.slide]}' again (first on line "
+                                   f"{first[slide]}); a slide table has one row per slide: remove one")
+            first[slide] = line
         return rows
 
     def table(self) -> SlideTable:

@@ -202,3 +202,16 @@ def test_a_fifo_named_as_a_table_is_refused_without_blocking(tmp_path):
     source = open_source("c", CsvDataset(source="csv", path="cohort/table.csv", label_column="grade"), context(tmp_path))
     with pytest.raises(HarnessError, match=r"table.csv: the table is not a regular file \(a folder, a FIFO or a device\)"):
         source.class_names()
+
+
+def test_a_slide_listed_twice_is_one_line_naming_both_lines(tmp_path):
+    """Read on, the slide was embedded and weighted twice, or (under two patients) sat in a train
+    and a test fold at once."""
+    root = tmp_path / "data" / "cohort"
+    root.mkdir(parents=True)
+    (root / "slides.csv").write_text("slide,patient,label\nslides/a.tiff,P1,benign\nslides/b.tiff,P2,tumour\n"
+                                     "./slides/a.tiff,P3,tumour\n")
+    spec = WsiDataset(source="wsi", path="cohort/slides.csv", label_column="label")
+    with pytest.raises(HarnessError, match=r"slides.csv: line 4 names slide './slides/a.tiff' again \(first on line "
+                                           r"2\); a slide table has one row per slide: remove one"):
+        open_source("cohort", spec, context(tmp_path)).table()
