@@ -134,12 +134,27 @@ class SlideSource(Source):
                 raise HarnessError(f"{where}: labels {unknown[:3]} are not among the classes {classes}")
             labels = np.array([classes.index(row[c.label]) for row in rows], dtype=np.int64)
         events = column(c.event, float, lambda v: v in (0, 1), "0 or 1 (1 = the event was observed)")
+        times = column(c.time, float, lambda v: v >= 0, "a time >= 0")
+        patients = [row[c.patient] for row in rows]
+        for name, values in ((c.time, times), (c.event, events)):  # survival is scored per patient
+            if values is not None:
+                self._same_per_patient(patients, values, name)
         return SlideTable(
             paths=[self.csv_path.parent / row[c.slide] for row in rows],
-            patients=[row[c.patient] for row in rows],
-            labels=labels, times=column(c.time, float, lambda v: v >= 0, "a time >= 0"),
+            patients=patients, labels=labels, times=times,
             events=None if events is None else events.astype(bool), folds=column(c.fold, int),
         )
+
+    def _same_per_patient(self, patients: list[str], values: np.ndarray, column: str) -> None:
+        """A patient's slides carry one survival time and event (the C-index reads the patient's
+        first slide's: a second value was dropped without a word)."""
+        first: dict[str, int] = {}
+        for row, patient in enumerate(patients):
+            seen = first.setdefault(patient, row)
+            if values[row] != values[seen]:
+                raise HarnessError(f"{self.csv_path}: patient '{patient}' has {column} {values[seen]:g} on line "
+                                   f"{seen + 2} and {values[row]:g} on line {row + 2}; survival is per patient: give "
+                                   "each of their slides the same time and event")
 
     def tile_latents(self, slide: Path, coords: np.ndarray) -> np.ndarray | None:
         """Ground truth per tile of the slide at this path (synthetic slides only)."""

@@ -215,3 +215,14 @@ def test_a_slide_listed_twice_is_one_line_naming_both_lines(tmp_path):
     with pytest.raises(HarnessError, match=r"slides.csv: line 4 names slide './slides/a.tiff' again \(first on line "
                                            r"2\); a slide table has one row per slide: remove one"):
         open_source("cohort", spec, context(tmp_path)).table()
+
+
+def test_a_patient_whose_slides_disagree_on_survival_is_one_line(tmp_path):
+    """The patient-level C-index read the first slide's time and event and dropped the other."""
+    root = tmp_path / "data" / "cohort"
+    root.mkdir(parents=True)
+    (root / "slides.csv").write_text("slide,patient,time,event\na.tiff,P1,12.5,1\nb.tiff,P2,30,0\nc.tiff,P1,40,1\n")
+    spec = WsiDataset(source="wsi", path="cohort/slides.csv", time_column="time", event_column="event")
+    with pytest.raises(HarnessError, match=r"slides.csv: patient 'P1' has time 12.5 on line 2 and 40 on line 4; "
+                                           "survival is per patient"):
+        open_source("cohort", spec, context(tmp_path)).table()
