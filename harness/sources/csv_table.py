@@ -4,6 +4,7 @@ or a report. Image paths are relative to the CSV's folder, and stay inside it.""
 from __future__ import annotations
 
 import hashlib
+import os
 from functools import cached_property
 from pathlib import Path
 
@@ -45,7 +46,20 @@ class CsvTableSource(TileSource):
         check_table_cells(rows, [c for c in (spec.image_column, spec.split_column, spec.label_column) if c],
                           self.table_path, starts)  # question, answer, text: records_from_columns names them
         check_table_paths([row[spec.image_column] for row in rows], spec.image_column, self.table_path, starts)
+        self._one_split_per_image(rows, starts)
         return rows
+
+    def _one_split_per_image(self, rows: list[dict[str, str]], starts: list[int]) -> None:
+        """An image in two splits (a test image also trained on) is refused naming both lines: its
+        score would be inflated without a word. Within one split it may repeat (VQA: a question each)."""
+        spec, first = self.spec, {}
+        for line, row in zip(starts, rows):
+            image = os.path.normpath(row[spec.image_column].strip().replace("\\", "/"))
+            seen = first.setdefault(image, (line, row[spec.split_column]))
+            if seen[1] != row[spec.split_column]:
+                raise HarnessError(f"{self.table_path}: line {line} puts image '{row[spec.image_column]}' in split "
+                                   f"'{row[spec.split_column]}', line {seen[0]} in '{seen[1]}': an image in two splits "
+                                   "leaks between them; keep it in one")
 
     def _split_rows(self, split: str) -> list[dict[str, str]]:
         return [row for row in self.rows if row[self.spec.split_column] == split]

@@ -226,3 +226,20 @@ def test_a_patient_whose_slides_disagree_on_survival_is_one_line(tmp_path):
     with pytest.raises(HarnessError, match=r"slides.csv: patient 'P1' has time 12.5 on line 2 and 40 on line 4; "
                                            "survival is per patient"):
         open_source("cohort", spec, context(tmp_path)).table()
+
+
+def test_an_image_in_two_splits_of_a_table_is_one_line_and_repeats_within_one_are_read(tmp_path):
+    root = tmp_path / "data" / "cohort"
+    root.mkdir(parents=True)
+    for name in ("0.png", "1.png"):
+        bilevel(8, 8).save(root / name)
+    spec = CsvDataset(source="csv", path="cohort/table.csv", label_column=None, question_column="q",
+                      answer_column="a")
+    (root / "table.csv").write_text("image,split,q,a\n0.png,train,Tumour?,yes\n0.png,train,Which organ?,colon\n"
+                                    "1.png,test,Tumour?,no\n")
+    assert len(open_source("c", spec, context(tmp_path)).records("train")) == 2  # a question each: one split
+    (root / "table.csv").write_text("image,split,q,a\n0.png,train,Tumour?,yes\n1.png,test,Tumour?,no\n"
+                                    "./0.png,test,Which organ?,colon\n")
+    with pytest.raises(HarnessError, match=r"table.csv: line 4 puts image './0.png' in split 'test', line 2 in "
+                                           "'train': an image in two splits leaks between them; keep it in one"):
+        open_source("c", spec, context(tmp_path)).records("test")
