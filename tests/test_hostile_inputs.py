@@ -108,6 +108,9 @@ def rows(tmp: Path):
     (tmp / "empty").mkdir()
     yield ("empty checkpoint folder", ["run", "--model", str(tmp / "empty")], 2, "no weights file")
     yield ("empty model spec", ["run", "--model", ""], 2, "empty model spec")
+    # 'hf-hub:' matched a known card without a hub id and scored colour-stats under that name
+    yield ("empty hub id", ["run", "--model", "hf-hub:"], 2, "model 'hf-hub:': not a Hub model id: give hf-hub:ORG/MODEL")
+    yield ("hub id of three parts", ["run", "--model", "hf-hub:a/b/c"], 2, "model 'hf-hub:a/b/c': not a Hub model id")
     import timm
 
     weights = {k: v.contiguous() for k, v in timm.create_model("vit_tiny_patch16_224", num_classes=0).state_dict().items()}

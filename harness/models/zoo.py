@@ -141,9 +141,9 @@ PUBLISHED_PARAMETERS_M = {"uni": 303, "uni2-h": 681, "virchow2": 632, "h-optimus
 
 
 def find_known_model(name_or_hub_id: str) -> ModelCard | None:
-    key = name_or_hub_id.removeprefix("hf-hub:")
-    for card in KNOWN_MODELS.values():
-        if key.lower() in (card.name, (card.hub_id or "").lower()):
+    key = name_or_hub_id.removeprefix("hf-hub:").lower()
+    for card in KNOWN_MODELS.values():  # an empty key matched a card without a hub id: 'hf-hub:' was colour-stats
+        if key and key in (card.name, (card.hub_id or "").lower()):
             return card
     return None
 
