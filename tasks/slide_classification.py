@@ -29,6 +29,9 @@ class SlideClassificationParams(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     folds: Folds = 5
+    # the dataset's own folds that are tested; the slides of its other folds are trained on in every
+    # fold and never tested (Camelyon16: [0], its official test set). Default: each fold in turn
+    test_folds: list[int] | None = Field(None, min_length=1, max_length=100)
     seed: int = 0
     abmil: AbmilConfig = Field(default_factory=AbmilConfig)
     probe_max_steps: Steps = 2000
@@ -57,7 +60,8 @@ class SlideClassification(TaskFamily):
 
         slides = embedded(data.slides)
         y, k = slides.labels, len(data.class_names)
-        folds = patient_folds(slides.patients, y, params.folds, slides.folds, params.seed)
+        folds = patient_folds(slides.patients, y, params.folds, slides.folds, params.seed,
+                              params.test_folds)
         config = params.abmil
         pooled = np.stack([bag.mean(axis=0) for bag in slides.features])
         out_of_fold = {"abmil": np.zeros((len(y), k)), "meanpool": np.zeros((len(y), k))}
@@ -84,19 +88,21 @@ class SlideClassification(TaskFamily):
                 for m, metric in METRICS.items():
                     per_fold[prefix + m].append(float(metric(y[test], out_of_fold[kind][test], None, k)[0]))
         names = slides.slide_names()
+        tested = np.sort(np.concatenate([test for _, test in folds]))  # all slides, unless test_folds leaves some out
         samples = [{"slide": names[i], "patient": str(slides.patients[i]), "fold": int(fold_of[i]), "label": int(y[i]),
                     "prediction": int(out_of_fold["abmil"][i].argmax()),
                     "prediction_meanpool": int(out_of_fold["meanpool"][i].argmax()),
-                    "probabilities": out_of_fold["abmil"][i].round(6).tolist()} for i in range(len(y))]
+                    "probabilities": out_of_fold["abmil"][i].round(6).tolist()} for i in tested]
         metrics = {}
         for kind, prefix in (("abmil", ""), ("meanpool", "meanpool_")):
             for m, metric in METRICS.items():
-                ci = bootstrap_ci(lambda w, metric=metric, p=out_of_fold[kind]: metric(y, p, w, k), len(y),
-                                  n_resamples=params.bootstrap_resamples)
+                ci = bootstrap_ci(lambda w, metric=metric, p=out_of_fold[kind][tested]: metric(y[tested], p, w, k),
+                                  len(tested), n_resamples=params.bootstrap_resamples)
                 metrics[prefix + m] = summarise(per_fold[prefix + m], ci)
         return Evaluation(
             metrics=metrics, n_samples={"slides": len(y), "patients": len(set(slides.patients)),
-                                        "failed_slides": len(slides.failed), "folds": len(folds)},
+                                        "tested_slides": len(tested), "failed_slides": len(slides.failed),
+                                        "folds": len(folds)},
             seeds=[params.seed + f for f in range(len(folds))],
             details={"head": "gated ABMIL", "per_fold": per_fold, "failed_slides": slides.failed,
                      "tiles_per_slide": float(np.mean([len(b) for b in slides.features]))},

@@ -29,6 +29,9 @@ class SurvivalParams(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     folds: Folds = 5
+    # the dataset's own folds that are tested; the slides of its other folds are trained on in every
+    # fold and never tested (Camelyon16: [0], its official test set). Default: each fold in turn
+    test_folds: list[int] | None = Field(None, min_length=1, max_length=100)
     seed: int = 0
     alphas: list[Rate] = Field(default_factory=lambda: [0.01, 0.02, 0.07], min_length=1, max_length=1000)
     l1_ratio: float = Field(0.5, gt=0, le=1)  # the elastic net's lasso share (sksurv's range)
@@ -164,7 +167,8 @@ class Survival(TaskFamily):
         slides = _require(data.slides)
         event, time = np.asarray(slides.events, bool), np.asarray(slides.times, float)
         patients = np.asarray(slides.patients)
-        folds = patient_folds(slides.patients, event.astype(int), params.folds, slides.folds, params.seed)
+        folds = patient_folds(slides.patients, event.astype(int), params.folds, slides.folds, params.seed,
+                              params.test_folds)
         for f, (_, test) in enumerate(folds):  # a C-index orders event times: a fold of censored patients has none
             if not event[test].any():
                 raise ValueError(f"test fold {f} of {len(folds)} has no observed event ({event.sum()} of {len(event)} "

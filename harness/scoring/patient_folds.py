@@ -6,16 +6,28 @@ import numpy as np
 
 
 def patient_folds(patients: list[str], strata: np.ndarray, n_folds: int,
-                  predefined: np.ndarray | None = None, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+                  predefined: np.ndarray | None = None, seed: int = 0,
+                  test_folds: list[int] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """(train slide indices, test slide indices) per fold. Predefined folds are used as given
-    (checked for patient leakage); otherwise StratifiedGroupKFold on `strata` (label, or event
-    for survival), grouped by patient, shuffled with `seed`."""
+    (checked for patient leakage), each tested in turn and trained on everything else; with
+    `test_folds` only those are tested, and the slides of the other folds are trained on in every
+    fold, never tested (Camelyon16: fold 0, the official test set, against its training set).
+    Otherwise StratifiedGroupKFold on `strata` (label, or event for survival), grouped by patient,
+    shuffled with `seed`."""
     from sklearn.model_selection import StratifiedGroupKFold
 
     patients = np.asarray(patients)
+    if test_folds is not None:
+        if predefined is None:
+            raise ValueError("test_folds names folds of the dataset's own, and this dataset defines none "
+                             "(its fold_column): drop test_folds, or give the dataset its folds")
+        absent = sorted(set(test_folds) - set(np.unique(predefined).tolist()))
+        if absent:
+            raise ValueError(f"test_folds names fold {absent[0]}, which no slide of the dataset is in "
+                             f"(its folds: {sorted(set(np.unique(predefined).tolist()))})")
     if predefined is not None:
         folds = []
-        for fold in np.unique(predefined):
+        for fold in (np.unique(predefined) if test_folds is None else sorted(set(test_folds))):
             test = np.flatnonzero(predefined == fold)
             train = np.flatnonzero(predefined != fold)
             shared = set(patients[test]) & set(patients[train])

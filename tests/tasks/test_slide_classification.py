@@ -35,7 +35,8 @@ def test_abmil_finds_the_key_tiles_that_mean_pooling_dilutes():
                                             SlideClassificationParams(bootstrap_resamples=100))
     assert result.metrics["balanced_accuracy"].mean > 0.85
     low, high = result.metrics["balanced_accuracy"].ci95
-    assert low <= high and result.n_samples == {"slides": 36, "patients": 18, "failed_slides": 0, "folds": 5}
+    assert low <= high and result.n_samples == {"slides": 36, "patients": 18, "tested_slides": 36, "failed_slides": 0,
+                                                 "folds": 5}
     assert set(result.metrics) == set(SlideClassification.metric_names(SlideClassificationParams()))
 
 
@@ -51,3 +52,26 @@ def test_a_cohort_of_which_no_slide_could_be_embedded_says_how_many_and_why_the_
         with pytest.raises(ValueError) as error:
             family.evaluate(TaskData({}, ["x", "y"], none), params)
         assert str(error.value) == expected
+
+
+def test_test_folds_tests_the_official_test_set_alone_and_trains_on_the_rest():
+    """Camelyon16's table marks its official test set fold 0 and its training set fold 1: each fold
+    was tested in turn, so the training set was scored too and the two averaged. With test_folds
+    [0] one fold is tested, trained on fold 1; its interval and samples cover the test slides."""
+    data = bags()
+    patients = np.array(data.patients)
+    folds = np.array([0 if int(p.split("-")[1]) < 2 else 1 for p in patients])  # 2 of each class's 6 patients: test
+    data.folds = folds
+    [(train, test)] = patient_folds(data.patients, data.labels, 5, folds, test_folds=[0])
+    assert set(test) == set(np.flatnonzero(folds == 0)) and set(train) == set(np.flatnonzero(folds == 1))
+    assert len(patient_folds(data.patients, data.labels, 5, folds)) == 2  # without it: both folds tested
+    params = SlideClassificationParams(bootstrap_resamples=100, test_folds=[0])
+    result = SlideClassification().evaluate(TaskData({}, ["a", "b", "c"], data), params)
+    assert result.n_samples == {"slides": 36, "patients": 18, "tested_slides": 12, "failed_slides": 0, "folds": 1}
+    assert sorted(s["slide"] for s in result.samples) == sorted(data.slide_names()[i] for i in test)
+    assert len(result.metrics["balanced_accuracy"].values) == 1
+    for wrong, message in (([2], r"test_folds names fold 2, which no slide of the dataset is in \(its folds: \[0, 1\]\)"),):
+        with pytest.raises(ValueError, match=message):
+            patient_folds(data.patients, data.labels, 5, folds, test_folds=wrong)
+    with pytest.raises(ValueError, match="this dataset defines none"):
+        patient_folds(data.patients, data.labels, 5, None, test_folds=[0])
