@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from pydantic import BaseModel
+from rich.markup import escape
 from torch import nn
 
 from harness.atomic_write import atomic_path
@@ -143,6 +144,8 @@ def train(config, images, method, out_dir: Path, device: str = "cpu", stop_after
         scheduler.load_state_dict(state["scheduler"])
         start, losses = int(state["step"]), [float(v) for v in state["losses"]]
         curve = [{"step": int(step), "loss": float(loss)} for step, loss in state.get("held_out", [])]
+        if rank == 0:
+            console.print(f"resuming from {escape(str(state_path))}: step {start} of {config.steps}")
     model = nn.parallel.DistributedDataParallel(modules) if distributed else modules
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else nullcontext()
     modules.train()

@@ -33,12 +33,15 @@ def run(tmp_path, registry_file, out, stop_after=None, **overrides):
                    stop_after=stop_after)
 
 
-def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, tiny_registry_file):
+def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, tiny_registry_file, capsys):
     whole = run(tmp_path, tiny_registry_file, tmp_path / "whole")
     first = run(tmp_path, tiny_registry_file, tmp_path / "resumed", stop_after=3)  # as if killed after step 3
     assert first["steps"] == 3 and not (tmp_path / "resumed" / "model.safetensors").exists()
+    capsys.readouterr()
     second = run(tmp_path, tiny_registry_file, tmp_path / "resumed")
     assert second["steps"] == 8
+    said = " ".join(capsys.readouterr().err.split())  # the resumed run says where it picks up
+    assert f"resuming from {tmp_path / 'resumed' / 'checkpoint' / 'state.pt'}: step 3 of 8" in said
     assert second["weights_digest"] == whole["weights_digest"]
     assert second["loss_last"] == pytest.approx(whole["loss_last"], rel=1e-6)
     assert set(whole["fidelity"]) == {"synth-oracle-tissue", "synth-oracle-grade"}
