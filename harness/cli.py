@@ -649,10 +649,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        kept = {"distill": "the student's last checkpoint (one every checkpoint_every steps) and finished "
-                           "embedding shards are kept; rerun the same command to resume"}
-        print(f"interrupted: {kept.get(args.handler.__name__, 'finished embedding shards and results are kept; rerun to resume')}",
-              file=sys.stderr)
+        kept = ("the student's last checkpoint (one every checkpoint_every steps) and finished embedding shards are "
+                "kept; rerun the same command to resume" if args.handler.__name__ == "distill" else
+                "finished embedding shards and results are kept; rerun to resume")
+        print(f"interrupted: {kept}", file=sys.stderr)
         return 130
 
 
