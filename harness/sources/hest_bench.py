@@ -114,16 +114,16 @@ class HestBenchSource(TileSource):
         members: dict[int, set[str]] = {}
         for fold, (number, path) in enumerate(tests):
             rows = _csv_rows(path)
-            members[number] = {row["sample_id"] for row in rows}
+            members[number] = {row["sample_id"].strip() for row in rows}
             for row in rows:
-                sample = row["sample_id"]
+                sample = row["sample_id"].strip()
                 if sample in samples:
                     raise HarnessError(f"{path}: sample '{sample}' is also in the test file of fold "
                                        f"{samples[sample]['fold']}: each sample is tested in one fold")
                 samples[sample] = {"sample": sample, "fold": fold, "test": path, "patches": self._inside(row["patches_path"], path),
                                    "expr": self._inside(row["expr_path"], path)}
         for number, path in trains:
-            named = {row["sample_id"] for row in _csv_rows(path)}
+            named = {row["sample_id"].strip() for row in _csv_rows(path)}
             tested = members.get(number)
             if tested is None:
                 problem = f"there is no test_{number}.csv to go with it"
@@ -356,6 +356,9 @@ def _split_files(folder: Path, kind: str) -> list[tuple[int, Path]]:
         if not (number.isascii() and number.isdigit()):
             raise HarnessError(f"{path}: not a HEST split file name ({kind}_<i>.csv with a number i); "
                                "rename or remove it")
+        twin = next((other for n, other in files if n == int(number)), None)
+        if twin is not None:  # test_0.csv and test_00.csv: which is fold 0?
+            raise HarnessError(f"{path}: {twin.name} has the same fold number; keep one of them")
         files.append((int(number), path))
     return sorted(files)
 

@@ -331,6 +331,8 @@ def replace_dataset(path: Path, name: str, value) -> None:
 SPLIT_DAMAGES = {  # what a copy, an edit or a hand-made split does to HEST's split files -> the line said
     "a copy of a test file": (lambda s: (s / "test_0 (1).csv").write_text((s / "test_0.csv").read_text()),
                               r"test_0 \(1\).csv: not a HEST split file name \(test_<i>.csv with a number i\)"),
+    "two files of one fold number": (lambda s: (s / "test_00.csv").write_text((s / "test_0.csv").read_text()),
+                                     r"test_0+.csv: test_0+.csv has the same fold number; keep one of them"),
     "one fold": (lambda s: [(s / f"{k}_1.csv").unlink() for k in ("test", "train")],
                  r"splits: test_0.csv is the only test split file; HEST's folds need at least two"),
     "a train file naming a sample no fold tests": (
