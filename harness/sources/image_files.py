@@ -23,6 +23,14 @@ from harness.errors import HarnessError
 MAX_IMAGE_PIXELS = 178_956_970
 
 
+def is_hidden(path: Path) -> bool:
+    """A file or folder no dataset means: a dot-name (macOS's `._name.png` AppleDouble copies, which
+    an archive made on a Mac carries beside every image, `.ipynb_checkpoints`, `.DS_Store`) or the
+    `__MACOSX` folder of such an archive. Left alone, a `._` copy failed its task as an unreadable
+    image and `.ipynb_checkpoints` became a class."""
+    return path.name.startswith(".") or path.name == "__MACOSX"
+
+
 @contextmanager
 def open_image(path: Path, fix: str = "remove or replace the file") -> Iterator[Image.Image]:
     """The image at `path`, opened lazily (its header read, its pixels when the caller asks), and

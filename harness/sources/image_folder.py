@@ -11,7 +11,7 @@ from rich.markup import escape
 from harness.errors import HarnessError
 from harness.registry import ImageFolderDataset
 from harness.sources.base import Availability, TileSource, digest
-from harness.sources.image_files import open_image, rgb_image
+from harness.sources.image_files import is_hidden, open_image, rgb_image
 from harness.terminal import console
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
@@ -19,7 +19,12 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
 
 def holds_images(folder: Path) -> bool:
     """Whether `folder` is a folder with an image among its first 1,000 entries (a class folder)."""
-    return folder.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in list(folder.iterdir())[:1000])
+    return folder.is_dir() and any(is_image_file(p) for p in list(folder.iterdir())[:1000])
+
+
+def is_image_file(path: Path) -> bool:
+    """A dataset image by its name: an image suffix, and not hidden (is_hidden)."""
+    return path.suffix.lower() in IMAGE_SUFFIXES and not is_hidden(path)
 
 
 class FolderImages:
@@ -67,10 +72,10 @@ class ImageFolderSource(TileSource):
         if not self.root.is_dir():
             return ""
         entries = sorted(self.root.iterdir())[:10_000]
-        loose = [p for p in entries if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+        loose = [p for p in entries if p.is_file() and is_image_file(p)]
         if loose:
             return f"{self.root} holds {len(loose)} image(s) directly"
-        classes = [p.name for p in entries if p.name not in self.spec.splits and holds_images(p)]
+        classes = [p.name for p in entries if p.name not in self.spec.splits and not is_hidden(p) and holds_images(p)]
         if classes:
             return f"{self.root} holds image folders {classes[:5]}"
         return ""
@@ -81,13 +86,13 @@ class ImageFolderSource(TileSource):
         if self.spec.classes:
             return list(self.spec.classes)
         return sorted({p.name for s in self.spec.splits if (self.root / s).is_dir()
-                       for p in (self.root / s).iterdir() if p.is_dir()})
+                       for p in (self.root / s).iterdir() if p.is_dir() and not is_hidden(p)})
 
     def _items(self, split: str) -> list[tuple[Path, int]]:
         items, absent = [], []
         for index, name in enumerate(self.class_names()):
             folder = self.root / split / name
-            files = [p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES] if folder.is_dir() else []
+            files = [p for p in sorted(folder.iterdir()) if is_image_file(p)] if folder.is_dir() else []
             items += [(p, index) for p in files]
             if not files:
                 absent.append(name)
@@ -111,7 +116,8 @@ class ImageFolderSource(TileSource):
         if not self.spec.classes:
             return []
         declared = set(self.spec.classes)
-        return sorted(p.name for p in (self.root / split).iterdir() if p.name not in declared and holds_images(p))
+        return sorted(p.name for p in (self.root / split).iterdir()
+                      if p.name not in declared and not is_hidden(p) and holds_images(p))
 
     def fingerprint(self) -> str:
         files = {s: [(p.relative_to(self.root).as_posix(), p.stat().st_size) for p, _ in self._items(s)]

@@ -30,7 +30,7 @@ from rich.markup import escape
 from harness.errors import HarnessError
 from harness.registry import SegmentationFolderDataset
 from harness.sources.base import Availability, TileSource, digest
-from harness.sources.image_files import MAX_IMAGE_PIXELS, open_image, rgb_image
+from harness.sources.image_files import MAX_IMAGE_PIXELS, is_hidden, open_image, rgb_image
 from harness.terminal import console
 
 Layout = Literal["consep", "monusac", "bcss"]  # SegmentationFolderDataset.layout
@@ -252,7 +252,7 @@ def _consep_items(root: Path, spec, small: list[Path]) -> dict[str, list]:
     items = {}
     for split, folder in (("train", "Train"), ("val", "Test")):
         items[split] = []
-        for image in sorted((root / folder / "Images").glob("*.png")):
+        for image in sorted(p for p in (root / folder / "Images").glob("*.png") if not is_hidden(p)):
             label = root / folder / "Labels" / f"{image.stem}.mat"
             if not label.is_file():
                 raise HarnessError(f"{label}: missing (CoNSeP pairs every image with its Labels/<name>.mat)")
@@ -264,7 +264,7 @@ def _monusac_items(root: Path, spec, small: list[Path]) -> dict[str, list]:
     items = {}
     for split, folder in MONUSAC_FOLDERS.items():
         items[split] = []
-        for image in sorted((root / folder).glob("*/*.tif")):
+        for image in sorted(p for p in (root / folder).glob("*/*.tif") if not is_hidden(p) and not is_hidden(p.parent)):
             xml = image.with_suffix(".xml")
             if not xml.is_file():
                 raise HarnessError(f"{xml}: missing (MoNuSAC pairs every .tif with its .xml annotation)")
@@ -274,7 +274,7 @@ def _monusac_items(root: Path, spec, small: list[Path]) -> dict[str, list]:
 
 def _bcss_items(root: Path, spec, small: list[Path]) -> dict[str, list]:
     items: dict[str, list] = {"train": [], "val": [], "test": []}
-    for image in sorted((root / "rgbs_colorNormalized").glob("*.png")):
+    for image in sorted(p for p in (root / "rgbs_colorNormalized").glob("*.png") if not is_hidden(p)):
         mask = root / "masks" / image.name
         if not mask.is_file():
             raise HarnessError(f"{mask}: missing (BCSS pairs every image with masks/<same name>)")

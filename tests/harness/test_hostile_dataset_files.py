@@ -243,3 +243,28 @@ def test_an_image_in_two_splits_of_a_table_is_one_line_and_repeats_within_one_ar
     with pytest.raises(HarnessError, match=r"table.csv: line 4 puts image './0.png' in split 'test', line 2 in "
                                            "'train': an image in two splits leaks between them; keep it in one"):
         open_source("c", spec, context(tmp_path)).records("test")
+
+
+def test_an_archive_unpacked_from_a_mac_or_browsed_in_jupyter_reads_as_its_images(tmp_path):
+    """macOS archives carry a `._<name>` AppleDouble copy beside every image (and a __MACOSX folder),
+    Jupyter leaves .ipynb_checkpoints: a `._` copy failed the task as an unreadable image, and a
+    hidden folder became a class."""
+    from tests.harness.test_segmentation_sources import _source, write_consep
+
+    root = tmp_path / "data" / "mine"
+    for split in ("train", "test"):
+        for name in ("a", "b"):
+            (root / split / name).mkdir(parents=True)
+            bilevel(8, 8).save(root / split / name / "0.png")
+            (root / split / name / "._0.png").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")
+        (root / split / ".ipynb_checkpoints").mkdir()
+        (root / split / "__MACOSX" / "a").mkdir(parents=True)
+        (root / split / "__MACOSX" / "a" / "._0.png").write_bytes(b"\x00\x05\x16\x07")
+    source = open_source("mine", ImageFolderDataset(source="imagefolder", path="mine", splits=["train", "test"]),
+                         context(tmp_path))
+    assert source.class_names() == ["a", "b"] and source.labels("train").tolist() == [0, 1]
+    assert [image.size for image in source.images("test")] == [(8, 8), (8, 8)]
+    consep = tmp_path / "data" / "consep"
+    write_consep(consep, np.random.default_rng(0))
+    (consep / "Train" / "Images" / "._train_1.png").write_bytes(b"\x00\x05\x16\x07")  # had no Labels/._train_1.mat
+    assert len(_source(tmp_path, "consep").images("train")) == 8
