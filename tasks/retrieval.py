@@ -41,6 +41,10 @@ class Retrieval(TaskFamily):
                 raise ValueError(f"retrieval needs a '{split}' split; the dataset has {sorted(data.splits)}")
         queries = data.splits[params.query_split]
         database = data.splits[params.database_split]
+        if max(params.ks) > len(database.labels):  # the top 10 of 5 items is the top 5, labelled @10
+            raise ValueError(f"ks {sorted(k for k in params.ks if k > len(database.labels))} exceed the "
+                             f"{len(database.labels)} items of the database split '{params.database_split}': lower "
+                             "the task's ks")
         ranked = cosine_top_k(queries.embeddings, database.embeddings, max(params.ks))
         neighbour_labels = database.labels[ranked]
         relevant = neighbour_labels == queries.labels[:, None]

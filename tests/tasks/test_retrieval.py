@@ -26,3 +26,15 @@ def test_perfect_embeddings_score_one_everywhere():
                     ["a", "b", "c"])
     result = Retrieval().evaluate(task, RetrievalParams(bootstrap_resamples=50))
     assert all(metric.mean == 1.0 for metric in result.metrics.values())
+
+
+def test_a_k_beyond_the_database_is_refused_not_relabelled():
+    """The top 10 of a 4-item database is its top 4: it was reported as map@10."""
+    import pytest
+
+    database = SplitArrays(np.eye(4, dtype=np.float32), np.array([0, 0, 1, 1]))
+    queries = SplitArrays(np.eye(4, dtype=np.float32)[:2], np.array([0, 1]))
+    with pytest.raises(ValueError, match=r"ks \[5, 10\] exceed the 4 items of the database split 'train': lower the "
+                                         "task's ks"):
+        Retrieval().evaluate(TaskData({"train": database, "test": queries}, ["a", "b"]),
+                             RetrievalParams(ks=[1, 5, 10], bootstrap_resamples=50))
