@@ -9,9 +9,10 @@ def patient_folds(patients: list[str], strata: np.ndarray, n_folds: int,
                   predefined: np.ndarray | None = None, seed: int = 0,
                   test_folds: list[int] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """(train slide indices, test slide indices) per fold. Predefined folds are used as given
-    (checked for patient leakage), each tested in turn and trained on everything else; with
-    `test_folds` only those are tested, and the slides of the other folds are trained on in every
-    fold, never tested (Camelyon16: fold 0, the official test set, against its training set).
+    (checked for patient leakage), each tested in turn and trained on everything else; a negative
+    fold is trained on in every fold and never tested (a HEST task's samples that only its train
+    files name); with `test_folds` only those are tested, and the slides of the other folds are
+    trained on in every fold (Camelyon16: fold 0, the official test set, against its training set).
     Otherwise StratifiedGroupKFold on `strata` (label, or event for survival), grouped by patient,
     shuffled with `seed`."""
     from sklearn.model_selection import StratifiedGroupKFold
@@ -27,14 +28,19 @@ def patient_folds(patients: list[str], strata: np.ndarray, n_folds: int,
                              f"(its folds: {sorted(set(np.unique(predefined).tolist()))})")
     if predefined is not None:
         folds = []
-        for fold in (np.unique(predefined) if test_folds is None else sorted(set(test_folds))):
+        for fold in (np.unique(predefined[predefined >= 0]) if test_folds is None else sorted(set(test_folds))):
             test = np.flatnonzero(predefined == fold)
             train = np.flatnonzero(predefined != fold)
+            if len(train) == 0:
+                raise ValueError(f"fold {fold} holds every item: nothing is left to train on; give the dataset "
+                                 "more folds, or items that are only trained on")
             shared = set(patients[test]) & set(patients[train])
             if shared:
                 raise ValueError(f"fold {fold} shares patient(s) {sorted(shared)[:3]} between train and test: "
                                  "assign each patient's slides to one fold")
             folds.append((train, test))
+        if not folds:
+            raise ValueError("every predefined fold is negative (trained on, never tested): there is nothing to test")
         return folds
     n_groups = len(set(patients))
     if n_groups < n_folds:

@@ -101,15 +101,13 @@ class HestBenchSource(TileSource):
 
     @cached_property
     def _samples(self) -> list[dict]:
-        """Each sample once, sorted, with its files and the fold whose test file names it. HEST trains
-        fold i on the samples of train_<i>.csv; this source trains it on every sample that fold does
-        not test, so a train file that names others is refused (HEST-Bench's own files agree)."""
+        """Each sample once, sorted, with its files and the fold whose test file names it (-1: a
+        sample that only the train files name, trained on in every fold and never tested). HEST
+        trains fold i on the samples of train_<i>.csv; this source trains it on every sample that
+        test_<i>.csv does not name, so a train file that says otherwise is refused (HEST-Bench's
+        own files agree; a folder of one test and one train file is one fold)."""
         splits = self.root / "splits"
         tests, trains = _split_files(splits, "test"), _split_files(splits, "train")
-        if len(tests) < 2:
-            raise HarnessError(f"{splits}: " + (f"{tests[0][1].name} is the only test split file" if tests else
-                                                 "no test split files") + "; HEST's folds need at least two "
-                               "(test_0.csv, test_1.csv, ...), each testing the samples the others train on")
         samples: dict[str, dict] = {}
         members: dict[int, set[str]] = {}
         for fold, (number, path) in enumerate(tests):
@@ -120,23 +118,35 @@ class HestBenchSource(TileSource):
                 if sample in samples:
                     raise HarnessError(f"{path}: sample '{sample}' is also in the test file of fold "
                                        f"{samples[sample]['fold']}: each sample is tested in one fold")
-                samples[sample] = {"sample": sample, "fold": fold, "test": path, "patches": self._inside(row["patches_path"], path),
+                samples[sample] = {"sample": sample, "fold": fold, "test": path,
+                                   "patches": self._inside(row["patches_path"], path),
                                    "expr": self._inside(row["expr_path"], path)}
-        for number, path in trains:
-            named = {row["sample_id"].strip() for row in _csv_rows(path)}
-            tested = members.get(number)
-            if tested is None:
+        tested = set(samples)
+        named = {number: (path, _csv_rows(path)) for number, path in trains}
+        for number, (path, rows) in named.items():  # samples no test file names: trained on, never tested
+            for row in rows:
+                sample = row["sample_id"].strip()
+                if sample not in samples:
+                    samples[sample] = {"sample": sample, "fold": -1, "test": None,
+                                       "patches": self._inside(row["patches_path"], path),
+                                       "expr": self._inside(row["expr_path"], path)}
+        for number, (path, rows) in named.items():
+            ids = {row["sample_id"].strip() for row in rows}
+            if number not in members:
                 problem = f"there is no test_{number}.csv to go with it"
-            elif named & tested or named - set(samples):
-                odd = sorted(named & tested or named - set(samples))[0]
-                problem = f"it names '{odd}', which " + (f"test_{number}.csv names too" if odd in tested else
-                                                         "no test file names")
-            elif named != set(samples) - tested:
-                problem = f"it leaves out '{sorted(set(samples) - tested - named)[0]}', which another fold tests"
+            elif ids & members[number]:
+                problem = f"it names '{sorted(ids & members[number])[0]}', which test_{number}.csv names too"
+            elif ids != set(samples) - members[number]:
+                odd = sorted(set(samples) - members[number] - ids)[0]
+                problem = f"it leaves out '{odd}', which " + ("another fold tests" if odd in tested else
+                                                             "another train file names and no test file does")
             else:
                 continue
             raise HarnessError(f"{path}: {problem}; this harness trains fold {number} on every sample that "
                                f"test_{number}.csv does not name: fix the split files or get them again from HEST-Bench")
+        if len(tests) == 1 and len(samples) == len(tested):
+            raise HarnessError(f"{tests[0][1]}: the only test split file names every sample, so its fold has none to "
+                               "train on: add samples to train on in train_0.csv, or more folds (test_1.csv, ...)")
         return [samples[s] for s in sorted(samples)]
 
     def _inside(self, relative: str, table: Path) -> Path:
@@ -161,7 +171,7 @@ class HestBenchSource(TileSource):
                 raise HarnessError(f"{sample['patches']}: not a HEST patch file with 'img' and 'barcode' ({error})") from None
             barcodes.append(codes)
         tested = {s["test"] for s, codes in zip(self._samples, barcodes) if codes}
-        empty = sorted({s["test"] for s in self._samples} - tested)
+        empty = sorted({s["test"] for s in self._samples if s["test"] is not None} - tested)
         if empty:  # a fold without test spots has no score
             raise HarnessError(f"{empty[0]}: its samples' patch files hold no spots; replace them from HEST-Bench")
         return barcodes

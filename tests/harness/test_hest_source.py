@@ -333,12 +333,16 @@ SPLIT_DAMAGES = {  # what a copy, an edit or a hand-made split does to HEST's sp
                               r"test_0 \(1\).csv: not a HEST split file name \(test_<i>.csv with a number i\)"),
     "two files of one fold number": (lambda s: (s / "test_00.csv").write_text((s / "test_0.csv").read_text()),
                                      r"test_0+.csv: test_0+.csv has the same fold number; keep one of them"),
-    "one fold": (lambda s: [(s / f"{k}_1.csv").unlink() for k in ("test", "train")],
-                 r"splits: test_0.csv is the only test split file; HEST's folds need at least two"),
+    "one test file naming every sample": (
+        lambda s: [(s / f"{k}_1.csv").unlink() for k in ("test", "train")] + [(s / "train_0.csv").unlink(),
+                   (s / "test_0.csv").write_text("sample_id,patches_path,expr_path\n" + "".join(
+                       f"{x},patches/{x}.h5,adata/{x}.h5ad\n" for x in SAMPLES))],
+        r"test_0.csv: the only test split file names every sample, so its fold has none to train on"),
     "a train file naming a sample no fold tests": (
         lambda s: (s / "test_1.csv").write_text("sample_id,patches_path,expr_path\nNCBI783,patches/NCBI783.h5,"
                                                 "adata/NCBI783.h5ad\n"),
-        r"train_0.csv: it names 'NCBI785', which no test file names; this harness trains fold 0 on every sample"),
+        r"train_1.csv: it leaves out 'NCBI785', which another train file names and no test file does; this "
+        "harness trains fold 1 on every sample"),
     "a train file naming a tested sample": (
         lambda s: (s / "train_1.csv").write_text((s / "train_1.csv").read_text() + "NCBI783,patches/NCBI783.h5,"
                                                  "adata/NCBI783.h5ad\n"),
@@ -373,7 +377,7 @@ SPLIT_DAMAGES = {  # what a copy, an edit or a hand-made split does to HEST's sp
 @pytest.mark.parametrize("damage", SPLIT_DAMAGES)
 def test_damaged_split_and_patch_files_are_one_line_naming_the_file(tmp_path, damage):
     """Each was read on as something else (a copy of a test file failed as int()'s "invalid literal",
-    train files were never read, a barcode twice or missing took another spot's counts, one fold
+    train files were never read (a sample they alone named was dropped), a barcode twice or missing took another spot's counts, one fold
     failed in Ridge's words, a string gene list became its letters) or failed in PIL's words."""
     from harness.errors import HarnessError
     from harness.registry import load_registry
@@ -390,3 +394,28 @@ def test_damaged_split_and_patch_files_are_one_line_naming_the_file(tmp_path, da
         source.images("all")
         source.given_spots("all")
     assert "\n" not in str(raised.value)
+
+
+def test_one_test_file_and_one_train_file_are_one_fold_trained_on_the_train_samples(tmp_path, cache_dir):
+    """A folder laid out as HEST's with a single split (users' own data): the samples only train_0.csv
+    names are trained on and never tested (fold -1). Before, they were dropped, and the fold failed
+    in Ridge's words with nothing to train on."""
+    from harness.registry import load_registry
+    from harness.sources import DataContext, open_source
+
+    task = write_task(tmp_path / "data" / "hest-bench")
+    for kind in ("test", "train"):
+        (task / "splits" / f"{kind}_1.csv").unlink()
+    spec = tmp_path / "hest.yaml"
+    spec.write_text(REGISTRY)
+    source = open_source("hest-idc-fixture", load_registry([spec]).datasets["hest-idc-fixture"],
+                         DataContext(cache_dir=cache_dir, data_root=tmp_path / "data"))
+    table = source.spots("all")
+    assert {p: set(table.folds[[i for i, q in enumerate(table.patients) if q == p]]) for p in SAMPLES} == \
+        {"TENX95": {0}, "TENX99": {0}, "NCBI783": {-1}, "NCBI785": {-1}}
+    out = tmp_path / "out"
+    assert main(["run", "--model", "colour-stats", "--tasks", "hest-idc-fixture", "--include", str(spec),
+                 "--data-root", str(tmp_path / "data"), "--output", str(out), "--cache-dir", str(cache_dir)]) == 0
+    result = json.loads((out / "colour-stats" / "hest-idc-fixture.json").read_text())
+    assert result["status"] == "ok" and result["n_samples"] == {"spots": 60, "patients": 4, "folds": 1}
+    assert len(result["metrics"]["pearson"]["values"]) == 1

@@ -65,6 +65,11 @@ def test_test_folds_tests_the_official_test_set_alone_and_trains_on_the_rest():
     [(train, test)] = patient_folds(data.patients, data.labels, 5, folds, test_folds=[0])
     assert set(test) == set(np.flatnonzero(folds == 0)) and set(train) == set(np.flatnonzero(folds == 1))
     assert len(patient_folds(data.patients, data.labels, 5, folds)) == 2  # without it: both folds tested
+    # a negative fold is trained on and never tested: the same single fold
+    [(train_n, test_n)] = patient_folds(data.patients, data.labels, 5, np.where(folds == 1, -1, folds))
+    assert (train_n == train).all() and (test_n == test).all()
+    with pytest.raises(ValueError, match="fold 0 holds every item: nothing is left to train on"):
+        patient_folds(data.patients, data.labels, 5, np.zeros(len(folds), int))
     params = SlideClassificationParams(bootstrap_resamples=100, test_folds=[0])
     result = SlideClassification().evaluate(TaskData({}, ["a", "b", "c"], data), params)
     assert result.n_samples == {"slides": 36, "patients": 18, "tested_slides": 12, "failed_slides": 0, "folds": 1}
