@@ -16,8 +16,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Iterator
 
 from harness.errors import HarnessError
 from harness.process_group import distributed_group, process_rank
@@ -345,7 +347,7 @@ class HarnessCLI:
             ResultStore(Path(args.results)).check_writable("--results")  # nor a results folder it cannot write
         device = resolve_device(args.device)
         extract = default_extract_options(device)
-        with distributed_group():
+        with distributed_group(), student_folder_lock(out):
             record = distill(config, out, registry, self._context(args), extract)
             if process_rank() != 0:
                 return 0
@@ -635,6 +637,35 @@ def build_parser() -> argparse.ArgumentParser:
     pull.add_argument("--revision", help="a commit, branch or tag (default main)")
     pull.set_defaults(handler=cli.pull)
     return parser
+
+
+@contextmanager
+def student_folder_lock(out: Path) -> Iterator[None]:
+    """One `harness distill` at a time writes a student folder (rank 0 holds the lock; torchrun's
+    other ranks share its run). Two at once each resumed from and overwrote the other's checkpoint,
+    and the folder could end with one's weights beside the other's card."""
+    if process_rank() != 0:
+        yield
+        return
+    from filelock import FileLock, Timeout
+
+    made = [folder for folder in (out, out / "checkpoint") if not folder.exists()]
+    (out / "checkpoint").mkdir(parents=True, exist_ok=True)
+    path = out / "checkpoint" / "lock"
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise HarnessError(f"{out}: another harness distill is writing this student folder (it holds {path}): wait "
+                           "for it to end, or use another --output") from None
+    try:
+        yield
+    finally:
+        lock.release()
+        path.unlink(missing_ok=True)
+        for folder in reversed(made):  # a run refused before its first checkpoint leaves nothing behind
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
 
 
 def main(argv: list[str] | None = None) -> int:

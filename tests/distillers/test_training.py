@@ -312,3 +312,22 @@ def test_the_readmes_distillation_configs_are_valid_and_the_study_s_student_is_t
         study.STUDENT, study.STUDENT_KWARGS, study.STUDENT_INPUT)
     assert multi.method_params.matryoshka_dims == study.MATRYOSHKA and multi.dataset == study.Study.dataset
     assert (multi.steps, multi.lr) == (1600, study.Study.lr)
+
+
+def test_a_second_distill_into_the_same_folder_is_refused_while_the_first_runs(tmp_path):
+    """Both resumed from and overwrote one checkpoint, and the folder could end with one run's weights
+    beside the other's card; a run refused before training leaves no folder behind."""
+    from filelock import FileLock
+
+    from harness.cli import main
+
+    out = tmp_path / "student"
+    (out / "checkpoint").mkdir(parents=True)
+    with FileLock(str(out / "checkpoint" / "lock")):  # as the first run holds it
+        code = main(["distill", "--teacher", "synth-oracle-tissue", "--set", "steps=2", "--output", str(out),
+                     "--cache-dir", str(tmp_path / "cache")])
+    assert code == 2 and not (out / "model.safetensors").exists()
+    fresh = tmp_path / "refused"
+    assert main(["distill", "--teacher", "synth-oracle-tissue", "--set", "dataset=nope", "--output", str(fresh),
+                 "--cache-dir", str(tmp_path / "cache")]) == 2
+    assert not fresh.exists()
