@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from functools import cached_property
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import ClassVar
 
 import numpy as np
@@ -150,11 +150,18 @@ class HestBenchSource(TileSource):
         return [samples[s] for s in sorted(samples)]
 
     def _inside(self, relative: str, table: Path) -> Path:
-        path = (self.root / relative).resolve()
-        if self.root.resolve() not in path.parents:
-            raise HarnessError(f"{table}: '{relative}' points outside {self.root}: paths are relative to the task folder")
+        """The file a split file names, under the task folder: the name itself may not leave it (an
+        absolute path, a '..' step), as a dataset table's may not (check_table_paths); a link the
+        user placed there may (`huggingface-cli download --local-dir` made the large files links
+        into the Hub cache before huggingface_hub 0.23, which resolving the path refused)."""
+        name = PurePosixPath(relative.strip().replace("\\", "/"))
+        if (not relative.strip() or name.is_absolute() or ".." in name.parts or "\0" in relative
+                or PureWindowsPath(relative).drive):
+            raise HarnessError(f"{table}: '{relative[:100]}' points outside {self.root}: paths are relative to the "
+                               "task folder")
+        path = self.root / name
         if not path.is_file():
-            raise HarnessError(f"{table}: '{relative}' not found under {self.root}")
+            raise HarnessError(f"{table}: '{relative[:100]}' not found under {self.root}")
         return path
 
     @cached_property

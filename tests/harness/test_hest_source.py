@@ -419,3 +419,30 @@ def test_one_test_file_and_one_train_file_are_one_fold_trained_on_the_train_samp
     result = json.loads((out / "colour-stats" / "hest-idc-fixture.json").read_text())
     assert result["status"] == "ok" and result["n_samples"] == {"spots": 60, "patients": 4, "folds": 1}
     assert len(result["metrics"]["pearson"]["values"]) == 1
+
+
+@pytest.mark.parametrize("named", ["../../../etc/hostname", "/etc/hostname", "C:\\x.h5", "patches/../../x.h5"])
+def test_a_split_file_may_not_name_a_file_outside_the_task_but_a_link_inside_is_read(tmp_path, cache_dir, named):
+    """A split file comes from outside: its names stay in the task folder. A link the user placed
+    there is followed: `huggingface-cli download --local-dir` made the large files links into the
+    Hub cache before huggingface_hub 0.23, and resolving the path refused every patch file."""
+    from harness.errors import HarnessError
+    from harness.registry import load_registry
+    from harness.sources import DataContext, open_source
+
+    task = write_task(tmp_path / "data" / "hest-bench", n_spots=2)
+    elsewhere = tmp_path / "hub-cache" / "blobs"
+    elsewhere.mkdir(parents=True)
+    for sample in SAMPLES:  # every patch file a link to a blob outside the task folder
+        blob = elsewhere / f"{sample}-blob"
+        (task / "patches" / f"{sample}.h5").rename(blob)
+        (task / "patches" / f"{sample}.h5").symlink_to(blob)
+    spec = tmp_path / "hest.yaml"
+    spec.write_text(REGISTRY)
+    dataset = load_registry([spec]).datasets["hest-idc-fixture"]
+    source = open_source("hest-idc-fixture", dataset, DataContext(cache_dir=cache_dir, data_root=tmp_path / "data"))
+    assert len(source.images("all")) == 8 and source.images("all")[0].shape == (48, 48, 3)
+    (task / "splits" / "test_1.csv").write_text(f"sample_id,patches_path,expr_path\nX,{named},adata/NCBI783.h5ad\n")
+    broken = open_source("hest-idc-fixture", dataset, DataContext(cache_dir=cache_dir, data_root=tmp_path / "data"))
+    with pytest.raises(HarnessError, match="points outside"):
+        broken.images("all")
