@@ -55,6 +55,12 @@ class ImageFolderSource(TileSource):
         if not missing:
             return Availability(ok=True)
         layout = f"{self.root}/<split>/<class>/<image> with splits {', '.join(self.spec.splits)}"
+        named = self._named_otherwise(missing)
+        if named:  # 'Train' where the splits say 'train': the data is there, under another spelling
+            return Availability(ok=False, reason=f"no {', '.join(missing)} folder under {self.root}, but "
+                                                 f"{', '.join(named)}: split folders are matched by their exact "
+                                                 "names; rename the folders, or name the splits as they are spelt "
+                                                 "(the dataset's `splits`)")
         found = self._misplaced()
         if found:  # the data is there, in another layout: say which one is expected
             return Availability(ok=False, reason=f"{found}, but no {', '.join(missing)} folder: this dataset "
@@ -66,6 +72,14 @@ class ImageFolderSource(TileSource):
             reason=f"no {', '.join(missing)} folder under {self.root} (expected {layout}): the data needs manual "
                    f"download{where}.{how} Put it at that path or pass --data-root",
         )
+
+    def _named_otherwise(self, missing: list[str]) -> list[str]:
+        """Folders at the root whose names match a missing split's but for case or surrounding spaces."""
+        if not self.root.is_dir():
+            return []
+        wanted = {name.strip().lower(): name for name in missing}
+        return [f"'{p.name}'" for p in sorted(self.root.iterdir())[:10_000]
+                if p.is_dir() and p.name not in self.spec.splits and p.name.strip().lower() in wanted]
 
     def _misplaced(self) -> str:
         """What is at the root instead of split folders: loose images, or class folders of images."""

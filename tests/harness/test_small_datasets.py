@@ -76,6 +76,12 @@ def test_flat_folder_says_which_layout_is_expected(tmp_path):
     other = open_source("other", ImageFolderDataset(source="imagefolder", path="other", splits=["train"]),
                         DataContext(cache_dir=tmp_path / "cache", data_root=tmp_path / "data"))
     assert "holds image folders ['tumour']" in other.availability().reason
+    _tiles(tmp_path / "data" / "cased" / "Train" / "tumour", 2, 60)  # 'Train' where the splits say 'train'
+    cased = open_source("cased", ImageFolderDataset(source="imagefolder", path="cased", splits=["train"]),
+                        DataContext(cache_dir=tmp_path / "cache", data_root=tmp_path / "data"))
+    assert cased.availability().reason == (
+        f"no train folder under {tmp_path / 'data' / 'cased'}, but 'Train': split folders are matched by their exact "
+        "names; rename the folders, or name the splits as they are spelt (the dataset's `splits`)")
 
 
 def test_a_class_missing_from_the_first_split_is_read_and_warned_about(tmp_path, capsys):
