@@ -404,6 +404,12 @@ def _check_references(registry: Registry) -> None:
                 f"{registry.origin['tasks:' + name]}: task '{name}': key 'dataset': "
                 f"unknown dataset '{task.dataset}' (declare it under datasets:)"
             )
+        if (isinstance(task.params, dict) and task.params.get("test_folds") is not None
+                and getattr(registry.datasets[task.dataset], "fold_column", None) is None):
+            raise HarnessError(  # else found only after every slide was embedded
+                f"{registry.origin['tasks:' + name]}: task '{name}': key 'params.test_folds': dataset "
+                f"'{task.dataset}' has no folds of its own (no fold_column); drop test_folds, or give the dataset "
+                "its fold_column")
         if task.test_dataset is not None and task.test_dataset not in registry.datasets:
             raise HarnessError(
                 f"{registry.origin['tasks:' + name]}: task '{name}': key 'test_dataset': "

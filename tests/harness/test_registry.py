@@ -106,3 +106,13 @@ def test_unknown_task_suggests_the_close_name():
     registry = load_registry(families=FAMILIES)
     with pytest.raises(HarnessError, match=r"unknown task.*'synth-tile'.*did you mean 'synth-tiles'"):
         registry.select("synth-tile")
+
+
+def test_test_folds_on_a_dataset_without_folds_is_refused_when_the_registry_loads(tmp_path):
+    """It was found at evaluation, after every slide of the cohort had been embedded."""
+    path = write(tmp_path, "datasets:\n  cohort: {source: wsi, path: c/slides.csv, label_column: label}\n"
+                           "tasks:\n  mine: {family: slide_classification, dataset: cohort, main_score: balanced_accuracy,"
+                           " params: {test_folds: [0]}}\n")
+    message = error_of([path])
+    assert message == (f"{path}: task 'mine': key 'params.test_folds': dataset 'cohort' has no folds of its own (no "
+                       "fold_column); drop test_folds, or give the dataset its fold_column")
