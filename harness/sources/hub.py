@@ -111,6 +111,20 @@ class HubTileSource(TileSource):
                        "commit": snapshot.name if snapshot else None, "files": files,
                        **({"selection": selection} if selection else {})})
 
+    def _check_disjoint(self, snapshot: Path) -> None:
+        """No file is matched by two splits' patterns: `train: data/*.parquet` beside `test:
+        data/test-*.parquet` trained on the test rows (fnmatch's * spans folders too)."""
+        owner: dict[Path, str] = {}
+        for split in self.spec.data_files:
+            for path in self._files(snapshot, split):
+                if path in owner:
+                    raise HarnessError(
+                        f"{self.name}: data_files of splits '{owner[path]}' ({self.spec.data_files[owner[path]]!r}) "
+                        f"and '{split}' ({self.spec.data_files[split]!r}) both match "
+                        f"{path.relative_to(snapshot).as_posix()}: a file in two splits leaks between them; narrow "
+                        "the patterns")
+                owner[path] = split
+
     # --- reading --------------------------------------------------------------------
     def _file_table(self, key: str):
         """The rows of one data_files entry, their columns checked."""
@@ -119,6 +133,7 @@ class HubTileSource(TileSource):
         snapshot = self._snapshot()
         if snapshot is None:
             raise HarnessError(self.availability().reason)
+        self._check_disjoint(snapshot)
         files = [str(p) for p in self._files(snapshot, key)]
         table = load_dataset("parquet", data_files={"rows": files}, split="rows")  # any key, even `all`
         spec = self.spec

@@ -361,3 +361,13 @@ def test_a_hub_row_without_an_image_is_named(hub_cache, tmp_path):
     names = open_source("tiles", hub_spec(image_column="file"), context(tmp_path)).images("train")
     with pytest.raises(HarnessError, match=r"row 0: the 'file' cell is a str, not an image; image_column must name"):
         names[0]
+
+
+def test_data_files_that_put_one_file_in_two_splits_are_one_line(hub_cache, tmp_path):
+    """`train: data/*.parquet` beside `test: data/test-*.parquet` (fnmatch's * spans folders) trained
+    on the test rows without a word."""
+    spec = hub_spec(data_files={"train": "data/*.parquet", "test": "data/test-*.parquet"})
+    with pytest.raises(HarnessError, match=r"tiles: data_files of splits 'train' \('data/\*.parquet'\) and 'test' "
+                                           r"\('data/test-\*.parquet'\) both match data/test-00000-of-00001.parquet: "
+                                           "a file in two splits leaks between them; narrow the patterns"):
+        open_source("tiles", spec, context(tmp_path)).labels("train")
