@@ -25,6 +25,9 @@ Rate = Annotated[float, Field(gt=0, allow_inf_nan=False)]  # learning rates, pen
 Decay = Annotated[float, Field(ge=0, allow_inf_nan=False)]  # weight decay
 Dropout = Annotated[float, Field(ge=0, lt=1)]
 Folds = Annotated[int, Field(ge=2, le=100)]
+# the dataset's own folds that are tested; the items of its other folds are trained on in every fold
+# and never tested (Camelyon16: [0], its official test set). None: each fold in turn
+TestFolds = Annotated[list[int], Field(min_length=1, max_length=100)]
 Resamples = Annotated[int, Field(ge=10, le=100_000)]  # bootstrap resamples of a 95% interval
 Counts = list[Annotated[int, Field(ge=1, le=1_000_000)]]  # k of kNN or of map@k, shots per class
 

@@ -18,7 +18,8 @@ from harness.scoring.abmil import AbmilConfig, train_abmil
 from harness.scoring.parallel_fits import map_fits
 from harness.scoring.bootstrap import N_RESAMPLES, bootstrap_ci
 from harness.evaluation import (
-    Evaluation, Folds, MetricInfo, Resamples, SCORE, Steps, TaskData, TaskFamily, embedded, summarise,
+    Evaluation, Folds, MetricInfo, Resamples, SCORE, Steps, TaskData, TaskFamily, TestFolds, embedded,
+    summarise,
 )
 from harness.scoring.linear_probe import LinearProbeConfig, fit_linear_probe
 from harness.scoring.metrics import balanced_accuracy_from_confusion, confusion_matrices, macro_auroc, macro_f1_from_confusion
@@ -29,9 +30,7 @@ class SlideClassificationParams(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     folds: Folds = 5
-    # the dataset's own folds that are tested; the slides of its other folds are trained on in every
-    # fold and never tested (Camelyon16: [0], its official test set). Default: each fold in turn
-    test_folds: list[int] | None = Field(None, min_length=1, max_length=100)
+    test_folds: TestFolds | None = None
     seed: int = 0
     abmil: AbmilConfig = Field(default_factory=AbmilConfig)
     probe_max_steps: Steps = 2000

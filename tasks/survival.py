@@ -20,8 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness.scoring.abmil import AbmilConfig, train_abmil
 from harness.scoring.parallel_fits import map_fits
-from harness.evaluation import (Evaluation, Folds, MetricInfo, Rate, SCORE, SlideBags, TaskData, TaskFamily, embedded,
-                                summarise)
+from harness.evaluation import (Evaluation, Folds, MetricInfo, Rate, SCORE, SlideBags, TaskData, TaskFamily, TestFolds,
+                                embedded, summarise)
 from harness.scoring.patient_folds import patient_folds
 
 
@@ -29,9 +29,7 @@ class SurvivalParams(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     folds: Folds = 5
-    # the dataset's own folds that are tested; the slides of its other folds are trained on in every
-    # fold and never tested (Camelyon16: [0], its official test set). Default: each fold in turn
-    test_folds: list[int] | None = Field(None, min_length=1, max_length=100)
+    test_folds: TestFolds | None = None
     seed: int = 0
     alphas: list[Rate] = Field(default_factory=lambda: [0.01, 0.02, 0.07], min_length=1, max_length=1000)
     l1_ratio: float = Field(0.5, gt=0, le=1)  # the elastic net's lasso share (sksurv's range)

@@ -273,6 +273,20 @@ def check_table_cells(rows: Sequence[dict], columns: Sequence[str], table: Path,
                 raise HarnessError(f"{table}: line {line} has an empty '{column}'; fill it in or remove the row")
 
 
+def names_inside(text: str) -> bool:
+    """Whether a file name a dataset's metadata gives stays under its folder by name: relative,
+    without a '..' step, a drive or a NUL (a link placed under the folder may lead elsewhere)."""
+    path = PurePosixPath(text.replace("\\", "/"))
+    return bool(text) and "\0" not in text and not path.is_absolute() and ".." not in path.parts \
+        and not PureWindowsPath(text).drive
+
+
+def path_key(text: str) -> str:
+    """One spelling of a table's file name (`./a.tiff`, `a.tiff `, `a\\b` and `a/b` alike), to tell the
+    same file named twice."""
+    return os.path.normpath(text.strip().replace("\\", "/"))
+
+
 def check_table_paths(values: Sequence[str | None], column: str, table: Path,
                       lines: Sequence[int] | None = None) -> None:
     """The files a dataset's table names (an image, a slide) lie under the table's own folder: each
@@ -282,8 +296,7 @@ def check_table_paths(values: Sequence[str | None], column: str, table: Path,
     line each value's row starts on, or else the header's line plus its place."""
     for line, value in zip(lines or range(2, len(values) + 2), values):
         text = "" if value is None else str(value)
-        path = PurePosixPath(text.replace("\\", "/"))
-        if not text or "\0" in text or path.is_absolute() or ".." in path.parts or PureWindowsPath(text).drive:
+        if not names_inside(text):
             raise HarnessError(f"{table}: line {line}, column '{column}': {text[:100]!r} is not a path inside the "
                                "table's folder (relative, without '..'); fix the table, or put the files or a link "
                                "to their folder under it")

@@ -4,7 +4,6 @@ or a report. Image paths are relative to the CSV's folder, and stay inside it.""
 from __future__ import annotations
 
 import hashlib
-import os
 from functools import cached_property
 from pathlib import Path
 
@@ -13,8 +12,8 @@ import numpy as np
 from harness.errors import HarnessError
 from harness.registry import CsvDataset
 from harness.sources.base import (
-    Availability, TileSource, check_table_cells, check_table_paths, digest, encode_labels, read_table_rows,
-    records_from_columns,
+    Availability, TileSource, check_table_cells, check_table_paths, digest, encode_labels, path_key,
+    read_table_rows, records_from_columns,
 )
 from harness.sources.image_folder import FolderImages
 
@@ -54,8 +53,7 @@ class CsvTableSource(TileSource):
         score would be inflated without a word. Within one split it may repeat (VQA: a question each)."""
         spec, first = self.spec, {}
         for line, row in zip(starts, rows):
-            image = os.path.normpath(row[spec.image_column].strip().replace("\\", "/"))
-            seen = first.setdefault(image, (line, row[spec.split_column]))
+            seen = first.setdefault(path_key(row[spec.image_column]), (line, row[spec.split_column]))
             if seen[1] != row[spec.split_column]:
                 raise HarnessError(f"{self.table_path}: line {line} puts image '{row[spec.image_column]}' in split "
                                    f"'{row[spec.split_column]}', line {seen[0]} in '{seen[1]}': an image in two splits "

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from functools import cached_property
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -25,7 +25,9 @@ import numpy as np
 from harness.bounded_read import read_json
 from harness.errors import HarnessError
 from harness.registry import HestBenchDataset
-from harness.sources.base import Availability, SpotTable, TileSource, check_table_cells, digest, read_table_rows
+from harness.sources.base import (
+    Availability, SpotTable, TileSource, check_table_cells, digest, names_inside, read_table_rows,
+)
 from harness.sources.image_files import MAX_IMAGE_PIXELS
 
 GATED = "(gated: accept the terms at https://huggingface.co/datasets/MahmoodLab/hest-bench and set HF_TOKEN)"
@@ -154,12 +156,10 @@ class HestBenchSource(TileSource):
         absolute path, a '..' step), as a dataset table's may not (check_table_paths); a link the
         user placed there may (`huggingface-cli download --local-dir` made the large files links
         into the Hub cache before huggingface_hub 0.23, which resolving the path refused)."""
-        name = PurePosixPath(relative.strip().replace("\\", "/"))
-        if (not relative.strip() or name.is_absolute() or ".." in name.parts or "\0" in relative
-                or PureWindowsPath(relative).drive):
+        if not names_inside(relative.strip()):
             raise HarnessError(f"{table}: '{relative[:100]}' points outside {self.root}: paths are relative to the "
                                "task folder")
-        path = self.root / name
+        path = self.root / relative.strip().replace("\\", "/")
         if not path.is_file():
             raise HarnessError(f"{table}: '{relative[:100]}' not found under {self.root}")
         return path

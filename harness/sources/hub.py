@@ -58,6 +58,7 @@ class HubTileSource(TileSource):
     def __init__(self, name, spec, context):
         super().__init__(name, spec, context)
         self._tables: dict = {}
+        self._disjoint = False  # data_files checked for a file two splits share (once per source)
 
     # --- locating files -------------------------------------------------------------
     def _snapshot(self) -> Path | None:
@@ -114,6 +115,8 @@ class HubTileSource(TileSource):
     def _check_disjoint(self, snapshot: Path) -> None:
         """No file is matched by two splits' patterns: `train: data/*.parquet` beside `test:
         data/test-*.parquet` trained on the test rows (fnmatch's * spans folders too)."""
+        if self._disjoint:
+            return
         owner: dict[Path, str] = {}
         for split in self.spec.data_files:
             for path in self._files(snapshot, split):
@@ -124,6 +127,7 @@ class HubTileSource(TileSource):
                         f"{path.relative_to(snapshot).as_posix()}: a file in two splits leaks between them; narrow "
                         "the patterns")
                 owner[path] = split
+        self._disjoint = True
 
     # --- reading --------------------------------------------------------------------
     def _file_table(self, key: str):

@@ -18,8 +18,8 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
 
 
 def holds_images(folder: Path) -> bool:
-    """Whether `folder` is a folder with an image among its first 1,000 entries (a class folder)."""
-    return folder.is_dir() and any(is_image_file(p) for p in list(folder.iterdir())[:1000])
+    """Whether `folder` is a folder, not hidden, with an image among its first 1,000 entries (a class folder)."""
+    return not is_hidden(folder) and folder.is_dir() and any(is_image_file(p) for p in list(folder.iterdir())[:1000])
 
 
 def is_image_file(path: Path) -> bool:
@@ -89,7 +89,7 @@ class ImageFolderSource(TileSource):
         loose = [p for p in entries if p.is_file() and is_image_file(p)]
         if loose:
             return f"{self.root} holds {len(loose)} image(s) directly"
-        classes = [p.name for p in entries if p.name not in self.spec.splits and not is_hidden(p) and holds_images(p)]
+        classes = [p.name for p in entries if p.name not in self.spec.splits and holds_images(p)]
         if classes:
             return f"{self.root} holds image folders {classes[:5]}"
         return ""
@@ -131,7 +131,7 @@ class ImageFolderSource(TileSource):
             return []
         declared = set(self.spec.classes)
         return sorted(p.name for p in (self.root / split).iterdir()
-                      if p.name not in declared and not is_hidden(p) and holds_images(p))
+                      if p.name not in declared and holds_images(p))
 
     def fingerprint(self) -> str:
         files = {s: [(p.relative_to(self.root).as_posix(), p.stat().st_size) for p, _ in self._items(s)]

@@ -18,7 +18,8 @@ import numpy as np
 from harness.errors import HarnessError
 from harness.registry import SynthDataset, TilingSpec, WsiDataset
 from harness.sources.base import (
-    Availability, DataContext, Source, check_table_cells, check_table_paths, digest, read_table_rows,
+    Availability, DataContext, Source, check_table_cells, check_table_paths, digest, path_key,
+    read_table_rows,
 )
 
 
@@ -97,7 +98,7 @@ class SlideSource(Source):
         check_table_paths([row[c.slide] for row in rows], c.slide, self.csv_path, starts)
         first: dict[str, int] = {}
         for line, row in zip(starts, rows):  # one row per slide: a slide twice is weighted twice, or in two folds
-            slide = os.path.normpath(row[c.slide].strip().replace("\\", "/"))
+            slide = path_key(row[c.slide])
             if slide in first:
                 raise HarnessError(f"{self.csv_path}: line {line} names slide '{row[c.slide]}' again (first on line "
                                    f"{first[slide]}); a slide table has one row per slide: remove one")
