@@ -152,8 +152,12 @@ class Runner:
                     and model.weights_sha256 in (None, previous.model.weights_sha256)
                     and self._same_params(task, previous)
                     and (not self.config.log_samples or self._has_samples(slug, previous))):
-                outcomes.append(_outcome_from(previous, slug, reused=True))
-                continue
+                changed = self._changed_data(task, previous)
+                if changed is None:
+                    outcomes.append(_outcome_from(previous, slug, reused=True))
+                    continue
+                console.print(f"{escape(name)} / {task_name}: {escape(changed)} since its result was computed; "
+                              "scoring it again")
             source = self._source(task.dataset)
             if self.rank != 0 and source.kind != "slides":
                 continue  # under torchrun, only slide extraction is split across ranks; rank 0 does the rest
@@ -331,6 +335,29 @@ class Runner:
             result.samples = path.name
         self.store.write(slug, result)  # after the samples: a result that names them finds them
         return _outcome_from(result, slug)
+
+    def _changed_data(self, task: TaskSpec, previous: TaskResult) -> str | None:
+        """What of a result's data differs from what the registry reads now (None: nothing): a table
+        whose labels were corrected, images added to a folder, a Hub dataset at a new commit. Data
+        absent now keeps its result; data that cannot be read now is scored again, and the run's
+        failure keeps the earlier result (`_record`)."""
+        recorded = [(task.dataset, previous.dataset.fingerprint)]
+        if task.test_dataset:
+            test = previous.details.get("test_dataset")
+            recorded.append((task.test_dataset, test.get("fingerprint") if isinstance(test, dict) else None))
+        for dataset, fingerprint in recorded:
+            if fingerprint is None:  # a result written before fingerprints were recorded
+                continue
+            source = self._source(dataset)
+            try:
+                if not source.availability().ok:
+                    continue
+                now = self._fingerprint(source)
+            except Exception as error:  # noqa: BLE001 - told when the task is scored again
+                return f"dataset '{dataset}' cannot be read ({one_line(error)})"
+            if now != fingerprint:
+                return f"dataset '{dataset}' changed"
+        return None
 
     def _has_samples(self, slug: str, previous: TaskResult) -> bool:
         """--log-samples reuses an earlier result only if its samples were written too."""

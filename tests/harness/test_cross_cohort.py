@@ -48,6 +48,13 @@ def test_trains_on_one_cohort_and_tests_on_the_other(tmp_path):
     assert result["dataset"]["name"] == "cohort-a"
     assert result["details"]["test_dataset"]["name"] == "cohort-b"
     assert result["details"]["test_dataset"]["split"] == "test"
+    # the test cohort changed (here: another draw): the result is scored again, not reused
+    registry.write_text(COHORTS.replace("seed: 2}", "seed: 3}"))
+    assert main(["run", "--model", "colour-stats", "--workers", "0", "--tasks", "cross", "--include", str(registry),
+                 "--output", str(out), "--cache-dir", str(tmp_path / "cache")]) == 0
+    again = json.loads((out / "colour-stats" / "cross.json").read_text())
+    assert again["details"]["test_dataset"]["fingerprint"] != result["details"]["test_dataset"]["fingerprint"]
+    assert again["dataset"]["fingerprint"] == result["dataset"]["fingerprint"]
 
 
 def test_declared_classes_that_differ_are_refused_at_load(tmp_path):

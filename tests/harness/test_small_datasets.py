@@ -2,6 +2,7 @@
 library's message (or silently) now reads it, or says in one line what to change."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,27 @@ def test_few_tiles_per_class_hold_out_one_of_each(tmp_path):
                   params="{knn_k: [1], max_steps: 50, seeds: [0]}")
     assert result["status"] == "ok", result.get("reason")
     assert result["n_samples"] == {"train": 16, "val": 8, "test": 8}
+
+
+def test_a_result_is_scored_again_when_its_data_changed_and_kept_when_the_data_is_gone(tmp_path, capsys):
+    """The reuse of an earlier result looks at the data too: tiles added to the test split are scored,
+    where the rerun answered with the result of the smaller test set; data removed since keeps it."""
+    layout = {"train": {"a": 4, "b": 4}, "test": {"a": 2, "b": 2}}
+    params = "{knn_k: [1], max_steps: 20, seeds: [0], fewshot_shots: [], bootstrap_resamples: 20}"
+    first = _run(tmp_path, layout, params)
+    assert first["status"] == "ok" and first["n_samples"]["test"] == 4
+    assert _run(tmp_path, layout, params)["date"] == first["date"]  # nothing changed: reused
+    capsys.readouterr()
+    Image.fromarray(np.full((32, 32, 3), 40, np.uint8)).save(tmp_path / "data" / "mine" / "test" / "a" / "new.png")
+    again = _run(tmp_path, layout, params)
+    assert again["n_samples"]["test"] == 5 and again["dataset"]["fingerprint"] != first["dataset"]["fingerprint"]
+    told = "colour-stats / mine-tiles: dataset 'mine' changed since its result was computed; scoring it again"
+    assert told in capsys.readouterr().err
+    shutil.rmtree(tmp_path / "data" / "mine")
+    registry = tmp_path / "mine.yaml"  # the data gone: its result stays as it was
+    main(["run", *RUN, "--tasks", "mine-tiles", "--include", str(registry), "--data-root", str(tmp_path / "data"),
+          "--output", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache")])
+    assert json.loads((tmp_path / "results" / "colour-stats" / "mine-tiles.json").read_text()) == again
 
 
 def test_k_larger_than_the_training_set_is_refused_and_said(tmp_path):
