@@ -71,7 +71,13 @@ class CsvTableSource(TileSource):
         return sorted({row[self.spec.label_column] for row in self.rows})
 
     def fingerprint(self) -> str:
-        return digest({"table": hashlib.sha256(self.table_path.read_bytes()).hexdigest()})
+        """The table's bytes and each image's size: images re-exported under the same names (another
+        magnification, another stain normalisation) are embedded and scored again, not answered from
+        the cache. An image that is not there has no size; reading it names it."""
+        folder = self.table_path.parent
+        names = dict.fromkeys(row[self.spec.image_column] for row in self.rows)
+        return digest({"table": hashlib.sha256(self.table_path.read_bytes()).hexdigest(),
+                       "sizes": [_size(folder / name) for name in names]})
 
     def labels(self, split: str) -> np.ndarray | None:
         if not self.spec.label_column:
@@ -88,3 +94,10 @@ class CsvTableSource(TileSource):
         column = lambda name: [row[name] for row in rows] if name else None  # noqa: E731
         return records_from_columns(column(spec.question_column), column(spec.answer_column),
                                     column(spec.text_column), f"{self.table_path} split '{split}'")
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None

@@ -159,6 +159,12 @@ def test_csv_table_with_reports(tmp_path):
     assert source.class_names() == ["high", "low"] and source.labels("train").tolist() == [1, 0]
     assert source.records("test") == [{"image": 0, "report": "Low grade tumour."}]
     assert np.asarray(source.images("train")[1]).mean() == 30
+    # an image re-exported under its name (here: twice the size) is another dataset to the cache and
+    # to the results; the same files read again are the same one
+    before = source.fingerprint()
+    assert open_source("cohort", spec, context(tmp_path)).fingerprint() == before
+    tile(30, size=64).save(tmp_path / "data" / "cohort" / "imgs" / "1.png")
+    assert open_source("cohort", spec, context(tmp_path)).fingerprint() != before
 
 
 def test_csv_table_errors_name_the_file(tmp_path):
