@@ -60,10 +60,10 @@ class ModelRecord(_Record):
 
 
 class DatasetRecord(_Record):
-    name: str
-    source: str
-    fingerprint: str | None = None
-    revision: str | None = None  # a Hub dataset: the commit its files were read at
+    name: str = Field(max_length=200)
+    source: str = Field(max_length=200)
+    fingerprint: str | None = Field(None, max_length=200)
+    revision: str | None = Field(None, max_length=200)  # a Hub dataset: the commit its files were read at
     pinned: bool | None = None  # a Hub dataset: whether tasks.yaml names that commit (not a branch)
     image_sources: list[SourceName] | None = Field(None, max_length=32)  # where its images come from (None: undeclared)
 

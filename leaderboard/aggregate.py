@@ -434,10 +434,37 @@ def build_leaderboard(results: list[tuple[str, TaskResult]], warnings: list[str]
                 cells[(model, task)] = Cell(result.status, reason=result.reason)
         info[model] = _model_info(list(by_model[model].values()))
     _name_apart(info, warnings)
+    _name_other_data(tasks, models, cells, warnings)
     return Leaderboard(models, tasks, {t: described[t][2] for t in tasks}, cells, info,
                        {t: described[t][0] for t in tasks}, {t: described[t][1] for t in tasks},
                        {family: title for _, _, family, title in described.values()}, warnings, unscored,
                        board_tasks)
+
+
+def _name_other_data(tasks: list[str], models: list[str], cells: dict[tuple[str, str], Cell],
+                     warnings: list[str]) -> None:
+    """A task whose scores were computed on different data (their dataset fingerprints differ: an
+    unpinned Hub dataset read at two commits, a local copy with other files) ranks them as if on one
+    test set; the board says so, a line per task, naming whose scores are on which data. Which data
+    is the task's own, nothing on the board can tell: none is left out. (Bootstrap ranks already
+    pair only the scores of one fingerprint.)"""
+    for task in tasks:
+        on: dict[str, list[str]] = defaultdict(list)
+        for model in models:
+            cell = cells[(model, task)]
+            if cell.status == "ok" and cell.fingerprint is not None:
+                on[cell.fingerprint].append(model)
+        if len(on) < 2:
+            continue
+        groups = sorted(on.items(), key=lambda item: (-len(item[1]), item[0]))
+        shown = "; ".join(f"{fingerprint[:16]!r}: {_first_names(names)}" for fingerprint, names in groups[:4])
+        more = f"; and {len(groups) - 4} more" if len(groups) > 4 else ""
+        warnings.append(f"task {task}: its scores were computed on {len(groups)} versions of its data (dataset "
+                        f"fingerprints {shown}{more}) and are compared as one; rescore them on one")
+
+
+def _first_names(names: list[str], limit: int = 3) -> str:
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def declared_family(result: TaskResult, registered: Mapping[str, tuple] | None) -> str:

@@ -211,3 +211,23 @@ def test_borda_and_ties_match_their_pairwise_definitions_on_a_large_board(tmp_pa
     assert {tuple(sorted(p)) for p in pairs} == by_definition and total == len(by_definition) > 10
     first, total_again = uncertainty.tied_pairs(limit=5)
     assert first == pairs[:5] and total_again == total
+
+
+def test_scores_on_different_data_are_named_in_one_line_per_task(tmp_path):
+    """Two versions of one task's data (an unpinned Hub dataset read at two commits) were ranked as
+    one test set without a word; the board names whose scores are on which data."""
+    def dataset(fingerprint):
+        return {"name": "t1", "source": "hf", "fingerprint": fingerprint}
+
+    for model, value in {"a": 0.9, "b": 0.8, "c": 0.7}.items():
+        write_result(tmp_path, model, "t1", "tile_classification", value)
+        write_result(tmp_path, model, "t2", "tile_classification", value,
+                     dataset=dataset("f" * 16 if model == "c" else "e" * 16))
+    write_result(tmp_path, "d", "t2", "tile_classification", status="failed", reason="x", dataset=dataset("d" * 16))
+    board = build_leaderboard(*load_results(tmp_path))
+    assert board.warnings == [f"task t2: its scores were computed on 2 versions of its data (dataset fingerprints "
+                              f"'{'e' * 16}': a, b; '{'f' * 16}': c) and are compared as one; rescore them on one"]
+    assert board.average_rank()["a"] == 1.0  # said, not dropped: which data is the task's, the board cannot tell
+    write_result(tmp_path, "b", "t2", "tile_classification", 0.8, dataset=dataset("x" * 500))
+    loaded, warnings = load_results(tmp_path)  # a fingerprint no run writes: the file is refused
+    assert "b" not in {slug for slug, r in loaded if r.task == "t2"} and any("b/t2.json" in w for w in warnings)
