@@ -217,7 +217,8 @@ def test_a_failing_task_is_recorded_and_the_run_goes_on(cache_dir, tiny_registry
             folder = tmp_path / "data" / "broken" / split / name
             folder.mkdir(parents=True)
             for i in range(3):
-                Image.fromarray(np.full((32, 32, 3), 50 * i, np.uint8)).save(folder / f"{i}.png")
+                shade = 50 * i + 5 * (split == "test")  # a test tile that is a training tile's copy is refused
+                Image.fromarray(np.full((32, 32, 3), shade, np.uint8)).save(folder / f"{i}.png")
     (tmp_path / "data" / "broken" / "test" / "b" / "bad.png").write_bytes(b"truncated")
     registry = tmp_path / "broken.yaml"
     registry.write_text(

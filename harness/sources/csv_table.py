@@ -16,10 +16,12 @@ from harness.sources.base import (
     read_table_rows, records_from_columns,
 )
 from harness.sources.image_folder import FolderImages
+from harness.sources.split_copies import refuse_copies_across_splits
 
 
 class CsvTableSource(TileSource):
     spec: CsvDataset
+    _checked = False  # no image in two splits (prepare)
 
     @property
     def table_path(self) -> Path:
@@ -58,6 +60,15 @@ class CsvTableSource(TileSource):
                 raise HarnessError(f"{self.table_path}: line {line} puts image '{row[spec.image_column]}' in split "
                                    f"'{row[spec.split_column]}', line {seen[0]} in '{seen[1]}': an image in two splits "
                                    "leaks between them; keep it in one")
+
+    def prepare(self) -> None:
+        """The same image under two names in two splits is refused, as one name in two splits is
+        (split_copies); once per run."""
+        if not self._checked:
+            folder = self.table_path.parent
+            refuse_copies_across_splits({s: [folder / r[self.spec.image_column] for r in self._split_rows(s)]
+                                         for s in self.split_names()}, folder, str(self.table_path))
+            self._checked = True
 
     def _split_rows(self, split: str) -> list[dict[str, str]]:
         return [row for row in self.rows if row[self.spec.split_column] == split]

@@ -12,6 +12,7 @@ from harness.errors import HarnessError
 from harness.registry import ImageFolderDataset
 from harness.sources.base import Availability, TileSource, digest
 from harness.sources.image_files import is_hidden, open_image, rgb_image
+from harness.sources.split_copies import refuse_copies_across_splits
 from harness.terminal import console
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
@@ -45,6 +46,7 @@ class ImageFolderSource(TileSource):
     def __init__(self, name, spec, context):
         super().__init__(name, spec, context)
         self._warned: set[str] = set()  # splits whose absent classes were reported
+        self._checked = False  # no image in two splits (prepare)
 
     @property
     def root(self) -> Path:
@@ -93,6 +95,13 @@ class ImageFolderSource(TileSource):
         if classes:
             return f"{self.root} holds image folders {classes[:5]}"
         return ""
+
+    def prepare(self) -> None:
+        """An image copied into two split folders is refused (split_copies), once per run."""
+        if not self._checked:
+            refuse_copies_across_splits({s: [p for p, _ in self._items(s)] for s in self.spec.splits}, self.root,
+                                        str(self.root))
+            self._checked = True
 
     def class_names(self) -> list[str]:
         """The declared classes, else the class folders of every split, sorted (a class with images

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 
 import numpy as np
@@ -268,3 +269,40 @@ def test_an_archive_unpacked_from_a_mac_or_browsed_in_jupyter_reads_as_its_image
     write_consep(consep, np.random.default_rng(0))
     (consep / "Train" / "Images" / "._train_1.png").write_bytes(b"\x00\x05\x16\x07")  # had no Labels/._train_1.mat
     assert len(_source(tmp_path, "consep").images("train")) == 8
+
+
+def test_an_image_copied_into_two_splits_is_one_line_naming_both_copies(tmp_path):
+    """A test image that is a byte-for-byte copy of a training image (a copy made while sorting files
+    into split folders, or the same file under two names in a table) was scored as unseen. Files of
+    one size and one first 4 KiB that differ further on are not copies; copies within a split are
+    not a leak."""
+    import shutil
+
+    root = tmp_path / "data" / "mine"
+    base = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    for index, (split, label) in enumerate([("train", "a"), ("train", "b"), ("test", "a"), ("test", "b")]):
+        pixels = base.copy()
+        pixels[0, 0] = index  # BMP stores rows bottom-up: the files share size and first 4 KiB, not content
+        (root / split / label).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(root / split / label / f"{index}.bmp")
+    assert len({p.read_bytes()[:4096] for p in root.rglob("*.bmp")}) == 1
+    spec = ImageFolderDataset(source="imagefolder", path="mine", splits=["train", "test"])
+    open_source("mine", spec, context(tmp_path)).prepare()
+    shutil.copy(root / "train" / "a" / "0.bmp", root / "train" / "b" / "copy.bmp")
+    open_source("mine", spec, context(tmp_path)).prepare()  # within one split
+    shutil.copy(root / "train" / "a" / "0.bmp", root / "test" / "b" / "copy.bmp")
+    with pytest.raises(HarnessError) as error:
+        open_source("mine", spec, context(tmp_path)).prepare()
+    assert str(error.value) == (
+        f"{root}: 'train/a/0.bmp' (split 'train') and 'test/b/copy.bmp' (split 'test') are one image, byte for "
+        "byte: an image in two splits leaks between them and inflates the score; keep one copy")
+    shutil.copy(root / "train" / "b" / "1.bmp", root / "test" / "a" / "copy1.bmp")
+    with pytest.raises(HarnessError, match=r"\(2 images in all are in two splits\)"):
+        open_source("mine", spec, context(tmp_path)).prepare()
+
+    (root / "table.csv").write_text("image,split,label\ntrain/a/0.bmp,train,a\ntrain/b/1.bmp,train,b\n"
+                                    "test/a/2.bmp,test,a\ntest/b/copy.bmp,test,b\n")
+    table = CsvDataset(source="csv", path="mine/table.csv", label_column="label")
+    with pytest.raises(HarnessError, match=re.escape(f"{root / 'table.csv'}: 'test/b/copy.bmp' (split 'test') and "
+                                                     "'train/a/0.bmp' (split 'train') are one image")):
+        open_source("t", table, context(tmp_path)).prepare()

@@ -1,0 +1,88 @@
+"""Byte-identical images in two splits of one dataset: a copy made while sorting files into split
+folders puts a test image among the training images, and the score is inflated without a word.
+
+Found as duplicate finders find them: files of one size, then of one first 4 KiB, then of one
+SHA-256; only files whose size occurs in two splits are opened, and of those only the ones whose
+first 4 KiB agree are read whole (a dataset of uncompressed tiles, every file one size, costs one
+4 KiB read per file). Near-duplicates (the same tissue re-encoded) are not looked for."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from pathlib import Path
+
+from harness.errors import HarnessError
+
+HEAD = 4096
+
+
+def copies_across_splits(files: dict[str, list[Path]]) -> list[list[tuple[str, Path]]]:
+    """Groups of (split, file) with one content, each group spanning two splits or more, in the
+    order of the files given. Files that cannot be read are left to the reader, which names them;
+    empty files are not images, and are left to it too."""
+    by_size: dict[int, list[tuple[str, Path]]] = defaultdict(list)
+    for split, paths in files.items():
+        for path in dict.fromkeys(paths):  # a file listed twice in one split is one file
+            try:
+                size = path.stat().st_size
+            except OSError:
+                continue
+            if size:
+                by_size[size].append((split, path))
+    groups = [entries for entries in by_size.values() if _spans_splits(entries)]
+    for key in (_head, _sha256):
+        groups = [group for entries in groups for group in _split_by(entries, key) if _spans_splits(group)]
+    return groups
+
+
+def refuse_copies_across_splits(files: dict[str, list[Path]], root: Path, what: str) -> None:
+    """One line starting with `what` (the dataset's folder or table), naming the first copy (its path
+    under `root`) and how many there are, where any image is in two splits."""
+    groups = copies_across_splits(files)
+    if not groups:
+        return
+    (split_a, first), (split_b, second) = groups[0][0], next(e for e in groups[0] if e[0] != groups[0][0][0])
+    more = f" ({len(groups)} images in all are in two splits)" if len(groups) > 1 else ""
+    raise HarnessError(f"{what}: {_name(first, root)} (split '{split_a}') and {_name(second, root)} (split "
+                       f"'{split_b}') are one image, byte for byte{more}: an image in two splits leaks between them "
+                       "and inflates the score; keep one copy")
+
+
+def _spans_splits(entries: list[tuple[str, Path]]) -> bool:
+    return len({split for split, _ in entries}) > 1
+
+
+def _split_by(entries: list[tuple[str, Path]], key) -> list[list[tuple[str, Path]]]:
+    groups: dict[bytes, list[tuple[str, Path]]] = defaultdict(list)
+    for split, path in entries:
+        value = key(path)
+        if value is not None:
+            groups[value].append((split, path))
+    return list(groups.values())
+
+
+def _head(path: Path) -> bytes | None:
+    try:
+        with path.open("rb") as file:
+            return file.read(HEAD)
+    except OSError:
+        return None
+
+
+def _sha256(path: Path) -> bytes | None:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.digest()
+
+
+def _name(path: Path, root: Path) -> str:
+    try:
+        return f"'{path.relative_to(root).as_posix()}'"
+    except ValueError:
+        return f"'{path}'"
