@@ -12,28 +12,27 @@ import math
 import time
 import traceback
 from dataclasses import dataclass, field
-from pathlib import Path
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping
 
+import numpy as np
 from rich.markup import escape
 
 from harness.atomic_write import write_parquet_atomic
 from harness.embedding_cache import EmbeddingCache
-from harness.errors import HarnessError, one_line
-import numpy as np
-
+from harness.errors import HarnessError, NotApplicable, one_line
 from harness.evaluation import (SlideBags, SplitArrays, TaskData, TaskFamily, changed_param,
                                 resolved_params)
 from harness.hub_access import is_commit
 from harness.install_hints import missing_extra, task_extras
-from harness.errors import NotApplicable
 from harness.models.model_spec import DEFAULT_MODEL, LoadOptions, ModelSpec, resolve_model
 from harness.process_group import process_rank
-from harness.terminal import console
 from harness.registry import Registry, TaskSpec
 from harness.results import DatasetRecord, MainScore, ModelRecord, ResultStore, TaskResult, Timings, training_overlap
 from harness.sources import DataContext, TileSource, open_source
+from harness.sources.split_copies import refuse_copies_across_splits
+from harness.terminal import console
 from harness.timestamps import utc_timestamp
 
 if TYPE_CHECKING:  # torch and timm are imported when a task has to compute, not for a rerun that reuses
@@ -420,7 +419,11 @@ class Runner:
             raise HarnessError(f"test_dataset '{test_source.name}' has no split '{task.test_split}' (splits: "
                                f"{', '.join(test_source.split_names())}); set the task's test_split")
         parts = [(source, split, split) for split in source.split_names() if split != "test"]
-        return parts + [(test_source, task.test_split, "test")]
+        parts += [(test_source, task.test_split, "test")]
+        files = {f"{part.name}/{split}": getattr(part.images(split), "paths", None) for part, split, _ in parts}
+        if all(paths is not None for paths in files.values()):  # images read from files: no test image trained on
+            refuse_copies_across_splits(files, None, f"cross-cohort '{source.name}' -> '{test_source.name}'")
+        return parts
 
     def _record(self, slug, name, task, model, source, status, reason) -> TaskOutcome:
         if reason is not None and len(reason) > 2000:  # an error's message can be megabytes; the file keeps a line

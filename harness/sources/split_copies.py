@@ -36,9 +36,9 @@ def copies_across_splits(files: dict[str, list[Path]]) -> list[list[tuple[str, P
     return groups
 
 
-def refuse_copies_across_splits(files: dict[str, list[Path]], root: Path, what: str) -> None:
+def refuse_copies_across_splits(files: dict[str, list[Path]], root: Path | None, what: str) -> None:
     """One line starting with `what` (the dataset's folder or table), naming the first copy (its path
-    under `root`) and how many there are, where any image is in two splits."""
+    under `root`, or whole) and how many there are, where any image is in two splits."""
     groups = copies_across_splits(files)
     if not groups:
         return
@@ -81,8 +81,8 @@ def _sha256(path: Path) -> bytes | None:
     return digest.digest()
 
 
-def _name(path: Path, root: Path) -> str:
+def _name(path: Path, root: Path | None) -> str:
     try:
-        return f"'{path.relative_to(root).as_posix()}'"
+        return f"'{path.relative_to(root).as_posix()}'" if root is not None else f"'{path}'"
     except ValueError:
         return f"'{path}'"

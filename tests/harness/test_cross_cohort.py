@@ -116,3 +116,36 @@ def test_a_slide_dataset_in_a_cross_cohort_task_is_refused_at_load(tmp_path):
     registry.write_text(COHORTS.replace("test_dataset: cohort-b", "test_dataset: synth-slides"))
     with pytest.raises(HarnessError, match="key 'test_dataset': 'synth-slides' is a dataset of slides; cross-cohort"):
         load_registry([registry])
+
+
+def test_a_test_cohort_image_that_is_a_training_cohort_image_is_one_line(tmp_path):
+    """Cohort B built by copying files out of cohort A tested the model on images it was trained on."""
+    rng = np.random.default_rng(0)
+    for cohort, splits in (("cohort-a", ["train", "test"]), ("cohort-b", ["test"])):
+        for split in splits:
+            for label in ("a", "b"):
+                folder = tmp_path / "data" / cohort / split / label
+                folder.mkdir(parents=True)
+                for i in range(4):
+                    shade = 60 if label == "a" else 160
+                    pixels = np.clip(rng.normal(shade, 20, (16, 16, 3)), 0, 255).astype(np.uint8)
+                    Image.fromarray(pixels).save(folder / f"{i}.png")
+    registry = tmp_path / "cohorts.yaml"
+    registry.write_text(
+        "datasets:\n  cohort-a:\n    source: imagefolder\n    path: cohort-a\n    splits: [train, test]\n"
+        "  cohort-b:\n    source: imagefolder\n    path: cohort-b\n    splits: [test]\n"
+        "tasks:\n  cross:\n    family: tile_classification\n    dataset: cohort-a\n    test_dataset: cohort-b\n"
+        "    main_score: balanced_accuracy\n"
+        "    params: {max_steps: 20, seeds: [0], fewshot_shots: [], knn_k: [1], bootstrap_resamples: 20}\n")
+    run = ["run", "--model", "colour-stats", "--workers", "0", "--tasks", "cross", "--include", str(registry),
+           "--data-root", str(tmp_path / "data"), "--output", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")]
+    copy = tmp_path / "data" / "cohort-b" / "test" / "b" / "copy.png"
+    copy.write_bytes((tmp_path / "data" / "cohort-a" / "train" / "a" / "2.png").read_bytes())
+    assert main(run) == 1
+    failed = json.loads((tmp_path / "out" / "colour-stats" / "cross.json").read_text())
+    assert failed["status"] == "failed" and failed["reason"] == (
+        f"cross-cohort 'cohort-a' -> 'cohort-b': '{tmp_path / 'data' / 'cohort-a' / 'train' / 'a' / '2.png'}' (split "
+        f"'cohort-a/train') and '{copy}' (split 'cohort-b/test') are one image, byte for byte: an image in two splits "
+        "leaks between them and inflates the score; keep one copy")
+    copy.unlink()
+    assert main(run) == 0
