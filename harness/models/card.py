@@ -136,3 +136,41 @@ def read_card(path: Path, label: str | None = None) -> ModelCard:
     except ValidationError as error:
         loc, message = first_problem(error)
         raise HarnessError(f"{where}: model card key '{'.'.join(loc)}': {message}") from None
+
+
+TIMM_POOLING = {"token": "cls", "avg": "mean-patch"}  # timm's global_pool -> the card's pooling
+
+
+def card_from_timm_config(path: Path) -> dict[str, Any] | None:
+    """The card a timm `config.json` (what timm's push_to_hub and save_for_hf write, and what
+    `huggingface-cli download --local-dir` brings of a timm model) suggests, or None when the file
+    is not one. It gives the architecture and the transform; the pooling it suggests is the one the
+    config's global_pool names (cls where it names none), which the model's authors may not use."""
+    from harness.bounded_read import read_json
+
+    try:
+        config = read_json(path, 1024 * 1024, "timm config.json")
+    except (OSError, ValueError):
+        return None
+    if not isinstance(config, dict) or not isinstance(config.get("architecture"), str):
+        return None
+    args = config.get("model_args") if isinstance(config.get("model_args"), dict) else {}
+    pretrained = config.get("pretrained_cfg") if isinstance(config.get("pretrained_cfg"), dict) else {}
+    kwargs = {key: value.rpartition(".")[2] if key in LAYER_KEYS and isinstance(value, str) else value
+              for key, value in args.items() if key in TIMM_KWARGS and key != "global_pool"}
+    card: dict[str, Any] = {"architecture": config["architecture"][:200], "timm_kwargs": kwargs}
+    for key in ("mean", "std"):
+        if isinstance(pretrained.get(key), list) and len(pretrained[key]) == 3:
+            card[key] = pretrained[key]
+    if isinstance(pretrained.get("input_size"), list) and pretrained["input_size"]:
+        card["input_size"] = pretrained["input_size"][-1]
+    if pretrained.get("interpolation") in ("bicubic", "bilinear"):
+        card["interpolation"] = pretrained["interpolation"]
+    card["pooling"] = TIMM_POOLING.get(str(args.get("global_pool", config.get("global_pool"))), "cls")
+    if isinstance(config.get("num_features"), int):
+        card["embed_dim"] = config["num_features"]
+    try:
+        ModelCard.model_validate(card)
+    except ValidationError:
+        return None  # nothing to suggest that a run would take
+    return card

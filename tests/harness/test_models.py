@@ -92,6 +92,44 @@ def test_corrupt_file_and_missing_card(tmp_path):
         load_encoder(str(folder))
 
 
+def test_a_timm_hub_folder_without_a_card_is_told_the_card_its_config_gives(tmp_path):
+    """A timm model saved for the Hub (config.json + weights, as save_for_hf and push_to_hub write it,
+    and as `huggingface-cli download --local-dir` brings a timm FM) has no card.yaml. The one line
+    gives the card its config implies (here in Virchow2's form: layers named by dotted path, register
+    tokens, no global_pool), and that card, written as given, loads the weights that scored as the
+    model scores: same tokens, same class token."""
+    import re
+
+    import yaml
+    from timm.layers import SwiGLUPacked
+    from timm.models import save_for_hf
+
+    shape = dict(img_size=224, init_values=1e-5, mlp_ratio=5.3375, reg_tokens=4, dynamic_img_size=True)
+    torch.manual_seed(5)
+    model = timm.create_model(ARCH, num_classes=0, global_pool="", mlp_layer=SwiGLUPacked,
+                              act_layer=torch.nn.SiLU, **shape).eval()
+    folder = tmp_path / "virchow-like"
+    save_for_hf(model, str(folder), safe_serialization=True, model_config={"num_features": 192},
+                model_args={**shape, "num_classes": 0, "global_pool": "", "mlp_layer": "timm.layers.SwiGLUPacked",
+                            "act_layer": "torch.nn.SiLU"})
+    with pytest.raises(HarnessError) as error:
+        load_encoder(str(folder))
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(f"{folder}: no card.yaml beside the weights; its config.json")
+    card = yaml.safe_load(re.search(r"e\.g\. from that config (\{.*\}) \(check pooling", message).group(1))
+    assert card["timm_kwargs"]["mlp_layer"] == "SwiGLUPacked" and card["timm_kwargs"]["act_layer"] == "SiLU"
+    assert card["pooling"] == "cls" and card["embed_dim"] == 192 and card["input_size"] == 224
+    (folder / "card.yaml").write_text(yaml.safe_dump(card))
+    encoder = load_encoder(str(folder))
+    images = torch.rand(2, 3, 224, 224)
+    with torch.inference_mode():
+        assert torch.allclose(encoder.module(images), model.forward_features(images)[:, 0], atol=1e-5)
+    (folder / "card.yaml").unlink()
+    (folder / "config.json").write_text('{"architecture": 7}')  # not timm's: the card is asked for as before
+    with pytest.raises(HarnessError, match="no card.yaml beside the weights: write one with architecture"):
+        load_encoder(str(folder))
+
+
 def test_card_errors(tmp_path, trained_state):
     folder = write_checkpoint(tmp_path / "dim", trained_state)
     (folder / "card.yaml").write_text(f"architecture: {ARCH}\nembed_dim: 384\n")
