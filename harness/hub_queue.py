@@ -315,12 +315,31 @@ def card_at_commit(hub_id: str, sha: str, files: dict[str, int], folder: Path) -
     elif find_known_model(hub_id) is not None:
         card = {"base": find_known_model(hub_id).name}
     else:
+        hint = _timm_config_hint(hub_id, sha, files)
         raise HarnessError(f"hf-hub:{hub_id}@{sha[:12]}: no card.yaml in the repository and not a known model: add "
-                           "card.yaml (architecture, pooling, mean, std, input_size, embed_dim)")
+                           "card.yaml (architecture, pooling, mean, std, input_size, embed_dim)"
+                           + (f"; {hint}" if hint else ""))
     card.update(name=hub_id, hub_id=hub_id, revision=sha)
     path = folder / "card.yaml"
     path.write_text(yaml.safe_dump(card, sort_keys=False))
     return path
+
+
+def _timm_config_hint(hub_id: str, sha: str, files: dict[str, int]) -> str | None:
+    """The card a timm model's config.json at `sha` implies (timm_config_hint), or None: no such file,
+    one larger than 1 MiB, not timm's, or not readable now."""
+    from huggingface_hub import hf_hub_download
+
+    from harness.models.card import timm_config_hint
+
+    if not 0 < files.get("config.json", 0) <= 1024 * 1024:
+        return None
+    try:
+        path = Path(hub_call("reading the model's config.json", hub_id, lambda: hf_hub_download(
+            hub_id, "config.json", revision=sha)))
+    except HarnessError:
+        return None
+    return timm_config_hint(path)
 
 
 def fetch_checkpoint(request: Request, folder: Path) -> Path:

@@ -70,12 +70,15 @@ def request_file(hub: HubStandIn, repo: str = "lab/requests") -> dict:
     return json.loads(files[name])
 
 
-def model_repo(env, tmp_path, tiny_fm_state, name="lab/tiny-fm", card=CARD, weights_name="model.safetensors") -> str:
+def model_repo(env, tmp_path, tiny_fm_state, name="lab/tiny-fm", card=CARD, weights_name="model.safetensors",
+               config: dict | None = None) -> str:
     folder = tmp_path / name.replace("/", "_")
     folder.mkdir(parents=True, exist_ok=True)
     save_file(tiny_fm_state, str(folder / weights_name))
     if card:
         (folder / "card.yaml").write_text(card)
+    if config:  # timm's config.json, as push_to_hub writes it
+        (folder / "config.json").write_text(json.dumps(config))
     return hub_python(env, UPLOAD, name, str(folder), "model").strip()
 
 
@@ -98,7 +101,15 @@ def test_submit_queue_push_space_and_app(hub, tmp_path, tiny_fm_state, tiny_regi
     model_repo(env, tmp_path, tiny_fm_state, name="lab/no-card", card=None)
     done = harness(env, "submit", "hf-hub:lab/no-card", "--requests-repo", "lab/requests", "--tasks", "tiny-tiles",
                    *registry)
-    assert done.returncode == 2 and "no card.yaml" in done.stderr
+    assert done.returncode == 2 and "no card.yaml" in done.stderr and "config.json" not in done.stderr
+    model_repo(env, tmp_path, tiny_fm_state, name="lab/timm-pushed", card=None, config={
+        "architecture": "vit_tiny_patch16_224", "num_features": 192, "model_args": {"global_pool": "avg"},
+        "pretrained_cfg": {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "input_size": [3, 224, 224]}})
+    done = harness(env, "submit", "hf-hub:lab/timm-pushed", "--requests-repo", "lab/requests", "--tasks",
+                   "tiny-tiles", *registry)
+    assert done.returncode == 2 and "no card.yaml in the repository" in done.stderr
+    assert ("e.g. from that config {architecture: vit_tiny_patch16_224, timm_kwargs: {}, mean: [0.5, 0.5, 0.5], std: "
+            "[0.5, 0.5, 0.5], input_size: 224, pooling: mean-patch, embed_dim: 192}") in " ".join(done.stderr.split())
     done = harness(env, "submit", "hf-hub:lab/tiny-fm", "--requests-repo", "lab/requests", "--tasks", "no-such-task",
                    *registry)
     assert done.returncode == 2 and "no-such-task" in done.stderr

@@ -174,3 +174,17 @@ def card_from_timm_config(path: Path) -> dict[str, Any] | None:
     except ValidationError:
         return None  # nothing to suggest that a run would take
     return card
+
+
+def timm_config_hint(path: Path) -> str | None:
+    """What to say of a folder or repository without card.yaml whose config.json is timm's: the card
+    it implies, as one line of YAML to check and write; None where the file is not timm's config."""
+    import yaml
+
+    card = card_from_timm_config(path)
+    if card is None:
+        return None
+    text = yaml.safe_dump(card, default_flow_style=True, width=float("inf"), sort_keys=False).strip()
+    return ("its config.json (timm's) gives the architecture but not how the benchmark must pool and feed it; "
+            f"write card.yaml, e.g. from that config {text} (check pooling: cls, mean-patch or cls+mean, as the "
+            "model's authors pool)")

@@ -12,10 +12,9 @@ import hashlib
 from pathlib import Path
 
 import torch
-import yaml
 
 from harness.errors import HarnessError
-from harness.models.card import DEFAULT_MAX_PARAMETERS, ModelCard, card_from_timm_config
+from harness.models.card import DEFAULT_MAX_PARAMETERS, ModelCard, timm_config_hint
 from harness.models.building import build_timm, check_architecture_budget, finish_encoder
 from harness.models.encoder import ImageEncoder
 from harness.models.weight_files import MERGE_SHARDS, sharded_weights
@@ -50,14 +49,10 @@ def locate_checkpoint(path: Path) -> tuple[Path, Path]:
     weights = find_weights(path)
     card = next((folder / name for name in CARD_NAMES if (folder / name).is_file()), None)
     if card is None:
-        suggested = card_from_timm_config(folder / "config.json")
-        if suggested is not None:  # a timm model saved for, or downloaded from, the Hub
-            raise HarnessError(
-                f"{folder}: no card.yaml beside the weights; its config.json (timm's) gives the architecture but "
-                "not how the benchmark must pool and feed it: write card.yaml, e.g. from that config "
-                f"{yaml.safe_dump(suggested, default_flow_style=True, width=float('inf'), sort_keys=False).strip()} (check pooling: "
-                "cls, mean-patch or cls+mean, as the model's authors pool), or `base: <name>` where these are a "
-                "known model's weights (harness list)")
+        hint = timm_config_hint(folder / "config.json")
+        if hint is not None:  # a timm model saved for, or downloaded from, the Hub
+            raise HarnessError(f"{folder}: no card.yaml beside the weights; {hint}, or `base: <name>` where these "
+                               "are a known model's weights (harness list)")
         raise HarnessError(
             f"{folder}: no card.yaml beside the weights: write one with architecture (a timm name), "
             "pooling, mean, std, input_size and embed_dim"
