@@ -12,6 +12,7 @@ import hashlib
 from collections import defaultdict
 from pathlib import Path
 
+from harness.bounded_read import open_regular_file
 from harness.errors import HarnessError
 
 HEAD = 4096
@@ -64,7 +65,7 @@ def _split_by(entries: list[tuple[str, Path]], key) -> list[list[tuple[str, Path
 
 def _head(path: Path) -> bytes | None:
     try:
-        with path.open("rb") as file:
+        with open_regular_file(path) as file:  # a FIFO swapped in since its size was read is not waited on
             return file.read(HEAD)
     except OSError:
         return None
@@ -73,7 +74,7 @@ def _head(path: Path) -> bytes | None:
 def _sha256(path: Path) -> bytes | None:
     digest = hashlib.sha256()
     try:
-        with path.open("rb") as file:
+        with open_regular_file(path) as file:
             for block in iter(lambda: file.read(1 << 20), b""):
                 digest.update(block)
     except OSError:
