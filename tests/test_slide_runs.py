@@ -59,6 +59,15 @@ def test_bad_slides_are_named_counted_and_the_run_goes_on(cohort, tmp_path):
     assert failed["corrupt.svs"].startswith("cannot open")
     assert failed["blank.tiff"].startswith("no tissue")
     assert failed["missing.tiff"].startswith("cannot open")
+    # run again: reused; a slide scanned again under its name (here: a new modification time) scores it again
+    written = next((tmp_path / "out").glob("*/cohort-grade.json"))
+    before = written.stat().st_mtime_ns
+    assert main(args(root, registry, tmp_path / "cache", tmp_path / "out")) == 0
+    assert written.stat().st_mtime_ns == before
+    slide = root / "cohort" / "slides" / "boxes.tiff"
+    os.utime(slide, ns=(slide.stat().st_atime_ns, slide.stat().st_mtime_ns + 10**9))
+    assert main(args(root, registry, tmp_path / "cache", tmp_path / "out")) == 0
+    assert written.stat().st_mtime_ns != before and result_of(tmp_path / "out")["metrics"] == result["metrics"]
 
 
 def test_two_torchrun_processes_split_slides_and_match_one(cohort, tmp_path):

@@ -78,8 +78,13 @@ class SlideSource(Source):
         self.table()
 
     def fingerprint(self) -> str:
+        """The table, the tiling, and each slide's size and modification time (as each slide's
+        embeddings are keyed): a slide scanned again under its name scores the task again, where its
+        result was reused. A slide that is not there has none; reading it names it."""
         content = hashlib.sha256(self.csv_path.read_bytes()).hexdigest()
-        return digest({"table": content, "tiling": self.tiling.model_dump(), "spec": self.spec.model_dump()})
+        folder, column = self.csv_path.parent, self.columns.slide
+        return digest({"table": content, "tiling": self.tiling.model_dump(), "spec": self.spec.model_dump(),
+                       "slides": [_file_state(folder / row[column]) for row in self._rows()]})
 
     def class_names(self) -> list[str]:
         if self.classes:
@@ -163,3 +168,11 @@ class SlideSource(Source):
 
     def download(self) -> str:
         return f"{self.name}: slides are not downloaded by the harness. {self.availability().reason}"
+
+
+def _file_state(path: Path) -> tuple[int, int] | None:
+    try:
+        state = path.stat()
+    except OSError:
+        return None
+    return state.st_size, state.st_mtime_ns
