@@ -144,8 +144,9 @@ TIMM_POOLING = {"token": "cls", "avg": "mean-patch"}  # timm's global_pool -> th
 def card_from_timm_config(path: Path) -> dict[str, Any] | None:
     """The card a timm `config.json` (what timm's push_to_hub and save_for_hf write, and what
     `huggingface-cli download --local-dir` brings of a timm model) suggests, or None when the file
-    is not one. It gives the architecture and the transform; the pooling it suggests is the one the
-    config's global_pool names (cls where it names none), which the model's authors may not use."""
+    is not one. It gives the architecture and the transform (its crop too, as `--model hf-hub:` reads
+    the same config); the pooling it suggests is the one the config's global_pool names (cls where it
+    names none), which the model's authors may not use."""
     from harness.bounded_read import read_json
 
     try:
@@ -166,6 +167,9 @@ def card_from_timm_config(path: Path) -> dict[str, Any] | None:
         card["input_size"] = pretrained["input_size"][-1]
     if pretrained.get("interpolation") in ("bicubic", "bilinear"):
         card["interpolation"] = pretrained["interpolation"]
+    crop = pretrained.get("crop_pct")
+    if isinstance(crop, (int, float)) and 0 < crop < 1:  # the author's eval crop, as `hf-hub:` reads it
+        card["crop_pct"] = crop
     card["pooling"] = TIMM_POOLING.get(str(args.get("global_pool", config.get("global_pool"))), "cls")
     if isinstance(config.get("num_features"), int):
         card["embed_dim"] = config["num_features"]

@@ -119,6 +119,7 @@ def test_a_timm_hub_folder_without_a_card_is_told_the_card_its_config_gives(tmp_
     card = yaml.safe_load(re.search(r"e\.g\. from that config (\{.*\}) \(check pooling", message).group(1))
     assert card["timm_kwargs"]["mlp_layer"] == "SwiGLUPacked" and card["timm_kwargs"]["act_layer"] == "SiLU"
     assert card["pooling"] == "cls" and card["embed_dim"] == 192 and card["input_size"] == 224
+    assert card["crop_pct"] == 0.9  # vit_tiny's own eval crop, as `--model hf-hub:` would read it
     (folder / "card.yaml").write_text(yaml.safe_dump(card))
     encoder = load_encoder(str(folder))
     images = torch.rand(2, 3, 224, 224)
