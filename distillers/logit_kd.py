@@ -55,7 +55,7 @@ class LogitKD(DistillationMethod):
         fit = []
         for spec in config.teachers:
             encoder = load_encoder(spec.model, LoadOptions(device=run.extract.device))
-            x = np.asarray(embed_split(encoder, labelled, labelled.fingerprint(), "train", cache, run.extract)[0]
+            x = np.asarray(embed_split(encoder, labelled, labelled.split_fingerprint("train"), "train", cache, run.extract)[0]
                            .embeddings)
             fit.append((x, labelled.labels("train")))
         probs = teacher_probabilities(config, prepared.targets, fit, len(labelled.class_names()))[keep]

@@ -27,11 +27,11 @@ class TeacherTargets:
 def teacher_targets(specs, source: TileSource, splits: list[str], context: DataContext,
                     extract: ExtractOptions, load: LoadOptions) -> list[TeacherTargets]:
     cache = EmbeddingCache.of(context)
-    fingerprint = source.fingerprint()
     targets = []
     for spec in specs:
         encoder = load_encoder(spec.model, LoadOptions(random_init=spec.random_init, device=load.device))
-        parts = [np.asarray(embed_split(encoder, source, fingerprint, split, cache, extract)[0].embeddings)
+        parts = [np.asarray(embed_split(encoder, source, source.split_fingerprint(split), split, cache, extract)[0]
+                            .embeddings)
                  for split in splits]
         raw = np.concatenate(parts).astype(np.float32)
         targets.append(TeacherTargets(spec.model, spec.weight, raw, PhiS(raw)(raw), encoder.info.n_parameters))

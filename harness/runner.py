@@ -245,7 +245,7 @@ class Runner:
             for part, split, key in parts:  # key: the split's name for the family (cross-cohort: its test split is "test")
                 from harness.tile_embedding import embed_split
 
-                cached, _ = embed_split(encoder, part, self._fingerprint(part), split, self.cache, self.extract,
+                cached, _ = embed_split(encoder, part, part.split_fingerprint(split), split, self.cache, self.extract,
                                         dense=family.dense)
                 records = part.records(split)
                 from harness.text_encoder import embed_texts

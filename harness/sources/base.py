@@ -94,6 +94,13 @@ class TileSource(Source):
     def images(self, split: str) -> Sequence[Any]:
         """Map-style, picklable sequence of RGB tiles (HWC uint8 arrays or PIL images)."""
 
+    def split_fingerprint(self, split: str) -> str:
+        """What one split's embeddings depend on (part of their cache key): its images and their
+        order. By default the dataset's fingerprint; a source that can tell its splits apart says
+        less, so that a label corrected in a table, or images added to the test split, do not embed
+        the other splits again."""
+        return self.fingerprint()
+
     def records(self, split: str) -> list[dict] | None:
         """Text annotations of the split's images (VQA pairs or reports), if the dataset has them."""
         return None
@@ -161,6 +168,16 @@ class TileOrigins:
 
 def digest(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def file_state(path: Path) -> tuple[int, int] | None:
+    """(size, modification time in ns) of a dataset file, as fingerprints hold them: a file replaced
+    under its name changes them. None for a file that cannot be read (reading it names it)."""
+    try:
+        state = path.stat()
+    except OSError:
+        return None
+    return state.st_size, state.st_mtime_ns
 
 
 class NpyImages:

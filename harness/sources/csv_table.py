@@ -12,7 +12,7 @@ import numpy as np
 from harness.errors import HarnessError
 from harness.registry import CsvDataset
 from harness.sources.base import (
-    Availability, TileSource, check_table_cells, check_table_paths, digest, encode_labels, path_key,
+    Availability, TileSource, check_table_cells, check_table_paths, digest, encode_labels, file_state, path_key,
     read_table_rows, records_from_columns,
 )
 from harness.sources.image_folder import FolderImages
@@ -82,13 +82,20 @@ class CsvTableSource(TileSource):
         return sorted({row[self.spec.label_column] for row in self.rows})
 
     def fingerprint(self) -> str:
-        """The table's bytes and each image's size: images re-exported under the same names (another
-        magnification, another stain normalisation) are embedded and scored again, not answered from
-        the cache. An image that is not there has no size; reading it names it."""
-        folder = self.table_path.parent
-        names = dict.fromkeys(row[self.spec.image_column] for row in self.rows)
+        """The table's bytes and every split's images (split_fingerprint): a label corrected in the
+        table scores the tasks again without embedding anything again."""
         return digest({"table": hashlib.sha256(self.table_path.read_bytes()).hexdigest(),
-                       "sizes": [_size(folder / name) for name in names]})
+                       "splits": {s: self.split_fingerprint(s) for s in self.split_names()}})
+
+    def split_fingerprint(self, split: str) -> str:
+        """The table's folder, and the split's images in order with their sizes and modification
+        times: images re-exported under the same names (another magnification, another stain
+        normalisation, in place or in a copy of the folder) are embedded again, not answered from the
+        cache. An image that is not there has none; reading it names it."""
+        folder = self.table_path.parent
+        return digest({"folder": str(folder.resolve()), "split": split,
+                       "images": [(r[self.spec.image_column], *(file_state(folder / r[self.spec.image_column]) or ()))
+                                  for r in self._split_rows(split)]})
 
     def labels(self, split: str) -> np.ndarray | None:
         if not self.spec.label_column:
@@ -106,9 +113,3 @@ class CsvTableSource(TileSource):
         return records_from_columns(column(spec.question_column), column(spec.answer_column),
                                     column(spec.text_column), f"{self.table_path} split '{split}'")
 
-
-def _size(path: Path) -> int | None:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return None

@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from harness.errors import HarnessError
 from harness.registry import ImageFolderDataset
-from harness.sources.base import Availability, TileSource, digest
+from harness.sources.base import Availability, TileSource, digest, file_state
 from harness.sources.image_files import is_hidden, open_image, rgb_image
 from harness.sources.split_copies import refuse_copies_across_splits
 from harness.terminal import console
@@ -143,9 +143,15 @@ class ImageFolderSource(TileSource):
                       if p.name not in declared and holds_images(p))
 
     def fingerprint(self) -> str:
-        files = {s: [(p.relative_to(self.root).as_posix(), p.stat().st_size) for p, _ in self._items(s)]
-                 for s in self.spec.splits}
-        return digest({"root": str(self.root), "files": files})
+        """The classes and every split's files (split_fingerprint)."""
+        return digest({"classes": self.class_names(), "splits": {s: self.split_fingerprint(s) for s in self.spec.splits}})
+
+    def split_fingerprint(self, split: str) -> str:
+        """The folder, and the split's files in order with their sizes and modification times: a copy
+        of the dataset elsewhere (stain-normalised tiles under the same names) is another dataset, and
+        a tile replaced in place is embedded again."""
+        return digest({"root": str(self.root), "split": split,
+                       "files": [(p.relative_to(self.root).as_posix(), *file_state(p)) for p, _ in self._items(split)]})
 
     def split_names(self) -> list[str]:
         return list(self.spec.splits)

@@ -18,7 +18,7 @@ import numpy as np
 from harness.errors import HarnessError
 from harness.registry import SynthDataset, TilingSpec, WsiDataset
 from harness.sources.base import (
-    Availability, DataContext, Source, check_table_cells, check_table_paths, digest, path_key,
+    Availability, DataContext, Source, check_table_cells, check_table_paths, digest, file_state, path_key,
     read_table_rows,
 )
 
@@ -84,7 +84,7 @@ class SlideSource(Source):
         content = hashlib.sha256(self.csv_path.read_bytes()).hexdigest()
         folder, column = self.csv_path.parent, self.columns.slide
         return digest({"table": content, "tiling": self.tiling.model_dump(), "spec": self.spec.model_dump(),
-                       "slides": [_file_state(folder / row[column]) for row in self._rows()]})
+                       "slides": [file_state(folder / row[column]) for row in self._rows()]})
 
     def class_names(self) -> list[str]:
         if self.classes:
@@ -169,10 +169,3 @@ class SlideSource(Source):
     def download(self) -> str:
         return f"{self.name}: slides are not downloaded by the harness. {self.availability().reason}"
 
-
-def _file_state(path: Path) -> tuple[int, int] | None:
-    try:
-        state = path.stat()
-    except OSError:
-        return None
-    return state.st_size, state.st_mtime_ns

@@ -34,9 +34,14 @@ def _run(tmp_path: Path, layout: dict[str, dict[str, int]], params: str = "{}", 
     registry.write_text(f"datasets:\n  mine:\n    source: imagefolder\n    path: mine\n    splits: {splits}\n"
                         f"tasks:\n  mine-tiles:\n    family: tile_classification\n    dataset: mine\n"
                         f"    main_score: balanced_accuracy\n    params: {params}\n")
+    return _score(tmp_path)
+
+
+def _score(tmp_path: Path) -> dict:
+    """Run the task `_run` registered on the files as they are now."""
     out = tmp_path / "results"
-    main(["run", *RUN, "--tasks", "mine-tiles", "--include", str(registry), "--data-root", str(tmp_path / "data"),
-          "--output", str(out), "--cache-dir", str(tmp_path / "cache")])
+    main(["run", *RUN, "--tasks", "mine-tiles", "--include", str(tmp_path / "mine.yaml"), "--data-root",
+          str(tmp_path / "data"), "--output", str(out), "--cache-dir", str(tmp_path / "cache")])
     return json.loads((out / "colour-stats" / "mine-tiles.json").read_text())
 
 
@@ -66,17 +71,17 @@ def test_a_result_is_scored_again_when_its_data_changed_and_kept_when_the_data_i
     params = "{knn_k: [1], max_steps: 20, seeds: [0], fewshot_shots: [], bootstrap_resamples: 20}"
     first = _run(tmp_path, layout, params)
     assert first["status"] == "ok" and first["n_samples"]["test"] == 4
-    assert _run(tmp_path, layout, params)["date"] == first["date"]  # nothing changed: reused
+    assert _score(tmp_path)["date"] == first["date"]  # nothing changed: reused
     capsys.readouterr()
     Image.fromarray(np.full((32, 32, 3), 40, np.uint8)).save(tmp_path / "data" / "mine" / "test" / "a" / "new.png")
-    again = _run(tmp_path, layout, params)
+    again = _score(tmp_path)
     assert again["n_samples"]["test"] == 5 and again["dataset"]["fingerprint"] != first["dataset"]["fingerprint"]
     told = "colour-stats / mine-tiles: dataset 'mine' changed since its result was computed; scoring it again"
-    assert told in capsys.readouterr().err
-    shutil.rmtree(tmp_path / "data" / "mine")
-    registry = tmp_path / "mine.yaml"  # the data gone: its result stays as it was
-    main(["run", *RUN, "--tasks", "mine-tiles", "--include", str(registry), "--data-root", str(tmp_path / "data"),
-          "--output", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache")])
+    err = capsys.readouterr().err
+    assert told in err and "embedding mine/test" in err
+    assert "embedding mine/train" not in err  # the training split is what it was: its embeddings are the cache's
+    shutil.rmtree(tmp_path / "data" / "mine")  # the data gone: its result stays as it was
+    _score(tmp_path)
     assert json.loads((tmp_path / "results" / "colour-stats" / "mine-tiles.json").read_text()) == again
 
 

@@ -1,6 +1,8 @@
 """Dataset sources read real files: Hub parquet shards from the local Hub cache, image folders."""
 
+import os
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +96,16 @@ def test_image_folder_labels_follow_class_folders(tmp_path):
     assert source.availability().ok and source.class_names() == ["a", "b"]
     assert source.labels("train").tolist() == [0, 0, 1, 1, 1]
     assert np.asarray(source.images("train")[3]).shape == (32, 32, 3)
+    # each split's embeddings are keyed by its own files: a tile replaced in place (same size) re-embeds
+    # its split only; a copy of the folder elsewhere (stain-normalised tiles, same names) is another dataset
+    train, test = source.split_fingerprint("train"), source.split_fingerprint("test")
+    replaced = tmp_path / "data" / "mine" / "test" / "a" / "0.png"
+    os.utime(replaced, ns=(replaced.stat().st_atime_ns, replaced.stat().st_mtime_ns + 10**9))
+    again = open_source("mine", spec, context(tmp_path))
+    assert again.split_fingerprint("train") == train and again.split_fingerprint("test") != test
+    shutil.copytree(tmp_path / "data" / "mine", tmp_path / "data" / "copy", copy_function=shutil.copy2)
+    copy = open_source("copy", spec.model_copy(update={"path": "copy"}), context(tmp_path))
+    assert copy.split_fingerprint("train") != train
 
 
 def test_a_class_folder_the_dataset_does_not_declare_is_named_once_per_split(tmp_path, capsys):
@@ -163,8 +175,19 @@ def test_csv_table_with_reports(tmp_path):
     # to the results; the same files read again are the same one
     before = source.fingerprint()
     assert open_source("cohort", spec, context(tmp_path)).fingerprint() == before
+    table = tmp_path / "data" / "cohort" / "table.csv"
+    splits = {s: source.split_fingerprint(s) for s in ("train", "test")}
+    table.write_text(table.read_text().replace("Low grade tumour.,low\nimgs/1", "Low grade tumour.,high\nimgs/1"))
+    relabelled = open_source("cohort", spec, context(tmp_path))  # a label corrected: scored again, not embedded
+    assert relabelled.labels("train").tolist() == [0, 0] and relabelled.fingerprint() != before
+    assert {s: relabelled.split_fingerprint(s) for s in ("train", "test")} == splits
     tile(30, size=64).save(tmp_path / "data" / "cohort" / "imgs" / "1.png")
-    assert open_source("cohort", spec, context(tmp_path)).fingerprint() != before
+    resized = open_source("cohort", spec, context(tmp_path))
+    assert resized.split_fingerprint("train") != splits["train"] and resized.split_fingerprint("test") == splits["test"]
+    # the same table and images in another folder: another dataset to the cache
+    shutil.copytree(tmp_path / "data" / "cohort", tmp_path / "data" / "copy", copy_function=shutil.copy2)
+    copied = CsvDataset(source="csv", path="copy/table.csv", text_column="report", label_column="grade")
+    assert open_source("copy", copied, context(tmp_path)).split_fingerprint("test") != splits["test"]
 
 
 def test_csv_table_errors_name_the_file(tmp_path):
