@@ -44,7 +44,7 @@ class DistillConfig(BaseModel):
     dataset: str = "synth-plism"  # a registry dataset: its tiles (cross_magnification: its slides) are the data
     splits: list[str] | None = None  # default: every split of the dataset
     steps: int = Field(300, ge=1)
-    batch_size: int = Field(32, ge=1)
+    batch_size: int = Field(32, ge=1, le=16384)  # a larger batch would hold a whole dataset at once
     lr: float = Field(5e-4, ge=0)  # 0 trains nothing: the untrained baseline
     weight_decay: float = Field(0.05, ge=0)
     warmup_steps: int = Field(30, ge=0)

@@ -428,8 +428,9 @@ def whole_number(low: int, high: int | None = None):
     return parse
 
 
-positive_int = whole_number(1)
 worker_count = whole_number(0, 64)  # DataLoader workers: 0 decodes in the main process
+batch_size = whole_number(1, 16384)  # a larger batch holds a whole dataset's tiles in memory at once
+process_count = whole_number(1, 64)  # --nproc: processes torchrun starts on this machine
 
 
 def parameter_count(text: str) -> int:
@@ -511,7 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                      help="encoder forward precision; auto = bf16 where the hardware has native bf16 "
                           "(CUDA, AVX512-BF16/AMX CPUs), else fp32")
-    run.add_argument("--batch-size", type=positive_int, default=32)
+    run.add_argument("--batch-size", type=batch_size, default=32)
     run.add_argument("--workers", type=worker_count, default=None, metavar="N",
                      help="DataLoader workers that decode and resize tiles (default: none on CPU, where the "
                           "model's threads already use every core; up to 8 on CUDA)")
@@ -520,7 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-parameters", type=parameter_count, default=DEFAULT_MAX_PARAMETERS, metavar="N",
                      help="refuse a checkpoint card whose architecture has more parameters (checked on the meta "
                           "device before anything is allocated; default 2.5B; e.g. 5e9 or 5B)")
-    run.add_argument("--nproc", type=positive_int, help="processes to split slide extraction across (launches torchrun; "
+    run.add_argument("--nproc", type=process_count, help="processes to split slide extraction across (launches torchrun; "
                                                 "gloo on CPU)")
     run.add_argument("--random-init", action="store_true", help="score untrained weights (labelled random-init)")
     run.add_argument("--overwrite", action="store_true", help="recompute results that already exist")

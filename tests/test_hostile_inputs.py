@@ -216,8 +216,10 @@ def test_markup_in_a_name_or_reason_is_printed_as_written(tmp_path, cache_dir, c
 
 
 @pytest.mark.parametrize("flag, value, text", [
-    ("--batch-size", "0", "--batch-size: 0: give 1 or more"), ("--batch-size", "-1", "give 1 or more"),
-    ("--workers", "-1", "--workers: -1: give 0 to 64"), ("--nproc", "0", "--nproc: 0: give 1 or more"),
+    ("--batch-size", "0", "--batch-size: 0: give 1 to 16384"), ("--batch-size", "-1", "give 1 to 16384"),
+    ("--batch-size", "1000000000", "give 1 to 16384"),  # one batch held a whole dataset's tiles in memory
+    ("--workers", "-1", "--workers: -1: give 0 to 64"), ("--nproc", "0", "--nproc: 0: give 1 to 64"),
+    ("--nproc", "100000", "--nproc: 100000: give 1 to 64"),  # torchrun started that many processes
     ("--max-parameters", "lots", "is not a parameter count"),
     ("--port", "99999", "--port: 99999: give 1 to 65535"),  # was Streamlit's OverflowError traceback
 ])
