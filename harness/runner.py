@@ -375,6 +375,7 @@ class Runner:
             return TaskOutcome(encoder.info.name, name, "embedded")
         for path, reason in embedded.failed.items():
             console.print(f"[yellow]slide failed[/yellow] {escape(str(path))}: {escape(reason)}")
+        self._refuse_blind(encoder, embedded.features, source.name)
         pick = lambda values: None if values is None else np.asarray(values)[embedded.kept]  # noqa: E731
         bags = SlideBags(features=[self._truncated(f) for f in embedded.features], patients=[table.patients[i] for i in embedded.kept],
                          names=[Path(table.paths[i]).name for i in embedded.kept],
@@ -396,6 +397,18 @@ class Runner:
                           slides_per_min=embedded.slides_per_min,
                           precision=self.extract.precision if encoder.reads_pixels else None)
         return self._write_ok(slug, name, task, model, source, fingerprint, evaluation, timings)
+
+    @staticmethod
+    def _refuse_blind(encoder: Encoder, features: list[np.ndarray], dataset: str) -> None:
+        """A model that gives every tile of every slide one embedding ignores its input: its score
+        would be chance, shown as a result. Tiles of different slides are different tissue, so (unlike
+        a split of copies of one image) one embedding for all of them is the model's doing."""
+        from harness.tile_embedding import MIN_IMAGES_FOR_CONSTANT_CHECK, blind_model, one_embedding
+
+        tiles = sum(len(f) for f in features)
+        if (encoder.reads_pixels and len(features) > 1 and tiles >= MIN_IMAGES_FOR_CONSTANT_CHECK
+                and one_embedding(features)):
+            raise blind_model(encoder.info.name, f"all {tiles} tiles of the {len(features)} slides of {dataset}")
 
     def _fingerprint(self, source: TileSource) -> str:
         if source.name not in self._fingerprints:

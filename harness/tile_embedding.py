@@ -203,17 +203,31 @@ def refuse_constant(cached: CachedEmbeddings, encoder: ImageEncoder | Instrument
     embeddings = cached.embeddings
     if dense or not encoder.reads_pixels or len(embeddings) < MIN_IMAGES_FOR_CONSTANT_CHECK:
         return cached
-    first = np.asarray(embeddings[0], dtype=np.float64)
-    tolerance = 1e-6 * max(1.0, float(np.abs(first).max()))
-    for start in range(1, len(embeddings), 4096):
-        if np.abs(np.asarray(embeddings[start:start + 4096], dtype=np.float64) - first).max() > tolerance:
-            return cached
-    if all_the_same_image(images()):
+    if not one_embedding([embeddings]) or all_the_same_image(images()):
         return cached
-    raise HarnessError(
-        f"{encoder.info.name} gives the same embedding to all {len(embeddings)} images of {label}: it ignores "
-        "its input (zeroed or mis-mapped weights?), so it is not scored; check the checkpoint's tensors and the "
-        "card's pooling")
+    raise blind_model(encoder.info.name, f"all {len(embeddings)} images of {label}")
+
+
+def one_embedding(arrays: Sequence[np.ndarray]) -> bool:
+    """Whether every row of every array (n, dim) is the first row (within float noise), read a chunk
+    at a time until one differs: for a model that sees its input, within the first chunk."""
+    arrays = [a for a in arrays if len(a)]
+    if not arrays:
+        return False
+    first = np.asarray(arrays[0][0], dtype=np.float64)
+    tolerance = 1e-6 * max(1.0, float(np.abs(first).max()))
+    for array in arrays:
+        for start in range(0, len(array), 4096):
+            if np.abs(np.asarray(array[start:start + 4096], dtype=np.float64) - first).max() > tolerance:
+                return False
+    return True
+
+
+def blind_model(name: str, what: str) -> HarnessError:
+    """The one line for a model that gave `what` (all the images of a split, all the tiles of a
+    dataset's slides) one embedding."""
+    return HarnessError(f"{name} gives the same embedding to {what}: it ignores its input (zeroed or mis-mapped "
+                        "weights?), so it is not scored; check the checkpoint's tensors and the card's pooling")
 
 
 def all_the_same_image(images: Sequence) -> bool:

@@ -70,6 +70,29 @@ def test_bad_slides_are_named_counted_and_the_run_goes_on(cohort, tmp_path):
     assert written.stat().st_mtime_ns != before and result_of(tmp_path / "out")["metrics"] == result["metrics"]
 
 
+def test_a_model_blind_to_its_input_is_not_scored_on_slides(cohort, tmp_path):
+    """Every tile of every slide one embedding (a checkpoint whose final norm is zeroed): its slide
+    scores were chance, written as a result; tile tasks already refused such a model."""
+    import timm
+    import torch
+    from safetensors.torch import save_file
+
+    root, registry = cohort
+    state = timm.create_model("vit_tiny_patch16_224", num_classes=0).state_dict()
+    folder = tmp_path / "blind"
+    folder.mkdir()
+    save_file({k: torch.zeros_like(v) if k.startswith("norm.") else v.contiguous() for k, v in state.items()},
+              str(folder / "model.safetensors"))
+    (folder / "card.yaml").write_text("name: lab/blind\narchitecture: vit_tiny_patch16_224\npooling: cls\n")
+    argv = args(root, registry, tmp_path / "cache", tmp_path / "out")
+    argv[argv.index("--model") + 1:argv.index("--random-init") + 1] = [str(folder)]
+    assert main(argv) == 1
+    failed = result_of(tmp_path / "out")
+    assert failed["status"] == "failed" and failed["reason"].startswith(
+        "lab/blind gives the same embedding to all ") and "tiles of the 9 slides of cohort: it ignores its input" in \
+        failed["reason"]
+
+
 def test_two_torchrun_processes_split_slides_and_match_one(cohort, tmp_path):
     root, registry = cohort
     assert main(args(root, registry, tmp_path / "cache1", tmp_path / "out1")) == 0
