@@ -429,7 +429,7 @@ def build_leaderboard(results: list[tuple[str, TaskResult]], warnings: list[str]
                 cells[(model, task)] = Cell("ok", result.main_score.value, main.ci95 if main else None,
                                             std=main.std if main else None,
                                             replicates=np.asarray(replicates) if replicates else None,
-                                            fingerprint=result.dataset.fingerprint, overlap=result.training_overlap)
+                                            fingerprint=data_fingerprint(result), overlap=result.training_overlap)
             else:
                 cells[(model, task)] = Cell(result.status, reason=result.reason)
         info[model] = _model_info(list(by_model[model].values()))
@@ -439,6 +439,16 @@ def build_leaderboard(results: list[tuple[str, TaskResult]], warnings: list[str]
                        {t: described[t][0] for t in tasks}, {t: described[t][1] for t in tasks},
                        {family: title for _, _, family, title in described.values()}, warnings, unscored,
                        board_tasks)
+
+
+def data_fingerprint(result: TaskResult) -> str | None:
+    """The data a score was computed on: its dataset's fingerprint, and a cross-cohort task's test
+    cohort's beside it (a redrawn test cohort is other data too); None where the file has none."""
+    test = result.details.get("test_dataset") if isinstance(result.details, dict) else None
+    tested = test.get("fingerprint") if isinstance(test, dict) else None
+    if result.dataset.fingerprint is None or tested is None:
+        return result.dataset.fingerprint
+    return f"{result.dataset.fingerprint}+{str(tested)[:64]}"
 
 
 def _name_other_data(tasks: list[str], models: list[str], cells: dict[tuple[str, str], Cell],
@@ -457,7 +467,7 @@ def _name_other_data(tasks: list[str], models: list[str], cells: dict[tuple[str,
         if len(on) < 2:
             continue
         groups = sorted(on.items(), key=lambda item: (-len(item[1]), item[0]))
-        shown = "; ".join(f"{fingerprint[:16]!r}: {_first_names(names)}" for fingerprint, names in groups[:4])
+        shown = "; ".join(f"{fingerprint[:33]!r}: {_first_names(names)}" for fingerprint, names in groups[:4])
         more = f"; and {len(groups) - 4} more" if len(groups) > 4 else ""
         warnings.append(f"task {task}: its scores were computed on {len(groups)} versions of its data (dataset "
                         f"fingerprints {shown}{more}) and are compared as one; rescore them on one")
