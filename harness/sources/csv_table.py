@@ -92,10 +92,9 @@ class CsvTableSource(TileSource):
         times: images re-exported under the same names (another magnification, another stain
         normalisation, in place or in a copy of the folder) are embedded again, not answered from the
         cache. An image that is not there has none; reading it names it."""
-        folder = self.table_path.parent
-        return digest({"folder": str(folder.resolve()), "split": split,
-                       "images": [(r[self.spec.image_column], *(file_state(folder / r[self.spec.image_column]) or ()))
-                                  for r in self._split_rows(split)]})
+        folder, column = self.table_path.parent, self.spec.image_column
+        images = [(row[column], file_state(folder / row[column])) for row in self._split_rows(split)]
+        return digest({"folder": str(folder.resolve()), "split": split, "images": images})
 
     def labels(self, split: str) -> np.ndarray | None:
         if not self.spec.label_column:
@@ -112,4 +111,3 @@ class CsvTableSource(TileSource):
         column = lambda name: [row[name] for row in rows] if name else None  # noqa: E731
         return records_from_columns(column(spec.question_column), column(spec.answer_column),
                                     column(spec.text_column), f"{self.table_path} split '{split}'")
-

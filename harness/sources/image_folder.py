@@ -144,7 +144,8 @@ class ImageFolderSource(TileSource):
 
     def fingerprint(self) -> str:
         """The classes and every split's files (split_fingerprint)."""
-        return digest({"classes": self.class_names(), "splits": {s: self.split_fingerprint(s) for s in self.spec.splits}})
+        splits = {split: self.split_fingerprint(split) for split in self.spec.splits}
+        return digest({"classes": self.class_names(), "splits": splits})
 
     def split_fingerprint(self, split: str) -> str:
         """The folder, and the split's files in order with their sizes and modification times: a copy
