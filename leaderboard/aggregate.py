@@ -455,22 +455,28 @@ def _name_other_data(tasks: list[str], models: list[str], cells: dict[tuple[str,
                      warnings: list[str]) -> None:
     """A task whose scores were computed on different data (their dataset fingerprints differ: an
     unpinned Hub dataset read at two commits, a local copy with other files) ranks them as if on one
-    test set; the board says so, a line per task, naming whose scores are on which data. Which data
-    is the task's own, nothing on the board can tell: none is left out. (Bootstrap ranks already
-    pair only the scores of one fingerprint.)"""
+    test set; the board says so in one line for all such tasks (as for stale results: a banner per
+    task would push the scores off the first screen), naming whose scores are on which data for the
+    first. Which data is the task's own, nothing on the board can tell: none is left out.
+    (Bootstrap ranks already pair only the scores of one fingerprint.)"""
+    mixed: list[tuple[str, list[tuple[str, list[str]]]]] = []
     for task in tasks:
         on: dict[str, list[str]] = defaultdict(list)
         for model in models:
             cell = cells[(model, task)]
             if cell.status == "ok" and cell.fingerprint is not None:
                 on[cell.fingerprint].append(model)
-        if len(on) < 2:
-            continue
-        groups = sorted(on.items(), key=lambda item: (-len(item[1]), item[0]))
-        shown = "; ".join(f"{fingerprint[:33]!r}: {_first_names(names)}" for fingerprint, names in groups[:4])
-        more = f"; and {len(groups) - 4} more" if len(groups) > 4 else ""
-        warnings.append(f"task {task}: its scores were computed on {len(groups)} versions of its data (dataset "
-                        f"fingerprints {shown}{more}) and are compared as one; rescore them on one")
+        if len(on) > 1:
+            mixed.append((task, sorted(on.items(), key=lambda item: (-len(item[1]), item[0]))))
+    if not mixed:
+        return
+    task, groups = mixed[0]
+    shown = "; ".join(f"{fingerprint[:33]!r}: {_first_names(names)}" for fingerprint, names in groups[:4])
+    more = f"; and {len(groups) - 4} more" if len(groups) > 4 else ""
+    others = f" (also {_first_names([t for t, _ in mixed[1:]], 5)})" if len(mixed) > 1 else ""
+    warnings.append(f"{len(mixed)} task(s) have scores computed on different versions of their data, compared as "
+                    f"one{others}; e.g. task {task}: {len(groups)} versions (dataset fingerprints {shown}{more}); "
+                    "rescore them on one")
 
 
 def _first_names(names: list[str], limit: int = 3) -> str:

@@ -225,17 +225,21 @@ def test_scores_on_different_data_are_named_in_one_line_per_task(tmp_path):
                      dataset=dataset("f" * 16 if model == "c" else "e" * 16))
     write_result(tmp_path, "d", "t2", "tile_classification", status="failed", reason="x", dataset=dataset("d" * 16))
     board = build_leaderboard(*load_results(tmp_path))
-    assert board.warnings == [f"task t2: its scores were computed on 2 versions of its data (dataset fingerprints "
-                              f"'{'e' * 16}': a, b; '{'f' * 16}': c) and are compared as one; rescore them on one"]
+    assert board.warnings == [f"1 task(s) have scores computed on different versions of their data, compared as "
+                              f"one; e.g. task t2: 2 versions (dataset fingerprints '{'e' * 16}': a, b; "
+                              f"'{'f' * 16}': c); rescore them on one"]
     assert board.average_rank()["a"] == 1.0  # said, not dropped: which data is the task's, the board cannot tell
     # a cross-cohort task: one training cohort, its test cohort redrawn for one model
     for model, tested in (("a", "1" * 16), ("b", "1" * 16), ("c", "2" * 16)):
         write_result(tmp_path, model, "t3", "tile_classification", 0.5, dataset=dataset("e" * 16),
                      details={"test_dataset": {"name": "cohort-b", "fingerprint": tested}})
-    warnings = build_leaderboard(*load_results(tmp_path)).warnings
-    assert warnings[1] == (f"task t3: its scores were computed on 2 versions of its data (dataset fingerprints "
-                           f"'{'e' * 16}+{'1' * 16}': a, b; '{'e' * 16}+{'2' * 16}': c) and are compared as one; "
-                           "rescore them on one")
+    warnings = build_leaderboard(*load_results(tmp_path)).warnings  # one line for every such task
+    assert len(warnings) == 1 and warnings[0].startswith("2 task(s) have scores computed on different versions of "
+                                                         "their data, compared as one (also t3); e.g. task t2")
+    board = build_leaderboard(*load_results(tmp_path), board_tasks=["t3"])
+    assert board.warnings == [f"1 task(s) have scores computed on different versions of their data, compared as "
+                              f"one; e.g. task t3: 2 versions (dataset fingerprints '{'e' * 16}+{'1' * 16}': a, b; "
+                              f"'{'e' * 16}+{'2' * 16}': c); rescore them on one"]
     write_result(tmp_path, "b", "t2", "tile_classification", 0.8, dataset=dataset("x" * 500))
     loaded, warnings = load_results(tmp_path)  # a fingerprint no run writes: the file is refused
     assert "b" not in {slug for slug, r in loaded if r.task == "t2"} and any("b/t2.json" in w for w in warnings)
