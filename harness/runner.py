@@ -155,8 +155,7 @@ class Runner:
                 if changed is None:
                     outcomes.append(_outcome_from(previous, slug, reused=True))
                     continue
-                console.print(f"{escape(name)} / {task_name}: {escape(changed)} since its result was computed; "
-                              "scoring it again")
+                console.print(f"{escape(name)} / {task_name}: {escape(changed)}; scoring it again")
             source = self._source(task.dataset)
             if self.rank != 0 and source.kind != "slides":
                 continue  # under torchrun, only slide extraction is split across ranks; rank 0 does the rest
@@ -353,9 +352,9 @@ class Runner:
                     continue
                 now = self._fingerprint(source)
             except Exception as error:  # noqa: BLE001 - told when the task is scored again
-                return f"dataset '{dataset}' cannot be read ({one_line(error)})"
+                return f"dataset '{dataset}' cannot be read now ({one_line(error)})"
             if now != fingerprint:
-                return f"dataset '{dataset}' changed"
+                return f"dataset '{dataset}' changed since its result was computed"
         return None
 
     def _has_samples(self, slug: str, previous: TaskResult) -> bool:

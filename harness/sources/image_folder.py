@@ -151,8 +151,8 @@ class ImageFolderSource(TileSource):
         """The folder, and the split's files in order with their sizes and modification times: a copy
         of the dataset elsewhere (stain-normalised tiles under the same names) is another dataset, and
         a tile replaced in place is embedded again."""
-        return digest({"root": str(self.root), "split": split,
-                       "files": [(p.relative_to(self.root).as_posix(), *file_state(p)) for p, _ in self._items(split)]})
+        files = [(path.relative_to(self.root).as_posix(), file_state(path)) for path, _ in self._items(split)]
+        return digest({"root": str(self.root), "split": split, "files": files})
 
     def split_names(self) -> list[str]:
         return list(self.spec.splits)

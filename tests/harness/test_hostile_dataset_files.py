@@ -306,3 +306,14 @@ def test_an_image_copied_into_two_splits_is_one_line_naming_both_copies(tmp_path
     with pytest.raises(HarnessError, match=re.escape(f"{root / 'table.csv'}: 'test/b/copy.bmp' (split 'test') and "
                                                      "'train/a/0.bmp' (split 'train') are one image")):
         open_source("t", table, context(tmp_path)).prepare()
+
+
+def test_a_dangling_link_named_as_an_image_is_named_when_read_not_when_fingerprinted(tmp_path):
+    """A link whose target is gone has no size: the dataset's fingerprint (a Python error before)
+    takes it as it is, and reading it names the file and what to do."""
+    tile = Image.fromarray(np.full((16, 16, 3), 7, np.uint8))
+    source, folder = folder_source(tmp_path, {"0.png": tile})
+    (folder / "1.png").symlink_to(tmp_path / "gone.png")
+    assert len(source.fingerprint()) == 16 and len(source.split_fingerprint("train")) == 16
+    with pytest.raises(HarnessError, match=r"1\.png: no such file; remove or replace the file"):
+        source.images("train")[1]
