@@ -109,6 +109,14 @@ class TaskResult(_Record):
     harness_version: str = __version__
     date: str = ""
 
+    @property
+    def test_fingerprint(self) -> str | None:
+        """A cross-cohort result's test cohort's fingerprint (the runner writes it under details), or
+        None: the file has none, or something else there (details are free-form, and untrusted)."""
+        test = self.details.get("test_dataset")
+        tested = test.get("fingerprint") if isinstance(test, dict) else None
+        return None if tested is None else str(tested)[:200]
+
 
 class ResultStore:
     def __init__(self, root: Path):

@@ -341,8 +341,7 @@ class Runner:
         failure keeps the earlier result (`_record`)."""
         recorded = [(task.dataset, previous.dataset.fingerprint)]
         if task.test_dataset:
-            test = previous.details.get("test_dataset")
-            recorded.append((task.test_dataset, test.get("fingerprint") if isinstance(test, dict) else None))
+            recorded.append((task.test_dataset, previous.test_fingerprint))
         for dataset, fingerprint in recorded:
             if fingerprint is None:  # a result written before fingerprints were recorded
                 continue

@@ -444,11 +444,10 @@ def build_leaderboard(results: list[tuple[str, TaskResult]], warnings: list[str]
 def data_fingerprint(result: TaskResult) -> str | None:
     """The data a score was computed on: its dataset's fingerprint, and a cross-cohort task's test
     cohort's beside it (a redrawn test cohort is other data too); None where the file has none."""
-    test = result.details.get("test_dataset") if isinstance(result.details, dict) else None
-    tested = test.get("fingerprint") if isinstance(test, dict) else None
+    tested = result.test_fingerprint
     if result.dataset.fingerprint is None or tested is None:
         return result.dataset.fingerprint
-    return f"{result.dataset.fingerprint}+{str(tested)[:64]}"
+    return f"{result.dataset.fingerprint}+{tested[:64]}"
 
 
 def _name_other_data(tasks: list[str], models: list[str], cells: dict[tuple[str, str], Cell],

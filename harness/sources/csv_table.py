@@ -21,7 +21,11 @@ from harness.sources.split_copies import refuse_copies_across_splits
 
 class CsvTableSource(TileSource):
     spec: CsvDataset
-    _checked = False  # no image in two splits (prepare)
+
+    def __init__(self, name, spec, context):
+        super().__init__(name, spec, context)
+        self._checked = False  # no image in two splits (prepare)
+        self._prints: dict[str, str] = {}  # split -> its fingerprint, its images' states read once per run
 
     @property
     def table_path(self) -> Path:
@@ -92,9 +96,11 @@ class CsvTableSource(TileSource):
         times: images re-exported under the same names (another magnification, another stain
         normalisation, in place or in a copy of the folder) are embedded again, not answered from the
         cache. An image that is not there has none; reading it names it."""
-        folder, column = self.table_path.parent, self.spec.image_column
-        images = [(row[column], file_state(folder / row[column])) for row in self._split_rows(split)]
-        return digest({"folder": str(folder.resolve()), "split": split, "images": images})
+        if split not in self._prints:
+            folder, column = self.table_path.parent, self.spec.image_column
+            images = [(row[column], file_state(folder / row[column])) for row in self._split_rows(split)]
+            self._prints[split] = digest({"folder": str(folder.resolve()), "split": split, "images": images})
+        return self._prints[split]
 
     def labels(self, split: str) -> np.ndarray | None:
         if not self.spec.label_column:

@@ -45,8 +45,9 @@ class ImageFolderSource(TileSource):
 
     def __init__(self, name, spec, context):
         super().__init__(name, spec, context)
-        self._warned: set[str] = set()  # splits whose absent classes were reported
         self._checked = False  # no image in two splits (prepare)
+        self._listed: dict[str, list[tuple[Path, int]]] = {}  # split -> its items, listed once per run
+        self._prints: dict[str, str] = {}  # split -> its fingerprint, its files' states read once per run
 
     @property
     def root(self) -> Path:
@@ -112,6 +113,13 @@ class ImageFolderSource(TileSource):
                        for p in (self.root / s).iterdir() if p.is_dir() and not is_hidden(p)})
 
     def _items(self, split: str) -> list[tuple[Path, int]]:
+        """(image, class index) of a split, in class then name order; listed once per run (labels,
+        images, the fingerprints and the copies check all read it)."""
+        if split not in self._listed:
+            self._listed[split] = self._list(split)
+        return self._listed[split]
+
+    def _list(self, split: str) -> list[tuple[Path, int]]:
         items, absent = [], []
         for index, name in enumerate(self.class_names()):
             folder = self.root / split / name
@@ -121,17 +129,15 @@ class ImageFolderSource(TileSource):
                 absent.append(name)
         if not items:
             raise HarnessError(f"{self.root / split}: no images in <class>/ subfolders {self.class_names()}")
-        if split not in self._warned:
-            self._warned.add(split)
-            if absent:
-                console.print(f"[yellow]warning[/yellow] {escape(str(self.root / split))}: no images of class(es) "
-                              f"{escape(str(absent))} in this split")
-            undeclared = self._undeclared(split)
-            if undeclared:
-                console.print(f"[yellow]warning[/yellow] {escape(str(self.root / split))}: folder(s) "
-                              f"{escape(str(undeclared[:5]))} are not among the declared classes "
-                              f"{escape(str(self.class_names()))}: their images are not read (add them to "
-                              "`classes`, or rename the folders)")
+        if absent:  # said once: the listing is kept (_items)
+            console.print(f"[yellow]warning[/yellow] {escape(str(self.root / split))}: no images of class(es) "
+                          f"{escape(str(absent))} in this split")
+        undeclared = self._undeclared(split)
+        if undeclared:
+            console.print(f"[yellow]warning[/yellow] {escape(str(self.root / split))}: folder(s) "
+                          f"{escape(str(undeclared[:5]))} are not among the declared classes "
+                          f"{escape(str(self.class_names()))}: their images are not read (add them to "
+                          "`classes`, or rename the folders)")
         return items
 
     def _undeclared(self, split: str) -> list[str]:
@@ -151,8 +157,10 @@ class ImageFolderSource(TileSource):
         """The folder, and the split's files in order with their sizes and modification times: a copy
         of the dataset elsewhere (stain-normalised tiles under the same names) is another dataset, and
         a tile replaced in place is embedded again."""
-        files = [(path.relative_to(self.root).as_posix(), file_state(path)) for path, _ in self._items(split)]
-        return digest({"root": str(self.root), "split": split, "files": files})
+        if split not in self._prints:
+            files = [(path.relative_to(self.root).as_posix(), file_state(path)) for path, _ in self._items(split)]
+            self._prints[split] = digest({"root": str(self.root), "split": split, "files": files})
+        return self._prints[split]
 
     def split_names(self) -> list[str]:
         return list(self.spec.splits)
