@@ -9,6 +9,7 @@
     harness submit CHECKPOINT --card card.yaml [--requests DIR]
     harness submit hf-hub:ORG/MODEL [--revision REV] --requests-repo ORG/REQUESTS [--tasks ...]
     harness queue run|list [--requests DIR | --requests-repo ORG/REQUESTS --results-repo ORG/RESULTS]
+                           [--rescore-stale]
 """
 
 from __future__ import annotations
@@ -262,9 +263,11 @@ class HarnessCLI:
         else:
             store = RequestStore(self._requests(args))
             if args.action == "run":
+                rescoring = self._rescoring(args, lambda: Path(args.output), store.root / "rescored",
+                                            lambda request: _local_slug(store.checkpoint_dir(request.id)))
                 run_queue(store, lambda request, checkpoint: self._score_request(
                     args, request, checkpoint, store.embeddings_dir(request.id)),
-                          log=plain_log, keep_embeddings=args.keep_embeddings)
+                          log=plain_log, keep_embeddings=args.keep_embeddings, rescoring=rescoring)
             rows, where = queue_table(None, store.root), str(store.root)
         if self._queue_outcomes:  # the scores of the requests this run took, then every request's state
             from harness.run_summary import print_summary
@@ -282,6 +285,7 @@ class HarnessCLI:
 
     def _run_hub_queue(self, args) -> None:
         import socket
+        import tempfile
 
         from harness.hub_queue import HubRequestStore, run_hub_queue
         from harness.models.model_spec import model_slug
@@ -299,10 +303,37 @@ class HarnessCLI:
             console.print(f"{request.id}: {n} result files pushed to {args.results_repo}")
 
         workdir = Path(args.workdir or self._requests(args))
-        run_hub_queue(HubRequestStore(args.requests_repo), args.backend_id or socket.gethostname(), workdir,
-                      lambda request, checkpoint: self._score_request(
-                          args, request, checkpoint, request_embeddings_dir(workdir, request.id)),
-                      publish, log=plain_log, keep_embeddings=args.keep_embeddings)
+        with tempfile.TemporaryDirectory() as shown:
+            def published() -> Path:  # the results the board shows, read when a finished request is first judged
+                from harness.leaderboard.hub_results import pull_results
+
+                _, skipped = pull_results(args.results_repo, Path(shown), tasks=set(self._registry(args)[0].tasks))
+                for line in skipped:
+                    plain_log(f"warning: {args.results_repo}: {line}")
+                return Path(shown)
+
+            rescoring = self._rescoring(args, published, workdir / "rescored",
+                                        lambda request: model_slug(request.hub_id, "checkpoint"), output=output)
+            run_hub_queue(HubRequestStore(args.requests_repo), args.backend_id or socket.gethostname(), workdir,
+                          lambda request, checkpoint: self._score_request(
+                              args, request, checkpoint, request_embeddings_dir(workdir, request.id)),
+                          publish, log=plain_log, keep_embeddings=args.keep_embeddings, rescoring=rescoring)
+
+    def _rescoring(self, args, results, memory: Path, slug_of, output: Path | None = None):
+        """`queue run --rescore-stale`: which finished requests to score again (harness/rescoring.py)."""
+        if not args.rescore_stale:
+            return None
+        from harness.rescoring import Rescoring
+
+        registry, families = self._registry(args)
+
+        def tasks_of(request) -> list[str]:
+            try:
+                return registry.select(args.tasks or request.tasks)
+            except HarnessError:  # a task the registry no longer has: the request is not judged
+                return []
+
+        return Rescoring(registry, families, tasks_of, slug_of, results, memory, output=output, log=plain_log)
 
     @staticmethod
     def _requests(args) -> Path:
@@ -403,6 +434,16 @@ def refuse_unusable(folder: Path, flag: str, what: str, how: str = "give a folde
            else None)
     if why:
         raise HarnessError(f"{flag} {folder}: cannot {what} there ({why}); {how}")
+
+
+def _local_slug(checkpoint: Path) -> str | None:
+    """The results folder of a local request's checkpoint (its card's name); None if it cannot be read now."""
+    from harness.models.model_spec import resolve_model
+
+    try:
+        return resolve_model(str(checkpoint)).slug
+    except HarnessError:
+        return None
 
 
 def plain_log(text: str) -> None:
@@ -612,6 +653,10 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_argument("--workdir", help="with --requests-repo: where downloaded checkpoints and each request's "
                                          "embeddings go, deleted once it is scored (default $HARNESS_REQUESTS or "
                                          "./requests)")
+    queue.add_argument("--rescore-stale", action="store_true",
+                       help="run: after the waiting requests, score again each finished one whose results are stale "
+                            "(its tasks' version or params moved on) or missing for a task it is scored on now; once "
+                            "per state of the registry")
     queue.add_argument("--keep-embeddings", action="store_true",
                        help="keep each scored request's embeddings (computed in embeddings/<request> under --workdir, or "
                             "--requests for a local queue); by default they are deleted when it ends, so that the "

@@ -31,7 +31,7 @@ import threading
 from bisect import bisect_right
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import yaml
 
@@ -43,6 +43,9 @@ from harness.submissions import (ACTIVE, COMMIT_SHA, HUB_ID, MAX_REQUEST_BYTES, 
                                  drop_request_embeddings, give_up, outcome_of, parse_request, read_bounded,
                                  request_id)
 from harness.timestamps import utc_timestamp
+
+if TYPE_CHECKING:
+    from harness.rescoring import Rescoring
 
 PREFIX = "requests"
 PICKLED = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
@@ -418,13 +421,15 @@ def run_hub_queue(store: HubRequestStore, backend: str, workdir: Path,
                   score: Callable[[Request, Path], dict[str, tuple[str, str | None]]],
                   publish: Callable[[Request], None], lease: timedelta = timedelta(hours=24),
                   log: Callable[[str], None] = print, renew_every: timedelta = timedelta(hours=1),
-                  keep_embeddings: bool = False) -> list[Request]:
+                  keep_embeddings: bool = False, rescoring: "Rescoring | None" = None) -> list[Request]:
     """Score requests until none is left: this backend's own RUNNING claims first (a restart after
     a kill), then PENDING ones (and other backends' RUNNING claims the Hub dates older than the
-    lease) in the queue's order (fair_order). `score(request, checkpoint_dir)` -> task -> (status, reason); `publish(request)`
-    pushes its results. The claim is renewed every `renew_every` while the request is scored. When
-    a request ends, its checkpoint and (unless `keep_embeddings`) its embeddings folder under
-    `workdir` (submissions.request_embeddings_dir) are removed."""
+    lease) in the queue's order (fair_order), then, with `rescoring`, FINISHED ones whose results
+    are out of date (harness/rescoring.py), oldest first. `score(request, checkpoint_dir)` -> task
+    -> (status, reason); `publish(request)` pushes its results. The claim is renewed every
+    `renew_every` while the request is scored. When a request ends, its checkpoint and (unless
+    `keep_embeddings`) its embeddings folder under `workdir` (submissions.request_embeddings_dir)
+    are removed."""
     from huggingface_hub.utils import disable_progress_bars
 
     disable_progress_bars()  # a backend's log is one line per event, not a bar per file fetched
@@ -443,12 +448,18 @@ def run_hub_queue(store: HubRequestStore, backend: str, workdir: Path,
         pending = [r for r in requests if r.id not in seen and (
             r.status == "PENDING" or (r.status == "RUNNING" and r.claimed_by != backend
                                        and _stale(store.arrived.get(r.id), lease)))]
-        if not mine and not pending:
+        rescore = None
+        if not mine and not pending and rescoring is not None:
+            rescore = next(((r, why) for r in requests if r.id not in seen and (why := rescoring.why(r))), None)
+        if not mine and not pending and rescore is None:
             return done
-        request = (mine or pending)[0]
-        # this backend's own count of its starts, not only the file's, which any writer can reset to 0
-        # (and so have a request that kills the backend started again after every restart)
-        request.attempts = max(request.attempts, _starts_here(workdir, request.id))
+        request = (mine or pending or [rescore[0]])[0]
+        if rescore is not None:  # a new round, chosen by this backend: its starts are counted afresh
+            log(f"{request.id}: rescoring ({rescore[1]})")
+            request.attempts = 0
+        else:  # this backend's own count of its starts, not only the file's, which any writer can reset
+            # to 0 (and so have a request that kills the backend started again after every restart)
+            request.attempts = max(request.attempts, _starts_here(workdir, request.id))
         if request.status == "RUNNING":
             log(f"{request.id}: resuming (claimed by {request.claimed_by}, attempt {request.attempts})")
         if give_up(request):  # it stopped the backend each time it was scored: failed, not claimed again
@@ -459,9 +470,11 @@ def run_hub_queue(store: HubRequestStore, backend: str, workdir: Path,
                 done.append(request)
             continue
         request.status, request.claimed_by, request.attempts = "RUNNING", backend, request.attempts + 1
-        if not _write_claim(store, request, head, f"claim {request.id} ({backend})", log):
+        if not _write_claim(store, request, head, f"{'rescore' if rescore else 'claim'} {request.id} ({backend})", log):
             continue
         seen.add(request.id)
+        if rescore is not None:
+            rescoring.begin(request)
         try:
             write_text_atomic(workdir / "attempts" / request.id, f"{request.attempts}\n")
         except (OSError, HarnessError) as error:  # a full disk: the scoring will say so, the queue goes on

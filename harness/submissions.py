@@ -25,7 +25,7 @@ import tempfile
 import traceback
 from datetime import timezone
 from pathlib import Path
-from typing import Callable, Literal, NamedTuple
+from typing import TYPE_CHECKING, Callable, Literal, NamedTuple
 
 from filelock import FileLock, Timeout
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -34,6 +34,9 @@ from harness.atomic_write import write_text_atomic
 from harness.bounded_read import read_regular_file
 from harness.errors import HarnessError, first_problem, printable
 from harness.timestamps import utc_timestamp
+
+if TYPE_CHECKING:
+    from harness.rescoring import Rescoring
 
 Status = Literal["PENDING", "RUNNING", "FINISHED", "FAILED"]
 ACTIVE = ("PENDING", "RUNNING", "FINISHED")  # a request in one of these holds its weights' sha256
@@ -286,46 +289,66 @@ def drop_request_embeddings(workdir: Path, request_id: str, log: Callable[[str],
 
 
 def run_queue(store: RequestStore, score: Callable[[Request, Path], dict[str, tuple[str, str | None]]],
-              log: Callable[[str], None] = print, keep_embeddings: bool = False) -> list[Request]:
+              log: Callable[[str], None] = print, keep_embeddings: bool = False,
+              rescoring: "Rescoring | None" = None) -> list[Request]:
     """Score every PENDING request, and every RUNNING one no process holds (a killed run), in
-    submission order. `score(request, checkpoint_dir)` -> task -> (status, reason). Whatever a
-    request does, it ends FINISHED or FAILED and the queue goes on. The request's embeddings
+    submission order; then, with `rescoring`, every FINISHED one whose results are out of date
+    (harness/rescoring.py). `score(request, checkpoint_dir)` -> task -> (status, reason). Whatever
+    a request does, it ends FINISHED or FAILED and the queue goes on. The request's embeddings
     folder (request_embeddings_dir) is removed when it ends unless `keep_embeddings`."""
     requests, invalid = store.all()
     for name, why in invalid:
         log(f"warning: {store.root / 'requests' / name}: not acted on ({why})")
     done = []
     for request in requests:
-        if request.status in ("FINISHED", "FAILED"):
-            continue
-        lock = store.lock(request.id)
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            log(f"{request.id}: being scored by another process; skipped")
-            continue
-        try:
-            try:  # fresh, under the lock
-                request = parse_request(f"{request.id}.json", read_bounded(store.request_path(request.id)))
-            except (OSError, InvalidRequest) as error:
-                log(f"warning: {store.request_path(request.id)}: changed while waiting and not acted on ({error})")
-                continue
-            if request.status in ("FINISHED", "FAILED"):
-                continue
-            if request.status == "RUNNING":
-                log(f"{request.id}: an earlier run stopped while scoring it (attempt {request.attempts}); retrying")
-            if not give_up(request):
-                request.status, request.attempts = "RUNNING", request.attempts + 1
-                store.save(request)
-                outcome_of(request, lambda: score(request, store.checkpoint_dir(request.id)), log)
-            store.save(request)
-            if not keep_embeddings:
-                drop_request_embeddings(store.root, request.id, log)
-            log(f"{request.id}: {request.status}" + (f" ({request.reason})" if request.reason else ""))
-            done.append(request)
-        finally:
-            lock.release()
+        if request.status not in ("FINISHED", "FAILED"):
+            done += _take(store, request, score, log, keep_embeddings)
+    if rescoring is not None:
+        taken = {r.id for r in done}
+        for request in store.all()[0]:
+            if request.id not in taken and rescoring.why(request):
+                done += _take(store, request, score, log, keep_embeddings, rescoring)
     return done
+
+
+def _take(store: RequestStore, request: Request, score: Callable[[Request, Path], dict[str, tuple[str, str | None]]],
+          log: Callable[[str], None], keep_embeddings: bool, rescoring: "Rescoring | None" = None) -> list[Request]:
+    """Score one request under its lock ([] if another process holds it, or it ended meanwhile);
+    with `rescoring`, a FINISHED request whose results are out of date, as a new round."""
+    lock = store.lock(request.id)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log(f"{request.id}: being scored by another process; skipped")
+        return []
+    try:
+        try:  # fresh, under the lock
+            request = parse_request(f"{request.id}.json", read_bounded(store.request_path(request.id)))
+        except (OSError, InvalidRequest) as error:
+            log(f"warning: {store.request_path(request.id)}: changed while waiting and not acted on ({error})")
+            return []
+        if rescoring is not None:
+            why = rescoring.why(request)
+            if not why:
+                return []
+            log(f"{request.id}: rescoring ({why})")
+            rescoring.begin(request)
+            request.attempts = 0  # a new round: its starts are counted afresh
+        elif request.status in ("FINISHED", "FAILED"):
+            return []
+        if request.status == "RUNNING":
+            log(f"{request.id}: an earlier run stopped while scoring it (attempt {request.attempts}); retrying")
+        if not give_up(request):
+            request.status, request.attempts = "RUNNING", request.attempts + 1
+            store.save(request)
+            outcome_of(request, lambda: score(request, store.checkpoint_dir(request.id)), log)
+        store.save(request)
+        if not keep_embeddings:
+            drop_request_embeddings(store.root, request.id, log)
+        log(f"{request.id}: {request.status}" + (f" ({request.reason})" if request.reason else ""))
+        return [request]
+    finally:
+        lock.release()
 
 
 def _mkdir(path: Path) -> Path:

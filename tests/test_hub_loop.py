@@ -179,6 +179,21 @@ def test_submit_queue_push_space_and_app(hub, tmp_path, tiny_fm_state, tiny_regi
     assert len(result["main_score"]["replicates"]) == 100  # the tiny task's bootstrap resamples
     assert "leaderboard.parquet" in results
 
+    # --- the board's suite gains a task: a backend on another machine (its own empty --output)
+    # scores the finished request again; its result on the Hub is reused, the missing task scored --
+    shown = results["results/lab--tiny-fm/tiny-tiles.json"]
+    done = harness(env, *backend, "--backend-id", "backend-c", "--output", str(tmp_path / "results-c"),
+                   "--tasks", "tiny", "--rescore-stale")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{request['id']}: rescoring (no result of tiny-retrieval)" in done.stdout + done.stderr
+    assert results["results/lab--tiny-fm/tiny-tiles.json"] == shown  # reused as published, not scored again
+    added = json.loads(results["results/lab--tiny-fm/tiny-retrieval.json"])
+    assert added["status"] == "ok" and added["model"]["revision"] == pinned
+    request = request_file(hub)
+    assert request["status"] == "FINISHED" and request["results"] == {"tiny-tiles": "ok", "tiny-retrieval": "ok"}
+    assert request["attempts"] == 1 and request["claimed_by"] == "backend-c"
+    assert not (work / "checkpoints" / request["id"]).exists()
+
     # --- the Space: a Docker Space reading the results and the queue ---------------------------
     source = "pathology-harness @ git+https://example.org/lab/pathology-harness@" + "0" * 40
     done = harness(env, "push", "--space", "lab/board", "--repo", "lab/results", "--requests-repo", "lab/requests",

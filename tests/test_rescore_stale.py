@@ -1,0 +1,185 @@
+"""`queue run --rescore-stale`: a finished submission is scored again when the protocol moves on.
+
+A task's version bumped in the registry (or the suite the backend scores gaining a task) leaves
+every finished request's result of it stale on the board, and nothing ever scored it again: the
+same weights or commit cannot be queued twice. These tests move the registry under a finished
+request, in the local queue (in process) and in the Hub queue (the loopback stand-in, the real
+huggingface_hub client), and check what is rescored, what is reused, and that a request goes
+round once per state of the registry.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from harness.cli import main
+from tests.support.checkpoints import author_files
+from tests.support.registries import TINY_REGISTRY
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+def registry_at(folder: Path, version: int) -> Path:
+    """The tiny registry with tiny-tiles at `version` (tiny-retrieval stays at 1)."""
+    path = folder / f"tiny-v{version}.yaml"
+    text = TINY_REGISTRY.replace("    family: tile_classification\n",
+                                 f"    family: tile_classification\n    version: {version}\n", 1)
+    assert text != TINY_REGISTRY
+    path.write_text(text)
+    return path
+
+
+def requests_of(store: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((store / "requests").glob("*.json"))]
+
+
+def test_a_finished_local_request_is_rescored_once_when_its_task_moves_on(tmp_path, tiny_fm_state, capsys):
+    weights, card = author_files(tmp_path / "author", tiny_fm_state)
+    store, out, cache = tmp_path / "store", tmp_path / "results", tmp_path / "cache"
+    v1, v2 = registry_at(tmp_path, 1), registry_at(tmp_path, 2)
+    common = ["--requests", str(store), "--output", str(out), "--cache-dir", str(cache)]
+    assert main(["submit", str(weights), "--card", str(card), "--requests", str(store), "--tasks", "tiny-tiles",
+                 "--include", str(v1)]) == 0
+    assert main(["queue", "run", *common, "--include", str(v1)]) == 0
+    [tiles] = out.glob("*/tiny-tiles.json")
+    assert json.loads(tiles.read_text())["task_version"] == 1
+    capsys.readouterr()
+
+    # the task moves to version 2: without the flag a finished request stays as it is (stale on the board)
+    assert main(["queue", "run", *common, "--include", str(v2)]) == 0
+    assert json.loads(tiles.read_text())["task_version"] == 1
+    assert "rescoring" not in "".join(capsys.readouterr())
+
+    assert main(["queue", "run", *common, "--include", str(v2), "--rescore-stale"]) == 0
+    said = "".join(capsys.readouterr())
+    assert "rescoring (tiny-tiles computed at version 1 of the task, which is at version 2)" in said
+    assert json.loads(tiles.read_text())["task_version"] == 2
+    [request] = requests_of(store)
+    assert request["status"] == "FINISHED" and request["attempts"] == 1 and request["results"] == {"tiny-tiles": "ok"}
+
+    # the board's suite gains a task: only the missing one is scored, the current one reused
+    scored_at = tiles.stat().st_mtime_ns
+    assert main(["queue", "run", *common, "--include", str(v2), "--rescore-stale", "--tasks", "tiny"]) == 0
+    said = "".join(capsys.readouterr())
+    assert "rescoring (no result of tiny-retrieval)" in said
+    assert tiles.stat().st_mtime_ns == scored_at
+    assert json.loads(next(out.glob("*/tiny-retrieval.json")).read_text())["status"] == "ok"
+
+    # nothing out of date: nothing rescored, nothing written
+    assert main(["queue", "run", *common, "--include", str(v2), "--rescore-stale", "--tasks", "tiny"]) == 0
+    assert "rescoring" not in "".join(capsys.readouterr())
+    assert tiles.stat().st_mtime_ns == scored_at
+
+
+# commits the request files of the JSON file argv[1] ({name: content}), then runs the Hub backend
+# twice with rescoring over the results folder argv[4] and the registry argv[3] (workdir argv[2]);
+# the scoring is a stand-in that records what it was asked to score, and publishes a current
+# result for the waiting request alone (the stale one's stays stale: its data is not on this backend)
+RESCORE_TWICE = """
+import json, sys
+from pathlib import Path
+from huggingface_hub import CommitOperationAdd, HfApi
+import harness.hub_queue as hub_queue
+from harness.hub_queue import HubRequestStore, run_hub_queue
+from harness.models.model_spec import model_slug
+from harness.registry import load_registry
+from harness.rescoring import Rescoring
+from harness.tasks import FAMILIES
+api = HfApi()
+api.create_repo("lab/requests", repo_type="dataset", exist_ok=True)
+ops = [CommitOperationAdd(path_in_repo=f"requests/{name}", path_or_fileobj=data.encode())
+       for name, data in json.loads(Path(sys.argv[1]).read_text()).items()]
+api.create_commit("lab/requests", ops, commit_message="requests", repo_type="dataset")
+hub_queue.fetch_checkpoint = lambda request, folder: folder
+work, registry = Path(sys.argv[2]), load_registry([Path(sys.argv[3])], families=FAMILIES)
+store, rounds = HubRequestStore("lab/requests"), []
+def publish(request):
+    from harness.results import DatasetRecord, MainScore, ModelRecord, ResultStore, TaskResult
+    if request.hub_id == "lab/waiting":
+        ResultStore(Path(sys.argv[4])).write(model_slug(request.hub_id, "checkpoint"), TaskResult(
+            task="tiny-tiles", task_version=2, family="tile_classification", status="ok",
+            model=ModelRecord(name=request.hub_id, revision=request.commit_sha),
+            dataset=DatasetRecord(name="tiny-tiles", source="synth"), main_score=MainScore(name="balanced_accuracy")))
+for _ in range(2):
+    scored = []
+    rescoring = Rescoring(registry, FAMILIES, lambda r: registry.select(r.tasks),
+                          lambda r: model_slug(r.hub_id, "checkpoint"), lambda: Path(sys.argv[4]), work / "rescored")
+    run_hub_queue(store, "backend-a", work, score=lambda request, folder: scored.append(request.id) or {
+                  "tiny-tiles": ("ok", None)}, publish=publish, log=print, rescoring=rescoring)
+    rounds.append(scored)
+_, requests, _ = store.snapshot()
+print(json.dumps([rounds, {r.id: [r.status, r.attempts] for r in requests}]))
+"""
+
+
+def test_the_hub_backend_rescores_a_stale_request_after_the_waiting_ones_and_once(tmp_path):
+    """Waiting requests first, then the finished one whose result is stale, whatever starts the
+    backend counted for it before (its earlier round ended: the new round is not given up). Not
+    rescored: a request whose model folder holds a later commit's result, one whose result is
+    current, a failed one. A rescoring that leaves the result stale (the data is not on this
+    backend) does not send the request round again on the next start."""
+    from harness.models.model_spec import model_slug
+    from harness.results import DatasetRecord, MainScore, ModelRecord, ResultStore, TaskResult
+    from harness.submissions import request_id
+    from tests.support.hub_cli import TOKEN, hub_env
+    from tests.support.hub_standin import HubStandIn
+
+    other = "f" * 40
+    results, work, files, ids = ResultStore(tmp_path / "shown"), tmp_path / "work", {}, {}
+    for repo, status, version, scored_commit in (("lab/waiting", "PENDING", None, None),
+                                                 ("lab/stale", "FINISHED", 1, SHA),
+                                                 ("lab/superseded", "FINISHED", 1, other),
+                                                 ("lab/current", "FINISHED", 2, SHA),
+                                                 ("lab/failed", "FAILED", 1, SHA)):
+        rid = ids[repo] = request_id(repo, SHA)
+        files[f"{rid}.json"] = json.dumps({
+            "id": rid, "status": status, "model_name": repo, "hub_id": repo, "commit_sha": SHA, "tasks": "tiny-tiles",
+            "submitted": "2026-12-01T00:00:00Z", "updated": "2026-12-01T00:00:00Z",
+            "attempts": 0 if status == "PENDING" else 1})
+        if version is not None:
+            results.write(model_slug(repo, "checkpoint"), TaskResult(
+                task="tiny-tiles", task_version=version, family="tile_classification", status="ok",
+                model=ModelRecord(name=repo, hub_id=repo, revision=scored_commit),
+                dataset=DatasetRecord(name="tiny-tiles", source="synth"),
+                main_score=MainScore(name="balanced_accuracy", value=0.5)))
+    (work / "attempts").mkdir(parents=True)
+    (work / "attempts" / ids["lab/stale"]).write_text("3\n")  # its first round's starts, as a backend counts them
+    with HubStandIn(token=TOKEN) as hub:
+        plan = tmp_path / "requests.json"
+        plan.write_text(json.dumps(files))
+        done = subprocess.run([sys.executable, "-c", RESCORE_TWICE, str(plan), str(work), str(registry_at(tmp_path, 2)),
+                               str(results.root)], env=hub_env(hub, tmp_path), capture_output=True, text=True,
+                              timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    said = done.stdout
+    (first, second), states = json.loads(said.strip().splitlines()[-1])
+    assert first == [ids["lab/waiting"], ids["lab/stale"]] and second == []
+    assert f"{ids['lab/stale']}: rescoring (tiny-tiles computed at version 1 of the task" in said
+    assert states[ids["lab/stale"]] == ["FINISHED", 1] and states[ids["lab/waiting"]] == ["FINISHED", 1]
+    assert (work / "attempts" / ids["lab/stale"]).read_text().strip() == "1"
+    for untouched in ("lab/superseded", "lab/current"):
+        assert states[ids[untouched]] == ["FINISHED", 1]
+    assert states[ids["lab/failed"]] == ["FAILED", 1]
+
+
+def test_results_that_cannot_be_read_rescore_nothing_and_say_so_once(tmp_path):
+    """The results dataset unreachable (or not there): the waiting requests were scored, and the
+    finished ones are not judged, with one warning, instead of the backend stopping."""
+    from harness.errors import HarnessError
+    from harness.registry import load_registry
+    from harness.rescoring import Rescoring
+    from harness.submissions import Request
+    from harness.tasks import FAMILIES
+
+    def unreachable() -> Path:
+        raise HarnessError("lab/results: reading results failed: the Hub did not answer")
+
+    registry, said = load_registry([registry_at(tmp_path, 2)], families=FAMILIES), []
+    rescoring = Rescoring(registry, FAMILIES, lambda r: ["tiny-tiles"], lambda r: r.id, unreachable,
+                          tmp_path / "rescored", log=said.append)
+    finished = [Request(id=f"m{i}", status="FINISHED", model_name=f"m{i}", tasks="tiny-tiles", submitted="",
+                        updated="") for i in range(3)]
+    assert [rescoring.why(r) for r in finished] == [None, None, None]
+    assert said == ["warning: no finished request is rescored in this run (lab/results: reading results failed: the "
+                    "Hub did not answer)"]
