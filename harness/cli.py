@@ -263,7 +263,7 @@ class HarnessCLI:
         else:
             store = RequestStore(self._requests(args))
             if args.action == "run":
-                rescoring = self._rescoring(args, lambda: Path(args.output), store.root / "rescored",
+                rescoring = self._rescoring(args, lambda: Path(args.output), store.root / "judged",
                                             lambda request: _local_slug(store.checkpoint_dir(request.id)))
                 run_queue(store, lambda request, checkpoint: self._score_request(
                     args, request, checkpoint, store.embeddings_dir(request.id)),
@@ -312,7 +312,7 @@ class HarnessCLI:
                     plain_log(f"warning: {args.results_repo}: {line}")
                 return Path(shown)
 
-            rescoring = self._rescoring(args, published, workdir / "rescored",
+            rescoring = self._rescoring(args, published, workdir / "judged",
                                         lambda request: model_slug(request.hub_id, "checkpoint"), output=output)
             run_hub_queue(HubRequestStore(args.requests_repo), args.backend_id or socket.gethostname(), workdir,
                           lambda request, checkpoint: self._score_request(

@@ -490,6 +490,8 @@ def run_hub_queue(store: HubRequestStore, backend: str, workdir: Path,
         with ClaimRenewal(store, request, renew_every, log):
             outcome_of(request, scored, log)
         store.update(request, f"{request.status.lower()} {request.id}")
+        if rescoring is not None and request.status == "FINISHED":
+            rescoring.remember(request)  # scored at this state of the registry: not judged again until it changes
         _drop_scratch(workdir, request.id, keep_embeddings, log)
         log(f"{request.id}: {request.status}" + (f" ({request.reason})" if request.reason else ""))
         done.append(request)

@@ -13,11 +13,13 @@ the results the board shows: the results dataset of a Hub queue, the results fol
 one. Only a request's own results count: a model folder holding another commit's (or other
 weights') results belongs to that later submission, and the earlier request is left alone.
 
-Each request is rescored at most once per state of the registry (its tasks' versions and params):
-the backend remembers the state it rescored at (`<workdir>/rescored/<request>`), so a task that
-stays stale after scoring (its data is not on this backend) does not send the request round again
-at every start, and a request set back to FINISHED by a writer of the requests dataset gets no
-more than one more round.
+Each request is judged, and rescored, at most once per state of the registry (its tasks' versions
+and params): the backend remembers the state at which it last scored a request or found its
+results current (`<workdir>/judged/<request>`). A task that stays stale after scoring (its data
+is not on this backend) does not send the request round again at every start; a request set back
+to FINISHED by a writer of the requests dataset gets no more than one more round; and a backend
+run from cron reads the results only when the registry changed or a request was not judged yet
+(a board of 4,000 models on 30 tasks is 120,000 result files to download and read).
 """
 
 from __future__ import annotations
@@ -93,10 +95,12 @@ class Rescoring:
             if result is None:  # never written, or not a valid result file: scoring writes it
                 missing.append(task)
             elif not _owned_by(result, request):  # another submission's (a later commit): not this one's to refresh
+                self.remember(request)
                 return None
             elif (reason := self._stale(result)) is not None:
                 stale.append(f"{task} {reason}")
         if not stale and not missing:
+            self.remember(request)  # current: not read again until the registry changes
             return None
         parts = stale[:MAX_NAMED] + ([f"{len(stale) - MAX_NAMED} more stale"] if len(stale) > MAX_NAMED else [])
         if missing:
@@ -106,15 +110,24 @@ class Rescoring:
         return "; ".join(parts)
 
     def begin(self, request: Request) -> None:
-        """Remember that the request is rescored at this state of the registry (before it is scored:
-        a rescoring that stops the backend counts as the round, and its starts are bounded as a new
-        request's are)."""
-        self._verdicts[request.id] = None
+        """A request is about to be rescored: remembered at this state of the registry before it is
+        scored (a rescoring that stops the backend counts as its round, and its starts are bounded as
+        a new request's are), and its current results copied where the backend writes."""
         try:
-            write_text_atomic(self.memory / request.id, self.state(self.tasks_of(request)) + "\n")
+            self.remember(request, strict=True)
             self._seed(request)
         except (OSError, HarnessError) as error:  # a full disk: the rescoring goes on, and may go round again
             self.log(f"warning: {request.id}: could not record the rescoring ({str(error).splitlines()[0][:200]})")
+
+    def remember(self, request: Request, strict: bool = False) -> None:
+        """This request was scored, or judged, at this state of the registry: not judged again until
+        it changes. `strict`: a write that fails raises (otherwise it only costs a reading later)."""
+        self._verdicts[request.id] = None
+        try:
+            write_text_atomic(self.memory / request.id, self.state(self.tasks_of(request)) + "\n")
+        except (OSError, HarnessError):
+            if strict:
+                raise
 
     def _seed(self, request: Request) -> None:
         """Copy the request's results the board shows into `output`, where the backend writes (a Hub

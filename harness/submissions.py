@@ -302,19 +302,20 @@ def run_queue(store: RequestStore, score: Callable[[Request, Path], dict[str, tu
     done = []
     for request in requests:
         if request.status not in ("FINISHED", "FAILED"):
-            done += _take(store, request, score, log, keep_embeddings)
+            done += _take(store, request, score, log, keep_embeddings, rescoring)
     if rescoring is not None:
         taken = {r.id for r in done}
         for request in store.all()[0]:
             if request.id not in taken and rescoring.why(request):
-                done += _take(store, request, score, log, keep_embeddings, rescoring)
+                done += _take(store, request, score, log, keep_embeddings, rescoring, rescore=True)
     return done
 
 
 def _take(store: RequestStore, request: Request, score: Callable[[Request, Path], dict[str, tuple[str, str | None]]],
-          log: Callable[[str], None], keep_embeddings: bool, rescoring: "Rescoring | None" = None) -> list[Request]:
+          log: Callable[[str], None], keep_embeddings: bool, rescoring: "Rescoring | None" = None,
+          rescore: bool = False) -> list[Request]:
     """Score one request under its lock ([] if another process holds it, or it ended meanwhile);
-    with `rescoring`, a FINISHED request whose results are out of date, as a new round."""
+    `rescore`: a FINISHED request whose results are out of date (`rescoring.why`), as a new round."""
     lock = store.lock(request.id)
     try:
         lock.acquire(timeout=0)
@@ -327,7 +328,7 @@ def _take(store: RequestStore, request: Request, score: Callable[[Request, Path]
         except (OSError, InvalidRequest) as error:
             log(f"warning: {store.request_path(request.id)}: changed while waiting and not acted on ({error})")
             return []
-        if rescoring is not None:
+        if rescore:
             why = rescoring.why(request)
             if not why:
                 return []
@@ -343,6 +344,8 @@ def _take(store: RequestStore, request: Request, score: Callable[[Request, Path]
             store.save(request)
             outcome_of(request, lambda: score(request, store.checkpoint_dir(request.id)), log)
         store.save(request)
+        if rescoring is not None and request.status == "FINISHED":
+            rescoring.remember(request)  # scored at this state of the registry: not judged again until it changes
         if not keep_embeddings:
             drop_request_embeddings(store.root, request.id, log)
         log(f"{request.id}: {request.status}" + (f" ({request.reason})" if request.reason else ""))

@@ -102,12 +102,15 @@ def publish(request):
             model=ModelRecord(name=request.hub_id, revision=request.commit_sha),
             dataset=DatasetRecord(name="tiny-tiles", source="synth"), main_score=MainScore(name="balanced_accuracy")))
 for _ in range(2):
-    scored = []
+    scored, reads = [], []
+    def shown():
+        reads.append(1)
+        return Path(sys.argv[4])
     rescoring = Rescoring(registry, FAMILIES, lambda r: registry.select(r.tasks),
-                          lambda r: model_slug(r.hub_id, "checkpoint"), lambda: Path(sys.argv[4]), work / "rescored")
+                          lambda r: model_slug(r.hub_id, "checkpoint"), shown, work / "judged")
     run_hub_queue(store, "backend-a", work, score=lambda request, folder: scored.append(request.id) or {
                   "tiny-tiles": ("ok", None)}, publish=publish, log=print, rescoring=rescoring)
-    rounds.append(scored)
+    rounds.append([scored, len(reads)])
 _, requests, _ = store.snapshot()
 print(json.dumps([rounds, {r.id: [r.status, r.attempts] for r in requests}]))
 """
@@ -118,7 +121,8 @@ def test_the_hub_backend_rescores_a_stale_request_after_the_waiting_ones_and_onc
     backend counted for it before (its earlier round ended: the new round is not given up). Not
     rescored: a request whose model folder holds a later commit's result, one whose result is
     current, a failed one. A rescoring that leaves the result stale (the data is not on this
-    backend) does not send the request round again on the next start."""
+    backend) does not send the request round again on the next start, and the next start reads no
+    results: each request was scored or judged at this state of the registry."""
     from harness.models.model_spec import model_slug
     from harness.results import DatasetRecord, MainScore, ModelRecord, ResultStore, TaskResult
     from harness.submissions import request_id
@@ -153,8 +157,11 @@ def test_the_hub_backend_rescores_a_stale_request_after_the_waiting_ones_and_onc
                               timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     said = done.stdout
-    (first, second), states = json.loads(said.strip().splitlines()[-1])
+    ((first, read_first), (second, read_second)), states = json.loads(said.strip().splitlines()[-1])
     assert first == [ids["lab/waiting"], ids["lab/stale"]] and second == []
+    # every finished request was judged (or scored) at this state of the registry: the second start
+    # does not read the results at all
+    assert read_first == 1 and read_second == 0
     assert f"{ids['lab/stale']}: rescoring (tiny-tiles computed at version 1 of the task" in said
     assert states[ids["lab/stale"]] == ["FINISHED", 1] and states[ids["lab/waiting"]] == ["FINISHED", 1]
     assert (work / "attempts" / ids["lab/stale"]).read_text().strip() == "1"
