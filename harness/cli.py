@@ -250,6 +250,9 @@ class HarnessCLI:
         from harness.terminal import stdout
         from harness.submissions import RequestStore, queue_table, run_queue
 
+        if args.rescore_stale and args.action != "run":
+            raise HarnessError(f"queue {args.action} --rescore-stale: rescoring is done by `harness queue run "
+                               "--rescore-stale`; `queue list` only shows the requests")
         if args.action == "run":
             from harness.results import ResultStore
 
@@ -442,7 +445,7 @@ def _local_slug(checkpoint: Path) -> str | None:
 
     try:
         return resolve_model(str(checkpoint)).slug
-    except HarnessError:
+    except Exception:  # noqa: BLE001 - a request the queue cannot place is not judged; the queue goes on
         return None
 
 

@@ -70,6 +70,9 @@ def test_a_finished_local_request_is_rescored_once_when_its_task_moves_on(tmp_pa
     assert main(["queue", "run", *common, "--include", str(v2), "--rescore-stale", "--tasks", "tiny"]) == 0
     assert "rescoring" not in "".join(capsys.readouterr())
     assert tiles.stat().st_mtime_ns == scored_at
+    # the flag means something only to `queue run`: `queue list` says so instead of ignoring it
+    assert main(["queue", "list", "--requests", str(store), "--rescore-stale"]) == 2
+    assert "rescoring is done by `harness queue run --rescore-stale`" in capsys.readouterr().err
 
 
 # commits the request files of the JSON file argv[1] ({name: content}), then runs the Hub backend
