@@ -31,6 +31,7 @@ from harness.errors import HarnessError
 from harness.registry import SegmentationFolderDataset
 from harness.sources.base import Availability, TileSource, digest
 from harness.sources.image_files import MAX_IMAGE_PIXELS, is_hidden, open_image, rgb_image
+from harness.sources.split_copies import refuse_copies_across_splits
 from harness.terminal import console
 
 Layout = Literal["consep", "monusac", "bcss"]  # SegmentationFolderDataset.layout
@@ -52,6 +53,10 @@ CELL = {"consep": 250, "bcss": 448}  # the side of a grid layout's cells, in the
 
 class SegmentationFolderSource(TileSource):
     spec: SegmentationFolderDataset
+
+    def __init__(self, name, spec, context):
+        super().__init__(name, spec, context)
+        self._checked = False  # no image in two splits (prepare)
 
     @property
     def root(self) -> Path:
@@ -90,6 +95,14 @@ class SegmentationFolderSource(TileSource):
 
     def split_names(self) -> list[str]:
         return [split for split, items in self._items.items() if items]
+
+    def prepare(self) -> None:
+        """An image file in two splits (a test image copied among the training images) is refused
+        (split_copies), once per run."""
+        if not self._checked:
+            refuse_copies_across_splits({split: [image for image, _, _ in items] for split, items in self._items.items()},
+                                        self.root, str(self.root))
+            self._checked = True
 
     def fingerprint(self) -> str:
         return digest({"layout": self.spec.layout, "size": self.spec.size, "max": self.spec.max_items_per_image,

@@ -228,3 +228,17 @@ def test_an_image_smaller_than_one_cell_is_left_out_and_said(tmp_path, capsys):
     assert source.split_names() == ["train"]  # the small test image gave no item
     assert "1 image(s) smaller than one 448 px cell are left out (the first: TCGA-E2-A1B1-DX1_small.png)" in \
         " ".join(capsys.readouterr().err.split())
+
+
+def test_an_image_copied_into_another_split_is_one_line_naming_both(tmp_path):
+    """A CoNSeP test image copied among the training images (under another name, with its labels):
+    its cells would be scored as test cells the decoder trained on. Refused before anything is
+    embedded, naming both files; the folders as published are read."""
+    root = tmp_path / "data" / "consep"
+    write_consep(root, np.random.default_rng(0))
+    _source(tmp_path, "consep").prepare()
+    (root / "Train" / "Images" / "train_3.png").write_bytes((root / "Test" / "Images" / "test_1.png").read_bytes())
+    (root / "Train" / "Labels" / "train_3.mat").write_bytes((root / "Test" / "Labels" / "test_1.mat").read_bytes())
+    with pytest.raises(HarnessError, match=r"'Train/Images/train_3.png' \(split 'train'\) and 'Test/Images/test_1.png' "
+                                           r"\(split 'val'\) are one image, byte for byte"):
+        _source(tmp_path, "consep").prepare()
