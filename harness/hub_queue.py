@@ -455,6 +455,11 @@ def run_hub_queue(store: HubRequestStore, backend: str, workdir: Path,
             return done
         request = (mine or pending or [rescore[0]])[0]
         if rescore is not None:  # a new round, chosen by this backend: its starts are counted afresh
+            if rescoring.changed_since_read(store.arrival_times(head, [request]).get(request.id)):
+                log(f"{request.id}: its request changed since this run read the results (another backend may "
+                    "have rescored it); left to the next run")
+                seen.add(request.id)
+                continue
             log(f"{request.id}: rescoring ({rescore[1]})")
             request.attempts = 0
         else:  # this backend's own count of its starts, not only the file's, which any writer can reset

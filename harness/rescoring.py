@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from harness.registry import Registry
 
 MAX_NAMED = 3  # tasks named in a rescoring's one-line reason; the rest are counted
+CLOCK_MARGIN = timedelta(minutes=1)  # between the Hub's clock and this machine's
 
 
 class Rescoring:
@@ -57,21 +59,29 @@ class Rescoring:
         self.tasks_of, self.slug_of, self._results, self.output = tasks_of, slug_of, results, output
         self._folder: Path | None = None
         self._unreadable = False  # the results could not be read in this run
+        self.read_at: datetime | None = None  # when they were read
         self._states: dict[tuple[str, ...], str] = {}
         self._verdicts: dict[str, str | None] = {}  # request id -> why; the results read do not change in a run
         registered = {name: (task.family, task.main_score, task.params, task.version)
                       for name, task in registry.tasks.items()}
         self._stale = stale_check(registered, families)
 
-    def why(self, request: Request) -> str | None:
+    def why(self, request: Request, fresh: bool = False) -> str | None:
         """One line saying which of the request's results are out of date, or None: not FINISHED,
-        rescored already at this state of the registry, its results superseded by another
-        submission's, or all of them current."""
+        scored or judged already at this state of the registry, its results superseded by another
+        submission's, or all of them current. `fresh`: judged again (the memory and the results
+        re-read), not answered from this run's earlier verdict."""
         if request.status != "FINISHED":
             return None
-        if request.id not in self._verdicts:
+        if fresh or request.id not in self._verdicts:
             self._verdicts[request.id] = self._why(request)
         return self._verdicts[request.id]
+
+    def changed_since_read(self, written: datetime | None) -> bool:
+        """Whether a request file was written (`written`: the Hub's date of the commit that last wrote
+        it) after, or within a minute of, this run's reading of the results: another backend may
+        have rescored it meanwhile, and this run's verdict on it no longer holds."""
+        return self.read_at is None or written is None or written > self.read_at - CLOCK_MARGIN
 
     def _why(self, request: Request) -> str | None:
         tasks = self.tasks_of(request)
@@ -82,6 +92,7 @@ class Rescoring:
             return None
         if self._folder is None and not self._unreadable:
             try:
+                self.read_at = datetime.now(timezone.utc)
                 self._folder = self._results()
             except HarnessError as error:  # said once; nothing is judged in this run
                 self.log(f"warning: no finished request is rescored in this run ({str(error).splitlines()[0][:300]})")

@@ -329,7 +329,7 @@ def _take(store: RequestStore, request: Request, score: Callable[[Request, Path]
             log(f"warning: {store.request_path(request.id)}: changed while waiting and not acted on ({error})")
             return []
         if rescore:
-            why = rescoring.why(request)
+            why = rescoring.why(request, fresh=True)  # under the lock: another process may have rescored it since
             if not why:
                 return []
             log(f"{request.id}: rescoring ({why})")

@@ -81,7 +81,9 @@ def test_a_finished_local_request_is_rescored_once_when_its_task_moves_on(tmp_pa
 # result for the waiting request alone (the stale one's stays stale: its data is not on this backend)
 RESCORE_TWICE = """
 import json, sys
+from datetime import timedelta
 from pathlib import Path
+import harness.rescoring as rescoring_module
 from huggingface_hub import CommitOperationAdd, HfApi
 import harness.hub_queue as hub_queue
 from harness.hub_queue import HubRequestStore, run_hub_queue
@@ -95,6 +97,7 @@ ops = [CommitOperationAdd(path_in_repo=f"requests/{name}", path_or_fileobj=data.
        for name, data in json.loads(Path(sys.argv[1]).read_text()).items()]
 api.create_commit("lab/requests", ops, commit_message="requests", repo_type="dataset")
 hub_queue.fetch_checkpoint = lambda request, folder: folder
+rescoring_module.CLOCK_MARGIN = timedelta(0)  # the requests were filed a moment ago, by this machine's clock
 work, registry = Path(sys.argv[2]), load_registry([Path(sys.argv[3])], families=FAMILIES)
 store, rounds = HubRequestStore("lab/requests"), []
 def publish(request):
@@ -193,3 +196,96 @@ def test_results_that_cannot_be_read_rescore_nothing_and_say_so_once(tmp_path):
     assert [rescoring.why(r) for r in finished] == [None, None, None]
     assert said == ["warning: no finished request is rescored in this run (lab/results: reading results failed: the "
                     "Hub did not answer)"]
+
+
+# argv as RESCORE_TWICE's: the backend's verdicts are read, then the stale request is written again
+# (another backend rescored it and marked it FINISHED meanwhile), then the backend goes on
+RESCORED_ELSEWHERE = """
+import json, sys
+from pathlib import Path
+from huggingface_hub import CommitOperationAdd, HfApi
+import harness.hub_queue as hub_queue
+from harness.hub_queue import HubRequestStore, run_hub_queue
+from harness.models.model_spec import model_slug
+from harness.registry import load_registry
+from harness.rescoring import Rescoring
+from harness.tasks import FAMILIES
+api = HfApi()
+api.create_repo("lab/requests", repo_type="dataset", exist_ok=True)
+def commit(files):
+    api.create_commit("lab/requests", [CommitOperationAdd(path_in_repo=f"requests/{name}", path_or_fileobj=data.encode())
+                                       for name, data in files.items()], commit_message="requests", repo_type="dataset")
+files = json.loads(Path(sys.argv[1]).read_text())
+commit(files)
+hub_queue.fetch_checkpoint = lambda request, folder: folder
+registry, store, scored = load_registry([Path(sys.argv[3])], families=FAMILIES), HubRequestStore("lab/requests"), []
+rescoring = Rescoring(registry, FAMILIES, lambda r: registry.select(r.tasks), lambda r: model_slug(r.hub_id, "checkpoint"),
+                      lambda: Path(sys.argv[4]), Path(sys.argv[2]) / "judged")
+_, requests, _ = store.snapshot()
+assert all(rescoring.why(r) for r in requests)  # judged stale now
+commit({name: data.replace('"updated": "2026-12-01', '"updated": "2026-12-02') for name, data in files.items()})
+run_hub_queue(store, "backend-b", Path(sys.argv[2]), score=lambda request, folder: scored.append(request.id) or {},
+              publish=lambda request: None, log=print, rescoring=rescoring)
+print(json.dumps(scored))
+"""
+
+
+def test_a_request_written_after_the_results_were_read_is_left_to_the_next_run(tmp_path):
+    """Two backends rescoring: this one read the results and judged a request stale; the other then
+    rescored it and marked it FINISHED. Its request file, dated by the Hub after this run's reading
+    of the results, is not rescored again on this run's outdated verdict."""
+    from harness.models.model_spec import model_slug
+    from harness.results import DatasetRecord, MainScore, ModelRecord, ResultStore, TaskResult
+    from harness.submissions import request_id
+    from tests.support.hub_cli import TOKEN, hub_env
+    from tests.support.hub_standin import HubStandIn
+
+    rid, results = request_id("lab/stale", SHA), ResultStore(tmp_path / "shown")
+    files = {f"{rid}.json": json.dumps({
+        "id": rid, "status": "FINISHED", "model_name": "lab/stale", "hub_id": "lab/stale", "commit_sha": SHA,
+        "tasks": "tiny-tiles", "submitted": "2026-12-01T00:00:00Z", "updated": "2026-12-01T00:00:00Z", "attempts": 1})}
+    results.write(model_slug("lab/stale", "checkpoint"), TaskResult(
+        task="tiny-tiles", task_version=1, family="tile_classification", status="ok",
+        model=ModelRecord(name="lab/stale", revision=SHA), dataset=DatasetRecord(name="tiny-tiles", source="synth"),
+        main_score=MainScore(name="balanced_accuracy", value=0.5)))
+    with HubStandIn(token=TOKEN) as hub:
+        plan = tmp_path / "requests.json"
+        plan.write_text(json.dumps(files))
+        done = subprocess.run([sys.executable, "-c", RESCORED_ELSEWHERE, str(plan), str(tmp_path / "work"),
+                               str(registry_at(tmp_path, 2)), str(results.root)], env=hub_env(hub, tmp_path),
+                              capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+    assert f"{rid}: its request changed since this run read the results" in done.stdout
+
+
+def test_a_local_request_rescored_by_another_process_meanwhile_is_not_rescored_again(tmp_path):
+    """Two `queue run --rescore-stale` on one folder queue: both judged the request stale; one
+    rescored it; the other, judging it again under its lock, leaves it."""
+    from harness.registry import load_registry
+    from harness.rescoring import Rescoring
+    from harness.results import DatasetRecord, MainScore, ModelRecord, ResultStore, TaskResult
+    from harness.submissions import Request, RequestStore, run_queue
+    from harness.tasks import FAMILIES
+
+    store, results = RequestStore(tmp_path / "store"), ResultStore(tmp_path / "results")
+    store.save(Request(id="m-0123456789ab", status="FINISHED", model_name="m", weights_sha256="a" * 64,
+                       tasks="tiny-tiles", submitted="2026-12-01T00:00:00Z", updated="", attempts=1))
+    results.write("m", TaskResult(task="tiny-tiles", task_version=1, family="tile_classification", status="ok",
+                                  model=ModelRecord(name="m", weights_sha256="a" * 64),
+                                  dataset=DatasetRecord(name="tiny-tiles", source="synth"),
+                                  main_score=MainScore(name="balanced_accuracy", value=0.5)))
+    registry = load_registry([registry_at(tmp_path, 2)], families=FAMILIES)
+
+    def rescoring() -> Rescoring:
+        return Rescoring(registry, FAMILIES, lambda r: ["tiny-tiles"], lambda r: "m", lambda: results.root,
+                         store.root / "judged", log=lambda line: None)
+
+    first, second, scored = rescoring(), rescoring(), []
+    [request] = store.all()[0]
+    assert first.why(request) and second.why(request)  # both judged it stale
+    run_queue(store, lambda r, folder: scored.append("first") or {"tiny-tiles": ("ok", None)}, log=lambda line: None,
+              rescoring=first)
+    run_queue(store, lambda r, folder: scored.append("second") or {"tiny-tiles": ("ok", None)}, log=lambda line: None,
+              rescoring=second)
+    assert scored == ["first"]
