@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from harness.atomic_write import atomic_path, write_text_atomic
+from harness.bounded_read import read_regular_file
 from harness.errors import HarnessError
 from harness.evaluation import resolved_params
 from harness.results import ResultStore, TaskResult
@@ -174,8 +175,8 @@ class Rescoring:
         return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()
 
     def _remembered(self, request_id: str) -> str | None:
-        try:
-            return (self.memory / request_id).read_text()[:100].strip()
+        try:  # a regular file of one line: a FIFO or a folder under the name is no memory, never a wait
+            return read_regular_file(self.memory / request_id, 100).decode("ascii", "replace").strip()
         except OSError:
             return None
 

@@ -6,7 +6,6 @@ written atomically; a file that does not parse is reported and treated as absent
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -14,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from harness import __version__
 from harness.atomic_write import write_json_atomic
+from harness.bounded_read import read_json
 from harness.evaluation import MetricInfo, MetricSummary, Number
 
 RESULT_SCHEMA_VERSION = 6  # 2: metric values per seed/fold, main-score replicates, params, environment,
@@ -27,6 +27,7 @@ RESULT_SCHEMA_VERSION = 6  # 2: metric values per seed/fold, main-score replicat
 DISTILLATION_REPORT = "distillation.json"
 TRAINING_CURVES = ("loss_curve", "held_out_curve")  # distill.json's, carried into the report's `training`
 SAMPLES_SUFFIX = ".samples.parquet"  # per-item predictions beside <task>.json (--log-samples)
+MAX_RESULT_BYTES = 32 * 1024 * 1024  # a result with its replicates is tens of kB
 Status = Literal["ok", "skipped", "failed"]
 
 
@@ -145,12 +146,12 @@ class ResultStore:
         return self.root / model_slug / f"{task}{SAMPLES_SUFFIX}"
 
     def read(self, path: Path) -> TaskResult | None:
+        """The result at `path`, or None: absent, or not a result file that can be read (too large,
+        not JSON or not valid, a FIFO or a folder under its name): it is computed again and replaced."""
         try:
-            return TaskResult.model_validate(json.loads(path.read_text(encoding="utf-8")))
-        except FileNotFoundError:
+            return TaskResult.model_validate(read_json(path, MAX_RESULT_BYTES, "result file"))
+        except (OSError, ValueError, ValidationError):
             return None
-        except (OSError, ValueError, ValidationError, RecursionError):  # RecursionError: JSON nested too deeply
-            return None  # unreadable: it will be recomputed and replaced
 
     def write(self, model_slug: str, result: TaskResult) -> Path:
         path = self.path(model_slug, result.task)

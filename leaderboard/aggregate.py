@@ -50,7 +50,7 @@ from scipy.stats import rankdata
 from harness.bounded_read import read_json
 from harness.errors import first_problem
 from harness.evaluation import MetricInfo, changed_param, resolved_params
-from harness.results import DISTILLATION_REPORT, TRAINING_CURVES, TaskResult
+from harness.results import DISTILLATION_REPORT, MAX_RESULT_BYTES, TRAINING_CURVES, TaskResult
 
 FOLDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # a results folder or task name: no path in it
 SEPARATED = 0.95  # two models are told apart when one ranks ahead in at least this share of resamples
@@ -345,7 +345,6 @@ def load_results(folder: Path) -> tuple[list[tuple[str, TaskResult]], list[str]]
     return results, warnings
 
 
-MAX_RESULT_BYTES = 32 * 1024 * 1024  # a result with its replicates is tens of kB
 MAX_BOARD_TASKS = 1000
 
 

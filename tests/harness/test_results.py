@@ -2,10 +2,11 @@
 absent (it will be recomputed); files of every earlier schema still read, their new fields empty."""
 
 import json
+import os
 
 from harness.evaluation import MetricInfo, MetricSummary
-from harness.results import (RESULT_SCHEMA_VERSION, DatasetRecord, MainScore, ModelRecord, ResultStore,
-                             TaskResult)
+from harness.results import (MAX_RESULT_BYTES, RESULT_SCHEMA_VERSION, DatasetRecord, MainScore, ModelRecord,
+                             ResultStore, TaskResult)
 
 
 def a_result(**changes) -> TaskResult:
@@ -58,6 +59,13 @@ def test_an_unreadable_file_reads_as_absent(tmp_path):
     (tmp_path / "m" / "t.json").write_text('{"task": "t", "status": "ok"')  # cut short by a crash
     assert store.read(tmp_path / "m" / "t.json") is None
     assert store.read(tmp_path / "m" / "absent.json") is None
+    # a FIFO under a result's name (a run reading it waited for ever), a folder, a file over the bound
+    os.mkfifo(tmp_path / "m" / "fifo.json")
+    (tmp_path / "m" / "folder.json").mkdir()
+    with open(tmp_path / "m" / "huge.json", "wb") as huge:
+        huge.truncate(MAX_RESULT_BYTES + 1)
+    for name in ("fifo.json", "folder.json", "huge.json"):
+        assert store.read(tmp_path / "m" / name) is None
 
 
 def test_a_schema_3_file_reads_without_metric_descriptions(tmp_path):
