@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Callable
 import yaml
 
 from harness.atomic_write import write_text_atomic
+from harness.bounded_read import read_regular_file
 from harness.errors import HarnessError
 from harness.hub_access import hub_api, hub_call, hub_error
 from harness.hub_file_cache import files_at_commit
@@ -506,7 +507,7 @@ def _starts_here(workdir: Path, request_id: str) -> int:
     """How many times this backend started scoring the request (<workdir>/attempts/<id>, kept after
     the request ends: a request set back to PENDING by hand is not started more often for it)."""
     try:
-        return max(0, int((workdir / "attempts" / request_id).read_text()[:20]))
+        return max(0, int(read_regular_file(workdir / "attempts" / request_id, 20)[:20]))
     except (OSError, ValueError):
         return 0
 
