@@ -192,7 +192,8 @@ def submission_form(limits) -> None:
     st.rerun()  # the queue above is read again, with the new request in it
 
 
-def load() -> tuple[Path, list, list[str]]:
+def load() -> tuple[Path, str, list, list[str]]:
+    """(the results folder, the version of its files read, the results, warnings)."""
     left_out: list[str] = []
     if HUB_REPO:
         try:
@@ -212,13 +213,23 @@ def load() -> tuple[Path, list, list[str]]:
     else:
         folder = Path(os.environ.get("HARNESS_RESULTS") or "results")
         st.caption(f"Results: `{folder}` · pathology-harness {__version__}")
-    if HUB_REPO:
-        results, warnings = parsed(str(folder), commit)
-    else:
-        results, warnings = parsed(str(folder), files_version(folder)) if folder.is_dir() else ([], [])
+    version = commit if HUB_REPO else files_version(folder) if folder.is_dir() else ""
+    results, warnings = parsed(str(folder), version) if version else ([], [])
     if len(left_out) > 20:
         left_out = [*left_out[:20], f"... and {len(left_out) - 20:,} more files left out of the pull"]
-    return folder, results, left_out + warnings
+    return folder, version, results, left_out + warnings
+
+
+@st.cache_resource(ttl=600, max_entries=16, show_spinner="Ranking")
+def board_view(folder: str, version: str, filters: tuple, board_tasks: tuple[str, ...] | None, _shown: list):
+    """The board of the results `_shown` (those of `folder` at `version` that pass `filters`: not
+    hashed, they follow from the others) with what the page draws from it: (board, its valid
+    results, overview rows, cell labels, rank uncertainty). Built once per version and filters: a
+    click that changes neither (a tab, a task picked in Per task, two models in Head to head) runs
+    the script again, and at 4,000 models the ranking alone took seconds (benchmarks/board_scale.py)."""
+    board = build_leaderboard(_shown, families=FAMILIES, board_tasks=None if board_tasks is None else list(board_tasks),
+                              registered=REGISTERED)
+    return board, board.valid(_shown), board.overview(), board.cell_labels(), board.rank_uncertainty()
 
 
 try:
@@ -233,7 +244,7 @@ try:  # the submission form's limits (HARNESS_SUBMISSIONS; None: no form)
 except Exception as error:  # noqa: BLE001 - a bad setting turns the form off, not the board
     st.error(f"The submission form is off: {plain(error)}")
     SUBMISSIONS = None
-RESULTS, results, warnings = load()
+RESULTS, VERSION, results, warnings = load()
 for warning in warnings:
     st.warning(plain(warning))
 if BOARD_TASKS is not None:  # a board's other tasks are not shown (nor offered in the filters)
@@ -290,12 +301,14 @@ task_families = {r.task: result_family[id(r)] for _, r in results}
 # a declared task stays required unless its family is filtered out (one with no result yet stays required)
 board_tasks = None if BOARD_TASKS is None else [
     t for t in BOARD_TASKS if t not in task_families or task_families[t] in chosen_families]
-board = build_leaderboard(shown, families=FAMILIES, board_tasks=board_tasks, registered=REGISTERED)
-valid_shown = board.valid(shown)  # the panels beside the table show no more than the table ranks
+filters = (tuple(chosen_families), max_params_m, search.strip().lower(), show_truncated, no_overlap_only)
+# valid_shown: the panels beside the table show no more than the table ranks
+board, valid_shown, overview_rows, cell_labels, uncertainty = board_view(
+    str(RESULTS), VERSION, filters, None if board_tasks is None else tuple(board_tasks), shown)
 for warning in board.warnings:
     st.warning(plain(warning))
-overview = pd.DataFrame(board.overview())
-labels = pd.DataFrame(board.cell_labels(), columns=board.tasks)
+overview = pd.DataFrame(overview_rows)
+labels = pd.DataFrame(cell_labels, columns=board.tasks)
 if beside_teachers:  # lineage view: rows regrouped under teachers, each student with its retention
     ranked = board.ranked_models()
     order, retention = lineage_order([board.model_info[m]["name"] for m in ranked],
@@ -304,7 +317,6 @@ if beside_teachers:  # lineage view: rows regrouped under teachers, each student
     overview = overview.iloc[order].reset_index(drop=True)
     labels = labels.iloc[order].reset_index(drop=True)
     overview.insert(overview.columns.get_loc("model") + 1, "retention", retention)
-uncertainty = board.rank_uncertainty()
 
 tabs = st.tabs(["Leaderboard", "Per task", "Head to head", "Size and speed", "Robustness", "Students", "Queue", "About"])
 

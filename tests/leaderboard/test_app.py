@@ -67,17 +67,19 @@ def test_a_board_whose_every_result_failed_says_why_instead_of_stopping(monkeypa
 
 
 def test_a_local_board_reads_its_files_once_and_again_when_a_run_writes(monkeypatch, results):
-    """Every click runs the app's script again; a local board's result files are read once per
-    state of the folder (names, sizes, times), so a click does not re-read thousands of files, and a
-    result a run writes, rewrites or removes shows at the next click."""
+    """Every click runs the app's script again; a local board's result files are read, and ranked,
+    once per state of the folder (names, sizes, times) and filters, so a click does not re-read
+    thousands of files nor rank them again, and a result a run writes, rewrites or removes shows at
+    the next click."""
     from harness.leaderboard import aggregate
 
-    reads = []
-    original = aggregate.load_results
+    reads, builds = [], []
+    original, build = aggregate.load_results, aggregate.build_leaderboard
     monkeypatch.setattr(aggregate, "load_results", lambda folder: reads.append(folder) or original(folder))
+    monkeypatch.setattr(aggregate, "build_leaderboard", lambda *a, **k: builds.append(1) or build(*a, **k))
     app = run_app(monkeypatch, results)
     app.run()  # a click: nothing changed on disk
-    assert app.dataframe[0].value.loc[0, "t1"] == 0.9 and len(reads) == 1
+    assert app.dataframe[0].value.loc[0, "t1"] == 0.9 and len(reads) == 1 and len(builds) == 1
     write_result(results, "big", "t1", "tile_classification", 0.95, params=300_000_000)  # a run rewrites it
     write_result(results, "new", "t1", "tile_classification", 0.5)  # and scores another model
     app.run()
@@ -85,7 +87,9 @@ def test_a_local_board_reads_its_files_once_and_again_when_a_run_writes(monkeypa
     assert len(reads) == 2 and overview.loc[0, "t1"] == 0.95 and "new" in set(overview["model"])
     (results / "new" / "t1.json").unlink()
     app.run()
-    assert len(reads) == 3 and "new" not in set(app.dataframe[0].value["model"])
+    assert len(reads) == 3 and "new" not in set(app.dataframe[0].value["model"]) and len(builds) == 3
+    app.sidebar.text_input[0].input("BIG").run()  # a filter: ranked again, from the files already read
+    assert list(app.dataframe[0].value["model"]) == ["big"] and len(builds) == 4 and len(reads) == 3
 
 
 def test_cells_show_scores_with_intervals_and_reasons():
