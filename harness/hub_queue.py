@@ -41,8 +41,8 @@ from harness.errors import HarnessError
 from harness.hub_access import hub_api, hub_call, hub_error
 from harness.hub_file_cache import files_at_commit
 from harness.submissions import (ACTIVE, COMMIT_SHA, HUB_ID, MAX_REQUEST_BYTES, Invalid, InvalidRequest, Request,
-                                 drop_request_embeddings, give_up, outcome_of, parse_request, read_bounded,
-                                 request_id)
+                                 bounded_reason, drop_request_embeddings, give_up, outcome_of, parse_request,
+                                 read_bounded, request_id)
 from harness.timestamps import utc_timestamp
 
 if TYPE_CHECKING:
@@ -462,7 +462,7 @@ def run_hub_queue(store: HubRequestStore, backend: str, workdir: Path,
                 seen.add(request.id)
                 continue
             log(f"{request.id}: rescoring ({rescore[1]})")
-            request.attempts = 0
+            request.attempts, request.reason = 0, bounded_reason(f"rescoring: {rescore[1]}")  # shown while it runs
         else:  # this backend's own count of its starts, not only the file's, which any writer can reset
             # to 0 (and so have a request that kills the backend started again after every restart)
             request.attempts = max(request.attempts, _starts_here(workdir, request.id))

@@ -142,7 +142,7 @@ def outcome_of(request: Request, score: Callable[[], dict[str, tuple[str, str | 
     request.results = {task: status for task, (status, _) in outcome.items() if task != "*"}
     failed = {task: reason for task, (status, reason) in outcome.items() if status == "failed"}
     request.status = "FAILED" if failed else "FINISHED"
-    request.reason = _bounded("; ".join(f"{t}: {r}" for t, r in failed.items())) or None
+    request.reason = bounded_reason("; ".join(f"{t}: {r}" for t, r in failed.items())) or None
 
 
 def give_up(request: Request) -> bool:
@@ -156,7 +156,8 @@ def give_up(request: Request) -> bool:
     return True
 
 
-def _bounded(text: str) -> str:
+def bounded_reason(text: str) -> str:
+    """A reason a request records, cut to MAX_REASON_CHARS (an error's message can be megabytes)."""
     return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 1] + "…"
 
 
@@ -334,7 +335,8 @@ def _take(store: RequestStore, request: Request, score: Callable[[Request, Path]
                 return []
             log(f"{request.id}: rescoring ({why})")
             rescoring.begin(request)
-            request.attempts = 0  # a new round: its starts are counted afresh
+            # a new round: its starts are counted afresh, and the queue's table says why it runs again
+            request.attempts, request.reason = 0, bounded_reason(f"rescoring: {why}")
         elif request.status in ("FINISHED", "FAILED"):
             return []
         if request.status == "RUNNING":

@@ -284,8 +284,13 @@ def test_a_local_request_rescored_by_another_process_meanwhile_is_not_rescored_a
     first, second, scored = rescoring(), rescoring(), []
     [request] = store.all()[0]
     assert first.why(request) and second.why(request)  # both judged it stale
-    run_queue(store, lambda r, folder: scored.append("first") or {"tiny-tiles": ("ok", None)}, log=lambda line: None,
-              rescoring=first)
+    while_scored = []  # the request as the queue's table shows it while it is rescored
+    run_queue(store, lambda r, folder: scored.append("first") or while_scored.extend(store.all()[0]) or {
+              "tiny-tiles": ("ok", None)}, log=lambda line: None, rescoring=first)
+    [running] = while_scored
+    assert running.status == "RUNNING" and running.attempts == 1
+    assert running.reason == "rescoring: tiny-tiles computed at version 1 of the task, which is at version 2"
+    assert store.all()[0][0].reason is None  # ended FINISHED: no reason
     run_queue(store, lambda r, folder: scored.append("second") or {"tiny-tiles": ("ok", None)}, log=lambda line: None,
               rescoring=second)
     assert scored == ["first"]
