@@ -86,7 +86,7 @@ class Rescoring:
 
     def _why(self, request: Request) -> str | None:
         tasks = self.tasks_of(request)
-        if self._remembered(request.id) == self.state(tasks):
+        if not tasks or self._remembered(request.id) == self.state(tasks):
             return None
         slug = self.slug_of(request)
         if slug is None:
