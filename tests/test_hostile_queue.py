@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 
 from harness.cli import main
 from harness.submissions import MAX_ATTEMPTS, RequestStore, queue_table, request_id, run_queue
-from tests.support.hub_cli import HARNESS, TOKEN, hub_env
+from tests.support.hub_cli import FILE_REQUESTS, HARNESS, TOKEN, hub_env
 from tests.support.hub_standin import HubStandIn
 
 SMALL_ARCH = "vit_tiny_patch16_224"
@@ -492,21 +492,6 @@ def test_the_queue_order_counts_services_as_its_definition_does_on_random_queues
                 written[rid] = start + timedelta(minutes=rng.randint(0, 20))  # shared dates too
         assert [r.id for r in fair_order(requests, written)] == [r.id for r in by_definition(requests, written)]
 
-
-# the head of a script: commits the request files of the JSON file argv[1] ({name: content}) in one commit
-FILE_REQUESTS = """
-import json, sys
-from datetime import timedelta
-from pathlib import Path
-from huggingface_hub import CommitOperationAdd, HfApi
-import harness.hub_queue as hub_queue
-from harness.hub_queue import HubRequestStore, run_hub_queue
-api = HfApi()
-api.create_repo("lab/requests", repo_type="dataset", exist_ok=True)
-ops = [CommitOperationAdd(path_in_repo=f"requests/{name}", path_or_fileobj=data.encode())
-       for name, data in json.loads(Path(sys.argv[1]).read_text()).items()]
-api.create_commit("lab/requests", ops, commit_message="requests", repo_type="dataset")
-"""
 
 LEASE = FILE_REQUESTS + """
 for lease in (timedelta(hours=24), timedelta(0)):  # the claims were written just now; then "a day later"

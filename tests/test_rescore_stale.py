@@ -15,6 +15,7 @@ from pathlib import Path
 
 from harness.cli import main
 from tests.support.checkpoints import author_files
+from tests.support.hub_cli import FILE_REQUESTS
 from tests.support.registries import TINY_REGISTRY
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -79,23 +80,12 @@ def test_a_finished_local_request_is_rescored_once_when_its_task_moves_on(tmp_pa
 # twice with rescoring over the results folder argv[4] and the registry argv[3] (workdir argv[2]);
 # the scoring is a stand-in that records what it was asked to score, and publishes a current
 # result for the waiting request alone (the stale one's stays stale: its data is not on this backend)
-RESCORE_TWICE = """
-import json, sys
-from datetime import timedelta
-from pathlib import Path
+RESCORE_TWICE = FILE_REQUESTS + """
 import harness.rescoring as rescoring_module
-from huggingface_hub import CommitOperationAdd, HfApi
-import harness.hub_queue as hub_queue
-from harness.hub_queue import HubRequestStore, run_hub_queue
 from harness.models.model_spec import model_slug
 from harness.registry import load_registry
 from harness.rescoring import Rescoring
 from harness.tasks import FAMILIES
-api = HfApi()
-api.create_repo("lab/requests", repo_type="dataset", exist_ok=True)
-ops = [CommitOperationAdd(path_in_repo=f"requests/{name}", path_or_fileobj=data.encode())
-       for name, data in json.loads(Path(sys.argv[1]).read_text()).items()]
-api.create_commit("lab/requests", ops, commit_message="requests", repo_type="dataset")
 hub_queue.fetch_checkpoint = lambda request, folder: folder
 rescoring_module.CLOCK_MARGIN = timedelta(0)  # the requests were filed a moment ago, by this machine's clock
 work, registry = Path(sys.argv[2]), load_registry([Path(sys.argv[3])], families=FAMILIES)
@@ -200,30 +190,19 @@ def test_results_that_cannot_be_read_rescore_nothing_and_say_so_once(tmp_path):
 
 # argv as RESCORE_TWICE's: the backend's verdicts are read, then the stale request is written again
 # (another backend rescored it and marked it FINISHED meanwhile), then the backend goes on
-RESCORED_ELSEWHERE = """
-import json, sys
-from pathlib import Path
-from huggingface_hub import CommitOperationAdd, HfApi
-import harness.hub_queue as hub_queue
-from harness.hub_queue import HubRequestStore, run_hub_queue
+RESCORED_ELSEWHERE = FILE_REQUESTS + """
 from harness.models.model_spec import model_slug
 from harness.registry import load_registry
 from harness.rescoring import Rescoring
 from harness.tasks import FAMILIES
-api = HfApi()
-api.create_repo("lab/requests", repo_type="dataset", exist_ok=True)
-def commit(files):
-    api.create_commit("lab/requests", [CommitOperationAdd(path_in_repo=f"requests/{name}", path_or_fileobj=data.encode())
-                                       for name, data in files.items()], commit_message="requests", repo_type="dataset")
-files = json.loads(Path(sys.argv[1]).read_text())
-commit(files)
 hub_queue.fetch_checkpoint = lambda request, folder: folder
 registry, store, scored = load_registry([Path(sys.argv[3])], families=FAMILIES), HubRequestStore("lab/requests"), []
 rescoring = Rescoring(registry, FAMILIES, lambda r: registry.select(r.tasks), lambda r: model_slug(r.hub_id, "checkpoint"),
                       lambda: Path(sys.argv[4]), Path(sys.argv[2]) / "judged")
 _, requests, _ = store.snapshot()
 assert all(rescoring.why(r) for r in requests)  # judged stale now
-commit({name: data.replace('"updated": "2026-12-01', '"updated": "2026-12-02') for name, data in files.items()})
+api.create_commit("lab/requests", [CommitOperationAdd(path_in_repo=op.path_in_repo, path_or_fileobj=op.path_or_fileobj.replace(
+    b'"updated": "2026-12-01', b'"updated": "2026-12-02')) for op in ops], commit_message="rescored", repo_type="dataset")
 run_hub_queue(store, "backend-b", Path(sys.argv[2]), score=lambda request, folder: scored.append(request.id) or {},
               publish=lambda request: None, log=print, rescoring=rescoring)
 print(json.dumps(scored))

@@ -7,6 +7,21 @@ from pathlib import Path
 
 TOKEN = "hf_standin_secret_4242"
 HARNESS = str(Path(sys.executable).parent / "harness")
+# the head of a script run against the stand-in: commits the request files of the JSON file argv[1]
+# ({name: content}) in one commit
+FILE_REQUESTS = """
+import json, sys
+from datetime import timedelta
+from pathlib import Path
+from huggingface_hub import CommitOperationAdd, HfApi
+import harness.hub_queue as hub_queue
+from harness.hub_queue import HubRequestStore, run_hub_queue
+api = HfApi()
+api.create_repo("lab/requests", repo_type="dataset", exist_ok=True)
+ops = [CommitOperationAdd(path_in_repo=f"requests/{name}", path_or_fileobj=data.encode())
+       for name, data in json.loads(Path(sys.argv[1]).read_text()).items()]
+api.create_commit("lab/requests", ops, commit_message="requests", repo_type="dataset")
+"""
 
 
 def hub_env(hub, tmp_path, token=TOKEN) -> dict:
