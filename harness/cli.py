@@ -244,41 +244,46 @@ class HarnessCLI:
         return 0
 
     def queue(self, args) -> int:
+        import tempfile
+
         from rich.table import Table
         from rich.text import Text
 
         from harness.terminal import stdout
         from harness.submissions import RequestStore, queue_table, run_queue
 
-        if args.rescore_stale and args.action != "run":
-            raise HarnessError(f"queue {args.action} --rescore-stale: rescoring is done by `harness queue run "
-                               "--rescore-stale`; `queue list` only shows the requests")
+        if args.requests_repo and args.rescore_stale and not args.results_repo:
+            raise HarnessError(f"queue {args.action} --requests-repo --rescore-stale: give --results-repo ORG/RESULTS, "
+                               "whose results are judged")
         if args.action == "run":
             from harness.results import ResultStore
 
             ResultStore(Path(args.output)).check_writable()
             self._context(args)  # a cache that cannot be a folder is refused now, not as every request's failure
         self._queue_outcomes = []  # what this `queue run` scored: its main scores are printed at the end
-        if args.requests_repo:
-            if args.action == "run":
-                self._run_hub_queue(args)
-            rows, where = queue_table(args.requests_repo, None), f"dataset {args.requests_repo}"
-        else:
-            store = RequestStore(self._requests(args))
-            if args.action == "run":
-                rescoring = self._rescoring(args, lambda: Path(args.output), store.root / "judged",
-                                            lambda request: _local_slug(store.checkpoint_dir(request.id)))
-                run_queue(store, lambda request, checkpoint: self._score_request(
-                    args, request, checkpoint, store.embeddings_dir(request.id)),
-                          log=plain_log, keep_embeddings=args.keep_embeddings, rescoring=rescoring)
-            rows, where = queue_table(None, store.root), str(store.root)
+        with tempfile.TemporaryDirectory() as shown:  # a Hub queue's results, read there when first needed
+            rescoring = self._rescoring(args, Path(shown))
+            if args.requests_repo:
+                if args.action == "run":
+                    self._run_hub_queue(args, rescoring)
+                where = f"dataset {args.requests_repo}"
+            else:
+                store = RequestStore(self._requests(args))
+                if args.action == "run":
+                    run_queue(store, lambda request, checkpoint: self._score_request(
+                        args, request, checkpoint, store.embeddings_dir(request.id)),
+                              log=plain_log, keep_embeddings=args.keep_embeddings, rescoring=rescoring)
+                where = str(store.root)
+            # `queue list --rescore-stale`: which finished requests a run would score again, and why
+            due = rescoring.why if rescoring is not None and args.action == "list" else None
+            rows = queue_table(args.requests_repo, None if args.requests_repo else store.root, due=due)
         if self._queue_outcomes:  # the scores of the requests this run took, then every request's state
             from harness.run_summary import print_summary
 
             print_summary(self._queue_outcomes, Path(args.output))
         table = Table(title=Text(f"requests in {where}"))  # names, reasons and paths are data: text, not markup
         columns = ("model", "revision", "status", *(("queued",) if args.requests_repo else ()), "tasks", "attempts",
-                   "updated", "reason")
+                   "updated", "reason", *(("rescore",) if due is not None else ()))
         for column in columns:
             table.add_column(column, overflow="fold")
         for row in rows:
@@ -286,9 +291,8 @@ class HarnessCLI:
         stdout.print(table)
         return EXIT_TASK_FAILED if args.action == "run" and any(r["status"] == "FAILED" for r in rows) else 0
 
-    def _run_hub_queue(self, args) -> None:
+    def _run_hub_queue(self, args, rescoring) -> None:
         import socket
-        import tempfile
 
         from harness.hub_queue import HubRequestStore, run_hub_queue
         from harness.models.model_spec import model_slug
@@ -305,28 +309,25 @@ class HarnessCLI:
             n = push_model_results(output, {slug}, args.results_repo, log=plain_log)
             console.print(f"{request.id}: {n} result files pushed to {args.results_repo}")
 
-        workdir = Path(args.workdir or self._requests(args))
-        with tempfile.TemporaryDirectory() as shown:
-            def published() -> Path:  # the results the board shows, read when a finished request is first judged
-                from harness.leaderboard.hub_results import pull_results
+        workdir = self._workdir(args)
+        run_hub_queue(HubRequestStore(args.requests_repo), args.backend_id or socket.gethostname(), workdir,
+                      lambda request, checkpoint: self._score_request(
+                          args, request, checkpoint, request_embeddings_dir(workdir, request.id)),
+                      publish, log=plain_log, keep_embeddings=args.keep_embeddings, rescoring=rescoring)
 
-                _, skipped = pull_results(args.results_repo, Path(shown), tasks=set(self._registry(args)[0].tasks))
-                for line in skipped:
-                    plain_log(f"warning: {args.results_repo}: {line}")
-                return Path(shown)
+    def _workdir(self, args) -> Path:
+        """A Hub backend's own folder: downloaded checkpoints, each request's embeddings, its counts."""
+        return Path(args.workdir or self._requests(args))
 
-            rescoring = self._rescoring(args, published, workdir / "judged",
-                                        lambda request: model_slug(request.hub_id, "checkpoint"), output=output)
-            run_hub_queue(HubRequestStore(args.requests_repo), args.backend_id or socket.gethostname(), workdir,
-                          lambda request, checkpoint: self._score_request(
-                              args, request, checkpoint, request_embeddings_dir(workdir, request.id)),
-                          publish, log=plain_log, keep_embeddings=args.keep_embeddings, rescoring=rescoring)
-
-    def _rescoring(self, args, results, memory: Path, slug_of, output: Path | None = None):
-        """`queue run --rescore-stale`: which finished requests to score again (harness/rescoring.py)."""
+    def _rescoring(self, args, shown: Path):
+        """`queue run|list --rescore-stale`: which finished requests to score again (harness/rescoring.py),
+        judged on the results the board shows: a Hub queue's results dataset (pulled into `shown` when
+        first needed), a folder queue's --output. A listing writes nothing (record=False)."""
         if not args.rescore_stale:
             return None
+        from harness.models.model_spec import model_slug
         from harness.rescoring import Rescoring
+        from harness.submissions import RequestStore
 
         registry, families = self._registry(args)
 
@@ -336,7 +337,21 @@ class HarnessCLI:
             except HarnessError:  # a task the registry no longer has: the request is not judged
                 return []
 
-        return Rescoring(registry, families, tasks_of, slug_of, results, memory, output=output, log=plain_log)
+        if args.requests_repo:
+            def published() -> Path:
+                from harness.leaderboard.hub_results import pull_results
+
+                _, skipped = pull_results(args.results_repo, shown, tasks=set(registry.tasks))
+                for line in skipped:
+                    plain_log(f"warning: {args.results_repo}: {line}")
+                return shown
+
+            return Rescoring(registry, families, tasks_of, lambda request: model_slug(request.hub_id, "checkpoint"),
+                             published, self._workdir(args) / "judged", output=Path(args.output), log=plain_log,
+                             record=args.action == "run")
+        store = RequestStore(self._requests(args))
+        return Rescoring(registry, families, tasks_of, lambda request: _local_slug(store.checkpoint_dir(request.id)),
+                         lambda: Path(args.output), store.root / "judged", log=plain_log, record=args.action == "run")
 
     @staticmethod
     def _requests(args) -> Path:
@@ -659,7 +674,7 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_argument("--rescore-stale", action="store_true",
                        help="run: after the waiting requests, score again each finished one whose results are stale "
                             "(its tasks' version or params moved on) or missing for a task it is scored on now; once "
-                            "per state of the registry")
+                            "per state of the registry. list: show which a run would score again, and why")
     queue.add_argument("--keep-embeddings", action="store_true",
                        help="keep each scored request's embeddings (computed in embeddings/<request> under --workdir, or "
                             "--requests for a local queue); by default they are deleted when it ends, so that the "

@@ -111,6 +111,7 @@ class HubRequestStore:
     def __init__(self, repo_id: str):
         self.repo_id = repo_id
         self.arrived: dict[str, datetime] = {}  # the last snapshot's PENDING and RUNNING ids -> Hub date
+        self.blobs: dict[str, str] = {}  # the last snapshot's request files -> their blob ids (what each holds)
         self._written: dict[tuple[str, str], datetime] = {}  # (path, blob id) -> Hub date of the commit that wrote it
 
     def snapshot(self) -> tuple[str | None, list[Request], list[Invalid]]:
@@ -139,7 +140,7 @@ class HubRequestStore:
         # (what the order's turns count); a file's date is read once per blob, not at every snapshot
         waiting = {namespace(r) for r in requests if r.status in IN_QUEUE}
         dated = [r for r in requests if namespace(r) in waiting]
-        blobs = {s.rfilename: s.blob_id or "" for s in wanted}
+        blobs = self.blobs = {s.rfilename: s.blob_id or "" for s in wanted}
         written = self.arrival_times(info.sha, dated, blobs)
         active = {r.id for r in requests if r.status in IN_QUEUE}
         self.arrived = {rid: when for rid, when in written.items() if rid in active}
@@ -437,6 +438,7 @@ def run_hub_queue(store: HubRequestStore, backend: str, workdir: Path,
     done: list[Request] = []
     seen: set[str] = set()
     listed: set[str] = set()
+    blobs_at_read: dict[str, str] = {}  # with rescoring: the request files' blobs when the results were read
     while True:
         head, requests, invalid = store.snapshot()
         if not done and not seen:  # the first read: what an earlier life of this backend left behind
@@ -451,12 +453,16 @@ def run_hub_queue(store: HubRequestStore, backend: str, workdir: Path,
                                        and _stale(store.arrived.get(r.id), lease)))]
         rescore = None
         if not mine and not pending and rescoring is not None:
+            reading = not rescoring.has_read
             rescore = next(((r, why) for r in requests if r.id not in seen and (why := rescoring.why(r))), None)
+            if reading:  # the request files as they were when the results were read: what each verdict saw
+                blobs_at_read = dict(store.blobs)
         if not mine and not pending and rescore is None:
             return done
         request = (mine or pending or [rescore[0]])[0]
         if rescore is not None:  # a new round, chosen by this backend: its starts are counted afresh
-            if rescoring.changed_since_read(store.arrival_times(head, [request]).get(request.id)):
+            path = f"{PREFIX}/{request.id}.json"
+            if store.blobs.get(path) != blobs_at_read.get(path):  # another backend rescored it meanwhile, say
                 log(f"{request.id}: its request changed since this run read the results (another backend may "
                     "have rescored it); left to the next run")
                 seen.add(request.id)

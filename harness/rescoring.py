@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -42,25 +41,25 @@ if TYPE_CHECKING:
     from harness.registry import Registry
 
 MAX_NAMED = 3  # tasks named in a rescoring's one-line reason; the rest are counted
-CLOCK_MARGIN = timedelta(minutes=1)  # between the Hub's clock and this machine's
 
 
 class Rescoring:
     """Which FINISHED requests to score again, and the memory that each goes round once per state
     of the registry. `results()`: the folder of the results the board shows (read when first
     needed); `slug_of(request)`: its model's folder there (None: unknown, not rescored);
-    `tasks_of(request)`: the tasks it is scored on now; `memory`: a folder of this backend's."""
+    `tasks_of(request)`: the tasks it is scored on now; `memory`: a folder of this backend's;
+    `record`: False for a listing (`queue list --rescore-stale`), which writes nothing there."""
 
     def __init__(self, registry: "Registry", families: dict, tasks_of: Callable[[Request], list[str]],
                  slug_of: Callable[[Request], str | None], results: Callable[[], Path], memory: Path,
-                 output: Path | None = None, log: Callable[[str], None] = print):
+                 output: Path | None = None, log: Callable[[str], None] = print, record: bool = True):
         from harness.leaderboard.aggregate import stale_check
 
         self.registry, self.families, self.memory, self.log = registry, families, Path(memory), log
+        self.record = record  # False: a listing, which judges and writes nothing
         self.tasks_of, self.slug_of, self._results, self.output = tasks_of, slug_of, results, output
         self._folder: Path | None = None
         self._unreadable = False  # the results could not be read in this run
-        self.read_at: datetime | None = None  # when they were read
         self._states: dict[tuple[str, ...], str] = {}
         self._verdicts: dict[str, str | None] = {}  # request id -> why; the results read do not change in a run
         registered = {name: (task.family, task.main_score, task.params, task.version)
@@ -78,11 +77,10 @@ class Rescoring:
             self._verdicts[request.id] = self._why(request)
         return self._verdicts[request.id]
 
-    def changed_since_read(self, written: datetime | None) -> bool:
-        """Whether a request file was written (`written`: the Hub's date of the commit that last wrote
-        it) after, or within a minute of, this run's reading of the results: another backend may
-        have rescored it meanwhile, and this run's verdict on it no longer holds."""
-        return self.read_at is None or written is None or written > self.read_at - CLOCK_MARGIN
+    @property
+    def has_read(self) -> bool:
+        """Whether this run has read (or failed to read) the results its verdicts are judged on."""
+        return self._folder is not None or self._unreadable
 
     def _why(self, request: Request) -> str | None:
         tasks = self.tasks_of(request)
@@ -93,7 +91,6 @@ class Rescoring:
             return None
         if self._folder is None and not self._unreadable:
             try:
-                self.read_at = datetime.now(timezone.utc)
                 self._folder = self._results()
             except HarnessError as error:  # said once; nothing is judged in this run
                 self.log(f"warning: no finished request is rescored in this run ({str(error).splitlines()[0][:300]})")
@@ -135,6 +132,8 @@ class Rescoring:
         """This request was scored, or judged, at this state of the registry: not judged again until
         it changes. `strict`: a write that fails raises (otherwise it only costs a reading later)."""
         self._verdicts[request.id] = None
+        if not self.record:
+            return
         try:
             write_text_atomic(self.memory / request.id, self.state(self.tasks_of(request)) + "\n")
         except (OSError, HarnessError):

@@ -361,12 +361,14 @@ def _mkdir(path: Path) -> Path:
     return path
 
 
-def queue_table(requests_repo: str | None, folder: str | Path | None) -> list[dict]:
+def queue_table(requests_repo: str | None, folder: str | Path | None,
+                due: Callable[[Request], str | None] | None = None) -> list[dict]:
     """The queue as rows for a table (the app's Queue tab): a Hub requests dataset, or a folder,
     in the order its backend takes them. Request files the queue will not act on are listed too,
     as INVALID with the reason. `queued`: for a Hub queue's PENDING and RUNNING requests, the Hub's
     date of the commit that last wrote each (what orders them; `submitted` and `updated` are what
-    the file says)."""
+    the file says). `due`: with it, each row's `rescore`, why a run with --rescore-stale would score
+    the request again (harness/rescoring.py), or ''."""
     queued: dict = {}  # a Hub queue's PENDING and RUNNING requests -> the Hub's date of their last write
     if requests_repo:
         from harness.hub_queue import HubRequestStore
@@ -379,8 +381,9 @@ def queue_table(requests_repo: str | None, folder: str | Path | None) -> list[di
         requests, invalid = RequestStore(Path(folder)).all()
     rows = [{"model": r.hub_id or r.model_name, "revision": (r.commit_sha or "")[:12] or None, "status": r.status,
              "queued": queued.get(r.id), "tasks": r.tasks, "submitted": r.submitted, "updated": r.updated,
-             "attempts": r.attempts, "reason": r.reason or ""} for r in requests]
+             "attempts": r.attempts, "reason": r.reason or ""} | ({"rescore": due(r) or ""} if due else {})
+            for r in requests]
     return rows + [{"model": printable(name), "revision": None, "status": "INVALID", "queued": None, "tasks": None,
                     "submitted": None, "updated": None, "attempts": None, "reason": printable(why)}
-                   for name, why in invalid]
+                   | ({"rescore": ""} if due else {}) for name, why in invalid]
 

@@ -193,6 +193,18 @@ def test_submit_queue_push_space_and_app(hub, tmp_path, tiny_fm_state, tiny_regi
     assert request["status"] == "FINISHED" and request["results"] == {"tiny-tiles": "ok", "tiny-retrieval": "ok"}
     assert request["attempts"] == 1 and request["claimed_by"] == "backend-c"
     assert not (work / "checkpoints" / request["id"]).exists()
+    # listed as a run would judge it, from any machine: nothing left to rescore on these tasks, one more
+    # (the suite with another version of tiny-tiles) would be
+    listing = ["queue", "list", "--requests-repo", "lab/requests", "--results-repo", "lab/results", "--rescore-stale",
+               "--workdir", str(tmp_path / "elsewhere")]
+    done = harness(env, *listing, "--tasks", "tiny", *registry)
+    assert done.returncode == 0 and "rescore" in done.stdout and "computed at version" not in done.stdout, done.stderr
+    bumped = tmp_path / "bumped.yaml"
+    bumped.write_text(tiny_registry_file.read_text().replace("    family: tile_classification\n",
+                                                             "    family: tile_classification\n    version: 2\n", 1))
+    done = harness(env, *listing, "--tasks", "tiny", "--include", str(bumped))
+    assert done.returncode == 0 and "computed at version 1 of the task" in " ".join(done.stdout.split()), done.stderr
+    assert not (tmp_path / "elsewhere").exists()  # a listing writes nothing
 
     # --- the Space: a Docker Space reading the results and the queue ---------------------------
     source = "pathology-harness @ git+https://example.org/lab/pathology-harness@" + "0" * 40

@@ -9,6 +9,7 @@ round once per state of the registry.
 """
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -52,6 +53,12 @@ def test_a_finished_local_request_is_rescored_once_when_its_task_moves_on(tmp_pa
     assert json.loads(tiles.read_text())["task_version"] == 1
     assert "rescoring" not in "".join(capsys.readouterr())
 
+    # what a run would rescore, listed first: nothing scored, nothing remembered
+    assert main(["queue", "list", *common, "--include", str(v2), "--rescore-stale"]) == 0
+    listed = re.sub(r"[\s│]", "", capsys.readouterr().out)  # the table's cells, their folded lines joined
+    assert "┃rescore┃" in listed and "tiny-tilescomputedatversion1ofthetask,whichisatversion2" in listed
+    assert json.loads(tiles.read_text())["task_version"] == 1 and not (store / "judged").exists()
+
     assert main(["queue", "run", *common, "--include", str(v2), "--rescore-stale"]) == 0
     said = "".join(capsys.readouterr())
     assert "rescoring (tiny-tiles computed at version 1 of the task, which is at version 2)" in said
@@ -71,9 +78,6 @@ def test_a_finished_local_request_is_rescored_once_when_its_task_moves_on(tmp_pa
     assert main(["queue", "run", *common, "--include", str(v2), "--rescore-stale", "--tasks", "tiny"]) == 0
     assert "rescoring" not in "".join(capsys.readouterr())
     assert tiles.stat().st_mtime_ns == scored_at
-    # the flag means something only to `queue run`: `queue list` says so instead of ignoring it
-    assert main(["queue", "list", "--requests", str(store), "--rescore-stale"]) == 2
-    assert "rescoring is done by `harness queue run --rescore-stale`" in capsys.readouterr().err
 
 
 # commits the request files of the JSON file argv[1] ({name: content}), then runs the Hub backend
@@ -81,13 +85,11 @@ def test_a_finished_local_request_is_rescored_once_when_its_task_moves_on(tmp_pa
 # the scoring is a stand-in that records what it was asked to score, and publishes a current
 # result for the waiting request alone (the stale one's stays stale: its data is not on this backend)
 RESCORE_TWICE = FILE_REQUESTS + """
-import harness.rescoring as rescoring_module
 from harness.models.model_spec import model_slug
 from harness.registry import load_registry
 from harness.rescoring import Rescoring
 from harness.tasks import FAMILIES
 hub_queue.fetch_checkpoint = lambda request, folder: folder
-rescoring_module.CLOCK_MARGIN = timedelta(0)  # the requests were filed a moment ago, by this machine's clock
 work, registry = Path(sys.argv[2]), load_registry([Path(sys.argv[3])], families=FAMILIES)
 store, rounds = HubRequestStore("lab/requests"), []
 def publish(request):
@@ -188,8 +190,8 @@ def test_results_that_cannot_be_read_rescore_nothing_and_say_so_once(tmp_path):
                     "Hub did not answer)"]
 
 
-# argv as RESCORE_TWICE's: the backend's verdicts are read, then the stale request is written again
-# (another backend rescored it and marked it FINISHED meanwhile), then the backend goes on
+# argv as RESCORE_TWICE's: while the backend reads the results, the stale request is written again
+# (another backend, which read them earlier, rescored it and marked it FINISHED), then the backend goes on
 RESCORED_ELSEWHERE = FILE_REQUESTS + """
 from harness.models.model_spec import model_slug
 from harness.registry import load_registry
@@ -197,12 +199,13 @@ from harness.rescoring import Rescoring
 from harness.tasks import FAMILIES
 hub_queue.fetch_checkpoint = lambda request, folder: folder
 registry, store, scored = load_registry([Path(sys.argv[3])], families=FAMILIES), HubRequestStore("lab/requests"), []
+def results():
+    api.create_commit("lab/requests", [CommitOperationAdd(path_in_repo=op.path_in_repo, path_or_fileobj=(
+        op.path_or_fileobj.replace(b'"updated": "2026-12-01', b'"updated": "2026-12-02'))) for op in ops],
+        commit_message="rescored elsewhere", repo_type="dataset")
+    return Path(sys.argv[4])
 rescoring = Rescoring(registry, FAMILIES, lambda r: registry.select(r.tasks), lambda r: model_slug(r.hub_id, "checkpoint"),
-                      lambda: Path(sys.argv[4]), Path(sys.argv[2]) / "judged")
-_, requests, _ = store.snapshot()
-assert all(rescoring.why(r) for r in requests)  # judged stale now
-api.create_commit("lab/requests", [CommitOperationAdd(path_in_repo=op.path_in_repo, path_or_fileobj=op.path_or_fileobj.replace(
-    b'"updated": "2026-12-01', b'"updated": "2026-12-02')) for op in ops], commit_message="rescored", repo_type="dataset")
+                      results, Path(sys.argv[2]) / "judged")
 run_hub_queue(store, "backend-b", Path(sys.argv[2]), score=lambda request, folder: scored.append(request.id) or {},
               publish=lambda request: None, log=print, rescoring=rescoring)
 print(json.dumps(scored))
@@ -210,9 +213,9 @@ print(json.dumps(scored))
 
 
 def test_a_request_written_after_the_results_were_read_is_left_to_the_next_run(tmp_path):
-    """Two backends rescoring: this one read the results and judged a request stale; the other then
-    rescored it and marked it FINISHED. Its request file, dated by the Hub after this run's reading
-    of the results, is not rescored again on this run's outdated verdict."""
+    """Two backends rescoring: this one read the results and judged a request stale, while the other
+    rescored it and marked it FINISHED. Its request file holds other bytes than when this run read
+    the results, so it is not rescored again on this run's outdated verdict."""
     from harness.models.model_spec import model_slug
     from harness.results import DatasetRecord, MainScore, ModelRecord, ResultStore, TaskResult
     from harness.submissions import request_id
