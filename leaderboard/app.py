@@ -220,7 +220,7 @@ def load() -> tuple[Path, str, list, list[str]]:
     return folder, version, results, left_out + warnings
 
 
-@st.cache_resource(ttl=600, max_entries=16, show_spinner="Ranking")
+@st.cache_resource(ttl=600, max_entries=4, show_spinner="Ranking")  # ~215 MB each at 4,000 models x 15 tasks
 def board_view(folder: str, version: str, filters: tuple, board_tasks: tuple[str, ...] | None, _shown: list):
     """The board of the results `_shown` (those of `folder` at `version` that pass `filters`: not
     hashed, they follow from the others) with what the page draws from it: (board, its valid
