@@ -289,6 +289,11 @@ class HarnessCLI:
         for row in rows:
             table.add_row(*(Text(str(row[c])) if row[c] is not None else "" for c in columns))
         stdout.print(table)
+        if due is not None:  # the cost of a protocol change, before it is spent
+            finished, rescored = (sum(1 for row in rows if row["status"] == "FINISHED"),
+                                  sum(1 for row in rows if row["rescore"]))
+            stdout.print(f"{rescored} of {finished} finished request(s) would be scored again by `harness queue run "
+                         "--rescore-stale`", markup=False, highlight=False)
         return EXIT_TASK_FAILED if args.action == "run" and any(r["status"] == "FAILED" for r in rows) else 0
 
     def _run_hub_queue(self, args, rescoring) -> None:

@@ -55,8 +55,10 @@ def test_a_finished_local_request_is_rescored_once_when_its_task_moves_on(tmp_pa
 
     # what a run would rescore, listed first: nothing scored, nothing remembered
     assert main(["queue", "list", *common, "--include", str(v2), "--rescore-stale"]) == 0
-    listed = re.sub(r"[\s│]", "", capsys.readouterr().out)  # the table's cells, their folded lines joined
+    printed = capsys.readouterr().out
+    listed = re.sub(r"[\s│]", "", printed)  # the table's cells, their folded lines joined
     assert "┃rescore┃" in listed and "tiny-tilescomputedatversion1ofthetask,whichisatversion2" in listed
+    assert "1 of 1 finished request(s) would be scored again by `harness queue run --rescore-stale`" in printed
     assert json.loads(tiles.read_text())["task_version"] == 1 and not (store / "judged").exists()
 
     assert main(["queue", "run", *common, "--include", str(v2), "--rescore-stale"]) == 0
