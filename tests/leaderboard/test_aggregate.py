@@ -243,3 +243,26 @@ def test_scores_on_different_data_are_named_in_one_line_per_task(tmp_path):
     write_result(tmp_path, "b", "t2", "tile_classification", 0.8, dataset=dataset("x" * 500))
     loaded, warnings = load_results(tmp_path)  # a fingerprint no run writes: the file is refused
     assert "b" not in {slug for slug, r in loaded if r.task == "t2"} and any("b/t2.json" in w for w in warnings)
+
+
+def test_replicates_are_usable_exactly_when_each_is_finite_and_within_bounds():
+    """The board's check of a result's bootstrap replicates (sum, min, max: C loops over millions of
+    values) against its definition, one value at a time, on random lists of finite, NaN, infinite
+    and out-of-bounds values."""
+    import math
+    import random
+
+    from harness.evaluation import MetricInfo
+    from harness.leaderboard.aggregate import _usable_replicates
+
+    def usable(replicates, low, high) -> bool:
+        return bool(replicates) and all(math.isfinite(v) and (low is None or v >= low) and (high is None or v <= high)
+                                        for v in replicates)
+
+    rng = random.Random(0)
+    values = [0.0, 1.0, 0.5, -0.1, 1.1, 3, float("nan"), float("inf"), -float("inf"), 1e30, -1e30]
+    for _ in range(2000):
+        replicates = [rng.choice(values) for _ in range(rng.randint(0, 6))]
+        for low, high in ((0.0, 1.0), (None, None), (0.0, None), (None, 1.0)):
+            kept = _usable_replicates(replicates, MetricInfo(bounds=(low, high)))
+            assert (kept is not None) == usable(replicates, low, high), (replicates, low, high)
