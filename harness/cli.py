@@ -342,6 +342,18 @@ class HarnessCLI:
             except HarnessError:  # a task the registry no longer has: the request is not judged
                 return []
 
+        context = self._context(args, writes=False)
+
+        def available(name: str) -> bool:  # a result skipped for want of this data is out of date once it is here
+            from harness.sources import open_source
+
+            task = registry.tasks[name]
+            try:
+                return all(open_source(d, registry.datasets[d], context, registry.datasets).availability().ok
+                           for d in (task.dataset, task.test_dataset) if d)
+            except Exception:  # noqa: BLE001 - data that cannot be looked at is not here
+                return False
+
         if args.requests_repo:
             def published() -> Path:
                 from harness.leaderboard.hub_results import pull_results
@@ -353,10 +365,11 @@ class HarnessCLI:
 
             return Rescoring(registry, families, tasks_of, lambda request: model_slug(request.hub_id, "checkpoint"),
                              published, self._workdir(args) / "judged", output=Path(args.output), log=plain_log,
-                             record=args.action == "run")
+                             record=args.action == "run", available=available)
         store = RequestStore(self._requests(args))
         return Rescoring(registry, families, tasks_of, lambda request: _local_slug(store.checkpoint_dir(request.id)),
-                         lambda: Path(args.output), store.root / "judged", log=plain_log, record=args.action == "run")
+                         lambda: Path(args.output), store.root / "judged", log=plain_log, record=args.action == "run",
+                         available=available)
 
     @staticmethod
     def _requests(args) -> Path:
@@ -679,7 +692,8 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_argument("--rescore-stale", action="store_true",
                        help="run: after the waiting requests, score again each finished one whose results are stale "
                             "(its tasks' version or params moved on) or missing for a task it is scored on now; once "
-                            "per state of the registry. list: show which a run would score again, and why")
+                            "per state of the registry; and one whose task was skipped for want of data that is here "
+                            "now. list: show which a run would score again, and why")
     queue.add_argument("--keep-embeddings", action="store_true",
                        help="keep each scored request's embeddings (computed in embeddings/<request> under --workdir, or "
                             "--requests for a local queue); by default they are deleted when it ends, so that the "

@@ -1,12 +1,12 @@
 """Scoring finished submissions again when the protocol has moved on (`queue run --rescore-stale`).
 
-A task's version or params change in tasks.yaml, or the board's suite gains a task: every
-submitted model's result of that task is then stale on the board (shown, not ranked) or missing,
-and a finished request is never scored again on its own (the same weights or commit are not
-queued twice). A backend run with `--rescore-stale` takes, after the waiting requests, each
-FINISHED request whose results are out of date for the tasks it would be scored on now, and
-scores it again as it scored it the first time (claimed RUNNING, then FINISHED or FAILED); the
-runner reuses the results that are still current and scores the rest.
+A task's version or params change in tasks.yaml, the board's suite gains a task, or the backend
+gets a dataset it lacked: every submitted model's result of that task is then stale on the board
+(shown, not ranked), missing or skipped, and a finished request is never scored again on its own
+(the same weights or commit are not queued twice). A backend run with `--rescore-stale` takes,
+after the waiting requests, each FINISHED request whose results are out of date for the tasks it
+would be scored on now, and scores it again as it scored it the first time (claimed RUNNING, then
+FINISHED or FAILED); the runner reuses the results that are still current and scores the rest.
 
 What is out of date is judged as the board judges it (`leaderboard.aggregate.stale_check`), from
 the results the board shows: the results dataset of a Hub queue, the results folder of a local
@@ -14,12 +14,12 @@ one. Only a request's own results count: a model folder holding another commit's
 weights') results belongs to that later submission, and the earlier request is left alone.
 
 Each request is judged, and rescored, at most once per state of the registry (its tasks' versions
-and params): the backend remembers the state at which it last scored a request or found its
-results current (`<workdir>/judged/<request>`). A task that stays stale after scoring (its data
-is not on this backend) does not send the request round again at every start; a request set back
-to FINISHED by a writer of the requests dataset gets no more than one more round; and a backend
-run from cron reads the results only when the registry changed or a request was not judged yet
-(a board of 4,000 models on 30 tasks is 120,000 result files to download and read).
+and params, and which of their data is on this backend): the backend remembers the state at which
+it last scored a request or found its results current (`<workdir>/judged/<request>`). A task that
+stays stale after scoring does not send the request round again at every start; a request set
+back to FINISHED by a writer of the requests dataset gets no more than one more round; and a
+backend run from cron reads the results only when that state changed or a request was not judged
+yet (a board of 4,000 models on 30 tasks is 120,000 result files to download and read).
 """
 
 from __future__ import annotations
@@ -48,15 +48,20 @@ class Rescoring:
     of the registry. `results()`: the folder of the results the board shows (read when first
     needed); `slug_of(request)`: its model's folder there (None: unknown, not rescored);
     `tasks_of(request)`: the tasks it is scored on now; `memory`: a folder of this backend's;
-    `record`: False for a listing (`queue list --rescore-stale`), which writes nothing there."""
+    `record`: False for a listing (`queue list --rescore-stale`), which writes nothing there;
+    `available(task)`: whether the task's data is on this backend now (a result skipped for want
+    of it is then out of date too)."""
 
     def __init__(self, registry: "Registry", families: dict, tasks_of: Callable[[Request], list[str]],
                  slug_of: Callable[[Request], str | None], results: Callable[[], Path], memory: Path,
-                 output: Path | None = None, log: Callable[[str], None] = print, record: bool = True):
+                 output: Path | None = None, log: Callable[[str], None] = print, record: bool = True,
+                 available: Callable[[str], bool] | None = None):
         from harness.leaderboard.aggregate import stale_check
 
         self.registry, self.families, self.memory, self.log = registry, families, Path(memory), log
         self.record = record  # False: a listing, which judges and writes nothing
+        self.available = available  # task -> whether its data is on this backend now (None: not asked)
+        self._present: dict[str, bool] = {}
         self.tasks_of, self.slug_of, self._results, self.output = tasks_of, slug_of, results, output
         self._folder: Path | None = None
         self._unreadable = False  # the results could not be read in this run
@@ -98,7 +103,7 @@ class Rescoring:
         if self._folder is None:
             return None
         store = ResultStore(self._folder)
-        stale, missing = [], []
+        stale, missing, skipped = [], [], []
         for task in tasks:
             result = store.read(store.path(slug, task))
             if result is None:  # never written, or not a valid result file: scoring writes it
@@ -108,15 +113,25 @@ class Rescoring:
                 return None
             elif (reason := self._stale(result)) is not None:
                 stale.append(f"{task} {reason}")
-        if not stale and not missing:
-            self.remember(request)  # current: not read again until the registry changes
+            elif result.status == "skipped" and self._here(task):
+                skipped.append(task)
+        if not stale and not missing and not skipped:
+            self.remember(request)  # current: not read again until the registry (or the data here) changes
             return None
         parts = stale[:MAX_NAMED] + ([f"{len(stale) - MAX_NAMED} more stale"] if len(stale) > MAX_NAMED else [])
         if missing:
-            named = ", ".join(missing[:MAX_NAMED]) + (f" and {len(missing) - MAX_NAMED} more"
-                                                      if len(missing) > MAX_NAMED else "")
-            parts.append(f"no result of {named}")
+            parts.append(f"no result of {_named(missing)}")
+        if skipped:
+            parts.append(f"{_named(skipped)} skipped, and the data is here now")
         return "; ".join(parts)
+
+    def _here(self, task: str) -> bool:
+        """Whether the task's data is on this backend now (asked once per task in a run)."""
+        if self.available is None:
+            return False
+        if task not in self._present:
+            self._present[task] = self.available(task)
+        return self._present[task]
 
     def begin(self, request: Request) -> None:
         """A request is about to be rescored: remembered at this state of the registry before it is
@@ -157,7 +172,8 @@ class Rescoring:
                     shutil.copyfile(shown.path(slug, task), copy)
 
     def state(self, tasks: list[str]) -> str:
-        """The registry as these tasks are in it: each one's version and resolved params."""
+        """The registry as these tasks are in it: each one's version and resolved params, and whether
+    its data is on this backend."""
         if tuple(tasks) not in self._states:
             self._states[tuple(tasks)] = self._state(tasks)
         return self._states[tuple(tasks)]
@@ -170,7 +186,7 @@ class Rescoring:
                 params = resolved_params(self.families[task.family], task.params)
             except (KeyError, ValueError):
                 params = task.params
-            described.append([name, task.version, params])
+            described.append([name, task.version, params, self._here(name)])  # data that arrives is a new state
         return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()
 
     def _remembered(self, request_id: str) -> str | None:
@@ -178,6 +194,10 @@ class Rescoring:
             return read_regular_file(self.memory / request_id, 100).decode("ascii", "replace").strip()
         except OSError:
             return None
+
+
+def _named(tasks: list[str]) -> str:
+    return ", ".join(tasks[:MAX_NAMED]) + (f" and {len(tasks) - MAX_NAMED} more" if len(tasks) > MAX_NAMED else "")
 
 
 def _owned_by(result: TaskResult, request: Request) -> bool:

@@ -278,3 +278,51 @@ def test_a_local_request_rescored_by_another_process_meanwhile_is_not_rescored_a
     run_queue(store, lambda r, folder: scored.append("second") or {"tiny-tiles": ("ok", None)}, log=lambda line: None,
               rescoring=second)
     assert scored == ["first"]
+
+
+def test_a_task_skipped_for_want_of_data_is_rescored_once_the_data_is_here(tmp_path, tiny_fm_state, capsys):
+    """A backend scored a submission before it had one dataset (that task recorded `skipped`); the
+    data arrives later. The registry did not move, but the skipped result is out of date: rescored
+    once the data is here (the other task's result reused), and not before."""
+    import numpy as np
+    from PIL import Image
+
+    weights, card = author_files(tmp_path / "author", tiny_fm_state)
+    store, out, data = tmp_path / "store", tmp_path / "results", tmp_path / "data"
+    registry = tmp_path / "later.yaml"
+    registry.write_text(TINY_REGISTRY.replace("suites:", """  later-retrieval:
+    family: retrieval
+    dataset: later
+    main_score: map@5
+    params: {ks: [1, 5], bootstrap_resamples: 50}
+suites:""").replace("datasets:", """datasets:
+  later:
+    source: imagefolder
+    path: later
+    splits: [train, test]""", 1))
+    common = ["--requests", str(store), "--output", str(out), "--cache-dir", str(tmp_path / "cache"), "--data-root",
+              str(data), "--include", str(registry)]
+    assert main(["submit", str(weights), "--card", str(card), "--requests", str(store), "--tasks",
+                 "tiny-retrieval,later-retrieval", "--include", str(registry)]) == 0
+    assert main(["queue", "run", *common]) == 0
+    [later] = out.glob("*/later-retrieval.json")
+    [tiny] = out.glob("*/tiny-retrieval.json")
+    assert json.loads(later.read_text())["status"] == "skipped"
+    scored_at = tiny.stat().st_mtime_ns
+    assert main(["queue", "run", *common, "--rescore-stale"]) == 0  # the data is not here yet: nothing to do
+    assert "rescoring" not in "".join(capsys.readouterr())
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for label in ("a", "b"):
+            (data / "later" / split / label).mkdir(parents=True)
+            for k in range(3):
+                Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(
+                    data / "later" / split / label / f"{k}.png")
+    assert main(["queue", "list", *common, "--rescore-stale"]) == 0
+    assert "later-retrievalskipped,andthedataisherenow" in re.sub(r"[\s│]", "", capsys.readouterr().out)
+    assert main(["queue", "run", *common, "--rescore-stale"]) == 0
+    assert "rescoring (later-retrieval skipped, and the data is here now)" in "".join(capsys.readouterr())
+    assert json.loads(later.read_text())["status"] == "ok" and tiny.stat().st_mtime_ns == scored_at
+    assert main(["queue", "run", *common, "--rescore-stale"]) == 0
+    assert "rescoring" not in "".join(capsys.readouterr())
