@@ -34,6 +34,7 @@ from harness.atomic_write import atomic_path, write_text_atomic
 from harness.bounded_read import read_regular_file
 from harness.errors import HarnessError
 from harness.evaluation import resolved_params
+from harness.leaderboard.aggregate import first_names, stale_check
 from harness.results import ResultStore, TaskResult
 from harness.submissions import Request
 
@@ -56,7 +57,6 @@ class Rescoring:
                  slug_of: Callable[[Request], str | None], results: Callable[[], Path], memory: Path,
                  output: Path | None = None, log: Callable[[str], None] = print, record: bool = True,
                  available: Callable[[str], bool] | None = None):
-        from harness.leaderboard.aggregate import stale_check
 
         self.registry, self.families, self.memory, self.log = registry, families, Path(memory), log
         self.record = record  # False: a listing, which judges and writes nothing
@@ -120,9 +120,9 @@ class Rescoring:
             return None
         parts = stale[:MAX_NAMED] + ([f"{len(stale) - MAX_NAMED} more stale"] if len(stale) > MAX_NAMED else [])
         if missing:
-            parts.append(f"no result of {_named(missing)}")
+            parts.append(f"no result of {first_names(missing, MAX_NAMED)}")
         if skipped:
-            parts.append(f"{_named(skipped)} skipped, and the data is here now")
+            parts.append(f"{first_names(skipped, MAX_NAMED)} skipped, and the data is here now")
         return "; ".join(parts)
 
     def _here(self, task: str) -> bool:
@@ -194,10 +194,6 @@ class Rescoring:
             return read_regular_file(self.memory / request_id, 100).decode("ascii", "replace").strip()
         except OSError:
             return None
-
-
-def _named(tasks: list[str]) -> str:
-    return ", ".join(tasks[:MAX_NAMED]) + (f" and {len(tasks) - MAX_NAMED} more" if len(tasks) > MAX_NAMED else "")
 
 
 def _owned_by(result: TaskResult, request: Request) -> bool:

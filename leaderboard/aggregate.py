@@ -469,15 +469,15 @@ def _name_other_data(tasks: list[str], models: list[str], cells: dict[tuple[str,
     if not mixed:
         return
     task, groups = mixed[0]
-    shown = "; ".join(f"{fingerprint[:33]!r}: {_first_names(names)}" for fingerprint, names in groups[:4])
+    shown = "; ".join(f"{fingerprint[:33]!r}: {first_names(names)}" for fingerprint, names in groups[:4])
     more = f"; and {len(groups) - 4} more" if len(groups) > 4 else ""
-    others = f" (also {_first_names([t for t, _ in mixed[1:]], 5)})" if len(mixed) > 1 else ""
+    others = f" (also {first_names([t for t, _ in mixed[1:]], 5)})" if len(mixed) > 1 else ""
     warnings.append(f"{len(mixed)} task(s) have scores computed on different versions of their data, compared as "
                     f"one{others}; e.g. task {task}: {len(groups)} versions (dataset fingerprints {shown}{more}); "
                     "rescore them on one")
 
 
-def _first_names(names: list[str], limit: int = 3) -> str:
+def first_names(names: list[str], limit: int = 3) -> str:
     return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
