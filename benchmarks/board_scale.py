@@ -9,13 +9,16 @@ points, means). With --app, also the whole app page (leaderboard/app.py run by S
 on the folder): its first load, and a click after it (every click runs the script again; the
 files are then not read again). It prints the seconds per N and the growth exponent between
 consecutive sizes (log of the time ratio / log of the size ratio: 1 is linear, 2 quadratic),
-measured in one run.
+measured in one run. Also, at each N, in the same run: the seconds to check every result's bootstrap
+replicates as the board does (sum, min, max) against the definition one value at a time (the board's
+way before), and their ratio; with --app, a click's cost as a share of a load's; with --memory, the
+megabytes a built board holds (what each board the app keeps costs).
 
 At 1,000 models x 15 tasks the overview took 18.8 s and the app's page 49.8 s when the rank
 intervals recomputed every model's average rank once per model and the table set its texts a
 cell at a time; the README's Benchmarks has the numbers before and after.
 
-Usage: python benchmarks/board_scale.py [--models 250 1000 4000] [--tasks 15] [--app] [--workdir DIR]
+Usage: python benchmarks/board_scale.py [--models 250 1000 4000] [--tasks 15] [--app] [--memory] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -68,6 +71,44 @@ def time_board(root: Path) -> dict[str, float]:
     return {"read_s": read - started, "build_s": built - read, "overview_s": done - built}
 
 
+def time_replicate_checks(root: Path) -> dict[str, float]:
+    """Seconds to check every result's bootstrap replicates (finite, within the score's bounds) as the
+    board does (`_usable_replicates`: sum, min, max) and by the definition, one value at a time (how
+    the board did it before), on the same files, and the ratio; the two must agree on every result."""
+    import math
+
+    from harness.evaluation import MetricInfo
+    from harness.leaderboard.aggregate import _usable_replicates, load_results
+
+    lists = [r.main_score.replicates for _, r in load_results(root)[0] if r.main_score.replicates]
+    info = MetricInfo(bounds=(0.0, 1.0))
+    started = time.perf_counter()
+    board = [_usable_replicates(values, info) is not None for values in lists]
+    checked = time.perf_counter()
+    defined = [all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in values) for values in lists]
+    done = time.perf_counter()
+    assert board == defined
+    return {"replicates_s": checked - started, "replicates_by_value_s": done - checked,
+            "replicates_ratio": (checked - started) / max(done - checked, 1e-9)}
+
+
+def board_memory_mb(root: Path) -> float:
+    """Megabytes a built board holds with what the app keeps of it (overview, cell texts, rank
+    intervals, the valid results), by tracemalloc: what each board the app caches costs."""
+    import tracemalloc
+
+    from harness.leaderboard.aggregate import build_leaderboard, load_results
+
+    results, warnings = load_results(root)
+    tracemalloc.start()
+    board = build_leaderboard(results, warnings)
+    kept = (board, board.valid(results), board.overview(), board.cell_labels(), board.rank_uncertainty())
+    held, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    del kept
+    return held / 1e6
+
+
 def time_app(root: Path) -> dict[str, float]:
     """Seconds for the app's page on the results folder `root` (AppTest, no browser): its first load,
     then a click (the script run again)."""
@@ -85,6 +126,7 @@ def time_app(root: Path) -> dict[str, float]:
         seconds[name] = time.perf_counter() - started
         if app.exception:
             raise SystemExit(f"the app failed on {root}: {app.exception[0].message[:300]}")
+    seconds["click_per_load"] = seconds["app_click_s"] / seconds["app_load_s"]  # what a click costs of a load
     return seconds
 
 
@@ -101,6 +143,7 @@ def main() -> None:
     parser.add_argument("--models", type=int, nargs="+", default=[250, 1000, 4000])
     parser.add_argument("--tasks", type=int, default=15)
     parser.add_argument("--app", action="store_true", help="also time the app's whole first page")
+    parser.add_argument("--memory", action="store_true", help="also measure what a built board holds (tracemalloc)")
     parser.add_argument("--workdir", type=Path, help="where the result files go (default: a temporary folder)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
@@ -113,12 +156,13 @@ def main() -> None:
             root = base / f"board-{n}x{args.tasks}"
             if not root.exists():
                 write_board(root, n, args.tasks)
-            rows.append((n, time_board(root) | (time_app(root) if args.app else {})))
+            times = time_board(root) | time_replicate_checks(root) | (time_app(root) if args.app else {})
+            rows.append((n, times | ({"board_mb": board_memory_mb(root)} if args.memory else {})))
             print(f"{n:>6} models x {args.tasks} tasks: " + ", ".join(f"{k} {v:.2f}" for k, v in rows[-1][1].items()),
                   flush=True)
     sizes = [n for n, _ in rows]
     print("\ngrowth exponent between consecutive sizes (1 linear, 2 quadratic):")
-    for key in rows[0][1]:
+    for key in (k for k in rows[0][1] if k.endswith("_s")):  # times grow; ratios and sizes are read as they are
         exponents = growth(sizes, [times[key] for _, times in rows])
         print(f"  {key:<11} " + "  ".join(f"{n}: {'-' if k is None else f'{k:.2f}'}" for n, k in zip(sizes, exponents)))
 
