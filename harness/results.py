@@ -147,11 +147,13 @@ class ResultStore:
 
     def read(self, path: Path) -> TaskResult | None:
         """The result at `path`, or None: absent, or not a result file that can be read (too large,
-        not JSON or not valid, a FIFO or a folder under its name): it is computed again and replaced."""
+        not JSON or not valid, a FIFO or a folder under its name), or one holding another task than
+        its name says (a file copied by hand, as the board refuses it): it is computed again and replaced."""
         try:
-            return TaskResult.model_validate(read_json(path, MAX_RESULT_BYTES, "result file"))
+            result = TaskResult.model_validate(read_json(path, MAX_RESULT_BYTES, "result file"))
         except (OSError, ValueError, ValidationError):
             return None
+        return result if Path(path).name == f"{result.task}.json" else None
 
     def write(self, model_slug: str, result: TaskResult) -> Path:
         path = self.path(model_slug, result.task)

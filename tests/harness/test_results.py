@@ -66,6 +66,9 @@ def test_an_unreadable_file_reads_as_absent(tmp_path):
         huge.truncate(MAX_RESULT_BYTES + 1)
     for name in ("fifo.json", "folder.json", "huge.json"):
         assert store.read(tmp_path / "m" / name) is None
+    # another task's result copied under this task's name (a run reused it as this task's score)
+    (tmp_path / "m" / "other.json").write_bytes(store.write("m", a_result()).read_bytes())
+    assert store.read(tmp_path / "m" / "other.json") is None and store.read(tmp_path / "m" / "t.json") == a_result()
 
 
 def test_a_schema_3_file_reads_without_metric_descriptions(tmp_path):
