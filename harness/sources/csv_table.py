@@ -34,8 +34,9 @@ class CsvTableSource(TileSource):
     def availability(self) -> Availability:
         if self.table_path.is_file():
             return Availability(ok=True)
-        how = f" {self.spec.instructions.strip()}" if self.spec.instructions else ""
-        return Availability(ok=False, reason=f"no table at {self.table_path}.{how} Put it there or pass --data-root")
+        how = f"{self.spec.instructions.strip()} " if self.spec.instructions else ""
+        # "<what is missing>: <steps>", as the other sources say it: the run's summary splits there
+        return Availability(ok=False, reason=f"no table at {self.table_path}: {how}Put it there or pass --data-root")
 
     @cached_property
     def rows(self) -> list[dict[str, str]]:

@@ -202,7 +202,12 @@ def test_csv_table_errors_name_the_file(tmp_path):
     with pytest.raises(HarnessError, match=r"missing column\(s\) \['report'\]"):
         open_source("cohort", wrong, context(tmp_path)).records("train")
     absent = CsvDataset(source="csv", path="nowhere.csv", text_column="report", instructions="Make one.")
-    assert "Make one." in open_source("x", absent, context(tmp_path)).availability().reason
+    reason = open_source("x", absent, context(tmp_path)).availability().reason
+    # what is missing, then the steps, split where the run's summary splits every source's reason
+    # (it read "...nowhere.csv. Make one." as all missing, with no steps)
+    from harness.run_summary import split_reason
+    assert split_reason(reason) == (f"no table at {tmp_path / 'data' / 'nowhere.csv'}",
+                                    "Make one. Put it there or pass --data-root")
 
 
 @pytest.mark.parametrize("row, expected", [
