@@ -505,6 +505,16 @@ def whole_number(low: int, high: int | None = None):
     return parse
 
 
+def hub_repo(text: str) -> str:
+    """argparse type: a Hub repository id, ORG/NAME (huggingface_hub's own check of one raised a
+    traceback from deep in the client)."""
+    from harness.submissions import is_hub_id
+
+    if not is_hub_id(text):
+        raise argparse.ArgumentTypeError(f"'{text[:100]}' is not a Hub repository id: give ORG/NAME")
+    return text
+
+
 worker_count = whole_number(0, 64)  # DataLoader workers: 0 decodes in the main process
 batch_size = whole_number(1, 16384)  # a larger batch holds a whole dataset's tiles in memory at once
 process_count = whole_number(1, 64)  # --nproc: processes torchrun starts on this machine
@@ -634,7 +644,7 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--port", type=whole_number(1, 65535), default=8501)
     board.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
     board.add_argument("--hub", metavar="ORG/REPO", help="read a results dataset on the Hub instead")
-    board.add_argument("--requests-repo", metavar="ORG/REQUESTS", help="show this Hub submission queue")
+    board.add_argument("--requests-repo", type=hub_repo, metavar="ORG/REQUESTS", help="show this Hub submission queue")
     board.add_argument("--requests", help="or show this local requests folder")
     board_tasks_help = ("declare the board's tasks (task, family or suite names, or all): only models with a valid "
                         "score on every one are ranked, and no other task is shown")
@@ -647,13 +657,14 @@ def build_parser() -> argparse.ArgumentParser:
     board.set_defaults(handler=cli.leaderboard)
 
     push = verbs.add_parser("push", help="upload results (or the leaderboard Space) to the Hugging Face Hub")
-    push.add_argument("--repo", required=True, metavar="ORG/REPO", help="results dataset repository")
+    push.add_argument("--repo", required=True, type=hub_repo, metavar="ORG/REPO", help="results dataset repository")
     push.add_argument("--results", default="results", help="results folder (default ./results)")
-    push.add_argument("--space", metavar="ORG/NAME", help="publish the leaderboard app as a Docker Space "
-                                                          "reading --repo, instead of pushing results")
+    push.add_argument("--space", type=hub_repo, metavar="ORG/NAME",
+                      help="publish the leaderboard app as a Docker Space reading --repo, instead of pushing results")
     push.add_argument("--source", help="with --space: where the Space pip-installs the harness from (default: "
                                        "git+<origin>@<HEAD commit> of this checkout)")
-    push.add_argument("--requests-repo", metavar="ORG/REQUESTS", help="with --space: the queue its Queue tab shows")
+    push.add_argument("--requests-repo", type=hub_repo, metavar="ORG/REQUESTS",
+                      help="with --space: the queue its Queue tab shows")
     push.add_argument("--private", action="store_true", help="create the repository private")
     push.add_argument("--tasks", help="with --space: " + board_tasks_help)
     push.add_argument("--submissions", nargs="?", const="on", metavar="LIMITS",
@@ -669,7 +680,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                "card.yaml), or a local weights file / folder")
     submission.add_argument("--card", help="local submissions: model card (architecture, pooling, embed_dim, name)")
     submission.add_argument("--revision", help="hf-hub: a branch, tag or commit (default main); pinned to its commit")
-    submission.add_argument("--requests-repo", metavar="ORG/REQUESTS", help="hf-hub: the queue's Hub dataset")
+    submission.add_argument("--requests-repo", type=hub_repo, metavar="ORG/REQUESTS",
+                            help="hf-hub: the queue's Hub dataset")
     submission.add_argument("--tasks", default="all", help="what the request is scored on (default all)")
     submission.add_argument("--requests", help="local queue folder (default $HARNESS_REQUESTS or ./requests)")
     common(submission)
@@ -682,8 +694,10 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_argument("--max-parameters", type=parameter_count, default=DEFAULT_MAX_PARAMETERS, metavar="N",
                        help="refuse a submitted card whose architecture has more parameters (default 2.5B)")
     queue.add_argument("--output", default="results", help="results folder (default ./results)")
-    queue.add_argument("--requests-repo", metavar="ORG/REQUESTS", help="a Hub requests dataset instead of a folder")
-    queue.add_argument("--results-repo", metavar="ORG/RESULTS", help="with --requests-repo: push results here")
+    queue.add_argument("--requests-repo", type=hub_repo, metavar="ORG/REQUESTS",
+                       help="a Hub requests dataset instead of a folder")
+    queue.add_argument("--results-repo", type=hub_repo, metavar="ORG/RESULTS",
+                       help="with --requests-repo: push results here")
     queue.add_argument("--backend-id", help="this backend's name in claims (default the host name); a restarted "
                                             "backend resumes its own RUNNING claims")
     queue.add_argument("--workdir", help="with --requests-repo: where downloaded checkpoints and each request's "
@@ -715,7 +729,7 @@ def build_parser() -> argparse.ArgumentParser:
     distil.set_defaults(handler=cli.distill)
 
     pull = verbs.add_parser("pull", help="download results from a Hub dataset")
-    pull.add_argument("--repo", required=True, metavar="ORG/REPO")
+    pull.add_argument("--repo", required=True, type=hub_repo, metavar="ORG/REPO")
     pull.add_argument("--output", default="results", help="results folder (default ./results)")
     pull.add_argument("--revision", help="a commit, branch or tag (default main)")
     pull.set_defaults(handler=cli.pull)

@@ -53,12 +53,15 @@ def hub_api():
 
 def hub_call(what: str, repo_id: str, call):
     """Run a Hub call; turn its HTTP and connection errors into one line (`hub_error`)."""
-    from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError
 
     try:
         return call()
     except (HfHubHTTPError, OSError) as error:
         raise hub_error(what, repo_id, error) from None
+    except HFValidationError as error:  # the client's own check of an id or revision, before any request
+        raise HarnessError(f"{str(repo_id)[:100]}: {what} refused by the Hub client: {str(error).splitlines()[0][:200]}") \
+            from None
 
 
 def hub_error(what: str, repo_id: str, error: Exception) -> HarnessError:

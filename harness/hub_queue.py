@@ -40,9 +40,9 @@ from harness.bounded_read import read_regular_file
 from harness.errors import HarnessError
 from harness.hub_access import hub_api, hub_call, hub_error
 from harness.hub_file_cache import files_at_commit
-from harness.submissions import (ACTIVE, COMMIT_SHA, HUB_ID, MAX_REQUEST_BYTES, Invalid, InvalidRequest, Request,
+from harness.submissions import (ACTIVE, COMMIT_SHA, MAX_REQUEST_BYTES, Invalid, InvalidRequest, Request,
                                  bounded_reason, drop_request_embeddings, give_up, outcome_of, parse_request,
-                                 read_bounded, request_id)
+                                 is_hub_id, read_bounded, request_id)
 from harness.timestamps import utc_timestamp
 
 if TYPE_CHECKING:
@@ -221,7 +221,7 @@ def check_hub_model(hub_id: str, revision: str | None, check_architecture: bool 
     checks again before it builds anything)."""
     from huggingface_hub.errors import RevisionNotFoundError
 
-    if not HUB_ID.fullmatch(hub_id) or ".." in hub_id:
+    if not is_hub_id(hub_id):
         raise HarnessError(f"hf-hub:{hub_id}: not a model repository id: give ORG/MODEL")
     if revision is not None and revision.startswith("refs/pr/"):
         raise HarnessError(f"hf-hub:{hub_id}: '{revision[:100]}' is a pull request, which anyone may open on a public "

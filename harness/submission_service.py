@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import HarnessError, first_problem
 from harness.hub_queue import IN_QUEUE, HubRequestStore, check_hub_model, file_request, namespace
-from harness.submissions import COMMIT_SHA, HUB_ID, Request
+from harness.submissions import COMMIT_SHA, Request, is_hub_id
 from harness.timestamps import parse_timestamp
 
 LIMITS_ENV = "HARNESS_SUBMISSIONS"  # off (default), on, or per_namespace=5,period_days=7,waiting=100
@@ -114,7 +114,7 @@ def submit_through_service(hub_id: str, revision: str, store: HubRequestStore, t
                            limits: SubmissionLimits, now: datetime | None = None) -> Request:
     """Check a submission typed into the form and file it (HarnessError with one line otherwise)."""
     hub_id, revision = hub_id.strip(), (revision.strip() or "main")
-    if not HUB_ID.fullmatch(hub_id) or ".." in hub_id:
+    if not is_hub_id(hub_id):
         raise HarnessError(f"'{hub_id[:200]}': not a model repository id: give ORG/MODEL")
     if COMMIT_SHA.fullmatch(revision) or not GIT_REF.fullmatch(revision) or ".." in revision:
         raise HarnessError(f"'{revision[:200]}': give a branch or tag of the repository (e.g. main): the form scores "

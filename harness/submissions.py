@@ -49,6 +49,11 @@ HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{
 COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
 
 
+def is_hub_id(value: str) -> bool:
+    """ORG/NAME as the Hub spells a repository: no separator beyond the one, no `..`."""
+    return bool(HUB_ID.fullmatch(value)) and ".." not in value
+
+
 class InvalidRequest(ValueError):
     """A request file the queue will not act on; the message says why (one line)."""
 
@@ -90,7 +95,7 @@ class Request(BaseModel):
     @field_validator("hub_id")
     @classmethod
     def _hub_repo(cls, value: str | None) -> str | None:
-        if value is not None and (not HUB_ID.fullmatch(value) or ".." in value):
+        if value is not None and not is_hub_id(value):
             raise ValueError("must be ORG/MODEL")
         return value
 

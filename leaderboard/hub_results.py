@@ -222,9 +222,9 @@ def pull_at_commit(repo_id: str, commit: str, root: Path, keep: int = 2, tasks: 
     import hashlib
 
     from harness.hub_access import is_commit
-    from harness.submissions import HUB_ID
+    from harness.submissions import is_hub_id
 
-    if not HUB_ID.fullmatch(repo_id) or ".." in repo_id:
+    if not is_hub_id(repo_id):
         raise HarnessError(f"'{repo_id[:100]}' is not a Hub dataset id (ORG/NAME)")
     if not is_commit(commit):
         raise HarnessError(f"{repo_id}: '{commit[:60]}' is not a commit id")

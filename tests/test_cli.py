@@ -248,6 +248,32 @@ def test_usage_errors_are_one_line(args, expected, tmp_path, capsys):
     assert err.startswith("error: ") and expected in err and "\n" not in err
 
 
+@pytest.mark.parametrize("argv", [
+    ["pull", "--repo", "not/a/valid/id"],  # was huggingface_hub's HFValidationError, as a traceback
+    ["push", "--repo", "org/results", "--space", "a b/c"],
+    ["queue", "list", "--requests-repo", "org/requests", "--results-repo", "../x"],
+    ["submit", "hf-hub:org/model", "--requests-repo", "a..b/c"],
+    ["leaderboard", "--requests-repo", "org/requests/extra"],
+])
+def test_a_hub_repository_that_is_not_org_name_is_a_usage_error(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "is not a Hub repository id: give ORG/NAME" in last and "Traceback" not in last
+
+
+def test_the_hub_clients_own_check_of_an_id_is_one_line(monkeypatch):
+    """Behind the command line's check, an id the client refuses (read from a file) is a HarnessError."""
+    from huggingface_hub import HfApi
+
+    from harness.errors import HarnessError
+    from harness.hub_access import hub_call
+
+    with pytest.raises(HarnessError, match=r"^x/y/z: reading results refused by the Hub client: Repo id must"):
+        hub_call("reading results", "x/y/z", lambda: HfApi().repo_info("x/y/z", repo_type="dataset"))
+
+
 def test_a_cache_that_cannot_be_a_folder_is_one_line_before_any_work(tmp_path, capsys, monkeypatch):
     """A file where the cache should be failed every task, each with its own truncated reason."""
     in_the_way = tmp_path / "cache"

@@ -113,10 +113,10 @@ def resolve_model(spec: str, options: LoadOptions = LoadOptions()) -> ModelSpec:
             return _checkpoint(spec, Path(str(files("harness").joinpath(where))), builtin=True)
         return ModelSpec(spec, "known", spec, _planned(options), card=known)
     if spec.startswith("hf-hub:"):
-        from harness.submissions import HUB_ID
+        from harness.submissions import is_hub_id
 
         repository, _, revision = spec.removeprefix("hf-hub:").partition("@")  # timm reads hf-hub:ORG/MODEL@REVISION
-        if not HUB_ID.fullmatch(repository) or ".." in repository or (_ and not revision.strip()):
+        if not is_hub_id(repository) or (_ and not revision.strip()):
             raise HarnessError(f"model '{spec[:200]}': not a Hub model id: give hf-hub:ORG/MODEL (or "
                                "hf-hub:ORG/MODEL@REVISION)")
         return ModelSpec(spec, "hf-hub", spec, _planned(options), card=ModelCard(hub_id=repository))
