@@ -12,6 +12,11 @@ every image once (PIL), the check's ratio to each, and the copies found (must be
 the page cache (the files were just written): on a cold disk all grow, the reads more (they read
 every byte).
 
+Then the same tiles as a Hub dataset (one parquet file per split, an Image column, read through
+`datasets.load_dataset("parquet")` as the `hf` source reads them): the count a published dataset
+gets instead of a refusal (staged_keys + copies_in_earlier_splits, on the encoded bytes in the
+table) against decoding every image of the table once.
+
 Usage: python benchmarks/split_copies.py [--tiles 5000] [--size 224] [--copies 7]
 """
 
@@ -26,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from harness.sources.split_copies import copies_across_splits
+from harness.sources.split_copies import copies_across_splits, copies_in_earlier_splits, staged_keys
 
 
 def write_tiles(folder: Path, tiles: int, size: int, copies: int, suffix: str) -> dict[str, list[Path]]:
@@ -74,6 +79,36 @@ def measure(files: dict[str, list[Path]]) -> tuple[float, float, float, int]:
     return check_s, read_s, decode_s, len(groups)
 
 
+def hub_tables(folder: Path, files: dict[str, list[Path]]) -> dict:
+    """Each split's files as a parquet file of an Image column (their bytes as they are), loaded as
+    the `hf` source loads a Hub dataset's split."""
+    from datasets import Dataset, Features, Image as ImageFeature, load_dataset
+    from datasets.utils.logging import disable_progress_bar
+
+    disable_progress_bar()
+    tables = {}
+    for split, paths in files.items():
+        target = folder / f"{split}.parquet"
+        rows = {"image": [{"bytes": path.read_bytes(), "path": None} for path in paths]}
+        Dataset.from_dict(rows, features=Features({"image": ImageFeature()})).to_parquet(str(target))
+        tables[split] = load_dataset("parquet", data_files={"rows": [str(target)]}, split="rows",
+                                     cache_dir=str(folder / "datasets"))
+    return tables
+
+
+def hub_check(tables: dict) -> int:
+    import pyarrow.compute as pc
+
+    blobs = {split: pc.struct_field(table.data.column("image"), "bytes") for split, table in tables.items()}
+    counts, _ = copies_in_earlier_splits(staged_keys(blobs))
+    return sum(counts.values())
+
+
+def hub_decode(tables: dict) -> int:
+    return sum(np.asarray(table[i]["image"].convert("RGB")).shape[0] for table in tables.values()
+               for i in range(len(table)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiles", type=int, default=5000)
@@ -88,6 +123,12 @@ def main() -> None:
             print(f"{suffix}  check {check_s:7.3f} s   read every file {read_s:7.3f} s (ratio {check_s / read_s:5.2f})   "
                   f"decode every image {decode_s:7.3f} s (ratio {check_s / decode_s:5.3f})   copies found {found} "
                   f"(of {args.copies})")
+            tables = hub_tables(Path(tmp) / f"{suffix}-hub", files)
+            hub_check(tables)  # a first pass, as the file check's timing follows a read: both from the page cache
+            check_s, found = timed(hub_check, tables)
+            decode_s, _ = timed(hub_decode, tables)
+            print(f"{suffix}  as a Hub dataset: count {check_s:7.3f} s   decode every image {decode_s:7.3f} s "
+                  f"(ratio {check_s / decode_s:5.3f})   copies counted {found} (of {args.copies})")
 
 
 if __name__ == "__main__":

@@ -87,6 +87,7 @@ class Runner:
         self.cache = EmbeddingCache.of(self.config.context)
         self.rank = process_rank()
         self._truncate: int | None = None
+        self._copies_said: set[str] = set()  # datasets whose copies across splits the run has printed
 
     @cached_property
     def extract(self) -> ExtractOptions:
@@ -233,6 +234,7 @@ class Runner:
                                    "train and test on tiles")
             source.prepare()
             fingerprint = self._fingerprint(source)
+            copies = self._copies_across_splits(source) if test_source is None else None
             if source.kind == "slides":
                 return self._evaluate_slides(slug, name, task, encoder, source, fingerprint, model)
             started = time.perf_counter()
@@ -278,6 +280,8 @@ class Runner:
                                                     target_names=genes[0], given_targets=genes[1],
                                                     device=self.extract.device), params)
             eval_s = time.perf_counter() - started
+            if copies:
+                evaluation.details["copies_across_splits"] = copies
             if test_source is not None:
                 evaluation.details["test_dataset"] = {
                     "name": test_source.name, "split": task.test_split, "fingerprint": self._fingerprint(test_source),
@@ -304,6 +308,25 @@ class Runner:
                           items_per_s=round(items_per_s, 2) if items_per_s else None,
                           precision=next(iter(precisions)) if len(precisions) == 1 else None)
         return self._write_ok(slug, name, task, model, source, fingerprint, evaluation, timings)
+
+    def _copies_across_splits(self, source: TileSource) -> dict[str, int] | None:
+        """A published dataset's images that are byte for byte in an earlier split (its source counts
+        them rather than refusing them: harness/sources/split_copies.py): said once per run, and kept
+        in each result's details as {split: how many of its images}, for the board to show."""
+        count = getattr(source, "copies_across_splits", None)
+        found = count() if callable(count) else None
+        if not found or not found[0]:
+            return None
+        counts, (split, row, earlier, earlier_row) = found
+        if source.name not in self._copies_said:
+            self._copies_said.add(source.name)
+            listed = ", ".join(f"{n:,} {escape(name)} item(s)" for name, n in counts.items())
+            console.print(f"[yellow]warning[/yellow] {escape(source.name)}: the image of {listed} is byte for byte an "
+                          f"image of an earlier split (first: {escape(split)} row {row} = {escape(earlier)} row "
+                          f"{earlier_row}); "
+                          "a published dataset's splits are scored as they are, so every model's score includes them "
+                          "(each result records how many)")
+        return dict(counts)
 
     def _write_ok(self, slug, name, task, model, source, fingerprint, evaluation, timings: Timings) -> TaskOutcome:
         from harness.provenance import environment

@@ -673,6 +673,34 @@ def no_overlap_share(ok: list[TaskResult]) -> str | None:
     return f"{clean} of {len(ok)}" + (f" ({unknown} unknown)" if unknown else "")
 
 
+MAX_COPY_SPLITS = 8  # a dataset's splits a result may say copies of (train, val, test: three)
+
+
+def split_copies(result: TaskResult) -> dict[str, int] | None:
+    """{split: how many of its images are byte for byte images of an earlier split} as the run
+    recorded it in the result's details (a published Hub dataset's copies, counted, not refused);
+    None where it recorded none, or something else there (details are free-form, and untrusted)."""
+    copies = result.details.get("copies_across_splits")
+    if not isinstance(copies, dict) or not 0 < len(copies) <= MAX_COPY_SPLITS:
+        return None
+    kept = {str(split)[:50]: n for split, n in copies.items()
+            if isinstance(n, int) and not isinstance(n, bool) and 0 < n <= 10**9}
+    return kept if len(kept) == len(copies) else None
+
+
+def split_copies_by_task(results: list[TaskResult]) -> dict[str, str]:
+    """task -> what its results say of the dataset's copies across splits, e.g. "2 of 9 test items"
+    (the first result that says it: one dataset, one count)."""
+    said: dict[str, str] = {}
+    for result in results:
+        copies = split_copies(result) if result.status == "ok" and result.task not in said else None
+        if copies:
+            said[result.task] = ", ".join(
+                f"{n:,}" + (f" of {result.n_samples[split]:,}" if isinstance(result.n_samples.get(split), int) else "")
+                + f" {split} item{'s' if n > 1 else ''}" for split, n in copies.items())
+    return said
+
+
 def group_tables(results: list[tuple[str, TaskResult]], group: str) -> dict[str, list[dict]]:
     """task -> one row per model: the metrics its family puts in display `group` (e.g. the
     robustness panel), None where not reported. Results older than schema 4 declare no groups."""

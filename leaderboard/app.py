@@ -39,8 +39,8 @@ from harness.submissions import HUB_ID
 from harness.leaderboard import charts
 from harness.leaderboard.aggregate import (build_leaderboard, declared_family, is_truncated, lineage_order,
                                    load_distillation_reports, load_results, few_shot_rows, group_tables,
-                                   matryoshka_curves, parse_board_tasks, reliability_rows, retention_rows, stale_check,
-                                   suite_rows, training_curves)
+                                   matryoshka_curves, parse_board_tasks, reliability_rows, retention_rows,
+                                   split_copies_by_task, stale_check, suite_rows, training_curves)
 from harness.leaderboard.head_to_head import MAX_MODELS, head_to_head
 from harness.leaderboard.formatting import (LEAD_WIDTHS, MISSING, TASK_WIDTHS, csv_text, parameters_label, plain,
                                    protocol_markdown, show_texts)
@@ -393,6 +393,14 @@ with tabs[0]:
         more = f"; and {len(overlapping) - 10} more" if len(overlapping) > 10 else ""
         st.caption(f"⚠ {len(overlapping)} score(s) shown test on images from a collection the model's card declares "
                    f"as training data: {listed}{more}. The sidebar's 'No training-data overlap only' leaves them out.")
+    copied = split_copies_by_task([r for _, r in valid_shown])
+    if copied:
+        listed = "; ".join(f"{plain(task)} ({plain(what)})" for task, what in sorted(copied.items())[:10])
+        more = f"; and {len(copied) - 10} more" if len(copied) > 10 else ""
+        st.caption(f"⚠ Published splits whose items have an image of an earlier split (train, then val), byte for "
+                   f"byte: "
+                   f"{listed}{more}. They are scored as published, so every model's score on these tasks includes "
+                   "them.")
     if board.unscored_tasks:
         with st.expander(f"{len(board.unscored_tasks)} tasks no shown model has scored (not in the table)"):
             st.dataframe(pd.DataFrame([{"task": t, "why": why} for t, why in board.unscored_tasks.items()]),

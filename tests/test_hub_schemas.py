@@ -231,3 +231,48 @@ def test_a_pathorob_task_reaches_the_reduced_table_through_the_runner(hub, tmp_p
     result = json.loads(result.read_text())
     assert code == 1 and result["status"] == "failed"
     assert result["reason"].startswith("8996 of the 9000 tiles of PathoROB's tolkach_esca_reduced are not in the data")
+
+
+def test_a_published_datasets_test_images_that_are_training_images_are_counted_said_once_and_recorded(hub, tmp_path,
+                                                                                                       capsys):
+    """A Hub dataset's splits cannot be fixed by whoever scores a model on it, so a test image that is
+    byte for byte a training image is not refused (as in a folder of one's own) but counted: the run
+    says so once for the dataset's tasks, each result records it, and an image re-encoded (not a
+    copy) is not counted. Before, nothing looked."""
+    import json
+
+    from datasets import ClassLabel, Features
+    from datasets import Image as ImageFeature
+
+    from harness.cli import main
+
+    cache, registry, context = hub
+    spec = registry.datasets["crc-100k"]
+    folder = snapshot(cache, spec.hub_id)
+    features = Features({"image": ImageFeature(), "label": ClassLabel(names=spec.classes)})
+    tiles = real_tiles(45, 224)
+    labels = [i % 9 for i in range(45)]
+    test = tiles[36:]
+    test[0], test[4] = tiles[3], tiles[30]  # copies of a tile of each training shard
+    test[7] = tiles[5].convert("L").convert("RGB")  # the same tissue, other bytes: not a copy
+    write(folder, "NCT_CRC_HE_100K-00000-of-00031-9780c9afe3d80c58.parquet",
+          {"image": tiles[:18], "label": labels[:18]}, features)
+    write(folder, "NCT_CRC_HE_100K-00001-of-00031-89eb0ee8f756b1d1.parquet",
+          {"image": tiles[18:36], "label": labels[18:36]}, features)
+    write(folder, "CRC_VAL_HE_7K-00000-of-00003-cce1097526b69125.parquet", {"image": test, "label": labels[36:]},
+          features)
+    source = open_source("crc-100k", spec, context)
+    assert source.copies_across_splits() == ({"test": 2}, ("test", 0, "train", 3))
+
+    out = tmp_path / "out"
+    code = main(["run", "--model", "colour-stats", "--tasks", "crc-100k,crc-retrieval", "--output", str(out),
+                 "--cache-dir", str(tmp_path / "cache")])
+    said = " ".join(capsys.readouterr().err.split())
+    assert code == 0
+    assert said.count("is byte for byte an image of an earlier split") == 1
+    assert ("crc-100k: the image of 2 test item(s) is byte for byte an image of an earlier split (first: test row 0 "
+            "= train row 3)") in said
+    for task in ("crc-100k", "crc-retrieval"):
+        [result] = out.glob(f"*/{task}.json")
+        result = json.loads(result.read_text())
+        assert result["status"] == "ok" and result["details"]["copies_across_splits"] == {"test": 2}

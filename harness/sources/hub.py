@@ -20,6 +20,7 @@ from harness.sources.base import (
     Availability, TileOrigins, TileSource, digest, encode_labels, records_from_columns,
 )
 from harness.sources.image_files import bomb_size, checked_image, rgb_image, too_large
+from harness.sources.split_copies import copies_in_earlier_splits, staged_keys
 
 
 class HubImages:
@@ -59,6 +60,7 @@ class HubTileSource(TileSource):
         super().__init__(name, spec, context)
         self._tables: dict = {}
         self._disjoint = False  # data_files checked for a file two splits share (once per source)
+        self._copies: tuple[dict[str, int], tuple | None] | None = None  # copies_across_splits, once per source
 
     # --- locating files -------------------------------------------------------------
     def _snapshot(self) -> Path | None:
@@ -210,6 +212,34 @@ class HubTileSource(TileSource):
         if names:
             values = [names[v] for v in values]
         return encode_labels(values, self.spec.classes, where)
+
+    def copies_across_splits(self) -> tuple[dict[str, int], tuple | None] | None:
+        """Of each split after the first (data_files' order: train, val, test), how many images are byte
+        for byte an image of an earlier split, and the first such pair (split, row, earlier split, row):
+        counted, not refused (split_copies). Found as duplicate finders do, on the encoded images'
+        bytes: their lengths (read from the table's offsets), then the first 4 KiB of those whose
+        length occurs in two splits, then SHA-256 of those whose start does too. None where there is
+        nothing to compare: splits cut from one table by split_column (PLISM's slides, PathoROB's
+        centres are not train and test), or images that are not stored as encoded bytes."""
+        if self.spec.split_column or len(self.spec.data_files) < 2:
+            return None
+        if self._copies is None:
+            blobs = {split: self._encoded_images(split) for split in self.spec.data_files}
+            if any(b is None for b in blobs.values()):
+                return None
+            self._copies = copies_in_earlier_splits(staged_keys(blobs))
+        return self._copies
+
+    def _encoded_images(self, split: str):
+        """The split's images as stored (an Image column's `bytes`, one arrow array), or None."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        column = self._table(split).data.column(self.spec.image_column)
+        if not (pa.types.is_struct(column.type) and column.type.get_field_index("bytes") >= 0):
+            return None
+        blobs = pc.struct_field(column, "bytes")
+        return blobs if pa.types.is_binary(blobs.type) or pa.types.is_large_binary(blobs.type) else None
 
     def revision(self) -> str | None:
         snapshot = self._snapshot()

@@ -4,7 +4,11 @@ folders puts a test image among the training images, and the score is inflated w
 Found as duplicate finders find them: files of one size, then of one first 4 KiB, then of one
 SHA-256; only files whose size occurs in two splits are opened, and of those only the ones whose
 first 4 KiB agree are read whole (a dataset of uncompressed tiles, every file one size, costs one
-4 KiB read per file). Near-duplicates (the same tissue re-encoded) are not looked for."""
+4 KiB read per file). Near-duplicates (the same tissue re-encoded) are not looked for.
+
+A published Hub dataset's splits cannot be fixed by the person scoring a model on them, so their
+copies are counted, not refused (`copies_in_earlier_splits`, as MTEB counts a test set's texts
+that are in its training set): the run says so and the result records it."""
 
 from __future__ import annotations
 
@@ -35,6 +39,48 @@ def copies_across_splits(files: dict[str, list[Path]]) -> list[list[tuple[str, P
     for key in (_head, _sha256):
         groups = [group for entries in groups for group in _split_by(entries, key) if _spans_splits(group)]
     return groups
+
+
+def copies_in_earlier_splits(keys: dict[str, list]) -> tuple[dict[str, int], tuple | None]:
+    """`keys`: each split's items' contents (or None for an item not compared), splits in their
+    order (train, val, test). For each split after the first, how many of its items have the content
+    of an item of an earlier split (a validation image that is a training image; a test image that
+    is either), and the first such pair as (split, row, earlier split, row)."""
+    seen: dict = {}  # content -> (split, row) of its first item
+    counts: dict[str, int] = {}
+    first = None
+    for index, (split, values) in enumerate(keys.items()):
+        found = {}
+        for row, value in enumerate(values):
+            if value is None:
+                continue
+            if index and value in seen:
+                counts[split] = counts.get(split, 0) + 1
+                first = first or (split, row, *seen[value])
+            found.setdefault(value, (split, row))
+        for value, where in found.items():
+            seen.setdefault(value, where)
+    return counts, first
+
+
+def staged_keys(blobs: dict) -> dict[str, list]:
+    """Each split's items' content keys for `copies_in_earlier_splits`, from their encoded bytes (an
+    arrow binary array per split): (length, first 4 KiB, SHA-256), each stage computed only for the
+    items whose key so far occurs in two splits; None for the others, which have no copy there."""
+    import pyarrow.compute as pc
+
+    keys = {split: [(n,) if n else None for n in pc.binary_length(values).to_pylist()]  # null/empty: no image
+            for split, values in blobs.items()}
+    for stage in (lambda b: bytes(b[:HEAD]), lambda b: hashlib.sha256(b).digest()):
+        spans: dict = defaultdict(set)
+        for split, values in keys.items():
+            for key in values:
+                if key is not None:
+                    spans[key].add(split)
+        shared = {key for key, splits in spans.items() if len(splits) > 1}
+        keys = {split: [key + (stage(blobs[split][row].as_buffer()),) if key in shared else None
+                        for row, key in enumerate(values)] for split, values in keys.items()}
+    return keys
 
 
 def refuse_copies_across_splits(files: dict[str, list[Path]], root: Path | None, what: str) -> None:

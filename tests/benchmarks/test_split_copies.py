@@ -1,5 +1,5 @@
 """benchmarks/split_copies.py at toy size: in both formats (every file one size; sizes that differ)
-the check finds exactly the copies the script planted."""
+the check finds exactly the copies the script planted, in folders and counted in a Hub dataset's table."""
 
 from __future__ import annotations
 
@@ -16,3 +16,5 @@ def test_the_check_finds_the_planted_copies_in_both_formats():
     assert done.returncode == 0, done.stderr[-2000:]
     found = re.findall(r"^(bmp|png) .* copies found (\d+) \(of 4\)$", done.stdout, re.MULTILINE)
     assert found == [("bmp", "4"), ("png", "4")]
+    counted = re.findall(r"^(bmp|png)  as a Hub dataset: .* copies counted (\d+) \(of 4\)$", done.stdout, re.MULTILINE)
+    assert counted == [("bmp", "4"), ("png", "4")]

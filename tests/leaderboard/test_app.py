@@ -366,6 +366,34 @@ def test_training_data_overlap_is_marked_and_can_be_left_out(monkeypatch, tmp_pa
     assert pd.isna(frame.set_index("model").loc["tcga-trained", "tcga-a"])  # its overlapping score is left out
 
 
+def test_a_published_dataset_whose_splits_share_images_is_named_under_the_table(monkeypatch, tmp_path):
+    """The run counts a Hub dataset's test items whose image is a training image (it cannot refuse a
+    published benchmark) and records it; the board says so once per task, with the test split's
+    size, and a hostile count in a result's free-form details is not shown."""
+    copies = {"copies_across_splits": {"test": 2}}
+    for slug, value in (("a", 0.9), ("b", 0.8)):
+        write_result(tmp_path, slug, "crc-100k", "tile_classification", value,
+                     details=copies, n_samples={"train": 36, "test": 9})
+        write_result(tmp_path, slug, "pcam", "tile_classification", value - 0.1,
+                     details={"copies_across_splits": {"test": "12; <b>x</b>"}})  # not a count: not shown
+        write_result(tmp_path, slug, "bach", "tile_classification", value - 0.2)
+    app = run_app(monkeypatch, tmp_path)
+    [said] = [c.value for c in app.caption if "Published splits" in c.value]
+    assert f"{plain('crc-100k')} (2 of 9 test items)" in said and "pcam" not in said and "bach" not in said
+    from harness.leaderboard.aggregate import split_copies_by_task
+    from harness.results import TaskResult
+
+    def result(details):
+        return TaskResult.model_validate({"task": "t", "task_version": 1, "family": "f", "status": "ok",
+                                          "model": {"name": "m"}, "dataset": {"name": "t", "source": "hf"},
+                                          "main_score": {"name": "s", "value": 0.5}, "details": details})
+
+    assert split_copies_by_task([result({"copies_across_splits": {"val": 1, "test": 3}})]) == \
+        {"t": "1 val item, 3 test items"}
+    for hostile in ({"test": True}, {"test": -1}, {"test": 10**12}, [3], {str(i): 1 for i in range(9)}):
+        assert split_copies_by_task([result({"copies_across_splits": hostile})]) == {}
+
+
 def test_lineage_places_students_under_their_teachers_with_retention():
     from harness.leaderboard.aggregate import lineage_order
 
