@@ -269,6 +269,12 @@ class HarnessCLI:
                 where = f"dataset {args.requests_repo}"
             else:
                 store = RequestStore(self._requests(args))
+                if store.root.exists() and not store.root.is_dir():
+                    raise HarnessError(f"--requests {store.root}: not a folder; give the folder `harness submit "
+                                       "--requests` keeps the queue in")
+                if not (store.root / "requests").is_dir():  # a typo in a cron line scored nothing, without a word
+                    plain_log(f"note: no request was ever submitted to {store.root} (no requests/ folder there); "
+                              f"`harness submit CHECKPOINT --card card.yaml --requests {store.root}` files one")
                 if args.action == "run":
                     run_queue(store, lambda request, checkpoint: self._score_request(
                         args, request, checkpoint, store.embeddings_dir(request.id)),

@@ -163,3 +163,22 @@ def test_queue_list_prints_names_and_reasons_as_written(tmp_path, capsys):
     assert main(["queue", "list", "--requests", str(tmp_path / "store")]) == 0
     out = capsys.readouterr().out
     assert name in out and "[bad].json" in out
+
+
+def test_a_requests_folder_that_holds_no_queue_is_said_and_a_file_is_refused(tmp_path, capsys):
+    """A typo in a backend's --requests scored nothing, every cron run, without a word (an empty
+    table), and a file there was listed as an empty queue; now a note names the folder, and a file
+    is one line (exit 2). A queue whose requests/ folder exists says nothing more."""
+    typo = tmp_path / "reqeusts"
+    for action in (["list"], ["run", "--output", str(tmp_path / "out")]):
+        assert main(["queue", *action, "--requests", str(typo)]) == 0
+        err = " ".join(capsys.readouterr().err.split())
+        assert f"note: no request was ever submitted to {typo} (no requests/ folder there)" in err
+    assert not typo.exists()  # nothing was made there
+    a_file = tmp_path / "requests.txt"
+    a_file.write_text("")
+    assert main(["queue", "run", "--requests", str(a_file), "--output", str(tmp_path / "out")]) == 2
+    assert f"--requests {a_file}: not a folder" in capsys.readouterr().err
+    (tmp_path / "store" / "requests").mkdir(parents=True)
+    assert main(["queue", "list", "--requests", str(tmp_path / "store")]) == 0
+    assert "note:" not in capsys.readouterr().err
