@@ -68,6 +68,17 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def load_torch_file(weights: Path):
+    """torch.load(weights_only=True), its tensors mapped from the file (as safetensors' are) where
+    the file is torch.save's zip format: the weights are then pages of the file, not a second copy
+    in memory beside the network they are loaded into (benchmarks/checkpoint_load.py). The legacy
+    format cannot be mapped and is read whole."""
+    import zipfile
+
+    mapped = zipfile.is_zipfile(weights)
+    return torch.load(weights, map_location="cpu", weights_only=True, mmap=mapped)
+
+
 def read_state_dict(weights: Path) -> dict[str, torch.Tensor]:
     """Tensors only, from safetensors or a weights-only torch file; never executes a pickle."""
     try:
@@ -76,7 +87,7 @@ def read_state_dict(weights: Path) -> dict[str, torch.Tensor]:
 
             state = load_file(str(weights))
         else:
-            state = torch.load(weights, map_location="cpu", weights_only=True)
+            state = load_torch_file(weights)
     except Exception as error:  # noqa: BLE001 - corrupt, truncated or malicious files all land here
         import pickle
 

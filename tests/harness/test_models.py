@@ -72,6 +72,37 @@ def test_malicious_pickle_is_refused_without_running(tmp_path, monkeypatch):
     assert not (tmp_path / "PWNED_BY_PICKLE").exists()
 
 
+def test_a_torch_file_is_mapped_not_read_whole_and_a_pickle_in_one_is_still_refused(tmp_path, trained_state,
+                                                                                      monkeypatch):
+    """torch.save's zip format is loaded with its tensors mapped from the file (no second copy of
+    the weights in memory: benchmarks/checkpoint_load.py); the legacy format, which cannot be
+    mapped, is read whole; and a pickled payload in a zip-format file is refused as before."""
+    from harness.models import checkpoint
+
+    calls = []
+    real_load = torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **k: calls.append(k.get("mmap")) or real_load(*a, **k))
+    zipped = write_checkpoint(tmp_path / "zip", trained_state, name="model.pt")
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    torch.save(trained_state, legacy / "model.pt", _use_new_zipfile_serialization=False)
+    (legacy / "card.yaml").write_text((zipped / "card.yaml").read_text())
+    for folder in (zipped, legacy):
+        encoder = load_encoder(str(folder))
+        assert torch.equal(encoder.module.backbone.state_dict()["blocks.0.attn.qkv.weight"],
+                           trained_state["blocks.0.attn.qkv.weight"])
+    assert calls == [True, False]
+    monkeypatch.chdir(tmp_path)
+    evil = tmp_path / "evil-zip"
+    evil.mkdir()
+    real_save = torch.save
+    real_save({"weights": Payload()}, evil / "model.pt")  # the zip format, a pickle inside
+    (evil / "card.yaml").write_text(f"architecture: {ARCH}\n")
+    with pytest.raises(HarnessError, match="pickled Python objects.*never loaded"):
+        checkpoint.read_state_dict(evil / "model.pt")
+    assert not (tmp_path / "PWNED_BY_PICKLE").exists()
+
+
 def test_wrong_keys_name_the_mismatch(tmp_path, trained_state):
     state = dict(trained_state)
     state.pop("blocks.0.attn.qkv.weight")
