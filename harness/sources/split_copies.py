@@ -71,7 +71,9 @@ def staged_keys(blobs: dict) -> dict[str, list]:
 
     keys = {split: [(n,) if n else None for n in pc.binary_length(values).to_pylist()]  # null/empty: no image
             for split, values in blobs.items()}
-    for stage in (lambda b: bytes(b[:HEAD]), lambda b: hashlib.sha256(b).digest()):
+    # the first 4 KiB by a 16-byte digest of them: 100,000 uncompressed tiles (every one a candidate)
+    # would otherwise hold 400 MB of heads
+    for stage in (lambda b: hashlib.blake2b(b[:HEAD], digest_size=16).digest(), lambda b: hashlib.sha256(b).digest()):
         spans: dict = defaultdict(set)
         for split, values in keys.items():
             for key in values:
