@@ -79,3 +79,20 @@ def test_a_schema_3_file_reads_without_metric_descriptions(tmp_path):
     loaded = store.read(path)
     assert loaded.schema_version == 3 and loaded.metric_info == {} and loaded.family_title is None
     assert loaded.metrics == a_result().metrics
+
+
+def test_the_readme_documents_every_field_of_the_result_schema_at_its_version():
+    """The README's Results table is the schema's documentation for whoever reads the files (the
+    leaderboard's contract): it said schema 4 and lacked the fields of 5 and 6 until this test."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("\n## Results\n", 1)[1].split("\n\n`harness run --log-samples`", 1)[0]
+    documented = {name for cell in re.findall(r"^\| ([^|]+) \|", table, re.MULTILINE)
+                  for name in re.findall(r"`([a-z_]+)`", cell)}
+    assert set(TaskResult.model_fields) <= documented, set(TaskResult.model_fields) - documented
+    assert re.search(rf"^\| `schema_version` \| {RESULT_SCHEMA_VERSION} \(", table, re.MULTILINE)
+    for record, row in ((ModelRecord, "model"), (DatasetRecord, "dataset")):
+        line = next(line for line in table.splitlines() if line.startswith(f"| `{row}` |"))
+        assert all(f"`{field}`" in line for field in record.model_fields), (row, line)
