@@ -11,6 +11,11 @@ this device (from the result files); on slide tasks also tiles per slide and sli
 cross-magnification student reads far fewer tiles); fidelity comes from distill.json (held-out
 items), and so do the training curves (the loss during training and on the held-out items).
 Written to <results>/<student>/distillation.json for the leaderboard's teacher-vs-student view.
+
+A task whose scored images are among the distillation images (the student learnt the teachers'
+embeddings of its test images: its dataset is the distillation dataset, and the distillation took
+every split of it or the split the task reports) is marked `on_training_images` and left out of
+the medians, which are about held-out images; `harness distill --score` says so before training.
 """
 
 from __future__ import annotations
@@ -38,6 +43,9 @@ def compare(results: Path, student_slug: str, teacher_slugs: dict[str, str], tas
     if training:  # the loss during training and on the held-out items: did the student converge?
         report["training"] = training
     any_student = next((r for r in student.values() if r and r.status == "ok"), None)
+    seen = [task for task, result in student.items() if result and on_training_images(result, distill_record)]
+    if seen:
+        report["on_training_images"] = seen
     noise, oracle = _scores(store, NOISE, tasks), _scores(store, ORACLE, tasks)
     for teacher_name, teacher_slug in teacher_slugs.items():
         teacher = {t: store.read(store.path(teacher_slug, t)) for t in tasks}
@@ -52,9 +60,12 @@ def compare(results: Path, student_slug: str, teacher_slugs: dict[str, str], tas
             # and positive here: of an error (lower is better) or a negative score it would reward
             # the worse model; those tasks keep only the normalised retention, below
             value = 100.0 * s.main_score.value / t.main_score.value if higher and t.main_score.value > 0 else None
-            if value is not None:
+            held_out = task not in seen  # a score on the distillation images is shown, not a headline
+            if value is not None and held_out:
                 retention.append(value)
             rows[task] = {"student": s.main_score.value, "teacher": t.main_score.value, "retention": value}
+            if not held_out:
+                rows[task]["on_training_images"] = True
             floor = noise.get(task)
             if floor is not None and t.main_score.value != floor:
                 gap = t.main_score.value - floor  # from noise toward the teacher, in either direction
@@ -63,7 +74,7 @@ def compare(results: Path, student_slug: str, teacher_slugs: dict[str, str], tas
                            else sign * gap > 0)
                 rows[task].update(noise=floor, normalised_retention=100.0 * (s.main_score.value - floor) / gap,
                                   teacher_informs=bool(informs))
-                if informs:
+                if informs and held_out:
                     normalised.append(rows[task]["normalised_retention"])
         any_teacher = next((r for r in teacher.values() if r and r.status == "ok"), None)
         report["teachers"][teacher_name] = {
@@ -86,6 +97,24 @@ def compare(results: Path, student_slug: str, teacher_slugs: dict[str, str], tas
 
 
 NOISE, ORACLE = "random-noise", "synth-oracle"  # the floor and the ceiling, by their result slugs
+
+
+def on_training_images(result, distill_record: dict) -> bool:
+    """Whether a student's result scores images the student was distilled on: the result's tested
+    dataset (a cross-cohort task's test cohort) is the distillation dataset, and the distillation
+    took all of its splits (`config.splits` unset: a slide dataset's slides are all its data) or the
+    split the result reports (`details.eval_split`, or the cross-cohort test split; `test` where the
+    family does not say)."""
+    trained = (distill_record.get("distillation_tiles") or {}).get("dataset")
+    splits = (distill_record.get("config") or {}).get("splits")
+    tested = result.details.get("test_dataset")
+    tested = tested if isinstance(tested, dict) else {}
+    if trained is None or str(tested.get("name", result.dataset.name)) != trained:
+        return False
+    if not splits:
+        return True
+    return str(tested.get("split") or result.details.get("eval_split") or "test") in {str(s) for s in splits}
+
 
 
 def _higher_is_better(result) -> bool:

@@ -73,13 +73,21 @@ def print_retention(report: dict, path: Path) -> None:
         table.add_column(column, overflow="fold")
     for name, row in report["teachers"].items():
         params, rate = row["parameters"], row["items_per_s"]
-        table.add_row(Text(name), str(len(row["tasks"])), _number(row["median_retention"], ".1f"),
+        seen = sum(bool(task.get("on_training_images")) for task in row["tasks"].values())
+        table.add_row(Text(name), f"{len(row['tasks'])}" + (f" ({seen} not held out)" if seen else ""),
+                      _number(row["median_retention"], ".1f"),
                       _number(row["median_normalised_retention"], ".1f"),
                       f"{_number(params['student'], ',')} / {_number(params['teacher'], ',')}",
                       f"{_number(rate['student'], '.1f')} / {_number(rate['teacher'], '.1f')}")
     stdout.print(table)
     stdout.print(f"normalised: (student - random-noise) / (teacher - random-noise) on the tasks the teacher "
                  f"informs; parameters and items/s: student / teacher; per task in {escape(str(path))}")
+    seen = report.get("on_training_images")
+    if seen:  # the student learnt the teachers' embeddings of these tasks' test images
+        stdout.print(f"[yellow]warning[/yellow] the student was distilled on the images these tasks score: "
+                     f"{escape(', '.join(seen))}; their retention is in the report, not in the medians above. "
+                     "Distil on data no scored task tests (synth-distill-mixed, as the study does) or on a split "
+                     "the tasks do not report (--set splits=[train])")
 
 
 def _number(value, spec: str) -> str:

@@ -834,6 +834,8 @@ def retention_rows(report: dict) -> list[dict]:
                          "median retention %": table.get("median_retention"),
                          "parameters (student / teacher)": _ratio(params.get("student"), params.get("teacher")),
                          "throughput (student / teacher)": _ratio(speed.get("student"), speed.get("teacher"))})
+            if row.get("on_training_images") is True:  # distilled on these images: not in the medians
+                rows[-1]["scored on its training images"] = "yes"
             if "normalised_retention" in row:  # from random-noise's score toward the teacher's: errors too
                 rows[-1]["normalised retention %"] = row["normalised_retention"]
             if "tiles_per_slide" in table:  # slide tasks (a cross-magnification student reads fewer tiles)

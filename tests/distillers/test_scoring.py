@@ -86,3 +86,36 @@ def test_an_error_or_a_negative_score_has_no_ratio_and_its_normalised_retention_
     # the board lays the report out, a row without a ratio included
     from harness.leaderboard.aggregate import read_distillation_report
     assert read_distillation_report(tmp_path / "student" / "distillation.json")["student"] == "student"
+
+
+def test_a_task_scored_on_the_distillation_images_is_marked_and_left_out_of_the_medians(tmp_path, capsys):
+    """The default distillation data (synth-plism) is a scored task's data: the student learnt its
+    teachers' embeddings of those very images, and their retention entered the headline medians
+    without a word. Now such a task is marked, kept per task, left out of the medians and said; a
+    distillation on a split the task does not report (train) leaves it held out."""
+    from harness.run_summary import print_retention
+
+    for task, student, teacher in [("synth-plism", 0.9, 0.9), ("t2", 0.6, 0.8), ("t3", 0.45, 0.5)]:
+        write_result(tmp_path, "student", task, student, 10, 200.0)
+        write_result(tmp_path, "teacher", task, teacher, 1000, 20.0)
+    everything = {"distillation_tiles": {"dataset": "synth-plism", "splits": ["a", "b"]}, "config": {"splits": None}}
+    report = compare(tmp_path, "student", {"big": "teacher"}, ["synth-plism", "t2", "t3"], everything)
+    row = report["teachers"]["big"]
+    assert report["on_training_images"] == ["synth-plism"]
+    assert row["tasks"]["synth-plism"] == {"student": 0.9, "teacher": 0.9, "retention": pytest.approx(100.0),
+                                           "on_training_images": True}
+    assert row["median_retention"] == pytest.approx((75.0 + 90.0) / 2)  # t2 and t3 alone (with it: 90)
+    print_retention(report, tmp_path / "student" / "distillation.json")
+    said = " ".join(capsys.readouterr().out.split())
+    assert "3 (1 not held out)" in said
+    assert "the student was distilled on the images these tasks score: synth-plism" in said
+    from harness.leaderboard.aggregate import retention_rows
+
+    marked = {row["task"]: row.get("scored on its training images") for row in retention_rows(report)}
+    assert marked == {"synth-plism": "yes", "t2": None, "t3": None}  # the board's Students view says it too
+
+    train_only = {"distillation_tiles": {"dataset": "synth-plism", "splits": ["train"]}, "config": {"splits": ["train"]}}
+    report = compare(tmp_path, "student", {"big": "teacher"}, ["synth-plism", "t2", "t3"], train_only)
+    assert "on_training_images" not in report and report["teachers"]["big"]["median_retention"] == pytest.approx(90.0)
+    other = {"distillation_tiles": {"dataset": "synth-distill-mixed", "splits": ["train"]}, "config": {}}
+    assert "on_training_images" not in compare(tmp_path, "student", {"big": "teacher"}, ["synth-plism"], other)
