@@ -15,7 +15,7 @@ Written to <results>/<student>/distillation.json for the leaderboard's teacher-v
 A task whose scored images are among the distillation images (the student learnt the teachers'
 embeddings of its test images: its dataset is the distillation dataset, and the distillation took
 every split of it or the split the task reports) is marked `on_training_images` and left out of
-the medians, which are about held-out images; `harness distill --score` says so before training.
+the medians, which are about held-out images; `harness distill --score` says so under its table.
 """
 
 from __future__ import annotations
@@ -114,7 +114,6 @@ def on_training_images(result, distill_record: dict) -> bool:
     if not splits:
         return True
     return str(tested.get("split") or result.details.get("eval_split") or "test") in {str(s) for s in splits}
-
 
 
 def _higher_is_better(result) -> bool:

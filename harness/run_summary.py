@@ -73,8 +73,8 @@ def print_retention(report: dict, path: Path) -> None:
         table.add_column(column, overflow="fold")
     for name, row in report["teachers"].items():
         params, rate = row["parameters"], row["items_per_s"]
-        seen = sum(bool(task.get("on_training_images")) for task in row["tasks"].values())
-        table.add_row(Text(name), f"{len(row['tasks'])}" + (f" ({seen} not held out)" if seen else ""),
+        not_held_out = sum(bool(task.get("on_training_images")) for task in row["tasks"].values())
+        table.add_row(Text(name), f"{len(row['tasks'])}" + (f" ({not_held_out} not held out)" if not_held_out else ""),
                       _number(row["median_retention"], ".1f"),
                       _number(row["median_normalised_retention"], ".1f"),
                       f"{_number(params['student'], ',')} / {_number(params['teacher'], ',')}",
