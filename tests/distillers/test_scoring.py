@@ -109,6 +109,7 @@ def test_a_task_scored_on_the_distillation_images_is_marked_and_left_out_of_the_
     said = " ".join(capsys.readouterr().out.split())
     assert "3 (1 not held out)" in said
     assert "the student was distilled on the images these tasks score: synth-plism" in said
+    assert "(--set splits=[train])" in said  # printed as written, not read as rich markup
     from harness.leaderboard.aggregate import retention_rows
 
     marked = {row["task"]: row.get("scored on its training images") for row in retention_rows(report)}
