@@ -149,8 +149,10 @@ def test_distill_score_writes_the_teacher_student_report(tmp_path, tiny_registry
     from harness.cli import main
 
     config = tmp_path / "distill.yaml"
+    # distilled on the training split of the task's dataset: the test split it reports is held out
+    # (with every split, the task would be marked on_training_images and left out of the median)
     config.write_text(yaml.safe_dump({**CONFIG, "method": "feature_kd", "teachers": [{"model": "synth-oracle-tissue"}],
-                                      "steps": 4, "name": "tiny-student"}))
+                                      "steps": 4, "name": "tiny-student", "splits": ["train"]}))
     assert main(["distill", "--config", str(config), "--output", str(tmp_path / "student"), "--score",
                  "tiny-tiles", "--results", str(tmp_path / "results"), "--include", str(tiny_registry_file),
                  "--cache-dir", str(tmp_path / "cache"), "--device", "cpu"]) == 0
@@ -159,6 +161,7 @@ def test_distill_score_writes_the_teacher_student_report(tmp_path, tiny_registry
     task = row["tasks"]["tiny-tiles"]
     assert task["retention"] == pytest.approx(100 * task["student"] / task["teacher"])
     assert row["median_retention"] == pytest.approx(task["retention"])
+    assert "on_training_images" not in report and "on_training_images" not in task
     assert row["parameters"]["teacher"] == 0 and row["items_per_s"]["teacher"] is None  # instruments have no speed
     assert "synth-oracle-tissue" in report["fidelity"]
     captured = capsys.readouterr()
