@@ -15,7 +15,8 @@ Written to <results>/<student>/distillation.json for the leaderboard's teacher-v
 A task whose scored images are among the distillation images (the student learnt the teachers'
 embeddings of its test images: its dataset is the distillation dataset, and the distillation took
 every split of it or the split the task reports) is marked `on_training_images` and left out of
-the medians, which are about held-out images; `harness distill --score` says so under its table.
+the medians, which are about held-out images; `harness distill --score` says so before training
+(`tasks_on_distillation_images`) and under its table.
 """
 
 from __future__ import annotations
@@ -114,6 +115,20 @@ def on_training_images(result, distill_record: dict) -> bool:
     if not splits:
         return True
     return str(tested.get("split") or result.details.get("eval_split") or "test") in {str(s) for s in splits}
+
+
+def tasks_on_distillation_images(registry, tasks: list[str], dataset: str, splits: list[str] | None) -> list[str]:
+    """Before training: the tasks `on_training_images` will mark, as the registry says them (the
+    tested dataset: a cross-cohort task's test cohort, else the task's; the tested split: the
+    cross-cohort test split, else `test`), so `harness distill --score` can say so while the
+    student can still be distilled on other data."""
+    marked = []
+    for name in tasks:
+        task = registry.tasks[name]
+        tested = task.test_dataset or task.dataset
+        if tested == dataset and (not splits or (task.test_split if task.test_dataset else "test") in splits):
+            marked.append(name)
+    return marked
 
 
 def _higher_is_better(result) -> bool:

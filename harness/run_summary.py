@@ -86,8 +86,8 @@ def print_retention(report: dict, path: Path) -> None:
     if seen:  # the student learnt the teachers' embeddings of these tasks' test images
         stdout.print(f"[yellow]warning[/yellow] the student was distilled on the images these tasks score: "
                      f"{escape(', '.join(seen))}; their retention is in the report, not in the medians above. "
-                     + escape("Distil on data no scored task tests (synth-distill-mixed, as the study does) or on a "
-                              "split the tasks do not report (--set splits=[train])"))
+                     + escape("Distil on data no scored task tests (synth-distill-mixed, as the study does) or on "
+                              "splits the tasks do not report (--set splits=[...], where they report one split)"))
 
 
 def _number(value, spec: str) -> str:

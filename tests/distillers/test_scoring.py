@@ -109,7 +109,7 @@ def test_a_task_scored_on_the_distillation_images_is_marked_and_left_out_of_the_
     said = " ".join(capsys.readouterr().out.split())
     assert "3 (1 not held out)" in said
     assert "the student was distilled on the images these tasks score: synth-plism" in said
-    assert "(--set splits=[train])" in said  # printed as written, not read as rich markup
+    assert "(--set splits=[...], where they report one split)" in said  # as written, not read as rich markup
     from harness.leaderboard.aggregate import retention_rows
 
     marked = {row["task"]: row.get("scored on its training images") for row in retention_rows(report)}
@@ -120,3 +120,35 @@ def test_a_task_scored_on_the_distillation_images_is_marked_and_left_out_of_the_
     assert "on_training_images" not in report and report["teachers"]["big"]["median_retention"] == pytest.approx(90.0)
     other = {"distillation_tiles": {"dataset": "synth-distill-mixed", "splits": ["train"]}, "config": {}}
     assert "on_training_images" not in compare(tmp_path, "student", {"big": "teacher"}, ["synth-plism"], other)
+
+
+def test_the_tasks_that_would_score_the_distillation_images_are_said_before_training(tmp_path, monkeypatch, capsys):
+    """The same rule from the registry, before any teacher runs: `distill --score synthetic` on the
+    default data (synth-plism) names synth-plism while the student can still be distilled on other
+    data; a cross-cohort task tests its test cohort; a training split alone leaves `test` held out."""
+    from harness.cli import main
+    from harness.distillers import run as distill_run
+    from harness.distillers.scoring import tasks_on_distillation_images
+    from harness.errors import HarnessError
+    from harness.registry import load_registry
+    from harness.tasks import FAMILIES
+
+    registry = load_registry(None, FAMILIES)
+    synthetic = registry.select("synthetic")
+    assert tasks_on_distillation_images(registry, synthetic, "synth-plism", None) == ["synth-plism"]
+    assert tasks_on_distillation_images(registry, synthetic, "synth-cohort-b", None) == ["synth-cross-cohort"]
+    assert tasks_on_distillation_images(registry, synthetic, "synth-cohort-a", None) == ["synth-cohort"]
+    assert tasks_on_distillation_images(registry, synthetic, "synth-tiles", ["train"]) == []
+    assert tasks_on_distillation_images(registry, synthetic, "synth-distill-mixed", None) == []
+
+    def stop(*args, **kwargs):  # the warning comes before training; nothing is trained here
+        raise HarnessError("stopped before training")
+
+    monkeypatch.setattr(distill_run, "distill", stop)
+    assert main(["distill", "--teacher", "synth-oracle-tissue", "--output", str(tmp_path / "student"), "--score",
+                 "synth-tiles,synth-plism", "--results", str(tmp_path / "results"),
+                 "--cache-dir", str(tmp_path / "cache")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.index("warning: --score synth-plism: these tasks score images of synth-plism, which the student is "
+                     "distilled on (every split)") < err.index("stopped before training")
+    assert "(--set splits=[...], where they report one split)" in err
