@@ -116,6 +116,11 @@ class HarnessCLI:
         from harness.terminal import stdout
 
         cache_dir = Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_dir()
+        if cache_dir.exists() and not cache_dir.is_dir():  # listed as an empty cache before, without a word
+            flag = "--cache-dir" if args.cache_dir else "$HARNESS_CACHE" if os.environ.get("HARNESS_CACHE") else \
+                "the default cache"
+            raise HarnessError(f"{flag} {cache_dir}: not a folder; give the cache folder `harness run` uses "
+                               "($HARNESS_CACHE or ~/.cache/harness)")
         entries = embedding_entries(cache_dir)
         if args.action == "list":
             table = Table(title=f"embeddings in {cache_dir / 'embeddings'}")

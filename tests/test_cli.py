@@ -288,6 +288,10 @@ def test_a_cache_that_cannot_be_a_folder_is_one_line_before_any_work(tmp_path, c
         assert err.startswith(f"error: --cache-dir {in_the_way}") and "give a folder you can write to" in err
         assert "\n" not in err
     assert not (tmp_path / "out" / "random-noise").exists()
+    for argv in (["cache", "list"], ["cache", "prune", "--unfinished"]):  # listed as an empty cache before
+        assert main([*argv, "--cache-dir", str(in_the_way)]) == 2
+        assert capsys.readouterr().err.strip() == (f"error: --cache-dir {in_the_way}: not a folder; give the cache "
+                                                   "folder `harness run` uses ($HARNESS_CACHE or ~/.cache/harness)")
     monkeypatch.setenv("HARNESS_CACHE", str(in_the_way))
     assert run("--model", "random-noise", "--tasks", "synth-tiles", "--output", str(tmp_path / "out")) == 2
     assert capsys.readouterr().err.startswith(f"error: $HARNESS_CACHE {in_the_way}: ")
