@@ -234,9 +234,9 @@ class Runner:
                                    "train and test on tiles")
             source.prepare()
             fingerprint = self._fingerprint(source)
-            copies = self._copies_across_splits(source) if test_source is None else None
             if source.kind == "slides":
                 return self._evaluate_slides(slug, name, task, encoder, source, fingerprint, model)
+            copies = self._copies_across_splits(source) if test_source is None else None
             started = time.perf_counter()
             params = family.Params.model_validate(task.params)
             splits, throughputs, precisions, genes = {}, [], set(), (None, None)
@@ -313,8 +313,7 @@ class Runner:
         """A published dataset's images that are byte for byte in an earlier split (its source counts
         them rather than refusing them: harness/sources/split_copies.py): said once per run, and kept
         in each result's details as {split: how many of its images}, for the board to show."""
-        count = getattr(source, "copies_across_splits", None)
-        found = count() if callable(count) else None
+        found = source.copies_across_splits()
         if not found or not found[0]:
             return None
         counts, (split, row, earlier, earlier_row) = found

@@ -65,24 +65,35 @@ def hub(tmp_path, monkeypatch):
     return cache, registry, context
 
 
-def test_crc_100k_in_its_published_layout(hub):
+def crc_100k_snapshot(hub, n: int):
+    """crc-100k's spec, its snapshot folder, its features (image + ClassLabel ADI..TUM), n real tiles
+    and their labels (0-8 in turn)."""
     from datasets import ClassLabel, Features
     from datasets import Image as ImageFeature
 
-    cache, registry, context = hub
+    cache, registry, _ = hub
     spec = registry.datasets["crc-100k"]
-    folder = snapshot(cache, spec.hub_id)
     features = Features({"image": ImageFeature(), "label": ClassLabel(names=spec.classes)})
-    tiles = real_tiles(27, 224)
-    labels = [i % 9 for i in range(27)]
-    write(folder, "NCT_CRC_HE_100K-00000-of-00031-9780c9afe3d80c58.parquet",
-          {"image": tiles[:9], "label": labels[:9]}, features)
-    write(folder, "NCT_CRC_HE_100K-00001-of-00031-89eb0ee8f756b1d1.parquet",
-          {"image": tiles[9:18], "label": labels[9:18]}, features)
+    return spec, snapshot(cache, spec.hub_id), features, real_tiles(n, 224), [i % 9 for i in range(n)]
+
+
+def write_crc_100k(folder: Path, features, first: tuple[list, list], second: tuple[list, list],
+                   test: tuple[list, list]) -> None:
+    """1aurent/NCT-CRC-HE's shard names: two NCT_CRC_HE_100K shards (train), one CRC_VAL_HE_7K (test);
+    each part (images, labels)."""
+    for name, (images, labels) in (("NCT_CRC_HE_100K-00000-of-00031-9780c9afe3d80c58.parquet", first),
+                                   ("NCT_CRC_HE_100K-00001-of-00031-89eb0ee8f756b1d1.parquet", second),
+                                   ("CRC_VAL_HE_7K-00000-of-00003-cce1097526b69125.parquet", test)):
+        write(folder, name, {"image": images, "label": labels}, features)
+
+
+def test_crc_100k_in_its_published_layout(hub):
+    context = hub[2]
+    spec, folder, features, tiles, labels = crc_100k_snapshot(hub, 27)
+    write_crc_100k(folder, features, (tiles[:9], labels[:9]), (tiles[9:18], labels[9:18]),
+                   (tiles[18:], labels[18:]))
     write(folder, "NCT_CRC_HE_100K_NONORM-00000-of-00031-0d0c3d1f2e3a4b5c.parquet",
           {"image": tiles[:4], "label": [0, 0, 0, 0]}, features)
-    write(folder, "CRC_VAL_HE_7K-00000-of-00003-cce1097526b69125.parquet",
-          {"image": tiles[18:], "label": labels[18:]}, features)
     source = open_source("crc-100k", spec, context)
     assert source.availability().ok
     assert source.split_names() == ["train", "test"]
@@ -241,26 +252,14 @@ def test_a_published_datasets_test_images_that_are_training_images_are_counted_s
     copy) is not counted. Before, nothing looked."""
     import json
 
-    from datasets import ClassLabel, Features
-    from datasets import Image as ImageFeature
-
     from harness.cli import main
 
-    cache, registry, context = hub
-    spec = registry.datasets["crc-100k"]
-    folder = snapshot(cache, spec.hub_id)
-    features = Features({"image": ImageFeature(), "label": ClassLabel(names=spec.classes)})
-    tiles = real_tiles(45, 224)
-    labels = [i % 9 for i in range(45)]
+    context = hub[2]
+    spec, folder, features, tiles, labels = crc_100k_snapshot(hub, 45)
     test = tiles[36:]
     test[0], test[4] = tiles[3], tiles[30]  # copies of a tile of each training shard
     test[7] = tiles[5].convert("L").convert("RGB")  # the same tissue, other bytes: not a copy
-    write(folder, "NCT_CRC_HE_100K-00000-of-00031-9780c9afe3d80c58.parquet",
-          {"image": tiles[:18], "label": labels[:18]}, features)
-    write(folder, "NCT_CRC_HE_100K-00001-of-00031-89eb0ee8f756b1d1.parquet",
-          {"image": tiles[18:36], "label": labels[18:36]}, features)
-    write(folder, "CRC_VAL_HE_7K-00000-of-00003-cce1097526b69125.parquet", {"image": test, "label": labels[36:]},
-          features)
+    write_crc_100k(folder, features, (tiles[:18], labels[:18]), (tiles[18:36], labels[18:36]), (test, labels[36:]))
     source = open_source("crc-100k", spec, context)
     assert source.copies_across_splits() == ({"test": 2}, ("test", 0, "train", 3))
 

@@ -101,6 +101,12 @@ class TileSource(Source):
         the other splits again."""
         return self.fingerprint()
 
+    def copies_across_splits(self) -> tuple[dict[str, int], tuple | None] | None:
+        """A published dataset's items whose image is byte for byte in an earlier split, counted
+        rather than refused ({split: how many}, the first pair); None where the source does not count
+        them (sources of one's own files refuse copies in prepare(): split_copies)."""
+        return None
+
     def records(self, split: str) -> list[dict] | None:
         """Text annotations of the split's images (VQA pairs or reports), if the dataset has them."""
         return None
