@@ -13,19 +13,24 @@ items), and so do the training curves (the loss during training and on the held-
 Written to <results>/<student>/distillation.json for the leaderboard's teacher-vs-student view.
 
 A task whose scored images are among the distillation images (the student learnt the teachers'
-embeddings of its test images: its dataset is the distillation dataset, and the distillation took
-every split of it or the split the task reports) is marked `on_training_images` and left out of
-the medians, which are about held-out images; `harness distill --score` says so before training
-(`tasks_on_distillation_images`) and under its table.
+embeddings of the very images it is scored on) is marked `on_training_images` and left out of the
+medians, which are about held-out images. One rule decides it (`tasks_on_distillation_images`):
+the task's tested dataset is the distillation dataset, and the distillation took a split the
+task's family scores (`TaskFamily.scored_splits`: the test split, or every item for
+cross-validation and robustness families). `harness distill --score` applies it before training,
+to say so while the student can still be distilled on other data, and again after training on
+what the distillation took, for the report and under its table.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from harness.atomic_write import write_json_atomic
+from harness.errors import HarnessError
 from harness.results import DISTILLATION_REPORT, TRAINING_CURVES, ResultStore
 
 
@@ -35,7 +40,9 @@ def report_path(results: Path, student_slug: str) -> Path:
 
 
 def compare(results: Path, student_slug: str, teacher_slugs: dict[str, str], tasks: list[str],
-            distill_record: dict) -> dict:
+            distill_record: dict, on_training_images: Sequence[str] = ()) -> dict:
+    """The report; `on_training_images`: the tasks scored on the distillation images
+    (tasks_on_distillation_images), kept per task and left out of the medians."""
     store = ResultStore(results)
     student = {t: store.read(store.path(student_slug, t)) for t in tasks}
     report = {"student": student_slug, "teachers": {}, "matryoshka_dims": distill_record.get("matryoshka_dims", []),
@@ -44,7 +51,7 @@ def compare(results: Path, student_slug: str, teacher_slugs: dict[str, str], tas
     if training:  # the loss during training and on the held-out items: did the student converge?
         report["training"] = training
     any_student = next((r for r in student.values() if r and r.status == "ok"), None)
-    seen = [task for task, result in student.items() if result and on_training_images(result, distill_record)]
+    seen = [task for task in tasks if task in set(on_training_images) and student[task]]
     if seen:
         report["on_training_images"] = seen
     noise, oracle = _scores(store, NOISE, tasks), _scores(store, ORACLE, tasks)
@@ -100,35 +107,95 @@ def compare(results: Path, student_slug: str, teacher_slugs: dict[str, str], tas
 NOISE, ORACLE = "random-noise", "synth-oracle"  # the floor and the ceiling, by their result slugs
 
 
-def on_training_images(result, distill_record: dict) -> bool:
-    """Whether a student's result scores images the student was distilled on: the result's tested
-    dataset (a cross-cohort task's test cohort) is the distillation dataset, and the distillation
-    took all of its splits (`config.splits` unset: a slide dataset's slides are all its data) or the
-    split the result reports (`details.eval_split`, or the cross-cohort test split; `test` where the
-    family does not say)."""
-    trained = (distill_record.get("distillation_tiles") or {}).get("dataset")
-    splits = (distill_record.get("config") or {}).get("splits")
-    tested = result.details.get("test_dataset")
-    tested = tested if isinstance(tested, dict) else {}
-    if trained is None or str(tested.get("name", result.dataset.name)) != trained:
-        return False
-    if not splits:
-        return True
-    return str(tested.get("split") or result.details.get("eval_split") or "test") in {str(s) for s in splits}
-
-
-def tasks_on_distillation_images(registry, tasks: list[str], dataset: str, splits: list[str] | None) -> list[str]:
-    """Before training: the tasks `on_training_images` will mark, as the registry says them (the
-    tested dataset: a cross-cohort task's test cohort, else the task's; the tested split: the
-    cross-cohort test split, else `test`), so `harness distill --score` can say so while the
-    student can still be distilled on other data."""
+def tasks_on_distillation_images(registry, families, tasks: Sequence[str], dataset: str | None,
+                                 taken: Sequence[str] | None, context) -> list[str]:
+    """The tasks whose scored items are among the images the student is distilled on: the items of
+    `dataset`'s splits `taken` (None: all of them, as from a slide dataset), against each task's
+    scored items (`scored_items`). Images are compared by what their embeddings are cached under
+    (`split_fingerprint`), so datasets that share images under other annotations (synth-vqa's are
+    synth-tiles') count as one; slide datasets by name. A dataset that cannot be opened (not on
+    disk: its tasks are skipped) marks nothing."""
+    if dataset is None:
+        return []
+    seen = _SplitKeys(registry, context)
+    distilled = seen.keys(dataset, taken)
     marked = []
     for name in tasks:
-        task = registry.tasks[name]
-        tested = task.test_dataset or task.dataset
-        if tested == dataset and (not splits or (task.test_split if task.test_dataset else "test") in splits):
+        tested, scored = scored_items(registry, families, name, seen.names(registry.tasks[name].dataset))
+        if (tested == dataset and seen.kind(dataset) == "slides") or distilled & seen.keys(tested, scored):
             marked.append(name)
     return marked
+
+
+def scored_items(registry, families, task_name: str, dataset_splits: Sequence[str]) -> tuple[str, list[str] | None]:
+    """(the dataset whose items a task's main score is computed on, its splits holding them; None:
+    every split). A cross-cohort task tests its test cohort's test split; a transformed dataset's
+    items are its base dataset's `split`, transformed; else the family says (`scored_splits`, among
+    `dataset_splits`, the task's dataset's split names)."""
+    task = registry.tasks[task_name]
+    if task.test_dataset:
+        return task.test_dataset, [task.test_split]
+    name, spec = task.dataset, registry.datasets.get(task.dataset)
+    if getattr(spec, "source", None) == "transformed":
+        for _ in range(len(registry.datasets)):  # a transformed dataset of a transformed dataset: its base's
+            name, split = spec.base, spec.split
+            spec = registry.datasets.get(name)
+            if getattr(spec, "source", None) != "transformed":
+                return name, [split]
+    family = families[task.family]
+    return name, family.scored_splits(family.Params.model_validate(task.params), list(dataset_splits))
+
+
+def distilled_on(record: dict) -> tuple[str | None, list[str] | None]:
+    """(dataset, the splits taken; None: every item) from a distillation record (distill.json)."""
+    tiles = record.get("distillation_tiles") or {}
+    taken = tiles.get("splits")
+    return tiles.get("dataset"), (list(taken) if taken is not None else None)
+
+
+class _SplitKeys:
+    """Each dataset's kind, split names and splits' image keys, opened once; a source that cannot
+    be opened (its data not on disk) has no splits and no keys."""
+
+    def __init__(self, registry, context):
+        self.registry, self.context, self.sources = registry, context, {}
+
+    def _source(self, dataset: str):
+        if dataset not in self.sources:
+            from harness.sources import open_source
+
+            try:
+                self.sources[dataset] = open_source(dataset, self.registry.datasets[dataset], self.context,
+                                                    self.registry.datasets)
+            except (HarnessError, OSError, ValueError, KeyError):
+                self.sources[dataset] = None
+        return self.sources[dataset]
+
+    def kind(self, dataset: str) -> str | None:
+        source = self._source(dataset)
+        return source.kind if source is not None else None
+
+    def names(self, dataset: str) -> list[str]:
+        source = self._source(dataset)
+        if source is None or source.kind != "tiles":
+            return []
+        try:
+            return list(source.split_names())
+        except (HarnessError, OSError, ValueError, KeyError):
+            return []
+
+    def keys(self, dataset: str, splits: Sequence[str] | None) -> set[tuple[str, str]]:
+        """(split, its images' cache key) for each of `splits` (None: every split) the dataset has
+        (a source's key may be the whole dataset's, the same for every split: hence the name)."""
+        names = self.names(dataset)
+        source = self._source(dataset)
+        keys = set()
+        for split in names if splits is None else [s for s in splits if s in names]:
+            try:
+                keys.add((split, source.split_fingerprint(split)))
+            except (HarnessError, OSError, ValueError, KeyError):
+                continue
+        return keys
 
 
 def _higher_is_better(result) -> bool:

@@ -425,7 +425,8 @@ class HarnessCLI:
             ResultStore(Path(args.results)).check_writable("--results")  # nor a results folder it cannot write
             from harness.distillers.scoring import tasks_on_distillation_images
 
-            seen = tasks_on_distillation_images(registry, scored, config.dataset, config.splits)
+            seen = tasks_on_distillation_images(registry, families, scored, config.dataset, config.splits,
+                                                self._context(args))
             if seen:  # said while the student can still be distilled on other data
                 taken = f"its splits {', '.join(config.splits)}" if config.splits else "every split"
                 plain_log(f"warning: --score {', '.join(seen)}: these tasks score images of {config.dataset}, "
@@ -446,7 +447,7 @@ class HarnessCLI:
         return 0
 
     def _score_student(self, args, config, student_dir: Path, record: dict) -> int:
-        from harness.distillers.scoring import compare, report_path
+        from harness.distillers.scoring import compare, distilled_on, report_path, tasks_on_distillation_images
         from harness.models.model_spec import resolve_model
         from harness.run_summary import print_retention, print_summary
         from harness.runner import RunConfig, Runner
@@ -462,7 +463,8 @@ class HarnessCLI:
         student_name = config.name or student_dir.name
         teacher_slugs = {t: folders.get(t, resolve_model(t).slug) for t in teachers}
         student_slug = folders.get(student_name, resolve_model(str(student_dir)).slug)
-        report = compare(Path(args.results), student_slug, teacher_slugs, tasks, record)
+        seen = tasks_on_distillation_images(registry, families, tasks, *distilled_on(record), self._context(args))
+        report = compare(Path(args.results), student_slug, teacher_slugs, tasks, record, on_training_images=seen)
         print_retention(report, report_path(Path(args.results), student_slug))
         return 0
 

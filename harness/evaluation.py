@@ -162,6 +162,15 @@ class TaskFamily:
         raise NotImplementedError
 
     @staticmethod
+    def scored_splits(params: Any, splits: Sequence[str]) -> list[str] | None:
+        """Which of the tested dataset's splits (`splits`, its split names) hold the items the main
+        score is computed on, as `evaluate` picks them: not the items a head is only fitted on.
+        None: every item of the dataset (cross-validation, all-pairs robustness). A student
+        distilled on any of them is scored on its training images (distillers/scoring.py).
+        Default: the `test` split."""
+        return ["test"]
+
+    @staticmethod
     def reads_given_targets_only(params: Any) -> bool:
         """True when `evaluate` reads only the targets the dataset's own list names (HEST's gene
         list): the runner then asks the source for those alone (`given_spots`), not every gene."""

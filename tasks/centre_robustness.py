@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from itertools import combinations
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -231,6 +231,10 @@ class CentreRobustness(TaskFamily):
     name: ClassVar[str] = "centre_robustness"
     title: ClassVar[str] = "medical-centre robustness"
     Params: ClassVar[type[BaseModel]] = CentreRobustnessParams
+
+    @staticmethod
+    def scored_splits(params: CentreRobustnessParams, splits: Sequence[str]) -> list[str] | None:
+        return None  # the splits are pooled (PathoROB draws its own)
 
     @staticmethod
     def metrics(params: CentreRobustnessParams) -> dict[str, MetricInfo]:

@@ -17,7 +17,7 @@ The 95% CI is a bootstrap over each fold's test spots (the same resamples for ev
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -52,6 +52,10 @@ class GeneExpression(TaskFamily):
     name: ClassVar[str] = "gene_expression"
     title: ClassVar[str] = "gene expression"
     Params: ClassVar[type[BaseModel]] = GeneExpressionParams
+
+    @staticmethod
+    def scored_splits(params: GeneExpressionParams, splits: Sequence[str]) -> list[str] | None:
+        return [params.split] if params.split in splits else None  # `all`: every split, folded
 
     @staticmethod
     def metrics(params: GeneExpressionParams) -> dict[str, MetricInfo]:

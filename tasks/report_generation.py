@@ -11,7 +11,7 @@ rather than the phrasing every report shares; BLEU is dominated by that shared p
 from __future__ import annotations
 
 from collections import Counter
-from typing import ClassVar
+from typing import ClassVar, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -177,6 +177,10 @@ class ReportGeneration(TaskFamily):
     name: ClassVar[str] = "report_generation"
     title: ClassVar[str] = "report generation"
     Params: ClassVar[type[BaseModel]] = ReportParams
+
+    @staticmethod
+    def scored_splits(params: ReportParams, splits: Sequence[str]) -> list[str] | None:
+        return [params.test_split]
 
     @staticmethod
     def metrics(params: ReportParams) -> dict[str, MetricInfo]:

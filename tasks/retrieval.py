@@ -8,7 +8,7 @@ so std is 0; the 95% CI is a bootstrap over queries.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,6 +30,10 @@ class Retrieval(TaskFamily):
     name: ClassVar[str] = "retrieval"
     title: ClassVar[str] = "retrieval"
     Params: ClassVar[type[BaseModel]] = RetrievalParams
+
+    @staticmethod
+    def scored_splits(params: RetrievalParams, splits: Sequence[str]) -> list[str] | None:
+        return [params.query_split]  # the database split is searched, not scored
 
     @staticmethod
     def metrics(params: RetrievalParams) -> dict[str, MetricInfo]:

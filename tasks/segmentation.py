@@ -26,7 +26,7 @@ is what a decoder reading nothing reaches (the chance level of this metric).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -71,13 +71,17 @@ class Segmentation(TaskFamily):
     def metrics(params: SegmentationParams) -> dict[str, MetricInfo]:
         return {"dice": SCORE, "miou": SCORE, "dice_macro": SCORE}
 
+    @staticmethod
+    def scored_splits(params: SegmentationParams, splits: Sequence[str]) -> list[str]:
+        return [reported_split(params, splits)]
+
     def evaluate(self, data: TaskData, params: SegmentationParams) -> Evaluation:
         from harness.scoring.segmentation_head import DecoderConfig, predict, train_decoder  # torch: when it runs
 
         n_classes = len(data.class_names)
         train = dense_split(data, params.train_split, params.size)
         val = dense_split(data, params.val_split, params.size)
-        reported = params.test_split if params.test_split in data.splits else params.val_split
+        reported = reported_split(params, list(data.splits))
         test = val if reported == params.val_split else dense_split(data, reported, params.size)
         config = DecoderConfig(kind=params.decoder, steps=params.steps, batch_size=params.batch_size, lr=params.lr,
                                weight_decay=params.weight_decay, eval_every=params.eval_every,
@@ -112,6 +116,12 @@ class Segmentation(TaskFamily):
                      "runs": runs, "constant_baseline": {"dice": round(float(constant), 6)}},
             samples=samples,
         )
+
+
+def reported_split(params: SegmentationParams, splits: Sequence[str]) -> str:
+    """The split the scores are reported on: `test_split`, or the validation split where the dataset
+    has none (eva's configs report the split the decoder is selected on)."""
+    return params.test_split if params.test_split in splits else params.val_split
 
 
 def dense_split(data: TaskData, name: str, size: int | None) -> DenseBatches:

@@ -9,7 +9,7 @@ that held it out).
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -49,6 +49,10 @@ class SlideClassification(TaskFamily):
     name: ClassVar[str] = "slide_classification"
     title: ClassVar[str] = "slide classification"
     Params: ClassVar[type[BaseModel]] = SlideClassificationParams
+
+    @staticmethod
+    def scored_splits(params: SlideClassificationParams, splits: Sequence[str]) -> list[str] | None:
+        return None  # cross-validation over the dataset's slides
 
     @staticmethod
     def metrics(params: SlideClassificationParams) -> dict[str, MetricInfo]:

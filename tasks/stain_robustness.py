@@ -12,7 +12,7 @@ the drop is in-domain balanced accuracy minus the mean over the other domains.
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from typing import ClassVar, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -47,6 +47,10 @@ class StainRobustness(TaskFamily):
     name: ClassVar[str] = "stain_robustness"
     title: ClassVar[str] = "stain/scanner robustness"
     Params: ClassVar[type[BaseModel]] = StainRobustnessParams
+
+    @staticmethod
+    def scored_splits(params: StainRobustnessParams, splits: Sequence[str]) -> list[str] | None:
+        return None  # every domain's tiles enter the all-pairs metrics
 
     @staticmethod
     def metrics(params: StainRobustnessParams) -> dict[str, MetricInfo]:

@@ -13,7 +13,7 @@ of their slides' risks (late fusion). Mean and std over folds; no bootstrap CI.
 from __future__ import annotations
 
 import warnings
-from typing import ClassVar
+from typing import ClassVar, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -156,6 +156,10 @@ class Survival(TaskFamily):
     name: ClassVar[str] = "survival"
     title: ClassVar[str] = "survival"
     Params: ClassVar[type[BaseModel]] = SurvivalParams
+
+    @staticmethod
+    def scored_splits(params: SurvivalParams, splits: Sequence[str]) -> list[str] | None:
+        return None  # cross-validation: every patient is tested in one fold
 
     @staticmethod
     def metrics(params: SurvivalParams) -> dict[str, MetricInfo]:

@@ -15,7 +15,7 @@ logistic_probe.py; deterministic, so one fit stands for the seeds).
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -139,6 +139,10 @@ class TileClassification(TaskFamily):
         shots = {f"fewshot{k}_balanced_accuracy": FEW_SHOT for k in params.fewshot_shots}
         return {**scores, **{name: CALIBRATION for name in CALIBRATION_METRICS}, **shots}
 
+    @staticmethod
+    def scored_splits(params: TileClassificationParams, splits: Sequence[str]) -> list[str]:
+        return [reported_split(splits)]
+
     def evaluate(self, data: TaskData, params: TileClassificationParams) -> Evaluation:
         from scipy.special import softmax
 
@@ -228,11 +232,11 @@ def fit_val_test_splits(
     train = splits["train"]
     val = splits.get("val")
     test = splits.get("test")
-    eval_split = "test"
+    eval_split = reported_split(list(splits))
     if test is None:
         if val is None:
             raise ValueError("the dataset needs a val or test split to report on")
-        test, val, eval_split = val, None, "val"
+        test, val = val, None
     if val is None:
         from sklearn.model_selection import train_test_split
 
@@ -243,6 +247,12 @@ def fit_val_test_splits(
         val = SplitArrays(train.embeddings[val_idx], train.labels[val_idx])
         train = SplitArrays(train.embeddings[fit_idx], train.labels[fit_idx])
     return train, val, test, eval_split
+
+
+def reported_split(splits: Sequence[str]) -> str:
+    """The split the scores are reported on: `test`, or `val` where the dataset has no test split
+    (its selection split is then held out of training instead)."""
+    return "test" if "test" in splits or "val" not in splits else "val"
 
 
 def check_holdout(labels: np.ndarray, n_val: int, val_fraction: float, class_names: list[str] | None) -> None:

@@ -7,7 +7,7 @@ transform: mean over tiles of cos(clean_i, transformed_i), with a bootstrap CI o
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -33,6 +33,10 @@ class TransformInvariance(TaskFamily):
     name: ClassVar[str] = "transform_invariance"
     title: ClassVar[str] = "transform invariance"
     Params: ClassVar[type[BaseModel]] = TransformInvarianceParams
+
+    @staticmethod
+    def scored_splits(params: TransformInvarianceParams, splits: Sequence[str]) -> list[str] | None:
+        return None  # every split is the same tiles, transformed
 
     @staticmethod
     def metrics(params: TransformInvarianceParams) -> dict[str, MetricInfo]:

@@ -13,7 +13,7 @@ the most frequent train answer overall.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import ClassVar
+from typing import ClassVar, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -72,6 +72,10 @@ class VisualQuestionAnswering(TaskFamily):
     name: ClassVar[str] = "vqa"
     title: ClassVar[str] = "VQA"
     Params: ClassVar[type[BaseModel]] = VqaParams
+
+    @staticmethod
+    def scored_splits(params: VqaParams, splits: Sequence[str]) -> list[str] | None:
+        return [params.test_split]
     text_fields: ClassVar[tuple[str, ...]] = ("question",)
 
     @staticmethod

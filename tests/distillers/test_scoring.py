@@ -91,15 +91,15 @@ def test_an_error_or_a_negative_score_has_no_ratio_and_its_normalised_retention_
 def test_a_task_scored_on_the_distillation_images_is_marked_and_left_out_of_the_medians(tmp_path, capsys):
     """The default distillation data (synth-plism) is a scored task's data: the student learnt its
     teachers' embeddings of those very images, and their retention entered the headline medians
-    without a word. Now such a task is marked, kept per task, left out of the medians and said; a
-    distillation on a split the task does not report (train) leaves it held out."""
+    without a word. Now such a task is marked, kept per task, left out of the medians and said."""
     from harness.run_summary import print_retention
 
     for task, student, teacher in [("synth-plism", 0.9, 0.9), ("t2", 0.6, 0.8), ("t3", 0.45, 0.5)]:
         write_result(tmp_path, "student", task, student, 10, 200.0)
         write_result(tmp_path, "teacher", task, teacher, 1000, 20.0)
-    everything = {"distillation_tiles": {"dataset": "synth-plism", "splits": ["a", "b"]}, "config": {"splits": None}}
-    report = compare(tmp_path, "student", {"big": "teacher"}, ["synth-plism", "t2", "t3"], everything)
+    record = {"distillation_tiles": {"dataset": "synth-plism"}}
+    report = compare(tmp_path, "student", {"big": "teacher"}, ["synth-plism", "t2", "t3"], record,
+                     on_training_images=["synth-plism"])
     row = report["teachers"]["big"]
     assert report["on_training_images"] == ["synth-plism"]
     assert row["tasks"]["synth-plism"] == {"student": 0.9, "teacher": 0.9, "retention": pytest.approx(100.0),
@@ -115,31 +115,100 @@ def test_a_task_scored_on_the_distillation_images_is_marked_and_left_out_of_the_
     marked = {row["task"]: row.get("scored on its training images") for row in retention_rows(report)}
     assert marked == {"synth-plism": "yes", "t2": None, "t3": None}  # the board's Students view says it too
 
-    train_only = {"distillation_tiles": {"dataset": "synth-plism", "splits": ["train"]}, "config": {"splits": ["train"]}}
-    report = compare(tmp_path, "student", {"big": "teacher"}, ["synth-plism", "t2", "t3"], train_only)
+    report = compare(tmp_path, "student", {"big": "teacher"}, ["synth-plism", "t2", "t3"], record)
     assert "on_training_images" not in report and report["teachers"]["big"]["median_retention"] == pytest.approx(90.0)
-    other = {"distillation_tiles": {"dataset": "synth-distill-mixed", "splits": ["train"]}, "config": {}}
-    assert "on_training_images" not in compare(tmp_path, "student", {"big": "teacher"}, ["synth-plism"], other)
+
+
+NO_TEST_SPLIT = """
+datasets:
+  val-only:
+    source: synth
+    generator: tiles
+    params: {tile_size: 64, per_class: {train: 6, val: 3}, seed: 3}
+tasks:
+  val-only-tiles:
+    family: tile_classification
+    dataset: val-only
+    main_score: balanced_accuracy
+"""
+
+
+def test_one_rule_names_the_tasks_that_score_the_distillation_images(tmp_path):
+    """Which tasks a distillation's images reach, by what each family scores: the test split (or
+    `val` where there is none), every item for all-pairs robustness and cross-validation, a
+    transformed copy of a split, and the same images under other annotations. The rule read the
+    split from the registry before training and from the results after, and compared dataset
+    names: a distillation on some of synth-plism's domains, on synth-tiles' test split (which
+    synth-invariance transforms and synth-vqa annotates), or on a val-only dataset's `val`, was
+    not marked after training, before it, or both."""
+    from harness.distillers.scoring import distilled_on, tasks_on_distillation_images
+    from harness.registry import load_registry
+    from harness.sources import DataContext, open_source
+    from harness.tasks import FAMILIES
+
+    extra = tmp_path / "no-test.yaml"
+    extra.write_text(NO_TEST_SPLIT)
+    registry = load_registry([extra], FAMILIES)
+    synthetic = registry.select("synthetic")
+    context = DataContext(cache_dir=tmp_path / "cache", data_root=tmp_path / "data")
+
+    def marked(dataset, taken, tasks=synthetic):
+        return tasks_on_distillation_images(registry, FAMILIES, tasks, dataset, taken, context)
+
+    assert marked("synth-plism", None) == ["synth-plism"]
+    domains = open_source("synth-plism", registry.datasets["synth-plism"], context, registry.datasets).split_names()
+    assert marked("synth-plism", domains[:2]) == ["synth-plism"]  # every domain's tiles are scored
+    assert marked("synth-cohort-b", None) == ["synth-cross-cohort"]  # the test cohort
+    assert marked("synth-cohort-b", ["train"]) == []
+    assert marked("synth-cohort-a", None) == ["synth-cohort"]
+    on_its_images = {"synth-tiles", "synth-retrieval", "synth-invariance", "synth-vqa", "synth-report"}
+    assert on_its_images <= set(marked("synth-tiles", ["test"]))
+    assert on_its_images <= set(marked("synth-vqa", None))  # the same images, annotated with questions
+    # fitted on, not scored; but gene expression and centre robustness score every item of the same images
+    assert marked("synth-tiles", ["train"]) == ["synth-st", "synth-centre-robustness"]
+    slide_tasks = [t for t in synthetic if registry.tasks[t].dataset == "synth-slides"]
+    assert slide_tasks and marked("synth-slides", None) == slide_tasks  # cross-validation over every slide
+    assert marked("synth-distill-mixed", None) == []
+    assert marked("val-only", ["val"], ["val-only-tiles"]) == ["val-only-tiles"]  # reported on val, as it runs
+    assert marked("val-only", ["train"], ["val-only-tiles"]) == []
+    assert marked("synth-tiles", ["val"], ["synth-tiles"]) == []  # selected on, reported on test
+    # after training the rule reads what the distillation took from its record
+    record = {"distillation_tiles": {"dataset": "val-only", "splits": ["val"]}}
+    assert marked(*distilled_on(record), ["val-only-tiles"]) == ["val-only-tiles"]
+    slides = {"distillation_tiles": {"dataset": "synth-slides", "slides": 40}}  # no splits: every slide
+    assert marked(*distilled_on(slides)) == slide_tasks
+    assert marked("not-there", None) == []  # a dataset that cannot be opened marks nothing
+
+
+def test_the_rule_picks_the_split_each_family_reports():
+    """`scored_splits` and `evaluate` pick the reported split with one function: held to the split a
+    tile classification result records (details.eval_split) on a dataset without a test split."""
+    import numpy as np
+
+    from harness.evaluation import SplitArrays, TaskData
+    from harness.tasks import FAMILIES
+
+    family = FAMILIES["tile_classification"]
+    rng = np.random.default_rng(0)
+    splits = {name: SplitArrays(rng.normal(size=(40, 4)).astype(np.float32) + np.repeat([[0], [3]], 20, axis=0),
+                                np.repeat([0, 1], 20)) for name in ("train", "val")}
+    params = family.Params(seeds=[0], max_steps=20, eval_every=10, patience=10, knn_k=[1], fewshot_shots=[],
+                           bootstrap_resamples=10)
+    result = family().evaluate(TaskData(splits=splits, class_names=["a", "b"]), params)
+    assert family.scored_splits(params, list(splits)) == [result.details["eval_split"]] == ["val"]
+    assert family.scored_splits(params, ["train", "val", "test"]) == ["test"]
+    segmentation = FAMILIES["segmentation"]
+    seg = segmentation.Params()
+    assert segmentation.scored_splits(seg, ["train", "val"]) == ["val"]
+    assert segmentation.scored_splits(seg, ["train", "val", "test"]) == ["test"]
 
 
 def test_the_tasks_that_would_score_the_distillation_images_are_said_before_training(tmp_path, monkeypatch, capsys):
-    """The same rule from the registry, before any teacher runs: `distill --score synthetic` on the
-    default data (synth-plism) names synth-plism while the student can still be distilled on other
-    data; a cross-cohort task tests its test cohort; a training split alone leaves `test` held out."""
+    """The same rule before any teacher runs: `distill --score` on the default data (synth-plism)
+    names synth-plism while the student can still be distilled on other data."""
     from harness.cli import main
     from harness.distillers import run as distill_run
-    from harness.distillers.scoring import tasks_on_distillation_images
     from harness.errors import HarnessError
-    from harness.registry import load_registry
-    from harness.tasks import FAMILIES
-
-    registry = load_registry(None, FAMILIES)
-    synthetic = registry.select("synthetic")
-    assert tasks_on_distillation_images(registry, synthetic, "synth-plism", None) == ["synth-plism"]
-    assert tasks_on_distillation_images(registry, synthetic, "synth-cohort-b", None) == ["synth-cross-cohort"]
-    assert tasks_on_distillation_images(registry, synthetic, "synth-cohort-a", None) == ["synth-cohort"]
-    assert tasks_on_distillation_images(registry, synthetic, "synth-tiles", ["train"]) == []
-    assert tasks_on_distillation_images(registry, synthetic, "synth-distill-mixed", None) == []
 
     def stop(*args, **kwargs):  # the warning comes before training; nothing is trained here
         raise HarnessError("stopped before training")
