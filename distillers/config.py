@@ -41,7 +41,9 @@ class DistillConfig(BaseModel):
     # keyword arguments of the student's timm constructor, e.g. {depths: [1,1,1,1], dims: [16,32,48,64]}
     # for a 92k-parameter convnext_atto; recorded in the student's card (timm_kwargs)
     student_kwargs: dict[str, StudentKwarg] = Field(default_factory=dict)
-    dataset: str = "synth-plism"  # a registry dataset: its tiles (cross_magnification: its slides) are the data
+    # a registry dataset: its tiles (cross_magnification: its slides) are the data. By default tiles no
+    # task scores (a student's retention is then about images it never saw; distillers/scoring.py)
+    dataset: str = "synth-distill-mixed"
     splits: list[str] | None = None  # default: every split of the dataset
     steps: int = Field(300, ge=1)
     batch_size: int = Field(32, ge=1, le=16384)  # a larger batch would hold a whole dataset at once

@@ -204,8 +204,9 @@ def test_the_rule_picks_the_split_each_family_reports():
 
 
 def test_the_tasks_that_would_score_the_distillation_images_are_said_before_training(tmp_path, monkeypatch, capsys):
-    """The same rule before any teacher runs: `distill --score` on the default data (synth-plism)
-    names synth-plism while the student can still be distilled on other data."""
+    """The same rule before any teacher runs: `distill --score` on synth-plism (the default data
+    until no task's data was) names synth-plism while the student can still be distilled on other
+    data; on the default data, nothing is said."""
     from harness.cli import main
     from harness.distillers import run as distill_run
     from harness.errors import HarnessError
@@ -214,10 +215,13 @@ def test_the_tasks_that_would_score_the_distillation_images_are_said_before_trai
         raise HarnessError("stopped before training")
 
     monkeypatch.setattr(distill_run, "distill", stop)
-    assert main(["distill", "--teacher", "synth-oracle-tissue", "--output", str(tmp_path / "student"), "--score",
-                 "synth-tiles,synth-plism", "--results", str(tmp_path / "results"),
-                 "--cache-dir", str(tmp_path / "cache")]) == 2
+    command = ["distill", "--teacher", "synth-oracle-tissue", "--output", str(tmp_path / "student"), "--score",
+               "synth-tiles,synth-plism", "--results", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache")]
+    assert main([*command, "--set", "dataset=synth-plism"]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert err.index("warning: --score synth-plism: these tasks score images of synth-plism, which the student is "
                      "distilled on (every split)") < err.index("stopped before training")
     assert "(--set splits=[...], where they report one split)" in err
+    assert main(command) == 2  # the default data: no task scores it
+    err = capsys.readouterr().err
+    assert "warning" not in err and "stopped before training" in err
