@@ -15,9 +15,10 @@ Written to <results>/<student>/distillation.json for the leaderboard's teacher-v
 A task whose scored images are among the distillation images (the student learnt the teachers'
 embeddings of the very images it is scored on) is marked `on_training_images` and left out of the
 medians, which are about held-out images. One rule decides it (`tasks_on_distillation_images`):
-the task's tested dataset is the distillation dataset, and the distillation took a split the
-task's family scores (`TaskFamily.scored_splits`: the test split, or every item for
-cross-validation and robustness families). `harness distill --score` applies it before training,
+the distillation took images of a split the task's family scores (`TaskFamily.scored_splits`: the
+test split, or every item for cross-validation and robustness families) of its tested dataset,
+the same images wherever their embeddings are cached under the same key (synth-vqa's are
+synth-tiles'). `harness distill --score` applies it before training,
 to say so while the student can still be distilled on other data, and again after training on
 what the distillation took, for the report and under its table.
 """
