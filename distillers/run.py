@@ -17,7 +17,7 @@ import torch
 from harness.distillers.config import DistillConfig
 from harness.distillers.method import METHODS, DistillationRun
 from harness.distillers.student import write_student
-from harness.distillers.training_loop import build_student, prepare_batch, train
+from harness.distillers.training_loop import build_student, prepare_batch, teacher_rows, train
 from harness.errors import HarnessError
 from harness.models.building import state_dict_sha256
 from harness.models.card import DEFAULT_MAX_PARAMETERS
@@ -59,7 +59,7 @@ def distill(config: DistillConfig, out_dir: Path, registry: Registry, context: D
     held_out_targets = [t.standardised if prepared.online else t.standardised[held_out] for t in prepared.targets]
     loss = method.build(run, prepared, keep)
     outcome = train(config, TrainingView(images, keep), loss, out_dir, device=extract.device, stop_after=stop_after,
-                    held_out=held_out_objective(method, run, prepared, config))
+                    held_out=held_out_objective(method, run, prepared, config), teachers=teacher_rows(prepared.targets))
     record = {"method": config.method, "teachers": [{"model": t.name, "weight": t.weight, "dim": t.raw.shape[1],
                                                      "n_parameters": t.n_parameters} for t in prepared.targets],
               "student": config.student, "embed_dim": outcome["dim"],

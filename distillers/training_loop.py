@@ -7,8 +7,10 @@ from (seed, step), so a resumed run sees exactly the batches an uninterrupted on
 checkpoint the loop can also measure the same objective on the held-out items (`held_out`: a
 callable on the modules; no augmentation, no jitter, no gradient): the curve that says whether
 more steps would still improve the student on items it never trained on. The
-checkpoint records the settings it was trained with; a rerun with other settings (another
-teacher, lr, step count...) is refused rather than continued from it.
+checkpoint records the settings it was trained with and each teacher's targets for its first items
+(`teacher_rows`); a rerun with other settings (another teacher, lr, step count...), or whose
+teachers now embed those items otherwise (their weights or the data changed under the same
+names), is refused rather than continued from it.
 Under torchrun (WORLD_SIZE > 1) the student and heads are wrapped in DistributedDataParallel
 (gloo on CPU); each rank takes its share of every batch and rank 0 writes the checkpoints.
 """
@@ -119,11 +121,13 @@ def prepare_batch(images, index: np.ndarray, codes: np.ndarray | None, size: int
 
 
 def train(config, images, method, out_dir: Path, device: str = "cpu", stop_after: int | None = None,
-          held_out=None) -> dict:
+          held_out=None, teachers: dict[str, np.ndarray] | None = None) -> dict:
     """Train student + heads; returns {"student": PooledBackbone, "losses": [...], "steps": n,
     "held_out_curve": [{"step", "loss"}, ...]}. `stop_after` ends the run early after that many
     steps (checkpointed), as an interruption would. `held_out(modules) -> float`, when given, is
-    measured at every checkpoint (rank 0) and kept in the checkpoint with the losses."""
+    measured at every checkpoint (rank 0) and kept in the checkpoint with the losses. `teachers`:
+    each teacher's targets for its first items (`teacher_rows`), kept in the checkpoint and
+    compared before resuming from one."""
     rank, world = rank_and_world()
     distributed = world > 1
     student = build_student(config.student, config.student_input_size, config.seed, config.student_kwargs)
@@ -138,8 +142,13 @@ def train(config, images, method, out_dir: Path, device: str = "cpu", stop_after
     state_path = Path(out_dir) / "checkpoint" / "state.pt"
     start, losses, curve = 0, [], []
     if state_path.exists():
-        state = _load_state(state_path, config, device)
-        modules.load_state_dict(state["modules"])
+        state = _load_state(state_path, config, device, teachers)
+        try:
+            modules.load_state_dict(state["modules"])
+        except RuntimeError as error:  # heads of another shape: what the checks above did not foresee
+            first = str(error).strip().splitlines()[-1].strip()[:200]
+            raise HarnessError(f"{state_path}: a checkpoint of another distillation ({first}): use another "
+                               f"--output, or delete {state_path.parent} to start over") from None
         optimiser.load_state_dict(state["optimiser"])
         scheduler.load_state_dict(state["scheduler"])
         start, losses = int(state["step"]), [float(v) for v in state["losses"]]
@@ -184,7 +193,7 @@ def train(config, images, method, out_dir: Path, device: str = "cpu", stop_after
                 if held_out is not None and regular:  # not where an interruption stops: a resumed curve = a whole one
                     curve.append({"step": step + 1, "loss": held_out(modules)})
                     measured = f"  held-out {curve[-1]['loss']:.4f}"
-                save_state(state_path, modules, optimiser, scheduler, step + 1, losses, config, curve)
+                save_state(state_path, modules, optimiser, scheduler, step + 1, losses, config, curve, teachers)
                 recent = losses[-config.checkpoint_every:]
                 console.print(f"step {step + 1}/{config.steps}  loss {np.mean(recent):.4f} "
                               f"(mean of the last {len(recent)}){measured}  lr {scheduler.get_last_lr()[0]:.2e}")
@@ -198,8 +207,18 @@ def training_settings(config) -> dict:
     return config.model_dump(mode="json", exclude={"checkpoint_every", "name"})
 
 
+TEACHER_ROWS = 64  # items whose targets a checkpoint keeps per teacher
+SAME_TARGETS = 0.99  # mean cosine above which a teacher's targets are its own, recomputed (bf16, another device)
+
+
+def teacher_rows(targets) -> dict[str, np.ndarray]:
+    """Each teacher's targets (raw, as it embeds them) for the first TEACHER_ROWS items, keyed by its
+    place and name: what a resumed run's teachers must give again."""
+    return {f"{i}:{t.name}": np.asarray(t.raw[:TEACHER_ROWS], dtype=np.float32) for i, t in enumerate(targets)}
+
+
 def save_state(path: Path, modules, optimiser, scheduler, step: int, losses: list[float], config,
-               held_out: list[dict] = ()) -> None:
+               held_out: list[dict] = (), teachers: dict[str, np.ndarray] | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         torch.save({"modules": modules.state_dict(), "optimiser": optimiser.state_dict(),
@@ -207,10 +226,11 @@ def save_state(path: Path, modules, optimiser, scheduler, step: int, losses: lis
                     "losses": torch.tensor(losses, dtype=torch.float64),
                     "held_out": torch.tensor([[p["step"], p["loss"]] for p in held_out],
                                              dtype=torch.float64).reshape(-1, 2),
-                    "settings": json.dumps(training_settings(config), sort_keys=True)}, tmp)
+                    "settings": json.dumps(training_settings(config), sort_keys=True),
+                    "teacher_rows": {key: torch.from_numpy(rows) for key, rows in (teachers or {}).items()}}, tmp)
 
 
-def _load_state(path: Path, config, device: str) -> dict:
+def _load_state(path: Path, config, device: str, teachers: dict[str, np.ndarray] | None = None) -> dict:
     """The checkpoint to resume from, if it belongs to this very distillation."""
     try:
         state = torch.load(path, map_location=device, weights_only=True)
@@ -227,6 +247,33 @@ def _load_state(path: Path, config, device: str) -> dict:
     if changed:
         raise HarnessError(f"{path}: a checkpoint of another distillation (different {', '.join(changed)}): "
                            f"use another --output, or delete {path.parent} to start over")
+    other = _other_teacher_targets(state.get("teacher_rows") or {}, teachers or {})
+    if other:
+        raise HarnessError(f"{path}: a checkpoint of another distillation ({other}: the teacher's weights or the "
+                           f"data changed under the same names): use another --output, or delete {path.parent} "
+                           "to start over")
     return state
+
+
+def _other_teacher_targets(saved: dict, now: dict[str, np.ndarray]) -> str | None:
+    """How the teachers' targets now differ from a checkpoint's, or None (a checkpoint written
+    before it kept them cannot tell)."""
+    if not saved or not now:
+        return None
+    for key, rows in now.items():
+        name = key.partition(":")[2]
+        if key not in saved:
+            return f"teacher {name} was not one of its teachers"
+        before = saved[key].cpu().numpy().astype(np.float64)
+        if before.shape[1] != rows.shape[1]:
+            return f"teacher {name} gives {rows.shape[1]} dims, the checkpoint's {before.shape[1]}"
+        n = min(len(before), len(rows))
+        a, b = before[:n], rows[:n].astype(np.float64)
+        norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+        cosine = float(np.mean(np.where(norms > 0, (a * b).sum(1) / np.maximum(norms, 1e-30),
+                                        np.all(a == b, axis=1).astype(np.float64))))
+        if n and cosine < SAME_TARGETS:
+            return f"teacher {name}'s targets for the first {n} items are not the checkpoint's (mean cosine {cosine:.3f})"
+    return None
 
 

@@ -272,6 +272,36 @@ def test_a_checkpoint_of_other_settings_is_refused_not_continued(tmp_path, tiny_
         run(tmp_path, tiny_registry_file, out)
 
 
+def test_a_checkpoint_of_teachers_that_changed_under_their_names_is_refused(tmp_path, tiny_registry_file, monkeypatch):
+    """The settings name the teachers; their weights can change under the same name (a checkpoint
+    trained again at its path, a new instrument version). Resuming then trained on with another
+    teacher's targets, or, where a teacher's width changed, stopped on a RuntimeError traceback
+    (seen when synth-oracle-tissue went from 6 to 96 dims). Now the checkpoint keeps each teacher's
+    targets for its first items and a rerun whose teachers give others is refused in one line."""
+    import numpy as np
+
+    from harness.errors import HarnessError
+    from harness.models import instruments
+
+    out = tmp_path / "student"
+    run(tmp_path, tiny_registry_file, out, stop_after=2)
+    state = out / "checkpoint" / "state.pt"
+    before = state.read_bytes()
+    assert run(tmp_path, tiny_registry_file, out, stop_after=2)["steps"] == 4  # the same teachers resume
+    before = state.read_bytes()
+    embed = instruments.PartialOracle.embed
+    monkeypatch.setattr(instruments, "INSTRUMENT_VERSION", "retrained")  # another cache key: embedded again
+    monkeypatch.setattr(instruments.PartialOracle, "embed", lambda self, *a, **k: -embed(self, *a, **k))
+    with pytest.raises(HarnessError, match=r"another distillation \(teacher synth-oracle-tissue's targets for the "
+                                           r"first \d+ items are not the checkpoint's \(mean cosine -1.000\)"):
+        run(tmp_path, tiny_registry_file, out)
+    assert state.read_bytes() == before  # nothing overwritten
+    monkeypatch.setattr(instruments, "INSTRUMENT_VERSION", "wider")
+    monkeypatch.setattr(instruments.PartialOracle, "embed", lambda self, *a, **k: np.tile(embed(self, *a, **k), (1, 2)))
+    with pytest.raises(HarnessError, match="teacher synth-oracle-tissue gives 192 dims, the checkpoint's 96"):
+        run(tmp_path, tiny_registry_file, out)
+
+
 def test_a_student_declares_what_its_teachers_and_its_images_came_from():
     """The student's card: the distillation images' collections plus every teacher's declared
     training data; unknown (nothing declared) as soon as one teacher's is unknown."""
