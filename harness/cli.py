@@ -443,12 +443,14 @@ class HarnessCLI:
         print(f"student written to {out} ({record['steps']} steps, loss {record['loss_first']:.3f} -> "
               f"{record['loss_last']:.3f})")
         if args.score:
-            return self._score_student(args, config, out, record)
+            return self._score_student(args, config, out, record, extract)
         return 0
 
-    def _score_student(self, args, config, student_dir: Path, record: dict) -> int:
+    def _score_student(self, args, config, student_dir: Path, record: dict, extract) -> int:
+        """Teachers and student scored as `harness run` scores them, on the distillation's device
+        with its precision and workers (not the runner's bare defaults: the CPU in fp32)."""
         from harness.distillers.scoring import compare, distilled_on, report_path, tasks_on_distillation_images
-        from harness.models.model_spec import resolve_model
+        from harness.models.model_spec import LoadOptions, resolve_model
         from harness.run_summary import print_retention, print_summary
         from harness.runner import RunConfig, Runner
 
@@ -456,7 +458,7 @@ class HarnessCLI:
         tasks = registry.select(args.score)
         teachers = [t.model for t in config.teachers]
         run = RunConfig(models=[*teachers, str(student_dir)], tasks=tasks, output=Path(args.results),
-                        context=self._context(args))
+                        context=self._context(args), load=LoadOptions(device=extract.device), extract=extract)
         outcomes = Runner(registry, families, run).run()
         print_summary(outcomes, Path(args.results))
         folders = {outcome.model: outcome.slug for outcome in outcomes if outcome.slug}

@@ -162,6 +162,11 @@ def test_distill_score_writes_the_teacher_student_report(tmp_path, tiny_registry
     assert task["retention"] == pytest.approx(100 * task["student"] / task["teacher"])
     assert row["median_retention"] == pytest.approx(task["retention"])
     assert "on_training_images" not in report and "on_training_images" not in task
+    # scored as `harness run` scores: the distillation's device and precision, not the CPU in fp32
+    from harness.tile_embedding import default_extract_options
+
+    student_result = json.loads((tmp_path / "results" / "tiny-student" / "tiny-tiles.json").read_text())
+    assert student_result["timings"]["precision"] == default_extract_options("cpu").precision
     assert row["parameters"]["teacher"] == 0 and row["items_per_s"]["teacher"] is None  # instruments have no speed
     assert "synth-oracle-tissue" in report["fidelity"]
     captured = capsys.readouterr()
