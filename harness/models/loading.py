@@ -120,7 +120,8 @@ def explain_weights_failure(spec: str, hub_id: str | None, error: Exception) -> 
         why = f"could not fetch weights ({kind}: {str(error).splitlines()[0][:160]})"
     return (
         f"model '{spec}': {why}. Options: set HF_TOKEN after accepting the terms at {page}; pass a "
-        "local checkpoint directory (--model PATH with card.yaml); or add --random-init to score it untrained"
+        "local checkpoint directory (a folder with card.yaml, as --model PATH or a distillation teacher); or "
+        "take it untrained (harness run --random-init; a teacher's random_init: true, for speed checks)"
     )
 
 

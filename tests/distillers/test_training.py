@@ -242,6 +242,19 @@ def test_settings_that_cannot_work_are_refused_in_one_line_before_training(tmp_p
         assert not (out / "model.safetensors").exists()
 
 
+def test_a_teacher_whose_weights_cannot_be_fetched_is_one_line_in_distills_words(tmp_path, tiny_registry_file, capsys):
+    """Offline, a timm teacher's weights are not there: the line offered `--random-init`, a flag of
+    `harness run` that `harness distill` does not take; it names a teacher's `random_init` too."""
+    from harness.cli import main
+
+    code = main(["distill", "--teacher", "timm:vit_tiny_patch16_224", "--set", "dataset=tiny-tiles", "--set", "steps=1",
+                 "--include", str(tiny_registry_file), "--cache-dir", str(tmp_path / "cache"), "--device", "cpu",
+                 "--output", str(tmp_path / "student")])
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1
+    assert "model 'timm:vit_tiny_patch16_224'" in errors[0] and "a teacher's random_init: true" in errors[0]
+
+
 def test_a_loss_that_becomes_nan_stops_the_run_and_writes_no_student(tmp_path, tiny_registry_file):
     from harness.errors import HarnessError
 
