@@ -49,7 +49,7 @@ class RunConfig:
     load: LoadOptions = LoadOptions()  # its device is the extraction's
     # the extraction options, or a function that resolves them (device, precision, workers) when the
     # first embedding is computed: resolving them imports torch, which a rerun that reuses every
-    # result does not need
+    # result does not need; None: as `harness run` without flags (auto device, precision and workers)
     extract: ExtractOptions | Callable[[], ExtractOptions] | None = None
     overwrite: bool = False
     download: bool = False
@@ -95,10 +95,10 @@ class Runner:
         configured = self.config.extract
         if callable(configured):
             return configured()
-        if configured is None:
-            from harness.tile_embedding import ExtractOptions
+        if configured is None:  # what `harness run` does without flags (not the bare CPU fp32 of ExtractOptions())
+            from harness.tile_embedding import default_extract_options, resolve_device
 
-            return ExtractOptions()
+            return default_extract_options(resolve_device("auto"))
         return configured
 
     def run(self) -> list[TaskOutcome]:
@@ -183,8 +183,7 @@ class Runner:
                 try:
                     from harness.models.loading import load_encoder
 
-                    if self.config.extract is not None:  # the model goes where the embeddings are computed
-                        options = dataclasses.replace(options, device=self.extract.device)
+                    options = dataclasses.replace(options, device=self.extract.device)  # where it embeds
                     encoder = load_encoder(model, options)
                 except Exception as error:  # noqa: BLE001 - one model's failure; the other models are still scored
                     return outcomes + self._model_failed(spec, self.config.tasks[index:], error)
