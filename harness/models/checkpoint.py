@@ -8,7 +8,6 @@ torch.load(weights_only=True), which refuses pickled code.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
@@ -58,14 +57,6 @@ def locate_checkpoint(path: Path) -> tuple[Path, Path]:
             "pooling, mean, std, input_size and embed_dim"
         )
     return weights, card
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_torch_file(weights: Path):

@@ -55,15 +55,16 @@ class ModelSpec:
 
     @cached_property
     def weights_sha256(self) -> str | None:
-        """sha256 of a checkpoint's weights file (read once); None for other models, whose hash is
-        that of the built network (known only after loading)."""
+        """sha256 of a checkpoint's weights file (read once per state of the file: weights_digest.py);
+        None for other models, whose hash is that of the built network (known only after loading)."""
         if self.checkpoint is None:
             return None
         if self.known_sha256 is not None:
             return self.known_sha256
-        from harness.models.checkpoint import sha256_file
+        from harness.models.weights_digest import weights_sha256
+        from harness.sources.base import default_cache_dir
 
-        return sha256_file(self.checkpoint)
+        return weights_sha256(self.checkpoint, default_cache_dir())
 
 
 def timm_has_architecture(name: str) -> bool:
