@@ -214,7 +214,7 @@ def read_bounded(path: Path) -> bytes:
 
 def submit(checkpoint: Path, card: Path, store: RequestStore, tasks: str) -> Request:
     """Validate the checkpoint and file a PENDING request (the checkpoint is copied into the store)."""
-    from harness.models.checkpoint import find_weights
+    from harness.models.weight_files import find_weights
     from harness.models.weights_digest import sha256_file  # a submission is hashed whole, never from a cache
     from harness.models.encoder import model_slug
 

@@ -2,7 +2,7 @@
 
 Layout: a directory holding `card.yaml` and one weights file (`model.safetensors` preferred;
 `*.safetensors`, `pytorch_model.bin`, `*.pt`, `*.pth`; not shards of one), or a weights file with a
-`card.yaml` beside it. Weights are untrusted: safetensors is read as tensors only; torch files go through
+`card.yaml` beside it (found by weight_files.py, without torch). Weights are untrusted: safetensors is read as tensors only; torch files go through
 torch.load(weights_only=True), which refuses pickled code.
 """
 
@@ -13,50 +13,13 @@ from pathlib import Path
 import torch
 
 from harness.errors import HarnessError
-from harness.models.card import DEFAULT_MAX_PARAMETERS, ModelCard, timm_config_hint
+from harness.models.card import DEFAULT_MAX_PARAMETERS, ModelCard
 from harness.models.building import build_timm, check_architecture_budget, finish_encoder
 from harness.models.encoder import ImageEncoder
-from harness.models.weight_files import MERGE_SHARDS, sharded_weights
 from harness.models.zoo import resolve_card  # noqa: F401 - defined in the zoo (torch-free); callers import it here too
 
-WEIGHT_PATTERNS = ("model.safetensors", "*.safetensors", "pytorch_model.bin", "*.pt", "*.pth", "*.bin")
-CARD_NAMES = ("card.yaml", "card.yml", "model_card.yaml")
 HEAD_PREFIXES = ("head.", "fc.", "classifier.", "head_dist.")
 WRAPPER_PREFIXES = ("module.", "model.", "backbone.", "encoder.")
-
-
-def find_weights(path: Path) -> Path:
-    """The weights file of a checkpoint: the file itself, or the first match in a directory."""
-    if path.is_dir():
-        shards = sharded_weights([f.name for f in path.iterdir()])
-        if shards:  # the first shard alone would load as "N missing keys", which misleads
-            raise HarnessError(f"{path}: the weights are split over {len(shards)} files ({shards[0]}, ...); the "
-                               f"harness reads one: {MERGE_SHARDS}")
-        weights = next((f for pattern in WEIGHT_PATTERNS for f in sorted(path.glob(pattern)) if f.is_file()), None)
-        if weights is None:
-            raise HarnessError(f"{path}: no weights file (model.safetensors, *.safetensors, *.bin, *.pt, *.pth) "
-                               "in this directory")
-        return weights
-    if path.is_file():
-        return path
-    raise HarnessError(f"{path}: no such file or directory")
-
-
-def locate_checkpoint(path: Path) -> tuple[Path, Path]:
-    """(weights file, card file) for a checkpoint directory or a weights file."""
-    folder = path if path.is_dir() else path.parent
-    weights = find_weights(path)
-    card = next((folder / name for name in CARD_NAMES if (folder / name).is_file()), None)
-    if card is None:
-        hint = timm_config_hint(folder / "config.json")
-        if hint is not None:  # a timm model saved for, or downloaded from, the Hub
-            raise HarnessError(f"{folder}: no card.yaml beside the weights; {hint}, or `base: <name>` where these "
-                               "are a known model's weights (harness list)")
-        raise HarnessError(
-            f"{folder}: no card.yaml beside the weights: write one with architecture (a timm name), "
-            "pooling, mean, std, input_size and embed_dim"
-        )
-    return weights, card
 
 
 def load_torch_file(weights: Path):

@@ -138,7 +138,7 @@ def resolve_model(spec: str, options: LoadOptions = LoadOptions()) -> ModelSpec:
 
 def _checkpoint(spec: str, path: Path, builtin: bool = False) -> ModelSpec:
     from harness.models.card import read_card
-    from harness.models.checkpoint import locate_checkpoint
+    from harness.models.weight_files import locate_checkpoint
 
     weights, card_path = locate_checkpoint(path)  # a folder without weights or card.yaml
     card = read_card(card_path)  # a card that is not UTF-8, not YAML, or has unknown keys

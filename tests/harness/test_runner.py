@@ -149,6 +149,35 @@ def test_a_rerun_that_reuses_every_result_imports_neither_torch_nor_timm(tmp_pat
     assert "2 ok" in second.stdout
 
 
+def test_a_rerun_of_a_local_checkpoint_imports_no_torch_and_reads_no_weights(tmp_path, tiny_fm_state):
+    """A model author's checkpoint: finding its files imported torch (1.7 s) and its weights were
+    hashed at every run (a 1B-parameter model's 4.4 GB: the rerun's whole 3 s). The second run now
+    finds the files without torch and the hash in the cache, and reuses every result."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.support.checkpoints import author_files
+    from tests.support.registries import TINY_REGISTRY
+
+    author_files(tmp_path / "ckpt", tiny_fm_state)
+    registry = tmp_path / "tiny.yaml"
+    registry.write_text(TINY_REGISTRY)
+    argv = ["run", "--model", str(tmp_path / "ckpt"), "--tasks", "tiny-retrieval", "--include", str(registry),
+            "--cache-dir", str(tmp_path / "cache"), "--output", str(tmp_path / "out")]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HARNESS_CACHE=str(tmp_path / "cache"))
+    first = subprocess.run([sys.executable, "-c", RERUN_PROBE, *argv], env=env, capture_output=True, text=True,
+                           timeout=600)
+    assert first.stdout.splitlines()[-1] == "exit 0 True True", first.stderr[-2000:]
+    assert len(list((tmp_path / "cache" / "weights-sha256").iterdir())) == 1
+    probe = RERUN_PROBE.replace("from harness.cli import main", "from harness.cli import main\n"
+                                "import harness.models.weights_digest as d\n"
+                                "d.sha256_file = lambda path: sys.exit('the weights were read again')")
+    second = subprocess.run([sys.executable, "-c", probe, *argv], env=env, capture_output=True, text=True, timeout=600)
+    assert second.stdout.splitlines()[-1] == "exit 0 False False", second.stderr[-2000:]
+    assert "1 ok" in second.stdout and "earlier result" in second.stdout
+
+
 def test_a_failure_reason_is_the_line_that_says_what_happened():
     from harness.runner import one_line
 
