@@ -2,8 +2,9 @@
 
 Layout: a directory holding `card.yaml` and one weights file (`model.safetensors` preferred;
 `*.safetensors`, `pytorch_model.bin`, `*.pt`, `*.pth`; not shards of one), or a weights file with a
-`card.yaml` beside it (found by weight_files.py, without torch). Weights are untrusted: safetensors is read as tensors only; torch files go through
-torch.load(weights_only=True), which refuses pickled code.
+`card.yaml` beside it (found by weight_files.py, without torch). Weights are untrusted: safetensors
+is read as tensors only; torch files go through torch.load(weights_only=True), which refuses
+pickled code.
 """
 
 from __future__ import annotations
