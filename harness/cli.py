@@ -92,6 +92,7 @@ class HarnessCLI:
             extract=extract_options,
             overwrite=args.overwrite, download=args.download, verbose=args.verbose,
             dims=_dims(args.dims), log_samples=args.log_samples,
+            precision=None if args.precision == "auto" else args.precision,
         )
         with distributed_group():
             outcomes = Runner(registry, families, config).run()

@@ -56,6 +56,9 @@ class RunConfig:
     verbose: bool = False
     dims: list[int | None] | None = None  # also score each model with its embeddings truncated to these dims
     log_samples: bool = False  # write each result's per-item predictions beside it (<task>.samples.parquet)
+    # a precision asked for by name (`--precision fp32`): an earlier result embedded at another one is
+    # scored again, not reused; None (auto) reuses a result whatever precision it was computed at
+    precision: str | None = None
 
 
 @dataclass
@@ -151,6 +154,7 @@ class Runner:
                     and previous.task_version == task.version and previous.model.name == name
                     and model.weights_sha256 in (None, previous.model.weights_sha256)
                     and self._same_params(task, previous)
+                    and self.config.precision in (None, previous.timings.precision or self.config.precision)
                     and (not self.config.log_samples or self._has_samples(slug, previous))):
                 changed = self._changed_data(task, previous)
                 if changed is None:

@@ -188,3 +188,21 @@ def test_a_failure_reason_is_the_line_that_says_what_happened():
                         "call last):\n  File \"x.py\", line 1, in f\nharness.errors.HarnessError: a.svs: unreadable")
     assert one_line(worker) == "a.svs: unreadable"  # the traceback's last line is the error
     assert one_line(KeyError()) == "KeyError"
+
+
+def test_a_precision_asked_for_by_name_is_not_answered_by_a_result_at_another(tmp_path, tiny_registry_file, capsys):
+    """`--precision fp32` after a bf16 run reused the bf16 results without a word (the note said only
+    "earlier result"); a precision named on the command line now scores again where a result was
+    embedded at another, and `auto` reuses whatever is there."""
+    from harness.cli import main
+
+    argv = ["run", "--model", "timm:vit_tiny_patch16_224", "--random-init", "--tasks", "tiny-retrieval", "--include",
+            str(tiny_registry_file), "--cache-dir", str(tmp_path / "cache"), "--output", str(tmp_path / "out")]
+    result = tmp_path / "out" / "timm--vit_tiny_patch16_224-random-init" / "tiny-retrieval.json"
+    for precision, reused in [("fp32", False), ("bf16", False), ("bf16", True), ("auto", True), ("fp32", False)]:
+        assert main([*argv, "--precision", precision]) == 0
+        said = capsys.readouterr().out
+        assert ("earlier result" in said) is reused, (precision, said)
+        recorded = json.loads(result.read_text())["timings"]["precision"]
+        assert recorded == ("bf16" if precision == "auto" else precision)
+
