@@ -21,7 +21,14 @@ from harness.synth.tissue import LATENT_FACTORS, TISSUE_CLASSES
 NOISE_DIM = 384
 DENSE_NOISE_DIM, DENSE_GRID = 64, 16  # random-noise's dense form: 64 channels on a 16 x 16 grid
 ORACLE_CELL = 2  # px per cell of synth-oracle's dense form (finer than any nucleus)
-INSTRUMENT_VERSION = "7"  # 7: the partial oracles' parts repeated (PARTIAL_ORACLE_COPIES)
+INSTRUMENT_VERSION = "6"  # what every instrument's embeddings are keyed by (and its weights digest)
+# an instrument whose output changed since: its own version (7: the partial oracles' parts repeated,
+# PARTIAL_ORACLE_COPIES), so that the others' cached embeddings and results stay valid
+INSTRUMENT_VERSIONS = {"synth-oracle-tissue": "7", "synth-oracle-grade": "7"}
+
+
+def instrument_version(name: str) -> str:
+    return INSTRUMENT_VERSIONS.get(name, INSTRUMENT_VERSION)
 
 
 @dataclass
@@ -35,7 +42,7 @@ class InstrumentEncoder:
     reads_pixels: ClassVar[bool] = False
 
     def cache_identity(self) -> str:
-        return f"instrument:{self.info.name}:v{INSTRUMENT_VERSION}"
+        return f"instrument:{self.info.name}:v{instrument_version(self.info.name)}"
 
     def embed(self, n_items: int, latents: np.ndarray | None, item_key: str) -> np.ndarray:
         raise NotImplementedError
@@ -136,7 +143,7 @@ class PartialOracle(InstrumentEncoder):
 
 
 def _info(name: str, dim: int) -> EncoderInfo:
-    digest = hashlib.sha256(f"{name}:v{INSTRUMENT_VERSION}".encode()).hexdigest()
+    digest = hashlib.sha256(f"{name}:v{instrument_version(name)}".encode()).hexdigest()
     return EncoderInfo(name=name, weights="instrument", weights_sha256=digest, n_parameters=0, embed_dim=dim)
 
 

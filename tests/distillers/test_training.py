@@ -304,17 +304,16 @@ def test_a_checkpoint_of_teachers_that_changed_under_their_names_is_refused(tmp_
     out = tmp_path / "student"
     run(tmp_path, tiny_registry_file, out, stop_after=2)
     state = out / "checkpoint" / "state.pt"
-    before = state.read_bytes()
     assert run(tmp_path, tiny_registry_file, out, stop_after=2)["steps"] == 4  # the same teachers resume
     before = state.read_bytes()
     embed = instruments.PartialOracle.embed
-    monkeypatch.setattr(instruments, "INSTRUMENT_VERSION", "retrained")  # another cache key: embedded again
+    monkeypatch.setitem(instruments.INSTRUMENT_VERSIONS, "synth-oracle-tissue", "retrained")  # embedded again
     monkeypatch.setattr(instruments.PartialOracle, "embed", lambda self, *a, **k: -embed(self, *a, **k))
     with pytest.raises(HarnessError, match=r"another distillation \(teacher synth-oracle-tissue's targets for the "
                                            r"first \d+ items are not the checkpoint's \(mean cosine -1.000\)"):
         run(tmp_path, tiny_registry_file, out)
     assert state.read_bytes() == before  # nothing overwritten
-    monkeypatch.setattr(instruments, "INSTRUMENT_VERSION", "wider")
+    monkeypatch.setitem(instruments.INSTRUMENT_VERSIONS, "synth-oracle-tissue", "wider")
     monkeypatch.setattr(instruments.PartialOracle, "embed", lambda self, *a, **k: np.tile(embed(self, *a, **k), (1, 2)))
     with pytest.raises(HarnessError, match="teacher synth-oracle-tissue gives 192 dims, the checkpoint's 96"):
         run(tmp_path, tiny_registry_file, out)
