@@ -154,7 +154,7 @@ class Runner:
                     and previous.task_version == task.version and previous.model.name == name
                     and model.weights_sha256 in (None, previous.model.weights_sha256)
                     and self._same_params(task, previous)
-                    and self.config.precision in (None, previous.timings.precision or self.config.precision)
+                    and self._same_precision(previous)
                     and (not self.config.log_samples or self._has_samples(slug, previous))):
                 changed = self._changed_data(task, previous)
                 if changed is None:
@@ -380,6 +380,12 @@ class Runner:
             if now != fingerprint:
                 return f"dataset '{dataset}' changed since its result was computed"
         return None
+
+    def _same_precision(self, previous: TaskResult) -> bool:
+        """A result answers a precision named on the command line if it was embedded at it (or
+        records none: instruments, text); with `auto` (None) any result does."""
+        asked, recorded = self.config.precision, previous.timings.precision
+        return asked is None or recorded is None or asked == recorded
 
     def _has_samples(self, slug: str, previous: TaskResult) -> bool:
         """--log-samples reuses an earlier result only if its samples were written too."""
