@@ -52,7 +52,8 @@ def compare(results: Path, student_slug: str, teacher_slugs: dict[str, str], tas
     if training:  # the loss during training and on the held-out items: did the student converge?
         report["training"] = training
     any_student = next((r for r in student.values() if r and r.status == "ok"), None)
-    seen = [task for task in tasks if task in set(on_training_images) and student[task]]
+    marked = set(on_training_images)
+    seen = [task for task in tasks if task in marked and student[task]]
     if seen:
         report["on_training_images"] = seen
     noise, oracle = _scores(store, NOISE, tasks), _scores(store, ORACLE, tasks)
@@ -106,6 +107,9 @@ def compare(results: Path, student_slug: str, teacher_slugs: dict[str, str], tas
 
 
 NOISE, ORACLE = "random-noise", "synth-oracle"  # the floor and the ceiling, by their result slugs
+# what to do about tasks scored on the distillation images, said before training and under the table
+DISTIL_ELSEWHERE = ("Distil on data no scored task tests (synth-distill-mixed, the default) or on splits the tasks "
+                    "do not report (--set splits=[...], where they report one split)")
 
 
 def tasks_on_distillation_images(registry, families, tasks: Sequence[str], dataset: str | None,
@@ -131,20 +135,17 @@ def tasks_on_distillation_images(registry, families, tasks: Sequence[str], datas
 def scored_items(registry, families, task_name: str, dataset_splits: Sequence[str]) -> tuple[str, list[str] | None]:
     """(the dataset whose items a task's main score is computed on, its splits holding them; None:
     every split). A cross-cohort task tests its test cohort's test split; a transformed dataset's
-    items are its base dataset's `split`, transformed; else the family says (`scored_splits`, among
-    `dataset_splits`, the task's dataset's split names)."""
+    items are its base dataset's `split`, transformed (the registry refuses a base that is itself
+    made from another); else the family says (`scored_splits`, among `dataset_splits`, the task's
+    dataset's split names)."""
     task = registry.tasks[task_name]
     if task.test_dataset:
         return task.test_dataset, [task.test_split]
-    name, spec = task.dataset, registry.datasets.get(task.dataset)
+    spec = registry.datasets.get(task.dataset)
     if getattr(spec, "source", None) == "transformed":
-        for _ in range(len(registry.datasets)):  # a transformed dataset of a transformed dataset: its base's
-            name, split = spec.base, spec.split
-            spec = registry.datasets.get(name)
-            if getattr(spec, "source", None) != "transformed":
-                return name, [split]
+        return spec.base, [spec.split]
     family = families[task.family]
-    return name, family.scored_splits(family.Params.model_validate(task.params), list(dataset_splits))
+    return task.dataset, family.scored_splits(family.Params.model_validate(task.params), list(dataset_splits))
 
 
 def distilled_on(record: dict) -> tuple[str | None, list[str] | None]:

@@ -424,7 +424,7 @@ class HarnessCLI:
 
             scored = registry.select(args.score)  # an unknown task is refused now, not after training
             ResultStore(Path(args.results)).check_writable("--results")  # nor a results folder it cannot write
-            from harness.distillers.scoring import tasks_on_distillation_images
+            from harness.distillers.scoring import DISTIL_ELSEWHERE, tasks_on_distillation_images
 
             seen = tasks_on_distillation_images(registry, families, scored, config.dataset, config.splits,
                                                 self._context(args))
@@ -432,9 +432,7 @@ class HarnessCLI:
                 taken = f"its splits {', '.join(config.splits)}" if config.splits else "every split"
                 plain_log(f"warning: --score {', '.join(seen)}: these tasks score images of {config.dataset}, "
                           f"which the student is distilled on ({taken}); "
-                          "their retention will be reported but left out of the medians. Distil on data no scored "
-                          "task tests (--set dataset=synth-distill-mixed) or on splits they do not report "
-                          "(--set splits=[...], where they report one split)")
+                          f"their retention will be reported but left out of the medians. {DISTIL_ELSEWHERE}")
         device = resolve_device(args.device)
         extract = default_extract_options(device)
         with distributed_group(), student_folder_lock(out):

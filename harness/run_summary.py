@@ -66,6 +66,7 @@ def _print_skipped(outcomes, models: list[str]) -> None:
 
 def print_retention(report: dict, path: Path) -> None:
     """`harness distill --score`: the student against each teacher, from the report it wrote."""
+    from harness.distillers.scoring import DISTIL_ELSEWHERE
     # the student's name is a folder's name: text, never markup
     table = Table(title=Text(f"student {report['student']} against its teachers (retention: student / teacher x 100)"))
     for column in ("teacher", "tasks", "median retention %", "median normalised retention %", "parameters",
@@ -86,8 +87,7 @@ def print_retention(report: dict, path: Path) -> None:
     if seen:  # the student learnt the teachers' embeddings of these tasks' test images
         stdout.print(f"[yellow]warning[/yellow] the student was distilled on the images these tasks score: "
                      f"{escape(', '.join(seen))}; their retention is in the report, not in the medians above. "
-                     + escape("Distil on data no scored task tests (synth-distill-mixed, as the study does) or on "
-                              "splits the tasks do not report (--set splits=[...], where they report one split)"))
+                     + escape(DISTIL_ELSEWHERE))
 
 
 def _number(value, spec: str) -> str:
