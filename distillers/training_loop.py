@@ -247,7 +247,12 @@ def _load_state(path: Path, config, device: str, teachers: dict[str, np.ndarray]
     if changed:
         raise HarnessError(f"{path}: a checkpoint of another distillation (different {', '.join(changed)}): "
                            f"use another --output, or delete {path.parent} to start over")
-    other = _other_teacher_targets(state.get("teacher_rows") or {}, teachers or {})
+    kept = state.get("teacher_rows") or {}
+    if not (isinstance(kept, dict) and all(isinstance(key, str) and isinstance(rows, torch.Tensor) and rows.ndim == 2
+                                           and rows.is_floating_point() for key, rows in kept.items())):
+        raise HarnessError(f"{path}: cannot resume from this checkpoint (its teachers' targets are not one table "
+                           f"per teacher): delete {path.parent} to start over")
+    other = _other_teacher_targets(kept, teachers or {})
     if other:
         raise HarnessError(f"{path}: a checkpoint of another distillation ({other}: the teacher's weights or the "
                            f"data changed under the same names): use another --output, or delete {path.parent} "

@@ -317,6 +317,13 @@ def test_a_checkpoint_of_teachers_that_changed_under_their_names_is_refused(tmp_
     monkeypatch.setattr(instruments.PartialOracle, "embed", lambda self, *a, **k: np.tile(embed(self, *a, **k), (1, 2)))
     with pytest.raises(HarnessError, match="teacher synth-oracle-tissue gives 192 dims, the checkpoint's 96"):
         run(tmp_path, tiny_registry_file, out)
+    import torch
+
+    kept = torch.load(state, weights_only=True)
+    for damaged in ({"0:synth-oracle-tissue": torch.zeros(5)}, "not a table", {"0:x": torch.zeros(2, 2, dtype=torch.long)}):
+        torch.save({**kept, "teacher_rows": damaged}, state)  # a hand-edited checkpoint: one line, not a traceback
+        with pytest.raises(HarnessError, match="cannot resume from this checkpoint .its teachers' targets are not"):
+            run(tmp_path, tiny_registry_file, out)
 
 
 def test_a_student_declares_what_its_teachers_and_its_images_came_from():
