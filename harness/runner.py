@@ -149,7 +149,12 @@ class Runner:
         outcomes = []
         for index, task_name in enumerate(self.config.tasks):
             task = self.registry.tasks[task_name]
-            previous = self.store.read(self.store.path(slug, task_name))
+            stored = self.store.path(slug, task_name)
+            previous = self.store.read(stored)
+            if previous is None and stored.exists():  # recomputed, said, not silently
+                console.print(f"note: {escape(str(stored))}: not a result file this harness "
+                              "can read (hand-edited, damaged or another task's); scoring the task again, which "
+                              "replaces it")
             if (not self.config.overwrite and previous is not None and previous.status == "ok"
                     and previous.task_version == task.version and previous.model.name == name
                     and model.weights_sha256 in (None, previous.model.weights_sha256)

@@ -205,4 +205,11 @@ def test_a_precision_asked_for_by_name_is_not_answered_by_a_result_at_another(tm
         assert ("earlier result" in said) is reused, (precision, said)
         recorded = json.loads(result.read_text())["timings"]["precision"]
         assert recorded == ("bf16" if precision == "auto" else precision)
+    text = result.read_text()
+    for hand_edited in ("1e30", "NaN", "[1]"):  # not a precision: the file is said, scored again and replaced
+        result.write_text(text.replace('"precision": "fp32"', f'"precision": {hand_edited}'))
+        assert main([*argv, "--precision", "fp32"]) == 0
+        said = " ".join(capsys.readouterr().err.split())
+        assert f"note: {result}: not a result file this harness can read" in said
+        assert json.loads(result.read_text())["timings"]["precision"] == "fp32"
 
