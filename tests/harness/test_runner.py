@@ -213,3 +213,18 @@ def test_a_precision_asked_for_by_name_is_not_answered_by_a_result_at_another(tm
         assert f"note: {result}: not a result file this harness can read" in said
         assert json.loads(result.read_text())["timings"]["precision"] == "fp32"
 
+
+
+def test_a_run_without_extraction_options_embeds_as_harness_run_does(tmp_path):
+    """`distill --score` built its run without extraction options and was scored with the bare
+    `ExtractOptions()` (the CPU in fp32, no workers) whatever the machine: the runner's default is now
+    what `harness run` resolves without flags."""
+    from harness.registry import load_registry
+    from harness.runner import RunConfig, Runner
+    from harness.sources import DataContext
+    from harness.tasks import FAMILIES
+    from harness.tile_embedding import default_extract_options, resolve_device
+
+    config = RunConfig(models=["random-noise"], tasks=[], output=tmp_path / "out",
+                       context=DataContext(cache_dir=tmp_path / "cache", data_root=tmp_path / "data"))
+    assert Runner(load_registry(None, FAMILIES), FAMILIES, config).extract == default_extract_options(resolve_device("auto"))
