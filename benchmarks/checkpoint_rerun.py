@@ -25,19 +25,15 @@ import tempfile
 import time
 from pathlib import Path
 
-REGISTRY = """
-datasets:
-  tiny-tiles:
-    source: synth
-    generator: tiles
-    params: {tile_size: 64, per_class: {train: 6, val: 3, test: 4}, seed: 3}
-tasks:
-  tiny-retrieval:
-    family: retrieval
-    dataset: tiny-tiles
-    main_score: map@5
-    params: {bootstrap_resamples: 100}
-"""
+import yaml
+
+# a task small enough that scoring a ViT-L once takes seconds: 9 tiles of 64 px per class
+REGISTRY = {
+    "datasets": {"rerun-tiles": {"source": "synth", "generator": "tiles",
+                                 "params": {"tile_size": 64, "per_class": {"train": 4, "val": 2, "test": 3}, "seed": 5}}},
+    "tasks": {"rerun-retrieval": {"family": "retrieval", "dataset": "rerun-tiles", "main_score": "map@5",
+                                  "params": {"bootstrap_resamples": 100}}},
+}
 
 PROBE = """
 import sys
@@ -78,10 +74,10 @@ def main() -> None:
     parser.add_argument("--workdir", default=None)
     args = parser.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="checkpoint-rerun-"))
-    cache, registry = work / "cache", work / "tiny.yaml"
-    registry.write_text(REGISTRY)
+    cache, registry = work / "cache", work / "rerun.yaml"
+    registry.write_text(yaml.safe_dump(REGISTRY))
     size = write_checkpoint(work / "checkpoint", args.architecture)
-    argv = ["run", "--model", str(work / "checkpoint"), "--tasks", "tiny-retrieval", "--include", str(registry),
+    argv = ["run", "--model", str(work / "checkpoint"), "--tasks", "rerun-retrieval", "--include", str(registry),
             "--cache-dir", str(cache), "--output", str(work / "results")]
     env = dict(os.environ, HF_HUB_OFFLINE="1", HARNESS_CACHE=str(cache))
     subprocess.run([sys.executable, "-m", "harness.cli", *argv], env=env, check=True, capture_output=True)
