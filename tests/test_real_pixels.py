@@ -4,6 +4,7 @@ take (the csv source, a checkpoint folder with card.yaml + safetensors)."""
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +65,14 @@ def test_noise_at_chance_and_colour_far_above_on_real_tiles(tmp_path, cache_dir)
     read = lambda model: json.loads((out / model / "real-lung-tiles.json").read_text())  # noqa: E731
     noise, colour = read("random-noise"), read("colour-stats")
     assert noise["n_samples"] == {"train": 360, "val": 120, "test": 120}
-    assert abs(noise["main_score"]["value"] - 1 / 3) <= 0.1
+    # the noise is a fresh draw in each checkout (seeded by the split's fingerprint: the folder and its
+    # files' modification times), so its score is a random variable: a chance classifier's balanced
+    # accuracy on 40 tiles per class has a standard deviation of sqrt((1/3)(2/3) / 40 / 3) ~ 0.043.
+    # Four of them (a false failure about once in 16 000 checkouts; 0.1 failed a CI at 0.435) still
+    # fail a label leak, which puts noise near colour (0.87).
+    per_class = noise["n_samples"]["test"] / 3
+    sd = math.sqrt((1 / 3) * (2 / 3) / per_class / 3)
+    assert abs(noise["main_score"]["value"] - 1 / 3) <= 4 * sd
     assert colour["main_score"]["value"] >= noise["main_score"]["value"] + 0.3
     low, _ = colour["metrics"]["balanced_accuracy"]["ci95"]
     assert low > noise["metrics"]["balanced_accuracy"]["ci95"][1]  # intervals apart
