@@ -344,13 +344,15 @@ def test_unreadable_checkpoint_is_one_line(cache_dir, tiny_registry_file, tmp_pa
     assert len(lines) == 1 and "model.safetensors: cannot read this checkpoint" in lines[0]
 
 
-def readme_run(suite_cache: Path, tmp_path: Path) -> tuple[Path, str]:
+@pytest.fixture(scope="module")
+def readme_run(suite_cache: Path, tmp_path_factory) -> tuple[Path, str]:
     """The folder `harness run --tasks all` ran in, and what it printed. `.ci/run` has just run that
     command (the README's main job, on a cold cache) and names its folder and log: its run is read,
-    not repeated. Elsewhere the command runs here."""
+    not repeated. Elsewhere the command runs here, once for the tests that read it (76 s each)."""
     folder, log = os.environ.get("CI_README_RUN_DIR"), os.environ.get("CI_README_RUN_LOG")
     if folder and log and Path(log).is_file() and (Path(folder) / "results").is_dir():
         return Path(folder), Path(log).read_text(errors="replace")
+    tmp_path = tmp_path_factory.mktemp("readme-run")
     env = dict(os.environ, HARNESS_CACHE=str(suite_cache), HF_HUB_OFFLINE="1")
     harness = Path(sys.executable).parent / "harness"
     done = subprocess.run([str(harness), "run", "--tasks", "all"], cwd=tmp_path, env=env,
@@ -359,9 +361,9 @@ def readme_run(suite_cache: Path, tmp_path: Path) -> tuple[Path, str]:
     return tmp_path, done.stdout + done.stderr
 
 
-def test_default_run_of_the_readme(suite_cache, tmp_path):
+def test_default_run_of_the_readme(readme_run):
     """`harness run --tasks all` as the README runs it: every task gets a result file."""
-    ran_in, printed = readme_run(suite_cache, tmp_path)
+    ran_in, printed = readme_run
     folder = ran_in / "results" / "timm--vit_tiny_patch16_224-random-init"
     results = {p.stem: read(p) for p in folder.glob("*.json")}
     assert {"synth-tiles", "synth-retrieval", "synth-vqa", "synth-report", "bach", "crc-100k", "pcam",
@@ -375,13 +377,13 @@ def test_default_run_of_the_readme(suite_cache, tmp_path):
     assert scores.count("(random-init)") >= len(synthetic) and "synth-tiles" in scores
 
 
-def test_default_run_benchmark_says_where_the_cold_run_went_per_dataset(suite_cache, tmp_path):
+def test_default_run_benchmark_says_where_the_cold_run_went_per_dataset(readme_run, suite_cache):
     """benchmarks/default_run.py's per-dataset table, on the README's run: the datasets that share
     generated images are one row with one generation, the rows' embed and eval seconds are the
     results', and a dataset this run generated has its generation timed (meta.json)."""
     from tests.support.benchmark_scripts import load_benchmark
 
-    ran_in, _ = readme_run(suite_cache, tmp_path)
+    ran_in, _ = readme_run
     rows = load_benchmark("default_run").dataset_costs(suite_cache, ran_in / "results")
     tiles = next(row for row in rows if "synth-tiles" in row["datasets"])
     assert {"synth-vqa", "synth-reports", "synth-centres", "synth-st"} <= set(tiles["datasets"])
