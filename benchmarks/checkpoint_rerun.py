@@ -4,14 +4,14 @@ Results record the sha256 of a checkpoint's weights, and a rerun compares it wit
 reuse them. The digest is kept per state of the file (harness/models/weights_digest.py); without
 it every start read the whole weights file. This script writes a random-init checkpoint (default
 ViT-L, UNI's architecture: 1.2 GB of safetensors), scores it once on a tiny task, then times the
-same command in fresh processes, three times each way:
+same command in fresh processes, three times each way (--repeats):
   cached     the digest read from <cache>/weights-sha256/ (the harness)
   hashed     that folder removed before each run, so the weights are read and hashed again
              (what every rerun did before the cache)
 and prints the slowest of each, their ratio, and whether the rerun imported torch (it should not:
 finding a checkpoint's files is torch-free).
 
-Usage: python benchmarks/checkpoint_rerun.py [--architecture vit_large_patch16_224] [--workdir DIR]
+Usage: python benchmarks/checkpoint_rerun.py [--architecture vit_large_patch16_224] [--workdir DIR] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -72,7 +72,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--architecture", default="vit_large_patch16_224")
     parser.add_argument("--workdir", default=None)
+    parser.add_argument("--repeats", type=int, default=3, help="runs timed each way, 1-20 (default 3; the slowest is printed)")
     args = parser.parse_args()
+    if not 1 <= args.repeats <= 20:
+        parser.error(f"--repeats: {args.repeats} is not between 1 and 20")
     work = Path(args.workdir or tempfile.mkdtemp(prefix="checkpoint-rerun-"))
     cache, registry = work / "cache", work / "rerun.yaml"
     registry.write_text(yaml.safe_dump(REGISTRY))
@@ -81,9 +84,9 @@ def main() -> None:
             "--cache-dir", str(cache), "--output", str(work / "results")]
     env = dict(os.environ, HF_HUB_OFFLINE="1", HARNESS_CACHE=str(cache))
     subprocess.run([sys.executable, "-m", "harness.cli", *argv], env=env, check=True, capture_output=True)
-    cached = [timed(argv, env) for _ in range(3)]
+    cached = [timed(argv, env) for _ in range(args.repeats)]
     hashed = []
-    for _ in range(3):
+    for _ in range(args.repeats):
         shutil.rmtree(cache / "weights-sha256", ignore_errors=True)
         hashed.append(timed(argv, env))
     slow_cached, slow_hashed = max(t for t, _ in cached), max(t for t, _ in hashed)
