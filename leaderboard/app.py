@@ -37,10 +37,11 @@ except Exception:  # noqa: BLE001 - the board works without them
 from harness import __version__
 from harness.submissions import HUB_ID
 from harness.leaderboard import charts
-from harness.leaderboard.aggregate import (build_leaderboard, declared_family, is_truncated, lineage_order,
-                                   load_distillation_reports, load_results, few_shot_rows, group_tables,
-                                   matryoshka_curves, parse_board_tasks, reliability_rows, retention_rows,
-                                   split_copies_by_task, stale_check, suite_rows, training_curves)
+from harness.leaderboard.aggregate import (build_leaderboard, declared_family, lineage_order, load_results,
+                                           parse_board_tasks, split_copies_by_task, stale_check, suite_rows)
+from harness.leaderboard.family_tables import few_shot_rows, group_tables, reliability_rows
+from harness.leaderboard.student_tables import (is_truncated, load_distillation_reports, matryoshka_curves,
+                                                retention_rows, training_curves)
 from harness.leaderboard.head_to_head import MAX_MODELS, head_to_head
 from harness.leaderboard.formatting import (LEAD_WIDTHS, MISSING, TASK_WIDTHS, csv_text, parameters_label, plain,
                                    protocol_markdown, show_texts)

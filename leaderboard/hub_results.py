@@ -24,8 +24,8 @@ from harness.errors import HarnessError
 from harness.hub_access import hub_api, hub_call, hub_error
 from harness.hub_file_cache import files_at_commit
 from harness.results import DISTILLATION_REPORT
-from harness.leaderboard.aggregate import (FOLDER, MAX_RESULT_BYTES, REPORT_ERRORS, load_results,
-                                          read_distillation_report)
+from harness.leaderboard.aggregate import FOLDER, MAX_RESULT_BYTES, load_results
+from harness.leaderboard.student_tables import REPORT_ERRORS, read_distillation_report
 
 RESULTS_PREFIX = "results"
 TABLE_FILE = "leaderboard.parquet"

@@ -84,7 +84,7 @@ def test_an_error_or_a_negative_score_has_no_ratio_and_its_normalised_retention_
     assert report["tasks"]["negative"]["normalised_retention"] == pytest.approx(50.0)
     assert report["tasks"]["negative"]["teacher_informs"] is True
     # the board lays the report out, a row without a ratio included
-    from harness.leaderboard.aggregate import read_distillation_report
+    from harness.leaderboard.student_tables import read_distillation_report
     assert read_distillation_report(tmp_path / "student" / "distillation.json")["student"] == "student"
 
 
@@ -110,7 +110,7 @@ def test_a_task_scored_on_the_distillation_images_is_marked_and_left_out_of_the_
     assert "3 (1 not held out)" in said
     assert "the student was distilled on the images these tasks score: synth-plism" in said
     assert "(--set splits=[...], where they report one split)" in said  # as written, not read as rich markup
-    from harness.leaderboard.aggregate import retention_rows
+    from harness.leaderboard.student_tables import retention_rows
 
     marked = {row["task"]: row.get("scored on its training images") for row in retention_rows(report)}
     assert marked == {"synth-plism": "yes", "t2": None, "t3": None}  # the board's Students view says it too

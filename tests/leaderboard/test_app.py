@@ -188,7 +188,7 @@ def test_student_and_matryoshka_views(monkeypatch, tmp_path):
     app = run_app(monkeypatch, tmp_path)
     assert not app.warning and any("held-out items" in c.value for c in app.caption)
     assert len(app.get("vega_lite_chart")) == charts_before + 1  # the student's loss curves
-    from harness.leaderboard.aggregate import training_curves
+    from harness.leaderboard.student_tables import training_curves
     assert [(r["curve"], r["step"], r["loss"]) for r in training_curves(report)] == [
         ("training", 100, 0.5), ("training", 200, 0.25), ("held-out", 100, 0.6), ("held-out", 200, 0.4)]
     assert "Score against embedding dims (Matryoshka)" in [h.value for h in app.subheader]
@@ -203,19 +203,20 @@ def test_student_and_matryoshka_views(monkeypatch, tmp_path):
     assert not app.warning and not app.exception
     retention = next(d.value for d in app.dataframe if "retention %" in d.value.columns).set_index("task")
     assert pd.isna(retention.loc["t3", "retention %"]) and retention.loc["t3", "normalised retention %"] == 75.0
-    from harness.leaderboard.aggregate import read_distillation_report
+    from harness.leaderboard.student_tables import read_distillation_report
     report["teachers"]["teacher"]["tasks"]["t3"]["normalised_retention"] = float("nan")
     (tmp_path / "student" / "distillation.json").write_text(json.dumps(report))
     with pytest.raises(ValueError, match="normalised retention"):
         read_distillation_report(tmp_path / "student" / "distillation.json")
     del report["teachers"]["teacher"]["tasks"]["t3"]
     (tmp_path / "student" / "distillation.json").write_text(json.dumps(report))
-    from harness.leaderboard.aggregate import retention_rows
+    from harness.leaderboard.student_tables import retention_rows
     report["teachers"]["teacher"].update(tiles_per_slide={"student": 1.0, "teacher": 8.0},
                                          slides_per_min={"student": 300.0, "teacher": 15.0})
     row = retention_rows(report)[0]
     assert row["tiles per slide (student / teacher)"] == 0.125 and row["slides/min (student / teacher)"] == 20.0
-    from harness.leaderboard.aggregate import load_results, matryoshka_curves
+    from harness.leaderboard.aggregate import load_results
+    from harness.leaderboard.student_tables import matryoshka_curves
     write_result(tmp_path, "student", "t2", "retrieval", 0.5, main="map@5")  # no truncated run: no curve
     rows = matryoshka_curves(load_results(tmp_path)[0])
     assert [(r["task"], r["dim"], r["score"]) for r in rows] == [("t1", 8, 0.81), ("t1", 32, 0.6), ("t1", 64, 0.75)]
@@ -278,7 +279,8 @@ def test_per_task_view_shows_the_probe_s_calibration_and_its_reliability_diagram
     assert "mce" in table.columns and "ace" not in table.columns  # not reported: no empty column
     assert any("Calibration of the probe" in m.value for m in app.markdown)
 
-    from harness.leaderboard.aggregate import load_results, reliability_rows
+    from harness.leaderboard.aggregate import load_results
+    from harness.leaderboard.family_tables import reliability_rows
 
     points = reliability_rows(load_results(tmp_path)[0], "t1")
     assert {p["model"] for p in points} == {"calibrated"} and len(points) == 4  # the empty bin is no point
@@ -299,7 +301,8 @@ def test_per_task_view_draws_the_few_shot_curve_from_the_results(monkeypatch, tm
     app = run_app(monkeypatch, tmp_path)
     assert any("Few-shot (SimpleShot)" in m.value for m in app.markdown)
 
-    from harness.leaderboard.aggregate import few_shot_rows, load_results
+    from harness.leaderboard.aggregate import load_results
+    from harness.leaderboard.family_tables import few_shot_rows
 
     rows = few_shot_rows(load_results(tmp_path)[0], "t1")
     assert [(r["shots"], r["score"], r["low"]) for r in rows] == [(1, 0.5, 0.3), (8, 0.7, None), (16, 0.8, 0.76)]

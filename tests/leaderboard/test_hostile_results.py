@@ -184,8 +184,9 @@ def test_no_field_of_a_result_file_can_stop_the_board(tmp_path):
     runs without an exception on a sample of them. (The table above pins what each known case shows.)"""
     import random
 
-    from harness.leaderboard.aggregate import (few_shot_rows, group_tables, lineage_order, matryoshka_curves,
-                                               reliability_rows)
+    from harness.leaderboard.aggregate import lineage_order
+    from harness.leaderboard.family_tables import few_shot_rows, group_tables, reliability_rows
+    from harness.leaderboard.student_tables import matryoshka_curves
     from harness.leaderboard.head_to_head import head_to_head
 
     reliability = {"confidence": [0.15, None, 0.8], "accuracy": [0.2, None, 0.75], "items": [4, 0, 12]}
@@ -243,8 +244,9 @@ def test_no_field_of_a_real_result_of_any_family_can_stop_the_board(instrument_r
     files are unchanged stays on it. (Fails when the board's None check of a main score is removed.)"""
     import random
 
-    from harness.leaderboard.aggregate import (few_shot_rows, group_tables, matryoshka_curves, reliability_rows,
-                                               suite_rows)
+    from harness.leaderboard.aggregate import suite_rows
+    from harness.leaderboard.family_tables import few_shot_rows, group_tables, reliability_rows
+    from harness.leaderboard.student_tables import matryoshka_curves
     from harness.registry import load_registry
 
     registry = load_registry([], families=FAMILIES)
