@@ -52,6 +52,8 @@ def compare(results: Path, student_slug: str, teacher_slugs: dict[str, str], tas
     if training:  # the loss during training and on the held-out items: did the student converge?
         report["training"] = training
     any_student = next((r for r in student.values() if r and r.status == "ok"), None)
+    if any_student:  # the name its results carry, as the board shows it beside the other models
+        report["student_name"] = any_student.model.name
     marked = set(on_training_images)
     seen = [task for task in tasks if task in marked and student[task]]
     if seen:

@@ -67,8 +67,11 @@ def _print_skipped(outcomes, models: list[str]) -> None:
 def print_retention(report: dict, path: Path) -> None:
     """`harness distill --score`: the student against each teacher, from the report it wrote."""
     from harness.distillers.scoring import DISTIL_ELSEWHERE
-    # the student's name is a folder's name: text, never markup
-    table = Table(title=Text(f"student {report['student']} against its teachers (retention: student / teacher x 100)"))
+    from harness.leaderboard.student_tables import student_name
+
+    # the student's name (its card's, or its folder's) is text, never markup
+    title = f"student {student_name(report)} against its teachers (retention: student / teacher x 100)"
+    table = Table(title=Text(title))
     for column in ("teacher", "tasks", "median retention %", "median normalised retention %", "parameters",
                    "items/s"):
         table.add_column(column, overflow="fold")

@@ -41,7 +41,7 @@ from harness.leaderboard.aggregate import (build_leaderboard, declared_family, l
                                            parse_board_tasks, split_copies_by_task, stale_check, suite_rows)
 from harness.leaderboard.family_tables import few_shot_rows, group_tables, reliability_rows
 from harness.leaderboard.student_tables import (is_truncated, load_distillation_reports, matryoshka_curves,
-                                                retention_rows, training_curves)
+                                                retention_rows, student_name, training_curves)
 from harness.leaderboard.head_to_head import MAX_MODELS, head_to_head
 from harness.leaderboard.formatting import (LEAD_WIDTHS, MISSING, TASK_WIDTHS, csv_text, parameters_label, plain,
                                    protocol_markdown, show_texts)
@@ -570,7 +570,7 @@ with tabs[5]:
                    "(teacher - noise) x 100 where random-noise was scored on the run; parameters are the "
                    "backbones'; throughput is embedding tiles/s on the machine that scored them.")
     for report in reports:
-        st.markdown(f"**{plain(report['student'])}** ({plain(report.get('method'))})")
+        st.markdown(f"**{plain(student_name(report))}** ({plain(report.get('method'))})")
         rows = pd.DataFrame(retention_rows(report))
         if not rows.empty:
             st.altair_chart(charts.task_bars(rows.rename(columns={"retention %": "score"}).assign(

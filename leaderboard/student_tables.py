@@ -29,6 +29,13 @@ def load_distillation_reports(folder: Path) -> tuple[list[dict], list[str]]:
 
 
 REPORT_ERRORS = (OSError, ValueError, TypeError, KeyError, AttributeError, ZeroDivisionError)
+MAX_NAME = 1000  # as a result's model name
+
+
+def student_name(report: dict) -> str:
+    """The student as its results name it (the board's name for it); its results folder in a report
+    written before the name was kept."""
+    return report.get("student_name") or report["student"]
 
 
 def read_distillation_report(path: Path) -> dict:
@@ -39,6 +46,9 @@ def read_distillation_report(path: Path) -> dict:
         raise ValueError("no 'teachers' table")
     if not isinstance(report.get("student"), str):
         raise ValueError("no 'student' name")
+    name = report.get("student_name")
+    if name is not None and not (isinstance(name, str) and 0 < len(name) <= MAX_NAME):
+        raise ValueError(f"'student_name' is not a name of 1 to {MAX_NAME} characters")
     for row in retention_rows(report):  # every row it will be shown as can be made, with numbers
         for key in ("teacher score", "student score", "retention %", "normalised retention %"):
             if row.get(key) is not None and not math.isfinite(float(row[key])):
@@ -55,9 +65,9 @@ def retention_rows(report: dict) -> list[dict]:
     for teacher, table in report["teachers"].items():
         params, speed = table.get("parameters", {}), table.get("items_per_s", {})
         for task, row in table.get("tasks", {}).items():
-            rows.append({"student": report["student"], "teacher": teacher, "task": task, "teacher score": row["teacher"],
-                         "student score": row["student"], "retention %": row["retention"],
-                         "median retention %": table.get("median_retention"),
+            rows.append({"student": student_name(report), "teacher": teacher, "task": task,
+                         "teacher score": row["teacher"], "student score": row["student"],
+                         "retention %": row["retention"], "median retention %": table.get("median_retention"),
                          "parameters (student / teacher)": _ratio(params.get("student"), params.get("teacher")),
                          "throughput (student / teacher)": _ratio(speed.get("student"), speed.get("teacher"))})
             if row.get("on_training_images") is True:  # distilled on these images: not in the medians
@@ -94,7 +104,7 @@ def training_curves(report: dict) -> list[dict]:
                 raise ValueError(f"training.{key}: a step is not a whole number from 0 to {MAX_STEP:.0e}")
             if isinstance(loss, bool) or not isinstance(loss, (int, float)) or not math.isfinite(loss):
                 raise ValueError(f"training.{key}: a loss is not a finite number")
-            rows.append({"student": report["student"], "curve": name, "step": step, "loss": float(loss)})
+            rows.append({"student": student_name(report), "curve": name, "step": step, "loss": float(loss)})
     return rows
 
 

@@ -42,6 +42,35 @@ def test_retention_and_sizes_when_the_teacher_lacks_the_first_task(tmp_path):
     assert report["training"] == curves  # the curves, and nothing else of distill.json
 
 
+def test_the_report_names_the_student_as_its_results_do(tmp_path, capsys):
+    """The board names a student by its results' model name (a card's `students/tiny`), not by the
+    folder they are in (`students--tiny`): the report keeps that name, and its rows, its heading and
+    the terminal's table use it. A report written before falls back to the folder; a name that is not
+    a bounded string leaves the report out with a warning naming the file."""
+    from harness.leaderboard.student_tables import load_distillation_reports, retention_rows, training_curves
+    from harness.run_summary import print_retention
+
+    for model, value in (("students--tiny", 0.6), ("teacher", 0.8)):
+        write_result(tmp_path, model, "t1", value, 10, 100.0)
+    path = tmp_path / "students--tiny" / "t1.json"
+    path.write_text(path.read_text().replace('"name": "students--tiny"', '"name": "students/tiny"'))
+    curves = {"loss_curve": [{"step": 100, "loss": 0.3}]}
+    report = compare(tmp_path, "students--tiny", {"big": "teacher"}, ["t1"], {**curves, "fidelity": {}})
+    assert report["student"] == "students--tiny" and report["student_name"] == "students/tiny"
+    assert {row["student"] for row in retention_rows(report) + training_curves(report)} == {"students/tiny"}
+    print_retention(report, tmp_path / "students--tiny" / "distillation.json")
+    assert "student students/tiny against its teachers" in capsys.readouterr().out
+    older = {key: value for key, value in report.items() if key != "student_name"}
+    assert [row["student"] for row in retention_rows(older)] == ["students--tiny"]
+
+    report_file = tmp_path / "students--tiny" / "distillation.json"
+    for hostile in (["students/tiny"], "", "x" * 1001):
+        report_file.write_text(json.dumps({**report, "student_name": hostile}))
+        reports, warnings = load_distillation_reports(tmp_path)
+        assert reports == [] and len(warnings) == 1
+        assert warnings[0].startswith(f"{report_file}: skipped, not a distillation report ('student_name'")
+
+
 def test_normalised_retention_measures_from_the_noise_floor_over_the_tasks_the_teacher_informs(tmp_path):
     """(student - noise) / (teacher - noise): a saturated task where noise is already high cannot
     lift the median; a task the teacher barely informs (under a quarter of the noise-to-oracle
