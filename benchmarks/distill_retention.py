@@ -44,10 +44,10 @@ Usage: python benchmarks/distill_retention.py --out distill-study [--seeds 0 1 2
 90 minutes it is meant to take on 2 CPU cores, with room for this machine's speed to vary; the
 training and held-out losses are printed with how much each still fell over the last quarter.
 They have not flattened there: `benchmarks/distill_lr.py --steps 1600 3200 ...` trains the same
-students longer, one seed each (README: "How far from flat").
+students longer, one seed each (docs/distillation-study.md: "How far from flat").
 Peak learning rate 5e-3 (AdamW, warm-up then cosine to zero): on the nuclear arm's seed 0 at 1,600
 steps it ended at a held-out loss of 0.239, against 0.310 at 2e-3 (the earlier default) and 0.288
-at 1e-2; the tissue arm's was 0.042 at 5e-3 (README: the sweep).
+at 1e-2; the tissue arm's was 0.042 at 5e-3 (docs/distillation-study.md: the peak learning rate).
 
 `--arms tissue` trains and scores only that arm (for example a longer run of the best student);
 claims 2 and 3 need the tissue, nuclei and multi arms and are otherwise reported as not measured.
