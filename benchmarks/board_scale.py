@@ -16,7 +16,7 @@ megabytes a built board holds (what each board the app keeps costs).
 
 At 1,000 models x 15 tasks the overview took 18.8 s and the app's page 49.8 s when the rank
 intervals recomputed every model's average rank once per model and the table set its texts a
-cell at a time; the README's Benchmarks has the numbers before and after.
+cell at a time; docs/benchmarks.md has the numbers before and after.
 
 Usage: python benchmarks/board_scale.py [--models 250 1000 4000] [--tasks 15] [--app] [--memory] [--workdir DIR]
 """
