@@ -348,7 +348,7 @@ def test_unreadable_checkpoint_is_one_line(cache_dir, tiny_registry_file, tmp_pa
 def readme_run(suite_cache: Path, tmp_path_factory) -> tuple[Path, str]:
     """The folder `harness run --tasks all` ran in, and what it printed. `.ci/run` has just run that
     command (the README's main job, on a cold cache) and names its folder and log: its run is read,
-    not repeated. Elsewhere the command runs here, once for the tests that read it (76 s each)."""
+    not repeated. Elsewhere the command runs here, once for the two tests that read it (76 s a run)."""
     folder, log = os.environ.get("CI_README_RUN_DIR"), os.environ.get("CI_README_RUN_LOG")
     if folder and log and Path(log).is_file() and (Path(folder) / "results").is_dir():
         return Path(folder), Path(log).read_text(errors="replace")
