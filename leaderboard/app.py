@@ -15,6 +15,7 @@ Imports nothing heavy (no torch): the Space installs only what this file needs.
 from __future__ import annotations
 
 import os
+from collections import defaultdict
 from pathlib import Path
 
 import pandas as pd
@@ -569,8 +570,13 @@ with tabs[5]:
                    "better higher (an error or a drop has none); normalised retention = (student - noise) / "
                    "(teacher - noise) x 100 where random-noise was scored on the run; parameters are the "
                    "backbones'; throughput is embedding tiles/s on the machine that scored them.")
+    folders_of = defaultdict(set)  # a model name -> the result folders that claim it
+    for folder, scored in results:
+        folders_of[scored.model.name].add(folder)
     for report in reports:
-        st.markdown(f"**{plain(student_name(report))}** ({plain(report.get('method'))})")
+        name = student_name(report)  # with its folder where several claim its name, as the board shows it
+        label = f"{name} [{report['student']}]" if len(folders_of.get(name, ())) > 1 else name
+        st.markdown(f"**{plain(label)}** ({plain(report.get('method'))})")
         rows = pd.DataFrame(retention_rows(report))
         if not rows.empty:
             st.altair_chart(charts.task_bars(rows.rename(columns={"retention %": "score"}).assign(

@@ -162,6 +162,26 @@ def test_robustness_panel_shows_plism_groups_and_invariance(monkeypatch, tmp_pat
     assert invariance["mean_cosine"].item() == 0.97
 
 
+def test_a_students_heading_names_its_folder_where_two_folders_claim_its_name(monkeypatch, tmp_path):
+    """The board shows two folders claiming one model name as 'name [folder]'; the Students tab's
+    heading of a report names which of the two it is about in the same way, and only then."""
+    import json
+
+    write_result(tmp_path, "teacher", "t1", "tile_classification", 0.9)
+    for folder in ("students--tiny", "elsewhere"):
+        write_result(tmp_path, folder, "t1", "tile_classification", 0.8)
+        path = tmp_path / folder / "t1.json"
+        path.write_text(path.read_text().replace(f'"name": "{folder}"', '"name": "students/tiny"'))
+    report = {"student": "students--tiny", "student_name": "students/tiny", "method": "feature_kd",
+              "teachers": {"teacher": {"tasks": {"t1": {"student": 0.8, "teacher": 0.9, "retention": 88.9}}}}}
+    (tmp_path / "students--tiny" / "distillation.json").write_text(json.dumps(report))
+    method = f"({plain('feature_kd')})"
+    headings = lambda app: [m.value for m in app.markdown if m.value.endswith(method)]  # noqa: E731
+    assert headings(run_app(monkeypatch, tmp_path)) == [f"**{plain('students/tiny [students--tiny]')}** {method}"]
+    (tmp_path / "elsewhere" / "t1.json").unlink()
+    assert headings(run_app(monkeypatch, tmp_path)) == [f"**{plain('students/tiny')}** {method}"]
+
+
 def test_student_and_matryoshka_views(monkeypatch, tmp_path):
     import json
 
