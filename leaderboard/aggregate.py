@@ -592,12 +592,19 @@ def _invalid_reason(result: TaskResult, main: str, info: MetricInfo, family: str
     return None
 
 
+def folders_by_name(pairs) -> dict[str, list[str]]:
+    """(folder, model name) pairs -> each name and the folders that claim it, in order."""
+    folders: dict[str, list[str]] = defaultdict(list)
+    for slug, name in pairs:
+        if slug not in folders[name]:
+            folders[name].append(slug)
+    return dict(folders)
+
+
 def _name_apart(info: dict[str, dict], warnings: list[str]) -> None:
     """Two result folders claiming one model name: each is shown as 'name [folder]', never merged
     or mistaken for the other."""
-    folders: dict[str, list[str]] = defaultdict(list)
-    for slug, model in info.items():
-        folders[model["name"]].append(slug)
+    folders = folders_by_name((slug, model["name"]) for slug, model in info.items())
     for name, slugs in folders.items():
         if len(slugs) > 1:
             warnings.append(f"model name '{name}' is claimed by the folders {', '.join(slugs)}: shown with their "

@@ -15,7 +15,6 @@ Imports nothing heavy (no torch): the Space installs only what this file needs.
 from __future__ import annotations
 
 import os
-from collections import defaultdict
 from pathlib import Path
 
 import pandas as pd
@@ -38,8 +37,9 @@ except Exception:  # noqa: BLE001 - the board works without them
 from harness import __version__
 from harness.submissions import HUB_ID
 from harness.leaderboard import charts
-from harness.leaderboard.aggregate import (build_leaderboard, declared_family, lineage_order, load_results,
-                                           parse_board_tasks, split_copies_by_task, stale_check, suite_rows)
+from harness.leaderboard.aggregate import (build_leaderboard, declared_family, folders_by_name, lineage_order,
+                                           load_results, parse_board_tasks, split_copies_by_task, stale_check,
+                                           suite_rows)
 from harness.leaderboard.family_tables import few_shot_rows, group_tables, reliability_rows
 from harness.leaderboard.student_tables import (is_truncated, load_distillation_reports, matryoshka_curves,
                                                 retention_rows, student_name, training_curves)
@@ -570,9 +570,7 @@ with tabs[5]:
                    "better higher (an error or a drop has none); normalised retention = (student - noise) / "
                    "(teacher - noise) x 100 where random-noise was scored on the run; parameters are the "
                    "backbones'; throughput is embedding tiles/s on the machine that scored them.")
-    folders_of = defaultdict(set)  # a model name -> the result folders that claim it
-    for folder, scored in results:
-        folders_of[scored.model.name].add(folder)
+    folders_of = folders_by_name((folder, scored.model.name) for folder, scored in results)
     for report in reports:
         name = student_name(report)  # with its folder where several claim its name, as the board shows it
         label = f"{name} [{report['student']}]" if len(folders_of.get(name, ())) > 1 else name
