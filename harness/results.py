@@ -16,12 +16,12 @@ from harness.atomic_write import write_json_atomic
 from harness.bounded_read import read_json
 from harness.evaluation import MetricInfo, MetricSummary, Number
 
-RESULT_SCHEMA_VERSION = 6  # 2: metric values per seed/fold, main-score replicates, params, environment,
+RESULT_SCHEMA_VERSION = 7  # 2: metric values per seed/fold, main-score replicates, params, environment,
 # dataset and model revisions; 3: `samples`, the per-item predictions file (--log-samples);
 # 4: `metric_info` (each metric's direction, bounds and display group, as its family declares
 # them) and `family_title`; 5: `model.teachers`, a distilled student's lineage; 6: `model.training_data`,
-# `dataset.image_sources` and `training_overlap` (test-set overlap). Older files are read as they are
-# (the new fields stay empty).
+# `dataset.image_sources` and `training_overlap` (test-set overlap); 7: `model.card_sha256`, what
+# in the model's card decides its embeddings. Older files are read as they are (the new fields stay empty).
 # Beside the result files, <output>/<student>/ may hold the report `harness distill --score`
 # writes; it is not a result file, and readers of result files pass over it.
 DISTILLATION_REPORT = "distillation.json"
@@ -58,6 +58,8 @@ class ModelRecord(_Record):
     licence: str | None = Field(None, max_length=200)
     teachers: list[str] | None = Field(None, max_length=16)  # a distilled student's teachers (its card's lineage)
     training_data: list[SourceName] | None = Field(None, max_length=32)  # declared pretraining sources (None: unknown)
+    # a checkpoint's or known model's card as it was built and fed (models/card.py: card_sha256)
+    card_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
 
 
 class DatasetRecord(_Record):

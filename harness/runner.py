@@ -147,10 +147,17 @@ class Runner:
         name, slug = self._truncated_identity(model.name, model.slug)
         encoder: Encoder | None = None
         outcomes = []
+        card_change_said = False
         for index, task_name in enumerate(self.config.tasks):
             task = self.registry.tasks[task_name]
             stored = self.store.path(slug, task_name)
             previous = self.store.read(stored)
+            if (not card_change_said and previous is not None and previous.status == "ok"
+                    and model.card_sha256 != previous.model.card_sha256):
+                console.print(f"note: {escape(name)}: its earlier results were computed with another card "
+                              "(architecture, timm_kwargs, Hub weights, transform, pooling or slide_mpp), or do not "
+                              "record one; scoring it again")
+                card_change_said = True
             if previous is None and stored.exists():  # recomputed, said, not silently
                 console.print(f"note: {escape(str(stored))}: not a result file this harness "
                               "can read (hand-edited, damaged or another task's); scoring the task again, which "
@@ -158,6 +165,7 @@ class Runner:
             if (not self.config.overwrite and previous is not None and previous.status == "ok"
                     and previous.task_version == task.version and previous.model.name == name
                     and model.weights_sha256 in (None, previous.model.weights_sha256)
+                    and model.card_sha256 == previous.model.card_sha256  # the card as it fed the model then
                     and self._same_params(task, previous)
                     and self._same_precision(previous)
                     and (not self.config.log_samples or self._has_samples(slug, previous))):
@@ -200,7 +208,7 @@ class Runner:
                     console.print(f"note: {escape(spec)}: pretrained weights unreachable offline; scoring a random "
                                   "initialisation (results are labelled random-init)")
                 _, slug = self._truncated_identity(name, encoder.info.slug)
-            outcomes.append(self._evaluate(slug, task_name, task, encoder, source, test_source))
+            outcomes.append(self._evaluate(slug, task_name, task, encoder, source, test_source, model.card_sha256))
         return outcomes
 
     def _same_params(self, task: TaskSpec, previous: TaskResult) -> bool:
@@ -226,7 +234,7 @@ class Runner:
 
     # --- one task -------------------------------------------------------------------
     def _evaluate(self, slug: str, name: str, task: TaskSpec, encoder: Encoder, source: TileSource,
-                  test_source: TileSource | None = None) -> TaskOutcome:
+                  test_source: TileSource | None = None, card_sha256: str | None = None) -> TaskOutcome:
         info = encoder.info
         card = encoder.card
         model = ModelRecord(name=self._truncated_identity(info.name, slug)[0], weights=info.weights,
@@ -234,7 +242,8 @@ class Runner:
                             embed_dim=info.embed_dim, hub_id=card.hub_id, revision=card.revision,
                             licence=card.licence or None, teachers=list(card.teachers) or None,
                             # an untrained network was trained on nothing; otherwise what its card declares
-                            training_data=[] if info.weights == "random-init" else card.training_data)
+                            training_data=[] if info.weights == "random-init" else card.training_data,
+                            card_sha256=card_sha256)
         family = self.families[task.family]
         try:
             if test_source is not None and source.kind != "tiles":  # a plugin's slide source (the registry refuses its own)

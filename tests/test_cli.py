@@ -169,7 +169,7 @@ def test_result_files_follow_the_schema_and_are_reused(cache_dir, tiny_registry_
     assert result["timings"]["items_per_s"] > 0 and result["timings"]["embed_s"] > 0
     assert len(result["dataset"]["fingerprint"]) == 16
     # provenance: per-seed values, the parameters as run (defaults filled in), the software and its commit
-    assert result["schema_version"] == 6 and result["samples"] is None  # no --log-samples
+    assert result["schema_version"] == 7 and result["samples"] is None  # no --log-samples
     # an untrained network learned from nothing; the tiny dataset declares no image sources: overlap unknown
     assert result["model"]["training_data"] == [] and result["training_overlap"] is None
     assert len(result["metrics"]["balanced_accuracy"]["values"]) == 2 == len(result["seeds"])

@@ -112,6 +112,24 @@ class ModelCard(BaseModel):
 
 USER_KEYS = frozenset(ModelCard.model_fields) - {"local_architecture", "local_kwargs"}  # those are the zoo's
 
+# What in a card decides the embeddings: the network it builds, the Hub weights it names, how tiles
+# are fed to it and how its tokens are pooled. Its name, licence, notes, lineage, declared training
+# data and embed_dim (a check) describe the model and change no number.
+NETWORK_KEYS = ("architecture", "timm_kwargs", "local_architecture", "local_kwargs")
+EMBEDDING_KEYS = (*NETWORK_KEYS, "hub_id", "revision", "input_size", "mean", "std", "interpolation", "crop_pct",
+                  "pooling", "slide_mpp")
+
+
+def card_sha256(card: ModelCard, keys: tuple[str, ...] = EMBEDDING_KEYS) -> str:
+    """sha256 of the card's `keys` (default: all that decide the embeddings), as canonical JSON: a
+    result records it, so that a card edited since (another pooling, input size, act_layer) scores
+    the model again instead of answering with the result of the model as it was."""
+    import hashlib
+    import json
+
+    payload = json.dumps(card.model_dump(include=set(keys), mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()
+
 
 def read_card(path: Path, label: str | None = None) -> ModelCard:
     """A card file a user or submitter wrote; errors name `label` (default the path). Its size,

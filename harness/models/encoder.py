@@ -8,7 +8,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from harness.models.card import ModelCard, Pooling
+from harness.models.card import NETWORK_KEYS, ModelCard, Pooling, card_sha256
 from harness.models.identity import MAX_SLUG, EncoderInfo, WeightsKind, model_slug  # noqa: F401 - re-exported
 from harness.models.transform import TileTransform
 
@@ -72,4 +72,9 @@ class ImageEncoder:
     reads_pixels: ClassVar[bool] = True  # instruments (instruments.py) read the generator's truth instead
 
     def cache_identity(self) -> str:
-        return f"{self.info.weights_sha256}|{self.card.pooling}|{self.transform.identity()}"
+        identity = f"{self.info.weights_sha256}|{self.card.pooling}|{self.transform.identity()}"
+        if self.info.weights == "checkpoint":
+            # a checkpoint's digest is its file's: the network its card builds from it (an act_layer, a
+            # norm) is not in it, where a built network's state-dict digest fixes its names and shapes
+            identity += f"|network:{card_sha256(self.card, NETWORK_KEYS)[:16]}"
+        return identity

@@ -66,6 +66,23 @@ class ModelSpec:
 
         return weights_sha256(self.checkpoint, default_cache_dir())
 
+    @cached_property
+    def card_sha256(self) -> str | None:
+        """The digest of what in the card decides the embeddings (card.card_sha256), after a checkpoint's
+        `base:` is merged; None where the model has no card before it is built (timm:, hf-hub:, the
+        instruments: their weights and transform come with the spec), or its card cannot be resolved
+        (loading it then says why)."""
+        from harness.models.card import card_sha256
+        from harness.models.zoo import resolve_card
+
+        if self.card is None or self.source not in ("known", "checkpoint"):
+            return None
+        try:
+            card = resolve_card(self.card, self.card_path or Path(self.spec)) if self.source == "checkpoint" else self.card
+        except HarnessError:
+            return None
+        return card_sha256(card)
+
 
 def timm_has_architecture(name: str) -> bool:
     """timm.is_model(name). A name found in timm's list of architectures, kept in the cache per

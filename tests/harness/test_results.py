@@ -24,7 +24,7 @@ def test_a_written_result_reads_back_equal(tmp_path):
     path = store.write("m", a_result())
     assert path == tmp_path / "m" / "t.json" and store.read(path) == a_result()
     written = json.loads(path.read_text())
-    assert written["schema_version"] == RESULT_SCHEMA_VERSION == 6
+    assert written["schema_version"] == RESULT_SCHEMA_VERSION == 7
     assert written["metric_info"]["cider_d"] == {"higher_is_better": True, "bounds": [0.0, None], "group": "score"}
     assert not MetricInfo(bounds=(0.0, None)).bounded and MetricInfo().bounded
 

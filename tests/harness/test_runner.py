@@ -12,7 +12,7 @@ from sksurv.metrics import concordance_index_censored
 
 def _result_and_samples(folder: Path, task: str) -> tuple[dict, pd.DataFrame]:
     result = json.loads((folder / f"{task}.json").read_text())
-    assert result["schema_version"] == 6 and result["samples"] == f"{task}.samples.parquet"
+    assert result["schema_version"] == 7 and result["samples"] == f"{task}.samples.parquet"
     return result, pd.read_parquet(folder / result["samples"])
 
 
@@ -176,6 +176,47 @@ def test_a_rerun_of_a_local_checkpoint_imports_no_torch_and_reads_no_weights(tmp
     second = subprocess.run([sys.executable, "-c", probe, *argv], env=env, capture_output=True, text=True, timeout=600)
     assert second.stdout.splitlines()[-1] == "exit 0 False False", second.stderr[-2000:]
     assert "1 ok" in second.stdout and "earlier result" in second.stdout
+
+
+def test_a_card_edited_since_scores_the_checkpoint_again_and_one_only_described_does_not(tmp_path, tiny_fm_state,
+                                                                                            tiny_registry_file, capsys):
+    """A model author's card fixed after a run (pooling, an act_layer) was answered with the results of
+    the model as it was ("earlier result"), and with its cached embeddings: a result now records the
+    digest of what in the card decides the embeddings, and a checkpoint's cache entry its network."""
+    from harness.cli import main
+    from tests.support.checkpoints import CARD, author_files
+
+    _, card = author_files(tmp_path / "ckpt", tiny_fm_state)
+    argv = ["run", "--model", str(tmp_path / "ckpt"), "--tasks", "tiny-retrieval", "--include", str(tiny_registry_file),
+            "--cache-dir", str(tmp_path / "cache"), "--output", str(tmp_path / "out")]
+    result = tmp_path / "out" / "lab--tiny-fm" / "tiny-retrieval.json"
+
+    def run(card_text: str | None) -> tuple[bool, dict, int]:
+        if card_text is not None:
+            card.write_text(card_text)
+        assert main(argv) == 0
+        said = capsys.readouterr().out
+        entries = len(list((tmp_path / "cache" / "embeddings").glob("*/meta.json")))
+        return "earlier result" in said, json.loads(result.read_text()), entries
+
+    _, first, entries = run(None)
+    assert len(first["model"]["card_sha256"]) == 64
+    assert run(None)[0]  # nothing changed
+    assert run(CARD + "notes: retrained with more data\nlicence: CC-BY-4.0\n")[0]  # describes, changes no number
+    reused, pooled, more = run(CARD.replace("pooling: cls", "pooling: mean-patch"))
+    assert not reused and pooled["model"]["card_sha256"] != first["model"]["card_sha256"] and more > entries
+    assert pooled["main_score"]["value"] != first["main_score"]["value"]
+    # a layer the weights do not show: same file, same keys and shapes, another network
+    reused, relu, most = run(CARD + "timm_kwargs: {act_layer: ReLU}\n")
+    assert not reused and most > more and relu["main_score"]["value"] != first["main_score"]["value"]
+    reused, back, _ = run(CARD)  # the first card again: its result was replaced, its embeddings were kept
+    assert not reused and back["main_score"]["value"] == first["main_score"]["value"]
+    assert len(list((tmp_path / "cache" / "embeddings").glob("*/meta.json"))) == most
+    # a result written before results recorded the card does not say how its model was fed
+    result.write_text(result.read_text().replace(f'"card_sha256": "{first["model"]["card_sha256"]}"',
+                                                 '"card_sha256": null'))
+    assert not run(None)[0]
+    assert run(None)[0]
 
 
 def test_a_failure_reason_is_the_line_that_says_what_happened():
