@@ -1,10 +1,12 @@
 """A local checkpoint: weights + model card, as a model author submits them.
 
 Layout: a directory holding `card.yaml` and one weights file (`model.safetensors` preferred;
-`*.safetensors`, `pytorch_model.bin`, `*.pt`, `*.pth`; not shards of one), or a weights file with a
-`card.yaml` beside it (found by weight_files.py, without torch). Weights are untrusted: safetensors
-is read as tensors only; torch files go through torch.load(weights_only=True), which refuses
-pickled code.
+`*.safetensors`, `pytorch_model.bin`, `*.pt`, `*.pth`, `*.ckpt`; not shards of one), or a weights file
+with a `card.yaml` beside it (found by weight_files.py, without torch). Weights are untrusted:
+safetensors is read as tensors only; torch files go through torch.load(weights_only=True), which
+refuses pickled code. A training loop's checkpoint is read where its backbone is: under its
+`state_dict`, `model` or `teacher` entry, below a wrapper prefix (`module.`, ...), or below the one
+key prefix that holds the whole architecture beside the loop's other parts (heads, a loss's buffers).
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ from pathlib import Path
 
 import torch
 
+from rich.markup import escape
+
 from harness.errors import HarnessError
 from harness.models.card import DEFAULT_MAX_PARAMETERS, ModelCard
 from harness.models.building import build_timm, check_architecture_budget, finish_encoder
 from harness.models.encoder import ImageEncoder
+from harness.terminal import console
 from harness.models.zoo import resolve_card  # noqa: F401 - defined in the zoo (torch-free); callers import it here too
 
 HEAD_PREFIXES = ("head.", "fc.", "classifier.", "head_dist.")
@@ -68,9 +73,35 @@ def read_state_dict(weights: Path) -> dict[str, torch.Tensor]:
     return state
 
 
+def backbone_prefixes(state: dict[str, torch.Tensor], expected: list[str]) -> list[str]:
+    """The key prefixes under which `state` holds every key the architecture expects: a training
+    checkpoint keeps its backbone beside other parts (Lightning's `model.backbone.` and `model.head.`,
+    DINO's `teacher.backbone.` and `teacher.dino_head.`, its student beside its teacher)."""
+    if not expected:
+        return []
+    anchor = expected[0]
+    prefixes = {key[: len(key) - len(anchor)] for key in state
+                if key.endswith(anchor) and (key == anchor or key[-len(anchor) - 1] == ".")}
+    return sorted(p for p in prefixes if all(p + key in state for key in expected))
+
+
 def load_state_strictly(backbone: torch.nn.Module, state: dict[str, torch.Tensor], weights: Path, architecture: str) -> None:
-    """Every backbone key must be present with the right shape; classifier heads are ignored."""
+    """Every backbone key must be present with the right shape; classifier heads are ignored. A
+    backbone found whole under one prefix is read from there, its other tensors left out (said); under
+    that prefix the same rule holds, so a deeper network's extra blocks are still refused."""
     expected = backbone.state_dict()
+    if any(key not in state for key in expected):
+        prefixes = [p for p in backbone_prefixes(state, list(expected)) if p]
+        if len(prefixes) > 1:
+            raise HarnessError(
+                f"{weights}: the checkpoint holds the whole '{architecture}' under {len(prefixes)} prefixes "
+                f"({', '.join(repr(p) for p in prefixes[:4])}): save the one to score on its own, e.g. "
+                f"{{k[len({prefixes[0]!r}):]: v for k, v in state.items() if k.startswith({prefixes[0]!r})}}")
+        if prefixes:
+            inside = {key[len(prefixes[0]):]: value for key, value in state.items() if key.startswith(prefixes[0])}
+            console.print(f"note: {escape(str(weights))}: the backbone is read under '{escape(prefixes[0])}' "
+                          f"({len(state) - len(inside)} other tensors of the checkpoint left out)")
+            state = inside
     state = {k: v for k, v in state.items() if not (k.startswith(HEAD_PREFIXES) and k not in expected)}
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]

@@ -26,7 +26,8 @@ def sharded_weights(names: list[str]) -> list[str]:
     return shards if len(shards) > 1 or (shards and index) else []
 
 
-WEIGHT_PATTERNS = ("model.safetensors", "*.safetensors", "pytorch_model.bin", "*.pt", "*.pth", "*.bin")
+WEIGHT_PATTERNS = ("model.safetensors", "*.safetensors", "pytorch_model.bin", "*.pt", "*.pth", "*.bin",
+                   "*.ckpt")  # last: a training loop's checkpoint (Lightning's), where no other file is
 CARD_NAMES = ("card.yaml", "card.yml", "model_card.yaml")
 
 
@@ -39,7 +40,7 @@ def find_weights(path: Path) -> Path:
                                f"harness reads one: {MERGE_SHARDS}")
         weights = next((f for pattern in WEIGHT_PATTERNS for f in sorted(path.glob(pattern)) if f.is_file()), None)
         if weights is None:
-            raise HarnessError(f"{path}: no weights file (model.safetensors, *.safetensors, *.bin, *.pt, *.pth) "
+            raise HarnessError(f"{path}: no weights file (model.safetensors, *.safetensors, *.bin, *.pt, *.pth, *.ckpt) "
                                "in this directory")
         return weights
     if path.is_file():

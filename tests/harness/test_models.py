@@ -52,6 +52,39 @@ def test_weights_only_torch_file_and_ddp_prefix(tmp_path, trained_state):
     assert torch.equal(encoder.module.backbone.state_dict()["cls_token"], trained_state["cls_token"])
 
 
+def test_a_training_checkpoint_is_read_at_the_one_prefix_that_holds_the_whole_backbone(tmp_path, trained_state,
+                                                                                        capsys):
+    """A checkpoint saved by a training loop keeps the backbone beside its other parts (Lightning's
+    `model.backbone.` beside `model.head.` and the loss's buffers; DINO's `teacher.backbone.` beside its
+    heads): it failed as "150 missing, 153 unexpected". The backbone is read from the one prefix that
+    holds all of it, saying what was left out; under it the architecture must still match exactly, and
+    two prefixes that both hold it (a student beside its teacher) are one line naming them."""
+    other = {k: v + 1.0 if v.is_floating_point() else v for k, v in trained_state.items()}
+    lightning = {**{f"model.backbone.{k}": v for k, v in trained_state.items()},
+                 "model.head.weight": torch.zeros(9, 192), "criterion.center": torch.zeros(1, 64)}
+    encoder = load_encoder(str(write_checkpoint(tmp_path / "lightning", {"state_dict": lightning}, name="last.ckpt")))
+    loaded = encoder.module.backbone.state_dict()
+    assert all(torch.equal(loaded[k], trained_state[k]) for k in trained_state)
+    said = " ".join("".join(capsys.readouterr()).split())
+    assert "the backbone is read under 'model.backbone.' (2 other tensors of the checkpoint left out)" in said
+    dino = {**{f"teacher.backbone.{k}": v for k, v in trained_state.items()},
+            **{f"teacher.dino_head.mlp.{i}.weight": torch.zeros(4, 4) for i in range(3)}}
+    encoder = load_encoder(str(write_checkpoint(tmp_path / "dino", {"teacher": dino}, name="teacher_checkpoint.pth")))
+    assert torch.equal(encoder.module.backbone.state_dict()["cls_token"], trained_state["cls_token"])
+
+    both = {**{f"teacher.backbone.{k}": v for k, v in trained_state.items()},
+            **{f"student.backbone.{k}": v for k, v in other.items()}}
+    with pytest.raises(HarnessError, match=r"under 2 prefixes \('student.backbone.', 'teacher.backbone.'\): "
+                                           r"save the one to score on its own") as info:
+        load_encoder(str(write_checkpoint(tmp_path / "both", both)))
+    assert "\n" not in str(info.value)
+    deeper = {**{f"model.{k}": v for k, v in trained_state.items()}, "head.weight": torch.zeros(2, 192),
+              **{f"model.{k.replace('blocks.11.', 'blocks.12.')}": v.clone() for k, v in trained_state.items()
+                 if k.startswith("blocks.11.")}}
+    with pytest.raises(HarnessError, match=r"keys do not match architecture .*unexpected \(e.g. blocks.12."):
+        load_encoder(str(write_checkpoint(tmp_path / "deeper", deeper)))
+
+
 class Payload:
     def __reduce__(self):
         import os
