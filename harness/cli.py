@@ -226,11 +226,15 @@ class HarnessCLI:
 
         if args.checkpoint.startswith("hf-hub:"):
             return self._submit_hub(args)
-        if args.card is None:
-            raise HarnessError(f"{args.checkpoint}: a local submission needs --card card.yaml")
+        if args.card is not None:
+            card = Path(args.card)
+        else:  # the card beside the weights, found as `run --model PATH` finds it (or what to write, in one line)
+            from harness.models.weight_files import locate_checkpoint
+
+            _, card = locate_checkpoint(Path(args.checkpoint))
         self._registry(args)[0].select(args.tasks)  # an unknown task is refused now, not at `queue run`
         refuse_unusable(self._requests(args), "--requests", "keep the queue")  # was a FileExistsError traceback
-        request = submit(Path(args.checkpoint), Path(args.card), RequestStore(self._requests(args)), args.tasks)
+        request = submit(Path(args.checkpoint), card, RequestStore(self._requests(args)), args.tasks)
         print(f"{request.id}: PENDING (weights sha256 {request.weights_sha256[:12]}, {request.embed_dim}-d, "
               f"{request.n_parameters:,} parameters); score it with `harness queue run`")
         return 0
@@ -702,7 +706,8 @@ def build_parser() -> argparse.ArgumentParser:
     submission = verbs.add_parser("submit", help="validate a checkpoint and add it to the submission queue")
     submission.add_argument("checkpoint", help="hf-hub:ORG/MODEL (a Hub model repo with safetensors weights and "
                                                "card.yaml), or a local weights file / folder")
-    submission.add_argument("--card", help="local submissions: model card (architecture, pooling, embed_dim, name)")
+    submission.add_argument("--card", help="local submissions: model card (architecture, pooling, embed_dim, name; "
+                            "default: the card.yaml beside the weights, as `run --model PATH` reads it)")
     submission.add_argument("--revision", help="hf-hub: a branch, tag or commit (default main); pinned to its commit")
     submission.add_argument("--requests-repo", type=hub_repo, metavar="ORG/REQUESTS",
                             help="hf-hub: the queue's Hub dataset")

@@ -51,6 +51,29 @@ def test_submit_validates_and_files_a_pending_request(tmp_path, tiny_fm_state, c
     assert len(err) == 1 and f"already submitted as '{request['id']}' (PENDING)" in err[0]
 
 
+def test_a_checkpoint_folder_is_submitted_with_the_card_beside_its_weights(tmp_path, tiny_fm_state, capsys):
+    """`harness run --model FOLDER` reads the card in the folder; `harness submit FOLDER` refused the
+    same folder ("a local submission needs --card card.yaml") until the card was named again."""
+    from tests.support.registries import TINY_REGISTRY
+
+    registry = tmp_path / "tiny-registry.yaml"
+    registry.write_text(TINY_REGISTRY)
+    weights, _ = author_files(tmp_path / "author", tiny_fm_state)
+    argv = ["--requests", str(tmp_path / "store"), "--tasks", "tiny-tiles", "--include", str(registry)]
+    assert main(["submit", str(tmp_path / "author"), *argv]) == 0
+    [request] = requests_of(tmp_path / "store")
+    assert request["status"] == "PENDING" and request["model_name"] == "lab/tiny-fm"
+    stored = tmp_path / "store" / "checkpoints" / request["id"]
+    assert (stored / "model.safetensors").read_bytes() == weights.read_bytes()
+    assert (stored / "card.yaml").read_text() == (tmp_path / "author" / "card.yaml").read_text()
+    (tmp_path / "bare").mkdir()
+    (tmp_path / "bare" / "model.safetensors").write_bytes(weights.read_bytes())
+    capsys.readouterr()
+    assert main(["submit", str(tmp_path / "bare"), *argv]) == 2  # no card anywhere: what to write, one line
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no card.yaml beside the weights: write one with architecture" in err[0], err
+
+
 class Payload:
     def __reduce__(self):
         return (os.system, (f"touch {Path(os.environ['PAYLOAD_MARKER'])}",))
