@@ -14,15 +14,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-
 from rich.markup import escape
 
 from harness.errors import HarnessError
 from harness.models.card import DEFAULT_MAX_PARAMETERS, ModelCard
 from harness.models.building import build_timm, check_architecture_budget, finish_encoder
 from harness.models.encoder import ImageEncoder
-from harness.terminal import console
 from harness.models.zoo import resolve_card  # noqa: F401 - defined in the zoo (torch-free); callers import it here too
+from harness.terminal import console
 
 HEAD_PREFIXES = ("head.", "fc.", "classifier.", "head_dist.")
 WRAPPER_PREFIXES = ("module.", "model.", "backbone.", "encoder.")
