@@ -262,10 +262,13 @@ def test_no_field_of_a_real_result_of_any_family_can_stop_the_board(instrument_r
         for model in ("honest", "changed-1", "changed-2"):
             for document in rng.sample(originals, 6):
                 document = dict(document, model={**document["model"], "name": model})
+                # named as the harness names it, by the task it was written for: what is mutated is what
+                # the file holds (a task field of 5,000 characters or '../../etc/passwd' is no file name)
+                file_name = f"{document['task']}.json"
                 if model != "honest":
                     document = _mutated(document, rng)
                 (root / model).mkdir(parents=True, exist_ok=True)
-                (root / model / f"{document.get('task', 'x')}.json").write_text(json.dumps(document))
+                (root / model / file_name).write_text(json.dumps(document))
         try:
             loaded, _ = load_results(root)
             board = build_leaderboard(loaded, families=FAMILIES, registered=registered)
