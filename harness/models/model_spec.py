@@ -78,7 +78,7 @@ class ModelSpec:
         if self.card is None or self.source not in ("known", "checkpoint"):
             return None
         try:
-            card = resolve_card(self.card, self.card_path or Path(self.spec)) if self.source == "checkpoint" else self.card
+            card = resolve_card(self.card, self.card_path) if self.source == "checkpoint" else self.card
         except HarnessError:
             return None
         return card_sha256(card)
