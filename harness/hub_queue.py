@@ -245,7 +245,7 @@ def check_hub_model(hub_id: str, revision: str | None, check_architecture: bool 
         raise HarnessError(f"hf-hub:{hub_id}@{sha[:12]}: no .safetensors weights"
                            + (f" ({pickled[0]} is a pickle format, which is never loaded)" if pickled else "")
                            + ": upload model.safetensors (safetensors.torch.save_file(model.state_dict(), ...))")
-    refuse_shards(hub_id, sha, files)
+    shard_plan(hub_id, sha, files)  # an index that names files the repository lacks is refused now
     with tempfile.TemporaryDirectory() as folder:  # the card is refused now, not when a backend takes it
         from harness.models.card import read_card
         from harness.models.zoo import resolve_card  # torch-free: the Space checks the card's names too
@@ -259,15 +259,30 @@ def check_hub_model(hub_id: str, revision: str | None, check_architecture: bool 
     return hub_id, sha
 
 
-def refuse_shards(hub_id: str, sha: str, files) -> None:
-    """HarnessError when the repository's weights are split over several files with none whole: the
-    backend would score the first shard and fail on its missing keys."""
-    from harness.models.weight_files import MERGE_SHARDS, sharded_weights
+def shard_plan(hub_id: str, sha: str, files: dict[str, int]) -> tuple[str, bytes, list[str]] | None:
+    """(index name, its bytes, the shards it names) where the repository's weights are split over
+    shards with no model.safetensors whole; None where they are not. The index is untrusted: it is
+    refused unread when the Hub lists it above its bound, and refused when a shard it names is not a
+    file of the repository's top level (it never chooses a path)."""
+    from huggingface_hub import hf_hub_download
 
-    shards = sharded_weights([name for name in files if "/" not in name])
-    if shards:
-        raise HarnessError(f"hf-hub:{hub_id}@{sha[:12]}: the weights are split over {len(shards)} files ({shards[0]}, "
-                           f"...); the harness reads one model.safetensors: {MERGE_SHARDS}, and upload it")
+    from harness.models.weight_files import MAX_INDEX_BYTES, parse_shard_index, shard_index_name
+
+    where = f"hf-hub:{hub_id}@{sha[:12]}"
+    index = shard_index_name([name for name in files if "/" not in name], where)
+    if index is None:
+        return None
+    if files[index] > MAX_INDEX_BYTES:
+        raise HarnessError(f"{where}/{index}: a shard index of {files[index]:,} bytes, more than {MAX_INDEX_BYTES:,}; "
+                           "not downloaded")
+    path = hub_call("reading the shard index", hub_id, lambda: hf_hub_download(hub_id, index, revision=sha))
+    data = read_regular_file(Path(path), MAX_INDEX_BYTES)
+    shards = list(parse_shard_index(data, f"{where}/{index}"))
+    absent = [name for name in shards if name not in files]
+    if absent:
+        raise HarnessError(f"{where}/{index}: names {len(absent)} shard(s) the repository does not hold at this commit "
+                           f"(e.g. {absent[0]}); upload every shard with its index")
+    return index, data, shards
 
 
 def file_request(store: HubRequestStore, hub_id: str, revision: str | None, sha: str, tasks: str,
@@ -350,14 +365,14 @@ def _timm_config_hint(hub_id: str, sha: str, files: dict[str, int]) -> str | Non
 def fetch_checkpoint(request: Request, folder: Path) -> Path:
     """The request's weights and card at its pinned commit, as a local checkpoint folder (what
     `harness run --model PATH` and the queue score). Nothing of the request but its repository
-    and commit is used. Only the weights file that is scored is downloaded (`model.safetensors`,
-    else the first `.safetensors`), and only if the Hub lists it at no more bytes than the card's
-    architecture holds in float32 (WEIGHTS_ROOM beside): a repository cannot fill the backend's disk."""
-    from huggingface_hub import hf_hub_download
-
+    and commit is used. Only the weights that are scored are downloaded (`model.safetensors`, else
+    the shards a shard index names, else the first `.safetensors`), and only if the Hub lists them
+    at no more bytes than the card's architecture holds in float32 (WEIGHTS_ROOM beside): a
+    repository cannot fill the backend's disk."""
     from harness.models.building import architecture_size
     from harness.models.card import read_card
     from harness.models.checkpoint import resolve_card
+    from harness.models.weight_files import SHARD_INDEX
 
     hub_id, sha = request.hub_id, request.commit_sha
     info = hub_call("downloading the weights", hub_id, lambda: hub_api().model_info(
@@ -366,22 +381,37 @@ def fetch_checkpoint(request: Request, folder: Path) -> Path:
     weights = sorted(name for name in sizes if name.endswith(".safetensors") and "/" not in name)
     if not weights:
         raise HarnessError(f"hf-hub:{hub_id}@{sha[:12]}: no .safetensors weights at this commit")
-    refuse_shards(hub_id, sha, sizes)
+    shards = shard_plan(hub_id, sha, sizes)
     card_path = card_at_commit(hub_id, sha, sizes, folder)
-    preferred = "model.safetensors" if "model.safetensors" in weights else weights[0]
+    scored = shards[2] if shards else ["model.safetensors" if "model.safetensors" in weights else weights[0]]
+    listed = sum(sizes[name] for name in scored)
     _, numbers = architecture_size(resolve_card(read_card(card_path), card_path))
-    if sizes[preferred] > 4 * numbers + WEIGHTS_ROOM:
-        raise HarnessError(f"hf-hub:{hub_id}@{sha[:12]}: {preferred} is {sizes[preferred]:,} bytes, more than the "
-                           f"card's architecture holds ({numbers:,} numbers in float32); not downloaded: check the card "
-                           "and the weights")
-    target = folder / "model.safetensors"
-    if not target.exists():  # downloaded beside it (resumable), then renamed: a kill never leaves half a file
-        staging = folder / ".download"  # not huggingface_hub's cache: one copy on disk, removed when scored
-        downloaded = hub_call("downloading the weights", hub_id, lambda: hf_hub_download(
-            hub_id, preferred, revision=sha, local_dir=staging))
-        os.replace(downloaded, target)
-        shutil.rmtree(staging, ignore_errors=True)
+    if listed > 4 * numbers + WEIGHTS_ROOM:
+        what = f"its {len(scored)} shards are" if shards else f"{scored[0]} is"
+        raise HarnessError(f"hf-hub:{hub_id}@{sha[:12]}: {what} {listed:,} bytes, more than the card's architecture "
+                           f"holds ({numbers:,} numbers in float32); not downloaded: check the card and the weights")
+    if shards:
+        _, data, names = shards  # the index as read and checked (UTF-8 JSON), under a name the repository does not choose
+        write_text_atomic(folder / f"model{SHARD_INDEX}", data.decode("utf-8"))
+        for name in names:
+            _download(hub_id, sha, name, folder / name)
+    else:
+        _download(hub_id, sha, scored[0], folder / "model.safetensors")
     return folder
+
+
+def _download(hub_id: str, sha: str, name: str, target: Path) -> None:
+    """`name` at `sha` to `target`: downloaded beside it (resumable), then renamed, so that a kill
+    never leaves half a file under the name; a file already there is kept (an earlier attempt's)."""
+    from huggingface_hub import hf_hub_download
+
+    if target.exists():
+        return
+    staging = target.parent / ".download"  # not huggingface_hub's cache: one copy on disk, removed when scored
+    downloaded = hub_call("downloading the weights", hub_id, lambda: hf_hub_download(
+        hub_id, name, revision=sha, local_dir=staging))
+    os.replace(downloaded, target)
+    shutil.rmtree(staging, ignore_errors=True)
 
 
 class ClaimRenewal:

@@ -214,15 +214,16 @@ def read_bounded(path: Path) -> bytes:
 
 def submit(checkpoint: Path, card: Path, store: RequestStore, tasks: str) -> Request:
     """Validate the checkpoint and file a PENDING request (the checkpoint is copied into the store)."""
-    from harness.models.weight_files import find_weights
-    from harness.models.weights_digest import sha256_file  # a submission is hashed whole, never from a cache
+    from harness.models.weight_files import find_weights, weight_parts
+    from harness.models.weights_digest import weights_sha256
     from harness.models.encoder import model_slug
 
     checkpoint, card = Path(checkpoint), Path(card)
     if not card.is_file():
         raise HarnessError(f"{card}: model card not found; write one with architecture, pooling and embed_dim")
     weights = find_weights(checkpoint)
-    sha256 = sha256_file(weights)
+    parts = weight_parts(weights)  # the weights file, or a shard index and its shards
+    sha256 = weights_sha256(weights, None)  # a submission is hashed whole, never from a cache
     requests, _ = store.all()
     for earlier in requests:
         if earlier.weights_sha256 == sha256 and earlier.status in ACTIVE:
@@ -231,15 +232,18 @@ def submit(checkpoint: Path, card: Path, store: RequestStore, tasks: str) -> Req
     with tempfile.TemporaryDirectory(dir=_mkdir(store.root)) as staging:
         staged = Path(staging) / "checkpoint"
         staged.mkdir()
-        shutil.copyfile(weights, staged / weights.name)
+        for part in parts:
+            shutil.copyfile(part, staged / part.name)
         shutil.copyfile(card, staged / "card.yaml")
         try:
-            encoder = validate_checkpoint(staged, sha256)  # a copy of the file just hashed: not hashed again
+            encoder = validate_checkpoint(staged, sha256)  # a copy of the files just hashed: not hashed again
         except HarnessError as error:  # name the author's files, not the staging copy that is about to go
-            message = str(error).replace(str(staged / weights.name), str(weights))
+            message = str(error)
+            for part in parts:
+                message = message.replace(str(staged / part.name), str(part))
             raise HarnessError(message.replace(str(staged / "card.yaml"), str(card)).replace(str(staged), str(checkpoint))
                                ) from None
-        rid = f"{model_slug(encoder.card.name or weights.stem)}-{sha256[:12]}"
+        rid = f"{model_slug(encoder.card.name or Path(weights.name.removesuffix('.index.json')).stem)}-{sha256[:12]}"
         target = store.checkpoint_dir(rid)
         if target.exists():
             shutil.rmtree(target)  # left by a FAILED submission of the same weights

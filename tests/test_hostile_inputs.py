@@ -488,26 +488,74 @@ def test_a_model_blind_to_its_input_is_refused_again_from_the_cache(tmp_path, ca
     assert scored["status"] == "ok"
 
 
-def test_sharded_weights_are_refused_with_a_merge_that_works(tmp_path, cache_dir, capsys):
+def test_sharded_weights_score_as_the_merged_file_and_a_bad_index_is_one_line(tmp_path, cache_dir, capsys):
+    """A model saved by huggingface_hub's save_torch_state_dict over several shards with their index
+    (every model above ~1.2B parameters in float32 at its default 5 GB per shard, inside the default
+    --max-parameters) was refused with a merge command; it now scores as the one file would, and
+    is reused on a rerun. The index is untrusted: a path, an absent shard, shards of another save,
+    or shards without an index are each refused in one line naming the file, nothing scored, and the
+    last (found before the run starts) keeps its merge command, which works as written."""
     import re
     import shlex
 
     import timm
+    from huggingface_hub import save_torch_state_dict
 
+    torch.manual_seed(0)
     weights = {k: v.contiguous() for k, v in timm.create_model("vit_tiny_patch16_224", num_classes=0).state_dict().items()}
-    folder = tmp_path / "sharded"
-    folder.mkdir()
-    (folder / "card.yaml").write_text(TINY_ARCH_CARD)
-    keys = sorted(weights)
-    for i in range(2):  # as save_torch_state_dict writes them, with their index
-        save_file({k: weights[k] for k in keys[i::2]}, str(folder / f"model-0000{i + 1}-of-00002.safetensors"))
-    (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {k: "x" for k in keys}}))
-    argv = ["run", "--model", str(folder), "--tasks", "tiny-tiles", "--include",
-            str(registry(tmp_path, TINY_REGISTRY)), "--output", str(tmp_path / "out"), "--cache-dir", str(cache_dir)]
-    assert main(argv) == 2
+    whole, sharded = tmp_path / "whole", tmp_path / "sharded"
+    checkpoint(whole, TINY_ARCH_CARD + "name: whole\n", weights)
+    sharded.mkdir()
+    save_torch_state_dict(weights, sharded, max_shard_size="8MB")
+    (sharded / "card.yaml").write_text(TINY_ARCH_CARD + "name: sharded\n")
+    index_path = sharded / "model.safetensors.index.json"
+    index = json.loads(index_path.read_text())
+    shards = sorted(set(index["weight_map"].values()))
+    assert len(shards) == 3, shards
+
+    def run(model: Path, output: str) -> int:
+        capsys.readouterr()
+        return main(["run", "--model", str(model), "--tasks", "tiny-tiles", "--include",
+                     str(registry(tmp_path, TINY_REGISTRY)), "--output", str(tmp_path / output), "--cache-dir",
+                     str(cache_dir)])
+
+    assert run(whole, "out") == 0 and run(sharded, "out") == 0
+    scores = {name: json.loads((tmp_path / "out" / name / "tiny-tiles.json").read_text()) for name in ("whole", "sharded")}
+    assert scores["sharded"]["status"] == "ok"
+    assert scores["sharded"]["metrics"] == scores["whole"]["metrics"]  # the same network, bit for bit
+    assert scores["sharded"]["model"]["weights_sha256"] != scores["whole"]["model"]["weights_sha256"]
+    assert run(index_path, "out") == 0 and "earlier result" in capsys.readouterr().out  # the index named: the same model
+
+    key = next(iter(index["weight_map"]))
+    elsewhere = shards[-1] if index["weight_map"][key] != shards[-1] else shards[0]
+    for name, target, expected in (
+        ("climb", "../whole/model.safetensors", f"'weight_map' maps '{key}' to '../whole/model.safetensors'"),
+        ("absent", "model-00009-of-00009.safetensors",
+         "the index names 1 shard(s) that are not beside it (e.g. model-00009-of-00009.safetensors)"),
+        ("moved", elsewhere, f"{index['weight_map'][key]} does not hold the tensors the index assigns it (1 not in "
+                             f"the index (e.g. {key}))"),
+    ):
+        folder = tmp_path / name
+        folder.mkdir()
+        for shard in shards:
+            (folder / shard).write_bytes((sharded / shard).read_bytes())
+        (folder / "card.yaml").write_text(TINY_ARCH_CARD + f"name: {name}\n")
+        (folder / index_path.name).write_text(json.dumps({"weight_map": {**index["weight_map"], key: target}}))
+        assert run(folder, name) == 1  # the model fails, as one whose single file is corrupt: other models go on
+        err = capsys.readouterr().err
+        assert err.count(expected) == 1 and str(folder / index_path.name) in err, err
+        assert "Traceback" not in err and not list((tmp_path / name).glob("*/tiny-tiles.json")), err
+
+    assert run(sharded / shards[0], "out") == 2  # one shard named: refused before the run, not scored as missing keys
+    assert f"{sharded / shards[0]}: one shard of 3; give the folder" in capsys.readouterr().err
+
+    index_path.unlink()  # shards alone: which tensor each holds is not known
+    assert run(sharded, "out") == 2
     line = capsys.readouterr().err.strip()
-    assert "the weights are split over 2 files (model-00001-of-00002.safetensors, ...)" in line, line
+    assert "the weights are split over 3 files (model-00001-of-00003.safetensors, ...) and no model.safetensors.index.json" \
+        in line, line
     command = re.search(r"merge them into one file: (python -c \".*\")$", line).group(1)
-    subprocess.run([sys.executable, *shlex.split(command)[1:]], cwd=folder, check=True)  # the advice, as written
-    assert main(argv) == 0
-    assert json.loads(next((tmp_path / "out").glob("*/tiny-tiles.json")).read_text())["status"] == "ok"
+    subprocess.run([sys.executable, *shlex.split(command)[1:]], cwd=sharded, check=True)  # the advice, as written
+    assert run(sharded, "merged") == 0
+    merged = json.loads((tmp_path / "merged" / "sharded" / "tiny-tiles.json").read_text())
+    assert merged["metrics"] == scores["whole"]["metrics"]

@@ -733,15 +733,38 @@ print(json.dumps(fetched))
 
 def test_the_backend_downloads_only_the_weights_it_scores_and_only_within_the_cards_size(tmp_path, small_state):
     """A model repository cannot fill the backend's disk: of its .safetensors only the one scored is
-    downloaded, and not at all if the Hub lists it larger than the card's architecture holds."""
+    downloaded, and not at all if the Hub lists it larger than the card's architecture holds. Weights
+    split over shards are fetched whole, as their index names them (save_torch_state_dict's files),
+    within the same bound; an index that names a file the repository lacks, or a path, downloads
+    nothing."""
+    from huggingface_hub import save_torch_state_dict
+
+    from harness.models.checkpoint import read_state_dict
+    from harness.models.weight_files import find_weights
+
     weights, junk = tmp_path / "model.safetensors", tmp_path / "junk.safetensors"
     save_file(small_state, str(weights))
     save_file({"junk": torch.zeros(750_000)}, str(junk))  # 3 MB the backend has no use for
     (tmp_path / "good.yaml").write_text(yaml_card(SMALL_CARD))
     (tmp_path / "shrunk.yaml").write_text(yaml_card({**SMALL_CARD, "timm_kwargs": {**SMALL_KWARGS, "depth": 1}}))
+    (tmp_path / "sharded").mkdir()
+    save_torch_state_dict(small_state, tmp_path / "sharded", max_shard_size="200KB")
+    parts = {p.name: str(p) for p in (tmp_path / "sharded").iterdir()}
+    index = json.loads((tmp_path / "sharded" / "model.safetensors.index.json").read_text())
+    shard_names = sorted(set(index["weight_map"].values()))
+    assert len(shard_names) >= 3, shard_names
+    bad_indexes = {}
+    for repo, target in (("lab/climbing-index", "../card.yaml"), ("lab/absent-shard", "model-00099-of-00099.safetensors")):
+        path = tmp_path / f"{repo.split('/')[1]}.json"
+        key = next(iter(index["weight_map"]))
+        path.write_text(json.dumps({"weight_map": {**index["weight_map"], key: target}}))
+        bad_indexes[repo] = {**parts, "model.safetensors.index.json": str(path), "card.yaml": str(tmp_path / "good.yaml")}
     plan = {"models": {"lab/good": {"model.safetensors": str(weights), "extra.safetensors": str(junk),
                                     "card.yaml": str(tmp_path / "good.yaml")},
-                       "lab/shrunk": {"model.safetensors": str(weights), "card.yaml": str(tmp_path / "shrunk.yaml")}}}
+                       "lab/shrunk": {"model.safetensors": str(weights), "card.yaml": str(tmp_path / "shrunk.yaml")},
+                       "lab/sharded": {**parts, "extra.safetensors": str(junk), "card.yaml": str(tmp_path / "good.yaml")},
+                       "lab/sharded-shrunk": {**parts, "card.yaml": str(tmp_path / "shrunk.yaml")},
+                       **bad_indexes}}
     (tmp_path / "plan.json").write_text(json.dumps(plan))
     with HubStandIn(token=TOKEN) as hub:
         env = hub_env(hub, tmp_path)
@@ -750,7 +773,18 @@ def test_the_backend_downloads_only_the_weights_it_scores_and_only_within_the_ca
     assert fetched["lab/good"] == ["card.yaml", "model.safetensors"]
     assert "model.safetensors is " in fetched["lab/shrunk"] and "more than the card's architecture holds" in \
         fetched["lab/shrunk"]
+    assert fetched["lab/sharded"] == sorted(["card.yaml", "model.safetensors.index.json", *shard_names])
+    folder = next((tmp_path / "work").glob("lab--sharded--*"))
+    state = read_state_dict(find_weights(folder))
+    assert sorted(state) == sorted(small_state) and all(torch.equal(state[k], small_state[k]) for k in state)
+    assert f"its {len(shard_names)} shards are " in fetched["lab/sharded-shrunk"], fetched["lab/sharded-shrunk"]
+    assert "each tensor must map to a .safetensors file beside the index" in fetched["lab/climbing-index"]
+    assert "names 1 shard(s) the repository does not hold at this commit (e.g. model-00099-of-00099.safetensors)" \
+        in fetched["lab/absent-shard"], fetched["lab/absent-shard"]
     downloads = [path for method, path, _ in hub.log if method == "GET" and "/resolve/" in path]
     assert [p for p in downloads if p.startswith("/lab/good/") and p.endswith("/model.safetensors")]
+    assert sorted(p.rsplit("/", 1)[1] for p in downloads if p.startswith("/lab/sharded/") and p.endswith(".safetensors")
+                  ) == shard_names
     assert not [p for p in downloads if p.endswith("/extra.safetensors")
-                or (p.startswith("/lab/shrunk/") and p.endswith(".safetensors"))]
+                or (p.startswith(("/lab/shrunk/", "/lab/sharded-shrunk/", "/lab/climbing-index/", "/lab/absent-shard/"))
+                    and p.endswith(".safetensors"))]

@@ -1,8 +1,9 @@
 """A local checkpoint: weights + model card, as a model author submits them.
 
 Layout: a directory holding `card.yaml` and one weights file (`model.safetensors` preferred;
-`*.safetensors`, `pytorch_model.bin`, `*.pt`, `*.pth`, `*.ckpt`; not shards of one), or a weights file
-with a `card.yaml` beside it (found by weight_files.py, without torch). Weights are untrusted:
+`*.safetensors`, `pytorch_model.bin`, `*.pt`, `*.pth`, `*.ckpt`) or safetensors shards with their
+index (`model.safetensors.index.json`, as save_torch_state_dict writes a large model), or a weights
+file or index with a `card.yaml` beside it (found by weight_files.py, without torch). Weights are untrusted:
 safetensors is read as tensors only; torch files go through torch.load(weights_only=True), which
 refuses pickled code. A training loop's checkpoint is read where its backbone is: under its
 `state_dict`, `model` or `teacher` entry, below a wrapper prefix (`module.`, ...), or below the one
@@ -20,6 +21,7 @@ from harness.errors import HarnessError
 from harness.models.card import DEFAULT_MAX_PARAMETERS, ModelCard
 from harness.models.building import build_timm, check_architecture_budget, finish_encoder
 from harness.models.encoder import ImageEncoder
+from harness.models.weight_files import SHARD_INDEX, read_shard_index
 from harness.models.zoo import resolve_card  # noqa: F401 - defined in the zoo (torch-free); callers import it here too
 from harness.terminal import console
 
@@ -39,14 +41,43 @@ def load_torch_file(weights: Path):
 
 
 def read_state_dict(weights: Path) -> dict[str, torch.Tensor]:
-    """Tensors only, from safetensors or a weights-only torch file; never executes a pickle."""
+    """Tensors only, from safetensors (one file, or the shards a shard index names) or a
+    weights-only torch file; never executes a pickle."""
+    state = read_shards(weights) if weights.name.endswith(SHARD_INDEX) else _read_tensors(weights)
+    for key in ("state_dict", "model", "teacher"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise HarnessError(f"{weights}: the checkpoint is not a state dict of tensors")
+    for prefix in WRAPPER_PREFIXES:
+        if state and all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+    return state
+
+
+def read_shards(index: Path) -> dict[str, torch.Tensor]:
+    """The tensors of the shards an index names, each shard holding exactly the tensors the index
+    assigns it (an index and shards of two different saves would otherwise mix two networks)."""
+    state: dict[str, torch.Tensor] = {}
+    for name, keys in read_shard_index(index).items():
+        tensors = _read_tensors(index.parent / name)  # read_shard_index admits .safetensors names only
+        missing, unlisted = sorted(set(keys) - set(tensors)), sorted(set(tensors) - set(keys))
+        if missing or unlisted:
+            parts = [f"{len(missing)} listed but absent (e.g. {missing[0]})"] if missing else []
+            parts += [f"{len(unlisted)} not in the index (e.g. {unlisted[0]})"] if unlisted else []
+            raise HarnessError(f"{index}: {name} does not hold the tensors the index assigns it ({'; '.join(parts)}): "
+                               "the index and the shards are of different saves; save the weights again")
+        state.update(tensors)
+    return state
+
+
+def _read_tensors(weights: Path):
     try:
         if weights.suffix == ".safetensors":
             from safetensors.torch import load_file
 
-            state = load_file(str(weights))
-        else:
-            state = load_torch_file(weights)
+            return load_file(str(weights))
+        return load_torch_file(weights)
     except Exception as error:  # noqa: BLE001 - corrupt, truncated or malicious files all land here
         import pickle
 
@@ -61,15 +92,6 @@ def read_state_dict(weights: Path) -> dict[str, torch.Tensor]:
             f"{weights}: cannot read this checkpoint as tensors ({first_line}); "
             "save the weights with safetensors.torch.save_file(model.state_dict(), 'model.safetensors')"
         ) from None
-    for key in ("state_dict", "model", "teacher"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise HarnessError(f"{weights}: the checkpoint is not a state dict of tensors")
-    for prefix in WRAPPER_PREFIXES:
-        if state and all(k.startswith(prefix) for k in state):
-            state = {k[len(prefix):]: v for k, v in state.items()}
-    return state
 
 
 def backbone_prefixes(state: dict[str, torch.Tensor], expected: list[str]) -> list[str]:

@@ -7,6 +7,9 @@ whole budget of a rerun that finds every result. The digest is kept in the cache
 size, modification and change times, inode and device, and reused while all five are the same: the
 test git's index makes of a file. Rewriting the file, even with its old modification time put back,
 moves its change time, and it is hashed again. A cache that cannot be written only costs the time.
+
+Weights split over shards are hashed as one: the sha256 of the list of their files (the index, then
+each shard in name order), one `name<TAB>sha256` line each, every file's digest kept as above.
 """
 
 from __future__ import annotations
@@ -19,8 +22,22 @@ from pathlib import Path
 from harness.atomic_write import write_text_atomic
 
 
-def weights_sha256(path: Path, cache_dir: Path) -> str:
-    """sha256 of `path`, from the cache where the file is as it was when hashed."""
+def weights_sha256(path: Path, cache_dir: Path | None) -> str:
+    """sha256 of a checkpoint's weights: the file's, or its shards' as one (above); each file's from
+    the cache under `cache_dir` where it is as it was when hashed (None: every file read whole)."""
+    from harness.models.weight_files import weight_parts
+
+    parts = weight_parts(Path(path))
+    if len(parts) == 1:
+        return file_sha256(parts[0], cache_dir)
+    listing = "".join(f"{part.name}\t{file_sha256(part, cache_dir)}\n" for part in parts)
+    return hashlib.sha256(listing.encode()).hexdigest()
+
+
+def file_sha256(path: Path, cache_dir: Path | None) -> str:
+    """sha256 of one file, from the cache where the file is as it was when hashed."""
+    if cache_dir is None:
+        return sha256_file(path)
     path = Path(path).resolve()
     state = _state(path)
     entry = cache_dir / "weights-sha256" / f"{hashlib.blake2b(str(path).encode(), digest_size=16).hexdigest()}.json"

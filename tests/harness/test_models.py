@@ -1,5 +1,6 @@
 """Model loading: checkpoints are untrusted, errors are one actionable line."""
 
+import json
 import pickle
 from pathlib import Path
 
@@ -193,6 +194,30 @@ def test_a_timm_hub_folder_without_a_card_is_told_the_card_its_config_gives(tmp_
     (folder / "config.json").write_text('{"architecture": 7}')  # not timm's: the card is asked for as before
     with pytest.raises(HarnessError, match="no card.yaml beside the weights: write one with architecture"):
         load_encoder(str(folder))
+
+
+@pytest.mark.parametrize("index, expected", [
+    (b"\xff\xfe not utf-8", "not a shard index (JSON with a 'weight_map'"),
+    (b"[1, 2]", "not a shard index (JSON with a 'weight_map'"),
+    (b'{"weight_map": {}}', "its 'weight_map' is not a non-empty mapping"),
+    (b'{"weight_map": {"a": 3}}', "'weight_map' maps 'a' to '3'"),
+    (b'{"weight_map": {"a": "sub/b.safetensors"}}', "'weight_map' maps 'a' to 'sub/b.safetensors'"),
+    (b'{"weight_map": {"a": ".hidden.safetensors"}}', "'weight_map' maps 'a' to '.hidden.safetensors'"),
+    (b'{"weight_map": {"a": "b.bin"}}', "'weight_map' maps 'a' to 'b.bin'"),
+    (json.dumps({"weight_map": {f"k{i}": f"s{i}.safetensors" for i in range(1001)}}).encode(),
+     "the index names 1,001 shards, more than 1,000"),
+    (b"{" + b" " * (16 * 1024 * 1024) + b"}", "a shard index of more than 16,777,216 bytes"),
+    (b"[" * 100_000 + b"]" * 100_000, "not a shard index"),
+])
+def test_a_shard_index_is_untrusted_and_refused_in_one_line(tmp_path, index, expected):
+    from harness.models.weight_files import read_shard_index
+
+    path = tmp_path / "model.safetensors.index.json"
+    path.write_bytes(index)
+    with pytest.raises(HarnessError) as error:
+        read_shard_index(path)
+    assert str(error.value).startswith(f"{path}: ") and expected in str(error.value), error.value
+    assert "\n" not in str(error.value)
 
 
 def test_card_errors(tmp_path, trained_state):

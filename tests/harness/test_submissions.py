@@ -74,6 +74,54 @@ def test_a_checkpoint_folder_is_submitted_with_the_card_beside_its_weights(tmp_p
     assert len(err) == 1 and "no card.yaml beside the weights: write one with architecture" in err[0], err
 
 
+def test_a_sharded_checkpoint_is_submitted_whole_and_hashed_as_one(tmp_path, tiny_fm_state, capsys):
+    """Shards with their index (save_torch_state_dict's files) are copied to the store together and
+    hashed as one (the index, then each shard); a shard that changes is new weights, the same files
+    in another folder are the same weights, refused as already submitted."""
+    import hashlib
+
+    from huggingface_hub import save_torch_state_dict
+    from safetensors.torch import load_file
+
+    from harness.models.weight_files import find_weights
+    from harness.models.weights_digest import weights_sha256
+    from tests.support.registries import TINY_REGISTRY
+
+    registry = tmp_path / "tiny-registry.yaml"
+    registry.write_text(TINY_REGISTRY)
+    author = tmp_path / "author"
+    author.mkdir()
+    save_torch_state_dict(tiny_fm_state, author, max_shard_size="8MB")
+    (author / "card.yaml").write_text(CARD)
+    names = sorted(p.name for p in author.iterdir() if p.name != "card.yaml")
+    assert len(names) == 4  # three shards and their index
+    argv = ["--requests", str(tmp_path / "store"), "--tasks", "tiny-tiles", "--include", str(registry)]
+    assert main(["submit", str(author), *argv]) == 0
+    [request] = requests_of(tmp_path / "store")
+    listing = "".join(f"{name}\t{hashlib.sha256((author / name).read_bytes()).hexdigest()}\n"
+                      for name in ["model.safetensors.index.json", *names[:-1]])
+    assert request["weights_sha256"] == hashlib.sha256(listing.encode()).hexdigest()
+    stored = tmp_path / "store" / "checkpoints" / request["id"]
+    assert sorted(p.name for p in stored.iterdir()) == sorted(["card.yaml", *names])
+    assert all((stored / name).read_bytes() == (author / name).read_bytes() for name in names)
+    assert weights_sha256(find_weights(stored), None) == request["weights_sha256"]  # what the backend will compute
+
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in [*names, "card.yaml"]:
+        (copy / name).write_bytes((author / name).read_bytes())
+    capsys.readouterr()
+    assert main(["submit", str(copy), *argv]) == 2
+    assert f"already submitted as '{request['id']}'" in capsys.readouterr().err
+    shard = copy / names[0]  # one tensor of one shard changed: other weights
+    tensors = load_file(str(shard))
+    first = next(iter(tensors))
+    tensors[first] = tensors[first] + 1
+    save_file(tensors, str(shard), metadata={"format": "pt"})
+    assert main(["submit", str(copy), *argv]) == 0
+    assert len(requests_of(tmp_path / "store")) == 2
+
+
 class Payload:
     def __reduce__(self):
         return (os.system, (f"touch {Path(os.environ['PAYLOAD_MARKER'])}",))
