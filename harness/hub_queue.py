@@ -316,10 +316,12 @@ def card_at_commit(hub_id: str, sha: str, files: dict[str, int], folder: Path) -
     """The model card as the repository holds it at `sha` (`files`: its file names and sizes), written
     to `folder`/card.yaml with the Hub id and commit it was read at; a known model without one gets
     {base: <known model>}. Its keys and bounds are checked as a run checks them (read_card); a card
-    listed larger than a card may be is refused without downloading it."""
+    listed larger than a card may be is refused without downloading it. The repository's config.json,
+    where it lists one of at most 1 MiB, is copied beside it (a transformers DINOv2 is built from it)."""
     from huggingface_hub import hf_hub_download
 
     from harness.models.card import MAX_CARD_BYTES, read_card
+    from harness.models.dinov2_config import MAX_CONFIG_BYTES
     from harness.models.zoo import find_known_model
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -342,15 +344,21 @@ def card_at_commit(hub_id: str, sha: str, files: dict[str, int], folder: Path) -
     card.update(name=hub_id, hub_id=hub_id, revision=sha)
     path = folder / "card.yaml"
     path.write_text(yaml.safe_dump(card, sort_keys=False))
+    if 0 < files.get("config.json", 0) <= MAX_CONFIG_BYTES:  # a transformers DINOv2 is built from it (zoo.resolve_card)
+        config = Path(hub_call("reading the model's config.json", hub_id, lambda: hf_hub_download(
+            hub_id, "config.json", revision=sha)))
+        shutil.copyfile(config, folder / "config.json")
     return path
 
 
 def _timm_config_hint(hub_id: str, sha: str, files: dict[str, int]) -> str | None:
-    """The card a timm model's config.json at `sha` implies (timm_config_hint), or None: no such file,
-    one larger than 1 MiB, not timm's, or not readable now."""
+    """The card a timm model's config.json at `sha` implies (timm_config_hint), or what a transformers
+    DINOv2's needs (dinov2_card_hint), or None: no such file, one larger than 1 MiB, neither, or not
+    readable now."""
     from huggingface_hub import hf_hub_download
 
     from harness.models.card import timm_config_hint
+    from harness.models.dinov2_config import dinov2_card_hint
 
     if not 0 < files.get("config.json", 0) <= 1024 * 1024:
         return None
@@ -359,7 +367,7 @@ def _timm_config_hint(hub_id: str, sha: str, files: dict[str, int]) -> str | Non
             hub_id, "config.json", revision=sha)))
     except HarnessError:
         return None
-    return timm_config_hint(path)
+    return timm_config_hint(path) or dinov2_card_hint(path)
 
 
 def fetch_checkpoint(request: Request, folder: Path) -> Path:

@@ -740,6 +740,7 @@ def test_the_backend_downloads_only_the_weights_it_scores_and_only_within_the_ca
     from huggingface_hub import save_torch_state_dict
 
     from harness.models.checkpoint import read_state_dict
+    from harness.models.loading import load_encoder
     from harness.models.weight_files import find_weights
 
     weights, junk = tmp_path / "model.safetensors", tmp_path / "junk.safetensors"
@@ -759,7 +760,14 @@ def test_the_backend_downloads_only_the_weights_it_scores_and_only_within_the_ca
         key = next(iter(index["weight_map"]))
         path.write_text(json.dumps({"weight_map": {**index["weight_map"], key: target}}))
         bad_indexes[repo] = {**parts, "model.safetensors.index.json": str(path), "card.yaml": str(tmp_path / "good.yaml")}
-    plan = {"models": {"lab/good": {"model.safetensors": str(weights), "extra.safetensors": str(junk),
+    from transformers import Dinov2Config, Dinov2Model
+
+    torch.manual_seed(2)  # a transformers DINOv2 (as Phikon-v2 is) in save_pretrained's files: built from its config.json
+    dinov2 = Dinov2Model(Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, patch_size=16)).eval()
+    dinov2.save_pretrained(tmp_path / "dinov2", max_shard_size="40KB")
+    (tmp_path / "dinov2" / "card.yaml").write_text("base: phikon-v2\nembed_dim: 32\n")
+    plan = {"models": {"lab/dinov2": {p.name: str(p) for p in (tmp_path / "dinov2").iterdir()},
+                       "lab/good": {"model.safetensors": str(weights), "extra.safetensors": str(junk),
                                     "card.yaml": str(tmp_path / "good.yaml")},
                        "lab/shrunk": {"model.safetensors": str(weights), "card.yaml": str(tmp_path / "shrunk.yaml")},
                        "lab/sharded": {**parts, "extra.safetensors": str(junk), "card.yaml": str(tmp_path / "good.yaml")},
@@ -778,6 +786,11 @@ def test_the_backend_downloads_only_the_weights_it_scores_and_only_within_the_ca
     state = read_state_dict(find_weights(folder))
     assert sorted(state) == sorted(small_state) and all(torch.equal(state[k], small_state[k]) for k in state)
     assert f"its {len(shard_names)} shards are " in fetched["lab/sharded-shrunk"], fetched["lab/sharded-shrunk"]
+    assert "config.json" in fetched["lab/dinov2"], fetched["lab/dinov2"]
+    encoder = load_encoder(str(next((tmp_path / "work").glob("lab--dinov2--*"))))
+    pixels = torch.rand(2, 3, 224, 224)
+    with torch.inference_mode():
+        torch.testing.assert_close(encoder.module(pixels), dinov2(pixel_values=pixels).last_hidden_state[:, 0])
     assert "each tensor must map to a .safetensors file beside the index" in fetched["lab/climbing-index"]
     assert "names 1 shard(s) the repository does not hold at this commit (e.g. model-00099-of-00099.safetensors)" \
         in fetched["lab/absent-shard"], fetched["lab/absent-shard"]

@@ -19,6 +19,7 @@ from harness.errors import HarnessError
 from harness.models.card import DEFAULT_MAX_PARAMETERS, ModelCard
 from harness.models.encoder import EncoderInfo, ImageEncoder, PooledBackbone, WeightsKind
 from harness.models.transform import TileTransform
+from harness.models.zoo import TRANSFORMERS_DINOV2
 
 
 def check_architecture_budget(card: ModelCard, label: str, max_parameters: int = DEFAULT_MAX_PARAMETERS) -> int:
@@ -36,11 +37,28 @@ def check_architecture_budget(card: ModelCard, label: str, max_parameters: int =
 
 
 def architecture_size(card: ModelCard) -> tuple[int, int]:
-    """(parameters, numbers in its state dict: parameters and saved buffers) of the card's timm
+    """(parameters, numbers in its checkpoint: parameters and saved buffers) of the card's
     architecture, built on the meta device (no memory)."""
     with torch.device("meta"):
-        backbone = build_timm(card.architecture, card.timm_kwargs, pretrained=False)
-    return sum(p.numel() for p in backbone.parameters()), sum(t.numel() for t in backbone.state_dict().values())
+        backbone = build_network(card)
+    saved = checkpoint_module(backbone).state_dict().values()
+    return sum(p.numel() for p in backbone.parameters()), sum(t.numel() for t in saved)
+
+
+def build_network(card: ModelCard) -> nn.Module:
+    """The untrained network a checkpoint's card (zoo.resolve_card's, its `base:` merged) declares:
+    its timm architecture, or the transformers DINOv2 of a known base (Phikon-v2, Midnight)."""
+    if card.architecture == TRANSFORMERS_DINOV2:
+        return build_local_backbone(card)
+    return build_timm(card.architecture, card.timm_kwargs, pretrained=False)
+
+
+def checkpoint_module(backbone: nn.Module) -> nn.Module:
+    """The module whose state dict a checkpoint of `backbone` holds: transformers' own model inside
+    the wrapper that gives it timm's interface (save_pretrained's key names), else the backbone."""
+    from harness.models.foreign import TransformersBackbone
+
+    return backbone.model if isinstance(backbone, TransformersBackbone) else backbone
 
 
 def _count(n: int) -> str:
@@ -79,7 +97,7 @@ def build_local_backbone(card: ModelCard) -> nn.Module:
     loader, _, name = (card.local_architecture or "").partition(":")
     if loader == "timm":
         return build_timm(name, card.local_kwargs, pretrained=False)
-    if loader == "transformers" and name == "dinov2":
+    if card.local_architecture == TRANSFORMERS_DINOV2:
         from harness.models.foreign import TransformersBackbone
 
         torch.manual_seed(0)

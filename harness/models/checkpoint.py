@@ -22,7 +22,7 @@ from harness.models.card import DEFAULT_MAX_PARAMETERS, ModelCard
 from harness.models.building import build_timm, check_architecture_budget, finish_encoder
 from harness.models.encoder import ImageEncoder
 from harness.models.weight_files import SHARD_INDEX, read_shard_index
-from harness.models.zoo import resolve_card  # noqa: F401 - defined in the zoo (torch-free); callers import it here too
+from harness.models.zoo import TRANSFORMERS_DINOV2, resolve_card  # noqa: F401 - defined in the zoo (torch-free); callers import it here too
 from harness.terminal import console
 
 HEAD_PREFIXES = ("head.", "fc.", "classifier.", "head_dist.")
@@ -150,6 +150,47 @@ def load_state_strictly(backbone: torch.nn.Module, state: dict[str, torch.Tensor
     backbone.load_state_dict(state, strict=True)
 
 
+def load_transformers_dinov2(state: dict[str, torch.Tensor], card: ModelCard, weights: Path) -> torch.nn.Module:
+    """A transformers DINOv2 (Phikon-v2, Midnight, their fine-tunes) with a checkpoint's weights:
+    the tensors read here (never a pickle) loaded as transformers loads save_pretrained's files (it
+    renames the key names of its earlier versions) into the network of the config.json beside them
+    (the card's local_kwargs: zoo.resolve_card); every key there, none left over but a classifier
+    head, each of its shape and kind of number."""
+    from transformers import Dinov2Config, Dinov2Model
+    from transformers.utils import logging as transformers_logging
+
+    from harness.models.foreign import TransformersBackbone
+
+    integers = [key for key, tensor in state.items() if _kind(tensor.dtype) != "floating"]
+    if integers:  # every tensor of a DINOv2 is floating; transformers would cast these to rounded floats
+        raise HarnessError(f"{weights}: {len(integers)} tensors hold another kind of number than the floats of a "
+                           f"DINOv2 (e.g. {integers[0]} is {str(state[integers[0]].dtype).removeprefix('torch.')}); save "
+                           "the float weights before quantising")
+    verbosity, bars = transformers_logging.get_verbosity(), transformers_logging.is_progress_bar_enabled()
+    transformers_logging.set_verbosity_error()  # its load report and progress bar: the keys are checked below
+    transformers_logging.disable_progress_bar()
+    try:
+        model, info = Dinov2Model.from_pretrained(None, config=Dinov2Config(**card.local_kwargs), state_dict=state,
+                                                  output_loading_info=True, dtype=torch.float32)
+    except Exception as error:  # noqa: BLE001 - a size mismatch is a RuntimeError, with a table logged above it
+        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        raise HarnessError(f"{weights}: transformers cannot load these weights into the DINOv2 of config.json: {first}; "
+                           "the weights and config.json must be those save_pretrained wrote together") from None
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+        if bars:
+            transformers_logging.enable_progress_bar()
+    missing = list(info["missing_keys"])
+    unexpected = [key for key in info["unexpected_keys"] if not key.startswith(HEAD_PREFIXES)]
+    mismatched = [str(entry[0] if isinstance(entry, (tuple, list)) else entry) for entry in info["mismatched_keys"]]
+    if missing or unexpected or mismatched:
+        parts = [f"{len(keys)} {label} (e.g. {keys[0]})" for label, keys in
+                 (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched)) if keys]
+        raise HarnessError(f"{weights}: keys do not match the DINOv2 of config.json: {', '.join(parts)}; the weights and "
+                           "config.json must be those save_pretrained wrote together")
+    return TransformersBackbone(model=model.eval())
+
+
 def _kind(dtype: torch.dtype) -> str:
     """floating, complex, bool or integer: what a tensor's numbers are, whatever their width."""
     if dtype.is_floating_point:
@@ -166,6 +207,9 @@ def load_checkpoint_encoder(weights: Path, card: ModelCard, card_path: Path, nam
     card = resolve_card(card, card_path)
     check_architecture_budget(card, str(card_path), max_parameters)
     state = read_state_dict(weights)
-    backbone = build_timm(card.architecture, card.timm_kwargs, pretrained=False)
-    load_state_strictly(backbone, state, weights, card.architecture)
+    if card.architecture == TRANSFORMERS_DINOV2:
+        backbone = load_transformers_dinov2(state, card, weights)
+    else:
+        backbone = build_timm(card.architecture, card.timm_kwargs, pretrained=False)
+        load_state_strictly(backbone, state, weights, card.architecture)
     return finish_encoder(name, backbone, card, "checkpoint", sha256, device)

@@ -11,10 +11,13 @@ from torch import nn
 
 
 class TransformersBackbone(nn.Module):
-    def __init__(self, hub_id: str | None = None, dinov2_config: dict | None = None):
-        """From the Hub (`hub_id`), or built offline with random weights from a DINOv2 config."""
+    def __init__(self, hub_id: str | None = None, dinov2_config: dict | None = None, model: nn.Module | None = None):
+        """From the Hub (`hub_id`), built offline with random weights from a DINOv2 config, or around
+        a transformers `model` already loaded (a local checkpoint: checkpoint.load_transformers_dinov2)."""
         super().__init__()
-        if dinov2_config is not None:
+        if model is not None:
+            self.model = model
+        elif dinov2_config is not None:
             from transformers import Dinov2Config, Dinov2Model
 
             self.model = Dinov2Model(Dinov2Config(**dinov2_config))

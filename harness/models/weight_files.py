@@ -11,6 +11,7 @@ from pathlib import Path
 from harness.bounded_read import read_regular_file
 from harness.errors import HarnessError
 from harness.models.card import timm_config_hint
+from harness.models.dinov2_config import dinov2_card_hint
 
 SHARD = re.compile(r".+-\d{5}-of-(\d{5})\.safetensors")  # save_pretrained / save_torch_state_dict's shard names
 SHARD_INDEX = ".safetensors.index.json"  # the index they write beside the shards: tensor name -> shard file
@@ -128,7 +129,7 @@ def locate_checkpoint(path: Path) -> tuple[Path, Path]:
     weights = find_weights(path)
     card = next((folder / name for name in CARD_NAMES if (folder / name).is_file()), None)
     if card is None:
-        hint = timm_config_hint(folder / "config.json")
+        hint = timm_config_hint(folder / "config.json") or dinov2_card_hint(folder / "config.json")
         if hint is not None:  # a timm model saved for, or downloaded from, the Hub
             raise HarnessError(f"{folder}: no card.yaml beside the weights; {hint}, or `base: <name>` where these "
                                "are a known model's weights (harness list)")

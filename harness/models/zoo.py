@@ -19,6 +19,9 @@ HOPTIMUS_STD = (0.211883, 0.230117, 0.177517)
 SWIGLU = {"mlp_layer": "SwiGLUPacked", "act_layer": "SiLU"}
 UNI2_H = {"img_size": 224, "patch_size": 14, "depth": 24, "num_heads": 24, "init_values": 1e-5, "embed_dim": 1536,
           "mlp_ratio": 5.33334, "no_embed_class": True, "reg_tokens": 8, "dynamic_img_size": True, **SWIGLU}
+# a network built by transformers, not timm (building.build_local_backbone): transformers' Dinov2Model, as
+# Phikon-v2 and Midnight are; a checkpoint's (save_pretrained's files) takes its config.json's settings
+TRANSFORMERS_DINOV2 = "transformers:dinov2"
 HOPTIMUS = {"img_size": 224, "init_values": 1e-5, "dynamic_img_size": False}
 
 KNOWN_MODELS: dict[str, ModelCard] = {
@@ -107,7 +110,7 @@ KNOWN_MODELS: dict[str, ModelCard] = {
         ModelCard(name="phikon-v2", hub_id="owkin/phikon-v2", architecture="transformers:owkin/phikon-v2",
                   mean=IMAGENET_MEAN, std=IMAGENET_STD, pooling="cls", embed_dim=1024,
                   licence="Owkin non-commercial", notes="DINOv2 ViT-L in transformers; needs `pip install transformers`",
-                  local_architecture="transformers:dinov2",
+                  local_architecture=TRANSFORMERS_DINOV2,
                   local_kwargs={"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16,
                                 "patch_size": 14, "image_size": 224, "layerscale_value": 1e-5},
                   training_data=["TCGA", "CPTAC", "GTEx", "TCIA"],
@@ -116,7 +119,7 @@ KNOWN_MODELS: dict[str, ModelCard] = {
         ModelCard(name="midnight", hub_id="kaiko-ai/midnight", architecture="transformers:kaiko-ai/midnight",
                   mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), pooling="cls+mean", embed_dim=3072,
                   licence="MIT", notes="DINOv2 ViT-g in transformers; needs `pip install transformers`",
-                  local_architecture="transformers:dinov2",
+                  local_architecture=TRANSFORMERS_DINOV2,
                   local_kwargs={"hidden_size": 1536, "num_hidden_layers": 40, "num_attention_heads": 24,
                                 "patch_size": 14, "image_size": 224, "use_swiglu_ffn": True, "layerscale_value": 1e-5},
                   training_data=["TCGA"],
@@ -149,24 +152,45 @@ def find_known_model(name_or_hub_id: str) -> ModelCard | None:
 
 
 def resolve_card(card: ModelCard, card_path: Path) -> ModelCard:
-    """A card with `base: <known model>` inherits that model's fields it does not set."""
+    """A checkpoint's card as its network is built: `base: <known model>` inherits that model's
+    fields it does not set, and a transformers DINOv2 (`architecture: transformers:dinov2`, or a base
+    that is one) takes its settings from the config.json beside the card (dinov2_config.py)."""
     if card.base is None:
         if card.architecture is None:
-            raise HarnessError(f"{card_path}: model card key 'architecture': required (a timm model name)")
-        return card
+            raise HarnessError(f"{card_path}: model card key 'architecture': required (a timm model name, or "
+                               f"{TRANSFORMERS_DINOV2})")
+        return _with_dinov2_config(card, card_path)
     base = find_known_model(card.base)
     if base is None:
         raise HarnessError(f"{card_path}: model card key 'base': unknown model '{card.base}' (see `harness list`)")
     merged = base.model_dump()
     merged.update(card.model_dump(include=card.model_fields_set))
-    if str(merged.get("architecture", "")).startswith(("hf-hub:", "transformers:", "conch:")):
+    if str(merged.get("architecture", "")).startswith(("hf-hub:", "transformers:", "conch:")) \
+            and merged["architecture"] != TRANSFORMERS_DINOV2:
         # the weights are local: build the architecture the zoo declares, without asking the Hub for it
         local = base.local_architecture or ""
-        if not local.startswith("timm:"):
+        if local.startswith("timm:"):
+            merged["architecture"] = local.removeprefix("timm:")
+            merged["timm_kwargs"] = {**base.local_kwargs, **card.timm_kwargs}
+        elif local == TRANSFORMERS_DINOV2:  # Phikon-v2, Midnight: their fine-tunes are save_pretrained's files
+            merged["architecture"] = TRANSFORMERS_DINOV2
+        else:
             raise HarnessError(
                 f"{card_path}: model card key 'architecture': required with base '{card.base}' "
                 "(a timm model name; local checkpoints of this base are not built from the zoo)"
             )
-        merged["architecture"] = local.removeprefix("timm:")
-        merged["timm_kwargs"] = {**base.local_kwargs, **card.timm_kwargs}
-    return ModelCard.model_validate(merged)
+    return _with_dinov2_config(ModelCard.model_validate(merged), card_path)
+
+
+def _with_dinov2_config(card: ModelCard, card_path: Path) -> ModelCard:
+    """A transformers DINOv2's card with the settings of the config.json beside it (the network is
+    built from them, and a result's card digest covers them); any other card as it is."""
+    if card.architecture != TRANSFORMERS_DINOV2:
+        return card
+    if card.timm_kwargs:
+        raise HarnessError(f"{card_path}: model card key 'timm_kwargs': a transformers DINOv2 is built from the "
+                           "config.json beside its weights, not from timm_kwargs; remove them")
+    from harness.models.dinov2_config import read_dinov2_config
+
+    config = read_dinov2_config(Path(card_path).parent / "config.json")
+    return card.model_copy(update={"local_architecture": TRANSFORMERS_DINOV2, "local_kwargs": config})

@@ -208,7 +208,8 @@ def test_a_timm_hub_folder_without_a_card_is_told_the_card_its_config_gives(tmp_
      "the index names 1,001 shards, more than 1,000"),
     (b"{" + b" " * (16 * 1024 * 1024) + b"}", "a shard index of more than 16,777,216 bytes"),
     (b"[" * 100_000 + b"]" * 100_000, "not a shard index"),
-])
+], ids=["not-utf8", "a-list", "empty-map", "not-a-name", "a-folder", "hidden", "a-pickle-format", "too-many-shards",
+        "too-large", "too-deep"])
 def test_a_shard_index_is_untrusted_and_refused_in_one_line(tmp_path, index, expected):
     from harness.models.weight_files import read_shard_index
 
@@ -218,6 +219,114 @@ def test_a_shard_index_is_untrusted_and_refused_in_one_line(tmp_path, index, exp
         read_shard_index(path)
     assert str(error.value).startswith(f"{path}: ") and expected in str(error.value), error.value
     assert "\n" not in str(error.value)
+
+
+TINY_DINOV2 = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "patch_size": 16, "image_size": 224,
+               "layerscale_value": 1e-5}  # Phikon-v2's kind of network (ViT-L/16), small enough to test
+
+
+def test_a_transformers_dinov2_checkpoint_scores_as_transformers_computes_it(tmp_path):
+    """Phikon-v2 and Midnight are transformers' Dinov2Model: an author who trains on from one saves
+    it with save_pretrained (config.json, transformers' key names, shards with their index when
+    large). `base: phikon-v2` was refused ("local checkpoints of this base are not built from the
+    zoo"). The network is now built from the config.json beside the weights and the keys loaded as
+    transformers loads them, strictly: the embedding is the CLS token transformers itself computes
+    on the same pixels, also for a checkpoint fine-tuned with a classifier head; `architecture:
+    transformers:dinov2` does the same without a base."""
+    from transformers import Dinov2Config, Dinov2ForImageClassification, Dinov2Model
+
+    from harness.models.building import architecture_size
+
+    torch.manual_seed(1)
+    reference = Dinov2Model(Dinov2Config(**TINY_DINOV2)).eval()
+    reference.save_pretrained(tmp_path / "fm", max_shard_size="40KB")
+    assert len(list((tmp_path / "fm").glob("model-*-of-*.safetensors"))) > 1  # shards and their index
+    (tmp_path / "fm" / "card.yaml").write_text("name: lab/phikon-tuned\nbase: phikon-v2\nembed_dim: 32\n")
+
+    encoder = load_encoder(str(tmp_path / "fm"))
+    assert encoder.info.embed_dim == 32 and encoder.card.architecture == "transformers:dinov2"
+    assert encoder.card.pooling == "cls" and encoder.card.training_data == ["TCGA", "CPTAC", "GTEx", "TCIA"]  # the base's
+    images = torch.randint(0, 256, (3, 3, 224, 224), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    pixels = encoder.transform.normalise(images)
+    with torch.inference_mode():
+        ours, theirs = encoder.module(pixels), reference(pixel_values=pixels).last_hidden_state[:, 0]
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+    parameters, numbers = architecture_size(encoder.card)  # the budget's count, on the meta device
+    assert parameters == sum(p.numel() for p in reference.parameters())
+    assert numbers == sum(t.numel() for t in reference.state_dict().values())
+
+    classifier = Dinov2ForImageClassification(Dinov2Config(**TINY_DINOV2, num_labels=5))  # fine-tuned with a head
+    classifier.dinov2.load_state_dict(reference.state_dict())
+    classifier.save_pretrained(tmp_path / "classifier")
+    (tmp_path / "classifier" / "card.yaml").write_text("name: lab/classifier\narchitecture: transformers:dinov2\n"
+                                                       "pooling: cls+mean\nembed_dim: 64\n")
+    with torch.inference_mode():
+        tokens = reference(pixel_values=pixels).last_hidden_state
+        torch.testing.assert_close(load_encoder(str(tmp_path / "classifier")).module(pixels),
+                                   torch.cat([tokens[:, 0], tokens[:, 1:].mean(1)], dim=1), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("damage, expected", [
+    ("no-config", "no config.json beside the weights: a transformers DINOv2 is built from the config.json"),
+    ("deeper-config", r"keys do not match the DINOv2 of config.json: 1\d missing \(e\.g\. encoder\.layer\.2\."),
+    ("wider-config", "transformers cannot load these weights into the DINOv2 of config.json"),
+    ("bert", "config.json's model_type is 'bert', not 'dinov2'"),
+    ("negative", "config.json key 'hidden_size' is '-32'"),
+    ("string", "config.json key 'patch_size' is '16px'"),
+    ("grey", "config.json key 'num_channels' is '1'"),
+    ("huge", "more than a config.json may have"),
+    ("timm-kwargs", "model card key 'timm_kwargs': a transformers DINOv2 is built from the config.json"),
+    ("int8", r"1 tensors hold another kind of number than the floats of a DINOv2 \(e\.g\. layernorm\.weight is int8\)"),
+    ("no-card", r"no card.yaml beside the weights; its config.json is a transformers DINOv2's: write card.yaml with "
+                r"`architecture: transformers:dinov2`"),
+])
+def test_a_transformers_dinov2_checkpoint_that_does_not_hold_together_is_one_line(tmp_path, damage, expected):
+    from transformers import Dinov2Config, Dinov2Model
+
+    torch.manual_seed(1)
+    Dinov2Model(Dinov2Config(**TINY_DINOV2)).save_pretrained(tmp_path / "fm")
+    config_path = tmp_path / "fm" / "config.json"
+    config = json.loads(config_path.read_text())
+    card = "name: lab/fm\nbase: phikon-v2\nembed_dim: 32\n"
+    changes = {"deeper-config": {"num_hidden_layers": 3}, "wider-config": {"hidden_size": 64},
+               "bert": {"model_type": "bert"}, "negative": {"hidden_size": -32}, "string": {"patch_size": "16px"},
+               "grey": {"num_channels": 1}}
+    if damage == "no-config":
+        config_path.unlink()
+    elif damage in changes:
+        config_path.write_text(json.dumps({**config, **changes[damage]}))
+    elif damage == "huge":
+        config_path.write_text(json.dumps({**config, "notes": "x" * 2_000_000}))
+    elif damage == "timm-kwargs":
+        card += "timm_kwargs: {depth: 3}\n"
+    elif damage == "int8":
+        state = Dinov2Model(Dinov2Config(**TINY_DINOV2)).state_dict()
+        save_file({k: v.to(torch.int8) if k == "layernorm.weight" else v.contiguous() for k, v in state.items()},
+                  str(tmp_path / "fm" / "model.safetensors"))
+    if damage != "no-card":
+        (tmp_path / "fm" / "card.yaml").write_text(card)
+    with pytest.raises(HarnessError, match=expected) as error:
+        load_encoder(str(tmp_path / "fm"))
+    assert "\n" not in str(error.value) and str(tmp_path / "fm") in str(error.value)
+
+
+def test_a_transformers_dinov2_whose_config_changed_is_another_network_for_results_and_cache(tmp_path):
+    """The network is built from config.json, so a result and an embedding cache entry must not
+    outlive an edit of it (layer_norm_eps changes every embedding and no weight)."""
+    from transformers import Dinov2Config, Dinov2Model
+
+    from harness.models.model_spec import resolve_model
+
+    Dinov2Model(Dinov2Config(**TINY_DINOV2)).save_pretrained(tmp_path / "fm")
+    (tmp_path / "fm" / "card.yaml").write_text("name: lab/fm\nbase: phikon-v2\nembed_dim: 32\n")
+    before = (resolve_model(str(tmp_path / "fm")).card_sha256, load_encoder(str(tmp_path / "fm")).cache_identity())
+    config = json.loads((tmp_path / "fm" / "config.json").read_text())
+    (tmp_path / "fm" / "config.json").write_text(json.dumps({**config, "transformers_version": "0.0", "id2label": {}}))
+    assert (resolve_model(str(tmp_path / "fm")).card_sha256, load_encoder(str(tmp_path / "fm")).cache_identity()) \
+        == before  # what does not shape the network is not read
+    (tmp_path / "fm" / "config.json").write_text(json.dumps({**config, "layer_norm_eps": 1e-3}))
+    after = (resolve_model(str(tmp_path / "fm")).card_sha256, load_encoder(str(tmp_path / "fm")).cache_identity())
+    assert after[0] != before[0] and after[1] != before[1]
 
 
 def test_card_errors(tmp_path, trained_state):
