@@ -163,7 +163,9 @@ def resolve_card(card: ModelCard, card_path: Path) -> ModelCard:
     base = find_known_model(card.base)
     if base is None:
         raise HarnessError(f"{card_path}: model card key 'base': unknown model '{card.base}' (see `harness list`)")
-    merged = base.model_dump()
+    # not the base's Hub repository: these weights are not read from it (a result would name it, and the
+    # board link it, as where they live); a Hub submission's card names its own (hub_queue.card_at_commit)
+    merged = base.model_dump(exclude={"hub_id", "revision"})
     merged.update(card.model_dump(include=card.model_fields_set))
     if str(merged.get("architecture", "")).startswith(("hf-hub:", "transformers:", "conch:")) \
             and merged["architecture"] != TRANSFORMERS_DINOV2:

@@ -74,7 +74,8 @@ def test_the_gigapath_transform_is_resize_256_then_centre_crop_224():
 @pytest.mark.parametrize("base", ["virchow2", "prov-gigapath", "h-optimus-1"])
 def test_a_local_checkpoint_with_a_known_base_gets_the_whole_architecture(tmp_path, base):
     """card.yaml `base: <known>` beside local weights: the architecture comes from the zoo, not the
-    Hub (it used to work for uni and uni2-h only)."""
+    Hub (it used to work for uni and uni2-h only), and so does the rest of the card but where its
+    weights live."""
     from harness.models.card import read_card
     from harness.models.checkpoint import resolve_card
     from harness.models.loading import build_timm
@@ -83,6 +84,10 @@ def test_a_local_checkpoint_with_a_known_base_gets_the_whole_architecture(tmp_pa
     path.write_text(f"base: {base}\nname: my-{base}\n")
     card = resolve_card(read_card(path), path)
     assert card.architecture == KNOWN_MODELS[base].local_architecture.removeprefix("timm:")
+    # local weights: not the base's Hub repository (results recorded it, and the board linked it, as theirs)
+    assert card.hub_id is None and card.revision is None and card.licence == KNOWN_MODELS[base].licence
+    path.write_text(f"base: {base}\nname: lab/my-{base}\nhub_id: lab/my-{base}\nrevision: {'a' * 40}\n")
+    assert resolve_card(read_card(path), path).hub_id == f"lab/my-{base}"  # a Hub submission's card names its own
     with torch.device("meta"):
         encoder = finish_encoder(card.name, build_timm(card.architecture, card.timm_kwargs, pretrained=False), card,
                                  "checkpoint", "meta", "meta")
