@@ -20,6 +20,7 @@ from rich.markup import escape
 from harness.errors import HarnessError
 from harness.models.card import DEFAULT_MAX_PARAMETERS, ModelCard
 from harness.models.building import build_timm, check_architecture_budget, finish_encoder
+from harness.models.dinov2_keys import from_dinov2_layout
 from harness.models.encoder import ImageEncoder
 from harness.models.weight_files import SHARD_INDEX, read_shard_index
 from harness.models.zoo import TRANSFORMERS_DINOV2, resolve_card  # noqa: F401 - defined in the zoo (torch-free); callers import it here too
@@ -111,6 +112,11 @@ def load_state_strictly(backbone: torch.nn.Module, state: dict[str, torch.Tensor
     backbone found whole under one prefix is read from there, its other tensors left out (said); under
     that prefix the same rule holds, so a deeper network's extra blocks are still refused."""
     expected = backbone.state_dict()
+    if any(key not in state for key in expected):  # the DINOv2 training code's names first (dinov2_keys.py)
+        state, renamed = from_dinov2_layout(state, set(expected))
+        if renamed:
+            console.print(f"note: {escape(str(weights))}: read as DINOv2's training code saves a ViT: "
+                          f"{escape('; '.join(renamed))}")
     if any(key not in state for key in expected):
         prefixes = [p for p in backbone_prefixes(state, list(expected)) if p]
         if len(prefixes) > 1:

@@ -221,6 +221,67 @@ def test_a_shard_index_is_untrusted_and_refused_in_one_line(tmp_path, index, exp
     assert "\n" not in str(error.value)
 
 
+DINOV2_CARD = {"architecture": "vit_small_patch16_224", "pooling": "cls", "embed_dim": 384, "input_size": 64,
+               "timm_kwargs": {"img_size": 64, "depth": 4, "init_values": 1e-5, "reg_tokens": 4, "no_embed_class": True,
+                               "mlp_layer": "SwiGLUPacked", "act_layer": "SiLU"}}  # H-optimus-0's kind of ViT, small
+
+
+def dinov2_names(timm_state: dict, position_of_cls: torch.Tensor) -> dict:
+    """A timm ViT's state dict as the DINOv2 training code names it (the inverse of what timm does to
+    load DINOv2's weights), with its training-only mask token."""
+    state = {k.replace("mlp.fc1", "mlp.w12").replace("mlp.fc2", "mlp.w3"): v for k, v in timm_state.items()
+             if k not in ("reg_token", "cls_token", "pos_embed")}
+    state["register_tokens"] = timm_state["reg_token"]
+    state["cls_token"] = timm_state["cls_token"] - position_of_cls
+    state["pos_embed"] = torch.cat([position_of_cls, timm_state["pos_embed"]], dim=1)
+    state["mask_token"] = torch.zeros(1, timm_state["cls_token"].shape[-1])
+    return state
+
+
+def test_a_dinov2_training_checkpoint_is_read_as_timm_reads_dinov2s_weights(tmp_path):
+    """Most pathology FMs are trained with the DINOv2 code; its teacher checkpoint holds the backbone
+    under `backbone.` beside its heads, with a mask token, blocks in FSDP chunks, SwiGLU as w12/w3
+    and registers in the position embedding's place. It was refused ("1 unexpected (e.g.
+    mask_token)"); it is now read as timm reads DINOv2's own weights (checked against timm's
+    converter on the same tensors), and the network is the one saved, to the last weight."""
+    import yaml
+    from timm.models.vision_transformer import _convert_dinov2
+
+    from harness.models.building import build_timm
+    from harness.models.dinov2_keys import from_dinov2_layout
+
+    torch.manual_seed(4)
+    network = build_timm(DINOV2_CARD["architecture"], DINOV2_CARD["timm_kwargs"], pretrained=False)
+    for tensor in network.state_dict().values():
+        tensor.normal_()  # every weight its own value, the layer scales and tokens included
+    reference = {k: v.clone() for k, v in network.state_dict().items()}
+    dinov2 = dinov2_names(reference, torch.randn(1, 1, 384))
+
+    ours, renamed = from_dinov2_layout(dict(dinov2), set(reference))
+    theirs = _convert_dinov2(dict(dinov2), network)  # timm's own reading of DINOv2's names
+    assert sorted(ours) == sorted(theirs) == sorted(reference) and len(renamed) == 3
+    assert all(torch.equal(ours[k], theirs[k]) and torch.allclose(ours[k], reference[k], atol=1e-6) for k in ours)
+
+    chunked = {(f"blocks.{int(k.split('.')[1]) // 2}.{k.split('.', 1)[1]}" if k.startswith("blocks.") else k): v
+               for k, v in dinov2.items()}  # block_chunks: 2 chunks of 2, each block keeping its global index
+    assert "blocks.1.3.attn.qkv.weight" in chunked
+    teacher = {**{f"backbone.{k}": v for k, v in chunked.items()}, "dino_head.last_layer.weight": torch.randn(8, 16),
+               "ibot_head.mlp.0.weight": torch.randn(16, 384)}
+    folder = tmp_path / "dinov2-run"
+    folder.mkdir()
+    torch.save({"teacher": teacher, "iteration": torch.tensor(125_000)}, folder / "teacher_checkpoint.pth")
+    (folder / "card.yaml").write_text(yaml.safe_dump({"name": "lab/dinov2-run", **DINOV2_CARD}))
+    encoder = load_encoder(str(folder))
+    loaded = encoder.module.backbone.state_dict()
+    assert sorted(loaded) == sorted(reference)
+    assert all(torch.allclose(loaded[k], reference[k], atol=1e-6) for k in reference)
+    images = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        network.eval()
+        torch.testing.assert_close(encoder.module(encoder.transform.normalise(images)),
+                                   network.forward_features(encoder.transform.normalise(images))[:, 0])
+
+
 TINY_DINOV2 = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "patch_size": 16, "image_size": 224,
                "layerscale_value": 1e-5}  # Phikon-v2's kind of network (ViT-L/16), small enough to test
 
