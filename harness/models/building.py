@@ -47,7 +47,7 @@ def architecture_size(card: ModelCard) -> tuple[int, int]:
 
 def build_network(card: ModelCard) -> nn.Module:
     """The untrained network a checkpoint's card (zoo.resolve_card's, its `base:` merged) declares:
-    its timm architecture, or the transformers DINOv2 of a known base (Phikon-v2, Midnight)."""
+    its timm architecture, or a transformers DINOv2 of its config.json's settings (local_kwargs)."""
     if card.architecture == TRANSFORMERS_DINOV2:
         return build_local_backbone(card)
     return build_timm(card.architecture, card.timm_kwargs, pretrained=False)
