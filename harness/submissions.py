@@ -235,6 +235,9 @@ def submit(checkpoint: Path, card: Path, store: RequestStore, tasks: str) -> Req
         for part in parts:
             shutil.copyfile(part, staged / part.name)
         shutil.copyfile(card, staged / "card.yaml")
+        config = weights.parent / "config.json"  # a transformers DINOv2 is built from it (zoo.resolve_card)
+        if config.is_file():
+            shutil.copyfile(config, staged / "config.json")
         try:
             encoder = validate_checkpoint(staged, sha256)  # a copy of the files just hashed: not hashed again
         except HarnessError as error:  # name the author's files, not the staging copy that is about to go

@@ -122,6 +122,27 @@ def test_a_sharded_checkpoint_is_submitted_whole_and_hashed_as_one(tmp_path, tin
     assert len(requests_of(tmp_path / "store")) == 2
 
 
+def test_a_transformers_dinov2_is_submitted_with_the_config_it_is_built_from(tmp_path, capsys):
+    """A transformers DINOv2's network is built from the config.json beside its weights; the submission
+    copied the weights and the card only, so its own check failed on the copy ("no config.json")."""
+    from transformers import Dinov2Config, Dinov2Model
+
+    from tests.support.registries import TINY_REGISTRY
+
+    registry = tmp_path / "tiny-registry.yaml"
+    registry.write_text(TINY_REGISTRY)
+    torch.manual_seed(0)
+    model = Dinov2Model(Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, patch_size=16))
+    model.save_pretrained(tmp_path / "author")
+    (tmp_path / "author" / "card.yaml").write_text("name: lab/phikon-tuned\nbase: phikon-v2\nembed_dim: 32\n")
+    assert main(["submit", str(tmp_path / "author"), "--requests", str(tmp_path / "store"), "--tasks", "tiny-tiles",
+                 "--include", str(registry)]) == 0, capsys.readouterr().err
+    [request] = requests_of(tmp_path / "store")
+    assert request["embed_dim"] == 32 and request["n_parameters"] == sum(p.numel() for p in model.parameters())
+    stored = tmp_path / "store" / "checkpoints" / request["id"]
+    assert (stored / "config.json").read_bytes() == (tmp_path / "author" / "config.json").read_bytes()
+
+
 class Payload:
     def __reduce__(self):
         return (os.system, (f"touch {Path(os.environ['PAYLOAD_MARKER'])}",))
