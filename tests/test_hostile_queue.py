@@ -718,7 +718,7 @@ import harness.hub_queue as hub_queue
 from harness.errors import HarnessError
 from harness.submissions import Request, request_id
 hub_queue.WEIGHTS_ROOM = 1 << 20  # 1 MB beside the architecture's float32 bytes (64 MB in use)
-fetched = {}
+fetched, checked = {}, {}
 for repo, sha in json.loads(sys.argv[1]).items():
     request = Request(id=request_id(repo, sha), status="RUNNING", model_name=repo, hub_id=repo, commit_sha=sha,
                       tasks="all", submitted="", updated="")
@@ -727,7 +727,12 @@ for repo, sha in json.loads(sys.argv[1]).items():
         fetched[repo] = sorted(p.name for p in folder.iterdir())
     except HarnessError as error:
         fetched[repo] = str(error)
-print(json.dumps(fetched))
+    try:  # what a submission is checked with before it is queued (the Space's form: no torch there)
+        hub_queue.check_hub_model(repo, sha, check_architecture=False)
+        checked[repo] = "ok"
+    except HarnessError as error:
+        checked[repo] = str(error)
+print(json.dumps([fetched, checked]))
 """
 
 
@@ -777,7 +782,7 @@ def test_the_backend_downloads_only_the_weights_it_scores_and_only_within_the_ca
     with HubStandIn(token=TOKEN) as hub:
         env = hub_env(hub, tmp_path)
         shas = run_hub_python(env, UPLOAD_ALL, str(tmp_path / "plan.json")).strip().splitlines()[-1]
-        fetched = json.loads(run_hub_python(env, FETCH, shas, str(tmp_path / "work")).strip().splitlines()[-1])
+        fetched, checked = json.loads(run_hub_python(env, FETCH, shas, str(tmp_path / "work")).strip().splitlines()[-1])
     assert fetched["lab/good"] == ["card.yaml", "model.safetensors"]
     assert "model.safetensors is " in fetched["lab/shrunk"] and "more than the card's architecture holds" in \
         fetched["lab/shrunk"]
@@ -794,6 +799,10 @@ def test_the_backend_downloads_only_the_weights_it_scores_and_only_within_the_ca
     assert "each tensor must map to a .safetensors file beside the index" in fetched["lab/climbing-index"]
     assert "names 1 shard(s) the repository does not hold at this commit (e.g. model-00099-of-00099.safetensors)" \
         in fetched["lab/absent-shard"], fetched["lab/absent-shard"]
+    # a submission is refused on the same index before it is queued; shards and a DINOv2's config pass
+    assert checked["lab/absent-shard"] == fetched["lab/absent-shard"] and checked["lab/climbing-index"] == \
+        fetched["lab/climbing-index"]
+    assert checked["lab/sharded"] == checked["lab/dinov2"] == checked["lab/good"] == "ok", checked
     downloads = [path for method, path, _ in hub.log if method == "GET" and "/resolve/" in path]
     assert [p for p in downloads if p.startswith("/lab/good/") and p.endswith("/model.safetensors")]
     assert sorted(p.rsplit("/", 1)[1] for p in downloads if p.startswith("/lab/sharded/") and p.endswith(".safetensors")
