@@ -320,8 +320,7 @@ def card_at_commit(hub_id: str, sha: str, files: dict[str, int], folder: Path) -
     where it lists one of at most 1 MiB, is copied beside it (a transformers DINOv2 is built from it)."""
     from huggingface_hub import hf_hub_download
 
-    from harness.models.card import MAX_CARD_BYTES, read_card
-    from harness.models.dinov2_config import MAX_CONFIG_BYTES
+    from harness.models.card import MAX_CARD_BYTES, MAX_CONFIG_BYTES, read_card
     from harness.models.zoo import find_known_model
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -357,10 +356,10 @@ def _timm_config_hint(hub_id: str, sha: str, files: dict[str, int]) -> str | Non
     readable now."""
     from huggingface_hub import hf_hub_download
 
-    from harness.models.card import timm_config_hint
+    from harness.models.card import MAX_CONFIG_BYTES, timm_config_hint
     from harness.models.dinov2_config import dinov2_card_hint
 
-    if not 0 < files.get("config.json", 0) <= 1024 * 1024:
+    if not 0 < files.get("config.json", 0) <= MAX_CONFIG_BYTES:
         return None
     try:
         path = Path(hub_call("reading the model's config.json", hub_id, lambda: hf_hub_download(

@@ -157,6 +157,7 @@ def read_card(path: Path, label: str | None = None) -> ModelCard:
 
 
 TIMM_POOLING = {"token": "cls", "avg": "mean-patch"}  # timm's global_pool -> the card's pooling
+MAX_CONFIG_BYTES = 1024 * 1024  # a config.json beside weights (timm's, transformers'): a few kB
 
 
 def card_from_timm_config(path: Path) -> dict[str, Any] | None:
@@ -168,7 +169,7 @@ def card_from_timm_config(path: Path) -> dict[str, Any] | None:
     from harness.bounded_read import read_json
 
     try:
-        config = read_json(path, 1024 * 1024, "timm config.json")
+        config = read_json(path, MAX_CONFIG_BYTES, "timm config.json")
     except (OSError, ValueError):
         return None
     if not isinstance(config, dict) or not isinstance(config.get("architecture"), str):

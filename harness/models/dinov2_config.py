@@ -14,8 +14,8 @@ from pathlib import Path
 
 from harness.bounded_read import read_json
 from harness.errors import HarnessError
+from harness.models.card import MAX_CONFIG_BYTES
 
-MAX_CONFIG_BYTES = 1024 * 1024
 INTEGERS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "image_size", "patch_size")
 FLOATS = ("mlp_ratio", "layer_norm_eps", "layerscale_value")
 FLAGS = ("qkv_bias", "use_swiglu_ffn", "use_mask_token")
