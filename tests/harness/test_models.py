@@ -371,6 +371,22 @@ def test_a_transformers_dinov2_checkpoint_that_does_not_hold_together_is_one_lin
     assert "\n" not in str(error.value) and str(tmp_path / "fm") in str(error.value)
 
 
+def test_a_transformers_dinov2_without_transformers_installed_says_how_to_install_it(tmp_path, monkeypatch):
+    """transformers is an optional dependency (the `transformers` extra): a core install scoring a DINOv2
+    checkpoint failed the model with "ModuleNotFoundError: No module named 'transformers'"."""
+    import importlib.util
+
+    from transformers import Dinov2Config, Dinov2Model
+
+    Dinov2Model(Dinov2Config(**TINY_DINOV2)).save_pretrained(tmp_path / "fm")
+    (tmp_path / "fm" / "card.yaml").write_text("name: lab/fm\nbase: phikon-v2\nembed_dim: 32\n")
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "transformers" else find_spec(name, *a))
+    with pytest.raises(HarnessError, match=r"model 'lab/fm': a transformers DINOv2 .* is built by transformers: pip "
+                                           r"install .*\[transformers\]"):
+        load_encoder(str(tmp_path / "fm"))
+
+
 def test_a_transformers_dinov2_whose_config_changed_is_another_network_for_results_and_cache(tmp_path):
     """The network is built from config.json, so a result and an embedding cache entry must not
     outlive an edit of it (layer_norm_eps changes every embedding and no weight)."""
